@@ -1,0 +1,60 @@
+"""Hydra glue shared by the commands: where the configs live, custom resolvers, and a check of
+group choices that fails in one line (Hydra's own message spans a screen)."""
+from __future__ import annotations
+
+import netrc
+import os
+import re
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from .errors import UserError
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+def wandb_logged_in() -> bool:
+    """W&B goes online only for a user who has logged in; everyone else gets offline files."""
+    if os.environ.get("WANDB_MODE") in ("offline", "disabled", "dryrun"):
+        return False
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        hosts = netrc.netrc(os.environ.get("NETRC")).hosts
+    except (OSError, netrc.NetrcParseError):
+        return False
+    return any("wandb" in host for host in hosts)
+
+
+def slug(value: object) -> str:
+    """A folder-safe name: hub ids such as org/data set become org_data_set."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(value)).strip("_") or "run"
+
+
+def register_resolvers() -> None:
+    for name, fn in (("wandb_offline", lambda: not wandb_logged_in()), ("slug", slug)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
+
+
+def group_options(group: str) -> list[str]:
+    """Selectable configs of a group (files starting with _ are shared bases, not choices)."""
+    folder = CONF_DIR / group
+    return sorted(p.stem for p in folder.glob("*.yaml") if not p.stem.startswith("_"))
+
+
+def check_choices(overrides: list[str]) -> None:
+    """Fail fast on `domain=unknown` (also inside multirun lists such as domain=a,b), listing the
+    known options. Globs, interpolations and sweeps over ranges are left to Hydra."""
+    for arg in overrides:
+        m = re.fullmatch(r"([a-z_]+)=(.+)", arg)
+        if not m or not (CONF_DIR / m.group(1)).is_dir():
+            continue
+        group, value = m.groups()
+        if any(ch in value for ch in "()$*[]{}"):
+            continue
+        known = group_options(group)
+        unknown = [v for v in value.split(",") if v and v not in known and v != "null"]
+        if unknown:
+            raise UserError(f"unknown {group} {', '.join(unknown)}; known: {', '.join(known)}")

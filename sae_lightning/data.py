@@ -1,0 +1,130 @@
+"""EmbeddingDataModule: shuffled batches straight out of the memory-mapped store.
+
+Batches are read by fancy-indexing the memory map with a sorted index array (one read per batch,
+no per-row Python), so the store never has to fit in RAM. The split and the per-epoch order depend
+only on the seed, and each DDP rank reads its own equal-sized slice of the batches."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from .store import EmbeddingStore
+
+
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic train/val split of n rows (sorted index arrays), the same everywhere for a seed."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"data.val_fraction={val_fraction} must be in [0, 1)")
+    perm = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(n * val_fraction))
+    if val_fraction > 0 and n_val == 0 and n > 1:
+        n_val = 1
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def _dist_rank_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class BatchIndexSampler(Sampler):
+    """Yields one sorted index array per batch. Lightning calls `set_epoch` on it each epoch, so the
+    order of epoch e is a function of (seed, e) alone — what makes a resumed run match."""
+
+    def __init__(self, indices: np.ndarray, batch_size: int, shuffle: bool, seed: int, drop_last: bool) -> None:
+        self.indices, self.batch_size, self.shuffle, self.seed, self.drop_last = indices, batch_size, shuffle, seed, drop_last
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[np.ndarray]:
+        order = self.indices
+        if self.shuffle:
+            order = order[np.random.default_rng([self.seed, self.epoch]).permutation(len(order))]
+        n_full = len(order) // self.batch_size
+        stop = n_full * self.batch_size if self.drop_last or len(order) % self.batch_size == 0 else len(order)
+        return [order[i:i + self.batch_size] for i in range(0, stop, self.batch_size)]
+
+    def _rank_batches(self) -> list[np.ndarray]:
+        rank, world = _dist_rank_world()
+        if world == 1:
+            return self._batches()
+        if self.shuffle:
+            # Training: every rank must take the same number of steps or DDP hangs, so the
+            # uneven tail of batches is dropped.
+            batches = self._batches()
+            return batches[rank::world][: len(batches) // world]
+        # Evaluation: every row exactly once over all ranks; metrics are reduced as sums at the end.
+        rows = self.indices[rank::world]
+        return [rows[i:i + self.batch_size] for i in range(0, len(rows), self.batch_size)]
+
+    def __iter__(self):
+        for b in self._rank_batches():
+            yield np.sort(b)  # sorted rows read the memory map front to back
+
+    def __len__(self) -> int:
+        return len(self._rank_batches())
+
+
+class RowsDataset(Dataset):
+    """Indexed by a whole batch of row numbers; returns a float32 tensor [B, d]."""
+
+    def __init__(self, store_path: str | Path, in_memory: bool = False) -> None:
+        self.store_path, self.in_memory = str(store_path), in_memory
+        self._array: np.ndarray | None = None
+
+    @property
+    def array(self) -> np.ndarray:
+        # Opened lazily so each DataLoader worker maps the file itself instead of pickling it.
+        if self._array is None:
+            store = EmbeddingStore(self.store_path)
+            self._array = np.ascontiguousarray(store.embeddings) if self.in_memory else store.embeddings
+        return self._array
+
+    def __getitem__(self, rows: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(self.array[rows], dtype=np.float32))
+
+    def __len__(self) -> int:
+        return len(EmbeddingStore(self.store_path))
+
+
+class EmbeddingDataModule(pl.LightningDataModule):
+    def __init__(self, store_path: str | Path | None = None, batch_size: int = 4096, val_fraction: float = 0.1,
+                 seed: int = 0, num_workers: int = 0, in_memory: bool = False, drop_last: bool = True,
+                 val_batch_size: int | None = None) -> None:
+        super().__init__()
+        self.store_path, self.batch_size, self.val_fraction, self.seed = store_path, batch_size, val_fraction, seed
+        self.num_workers, self.in_memory, self.drop_last = num_workers, in_memory, drop_last
+        self.val_batch_size = val_batch_size or batch_size
+        self.train_idx: np.ndarray | None = None
+        self.val_idx: np.ndarray | None = None
+
+    @property
+    def store(self) -> EmbeddingStore:
+        if self.store_path is None:
+            raise ValueError("EmbeddingDataModule has no store_path; build the store first (sae-embed)")
+        return EmbeddingStore(self.store_path)
+
+    def setup(self, stage: str | None = None) -> None:
+        n = len(self.store)
+        self.train_idx, self.val_idx = split_indices(n, self.val_fraction, self.seed)
+        if len(self.train_idx) < self.batch_size and self.drop_last:
+            self.batch_size = len(self.train_idx)  # a tiny store still trains: one batch per epoch
+        self.dataset = RowsDataset(self.store_path, self.in_memory)
+
+    def _loader(self, indices: np.ndarray, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
+        sampler = BatchIndexSampler(indices, batch_size, shuffle, self.seed, drop_last)
+        return DataLoader(self.dataset, sampler=sampler, batch_size=None, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available())
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_idx, self.batch_size, True, self.drop_last)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_idx, self.val_batch_size, False, False)

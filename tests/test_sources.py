@@ -1,0 +1,118 @@
+"""Text sources: the built-in corpus, tabular files, HF save_to_disk folders, .npy, and bad input."""
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sae_lightning.sources import (WIKI_TOPICS, HFDataset, NpyEmbeddings, SourceError, TextFiles,
+                                   WikiVitalArticles, load_npy)
+
+
+def test_wiki_topic_sentences_keep_their_topic():
+    corpus = WikiVitalArticles(topics=["Mathematics"]).load()
+    assert len(corpus) > 700
+    assert set(corpus.domains) == {"Mathematics"}
+    assert all(len(t.split()) >= 4 for t in corpus.texts)
+    assert len(set(corpus.ids)) == len(corpus)
+
+
+def test_wiki_all_covers_the_eleven_topics_and_articles_unit():
+    corpus = WikiVitalArticles(topics=list(WIKI_TOPICS.values()), unit="article").load()
+    assert set(corpus.domains) == set(WIKI_TOPICS.values())
+    assert 8000 < len(corpus) < 10000  # one text per article, Uncategorized left out
+
+
+def test_limit_is_spread_over_domains_and_deterministic():
+    a = WikiVitalArticles(topics=list(WIKI_TOPICS.values()), limit=110, seed=3).load()
+    b = WikiVitalArticles(topics=list(WIKI_TOPICS.values()), limit=110, seed=3).load()
+    c = WikiVitalArticles(topics=list(WIKI_TOPICS.values()), limit=110, seed=4).load()
+    assert len(a) == 110 and a.ids == b.ids and a.ids != c.ids
+    assert set(collections.Counter(a.domains).values()) == {10}
+
+
+@pytest.mark.parametrize("limit", [0, -5])
+def test_limit_must_be_positive(limit):
+    with pytest.raises(SourceError, match="must be a positive number"):
+        WikiVitalArticles(topics=["Arts"], limit=limit).load()
+
+
+def test_unknown_topic_lists_known_ones():
+    with pytest.raises(SourceError, match="known topics: .*Mathematics"):
+        WikiVitalArticles(topics=["Astrology"])
+
+
+@pytest.mark.parametrize("suffix", ["csv", "jsonl", "parquet"])
+def test_files_with_text_and_domain_columns(tmp_path, suffix):
+    frame = pd.DataFrame({"abstract": ["Galaxies merge over time.", "  ", "Neural nets learn features.", None],
+                          "field": ["astro", "astro", "cs", "cs"]})
+    path = tmp_path / f"data.{suffix}"
+    {"csv": lambda: frame.to_csv(path, index=False),
+     "jsonl": lambda: frame.to_json(path, orient="records", lines=True),
+     "parquet": lambda: frame.to_parquet(path)}[suffix]()
+    corpus = TextFiles(path=str(path), text_column="abstract", domain_column="field").load()
+    assert corpus.texts == ["Galaxies merge over time.", "Neural nets learn features."]
+    assert corpus.domains == ["astro", "cs"]
+    assert corpus.skipped_empty == 2
+
+
+def test_missing_column_names_existing_columns(tmp_path):
+    path = tmp_path / "d.csv"
+    pd.DataFrame({"body": ["a b c d"], "topic": ["x"]}).to_csv(path, index=False)
+    with pytest.raises(SourceError, match=r"no text column 'text'; columns are \['body', 'topic'\]"):
+        TextFiles(path=str(path)).load()
+    with pytest.raises(SourceError, match=r"no domain column 'field'"):
+        TextFiles(path=str(path), text_column="body", domain_column="field").load()
+
+
+def test_only_empty_texts_is_an_error(tmp_path):
+    path = tmp_path / "d.csv"
+    pd.DataFrame({"text": ["   ", "\t"], "domain": ["a", "b"]}).to_csv(path, index=False)
+    with pytest.raises(SourceError, match="all 2 texts are empty"):
+        TextFiles(path=str(path)).load()
+    (tmp_path / "header_only.csv").write_text("text\n")
+    with pytest.raises(SourceError, match="holds no texts"):
+        TextFiles(path=str(tmp_path / "header_only.csv")).load()
+
+
+def test_missing_and_unparseable_files(tmp_path):
+    with pytest.raises(SourceError, match="no such csv/tsv/jsonl/parquet file"):
+        TextFiles(path=str(tmp_path / "nope.csv")).load()
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"this is not parquet")
+    with pytest.raises(SourceError, match="bad.parquet cannot be parsed as parquet"):
+        TextFiles(path=str(bad)).load()
+
+
+def test_hf_save_to_disk_folder(tmp_path):
+    import datasets
+
+    ds = datasets.Dataset.from_dict({"text": ["Stars burn hydrogen into helium.", "Loss goes down with data."],
+                                     "label": ["astro", "ml"]})
+    ds.save_to_disk(str(tmp_path / "ds"))
+    corpus = HFDataset(path=str(tmp_path / "ds"), domain_column="label").load()
+    assert corpus.domains == ["astro", "ml"]
+    with pytest.raises(SourceError, match=r"no column 'abstract'; columns are \['text', 'label'\]"):
+        HFDataset(path=str(tmp_path / "ds"), text_column="abstract").load()
+    with pytest.raises(SourceError, match="cannot be loaded"):
+        HFDataset(path=str(tmp_path / "missing")).load()
+
+
+def test_npy_validation(tmp_path):
+    good = tmp_path / "good.npy"
+    np.save(good, np.random.default_rng(0).normal(size=(10, 8)).astype(np.float32))
+    assert load_npy(good).shape == (10, 8)
+    for name, arr, msg in [("one_d.npy", np.zeros(5, np.float32), "expected a 2-D float array"),
+                           ("ints.npy", np.zeros((3, 2), np.int64), "expected a 2-D float array")]:
+        np.save(tmp_path / name, arr)
+        with pytest.raises(SourceError, match=msg):
+            load_npy(tmp_path / name)
+    (tmp_path / "junk.npy").write_bytes(b"junk")
+    with pytest.raises(SourceError, match="not a readable .npy file"):
+        load_npy(tmp_path / "junk.npy")
+    meta = tmp_path / "meta.csv"
+    pd.DataFrame({"text": ["a"] * 9}).to_csv(meta, index=False)
+    with pytest.raises(SourceError, match="has 9 rows but .* has 10 embeddings"):
+        NpyEmbeddings(path=str(good), metadata=str(meta)).load_metadata(10)
