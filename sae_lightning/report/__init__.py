@@ -1,0 +1,37 @@
+"""Feature report of one finished run: `<run_dir>/report.html` and `<run_dir>/summary.md`.
+
+    from sae_lightning.report import write_report
+    write_report("outputs/2025-01-01/12-00-00")   # -> Path to report.html
+
+Reads only files of the run dir (DESIGN.md "Output of a run"). Needs metrics.json and
+features.parquet; everything else is optional and shown as "not available" when missing.
+
+Files: load.py (read the run dir), quality.py (label-quality table), featuremap.py (PCA of
+decoder rows), svg.py (plot primitives), colors.py (domain colours), cards.py (feature list),
+sections.py (one function per section), assets.py (CSS/JS), page.py (HTML), summary.py (Markdown).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .load import RunData, load_run
+from .page import render_page
+from .summary import render_summary
+
+__all__ = ["write_report", "load_run", "render_page", "render_summary", "RunData"]
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Write report.html and summary.md into `run_dir`; return the path of report.html.
+
+    Raises FileNotFoundError (or ValueError for an unreadable file) with one line naming the
+    missing file when the run is not finished.
+    """
+    run = load_run(run_dir)
+    out = Path(run_dir) / "report.html"
+    # Write via a temp file so a crash never leaves a half page that looks complete.
+    for path, text in ((out, render_page(run)), (Path(run_dir) / "summary.md", render_summary(run))):
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    return out

@@ -1,0 +1,76 @@
+"""Formatting helpers shared by the HTML page and summary.md.
+
+Every string that came from a run (labels, keywords, texts, domain names) goes through `esc`
+(element content) or `attr` (attribute values) before it reaches the page: texts contain `<`, `&`
+and quotes, and a feature label must never be able to inject markup.
+"""
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+
+def esc(x: Any) -> str:
+    """Escape for element content (quotes need no escaping there, which keeps texts smaller)."""
+    return html.escape(str(x), quote=False)
+
+
+def attr(x: Any) -> str:
+    """Escape for a double-quoted attribute value."""
+    return html.escape(str(x), quote=True)
+
+
+def is_num(x: Any) -> bool:
+    """A real, finite number (not bool, not None, not NaN/inf)."""
+    if isinstance(x, bool) or x is None:
+        return False
+    try:
+        return math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def num(x: Any, digits: int = 4) -> str:
+    """Short human form of a metric value: ints with separators, floats to `digits` significant."""
+    if x is None:
+        return "n/a"
+    if isinstance(x, bool):
+        return str(x).lower()
+    if isinstance(x, int):
+        return f"{x:,}"
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if math.isnan(f):
+        return "n/a"
+    if math.isinf(f):
+        return "∞" if f > 0 else "-∞"
+    if f == int(f) and abs(f) >= 1000:
+        return f"{int(f):,}"
+    return f"{f:.{digits}g}"
+
+
+def pct(x: Any) -> str:
+    """A fraction as a percentage, keeping two significant digits for rare features."""
+    if not is_num(x):
+        return "n/a"
+    p = 100.0 * float(x)
+    if p == 0:
+        return "0%"
+    if p >= 10:
+        return f"{p:.1f}%"
+    return f"{p:.2g}%"
+
+
+def data_num(x: Any) -> str:
+    """Compact number for data-* sort attributes; 'nan' sorts last in the page's JS."""
+    return f"{float(x):.4g}" if is_num(x) else "nan"
+
+
+def md_cell(x: Any) -> str:
+    """A Markdown table cell: no pipes or line breaks may leak from labels, and no raw HTML
+    (Markdown renders entities, so `&lt;` still reads as `<`)."""
+    s = html.escape(str(x), quote=False).replace("\\", "\\\\").replace("|", "\\|")
+    return s.replace("\r", " ").replace("\n", " ")
