@@ -1,0 +1,445 @@
+"""The pure-torch SAEs: shapes, losses, decoder geometry, SAELens files, config errors, and that
+TopK and ReLU SAEs recover a known dictionary."""
+
+from __future__ import annotations
+
+import copy
+import json
+import pickle
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+from sae_lightning.models import (
+    ARCHITECTURES,
+    BatchTopKSAE,
+    JumpReLUSAE,
+    MatryoshkaBatchTopKSAE,
+    MatryoshkaSAE,
+    ReLUSAE,
+    SAEConfig,
+    SparseAutoencoder,
+    TopKSAE,
+    build_sae,
+    fvu,
+    geometric_median,
+    sparse_dictionary_data,
+)
+
+D_IN, D_SAE, K, B = 16, 64, 4, 32
+
+MATRYOSHKA_TERMS = {"loss", "prefix_fvu", "fvu", "auxk"}
+# (architecture, extra cfg, expected class, expected loss-term names)
+VARIANTS = {
+    "relu": ("relu", {}, ReLUSAE, {"loss", "mse", "l1"}),
+    "topk": ("topk", {}, TopKSAE, {"loss", "fvu", "auxk"}),
+    "batchtopk": ("batchtopk", {}, BatchTopKSAE, {"loss", "fvu", "auxk"}),
+    "jumprelu": ("jumprelu", {}, JumpReLUSAE, {"loss", "mse", "l0"}),
+    "matryoshka-topk": ("matryoshka", {"matryoshka_base": "topk"}, MatryoshkaSAE, MATRYOSHKA_TERMS),
+    "matryoshka-batchtopk": ("matryoshka", {}, MatryoshkaBatchTopKSAE, MATRYOSHKA_TERMS),
+}
+WITH_THRESHOLD = {"batchtopk", "jumprelu", "matryoshka-batchtopk"}
+USES_K = {"topk", "batchtopk", "matryoshka-topk", "matryoshka-batchtopk"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # These tensors are tiny: threads only add contention when other test processes share the CPU.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make(name: str, seed: int = 0, **overrides) -> SparseAutoencoder:
+    architecture, extra, _, _ = VARIANTS[name]
+    torch.manual_seed(seed)
+    cfg = SAEConfig(architecture, D_IN, D_SAE, k=K, l1_warmup_steps=0, **{**extra, **overrides})
+    return build_sae(cfg)
+
+
+def batch(n: int = B, seed: int = 0) -> torch.Tensor:
+    return sparse_dictionary_data(n, D_IN, 32, 3, seed=seed)[0]
+
+
+variants = pytest.mark.parametrize("name", list(VARIANTS))
+
+
+# ---- every variant ---------------------------------------------------------------------------
+
+
+@variants
+def test_build_sae_returns_the_variant_class(name):
+    assert type(make(name)) is VARIANTS[name][2]
+    assert isinstance(make(name), SparseAutoencoder)
+
+
+@variants
+def test_forward_shapes_and_encode_decode_agree(name):
+    sae = make(name)
+    x = batch()
+    sae.train()
+    sae(x)  # one training batch, so that BatchTopK has a threshold
+    sae.eval()
+    out = sae(x)
+    assert out.x_hat.shape == (B, D_IN)
+    assert out.pre.shape == out.z.shape == (B, D_SAE)
+    z = sae.encode(x)
+    torch.testing.assert_close(z, out.z)
+    torch.testing.assert_close(sae.decode(z), out.x_hat, atol=1e-5, rtol=1e-5)
+    assert torch.equal(out.fire_counts, (out.z > 0).sum(0))
+    torch.testing.assert_close(out.l0, (out.z > 0).sum(-1).float().mean())
+
+
+@variants
+def test_loss_terms_are_finite_and_differentiable(name):
+    sae = make(name)
+    x = batch()
+    out = sae(x)
+    dead = torch.zeros(D_SAE, dtype=torch.bool)
+    dead[::3] = True
+    terms = sae.loss_terms(x, out, step=10, dead_mask=dead)
+    assert set(terms) == VARIANTS[name][3]
+    assert all(t.ndim == 0 and torch.isfinite(t) for t in terms.values())
+    assert terms["loss"].requires_grad
+    terms["loss"].backward()
+    assert sae.W_enc.grad.abs().sum() > 0 and sae.W_dec.grad.abs().sum() > 0
+
+
+@variants
+def test_a_few_adam_steps_lower_the_loss(name):
+    sae = make(name)
+    x = batch(256)
+    sae.init_b_dec(x)
+    opt = torch.optim.Adam(sae.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(30):
+        terms = sae.loss_terms(x, sae(x), step=1000)
+        opt.zero_grad()
+        terms["loss"].backward()
+        sae.remove_gradient_parallel_to_decoder_directions()
+        opt.step()
+        sae.set_decoder_norm_to_unit_norm()
+        losses.append(terms["loss"].item())
+    assert losses[-1] < 0.8 * losses[0]
+
+
+@variants
+def test_save_load_round_trip_in_saelens_layout(name, tmp_path):
+    sae = make(name, metadata={"model_name": "all-MiniLM-L6-v2", "domain": "wiki"})
+    x = batch()
+    with torch.no_grad():
+        for p in sae.parameters():  # away from init, so that a lost tensor would show
+            p.add_(0.01 * torch.randn_like(p))
+    sae(x)  # sets the BatchTopK threshold
+    sae.save(tmp_path)
+    sae.save_sparsity(tmp_path, torch.full((D_SAE,), -2.0))
+
+    weights = load_file(str(tmp_path / "sae_weights.safetensors"))
+    expected = {"W_enc": (D_IN, D_SAE), "b_enc": (D_SAE,), "W_dec": (D_SAE, D_IN), "b_dec": (D_IN,)}
+    if name in WITH_THRESHOLD:
+        expected["threshold"] = (D_SAE,)
+    assert {key: tuple(t.shape) for key, t in weights.items()} == expected
+    assert load_file(str(tmp_path / "sparsity.safetensors"))["sparsity"].shape == (D_SAE,)
+
+    cfg = json.loads((tmp_path / "cfg.json").read_text())
+    assert cfg["architecture"] == VARIANTS[name][0]
+    assert (cfg["d_in"], cfg["d_sae"], cfg["dtype"]) == (D_IN, D_SAE, "float32")
+    assert cfg["apply_b_dec_to_input"] is True and cfg["normalize_activations"] == "none"
+    assert cfg["metadata"] == {"model_name": "all-MiniLM-L6-v2", "domain": "wiki"}
+    assert ("k" in cfg) == (name in USES_K)
+
+    loaded = SparseAutoencoder.load(tmp_path)
+    assert type(loaded) is type(sae)
+    assert loaded.saelens_cfg() == sae.saelens_cfg()
+    for key, t in loaded.saelens_tensors().items():
+        if name == "jumprelu" and key == "threshold":
+            # learnt as log(theta): exp(log(theta)) may come back one float32 ulp away
+            torch.testing.assert_close(t, sae.threshold, rtol=2e-7, atol=0)
+        else:
+            assert torch.equal(t, sae.saelens_tensors()[key]), key
+    sae.eval(), loaded.eval()
+    with torch.no_grad():
+        assert torch.equal(loaded(x).x_hat, sae(x).x_hat)
+        assert torch.equal(loaded.encode(x), sae.encode(x))
+
+
+@variants
+def test_copy_and_pickle_keep_the_class(name):
+    sae = make(name)
+    assert type(copy.deepcopy(sae)) is type(sae)
+    assert type(pickle.loads(pickle.dumps(sae))) is type(sae)
+
+
+def test_half_precision_inputs_are_computed_in_float32():
+    sae = make("topk")
+    out = sae(batch().half())
+    assert out.x_hat.dtype == torch.float32
+    assert torch.isfinite(sae.loss_terms(batch().half(), out)["loss"])
+
+
+# ---- decoder geometry and init ------------------------------------------------------------
+
+
+def test_decoder_gradient_projection_and_renormalisation():
+    sae = make("relu")
+    x = batch()
+    sae.loss_terms(x, sae(x))["loss"].backward()
+    with torch.no_grad():
+        sae.W_dec.mul_(torch.rand(D_SAE, 1) + 0.5)  # rows off unit norm, as after an Adam step
+    sae.remove_gradient_parallel_to_decoder_directions()
+    cosine = F.cosine_similarity(sae.W_dec.grad, sae.W_dec, dim=1)
+    assert cosine.abs().max() < 1e-5
+    sae.set_decoder_norm_to_unit_norm()
+    torch.testing.assert_close(sae.W_dec.norm(dim=1), torch.ones(D_SAE))
+
+
+def test_init_ties_encoder_to_unit_norm_decoder():
+    sae = make("topk")
+    torch.testing.assert_close(sae.W_dec.norm(dim=1), torch.ones(D_SAE))
+    assert torch.equal(sae.W_enc, sae.W_dec.T)
+    assert not sae.b_enc.any() and not sae.b_dec.any()
+
+
+def test_geometric_median_ignores_an_outlier_the_mean_follows():
+    torch.manual_seed(0)
+    points = torch.randn(200, D_IN) * 0.1 + 1.0
+    points[0] = 1000.0
+    assert (geometric_median(points) - 1.0).abs().max() < 0.1
+    assert (points.mean(0) - 1.0).abs().max() > 1.0
+
+    sae = make("relu")
+    sae.init_b_dec(points)
+    assert (sae.b_dec - 1.0).abs().max() < 0.1
+    sae.init_b_dec(points, method="mean")
+    torch.testing.assert_close(sae.b_dec.detach(), points.mean(0))
+    with pytest.raises(ValueError, match="geometric_median"):
+        sae.init_b_dec(points, method="median")
+
+
+# ---- TopK family ------------------------------------------------------------------------------
+
+
+def test_topk_has_at_most_k_latents_and_decodes_sparsely():
+    sae = make("topk")
+    with torch.no_grad():
+        sae.b_enc[2:] = -100.0  # at most 2 positive pre-activations: ReLU must drop the rest
+    x = batch()
+    out = sae(x)
+    per_row = (out.z != 0).sum(-1)
+    assert per_row.max() <= 2
+    assert out.idx.shape == (B * K,)  # the sparse form holds k entries per row, no more
+    dense = out.z @ sae.W_dec + sae.b_dec
+    torch.testing.assert_close(out.x_hat, dense, atol=1e-5, rtol=0)
+
+
+def test_topk_decoder_gradient_touches_only_active_rows():
+    sae = make("topk")
+    x = batch(4)
+    out = sae(x)
+    out.x_hat.sum().backward()
+    active = torch.zeros(D_SAE, dtype=torch.bool)
+    active[out.idx] = True
+    assert not sae.W_dec.grad[~active].any()
+
+
+def test_auxk_is_zero_without_dead_latents_and_positive_with_some():
+    sae = make("topk")
+    x = batch()
+    out = sae(x)
+    assert sae.loss_terms(x, out)["auxk"] == 0
+    none_dead = torch.zeros(D_SAE, dtype=torch.bool)
+    assert sae.loss_terms(x, out, dead_mask=none_dead)["auxk"] == 0
+
+    dead = none_dead.clone()
+    dead[D_SAE // 2 :] = True
+    auxk = sae.loss_terms(x, out, dead_mask=dead)["auxk"]
+    assert auxk > 0
+    auxk.backward()
+    # AuxK trains the dead latents' encoder columns and nothing of the live ones
+    assert sae.W_enc.grad[:, dead].abs().sum() > 0
+    assert not sae.W_enc.grad[:, ~dead].any()
+
+
+def test_auxk_is_finite_when_the_residual_is_zero():
+    sae = make("topk")
+    x = batch()
+    out = sae(x)
+    dead = torch.ones(D_SAE, dtype=torch.bool)
+    terms = sae.loss_terms(out.x_hat.detach(), out, dead_mask=dead)
+    assert terms["auxk"] == 0
+    terms["loss"].backward()
+    assert torch.isfinite(sae.W_enc.grad).all()
+
+
+def test_batchtopk_keeps_k_times_batch_in_training_and_a_threshold_in_eval():
+    sae = make("batchtopk")
+    x = batch()
+    assert not sae.threshold.any()
+    out = sae(x)
+    assert (out.z > 0).sum() == K * B
+    assert (out.z > 0).sum(-1).unique().numel() > 1  # the budget is shared, not k per row
+    smallest_kept = out.z[out.z > 0].min()
+    torch.testing.assert_close(sae.threshold, smallest_kept.expand(D_SAE))
+
+    sae(batch(seed=1))
+    assert sae.threshold.unique().numel() == 1  # one value broadcast to every latent
+
+    sae.eval()
+    before = sae.threshold.clone()
+    z = sae(x).z
+    pre = sae.encode_pre(x)
+    torch.testing.assert_close(z, pre.relu() * (pre > sae.threshold))
+    assert torch.equal(sae.threshold, before)  # eval never moves it
+
+
+def test_matryoshka_prefixes_default_and_nest():
+    sae = make("matryoshka-topk")
+    assert sae.cfg.matryoshka_prefixes == [4, 8, 16, 32, 64]
+    x = batch()
+    out = sae(x)
+    terms = sae.loss_terms(x, out)
+    prefix = torch.arange(D_SAE)
+    expected = [fvu(sae.decode(out.z * (prefix < m)), x) for m in sae.cfg.matryoshka_prefixes]
+    torch.testing.assert_close(terms["prefix_fvu"], torch.stack(expected).mean())
+    torch.testing.assert_close(terms["fvu"], expected[-1])
+
+    single = make("matryoshka-topk", matryoshka_prefixes=[D_SAE])
+    terms = single.loss_terms(x, single(x))
+    torch.testing.assert_close(terms["prefix_fvu"], terms["fvu"])
+
+
+def test_jumprelu_gates_at_the_threshold_and_trains_it():
+    sae = make("jumprelu")
+    x = batch()
+    out = sae(x)
+    theta = sae.threshold.detach()
+    torch.testing.assert_close(out.z, out.pre * (out.pre > theta))
+    sae.loss_terms(x, out)["l0"].backward()
+    assert sae.log_threshold.grad.abs().sum() > 0  # straight-through estimate reaches theta
+    assert (sae.log_threshold.grad <= 0).all()  # raising theta can only lower L0
+
+
+# ---- config and file errors ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"architecture": "topk", "d_sae": 64, "k": 64}, "0 < k < d_sae"),
+        ({"architecture": "topk", "d_sae": 64, "k": 0}, "0 < k < d_sae"),
+        ({"architecture": "batchtopk", "d_sae": 64, "k": None}, "k=None"),
+        ({"architecture": "relu", "d_sae": 0}, "d_sae=0 must be positive"),
+        (
+            {"architecture": "gated", "d_sae": 64},
+            "unknown architecture 'gated'; known architectures: "
+            "batchtopk, jumprelu, matryoshka, relu, topk",
+        ),
+        ({"architecture": "matryoshka", "d_sae": 64, "k": 4, "matryoshka_prefixes": [32, 16, 64]},
+         "strictly increasing"),
+        ({"architecture": "matryoshka", "d_sae": 64, "k": 4, "matryoshka_prefixes": [16, 32]},
+         "end at d_sae=64"),
+        ({"architecture": "matryoshka", "d_sae": 64, "k": 4, "matryoshka_base": "relu"},
+         "matryoshka_base='relu'"),
+        ({"architecture": "jumprelu", "d_sae": 64, "bandwidth": 0.0}, "bandwidth > 0"),
+        ({"architecture": "relu", "d_sae": 64, "dtype": "int8"}, "dtype='int8'"),
+    ],
+)
+def test_config_errors_name_the_problem(kwargs, message):
+    with pytest.raises(ValueError) as err:
+        SAEConfig(d_in=D_IN, **kwargs)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_architectures_registry_is_complete():
+    assert set(ARCHITECTURES) == {"relu", "topk", "batchtopk", "jumprelu", "matryoshka"}
+
+
+def test_load_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="cfg.json"):
+        SparseAutoencoder.load(tmp_path / "nowhere")
+
+    make("topk").save(tmp_path)
+    cfg_path = tmp_path / "cfg.json"
+    cfg = json.loads(cfg_path.read_text())
+
+    cfg_path.write_text(json.dumps({**cfg, "architecture": "gated"}))
+    with pytest.raises(ValueError, match="cfg.json: unknown architecture 'gated'; known archit"):
+        SparseAutoencoder.load(tmp_path)
+
+    cfg_path.write_text("{not json")
+    with pytest.raises(ValueError, match="cfg.json: corrupt JSON"):
+        SparseAutoencoder.load(tmp_path)
+
+    cfg_path.write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="holds a 'topk' SAE, not ReLUSAE"):
+        ReLUSAE.load(tmp_path)
+
+    (tmp_path / "sae_weights.safetensors").write_bytes(b"\x00garbage")
+    with pytest.raises(ValueError, match="sae_weights.safetensors: corrupt"):
+        SparseAutoencoder.load(tmp_path)
+
+    (tmp_path / "sae_weights.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="sae_weights.safetensors"):
+        SparseAutoencoder.load(tmp_path)
+
+
+def test_loading_does_not_move_the_callers_rng(tmp_path):
+    make("relu").save(tmp_path)
+    torch.manual_seed(1)
+    SparseAutoencoder.load(tmp_path)
+    after_load = torch.rand(3)
+    torch.manual_seed(1)
+    assert torch.equal(torch.rand(3), after_load)
+
+
+# ---- dictionary recovery ---------------------------------------------------------------------
+
+
+def train_on_dictionary(sae: SparseAutoencoder, x: torch.Tensor, steps: int, seed: int) -> None:
+    """A plain Adam loop with what the trainer adds: decoder geometry and dead-latent counts."""
+    opt = torch.optim.Adam(sae.parameters(), lr=3e-3)
+    sae.init_b_dec(x[:2048])
+    samples_since_fired = torch.zeros(sae.cfg.d_sae, dtype=torch.long)
+    gen = torch.Generator().manual_seed(seed)
+    for step in range(steps):
+        xb = x[torch.randint(0, len(x), (256,), generator=gen)]
+        out = sae(xb)
+        dead = samples_since_fired >= sae.cfg.dead_after_samples
+        loss = sae.loss_terms(xb, out, step=step, dead_mask=dead)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        sae.remove_gradient_parallel_to_decoder_directions()
+        opt.step()
+        sae.set_decoder_norm_to_unit_norm()
+        samples_since_fired = torch.where(out.fire_counts > 0, 0, samples_since_fired + len(xb))
+
+
+@pytest.mark.parametrize(
+    "architecture, extra, steps",
+    [
+        ("topk", {"k": 4}, 300),
+        ("relu", {"l1_coefficient": 0.1, "l1_warmup_steps": 100}, 500),
+    ],
+)
+def test_sae_recovers_a_known_dictionary(architecture, extra, steps):
+    seed = 0
+    x, true_dirs = sparse_dictionary_data(20_000, 64, 256, 4, seed=seed)
+    torch.manual_seed(seed)
+    sae = build_sae(SAEConfig(architecture, 64, 512, dead_after_samples=5000, **extra))
+    train_on_dictionary(sae, x, steps, seed)
+    best_cosine = (true_dirs @ F.normalize(sae.W_dec.detach(), dim=1).T).max(dim=1).values
+    # Observed over seeds 0-9: topk 0.996-0.997, relu 0.977-0.979.
+    assert best_cosine.mean() >= 0.9
+
+
+def test_synthetic_data_is_seeded_and_sparse():
+    x, dirs = sparse_dictionary_data(100, 8, 20, 3, seed=5)
+    x2, _ = sparse_dictionary_data(100, 8, 20, 3, seed=5)
+    assert torch.equal(x, x2) and x.shape == (100, 8) and dirs.shape == (20, 8)
+    torch.testing.assert_close(dirs.norm(dim=1), torch.ones(20))
+    with pytest.raises(ValueError, match="active"):
+        sparse_dictionary_data(10, 8, 20, 0, seed=0)
