@@ -33,7 +33,9 @@ def slug(value: object) -> str:
 
 
 def register_resolvers() -> None:
-    for name, fn in (("wandb_offline", lambda: not wandb_logged_in()), ("slug", slug)):
+    resolvers = {"wandb_offline": lambda: not wandb_logged_in(), "slug": slug,
+                 "if_null": lambda value, default: default if value is None else value}
+    for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
 

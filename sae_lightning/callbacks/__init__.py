@@ -1,0 +1,5 @@
+"""Trainer callbacks: statistics and labelling that run beside the training loop."""
+from .dead_features import DeadFeatureStats
+from .run_export import RunExport
+
+__all__ = ["DeadFeatureStats", "RunExport"]

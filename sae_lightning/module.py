@@ -1,0 +1,157 @@
+"""SAEModule: the LightningModule around a pure-torch SAE. It owns the loss, the optimiser and
+its schedule, the decoder-norm constraint, and the reconstruction metrics of DESIGN.md.
+
+Dead-latent counting belongs to the DeadFeatureStats callback; AuxK reads its verdict from
+`self.dead_mask`, which that callback refreshes after every batch."""
+from __future__ import annotations
+
+import math
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .errors import UserError
+from .models import SAEConfig, build_sae
+
+
+class NonFiniteError(RuntimeError):
+    """Training met NaN/Inf. The weights are still those of the last good step."""
+
+
+class SAEModule(pl.LightningModule):
+    def __init__(self, sae: dict, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 warmup_steps: int = 100, decay: str = "cosine", decay_fraction: float = 0.2,
+                 retrieval_k: int = 10, retrieval_queries: int = 2048, init_b_dec: str = "geometric_median",
+                 init_sample_size: int = 8192) -> None:
+        super().__init__()
+        if decay not in ("none", "cosine", "linear"):
+            raise UserError(f"module.decay={decay!r} must be none, cosine or linear")
+        self.save_hyperparameters()
+        self.sae = build_sae(SAEConfig.from_dict(dict(sae)))
+        self.dead_mask: Tensor | None = None
+        self._val: dict[str, Tensor] = {}
+        self._val_pairs: list[tuple[Tensor, Tensor]] = []
+
+    # ---- set-up --------------------------------------------------------------------------------
+
+    def on_fit_start(self) -> None:
+        # b_dec from the data once, at a fresh start; a resumed run restores it from the checkpoint.
+        if self.trainer.ckpt_path is None and self.global_step == 0 and self.hparams.init_b_dec:
+            dm = self.trainer.datamodule
+            rows = dm.train_idx[: self.hparams.init_sample_size]
+            sample = dm.dataset[rows].to(self.device)
+            if not torch.isfinite(sample).all():
+                raise NonFiniteError("the training sample for the b_dec init holds NaN or Inf embeddings; "
+                                     "rebuild the embedding store (sae-embed) and check its source")
+            # Every rank draws the same rows (the split is seeded), so b_dec agrees across DDP ranks.
+            self.sae.init_b_dec(sample, self.hparams.init_b_dec)
+
+    def configure_optimizers(self):
+        opt = torch.optim.Adam(self.sae.parameters(), lr=self.hparams.lr, betas=tuple(self.hparams.betas))
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warm, decay_steps = self.hparams.warmup_steps, int(total * self.hparams.decay_fraction)
+
+        def factor(step: int) -> float:
+            if warm and step < warm:
+                return (step + 1) / warm
+            left = total - step
+            if self.hparams.decay == "none" or decay_steps == 0 or left >= decay_steps:
+                return 1.0
+            frac = max(left, 0) / decay_steps
+            return frac if self.hparams.decay == "linear" else 0.5 * (1 - math.cos(math.pi * frac))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # ---- training --------------------------------------------------------------------------------
+
+    def training_step(self, x: Tensor, batch_idx: int) -> dict:
+        if not torch.isfinite(x).all():
+            raise NonFiniteError(f"batch at step {self.global_step} holds NaN or Inf embeddings; "
+                                 "rebuild the embedding store (sae-embed) and check its source")
+        out = self.sae(x)
+        terms = self.sae.loss_terms(x, out, step=self.global_step, dead_mask=self.dead_mask)
+        if not torch.isfinite(terms["loss"]):
+            raise NonFiniteError(f"loss became {terms['loss'].item()} at step {self.global_step}")
+        with torch.no_grad():
+            stats = reconstruction_stats(x, out.x_hat)
+            metrics = {f"train/{k}": v.detach() for k, v in terms.items()}
+            metrics.update({"train/mse": stats["sse"] / len(x), "train/fve": 1 - stats["sse"] / stats["sst"],
+                            "train/nmse": stats["sse"] / stats["sq"], "train/cos_sim": stats["cos"] / len(x),
+                            "train/l0": out.l0, "train/lr": self.lr_schedulers().get_last_lr()[0]})
+        self.log_dict(metrics, on_step=True, on_epoch=False, prog_bar=False)
+        self.log("train/fve_bar", metrics["train/fve"], prog_bar=True, logger=False)
+        return {"loss": terms["loss"], "fire_counts": out.fire_counts.detach(), "n": len(x)}
+
+    def on_after_backward(self) -> None:
+        self.sae.remove_gradient_parallel_to_decoder_directions()
+
+    def optimizer_step(self, *args, **kwargs) -> None:
+        super().optimizer_step(*args, **kwargs)
+        self.sae.set_decoder_norm_to_unit_norm()
+
+    # ---- validation: sums per rank, reduced once at the end ---------------------------------
+
+    def on_validation_epoch_start(self) -> None:
+        self._val = {}
+        self._val_pairs = []
+
+    def validation_step(self, x: Tensor, batch_idx: int) -> None:
+        if not torch.isfinite(x).all():
+            raise NonFiniteError(f"validation batch {batch_idx} holds NaN or Inf embeddings; rebuild the store")
+        z = self.sae.encode(x)
+        x_hat = self.sae.decode(z)
+        stats = reconstruction_stats(x, x_hat)
+        stats.update(n=torch.tensor(float(len(x)), device=x.device), sum_x=x.sum(0),
+                     active=(z > 0).sum().float(), fired=(z > 0).sum(0).float())
+        for key, value in stats.items():
+            self._val[key] = self._val.get(key, 0) + value
+        held = sum(len(a) for a, _ in self._val_pairs)
+        if held < self.hparams.retrieval_queries:
+            take = self.hparams.retrieval_queries - held
+            self._val_pairs.append((x[:take].detach(), x_hat[:take].detach()))
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val:
+            return
+        v = {k: self.trainer.strategy.reduce(t, reduce_op="sum") for k, t in self._val.items()}
+        n = v["n"]
+        # Σ‖x − x̄‖² from running sums, so the validation mean needs no second pass.
+        sst = v["sq"] - (v["sum_x"] ** 2).sum() / n
+        density = v["fired"] / n
+        metrics = {
+            "val/fve": 1 - v["sse"] / sst, "val/nmse": v["sse"] / v["sq"], "val/mse": v["sse"] / n,
+            "val/cos_sim": v["cos"] / n, "val/l0": v["active"] / n,
+            "val/dense_frac": (density > 0.1).float().mean(), "val/never_fired_frac": (density == 0).float().mean(),
+        }
+        x = torch.cat([a for a, _ in self._val_pairs])
+        x_hat = torch.cat([b for _, b in self._val_pairs])
+        k = f"val/retrieval_recall@{self.hparams.retrieval_k}"
+        recall = retrieval_recall(x, x_hat, self.hparams.retrieval_k)
+        metrics[k] = self.trainer.strategy.reduce(recall, reduce_op="mean")
+        self.log_dict(metrics, on_epoch=True, sync_dist=False)
+
+
+def reconstruction_stats(x: Tensor, x_hat: Tensor) -> dict[str, Tensor]:
+    """Per-batch sums from which fve, nmse and cos_sim follow exactly over any number of batches."""
+    x, x_hat = x.float(), x_hat.float()
+    return {"sse": (x - x_hat).pow(2).sum(), "sq": x.pow(2).sum(),
+            "sst": (x - x.mean(0)).pow(2).sum(), "cos": F.cosine_similarity(x, x_hat, dim=-1).sum()}
+
+
+def retrieval_recall(x: Tensor, x_hat: Tensor, k: int) -> Tensor:
+    """Share of each query's k nearest neighbours (by cosine, among the other queries) found with the
+    reconstruction x̂ that are also found with the original x: the embedding-model analogue of
+    "loss recovered"."""
+    n = len(x)
+    k = min(k, n - 1)
+    if k <= 0:
+        return torch.tensor(float("nan"), device=x.device)
+    corpus = F.normalize(x.float(), dim=-1)
+    self_mask = torch.eye(n, dtype=torch.bool, device=x.device)
+    true = (corpus @ corpus.T).masked_fill(self_mask, -2).topk(k, dim=1).indices
+    found = (F.normalize(x_hat.float(), dim=-1) @ corpus.T).masked_fill(self_mask, -2).topk(k, dim=1).indices
+    hits = (true.unsqueeze(2) == found.unsqueeze(1)).any(2).float().sum(1)
+    return (hits / k).mean()

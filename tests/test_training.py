@@ -1,0 +1,181 @@
+"""SAE training through the real Hydra config, DataModule and Lightning Trainer."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from sae_lightning.errors import UserError
+from sae_lightning.models import ARCHITECTURES, SparseAutoencoder, sparse_dictionary_data
+from sae_lightning.pipeline import train
+
+from .conftest import compose_cfg
+from .wandb_records import logged
+
+QUIET = ["logger=none", "labeling.enabled=false", "trainer.enable_progress_bar=false"]
+
+
+@pytest.fixture(scope="module")
+def synthetic_npy(tmp_path_factory) -> tuple[Path, torch.Tensor]:
+    """4,000 embeddings, each a sparse positive mix of 4 of 128 known unit directions in 32 dims."""
+    x, dirs = sparse_dictionary_data(n=4000, d_in=32, n_dirs=128, active=4, seed=0)
+    path = tmp_path_factory.mktemp("npy") / "synthetic.npy"
+    np.save(path, x.numpy())
+    return path, dirs
+
+
+def run(overrides: list[str], out: Path, cache: Path) -> Path:
+    cfg = compose_cfg(overrides, out, cache)
+    train(cfg)
+    return out
+
+
+def npy_args(path: Path) -> list[str]:
+    return ["domain=npy", f"domain.path={path}", "domain.model_name=synthetic"]
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_every_variant_trains_end_to_end_saves_and_loads(arch, synthetic_npy, tmp_path, cache_dir):
+    path, _ = synthetic_npy
+    extra = ["sae.matryoshka_prefixes=[16,64,256]"] if arch == "matryoshka" else []
+    out = run([f"sae={arch}", "sae.d_sae=256", *(["sae.k=8"] if arch in ("topk", "batchtopk", "matryoshka") else []),
+               "data.batch_size=256", "trainer.max_epochs=2", *extra, *npy_args(path), *QUIET],
+              tmp_path / "run", cache_dir)
+    cfg = json.loads((out / "sae" / "cfg.json").read_text())
+    assert cfg["architecture"] == arch and cfg["d_in"] == 32 and cfg["d_sae"] == 256
+    assert cfg["metadata"]["model_name"] == "synthetic"
+    weights = load_file(out / "sae" / "sae_weights.safetensors")
+    assert weights["W_enc"].shape == (32, 256) and weights["W_dec"].shape == (256, 32)
+    assert ("threshold" in weights) == (arch in ("jumprelu", "batchtopk") or (arch == "matryoshka" and "threshold" in weights))
+    assert load_file(out / "sae" / "sparsity.safetensors")["sparsity"].shape == (256,)
+    sae = SparseAutoencoder.load(out / "sae")
+    assert isinstance(sae, ARCHITECTURES[arch])
+    x = torch.from_numpy(np.load(path)[:64])
+    assert torch.isfinite(sae.decode(sae.encode(x))).all()
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("fve", "nmse", "cos_sim", "l0", "dead_frac", "dense_frac", "retrieval_recall@10"):
+        assert key in metrics, key
+    assert (out / "checkpoints" / "last.ckpt").is_file() and (out / "run.json").is_file()
+
+
+@pytest.mark.parametrize("arch,extra", [("topk", ["sae.k=4", "module.lr=0.004"]),
+                                        ("relu", ["sae.l1_coefficient=0.2", "sae.l1_warmup_steps=200",
+                                                  "module.lr=0.004"])])
+def test_recovers_a_known_sparse_dictionary(arch, extra, synthetic_npy, tmp_path, cache_dir):
+    path, true_dirs = synthetic_npy
+    out = run([f"sae={arch}", "sae.d_sae=256", "data.batch_size=64", "trainer.max_epochs=25",
+               "module.warmup_steps=50", *extra, *npy_args(path), *QUIET], tmp_path / "run", cache_dir)
+    learned = torch.nn.functional.normalize(SparseAutoencoder.load(out / "sae").W_dec, dim=1)
+    mean_max_cos = (true_dirs @ learned.T).max(dim=1).values.mean().item()
+    assert mean_max_cos >= 0.9, f"{arch}: mean max cosine {mean_max_cos:.3f}"
+
+
+def test_resumed_run_ends_where_an_uninterrupted_one_does(synthetic_npy, tmp_path, cache_dir):
+    path, _ = synthetic_npy
+    base = ["sae=topk", "sae.d_sae=128", "sae.k=8", "data.batch_size=128", "trainer.max_epochs=4",
+            "sae.dead_after_samples=500", *npy_args(path), *QUIET]
+    whole = run(base, tmp_path / "whole", cache_dir)
+    stop = ["+callbacks.stop._target_=tests.helpers.StopAfterEpoch", "+callbacks.stop.epoch=2"]
+    part = run(base + stop, tmp_path / "part", cache_dir)
+    assert json.loads((part / "metrics.json").read_text())["epochs"] == 2
+    with pytest.raises(UserError, match="already holds a run"):  # no earlier run is overwritten
+        run(base, part, cache_dir)
+    run(base + ["ckpt_path=last"], part, cache_dir)
+    a = load_file(whole / "sae" / "sae_weights.safetensors")
+    b = load_file(part / "sae" / "sae_weights.safetensors")
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    ma, mb = (json.loads((p / "metrics.json").read_text()) for p in (whole, part))
+    assert ma["fve"] == mb["fve"] and ma["dead_frac"] == mb["dead_frac"]
+
+
+def test_ckpt_last_without_a_checkpoint_is_a_clear_error(synthetic_npy, tmp_path, cache_dir):
+    path, _ = synthetic_npy
+    with pytest.raises(UserError, match="no checkpoint at .*last.ckpt"):
+        run(["ckpt_path=last", *npy_args(path), *QUIET], tmp_path / "new", cache_dir)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["sae.k=300", "sae.d_sae=256"], "k=300"),
+    (["sae.d_sae=0"], "d_sae=0 must be positive"),
+    (["sae.architecture=gated"], "known architectures: batchtopk, jumprelu, matryoshka, relu, topk"),
+    (["+sae.d_in=768"], "sae.d_in=768 but the embedding store .* is 32 wide"),
+])
+def test_config_errors_are_caught_before_any_work(overrides, message, synthetic_npy, tmp_path, cache_dir):
+    path, _ = synthetic_npy
+    with pytest.raises(UserError, match=message):
+        run([*overrides, *npy_args(path), *QUIET], tmp_path / "run", cache_dir)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def _corrupt_store_copy(cache_dir: Path, tmp_path: Path, npy: Path, value: float) -> Path:
+    """A real store whose embeddings file was damaged after it was written (NaN or huge values)."""
+    from sae_lightning.embed import Embedder, build_store
+    from sae_lightning.sources import NpyEmbeddings
+
+    store = build_store(NpyEmbeddings(path=str(npy)), Embedder(show_progress=False), tmp_path / "cache")
+    emb = np.load(store.path / "embeddings.npy", mmap_mode="r+")
+    emb[700:710] = value
+    emb.flush()
+    return tmp_path / "cache"
+
+
+def test_nan_in_a_batch_stops_with_the_step_number(synthetic_npy, tmp_path, cache_dir):
+    path, _ = synthetic_npy
+    cache = _corrupt_store_copy(cache_dir, tmp_path, path, np.nan)
+    args = ["sae.d_sae=64", "sae.k=4", "data.batch_size=256", *npy_args(path), *QUIET]
+    with pytest.raises(UserError, match=r"batch at step \d+ holds NaN or Inf"):
+        run([*args, "module.init_sample_size=100"], tmp_path / "run", cache)  # init rows are clean
+    with pytest.raises(UserError, match=r"sample for the b_dec init holds NaN"):
+        run(args, tmp_path / "run2", cache)
+
+
+def test_loss_that_turns_nan_keeps_the_last_good_checkpoint(synthetic_npy, tmp_path, cache_dir):
+    path, _ = synthetic_npy
+    # An absurd learning rate: step 0 is fine, its update makes the step-1 loss overflow.
+    with pytest.raises(UserError, match=r"loss became .* at step [1-9]\d*; .*last.ckpt keeps the last good state"):
+        run(["sae.d_sae=64", "sae.k=4", "data.batch_size=256", "module.lr=1e30", "module.warmup_steps=0",
+             *npy_args(path), *QUIET], tmp_path / "run", cache_dir)
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] >= 1
+    assert all(torch.isfinite(t).all() for t in ckpt["state_dict"].values())
+    assert not (tmp_path / "run" / "metrics.json").exists()  # not exported as if finished
+
+
+def test_wandb_offline_run_holds_the_logged_metrics(synthetic_npy, tmp_path, cache_dir):
+    path, _ = synthetic_npy
+    out = run(["logger=wandb", "labeling.enabled=false", "trainer.enable_progress_bar=false", "sae.d_sae=64",
+               "sae.k=4", "data.batch_size=256", "trainer.max_epochs=2", "trainer.log_every_n_steps=2",
+               *npy_args(path)], tmp_path / "run", cache_dir)
+    (run_file,) = (out / "wandb").glob("offline-run-*/run-*.wandb")
+    config, summary, history = logged(run_file)
+    for key in ("val/fve", "val/l0", "val/retrieval_recall@10", "train/loss", "train/dead_frac", "train/dense_frac",
+                "train/lr", "train/log10_feature_density/bins"):
+        assert key in summary, key
+    assert abs(summary["val/fve"] - json.loads((out / "metrics.json").read_text())["fve"]) < 1e-6
+    assert sum("train/loss" in row for row in history) >= 2  # logged per step, not only once
+    assert config["cfg"]["sae"]["d_sae"] == 64 and config["store"]["dim"] == 32
+
+
+def test_ddp_on_cpu_matches_a_single_process(synthetic_npy, tmp_path):
+    """2 gloo processes with half the batch each take the same steps over the same data as one
+    process: their metrics agree within noise."""
+    path, _ = synthetic_npy
+    common = [*npy_args(path), "sae.d_sae=128", "sae.k=8", "trainer.max_epochs=3", *QUIET,
+              f"paths.cache_dir={tmp_path / 'cache'}"]
+    results = {}
+    for name, extra in (("single", ["data.batch_size=128"]), ("ddp", ["trainer=ddp_cpu", "data.batch_size=64"])):
+        out = tmp_path / name
+        res = subprocess.run([sys.executable, "-c", "from sae_lightning.cli import train; train()", *common, *extra,
+                              f"run_dir={out}"], capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+        results[name] = json.loads((out / "metrics.json").read_text())
+        assert len(list(tmp_path.glob(f"{name}*"))) == 1  # one output folder, not one per rank
+    assert abs(results["single"]["fve"] - results["ddp"]["fve"]) < 0.03
+    assert abs(results["single"]["l0"] - results["ddp"]["l0"]) < 1.0
