@@ -1,0 +1,92 @@
+"""KeyBERTLabels: name and score every feature during and after training (issue 4).
+
+At the end of every `every_n_epochs`-th training epoch (0: never) and at the end of fit, on rank
+zero only and never in the sanity check, it runs `interpret_sae` on `pl_module.sae` over the
+datamodule's store and split, writes `<output_dir>/features.parquet`, logs the summary scalars
+to every logger under `labels/` and, for a WandbLogger, the W&B table "features". The summary is
+kept as `self.last_summary` for the trainer to put in metrics.json.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytorch_lightning as pl
+
+from ..interpret import LabelingConfig, interpret_sae, write_features
+
+log = logging.getLogger(__name__)
+
+TABLE_COLUMNS = ["feature_id", "label", "density", "main_domain", "domain_shares", "top_texts", "label_auroc",
+                 "keyword_hit_lift", "random_label_auroc", "random_keyword_hit_lift", "tfidf_label", "tfidf_auroc",
+                 "tfidf_keyword_hit_lift", "label_reason"]
+
+
+def wandb_table(df: pd.DataFrame, top_texts: int) -> pd.DataFrame:
+    """The features table as W&B shows it: scalars and strings only, a few top texts per feature
+    (all of them for 6144 features would make a table of tens of MB)."""
+    out = df[TABLE_COLUMNS].copy()
+    out["top_texts"] = [
+        "\n".join(f"[{a:.2f}] {t}" for t, a in zip(texts[:top_texts], acts[:top_texts]))
+        for texts, acts in zip(df["top_texts"], df["top_acts"])
+    ]
+    return out
+
+
+class KeyBERTLabels(pl.Callback):
+    def __init__(self, enabled: bool = True, every_n_epochs: int = 0, output_dir: str | Path | None = None,
+                 table_top_texts: int = 5, **labeling: Any) -> None:
+        """labeling: LabelingConfig fields (m, top_n, diversity, ...); an unknown one is an error."""
+        self.enabled, self.every_n_epochs = bool(enabled), int(every_n_epochs or 0)
+        self.output_dir = Path(output_dir) if output_dir else None
+        self.table_top_texts = int(table_top_texts)
+        self.cfg = LabelingConfig(**labeling)
+        self.last_summary: dict | None = None
+        self.last_features: pd.DataFrame | None = None
+        self._labelled_at_step: int | None = None
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.every_n_epochs > 0 and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
+            self._label(trainer, pl_module)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._labelled_at_step != trainer.global_step:  # the last epoch may just have been labelled
+            self._label(trainer, pl_module)
+
+    def _label(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.enabled or trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        dm = trainer.datamodule
+        if dm is None or getattr(dm, "train_idx", None) is None:
+            raise ValueError("KeyBERTLabels needs trainer.datamodule with .store, .train_idx and .val_idx "
+                             "(an EmbeddingDataModule after setup)")
+        df, summary = interpret_sae(pl_module.sae, dm.store, dm.train_idx, dm.val_idx, self.cfg)
+        out_dir = self.output_dir or Path(trainer.default_root_dir)
+        path = write_features(df, out_dir)
+        self.last_summary, self.last_features = summary, df
+        self._labelled_at_step = trainer.global_step
+        log.info("labelled %d of %d features in %.1fs (label_auroc mean %.3f, random %.3f): %s",
+                 summary["n_labelled"], summary["n_features"], summary["time_total"],
+                 summary["label_auroc_mean"], summary["random_label_auroc_mean"], path)
+        self._log(trainer, df, summary)
+
+    def _log(self, trainer: pl.Trainer, df: pd.DataFrame, summary: dict) -> None:
+        scalars = {f"labels/{k}": float(v) for k, v in summary.items()
+                   if isinstance(v, (int, float)) and math.isfinite(v)}
+        for logger in trainer.loggers:
+            logger.log_metrics(scalars, step=trainer.global_step)
+            if type(logger).__name__ == "WandbLogger":  # no wandb import for runs that do not use it
+                logger.log_table(key="features", dataframe=wandb_table(df, self.table_top_texts),
+                                 step=trainer.global_step)
+
+    def state_dict(self) -> dict:
+        # Saved in checkpoints so that a resumed run still knows its last label summary.
+        return {"last_summary": json.dumps(self.last_summary) if self.last_summary else None}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        raw = state_dict.get("last_summary")
+        self.last_summary = json.loads(raw) if raw else None

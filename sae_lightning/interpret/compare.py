@@ -1,0 +1,209 @@
+"""Cross-domain comparison of SAEs: which features several domains share and which one domain has.
+
+    from sae_lightning.interpret.compare import compare_runs, write_comparison
+    result = compare_runs(["outputs/train/multiruns/2025-01-01_12-00-00"])   # a sweep dir, or run dirs
+    write_comparison(result, "compare-out")   # matches, feature_classes (.parquet/.csv), compare.html
+
+Per-domain SAEs (one run per domain) are compared by decoder direction (compare_match.py): a
+feature is universal / shared / partial / specific by how many other domains' SAEs hold it. A
+joint SAE (one run over many domains, e.g. domain=wiki_all) is read through its features' domain
+shares instead: how many features each domain has, and which domains' features overlap.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserError
+from .compare_load import RunSAE, load_runs
+from .compare_match import CLASSES, PairMatch, classify, feature_groups, match_pair
+
+DEFAULT_THRESHOLD = 0.7  # decoder cosine at which two features count as the same one
+
+
+@dataclass
+class JointDomains:
+    """Per-domain view of one joint SAE, from its features' domain shares (activation mass)."""
+
+    run: str
+    domains: list[str]
+    counts: pd.DataFrame  # per domain: n_main, n_active, n_specific
+    overlap: np.ndarray  # [D, D] live features active (share >= min_share) in both domains
+
+
+@dataclass
+class ComparisonResult:
+    runs: list[RunSAE]
+    threshold: float
+    pairs: list[PairMatch]
+    features: pd.DataFrame  # one row per (run, feature): class, partners, group, label
+    matches: pd.DataFrame  # one row per assigned pair of live features, both labels side by side
+    overlap: np.ndarray  # [R, R] share of run i's live features that have a partner in run j
+    joint: list[JointDomains] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return [r.name for r in self.runs]
+
+    def class_counts(self) -> pd.DataFrame:
+        """Features per class (columns) and run (rows)."""
+        if not len(self.pairs):
+            return pd.DataFrame(index=self.names)
+        tab = pd.crosstab(self.features["run"], self.features["class"])
+        return tab.reindex(index=self.names, columns=[c for c in CLASSES], fill_value=0)
+
+
+def joint_domains(run: RunSAE, min_share: float, specific_share: float) -> JointDomains | None:
+    """None when the run has no domain shares (it was not labelled: run `sae-label` first)."""
+    if not run.shares:
+        return None
+    domains = sorted({d for s in run.shares for d in s} | set(run.store_domains))
+    S = np.array([[s.get(d, 0.0) for d in domains] for s in run.shares]) * run.live[:, None]
+    has = S.sum(1) > 0
+    main = np.where(has, S.argmax(1), -1)
+    top = S.max(1)
+    active = S >= min_share
+    counts = pd.DataFrame({
+        "run": run.name, "domain": domains,
+        # the domain holding most of the feature's activation mass
+        "n_main": [int(((main == j) & has).sum()) for j in range(len(domains))],
+        # a share of at least min_share: the feature serves this domain, perhaps among others
+        "n_active": active.sum(0).astype(int),
+        # main domain with at least specific_share of the mass: this domain's own feature
+        "n_specific": [int(((main == j) & (top >= specific_share)).sum()) for j in range(len(domains))],
+    })
+    A = active.astype(np.int64)
+    return JointDomains(run.name, domains, counts, A.T @ A)
+
+
+def _features_table(runs: list[RunSAE], pairs: list[PairMatch], threshold: float,
+                    shared_fraction: float) -> pd.DataFrame:
+    R = len(runs)
+    groups = feature_groups([r.d_sae for r in runs], pairs, threshold)
+    frames, offset = [], 0
+    for i, run in enumerate(runs):
+        n_matched = np.zeros(run.d_sae, np.int64)
+        best = np.full(run.d_sae, np.nan)
+        partners: dict[str, np.ndarray] = {}
+        for p in pairs:
+            if i not in (p.a, p.b):
+                continue
+            side = 0 if p.a == i else 1
+            other = runs[p.b if side == 0 else p.a].name
+            partner, cos = p.partner_cos(side, run.d_sae)
+            ok = cos >= threshold
+            n_matched += ok
+            best = np.fmax(best, p.best_a if side == 0 else p.best_b)
+            partners[other] = np.where(ok, partner, -1)
+        frame = pd.DataFrame({
+            "run": run.name, "feature_id": np.arange(run.d_sae), "label": run.labels, "density": run.density,
+            "dead": ~run.live, "class": classify(n_matched, run.live, R - 1, shared_fraction) if R > 1 else "",
+            "n_matched": n_matched, "n_other_runs": R - 1, "best_match_cos": best,
+            "group": groups[offset:offset + run.d_sae],
+            # partner feature id in each other run (-1: none above the threshold), as one JSON
+            # object so the table keeps fixed columns however many runs are compared
+            "partners": [json.dumps({k: int(v[f]) for k, v in partners.items() if v[f] >= 0})
+                         for f in range(run.d_sae)],
+        })
+        frames.append(frame)
+        offset += run.d_sae
+    return pd.concat(frames, ignore_index=True)
+
+
+def _matches_table(runs: list[RunSAE], pairs: list[PairMatch], features: pd.DataFrame,
+                   threshold: float) -> pd.DataFrame:
+    cls = {(r, f): c for r, f, c in zip(features["run"], features["feature_id"], features["class"])}
+    frames = []
+    for p in pairs:
+        A, B = runs[p.a], runs[p.b]
+        frames.append(pd.DataFrame({
+            "run_a": A.name, "feature_a": p.rows, "label_a": [A.labels[f] for f in p.rows],
+            "run_b": B.name, "feature_b": p.cols, "label_b": [B.labels[f] for f in p.cols],
+            "cos": p.cos, "matched": p.cos >= threshold,
+            "best_cos_a": p.best_a[p.rows], "best_cos_b": p.best_b[p.cols],
+            "class_a": [cls[(A.name, f)] for f in p.rows], "class_b": [cls[(B.name, f)] for f in p.cols],
+        }).sort_values("cos", ascending=False, kind="stable"))
+    cols = ["run_a", "feature_a", "label_a", "run_b", "feature_b", "label_b", "cos", "matched",
+            "best_cos_a", "best_cos_b", "class_a", "class_b"]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+
+
+def compare_runs(run_dirs: Sequence[str | Path], threshold: float = DEFAULT_THRESHOLD,
+                 shared_fraction: float = 0.5, min_share: float = 0.1,
+                 specific_share: float = 0.8) -> ComparisonResult:
+    """Compare the SAEs of a sweep dir or of run dirs (UserError in one line for bad input).
+
+    threshold        decoder cosine of an assigned pair that counts as the same feature
+    shared_fraction  share of the other runs a feature must be in to be "shared" (not "partial")
+    min_share, specific_share   joint SAEs: a feature serves a domain holding >= min_share of
+                     its activation mass, and is that domain's own with >= specific_share
+    """
+    if not 0.0 < threshold <= 1.0:
+        raise UserError(f"threshold={threshold} must be in (0, 1]")
+    runs, sweep = load_runs(run_dirs)
+    if len(runs) < 2 and not runs[0].joint:
+        raise UserError(f"only one run ({runs[0].path}) and it was trained on one domain; give the runs "
+                        "of several domains, or a joint run (domain=wiki_all)")
+    pairs = [match_pair(i, j, runs[i].W_dec, runs[j].W_dec, runs[i].live, runs[j].live)
+             for i in range(len(runs)) for j in range(i + 1, len(runs))]
+    features = _features_table(runs, pairs, threshold, shared_fraction)
+    overlap = np.eye(len(runs))
+    for p in pairs:
+        n = float((p.cos >= threshold).sum())
+        overlap[p.a, p.b] = n / max(runs[p.a].live.sum(), 1)
+        overlap[p.b, p.a] = n / max(runs[p.b].live.sum(), 1)
+    joint = [j for j in (joint_domains(r, min_share, specific_share) for r in runs if r.joint) if j is not None]
+    return ComparisonResult(
+        runs=runs, threshold=threshold, pairs=pairs, features=features,
+        matches=_matches_table(runs, pairs, features, threshold), overlap=overlap, joint=joint,
+        settings={"threshold": threshold, "shared_fraction": shared_fraction, "min_share": min_share,
+                  "specific_share": specific_share, "sweep_dir": str(sweep) if sweep else None})
+
+
+def summary(result: ComparisonResult) -> dict:
+    """compare.json: what the page shows, as numbers."""
+    counts = result.class_counts()
+    return {
+        "settings": result.settings,
+        "runs": [{"name": r.name, "path": str(r.path), "domain": r.domain, "model_name": r.model_name,
+                  "d_sae": r.d_sae, "architecture": r.architecture, "live": int(r.live.sum()),
+                  "classes": {c: int(counts.loc[r.name, c]) for c in counts.columns}}
+                 for r in result.runs],
+        "overlap": {"runs": result.names, "matrix": np.round(result.overlap, 4).tolist()},
+        "joint": [{"run": j.run, "domains": j.domains, "counts": j.counts.drop(columns="run").to_dict("records"),
+                   "overlap": j.overlap.tolist()} for j in result.joint],
+    }
+
+
+def write_comparison(result: ComparisonResult, out_dir: str | Path) -> dict[str, Path]:
+    """Write the tables (parquet + csv), compare.json and compare.html into out_dir."""
+    from ..report.compare_page import render_compare_page
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    tables = {"matches": result.matches, "feature_classes": result.features}
+    if result.joint:
+        tables["domain_counts"] = pd.concat([j.counts for j in result.joint], ignore_index=True)
+    for name, df in tables.items():
+        for ext, write in (("parquet", lambda d, p: d.to_parquet(p, index=False)),
+                           ("csv", lambda d, p: d.to_csv(p, index=False))):
+            path = out / f"{name}.{ext}"
+            tmp = path.with_name(path.name + ".tmp")
+            write(df, tmp)
+            tmp.replace(path)
+            written[f"{name}.{ext}"] = path
+    for name, text in (("compare.json", json.dumps(summary(result), indent=2, allow_nan=True)),
+                       ("compare.html", render_compare_page(result))):
+        path = out / name
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+        written[name] = path
+    return written

@@ -1,0 +1,196 @@
+"""Find finished run dirs (one, several, or a Hydra sweep dir of them) and read what a comparison
+needs from each: decoder directions, which features are live, labels, domain shares.
+
+Only the run's files are read (DESIGN.md "Output of a run"), never its store or its model, so
+runs trained on another machine can be compared as long as their folders are here.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserError
+
+log = logging.getLogger(__name__)
+
+# What a finished run holds. metrics.json is written last (RunExport.on_fit_end), so a folder with
+# run.json but without these is a job that crashed or is still training.
+FINISHED_FILES = ("sae/cfg.json", "sae/sae_weights.safetensors", "metrics.json")
+
+
+@dataclass
+class RunSAE:
+    """One run, as far as a comparison is concerned."""
+
+    path: Path
+    name: str  # unique among the compared runs: shown in tables, the heatmap and the page
+    domain: str  # run.json's domain (the config name, e.g. wiki_mathematics)
+    store_domains: list[str]  # the domains of the texts it was trained on (cfg.json metadata)
+    model_name: str
+    d_in: int
+    d_sae: int
+    architecture: str
+    k: int | None
+    W_dec: np.ndarray  # [d_sae, d_in] float32, rows unit-norm
+    live: np.ndarray  # [d_sae] bool: fired at least once (features.parquet, else sparsity)
+    labels: list[str]  # "" where unlabelled or no features.parquet
+    density: np.ndarray  # [d_sae] float64, NaN when unknown
+    shares: list[dict[str, float]] = field(default_factory=list)  # per feature, [] without a table
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def joint(self) -> bool:
+        """Trained on texts of several domains (e.g. domain=wiki_all): its features' domain shares
+        say which domains they serve."""
+        return len(self.store_domains) > 1
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / "run.json").is_file() or (path / "sae" / "cfg.json").is_file()
+
+
+def _missing(path: Path) -> list[str]:
+    return [f for f in ("run.json", *FINISHED_FILES) if not (path / f).is_file()]
+
+
+def find_run_dirs(paths: Sequence[str | Path]) -> tuple[list[Path], Path | None]:
+    """The finished run dirs among `paths`, and the sweep dir when one was given alone.
+
+    A path is a run dir itself, or a folder (a Hydra multirun sweep dir) whose subfolders, up to
+    two levels down, are run dirs. Unfinished runs of a sweep are skipped with a warning; an
+    unfinished run named directly is an error, since the user asked for that one."""
+    if not paths:
+        raise UserError("give a sweep dir or at least one run dir to compare")
+    found: list[Path] = []
+    sweep = None
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.is_dir():
+            raise UserError(f"{path}: no such folder; give a sweep dir or run dirs (folders holding run.json and sae/)")
+        if is_run_dir(path):
+            missing = _missing(path)
+            if missing:
+                raise UserError(f"{path} is not a finished run (missing {', '.join(missing)})")
+            found.append(path)
+            continue
+        sweep = path if len(paths) == 1 else None
+        candidates = sorted({p.parent for p in [*path.glob("*/run.json"), *path.glob("*/*/run.json"),
+                                                   *path.glob("*/sae/cfg.json"), *path.glob("*/*/sae/cfg.json")]})
+        candidates = sorted({c.parent if c.name == "sae" else c for c in candidates})
+        finished = []
+        for c in candidates:
+            missing = _missing(c)
+            if missing:
+                log.warning("skipping %s: not finished (missing %s)", c, ", ".join(missing))
+            else:
+                finished.append(c)
+        if not finished:
+            raise UserError(f"{path} holds no finished run (a run dir has run.json, sae/cfg.json, "
+                            f"sae/sae_weights.safetensors and metrics.json; {len(candidates)} unfinished found)")
+        found.extend(finished)
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    return unique, sweep
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path} cannot be read ({str(err).splitlines()[0]})") from err
+    if not isinstance(data, dict):
+        raise UserError(f"{path} must hold a JSON object")
+    return data
+
+
+def _read_tensor(path: Path, key: str) -> np.ndarray | None:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:  # through torch: numpy has no bfloat16
+            return f.get_tensor(key).float().numpy() if key in f.keys() else None
+    except Exception as err:  # safetensors raises several types for damaged files
+        raise UserError(f"{path} cannot be read ({str(err).splitlines()[0]}); is the run finished?") from err
+
+
+def _shares(value) -> dict[str, float]:
+    if not isinstance(value, str) or not value.strip():
+        return {}
+    try:
+        return {str(k): float(v) for k, v in json.loads(value).items()}
+    except (ValueError, AttributeError):
+        return {}
+
+
+def load_run_sae(path: Path) -> RunSAE:
+    cfg = _read_json(path / "sae" / "cfg.json")
+    run = _read_json(path / "run.json") if (path / "run.json").is_file() else {}
+    meta = cfg.get("metadata") or {}
+    W = _read_tensor(path / "sae" / "sae_weights.safetensors", "W_dec")
+    if W is None or W.ndim != 2:
+        raise UserError(f"{path / 'sae' / 'sae_weights.safetensors'} holds no 2-D W_dec")
+    W = W / np.maximum(np.linalg.norm(W, axis=1, keepdims=True), 1e-12)
+    d_sae = W.shape[0]
+    live, density = np.ones(d_sae, bool), np.full(d_sae, np.nan)
+    labels, shares = [""] * d_sae, []
+    features = path / "features.parquet"
+    if features.is_file():
+        df = pd.read_parquet(features)
+        df = df.set_index("feature_id").reindex(range(d_sae)) if "feature_id" in df else df
+        if "dead" in df:
+            live = ~df["dead"].fillna(True).astype(bool).to_numpy()
+        if "density" in df:
+            density = df["density"].astype(float).to_numpy()
+        if "label" in df:
+            labels = [str(s) if isinstance(s, str) else "" for s in df["label"]]
+        if "domain_shares" in df:
+            shares = [_shares(s) for s in df["domain_shares"]]
+    else:  # no labels: the dead-feature statistics of training still tell live from dead
+        sparsity = path / "sae" / "sparsity.safetensors"
+        log10 = _read_tensor(sparsity, "sparsity") if sparsity.is_file() else None
+        if log10 is not None and log10.shape == (d_sae,):
+            live, density = np.isfinite(log10), np.power(10.0, log10.astype(np.float64))
+    metrics = _read_json(path / "metrics.json") if (path / "metrics.json").is_file() else {}
+    return RunSAE(
+        path=path, name="", domain=str(run.get("domain") or meta.get("domain") or path.name),
+        store_domains=[str(d) for d in meta.get("domains") or []],
+        model_name=str(meta.get("model_name") or run.get("model_name") or "unknown"),
+        d_in=int(cfg.get("d_in", W.shape[1])), d_sae=d_sae, architecture=str(cfg.get("architecture", "?")),
+        k=cfg.get("k"), W_dec=W.astype(np.float32), live=live, labels=labels, density=density,
+        shares=shares, metrics=metrics)
+
+
+def name_runs(runs: list[RunSAE]) -> None:
+    """Name each run by what it was trained on: its one text domain (e.g. "Mathematics") when it
+    has one, else its domain config; folder names break ties (two seeds of one domain)."""
+    base = [r.store_domains[0] if len(r.store_domains) == 1 else r.domain for r in runs]
+    for r, b in zip(runs, base):
+        r.name = b if base.count(b) == 1 else f"{b} ({r.path.name})"
+    names = [r.name for r in runs]
+    for i, r in enumerate(runs):  # same folder name under different sweeps: number them
+        if names.count(r.name) > 1:
+            r.name = f"{r.name} #{i}"
+
+
+def check_comparable(runs: list[RunSAE]) -> None:
+    """Decoder directions only compare within one embedding space and at one dictionary size:
+    say which property differs and how, run by run."""
+    for what, get in (("embedding models", lambda r: r.model_name), ("embedding widths (d_in)", lambda r: r.d_in),
+                      ("SAE widths (d_sae)", lambda r: r.d_sae)):
+        values = {get(r) for r in runs}
+        if len(values) > 1:
+            detail = "; ".join(f"{r.name}: {get(r)}" for r in runs)
+            raise UserError(f"cannot compare runs with different {what}: {detail}")
+
+
+def load_runs(paths: Sequence[str | Path]) -> tuple[list[RunSAE], Path | None]:
+    dirs, sweep = find_run_dirs(paths)
+    runs = [load_run_sae(p) for p in dirs]
+    name_runs(runs)
+    check_comparable(runs)
+    return runs, sweep

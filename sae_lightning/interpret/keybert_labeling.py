@@ -1,0 +1,104 @@
+"""KeyBERT labels for every live feature in ONE batched `extract_keywords` call.
+
+Feature i's document is its top train texts joined. KeyBERT gets precomputed document embeddings
+(`doc_embedding`), one CountVectorizer (already counted, see candidates.py) and the candidate
+words' embeddings aligned row for row with that vectorizer's vocabulary, taken from the phrase
+cache kept with the store. So KeyBERT itself embeds nothing and tokenises nothing; what is left
+to it is the per-document candidate ranking (cosine, MMR).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .candidates import DocTerms, PrecountedVectorizer, analyzer_params
+from .labeling_config import LabelingConfig
+from .phase_timer import PhaseTimer
+from .phrase_cache import PhraseEmbeddingCache
+
+
+@dataclass
+class KeywordLabels:
+    keywords: list[list[str]]  # per feature in the order given; [] when not labelled
+    scores: list[list[float]]  # cosine(keyword, feature document), KeyBERT's score
+    reasons: list[str]  # "" when labelled, else why not
+
+
+def feature_docs(texts: np.ndarray, top_rows: np.ndarray) -> list[str]:
+    return ["\n".join(str(t) for t in texts[r[r >= 0]]) for r in top_rows]
+
+
+def doc_embeddings(kind: str, top_rows: np.ndarray, feature_ids: np.ndarray, docs: list[str], store, sae,
+                   model) -> np.ndarray:
+    """What each feature's "document" is for KeyBERT (LabelingConfig.doc_embedding):
+    mean    the mean store embedding of its top texts (no model call; the default),
+    concat  the model's embedding of its joined top texts (truncated at the model's max length),
+    decoder its decoder direction W_dec[i] + b_dec, a point in the embedding space like a text."""
+    if kind == "mean":
+        valid = top_rows >= 0
+        emb = np.asarray(store.embeddings[np.unique(top_rows[valid])], dtype=np.float32)
+        lookup = np.searchsorted(np.unique(top_rows[valid]), np.maximum(top_rows, 0))
+        summed = (emb[lookup] * valid[..., None]).sum(1)
+        return summed / np.maximum(valid.sum(1, keepdims=True), 1)
+    if kind == "concat":
+        return np.asarray(model.encode(docs, batch_size=32, convert_to_numpy=True, show_progress_bar=False))
+    if kind == "decoder":
+        with torch.no_grad():
+            ids = torch.as_tensor(feature_ids, device=sae.W_dec.device)
+            return (sae.W_dec[ids].float() + sae.b_dec.float()).cpu().numpy()
+    raise ValueError(f"unknown doc_embedding {kind!r}")
+
+
+def no_candidate_reason(cfg: LabelingConfig, whole_split: bool) -> str:
+    where = "the train split" if whole_split else "its top texts"
+    return (f"no candidate words: {where} hold(s) only stop words or one-letter tokens "
+            f"(stop_words={cfg.stop_words}, ngram_range={list(cfg.ngram_range)})")
+
+
+def keybert_labels(feature_ids: np.ndarray, top_rows: np.ndarray, texts: np.ndarray, terms: DocTerms | None,
+                   store, sae, model, cache: PhraseEmbeddingCache, cfg: LabelingConfig,
+                   timer: PhaseTimer | None = None) -> KeywordLabels:
+    """Label the given (live) features: top_rows [F, m] are their top train rows (-1 padding),
+    terms their candidates (None: the train split has no candidate at all)."""
+    F = len(feature_ids)
+    keywords: list[list[str]] = [[] for _ in range(F)]
+    scores: list[list[float]] = [[] for _ in range(F)]
+    if terms is None:
+        return KeywordLabels(keywords, scores, [no_candidate_reason(cfg, True)] * F)
+    matrix, words = terms.matrix, terms.words
+    n_cands = np.diff(matrix.indptr)
+    reasons = ["" if n else (no_candidate_reason(cfg, False) if not terms.n_before[i] else
+               f"no candidate words: its words occur in the top texts of fewer than min_df={cfg.min_df} "
+               f"features or were cut by max_features={cfg.max_features}") for i, n in enumerate(n_cands)]
+    todo = np.flatnonzero(n_cands > 0)
+    if not len(todo):
+        return KeywordLabels(keywords, scores, reasons)
+
+    timer = timer or PhaseTimer()
+    docs = feature_docs(texts, top_rows[todo])
+    with timer("doc_embeddings"):
+        doc_emb = doc_embeddings(cfg.doc_embedding, top_rows[todo], feature_ids[todo], docs, store, sae, model)
+    # Only words some labelled document holds: the vocabulary KeyBERT sees, in its order.
+    sub = matrix[todo]
+    used = np.flatnonzero(np.diff(sub.tocsc().indptr) > 0)
+    sub, words = sub[:, used], words[used]
+    with timer("word_embeddings"):
+        word_emb = cache.get([str(w) for w in words])
+
+    from keybert import KeyBERT
+
+    vectorizer = PrecountedVectorizer(**analyzer_params(cfg)).set_counts(sub.tocsr(), words)
+    with timer("keybert"):
+        found = KeyBERT(model=model).extract_keywords(
+            docs, vectorizer=vectorizer, doc_embeddings=doc_emb, word_embeddings=word_emb,
+            use_mmr=cfg.use_mmr, diversity=cfg.diversity, top_n=cfg.top_n)
+    if len(docs) == 1:  # KeyBERT unwraps the list for a single document
+        found = [found]
+    for i, kws in zip(todo, found):
+        keywords[i] = [str(k) for k, _ in kws]
+        scores[i] = [float(s) for _, s in kws]
+        if not kws:
+            reasons[i] = "KeyBERT returned no keyword for this feature's document"
+    return KeywordLabels(keywords, scores, reasons)
