@@ -2,6 +2,7 @@
 group choices that fails in one line (Hydra's own message spans a screen)."""
 from __future__ import annotations
 
+import json
 import netrc
 import os
 import re
@@ -60,3 +61,20 @@ def check_choices(overrides: list[str]) -> None:
         unknown = [v for v in value.split(",") if v and v not in known and v != "null"]
         if unknown:
             raise UserError(f"unknown {group} {', '.join(unknown)}; known: {', '.join(known)}")
+
+
+# Set by a job before DDP starts its other ranks (see pipeline.export_job_for_ddp_children).
+JOB_DIR_ENV, JOB_OVERRIDES_ENV = "SAE_LIGHTNING_JOB_DIR", "SAE_LIGHTNING_JOB_OVERRIDES"
+
+
+def ddp_child_argv(argv: list[str]) -> list[str]:
+    """Lightning starts DDP ranks > 0 by re-running this command with the parent's argv: inside a
+    multirun that is the whole sweep (-m, comma lists), and its run dir is not the job's, so every
+    rank would start sweeps of its own and write new folders. A child runs its job's overrides in
+    its job's folder instead."""
+    job_dir, overrides = os.environ.get(JOB_DIR_ENV), os.environ.get(JOB_OVERRIDES_ENV)
+    if not job_dir or overrides is None or os.environ.get("LOCAL_RANK", "0") == "0":
+        return argv
+    keep = [a for a in argv if a.startswith(("hydra.job.name=", "hydra.output_subdir="))]
+    job = [a for a in json.loads(overrides) if not a.startswith("run_dir=")]
+    return [*job, f"run_dir={job_dir}", *keep]

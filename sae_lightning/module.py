@@ -131,7 +131,7 @@ class SAEModule(pl.LightningModule):
         k = f"val/retrieval_recall@{self.hparams.retrieval_k}"
         recall = retrieval_recall(x, x_hat, self.hparams.retrieval_k)
         metrics[k] = self.trainer.strategy.reduce(recall, reduce_op="mean")
-        self.log_dict(metrics, on_epoch=True, sync_dist=False)
+        self.log_dict(metrics, on_epoch=True, sync_dist=True)  # already reduced: identical on every rank
 
 
 def reconstruction_stats(x: Tensor, x_hat: Tensor) -> dict[str, Tensor]:

@@ -4,6 +4,7 @@ Reads like the data flow in DESIGN.md; each step is a call into the module that 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -92,6 +93,8 @@ def train(cfg: DictConfig) -> float | None:
     for logger in trainer.loggers:  # the whole composed config, so every run is reproducible from W&B
         logger.log_hyperparams({"cfg": OmegaConf.to_container(cfg, resolve=True), "store": store.manifest})
 
+    export_job_for_ddp_children(out)
+    env_before = dict(os.environ)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     except NonFiniteError as err:
@@ -101,9 +104,25 @@ def train(cfg: DictConfig) -> float | None:
         raise UserError(f"training stopped: {err}; {kept}") from err
     finally:
         finish_loggers(trainer)
+        forget_ddp(env_before)
     if trainer.interrupted:
         raise UserError(f"training was interrupted; resume with run_dir={out} ckpt_path=last")
     return report(out)
+
+
+def export_job_for_ddp_children(out: Path) -> None:
+    """Tell DDP ranks started as subprocesses which folder and overrides are this job's (read by
+    cli._ddp_child_argv): one output folder per job, also inside a multirun."""
+    import json
+    import os
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from .config import JOB_DIR_ENV, JOB_OVERRIDES_ENV
+
+    if HydraConfig.initialized() and rank_zero_only.rank == 0:
+        os.environ[JOB_DIR_ENV] = str(out)
+        os.environ[JOB_OVERRIDES_ENV] = json.dumps(list(HydraConfig.get().overrides.task))
 
 
 @rank_zero_only
@@ -114,6 +133,19 @@ def write_run_json(out: Path, cfg: DictConfig, store: EmbeddingStore) -> None:
         "store_path": str(store.path), "val_fraction": cfg.data.val_fraction, "seed": cfg.seed,
         "domain": cfg.domain.get("name"), "model_name": store.model_name, "architecture": cfg.sae.architecture,
     })
+
+
+def forget_ddp(env_before: dict[str, str]) -> None:
+    """Undo what a DDP fit leaves in this process: Lightning sets LOCAL_RANK, WORLD_SIZE, MASTER_PORT
+    ... in os.environ, and the next job of a multirun would then think its ranks were started
+    externally and wait for processes that never come."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    for key in set(os.environ) - set(env_before):
+        del os.environ[key]
+    os.environ.update(env_before)
 
 
 def finish_loggers(trainer: pl.Trainer) -> None:

@@ -68,7 +68,7 @@ class DeadFeatureStats(pl.Callback):
         live = log10[torch.isfinite(log10)]
         pl_module.log_dict({"train/mean_log10_density": live.mean() if len(live) else torch.tensor(float("nan")),
                             "train/epoch_dead_frac": (self.last_density == 0).float().mean()},
-                           on_step=False, on_epoch=True)
+                           on_step=False, on_epoch=True, sync_dist=True)  # counters agree across ranks
         if trainer.is_global_zero:
             self._log_histogram(trainer, log10)
         self.epoch_fired.zero_()
