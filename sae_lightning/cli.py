@@ -127,11 +127,48 @@ def _compare(argv: list[str]) -> None:
     out = Path(a.out) if a.out else Path(sweep) if sweep else Path.cwd() / f"compare-{time.strftime('%Y-%m-%d_%H-%M-%S')}"
     files = write_comparison(result, out)
     counts = result.class_counts()
-    for name in result.names:
-        row = ", ".join(f"{c} {int(counts.loc[name, c])}" for c in counts.columns) if len(counts.columns) else ""
-        print(f"{name}: {row}".rstrip(": "))
+    for name in result.names if len(counts.columns) else []:
+        print(f"{name}: " + ", ".join(f"{c} {int(counts.loc[name, c])}" for c in counts.columns))
+    for j in result.joint:
+        print(f"{j.run} (joint), features per domain (main/active/specific): " + ", ".join(
+            f"{r.domain} {r.n_main}/{r.n_active}/{r.n_specific}" for r in j.counts.itertuples()))
     print(f"page: {files['compare.html']}\ntables: {files['matches.parquet']}, {files['feature_classes.parquet']}")
 
 
 compare = _plain_command(_compare)
 compare.__doc__ = "sae-compare: which features the domains' SAEs share and which one domain has."
+
+
+def _search(argv: list[str]) -> None:
+    import argparse
+
+    from .interpret.search import embed_query, find_features, nearest_texts, open_run, parse_clamps, steer
+
+    p = argparse.ArgumentParser(prog="sae-search", description="The features a query activates, and the store's "
+                                "nearest texts before and after clamping features up or down.")
+    p.add_argument("run_dir", help="a finished run dir")
+    p.add_argument("query", help="a sentence")
+    p.add_argument("--clamp", action="append", default=[], metavar="FEATURE=VALUE",
+                   help="set a feature's activation, e.g. 123=0.5, 77=0 or 123=3x (3 times its top activation)")
+    p.add_argument("--top", type=int, default=10, help="features to list")
+    p.add_argument("-k", type=int, default=5, help="nearest texts to list")
+    a = p.parse_args(argv)
+    run = open_run(a.run_dir)
+    clamp = parse_clamps(a.clamp, run)
+    print(f"query: {a.query}\nfeatures it activates:")
+    for f in find_features(run.sae, run.model, a.query, a.top, run.labels, run.normalize).itertuples():
+        print(f"  #{f.feature_id:<6} {f.activation:8.4f}  {f.label}")
+    x = embed_query(run.model, a.query, run.normalize)
+
+    def show(title: str, emb) -> None:
+        print(title)
+        for t in nearest_texts(run.store, emb, a.k).itertuples():
+            print(f"  {t.cos:.3f}  [{t.domain}] {t.text}")
+
+    show("nearest texts:", x)
+    if clamp:
+        show("nearest texts after " + ", ".join(f"#{f}={v:.4g}" for f, v in clamp.items()) + ":", steer(run.sae, x, clamp))
+
+
+search = _plain_command(_search)
+search.__doc__ = "sae-search: the features a query activates; steer it by clamping features, see the nearest texts."

@@ -43,7 +43,7 @@ class ComparisonResult:
     pairs: list[PairMatch]
     features: pd.DataFrame  # one row per (run, feature): class, partners, group, label
     matches: pd.DataFrame  # one row per assigned pair of live features, both labels side by side
-    overlap: np.ndarray  # [R, R] share of run i's live features that have a partner in run j
+    overlap: np.ndarray  # [R, R] share of run i's live features present in run j (best match >= threshold)
     joint: list[JointDomains] = field(default_factory=list)
     settings: dict = field(default_factory=dict)
 
@@ -91,29 +91,35 @@ def _features_table(runs: list[RunSAE], pairs: list[PairMatch], threshold: float
         n_matched = np.zeros(run.d_sae, np.int64)
         best = np.full(run.d_sae, np.nan)
         partners: dict[str, np.ndarray] = {}
+        nearest: dict[str, np.ndarray] = {}
         for p in pairs:
             if i not in (p.a, p.b):
                 continue
-            side = 0 if p.a == i else 1
-            other = runs[p.b if side == 0 else p.a].name
-            partner, cos = p.partner_cos(side, run.d_sae)
-            ok = cos >= threshold
-            n_matched += ok
-            best = np.fmax(best, p.best_a if side == 0 else p.best_b)
-            partners[other] = np.where(ok, partner, -1)
+            other = runs[p.b if p.a == i else p.a].name
+            cos, near = p.side(i)
+            present = cos >= threshold
+            n_matched += present
+            best = np.fmax(best, cos)
+            nearest[other] = np.where(present, near, -1)
+            partner, pcos = p.partner_cos(0 if p.a == i else 1, run.d_sae)
+            partners[other] = np.where(pcos >= threshold, partner, -1)
         frame = pd.DataFrame({
             "run": run.name, "feature_id": np.arange(run.d_sae), "label": run.labels, "density": run.density,
             "dead": ~run.live, "class": classify(n_matched, run.live, R - 1, shared_fraction) if R > 1 else "",
             "n_matched": n_matched, "n_other_runs": R - 1, "best_match_cos": best,
             "group": groups[offset:offset + run.d_sae],
-            # partner feature id in each other run (-1: none above the threshold), as one JSON
-            # object so the table keeps fixed columns however many runs are compared
-            "partners": [json.dumps({k: int(v[f]) for k, v in partners.items() if v[f] >= 0})
-                         for f in range(run.d_sae)],
+            # per other run, as JSON objects so the table keeps fixed columns however many runs are
+            # compared: the nearest feature there, and the one-to-one partner, where cos >= threshold
+            "nearest": _per_run_json(nearest, run.d_sae),
+            "partners": _per_run_json(partners, run.d_sae),
         })
         frames.append(frame)
         offset += run.d_sae
     return pd.concat(frames, ignore_index=True)
+
+
+def _per_run_json(ids: dict[str, np.ndarray], n: int) -> list[str]:
+    return [json.dumps({k: int(v[f]) for k, v in ids.items() if v[f] >= 0}) for f in range(n)]
 
 
 def _matches_table(runs: list[RunSAE], pairs: list[PairMatch], features: pd.DataFrame,
@@ -155,9 +161,8 @@ def compare_runs(run_dirs: Sequence[str | Path], threshold: float = DEFAULT_THRE
     features = _features_table(runs, pairs, threshold, shared_fraction)
     overlap = np.eye(len(runs))
     for p in pairs:
-        n = float((p.cos >= threshold).sum())
-        overlap[p.a, p.b] = n / max(runs[p.a].live.sum(), 1)
-        overlap[p.b, p.a] = n / max(runs[p.b].live.sum(), 1)
+        overlap[p.a, p.b] = (p.best_a >= threshold).sum() / max(runs[p.a].live.sum(), 1)
+        overlap[p.b, p.a] = (p.best_b >= threshold).sum() / max(runs[p.b].live.sum(), 1)
     joint = [j for j in (joint_domains(r, min_share, specific_share) for r in runs if r.joint) if j is not None]
     return ComparisonResult(
         runs=runs, threshold=threshold, pairs=pairs, features=features,

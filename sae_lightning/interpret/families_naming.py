@@ -1,0 +1,43 @@
+"""Name feature families with the labelling machinery of the features themselves: a family's
+document is the union of its members' top texts, and it goes through the same candidate counting,
+phrase-embedding cache and batched KeyBERT call as a feature (keybert_labeling.py), so a family
+name is found among the same candidates, by the same rules, as its members' labels."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..embed import load_model
+from ..store import EmbeddingStore
+from .candidates import count_train_texts, doc_term_matrix
+from .keybert_labeling import keybert_labels
+from .labeling_config import LabelingConfig
+from .phrase_cache import PhraseEmbeddingCache, cache_folder
+
+
+def family_rows(members: list[list[int]], top_rows: np.ndarray) -> np.ndarray:
+    """[n_families, M] store rows: every member's top rows, parent first, each row once, -1 padding."""
+    docs = [list(dict.fromkeys(int(r) for f in fam for r in top_rows[f] if r >= 0)) for fam in members]
+    out = np.full((len(docs), max((len(d) for d in docs), default=0)), -1, dtype=np.int64)
+    for i, d in enumerate(docs):
+        out[i, :len(d)] = d
+    return out
+
+
+def name_families(members: list[list[int]], top_rows: np.ndarray, store: EmbeddingStore, cfg: LabelingConfig,
+                  sae) -> list[list[str]]:
+    """KeyBERT keywords per family ([] where its texts hold no candidate, e.g. a store of bare
+    embeddings). members: feature ids, parent first; top_rows [d_sae, m] from the co-activation pass."""
+    if not members:
+        return []
+    rows = family_rows(members, top_rows)
+    texts = store.metadata()["text"].to_numpy()
+    counts = count_train_texts(texts, np.unique(rows[rows >= 0]), cfg)  # only the texts the families hold
+    if counts is None:
+        return [[] for _ in members]
+    model = load_model(store.model_name)
+    cache = PhraseEmbeddingCache(
+        cache_folder(store.path, store.model_name, getattr(model, "max_seq_length", None)),
+        lambda phrases: model.encode(phrases, batch_size=256, convert_to_numpy=True, show_progress_bar=False))
+    parents = np.array([fam[0] for fam in members], dtype=np.int64)  # what doc_embedding="decoder" reads
+    labels = keybert_labels(parents, rows, texts, doc_term_matrix(rows, counts, cfg), store, sae, model, cache, cfg)
+    return labels.keywords

@@ -1,0 +1,144 @@
+"""Feature families: co-activation counts, the maximum spanning tree, families named by KeyBERT."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from sae_lightning.data import split_indices
+from sae_lightning.embed import Embedder, build_store
+from sae_lightning.interpret.families import (FAMILIES_FILE, build_families, coactivation, coactivation_weights,
+                                              max_spanning_tree)
+from sae_lightning.models import SAEConfig, SparseAutoencoder, build_sae
+from sae_lightning.pipeline import train
+from sae_lightning.report import write_report
+from sae_lightning.sources import NpyEmbeddings
+from sae_lightning.store import EmbeddingStore
+
+from .conftest import compose_cfg
+
+N_PARENTS, N_CHILDREN = 12, 2
+
+
+@pytest.fixture(scope="module")
+def planted_run(tmp_path_factory, cache_dir):
+    """A hand-built SAE whose features are a known hierarchy: 12 parent directions, each with 2
+    child directions that only ever occur together with it (orthonormal, so every feature fires
+    exactly when its direction is in the row). A run dir around it, over an npy store."""
+    root = tmp_path_factory.mktemp("hier")
+    rng = np.random.default_rng(0)
+    n_dirs = N_PARENTS * (1 + N_CHILDREN)
+    dirs = np.linalg.qr(rng.standard_normal((48, n_dirs)))[0].T  # [n_dirs, 48] orthonormal rows
+    children = {p: [N_PARENTS + p * N_CHILDREN + c for c in range(N_CHILDREN)] for p in range(N_PARENTS)}
+    n = 3000
+    parent = rng.integers(N_PARENTS, size=n)
+    child = np.array([rng.choice(children[p]) if rng.random() < 2 / 3 else -1 for p in parent])
+    x = (0.5 + rng.random((n, 1))) * dirs[parent]
+    x[child >= 0] += (0.5 + rng.random(((child >= 0).sum(), 1))) * dirs[child[child >= 0]]
+    np.save(root / "x.npy", x.astype(np.float32))
+    store = build_store(NpyEmbeddings(path=str(root / "x.npy"), model_name="synthetic"), Embedder(show_progress=False),
+                        cache_dir)
+    sae = build_sae(SAEConfig(architecture="topk", d_in=48, d_sae=n_dirs, k=2, metadata={"model_name": "synthetic"}))
+    with torch.no_grad():
+        sae.W_dec.copy_(torch.from_numpy(dirs).float())
+        sae.W_enc.copy_(sae.W_dec.T)
+        sae.b_enc.fill_(-0.01), sae.b_dec.zero_()  # off directions (pre ~1e-8 of rounding) stay silent
+    run = root / "run"
+    sae.save(run / "sae")
+    (run / "run.json").write_text(json.dumps({"store_path": str(store.path), "val_fraction": 0.1, "seed": 0}))
+    return run, children
+
+
+def test_planted_hierarchy_is_found_exactly(planted_run):
+    run, children = planted_run
+    df = build_families(run)
+    assert (run / FAMILIES_FILE).is_file()
+    got = {int(p): sorted(int(c) for c in ch) for p, ch in zip(df["parent"], df["children"])}
+    assert got == children
+    assert np.allclose(df["mean_weight"], 1.0)  # a child fires only with its parent
+    assert (df["label"] == "").all()  # bare embeddings: no texts to name a family with
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory, cache_dir) -> Path:
+    """A tiny labelled run over real wiki sentences (Mathematics, History, Arts)."""
+    out = tmp_path_factory.mktemp("real") / "run"
+    train(compose_cfg(["domain=wiki_all", "domain.topics=[Mathematics,History,Arts]", "domain.limit=600", "sae=topk",
+                       "sae.d_sae=64", "sae.k=4", "data.batch_size=32", "trainer.max_epochs=3", "logger=none",
+                       "trainer.enable_progress_bar=false"], out, cache_dir))
+    return out
+
+
+def _loaded(run: Path):
+    info = json.loads((run / "run.json").read_text())
+    store = EmbeddingStore(info["store_path"])
+    train_idx, _ = split_indices(len(store), info["val_fraction"], info["seed"])
+    return SparseAutoencoder.load(run / "sae"), store, train_idx
+
+
+def test_coactivation_counts_equal_brute_force(real_run):
+    sae, store, train_idx = _loaded(real_run)
+    co = coactivation(sae, store, train_idx, m=3, batch_size=97)  # uneven batches
+    with torch.no_grad():
+        acts = sae.eval().encode(torch.from_numpy(np.asarray(store.embeddings[train_idx], np.float32))).numpy()
+    fired = (acts > 0).astype(np.int64)
+    assert np.array_equal(co.counts.toarray(), fired.T @ fired)
+    best = np.sort(acts, axis=0)[::-1][:3].T  # [d_sae, 3] the three largest activations
+    got = np.where(co.top_rows >= 0, acts[np.searchsorted(train_idx, np.maximum(co.top_rows, 0)),
+                                          np.arange(acts.shape[1])[:, None]], 0)
+    assert np.allclose(got, np.where(best > 0, best, 0), atol=1e-6)
+
+
+def _kruskal_max_weight(W) -> float:
+    """Total weight of a maximum spanning forest, by plain Kruskal with union-find."""
+    W = W.tocoo()
+    parent = list(range(W.shape[0]))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    total = 0.0
+    for w, i, j in sorted(((w, i, j) for i, j, w in zip(W.row, W.col, W.data) if i < j), reverse=True):
+        ri, rj = root(i), root(j)
+        if ri != rj:
+            parent[ri] = rj
+            total += w
+    return total
+
+
+def test_families_of_a_real_run_hang_on_a_maximum_spanning_tree(real_run):
+    sae, store, train_idx = _loaded(real_run)
+    df = build_families(real_run, min_children=1)
+    assert len(df) >= 3
+    assert pd.read_parquet(real_run / FAMILIES_FILE)["family_id"].tolist() == list(range(len(df)))
+    co = coactivation(sae, store, train_idx, m=5)
+    W = coactivation_weights(co)
+    T = max_spanning_tree(W)
+    # T is a spanning forest of W (edges = nodes touched - components) of maximum total weight.
+    from scipy.sparse.csgraph import connected_components
+
+    touched = np.flatnonzero(np.diff(W.indptr) > 0)
+    n_comp = connected_components(W[touched][:, touched], directed=False)[0]
+    assert T.nnz // 2 == len(touched) - n_comp
+    assert T.sum() / 2 == pytest.approx(_kruskal_max_weight(W))
+    assert np.allclose(T[T.nonzero()], W[T.nonzero()])
+    seen = []
+    for p, kids, ws in zip(df["parent"], df["children"], df["child_weights"]):
+        assert 0 <= p < sae.cfg.d_sae
+        for c, w in zip(kids, ws):
+            assert 0 <= c < sae.cfg.d_sae and T[p, c] == pytest.approx(w) and w >= 0.2  # a tree edge
+            assert co.fires[c] <= co.fires[p]  # the parent is the more frequent feature
+        seen += list(kids)
+    assert len(seen) == len(set(seen))  # a feature is a child in one family at most
+    assert (df["label"] != "").mean() >= 0.8  # named by KeyBERT over the members' top texts
+    feats = pd.read_parquet(real_run / "features.parquet")
+    assert df["parent_label"].tolist() == feats.set_index("feature_id").loc[df["parent"], "label"].tolist()
+    page = write_report(real_run).read_text()
+    assert 'id="families"' in page and str(df["label"].iloc[0]).split(",")[0] in page

@@ -1,0 +1,123 @@
+"""Feature search and steering on a tiny real run, with one feature planted along "Mathematics"."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from sae_lightning.data import split_indices
+from sae_lightning.errors import UserError
+from sae_lightning.interpret import read_run_info
+from sae_lightning.interpret.activation_scan import top_examples
+from sae_lightning.interpret.search import (embed_query, encode, find_features, nearest_texts, open_run,
+                                            parse_clamps, steer)
+from sae_lightning.pipeline import train
+
+from .conftest import compose_cfg
+
+MATH_QUERY = "A prime number is divisible only by one and itself, a theorem of number theory."
+HISTORY_QUERY = "The dynasty collapsed when invading armies conquered the capital of the empire."
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, cache_dir):
+    """A tiny labelled run over real wiki sentences; then feature PLANTED of its SAE is replaced by
+    one that fires along the direction from the corpus centre to the Mathematics texts."""
+    out = tmp_path_factory.mktemp("search") / "run"
+    train(compose_cfg(["domain=wiki_all", "domain.topics=[Mathematics,History,Arts]", "domain.limit=600", "sae=topk",
+                       "sae.d_sae=64", "sae.k=4", "data.batch_size=32", "trainer.max_epochs=3", "logger=none",
+                       "trainer.enable_progress_bar=false"], out, cache_dir))
+    return out
+
+
+PLANTED = 5
+
+
+@pytest.fixture(scope="module")
+def planted(run_dir, tmp_path_factory):
+    run_copy = tmp_path_factory.mktemp("planted") / "run"
+    shutil.copytree(run_dir, run_copy)
+    run = open_run(run_copy)
+    X = np.asarray(run.store.embeddings, dtype=np.float32)
+    math = run.store.metadata()["domain"].to_numpy() == "Mathematics"
+    centre = X.mean(0)
+    u = X[math].mean(0) - centre
+    u /= np.linalg.norm(u)
+    sae, scale = run.sae, 4.0
+    with torch.no_grad():  # pre = scale * (x - centre) . u: fires on the Mathematics side of the centre
+        sae.W_dec[PLANTED] = torch.from_numpy(u)
+        sae.W_enc[:, PLANTED] = torch.from_numpy(u) * scale
+        sae.b_enc[PLANTED] = -scale * float((centre - sae.b_dec.numpy()) @ u)
+    sae.save(run_copy / "sae")
+    return run_copy, open_run(run_copy)
+
+
+def test_search_finds_the_planted_feature_for_a_query_about_its_topic(planted):
+    _, run = planted
+    hits = find_features(run.sae, run.model, MATH_QUERY, top=10, labels=run.labels)
+    assert list(hits.columns) == ["feature_id", "activation", "label"]
+    assert PLANTED in hits["feature_id"].head(2).tolist(), hits
+    assert (np.diff(hits["activation"]) <= 0).all() and (hits["activation"] > 0).all()
+    other = hits[hits["feature_id"] != PLANTED]
+    assert other["label"].tolist() == [run.labels[f] for f in other["feature_id"]] and (other["label"] != "").any()
+    assert PLANTED not in find_features(run.sae, run.model, HISTORY_QUERY, top=10)["feature_id"].tolist()
+
+
+def test_steering_up_moves_the_nearest_texts_toward_the_features_top_texts(planted):
+    run_dir, run = planted
+    info = read_run_info(run_dir)
+    train_idx, _ = split_indices(len(run.store), info["val_fraction"], info["seed"])
+    top = set(top_examples(run.sae, run.store, train_idx, m=30).rows[PLANTED].tolist()) - {-1}
+    x = embed_query(run.model, HISTORY_QUERY)
+    before = nearest_texts(run.store, x, k=10)
+    after = nearest_texts(run.store, steer(run.sae, x, {PLANTED: 0.8}), k=10)
+    assert (before["domain"] == "Mathematics").mean() <= 0.2 <= 0.7 <= (after["domain"] == "Mathematics").mean()
+    assert len(top & set(after["row"])) > len(top & set(before["row"])), (before["text"], after["text"])
+    # The edit is only the steered part: clamping a feature to its own value changes nothing, and the
+    # change is the decoded difference along that feature's decoder row.
+    z = encode(run.sae, x)[0]
+    assert np.allclose(steer(run.sae, x, {PLANTED: float(z[PLANTED])}), x, atol=1e-6)
+    moved = steer(run.sae, x, {PLANTED: 0.8}) - x
+    assert np.allclose(moved, (0.8 - float(z[PLANTED])) * run.sae.W_dec[PLANTED].detach().numpy(), atol=1e-5)
+    batch = steer(run.sae, np.stack([x, x]), {PLANTED: 0.8})  # [n, d] in, [n, d] out
+    assert batch.shape == (2, x.shape[0]) and np.allclose(batch[1], x + moved, atol=1e-6)
+
+
+def test_nearest_texts_equal_brute_force(planted):
+    _, run = planted
+    X = np.asarray(run.store.embeddings, dtype=np.float32)
+    q = embed_query(run.model, MATH_QUERY)
+    cos = X @ q / np.linalg.norm(X, axis=1) / np.linalg.norm(q)
+    got = nearest_texts(run.store, q, k=7, batch_size=45)  # many uneven batches
+    assert got["row"].tolist() == np.argsort(-cos, kind="stable")[:7].tolist()
+    assert np.allclose(got["cos"], np.sort(cos)[::-1][:7], atol=1e-5)
+    meta = run.store.metadata()
+    assert got["text"].tolist() == meta["text"].iloc[got["row"]].tolist()
+
+
+def test_clamp_arguments(planted):
+    _, run = planted
+    live = int(np.flatnonzero(np.isfinite(run.max_acts) & (run.max_acts > 0))[0])
+    assert parse_clamps([f"{live}=2x", "3=0", "4=0.25"], run) == {live: pytest.approx(2 * run.max_acts[live]), 3: 0.0,
+                                                                    4: 0.25}
+    for bad, msg in (("7", "use FEATURE=VALUE"), ("a=1", "use FEATURE=VALUE"), ("64=1", "features 0..63")):
+        with pytest.raises(UserError, match=msg):
+            parse_clamps([bad], run)
+
+
+def test_sae_search_command_prints_features_and_texts_before_and_after(planted):
+    run_dir, _ = planted
+    cmd = [sys.executable, "-c", "from sae_lightning.cli import search; search()", str(run_dir), HISTORY_QUERY]
+    res = subprocess.run([*cmd, "--clamp", f"{PLANTED}=0.8", "-k", "3"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = res.stdout
+    assert "features it activates:" in out and "nearest texts:" in out and f"after #{PLANTED}=0.8:" in out
+    after = out.split("after")[1]
+    assert after.count("[Mathematics]") >= 2
+    res = subprocess.run([*cmd, "--clamp", "99=1"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and res.stderr.strip().splitlines()[-1] == \
+        "error: feature 99 does not exist: this SAE has features 0..63"
