@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
+from ..store import _write_atomic
 from .compare_load import RunSAE, load_runs
 from .compare_match import CLASSES, PairMatch, classify, feature_groups, match_pair
 
@@ -187,28 +188,22 @@ def summary(result: ComparisonResult) -> dict:
 
 
 def write_comparison(result: ComparisonResult, out_dir: str | Path) -> dict[str, Path]:
-    """Write the tables (parquet + csv), compare.json and compare.html into out_dir."""
+    """Write the tables (parquet + csv), compare.json and compare.html into out_dir, each file
+    atomically (a reader never sees half a table)."""
     from ..report.compare_page import render_compare_page
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
     tables = {"matches": result.matches, "feature_classes": result.features}
     if result.joint:
         tables["domain_counts"] = pd.concat([j.counts for j in result.joint], ignore_index=True)
+    writers = {}
     for name, df in tables.items():
-        for ext, write in (("parquet", lambda d, p: d.to_parquet(p, index=False)),
-                           ("csv", lambda d, p: d.to_csv(p, index=False))):
-            path = out / f"{name}.{ext}"
-            tmp = path.with_name(path.name + ".tmp")
-            write(df, tmp)
-            tmp.replace(path)
-            written[f"{name}.{ext}"] = path
+        writers[f"{name}.parquet"] = lambda p, df=df: df.to_parquet(p, index=False)
+        writers[f"{name}.csv"] = lambda p, df=df: df.to_csv(p, index=False)
     for name, text in (("compare.json", json.dumps(summary(result), indent=2, allow_nan=True)),
                        ("compare.html", render_compare_page(result))):
-        path = out / name
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-        written[name] = path
-    return written
+        writers[name] = lambda p, text=text: p.write_text(text, encoding="utf-8")
+    for name, write in writers.items():
+        _write_atomic(out / name, write)
+    return {name: out / name for name in writers}

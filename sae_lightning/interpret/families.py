@@ -26,7 +26,6 @@ graph over the training split.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +39,7 @@ from scipy.sparse.csgraph import minimum_spanning_tree
 
 from ..data import split_indices
 from ..models import SparseAutoencoder
-from ..store import EmbeddingStore
+from ..store import EmbeddingStore, _write_atomic
 from .activation_scan import SparseRunningTopK, inference_sae, iter_activations
 from .families_naming import name_families
 from .labeling_config import LabelingConfig
@@ -179,6 +178,4 @@ def _feature_labels(run_dir: Path, d_sae: int) -> list[str]:
 
 def _write(df: pd.DataFrame, path: Path) -> None:
     table = pa.Table.from_pandas(df, schema=FAMILY_SCHEMA, preserve_index=False)
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    _write_atomic(path, lambda tmp: pq.write_table(table, tmp))
