@@ -65,6 +65,7 @@ def test_planted_shared_and_domain_only_directions_are_classified(planted, plant
     result = compare_runs([planted_runs])  # the sweep dir: its subfolders are the runs
     assert result.names == ["A", "B"]
     assert any("skipping" in r.message and "2_C" in r.message for r in caplog.records)
+    assert not result.warnings  # trained long enough: the rows left their (shared) init
     feats = result.features
     for run in result.runs:
         own = run.name
@@ -115,10 +116,14 @@ def test_real_runs_with_labels_side_by_side(tmp_path, cache_dir):
                       "label": [f"{word} {i}" for i in range(n)]}).to_parquet(run / "features.parquet")
     result = compare_runs(runs)
     assert result.names == ["Mathematics", "History"]
+    # One seed, two epochs: both decoders are still close to the same random init, and it says so.
+    (warning,) = result.warnings
+    assert "same feature index" in warning and "different seeds" in warning
     row = result.matches.iloc[0]
     assert row["label_a"] == f"math {row['feature_a']}" and row["label_b"] == f"hist {row['feature_b']}"
     files = write_comparison(result, tmp_path / "out")
-    assert "math " in files["compare.html"].read_text()
+    page = files["compare.html"].read_text()
+    assert "math " in page and "same feature index" in page
 
 
 def _copy_run(src: Path, dst: Path, edit) -> Path:

@@ -12,6 +12,7 @@ shares instead: how many features each domain has, and which domains' features o
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -23,6 +24,8 @@ from ..errors import UserError
 from ..store import _write_atomic
 from .compare_load import RunSAE, load_runs
 from .compare_match import CLASSES, PairMatch, classify, feature_groups, match_pair
+
+log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.7  # decoder cosine at which two features count as the same one
 
@@ -47,6 +50,7 @@ class ComparisonResult:
     overlap: np.ndarray  # [R, R] share of run i's live features present in run j (best match >= threshold)
     joint: list[JointDomains] = field(default_factory=list)
     settings: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # shown on the page and logged
 
     @property
     def names(self) -> list[str]:
@@ -141,6 +145,24 @@ def _matches_table(runs: list[RunSAE], pairs: list[PairMatch], features: pd.Data
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
 
 
+def shared_init_warnings(runs: list[RunSAE], pairs: list[PairMatch], threshold: float) -> list[str]:
+    """Runs trained with one seed start from the same decoder (the init draws the same random rows
+    whatever the data), and after a short training their rows are still close to it: feature i of
+    one run then "matches" feature i of the other whatever the two learned. By chance a matched
+    pair has the same index with probability ~1/d_sae, so a large share of same-index pairs says
+    the matches measure the shared init, not the domains."""
+    out = []
+    for p in pairs:
+        ok = p.cos >= threshold
+        same = float((p.rows[ok] == p.cols[ok]).mean()) if ok.any() else 0.0
+        if ok.sum() >= 5 and same > max(0.2, 10 / runs[p.a].d_sae):
+            out.append(f"{same:.0%} of the matched pairs of {runs[p.a].name} and {runs[p.b].name} are the same feature "
+                       "index: the runs share their initialisation (same seed) and their decoders are still close to "
+                       "it, so these matches reflect the init rather than the domains; train with different seeds "
+                       "or for longer")
+    return out
+
+
 def compare_runs(run_dirs: Sequence[str | Path], threshold: float = DEFAULT_THRESHOLD,
                  shared_fraction: float = 0.5, min_share: float = 0.1,
                  specific_share: float = 0.8) -> ComparisonResult:
@@ -165,11 +187,15 @@ def compare_runs(run_dirs: Sequence[str | Path], threshold: float = DEFAULT_THRE
         overlap[p.a, p.b] = (p.best_a >= threshold).sum() / max(runs[p.a].live.sum(), 1)
         overlap[p.b, p.a] = (p.best_b >= threshold).sum() / max(runs[p.b].live.sum(), 1)
     joint = [j for j in (joint_domains(r, min_share, specific_share) for r in runs if r.joint) if j is not None]
+    warnings = shared_init_warnings(runs, pairs, threshold)
+    for w in warnings:
+        log.warning("%s", w)
     return ComparisonResult(
         runs=runs, threshold=threshold, pairs=pairs, features=features,
         matches=_matches_table(runs, pairs, features, threshold), overlap=overlap, joint=joint,
         settings={"threshold": threshold, "shared_fraction": shared_fraction, "min_share": min_share,
-                  "specific_share": specific_share, "sweep_dir": str(sweep) if sweep else None})
+                  "specific_share": specific_share, "sweep_dir": str(sweep) if sweep else None},
+        warnings=warnings)
 
 
 def summary(result: ComparisonResult) -> dict:
@@ -177,6 +203,7 @@ def summary(result: ComparisonResult) -> dict:
     counts = result.class_counts()
     return {
         "settings": result.settings,
+        "warnings": result.warnings,
         "runs": [{"name": r.name, "path": str(r.path), "domain": r.domain, "model_name": r.model_name,
                   "d_sae": r.d_sae, "architecture": r.architecture, "live": int(r.live.sum()),
                   "classes": {c: int(counts.loc[r.name, c]) for c in counts.columns}}

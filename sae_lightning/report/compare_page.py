@@ -83,7 +83,9 @@ def runs_section(res: ComparisonResult, colors: DomainColors) -> str:
     note = (f'<p class="note">Embedding model {esc(first.model_name)}, d_in {first.d_in}. A feature is present in '
             f'another run when that run has a live feature whose decoder row has cosine ≥ {num(res.threshold)} with '
             'its own; matches.parquet pairs the features one to one (Hungarian assignment on decoder cosine).</p>')
-    return note + _table(["run", "folder", "text domains", "architecture", "d_sae", "k", "live", "labelled", "fve"], rows)
+    warnings = "".join(f'<p class="na">{esc(w)}</p>' for w in res.warnings)
+    return note + warnings + _table(["run", "folder", "text domains", "architecture", "d_sae", "k", "live", "labelled",
+                                     "fve"], rows)
 
 
 def overlap_section(res: ComparisonResult) -> str:
