@@ -1,0 +1,37 @@
+"""The exploration notebook runs top to bottom on a tiny real run (real kernel, real labels)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from sae_lightning.pipeline import train
+
+from .conftest import SMALL_TOPICS, compose_cfg
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "explore_run.ipynb"
+
+
+@pytest.fixture(scope="module")
+def tiny_labelled_run(tmp_path_factory, small_store, cache_dir) -> Path:
+    out = tmp_path_factory.mktemp("nb_run")
+    topics = "[" + ",".join(f'"{t}"' for t in SMALL_TOPICS) + "]"
+    cfg = compose_cfg(["domain=wiki_all", f"domain.topics={topics}", "domain.limit=600", "sae.d_sae=128",
+                       "sae.k=8", "data.batch_size=128", "trainer.max_epochs=2", "logger=none",
+                       "trainer.enable_progress_bar=false"], out, cache_dir)
+    train(cfg)
+    return out
+
+
+def test_notebook_executes_on_a_finished_run(tiny_labelled_run, monkeypatch):
+    monkeypatch.setenv("SAE_RUN_DIR", str(tiny_labelled_run))
+    monkeypatch.setenv("SAE_QUERY", "The Roman Empire conquered Gaul.")
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": os.getcwd()}}).execute()
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = "\n".join(str(o.get("data", {}).get("text/plain", "")) + str(o.get("text", "")) for o in outputs)
+    assert "label_auroc" in text and "feature_id" in text and "before" in text
