@@ -254,6 +254,15 @@ def test_no_candidate_words_and_german_texts(odd_store):
     assert set(df.loc[1, "top_domains"]) == {"de"} and df.loc[1, "label"]  # German still gets a label
     assert summary["n_no_candidates"] >= 1
 
+    # Candidates that exist but are all filtered out by min_df say so.
+    df, _ = interpret_sae(sae, odd_store, rows, rows, LabelingConfig(m=5, min_df=1000))
+    assert (df.loc[~df["dead"], "label"] == "").all()
+    assert df.loc[1, "label_reason"].startswith("no candidate words") and "min_df=1000" in df.loc[1, "label_reason"]
+
+    # No validation texts (val_fraction=0): labels are still made, scores are NaN, not an error.
+    df, summary = interpret_sae(sae, odd_store, rows, rows[:0], LabelingConfig(m=5))
+    assert df.loc[1, "label"] and df["label_auroc"].isna().all() and np.isnan(summary["label_auroc_mean"])
+
     # A train split with no candidate word at all: every live feature says so, nothing crashes.
     stop_rows = np.flatnonzero(domains == "stop")
     df, summary = interpret_sae(sae, odd_store, stop_rows, rows, LabelingConfig(m=5))

@@ -24,10 +24,11 @@ import pyarrow.parquet as pq
 from ..embed import load_model
 from ..store import EmbeddingStore
 from .activation_scan import scoring_sets, top_examples
-from .candidates import analyzer_params, count_train_texts, doc_term_matrix
+from .candidates import analyzer_params, doc_term_matrix
+from .counts_cache import cached_train_counts
 from .domain_stats import domain_shares, domain_specificity, main_domain, shares_json
 from .keybert_labeling import keybert_labels
-from .label_scoring import LabelScorer
+from .label_scoring import LabelScorer, score_with_baselines
 from .label_embedding import LABEL_SEPARATOR, embed_labels
 from .labeling_config import LabelingConfig
 from .phase_timer import PhaseTimer
@@ -49,17 +50,6 @@ FEATURE_SCHEMA = pa.schema([
     ("tfidf_label", pa.string()), ("tfidf_auroc", pa.float64()), ("tfidf_keyword_hit_lift", pa.float64()),
 ])
 FEATURE_COLUMNS = FEATURE_SCHEMA.names
-
-
-def seeded_derangement(n: int, seed: int) -> np.ndarray | None:
-    """A permutation with no fixed point (who gets whose label in the random baseline); None for n < 2."""
-    if n < 2:
-        return None
-    rng = np.random.default_rng(seed)
-    while True:  # about e tries on average
-        perm = rng.permutation(n)
-        if not (perm == np.arange(n)).any():
-            return perm
 
 
 def _stats(values: np.ndarray, name: str) -> dict[str, float]:
@@ -84,9 +74,7 @@ def interpret_sae(sae, store: EmbeddingStore, train_idx: np.ndarray, val_idx: np
 
 
 def _interpret(sae, store, train_idx, val_idx, cfg, timer) -> tuple[pd.DataFrame, dict]:
-    meta = store.metadata()
-    texts, ids, domains_col = meta["text"].to_numpy(), meta["id"].astype(str).to_numpy(), meta["domain"].astype(str).to_numpy()
-    d_sae = sae.cfg.d_sae
+    texts = store.metadata()["text"].to_numpy()
     with timer("top_examples"):
         top = top_examples(sae, store, train_idx, cfg.m, cfg.batch_size, cfg.device)
     with timer("scoring_sets"):
@@ -96,95 +84,85 @@ def _interpret(sae, store, train_idx, val_idx, cfg, timer) -> tuple[pd.DataFrame
     model = load_model(store.model_name)
     cache = PhraseEmbeddingCache(
         cache_folder(store.path, store.model_name, getattr(model, "max_seq_length", None)),
-        lambda phrases: model.encode(phrases, batch_size=256, convert_to_numpy=True, show_progress_bar=False))
+        # big batches: phrases are a few tokens long, and sentence-transformers sorts them by length
+        lambda phrases: model.encode(phrases, batch_size=1024, convert_to_numpy=True, show_progress_bar=False))
     with timer("candidates"):
-        counts = count_train_texts(texts, train_idx, cfg)
+        counts = cached_train_counts(store, texts, train_idx, cfg)
         terms = doc_term_matrix(top.rows[live], counts, cfg) if counts is not None and len(live) else None
-    labels = keybert_labels(live, top.rows[live], texts, terms, store, sae, model, cache, cfg, timer)
+    found = keybert_labels(live, top.rows[live], texts, terms, store, sae, model, cache, cfg, timer)
     with timer("tfidf"):
-        tfidf_kws = tfidf_top_terms(terms, counts, cfg.top_n) or [[] for _ in live]
+        found_tfidf = tfidf_top_terms(terms, counts, cfg.top_n) or [[] for _ in live]
 
-    keywords = [[] for _ in range(d_sae)]
-    kw_scores = [[] for _ in range(d_sae)]
-    tfidf = [[] for _ in range(d_sae)]
-    reasons = [f"dead: never fired on the {top.n_rows} train texts" for _ in range(d_sae)]
+    d_sae = sae.cfg.d_sae
+    labels = {"keywords": [[] for _ in range(d_sae)], "keyword_scores": [[] for _ in range(d_sae)],
+              "tfidf": [[] for _ in range(d_sae)],
+              "label_reason": [f"dead: never fired on the {top.n_rows} train texts"] * d_sae}
     for j, f in enumerate(live):
-        keywords[f], kw_scores[f], reasons[f], tfidf[f] = labels.keywords[j], labels.scores[j], labels.reasons[j], tfidf_kws[j]
-    label = [LABEL_SEPARATOR.join(k) for k in keywords]
-    tfidf_label = [LABEL_SEPARATOR.join(k) for k in tfidf]
+        labels["keywords"][f], labels["keyword_scores"][f] = found.keywords[j], found.scores[j]
+        labels["label_reason"][f], labels["tfidf"][f] = found.reasons[j], found_tfidf[j]
 
     with timer("label_embeddings"):
-        label_emb = embed_labels(keywords, cache, cfg.label_embedding, store.dim)
-        tfidf_emb = embed_labels(tfidf, cache, cfg.label_embedding, store.dim)
-
+        label_emb = embed_labels(labels["keywords"], cache, cfg.label_embedding, store.dim)
+        tfidf_emb = embed_labels(labels["tfidf"], cache, cfg.label_embedding, store.dim)
     with timer("scoring"):
         scorer = LabelScorer(store.embeddings, texts, sets.pos_rows, sets.neg_rows, analyzer_params(cfg))
-        has_label = np.array([bool(s) for s in label])
-        scores = {"label_auroc": scorer.auroc(label_emb, has_label), "keyword_hit_lift": scorer.lift(keywords)}
-        # Random baseline: each labelled feature is scored with another labelled feature's label.
-        labelled = np.flatnonzero(has_label)
-        perm = seeded_derangement(len(labelled), cfg.seed)
-        rand_kws: list[list[str]] = [[] for _ in range(d_sae)]
-        rand_emb = np.zeros_like(label_emb)
-        if perm is not None:
-            donor = labelled[perm]
-            rand_emb[labelled] = label_emb[donor]
-            for f, g in zip(labelled, donor):
-                rand_kws[f] = keywords[g]
-        has_rand = np.array([bool(k) for k in rand_kws])
-        scores["random_label_auroc"] = scorer.auroc(rand_emb, has_rand)
-        scores["random_keyword_hit_lift"] = scorer.lift(rand_kws)
-        has_tfidf = np.array([bool(s) for s in tfidf_label])
-        scores["tfidf_auroc"] = scorer.auroc(tfidf_emb, has_tfidf)
-        scores["tfidf_keyword_hit_lift"] = scorer.lift(tfidf)
+        scores = score_with_baselines(scorer, labels["keywords"], label_emb, labels["tfidf"], tfidf_emb, cfg.seed)
 
+    if not len(live):
+        log.warning("every feature is dead on the %d train texts; nothing was labelled", top.n_rows)
+    summary = _summary(scores, labels, top)
+    summary["n_phrases_embedded"] = int(cache.n_embedded)  # 0 on a relabel: what the caches save
+    return _table(top, labels, scores, store.metadata()), summary
+
+
+def _table(top, labels: dict, scores: dict, meta: pd.DataFrame) -> pd.DataFrame:
+    texts, ids, domains = (meta[c].astype(str).to_numpy() for c in ("text", "id", "domain"))
     shares = domain_shares(top.domain_mass)
     density = top.density.astype(np.float64)
     with np.errstate(divide="ignore"):
         log10_density = np.log10(density)  # -inf for dead features, as the report expects
     valid = top.rows >= 0
-    df = pd.DataFrame({
-        "feature_id": np.arange(d_sae, dtype=np.int64),
+    return pd.DataFrame({
+        "feature_id": np.arange(len(density), dtype=np.int64),
         "dead": top.dead,
         "density": density,
         "log10_density": log10_density,
-        "label": label,
-        "label_reason": reasons,
-        "keywords": keywords,
-        "keyword_scores": kw_scores,
+        "label": [LABEL_SEPARATOR.join(k) for k in labels["keywords"]],
+        "label_reason": labels["label_reason"],
+        "keywords": labels["keywords"],
+        "keyword_scores": labels["keyword_scores"],
         "top_ids": [list(ids[r[v]]) for r, v in zip(top.rows, valid)],
-        "top_texts": [[str(t) for t in texts[r[v]]] for r, v in zip(top.rows, valid)],
+        "top_texts": [list(texts[r[v]]) for r, v in zip(top.rows, valid)],
         "top_acts": [a[v].astype(np.float64).tolist() for a, v in zip(top.acts, valid)],
-        "top_domains": [list(domains_col[r[v]]) for r, v in zip(top.rows, valid)],
+        "top_domains": [list(domains[r[v]]) for r, v in zip(top.rows, valid)],
         "domain_shares": shares_json(shares, top.domains),
         "main_domain": main_domain(shares, top.domains),
         "domain_specificity": domain_specificity(shares),
-        "label_auroc": scores["label_auroc"],
-        "keyword_hit_lift": scores["keyword_hit_lift"],
-        "random_label_auroc": scores["random_label_auroc"],
-        "random_keyword_hit_lift": scores["random_keyword_hit_lift"],
-        "tfidf_label": tfidf_label,
+        **{k: scores[k] for k in ("label_auroc", "keyword_hit_lift", "random_label_auroc", "random_keyword_hit_lift")},
+        "tfidf_label": [LABEL_SEPARATOR.join(k) for k in labels["tfidf"]],
         "tfidf_auroc": scores["tfidf_auroc"],
         "tfidf_keyword_hit_lift": scores["tfidf_keyword_hit_lift"],
     })[FEATURE_COLUMNS]
 
+
+def _summary(scores: dict, labels: dict, top) -> dict:
+    """Mean/median of each score over the features it exists for (NaN = not scored) and counts.
+    Summary keys follow DESIGN.md: the TF-IDF AUROC is `tfidf_label_auroc_*` like the others."""
     summary: dict = {}
-    for name in ("label_auroc", "keyword_hit_lift", "random_label_auroc", "random_keyword_hit_lift"):
-        summary.update(_stats(scores[name], name))
-    summary.update(_stats(scores["tfidf_auroc"], "tfidf_label_auroc"))
-    summary.update(_stats(scores["tfidf_keyword_hit_lift"], "tfidf_keyword_hit_lift"))
-    live_mask = ~top.dead
+    for name, column in (("label_auroc", "label_auroc"), ("keyword_hit_lift", "keyword_hit_lift"),
+                         ("random_label_auroc", "random_label_auroc"),
+                         ("random_keyword_hit_lift", "random_keyword_hit_lift"),
+                         ("tfidf_label_auroc", "tfidf_auroc"), ("tfidf_keyword_hit_lift", "tfidf_keyword_hit_lift")):
+        summary.update(_stats(scores[column], name))
+    live = ~top.dead
     summary.update({
-        "n_features": int(d_sae),
-        "n_labelled": int(has_label.sum()),
+        "n_features": int(len(top.dead)),
+        "n_labelled": int(sum(1 for k in labels["keywords"] if k)),
         "n_dead": int(top.dead.sum()),
-        "n_no_candidates": int(sum(1 for f in live if reasons[f].startswith("no candidate"))),
+        "n_no_candidates": int(sum(1 for f in np.flatnonzero(live) if labels["label_reason"][f].startswith("no candidate"))),
         "n_scored": int(np.isfinite(scores["label_auroc"]).sum()),
-        "n_phrases_embedded": int(cache.n_embedded),
     })
-    if not live_mask.any():
-        log.warning("every feature is dead on the %d train texts; nothing was labelled", top.n_rows)
-    return df, summary
+    return summary
 
 
 def write_features(df: pd.DataFrame, run_dir: str | Path) -> Path:

@@ -69,9 +69,10 @@ def keybert_labels(feature_ids: np.ndarray, top_rows: np.ndarray, texts: np.ndar
         return KeywordLabels(keywords, scores, [no_candidate_reason(cfg, True)] * F)
     matrix, words = terms.matrix, terms.words
     n_cands = np.diff(matrix.indptr)
-    reasons = ["" if n else (no_candidate_reason(cfg, False) if not terms.n_before[i] else
-               f"no candidate words: its words occur in the top texts of fewer than min_df={cfg.min_df} "
-               f"features or were cut by max_features={cfg.max_features}") for i, n in enumerate(n_cands)]
+    filtered = (f"no candidate words: its words occur in the top texts of fewer than min_df={cfg.min_df} "
+                f"features or were cut by max_features={cfg.max_features}")
+    reasons = ["" if n else filtered if had_words else no_candidate_reason(cfg, False)
+               for n, had_words in zip(n_cands, terms.n_before > 0)]
     todo = np.flatnonzero(n_cands > 0)
     if not len(todo):
         return KeywordLabels(keywords, scores, reasons)

@@ -66,6 +66,8 @@ class LabelScorer:
     def auroc(self, label_emb: np.ndarray, has_label: np.ndarray) -> np.ndarray:
         """label_emb [F, d] (rows of unlabelled features are ignored) -> label_auroc [F]."""
         F = label_emb.shape[0]
+        if not len(self.rows):  # no validation texts (val_fraction=0): nothing can be scored
+            return np.full(F, np.nan)
         norm = np.maximum(np.linalg.norm(label_emb, axis=1, keepdims=True), 1e-12)
         lab = (label_emb / norm).astype(np.float32)
         pos = np.full(self.pos_local.shape, np.nan)
@@ -84,7 +86,7 @@ class LabelScorer:
         """Per feature its label keywords (empty: unlabelled) -> keyword_hit_lift [F]."""
         F = len(keywords)
         vocab = sorted({k for kws in keywords for k in kws})
-        if not vocab:
+        if not vocab or not len(self.rows):
             return np.full(F, np.nan)
         col = {k: i for i, k in enumerate(vocab)}
         # Same analyzer settings as the candidates, fixed vocabulary: [rows, keywords] presence.
@@ -104,3 +106,39 @@ class LabelScorer:
         result = smoothed_lift(hits_pos, (self.pos_local >= 0).sum(1), hits_neg, (self.neg_local >= 0).sum(1))
         result[[not kws for kws in keywords]] = np.nan
         return result
+
+
+def seeded_derangement(n: int, seed: int) -> np.ndarray | None:
+    """A permutation with no fixed point (who gets whose label in the random baseline); None for n < 2."""
+    if n < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    while True:  # about e tries on average
+        perm = rng.permutation(n)
+        if not (perm == np.arange(n)).any():
+            return perm
+
+
+def score_with_baselines(scorer: LabelScorer, keywords: list[list[str]], label_emb: np.ndarray,
+                         tfidf: list[list[str]], tfidf_emb: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """The features table's six score columns: the labels, a random other labelled feature's label
+    (a seeded derangement over the labelled features, scored on this feature's texts) and the
+    TF-IDF top terms, all measured the same way."""
+    has_label = np.array([bool(k) for k in keywords])
+    labelled = np.flatnonzero(has_label)
+    perm = seeded_derangement(len(labelled), seed)
+    rand_kws: list[list[str]] = [[] for _ in keywords]
+    rand_emb = np.zeros_like(label_emb)
+    if perm is not None:
+        donor = labelled[perm]
+        rand_emb[labelled] = label_emb[donor]
+        for f, g in zip(labelled, donor):
+            rand_kws[f] = keywords[g]
+    return {
+        "label_auroc": scorer.auroc(label_emb, has_label),
+        "keyword_hit_lift": scorer.lift(keywords),
+        "random_label_auroc": scorer.auroc(rand_emb, np.array([bool(k) for k in rand_kws])),
+        "random_keyword_hit_lift": scorer.lift(rand_kws),
+        "tfidf_auroc": scorer.auroc(tfidf_emb, np.array([bool(k) for k in tfidf])),
+        "tfidf_keyword_hit_lift": scorer.lift(tfidf),
+    }
