@@ -27,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sae_lightning.data import split_indices  # noqa: E402
 from sae_lightning.embed import Embedder, build_store, load_model  # noqa: E402
 from sae_lightning.interpret import LabelingConfig, interpret_sae  # noqa: E402
-from sae_lightning.interpret.keybert_labeling import feature_docs  # noqa: E402
 from sae_lightning.models import SAEConfig, SparseAutoencoder, build_sae  # noqa: E402
 from sae_lightning.sources import WikiVitalArticles  # noqa: E402
 from sae_lightning.sources.wiki import WIKI_TOPICS  # noqa: E402
