@@ -65,9 +65,8 @@ def _label(cfg: DictConfig) -> None:
 
     from .interpret import LabelingConfig, label_run_dir
 
-    settings = OmegaConf.to_container(cfg.labeling, resolve=True)
-    settings.pop("enabled", None), settings.pop("every_n_epochs", None)
-    _, summary = label_run_dir(cfg.run_dir, LabelingConfig.from_dict(settings))
+    settings = LabelingConfig.from_dict(OmegaConf.to_container(cfg.labeling, resolve=True))
+    _, summary = label_run_dir(cfg.run_dir, settings)
     print(f"features: {cfg.run_dir}/features.parquet  (label_auroc mean {summary.get('label_auroc_mean', float('nan')):.3f})")
     if cfg.report:
         from .report import write_report

@@ -107,7 +107,20 @@ def train(cfg: DictConfig) -> float | None:
         forget_ddp(env_before)
     if trainer.interrupted:
         raise UserError(f"training was interrupted; resume with run_dir={out} ckpt_path=last")
+    if cfg.labeling.enabled and cfg.families.enabled and rank_zero_only.rank == 0:
+        build_families_from_cfg(cfg, out)
     return report(out)
+
+
+def build_families_from_cfg(cfg: DictConfig, out: Path) -> None:
+    """Feature families after the labels, named with the same labelling settings."""
+    from .interpret import LabelingConfig
+    from .interpret.families import build_families
+
+    settings = OmegaConf.to_container(cfg.families, resolve=True)
+    settings.pop("enabled")
+    labeling = LabelingConfig.from_dict(OmegaConf.to_container(cfg.labeling, resolve=True))
+    build_families(out, labeling=labeling, **settings)
 
 
 def export_job_for_ddp_children(out: Path) -> None:
@@ -167,6 +180,8 @@ def report(out: Path) -> float | None:
         from .report import write_report
 
         lines += [f"  features: {out / 'features.parquet'}", f"  report: {write_report(out)}"]
+    if (out / "families.parquet").exists():
+        lines.append(f"  families: {out / 'families.parquet'}")
     print("\n".join(lines))
     print("  " + ", ".join(f"{k}={metrics[k]:.4g}" for k in ("fve", "l0", "dead_frac") if metrics.get(k) is not None))
     return metrics.get("fve")

@@ -26,6 +26,16 @@ def tiny_labelled_run(tmp_path_factory, small_store, cache_dir) -> Path:
     return out
 
 
+def test_default_run_writes_labels_families_and_report(tiny_labelled_run):
+    import pandas as pd
+
+    for name in ("features.parquet", "families.parquet", "report.html", "summary.md", "metrics.json"):
+        assert (tiny_labelled_run / name).is_file(), name
+    families = pd.read_parquet(tiny_labelled_run / "families.parquet")
+    assert set(families.columns) >= {"family_id", "parent", "children", "label"}
+    assert 'id="families"' in (tiny_labelled_run / "report.html").read_text()
+
+
 def test_notebook_executes_on_a_finished_run(tiny_labelled_run, monkeypatch):
     monkeypatch.setenv("SAE_RUN_DIR", str(tiny_labelled_run))
     monkeypatch.setenv("SAE_QUERY", "The Roman Empire conquered Gaul.")
