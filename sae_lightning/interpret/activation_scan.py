@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..store import EmbeddingStore
+from .threads import single_threaded
 
 
 class RunningTopK:
@@ -43,6 +44,10 @@ class SparseRunningTopK(RunningTopK):
     k of d_sae latents per row, so sorting its triples beats a top-k over the dense batch."""
 
     def update_sparse(self, feat: torch.Tensor, rows: torch.Tensor, vals: torch.Tensor) -> None:
+        with single_threaded():  # small ops: see threads.py
+            self._update_sparse(feat, rows, vals)
+
+    def _update_sparse(self, feat: torch.Tensor, rows: torch.Tensor, vals: torch.Tensor) -> None:
         n_features, k = self.values.shape
         keep = vals > self.values[feat, -1]  # cannot enter a full top-k: dropped before sorting
         feat, rows, vals = feat[keep], rows[keep], vals[keep]
@@ -137,12 +142,13 @@ def top_examples(sae, store: EmbeddingStore, train_idx: np.ndarray, m: int = 15,
         counts = torch.zeros(d_sae, dtype=torch.long, device=dev)
         mass = torch.zeros(d_sae * len(domains), dtype=torch.float64, device=dev)
         codes_t = codes_t.to(dev)
-        for rows, acts in iter_activations(model, store, train_idx, batch_size):
-            r, f = (acts > 0).nonzero(as_tuple=True)  # negative outputs do not count as firing
-            v = acts[r, f]
-            top.update_sparse(f, rows[r], v)
-            counts += torch.bincount(f, minlength=d_sae)
-            mass.index_add_(0, f * len(domains) + codes_t[rows[r]], v.double())
+        for rows, acts in iter_activations(model, store, train_idx, batch_size):  # encoder: caller's threads
+            with single_threaded():  # the bookkeeping is small ops (threads.py)
+                r, f = (acts > 0).nonzero(as_tuple=True)  # negative outputs do not count as firing
+                v = acts[r, f]
+                top.update_sparse(f, rows[r], v)
+                counts += torch.bincount(f, minlength=d_sae)
+                mass.index_add_(0, f * len(domains) + codes_t[rows[r]], v.double())
         mass = mass.view(d_sae, len(domains))
     acts_np = top.values.clamp_min(0).cpu().numpy()
     rows_np = top.rows.cpu().numpy()
@@ -167,8 +173,9 @@ def scoring_sets(sae, store: EmbeddingStore, val_idx: np.ndarray, m_pos: int = 1
         pos = RunningTopK(d_sae, min(m_pos, max(len(val_idx), 1)), dev)
         neg = RunningTopK(d_sae, min(n_negatives, max(len(val_idx), 1)), dev)
         for rows, acts in iter_activations(model, store, val_idx, batch_size):
-            pos.update(acts, rows)
-            neg.update(torch.where(acts == 0, key_t[rows.cpu()].to(dev)[:, None], -1.0), rows)
+            with single_threaded():
+                pos.update(acts, rows)
+                neg.update(torch.where(acts == 0, key_t[rows.cpu()].to(dev)[:, None], -1.0), rows)
     pos_rows = torch.where(pos.values > 0, pos.rows, -1).cpu().numpy()
     neg_rows = torch.where(neg.values >= 0, neg.rows, -1).cpu().numpy()
     return ScoringSets(pos_rows=pos_rows, neg_rows=neg_rows)

@@ -34,6 +34,7 @@ from .labeling_config import LabelingConfig
 from .phase_timer import PhaseTimer
 from .phrase_cache import PhraseEmbeddingCache, cache_folder
 from .tfidf_baseline import tfidf_top_terms
+from .threads import single_threaded
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def _interpret(sae, store, train_idx, val_idx, cfg, timer) -> tuple[pd.DataFrame
     with timer("label_embeddings"):
         label_emb = embed_labels(labels["keywords"], cache, cfg.label_embedding, store.dim)
         tfidf_emb = embed_labels(labels["tfidf"], cache, cfg.label_embedding, store.dim)
-    with timer("scoring"):
+    with timer("scoring"), single_threaded():
         scorer = LabelScorer(store.embeddings, texts, sets.pos_rows, sets.neg_rows, analyzer_params(cfg))
         scores = score_with_baselines(scorer, labels["keywords"], label_emb, labels["tfidf"], tfidf_emb, cfg.seed)
 

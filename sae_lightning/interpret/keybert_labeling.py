@@ -12,11 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.sparse import csr_matrix
 
 from .candidates import DocTerms, PrecountedVectorizer, analyzer_params
 from .labeling_config import LabelingConfig
 from .phase_timer import PhaseTimer
 from .phrase_cache import PhraseEmbeddingCache
+from .threads import single_threaded
 
 
 @dataclass
@@ -38,10 +40,11 @@ def doc_embeddings(kind: str, top_rows: np.ndarray, feature_ids: np.ndarray, doc
     decoder its decoder direction W_dec[i] + b_dec, a point in the embedding space like a text."""
     if kind == "mean":
         valid = top_rows >= 0
-        emb = np.asarray(store.embeddings[np.unique(top_rows[valid])], dtype=np.float32)
-        lookup = np.searchsorted(np.unique(top_rows[valid]), np.maximum(top_rows, 0))
-        summed = (emb[lookup] * valid[..., None]).sum(1)
-        return summed / np.maximum(valid.sum(1, keepdims=True), 1)
+        unique, col = np.unique(top_rows[valid], return_inverse=True)
+        owner = np.repeat(np.arange(len(top_rows)), valid.sum(1))
+        # (features x texts) averaging matrix @ the texts' store embeddings: one sparse product
+        weights = csr_matrix(((1.0 / valid.sum(1))[owner], (owner, col)), shape=(len(top_rows), len(unique)))
+        return np.asarray(weights @ np.asarray(store.embeddings[unique], dtype=np.float32), dtype=np.float32)
     if kind == "concat":
         return np.asarray(model.encode(docs, batch_size=32, convert_to_numpy=True, show_progress_bar=False))
     if kind == "decoder":
@@ -91,7 +94,7 @@ def keybert_labels(feature_ids: np.ndarray, top_rows: np.ndarray, texts: np.ndar
     from keybert import KeyBERT
 
     vectorizer = PrecountedVectorizer(**analyzer_params(cfg)).set_counts(sub.tocsr(), words)
-    with timer("keybert"):
+    with timer("keybert"), single_threaded():  # a loop of tiny BLAS calls per document (threads.py)
         found = KeyBERT(model=model).extract_keywords(
             docs, vectorizer=vectorizer, doc_embeddings=doc_emb, word_embeddings=word_emb,
             use_mmr=cfg.use_mmr, diversity=cfg.diversity, top_n=cfg.top_n)

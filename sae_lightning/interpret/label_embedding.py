@@ -12,6 +12,7 @@ Unlabelled features get a zero vector; the scorer ignores them.
 from __future__ import annotations
 
 import numpy as np
+from scipy.sparse import csr_matrix
 
 from .labeling_config import LABEL_EMBEDDINGS
 from .phrase_cache import PhraseEmbeddingCache
@@ -37,8 +38,8 @@ def embed_labels(keyword_lists: list[list[str]], cache: PhraseEmbeddingCache, mo
         raise ValueError(f"labeling.label_embedding={mode!r} must be one of {', '.join(LABEL_EMBEDDINGS)}")
     flat = [k for i in has for k in keyword_lists[i]]
     emb = _unit(cache.get(flat))
-    owner = np.repeat(np.arange(len(has)), [len(keyword_lists[i]) for i in has])
-    sums = np.zeros((len(has), emb.shape[1]), dtype=np.float64)
-    np.add.at(sums, owner, emb)
-    out[has] = sums / np.bincount(owner)[:, None]
+    sizes = np.array([len(keyword_lists[i]) for i in has])
+    owner = np.repeat(np.arange(len(has)), sizes)
+    mean = csr_matrix(((1.0 / sizes)[owner], (owner, np.arange(len(flat)))), shape=(len(has), len(flat)))
+    out[has] = mean @ emb
     return out
