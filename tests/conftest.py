@@ -41,3 +41,17 @@ def compose_cfg(overrides: list[str], output_dir: Path, cache_dir: Path, config_
         cfg.paths.cache_dir = str(cache_dir)
         cfg.embedder.show_progress = False
     return cfg
+
+
+@pytest.fixture(scope="session")
+def tiny_labelled_run(tmp_path_factory, small_store, cache_dir) -> Path:
+    """A finished default-style run (labels, families, report) on the 600-sentence store."""
+    from sae_lightning.pipeline import train
+
+    out = tmp_path_factory.mktemp("nb_run")
+    topics = "[" + ",".join(f'"{t}"' for t in SMALL_TOPICS) + "]"
+    cfg = compose_cfg(["domain=wiki_all", f"domain.topics={topics}", "domain.limit=600", "sae.d_sae=128",
+                       "sae.k=8", "data.batch_size=128", "trainer.max_epochs=2", "logger=none",
+                       "trainer.enable_progress_bar=false"], out, cache_dir)
+    train(cfg)
+    return out

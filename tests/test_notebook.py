@@ -5,25 +5,10 @@ import os
 from pathlib import Path
 
 import nbformat
-import pytest
 from nbclient import NotebookClient
 
-from sae_lightning.pipeline import train
-
-from .conftest import SMALL_TOPICS, compose_cfg
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "explore_run.ipynb"
-
-
-@pytest.fixture(scope="module")
-def tiny_labelled_run(tmp_path_factory, small_store, cache_dir) -> Path:
-    out = tmp_path_factory.mktemp("nb_run")
-    topics = "[" + ",".join(f'"{t}"' for t in SMALL_TOPICS) + "]"
-    cfg = compose_cfg(["domain=wiki_all", f"domain.topics={topics}", "domain.limit=600", "sae.d_sae=128",
-                       "sae.k=8", "data.batch_size=128", "trainer.max_epochs=2", "logger=none",
-                       "trainer.enable_progress_bar=false"], out, cache_dir)
-    train(cfg)
-    return out
 
 
 def test_default_run_writes_labels_families_and_report(tiny_labelled_run):

@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..data import split_indices
+from ..errors import UserError
 from ..models import SparseAutoencoder
 from ..models.base import CFG_FILE, WEIGHTS_FILE
 from ..store import EmbeddingStore
@@ -37,7 +38,7 @@ def read_run_info(run_dir: str | Path) -> dict:
     """run.json, checked; ValueError naming everything that makes `run_dir` not a finished run."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise ValueError(f"{run_dir} is not a run dir: the folder does not exist")
+        raise UserError(f"{run_dir} is not a run dir: the folder does not exist")
     missing = [f"sae/{name}" for name in (CFG_FILE, WEIGHTS_FILE) if not (run_dir / "sae" / name).is_file()]
     info: dict = {}
     if not (run_dir / RUN_FILE).is_file():
@@ -46,12 +47,12 @@ def read_run_info(run_dir: str | Path) -> dict:
         try:
             info = json.loads((run_dir / RUN_FILE).read_text())
         except json.JSONDecodeError as err:
-            raise ValueError(f"{run_dir / RUN_FILE} is not valid JSON ({err})") from None
+            raise UserError(f"{run_dir / RUN_FILE} is not valid JSON ({err})") from None
         if not isinstance(info, dict):
-            raise ValueError(f"{run_dir / RUN_FILE} must hold a JSON object")
+            raise UserError(f"{run_dir / RUN_FILE} must hold a JSON object")
         missing += [f"{RUN_FILE}:{key}" for key in RUN_KEYS if key not in info]
     if missing:
-        raise ValueError(f"{run_dir} is not a finished run: missing {', '.join(missing)} "
+        raise UserError(f"{run_dir} is not a finished run: missing {', '.join(missing)} "
                          "(a run dir needs sae/cfg.json, sae/sae_weights.safetensors and run.json "
                          "with store_path, val_fraction and seed)")
     return info
@@ -80,7 +81,7 @@ def label_run_dir(run_dir: str | Path, cfg: LabelingConfig | None = None) -> tup
     store = EmbeddingStore(Path(info["store_path"]).expanduser())
     sae = SparseAutoencoder.load(run_dir / "sae", device=cfg.device or "cpu")
     if sae.cfg.d_in != store.dim:
-        raise ValueError(f"{run_dir}: the SAE reads d_in={sae.cfg.d_in} but the store {store.path} holds "
+        raise UserError(f"{run_dir}: the SAE reads d_in={sae.cfg.d_in} but the store {store.path} holds "
                          f"{store.dim}-dimensional embeddings; run.json points at the wrong store")
     train_idx, val_idx = split_indices(len(store), float(info["val_fraction"]), int(info["seed"]))
     df, summary = interpret_sae(sae, store, train_idx, val_idx, cfg)
