@@ -201,7 +201,12 @@ class SparseAutoencoder(nn.Module):
 
     def encode_pre(self, x: Tensor) -> Tensor:
         x = x.to(self.W_enc.dtype)  # the store may hand float16 embeddings
-        return (x - self.b_dec) @ self.W_enc + self.b_enc
+        if x.ndim != 2:
+            return (x - self.b_dec) @ self.W_enc + self.b_enc
+        # The same (x - b_dec) W_enc + b_enc, with b_dec folded into the bias: b_dec's gradient is
+        # then a vector-matrix product, where the other form makes backward multiply the whole
+        # [B, d_sae] gradient by W_encᵀ (a matmul as large as the forward) to get it.
+        return torch.addmm(self.b_enc - self.b_dec @ self.W_enc, x, self.W_enc)
 
     def activate(self, pre: Tensor) -> Tensor:
         """Dense latents from pre-activations, by the variant's rule for the current mode."""

@@ -1,8 +1,15 @@
 """TopK SAE (Gao et al. 2024, "Scaling and evaluating sparse autoencoders"): exactly the k largest
 latents fire, so sparsity needs no penalty; AuxK revives dead latents. Decoding reads only the k
-active decoder rows."""
+active decoder rows; AuxK works on the dead latents' slice of the dictionary only.
+
+Training touches only the active latents: pre-activations are computed once outside the graph, and
+the gradients of the encoder and decoder are written straight onto the selected entries
+(`_GatherActive`, `_SparseDecode`), so the backward pass costs O(B k d_in) instead of two dense
+matmuls the size of the forward one plus embedding_bag's sort of the B*k indices."""
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +27,99 @@ def fvu(x_hat: Tensor, x: Tensor) -> Tensor:
     variance = (x - x.mean(0)).pow(2).sum()
     ratio = (x_hat - x).pow(2).sum() / variance.clamp_min(1e-12)
     return torch.where(variance > 1e-12, ratio, torch.zeros_like(ratio))
+
+
+class ActivePattern:
+    """Where the active latents of a batch sit: entry e is latent idx[e] of sample row(e), with
+    rows grouped by offsets (the layout `F.embedding_bag` reads). Its sparse-matrix forms, built
+    once per batch and only when a gradient needs them, let the backward passes touch the active
+    entries alone instead of a dense [B, d_sae] gradient and two matmuls the size of the forward."""
+
+    def __init__(self, idx: Tensor, offsets: Tensor, d_sae: int) -> None:
+        self.idx, self.offsets, self.d_sae = idx, offsets, d_sae
+        self._by_latent: tuple[Tensor, Tensor, Tensor] | None = None
+
+    @property
+    def n_rows(self) -> int:
+        return self.offsets.numel()
+
+    def _crow(self) -> Tensor:
+        return torch.cat([self.offsets, self.offsets.new_tensor([self.idx.numel()])]).to(torch.int32)
+
+    def sampled(self, a: Tensor, b: Tensor) -> Tensor:
+        """(a @ bᵀ) read at the active entries only, in entry order: a [B, d], b [d_sae, d]."""
+        with warnings.catch_warnings():  # torch calls its CSR support beta: noise in every log
+            warnings.simplefilter("ignore", UserWarning)
+            s = torch.sparse_csr_tensor(self._crow(), self.idx.to(torch.int32), a.new_zeros(self.idx.numel()),
+                                        (self.n_rows, self.d_sae), check_invariants=False)
+        return torch.sparse.sampled_addmm(s, a, b.t(), beta=0.0).values()
+
+    def t_matmul(self, values: Tensor, dense: Tensor) -> Tensor:
+        """Sᵀ @ dense for S the [B, d_sae] matrix holding `values` at the active entries: [d_sae, d]."""
+        if self._by_latent is None:
+            counts = torch.diff(self._crow().long())
+            rows = torch.repeat_interleave(torch.arange(self.n_rows, device=self.idx.device), counts,
+                                           output_size=self.idx.numel())
+            # Stable, so sums run in one order every time; int32 keys get torch's fast radix sort.
+            order = torch.argsort(self.idx.to(torch.int32), stable=True)
+            crow = torch.ops.aten._convert_indices_from_coo_to_csr(self.idx[order].to(torch.int32), self.d_sae,
+                                                                    out_int32=True)
+            self._by_latent = (order, crow, rows[order].to(torch.int32))
+        order, crow, rows = self._by_latent
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            st = torch.sparse_csr_tensor(crow, rows, values[order], (self.d_sae, self.n_rows), check_invariants=False)
+        return st @ dense
+
+
+class _GatherActive(torch.autograd.Function):
+    """vals: the pre-activations at the active entries, computed (with pre) outside any graph, where
+    pre = x W_enc + b_enc - b_dec W_enc. Backward writes only what those entries reach, with G the
+    sparse [B, d_sae] gradient: dW_enc = (x - b_dec)ᵀ G, db_enc = colsum(G), db_dec = -W_enc db_enc."""
+
+    @staticmethod
+    def forward(ctx, vals: Tensor, W_enc: Tensor, b_enc: Tensor, b_dec: Tensor, x: Tensor,  # noqa: ANN001
+                pattern: ActivePattern) -> Tensor:
+        ctx.save_for_backward(W_enc, b_dec, x)
+        ctx.pattern = pattern
+        return vals.clone()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # noqa: ANN205
+        W_enc, b_dec, x = ctx.saved_tensors
+        pattern: ActivePattern = ctx.pattern
+        grad = grad.contiguous()
+        grad_W = grad_b = grad_b_dec = None
+        if ctx.needs_input_grad[1]:
+            grad_W = pattern.t_matmul(grad, x - b_dec).t()
+        if ctx.needs_input_grad[2] or ctx.needs_input_grad[3]:
+            grad_b = grad.new_zeros(pattern.d_sae).index_add_(0, pattern.idx, grad)
+            if ctx.needs_input_grad[3]:
+                grad_b_dec = -(W_enc @ grad_b)
+        return None, grad_W, grad_b, grad_b_dec, None, None
+
+
+class _SparseDecode(torch.autograd.Function):
+    """x_hat[b] = sum over b's active entries e of vals[e] * W_dec[idx[e]] (`F.embedding_bag`).
+
+    Backward without embedding_bag's own (a sort of the B*k indices and a dense gradient on every
+    step): dL/dvals = <g_b, W_dec[idx_e]> read at the active entries only, and dL/dW_dec = Sᵀ g,
+    which touches only the active rows."""
+
+    @staticmethod
+    def forward(ctx, vals: Tensor, W_dec: Tensor, pattern: ActivePattern) -> Tensor:  # noqa: ANN001
+        ctx.save_for_backward(vals, W_dec)
+        ctx.pattern = pattern
+        return F.embedding_bag(pattern.idx, W_dec, pattern.offsets, mode="sum", per_sample_weights=vals)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # noqa: ANN205
+        vals, W_dec = ctx.saved_tensors
+        pattern: ActivePattern = ctx.pattern
+        grad = grad.contiguous()
+        grad_vals = pattern.sampled(grad, W_dec) if ctx.needs_input_grad[0] else None
+        grad_W = pattern.t_matmul(vals, grad) if ctx.needs_input_grad[1] else None
+        return grad_vals, grad_W, None
 
 
 class TopKSAE(SparseAutoencoder, architecture="topk"):
@@ -50,17 +150,34 @@ class TopKSAE(SparseAutoencoder, architecture="topk"):
     def decode_sparse(
         self, idx: Tensor, vals: Tensor, offsets: Tensor, *, bias: bool = True
     ) -> Tensor:
-        # embedding_bag gathers (and, backwards, updates) only the active rows of W_dec: the cost
-        # scales with k, not d_sae.
-        out = F.embedding_bag(
-            idx, self.W_dec, offsets, mode="sum", per_sample_weights=vals.to(self.W_dec.dtype)
-        )
+        return self._decode(ActivePattern(idx, offsets, self.cfg.d_sae), vals, bias=bias)
+
+    def _decode(self, pattern: ActivePattern, vals: Tensor, *, bias: bool = True) -> Tensor:
+        # Reads (and, backwards, updates) only the active rows of W_dec: the cost scales with k,
+        # not d_sae.
+        vals = vals.to(self.W_dec.dtype)
+        if self.W_dec.device.type == "cpu":
+            out = _SparseDecode.apply(vals, self.W_dec, pattern)
+        else:  # the CSR backward is measured on CPU only; CUDA's embedding_bag backward is fast
+            out = F.embedding_bag(pattern.idx, self.W_dec, pattern.offsets, mode="sum", per_sample_weights=vals)
         return out + self.b_dec if bias else out
 
     def forward(self, x: Tensor) -> SAEOutput:
-        pre = self.encode_pre(x)
-        idx, vals, offsets = self.select(pre)
-        x_hat = self.decode_sparse(idx, vals, offsets)
+        # The sparse encoder gradient is measured on CPU only (benchmarks/); a gradient w.r.t. the
+        # input itself needs the dense graph.
+        if x.requires_grad or x.device.type != "cpu":
+            pre = self.encode_pre(x)
+            idx, vals, offsets = self.select(pre)
+            pattern = ActivePattern(idx, offsets, self.cfg.d_sae)
+        else:
+            x = x.to(self.W_enc.dtype)
+            with torch.no_grad():
+                pre = self.encode_pre(x)
+                idx, vals, offsets = self.select(pre)
+            pattern = ActivePattern(idx, offsets, self.cfg.d_sae)
+            # select() hands back ReLU'd values; the second ReLU gives them its gradient mask.
+            vals = _GatherActive.apply(vals, self.W_enc, self.b_enc, self.b_dec, x, pattern).relu()
+        x_hat = self._decode(pattern, vals)
         return SAEOutput(x_hat=x_hat, pre=pre, idx=idx, vals=vals, offsets=offsets)
 
     def loss_terms(
@@ -82,9 +199,19 @@ class TopKSAE(SparseAutoencoder, architecture="topk"):
         if n_dead == 0:
             return zero
         k_aux = min(self.cfg.aux_k, n_dead)
-        vals, idx = out.pre.masked_fill(~dead_mask, float("-inf")).topk(k_aux, dim=-1, sorted=False)
-        offsets = torch.arange(0, idx.numel(), k_aux, device=idx.device)
+        # Only the dead latents' slice of the dictionary is used (their pre-activations computed
+        # again, with a graph): the cost scales with n_dead, few once training has settled.
+        dead = dead_mask.nonzero().squeeze(1)
+        if out.pre.requires_grad:  # forward() built the dense graph
+            pre = out.pre.index_select(1, dead)
+        else:
+            W_enc = self.W_enc.index_select(1, dead)
+            pre = torch.addmm(self.b_enc.index_select(0, dead) - self.b_dec @ W_enc, x.to(W_enc.dtype), W_enc)
+        with torch.no_grad():
+            pick = pre.topk(k_aux, dim=-1, sorted=False).indices
+        vals = pre.gather(1, pick).relu()
+        z_dead = vals.new_zeros(len(vals), n_dead).scatter(1, pick, vals)
         # e already excludes b_dec, so the dead latents' reconstruction must not add it again.
-        e_hat = self.decode_sparse(idx.flatten(), vals.relu().flatten(), offsets, bias=False)
+        e_hat = z_dead @ self.W_dec.index_select(0, dead)
         # Few dead latents reconstruct less; scale down rather than demand it (EleutherAI sparsify).
         return min(n_dead / self.cfg.aux_k, 1.0) * fvu(e_hat, (x - out.x_hat).detach())
