@@ -172,8 +172,9 @@ def test_ddp_on_cpu_matches_a_single_process(synthetic_npy, tmp_path):
     results = {}
     for name, extra in (("single", ["data.batch_size=128"]), ("ddp", ["trainer=ddp_cpu", "data.batch_size=64"])):
         out = tmp_path / name
-        res = subprocess.run([sys.executable, "-c", "from sae_lightning.cli import train; train()", *common, *extra,
-                              f"run_dir={out}"], capture_output=True, text=True, timeout=600)
+        # The console script, as users run it: DDP ranks are started by re-running that command.
+        res = subprocess.run([str(Path(sys.executable).parent / "sae-train"), *common, *extra, f"run_dir={out}"],
+                             capture_output=True, text=True, timeout=600)
         assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
         results[name] = json.loads((out / "metrics.json").read_text())
         assert len(list(tmp_path.glob(f"{name}*"))) == 1  # one output folder, not one per rank
