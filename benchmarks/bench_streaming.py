@@ -1,0 +1,171 @@
+"""DataModule batches/s and peak RSS reading a 5,000,000 x 384 float16 store, against the same data
+in RAM (issue 6: streaming must hold >= 90 % of the in-RAM batch rate with peak RSS < 2 GiB).
+
+    python benchmarks/bench_streaming.py [--rows 5000000] [--batches 400] [--keep /path]
+
+The store (~3.7 GiB) is written with `sae_lightning.store.StoreWriter` into a temporary folder and
+deleted at the end. Every case runs `EmbeddingDataModule.train_dataloader()` (shuffled batches of
+the configured size, data.batch_size in conf/data/default.yaml unless --batch) in a fresh Python
+process, so the peak RSS it reports is that case's alone. Peak RSS is VmHWM: the process's own
+memory plus every page of the store it has mapped and touched (page-cache pages the kernel may
+reclaim, but RSS all the same); peak anon RSS is the process's own memory alone (RssAnon, sampled
+every 50 batches). The target is judged on peak RSS.
+
+- disk, cold: the store's pages are dropped from the OS page cache first (posix_fadvise DONTNEED),
+  so every batch is read from the disk;
+- disk, page cache: the default `in_memory: false` path once the file sits in the page cache (the
+  steady state of any epoch after the first on a machine with the RAM to spare);
+- in RAM: `in_memory: true` (the whole store copied into the process first; the copy is not timed).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import common  # noqa: F401
+import numpy as np
+
+from common import md_table, run_child
+
+D = 384
+
+CASE = """
+import os, time, numpy as np, torch
+torch.set_num_threads(1)
+from sae_lightning.data import EmbeddingDataModule
+store, batch, n_batches, in_memory, cold = {store!r}, {batch}, {n_batches}, {in_memory}, {cold}
+if cold:
+    fd = os.open(os.path.join(store, "embeddings.npy"), os.O_RDONLY)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.close(fd)
+dm = EmbeddingDataModule(store, batch_size=batch, in_memory=in_memory, seed=0)
+dm.setup("fit")
+t0 = time.perf_counter()
+arr = dm.dataset.array  # in_memory copies the store here, outside the timed loop
+copied = not isinstance(arr, np.memmap) and not isinstance(getattr(arr, "base", None), np.memmap)
+if in_memory and not copied:  # np.ascontiguousarray hands a contiguous memmap back uncopied
+    dm.dataset._array = np.load(os.path.join(store, "embeddings.npy"))  # read(), not mapped: RAM only
+    del arr
+prepare = time.perf_counter() - t0
+def anon_mib():
+    for line in open("/proc/self/status"):
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024
+peak_anon = anon_mib()
+seen, rows, start = 0, 0, time.perf_counter()
+for x in dm.train_dataloader():
+    assert x.dtype == torch.float32 and x.shape == (batch, {d})
+    seen += 1
+    rows += len(x)
+    if seen % 50 == 0:
+        peak_anon = max(peak_anon, anon_mib())
+    if seen >= n_batches:
+        break
+seconds = time.perf_counter() - start
+peak_anon = max(peak_anon, anon_mib())
+RESULT = {{"batches": seen, "seconds": seconds, "batches_per_s": seen / seconds, "rows_per_s": rows / seconds,
+           "prepare_s": prepare, "in_memory_copied": copied, "peak_anon_mib": peak_anon}}
+"""
+
+
+def build_store(rows: int, folder: Path, shard: int = 250_000):
+    import pandas as pd
+
+    from sae_lightning.store import StoreWriter
+
+    writer = StoreWriter(folder, {"fingerprint": f"stream-{rows}", "model_name": "synthetic", "dim": D, "count": rows,
+                                  "dtype": "float16", "normalized": False, "domains": ["synthetic"],
+                                  "source": {"source": "synthetic"}}, shard)
+    rng = np.random.default_rng(0)
+    for i in writer.missing_shards():
+        r = writer.shard_rows(i)
+        writer.write_shard(i, (rng.standard_normal((r.stop - r.start, D), dtype=np.float32) * 0.05).astype(np.float16))
+    ids = pd.array(np.arange(rows).astype(str), dtype="string")
+    meta = pd.DataFrame({"id": ids, "text": pd.Categorical([""] * rows), "domain": pd.Categorical(["synthetic"] * rows)})
+    return writer.finalize(meta)
+
+
+def warm_page_cache(path: Path, chunk: int = 1 << 26) -> None:
+    """Read the file once, sequentially, so the page-cache case starts with it cached."""
+    with open(path, "rb", buffering=0) as fh:
+        while fh.read(chunk):
+            pass
+
+
+def run(args) -> dict:
+    from hydra import compose, initialize_config_dir
+
+    from sae_lightning.config import CONF_DIR, register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        batch = args.batch or int(compose("config").data.batch_size)
+    tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_streaming_", dir=args.tmp))
+    try:
+        t = time.perf_counter()
+        store = build_store(args.rows, tmp / "store")
+        built = time.perf_counter() - t
+        size = (store.path / "embeddings.npy").stat().st_size
+        with open(store.path / "embeddings.npy", "rb+") as fh:  # written back, so the cold case can evict it
+            os.fsync(fh.fileno())
+        print(f"store: {args.rows:,} x {D} float16, {size / 2**30:.2f} GiB, written in {built:.0f}s", flush=True)
+        rows, notes = [], []
+        cases = [("disk, cold page cache", False, True, args.cold_batches),
+                 ("disk, page cache", False, False, args.batches),
+                 ("in RAM (in_memory=true)", True, False, args.batches)]
+        for name, in_memory, cold, n in cases:
+            if name == "disk, page cache":
+                warm_page_cache(store.path / "embeddings.npy")
+            r = run_child(CASE.format(store=str(store.path), batch=batch, n_batches=n, in_memory=in_memory,
+                                      cold=cold, d=D), timeout=args.timeout)
+            rows.append({"case": name, "batch": batch, "batches": r["batches"], "batches/s": r["batches_per_s"],
+                         "rows/s": r["rows_per_s"], "peak RSS MiB": r["peak_rss_mib"],
+                         "peak anon RSS MiB": r["peak_anon_mib"],
+                         "load into RAM s": round(r["prepare_s"], 1) if in_memory else None})
+            if in_memory and not r["in_memory_copied"]:
+                notes.append("`in_memory=true` returned the memory map itself (np.ascontiguousarray of a contiguous "
+                             "memmap does not copy), so the in-RAM case reads the file into RAM with np.load instead.")
+            print(json.dumps(rows[-1]), flush=True)
+        in_ram = rows[-1]["batches/s"]
+        for r in rows:
+            r["vs in RAM"] = f"{r['batches/s'] / in_ram:.0%}"
+            r["target (>=90 %, < 2 GiB)"] = ("met" if r["batches/s"] >= 0.9 * in_ram and r["peak RSS MiB"] < 2048
+                                             else "missed") if r is not rows[-1] else ""
+        return {"rows": rows, "store_gib": size / 2**30, "build_s": built, "n_rows": args.rows, "notes": notes}
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def markdown(result: dict) -> str:
+    cols = ["case", "batch", "batches", "batches/s", "rows/s", "vs in RAM", "peak RSS MiB", "peak anon RSS MiB",
+            "load into RAM s", "target (>=90 %, < 2 GiB)"]
+    return "\n".join([f"### Streaming: {result['n_rows']:,} x {D} float16 store ({result['store_gib']:.2f} GiB, "
+                      f"written in {result['build_s']:.0f} s) through EmbeddingDataModule", "",
+                      md_table(result["rows"], cols)] + [f"\nNote: {n}" for n in result.get("notes", [])])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=5_000_000)
+    ap.add_argument("--batch", type=int, default=None, help="default: data.batch_size of conf/")
+    ap.add_argument("--batches", type=int, default=2000, help="batches timed per case")
+    ap.add_argument("--cold-batches", type=int, default=200, help="batches timed with a cold page cache")
+    ap.add_argument("--tmp", default=None, help="where to write the temporary store")
+    ap.add_argument("--keep", default=None, help="write (and keep) the store here instead")
+    ap.add_argument("--timeout", type=float, default=900)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    result = run(args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,395 @@
+"""SAE training throughput and quality against peers and against the machine's matmul floor.
+
+    python benchmarks/bench_training.py [--d-sae 3072 6144] [--epochs 3] [--datasets builtin synthetic]
+
+TopK SAEs (d_in 384, k 32) on (a) the built-in wiki sentences embedded with MiniLM and (b) 200,000
+synthetic unit-norm embeddings, each trained for the same number of samples by:
+
+- this project through the real Lightning Trainer: `SAEModule` + `EmbeddingDataModule` (reading the
+  store from disk) + `pl.Trainer` built from the composed Hydra config (conf/), so batch size,
+  learning rate and schedule, gradient clipping, determinism and per-step logging are the defaults
+  a user gets; labelling, checkpoints and validation are left out of the timed fit;
+- a bare PyTorch loop of the same math (same SAE module, loss, AuxK, Adam, schedule, clipping) over
+  an in-RAM tensor: what Lightning and the DataModule cost;
+- HypotheSAEs' `train_sae` at its recommended settings (batch 512, lr 5e-4, Adam) and at the
+  matched batch size;
+- EleutherAI sparsify's `SparseCoder` driven the way its `Trainer` drives it on an activation batch
+  (b_dec = first batch mean, SignSGD + ScheduleFree at its default lr for the width, no AuxK as its
+  default `auxk_alpha=0`, decoder-gradient projection): its own trainer needs a Hugging Face language
+  model to hook, and its batch is counted in LLM token sequences, so it runs at the matched size.
+
+fve = 1 - sum ||x - x_hat||^2 / sum ||x - mean||^2 over the same held-out rows for every trainer (the
+DataModule's validation split), computed here in float64 from each trainer's own forward pass.
+The floor: the float32 `torch.mm` rate measured here for the encoder's shape, turned into samples/s
+for the encoder's forward FLOPs (2 d_in d_sae per sample); each trainer's share of it is its
+samples/s divided by that.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import common  # noqa: F401  (sets sys.path and env first)
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from common import floor_samples_per_s, load, machine, matmul_rate, md_table
+
+D_IN, K = 384, 32
+
+
+# ---- data ------------------------------------------------------------------------------------
+
+
+def builtin_store(cache_dir: str | None):
+    from sae_lightning.embed import Embedder, build_store
+    from sae_lightning.sources import WikiVitalArticles
+    from sae_lightning.sources.wiki import WIKI_TOPICS
+
+    return build_store(WikiVitalArticles(topics=list(WIKI_TOPICS.values())), Embedder(show_progress=False), cache_dir)
+
+
+def synthetic_embeddings(n: int, d: int, n_dirs: int = 4096, active: int = 16, seed: int = 0,
+                         chunk: int = 20_000):
+    """Rows that are each a sum of `active` of `n_dirs` random unit directions (coefficients
+    uniform in [0.5, 1.5), the recipe of `sparse_dictionary_data`), L2-normalised like MiniLM's
+    embeddings. More directions than either SAE has latents, so neither reaches fve 1."""
+    gen = torch.Generator().manual_seed(seed)
+    dirs = F.normalize(torch.randn(n_dirs, d, generator=gen), dim=1)
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        support = torch.randint(0, n_dirs, (m, active), generator=gen)
+        coef = 0.5 + torch.rand(m, active, generator=gen)
+        x = F.embedding_bag(support.flatten(), dirs, torch.arange(0, m * active, active), mode="sum",
+                            per_sample_weights=coef.flatten())
+        yield F.normalize(x, dim=1).numpy()
+
+
+def synthetic_store(n: int, folder: Path, seed: int = 0):
+    """A real embedding store (the layout `sae-embed` writes) holding n synthetic rows."""
+    import pandas as pd
+
+    from sae_lightning.store import StoreWriter
+
+    shard = 20_000
+    writer = StoreWriter(folder, {"fingerprint": f"synthetic-{n}-{seed}", "model_name": "synthetic", "dim": D_IN,
+                                  "count": n, "dtype": "float32", "normalized": True, "domains": ["synthetic"],
+                                  "source": {"source": "synthetic"}}, shard)
+    for i, block in enumerate(synthetic_embeddings(n, D_IN, seed=seed, chunk=shard)):
+        writer.write_shard(i, block)
+    ids = [str(i) for i in range(n)]
+    return writer.finalize(pd.DataFrame({"id": ids, "text": [""] * n, "domain": ["synthetic"] * n}))
+
+
+# ---- the common yardstick -----------------------------------------------------------------------
+
+
+@torch.no_grad()
+def fve(recon, X: torch.Tensor, batch: int = 8192) -> float:
+    """1 - sum ||x - x_hat||^2 / sum ||x - mean(x)||^2 over X, accumulated in float64."""
+    mean = X.double().mean(0)
+    sse = sst = 0.0
+    for xb in X.split(batch):
+        xh = recon(xb).double()
+        sse += float(((xb.double() - xh) ** 2).sum())
+        sst += float(((xb.double() - mean) ** 2).sum())
+    return 1 - sse / sst
+
+
+def lr_factor(total: int, warm: int, decay: str, decay_fraction: float):
+    """SAEModule's schedule (warm-up then cosine/linear decay over the last fraction)."""
+    decay_steps = int(total * decay_fraction)
+
+    def factor(step: int) -> float:
+        if warm and step < warm:
+            return (step + 1) / warm
+        left = total - step
+        if decay == "none" or decay_steps == 0 or left >= decay_steps:
+            return 1.0
+        frac = max(left, 0) / decay_steps
+        return frac if decay == "linear" else 0.5 * (1 - math.cos(math.pi * frac))
+
+    return factor
+
+
+def compose(d_sae: int, batch: int | None):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from sae_lightning.config import CONF_DIR, register_resolvers
+
+    register_resolvers()
+    overrides = ["logger=none", "labeling.enabled=false", f"sae.d_sae={d_sae}", f"sae.k={K}", "sae=topk"]
+    if batch:
+        overrides.append(f"data.batch_size={batch}")
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=overrides)
+
+
+# ---- trainers: each returns (recon fn, samples seen) -------------------------------------------
+
+
+def train_lightning(cfg, store, steps: int, workdir: Path):
+    import pytorch_lightning as pl
+    from hydra.utils import instantiate
+    from pytorch_lightning.loggers import CSVLogger
+
+    from sae_lightning.pipeline import build_module
+
+    pl.seed_everything(0, verbose=False)
+    dm = instantiate(cfg.data, store_path=str(store.path))
+    module = build_module(cfg, store)
+    dead = cfg.callbacks.dead_features
+    callbacks = [instantiate(dead)]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=CSVLogger(str(workdir), name="csv"),
+                          max_epochs=-1, max_steps=steps, limit_val_batches=0, enable_progress_bar=False,
+                          enable_checkpointing=False, default_root_dir=str(workdir), enable_model_summary=False)
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    fill = torch.utils.deterministic.fill_uninitialized_memory
+    try:
+        trainer.fit(module, datamodule=dm)
+    finally:  # Trainer(deterministic=True) sets process-wide flags; the peers run after it without them
+        torch.use_deterministic_algorithms(deterministic)
+        torch.utils.deterministic.fill_uninitialized_memory = fill
+    sae = module.sae.eval()
+    return (lambda x: sae(x).x_hat), steps * cfg.data.batch_size
+
+
+def train_bare(cfg, X: torch.Tensor, steps: int):
+    """The same math as SAEModule + DeadFeatureStats, in a plain loop over an in-RAM tensor."""
+    from omegaconf import OmegaConf
+
+    from sae_lightning.models import SAEConfig, build_sae
+
+    torch.manual_seed(0)
+    m = cfg.module
+    sae_cfg = OmegaConf.to_container(cfg.sae, resolve=True)
+    sae_cfg.update(d_in=X.shape[1], metadata={})
+    sae = build_sae(SAEConfig.from_dict(sae_cfg))
+    sample = X[torch.randperm(len(X))[: m.init_sample_size]]
+    sae.init_b_dec(sample, m.init_b_dec)
+    opt = torch.optim.Adam(sae.parameters(), lr=m.lr, betas=tuple(m.betas))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(steps, m.warmup_steps, m.decay, m.decay_fraction))
+    bs, clip = cfg.data.batch_size, cfg.trainer.gradient_clip_val
+    dead_after = min(int(cfg.sae.dead_after_samples), len(X))
+    since = torch.zeros(sae.cfg.d_sae, dtype=torch.long)
+    step, gen = 0, torch.Generator().manual_seed(0)
+    while step < steps:
+        order = torch.randperm(len(X), generator=gen)
+        for start in range(0, len(X) - bs + 1, bs):
+            if step >= steps:
+                break
+            x = X[order[start:start + bs]]
+            out = sae(x)
+            loss = sae.loss_terms(x, out, step=step, dead_mask=since >= dead_after)["loss"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            sae.remove_gradient_parallel_to_decoder_directions()
+            if clip:
+                torch.nn.utils.clip_grad_norm_(sae.parameters(), clip)
+            opt.step()
+            sched.step()
+            sae.set_decoder_norm_to_unit_norm()
+            since += len(x)
+            since[out.fire_counts > 0] = 0
+            step += 1
+    sae.eval()
+    return (lambda x: sae(x).x_hat), steps * bs
+
+
+def train_hypothesaes(X: torch.Tensor, d_sae: int, batch: int, samples: int):
+    """HypotheSAEs' own entry point, its defaults except the batch; no validation set, so no early
+    stopping: it runs the epochs it is given."""
+    from hypothesaes import train_sae
+
+    torch.manual_seed(0)
+    if samples >= len(X):
+        data, epochs = X, max(1, round(samples / len(X)))
+    else:
+        data, epochs = X[:samples], 1
+    sae = train_sae(data.numpy(), M=d_sae, K=K, batch_size=batch, n_epochs=epochs, show_progress=False)
+    sae.eval()
+    return (lambda x: sae(x)[0]), epochs * len(data)
+
+
+def train_sparsify(X: torch.Tensor, d_sae: int, batch: int, steps: int):
+    """sparsify's SparseCoder stepped as sparsify.Trainer steps it for loss_fn="fvu" (1.3.3 defaults)."""
+    from schedulefree import ScheduleFreeWrapper
+    from sparsify import SparseCoder, SparseCoderConfig
+    from sparsify.sign_sgd import SignSGD
+
+    torch.manual_seed(0)
+    sae = SparseCoder(X.shape[1], SparseCoderConfig(num_latents=d_sae, k=K), "cpu", dtype=torch.float32)
+    lr = 5e-3 / (sae.num_latents / 2**14) ** 0.5  # its default for optimizer="signum"
+    opt = ScheduleFreeWrapper(SignSGD([{"params": sae.parameters(), "lr": lr}]), momentum=0.95)
+    opt.train()
+    step, gen = 0, torch.Generator().manual_seed(0)
+    while step < steps:
+        order = torch.randperm(len(X), generator=gen)
+        for start in range(0, len(X) - batch + 1, batch):
+            if step >= steps:
+                break
+            x = X[order[start:start + batch]]
+            if step == 0:
+                sae.b_dec.data = x.mean(0)
+            sae.set_decoder_norm_to_unit_norm()
+            out = sae(x)
+            out.fvu.backward()
+            sae.remove_gradient_parallel_to_decoder_directions()
+            opt.step()
+            opt.zero_grad()
+            step += 1
+    opt.eval()  # ScheduleFree evaluates (and saves) the averaged weights
+    sae.set_decoder_norm_to_unit_norm()
+    return (lambda x: sae(x).sae_out), steps * batch
+
+
+# ---- driver ---------------------------------------------------------------------------------------
+
+
+def run(args) -> dict:
+    from sae_lightning.data import split_indices
+
+    rows, floors = [], []
+    work = Path(tempfile.mkdtemp(prefix="bench_training_"))
+    try:
+        stores = {}
+        if "builtin" in args.datasets:
+            stores["builtin"] = builtin_store(args.cache_dir)
+        if "synthetic" in args.datasets:
+            t = time.perf_counter()
+            stores["synthetic"] = synthetic_store(args.synthetic_n, work / "synthetic_store")
+            print(f"synthetic store: {args.synthetic_n} x {D_IN} in {time.perf_counter() - t:.0f}s", flush=True)
+        base_cfg = compose(args.d_sae[0], args.batch)
+        bs, val_fraction, seed = int(base_cfg.data.batch_size), float(base_cfg.data.val_fraction), int(base_cfg.seed)
+        n_builtin = None
+        for name, store in stores.items():
+            train_idx, val_idx = split_indices(len(store), val_fraction, seed)
+            X = torch.from_numpy(np.asarray(store.embeddings[np.sort(train_idx)], dtype=np.float32))
+            X = X[torch.randperm(len(X), generator=torch.Generator().manual_seed(seed))]  # rows in random order
+            X_val = torch.from_numpy(np.asarray(store.embeddings[val_idx], dtype=np.float32))
+            if name == "builtin":
+                n_builtin = len(X)
+                samples = args.epochs * len(X)
+            else:
+                samples = args.synthetic_samples or (args.epochs * n_builtin if n_builtin else 100_000)
+            steps = max(1, samples // bs)
+            for d_sae in args.d_sae:
+                cfg = compose(d_sae, args.batch)
+                for threads in sorted({1, common.cores()}):
+                    torch.set_num_threads(threads)
+                    rate = matmul_rate(bs, D_IN, d_sae)
+                    floors.append({"data": name, "d_sae": d_sae, "batch": bs, "torch threads": threads,
+                                   "matmul GFLOP/s (best)": rate["gflops_best"],
+                                   "matmul GFLOP/s (median)": rate["gflops_median"],
+                                   "floor samples/s": floor_samples_per_s(rate["gflops_best"], D_IN, d_sae)})
+                torch.set_num_threads(args.threads)
+                runs = {
+                    "sae-lightning (Lightning Trainer)": (lambda: train_lightning(cfg, store, steps, work / f"pl_{name}_{d_sae}"),
+                                                          bs, f"Adam lr {cfg.module.lr}, warm-up {cfg.module.warmup_steps}, {cfg.module.decay}"),
+                    "bare PyTorch loop, same math": (lambda: train_bare(cfg, X, steps), bs, "as above"),
+                    "HypotheSAEs train_sae (recommended)": (lambda: train_hypothesaes(X, d_sae, 512, steps * bs), 512, "Adam lr 5e-4, bs 512"),
+                    "HypotheSAEs train_sae (matched batch)": (lambda: train_hypothesaes(X, d_sae, bs, steps * bs), bs, "Adam lr 5e-4")
+                    if bs != 512 else None,  # the same run as the one above
+                    "sparsify SparseCoder (its defaults)": (lambda: train_sparsify(X, d_sae, bs, steps), bs, "SignSGD+ScheduleFree"),
+                }
+                for trainer, spec in runs.items():
+                    if spec is None or not any(sel in trainer.lower() for sel in args.trainers):
+                        continue
+                    fn, batch, settings = spec
+                    t = time.perf_counter()
+                    recon, seen = fn()
+                    seconds = time.perf_counter() - t
+                    row = {"data": name, "d_sae": d_sae, "trainer": trainer, "batch": batch, "settings": settings,
+                           "samples": seen, "seconds": round(seconds, 1), "samples/s": seen / seconds,
+                           "val fve": round(fve(recon, X_val), 4),
+                           "load": load()}
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    # The floor of a width is the best rate measured for it anywhere in this run (the machine's limit;
+    # a shared machine measures lower at busy moments); the 1-thread floor for reference.
+    for r in rows:
+        same = [f for f in floors if f["d_sae"] == r["d_sae"]]
+        r["share of floor"] = f"{r['samples/s'] / max(f['floor samples/s'] for f in same):.1%}"
+        r["share of 1-thread floor"] = f"{r['samples/s'] / max(f['floor samples/s'] for f in same if f['torch threads'] == 1):.1%}"
+    return {"rows": rows, "floors": floors, "summary": summarise(rows), "threads": args.threads,
+            "samples_note": f"{args.epochs} epochs of the built-in sentences"}
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Per (data, d_sae): this project's speed against each peer, and the fve gap."""
+    out = []
+    for key in sorted({(r["data"], r["d_sae"]) for r in rows}):
+        group = {r["trainer"]: r for r in rows if (r["data"], r["d_sae"]) == key}
+        ours = group.get("sae-lightning (Lightning Trainer)")
+        if not ours:
+            continue
+        line = {"data": key[0], "d_sae": key[1], "sae-lightning samples/s": ours["samples/s"],
+                "share of floor": ours["share of floor"], "fve": ours["val fve"]}
+        for label, trainer in (("× HypotheSAEs (rec.)", "HypotheSAEs train_sae (recommended)"),
+                               ("× HypotheSAEs (bs)", "HypotheSAEs train_sae (matched batch)"),
+                               ("× sparsify", "sparsify SparseCoder (its defaults)"),
+                               ("× bare loop", "bare PyTorch loop, same math")):
+            peer = group.get(trainer)
+            if peer:
+                line[label] = f"{ours['samples/s'] / peer['samples/s']:.2f}× (fve {ours['val fve'] - peer['val fve']:+.3f})"
+        out.append(line)
+    return out
+
+
+def markdown(result: dict) -> str:
+    cols = ["data", "d_sae", "trainer", "batch", "settings", "samples", "seconds", "samples/s", "share of floor",
+            "share of 1-thread floor", "val fve", "load"]
+    note = result.get("samples_note", "")
+    parts = [f"### Training throughput and quality ({note}, the same number of samples on the synthetic set; "
+             "fve on the same held-out rows for every trainer)", "", md_table(result["rows"], cols)]
+    if result["summary"]:
+        parts += ["", "this project against each peer: speed ratio (fve difference; + means ours is better)", "",
+                  md_table(result["summary"])]
+    parts += ["", "### The floor: float32 torch.mm at the encoder's shape [batch, 384] @ [384, d_sae]", "",
+              "Best and median rate over ~3 s of repeats; floor samples/s = best rate / (2 * 384 * d_sae), the "
+              "encoder's forward FLOPs alone. `share of floor` above is against the best floor measured for that "
+              "width anywhere in this run (the machine's limit), `share of 1-thread floor` against the best with "
+              f"one torch thread. Trainers ran with {result.get('threads')} torch threads.", "",
+              md_table(result["floors"])]
+    return "\n".join(parts)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--d-sae", type=int, nargs="+", default=[3072, 6144])
+    ap.add_argument("--datasets", nargs="+", default=["builtin", "synthetic"], choices=["builtin", "synthetic"])
+    ap.add_argument("--trainers", nargs="+", default=["lightning", "bare", "hypothesaes", "sparsify"],
+                    help="substrings of the trainer names to run")
+    ap.add_argument("--epochs", type=int, default=6, help="epochs over the built-in sentences (sets the sample budget)")
+    ap.add_argument("--synthetic-n", type=int, default=200_000)
+    ap.add_argument("--synthetic-samples", type=int, default=None,
+                    help="samples trained on the synthetic set (default: the built-in budget)")
+    ap.add_argument("--batch", type=int, default=None, help="matched batch size (default: conf/data/default.yaml)")
+    ap.add_argument("--cache-dir", default=None, help="embedding store cache (default: the project's)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads for every trainer (default: torch's, all cores). On a machine shared with "
+                         "other jobs set OMP_WAIT_POLICY=PASSIVE (run_all.py does) or use 1: spinning OpenMP "
+                         "threads made each step several times slower here")
+    ap.add_argument("--json", default=None, help="also write the results here")
+    args = ap.parse_args()
+    args.trainers = [t.lower() for t in args.trainers]
+    args.threads = args.threads or torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    print(json.dumps(machine()), flush=True)
+    result = run(args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
