@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -203,6 +204,7 @@ def main() -> None:
             sections["labeling"] = section(title + " (benchmarks/bench_labeling.py)", rc, out, err, wall, body)
         print(sections["labeling"], flush=True)
     write(final=True)
+    shutil.rmtree(tmp, ignore_errors=True)
     print(f"wrote {args.out} in {(time.time() - start) / 60:.1f} min")
 
 
