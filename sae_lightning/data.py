@@ -84,7 +84,8 @@ class RowsDataset(Dataset):
         # Opened lazily so each DataLoader worker maps the file itself instead of pickling it.
         if self._array is None:
             store = EmbeddingStore(self.store_path)
-            self._array = np.ascontiguousarray(store.embeddings) if self.in_memory else store.embeddings
+            # np.array copies; np.ascontiguousarray would hand the (already contiguous) map back.
+            self._array = np.array(store.embeddings) if self.in_memory else store.embeddings
         return self._array
 
     def __getitem__(self, rows: np.ndarray) -> torch.Tensor:

@@ -67,6 +67,7 @@ def test_memory_map_by_default_and_in_memory_on_request(small_store):
     dm = EmbeddingDataModule(store_path=small_store.path, batch_size=32, in_memory=True)
     dm.setup("fit")
     assert not isinstance(dm.dataset.array, np.memmap)
+    assert dm.dataset.array.flags.owndata  # a real copy in RAM, not a view of the map
 
 
 def test_workers_read_the_same_batches(small_store):
