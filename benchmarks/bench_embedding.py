@@ -20,7 +20,7 @@ from pathlib import Path
 import common  # noqa: F401
 import torch
 
-from common import load, md_table
+from common import emit, load, md_table
 
 
 def run(args) -> dict:
@@ -87,9 +87,7 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     result = run(args)
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
-    print(markdown(result))
+    emit(result, markdown(result), args.json)
 
 
 if __name__ == "__main__":

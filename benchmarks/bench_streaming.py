@@ -30,7 +30,7 @@ from pathlib import Path
 import common  # noqa: F401
 import numpy as np
 
-from common import md_table, run_child
+from common import emit, md_table, run_child
 
 D = 384
 
@@ -162,9 +162,7 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     result = run(args)
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
-    print(markdown(result))
+    emit(result, markdown(result), args.json)
 
 
 if __name__ == "__main__":

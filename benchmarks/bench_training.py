@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import tempfile
 import time
@@ -39,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common import floor_samples_per_s, load, machine, matmul_rate, md_table
+from common import emit, floor_samples_per_s, load, machine, matmul_rate, md_table
 
 D_IN, K = 384, 32
 
@@ -102,22 +101,6 @@ def fve(recon, X: torch.Tensor, batch: int = 8192) -> float:
     return 1 - sse / sst
 
 
-def lr_factor(total: int, warm: int, decay: str, decay_fraction: float):
-    """SAEModule's schedule (warm-up then cosine/linear decay over the last fraction)."""
-    decay_steps = int(total * decay_fraction)
-
-    def factor(step: int) -> float:
-        if warm and step < warm:
-            return (step + 1) / warm
-        left = total - step
-        if decay == "none" or decay_steps == 0 or left >= decay_steps:
-            return 1.0
-        frac = max(left, 0) / decay_steps
-        return frac if decay == "linear" else 0.5 * (1 - math.cos(math.pi * frac))
-
-    return factor
-
-
 def compose(d_sae: int, batch: int | None):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
@@ -161,8 +144,23 @@ def train_lightning(cfg, store, steps: int, workdir: Path):
     return (lambda x: sae(x).x_hat), steps * cfg.data.batch_size
 
 
+def shuffled_batches(X: torch.Tensor, batch: int, steps: int, seed: int = 0):
+    """`steps` full batches of X, reshuffled each epoch with a seeded generator: the order the bare
+    loop and sparsify both train on."""
+    gen, step = torch.Generator().manual_seed(seed), 0
+    while True:
+        order = torch.randperm(len(X), generator=gen)
+        for start in range(0, len(X) - batch + 1, batch):
+            if step == steps:
+                return
+            yield X[order[start:start + batch]]
+            step += 1
+
+
 def train_bare(cfg, X: torch.Tensor, steps: int):
     """The same math as SAEModule + DeadFeatureStats, in a plain loop over an in-RAM tensor."""
+    from sae_lightning.module import lr_factor
+
     from omegaconf import OmegaConf
 
     from sae_lightning.models import SAEConfig, build_sae
@@ -179,26 +177,19 @@ def train_bare(cfg, X: torch.Tensor, steps: int):
     bs, clip = cfg.data.batch_size, cfg.trainer.gradient_clip_val
     dead_after = min(int(cfg.sae.dead_after_samples), len(X))
     since = torch.zeros(sae.cfg.d_sae, dtype=torch.long)
-    step, gen = 0, torch.Generator().manual_seed(0)
-    while step < steps:
-        order = torch.randperm(len(X), generator=gen)
-        for start in range(0, len(X) - bs + 1, bs):
-            if step >= steps:
-                break
-            x = X[order[start:start + bs]]
-            out = sae(x)
-            loss = sae.loss_terms(x, out, step=step, dead_mask=since >= dead_after)["loss"]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            sae.remove_gradient_parallel_to_decoder_directions()
-            if clip:
-                torch.nn.utils.clip_grad_norm_(sae.parameters(), clip)
-            opt.step()
-            sched.step()
-            sae.set_decoder_norm_to_unit_norm()
-            since += len(x)
-            since[out.fire_counts > 0] = 0
-            step += 1
+    for step, x in enumerate(shuffled_batches(X, bs, steps)):
+        out = sae(x)
+        loss = sae.loss_terms(x, out, step=step, dead_mask=since >= dead_after)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        sae.remove_gradient_parallel_to_decoder_directions()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(sae.parameters(), clip)
+        opt.step()
+        sched.step()
+        sae.set_decoder_norm_to_unit_norm()
+        since += len(x)
+        since[out.fire_counts > 0] = 0
     sae.eval()
     return (lambda x: sae(x).x_hat), steps * bs
 
@@ -229,22 +220,15 @@ def train_sparsify(X: torch.Tensor, d_sae: int, batch: int, steps: int):
     lr = 5e-3 / (sae.num_latents / 2**14) ** 0.5  # its default for optimizer="signum"
     opt = ScheduleFreeWrapper(SignSGD([{"params": sae.parameters(), "lr": lr}]), momentum=0.95)
     opt.train()
-    step, gen = 0, torch.Generator().manual_seed(0)
-    while step < steps:
-        order = torch.randperm(len(X), generator=gen)
-        for start in range(0, len(X) - batch + 1, batch):
-            if step >= steps:
-                break
-            x = X[order[start:start + batch]]
-            if step == 0:
-                sae.b_dec.data = x.mean(0)
-            sae.set_decoder_norm_to_unit_norm()
-            out = sae(x)
-            out.fvu.backward()
-            sae.remove_gradient_parallel_to_decoder_directions()
-            opt.step()
-            opt.zero_grad()
-            step += 1
+    for step, x in enumerate(shuffled_batches(X, batch, steps)):
+        if step == 0:
+            sae.b_dec.data = x.mean(0)
+        sae.set_decoder_norm_to_unit_norm()
+        out = sae(x)
+        out.fvu.backward()
+        sae.remove_gradient_parallel_to_decoder_directions()
+        opt.step()
+        opt.zero_grad()
     opt.eval()  # ScheduleFree evaluates (and saves) the averaged weights
     sae.set_decoder_norm_to_unit_norm()
     return (lambda x: sae(x).sae_out), steps * batch
@@ -386,9 +370,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(json.dumps(machine()), flush=True)
     result = run(args)
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
-    print(markdown(result))
+    emit(result, markdown(result), args.json)
 
 
 if __name__ == "__main__":

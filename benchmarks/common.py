@@ -111,3 +111,11 @@ def run_child(code: str, timeout: float = 600) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def emit(result: dict, table: str, json_path: str | None) -> None:
+    """How every benchmark script ends: its results as JSON for run_all.py (when asked), its table
+    on stdout."""
+    if json_path:
+        Path(json_path).write_text(json.dumps(result, indent=1))
+    print(table)

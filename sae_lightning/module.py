@@ -16,6 +16,23 @@ from .errors import UserError
 from .models import SAEConfig, build_sae
 
 
+def lr_factor(total: int, warm: int, decay: str, decay_fraction: float):
+    """The learning-rate multiplier per step: linear warm-up, then flat, then cosine or linear decay
+    to zero over the last `decay_fraction` of the `total` steps."""
+    decay_steps = int(total * decay_fraction)
+
+    def factor(step: int) -> float:
+        if warm and step < warm:
+            return (step + 1) / warm
+        left = total - step
+        if decay == "none" or decay_steps == 0 or left >= decay_steps:
+            return 1.0
+        frac = max(left, 0) / decay_steps
+        return frac if decay == "linear" else 0.5 * (1 - math.cos(math.pi * frac))
+
+    return factor
+
+
 class NonFiniteError(RuntimeError):
     """Training met NaN/Inf. The weights are still those of the last good step."""
 
@@ -57,17 +74,7 @@ class SAEModule(pl.LightningModule):
         opt = torch.optim.Adam(self.sae.parameters(), lr=self.hparams.lr, betas=tuple(self.hparams.betas),
                                fused=fused or None)
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        warm, decay_steps = self.hparams.warmup_steps, int(total * self.hparams.decay_fraction)
-
-        def factor(step: int) -> float:
-            if warm and step < warm:
-                return (step + 1) / warm
-            left = total - step
-            if self.hparams.decay == "none" or decay_steps == 0 or left >= decay_steps:
-                return 1.0
-            frac = max(left, 0) / decay_steps
-            return frac if self.hparams.decay == "linear" else 0.5 * (1 - math.cos(math.pi * frac))
-
+        factor = lr_factor(total, self.hparams.warmup_steps, self.hparams.decay, self.hparams.decay_fraction)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
