@@ -12,6 +12,7 @@ from .candidates import count_train_texts, doc_term_matrix
 from .keybert_labeling import keybert_labels
 from .labeling_config import LabelingConfig
 from .phrase_cache import PhraseEmbeddingCache, cache_folder
+from .tfidf_baseline import tfidf_scores
 
 
 def family_rows(members: list[list[int]], top_rows: np.ndarray) -> np.ndarray:
@@ -39,5 +40,6 @@ def name_families(members: list[list[int]], top_rows: np.ndarray, store: Embeddi
         cache_folder(store.path, store.model_name, getattr(model, "max_seq_length", None)),
         lambda phrases: model.encode(phrases, batch_size=256, convert_to_numpy=True, show_progress_bar=False))
     parents = np.array([fam[0] for fam in members], dtype=np.int64)  # what doc_embedding="decoder" reads
-    labels = keybert_labels(parents, rows, texts, doc_term_matrix(rows, counts, cfg), store, sae, model, cache, cfg)
+    terms = doc_term_matrix(rows, counts, cfg)
+    labels = keybert_labels(parents, rows, texts, terms, tfidf_scores(terms, counts), store, sae, model, cache, cfg)
     return labels.keywords

@@ -5,8 +5,8 @@ it. Phases (each timed as `time_<phase>` in the summary):
   top_examples      streaming pass over the train rows: top-m texts, density, domain mass
   scoring_sets      streaming pass over the validation rows: positives and negatives per feature
   candidates        one CountVectorizer pass over the train texts, features' document-term rows
-  doc_embeddings / word_embeddings / keybert    the batched KeyBERT labelling
-  tfidf             the TF-IDF baseline labels
+  tfidf             the candidates' TF-IDF: the baseline labels and the rerank's evidence
+  doc_embeddings / word_embeddings / keybert / rerank    the batched KeyBERT labelling
   label_embeddings  the three label sets embedded (cached phrases cost nothing)
   scoring           label_auroc and keyword_hit_lift for the labels and both baselines
 """
@@ -33,7 +33,7 @@ from .label_embedding import LABEL_SEPARATOR, embed_labels
 from .labeling_config import LabelingConfig
 from .phase_timer import PhaseTimer
 from .phrase_cache import PhraseEmbeddingCache, cache_folder
-from .tfidf_baseline import tfidf_top_terms
+from .tfidf_baseline import tfidf_scores, tfidf_top_terms
 from .threads import single_threaded
 
 log = logging.getLogger(__name__)
@@ -90,9 +90,10 @@ def _interpret(sae, store, train_idx, val_idx, cfg, timer) -> tuple[pd.DataFrame
     with timer("candidates"):
         counts = cached_train_counts(store, texts, train_idx, cfg)
         terms = doc_term_matrix(top.rows[live], counts, cfg) if counts is not None and len(live) else None
-    found = keybert_labels(live, top.rows[live], texts, terms, store, sae, model, cache, cfg, timer)
     with timer("tfidf"):
-        found_tfidf = tfidf_top_terms(terms, counts, cfg.top_n) or [[] for _ in live]
+        tfidf = tfidf_scores(terms, counts) if terms is not None else None
+        found_tfidf = tfidf_top_terms(tfidf, terms.words if terms else None, cfg.top_n) or [[] for _ in live]
+    found = keybert_labels(live, top.rows[live], texts, terms, tfidf, store, sae, model, cache, cfg, timer)
 
     d_sae = sae.cfg.d_sae
     labels = {"keywords": [[] for _ in range(d_sae)], "keyword_scores": [[] for _ in range(d_sae)],

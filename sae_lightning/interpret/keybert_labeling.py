@@ -4,7 +4,8 @@ Feature i's document is its top train texts joined. KeyBERT gets precomputed doc
 (`doc_embedding`), one CountVectorizer (already counted, see candidates.py) and the candidate
 words' embeddings aligned row for row with that vectorizer's vocabulary, taken from the phrase
 cache kept with the store. So KeyBERT itself embeds nothing and tokenises nothing; what is left
-to it is the per-document candidate ranking (cosine, MMR).
+to it is the per-document candidate ranking (cosine, MMR). With evidence_power > 0 KeyBERT
+returns a shortlist ranked by cosine and evidence_rerank.py picks the label from it.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import torch
 from scipy.sparse import csr_matrix
 
 from .candidates import DocTerms, PrecountedVectorizer, analyzer_params
+from .evidence_rerank import rerank
 from .labeling_config import LabelingConfig
 from .phase_timer import PhaseTimer
 from .phrase_cache import PhraseEmbeddingCache
@@ -61,10 +63,11 @@ def no_candidate_reason(cfg: LabelingConfig, whole_split: bool) -> str:
 
 
 def keybert_labels(feature_ids: np.ndarray, top_rows: np.ndarray, texts: np.ndarray, terms: DocTerms | None,
-                   store, sae, model, cache: PhraseEmbeddingCache, cfg: LabelingConfig,
+                   evidence: csr_matrix | None, store, sae, model, cache: PhraseEmbeddingCache, cfg: LabelingConfig,
                    timer: PhaseTimer | None = None) -> KeywordLabels:
     """Label the given (live) features: top_rows [F, m] are their top train rows (-1 padding),
-    terms their candidates (None: the train split has no candidate at all)."""
+    terms their candidates (None: the train split has no candidate at all) and evidence the
+    candidates' TF-IDF [F, V] that the rerank weighs (tfidf_baseline.tfidf_scores)."""
     F = len(feature_ids)
     keywords: list[list[str]] = [[] for _ in range(F)]
     scores: list[list[float]] = [[] for _ in range(F)]
@@ -88,6 +91,7 @@ def keybert_labels(feature_ids: np.ndarray, top_rows: np.ndarray, texts: np.ndar
     sub = matrix[todo]
     used = np.flatnonzero(np.diff(sub.tocsc().indptr) > 0)
     sub, words = sub[:, used], words[used]
+    reranked = cfg.evidence_power > 0
     with timer("word_embeddings"):
         word_emb = cache.get([str(w) for w in words])
 
@@ -97,9 +101,14 @@ def keybert_labels(feature_ids: np.ndarray, top_rows: np.ndarray, texts: np.ndar
     with timer("keybert"), single_threaded():  # a loop of tiny BLAS calls per document (threads.py)
         found = KeyBERT(model=model).extract_keywords(
             docs, vectorizer=vectorizer, doc_embeddings=doc_emb, word_embeddings=word_emb,
-            use_mmr=cfg.use_mmr, diversity=cfg.diversity, top_n=cfg.top_n)
+            use_mmr=cfg.use_mmr and not reranked, diversity=cfg.diversity,
+            top_n=max(cfg.shortlist, cfg.top_n) if reranked else cfg.top_n)
     if len(docs) == 1:  # KeyBERT unwraps the list for a single document
         found = [found]
+    if reranked:
+        with timer("rerank"):
+            found = rerank(found, evidence[todo][:, used], words, word_emb, cfg.top_n, cfg.evidence_power,
+                           cfg.diversity if cfg.use_mmr else None)
     for i, kws in zip(todo, found):
         keywords[i] = [str(k) for k, _ in kws]
         scores[i] = [float(s) for _, s in kws]

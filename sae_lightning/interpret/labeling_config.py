@@ -17,6 +17,8 @@ class LabelingConfig:
     top_n: int = 3  # keywords per label
     diversity: float = 0.5  # MMR: 0 = most similar to the feature, 1 = most diverse keywords
     use_mmr: bool = True
+    shortlist: int = 20  # KeyBERT's best candidates per feature that the evidence rerank picks from
+    evidence_power: float = 0.5  # weight of the candidates' TF-IDF in the rerank (0: KeyBERT's own pick)
     ngram_range: tuple[int, int] = (1, 2)  # candidate keyphrase lengths, in words
     stop_words: str | list[str] | None = "english"
     min_df: int = 1  # a candidate must occur in the top texts of at least this many features
@@ -40,7 +42,9 @@ class LabelingConfig:
             raise ValueError(f"labeling.doc_embedding={self.doc_embedding!r} must be one of {', '.join(DOC_EMBEDDINGS)}")
         if self.label_embedding not in LABEL_EMBEDDINGS:
             raise ValueError(f"labeling.label_embedding={self.label_embedding!r} must be one of {', '.join(LABEL_EMBEDDINGS)}")
-        for name in ("m", "top_n", "m_pos", "n_negatives", "batch_size", "min_df", "min_texts"):
+        if self.evidence_power < 0:
+            raise ValueError(f"labeling.evidence_power={self.evidence_power} must be >= 0 (0: no rerank)")
+        for name in ("m", "top_n", "shortlist", "m_pos", "n_negatives", "batch_size", "min_df", "min_texts"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"labeling.{name}={getattr(self, name)} must be at least 1")
         if not 0.0 <= self.diversity <= 1.0:
