@@ -245,6 +245,33 @@ def test_topk_decoder_gradient_touches_only_active_rows():
     assert not sae.W_dec.grad[~active].any()
 
 
+def test_bf16_selection_keeps_float32_activations():
+    """select_dtype=bfloat16 lets bf16 pick the k latents; their values and the reconstruction are
+    the float32 ones at those picks, and the picks differ from float32's at near-ties only."""
+    exact, fast = make("topk", select_dtype="float32"), make("topk", select_dtype="bfloat16")
+    x = batch(256)
+    out32, out16 = exact(x), fast(x)
+    with torch.no_grad():
+        pre = exact.encode_pre(x)
+    rows = torch.arange(256).repeat_interleave(K)
+    torch.testing.assert_close(out16.vals.detach(), pre[rows, out16.idx].relu(), atol=1e-6, rtol=0)
+    dense = out16.z @ exact.W_dec + exact.b_dec
+    torch.testing.assert_close(out16.x_hat.detach(), dense.detach(), atol=1e-5, rtol=0)
+    picked32 = torch.zeros_like(pre, dtype=torch.bool).scatter_(1, out32.idx.view(256, K), True)
+    agree = picked32.gather(1, out16.idx.view(256, K)).float().mean()
+    assert agree > 0.95
+    kth = pre.topk(K, dim=1).values[:, -1:]  # a bf16 pick is never far below float32's k-th value
+    assert (pre.gather(1, out16.idx.view(256, K)) >= kth - 0.02 * kth.abs().clamp_min(1)).all()
+    out16.x_hat.pow(2).sum().backward()
+    assert fast.W_enc.grad is not None and torch.isfinite(fast.W_enc.grad).all()
+
+
+def test_batchtopk_always_selects_in_float32():
+    sae = make("batchtopk", select_dtype="bfloat16")
+    x = batch()
+    assert sae._select_no_grad(x)[0].dtype == torch.float32
+
+
 def test_auxk_is_zero_without_dead_latents_and_positive_with_some():
     sae = make("topk")
     x = batch()
@@ -332,6 +359,7 @@ def test_jumprelu_gates_at_the_threshold_and_trains_it():
         ({"architecture": "topk", "d_sae": 64, "k": 0}, "0 < k < d_sae"),
         ({"architecture": "batchtopk", "d_sae": 64, "k": None}, "k=None"),
         ({"architecture": "relu", "d_sae": 0}, "d_sae=0 must be positive"),
+        ({"architecture": "topk", "d_sae": 64, "k": 4, "select_dtype": "fp8"}, "select_dtype='fp8' must be auto"),
         (
             {"architecture": "gated", "d_sae": 64},
             "unknown architecture 'gated'; known architectures: "

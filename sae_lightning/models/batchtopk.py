@@ -15,6 +15,7 @@ class BatchTopKSAE(TopKSAE, architecture="batchtopk"):
     threshold an EMA of the smallest positive activation kept in training."""
 
     config_fields = TopKSAE.config_fields + ("threshold_decay",)
+    bf16_select_ok = False  # the learned inference threshold must come from exact activations
 
     @classmethod
     def configure(cls, cfg: SAEConfig) -> None:

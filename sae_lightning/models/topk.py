@@ -9,6 +9,7 @@ matmuls the size of the forward one plus embedding_bag's sort of the B*k indices
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import torch
@@ -72,6 +73,17 @@ class ActivePattern:
         return st @ dense
 
 
+@functools.cache
+def cpu_has_amx_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (AMX): there a bf16 matmul runs
+    about 6x faster than float32 (benchmarks/bench_training.py); without it, slower."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and " amx_bf16" in line for line in f)
+    except OSError:  # not Linux: no way to tell, stay exact
+        return False
+
+
 class _GatherActive(torch.autograd.Function):
     """vals: the pre-activations at the active entries, computed (with pre) outside any graph, where
     pre = x W_enc + b_enc - b_dec W_enc. Backward writes only what those entries reach, with G the
@@ -125,7 +137,8 @@ class _SparseDecode(torch.autograd.Function):
 class TopKSAE(SparseAutoencoder, architecture="topk"):
     """z = TopK_k(ReLU(pre));  L = fvu + aux_coefficient * AuxK."""
 
-    config_fields = ("k", "aux_k", "aux_coefficient", "dead_after_samples")
+    config_fields = ("k", "aux_k", "aux_coefficient", "dead_after_samples", "select_dtype")
+    bf16_select_ok = True  # a per-sample top-k: a near-tie flipped by rounding changes one sample's pick only
 
     @classmethod
     def configure(cls, cfg: SAEConfig) -> None:
@@ -172,13 +185,27 @@ class TopKSAE(SparseAutoencoder, architecture="topk"):
         else:
             x = x.to(self.W_enc.dtype)
             with torch.no_grad():
-                pre = self.encode_pre(x)
-                idx, vals, offsets = self.select(pre)
+                pre, idx, vals, offsets = self._select_no_grad(x)
             pattern = ActivePattern(idx, offsets, self.cfg.d_sae)
             # select() hands back ReLU'd values; the second ReLU gives them its gradient mask.
             vals = _GatherActive.apply(vals, self.W_enc, self.b_enc, self.b_dec, x, pattern).relu()
         x_hat = self._decode(pattern, vals)
         return SAEOutput(x_hat=x_hat, pre=pre, idx=idx, vals=vals, offsets=offsets)
+
+    def _select_no_grad(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """pre, idx, vals, offsets. With select_dtype bfloat16 only the choice of the k latents is
+        made in bf16 (a near-tie at the k-th place may go the other way); their values are then
+        computed in float32 at the chosen entries alone, so activations and gradients stay exact."""
+        choice = self.cfg.select_dtype if self.bf16_select_ok else "float32"
+        if choice == "float32" or (choice == "auto" and not (x.device.type == "cpu" and cpu_has_amx_bf16())):
+            pre = self.encode_pre(x)
+            return (pre, *self.select(pre))
+        bias = self.b_enc - self.b_dec @ self.W_enc
+        pre = torch.addmm(bias.bfloat16(), x.bfloat16(), self.W_enc.bfloat16())
+        idx, _, offsets = self.select(pre)
+        pattern = ActivePattern(idx, offsets, self.cfg.d_sae)
+        vals = pattern.sampled(x - self.b_dec, self.W_enc.t()) + self.b_enc[idx]
+        return pre, idx, vals.relu(), offsets
 
     def loss_terms(
         self, x: Tensor, out: SAEOutput, *, step: int = 0, dead_mask: Tensor | None = None
