@@ -101,14 +101,15 @@ def fve(recon, X: torch.Tensor, batch: int = 8192) -> float:
     return 1 - sse / sst
 
 
-def compose(d_sae: int, batch: int | None):
+def compose(d_sae: int, batch: int | None, select_dtype: str = "float32"):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
     from sae_lightning.config import CONF_DIR, register_resolvers
 
     register_resolvers()
-    overrides = ["logger=none", "labeling.enabled=false", f"sae.d_sae={d_sae}", f"sae.k={K}", "sae=topk"]
+    overrides = ["logger=none", "labeling.enabled=false", "sae=topk", f"sae.d_sae={d_sae}", f"sae.k={K}",
+                 f"sae.select_dtype={select_dtype}"]
     if batch:
         overrides.append(f"data.batch_size={batch}")
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -250,7 +251,7 @@ def run(args) -> dict:
             t = time.perf_counter()
             stores["synthetic"] = synthetic_store(args.synthetic_n, work / "synthetic_store")
             print(f"synthetic store: {args.synthetic_n} x {D_IN} in {time.perf_counter() - t:.0f}s", flush=True)
-        base_cfg = compose(args.d_sae[0], args.batch)
+        base_cfg = compose(args.d_sae[0], args.batch, args.select_dtype)
         bs, val_fraction, seed = int(base_cfg.data.batch_size), float(base_cfg.data.val_fraction), int(base_cfg.seed)
         n_builtin = None
         for name, store in stores.items():
@@ -265,7 +266,7 @@ def run(args) -> dict:
                 samples = args.synthetic_samples or (args.epochs * n_builtin if n_builtin else 100_000)
             steps = max(1, samples // bs)
             for d_sae in args.d_sae:
-                cfg = compose(d_sae, args.batch)
+                cfg = compose(d_sae, args.batch, args.select_dtype)
                 for threads in sorted({1, common.cores()}):
                     torch.set_num_threads(threads)
                     rate = matmul_rate(bs, D_IN, d_sae)
@@ -276,7 +277,8 @@ def run(args) -> dict:
                 torch.set_num_threads(args.threads)
                 runs = {
                     "sae-lightning (Lightning Trainer)": (lambda: train_lightning(cfg, store, steps, work / f"pl_{name}_{d_sae}"),
-                                                          bs, f"Adam lr {cfg.module.lr}, warm-up {cfg.module.warmup_steps}, {cfg.module.decay}"),
+                                                          bs, f"Adam lr {cfg.module.lr}, warm-up {cfg.module.warmup_steps}, {cfg.module.decay}"
+                                                          + (f", {args.select_dtype} select" if args.select_dtype != "float32" else "")),
                     "bare PyTorch loop, same math": (lambda: train_bare(cfg, X, steps), bs, "as above"),
                     "HypotheSAEs train_sae (recommended)": (lambda: train_hypothesaes(X, d_sae, 512, steps * bs), 512, "Adam lr 5e-4, bs 512"),
                     "HypotheSAEs train_sae (matched batch)": (lambda: train_hypothesaes(X, d_sae, bs, steps * bs), bs, "Adam lr 5e-4")
@@ -358,6 +360,8 @@ def main() -> None:
     ap.add_argument("--synthetic-samples", type=int, default=None,
                     help="samples trained on the synthetic set (default: the built-in budget)")
     ap.add_argument("--batch", type=int, default=None, help="matched batch size (default: conf/data/default.yaml)")
+    ap.add_argument("--select-dtype", default="float32", choices=["float32", "bfloat16"],
+                    help="sae.select_dtype of this project's trainers (bfloat16: AMX CPUs, large batches)")
     ap.add_argument("--cache-dir", default=None, help="embedding store cache (default: the project's)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads for every trainer (default: torch's, all cores). On a machine shared with "

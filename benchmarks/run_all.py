@@ -7,7 +7,8 @@ RESULTS.md is rewritten after each one, so an interrupted run keeps what it meas
 
 0. the built-in wiki sentence store in the project's cache (embedded once if missing; timed);
 1. bench_embedding.py   embedding stage vs bare SentenceTransformer.encode
-2. bench_training.py    training throughput and fve vs peers, and the matmul floor
+2. bench_training.py    training throughput and fve vs peers, and the matmul floor (then again at
+                        batch 4096 on the synthetic set, for the floor share at a large batch)
 3. bench_streaming.py   DataModule on a 5M x 384 float16 store: disk vs RAM, peak RSS
 4. bench_labeling.py    features labelled and scored per second vs one KeyBERT call per feature
 
@@ -32,6 +33,7 @@ import common
 from common import ROOT, machine
 
 HERE = Path(__file__).resolve().parent
+LARGE_BATCH = 4096
 
 TARGETS_NOTE = """Targets of issue 6 on this machine, d_sae = 3072, k = 32 (from the rows below, one run):"""
 
@@ -87,7 +89,7 @@ def section(title: str, rc: int, out: str, err: str, wall: float, body: str | No
     return head + body.strip() + "\n"
 
 
-def targets(training: dict | None, streaming: dict | None) -> str:
+def targets(training: dict | None, large: dict | None, streaming: dict | None) -> str:
     lines = [TARGETS_NOTE, "", "| target | measured | verdict |", "|---|---|---|"]
     if training:
         for r in training["summary"]:
@@ -109,8 +111,13 @@ def targets(training: dict | None, streaming: dict | None) -> str:
                              f"| {'met' if ok else 'missed'} |")
             share = float(ours["share of floor"].rstrip("%")) / 100
             lines.append(f"| ≥ 40 % of the matmul floor ({r['data']}) | {share:.0%} | {'met' if share >= 0.4 else 'missed'} |")
+    if large and large["summary"]:
+        r = large["summary"][0]
+        share = float(r["share of floor"].rstrip("%")) / 100
+        lines.append(f"| ≥ 40 % of the matmul floor, batch {LARGE_BATCH} ({r['data']}, fve {r['fve']:.3f}) | {share:.0%} "
+                     f"| {'met' if share >= 0.4 else 'missed'} |")
     if streaming:
-        for r in streaming["rows"][:-1]:
+        for r in [r for r in streaming["rows"] if r["target (>=90 %, < 2 GiB)"]]:
             lines.append(f"| streaming ≥ 90 % of in-RAM batches/s, peak RSS < 2 GiB ({r['case']}) | {r['vs in RAM']}, "
                          f"{r['peak RSS MiB']:.0f} MiB | {r['target (>=90 %, < 2 GiB)']} |")
     return "\n".join(lines)
@@ -147,7 +154,7 @@ def main() -> None:
 
     def write(final: bool = False) -> None:
         parts = header[:]
-        parts.append(targets(results.get("training"), results.get("streaming")))
+        parts.append(targets(results.get("training"), results.get("training_large"), results.get("streaming")))
         parts.append("")
         for body in sections.values():
             parts += [body, ""]
@@ -167,6 +174,13 @@ def main() -> None:
         plan.append(("training", "Training: sae-lightning vs a bare loop, HypotheSAEs and sparsify; the matmul floor",
                      ["benchmarks/bench_training.py", *(["--epochs", "1", "--synthetic-n", "20000", "--d-sae", "3072"]
                                                         if quick else [])]))
+        # The floor share at a large batch, where the per-step costs (Adam, decoder renormalisation)
+        # are spread over 8x the samples: on the 200k synthetic set, 300 steps for each trainer.
+        plan.append(("training_large", f"Training at batch {LARGE_BATCH}: sae-lightning vs a bare loop and sparsify",
+                     ["benchmarks/bench_training.py", "--batch", str(LARGE_BATCH), "--datasets", "synthetic",
+                      "--d-sae", "3072", "--trainers", "lightning", "bare", "sparsify", "--select-dtype", "bfloat16",
+                      "--synthetic-samples",
+                      str((20 if quick else 300) * LARGE_BATCH), *(["--synthetic-n", "20000"] if quick else [])]))
     if "streaming" in want:
         plan.append(("streaming", "Streaming: EmbeddingDataModule from disk vs RAM",
                      ["benchmarks/bench_streaming.py", *(["--rows", "200000", "--batches", "300", "--cold-batches", "50"]

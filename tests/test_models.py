@@ -359,7 +359,7 @@ def test_jumprelu_gates_at_the_threshold_and_trains_it():
         ({"architecture": "topk", "d_sae": 64, "k": 0}, "0 < k < d_sae"),
         ({"architecture": "batchtopk", "d_sae": 64, "k": None}, "k=None"),
         ({"architecture": "relu", "d_sae": 0}, "d_sae=0 must be positive"),
-        ({"architecture": "topk", "d_sae": 64, "k": 4, "select_dtype": "fp8"}, "select_dtype='fp8' must be auto"),
+        ({"architecture": "topk", "d_sae": 64, "k": 4, "select_dtype": "fp8"}, "select_dtype='fp8' must be float32 or bfloat16"),
         (
             {"architecture": "gated", "d_sae": 64},
             "unknown architecture 'gated'; known architectures: "

@@ -46,9 +46,9 @@ class SAEConfig:
     # topk family: AuxK (Gao et al. 2024, App. A.2); None means d_in // 2, their k_aux
     aux_k: int | None = None
     aux_coefficient: float = 1 / 32
-    # topk, CPU training: dtype of the matmul that picks the k active latents (auto: bfloat16 on
-    # CPUs with AMX-BF16, else float32). The activations themselves are always float32.
-    select_dtype: str = "auto"
+    # topk, CPU training: dtype of the matmul that picks the k active latents. bfloat16 pays off on
+    # CPUs with AMX at large batches (benchmarks/); the activations themselves are always float32.
+    select_dtype: str = "float32"
     # A latent is dead when it did not fire on the last N training samples. The trainer counts;
     # it lives here so that the SAE files say how "dead" was measured.
     dead_after_samples: int = 10_000
@@ -81,8 +81,8 @@ class SAEConfig:
                 f"d_sae={self.d_sae} must be positive; set it to the dictionary size "
                 f"(e.g. 8 * d_in = {8 * self.d_in})"
             )
-        if self.select_dtype not in ("auto", "float32", "bfloat16"):
-            raise ValueError(f"select_dtype={self.select_dtype!r} must be auto, float32 or bfloat16")
+        if self.select_dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"select_dtype={self.select_dtype!r} must be float32 or bfloat16")
         if self.dtype not in _DTYPES:
             raise ValueError(f"dtype={self.dtype!r} is not one of {', '.join(_DTYPES)}")
         if self.aux_k is None:

@@ -9,7 +9,6 @@ matmuls the size of the forward one plus embedding_bag's sort of the B*k indices
 
 from __future__ import annotations
 
-import functools
 import warnings
 
 import torch
@@ -71,17 +70,6 @@ class ActivePattern:
             warnings.simplefilter("ignore", UserWarning)
             st = torch.sparse_csr_tensor(crow, rows, values[order], (self.d_sae, self.n_rows), check_invariants=False)
         return st @ dense
-
-
-@functools.cache
-def cpu_has_amx_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 matrices in hardware (AMX): there a bf16 matmul runs
-    about 6x faster than float32 (benchmarks/bench_training.py); without it, slower."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return any(line.startswith("flags") and " amx_bf16" in line for line in f)
-    except OSError:  # not Linux: no way to tell, stay exact
-        return False
 
 
 class _GatherActive(torch.autograd.Function):
@@ -196,8 +184,7 @@ class TopKSAE(SparseAutoencoder, architecture="topk"):
         """pre, idx, vals, offsets. With select_dtype bfloat16 only the choice of the k latents is
         made in bf16 (a near-tie at the k-th place may go the other way); their values are then
         computed in float32 at the chosen entries alone, so activations and gradients stay exact."""
-        choice = self.cfg.select_dtype if self.bf16_select_ok else "float32"
-        if choice == "float32" or (choice == "auto" and not (x.device.type == "cpu" and cpu_has_amx_bf16())):
+        if self.cfg.select_dtype == "float32" or not self.bf16_select_ok:
             pre = self.encode_pre(x)
             return (pre, *self.select(pre))
         bias = self.b_enc - self.b_dec @ self.W_enc
