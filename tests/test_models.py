@@ -245,6 +245,22 @@ def test_topk_decoder_gradient_touches_only_active_rows():
     assert not sae.W_dec.grad[~active].any()
 
 
+@pytest.mark.parametrize("shape, k, dtype", [((64, 3072), 32, torch.float32), ((33, 512), 8, torch.bfloat16),
+                                              ((16, 100), 4, torch.float32), ((8, 64), 4, torch.float32)])
+def test_grouped_topk_returns_the_k_largest_values(shape, k, dtype):
+    """The same values as torch.topk, with the indices pointing at them; also with heavy ties
+    (integers), odd widths and widths too small to group (torch.topk itself)."""
+    from sae_lightning.models.topk import grouped_topk
+
+    gen = torch.Generator().manual_seed(0)
+    for pre in (torch.randn(shape, generator=gen).to(dtype), torch.randint(0, 5, shape, generator=gen).to(dtype)):
+        vals, idx = grouped_topk(pre, k)
+        ref = pre.topk(k, dim=1).values
+        assert torch.equal(vals.sort(1, descending=True).values, ref)
+        assert torch.equal(pre.gather(1, idx), vals)
+        assert all(len(set(row.tolist())) == k for row in idx)  # k distinct latents per row
+
+
 def test_bf16_selection_keeps_float32_activations():
     """select_dtype=bfloat16 lets bf16 pick the k latents; their values and the reconstruction are
     the float32 ones at those picks, and the picks differ from float32's at near-ties only."""

@@ -72,6 +72,28 @@ class ActivePattern:
         return st @ dense
 
 
+GROUP = 8  # columns per group in grouped_topk: the fastest of 4/8/16 on CPU at d_sae 3072 and 6144
+
+
+def grouped_topk(pre: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """`pre.topk(k, dim=1, sorted=False)` for a 2-d CPU tensor, the same values, ~1.6x faster.
+
+    Split each row's d columns into d/8 groups (column j in group j mod d/8) and take each group's
+    maximum. The k-th largest group maximum is at most the row's k-th largest value, so the row's
+    k largest values all lie in the k groups with the largest maxima: torch.topk then runs over
+    those 8k candidates instead of all d columns. (Among exactly tied values, which index is
+    returned may differ from torch.topk's.) Strided groups reduce along a non-contiguous axis, which
+    vectorises; groups of 8 adjacent columns measured 4x slower."""
+    B, d = pre.shape
+    groups = d // GROUP
+    if pre.device.type != "cpu" or d % GROUP or groups < 4 * k:
+        return pre.topk(k, dim=1, sorted=False)
+    best_groups = pre.reshape(B, GROUP, groups).amax(1).topk(k, dim=1, sorted=False).indices  # [B, k]
+    cols = (best_groups.unsqueeze(2) + groups * torch.arange(GROUP, device=pre.device)).view(B, k * GROUP)
+    vals, pick = pre.gather(1, cols).topk(k, dim=1, sorted=False)
+    return vals, cols.gather(1, pick)
+
+
 class _GatherActive(torch.autograd.Function):
     """vals: the pre-activations at the active entries, computed (with pre) outside any graph, where
     pre = x W_enc + b_enc - b_dec W_enc. Backward writes only what those entries reach, with G the
@@ -141,7 +163,7 @@ class TopKSAE(SparseAutoencoder, architecture="topk"):
     def select(self, pre: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The active latents as (idx, vals, offsets), the form `decode_sparse` reads."""
         k = self.cfg.k
-        vals, idx = pre.topk(k, dim=-1, sorted=False)
+        vals, idx = grouped_topk(pre, k) if pre.ndim == 2 else pre.topk(k, dim=-1, sorted=False)
         offsets = torch.arange(0, pre.shape[0] * k, k, device=pre.device)
         return idx.flatten(), vals.relu().flatten(), offsets
 
