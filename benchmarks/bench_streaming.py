@@ -7,7 +7,8 @@ The store (~3.7 GiB) is written with `sae_lightning.store.StoreWriter` into a te
 deleted at the end. Every case runs `EmbeddingDataModule.train_dataloader()` (shuffled batches of
 the configured size, data.batch_size in conf/data/default.yaml unless --batch) in a fresh Python
 process, so the peak RSS it reports is that case's alone; the timed loop includes the first batch
-(the epoch's order, and for blocks the cache's first fill). Peak RSS is VmHWM: the process's own
+(the epoch's order, and for blocks the cache's first fill). The cases run --repeats times in turn
+and each keeps its best rate and highest peak RSS: shared cores made single runs swing by 20 %. Peak RSS is VmHWM: the process's own
 memory plus every page of the store it has mapped and touched (page-cache pages the kernel may
 reclaim, but RSS all the same); peak anon RSS is the process's own memory alone (RssAnon, sampled
 every 50 batches). The target is judged on the block reader (what `data.shuffle: auto` picks for
@@ -124,24 +125,37 @@ def run(args) -> dict:
                  ("memmap, full shuffle, page cache", "full", False, False, args.batches),
                  ("blocks, page cache", "blocks", False, False, args.batches),
                  ("in RAM (in_memory=true)", "full", True, False, args.batches)]
-        for name, shuffle, in_memory, cold, n in cases:
-            if not cold:
-                warm_page_cache(store.path / "embeddings.npy")
-            r = run_child(CASE.format(store=str(store.path), batch=batch, n_batches=n, in_memory=in_memory,
-                                      cold=cold, shuffle=shuffle, d=D), timeout=args.timeout)
-            rows.append({"case": name, "batch": batch, "batches": r["batches"], "batches/s": r["batches_per_s"],
-                         "rows/s": r["rows_per_s"], "peak RSS MiB": r["peak_rss_mib"],
-                         "peak anon RSS MiB": r["peak_anon_mib"], "blocks read": r["blocks_read"],
-                         "load into RAM s": round(r["prepare_s"], 1) if in_memory else None})
-            if in_memory and not r["in_memory_copied"]:
-                notes.append("`in_memory=true` did not copy the store into RAM; the in-RAM row reads the memory map.")
-            print(json.dumps(rows[-1]), flush=True)
+        # Every case runs `repeats` times, the cases interleaved, and keeps its best rate (and its
+        # highest peak RSS): on shared cores one run of a case swung by +-20 % from one run to the next.
+        best: dict[str, dict] = {}
+        for _ in range(args.repeats):
+            for name, shuffle, in_memory, cold, n in cases:
+                if not cold:
+                    warm_page_cache(store.path / "embeddings.npy")
+                r = run_child(CASE.format(store=str(store.path), batch=batch, n_batches=n, in_memory=in_memory,
+                                          cold=cold, shuffle=shuffle, d=D), timeout=args.timeout)
+                row = {"case": name, "batch": batch, "batches": r["batches"], "batches/s": r["batches_per_s"],
+                       "rows/s": r["rows_per_s"], "peak RSS MiB": r["peak_rss_mib"],
+                       "peak anon RSS MiB": r["peak_anon_mib"], "blocks read": r["blocks_read"],
+                       "load into RAM s": round(r["prepare_s"], 1) if in_memory else None}
+                if in_memory and not r["in_memory_copied"]:
+                    notes.append("`in_memory=true` did not copy the store into RAM; the in-RAM row reads the memory map.")
+                print(json.dumps(row), flush=True)
+                kept = best.setdefault(name, row)
+                if row["batches/s"] > kept["batches/s"]:
+                    best[name] = row | {"peak RSS MiB": max(row["peak RSS MiB"], kept["peak RSS MiB"]),
+                                        "peak anon RSS MiB": max(row["peak anon RSS MiB"], kept["peak anon RSS MiB"])}
+                else:
+                    kept["peak RSS MiB"] = max(row["peak RSS MiB"], kept["peak RSS MiB"])
+                    kept["peak anon RSS MiB"] = max(row["peak anon RSS MiB"], kept["peak anon RSS MiB"])
+        rows = list(best.values())
         in_ram = rows[-1]["batches/s"]
         for r in rows:
             r["vs in RAM"] = f"{r['batches/s'] / in_ram:.0%}"
             r["target (>=90 %, < 2 GiB)"] = ("met" if r["batches/s"] >= 0.9 * in_ram and r["peak RSS MiB"] < 2048
                                              else "missed") if r["case"].startswith("blocks") else ""
-        return {"rows": rows, "store_gib": size / 2**30, "build_s": built, "n_rows": args.rows, "notes": notes}
+        return {"rows": rows, "store_gib": size / 2**30, "build_s": built, "n_rows": args.rows,
+                "notes": sorted(set(notes)), "repeats": args.repeats}
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -151,7 +165,8 @@ def markdown(result: dict) -> str:
     cols = ["case", "batch", "batches", "batches/s", "rows/s", "vs in RAM", "peak RSS MiB", "peak anon RSS MiB",
             "blocks read", "load into RAM s", "target (>=90 %, < 2 GiB)"]
     return "\n".join([f"### Streaming: {result['n_rows']:,} x {D} float16 store ({result['store_gib']:.2f} GiB, "
-                      f"written in {result['build_s']:.0f} s) through EmbeddingDataModule", "",
+                      f"written in {result['build_s']:.0f} s) through EmbeddingDataModule; each case the best of "
+                      f"{result.get('repeats', 1)} runs, interleaved", "",
                       md_table(result["rows"], cols)] + [f"\nNote: {n}" for n in result.get("notes", [])])
 
 
@@ -163,6 +178,7 @@ def main() -> None:
     ap.add_argument("--cold-batches", type=int, default=200, help="batches timed with a cold page cache (memmap)")
     ap.add_argument("--tmp", default=None, help="where to write the temporary store")
     ap.add_argument("--keep", default=None, help="write (and keep) the store here instead")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of every case (interleaved); the best rate is kept")
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
