@@ -158,11 +158,13 @@ class BlockReader:
         block_of_row = rows // self.block_rows
         if self._pending:
             self._settle()
-        hit = self._slot_of_block[block_of_row] >= 0
+        slots = self._slot_of_block[block_of_row]
         self._tick += 1
-        self._last_used[self._slot_of_block[block_of_row[hit]]] = self._tick
-        if hit.all():
-            return self._gather(rows, block_of_row)
+        if slots.min(initial=0) >= 0:  # the usual case, every block cached: one gather, no bookkeeping arrays
+            self._last_used[slots] = self._tick
+            return self._buf[slots * self.block_rows + (rows - block_of_row * self.block_rows)]
+        hit = slots >= 0
+        self._last_used[slots[hit]] = self._tick
         # Rows of cached blocks are copied out before any load may evict their block, and the rest
         # is loaded a cacheful at a time: a batch across two windows' edge, or one wider than the
         # cache, reads no block twice.

@@ -128,7 +128,8 @@ class RowsDataset(Dataset):
 
     def __getitem__(self, rows: np.ndarray) -> torch.Tensor:
         picked = self.reader.read(rows) if self.reader is not None else self.array[rows]
-        return torch.from_numpy(np.asarray(picked, dtype=np.float32))
+        # torch converts float16 to float32 ~8x faster than numpy (160 vs 20 us a batch of 512 x 384)
+        return torch.from_numpy(np.ascontiguousarray(picked)).float()
 
     def __len__(self) -> int:
         return len(EmbeddingStore(self.store_path))
