@@ -20,7 +20,7 @@ from pathlib import Path
 import common  # noqa: F401
 import torch
 
-from common import emit, load, md_table
+from common import load, md_table, run_and_emit
 
 
 def run(args) -> dict:
@@ -84,10 +84,7 @@ def main() -> None:
     ap.add_argument("--texts", type=int, default=3000)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, all cores)")
     ap.add_argument("--repeats", type=int, default=2, help="each path runs this many times; the best counts")
-    ap.add_argument("--json", default=None)
-    args = ap.parse_args()
-    result = run(args)
-    emit(result, markdown(result), args.json)
+    run_and_emit(ap, run, markdown)
 
 
 if __name__ == "__main__":

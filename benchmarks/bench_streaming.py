@@ -36,7 +36,7 @@ from pathlib import Path
 import common  # noqa: F401
 import numpy as np
 
-from common import emit, md_table, run_child
+from common import md_table, run_and_emit, run_child
 
 D = 384
 
@@ -146,13 +146,9 @@ def run(args) -> dict:
                 if in_memory and not r["in_memory_copied"]:
                     notes.append("`in_memory=true` did not copy the store into RAM; the in-RAM row reads the memory map.")
                 print(json.dumps(row), flush=True)
-                kept = best.setdefault(name, row)
-                if row["batches/s"] > kept["batches/s"]:
-                    best[name] = row | {"peak RSS MiB": max(row["peak RSS MiB"], kept["peak RSS MiB"]),
-                                        "peak anon RSS MiB": max(row["peak anon RSS MiB"], kept["peak anon RSS MiB"])}
-                else:
-                    kept["peak RSS MiB"] = max(row["peak RSS MiB"], kept["peak RSS MiB"])
-                    kept["peak anon RSS MiB"] = max(row["peak anon RSS MiB"], kept["peak anon RSS MiB"])
+                kept = best.get(name, row)
+                peaks = {k: max(row[k], kept[k]) for k in ("peak RSS MiB", "peak anon RSS MiB")}
+                best[name] = (row if row["batches/s"] > kept["batches/s"] else kept) | peaks
         rows = list(best.values())
         in_ram = rows[-1]["batches/s"]
         disk = warm_page_cache(store.path / "embeddings.npy", cold=True)
@@ -191,10 +187,7 @@ def main() -> None:
     ap.add_argument("--keep", default=None, help="write (and keep) the store here instead")
     ap.add_argument("--repeats", type=int, default=3, help="runs of every case (interleaved); the best rate is kept")
     ap.add_argument("--timeout", type=float, default=900)
-    ap.add_argument("--json", default=None)
-    args = ap.parse_args()
-    result = run(args)
-    emit(result, markdown(result), args.json)
+    run_and_emit(ap, run, markdown)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common import emit, floor_samples_per_s, load, machine, matmul_rate, md_table
+from common import floor_samples_per_s, load, machine, matmul_rate, md_table, run_and_emit
 
 D_IN, K = 384, 32
 
@@ -367,14 +367,14 @@ def main() -> None:
                     help="torch threads for every trainer (default: torch's, all cores). On a machine shared with "
                          "other jobs set OMP_WAIT_POLICY=PASSIVE (run_all.py does) or use 1: spinning OpenMP "
                          "threads made each step several times slower here")
-    ap.add_argument("--json", default=None, help="also write the results here")
-    args = ap.parse_args()
+    run_and_emit(ap, run, markdown, prepare)
+
+
+def prepare(args) -> None:
     args.trainers = [t.lower() for t in args.trainers]
     args.threads = args.threads or torch.get_num_threads()
     torch.set_num_threads(args.threads)
     print(json.dumps(machine()), flush=True)
-    result = run(args)
-    emit(result, markdown(result), args.json)
 
 
 if __name__ == "__main__":

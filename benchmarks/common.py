@@ -3,6 +3,7 @@ peak-RSS measurement in a child process, and the import path (scripts run as `py
 from __future__ import annotations
 
 import datetime as _dt
+import argparse
 import json
 import os
 import platform
@@ -113,9 +114,14 @@ def run_child(code: str, timeout: float = 600) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def emit(result: dict, table: str, json_path: str | None) -> None:
-    """How every benchmark script ends: its results as JSON for run_all.py (when asked), its table
-    on stdout."""
-    if json_path:
-        Path(json_path).write_text(json.dumps(result, indent=1))
-    print(table)
+def run_and_emit(ap: argparse.ArgumentParser, run, markdown, prepare=None) -> None:
+    """How every benchmark script ends: parse its arguments (plus --json), `prepare(args)` if given,
+    run, then write the results as JSON for run_all.py (when asked) and print the table."""
+    ap.add_argument("--json", default=None, help="also write the results here (run_all.py reads them)")
+    args = ap.parse_args()
+    if prepare:
+        prepare(args)
+    result = run(args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    print(markdown(result))

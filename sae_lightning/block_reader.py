@@ -38,9 +38,13 @@ def block_shuffled_order(indices: np.ndarray, seed: int, epoch: int, block_rows:
     return np.concatenate(windows), blocks
 
 
+def rebuild_hint(path: Path) -> str:
+    return f"delete {path.parent} and run `sae-embed` again"
+
+
 def npy_layout(path: Path) -> tuple[int, tuple[int, int], np.dtype]:
     """(data offset, shape, dtype) of a C-ordered 2-d .npy file whose data is all there."""
-    hint = f"delete {path.parent} and run `sae-embed` again"
+    hint = rebuild_hint(path)
     try:
         with open(path, "rb") as fh:
             version = np.lib.format.read_magic(fh)
@@ -116,7 +120,7 @@ class BlockReader:
             got = os.preadv(self._fd, [view[done:]], pos + done)
             if got == 0:
                 raise StoreError(f"{self.path} ends inside row {start + done // self.row_bytes} (byte {pos + done:,}); "
-                                 f"it is truncated, delete {self.path.parent} and run `sae-embed` again")
+                                 f"it is truncated; {rebuild_hint(self.path)}")
             done += got
 
     def prefetch(self, blocks: np.ndarray) -> None:
@@ -146,8 +150,9 @@ class BlockReader:
                 read.result()  # a truncated file raises here
                 self._block_of_slot[slot], self._slot_of_block[block], self._last_used[slot] = block, slot, self._tick
 
-    def _gather(self, rows: np.ndarray, block_of_row: np.ndarray) -> np.ndarray:
-        return self._buf[self._slot_of_block[block_of_row] * self.block_rows + rows % self.block_rows]
+    def _gather(self, rows: np.ndarray, slots: np.ndarray) -> np.ndarray:
+        """`rows` out of the cache, `slots` holding their blocks."""
+        return self._buf[slots * self.block_rows + rows % self.block_rows]
 
     def read(self, rows: np.ndarray) -> np.ndarray:
         """The given rows (any order), [len(rows), dim] in the file's dtype."""
@@ -162,19 +167,19 @@ class BlockReader:
         self._tick += 1
         if slots.min(initial=0) >= 0:  # the usual case, every block cached: one gather, no bookkeeping arrays
             self._last_used[slots] = self._tick
-            return self._buf[slots * self.block_rows + (rows - block_of_row * self.block_rows)]
+            return self._gather(rows, slots)
         hit = slots >= 0
         self._last_used[slots[hit]] = self._tick
         # Rows of cached blocks are copied out before any load may evict their block, and the rest
         # is loaded a cacheful at a time: a batch across two windows' edge, or one wider than the
         # cache, reads no block twice.
         out = np.empty((len(rows), self.shape[1]), self.dtype)
-        out[hit] = self._gather(rows[hit], block_of_row[hit])
+        out[hit] = self._gather(rows[hit], slots[hit])
         missing = np.unique(block_of_row[~hit])
         for i in range(0, len(missing), self.cache_blocks):
             group = missing[i:i + self.cache_blocks]
             self.prefetch(group)
             self._settle(group)
             sel = np.isin(block_of_row, group)
-            out[sel] = self._gather(rows[sel], block_of_row[sel])
+            out[sel] = self._gather(rows[sel], self._slot_of_block[block_of_row[sel]])
         return out

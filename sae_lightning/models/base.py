@@ -204,14 +204,16 @@ class SparseAutoencoder(nn.Module):
 
     # ---- forward -------------------------------------------------------------------------------
 
-    def encode_pre(self, x: Tensor) -> Tensor:
-        x = x.to(self.W_enc.dtype)  # the store may hand float16 embeddings
+    def encode_pre(self, x: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+        """Pre-activations, computed in `dtype` when given (TopK's bf16 selection), else in the weights'."""
+        x = x.to(dtype or self.W_enc.dtype)  # the store may hand float16 embeddings
         if x.ndim != 2:
             return (x - self.b_dec) @ self.W_enc + self.b_enc
         # The same (x - b_dec) W_enc + b_enc, with b_dec folded into the bias: b_dec's gradient is
         # then a vector-matrix product, where the other form makes backward multiply the whole
         # [B, d_sae] gradient by W_encᵀ (a matmul as large as the forward) to get it.
-        return torch.addmm(self.b_enc - self.b_dec @ self.W_enc, x, self.W_enc)
+        bias = self.b_enc - self.b_dec @ self.W_enc
+        return torch.addmm(bias.to(x.dtype), x, self.W_enc.to(x.dtype))
 
     def activate(self, pre: Tensor) -> Tensor:
         """Dense latents from pre-activations, by the variant's rule for the current mode."""

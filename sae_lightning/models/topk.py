@@ -209,8 +209,7 @@ class TopKSAE(SparseAutoencoder, architecture="topk"):
         if self.cfg.select_dtype == "float32" or not self.bf16_select_ok:
             pre = self.encode_pre(x)
             return (pre, *self.select(pre))
-        bias = self.b_enc - self.b_dec @ self.W_enc
-        pre = torch.addmm(bias.bfloat16(), x.bfloat16(), self.W_enc.bfloat16())
+        pre = self.encode_pre(x, torch.bfloat16)
         idx, _, offsets = self.select(pre)
         pattern = ActivePattern(idx, offsets, self.cfg.d_sae)
         vals = pattern.sampled(x - self.b_dec, self.W_enc.t()) + self.b_enc[idx]
