@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .allocator import keep_freed_memory
 from .errors import UserError
 from .models import SAEConfig, build_sae
 
@@ -41,7 +42,7 @@ class SAEModule(pl.LightningModule):
     def __init__(self, sae: dict, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  warmup_steps: int = 100, decay: str = "cosine", decay_fraction: float = 0.2,
                  retrieval_k: int = 10, retrieval_queries: int = 2048, init_b_dec: str = "geometric_median",
-                 init_sample_size: int = 8192) -> None:
+                 init_sample_size: int = 8192, keep_freed_memory: bool = True) -> None:
         super().__init__()
         if decay not in ("none", "cosine", "linear"):
             raise UserError(f"module.decay={decay!r} must be none, cosine or linear")
@@ -57,6 +58,8 @@ class SAEModule(pl.LightningModule):
         # Trainer(deterministic=True) turns on torch's debugging fill of every new tensor (NaN into
         # each torch.empty, ~100 per step): ~15% of a CPU step. The algorithms stay deterministic.
         torch.utils.deterministic.fill_uninitialized_memory = False
+        if self.hparams.keep_freed_memory:
+            keep_freed_memory()
         # b_dec from the data once, at a fresh start; a resumed run restores it from the checkpoint.
         if self.trainer.ckpt_path is None and self.global_step == 0 and self.hparams.init_b_dec:
             dm = self.trainer.datamodule

@@ -245,20 +245,58 @@ def test_topk_decoder_gradient_touches_only_active_rows():
     assert not sae.W_dec.grad[~active].any()
 
 
-@pytest.mark.parametrize("shape, k, dtype", [((64, 3072), 32, torch.float32), ((33, 512), 8, torch.bfloat16),
-                                              ((16, 100), 4, torch.float32), ((8, 64), 4, torch.float32)])
-def test_grouped_topk_returns_the_k_largest_values(shape, k, dtype):
-    """The same values as torch.topk, with the indices pointing at them; also with heavy ties
-    (integers), odd widths and widths too small to group (torch.topk itself)."""
-    from sae_lightning.models.topk import grouped_topk
+def _special_values(dtype: torch.dtype) -> torch.Tensor:
+    """Rows that order floats by their bits: signed zeros, tiny and huge magnitudes, infinities."""
+    row = torch.tensor([0.0, -0.0, 1e-30, -1e-30, 3.0, -3.0, float("inf"), float("-inf"), 1e30, -1e30, 0.5, -0.5])
+    return torch.stack([row, row.flip(0), -row]).to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("shape, k", [((300, 3072), 32), ((33, 517), 8), ((5, 100), 4), ((7, 12), 12), ((3, 40), 1)])
+def test_topk_kernel_returns_the_k_largest(shape, k, dtype):
+    """The kernel's set is torch.topk's: on random rows (negatives included), on heavy ties
+    (integers; then the leftmost tied columns, k distinct ones), at widths that leave a tail after the
+    segments, at k = width and k = 1, and on signed zeros and infinities."""
+    from sae_lightning.models.topk_kernel import topk_indices
 
     gen = torch.Generator().manual_seed(0)
-    for pre in (torch.randn(shape, generator=gen).to(dtype), torch.randint(0, 5, shape, generator=gen).to(dtype)):
-        vals, idx = grouped_topk(pre, k)
+    cases = [torch.randn(shape, generator=gen), torch.randn(shape, generator=gen) - 3,
+             torch.randint(0, 5, shape, generator=gen).float()]
+    for pre in [c.to(dtype) for c in cases] + ([_special_values(dtype)] if shape[1] == 12 else []):
+        idx = topk_indices(pre, k)
+        assert idx.dtype == torch.int64 and idx.shape == (len(pre), k)
+        assert all(len(set(row.tolist())) == k for row in idx)
         ref = pre.topk(k, dim=1).values
-        assert torch.equal(vals.sort(1, descending=True).values, ref)
-        assert torch.equal(pre.gather(1, idx), vals)
-        assert all(len(set(row.tolist())) == k for row in idx)  # k distinct latents per row
+        assert torch.equal(pre.gather(1, idx).sort(1, descending=True).values, ref)
+
+
+def test_topk_kernel_breaks_ties_by_column():
+    from sae_lightning.models.topk_kernel import topk_indices
+
+    pre = torch.tensor([[1.0, 2.0, 2.0, 2.0, 0.0, 2.0, 3.0, 2.0]])
+    assert sorted(topk_indices(pre, 3)[0].tolist()) == [1, 2, 6]
+
+
+def test_topk_kernel_refuses_what_it_cannot_take():
+    from sae_lightning.models.topk_kernel import supports, topk_indices
+
+    assert not supports(torch.randn(4, 8, dtype=torch.float64), 2)
+    assert not supports(torch.randn(2, 4, 8), 2) and not supports(torch.randn(4, 8), 9)
+    with pytest.raises(ValueError, match="use torch.topk"):
+        topk_indices(torch.randn(4, 8, dtype=torch.float16), 2)
+
+
+def test_topk_select_matches_torch_topk_with_gradients():
+    """TopKSAE.select through the kernel: the same latents and values as torch.topk, and the values
+    keep their graph (the dense path used for an input gradient)."""
+    sae = make("topk")
+    pre = sae.encode_pre(batch(64).requires_grad_())
+    idx, vals, offsets = sae.select(pre)
+    ref_vals, ref_idx = pre.topk(K, dim=1)
+    assert torch.equal(idx.view(64, K).sort(1).values, ref_idx.sort(1).values)
+    torch.testing.assert_close(vals.view(64, K).sort(1).values, ref_vals.relu().sort(1).values)
+    vals.sum().backward()
+    assert sae.W_enc.grad is not None and sae.W_enc.grad.abs().sum() > 0
 
 
 def test_bf16_selection_keeps_float32_activations():
