@@ -365,13 +365,18 @@ def main() -> None:
     ap.add_argument("--cache-dir", default=None, help="embedding store cache (default: the project's)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads for every trainer (default: torch's, all cores). On a machine shared with "
-                         "other jobs set OMP_WAIT_POLICY=PASSIVE (run_all.py does) or use 1: spinning OpenMP "
-                         "threads made each step several times slower here")
+                         "other jobs set OMP_WAIT_POLICY=PASSIVE or use 1: spinning OpenMP threads made each "
+                         "step several times slower here")
     run_and_emit(ap, run, markdown, prepare)
 
 
 def prepare(args) -> None:
+    from sae_lightning.allocator import keep_freed_memory
+
     args.trainers = [t.lower() for t in args.trainers]
+    # The Lightning module sets this in on_fit_start (module.keep_freed_memory); set once here, before
+    # any trainer, every trainer of this process runs with it.
+    print(json.dumps({"keep_freed_memory": keep_freed_memory()}), flush=True)
     args.threads = args.threads or torch.get_num_threads()
     torch.set_num_threads(args.threads)
     print(json.dumps(machine()), flush=True)

@@ -12,10 +12,12 @@ RESULTS.md is rewritten after each one, so an interrupted run keeps what it meas
 3. bench_streaming.py   DataModule on a 5M x 384 float16 store: disk vs RAM, peak RSS
 4. bench_labeling.py    features labelled and scored per second vs one KeyBERT call per feature
 
-OMP_WAIT_POLICY=PASSIVE is set for the children (unless already set): on a machine whose cores are
-shared with other jobs, OpenMP threads that spin while waiting made a training step 3-10x slower
-(measured here: 178-360 ms instead of 57 ms per batch of 512 with 2 threads; 25 % slower when the
-machine is quiet). Everything runs with torch's default thread count (all cores).
+The children run in the caller's environment, as `sae-train` would. OpenMP's wait policy matters on
+2 cores: GNU OpenMP threads spin between parallel regions by default, which is fastest on a quiet
+machine (OMP_WAIT_POLICY=PASSIVE measured 15-35 % slower per step) and several times slower when
+other jobs share the cores (200 ms instead of 18 ms per batch-512 step beside a pytest run). On a
+shared machine run `OMP_WAIT_POLICY=PASSIVE make bench`; the policy is written at the top of RESULTS.md.
+Everything runs with torch's default thread count (all cores).
 """
 from __future__ import annotations
 
@@ -40,7 +42,6 @@ TARGETS_NOTE = """Targets of issue 6 on this machine, d_sae = 3072, k = 32 (from
 
 def child_env() -> dict:
     env = dict(os.environ)
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.setdefault("WANDB_MODE", "offline")
     return env
@@ -147,6 +148,9 @@ def main() -> None:
         f"| GPU | {info['gpu']} |",
         f"| torch | {info['torch']} (python {info['python']}) |",
         f"| load average at start | {info['load_avg_1m']} |",
+        f"| OMP_WAIT_POLICY | {os.environ.get('OMP_WAIT_POLICY', 'unset (GNU OpenMP spins, then sleeps)')} |",
+        "| malloc | freed blocks kept for reuse in every training benchmark (`module.keep_freed_memory`, "
+        "on by default in sae-train) |",
         "",
     ]
     sections: dict[str, str] = {}

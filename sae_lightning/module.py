@@ -34,6 +34,13 @@ def lr_factor(total: int, warm: int, decay: str, decay_fraction: float):
     return factor
 
 
+def all_finite(x: Tensor) -> bool:
+    """Whether x holds no NaN or Inf. A NaN or Inf anywhere makes the sum non-finite, so one
+    reduction answers for a clean batch (isfinite(x).all() cost ~1.4 ms of a 50 ms step); only a
+    non-finite sum, which finite values could also reach by overflow, is checked entry by entry."""
+    return bool(torch.isfinite(x.sum(dtype=torch.float32))) or bool(torch.isfinite(x).all())
+
+
 class NonFiniteError(RuntimeError):
     """Training met NaN/Inf. The weights are still those of the last good step."""
 
@@ -84,7 +91,7 @@ class SAEModule(pl.LightningModule):
     # ---- training --------------------------------------------------------------------------------
 
     def training_step(self, x: Tensor, batch_idx: int) -> dict:
-        if not torch.isfinite(x).all():
+        if not all_finite(x):
             raise NonFiniteError(f"batch at step {self.global_step} holds NaN or Inf embeddings; "
                                  "rebuild the embedding store (sae-embed) and check its source")
         out = self.sae(x)
@@ -122,7 +129,7 @@ class SAEModule(pl.LightningModule):
         self._val_pairs = []
 
     def validation_step(self, x: Tensor, batch_idx: int) -> None:
-        if not torch.isfinite(x).all():
+        if not all_finite(x):
             raise NonFiniteError(f"validation batch {batch_idx} holds NaN or Inf embeddings; rebuild the store")
         z = self.sae.encode(x)
         x_hat = self.sae.decode(z)

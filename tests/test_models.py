@@ -286,6 +286,25 @@ def test_topk_kernel_refuses_what_it_cannot_take():
         topk_indices(torch.randn(4, 8, dtype=torch.float16), 2)
 
 
+def test_latent_order_is_a_stable_sort_by_latent():
+    """The counting sort gives what a stable argsort by latent would, with uneven rows (BatchTopK's
+    layout) and latents that no entry uses; t_matmul built on it equals the dense Sᵀ @ g."""
+    from sae_lightning.models.latent_order import latent_order
+    from sae_lightning.models.topk import ActivePattern
+
+    gen = torch.Generator().manual_seed(0)
+    counts = torch.tensor([3, 0, 5, 1, 7])
+    idx = torch.randint(0, 20, (int(counts.sum()),), generator=gen)  # repeats across rows, gaps
+    offsets = torch.cumsum(counts, 0) - counts
+    starts, entry, row = latent_order(idx, offsets, 24)
+    assert torch.equal(entry, torch.argsort(idx, stable=True))
+    assert torch.equal(starts.long(), torch.cat([torch.zeros(1, dtype=torch.long), torch.bincount(idx, minlength=24).cumsum(0)]))
+    assert torch.equal(row.long(), torch.repeat_interleave(torch.arange(5), counts)[entry])
+    vals, g = torch.randn(len(idx), generator=gen), torch.randn(5, 6, generator=gen)
+    S = torch.zeros(5, 24).index_put_((torch.repeat_interleave(torch.arange(5), counts), idx), vals, accumulate=True)
+    torch.testing.assert_close(ActivePattern(idx, offsets, 24).t_matmul(vals, g), S.t() @ g)
+
+
 def test_topk_select_matches_torch_topk_with_gradients():
     """TopKSAE.select through the kernel: the same latents and values as torch.topk, and the values
     keep their graph (the dense path used for an input gradient)."""

@@ -136,6 +136,20 @@ def test_nan_in_a_batch_stops_with_the_step_number(synthetic_npy, tmp_path, cach
         run(args, tmp_path / "run2", cache)
 
 
+def test_all_finite_answers_for_every_kind_of_batch():
+    """The one-reduction check: NaN and Inf anywhere are caught, and a clean batch whose sum
+    overflows float32 is still clean (checked entry by entry)."""
+    from sae_lightning.module import all_finite
+
+    x = torch.randn(64, 8)
+    assert all_finite(x) and all_finite(x.half())
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        y = x.clone()
+        y[17, 3] = bad
+        assert not all_finite(y) and not all_finite(y.half())
+    assert all_finite(torch.full((4, 4), 3e38))  # the sum is inf, every entry finite
+
+
 def test_loss_that_turns_nan_keeps_the_last_good_checkpoint(synthetic_npy, tmp_path, cache_dir):
     path, _ = synthetic_npy
     # An absurd learning rate: step 0 is fine, its update makes the step-1 loss overflow.
