@@ -114,7 +114,7 @@ def targets(training: dict | None, large: dict | None, streaming: dict | None) -
             lines.append(f"| ≥ 40 % of the matmul floor ({r['data']}) | {share:.1%} | {'met' if share >= 0.4 else 'missed'} |")
     if large and large["summary"]:
         # Against the machine's limit: the best floor measured in either training run (the matmul at
-        # batch 4096 alone measured anywhere from 290 to 420 GFLOP/s on these shared cores).
+        # batch 4096 alone measured anywhere from 290 to 440 GFLOP/s on these shared cores).
         r = large["summary"][0]
         floors = [f["floor samples/s"] for run in (training, large) if run for f in run["floors"] if f["d_sae"] == r["d_sae"]]
         share = r["sae-lightning samples/s"] / max(floors)

@@ -72,7 +72,7 @@ class SAEModule(pl.LightningModule):
             dm = self.trainer.datamodule
             rows = dm.train_idx[: self.hparams.init_sample_size]
             sample = dm.dataset[rows].to(self.device)
-            if not torch.isfinite(sample).all():
+            if not all_finite(sample):
                 raise NonFiniteError("the training sample for the b_dec init holds NaN or Inf embeddings; "
                                      "rebuild the embedding store (sae-embed) and check its source")
             # Every rank draws the same rows (the split is seeded), so b_dec agrees across DDP ranks.

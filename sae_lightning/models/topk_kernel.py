@@ -43,11 +43,17 @@ def _kth_largest_key(keys, n, k, lo, hi):  # noqa: ANN001, ANN202
     return lo
 
 
+@njit(inline="always")
+def _key(v, shift, mask):  # noqa: ANN001, ANN202
+    """v's bits as an integer that orders like the float: a negative value's magnitude bits flipped."""
+    return v ^ ((v >> shift) & mask)
+
+
 def _compile(bits: int):  # noqa: ANN202
-    """The kernel for floats of `bits` bits, viewed as signed integers of that width. The key's
-    shift and mask are closure constants, so each width compiles to its own narrow-integer code;
-    numba keys its on-disk cache on them (plain ints: a closed-over function would miss the cache)."""
-    shift, mask = bits - 1, (1 << (bits - 1)) - 1  # the key: v ^ ((v >> shift) & mask), written out below
+    """The kernel for floats of `bits` bits, viewed as signed integers of that width. `_key`'s shift
+    and mask are closure constants, so each width compiles to its own narrow-integer code; numba keys
+    its on-disk cache on them (plain ints: a closed-over function would miss the cache)."""
+    shift, mask = bits - 1, (1 << (bits - 1)) - 1
 
     @njit(parallel=True, cache=True)
     def topk_rows(rows, k, n_segments, out):  # noqa: ANN001, ANN202
@@ -66,11 +72,11 @@ def _compile(bits: int):  # noqa: ANN202
                     m, base = lowest, s * seg
                     for j in range(seg):
                         v = row[base + j]
-                        m = max(m, v ^ ((v >> shift) & mask))
+                        m = max(m, _key(v, shift, mask))
                     seg_max[s] = m
                 for j in range(tail, d):
                     v = row[j]
-                    seg_max[n_segments - 1] = max(seg_max[n_segments - 1], v ^ ((v >> shift) & mask))
+                    seg_max[n_segments - 1] = max(seg_max[n_segments - 1], _key(v, shift, mask))
                 t = _kth_largest_key(seg_max, n_segments, k, lowest, highest)
                 n = 0
                 for s in range(n_segments):
@@ -78,13 +84,13 @@ def _compile(bits: int):  # noqa: ANN202
                         base = s * seg
                         for j in range(seg):
                             v = row[base + j]
-                            key = v ^ ((v >> shift) & mask)
+                            key = _key(v, shift, mask)
                             cand_key[n], cand_col[n] = key, base + j
                             n += key >= t  # written always, kept when >= t: no branch to mispredict
                 if seg_max[n_segments - 1] >= t:
                     for j in range(tail, d):
                         v = row[j]
-                        key = v ^ ((v >> shift) & mask)
+                        key = _key(v, shift, mask)
                         cand_key[n], cand_col[n] = key, j
                         n += key >= t
                 kth = _kth_largest_key(cand_key, n, k, t, highest)
