@@ -147,7 +147,7 @@ class RunDir:
         try:
             self.checkpoints.mkdir()
         except FileExistsError:
-            raise UserError(f"{self.root} already belongs to another run (it has {self.CHECKPOINTS}/); resume it with "
+            raise UserError(f"{self.root} already holds a run (it has {self.CHECKPOINTS}/); resume it with "
                             f"`sae-train run_dir={self.root} ckpt_path=last`, or leave run_dir unset for a new folder") from None
 
     def has_export(self) -> bool:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -76,23 +77,33 @@ def test_recovers_a_known_sparse_dictionary(arch, extra, synthetic_npy, tmp_path
     assert mean_max_cos >= 0.9, f"{arch}: mean max cosine {mean_max_cos:.3f}"
 
 
-def test_resumed_run_ends_where_an_uninterrupted_one_does(synthetic_npy, tmp_path, cache_dir):
+@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_mid_epoch_then_resume_ends_with_the_same_weights(signum, code, synthetic_npy, tmp_path, cache_dir,
+                                                                capsys):
+    """Ctrl-C / SIGTERM after step 6 of 31 per epoch (epoch 0, batch 6): a checkpoint, the resume
+    line, exit 130 / 143; the resumed run's weights, sparsity and metrics equal an uninterrupted one's."""
     path, _ = synthetic_npy
-    base = ["sae=topk", "sae.d_sae=128", "sae.k=8", "data.batch_size=128", "trainer.max_epochs=4",
+    base = ["sae=topk", "sae.d_sae=128", "sae.k=8", "data.batch_size=128", "trainer.max_epochs=2",
             "sae.dead_after_samples=500", *npy_args(path), *QUIET]
     whole = run(base, tmp_path / "whole", cache_dir)
-    stop = ["+callbacks.stop._target_=tests.helpers.StopAfterEpoch", "+callbacks.stop.epoch=2"]
-    part = run(base + stop, tmp_path / "part", cache_dir)
-    assert json.loads((part / "metrics.json").read_text())["epochs"] == 2
+    stop = ["+callbacks.stop._target_=tests.helpers.SignalAtStep", "+callbacks.stop.step=6",
+            f"+callbacks.stop.signum={int(signum)}"]
+    part = tmp_path / "part"
+    with pytest.raises(SystemExit) as exited:
+        run(base + stop, part, cache_dir)
+    assert exited.value.code == code
+    assert f"resume with: sae-train run_dir={part} ckpt_path=last" in capsys.readouterr().err
+    assert not (part / "sae").exists() and not (part / "metrics.json").exists()
+    assert torch.load(part / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
     with pytest.raises(UserError, match="already holds a run"):  # no earlier run is overwritten
         run(base, part, cache_dir)
     run(base + ["ckpt_path=last"], part, cache_dir)
-    a = load_file(whole / "sae" / "sae_weights.safetensors")
-    b = load_file(part / "sae" / "sae_weights.safetensors")
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
+    for name in ("sae_weights.safetensors", "sparsity.safetensors"):
+        a, b = load_file(whole / "sae" / name), load_file(part / "sae" / name)
+        for key in a:
+            assert torch.equal(a[key], b[key]), (name, key)
     ma, mb = (json.loads((p / "metrics.json").read_text()) for p in (whole, part))
-    assert ma["fve"] == mb["fve"] and ma["dead_frac"] == mb["dead_frac"]
+    assert ma == mb
 
 
 def test_ckpt_last_without_a_checkpoint_is_a_clear_error(synthetic_npy, tmp_path, cache_dir):
