@@ -64,6 +64,9 @@ class SAEModule(pl.LightningModule):
         self.register_buffer("epoch_fired", torch.zeros(d_sae, dtype=torch.long))
         self.register_buffer("epoch_seen", torch.zeros((), dtype=torch.long))
         self.dead_after = int(self.sae.cfg.dead_after_samples)
+        # The last validation's metrics, checkpointed: a run resumed from its final checkpoint
+        # (killed during export) exports the same metrics.json without validating again.
+        self.val_metrics: dict[str, float] = {}
         self._val: dict[str, Tensor] = {}
         self._val_pairs: list[tuple[Tensor, Tensor]] = []
 
@@ -210,6 +213,13 @@ class SAEModule(pl.LightningModule):
         recall = retrieval_recall(x, x_hat, self.hparams.retrieval_k)
         metrics[k] = self.trainer.strategy.reduce(recall, reduce_op="mean")
         self.log_dict(metrics, on_epoch=True, sync_dist=True)  # already reduced: identical on every rank
+        self.val_metrics = {k[len("val/"):]: float(v) for k, v in metrics.items()}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["val_metrics"] = dict(self.val_metrics)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.val_metrics = dict(checkpoint.get("val_metrics", {}))
 
 
 def reconstruction_stats(x: Tensor, x_hat: Tensor) -> dict[str, Tensor]:

@@ -12,19 +12,13 @@ import math
 from pathlib import Path
 
 import pytorch_lightning as pl
-import torch
 
 from ..run_dir import RunDir, atomic_folder
 from .dead_features import dead_summary, log10_density
 
 
-def _number(value) -> float | int:
-    value = value.item() if isinstance(value, torch.Tensor) else value
-    return value if isinstance(value, int) else float(value)
-
-
 def final_metrics(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict:
-    out = {k[len("val/"):]: _number(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    out = dict(pl_module.val_metrics)  # checkpointed with the module, so a resume at the very end has them
     out.update(dead_summary(pl_module))
     out.update(epochs=trainer.current_epoch, global_step=trainer.global_step)
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
