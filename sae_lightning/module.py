@@ -170,7 +170,7 @@ class SAEModule(pl.LightningModule):
         worst = int(rms.argmax())
         if not bool(torch.isfinite(rms[worst])) or float(rms[worst]) > self.hparams.max_weight_rms:
             name = [n for n, p in self.sae.named_parameters() if p.numel()][worst]
-            raise NonFiniteError(f"training diverged at step {self.global_step - 1}: the update made {name}'s rms "
+            raise NonFiniteError(f"training diverged at step {self.global_step}: the update made {name}'s rms "
                                  f"{float(rms[worst]):.3g} (limit module.max_weight_rms={self.hparams.max_weight_rms:g})")
 
     # ---- validation: sums per rank, reduced once at the end ---------------------------------

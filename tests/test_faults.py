@@ -108,3 +108,131 @@ def test_kill9_at_every_stage_then_resume_ends_like_an_uninterrupted_run(tmp_pat
     stores = [EmbeddingStore(next(p for p in (c / "stores").iterdir() if p.is_dir())) for c in (cache, tmp_path / "ref_cache")]
     assert np.array_equal(np.asarray(stores[0].embeddings), np.asarray(stores[1].embeddings))
     same_results(reference, run)
+
+
+# ---- small runs on synthetic embeddings (no texts, no model) ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def npy(tmp_path_factory) -> Path:
+    x, _ = sparse_dictionary_data(n=2000, d_in=16, n_dirs=64, active=3, seed=0)
+    path = tmp_path_factory.mktemp("npy") / "emb.npy"
+    np.save(path, x.numpy())
+    return path
+
+
+def npy_args(path: Path, cache: Path) -> list[str]:
+    return ["domain=npy", f"domain.path={path}", "sae.d_sae=64", "sae.k=4", "data.batch_size=64",
+            f"paths.cache_dir={cache}", *QUIET]
+
+
+def test_two_runs_started_together_get_two_folders_and_skip_labelling_without_texts(npy, tmp_path):
+    """The README's own form (`sae-train domain=npy domain.path=emb.npy`, labelling on by default),
+    twice in the same second: two folders, each with its SAE and metrics, a one-line note, exit 0."""
+    args = [*npy_args(npy, tmp_path / "cache"), "trainer.max_epochs=1", f"paths.log_dir={tmp_path / 'out'}"]
+    procs = [start("sae-train", *args) for _ in range(2)]
+    results = [(p.wait(timeout=600), *p.communicate()) for p in procs]
+    for code, out, err in results:
+        assert code == 0, err[-3000:]
+        assert "has no texts" in out and "not labelled" in out
+    folders = sorted((tmp_path / "out" / "train" / "runs" / "npy").iterdir())
+    assert len(folders) == 2
+    for folder in folders:
+        assert (folder / "sae" / "sae_weights.safetensors").is_file() and (folder / "metrics.json").is_file()
+        assert not (folder / "features.parquet").exists()
+
+
+def test_two_runs_pointed_at_one_folder_never_share_it(npy, tmp_path):
+    args = [*npy_args(npy, tmp_path / "cache"), "trainer.max_epochs=1", "labeling.enabled=false",
+            f"run_dir={tmp_path / 'run'}"]
+    # The store first, so both reach the folder at about the same time.
+    finish("sae-embed", "domain=npy", f"domain.path={npy}", f"paths.cache_dir={tmp_path / 'cache'}",
+           f"paths.log_dir={tmp_path / 'logs'}")
+    procs = [start("sae-train", *args) for _ in range(2)]
+    results = sorted((p.wait(timeout=600), p.communicate()[1]) for p in procs)
+    assert [code for code, _ in results] == [0, 2], results
+    assert results[1][1].strip().endswith("or leave run_dir unset for a new folder")
+    assert "already holds a run" in results[1][1]
+
+
+@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_and_sigterm_save_print_the_resume_line_and_exit_non_zero(signum, code, npy, tmp_path):
+    run = tmp_path / "run"
+    args = [*npy_args(npy, tmp_path / "cache"), "trainer.max_epochs=30", "labeling.enabled=false",
+            "callbacks.periodic_checkpoint.every_n_train_steps=5", f"run_dir={run}"]
+    proc = start("sae-train", *args)
+    wait_for(proc, lambda: (run / "checkpoints" / "last.ckpt").is_file())
+    os.killpg(proc.pid, signum)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == code, err[-3000:]
+    assert err.strip().splitlines()[-1] == f"interrupted by {signal.Signals(signum).name}; resume with: " \
+                                          f"sae-train run_dir={run} ckpt_path=last"
+    assert not (run / "sae").exists() and not (run / "metrics.json").exists()
+    finish("sae-train", *args, "ckpt_path=last")
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 30
+
+
+def _interrupted_run(npy: Path, tmp_path: Path) -> tuple[Path, list[str]]:
+    """An in-process run stopped by a real SIGINT after step 5 (what Ctrl-C leaves behind)."""
+    run, base = tmp_path / "run", [*npy_args(npy, tmp_path / "cache"), "trainer.max_epochs=2",
+                                   "labeling.enabled=false"]
+    stop = ["+callbacks.stop._target_=tests.helpers.SignalAtStep", "+callbacks.stop.step=5"]
+    with pytest.raises(SystemExit):
+        train(compose_cfg(base + stop, run, tmp_path / "cache"))
+    return run, base
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])
+def test_a_damaged_last_ckpt_is_one_line_naming_it(damage, npy, tmp_path):
+    run, base = _interrupted_run(npy, tmp_path)
+    ckpt = run / "checkpoints" / "last.ckpt"
+    data = ckpt.read_bytes()
+    ckpt.write_bytes({"empty": b"", "truncated": data[: len(data) // 2], "garbage": os.urandom(4096)}[damage])
+    with pytest.raises(UserError, match=rf"^{ckpt} is not a readable checkpoint .*ckpt_path=<that .ckpt>"):
+        train(compose_cfg(base + ["ckpt_path=last"], run, tmp_path / "cache"))
+
+
+@pytest.mark.parametrize("change,message", [
+    (["domain=wiki_all", "domain.limit=50"], r"domain=wiki_all \(the run has npy\)"),
+    (["sae.d_sae=32"], r"d_sae=32 \(the run has 64\)"),
+    (["sae=batchtopk"], r"architecture=batchtopk \(the run has topk\)"),
+])
+def test_resume_with_other_settings_is_refused_in_one_line(change, message, npy, tmp_path):
+    run, base = _interrupted_run(npy, tmp_path)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and ".hydra" not in p.parts}
+    with pytest.raises(UserError, match=rf"^cannot resume {run}: {message}; resume with the run's own settings"):
+        train(compose_cfg(base + change + ["ckpt_path=last"], run, tmp_path / "cache"))
+    assert before == {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and ".hydra" not in p.parts}
+
+
+def test_resume_on_other_embeddings_is_refused(npy, tmp_path):
+    run, base = _interrupted_run(npy, tmp_path)
+    other = tmp_path / "other.npy"
+    np.save(other, np.load(npy)[::-1].copy())  # same shape and domain name, other content
+    with pytest.raises(UserError, match=r"store_fingerprint=\w+ \(the run has \w+\)"):
+        train(compose_cfg(base + [f"domain.path={other}", "ckpt_path=last"], run, tmp_path / "cache"))
+
+
+def test_resuming_a_finished_run_says_so_and_changes_nothing(npy, tmp_path, capsys):
+    run, base = _interrupted_run(npy, tmp_path)
+    train(compose_cfg(base + ["ckpt_path=last"], run, tmp_path / "cache"))
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and ".hydra" not in p.parts}
+    assert "fve" in json.loads((run / "metrics.json").read_text())
+    train(compose_cfg(base + ["ckpt_path=last"], run, tmp_path / "cache"))
+    assert "has finished training" in capsys.readouterr().out
+    assert before == {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and ".hydra" not in p.parts}
+
+
+def test_npy_run_without_texts_never_loads_a_model(npy, tmp_path, monkeypatch, capsys):
+    """Labelling is on (the default); with no texts it is skipped before any model is asked for."""
+    import sae_lightning.embed
+
+    def refuse(*_, **__):
+        raise AssertionError("a run without texts must not load a model")
+
+    monkeypatch.setattr(sae_lightning.embed, "load_model", refuse)
+    run = tmp_path / "run"
+    assert train(compose_cfg([*npy_args(npy, tmp_path / "cache"), "trainer.max_epochs=1"], run,
+                             tmp_path / "cache")) is not None
+    assert "has no texts" in capsys.readouterr().out
+    assert (run / "sae" / "cfg.json").is_file() and json.loads((run / "metrics.json").read_text())["fve"] is not None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -161,16 +162,27 @@ def test_all_finite_answers_for_every_kind_of_batch():
     assert all_finite(torch.full((4, 4), 3e38))  # the sum is inf, every entry finite
 
 
-def test_loss_that_turns_nan_keeps_the_last_good_checkpoint(synthetic_npy, tmp_path, cache_dir):
+@pytest.mark.parametrize("lr,warmup", [(1e6, 0), (1e6, 100_000)])
+def test_a_diverging_run_stops_and_keeps_a_checkpoint_from_before(lr, warmup, synthetic_npy, tmp_path, cache_dir):
+    """module.lr=1e6 wrecks the weights at the first update; ramped up over a long warm-up it does
+    so some steps in. Either way the run stops (exit 2, no sae/, no metrics.json) and last.ckpt,
+    written every step, holds a state from before the bad update."""
     path, _ = synthetic_npy
-    # An absurd learning rate: step 0 is fine, its update makes the step-1 loss overflow.
-    with pytest.raises(UserError, match=r"loss became .* at step [1-9]\d*; .*last.ckpt keeps the last good state"):
-        run(["sae.d_sae=64", "sae.k=4", "data.batch_size=256", "module.lr=1e30", "module.warmup_steps=0",
-             *npy_args(path), *QUIET], tmp_path / "run", cache_dir)
-    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    assert ckpt["global_step"] >= 1
-    assert all(torch.isfinite(t).all() for t in ckpt["state_dict"].values())
-    assert not (tmp_path / "run" / "metrics.json").exists()  # not exported as if finished
+    out = tmp_path / "run"
+    with pytest.raises(UserError, match=r"training stopped: .*at step (\d+).*; (no checkpoint|.*last.ckpt \(step \d+\) keeps)") as err:
+        run(["sae.d_sae=64", "sae.k=4", "data.batch_size=256", f"module.lr={lr}", f"module.warmup_steps={warmup}",
+             "callbacks.periodic_checkpoint.every_n_train_steps=1", *npy_args(path), *QUIET], out, cache_dir)
+    assert not (out / "sae").exists() and not (out / "metrics.json").exists()
+    failed_at = int(re.search(r"at step (\d+)", str(err.value)).group(1))
+    if warmup == 0:
+        assert failed_at == 0 and "no checkpoint was written" in str(err.value)
+        return
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert 0 < ckpt["global_step"] <= failed_at
+    for name, t in ckpt["state_dict"].items():
+        if not name.startswith("sae.") or not t.is_floating_point():
+            continue  # the dead-latent counters are counts, not weights
+        assert torch.isfinite(t.float()).all() and t.float().pow(2).mean().sqrt() <= 100, name
 
 
 def test_wandb_offline_run_holds_the_logged_metrics(synthetic_npy, tmp_path, cache_dir):
