@@ -76,6 +76,8 @@ def resolve_ckpt(cfg: DictConfig, run: RunDir) -> str | None:
     """`ckpt_path=last` means this run folder's last.ckpt; a fresh run claims its folder first, so
     it never writes into a folder another run (finished or running) owns."""
     if cfg.ckpt_path is None:
+        if requeued_by_slurm(run):
+            return None  # Lightning resumes from the hpc checkpoint it wrote before the requeue
         if rank_zero_only.rank == 0:
             run.claim()
         return None
@@ -84,6 +86,11 @@ def resolve_ckpt(cfg: DictConfig, run: RunDir) -> str | None:
         raise UserError(f"no checkpoint at {path}; pass run_dir=<an earlier run folder> with ckpt_path=last, "
                         "or ckpt_path=<a .ckpt file>")
     return str(path)
+
+
+def requeued_by_slurm(run: RunDir) -> bool:
+    """A SLURM job requeued by Lightning's auto-requeue (trainer=slurm) starts again in its folder."""
+    return os.environ.get("SLURM_RESTART_COUNT", "0") != "0" and any(run.root.glob("hpc_ckpt_*.ckpt"))
 
 
 def run_info(cfg: DictConfig, store: EmbeddingStore) -> dict:
@@ -150,9 +157,10 @@ def _train(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> float | No
     ckpt_path = resolve_ckpt(cfg, run)
     datamodule = instantiate(cfg.data, store_path=str(store.path))
     module = build_module(cfg, store)
+    plugins = [*instantiate(cfg.trainer.get("plugins") or []), AtomicCheckpointIO()]
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg, run, signals),
-                                      logger=build_loggers(cfg) or False, plugins=[AtomicCheckpointIO()])
-    if rank_zero_only.rank == 0 and not resuming:
+                                      logger=build_loggers(cfg) or False, plugins=plugins)
+    if rank_zero_only.rank == 0 and not resuming and not requeued_by_slurm(run):
         run.write_run_info(info)
     for logger in trainer.loggers:  # the whole composed config, so every run is reproducible from W&B
         logger.log_hyperparams({"cfg": OmegaConf.to_container(cfg, resolve=True), "store": store.manifest})
