@@ -64,9 +64,10 @@ class SAEModule(pl.LightningModule):
         self.register_buffer("epoch_fired", torch.zeros(d_sae, dtype=torch.long))
         self.register_buffer("epoch_seen", torch.zeros((), dtype=torch.long))
         self.dead_after = int(self.sae.cfg.dead_after_samples)
-        # The last validation's metrics, checkpointed: a run resumed from its final checkpoint
-        # (killed during export) exports the same metrics.json without validating again.
+        # The last validation's metrics and the step they were measured at, checkpointed: the export
+        # knows whether they describe the final weights (see validate_now).
         self.val_metrics: dict[str, float] = {}
+        self.val_metrics_step: int | None = None
         self._val: dict[str, Tensor] = {}
         self._val_pairs: list[tuple[Tensor, Tensor]] = []
 
@@ -197,6 +198,26 @@ class SAEModule(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if not self._val:
             return
+        metrics = self._validation_metrics()
+        self.log_dict(metrics, on_epoch=True, sync_dist=True)  # already reduced: identical on every rank
+        self.val_metrics = {k[len("val/"):]: float(v) for k, v in metrics.items()}
+        self.val_metrics_step = self.global_step
+
+    @torch.no_grad()
+    def validate_now(self) -> None:
+        """A validation pass outside Lightning's loop, for an export whose last validation is older
+        than the weights (a run resumed from a checkpoint written at its last step). Every rank runs it."""
+        was_training = self.training
+        self.eval()
+        self.on_validation_epoch_start()
+        for i, x in enumerate(self.trainer.datamodule.val_dataloader()):
+            self.validation_step(x.to(self.device), i)
+        if self._val:
+            self.val_metrics = {k[len("val/"):]: float(v) for k, v in self._validation_metrics().items()}
+        self.val_metrics_step = self.global_step
+        self.train(was_training)
+
+    def _validation_metrics(self) -> dict[str, Tensor]:
         v = {k: self.trainer.strategy.reduce(t, reduce_op="sum") for k, t in self._val.items()}
         n = v["n"]
         # Σ‖x − x̄‖² from running sums, so the validation mean needs no second pass.
@@ -212,14 +233,14 @@ class SAEModule(pl.LightningModule):
         k = f"val/retrieval_recall@{self.hparams.retrieval_k}"
         recall = retrieval_recall(x, x_hat, self.hparams.retrieval_k)
         metrics[k] = self.trainer.strategy.reduce(recall, reduce_op="mean")
-        self.log_dict(metrics, on_epoch=True, sync_dist=True)  # already reduced: identical on every rank
-        self.val_metrics = {k[len("val/"):]: float(v) for k, v in metrics.items()}
+        return metrics
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["val_metrics"] = dict(self.val_metrics)
+        checkpoint["val_metrics"] = {"step": self.val_metrics_step, "metrics": dict(self.val_metrics)}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.val_metrics = dict(checkpoint.get("val_metrics", {}))
+        saved = checkpoint.get("val_metrics") or {}
+        self.val_metrics, self.val_metrics_step = dict(saved.get("metrics", {})), saved.get("step")
 
 
 def reconstruction_stats(x: Tensor, x_hat: Tensor) -> dict[str, Tensor]:

@@ -29,7 +29,11 @@ class RunExport(pl.Callback):
         self.run = RunDir(output_dir)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.is_global_zero or trainer.interrupted:
+        if trainer.interrupted:
+            return
+        if pl_module.val_metrics_step != trainer.global_step:  # resumed at the end: validated before the last step
+            pl_module.validate_now()
+        if not trainer.is_global_zero:
             return
         sae = pl_module.sae
 
