@@ -131,7 +131,12 @@ def train(cfg: DictConfig) -> float | None:
         try:
             return _train(cfg, run, signals)
         except RunInterrupted as stop:
-            how = (f"sae-label run_dir={run}" if run.has_export() else f"sae-train run_dir={run} ckpt_path=last")
+            if run.has_export():
+                how = f"sae-label run_dir={run}"
+            elif run.last_ckpt.is_file():
+                how = f"sae-train run_dir={run} ckpt_path=last"
+            else:  # before the first checkpoint (embedding, set-up): the store keeps its finished shards
+                how = "the same command again"
             print(f"interrupted by {stop}; resume with: {how}", file=sys.stderr)
             raise SystemExit(stop.exit_code) from None
 
