@@ -159,9 +159,9 @@ def _train(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> float | No
     info = run_info(cfg, store)
     if resuming:
         check_resume(run, cfg, info)
-    ckpt_path = resolve_ckpt(cfg, run)
     datamodule = instantiate(cfg.data, store_path=str(store.path))
-    module = build_module(cfg, store)
+    module = build_module(cfg, store)  # config errors before the folder is claimed
+    ckpt_path = resolve_ckpt(cfg, run)
     plugins = [*instantiate(cfg.trainer.get("plugins") or []), AtomicCheckpointIO()]
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg, run, signals),
                                       logger=build_loggers(cfg) or False, plugins=plugins)
