@@ -159,7 +159,7 @@ def test_two_runs_pointed_at_one_folder_never_share_it(npy, tmp_path):
 @pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_and_sigterm_save_print_the_resume_line_and_exit_non_zero(signum, code, npy, tmp_path):
     run = tmp_path / "run"
-    args = [*npy_args(npy, tmp_path / "cache"), "trainer.max_epochs=30", "labeling.enabled=false",
+    args = [*npy_args(npy, tmp_path / "cache"), "trainer.max_epochs=4", "labeling.enabled=false",
             "callbacks.periodic_checkpoint.every_n_train_steps=5", f"run_dir={run}"]
     proc = start("sae-train", *args)
     wait_for(proc, lambda: (run / "checkpoints" / "last.ckpt").is_file())
@@ -170,7 +170,7 @@ def test_ctrl_c_and_sigterm_save_print_the_resume_line_and_exit_non_zero(signum,
                                           f"sae-train run_dir={run} ckpt_path=last"
     assert not (run / "sae").exists() and not (run / "metrics.json").exists()
     finish("sae-train", *args, "ckpt_path=last")
-    assert json.loads((run / "metrics.json").read_text())["epochs"] == 30
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 4
 
 
 def _interrupted_run(npy: Path, tmp_path: Path) -> tuple[Path, list[str]]:
