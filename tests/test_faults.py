@@ -201,6 +201,8 @@ def test_a_damaged_last_ckpt_is_one_line_naming_it(damage, npy, tmp_path):
 def test_resume_with_other_settings_is_refused_in_one_line(change, message, npy, tmp_path):
     run, base = _interrupted_run(npy, tmp_path)
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and ".hydra" not in p.parts}
+    if change[0].startswith("domain="):  # another domain: none of the npy domain's settings
+        base = [a for a in base if not a.startswith("domain")]
     with pytest.raises(UserError, match=rf"^cannot resume {run}: {message}; resume with the run's own settings"):
         train(compose_cfg(base + change + ["ckpt_path=last"], run, tmp_path / "cache"))
     assert before == {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and ".hydra" not in p.parts}
