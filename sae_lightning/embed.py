@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .model_packages import MPNET_HUB_ID, MPNET_NAME, assemble_mpnet, mpnet_parts_installed
+from .model_packages import MPNET_HUB_ID, MPNET_NAME, assemble_mpnet, mpnet_parts_installed, sha256_of
 from .sources import NpyEmbeddings, SourceError, TextCorpus, load_npy
 from .store import EmbeddingStore, StoreWriter, default_cache_dir, store_lock
 
@@ -106,14 +106,6 @@ def fingerprint(parts: dict) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _file_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 24), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def build_store(source, embedder: Embedder, cache_dir: str | Path | None = None) -> EmbeddingStore:
     """Return the store for this source and embedder, embedding only what is not on disk yet."""
     cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
@@ -149,7 +141,7 @@ def _store_from_npy(source: NpyEmbeddings, embedder: Embedder, cache_dir: Path) 
     """Copy a user's .npy into a store, checking shape and finiteness chunk by chunk."""
     arr = load_npy(source.path)
     n = arr.shape[0] if source.limit is None else min(arr.shape[0], int(source.limit))
-    fp = fingerprint({"npy": _file_hash(Path(source.path).expanduser()), "metadata": source.metadata,
+    fp = fingerprint({"npy": sha256_of(Path(source.path).expanduser()), "metadata": source.metadata,
                       "domain": source.domain, "limit": source.limit, "dtype": embedder.dtype})
     path = cache_dir / "stores" / fp
     with store_lock(path):

@@ -20,15 +20,17 @@ MAX_TEXTS, MIN_TEXTS = 8, 3
 MAX_CHARS, MIN_CHARS = 300, 150  # below ~150 chars a text loses its context: show fewer texts instead
 MAX_KEYWORDS = 10
 TEXT_BUDGET = 4_000_000  # UTF-8 bytes of top texts in the page: ~1.3 KB per feature at 3,072 features
-# Per-feature scores shown on a card, (features.parquet column, short title); absent ones are skipped.
-SCORE_COLUMNS = [
-    ("label_auroc", "AUROC"), ("label_auroc_hard", "AUROC hard"),
-    ("label_precision", "precision"), ("label_recall", "recall"),
-    ("tfidf_auroc", "TF-IDF AUROC"), ("tfidf_auroc_hard", "TF-IDF hard"),
-    ("random_auroc", "random AUROC"), ("random_auroc_hard", "random hard"), ("random_label_auroc", "random AUROC"),
-    ("judge_label_auroc", "judge AUROC"), ("judge_label_auroc_hard", "judge hard"),
-    ("judge_tfidf_auroc_hard", "judge TF-IDF hard"), ("judge_random_auroc_hard", "judge random hard"),
-]
+# Per-feature scores shown in a card's score grid: column -> (row: label source, grid column).
+# The first three are the columns of runs labelled before the scoring rework.
+SCORE_COLUMNS = {
+    "label_auroc": ("label", "AUROC"), "tfidf_auroc": ("TF-IDF", "AUROC"), "random_label_auroc": ("random", "AUROC"),
+    **{f"{src}_{key}": (name, title) for src, name in (("label", "label"), ("tfidf", "TF-IDF"), ("random", "random"))
+       for key, title in (("auroc", "AUROC"), ("auroc_hard", "AUROC hard"), ("precision", "precision"),
+                          ("recall", "recall"))},
+    **{f"judge_{src}_{key}": (name, f"judge {title}") for src, name in (("label", "label"), ("tfidf", "TF-IDF"),
+                                                                        ("random", "random"))
+       for key, title in (("auroc", "AUROC"), ("auroc_hard", "AUROC hard"))},
+}
 
 
 def _round(v, digits: int = 3):
@@ -102,8 +104,8 @@ def feature_data(run: RunData, domains: list[str]) -> dict:
         "texts": [[_clip(t or "", cap) for t in (tx or [])[:k]] for tx in texts],
         "acts": [[_round(a, 3) for a in (ac or [])[:k]] for ac in acts],
         "tdom": [[dom_index.get(d) for d in (td or [])[:k]] for td in tdoms],
-        "scores": {col: _floats(run, col) for col, _ in SCORE_COLUMNS if col in c},
-        "score_titles": {col: t for col, t in SCORE_COLUMNS if col in c},
+        "scores": {col: _floats(run, col) for col in SCORE_COLUMNS if col in c},
+        "score_grid": {col: SCORE_COLUMNS[col] for col in SCORE_COLUMNS if col in c},
     }
     for name in ("coherence", "label_score", "domain_specificity"):
         data[name] = _floats(run, name)

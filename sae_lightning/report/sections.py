@@ -17,7 +17,7 @@ from .colors import DomainColors
 from .fmt import esc, num, pct
 from .load import RunData
 from .quality import NOT_MEASURED, SOURCES, headline, label_quality
-from .verdicts import MEANING, RELABEL_HINT, has_verdicts, verdict_counts
+from .verdicts import MEANING, RELABEL_HINT, has_verdicts, verdict_counts, verdicts
 
 DENSE = 0.1  # a feature is dense when it fires on more than 10 % of inputs
 VERDICT_CLASSES = {"interpretable": "v0", "mixed": "v1", "weak": "v2", "dead": "v3", "unrated": "v4"}
@@ -198,9 +198,15 @@ def label_quality_section(run: RunData) -> str:
                                                for name, _, cls in series) + "</div>")
     coh = run.floats("coherence")
     if coh is not None and np.isfinite(coh).any():
-        out.append("<h3>Coherence of live features</h3>" + svg.histogram(
-            [("features", coh[~run.dead], "s0")], bins=30, lo=float(np.nanmin(coh)), hi=float(np.nanmax(coh)),
-            height=180, xlabel="coherence (how much a feature's top texts share, against random sets)"))
+        v = verdicts(run)
+        by_verdict = [(name, coh[v == name], cls) for name, cls in (("interpretable", "s0"), ("mixed", "s2"),
+                                                                    ("weak", "s1")) if (v == name).any()]
+        lo, hi = float(np.nanmin(coh)), float(np.nanmax(coh))
+        out.append("<h3>Coherence of live features, by verdict</h3>" + svg.histogram(
+            by_verdict or [("live features", coh[~run.dead], "s0")], bins=30, lo=lo, hi=hi if hi > lo else lo + 1,
+            height=180, xlabel="coherence (how much a feature's top texts share, against random sets)")
+            + '<div class="legend">' + "".join(f'<span><i class="sw {cls}"></i>{esc(name)}</span>'
+                                               for name, _, cls in by_verdict) + "</div>")
     elif not has_verdicts(run):
         out.append(f'<p class="na">No coherence or hard-negative scores: {esc(RELABEL_HINT)}.</p>')
     return "".join(out)

@@ -65,9 +65,9 @@
     if(D.main[i]!=null)meta.push('main domain '+D.domains[D.main[i]]+
       (D.domain_specificity&&D.domain_specificity[i]!=null?' (specificity '+D.domain_specificity[i].toFixed(2)+')':''));
     c.appendChild(h('p','meta',meta.join(' · ')));
-    var sc=[];for(var col in D.score_titles){var x=D.scores[col][i];if(x!=null)sc.push(D.score_titles[col]+' '+f3(x));}
-    if(sc.length)c.appendChild(h('p','meta',sc.join(' · ')));
-    if((D.keywords[i]||[]).length)c.appendChild(h('p','kw','keywords: '+D.keywords[i].join(', ')));
+    var g=scoreGrid(i);if(g)c.appendChild(g);
+    var kw=(D.keywords[i]||[]).join(', ');
+    if(kw&&kw!==D.label[i])c.appendChild(h('p','kw','keywords: '+kw));
     if(D.tfidf[i])c.appendChild(h('p','tf','TF-IDF: '+D.tfidf[i]));
     var tx=D.texts[i]||[];
     if(tx.length){var ol=h('ol','tx');tx.forEach(function(t,j){var li=h('li');
@@ -76,6 +76,19 @@
       if(d!=null){li.appendChild(h('i','sw c'+d));li.appendChild(h('em',null,D.domains[d]));}
       li.appendChild(document.createTextNode(t));ol.appendChild(li);});c.appendChild(ol);}
     return c;
+  }
+  // A small table per card: rows = label sources, columns = scores present in this run.
+  var gridRows=[],gridCols=[];
+  for(var col in D.score_grid){var rc=D.score_grid[col];
+    if(gridRows.indexOf(rc[0])<0)gridRows.push(rc[0]);if(gridCols.indexOf(rc[1])<0)gridCols.push(rc[1]);}
+  function scoreGrid(i){
+    var cells={},any=false;for(var col in D.score_grid){var x=D.scores[col][i];
+      if(x!=null){cells[D.score_grid[col].join('|')]=x;any=true;}}
+    if(!any)return null;
+    var t=h('table','sg'),tr=h('tr');tr.appendChild(h('th'));gridCols.forEach(function(c){tr.appendChild(h('th',null,c));});t.appendChild(tr);
+    gridRows.forEach(function(r){var row=h('tr');row.appendChild(h('th',null,r));
+      gridCols.forEach(function(c){var x=cells[r+'|'+c];row.appendChild(h('td','n',x==null?'':f3(x)));});t.appendChild(row);});
+    return t;
   }
   function render(){
     var pages=Math.max(1,Math.ceil(rows.length/PER_PAGE));page=Math.min(page,pages-1);
