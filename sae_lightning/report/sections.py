@@ -14,7 +14,7 @@ import numpy as np
 
 from . import svg
 from .colors import DomainColors
-from .fmt import esc, num, pct
+from .fmt import esc, num
 from .load import RunData
 from .quality import NOT_MEASURED, SOURCES, headline, label_quality
 from .verdicts import MEANING, RELABEL_HINT, has_verdicts, verdict_counts, verdicts
