@@ -347,3 +347,29 @@ def test_real_tiny_run_with_new_columns(tiny_labelled_run, tmp_path):
     data = page_data(page)
     assert len(data["id"]) == 128 and len(data["xy"]) == 128 and data["coherence"] is not None
     assert "Mathematics" in data["domains"] and "label_auroc_hard" in data["scores"]
+
+
+def _rendered_dom(page: Path, tmp_path: Path, fragment: str = "") -> str:
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no headless Chromium to run the page's script (apt-get install chromium)")
+    res = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                          f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=3000", "--dump-dom",
+                          page.as_uri() + fragment], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return res.stdout
+
+
+def test_script_draws_cards_and_marks_mixed_features(small, tmp_path):
+    dom = _rendered_dom(small[1], tmp_path)
+    cards = re.findall(r'<article class="card (\w+)" id="f(\d+)"', dom)
+    assert len(cards) == 35 and {v for v, _ in cards} == {"interpretable", "mixed", "weak"}  # live ones only
+    assert [v for v, _ in cards[:18]] == ["interpretable"] * 18  # confidence order: interpretable first
+    mixed = _rendered_dom(small[1], tmp_path, "#f2")  # opening a feature's link shows its card alone
+    card = re.search(r'<article class="card mixed" id="f2">.*?</article>', mixed, re.S).group(0)
+    assert "Mixed feature" in card and "not a confidence" in card and "· confidence" not in card
+    assert "<script>alert" not in dom  # run strings reach the page as text, never as markup
