@@ -1,12 +1,12 @@
 """Precomputed embeddings with no texts: an (N, d) float `.npy`, optional metadata alongside."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..model_packages import sha256_of
 from .corpus import SourceError, check_limit
 
 
@@ -40,7 +40,7 @@ class NpyEmbeddings:
             p = Path(self.metadata).expanduser()
             if not p.is_file():
                 raise SourceError(f"domain.metadata={p}: no such file")
-            meta = hashlib.sha256(p.read_bytes()).hexdigest()
+            meta = sha256_of(p)
         return {"metadata": meta, "model_name": self.model_name, "domain": self.domain, "limit": self.limit}
 
     def load_metadata(self, n: int) -> pd.DataFrame:
