@@ -131,7 +131,9 @@ def _corrupt_store_copy(cache_dir: Path, tmp_path: Path, npy: Path, value: float
     from sae_lightning.embed import Embedder, build_store
     from sae_lightning.sources import NpyEmbeddings
 
-    store = build_store(NpyEmbeddings(path=str(npy)), Embedder(show_progress=False), tmp_path / "cache")
+    # The same store the run asks for: the fingerprint covers domain.model_name.
+    store = build_store(NpyEmbeddings(path=str(npy), model_name="synthetic"), Embedder(show_progress=False),
+                        tmp_path / "cache")
     emb = np.load(store.path / "embeddings.npy", mmap_mode="r+")
     emb[700:710] = value
     emb.flush()
