@@ -162,6 +162,7 @@ class SAEModule(pl.LightningModule):
         self.sae.set_decoder_norm_to_unit_norm()
         self._check_not_diverged()
 
+    @torch.no_grad()
     def _check_not_diverged(self) -> None:
         """Stop at the update that wrecked the weights, before any checkpoint of them is written (the
         step's checkpoints come after this), so last.ckpt keeps the state from before it."""
