@@ -170,3 +170,14 @@ def test_python_defaults_equal_the_yaml():
             continue
         assert key in yaml, f"labeling.{key} is missing from conf/labeling/keybert.yaml"
         assert (list(value) if isinstance(value, tuple) else value) == yaml[key], key
+
+
+def test_verdicts_and_label_score():
+    from sae_lightning.interpret.verdict import label_scores, verdicts
+
+    dead = np.array([True, False, False, False, False])
+    coherence = np.array([np.nan, np.nan, 0.5, 3.0, 3.0])
+    has_label = np.array([False, True, True, True, False])
+    assert verdicts(dead, coherence, has_label, 1.75).tolist() == ["dead", "weak", "mixed", "interpretable", "weak"]
+    score = label_scores(np.array([np.nan, 0.8, 0.8, 0.8, np.nan]), coherence, 1.75)
+    assert score[3] == pytest.approx(0.8) and score[2] < score[3] / 3 and score[1] == 0  # same AUROC, mixed ranks lower

@@ -103,7 +103,8 @@ def _interpret(sae, store, train_idx, val_idx, cfg, timer) -> tuple[pd.DataFrame
         lambda phrases: model.encode(phrases, batch_size=1024, convert_to_numpy=True, show_progress_bar=False))
     with timer("candidates"):
         counts = cached_train_counts(store, texts, train_idx, cfg)
-        terms = (doc_term_matrix(top.rows[live], counts, cfg, codes, top.acts[live])
+        terms = (doc_term_matrix(top.rows[live], counts, cfg, codes if cfg.distinct_documents else None,
+                                 top.acts[live] if cfg.activation_weights else None)
                  if counts is not None and len(live) else None)
     with timer("tfidf"):
         tfidf = tfidf_scores(terms, counts) if terms is not None else None

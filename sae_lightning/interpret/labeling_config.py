@@ -25,6 +25,8 @@ class LabelingConfig:
     stop_words: str | list[str] | None = "english"
     min_df: int = 1  # a candidate must occur in the top texts of at least this many features
     min_texts: int = 2  # ... and in this many of its top texts from distinct source documents
+    distinct_documents: bool = False  # True: min_texts counts distinct source documents, not texts
+    activation_weights: bool = True  # candidate counts weighted by the text's activation
     numbers_min_share: float = 0.2  # bare-number keywords only where numbers are this share of the texts' words
     max_features: int | None = None  # cap on the candidate vocabulary (most frequent kept)
     doc_embedding: str = "decoder"  # mean | concat | decoder (see labeling.doc_embeddings)
