@@ -17,6 +17,7 @@ from scipy.sparse import csr_matrix, diags
 from sklearn.feature_extraction.text import CountVectorizer
 
 from .labeling_config import LabelingConfig
+from .source_documents import first_per_document
 
 
 def analyzer_params(cfg: LabelingConfig) -> dict:
@@ -71,10 +72,13 @@ def is_bare_number(phrase: str) -> bool:
     return all(NUMBER_TOKEN.match(w) for w in str(phrase).split())
 
 
-def number_share(member: csr_matrix, counts: TrainCounts) -> np.ndarray:
-    """[F] share of number tokens among the (non-stop-word) word tokens of each feature's texts."""
+def number_share(member: csr_matrix, counts: TrainCounts, numeric: np.ndarray | None = None) -> np.ndarray:
+    """[F] share of number tokens among the (non-stop-word) word tokens of each feature's texts;
+    numeric: is_bare_number per counts.words, if already known."""
     unigram = np.array([" " not in str(w) for w in counts.words])
-    number = unigram & np.array([is_bare_number(w) for w in counts.words])
+    if numeric is None:
+        numeric = np.array([is_bare_number(w) for w in counts.words])
+    number = unigram & numeric
     tokens = member @ counts.counts[:, unigram]
     nums = member @ counts.counts[:, number]
     total = np.asarray(tokens.sum(1)).ravel()
@@ -94,11 +98,10 @@ def doc_term_matrix(top_rows: np.ndarray, counts: TrainCounts, cfg: LabelingConf
                     doc_codes: np.ndarray | None = None, top_acts: np.ndarray | None = None) -> DocTerms:
     """Candidates of the features' top texts.
 
-    Support rule: a candidate of feature i must occur in at least `min_texts` of its top texts
-    from DISTINCT source documents (doc_codes per store row, source_documents.py; None: every text
-    is its own document). A keyphrase of one text, or of one article's sentences, names that
-    text, not the feature; a feature with no recurring candidate gets no label (its reason says
-    why). Numbers rule: bare-number candidates ("2024", "000") are dropped unless at least
+    Support rule: a candidate of feature i must occur in at least `min_texts` of its top texts,
+    counted per source document when doc_codes are given (source_documents.py; None, the
+    default: per text). A keyphrase of one text names that text, not the feature; a feature with
+    no recurring candidate gets no label (its reason says why). Numbers rule: bare-number candidates ("2024", "000") are dropped unless at least
     `numbers_min_share` of the word tokens of the feature's top texts are numbers (the feature is
     about numbers). Counts are weighted by activation relative to the feature's top text
     (top_acts; None: unweighted), so the strongest texts weigh most in TF-IDF and the rerank.
@@ -112,14 +115,12 @@ def doc_term_matrix(top_rows: np.ndarray, counts: TrainCounts, cfg: LabelingConf
     if doc_codes is None:
         distinct_rows = top_rows
     else:
-        from .source_documents import first_per_document
-
         distinct_rows = first_per_document(top_rows, doc_codes)
     distinct = membership(distinct_rows, counts)
     support = (distinct @ counts.present).tocsr()  # distinct documents holding each n-gram
     keep = (support >= cfg.min_texts).astype(np.float32).tocsr()
     numeric = np.array([is_bare_number(w) for w in counts.words])
-    about_numbers = number_share(membership(top_rows, counts), counts) >= cfg.numbers_min_share
+    about_numbers = number_share(membership(top_rows, counts), counts, numeric) >= cfg.numbers_min_share
     if numeric.any():  # keep - (rows not about numbers) x keep x (number columns)
         keep = (keep - diags((~about_numbers).astype(np.float32)) @ keep @ diags(numeric.astype(np.float32))).tocsr()
     doc = doc.multiply(keep).tocsr()

@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from scipy.sparse import csr_matrix
 
 from ..store import EmbeddingStore
