@@ -263,7 +263,7 @@ def test_no_candidate_words_and_german_texts(odd_store):
     # Candidates that exist but are all filtered out by min_df say so.
     df, _ = interpret_sae(sae, odd_store, rows, rows, LabelingConfig(m=5, min_df=1000))
     assert (df.loc[~df["dead"], "label"] == "").all()
-    assert df.loc[1, "label_reason"].startswith("no candidate words") and "min_df=1000" in df.loc[1, "label_reason"]
+    assert df.loc[1, "label_reason"].startswith("no recurring keyword") and "min_df=1000" in df.loc[1, "label_reason"]
 
     # No validation texts (val_fraction=0): labels are still made, scores are NaN, not an error.
     df, summary = interpret_sae(sae, odd_store, rows, rows[:0], LabelingConfig(m=5))
