@@ -8,14 +8,13 @@ import numpy as np
 import pandas as pd
 
 from ..report.assets import CSS
-from ..report.compare_page import heatmap
+from ..report.compare_page import EXTRA_CSS as HEATMAP_CSS, heatmap
 from ..report.fmt import attr, esc, num
 from ..report.svg import nice_ticks
 from .analysis import DiffResult, MatrixResult
 
 EXTRA_CSS = """
 svg .fa{fill:#4c78a8}svg .fb{fill:#f58518}svg .ci{stroke:#222;stroke-width:1.2}svg .zero{stroke:#888}
-svg .hm{fill:#4c78a8}svg text.hmw{fill:#fff}svg text.hmv{font-size:10.5px}
 td.ex{font-size:12px;color:#444;max-width:360px}.pill{border-radius:8px;padding:0 6px;font-size:11px;background:#eee}
 """
 
@@ -80,7 +79,7 @@ def _page(title: str, sections: dict[str, str]) -> str:
                      for k, v in sections.items())
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>{esc(title)}</title>\n<style>{CSS}{EXTRA_CSS}</style>\n</head>\n<body>\n"
+            f"<title>{esc(title)}</title>\n<style>{CSS}{HEATMAP_CSS}{EXTRA_CSS}</style>\n</head>\n<body>\n"
             f"<header><h1>{esc(title)}</h1><nav>{nav}</nav></header>\n<main>\n{body}\n</main>\n</body>\n</html>\n")
 
 
