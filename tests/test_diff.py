@@ -130,9 +130,9 @@ def test_cli_end_to_end_on_a_real_run(tiny_labelled_run, tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))
 
 
-def test_default_output_folder_and_the_domain_matrix(tiny_labelled_run):
-    run = tiny_labelled_run
-    shutil.rmtree(run / "diff", ignore_errors=True)
+def test_default_output_folder_and_the_domain_matrix(tiny_labelled_run, tmp_path):
+    run = tmp_path / "run"  # a copy: the shared fixture's folder stays as training left it
+    shutil.copytree(tiny_labelled_run, run, ignore=shutil.ignore_patterns("checkpoints", "wandb"))
     sae_diff(run, "Mathematics", "Arts,History")
     assert (run / "diff" / "Mathematics-vs-Arts_History" / "diff.html").is_file()
     res = sae_diff(run, "-m")
@@ -141,6 +141,7 @@ def test_default_output_folder_and_the_domain_matrix(tiny_labelled_run):
     assert (np.diag(matrix.to_numpy()) == 0).all() and (matrix.to_numpy() == matrix.to_numpy().T).all()
     single = pd.read_parquet(run / "diff" / "Mathematics-vs-Arts_History" / "diff.parquet")
     assert "features separating each pair" in res.stdout and (matrix.to_numpy() > 0).any()
+    assert "<svg" in (run / "diff" / "matrix" / "matrix.html").read_text()
     assert single["separating"].sum() > 0
 
 
