@@ -21,14 +21,14 @@ fi
 "$PY" docs/study/tables.py run "$RUN" > "$GEN/run.md"
 
 # 2. What separates two domains, named by the run's labels.
-diff() {  # diff <A> <B> <slug>
-  "$PY" -m sae_lightning.diff "$RUN" "$1" "$2" --top 10 > "$GEN/$3.txt"
-  local out="$RUN/diff/$(echo "$1" | tr -c 'A-Za-z0-9_.\n-' '_')-vs-$(echo "$2" | tr -c 'A-Za-z0-9_.\n-' '_')"
+study_diff() {  # study_diff <A> <B> <name>: the table, its markdown excerpt and the page
+  local out="$RUN/diff/$3"
+  "$PY" -m sae_lightning.diff "$RUN" "$1" "$2" --top 10 --out "$out" > "$GEN/$3.txt"
   "$PY" docs/study/tables.py diff "$out" 10 > "$GEN/$3.md"
   cp "$out/diff.html" "$FIG/$3.html"
 }
-diff Mathematics History math-vs-history
-diff "Physical sciences" "Biology and health sciences" physics-vs-biology
+study_diff Mathematics History math-vs-history
+study_diff "Physical sciences" "Biology and health sciences" physics-vs-biology
 
 # 3. Every pair of domains: how many features separate them.
 "$PY" -m sae_lightning.diff -m "$RUN" > "$GEN/matrix.txt"
@@ -40,7 +40,7 @@ cp "$RUN/diff/matrix/matrix.html" "$FIG/matrix.html"
 
 # 5. A search steered by clamping a feature: a History query, with the strongest
 #    Mathematics-vs-History feature for Mathematics turned up to 3x its top activation.
-FEATURE=$("$PY" docs/study/tables.py top-feature "$RUN/diff/Mathematics-vs-History" Mathematics)
+FEATURE=$("$PY" docs/study/tables.py top-feature "$RUN/diff/math-vs-history" Mathematics)
 "$PY" -c "from sae_lightning.cli import search; search()" "$RUN" \
   "The empire collapsed after a long war with its neighbours." --clamp "$FEATURE=3x" -k 5 > "$GEN/search.txt"
 echo "study outputs written to $GEN and $FIG"
