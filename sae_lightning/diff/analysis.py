@@ -54,7 +54,7 @@ class DiffResult:
         sep = self.table["separating"]
         return {"run_dir": str(self.run_dir), "a": self.a, "b": self.b, "n_a": self.n_a, "n_b": self.n_b,
                 "model_name": self.model_name, "features": int(len(self.table)),
-                "separating": int(sep.sum()), f"more_in_a": int((sep & (self.table["more_in"] == self.a)).sum()),
+                "separating": int(sep.sum()), "more_in_a": int((sep & (self.table["more_in"] == self.a)).sum()),
                 "more_in_b": int((sep & (self.table["more_in"] == self.b)).sum()),
                 "test": "two-sided Fisher exact (central), Benjamini-Hochberg over all features",
                 "settings": asdict(self.settings)}
