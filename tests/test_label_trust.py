@@ -25,7 +25,7 @@ from tests.test_interpret import PLANTED, plant, topk_sae
 
 @pytest.fixture(scope="module")
 def store_parts(small_store):
-    X = np.asarray(small_store.embeddings, dtype=np.float32)
+    X = np.array(small_store.embeddings, dtype=np.float32)  # a writable copy: torch reads it
     meta = small_store.metadata()
     return X, meta["domain"].to_numpy(), document_codes(meta["id"].to_numpy())
 
