@@ -41,7 +41,7 @@ from ..data import split_indices
 from ..models import SparseAutoencoder
 from ..store import EmbeddingStore, _write_atomic
 from .activation_scan import SparseRunningTopK, inference_sae, iter_activations
-from .families_naming import name_families
+from .families_naming import family_label, name_families
 from .labeling_config import LabelingConfig
 from .relabel import read_run_info
 
@@ -147,12 +147,12 @@ def build_families(run_dir: str | Path, *, min_weight: float = 0.2, min_children
     fams.sort(key=lambda f: (-len(f[1]), -co.fires[f[0]], f[0]))
     members = [[p, *children] for p, children, _ in fams]
     keywords = name_families(members, co.top_rows, store, labeling or LabelingConfig(), sae)
-    parent_labels = _feature_labels(run_dir, sae.cfg.d_sae)
+    parent_labels, verdicts = _feature_labels(run_dir, sae.cfg.d_sae)
     df = pd.DataFrame({
         "family_id": np.arange(len(fams), dtype=np.int64),
         "parent": [p for p, _, _ in fams],
         "children": [c for _, c, _ in fams],
-        "label": [", ".join(k) for k in keywords],
+        "label": [family_label(k, [verdicts[f] for f in fam]) for k, fam in zip(keywords, members)],
         "keywords": keywords,
         "size": [1 + len(c) for _, c, _ in fams],
         "child_weights": [w for _, _, w in fams],
@@ -165,15 +165,16 @@ def build_families(run_dir: str | Path, *, min_weight: float = 0.2, min_children
     return df
 
 
-def _feature_labels(run_dir: Path, d_sae: int) -> list[str]:
+def _feature_labels(run_dir: Path, d_sae: int) -> tuple[list[str], list[str]]:
+    """Each feature's label and verdict from features.parquet ("" where unknown)."""
     path = run_dir / "features.parquet"
-    labels = [""] * d_sae
+    labels, verdicts = [""] * d_sae, [""] * d_sae
     if path.is_file():
-        df = pd.read_parquet(path, columns=["feature_id", "label"])
-        for f, lab in zip(df["feature_id"], df["label"]):
+        df = pd.read_parquet(path)
+        for f, lab, verdict in zip(df["feature_id"], df["label"], df["verdict"] if "verdict" in df else [""] * len(df)):
             if 0 <= f < d_sae and isinstance(lab, str):
-                labels[f] = lab
-    return labels
+                labels[f], verdicts[f] = lab, str(verdict)
+    return labels, verdicts
 
 
 def _write(df: pd.DataFrame, path: Path) -> None:

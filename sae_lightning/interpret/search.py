@@ -60,9 +60,11 @@ def open_run(run_dir: str | Path, device: str = "cpu") -> SearchRun:
     sae = SparseAutoencoder.load(run_dir / "sae", device=device)
     labels, max_acts = [""] * sae.cfg.d_sae, np.full(sae.cfg.d_sae, np.nan)
     if (run_dir / "features.parquet").is_file():
-        df = pd.read_parquet(run_dir / "features.parquet", columns=["feature_id", "label", "top_acts"])
-        for f, lab, acts in zip(df["feature_id"], df["label"], df["top_acts"]):
-            labels[f] = lab or ""
+        df = pd.read_parquet(run_dir / "features.parquet")
+        verdicts = df["verdict"] if "verdict" in df else [""] * len(df)
+        for f, lab, acts, verdict in zip(df["feature_id"], df["label"], df["top_acts"], verdicts):
+            # a label of a mixed or weak feature is shown as such, never like an interpretable one's
+            labels[f] = f"{lab} [{verdict}]" if lab and verdict not in ("", "interpretable") else (lab or "")
             max_acts[f] = float(acts[0]) if acts is not None and len(acts) else np.nan
     return SearchRun(sae, store, labels, max_acts, bool(store.manifest.get("normalized", False)))
 
