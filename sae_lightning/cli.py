@@ -9,10 +9,27 @@ from typing import Callable
 import hydra
 from omegaconf import DictConfig
 
-from .config import CONF_DIR, check_choices, ddp_child_argv, register_resolvers
+from .config import CONF_DIR, check_choices, compose_and_check, ddp_child_argv, register_resolvers
 from .errors import UserError
+from .validate import check_config
 
 log = logging.getLogger("sae_lightning")
+
+
+def _own_error(err: BaseException) -> UserError | None:
+    """The project's error behind `err`: itself, or the cause Hydra's instantiate wrapped in a
+    multi-line InstantiationException; a config value that does not resolve counts as bad input.
+    None for anything else, which keeps its traceback (a genuine bug)."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, UserError):
+            return cause
+        if isinstance(cause, OmegaConfBaseException):
+            return UserError(f"config: {str(cause).splitlines()[0]}; fix the value on the command line or under conf/")
+        cause = cause.__cause__
+    return None
 
 
 def _one_line_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
@@ -22,14 +39,18 @@ def _one_line_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConf
     @functools.wraps(task)
     def wrapper(cfg: DictConfig) -> object:
         try:
+            check_config(cfg)  # again per job: a multirun's jobs are composed only here
             return task(cfg)
-        except UserError as err:
+        except Exception as raised:
+            err = _own_error(raised)
+            if err is None:
+                raise
             from hydra.core.hydra_config import HydraConfig
             from hydra.types import RunMode
 
             log.error("%s", err)
             if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-                raise
+                raise err from None
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
 
@@ -41,6 +62,8 @@ def _launch(task: Callable[[DictConfig], object], config_name: str) -> None:
     sys.argv[1:] = ddp_child_argv(sys.argv[1:])
     try:
         check_choices([a for a in sys.argv[1:] if not a.startswith("-")])
+        if not any(a.startswith("-") for a in sys.argv[1:]):  # flags (-m, --cfg, ...): checked per job
+            compose_and_check(config_name, sys.argv[1:])
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
