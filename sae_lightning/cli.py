@@ -164,7 +164,8 @@ compare.__doc__ = "sae-compare: which features the domains' SAEs share and which
 def _search(argv: list[str]) -> None:
     import argparse
 
-    from .interpret.search import embed_query, find_features, nearest_texts, open_run, parse_clamps, steer
+    from .interpret.search import (check_counts, embed_query, find_features, nearest_texts, open_run, parse_clamps,
+                                   steer)
 
     p = argparse.ArgumentParser(prog="sae-search", description="The features a query activates, and the store's "
                                 "nearest texts before and after clamping features up or down.")
@@ -175,6 +176,7 @@ def _search(argv: list[str]) -> None:
     p.add_argument("--top", type=int, default=10, help="features to list")
     p.add_argument("-k", type=int, default=5, help="nearest texts to list")
     a = p.parse_args(argv)
+    check_counts(**{"--top": a.top, "-k": a.k})
     run = open_run(a.run_dir)
     clamp = parse_clamps(a.clamp, run)
     print(f"query: {a.query}\nfeatures it activates:")
