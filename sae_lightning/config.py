@@ -51,10 +51,12 @@ def check_choices(overrides: list[str]) -> None:
     """Fail fast on `domain=unknown` (also inside multirun lists such as domain=a,b), listing the
     known options. Globs, interpolations and sweeps over ranges are left to Hydra."""
     for arg in overrides:
-        m = re.fullmatch(r"([a-z_]+)=(.+)", arg)
+        m = re.fullmatch(r"([a-z_]+)=(.*)", arg)
         if not m or not (CONF_DIR / m.group(1)).is_dir():
             continue
         group, value = m.groups()
+        if not value:
+            raise UserError(f"{group}= names no {group}; pick one of {', '.join(group_options(group))}")
         if any(ch in value for ch in "()$*[]{}"):
             continue
         known = group_options(group)
@@ -79,7 +81,9 @@ def compose_and_check(config_name: str, overrides: list[str]) -> None:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as err:
-        lines = [ln.strip().rstrip(".") for ln in str(err).splitlines() if ln.strip()]
+        # Hydra appends its search path to a missing-config message: noise for a user
+        text = str(err).split("Config search path")[0]
+        lines = [ln.strip().rstrip(".:") for ln in text.splitlines() if ln.strip()]
         cause = err.__cause__
         if isinstance(cause, OmegaConfBaseException) and str(cause).splitlines():
             lines.append(str(cause).splitlines()[0])
