@@ -185,5 +185,6 @@ def _feature_labels(run_dir: Path, d_sae: int) -> list[str]:
 
 def _write(df: pd.DataFrame, path: Path) -> None:
     # pandas types the columns of an empty frame float64, which arrow cannot cast to list<int64>
-    table = FAMILY_SCHEMA.empty_table() if df.empty else pa.Table.from_pandas(df, schema=FAMILY_SCHEMA, preserve_index=False)
+    table = (FAMILY_SCHEMA.empty_table() if df.empty
+             else pa.Table.from_pandas(df, schema=FAMILY_SCHEMA, preserve_index=False))
     _write_atomic(path, lambda tmp: pq.write_table(table, tmp))

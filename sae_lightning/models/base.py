@@ -393,7 +393,8 @@ def _read_safetensors(path: Path) -> dict[str, Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
-        raise SAEFileError(f"{path}: corrupt or truncated safetensors file ({str(err).splitlines()[0] if str(err) else type(err).__name__}); {REWRITE_HINT}") from None
+        why = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise SAEFileError(f"{path}: corrupt or truncated safetensors file ({why}); {REWRITE_HINT}") from None
 
 
 def build_sae(cfg: SAEConfig) -> SparseAutoencoder:
