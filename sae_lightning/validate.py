@@ -172,6 +172,7 @@ RULES: dict[str, Rule] = {
     "module.init_sample_size": POSITIVE,
     "module.retrieval_queries": POSITIVE,
     "module.keep_freed_memory": flag(),
+    "module.max_weight_rms": number(0, lo_open=True, null=True),
     # conf/trainer
     "trainer.default_root_dir": PATH,
     "trainer.accelerator": one_of("cpu", "gpu", "cuda", "mps", "tpu", "auto"),
@@ -199,6 +200,10 @@ RULES: dict[str, Rule] = {
     "callbacks.model_checkpoint.save_top_k": whole(-1),
     "callbacks.model_checkpoint.every_n_epochs": whole(0, null=True),
     "callbacks.model_checkpoint.save_on_exception": flag(),
+    "callbacks.periodic_checkpoint.dirpath": PATH,
+    "callbacks.periodic_checkpoint.save_last": flag(also=("link",)),
+    "callbacks.periodic_checkpoint.save_top_k": whole(-1),
+    "callbacks.periodic_checkpoint.every_n_train_steps": whole(0, null=True),
     "callbacks.dead_features.dead_after_samples": POSITIVE,
     "callbacks.dead_features.dense_threshold": number(0, 1, lo_open=True),
     # conf/labeling
