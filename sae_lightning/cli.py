@@ -18,15 +18,16 @@ log = logging.getLogger("sae_lightning")
 
 def _own_error(err: BaseException) -> UserError | None:
     """The project's error behind `err`: itself, or the cause Hydra's instantiate wrapped in a
-    multi-line InstantiationException; a config value that does not resolve counts as bad input.
-    None for anything else, which keeps its traceback (a genuine bug)."""
-    from omegaconf.errors import OmegaConfBaseException
+    multi-line InstantiationException; a config value that is missing or does not resolve counts as
+    bad input. None for anything else (code reading a key that is not there included), which keeps
+    its traceback: a genuine bug."""
+    from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
     cause: BaseException | None = err
     while cause is not None:
         if isinstance(cause, UserError):
             return cause
-        if isinstance(cause, OmegaConfBaseException):
+        if isinstance(cause, (InterpolationResolutionError, MissingMandatoryValue)):
             return UserError(f"config: {str(cause).splitlines()[0]}; fix the value on the command line or under conf/")
         cause = cause.__cause__
     return None

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from sae_lightning.cli import _own_error
 from sae_lightning.config import CONF_DIR, group_options
@@ -121,6 +121,15 @@ def test_errors_inside_instantiated_objects_are_unwrapped_bugs_are_not():
     with pytest.raises(Exception) as bug:
         instantiate({"_target_": "math.sqrt", "_args_": ["x"]})
     assert _own_error(bug.value) is None  # a genuine bug keeps its traceback
+    cfg = OmegaConf.create({"a": "${nowhere}", "b": "???"})
+    for key in ("a", "b"):
+        with pytest.raises(Exception) as unresolved:
+            getattr(cfg, key)
+        assert isinstance(_own_error(unresolved.value), UserError)
+    OmegaConf.set_struct(cfg, True)
+    with pytest.raises(Exception) as no_key:
+        cfg.c  # code reading a key the config lacks: a bug, not bad input
+    assert _own_error(no_key.value) is None
 
 
 def _run(cmd: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
