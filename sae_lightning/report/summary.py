@@ -1,9 +1,6 @@
 """summary.md: the few numbers worth pasting into a lab notebook or a PR, in plain Markdown."""
 from __future__ import annotations
 
-import html
-import re
-
 import numpy as np
 
 from collections import Counter
@@ -22,21 +19,16 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
             + ["| " + " | ".join(md_cell(c) for c in r) + " |" for r in rows])
 
 
-def _md_text(x: object) -> str:
-    """Run-supplied text (domain and model names) as inert Markdown: no HTML, links, emphasis or line breaks."""
-    return re.sub(r"([\\`*_\[\]|~])", r"\\\1", html.escape(str(x), quote=False)).replace("\r", " ").replace("\n", " ")
-
-
 def render_summary(run: RunData) -> str:
     cfg, m = run.cfg, run.metrics
     name = run.run_dir.resolve().name
     lines = [f"# SAE run `{name}`", ""]
     facts = [f"{k} {cfg[k]}" for k in ("architecture", "d_in", "d_sae", "k") if cfg.get(k) is not None]
     if model_name(cfg):
-        facts.append(f"model {_md_text(model_name(cfg))}")
+        facts.append(f"model {model_name(cfg)}")
     doms = domains_of(run)
     if doms:
-        facts.append("domains: " + ", ".join(_md_text(d) for d in doms))
+        facts.append("domains: " + ", ".join(doms))
     if facts:
         lines += [md_cell(" · ".join(facts)), ""]  # domain names are user data: no raw HTML or Markdown
 
