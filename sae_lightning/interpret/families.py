@@ -116,6 +116,8 @@ def extract_families(T: csr_matrix, fires: np.ndarray, min_weight: float = 0.2, 
     parent, child, w = T.row[down], T.col[down], T.data[down]
     keep = w >= min_weight
     parent, child, w = parent[keep], child[keep], w[keep]
+    if not len(child):  # nothing co-fires strongly enough (tiny, duplicated or very sparse data)
+        return []
     best = np.lexsort((-w, child))  # per child, its strongest parent first
     first = np.r_[True, child[best][1:] != child[best][:-1]]
     parent, child, w = parent[best][first], child[best][first], w[best][first]
@@ -161,6 +163,11 @@ def build_families(run_dir: str | Path, *, min_weight: float = 0.2, min_children
         "parent_label": [parent_labels[p] for p, _, _ in fams],
     })
     _write(df, run_dir / FAMILIES_FILE)
+    if not fams:
+        log.warning("no feature families in %s: no parent has %d children tied to it with weight >= %s "
+                    "(features that fire together at least %d times, each on at most %s of %d rows); "
+                    "families.parquet is empty", run_dir, min_children, min_weight, min_cooccur, max_density, co.n_rows)
+        return df
     log.info("%d feature families (%d features in them) -> %s", len(df), int(df["size"].sum()), run_dir / FAMILIES_FILE)
     return df
 
@@ -178,5 +185,7 @@ def _feature_labels(run_dir: Path, d_sae: int) -> tuple[list[str], list[str]]:
 
 
 def _write(df: pd.DataFrame, path: Path) -> None:
-    table = pa.Table.from_pandas(df, schema=FAMILY_SCHEMA, preserve_index=False)
+    # pandas types the columns of an empty frame float64, which arrow cannot cast to list<int64>
+    table = (FAMILY_SCHEMA.empty_table() if df.empty
+             else pa.Table.from_pandas(df, schema=FAMILY_SCHEMA, preserve_index=False))
     _write_atomic(path, lambda tmp: pq.write_table(table, tmp))

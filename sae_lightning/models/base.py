@@ -15,7 +15,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from ..errors import UserError
+
 CFG_FILE = "cfg.json"
+REWRITE_HINT = "the SAE files are damaged: save the SAE again (or retrain the run)"
 WEIGHTS_FILE = "sae_weights.safetensors"
 SPARSITY_FILE = "sparsity.safetensors"
 
@@ -28,6 +31,10 @@ _DTYPES = {
     "float16": torch.float16,
     "bfloat16": torch.bfloat16,
 }
+
+
+class SAEFileError(UserError):
+    """An SAE folder whose cfg.json or safetensors cannot be read as an SAE (names file and fix)."""
 
 
 @dataclass
@@ -287,11 +294,11 @@ class SparseAutoencoder(nn.Module):
     def load_saelens_tensors(self, tensors: dict[str, Tensor], source: str = "tensors") -> None:
         for name, ref in self.saelens_tensors().items():
             if name not in tensors:
-                raise ValueError(
+                raise SAEFileError(
                     f"{source}: no tensor {name!r}; the file is not a {self.architecture} SAE"
                 )
             if tensors[name].shape != ref.shape:
-                raise ValueError(
+                raise SAEFileError(
                     f"{source}: {name} has shape {tuple(tensors[name].shape)}, expected "
                     f"{tuple(ref.shape)} from cfg.json"
                 )
@@ -342,17 +349,17 @@ class SparseAutoencoder(nn.Module):
         raw = _read_json(cfg_path)
         architecture = raw.get("architecture")
         if architecture not in ARCHITECTURES:
-            raise ValueError(
+            raise SAEFileError(
                 f"{cfg_path}: unknown architecture {architecture!r}; "
                 f"known architectures: {', '.join(sorted(ARCHITECTURES))}"
             )
         try:
             cfg = SAEConfig.from_dict(raw)
         except (TypeError, ValueError) as err:
-            raise ValueError(f"{cfg_path}: {err}") from None
+            raise SAEFileError(f"{cfg_path}: {err}; {REWRITE_HINT}") from None
         variant = ARCHITECTURES[architecture]
         if not issubclass(variant, cls):
-            raise ValueError(
+            raise SAEFileError(
                 f"{cfg_path}: holds a {architecture!r} SAE, not {cls.__name__}; "
                 "use SparseAutoencoder.load"
             )
@@ -374,9 +381,9 @@ def _read_json(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise _missing(path) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: corrupt JSON ({err}); re-save the SAE") from None
+        raise SAEFileError(f"{path}: corrupt JSON ({str(err).splitlines()[0]}); {REWRITE_HINT}") from None
     if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(raw).__name__}")
+        raise SAEFileError(f"{path}: expected a JSON object, got {type(raw).__name__}; {REWRITE_HINT}")
     return raw
 
 
@@ -386,7 +393,8 @@ def _read_safetensors(path: Path) -> dict[str, Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
-        raise ValueError(f"{path}: corrupt safetensors file ({err}); re-save the SAE") from None
+        why = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise SAEFileError(f"{path}: corrupt or truncated safetensors file ({why}); {REWRITE_HINT}") from None
 
 
 def build_sae(cfg: SAEConfig) -> SparseAutoencoder:
