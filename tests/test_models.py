@@ -41,6 +41,9 @@ VARIANTS = {
     "matryoshka-batchtopk": ("matryoshka", {}, MatryoshkaBatchTopKSAE, MATRYOSHKA_TERMS),
 }
 WITH_THRESHOLD = {"batchtopk", "jumprelu", "matryoshka-batchtopk"}
+# The SAELens inference class each variant is saved as (its encode equals ours at inference).
+SAELENS_ARCHITECTURE = {"relu": "standard", "topk": "topk", "batchtopk": "jumprelu", "jumprelu": "jumprelu",
+                        "matryoshka-topk": "topk", "matryoshka-batchtopk": "jumprelu"}
 USES_K = {"topk", "batchtopk", "matryoshka-topk", "matryoshka-batchtopk"}
 
 
@@ -145,11 +148,14 @@ def test_save_load_round_trip_in_saelens_layout(name, tmp_path):
     assert load_file(str(tmp_path / "sparsity.safetensors"))["sparsity"].shape == (D_SAE,)
 
     cfg = json.loads((tmp_path / "cfg.json").read_text())
-    assert cfg["architecture"] == VARIANTS[name][0]
+    assert cfg["architecture"] == SAELENS_ARCHITECTURE[name]  # what SAELens builds (tests/test_interop.py)
     assert (cfg["d_in"], cfg["d_sae"], cfg["dtype"]) == (D_IN, D_SAE, "float32")
     assert cfg["apply_b_dec_to_input"] is True and cfg["normalize_activations"] == "none"
-    assert cfg["metadata"] == {"model_name": "all-MiniLM-L6-v2", "domain": "wiki"}
-    assert ("k" in cfg) == (name in USES_K)
+    assert cfg["metadata"] == {"model_name": "all-MiniLM-L6-v2", "domain": "wiki", "sae_lens_version": "6.0.0"}
+    assert ("k" in cfg) == (cfg["architecture"] == "topk")
+    own = cfg["sae_lightning"]
+    assert own["architecture"] == VARIANTS[name][0] and (own["d_in"], own["d_sae"]) == (D_IN, D_SAE)
+    assert ("k" in own) == (name in USES_K)
 
     loaded = SparseAutoencoder.load(tmp_path)
     assert type(loaded) is type(sae)
@@ -164,6 +170,19 @@ def test_save_load_round_trip_in_saelens_layout(name, tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded(x).x_hat, sae(x).x_hat)
         assert torch.equal(loaded.encode(x), sae.encode(x))
+
+
+def test_folders_in_the_earlier_flat_layout_still_load(tmp_path):
+    """Runs saved before cfg.json had its sae_lightning block kept our fields at the top level."""
+    sae = make("batchtopk", metadata={"model_name": "m"})
+    sae(batch())
+    sae.save(tmp_path)
+    cfg = json.loads((tmp_path / "cfg.json").read_text())
+    flat = {**cfg.pop("sae_lightning"), "metadata": {"model_name": "m"}}
+    (tmp_path / "cfg.json").write_text(json.dumps(flat))
+    loaded = SparseAutoencoder.load(tmp_path)
+    assert type(loaded) is BatchTopKSAE and loaded.cfg.metadata == {"model_name": "m"}
+    assert torch.equal(loaded.threshold, sae.threshold)
 
 
 @variants
@@ -397,8 +416,12 @@ def test_batchtopk_keeps_k_times_batch_in_training_and_a_threshold_in_eval():
     smallest_kept = out.z[out.z > 0].min()
     torch.testing.assert_close(sae.threshold, smallest_kept.expand(D_SAE))
 
-    sae(batch(seed=1))
+    second = sae(batch(seed=1))
     assert sae.threshold.unique().numel() == 1  # one value broadcast to every latent
+    # bias-corrected EMA: after two batches the weights are decay : 1 over their minima, normalised
+    decay = sae.cfg.threshold_decay
+    expected = (decay * smallest_kept + second.vals[second.vals > 0].min()) / (1 + decay)
+    torch.testing.assert_close(sae.threshold, expected.expand(D_SAE))
 
     sae.eval()
     before = sae.threshold.clone()
@@ -480,7 +503,7 @@ def test_load_errors_name_the_file(tmp_path):
     cfg_path = tmp_path / "cfg.json"
     cfg = json.loads(cfg_path.read_text())
 
-    cfg_path.write_text(json.dumps({**cfg, "architecture": "gated"}))
+    cfg_path.write_text(json.dumps({**cfg, "sae_lightning": {**cfg["sae_lightning"], "architecture": "gated"}}))
     with pytest.raises(ValueError, match="cfg.json: unknown architecture 'gated'; known archit"):
         SparseAutoencoder.load(tmp_path)
 
