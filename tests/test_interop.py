@@ -9,6 +9,7 @@ import sys
 import pandas as pd
 import pytest
 import pytorch_lightning as pl
+import sae_lens  # the interop extra (make test installs it)
 import torch
 
 from sae_lightning.data import EmbeddingDataModule
@@ -21,7 +22,6 @@ from sae_lightning.sources import WikiVitalArticles
 
 from .conftest import SMALL_TOPICS
 
-sae_lens = pytest.importorskip("sae_lens", reason="SAELens comes with the interop extra: pip install -e '.[interop]'")
 
 D_SAE, K = 256, 8
 # (our architecture, extra config, the SAELens class it loads as)
