@@ -65,6 +65,9 @@ def test_wheel_carries_every_config_file(wheel):
     shipped = {n.removeprefix("sae_lightning/conf/") for n in names if n.startswith("sae_lightning/conf/")}
     in_repo = {str(p.relative_to(REPO / "conf")) for p in (REPO / "conf").rglob("*.yaml")}
     assert shipped == in_repo and "config.yaml" in shipped and "sae/topk.yaml" in shipped
+    tracked = subprocess.run(["git", "ls-files", "sae_lightning"], cwd=REPO, capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert sorted(set(tracked) - names) == []  # every module and data file (e.g. report templates) ships
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert all(f"{c} = " in zipfile.ZipFile(wheel).read(entry_points).decode() for c in COMMANDS)
 
