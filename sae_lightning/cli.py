@@ -9,6 +9,7 @@ from typing import Callable
 import hydra
 from omegaconf import DictConfig
 
+from .conf_dir import check_conf_files
 from .config import CONF_DIR, check_choices, compose_and_check, ddp_child_argv, register_resolvers
 from .errors import UserError
 from .validate import check_config
@@ -62,6 +63,7 @@ def _launch(task: Callable[[DictConfig], object], config_name: str) -> None:
     register_resolvers()
     sys.argv[1:] = ddp_child_argv(sys.argv[1:])
     try:
+        check_conf_files(CONF_DIR)
         check_choices([a for a in sys.argv[1:] if not a.startswith("-")])
         if not any(a.startswith("-") for a in sys.argv[1:]):  # flags (-m, --cfg, ...): checked per job
             compose_and_check(config_name, sys.argv[1:])

@@ -6,13 +6,13 @@ import json
 import netrc
 import os
 import re
-from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from .conf_dir import find_conf_dir
 from .errors import UserError
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = find_conf_dir()  # the repo's conf/ in a checkout, sae_lightning/conf in a wheel
 
 
 def wandb_logged_in() -> bool:
