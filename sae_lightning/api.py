@@ -200,10 +200,10 @@ def latest_run(device: str = "cpu") -> Run:
 # ---- training from Python ------------------------------------------------------------------------
 
 
-def train_sae(data, *overrides: str, output_dir: str | Path | None = None, **settings) -> Run:
-    """Train an SAE on `data` with the real pipeline and config; return the finished run.
+def train_sae(embeddings, /, *overrides: str, output_dir: str | Path | None = None, **settings) -> Run:
+    """Train an SAE on `embeddings` with the real pipeline and config; return the finished run.
 
-    data        a (N, d) float array (numpy or torch), a .npy file, or an embedding store
+    embeddings  a (N, d) float array (numpy or torch), a .npy file, or an embedding store
                 (an EmbeddingStore or its folder): rows are the training samples.
     overrides   Hydra overrides as on the command line: "sae.d_sae=512", "sae=relu".
     settings    the same as keywords: a config group's choice (sae="relu"), a value per knob in a
@@ -213,7 +213,7 @@ def train_sae(data, *overrides: str, output_dir: str | Path | None = None, **set
     Every default comes from conf/ (e.g. conf/sae/topk.yaml), exactly as for `sae-train`.
     """
     args = [*overrides, *settings_to_overrides(settings)]
-    with data_overrides(data) as domain_args:
+    with data_overrides(embeddings) as domain_args:
         if any(a.split("=", 1)[0].lstrip("+~") in ("domain", "domain.path") for a in args):
             raise UserError("train_sae takes its data as the first argument; drop the domain= / domain.path= override")
         cfg = compose_train_config([*domain_args, *args], output_dir)

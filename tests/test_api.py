@@ -125,14 +125,14 @@ def test_train_sae_refuses_nan_unknown_settings_and_a_second_domain(tmp_path):
 def test_train_sae_on_an_array_uses_the_yaml_defaults(small_store, cache_dir, tmp_path, monkeypatch):
     """Settings not given come from conf/ (one source of defaults); the run folder is sae-train's."""
     monkeypatch.chdir(tmp_path)
-    x = torch.from_numpy(np.asarray(small_store.embeddings[:400], dtype=np.float32))
+    x = torch.from_numpy(np.array(small_store.embeddings[:400], dtype=np.float32))
     run = sl.train_sae(x, sae={"d_sae": 64}, data={"batch_size": 64}, trainer={"max_epochs": 1},
                        logger="none", labeling={"enabled": False}, paths={"cache_dir": str(cache_dir)})
     topk, module = OmegaConf.load(CONF_DIR / "sae" / "topk.yaml"), OmegaConf.load(CONF_DIR / "module" / "default.yaml")
     assert run.sae.cfg.k == topk.k and run.sae.cfg.d_sae == 64 and run.sae.cfg.architecture == "topk"
     hparams = torch.load(run.path / "checkpoints" / "last.ckpt", weights_only=False)["hyper_parameters"]
     assert hparams["lr"] == module.lr and hparams["warmup_steps"] == module.warmup_steps
-    assert run.path.parent.parent == (tmp_path / "outputs" / "train" / "runs" / "npy").resolve()
+    assert run.path.parent == (tmp_path / "outputs" / "train" / "runs" / "npy").resolve()
     assert run.features is None and 0 < run.metrics["l0"] <= topk.k
     assert len(run.store) == 400 and np.allclose(run.store.embeddings[:5], x[:5].numpy())
     with pytest.raises(UserError, match="precomputed embeddings"):  # no model known: texts cannot be encoded
