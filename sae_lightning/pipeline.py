@@ -1,6 +1,6 @@
 """One run, top to bottom: embedding store -> DataModule -> SAE training -> files of the run.
 
-Reads like the data flow in DESIGN.md; each step is a call into the module that owns it."""
+Reads like the data flow in docs/concepts.md; each step is a call into the module that owns it."""
 from __future__ import annotations
 
 import logging

@@ -149,7 +149,7 @@ def _table(top, labels: dict, scores: dict, meta: pd.DataFrame) -> pd.DataFrame:
 
 def _summary(scores: dict, labels: dict, top) -> dict:
     """Mean/median of each score over the features it exists for (NaN = not scored) and counts.
-    Summary keys follow DESIGN.md: the TF-IDF AUROC is `tfidf_label_auroc_*` like the others."""
+    Summary keys follow docs/run-folder.md: the TF-IDF AUROC is `tfidf_label_auroc_*` like the others."""
     summary: dict = {}
     for name, column in (("label_auroc", "label_auroc"), ("keyword_hit_lift", "keyword_hit_lift"),
                          ("random_label_auroc", "random_label_auroc"),

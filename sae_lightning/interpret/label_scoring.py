@@ -1,4 +1,4 @@
-"""Label quality with no LLM (DESIGN.md "Metrics"), vectorised over features.
+"""Label quality with no LLM (docs/concepts.md "Label metrics"), vectorised over features.
 
 For each feature, positives are its top-activating validation texts and negatives a seeded sample
 of validation texts where it is exactly 0 (`activation_scan.scoring_sets`); the texts that produced

@@ -3,7 +3,7 @@
     from sae_lightning.report import write_report
     write_report("outputs/2025-01-01/12-00-00")   # -> Path to report.html
 
-Reads only files of the run dir (DESIGN.md "Output of a run"). Needs metrics.json and
+Reads only files of the run dir (docs/run-folder.md). Needs metrics.json and
 features.parquet; everything else is optional and shown as "not available" when missing.
 
 Files: load.py (read the run dir), quality.py (label-quality table), featuremap.py (PCA of

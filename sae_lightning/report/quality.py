@@ -1,4 +1,4 @@
-"""The label-quality table: KeyBERT labels against the two baselines of DESIGN.md "Metrics".
+"""The label-quality table: KeyBERT labels against the two baselines of docs/concepts.md "Label metrics".
 
 Rows are label sources (KeyBERT, a random other feature's label, TF-IDF top terms), columns are
 mean/median of label_auroc and keyword_hit_lift. Values come from metrics.json; when a key is

@@ -18,9 +18,9 @@ from .load import RunData
 from .quality import COLUMN_TITLES, NOT_MEASURED, auroc_series, label_quality
 
 MAP_POINTS = 6144
-DENSE = 0.1  # DESIGN.md: a feature is dense when it fires on more than 10 % of inputs
+DENSE = 0.1  # docs/concepts.md: a feature is dense when it fires on more than 10 % of inputs
 
-# Known metrics in reading order, with what they mean (DESIGN.md "Metrics").
+# Known metrics in reading order, with what they mean (docs/concepts.md "Reconstruction metrics").
 METRIC_INFO = {
     "fve": "fraction of variance explained, 1 − Σ‖x − x̂‖² / Σ‖x − x̄‖² (validation)",
     "nmse": "Σ‖x − x̂‖² / Σ‖x‖²",
