@@ -68,7 +68,7 @@ class Run:
         check_finished(path)
         search = open_run(path, device=device)
         table = path / "features.parquet"
-        features = pd.read_parquet(table).set_index("feature_id", drop=False) if table.is_file() else None
+        features = pd.read_parquet(table) if table.is_file() else None
         return cls(path, search, features, json.loads((path / "metrics.json").read_text()))
 
     @property
@@ -107,18 +107,20 @@ class Run:
         has them, its label scores (label_auroc, keyword_hit_lift, verdict). Fewer rows when fewer fire."""
         hits = find_features(self.sae, self._search.model, text, k, self.labels, self._search.normalize)
         if self.features is not None:
-            for col in (c for c in SCORE_COLUMNS if c in self.features.columns):
-                hits[col] = self.features[col].reindex(hits["feature_id"]).to_numpy()
+            by_id = self.features.set_index("feature_id")
+            for col in (c for c in SCORE_COLUMNS if c in by_id.columns):
+                hits[col] = by_id[col].reindex(hits["feature_id"]).to_numpy()
         return hits
 
     def feature(self, i: int) -> Feature:
         """Feature `i` (0 <= i < d_sae) with its label, keywords, top texts and domain shares."""
         check_features([i], self.d_sae)
         i = int(i)
-        if self.features is None or i not in self.features.index:
+        rows = self.features[self.features["feature_id"] == i] if self.features is not None else []
+        if not len(rows):
             empty = pd.DataFrame(columns=["activation", "domain", "id", "text"])
             return Feature(i, "", [], float("nan"), False, empty)
-        row = self.features.loc[i]
+        row = rows.iloc[0]
         top = pd.DataFrame({"activation": list(row["top_acts"]), "domain": list(row["top_domains"]),
                             "id": list(row["top_ids"]), "text": list(row["top_texts"])})
         shares = json.loads(row["domain_shares"]) if row.get("domain_shares") else {}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,7 +31,8 @@ def test_load_gives_the_runs_sae_labels_store_and_model(run, tiny_labelled_run):
     assert str(run.store.path) == json.loads((tiny_labelled_run / "run.json").read_text())["store_path"]
     assert len(run.store) == 600
     table = pd.read_parquet(tiny_labelled_run / "features.parquet")
-    assert run.labels == [run.features.loc[i, "label"] or "" for i in range(run.d_sae)]
+    by_id = table.set_index("feature_id")
+    assert run.labels == [by_id.loc[i, "label"] or "" for i in range(run.d_sae)]
     assert len(run.features) == len(table) and run.metrics["fve"] == pytest.approx(
         json.loads((tiny_labelled_run / "metrics.json").read_text())["fve"])
 
@@ -53,7 +55,8 @@ def test_top_features_are_the_strongest_with_their_labels_and_scores(run):
     assert len(hits) == min(5, int((z > 0).sum())) and (hits["activation"] > 0).all()
     for f in hits.itertuples():
         assert f.label == run.labels[f.feature_id]
-        assert f.label_auroc == pytest.approx(run.features.loc[f.feature_id, "label_auroc"], nan_ok=True)
+        want = run.features.set_index("feature_id").loc[f.feature_id, "label_auroc"]
+        assert f.label_auroc == pytest.approx(want, nan_ok=True)
 
 
 def test_a_features_top_texts_and_shares_come_from_the_labelling(run):
@@ -150,3 +153,18 @@ def test_train_sae_on_a_store_keeps_its_model_and_texts(small_store, cache_dir, 
     assert run.nearest_texts(small_store.metadata()["text"].iloc[0], k=1)["text"].iloc[0] == \
         small_store.metadata()["text"].iloc[0]
     assert run.encode(TEXTS).shape == (2, 64)
+
+
+def test_latest_run_is_found_from_any_folder(tiny_labelled_run, tmp_path, monkeypatch):
+    monkeypatch.delenv("SAE_RUN_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    roots = sl.api.run_roots()
+    assert roots[-1] == (Path(sl.__file__).resolve().parent.parent / "outputs")  # the clone's outputs/, from anywhere
+    monkeypatch.setenv("SAE_LIGHTNING_OUTPUTS", str(tiny_labelled_run.parent))
+    assert sl.latest_run().path == tiny_labelled_run
+    monkeypatch.setenv("SAE_RUN_DIR", str(tiny_labelled_run))
+    assert sl.latest_run().path == tiny_labelled_run
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("SAE_RUN_DIR", str(tmp_path / "empty"))
+    with pytest.raises(UserError, match="no finished run under .*empty; run `make run` first, or set SAE_RUN_DIR"):
+        sl.latest_run()
