@@ -33,4 +33,4 @@ def test_sae_compare_of_run_folders_writes_under_outputs_compare(tiny_labelled_r
     res = run_command([str(BIN / "sae-compare"), str(tiny_labelled_run)], tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["outputs"]
     written = list((tmp_path / "outputs" / "compare").glob("*/compare.html"))
-    assert len(written) == 1 and str(written[0].resolve()) in str(Path(res.stdout.split("page: ")[1].split()[0]).resolve())
+    assert len(written) == 1 and Path(res.stdout.split("page: ")[1].split()[0]) == written[0].resolve()

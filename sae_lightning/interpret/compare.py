@@ -218,7 +218,7 @@ def summary(result: ComparisonResult) -> dict:
 def default_compare_dir(stamp: str) -> Path:
     """Where a comparison of run dirs (not one sweep) goes: outputs/compare/<time>/ under the root of
     all run folders (paths.log_dir: $SAE_LIGHTNING_OUTPUTS, else ./outputs), never the cwd itself."""
-    return Path(os.environ.get("SAE_LIGHTNING_OUTPUTS") or "outputs") / "compare" / stamp
+    return (Path(os.environ.get("SAE_LIGHTNING_OUTPUTS") or "outputs") / "compare" / stamp).resolve()
 
 
 def write_comparison(result: ComparisonResult, out_dir: str | Path) -> dict[str, Path]:
