@@ -12,6 +12,7 @@ import torch
 from omegaconf import OmegaConf
 
 import sae_lightning as sl
+from sae_lightning.api import run_roots
 from sae_lightning.config import CONF_DIR
 from sae_lightning.embed import load_model
 from sae_lightning.errors import UserError
@@ -158,7 +159,7 @@ def test_train_sae_on_a_store_keeps_its_model_and_texts(small_store, cache_dir, 
 def test_latest_run_is_found_from_any_folder(tiny_labelled_run, tmp_path, monkeypatch):
     monkeypatch.delenv("SAE_RUN_DIR", raising=False)
     monkeypatch.chdir(tmp_path)
-    roots = sl.api.run_roots()
+    roots = run_roots()
     assert roots[-1] == (Path(sl.__file__).resolve().parent.parent / "outputs")  # the clone's outputs/, from anywhere
     monkeypatch.setenv("SAE_LIGHTNING_OUTPUTS", str(tiny_labelled_run.parent))
     assert sl.latest_run().path == tiny_labelled_run
