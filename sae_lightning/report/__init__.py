@@ -3,12 +3,19 @@
     from sae_lightning.report import write_report
     write_report("outputs/2025-01-01/12-00-00")   # -> Path to report.html
 
+<<<<<<< HEAD
 Reads only files of the run dir (docs/run-folder.md). Needs metrics.json and
 features.parquet; everything else is optional and shown as "not available" when missing.
+=======
+Reads only files of the run dir. Needs metrics.json and features.parquet; everything else is
+optional and shown as "not available" when missing.
+>>>>>>> main
 
-Files: load.py (read the run dir), quality.py (label-quality table), featuremap.py (PCA of
-decoder rows), svg.py (plot primitives), colors.py (domain colours), cards.py (feature list),
-sections.py (one function per section), assets.py (CSS/JS), page.py (HTML), summary.py (Markdown).
+Files: load.py (read the run dir), verdicts.py (interpretable / mixed / weak / dead), quality.py
+(label-quality tables), featuremap.py (spectral map of decoder rows), feature_data.py (the JSON the
+page draws cards and the map from), svg.py (plot primitives), colors.py (domain colours),
+sections.py (one function per section), assets.py + templates/ (Jinja2 page, CSS, script),
+page.py (HTML), summary.py (Markdown).
 """
 from __future__ import annotations
 

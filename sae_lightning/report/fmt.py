@@ -64,11 +64,6 @@ def pct(x: Any) -> str:
     return f"{p:.2g}%"
 
 
-def data_num(x: Any) -> str:
-    """Compact number for data-* sort attributes; 'nan' sorts last in the page's JS."""
-    return f"{float(x):.4g}" if is_num(x) else "nan"
-
-
 def md_cell(x: Any) -> str:
     """A Markdown table cell: no pipes or line breaks may leak from labels, and no raw HTML
     (Markdown renders entities, so `&lt;` still reads as `<`)."""

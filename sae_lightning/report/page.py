@@ -1,19 +1,23 @@
-"""Assemble report.html: one self-contained HTML5 page (inline CSS, SVG and a little JS).
+"""Assemble report.html from the Jinja2 template: one self-contained page (inline CSS, SVG, JSON
+data and the script that draws the feature map and the feature cards from it).
 
 Section ids are a contract (tests and links rely on them): overview, metrics, density,
 label-quality, feature-map, families (only when families.parquet exists), features.
+Jinja2's autoescape is on: only the sections' own HTML (built from escaped parts) and the
+script-safe JSON are marked safe.
 """
 from __future__ import annotations
 
-from .assets import CSS, JS
-from .cards import card_order, features_section_body
-from .colors import DomainColors
-from .fmt import esc
-from .load import RunData
+from jinja2 import Environment, PackageLoader, select_autoescape
+
 from . import sections
+from .assets import CSS, JS
+from .colors import DomainColors
+from .feature_data import feature_data, to_script_json
+from .load import RunData
 
 SECTION_TITLES = {
-    "overview": "Overview",
+    "overview": "Summary",
     "metrics": "Metrics",
     "density": "Feature density",
     "label-quality": "Label quality vs baselines",
@@ -21,33 +25,26 @@ SECTION_TITLES = {
     "families": "Feature families",
     "features": "Features",
 }
+_env = Environment(loader=PackageLoader("sae_lightning.report", "templates"),
+                   autoescape=select_autoescape(["html", "j2"]))
 
 
 def render_page(run: RunData) -> str:
-    # Text domains too: a top text may come from a domain that is no feature's main domain.
-    text_domains = [d for lst in (run.cols.get("top_domains") or []) for d in (lst or [])]
-    colors = DomainColors(sections.domains_of(run) + text_domains)
-    carded_rows, _, _ = card_order(run)
-    carded = {int(run.feature_id[i]) for i in carded_rows}
+    domains = sections.domains_of(run)
+    colors = DomainColors(domains)
     body = {
         "overview": sections.overview(run, colors),
         "metrics": sections.metrics(run),
         "density": sections.density(run),
         "label-quality": sections.label_quality_section(run),
-        "feature-map": sections.feature_map(run, colors, carded),
+        "feature-map": sections.feature_map(run, colors),
     }
     if run.families is not None:
-        body["families"] = sections.families(run, carded)
-    body["features"] = features_section_body(run, colors)
-
-    name = run.run_dir.resolve().name
-    nav = "".join(f'<a href="#{sid}">{esc(SECTION_TITLES[sid])}</a>' for sid in body)
-    secs = "\n".join(f'<section id="{sid}"><h2>{esc(SECTION_TITLES[sid])}</h2>\n{html}\n</section>'
-                     for sid, html in body.items())
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>SAE report: {esc(name)}</title>\n<style>{CSS}{colors.css()}</style>\n</head>\n<body>\n"
-        f"<header><h1>SAE report: {esc(name)}</h1><nav>{nav}</nav></header>\n<main>\n{secs}\n</main>\n"
-        f"<script>{JS}</script>\n</body>\n</html>\n"
+        body["families"] = sections.families(run)
+    body["features"] = sections.features_controls(run)
+    return _env.get_template("report.html.j2").render(
+        name=run.run_dir.resolve().name,
+        css=CSS, domain_css=colors.css(), js=JS,
+        sections=[{"id": sid, "title": SECTION_TITLES[sid], "html": html} for sid, html in body.items()],
+        data_json=to_script_json(feature_data(run, colors.domains)),
     )

@@ -1,10 +1,16 @@
+<<<<<<< HEAD
 """The label-quality table: KeyBERT labels against the two baselines of docs/concepts.md "Label metrics".
+=======
+"""The label-quality table: the KeyBERT labels against two baselines, scored two ways.
+>>>>>>> main
 
-Rows are label sources (KeyBERT, a random other feature's label, TF-IDF top terms), columns are
-mean/median of label_auroc and keyword_hit_lift. Values come from metrics.json; when a key is
-absent but features.parquet has the per-feature column, the value is computed from it and marked
-as such; when neither exists the cell says "not measured". The HTML page and summary.md both
-render from `label_quality`, so they can never disagree.
+Rows are label sources (the KeyBERT label, TF-IDF top terms, a random other feature's label);
+columns are the means of AUROC with random negatives, AUROC with hard negatives (non-activating
+texts close to the positives), and precision and recall of keyword hits. A second block repeats
+the two AUROCs as graded by the independent judge model, when the run has one. Values come from
+metrics.json (`<column>_mean`); when a key is absent but features.parquet has the column, the mean
+is computed from it and marked; when neither exists the cell says "not measured". The page and
+summary.md both render from `label_quality`, so they can never disagree.
 """
 from __future__ import annotations
 
@@ -12,74 +18,81 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .load import RunData
 from .fmt import is_num
+from .load import RunData
 
-# (row title, {score: (metric key prefixes to try, features.parquet column)})
-ROWS = [
-    ("KeyBERT label", {"auroc": (["label_auroc"], "label_auroc"),
-                       "lift": (["keyword_hit_lift"], "keyword_hit_lift")}),
-    ("random other feature's label", {"auroc": (["random_label_auroc"], "random_label_auroc"),
-                                      "lift": (["random_keyword_hit_lift"], "random_keyword_hit_lift")}),
-    ("TF-IDF top terms", {"auroc": (["tfidf_auroc", "tfidf_label_auroc"], "tfidf_auroc"),
-                          "lift": (["tfidf_keyword_hit_lift"], "tfidf_keyword_hit_lift")}),
-]
-COLUMNS = [("auroc", "mean"), ("auroc", "median"), ("lift", "mean"), ("lift", "median")]
-COLUMN_TITLES = ["label AUROC mean", "label AUROC median", "keyword-hit lift mean", "keyword-hit lift median"]
+SOURCES = [("label", "KeyBERT label"), ("tfidf", "TF-IDF top terms"), ("random", "random other feature's label")]
+EMBEDDER_SCORES = [("auroc", "AUROC"), ("auroc_hard", "AUROC, hard negatives"),
+                   ("precision", "keyword precision"), ("recall", "keyword recall")]
+JUDGE_SCORES = [("auroc", "AUROC"), ("auroc_hard", "AUROC, hard negatives")]
 NOT_MEASURED = "not measured"
 
 
 @dataclass
 class Cell:
-    value: float | None  # None: not measured
-    source: str  # "metrics", "features" or ""
+    value: float | None  # None: not measured (or no finite value)
+    source: str  # "metrics", "features" or "" (not measured)
 
 
 @dataclass
 class QualityRow:
     name: str
     cells: list[Cell]
-    n_scored: int | None  # features with a finite AUROC for this source (None: column absent)
+    n_scored: int | None  # features with a finite first score (None: column absent)
 
 
-def _from_column(v: np.ndarray | None, stat: str) -> float | None:
-    if v is None:
-        return None
-    v = v[np.isfinite(v)]  # NaN = not scored; an infinite lift (no negative hit) would swamp a mean
-    if not v.size:
-        return None
-    return float(np.mean(v) if stat == "mean" else np.median(v))
+@dataclass
+class QualityBlock:
+    title: str
+    columns: list[str]
+    rows: list[QualityRow]
+
+    @property
+    def measured(self) -> bool:
+        return any(c.source for r in self.rows for c in r.cells)
 
 
-def label_quality(run: RunData) -> list[QualityRow]:
+def _cell(run: RunData, column: str) -> Cell:
+    key = f"{column}_mean"
+    if key in run.metrics and run.metrics[key] is not None:
+        v = run.metrics[key]
+        return Cell(float(v) if is_num(v) else None, "metrics")
+    col = run.floats(column)
+    if col is not None and np.isfinite(col).any():
+        return Cell(float(np.mean(col[np.isfinite(col)])), "features")
+    return Cell(None, "")
+
+
+def _block(run: RunData, title: str, prefix: str, scores: list[tuple[str, str]]) -> QualityBlock:
     rows = []
-    for name, spec in ROWS:
-        cells = []
-        for score, stat in COLUMNS:
-            prefixes, column = spec[score]
-            cell = Cell(None, "")
-            for p in prefixes:
-                key = f"{p}_{stat}"
-                if key in run.metrics and run.metrics[key] is not None:
-                    v = run.metrics[key]
-                    cell = Cell(float(v) if is_num(v) or isinstance(v, float) else None, "metrics")
-                    break
-            if cell.source == "":
-                val = _from_column(run.floats(column), stat)
-                if val is not None:
-                    cell = Cell(val, "features")
-            cells.append(cell)
-        col = run.floats(spec["auroc"][1])
-        n_scored = int(np.isfinite(col).sum()) if col is not None else None
-        rows.append(QualityRow(name, cells, n_scored))
-    return rows
+    for source, name in SOURCES:
+        columns = [f"{prefix}{source}_{s}" for s, _ in scores]
+        first = run.floats(columns[0])
+        rows.append(QualityRow(name, [_cell(run, c) for c in columns],
+                               int(np.isfinite(first).sum()) if first is not None else None))
+    return QualityBlock(title, [t for _, t in scores], rows)
 
 
-def auroc_series(run: RunData) -> list[tuple[str, np.ndarray, str]]:
-    """Per-feature AUROC columns present in features.parquet, for the overlaid histogram."""
-    out = []
-    for (name, spec), cls in zip(ROWS, ("s0", "s1", "s2")):
-        v = run.floats(spec["auroc"][1])
-        if v is not None and np.isfinite(v).any():
-            out.append((name, v, cls))
-    return out
+def judge_model(run: RunData) -> str | None:
+    j = run.metrics.get("judge_model")
+    return str(j) if j else None
+
+
+def label_quality(run: RunData) -> list[QualityBlock]:
+    """The embedder block always; the judge block only when the run was judged."""
+    blocks = [_block(run, "scored by the embedding model that made the labels", "", EMBEDDER_SCORES)]
+    judge = _block(run, f"scored by the independent judge ({judge_model(run) or 'unnamed model'})",
+                   "judge_", JUDGE_SCORES)
+    if judge_model(run) or judge.measured:
+        blocks.append(judge)
+    return blocks
+
+
+def headline(run: RunData) -> tuple[str, dict[str, Cell]]:
+    """Mean AUROC with hard negatives (the discriminating score) of label / TF-IDF / random, by the
+    judge where present, else by the embedding model: the summary's one line on label quality.
+    Returns (who scored, source -> cell)."""
+    judged = len(label_quality(run)) > 1
+    prefix = "judge_" if judged else ""
+    who = f"the independent judge {judge_model(run) or ''}".strip() if judged else "the embedding model"
+    return who, {source: _cell(run, f"{prefix}{source}_auroc_hard") for source, _ in SOURCES}

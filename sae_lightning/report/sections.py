@@ -2,6 +2,8 @@
 
 Sections degrade independently: a missing optional input turns into a "not available" note
 naming what is missing, never into an exception, so a partial run still gets a useful page.
+The feature map and the feature list are drawn by the page's script from the embedded data;
+their sections here hold only controls, legends and notes.
 """
 from __future__ import annotations
 
@@ -12,15 +14,22 @@ import numpy as np
 
 from . import svg
 from .colors import DomainColors
-from .featuremap import choose_points, pca_2d
-from .fmt import esc, num, pct
+from .fmt import esc, num
 from .load import RunData
-from .quality import COLUMN_TITLES, NOT_MEASURED, auroc_series, label_quality
+from .quality import NOT_MEASURED, SOURCES, headline, label_quality
+from .verdicts import MEANING, RELABEL_HINT, has_verdicts, verdict_counts, verdicts
 
+<<<<<<< HEAD
 MAP_POINTS = 6144
 DENSE = 0.1  # docs/concepts.md: a feature is dense when it fires on more than 10 % of inputs
 
 # Known metrics in reading order, with what they mean (docs/concepts.md "Reconstruction metrics").
+=======
+DENSE = 0.1  # a feature is dense when it fires on more than 10 % of inputs
+VERDICT_CLASSES = {"interpretable": "v0", "mixed": "v1", "weak": "v2", "dead": "v3", "unrated": "v4"}
+
+# Known metrics in reading order, with what they mean.
+>>>>>>> main
 METRIC_INFO = {
     "fve": "fraction of variance explained, 1 − Σ‖x − x̂‖² / Σ‖x − x̄‖² (validation)",
     "nmse": "Σ‖x − x̂‖² / Σ‖x‖²",
@@ -29,21 +38,19 @@ METRIC_INFO = {
     "dead_frac": "share of features that never fire",
     "dense_frac": "share of features firing on > 10 % of inputs",
     "retrieval_recall@10": "nearest neighbours found with x̂ vs with x",
-    "label_auroc_mean": "KeyBERT label: AUROC of cos(label, text), top texts vs zeros",
-    "label_auroc_median": "",
-    "random_label_auroc_mean": "baseline: a random other feature's label",
-    "random_label_auroc_median": "",
-    "tfidf_auroc_mean": "baseline: TF-IDF top terms",
-    "tfidf_auroc_median": "",
-    "keyword_hit_lift_mean": "share of positives holding a label keyword / share among negatives",
-    "keyword_hit_lift_median": "",
-    "random_keyword_hit_lift_mean": "",
-    "random_keyword_hit_lift_median": "",
-    "tfidf_keyword_hit_lift_mean": "",
-    "tfidf_keyword_hit_lift_median": "",
+    "n_interpretable": "features whose top texts share a theme",
+    "n_mixed": "features whose top texts are unrelated",
+    "n_weak": "features too rare or too little shared to judge",
+    "n_dead": "dead features",
+    "coherence_mean": "how much a feature's top texts share, against random sets of texts",
+    "label_score_mean": "per-feature label confidence",
+    "label_auroc_mean": "KeyBERT label: AUROC of cos(label, text), positives vs random non-activating texts",
+    "label_auroc_hard_mean": "the same against hard negatives (non-activating texts close to the positives)",
+    "label_precision_mean": "share of texts holding a label keyword that activate the feature",
+    "label_recall_mean": "share of activating texts that hold a label keyword",
+    "judge_model": "the independent model that grades the labels",
     "n_features": "features in the SAE",
     "n_labelled": "features with a label",
-    "n_dead": "dead features",
 }
 
 
@@ -53,12 +60,12 @@ def na(what: str) -> str:
 
 def domains_of(run: RunData) -> list[str]:
     seen = set()
-    for col in ("main_domain",):
-        if col in run.cols:
-            seen.update(d for d in run.cols[col] if d)
+    for col in ("main_domain", "top_domains"):
+        for v in run.cols.get(col) or []:
+            seen.update([v] if isinstance(v, str) else (v or []))
     for s in run.domain_shares:
         seen.update(s)
-    return sorted(seen)
+    return sorted(d for d in seen if d)
 
 
 def model_name(cfg: dict) -> str | None:
@@ -70,8 +77,29 @@ def _kv_table(pairs) -> str:
     return '<table class="kv">' + "".join(f"<tr><th>{esc(k)}</th><td>{v}</td></tr>" for k, v in pairs) + "</table>"
 
 
-def _tile(title: str, value: str, sub: str = "") -> str:
-    return f'<div class="tile"><div class="tv">{value}</div><div class="tt">{esc(title)}</div>{sub}</div>'
+def _tile(title: str, value: str, sub: str = "", cls: str = "") -> str:
+    return (f'<div class="tile {cls}"><div class="tv">{value}</div><div class="tt">{esc(title)}</div>'
+            f'{f"<div class=ts>{sub}</div>" if sub else ""}</div>')
+
+
+def verdict_tiles(run: RunData) -> str:
+    counts = verdict_counts(run)
+    tiles = "".join(_tile(v, f"{c:,}", esc(MEANING[v]), f"vt {VERDICT_CLASSES[v]}") for v, c in counts.items())
+    out = f'<div class="tiles">{tiles}</div>'
+    if not has_verdicts(run):
+        out += f'<p class="na">This run has no verdicts: {esc(RELABEL_HINT)}.</p>'
+    return out
+
+
+def quality_line(run: RunData) -> str:
+    """One sentence: the labels' mean hard-negative AUROC beside both baselines'."""
+    who, cells = headline(run)
+    if cells["label"].value is None:
+        return f'<p class="na">Label quality with hard negatives: {NOT_MEASURED}.</p>'
+    parts = [f"{esc(name)} <b>{esc(num(cells[src].value, 3))}</b>" for src, name in SOURCES
+             if cells[src].value is not None]
+    return (f'<p class="lead">Label quality (mean AUROC against hard negatives, scored by {esc(who)}): '
+            + " · ".join(parts) + ". 0.5 is chance.</p>")
 
 
 def overview(run: RunData, colors: DomainColors) -> str:
@@ -79,29 +107,22 @@ def overview(run: RunData, colors: DomainColors) -> str:
     labels = run.cols.get("label")
     n_lab = sum(1 for v in labels if v) if labels is not None else None
     n_dead = int(run.dead.sum())
-    doms = domains_of(run)
     pairs = [
         ("run", esc(run.run_dir.resolve().name)),
         ("architecture", esc(cfg.get("architecture", "not available"))),
-        ("d_in", esc(num(cfg["d_in"]) if "d_in" in cfg else "not available")),
-        ("d_sae", esc(num(cfg["d_sae"]) if "d_sae" in cfg else "not available")),
-        ("k", esc(num(cfg["k"]) if cfg.get("k") is not None else "not available")),
+        ("d_in · d_sae · k", esc(" · ".join(num(cfg[k]) if cfg.get(k) is not None else "n/a"
+                                           for k in ("d_in", "d_sae", "k")))),
         ("embedding model", esc(model_name(cfg) or "not available")),
-        ("domains", (", ".join(f'<i class="sw {colors.cls(d)}"></i>{esc(d)}' for d in doms)) or "not available"),
+        ("domains", (", ".join(f'<i class="sw {colors.cls(d)}"></i>{esc(d)}' for d in domains_of(run)))
+         or "not available"),
         ("features", f"{run.n:,} rows in features.parquet: {run.n - n_dead:,} live, {n_dead:,} dead"
                      + (f", {n_lab:,} labelled" if n_lab is not None else "")),
     ]
-    tiles = []
-    for key, title in (("fve", "FVE"), ("l0", "L0"), ("cos_sim", "cos(x, x̂)"), ("retrieval_recall@10", "recall@10")):
-        if key in m:
-            tiles.append(_tile(title, esc(num(m[key], 3))))
-    if "dead_frac" in m:
-        tiles.append(_tile("dead", esc(pct(m["dead_frac"]))))
-    if "label_auroc_mean" in m:
-        base = f'<div class="ts">random {esc(num(m["random_label_auroc_mean"], 3))}</div>' if "random_label_auroc_mean" in m else ""
-        tiles.append(_tile("label AUROC", esc(num(m["label_auroc_mean"], 3)), base))
-    out = [f'<div class="tiles">{"".join(tiles)}</div>' if tiles else "", _kv_table(pairs)]
-
+    tiles = [_tile(title, esc(num(m[key], 3))) for key, title in
+             (("fve", "FVE"), ("l0", "L0"), ("cos_sim", "cos(x, x̂)"), ("retrieval_recall@10", "recall@10"))
+             if key in m]
+    out = [verdict_tiles(run), quality_line(run), f'<div class="tiles small">{"".join(tiles)}</div>' if tiles else "",
+           _kv_table(pairs)]
     main = run.cols.get("main_domain")
     if main is not None:
         counts: dict[str, int] = {}
@@ -112,11 +133,6 @@ def overview(run: RunData, colors: DomainColors) -> str:
             items = sorted(counts.items(), key=lambda kv: -kv[1])
             out.append("<h3>Live features by main domain</h3>" + svg.hbar(
                 [d for d, _ in items], [c for _, c in items], [colors.cls(d) for d, _ in items]))
-    spec = run.floats("domain_specificity")
-    if spec is not None and np.isfinite(spec[~run.dead]).any():
-        out.append("<h3>Domain specificity of live features</h3>" + svg.histogram(
-            [("features", spec[~run.dead], "s0")], bins=20, lo=0.0, hi=1.0, height=180,
-            xlabel="domain specificity (0 = spread over domains, 1 = one domain)"))
     if run.cfg:
         out.append('<details><summary>sae/cfg.json</summary><pre>'
                    + esc(json.dumps(run.cfg, indent=2, default=str)) + "</pre></details>")
@@ -161,87 +177,79 @@ def density(run: RunData) -> str:
 
 
 def label_quality_section(run: RunData) -> str:
-    rows = label_quality(run)
-    any_features = any(c.source == "features" for r in rows for c in r.cells)
-    head = "<tr><th>labels</th>" + "".join(f"<th>{esc(t)}</th>" for t in COLUMN_TITLES) + "<th>features scored</th></tr>"
-    body = []
-    for r in rows:
-        cells = []
-        for c in r.cells:
-            if c.value is None and not c.source:
-                cells.append(f'<td class="nm">{NOT_MEASURED}</td>')
-            else:
-                mark = "<sup>†</sup>" if c.source == "features" else ""
-                cells.append(f'<td class="n">{esc(num(c.value, 4) if c.value is not None else "n/a")}{mark}</td>')
-        ns = f"{r.n_scored:,}" if r.n_scored is not None else "n/a"
-        body.append(f"<tr><th>{esc(r.name)}</th>{''.join(cells)}<td class=\"n\">{ns}</td></tr>")
-    out = [f'<table class="lq" id="label-quality-table"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>',
-           '<p class="note">Positives: a feature\'s top-activating held-out texts; negatives: held-out texts where it '
-           'is zero. AUROC 0.5 = chance; lift 1 = no better than chance.'
-           + (" † computed from features.parquet (key absent from metrics.json)." if any_features else "") + "</p>"]
-    series = auroc_series(run)
+    out = []
+    for b_i, block in enumerate(label_quality(run)):
+        head = ("<tr><th>labels</th>" + "".join(f"<th>{esc(t)}</th>" for t in block.columns)
+                + "<th>features scored</th></tr>")
+        body = []
+        for r in block.rows:
+            cells = "".join(f'<td class="nm">{NOT_MEASURED}</td>' if not c.source else
+                            f'<td class="n">{esc(num(c.value, 3))}{"<sup>†</sup>" if c.source == "features" else ""}</td>'
+                            for c in r.cells)
+            ns = f"{r.n_scored:,}" if r.n_scored is not None else "n/a"
+            body.append(f"<tr><th>{esc(r.name)}</th>{cells}<td class=\"n\">{ns}</td></tr>")
+        tid = "label-quality-table" if b_i == 0 else "label-quality-judge"
+        out.append(f"<h3>Means, {esc(block.title)}</h3>"
+                   f'<table class="lq" id="{tid}"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>')
+    out.append('<p class="note">Scored on held-out texts, never those that produced a label. Positives span '
+               "the feature's activation range; random negatives are non-activating texts, hard negatives the "
+               "non-activating texts closest to the positives. AUROC 0.5 = chance. Precision and recall: of "
+               "texts holding a label keyword, of activating texts. † mean computed from features.parquet "
+               "(key absent from metrics.json).</p>")
+    series = [(name, v, cls) for (src, name), cls in zip(SOURCES, ("s0", "s2", "s1"))
+              for v in [run.floats(f"{src}_auroc_hard")] if v is not None and np.isfinite(v).any()]
     if series:
-        out.append("<h3>Per-feature label AUROC</h3>" + svg.histogram(
-            series, bins=25, lo=0.0, hi=1.0, xlabel="label AUROC", vlines=[(0.5, "chance")]))
-        out.append('<div class="legend">' + "".join(
-            f'<span><i class="sw {cls}"></i>{esc(name)}</span>' for name, _, cls in series) + "</div>")
-    else:
-        out.append(na("per-feature AUROC columns (label_auroc, random_label_auroc, tfidf_auroc) in features.parquet"))
+        out.append("<h3>Per-feature AUROC against hard negatives</h3>" + svg.histogram(
+            series, bins=25, lo=0.0, hi=1.0, xlabel="AUROC, hard negatives", vlines=[(0.5, "chance")])
+            + '<div class="legend">' + "".join(f'<span><i class="sw {cls}"></i>{esc(name)}</span>'
+                                               for name, _, cls in series) + "</div>")
+    coh = run.floats("coherence")
+    if coh is not None and np.isfinite(coh).any():
+        v = verdicts(run)
+        by_verdict = [(name, coh[v == name], cls) for name, cls in (("interpretable", "s0"), ("mixed", "s2"),
+                                                                    ("weak", "s1")) if (v == name).any()]
+        lo, hi = float(np.nanmin(coh)), float(np.nanmax(coh))
+        out.append("<h3>Coherence of live features, by verdict</h3>" + svg.histogram(
+            by_verdict or [("live features", coh[~run.dead], "s0")], bins=30, lo=lo, hi=hi if hi > lo else lo + 1,
+            height=180, xlabel="coherence (how much a feature's top texts share, against random sets)")
+            + '<div class="legend">' + "".join(f'<span><i class="sw {cls}"></i>{esc(name)}</span>'
+                                               for name, _, cls in by_verdict) + "</div>")
+    elif not has_verdicts(run):
+        out.append(f'<p class="na">No coherence or hard-negative scores: {esc(RELABEL_HINT)}.</p>')
     return "".join(out)
 
 
-def feature_map(run: RunData, colors: DomainColors, carded: set[int]) -> str:
-    W = run.W_dec
-    if W is None or W.ndim != 2:
+def feature_map(run: RunData, colors: DomainColors) -> str:
+    if run.W_dec is None or run.W_dec.ndim != 2:
         return na("decoder weights (sae/sae_weights.safetensors, key W_dec)")
-    ok = (run.feature_id >= 0) & (run.feature_id < W.shape[0])
-    rows = np.flatnonzero(ok)
-    if rows.size < 3:
-        return na("fewer than 3 features of features.parquet match rows of W_dec")
-    live = ~run.dead[rows]
-    pick = choose_points(rows.size, live, MAP_POINTS)
-    rows, live = rows[pick], live[pick]
-    xy, ratio = pca_2d(W[run.feature_id[rows]], live)
-    order = np.concatenate([np.flatnonzero(~live), np.flatnonzero(live)])  # dead underneath
-    label, main = run.cols.get("label"), run.cols.get("main_domain")
-    classes, titles, hrefs = [], [], []
-    for j in order:
-        i = int(rows[j])
-        fid = int(run.feature_id[i])
-        lab = (label[i] if label is not None else "") or ""
-        dom = main[i] if main is not None else None
-        if run.dead[i]:
-            classes.append("cdead")
-            titles.append(f"#{fid} dead")
-        else:
-            classes.append(colors.cls(dom))
-            titles.append(f"#{fid} {lab or '(no label)'}" + (f" · {dom}" if dom else ""))
-        hrefs.append(f"#f{fid}" if fid in carded else None)
-    plot = svg.scatter(xy[order, 0], xy[order, 1], classes, titles, hrefs,
-                       xlabel=f"PC1 ({100 * ratio[0]:.1f}% of variance)", ylabel=f"PC2 ({100 * ratio[1]:.1f}%)")
-    extra = [("dead", "cdead")] if (~live).any() else []
-    if main is None or any(not main[int(i)] for i in rows[live]):
-        extra.append(("unknown domain", "cx"))
-    note = (f'<p class="note">PCA of {rows.size:,} decoder directions (rows of W_dec), axes fitted on live '
-            'features; colour = main domain. Hover a point for its label, click it to jump to its card.'
-            + (f" Sampled {MAP_POINTS:,} of {int(ok.sum()):,} features." if ok.sum() > MAP_POINTS else "") + "</p>")
-    return plot + colors.legend(extra) + note
+    verdict_legend = '<div class="legend" id="map-legend-verdict" hidden>' + "".join(
+        f'<span><i class="sw {c}"></i>{esc(v)}</span>' for v, c in VERDICT_CLASSES.items()) + "</div>"
+    return ('<div class="controls-inline">colour by <select id="map-colour"><option value="domain">main domain'
+            '</option><option value="verdict">verdict</option></select></div>'
+            '<canvas id="map" width="900" height="640"></canvas><p class="note" id="map-hover">&nbsp;</p>'
+            f'<div id="map-legend-domain">{colors.legend([("dead", "cdead"), ("unknown domain", "cx")])}</div>'
+            f"{verdict_legend}"
+            '<p class="note">Spectral embedding of the 15-nearest-neighbour cosine graph of the live decoder '
+            "directions (rows of W_dec): nearby points are features with similar directions, clusters are "
+            "groups of related features (PCA of the same rows explains ~1 % per axis and shows one blob). Dead "
+            "features sit in the lower-left corner. Hover a point for its label, click it to open its card.</p>")
 
 
-def families(run: RunData, carded: set[int]) -> str:
+def families(run: RunData) -> str:
     fam = run.families or {}
     n = len(next(iter(fam.values()))) if fam else 0
     if not n:
         return na("families.parquet is empty")
     label = run.cols.get("label")
     lab_of = {int(f): (label[i] if label is not None else "") or "" for i, f in enumerate(run.feature_id)}
+    fids = set(lab_of)
 
     def ref(f) -> str:
         if f is None:
             return "?"
         f = int(f)
         txt = f"#{f} {esc(lab_of.get(f, ''))}".strip()
-        return f'<a href="#f{f}">{txt}</a>' if f in carded else txt
+        return f'<a href="#f{f}">{txt}</a>' if f in fids else txt  # the script opens #f<id> as a card
 
     cap, max_children = 1000, 30
     fid, par, ch, fl = (fam.get(c) for c in ("family_id", "parent", "children", "label"))
@@ -256,3 +264,20 @@ def families(run: RunData, carded: set[int]) -> str:
     return (f'<p class="note">{n:,} feature families: a parent feature and the children that fire with it.</p>'
             '<table class="fam"><thead><tr><th>family</th><th>label</th><th>parent</th><th>children</th></tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table>{more}')
+
+
+def features_controls(run: RunData) -> str:
+    """Search, verdict filter, sort and pager of the feature list; the script fills #cards."""
+    counts = verdict_counts(run)
+    opts = "".join(f'<option value="{v}">{v} ({c:,})</option>' for v, c in counts.items())
+    return ('<div class="controls"><input id="q" type="search" placeholder="search labels, keywords, texts, #id" '
+            'aria-label="search features"> <select id="verdict" aria-label="verdict">'
+            f'<option value="live">all live ({run.n - int(run.dead.sum()):,})</option><option value="all">all '
+            f"({run.n:,})</option>{opts}</select> "
+            '<select id="sort" aria-label="sort by"><option value="confidence">confidence (verdict, then label score)'
+            '</option><option value="label_score">label score</option><option value="coherence">coherence</option>'
+            '<option value="density">density</option><option value="label_auroc_hard">AUROC, hard negatives</option>'
+            '<option value="id">feature id</option></select> '
+            'min score <input id="minscore" type="number" step="0.05" min="0" max="1" value="" aria-label="minimum label score">'
+            ' <span id="nshown"></span></div><div id="cards"></div><div class="pager" id="pager"></div>'
+            f'<noscript><p class="na">The feature list needs JavaScript; features.parquet holds the same data.</p></noscript>')

@@ -1,4 +1,4 @@
-"""Tiny inline-SVG plot primitives (no matplotlib, no JS): histogram, horizontal bars, scatter.
+"""Tiny inline-SVG plot primitives (no matplotlib, no JS): histogram and horizontal bars.
 
 Each function returns one `<svg>` string with a viewBox, so the browser scales it crisply to the
 page width. Coordinates are rounded to 0.1 px to keep large plots (thousands of points) small.
@@ -133,32 +133,5 @@ def hbar(labels: Sequence[str], values: Sequence[float], classes: Sequence[str],
         out.append(f'<text x="{lw - 6:.1f}" y="{y + row * 0.68:.1f}" text-anchor="end">{esc(lab)}</text>'
                    f'<rect class="{attr(c)}" x="{lw:.1f}" y="{y + 2}" width="{w:.1f}" height="{row - 5}"/>'
                    f'<text x="{lw + w + 4:.1f}" y="{y + row * 0.68:.1f}">{esc(value_fmt(v))}</text>')
-    out.append("</svg>")
-    return "".join(out)
-
-
-def scatter(xs: np.ndarray, ys: np.ndarray, classes: Sequence[str], titles: Sequence[str],
-            hrefs: Sequence[str | None] | None = None, width: int = 760, height: int = 560,
-            r: float = 2.4, xlabel: str = "", ylabel: str = "") -> str:
-    """Scatter of points drawn in the given order (later on top), each with a hover <title>
-    and optionally a link (e.g. to its feature card)."""
-    xs, ys = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
-    pw, ph = width - M_LEFT - M_RIGHT, height - M_TOP - M_BOTTOM
-    if xs.size:
-        xlo, xhi, ylo, yhi = xs.min(), xs.max(), ys.min(), ys.max()
-    else:
-        xlo, xhi, ylo, yhi = 0.0, 1.0, 0.0, 1.0
-    padx, pady = (xhi - xlo) * 0.03 or 1.0, (yhi - ylo) * 0.03 or 1.0
-    xlo, xhi, ylo, yhi = xlo - padx, xhi + padx, ylo - pady, yhi + pady
-    px = M_LEFT + (xs - xlo) / (xhi - xlo) * pw
-    py = M_TOP + ph - (ys - ylo) / (yhi - ylo) * ph
-    out = [_open(width, height, "scatter: " + xlabel, cls="plot map")]
-    out += _axes(width, height, xlo, xhi, yhi, xlabel, ylabel, nice_ticks(xlo, xhi, 6),
-                 lambda x: M_LEFT + (x - xlo) / (xhi - xlo) * pw, nice_ticks(ylo, yhi, 5),
-                 lambda y: M_TOP + ph - (y - ylo) / (yhi - ylo) * ph)
-    for i in range(xs.size):
-        c = f'<circle cx="{px[i]:.1f}" cy="{py[i]:.1f}" r="{r}" class="{classes[i]}"><title>{esc(titles[i])}</title></circle>'
-        h = hrefs[i] if hrefs is not None else None
-        out.append(f'<a href="{attr(h)}">{c}</a>' if h else c)
     out.append("</svg>")
     return "".join(out)

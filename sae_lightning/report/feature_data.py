@@ -1,0 +1,124 @@
+"""The page's feature data: one compact JSON document the page's script renders cards from.
+
+Rendering all 3,072 cards as HTML made a 9.6 MB page 896,000 px tall. The page now embeds the
+features column-wise (one array per field, numbers rounded, domains and verdicts as indices) and
+draws a page of cards at a time. Texts are the bulk: `text_plan` picks how many top texts per
+feature, each cut to how many characters, so that all texts fit TEXT_BUDGET bytes.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from .featuremap import map_coordinates
+from .load import RunData
+from .verdicts import VERDICTS, UNRATED, verdicts
+
+MAX_TEXTS, MIN_TEXTS = 8, 3
+MAX_CHARS, MIN_CHARS = 300, 150  # below ~150 chars a text loses its context: show fewer texts instead
+MAX_KEYWORDS = 10
+TEXT_BUDGET = 4_000_000  # UTF-8 bytes of top texts in the page: ~1.3 KB per feature at 3,072 features
+# Per-feature scores shown in a card's score grid: column -> (row: label source, grid column).
+# The first three are the columns of runs labelled before the scoring rework.
+SCORE_COLUMNS = {
+    "label_auroc": ("label", "AUROC"), "tfidf_auroc": ("TF-IDF", "AUROC"), "random_label_auroc": ("random", "AUROC"),
+    **{f"{src}_{key}": (name, title) for src, name in (("label", "label"), ("tfidf", "TF-IDF"), ("random", "random"))
+       for key, title in (("auroc", "AUROC"), ("auroc_hard", "AUROC hard"), ("precision", "precision"),
+                          ("recall", "recall"))},
+    **{f"judge_{src}_{key}": (name, f"judge {title}") for src, name in (("label", "label"), ("tfidf", "TF-IDF"),
+                                                                        ("random", "random"))
+       for key, title in (("auroc", "AUROC"), ("auroc_hard", "AUROC hard"))},
+}
+
+
+def _round(v, digits: int = 3):
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return round(f, digits) if math.isfinite(f) else None
+
+
+def _floats(run: RunData, name: str, digits: int = 3) -> list | None:
+    col = run.cols.get(name)
+    return None if col is None else [_round(v, digits) for v in col]
+
+
+def text_plan(texts: list[list[str]], budget: int = TEXT_BUDGET) -> tuple[int, int]:
+    """(texts per feature, max chars per text) keeping all texts within `budget` UTF-8 bytes.
+    Prefers all MAX_TEXTS at full length, then shorter texts down to MIN_CHARS, then fewer texts."""
+    lens = np.zeros((len(texts), MAX_TEXTS))
+    ratio = np.ones((len(texts), MAX_TEXTS))  # bytes per char (Greek or CJK text costs 2-3)
+    for i, tx in enumerate(texts):
+        for j, t in enumerate((tx or [])[:MAX_TEXTS]):
+            t = t or ""
+            lens[i, j] = len(t)
+            if t:
+                ratio[i, j] = len(json.dumps(t, ensure_ascii=False).encode()) / len(t)
+
+    def size(k: int, cap: int) -> float:
+        return float((np.minimum(lens[:, :k], cap) * ratio[:, :k]).sum())
+
+    for k in range(MAX_TEXTS, MIN_TEXTS - 1, -1):
+        if size(k, MAX_CHARS) <= budget:
+            return k, MAX_CHARS
+        if size(k, MIN_CHARS) <= budget:
+            lo, hi = MIN_CHARS, MAX_CHARS  # largest cap that fits: lo fits, hi does not
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if size(k, mid) <= budget else (lo, mid)
+            return k, lo
+    return MIN_TEXTS, MIN_CHARS
+
+
+def _clip(t: str, cap: int) -> str:
+    return t if len(t) <= cap else t[:cap].rstrip() + "…"
+
+
+def feature_data(run: RunData, domains: list[str]) -> dict:
+    """Everything the page's script needs, column-wise (index i = row i of features.parquet)."""
+    dom_index = {d: i for i, d in enumerate(domains)}
+    c = run.cols
+    n = run.n
+    empty: list = [None] * n
+    texts = c.get("top_texts") or [[] for _ in range(n)]
+    k, cap = text_plan(texts)
+    acts, tdoms = c.get("top_acts") or empty, c.get("top_domains") or empty
+    shares = [[[dom_index[d], round(v, 3)] for d, v in sorted(s.items(), key=lambda kv: -kv[1]) if v >= 0.01
+               and d in dom_index] for s in run.domain_shares]
+    main = c.get("main_domain") or empty
+    verdict_names = VERDICTS + [UNRATED]
+    data = {
+        "n": n, "domains": domains, "verdicts": verdict_names, "texts_per_card": k, "text_chars": cap,
+        "id": [int(x) for x in run.feature_id],
+        "verdict": [verdict_names.index(v) for v in verdicts(run)],
+        "label": [v or "" for v in (c.get("label") or [""] * n)],
+        "why": [v or "" for v in (c.get("label_reason") or [""] * n)],
+        "tfidf": [v or "" for v in (c.get("tfidf_label") or [""] * n)],
+        "keywords": [list(v or [])[:MAX_KEYWORDS] for v in (c.get("keywords") or empty)],
+        "density": [_round(v, 4) for v in run.density],
+        "main": [dom_index.get(d) if d else None for d in main],
+        "shares": shares,
+        "texts": [[_clip(t or "", cap) for t in (tx or [])[:k]] for tx in texts],
+        "acts": [[_round(a, 3) for a in (ac or [])[:k]] for ac in acts],
+        "tdom": [[dom_index.get(d) for d in (td or [])[:k]] for td in tdoms],
+        "scores": {col: _floats(run, col) for col in SCORE_COLUMNS if col in c},
+        "score_grid": {col: SCORE_COLUMNS[col] for col in SCORE_COLUMNS if col in c},
+    }
+    for name in ("coherence", "label_score", "domain_specificity"):
+        data[name] = _floats(run, name)
+    if run.W_dec is not None and run.W_dec.ndim == 2 and n:
+        ok = (run.feature_id >= 0) & (run.feature_id < run.W_dec.shape[0])
+        xy = np.full((n, 2), np.nan)
+        xy[ok] = map_coordinates(run.W_dec[run.feature_id[ok]], ~run.dead[ok])
+        data["xy"] = [None if not ok[i] else [int(round(1000 * xy[i, 0])), int(round(1000 * xy[i, 1]))]
+                      for i in range(n)]
+    return data
+
+
+def to_script_json(data: dict) -> str:
+    """JSON safe inside <script type="application/json">: no `<`, `>` or `&` can close the tag."""
+    s = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

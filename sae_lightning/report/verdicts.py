@@ -1,0 +1,47 @@
+"""Per-feature verdicts as the report shows them: interpretable, mixed, weak, dead.
+
+The labelling stage writes `verdict` into features.parquet. A run labelled before verdicts
+existed has none: its dead features are still `dead` (from the dead flag), its live ones are
+`unrated`, and the page says to relabel it with `sae-label`.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from .load import RunData
+
+VERDICTS = ["interpretable", "mixed", "weak", "dead"]
+UNRATED = "unrated"
+MEANING = {
+    "interpretable": "its top texts share a theme; the label names it",
+    "mixed": "its top texts are unrelated: the keywords come from single texts, not a shared theme",
+    "weak": "too rare or too little shared to judge",
+    "dead": "never fires",
+    UNRATED: "labelled before verdicts existed",
+}
+RELABEL_HINT = "relabel the run with `sae-label run_dir=<run>` to get coherence, verdicts and the new scores"
+
+
+def has_verdicts(run: RunData) -> bool:
+    return "verdict" in run.cols
+
+
+def verdicts(run: RunData) -> np.ndarray:
+    """One verdict string per row of features.parquet."""
+    col = run.cols.get("verdict")
+    out = np.array([UNRATED] * run.n, dtype=object)
+    if col is not None:
+        out[:] = [v if v in VERDICTS else UNRATED for v in col]
+    out[run.dead] = "dead"  # the dead flag wins: a dead feature has nothing to rate
+    return out
+
+
+def verdict_counts(run: RunData) -> dict[str, int]:
+    """Counts in VERDICTS order (zeros kept), with `unrated` only when some feature is unrated."""
+    c = Counter(verdicts(run))
+    out = {v: int(c.get(v, 0)) for v in VERDICTS}
+    if c.get(UNRATED):
+        out[UNRATED] = int(c[UNRATED])
+    return out
