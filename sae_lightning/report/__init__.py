@@ -3,13 +3,8 @@
     from sae_lightning.report import write_report
     write_report("outputs/2025-01-01/12-00-00")   # -> Path to report.html
 
-<<<<<<< HEAD
-Reads only files of the run dir (docs/run-folder.md). Needs metrics.json and
-features.parquet; everything else is optional and shown as "not available" when missing.
-=======
 Reads only files of the run dir. Needs metrics.json and features.parquet; everything else is
 optional and shown as "not available" when missing.
->>>>>>> main
 
 Files: load.py (read the run dir), verdicts.py (interpretable / mixed / weak / dead), quality.py
 (label-quality tables), featuremap.py (spectral map of decoder rows), feature_data.py (the JSON the

@@ -1,8 +1,4 @@
-<<<<<<< HEAD
-"""The label-quality table: KeyBERT labels against the two baselines of docs/concepts.md "Label metrics".
-=======
 """The label-quality table: the KeyBERT labels against two baselines, scored two ways.
->>>>>>> main
 
 Rows are label sources (the KeyBERT label, TF-IDF top terms, a random other feature's label);
 columns are the means of AUROC with random negatives, AUROC with hard negatives (non-activating

@@ -19,17 +19,10 @@ from .load import RunData
 from .quality import NOT_MEASURED, SOURCES, headline, label_quality
 from .verdicts import MEANING, RELABEL_HINT, has_verdicts, verdict_counts, verdicts
 
-<<<<<<< HEAD
-MAP_POINTS = 6144
-DENSE = 0.1  # docs/concepts.md: a feature is dense when it fires on more than 10 % of inputs
-
-# Known metrics in reading order, with what they mean (docs/concepts.md "Reconstruction metrics").
-=======
 DENSE = 0.1  # a feature is dense when it fires on more than 10 % of inputs
 VERDICT_CLASSES = {"interpretable": "v0", "mixed": "v1", "weak": "v2", "dead": "v3", "unrated": "v4"}
 
 # Known metrics in reading order, with what they mean.
->>>>>>> main
 METRIC_INFO = {
     "fve": "fraction of variance explained, 1 − Σ‖x − x̂‖² / Σ‖x − x̄‖² (validation)",
     "nmse": "Σ‖x − x̂‖² / Σ‖x‖²",
