@@ -161,10 +161,11 @@ def test_latest_run_is_found_from_any_folder(tiny_labelled_run, tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     roots = run_roots()
     assert roots[-1] == (Path(sl.__file__).resolve().parent.parent / "outputs")  # the clone's outputs/, from anywhere
-    monkeypatch.setenv("SAE_LIGHTNING_OUTPUTS", str(tiny_labelled_run.parent))
+    monkeypatch.setenv("SAE_LIGHTNING_OUTPUTS", str(tiny_labelled_run))  # a root that is itself a run
     assert sl.latest_run().path == tiny_labelled_run
     monkeypatch.setenv("SAE_RUN_DIR", str(tiny_labelled_run))
     assert sl.latest_run().path == tiny_labelled_run
+    assert tiny_labelled_run in sl.find_runs(tiny_labelled_run.parent)  # a folder of runs: each finished one
     (tmp_path / "empty").mkdir()
     monkeypatch.setenv("SAE_RUN_DIR", str(tmp_path / "empty"))
     with pytest.raises(UserError, match="no finished run under .*empty; run `make run` first, or set SAE_RUN_DIR"):

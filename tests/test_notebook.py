@@ -23,8 +23,7 @@ def test_default_run_writes_labels_families_and_report(tiny_labelled_run):
 
 
 def test_notebook_executes_with_jupyter_execute_from_the_notebooks_folder(tiny_labelled_run, tmp_path):
-    env = {**os.environ, "SAE_RUN_DIR": str(tiny_labelled_run.parent),  # a folder of runs: the newest is used
-           "SAE_QUERY": "The Roman Empire conquered Gaul."}
+    env = {**os.environ, "SAE_RUN_DIR": str(tiny_labelled_run), "SAE_QUERY": "The Roman Empire conquered Gaul."}
     res = subprocess.run([sys.executable, "-m", "jupyter", "execute", NOTEBOOK.name, f"--output={tmp_path / 'executed'}"],
                          cwd=NOTEBOOK.parent, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
