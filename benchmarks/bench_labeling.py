@@ -129,9 +129,9 @@ def main() -> None:
         f"{results[d][1] * results[d][3]:.0f} s ({results[d][3]} live)" for d in args.d_sae) + " |")
     print("\n| label quality | " + " | ".join(f"d_sae={d}" for d in args.d_sae) + " |")
     print("|---|" + "---:|" * len(args.d_sae))
-    for key in ("label_auroc_mean", "random_label_auroc_mean", "tfidf_label_auroc_mean", "keyword_hit_lift_mean",
-                "random_keyword_hit_lift_mean", "tfidf_keyword_hit_lift_mean", "keyword_hit_lift_median",
-                "random_keyword_hit_lift_median", "tfidf_keyword_hit_lift_median", "n_labelled", "n_dead"):
+    for key in ("label_auroc_mean", "random_auroc_mean", "tfidf_auroc_mean", "label_auroc_hard_mean",
+                "random_auroc_hard_mean", "tfidf_auroc_hard_mean", "label_precision_mean", "label_recall_mean",
+                "coherence_mean", "n_interpretable", "n_mixed", "n_labelled", "n_dead"):
         print(f"| {key} | " + " | ".join(f"{results[d][0]['warm'][key]:.3g}" for d in args.d_sae) + " |")
     print(f"\nload average at end: {os.getloadavg()[0]:.1f} (other processes share the 2 cores)")
 

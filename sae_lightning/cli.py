@@ -9,10 +9,29 @@ from typing import Callable
 import hydra
 from omegaconf import DictConfig
 
-from .config import CONF_DIR, check_choices, ddp_child_argv, register_resolvers
+from .conf_dir import check_conf_files
+from .config import CONF_DIR, check_choices, compose_and_check, ddp_child_argv, register_resolvers
 from .errors import UserError
+from .validate import check_config
 
 log = logging.getLogger("sae_lightning")
+
+
+def _own_error(err: BaseException) -> UserError | None:
+    """The project's error behind `err`: itself, or the cause Hydra's instantiate wrapped in a
+    multi-line InstantiationException; a config value that is missing or does not resolve counts as
+    bad input. None for anything else (code reading a key that is not there included), which keeps
+    its traceback: a genuine bug."""
+    from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
+
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, UserError):
+            return cause
+        if isinstance(cause, (InterpolationResolutionError, MissingMandatoryValue)):
+            return UserError(f"config: {str(cause).splitlines()[0]}; fix the value on the command line or under conf/")
+        cause = cause.__cause__
+    return None
 
 
 def _one_line_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
@@ -22,14 +41,18 @@ def _one_line_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConf
     @functools.wraps(task)
     def wrapper(cfg: DictConfig) -> object:
         try:
+            check_config(cfg)  # again per job: a multirun's jobs are composed only here
             return task(cfg)
-        except UserError as err:
+        except Exception as raised:
+            err = _own_error(raised)
+            if err is None:
+                raise
             from hydra.core.hydra_config import HydraConfig
             from hydra.types import RunMode
 
             log.error("%s", err)
             if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-                raise
+                raise err from None
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
 
@@ -40,7 +63,10 @@ def _launch(task: Callable[[DictConfig], object], config_name: str) -> None:
     register_resolvers()
     sys.argv[1:] = ddp_child_argv(sys.argv[1:])
     try:
+        check_conf_files(CONF_DIR)
         check_choices([a for a in sys.argv[1:] if not a.startswith("-")])
+        if not any(a.startswith("-") for a in sys.argv[1:]):  # flags (-m, --cfg, ...): checked per job
+            compose_and_check(config_name, sys.argv[1:])
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
@@ -143,7 +169,8 @@ compare.__doc__ = "sae-compare: which features the domains' SAEs share and which
 def _search(argv: list[str]) -> None:
     import argparse
 
-    from .interpret.search import embed_query, find_features, nearest_texts, open_run, parse_clamps, steer
+    from .interpret.search import (check_counts, embed_query, find_features, nearest_texts, open_run, parse_clamps,
+                                   steer)
 
     p = argparse.ArgumentParser(prog="sae-search", description="The features a query activates, and the store's "
                                 "nearest texts before and after clamping features up or down.")
@@ -154,6 +181,7 @@ def _search(argv: list[str]) -> None:
     p.add_argument("--top", type=int, default=10, help="features to list")
     p.add_argument("-k", type=int, default=5, help="nearest texts to list")
     a = p.parse_args(argv)
+    check_counts(**{"--top": a.top, "-k": a.k})
     from .quiet import no_model_loading_bars
 
     no_model_loading_bars()  # the results are all this command prints

@@ -6,13 +6,13 @@ import json
 import netrc
 import os
 import re
-from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from .conf_dir import find_conf_dir
 from .errors import UserError
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = find_conf_dir()  # the repo's conf/ in a checkout, sae_lightning/conf in a wheel
 
 
 def wandb_logged_in() -> bool:
@@ -51,16 +51,54 @@ def check_choices(overrides: list[str]) -> None:
     """Fail fast on `domain=unknown` (also inside multirun lists such as domain=a,b), listing the
     known options. Globs, interpolations and sweeps over ranges are left to Hydra."""
     for arg in overrides:
-        m = re.fullmatch(r"([a-z_]+)=(.+)", arg)
+        m = re.fullmatch(r"([a-z_]+)=(.*)", arg)
         if not m or not (CONF_DIR / m.group(1)).is_dir():
             continue
         group, value = m.groups()
+        if not value:
+            raise UserError(f"{group}= names no {group}; pick one of {', '.join(group_options(group))}")
         if any(ch in value for ch in "()$*[]{}"):
             continue
         known = group_options(group)
         unknown = [v for v in value.split(",") if v and v not in known and v != "null"]
         if unknown:
             raise UserError(f"unknown {group} {', '.join(unknown)}; known: {', '.join(known)}")
+
+
+def compose_and_check(config_name: str, overrides: list[str]) -> None:
+    """Compose the config the way Hydra will and check every value, before Hydra creates a run
+    folder: a bad override then stops the command with nothing written. Hydra's own composition
+    errors (unknown key, bad override syntax) become one UserError line."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.errors import HydraException
+    from omegaconf import open_dict
+    from omegaconf.errors import OmegaConfBaseException
+
+    from .validate import check_config
+
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException) as err:
+        # Hydra appends its search path to a missing-config message: noise for a user
+        text = str(err).split("Config search path")[0]
+        lines = [ln.strip().rstrip(".:") for ln in text.splitlines() if ln.strip()]
+        cause = err.__cause__
+        if isinstance(cause, OmegaConfBaseException) and str(cause).splitlines():
+            lines.append(str(cause).splitlines()[0])
+        raise UserError("; ".join(lines) or type(err).__name__) from None
+    # `${hydra:runtime.output_dir}` resolves only inside a Hydra job; a stand-in lets the values
+    # built on it be checked (the folder itself is created by Hydra later, never here).
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = "<run folder>"
+    hydra_cfg = HydraConfig.instance()
+    previous, hydra_cfg.cfg = hydra_cfg.cfg, None
+    try:
+        hydra_cfg.set_config(cfg)
+        check_config(cfg, skip=("hydra",))
+    finally:
+        hydra_cfg.cfg = previous
 
 
 # Set by a job before DDP starts its other ranks (see pipeline.export_job_for_ddp_children).

@@ -136,9 +136,9 @@ class RowsDataset(Dataset):
 
 
 class EmbeddingDataModule(pl.LightningDataModule):
-    def __init__(self, store_path: str | Path | None = None, batch_size: int = 4096, val_fraction: float = 0.1,
+    def __init__(self, store_path: str | Path | None = None, batch_size: int = 512, val_fraction: float = 0.1,
                  seed: int = 0, num_workers: int = 0, in_memory: bool = False, drop_last: bool = True,
-                 val_batch_size: int | None = None, shuffle: str = "auto", block_rows: int = 8192,
+                 val_batch_size: int | None = 8192, shuffle: str = "auto", block_rows: int = 8192,
                  window_blocks: int = 32) -> None:
         super().__init__()
         if shuffle not in SHUFFLES:

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from .model_packages import MPNET_HUB_ID, MPNET_NAME, assemble_mpnet, mpnet_parts_installed, sha256_of
 from .sources import NpyEmbeddings, SourceError, TextCorpus, load_npy
-from .store import EmbeddingStore, StoreWriter, default_cache_dir, store_lock
+from .store import EmbeddingStore, StoreWriter, default_cache_dir, read_manifest, store_lock
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def build_store(source, embedder: Embedder, cache_dir: str | Path | None = None)
     fp = fingerprint({"corpus": corpus.content_hash(), "embedder": embedder.options()})
     path = cache_dir / "stores" / fp
     with store_lock(path):
-        if (path / "manifest.json").is_file() and json.loads((path / "manifest.json").read_text()).get("complete"):
+        if (path / "manifest.json").is_file() and read_manifest(path).get("complete"):
             log.info("embedding store %s is complete; nothing to embed", path)
             return EmbeddingStore(path)
         dim = load_model(embedder.model, embedder.device).get_embedding_dimension()
@@ -145,7 +145,7 @@ def _store_from_npy(source: NpyEmbeddings, embedder: Embedder, cache_dir: Path) 
                       "domain": source.domain, "limit": source.limit, "dtype": embedder.dtype})
     path = cache_dir / "stores" / fp
     with store_lock(path):
-        if (path / "manifest.json").is_file() and json.loads((path / "manifest.json").read_text()).get("complete"):
+        if (path / "manifest.json").is_file() and read_manifest(path).get("complete"):
             return EmbeddingStore(path)
         meta = source.load_metadata(arr.shape[0]).iloc[:n]
         writer = StoreWriter(path, {

@@ -46,7 +46,7 @@ class NonFiniteError(RuntimeError):
 
 
 class SAEModule(pl.LightningModule):
-    def __init__(self, sae: dict, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+    def __init__(self, sae: dict, lr: float = 4e-3, betas: tuple[float, float] = (0.9, 0.999),
                  warmup_steps: int = 100, decay: str = "cosine", decay_fraction: float = 0.2,
                  retrieval_k: int = 10, retrieval_queries: int = 2048, init_b_dec: str = "geometric_median",
                  init_sample_size: int = 8192, keep_freed_memory: bool = True) -> None:

@@ -57,6 +57,21 @@ def store_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def read_manifest(path: Path) -> dict:
+    """<store>/manifest.json as a dict; StoreError naming the file and the fix when it is not one."""
+    file, fix = path / "manifest.json", f"delete {path} and run `sae-embed` again"
+    try:
+        manifest = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise StoreError(f"{file} is corrupt ({err}); {fix}") from None
+    if not isinstance(manifest, dict):
+        raise StoreError(f"{file} holds a JSON {type(manifest).__name__}, not an object; {fix}")
+    missing = [k for k in ("count", "dim", "dtype", "model_name", "fingerprint") if k not in manifest]
+    if manifest.get("complete") and missing:
+        raise StoreError(f"{file} lacks {', '.join(missing)}; {fix}")
+    return manifest
+
+
 class EmbeddingStore:
     """A finished store. `embeddings` is a read-only memory map; nothing is loaded until indexed."""
 
@@ -65,10 +80,7 @@ class EmbeddingStore:
         manifest_file = self.path / "manifest.json"
         if not manifest_file.is_file():
             raise StoreError(f"{self.path} is not an embedding store (no manifest.json); run `sae-embed` to build it")
-        try:
-            self.manifest = json.loads(manifest_file.read_text())
-        except json.JSONDecodeError as err:
-            raise StoreError(f"{manifest_file} is corrupt ({err}); delete {self.path} and run `sae-embed` again") from err
+        self.manifest = read_manifest(self.path)
         if not self.manifest.get("complete"):
             raise StoreError(f"{self.path} is incomplete (embedding was interrupted); run `sae-embed` again to resume it")
         self._check_files()

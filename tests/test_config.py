@@ -50,3 +50,26 @@ def test_cli_unknown_domain_and_bad_limit_exit_nonzero_in_one_line(tmp_path):
                          capture_output=True, text=True)
     assert res.returncode == 2 and res.stderr.strip().splitlines()[-1].startswith("error: domain.limit=-1")
     assert not (tmp_path / "stores").exists()  # nothing half-written
+
+
+def test_empty_group_choice_is_one_line_listing_options():
+    with pytest.raises(UserError, match=r"^domain= names no domain; pick one of .*wiki_all"):
+        check_choices(["domain="])
+
+
+@pytest.mark.parametrize("override,message", [
+    ("data.batchsize=3", r"^Could not override 'data.batchsize'; To append to your config use \+data.batchsize=3; "
+                         r"Key 'batchsize' is not in struct$"),
+    ("domain.topics=[Arts", r"^no viable alternative at input '\[Arts'"),
+    ("~domain.nothing", r"^Could not delete from config. 'domain.nothing' does not exist$"),
+    ("hydra/launcher=nope", r"^In 'hydra/config': Could not find 'hydra/launcher/nope'; Available options in "
+                            r"'hydra/launcher'; basic"),
+    ("domain.limit=abc", r"^domain.limit=abc is invalid; set domain.limit to a whole number >= 1, or null$"),
+])
+def test_composition_and_value_errors_are_one_line_before_hydra_runs(override, message):
+    from sae_lightning.config import compose_and_check
+
+    with pytest.raises(UserError, match=message) as err:
+        compose_and_check("config", [override])
+    assert "\n" not in str(err.value)
+    compose_and_check("config", ["trainer.max_epochs=3"])  # a good override passes

@@ -142,3 +142,55 @@ def test_families_of_a_real_run_hang_on_a_maximum_spanning_tree(real_run):
     assert df["parent_label"].tolist() == feats.set_index("feature_id").loc[df["parent"], "label"].tolist()
     page = write_report(real_run).read_text()
     assert 'id="families"' in page and str(df["label"].iloc[0]).split(",")[0] in page
+
+
+def _hand_built_run(root: Path, x: np.ndarray, cache_dir: Path) -> Path:
+    """A run dir over an npy store of `x`, with a random TopK SAE (d_sae 32, k 4)."""
+    np.save(root / "x.npy", x.astype(np.float32))
+    store = build_store(NpyEmbeddings(path=str(root / "x.npy"), model_name="synthetic"), Embedder(show_progress=False),
+                        cache_dir)
+    torch.manual_seed(0)
+    sae = build_sae(SAEConfig(architecture="topk", d_in=x.shape[1], d_sae=32, k=4, metadata={"model_name": "synthetic"}))
+    run = root / "run"
+    sae.save(run / "sae")
+    (run / "run.json").write_text(json.dumps({"store_path": str(store.path), "val_fraction": 0.1, "seed": 0}))
+    return run
+
+
+def _assert_empty_families(run: Path) -> None:
+    df = build_families(run)
+    assert len(df) == 0
+    table = pd.read_parquet(run / FAMILIES_FILE)
+    assert len(table) == 0 and list(table.columns) == list(df.columns)
+
+
+def test_duplicated_corpus_gives_an_empty_families_table(tmp_path, cache_dir):
+    """Every row the same: every firing feature fires on every row, so all are too dense for the graph."""
+    row = np.random.default_rng(1).standard_normal(16)
+    _assert_empty_families(_hand_built_run(tmp_path, np.tile(row, (200, 1)), cache_dir))
+
+
+def test_tiny_corpus_gives_an_empty_families_table(tmp_path, cache_dir):
+    _assert_empty_families(_hand_built_run(tmp_path, np.random.default_rng(2).standard_normal((4, 16)), cache_dir))
+
+
+def test_tree_edges_all_below_min_weight_give_no_family():
+    """The IndexError of the issue: no tree edge survives `min_weight`."""
+    from scipy.sparse import csr_matrix
+
+    from sae_lightning.interpret.families import extract_families
+
+    T = max_spanning_tree(csr_matrix(np.array([[0, 0.1, 0.1], [0.1, 0, 0], [0.1, 0, 0]])))
+    assert extract_families(T, np.array([9, 3, 2]), min_weight=0.2, min_children=1) == []
+    assert extract_families(T, np.array([9, 3, 2]), min_weight=0.05, min_children=1) == [(0, [1, 2], [0.1, 0.1])]
+
+
+def test_the_issue_run_ends_with_an_empty_families_table(tmp_path, cache_dir):
+    """`sae-train domain=wiki_mathematics domain.limit=300 sae.d_sae=64 sae.k=16` crashed at the families step."""
+    out = tmp_path / "run"
+    train(compose_cfg(["domain=wiki_mathematics", "domain.limit=300", "sae.d_sae=64", "sae.k=16", "logger=none",
+                       "trainer.enable_progress_bar=false"], out, cache_dir))
+    assert (out / "features.parquet").is_file() and (out / "report.html").is_file()
+    families = pd.read_parquet(out / FAMILIES_FILE)
+    page = (out / "report.html").read_text()
+    assert 'id="families"' in page and (len(families) > 0 or "families.parquet is empty" in page)

@@ -104,7 +104,8 @@ def test_clamp_arguments(planted):
     live = int(np.flatnonzero(np.isfinite(run.max_acts) & (run.max_acts > 0))[0])
     assert parse_clamps([f"{live}=2x", "3=0", "4=0.25"], run) == {live: pytest.approx(2 * run.max_acts[live]), 3: 0.0,
                                                                     4: 0.25}
-    for bad, msg in (("7", "use FEATURE=VALUE"), ("a=1", "use FEATURE=VALUE"), ("64=1", "features 0..63")):
+    for bad, msg in (("7", "use FEATURE=VALUE"), ("a=1", "use FEATURE=VALUE"), ("64=1", "features 0..63"),
+                     ("3=nan", "with a finite number"), ("3=-inf", "with a finite number"), ("3=nanx", "finite")):
         with pytest.raises(UserError, match=msg):
             parse_clamps([bad], run)
 

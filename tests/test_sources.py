@@ -77,6 +77,15 @@ def test_only_empty_texts_is_an_error(tmp_path):
         TextFiles(path=str(tmp_path / "header_only.csv")).load()
 
 
+def test_numeric_text_column_is_named_not_called_empty(tmp_path):
+    path = tmp_path / "d.csv"
+    pd.DataFrame({"text": [1, 2, 3], "body": ["a b c d"] * 3}).to_csv(path, index=False)
+    with pytest.raises(SourceError, match=r"d.csv: text column 'text' holds numbers \(int64\), not texts; "
+                                          r"set domain.text_column .*'body'"):
+        TextFiles(path=str(path)).load()
+    assert TextFiles(path=str(path), text_column="body").load().texts == ["a b c d"] * 3
+
+
 def test_missing_and_unparseable_files(tmp_path):
     with pytest.raises(SourceError, match="no such csv/tsv/jsonl/parquet file"):
         TextFiles(path=str(tmp_path / "nope.csv")).load()

@@ -61,7 +61,7 @@ def test_a_failing_job_is_reported_and_the_others_run(npy_path, tmp_path, cache_
     assert res.returncode != 0  # the sweep as a whole says something failed
     summary = json.loads((sweep_dir / "sweep_summary.json").read_text())
     assert [j["status"] for j in summary] == ["failed", "finished", "finished"]
-    assert "d_sae=0 must be positive" in summary[0]["error"]
+    assert "sae.d_sae=0 is invalid" in summary[0]["error"]  # refused by validate.py before the job did any work
     assert "sweep so far: 2 finished, 1 failed" in res.stdout + res.stderr
 
 

@@ -48,7 +48,7 @@ def test_every_variant_trains_end_to_end_saves_and_loads(arch, synthetic_npy, tm
                "data.batch_size=256", "trainer.max_epochs=2", *extra, *npy_args(path), *QUIET],
               tmp_path / "run", cache_dir)
     cfg = json.loads((out / "sae" / "cfg.json").read_text())
-    assert cfg["architecture"] == arch and cfg["d_in"] == 32 and cfg["d_sae"] == 256
+    assert cfg["sae_lightning"]["architecture"] == arch and cfg["d_in"] == 32 and cfg["d_sae"] == 256
     assert cfg["metadata"]["model_name"] == "synthetic"
     weights = load_file(out / "sae" / "sae_weights.safetensors")
     assert weights["W_enc"].shape == (32, 256) and weights["W_dec"].shape == (256, 32)

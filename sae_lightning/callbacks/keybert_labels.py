@@ -21,9 +21,11 @@ from ..interpret import LabelingConfig, interpret_sae, write_features
 
 log = logging.getLogger(__name__)
 
-TABLE_COLUMNS = ["feature_id", "label", "density", "main_domain", "domain_shares", "top_texts", "label_auroc",
-                 "keyword_hit_lift", "random_label_auroc", "random_keyword_hit_lift", "tfidf_label", "tfidf_auroc",
-                 "tfidf_keyword_hit_lift", "label_reason"]
+# verdict next to the label: a mixed feature's keywords must never read like an interpretable one's
+TABLE_COLUMNS = ["feature_id", "label", "verdict", "label_score", "coherence", "density", "main_domain", "domain_shares",
+                 "top_texts", "label_auroc", "label_auroc_hard", "label_precision", "label_recall", "tfidf_label",
+                 "tfidf_auroc", "tfidf_auroc_hard", "random_auroc", "random_auroc_hard", "judge_label_auroc_hard",
+                 "judge_tfidf_auroc_hard", "label_reason"]
 
 
 def wandb_table(df: pd.DataFrame, top_texts: int) -> pd.DataFrame:
@@ -69,9 +71,10 @@ class KeyBERTLabels(pl.Callback):
         path = write_features(df, out_dir)
         self.last_summary, self.last_features = summary, df
         self._labelled_at_step = trainer.global_step
-        log.info("labelled %d of %d features in %.1fs (label_auroc mean %.3f, random %.3f): %s",
-                 summary["n_labelled"], summary["n_features"], summary["time_total"],
-                 summary["label_auroc_mean"], summary["random_label_auroc_mean"], path)
+        log.info("labelled %d of %d features in %.1fs (%d interpretable, %d mixed, %d weak; label_auroc_hard "
+                 "mean %.3f, tfidf %.3f, random %.3f): %s", summary["n_labelled"], summary["n_features"],
+                 summary["time_total"], summary["n_interpretable"], summary["n_mixed"], summary["n_weak"],
+                 summary["label_auroc_hard_mean"], summary["tfidf_auroc_hard_mean"], summary["random_auroc_hard_mean"], path)
         self._log(trainer, df, summary)
 
     def _log(self, trainer: pl.Trainer, df: pd.DataFrame, summary: dict) -> None:

@@ -1,5 +1,5 @@
 """Interpretation of trained SAEs without any LLM: top examples, KeyBERT labels, label scoring
-against baselines (docs/concepts.md "Label metrics"), and relabelling of finished runs."""
+against baselines, coherence and verdict per feature, and relabelling of finished runs."""
 
 from .feature_table import FEATURE_COLUMNS, interpret_sae, write_features
 from .labeling_config import LabelingConfig

@@ -1,9 +1,9 @@
 """Streaming passes of an SAE over store rows: per-feature top examples and statistics (train
-split) and the positive/negative texts that labels are scored on (validation split).
+split; the validation texts labels are scored on: scoring_sets.py).
 
 Memory is O(d_sae x k) however many rows are read: each batch's activations are merged into a
-running per-feature top-k (a sort of the batch's nonzero entries on the train split, `torch.topk`
-on the small validation split) and then dropped, never O(rows x d_sae)."""
+running per-feature top-k (a sort of the batch's nonzero entries) and then dropped, never
+O(rows x d_sae)."""
 from __future__ import annotations
 
 import contextlib
@@ -19,24 +19,12 @@ from .threads import single_threaded
 
 
 class RunningTopK:
-    """The k largest scores per feature seen so far, with the store row each came from (dense
-    batches: used on the small validation split, where negatives need the zeros too)."""
+    """The k largest scores per feature seen so far, with the store row each came from."""
 
     def __init__(self, n_features: int, k: int, device: torch.device) -> None:
         self.k = k
         self.values = torch.full((n_features, k), float("-inf"), device=device)
         self.rows = torch.full((n_features, k), -1, dtype=torch.long, device=device)
-
-    def update(self, scores: torch.Tensor, rows: torch.Tensor) -> None:
-        """scores [B, n_features], rows [B] (store row numbers)."""
-        k_b = min(self.k, scores.shape[0])
-        vals, pick = scores.topk(k_b, dim=0)  # [k_b, F]: the batch's best first, then one small merge
-        merged = torch.cat([self.values, vals.T], dim=1)
-        self.values, best = merged.topk(self.k, dim=1)
-        from_old = best < self.k
-        old_rows = self.rows.gather(1, best.clamp_max(self.k - 1))
-        new_rows = rows[pick.T.gather(1, (best - self.k).clamp_min(0))]
-        self.rows = torch.where(from_old, old_rows, new_rows)
 
 
 class SparseRunningTopK(RunningTopK):
@@ -86,14 +74,6 @@ class TopExamples:
     @property
     def dead(self) -> np.ndarray:
         return self.fire_counts == 0
-
-
-@dataclass
-class ScoringSets:
-    """Validation rows a label is scored on, per feature; -1 pads a short list."""
-
-    pos_rows: np.ndarray  # [d_sae, m_pos]: top-activating rows with act > 0
-    neg_rows: np.ndarray  # [d_sae, n_negatives]: a seeded uniform sample of rows with act == 0
 
 
 @contextlib.contextmanager
@@ -156,26 +136,3 @@ def top_examples(sae, store: EmbeddingStore, train_idx: np.ndarray, m: int = 15,
     acts_np[rows_np < 0] = 0.0
     return TopExamples(acts=acts_np.astype(np.float32), rows=rows_np, fire_counts=counts.cpu().numpy(),
                        domain_mass=mass.cpu().numpy(), domains=domains, n_rows=int(len(train_idx)))
-
-
-def scoring_sets(sae, store: EmbeddingStore, val_idx: np.ndarray, m_pos: int = 10, n_negatives: int = 200,
-                 seed: int = 0, batch_size: int = 4096, device: str | None = None) -> ScoringSets:
-    """Positives: each feature's m_pos top-activating validation rows. Negatives: of the
-    validation rows where it is exactly 0, the n_negatives with the largest of a seeded uniform
-    key per row, i.e. a uniform sample without replacement that one streaming top-k can draw."""
-    val_idx = np.sort(np.asarray(val_idx, dtype=np.int64))
-    key = np.zeros(len(store), dtype=np.float32)
-    key[val_idx] = np.random.default_rng(seed).random(len(val_idx), dtype=np.float32)
-    key_t = torch.from_numpy(key)
-    with inference_sae(sae, device) as model:
-        dev = next(model.parameters()).device
-        d_sae = model.cfg.d_sae
-        pos = RunningTopK(d_sae, min(m_pos, max(len(val_idx), 1)), dev)
-        neg = RunningTopK(d_sae, min(n_negatives, max(len(val_idx), 1)), dev)
-        for rows, acts in iter_activations(model, store, val_idx, batch_size):
-            with single_threaded():
-                pos.update(acts, rows)
-                neg.update(torch.where(acts == 0, key_t[rows.cpu()].to(dev)[:, None], -1.0), rows)
-    pos_rows = torch.where(pos.values > 0, pos.rows, -1).cpu().numpy()
-    neg_rows = torch.where(neg.values >= 0, neg.rows, -1).cpu().numpy()
-    return ScoringSets(pos_rows=pos_rows, neg_rows=neg_rows)

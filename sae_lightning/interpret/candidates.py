@@ -9,13 +9,15 @@ straddle two texts.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse import csr_matrix
+from scipy.sparse import csr_matrix, diags
 from sklearn.feature_extraction.text import CountVectorizer
 
 from .labeling_config import LabelingConfig
+from .source_documents import first_per_document
 
 
 def analyzer_params(cfg: LabelingConfig) -> dict:
@@ -51,49 +53,86 @@ def count_train_texts(texts: np.ndarray, train_rows: np.ndarray, cfg: LabelingCo
     return TrainCounts(words=vec.get_feature_names_out(), counts=counts.tocsr(), rows=rows)
 
 
-def membership(top_rows: np.ndarray, counts: TrainCounts) -> csr_matrix:
-    """[F, n_train] 0/1: which train texts are in each feature's top texts (-1 = padding)."""
+def membership(top_rows: np.ndarray, counts: TrainCounts, weights: np.ndarray | None = None) -> csr_matrix:
+    """[F, n_train]: which train texts are in each feature's top texts (-1 = padding), with the
+    given weight per (feature, slot) or 1."""
     F = top_rows.shape[0]
     valid = top_rows >= 0
     r = np.repeat(np.arange(F), valid.sum(1))
     c = counts.local(top_rows[valid])
-    return csr_matrix((np.ones(len(r), dtype=np.float32), (r, c)), shape=(F, counts.counts.shape[0]))
+    w = np.ones(len(r), dtype=np.float32) if weights is None else weights[valid].astype(np.float32)
+    return csr_matrix((w, (r, c)), shape=(F, counts.counts.shape[0]))
+
+
+NUMBER_TOKEN = re.compile(r"^\d[\d,.]*(s|st|nd|rd|th)?$")  # 848, 2024, 000, 1990s, 19th
+
+
+def is_bare_number(phrase: str) -> bool:
+    """True when every word of the candidate is a number ("2024", "000", "1990s", "19th 20th")."""
+    return all(NUMBER_TOKEN.match(w) for w in str(phrase).split())
+
+
+def number_share(member: csr_matrix, counts: TrainCounts, numeric: np.ndarray | None = None) -> np.ndarray:
+    """[F] share of number tokens among the (non-stop-word) word tokens of each feature's texts;
+    numeric: is_bare_number per counts.words, if already known."""
+    unigram = np.array([" " not in str(w) for w in counts.words])
+    if numeric is None:
+        numeric = np.array([is_bare_number(w) for w in counts.words])
+    number = unigram & numeric
+    tokens = member @ counts.counts[:, unigram]
+    nums = member @ counts.counts[:, number]
+    total = np.asarray(tokens.sum(1)).ravel()
+    return np.where(total > 0, np.asarray(nums.sum(1)).ravel() / np.maximum(total, 1), 0.0)
 
 
 @dataclass
 class DocTerms:
-    matrix: csr_matrix  # [F, V] counts of each candidate in each feature's joined top texts
+    matrix: csr_matrix  # [F, V] activation-weighted counts of each candidate in the feature's top texts
     words: np.ndarray  # [V] the candidates
-    n_before: np.ndarray  # [F] distinct n-grams per document before min_df / max_features
+    n_before: np.ndarray  # [F] distinct n-grams per document before the support rule, min_df, max_features
     cols: np.ndarray  # [V] column of each candidate in TrainCounts.counts
+    support: csr_matrix  # [F, V] distinct source documents among the top texts holding the candidate
 
 
-def doc_term_matrix(top_rows: np.ndarray, counts: TrainCounts, cfg: LabelingConfig) -> DocTerms:
-    """Candidates of the features' joined top texts.
+def doc_term_matrix(top_rows: np.ndarray, counts: TrainCounts, cfg: LabelingConfig,
+                    doc_codes: np.ndarray | None = None, top_acts: np.ndarray | None = None) -> DocTerms:
+    """Candidates of the features' top texts.
 
-    First the support rule: a candidate of feature i must occur in at least min(min_texts, s_i) of
-    its top texts, s_i being the most any of its n-grams reaches (so every feature with words
-    keeps some). A keyphrase found in one of fifteen texts names that text, not the feature, and
-    dropping those cuts the candidates to embed about twentyfold (12.8k instead of 283k for a
-    random 6144-feature SAE on the wiki sentences). min_texts=1 is plain KeyBERT. Then
-    CountVectorizer's rules as KeyBERT would apply them: a candidate must occur in >= min_df documents;
-    max_features keeps the most frequent over all documents."""
-    member = membership(top_rows, counts)
-    doc = (member @ counts.counts).tocsr()
+    Support rule: a candidate of feature i must occur in at least `min_texts` of its top texts,
+    counted per source document when doc_codes are given (source_documents.py; None, the
+    default: per text). A keyphrase of one text names that text, not the feature; a feature with
+    no recurring candidate gets no label (its reason says why). Numbers rule: bare-number candidates ("2024", "000") are dropped unless at least
+    `numbers_min_share` of the word tokens of the feature's top texts are numbers (the feature is
+    about numbers). Counts are weighted by activation relative to the feature's top text
+    (top_acts; None: unweighted), so the strongest texts weigh most in TF-IDF and the rerank.
+    Then CountVectorizer's rules as KeyBERT would apply them: >= min_df documents; max_features
+    keeps the most frequent."""
+    weights = None
+    if top_acts is not None:
+        weights = top_acts / np.maximum(top_acts[:, :1], 1e-12)
+    doc = (membership(top_rows, counts, weights) @ counts.counts).tocsr()
     n_before = np.diff(doc.indptr)
-    if cfg.min_texts > 1:
-        support = (member @ counts.present).tocsr()  # top texts holding each n-gram
-        need = np.minimum(cfg.min_texts, support.max(axis=1).toarray().ravel())
-        support.data = (support.data >= np.repeat(need, np.diff(support.indptr))).astype(np.float32)
-        doc = doc.multiply(support).tocsr()
-        doc.eliminate_zeros()
+    if doc_codes is None:
+        distinct_rows = top_rows
+    else:
+        distinct_rows = first_per_document(top_rows, doc_codes)
+    distinct = membership(distinct_rows, counts)
+    support = (distinct @ counts.present).tocsr()  # distinct documents holding each n-gram
+    keep = (support >= cfg.min_texts).astype(np.float32).tocsr()
+    numeric = np.array([is_bare_number(w) for w in counts.words])
+    about_numbers = number_share(membership(top_rows, counts), counts, numeric) >= cfg.numbers_min_share
+    if numeric.any():  # keep - (rows not about numbers) x keep x (number columns)
+        keep = (keep - diags((~about_numbers).astype(np.float32)) @ keep @ diags(numeric.astype(np.float32))).tocsr()
+    doc = doc.multiply(keep).tocsr()
+    doc.eliminate_zeros()
+    support = support.multiply(doc > 0).tocsr()
     doc = doc.tocsc()
     df = np.diff(doc.indptr)  # documents containing each word (csc: nonzeros per column)
-    keep = np.flatnonzero(df >= cfg.min_df)
-    if cfg.max_features is not None and len(keep) > cfg.max_features:
-        freq = np.asarray(doc[:, keep].sum(0)).ravel()
-        keep = np.sort(keep[np.argsort(-freq, kind="stable")[: cfg.max_features]])
-    return DocTerms(doc[:, keep].tocsr(), counts.words[keep], n_before, keep)
+    cols = np.flatnonzero(df >= cfg.min_df)
+    if cfg.max_features is not None and len(cols) > cfg.max_features:
+        freq = np.asarray(doc[:, cols].sum(0)).ravel()
+        cols = np.sort(cols[np.argsort(-freq, kind="stable")[: cfg.max_features]])
+    return DocTerms(doc[:, cols].tocsr(), counts.words[cols], n_before, cols, support.tocsc()[:, cols].tocsr())
 
 
 class PrecountedVectorizer(CountVectorizer):

@@ -129,6 +129,7 @@ def _shares(value) -> dict[str, float]:
 
 def load_run_sae(path: Path) -> RunSAE:
     cfg = _read_json(path / "sae" / "cfg.json")
+    cfg.update(cfg.get("sae_lightning") or {})  # our names (relu, batchtopk), over SAELens' (standard, jumprelu)
     run = _read_json(path / "run.json") if (path / "run.json").is_file() else {}
     meta = cfg.get("metadata") or {}
     W = _read_tensor(path / "sae" / "sae_weights.safetensors", "W_dec")

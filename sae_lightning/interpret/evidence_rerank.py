@@ -2,10 +2,9 @@
 that also recur, and are specific, in the texts that activate it.
 
 KeyBERT ranks candidates by cosine(keyword, feature document) alone. That finds the feature's
-meaning (label_auroc), but the closest keyword is often a phrase that appears in one or two of
-the top texts, so the label says little about which texts the feature fires on
-(keyword_hit_lift). TF-IDF has the opposite strength. Each of KeyBERT's `shortlist` best
-candidates gets
+meaning, but the closest keyword is often a phrase that appears in one or two of the top texts,
+so the label says little about which texts the feature fires on (low keyword recall). TF-IDF has
+the opposite strength. Each of KeyBERT's `shortlist` best candidates gets
 
     relevance = cosine × (tfidf / the feature's largest tfidf) ** evidence_power
 
@@ -13,11 +12,10 @@ with tfidf the candidate's TF-IDF in the feature's joined top texts (tfidf_basel
 and MMR with KeyBERT's rule and `diversity` picks top_n of them. evidence_power = 0 leaves
 KeyBERT's own choice.
 
-On the default run (wiki_all, TopK 3072/k32; validation scores; see README "Label quality"):
-            label_auroc  keyword_hit_lift (means)
-  KeyBERT         0.897        18.9
-  TF-IDF          0.840        27.4
-  reranked        0.891        30.1     (shortlist 20, evidence_power 0.5, diversity 0.3)
+On the default run (wiki_all, TopK 3072/k32; validation scores, label_scoring.py; means):
+            label_auroc_hard  precision  recall
+  KeyBERT         0.543          0.310     0.072
+  reranked        0.545          0.298     0.103   (shortlist 20, evidence_power 0.5, diversity 0.3)
 """
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ from ..data import split_indices
 from ..models import SparseAutoencoder
 from ..store import EmbeddingStore, _write_atomic
 from .activation_scan import SparseRunningTopK, inference_sae, iter_activations
-from .families_naming import name_families
+from .families_naming import family_label, name_families
 from .labeling_config import LabelingConfig
 from .relabel import read_run_info
 
@@ -116,6 +116,8 @@ def extract_families(T: csr_matrix, fires: np.ndarray, min_weight: float = 0.2, 
     parent, child, w = T.row[down], T.col[down], T.data[down]
     keep = w >= min_weight
     parent, child, w = parent[keep], child[keep], w[keep]
+    if not len(child):  # nothing co-fires strongly enough (tiny, duplicated or very sparse data)
+        return []
     best = np.lexsort((-w, child))  # per child, its strongest parent first
     first = np.r_[True, child[best][1:] != child[best][:-1]]
     parent, child, w = parent[best][first], child[best][first], w[best][first]
@@ -147,12 +149,12 @@ def build_families(run_dir: str | Path, *, min_weight: float = 0.2, min_children
     fams.sort(key=lambda f: (-len(f[1]), -co.fires[f[0]], f[0]))
     members = [[p, *children] for p, children, _ in fams]
     keywords = name_families(members, co.top_rows, store, labeling or LabelingConfig(), sae)
-    parent_labels = _feature_labels(run_dir, sae.cfg.d_sae)
+    parent_labels, verdicts = _feature_labels(run_dir, sae.cfg.d_sae)
     df = pd.DataFrame({
         "family_id": np.arange(len(fams), dtype=np.int64),
         "parent": [p for p, _, _ in fams],
         "children": [c for _, c, _ in fams],
-        "label": [", ".join(k) for k in keywords],
+        "label": [family_label(k, [verdicts[f] for f in fam]) for k, fam in zip(keywords, members)],
         "keywords": keywords,
         "size": [1 + len(c) for _, c, _ in fams],
         "child_weights": [w for _, _, w in fams],
@@ -161,21 +163,29 @@ def build_families(run_dir: str | Path, *, min_weight: float = 0.2, min_children
         "parent_label": [parent_labels[p] for p, _, _ in fams],
     })
     _write(df, run_dir / FAMILIES_FILE)
+    if not fams:
+        log.warning("no feature families in %s: no parent has %d children tied to it with weight >= %s "
+                    "(features that fire together at least %d times, each on at most %s of %d rows); "
+                    "families.parquet is empty", run_dir, min_children, min_weight, min_cooccur, max_density, co.n_rows)
+        return df
     log.info("%d feature families (%d features in them) -> %s", len(df), int(df["size"].sum()), run_dir / FAMILIES_FILE)
     return df
 
 
-def _feature_labels(run_dir: Path, d_sae: int) -> list[str]:
+def _feature_labels(run_dir: Path, d_sae: int) -> tuple[list[str], list[str]]:
+    """Each feature's label and verdict from features.parquet ("" where unknown)."""
     path = run_dir / "features.parquet"
-    labels = [""] * d_sae
+    labels, verdicts = [""] * d_sae, [""] * d_sae
     if path.is_file():
-        df = pd.read_parquet(path, columns=["feature_id", "label"])
-        for f, lab in zip(df["feature_id"], df["label"]):
+        df = pd.read_parquet(path)
+        for f, lab, verdict in zip(df["feature_id"], df["label"], df["verdict"] if "verdict" in df else [""] * len(df)):
             if 0 <= f < d_sae and isinstance(lab, str):
-                labels[f] = lab
-    return labels
+                labels[f], verdicts[f] = lab, str(verdict)
+    return labels, verdicts
 
 
 def _write(df: pd.DataFrame, path: Path) -> None:
-    table = pa.Table.from_pandas(df, schema=FAMILY_SCHEMA, preserve_index=False)
+    # pandas types the columns of an empty frame float64, which arrow cannot cast to list<int64>
+    table = (FAMILY_SCHEMA.empty_table() if df.empty
+             else pa.Table.from_pandas(df, schema=FAMILY_SCHEMA, preserve_index=False))
     _write_atomic(path, lambda tmp: pq.write_table(table, tmp))

@@ -43,3 +43,16 @@ def name_families(members: list[list[int]], top_rows: np.ndarray, store: Embeddi
     terms = doc_term_matrix(rows, counts, cfg)
     labels = keybert_labels(parents, rows, texts, terms, tfidf_scores(terms, counts), store, sae, model, cache, cfg)
     return labels.keywords
+
+
+MIXED_PREFIX = "mixed: "
+
+
+def family_label(keywords: list[str], member_verdicts: list[str]) -> str:
+    """The family's name; when fewer than half of its (non-dead) members are interpretable it is
+    prefixed "mixed: ", so a family of incoherent features never reads like one coherent topic."""
+    label = ", ".join(keywords)
+    known = [v for v in member_verdicts if v and v != "dead"]
+    if label and known and sum(v == "interpretable" for v in known) * 2 < len(known):
+        return MIXED_PREFIX + label
+    return label

@@ -3,12 +3,14 @@
 The one entry point of labelling: the KeyBERTLabels callback, `label_run_dir` and `sae-label` call
 it. Phases (each timed as `time_<phase>` in the summary):
   top_examples      streaming pass over the train rows: top-m texts, density, domain mass
-  scoring_sets      streaming pass over the validation rows: positives and negatives per feature
+  scoring_sets      streaming pass over the validation rows: positives, random and hard negatives
+  coherence         how alike each feature's top texts from distinct documents are (coherence.py)
   candidates        one CountVectorizer pass over the train texts, features' document-term rows
   tfidf             the candidates' TF-IDF: the baseline labels and the rerank's evidence
   doc_embeddings / word_embeddings / keybert / rerank    the batched KeyBERT labelling
   label_embeddings  the three label sets embedded (cached phrases cost nothing)
-  scoring           label_auroc and keyword_hit_lift for the labels and both baselines
+  scoring           AUROCs and keyword precision/recall of the labels and both baselines
+  judge             the same AUROCs by `labeling.judge_model` (only when set)
 """
 from __future__ import annotations
 
@@ -23,21 +25,28 @@ import pyarrow.parquet as pq
 
 from ..embed import load_model
 from ..store import EmbeddingStore
-from .activation_scan import scoring_sets, top_examples
+from .activation_scan import top_examples
 from .candidates import analyzer_params, doc_term_matrix
+from .coherence import feature_coherence
 from .counts_cache import cached_train_counts
 from .domain_stats import domain_shares, domain_specificity, main_domain, shares_json
+from .judge import judge_column_names, judge_columns
 from .keybert_labeling import keybert_labels
-from .label_scoring import LabelScorer, score_with_baselines
 from .label_embedding import LABEL_SEPARATOR, embed_labels
+from .label_scoring import LABEL_SETS, LabelScorer, auroc_columns, keyword_columns, random_labels, scored_rows
 from .labeling_config import LabelingConfig
 from .phase_timer import PhaseTimer
 from .phrase_cache import PhraseEmbeddingCache, cache_folder
+from .scoring_sets import scoring_sets
+from .source_documents import document_codes
 from .tfidf_baseline import tfidf_scores, tfidf_top_terms
 from .threads import single_threaded
+from .verdict import VERDICTS, label_scores, verdicts
 
 log = logging.getLogger(__name__)
 
+SCORE_COLUMNS = [f"{p}_{kind}" for p in LABEL_SETS for kind in ("auroc", "auroc_hard", "precision", "recall")]
+JUDGE_COLUMNS = judge_column_names(LABEL_SETS)
 # The features.parquet contract (report, notebook and W&B table read it): column -> arrow type.
 FEATURE_SCHEMA = pa.schema([
     ("feature_id", pa.int64()), ("dead", pa.bool_()), ("density", pa.float64()), ("log10_density", pa.float64()),
@@ -46,9 +55,8 @@ FEATURE_SCHEMA = pa.schema([
     ("top_ids", pa.list_(pa.string())), ("top_texts", pa.list_(pa.string())),
     ("top_acts", pa.list_(pa.float64())), ("top_domains", pa.list_(pa.string())),
     ("domain_shares", pa.string()), ("main_domain", pa.string()), ("domain_specificity", pa.float64()),
-    ("label_auroc", pa.float64()), ("keyword_hit_lift", pa.float64()),
-    ("random_label_auroc", pa.float64()), ("random_keyword_hit_lift", pa.float64()),
-    ("tfidf_label", pa.string()), ("tfidf_auroc", pa.float64()), ("tfidf_keyword_hit_lift", pa.float64()),
+    ("tfidf_label", pa.string()), ("coherence", pa.float64()), ("verdict", pa.string()),
+    *[(c, pa.float64()) for c in SCORE_COLUMNS + JUDGE_COLUMNS], ("label_score", pa.float64()),
 ])
 FEATURE_COLUMNS = FEATURE_SCHEMA.names
 
@@ -75,11 +83,17 @@ def interpret_sae(sae, store: EmbeddingStore, train_idx: np.ndarray, val_idx: np
 
 
 def _interpret(sae, store, train_idx, val_idx, cfg, timer) -> tuple[pd.DataFrame, dict]:
-    texts = store.metadata()["text"].to_numpy()
+    meta = store.metadata()
+    texts = meta["text"].to_numpy()
+    codes = document_codes(meta["id"].to_numpy())
     with timer("top_examples"):
         top = top_examples(sae, store, train_idx, cfg.m, cfg.batch_size, cfg.device)
     with timer("scoring_sets"):
-        sets = scoring_sets(sae, store, val_idx, cfg.m_pos, cfg.n_negatives, cfg.seed, cfg.batch_size, cfg.device)
+        sets = scoring_sets(sae, store, val_idx, cfg.m_pos, cfg.n_negatives, cfg.n_hard, cfg.seed,
+                            cfg.batch_size, cfg.device)
+    with timer("coherence"):
+        coherence = feature_coherence(top.rows, store.embeddings, train_idx, codes, cfg.coherence_min_docs,
+                                      cfg.coherence_pairs, cfg.seed)
     live = np.flatnonzero(~top.dead)
 
     model = load_model(store.model_name)
@@ -89,7 +103,9 @@ def _interpret(sae, store, train_idx, val_idx, cfg, timer) -> tuple[pd.DataFrame
         lambda phrases: model.encode(phrases, batch_size=1024, convert_to_numpy=True, show_progress_bar=False))
     with timer("candidates"):
         counts = cached_train_counts(store, texts, train_idx, cfg)
-        terms = doc_term_matrix(top.rows[live], counts, cfg) if counts is not None and len(live) else None
+        terms = (doc_term_matrix(top.rows[live], counts, cfg, codes if cfg.distinct_documents else None,
+                                 top.acts[live] if cfg.activation_weights else None)
+                 if counts is not None and len(live) else None)
     with timer("tfidf"):
         tfidf = tfidf_scores(terms, counts) if terms is not None else None
         found_tfidf = tfidf_top_terms(tfidf, terms.words if terms else None, cfg.top_n) or [[] for _ in live]
@@ -102,19 +118,32 @@ def _interpret(sae, store, train_idx, val_idx, cfg, timer) -> tuple[pd.DataFrame
     for j, f in enumerate(live):
         labels["keywords"][f], labels["keyword_scores"][f] = found.keywords[j], found.scores[j]
         labels["label_reason"][f], labels["tfidf"][f] = found.reasons[j], found_tfidf[j]
+    rand_kws, donor = random_labels(labels["keywords"], cfg.seed)
 
     with timer("label_embeddings"):
         label_emb = embed_labels(labels["keywords"], cache, cfg.label_embedding, store.dim)
         tfidf_emb = embed_labels(labels["tfidf"], cache, cfg.label_embedding, store.dim)
+        rand_emb = np.where((donor >= 0)[:, None], label_emb[np.maximum(donor, 0)], 0)
+    kw_sets = {"label": labels["keywords"], "tfidf": labels["tfidf"], "random": rand_kws}
     with timer("scoring"), single_threaded():
-        scorer = LabelScorer(store.embeddings, texts, sets.pos_rows, sets.neg_rows, analyzer_params(cfg))
-        scores = score_with_baselines(scorer, labels["keywords"], label_emb, labels["tfidf"], tfidf_emb, cfg.seed)
+        rows = scored_rows(sets)
+        scorer = LabelScorer(sets, rows, np.asarray(store.embeddings[rows], dtype=np.float32))
+        scores = auroc_columns(scorer, {"label": (labels["keywords"], label_emb), "tfidf": (labels["tfidf"], tfidf_emb),
+                                        "random": (rand_kws, rand_emb)})
+        scores.update(keyword_columns(kw_sets, texts[sets.val_rows], sets, analyzer_params(cfg)))
+    with timer("judge"):
+        scores.update(judge_columns(cfg.judge_model, store, texts, sets, kw_sets, cfg.label_embedding, d_sae))
 
+    has_label = np.array([bool(k) for k in labels["keywords"]])
+    scores["coherence"] = coherence.score
+    scores["verdict"] = verdicts(top.dead, coherence.score, has_label, cfg.coherence_min)
+    scores["label_score"] = label_scores(scores["label_auroc_hard"], coherence.score, cfg.coherence_min)
     if not len(live):
         log.warning("every feature is dead on the %d train texts; nothing was labelled", top.n_rows)
-    summary = _summary(scores, labels, top)
-    summary["n_phrases_embedded"] = int(cache.n_embedded)  # 0 on a relabel: what the caches save
-    return _table(top, labels, scores, store.metadata()), summary
+    summary = _summary(scores, labels, top, cfg)
+    summary.update({"coherence_baseline_mean": coherence.baseline_mean, "coherence_baseline_std": coherence.baseline_std,
+                    "n_phrases_embedded": int(cache.n_embedded)})  # 0 on a relabel: what the caches save
+    return _table(top, labels, scores, meta), summary
 
 
 def _table(top, labels: dict, scores: dict, meta: pd.DataFrame) -> pd.DataFrame:
@@ -140,29 +169,27 @@ def _table(top, labels: dict, scores: dict, meta: pd.DataFrame) -> pd.DataFrame:
         "domain_shares": shares_json(shares, top.domains),
         "main_domain": main_domain(shares, top.domains),
         "domain_specificity": domain_specificity(shares),
-        **{k: scores[k] for k in ("label_auroc", "keyword_hit_lift", "random_label_auroc", "random_keyword_hit_lift")},
         "tfidf_label": [LABEL_SEPARATOR.join(k) for k in labels["tfidf"]],
-        "tfidf_auroc": scores["tfidf_auroc"],
-        "tfidf_keyword_hit_lift": scores["tfidf_keyword_hit_lift"],
+        "coherence": scores["coherence"].astype(np.float64),
+        "verdict": scores["verdict"].astype(str),
+        **{c: np.asarray(scores[c], dtype=np.float64) for c in SCORE_COLUMNS + JUDGE_COLUMNS},
+        "label_score": np.asarray(scores["label_score"], dtype=np.float64),
     })[FEATURE_COLUMNS]
 
 
-def _summary(scores: dict, labels: dict, top) -> dict:
-    """Mean/median of each score over the features it exists for (NaN = not scored) and counts.
-    Summary keys follow docs/run-folder.md: the TF-IDF AUROC is `tfidf_label_auroc_*` like the others."""
+def _summary(scores: dict, labels: dict, top, cfg: LabelingConfig) -> dict:
+    """Mean/median of each score over the features it exists for (NaN = not scored), counts per
+    verdict, and which judge (if any) made the judge_* numbers."""
     summary: dict = {}
-    for name, column in (("label_auroc", "label_auroc"), ("keyword_hit_lift", "keyword_hit_lift"),
-                         ("random_label_auroc", "random_label_auroc"),
-                         ("random_keyword_hit_lift", "random_keyword_hit_lift"),
-                         ("tfidf_label_auroc", "tfidf_auroc"), ("tfidf_keyword_hit_lift", "tfidf_keyword_hit_lift")):
-        summary.update(_stats(scores[column], name))
-    live = ~top.dead
+    for column in ("coherence", *SCORE_COLUMNS, *JUDGE_COLUMNS, "label_score"):
+        summary.update(_stats(np.asarray(scores[column], dtype=np.float64), column))
+    verdict = scores["verdict"]
+    summary.update({f"n_{v}": int((verdict == v).sum()) for v in VERDICTS})
     summary.update({
         "n_features": int(len(top.dead)),
         "n_labelled": int(sum(1 for k in labels["keywords"] if k)),
-        "n_dead": int(top.dead.sum()),
-        "n_no_candidates": int(sum(1 for f in np.flatnonzero(live) if labels["label_reason"][f].startswith("no candidate"))),
         "n_scored": int(np.isfinite(scores["label_auroc"]).sum()),
+        "judge_model": cfg.judge_model or "",
     })
     return summary
 

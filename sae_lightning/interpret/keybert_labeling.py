@@ -75,8 +75,10 @@ def keybert_labels(feature_ids: np.ndarray, top_rows: np.ndarray, texts: np.ndar
         return KeywordLabels(keywords, scores, [no_candidate_reason(cfg, True)] * F)
     matrix, words = terms.matrix, terms.words
     n_cands = np.diff(matrix.indptr)
-    filtered = (f"no candidate words: its words occur in the top texts of fewer than min_df={cfg.min_df} "
-                f"features or were cut by max_features={cfg.max_features}")
+    where = " from distinct documents" if cfg.distinct_documents else ""
+    filtered = (f"no recurring keyword: none of its words occurs in min_texts={cfg.min_texts} of its top texts"
+                f"{where} (and in the top texts of min_df={cfg.min_df} features, within "
+                f"max_features={cfg.max_features}); lower labeling.min_texts to label it anyway")
     reasons = ["" if n else filtered if had_words else no_candidate_reason(cfg, False)
                for n, had_words in zip(n_cands, terms.n_before > 0)]
     todo = np.flatnonzero(n_cands > 0)

@@ -1,27 +1,29 @@
-"""Label quality with no LLM (docs/concepts.md "Label metrics"), vectorised over features.
+"""Label quality with no LLM, vectorised over features, on validation texts only.
 
-For each feature, positives are its top-activating validation texts and negatives a seeded sample
-of validation texts where it is exactly 0 (`activation_scan.scoring_sets`); the texts that produced
-the label (train split) are never used.
+For each feature, `scoring_sets.py` draws positives across its activation range, random negatives
+(validation texts where it is exactly 0) and hard negatives (texts where it is 0 that are nearest
+the positives in embedding space). For a label set P (the labels, a random other feature's label,
+the TF-IDF top terms):
 
-- `label_auroc`: AUROC of cosine(embed(label), embedding(text)) separating positives from
-  negatives, computed exactly as the Mann-Whitney statistic over all (positive, negative) pairs,
-  ties counted one half. Text embeddings are the store's; the label is embedded by the same model.
-- `keyword_hit_lift`: share of positives that contain any label keyword divided by that share
-  among negatives. "Contains" means the keyword is one of the text's candidate n-grams under the
-  labelling vectorizer's analyzer: case-insensitive, whole words, stop words dropped exactly as
-  when the keyword was extracted (so "history art", drawn from "history of art", matches that text).
-  Both shares are smoothed by adding one text's weight in the pooled sample,
-  eps = 1 / (n_pos + n_neg): lift = (share_pos + eps) / (share_neg + eps). Thus 0/0 -> 1 (no
-  evidence either way), x/0 stays finite (at most n_pos + n_neg + 1), and lift is >= 0.
-A feature without a label, without any positive or without any negative gets NaN.
+- `P_auroc`: AUROC of cosine(embed(label), embedding(text)), positives vs random negatives,
+  exactly the Mann-Whitney statistic over all pairs, ties one half;
+- `P_auroc_hard`: the same against the hard negatives. A label that names only the broad subject
+  scores about 0.5 here: it must say what the feature picks out of that subject;
+- `P_precision`, `P_recall` (keyword_hits.py): of the validation texts holding a label keyword,
+  the share the feature fires on; of the texts it fires on, the share holding a label keyword.
+
+Text embeddings are the store's (or the judge model's, judge.py); the label is embedded by the
+same model. A feature without a label, positives or negatives gets NaN.
 """
 from __future__ import annotations
 
 import numpy as np
-from sklearn.feature_extraction.text import CountVectorizer
+
+from .keyword_hits import keyword_precision_recall
+from .scoring_sets import ScoringSets
 
 FEATURE_BLOCK = 1024  # features per block: bounds the [block, rows] similarity matrix
+LABEL_SETS = ("label", "tfidf", "random")
 
 
 def mann_whitney_auroc(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
@@ -38,74 +40,44 @@ def mann_whitney_auroc(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
     return out
 
 
-def smoothed_lift(pos_hits: np.ndarray, n_pos: np.ndarray, neg_hits: np.ndarray, n_neg: np.ndarray) -> np.ndarray:
-    """Hit counts and set sizes per feature -> keyword_hit_lift (see module doc for the smoothing)."""
-    n_pos, n_neg = n_pos.astype(np.float64), n_neg.astype(np.float64)
-    ok = (n_pos > 0) & (n_neg > 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        eps = 1.0 / (n_pos + n_neg)
-        lift = (pos_hits / n_pos + eps) / (neg_hits / n_neg + eps)
-    return np.where(ok, lift, np.nan)
+def scored_rows(sets: ScoringSets) -> np.ndarray:
+    """Sorted store rows some feature's positives or negatives use (what a judge must embed)."""
+    rows = np.concatenate([sets.pos_rows.ravel(), sets.neg_rows.ravel(), sets.hard_rows.ravel()])
+    return np.unique(rows[rows >= 0])
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 class LabelScorer:
-    """Scores any number of label sets (KeyBERT, random, TF-IDF) on the same validation sets."""
+    """AUROCs of any number of label sets on the same scoring sets, with one text embedding."""
 
-    def __init__(self, store_embeddings: np.ndarray, texts: np.ndarray, pos_rows: np.ndarray,
-                 neg_rows: np.ndarray, vectorizer_params: dict) -> None:
-        # Only the validation rows some feature uses are read, embedded-in-store and tokenised.
-        used = np.union1d(pos_rows[pos_rows >= 0], neg_rows[neg_rows >= 0])
-        self.rows = used
-        emb = np.asarray(store_embeddings[used], dtype=np.float32)
-        self.text_emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-        self.texts = [str(t) for t in texts[used]]
-        self.pos_local = np.where(pos_rows >= 0, np.searchsorted(used, np.maximum(pos_rows, 0)), -1)
-        self.neg_local = np.where(neg_rows >= 0, np.searchsorted(used, np.maximum(neg_rows, 0)), -1)
-        self.vectorizer_params = vectorizer_params
+    def __init__(self, sets: ScoringSets, rows: np.ndarray, row_embeddings: np.ndarray) -> None:
+        """rows: scored_rows(sets); row_embeddings [len(rows), d] by the model that embeds labels."""
+        self.rows = rows
+        self.text_emb = _unit(row_embeddings) if len(rows) else np.zeros((0, 1), np.float32)
+        self.local = {name: np.where(r >= 0, np.searchsorted(rows, np.maximum(r, 0)), -1)
+                      for name, r in (("pos", sets.pos_rows), ("neg", sets.neg_rows), ("hard", sets.hard_rows))}
 
-    def auroc(self, label_emb: np.ndarray, has_label: np.ndarray) -> np.ndarray:
-        """label_emb [F, d] (rows of unlabelled features are ignored) -> label_auroc [F]."""
+    def auroc(self, label_emb: np.ndarray, has_label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """label_emb [F, d] (rows of unlabelled features are ignored) -> (auroc, auroc_hard) [F]."""
         F = label_emb.shape[0]
         if not len(self.rows):  # no validation texts (val_fraction=0): nothing can be scored
-            return np.full(F, np.nan)
-        norm = np.maximum(np.linalg.norm(label_emb, axis=1, keepdims=True), 1e-12)
-        lab = (label_emb / norm).astype(np.float32)
-        pos = np.full(self.pos_local.shape, np.nan)
-        neg = np.full(self.neg_local.shape, np.nan)
+            return np.full(F, np.nan), np.full(F, np.nan)
+        lab = _unit(label_emb)
+        sims = {name: np.full(idx.shape, np.nan) for name, idx in self.local.items()}
         for s in range(0, F, FEATURE_BLOCK):
             sim = lab[s:s + FEATURE_BLOCK] @ self.text_emb.T  # [block, rows]
-            for local, out in ((self.pos_local, pos), (self.neg_local, neg)):
+            for name, local in self.local.items():
                 idx = local[s:s + FEATURE_BLOCK]
                 got = np.take_along_axis(sim, np.maximum(idx, 0), axis=1)
-                out[s:s + FEATURE_BLOCK] = np.where(idx >= 0, got, np.nan)
-        result = mann_whitney_auroc(pos, neg)
-        result[~has_label] = np.nan
-        return result
-
-    def lift(self, keywords: list[list[str]]) -> np.ndarray:
-        """Per feature its label keywords (empty: unlabelled) -> keyword_hit_lift [F]."""
-        F = len(keywords)
-        vocab = sorted({k for kws in keywords for k in kws})
-        if not vocab or not len(self.rows):
-            return np.full(F, np.nan)
-        col = {k: i for i, k in enumerate(vocab)}
-        # Same analyzer settings as the candidates, fixed vocabulary: [rows, keywords] presence.
-        X = CountVectorizer(vocabulary=vocab, binary=True, **self.vectorizer_params).transform(self.texts).tocsc()
-        ind = [col[k] for kws in keywords for k in kws]
-        ptr = np.cumsum([0] + [len(kws) for kws in keywords])
-        from scipy.sparse import csr_matrix
-
-        L = csr_matrix((np.ones(len(ind)), ind, ptr), shape=(F, len(vocab)))
-        hits_pos, hits_neg = np.zeros(F), np.zeros(F)
-        for s in range(0, F, FEATURE_BLOCK):
-            H = (X @ L[s:s + FEATURE_BLOCK].T).toarray().T > 0  # [block, rows]
-            for local, out in ((self.pos_local, hits_pos), (self.neg_local, hits_neg)):
-                idx = local[s:s + FEATURE_BLOCK]
-                got = np.take_along_axis(H, np.maximum(idx, 0), axis=1) & (idx >= 0)
-                out[s:s + FEATURE_BLOCK] = got.sum(1)
-        result = smoothed_lift(hits_pos, (self.pos_local >= 0).sum(1), hits_neg, (self.neg_local >= 0).sum(1))
-        result[[not kws for kws in keywords]] = np.nan
-        return result
+                sims[name][s:s + FEATURE_BLOCK] = np.where(idx >= 0, got, np.nan)
+        out = mann_whitney_auroc(sims["pos"], sims["neg"]), mann_whitney_auroc(sims["pos"], sims["hard"])
+        for a in out:
+            a[~has_label] = np.nan
+        return out
 
 
 def seeded_derangement(n: int, seed: int) -> np.ndarray | None:
@@ -119,26 +91,34 @@ def seeded_derangement(n: int, seed: int) -> np.ndarray | None:
             return perm
 
 
-def score_with_baselines(scorer: LabelScorer, keywords: list[list[str]], label_emb: np.ndarray,
-                         tfidf: list[list[str]], tfidf_emb: np.ndarray, seed: int) -> dict[str, np.ndarray]:
-    """The features table's six score columns: the labels, a random other labelled feature's label
-    (a seeded derangement over the labelled features, scored on this feature's texts) and the
-    TF-IDF top terms, all measured the same way."""
-    has_label = np.array([bool(k) for k in keywords])
-    labelled = np.flatnonzero(has_label)
+def random_labels(keywords: list[list[str]], seed: int) -> tuple[list[list[str]], np.ndarray | None]:
+    """The random-label baseline: each labelled feature gets another labelled feature's keywords
+    (a seeded derangement). Returns the keyword lists and donor[f] (-1: none) for the embeddings."""
+    labelled = np.flatnonzero([bool(k) for k in keywords])
     perm = seeded_derangement(len(labelled), seed)
-    rand_kws: list[list[str]] = [[] for _ in keywords]
-    rand_emb = np.zeros_like(label_emb)
+    out: list[list[str]] = [[] for _ in keywords]
+    donor = np.full(len(keywords), -1)
     if perm is not None:
-        donor = labelled[perm]
-        rand_emb[labelled] = label_emb[donor]
-        for f, g in zip(labelled, donor):
-            rand_kws[f] = keywords[g]
-    return {
-        "label_auroc": scorer.auroc(label_emb, has_label),
-        "keyword_hit_lift": scorer.lift(keywords),
-        "random_label_auroc": scorer.auroc(rand_emb, np.array([bool(k) for k in rand_kws])),
-        "random_keyword_hit_lift": scorer.lift(rand_kws),
-        "tfidf_auroc": scorer.auroc(tfidf_emb, np.array([bool(k) for k in tfidf])),
-        "tfidf_keyword_hit_lift": scorer.lift(tfidf),
-    }
+        donor[labelled] = labelled[perm]
+        for f in labelled:
+            out[f] = keywords[donor[f]]
+    return out, donor
+
+
+def auroc_columns(scorer: LabelScorer, label_sets: dict[str, tuple[list[list[str]], np.ndarray]],
+                  prefix: str = "") -> dict[str, np.ndarray]:
+    """label_sets: name -> (keyword lists, label embeddings) -> {prefix+name+'_auroc', ..._auroc_hard}."""
+    out = {}
+    for name, (kws, emb) in label_sets.items():
+        a, h = scorer.auroc(emb, np.array([bool(k) for k in kws]))
+        out[f"{prefix}{name}_auroc"], out[f"{prefix}{name}_auroc_hard"] = a, h
+    return out
+
+
+def keyword_columns(label_sets: dict[str, list[list[str]]], val_texts: np.ndarray, sets: ScoringSets,
+                    vectorizer_params: dict) -> dict[str, np.ndarray]:
+    out = {}
+    for name, kws in label_sets.items():
+        out[f"{name}_precision"], out[f"{name}_recall"] = keyword_precision_recall(
+            kws, val_texts, sets.firing, vectorizer_params)
+    return out

@@ -60,11 +60,26 @@ def open_run(run_dir: str | Path, device: str = "cpu") -> SearchRun:
     sae = SparseAutoencoder.load(run_dir / "sae", device=device)
     labels, max_acts = [""] * sae.cfg.d_sae, np.full(sae.cfg.d_sae, np.nan)
     if (run_dir / "features.parquet").is_file():
-        df = pd.read_parquet(run_dir / "features.parquet", columns=["feature_id", "label", "top_acts"])
-        for f, lab, acts in zip(df["feature_id"], df["label"], df["top_acts"]):
-            labels[f] = lab or ""
+        df = _read_features(run_dir / "features.parquet", sae.cfg.d_sae)
+        verdicts = df["verdict"] if "verdict" in df else [""] * len(df)
+        for f, lab, acts, verdict in zip(df["feature_id"], df["label"], df["top_acts"], verdicts):
+            # a label of a mixed or weak feature is shown as such, never like an interpretable one's
+            labels[f] = f"{lab} [{verdict}]" if lab and verdict not in ("", "interpretable") else (lab or "")
             max_acts[f] = float(acts[0]) if acts is not None and len(acts) else np.nan
     return SearchRun(sae, store, labels, max_acts, bool(store.manifest.get("normalized", False)))
+
+
+def _read_features(path: Path, d_sae: int) -> pd.DataFrame:
+    """feature_id, label, top_acts of features.parquet; UserError naming the file and the fix."""
+    fix = f"relabel the run (sae-label run_dir={path.parent}) or delete {path}"
+    try:
+        df = pd.read_parquet(path, columns=["feature_id", "label", "top_acts"])
+    except Exception as err:  # pyarrow raises several types for garbage, truncated or foreign files
+        raise UserError(f"{path} cannot be read as a features table ({str(err).splitlines()[0]}); {fix}") from None
+    ids = pd.to_numeric(df["feature_id"], errors="coerce")
+    if ids.isna().any() or not ids.between(0, d_sae - 1).all():
+        raise UserError(f"{path} holds feature ids outside 0..{d_sae - 1} of this SAE; {fix}")
+    return df.assign(feature_id=ids.astype(int))
 
 
 def embed_query(model, query: str | Sequence[str], normalize: bool = False) -> np.ndarray:
@@ -111,6 +126,13 @@ def check_features(ids, d_sae: int) -> None:
         raise UserError(f"feature {bad[0]} does not exist: this SAE has features 0..{d_sae - 1}")
 
 
+def check_counts(**counts: int) -> None:
+    """--top and -k of sae-search: how many rows to list, at least one."""
+    for name, n in counts.items():
+        if n < 1:
+            raise UserError(f"{name} {n}: must be 1 or more (how many to list)")
+
+
 def nearest_texts(store: EmbeddingStore, emb: np.ndarray, k: int = 10, batch_size: int = 8192) -> pd.DataFrame:
     """The k store texts most cosine-similar to `emb` [d]: row, cos, id, domain, text (best first).
     Reads the memory map in batches, so the store never has to fit in RAM."""
@@ -138,9 +160,11 @@ def parse_clamps(items: Sequence[str], run: SearchRun | None = None) -> dict[int
         times = val.endswith("x")
         try:
             f, value = int(fid), float(val[:-1] if times else val)
+            if not np.isfinite(value):
+                raise ValueError(value)
         except ValueError:
-            raise UserError(f"--clamp {item!r}: use FEATURE=VALUE, e.g. 123=0.5, 77=0, or 123=3x "
-                            "(3 times its top activation)") from None
+            raise UserError(f"--clamp {item!r}: use FEATURE=VALUE with a finite number, e.g. 123=0.5, 77=0, "
+                            "or 123=3x (3 times its top activation)") from None
         if run is not None:
             check_features([f], run.sae.cfg.d_sae)
         if times:

@@ -4,20 +4,26 @@ pre-activations become latents (`activate`) and what it minimises (`loss_terms`)
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
-CFG_FILE = "cfg.json"
-WEIGHTS_FILE = "sae_weights.safetensors"
-SPARSITY_FILE = "sparsity.safetensors"
+from .saelens_files import (
+    CFG_FILE,
+    REWRITE_HINT,
+    SPARSITY_FILE,
+    WEIGHTS_FILE,
+    SAEFileError,
+    read_own_config,
+    read_safetensors,
+    saelens_cfg_json,
+    write_sae_folder,
+)
 
 # Filled by SparseAutoencoder.__init_subclass__; importing the package registers every variant.
 ARCHITECTURES: dict[str, type[SparseAutoencoder]] = {}
@@ -37,8 +43,9 @@ class SAEConfig:
 
     architecture: str
     d_in: int
-    d_sae: int
-    k: int | None = None  # active latents per input: topk, batchtopk (on average), matryoshka
+    # Defaults equal conf/sae/ (tests/test_defaults.py): a config built in Python trains as the CLI does.
+    d_sae: int = 3072
+    k: int | None = 32  # active latents per input: topk, batchtopk (on average), matryoshka
     # Defaults suit unit-norm sentence embeddings (pre-activations ~0.04 at init).
     # relu: L1 weight; jumprelu reuses the warm-up for its L0 weight
     l1_coefficient: float = 0.05
@@ -52,8 +59,8 @@ class SAEConfig:
     # A latent is dead when it did not fire on the last N training samples. The trainer counts;
     # it lives here so that the SAE files say how "dead" was measured.
     dead_after_samples: int = 10_000
-    # batchtopk: EMA decay of the inference threshold
-    threshold_decay: float = 0.999
+    # batchtopk: decay of the bias-corrected EMA of the inference threshold
+    threshold_decay: float = 0.99
     # jumprelu (Rajamanoharan et al. 2024)
     initial_threshold: float = 0.02
     bandwidth: float = 0.01
@@ -173,6 +180,8 @@ class SparseAutoencoder(nn.Module):
     """
 
     architecture: ClassVar[str]
+    # The SAELens inference class whose encode equals ours at inference (see saelens_files)
+    saelens_architecture: ClassVar[str]
     # SAEConfig fields this variant uses, written to cfg.json beside the SAELens keys
     config_fields: ClassVar[tuple[str, ...]] = ("dead_after_samples",)
 
@@ -287,40 +296,33 @@ class SparseAutoencoder(nn.Module):
     def load_saelens_tensors(self, tensors: dict[str, Tensor], source: str = "tensors") -> None:
         for name, ref in self.saelens_tensors().items():
             if name not in tensors:
-                raise ValueError(
+                raise SAEFileError(
                     f"{source}: no tensor {name!r}; the file is not a {self.architecture} SAE"
                 )
             if tensors[name].shape != ref.shape:
-                raise ValueError(
+                raise SAEFileError(
                     f"{source}: {name} has shape {tuple(tensors[name].shape)}, expected "
                     f"{tuple(ref.shape)} from cfg.json"
                 )
             self._assign(name, tensors[name].to(ref.device, ref.dtype))
 
     def saelens_cfg(self) -> dict[str, Any]:
+        """cfg.json: the SAELens inference architecture that computes our encode, and our own
+        config (architecture under our name, the variant's fields) in a block SAELens ignores."""
         cfg = self.cfg
-        out: dict[str, Any] = {
-            "architecture": cfg.architecture,
-            "d_in": cfg.d_in,
-            "d_sae": cfg.d_sae,
-            "dtype": cfg.dtype,
-            "apply_b_dec_to_input": True,
-            "normalize_activations": "none",
-        }
-        out.update({name: getattr(cfg, name) for name in self.config_fields})
-        out["metadata"] = dict(cfg.metadata)
-        return out
+        shape = {"d_in": cfg.d_in, "d_sae": cfg.d_sae, "dtype": cfg.dtype}
+        saelens = {"architecture": self.saelens_architecture, **shape}
+        if self.saelens_architecture == "topk":
+            saelens["k"] = cfg.k
+        own = {"architecture": cfg.architecture, **shape}
+        own.update({name: getattr(cfg, name) for name in self.config_fields})
+        return saelens_cfg_json(saelens, own, dict(cfg.metadata))
 
     def save(self, folder: str | Path) -> Path:
-        """Write cfg.json and sae_weights.safetensors (SAELens layout) into folder."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        """Write cfg.json and sae_weights.safetensors, a folder SAELens' `SAE.load_from_disk` loads."""
         dtype = _DTYPES[self.cfg.dtype]
-        tensors = self.saelens_tensors()
-        tensors = {name: t.detach().to("cpu", dtype).contiguous() for name, t in tensors.items()}
-        save_file(tensors, str(folder / WEIGHTS_FILE))
-        (folder / CFG_FILE).write_text(json.dumps(self.saelens_cfg(), indent=2) + "\n")
-        return folder
+        tensors = {name: t.detach().to("cpu", dtype).contiguous() for name, t in self.saelens_tensors().items()}
+        return write_sae_folder(Path(folder), self.saelens_cfg(), tensors)
 
     def save_sparsity(self, folder: str | Path, log10_density: Tensor) -> Path:
         """Write sparsity.safetensors: log10 firing frequency per latent, under key "sparsity"."""
@@ -339,20 +341,20 @@ class SparseAutoencoder(nn.Module):
         """Read a folder written by `save`; returns the variant class named in cfg.json."""
         folder = Path(folder)
         cfg_path = folder / CFG_FILE
-        raw = _read_json(cfg_path)
+        raw = read_own_config(folder)
         architecture = raw.get("architecture")
         if architecture not in ARCHITECTURES:
-            raise ValueError(
+            raise SAEFileError(
                 f"{cfg_path}: unknown architecture {architecture!r}; "
                 f"known architectures: {', '.join(sorted(ARCHITECTURES))}"
             )
         try:
             cfg = SAEConfig.from_dict(raw)
         except (TypeError, ValueError) as err:
-            raise ValueError(f"{cfg_path}: {err}") from None
+            raise SAEFileError(f"{cfg_path}: {err}; {REWRITE_HINT}") from None
         variant = ARCHITECTURES[architecture]
         if not issubclass(variant, cls):
-            raise ValueError(
+            raise SAEFileError(
                 f"{cfg_path}: holds a {architecture!r} SAE, not {cls.__name__}; "
                 "use SparseAutoencoder.load"
             )
@@ -360,33 +362,8 @@ class SparseAutoencoder(nn.Module):
         with torch.random.fork_rng(devices=[]):
             sae = variant(cfg)
         weights_path = folder / WEIGHTS_FILE
-        sae.load_saelens_tensors(_read_safetensors(weights_path), source=str(weights_path))
+        sae.load_saelens_tensors(read_safetensors(weights_path), source=str(weights_path))
         return sae.to(device)
-
-
-def _missing(path: Path) -> FileNotFoundError:
-    return FileNotFoundError(f"{path}: missing; expected a folder from SparseAutoencoder.save")
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise _missing(path) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: corrupt JSON ({err}); re-save the SAE") from None
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(raw).__name__}")
-    return raw
-
-
-def _read_safetensors(path: Path) -> dict[str, Tensor]:
-    if not path.is_file():
-        raise _missing(path)
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ValueError(f"{path}: corrupt safetensors file ({err}); re-save the SAE") from None
 
 
 def build_sae(cfg: SAEConfig) -> SparseAutoencoder:

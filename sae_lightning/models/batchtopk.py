@@ -12,22 +12,30 @@ from .topk import TopKSAE
 
 class BatchTopKSAE(TopKSAE, architecture="batchtopk"):
     """Training: z = BatchTopK_{k*B}(ReLU(pre)). Eval: z = ReLU(pre) * (pre > threshold), with
-    threshold an EMA of the smallest positive activation kept in training."""
+    threshold a bias-corrected EMA of the smallest positive activation kept in training: SAELens'
+    JumpReLU with that threshold computes the same encode."""
 
     config_fields = TopKSAE.config_fields + ("threshold_decay",)
+    saelens_architecture = "jumprelu"
     bf16_select_ok = False  # the learned inference threshold must come from exact activations
 
     @classmethod
     def configure(cls, cfg: SAEConfig) -> None:
         super().configure(cfg)
         if not 0 <= cfg.threshold_decay < 1:
-            raise ValueError(f"threshold_decay={cfg.threshold_decay} must be in [0, 1), e.g. 0.999")
+            raise ValueError(f"threshold_decay={cfg.threshold_decay} must be in [0, 1), e.g. 0.99")
 
     def __init__(self, cfg: SAEConfig) -> None:
         super().__init__(cfg)
         # One value broadcast to every latent, stored per latent as SAELens' JumpReLU reads it.
         # 0 means "not estimated yet": inference is plain ReLU until the first training batch.
         self.register_buffer("threshold", torch.zeros(cfg.d_sae))
+        # EMA state: m = sum of decay^age * (1 - decay) * batch minimum, w = the same sum of weights
+        # (1 - decay^n). threshold = m / w weighs only recent batches, where a plain EMA started at
+        # step 0 would keep decay^n of its weight on the untrained first batch (57 % after 570
+        # steps at 0.999).
+        self.register_buffer("threshold_ema", torch.zeros(()))
+        self.register_buffer("threshold_ema_weight", torch.zeros(()))
 
     def select(self, pre: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         if not self.training:
@@ -59,10 +67,12 @@ class BatchTopKSAE(TopKSAE, architecture="batchtopk"):
     def _update_threshold(self, vals: Tensor) -> None:
         # Stays on the device (no host sync): a batch with no positive activation changes nothing.
         smallest = vals.masked_fill(vals <= 0, float("inf")).min()
-        decay = self.cfg.threshold_decay
-        ema = decay * self.threshold + (1 - decay) * smallest
-        ema = torch.where(self.threshold > 0, ema, smallest)
-        self.threshold.copy_(torch.where(torch.isfinite(smallest), ema, self.threshold))
+        seen = torch.isfinite(smallest)
+        decay = torch.where(seen, torch.tensor(self.cfg.threshold_decay, device=vals.device), 1.0)
+        self.threshold_ema.mul_(decay).add_((1 - decay) * torch.where(seen, smallest, 0.0))
+        self.threshold_ema_weight.mul_(decay).add_(1 - decay)
+        estimate = self.threshold_ema / self.threshold_ema_weight.clamp_min(1e-12)
+        self.threshold.copy_(torch.where(self.threshold_ema_weight > 0, estimate, 0.0).expand_as(self.threshold))
 
     def saelens_tensors(self) -> dict[str, Tensor]:
         return {**super().saelens_tensors(), "threshold": self.threshold}

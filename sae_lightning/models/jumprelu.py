@@ -62,6 +62,7 @@ class JumpReLUSAE(SparseAutoencoder, architecture="jumprelu"):
     config_fields = (
         "initial_threshold", "bandwidth", "l0_coefficient", "l1_warmup_steps", "dead_after_samples",
     )
+    saelens_architecture = "jumprelu"
 
     @classmethod
     def configure(cls, cfg: SAEConfig) -> None:

@@ -71,3 +71,4 @@ class MatryoshkaSAE(TopKSAE, architecture="matryoshka"):
 
 class MatryoshkaBatchTopKSAE(MatryoshkaSAE, BatchTopKSAE):
     config_fields = MatryoshkaSAE.config_fields + ("threshold_decay",)
+    saelens_architecture = "jumprelu"  # inference is its base's: the learned threshold

@@ -12,6 +12,7 @@ class ReLUSAE(SparseAutoencoder, architecture="relu"):
     """z = ReLU(pre);  L = ||x - x_hat||^2 + lambda(step) * sum_i z_i ||W_dec,i||."""
 
     config_fields = ("l1_coefficient", "l1_warmup_steps", "dead_after_samples")
+    saelens_architecture = "standard"  # SAELens' plain ReLU SAE
 
     def activate(self, pre: Tensor) -> Tensor:
         return pre.relu()

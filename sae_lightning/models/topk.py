@@ -122,6 +122,7 @@ class TopKSAE(SparseAutoencoder, architecture="topk"):
     """z = TopK_k(ReLU(pre));  L = fvu + aux_coefficient * AuxK."""
 
     config_fields = ("k", "aux_k", "aux_coefficient", "dead_after_samples", "select_dtype")
+    saelens_architecture = "topk"
     bf16_select_ok = True  # a per-sample top-k: a near-tie flipped by rounding changes one sample's pick only
 
     @classmethod

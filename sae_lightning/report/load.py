@@ -141,6 +141,7 @@ def load_run(run_dir: str | Path) -> RunData:
     if cfg_path.is_file():
         try:
             cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+            cfg.update(cfg.get("sae_lightning") or {})  # our names (relu), over SAELens' (standard)
         except ValueError as e:
             notes.append(f"sae/cfg.json unreadable: {e}")
 

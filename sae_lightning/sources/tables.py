@@ -24,6 +24,9 @@ def corpus_from_frame(frame: pd.DataFrame, where: str, text_column: str, domain_
     for role, col in (("text", text_column), ("domain", domain_column), ("id", id_column)):
         if col is not None and col not in frame.columns:
             raise SourceError(f"{where}: no {role} column {col!r}; columns are {columns} (set domain.{role}_column)")
+    if pd.api.types.is_numeric_dtype(frame[text_column]) or pd.api.types.is_bool_dtype(frame[text_column]):
+        raise SourceError(f"{where}: text column {text_column!r} holds numbers ({frame[text_column].dtype}), not texts; "
+                          f"set domain.text_column to the column with the texts (columns are {columns})")
     texts = frame[text_column].tolist()
     domains = frame[domain_column].astype(str).tolist() if domain_column else [domain or "default"] * len(frame)
     ids = frame[id_column].astype(str).tolist() if id_column else [str(i) for i in range(len(frame))]

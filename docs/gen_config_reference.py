@@ -1,0 +1,103 @@
+"""The config reference page, generated from conf/**/*.yaml and their comments at every build (an
+mkdocs hook, docs/hooks.py), so it cannot drift from the configs.
+
+Each `key: value  # comment` line is a knob; nested keys get dotted paths (hydra.run.dir); list
+items belong to their key; `defaults:` lists pick other configs and are shown as such, not as
+knobs. The comment lines at the top of a file describe the file."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+KEY = re.compile(r"^(?P<indent>\s*)(?P<key>[A-Za-z_@][\w.@/-]*)\s*:(?P<rest>.*)$")
+
+
+@dataclass
+class Knob:
+    path: str  # dotted, e.g. sweeper.sampler.seed
+    value: str  # as written ("" for a mapping)
+    comment: str
+
+
+def split_comment(text: str) -> tuple[str, str]:
+    """value, comment: the first ` #` outside quotes starts the comment."""
+    quote = None
+    for i, ch in enumerate(text):
+        if ch in "'\"" and quote in (None, ch):
+            quote = None if quote == ch else ch
+        elif ch == "#" and quote is None and (i == 0 or text[i - 1].isspace()):
+            return text[:i].strip(), text[i + 1:].strip()
+    return text.strip(), ""
+
+
+def parse(path: Path) -> tuple[str, list[Knob], list[str]]:
+    """(description, knobs, defaults entries) of one YAML file."""
+    lines = path.read_text().splitlines()
+    description, knobs, defaults = [], [], []
+    stack: list[tuple[int, str]] = []  # (indent, key) of the open mappings
+    in_header, in_defaults = True, False
+    for line in lines:
+        stripped = line.strip()
+        if in_header and stripped.startswith("#"):
+            text = stripped.lstrip("#").strip()
+            if not text.startswith("@package"):
+                description.append(text)
+            continue
+        in_header = in_header and not stripped
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.startswith("- "):
+            if in_defaults:
+                defaults.append(split_comment(stripped[2:])[0])
+            continue
+        m = KEY.match(line)
+        if not m:
+            continue
+        indent = len(m["indent"])
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        value, comment = split_comment(m["rest"])
+        in_defaults = indent == 0 and m["key"] == "defaults"
+        if in_defaults:
+            continue
+        knobs.append(Knob(".".join([k for _, k in stack] + [m["key"]]), value, comment))
+        if not value:
+            stack.append((indent, m["key"]))
+    return " ".join(d for d in description if d), knobs, defaults
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def config_reference(conf_dir: Path) -> str:
+    out = ["# Config reference", "",
+           "Every knob under `conf/`, with its default and the comment beside it in the YAML file. This page is "
+           "generated from those files at every docs build (`docs/gen_config_reference.py`), so it cannot drift. "
+           "Override any knob on the command line: `sae-train sae.k=64 trainer.max_epochs=3`; pick a config of a "
+           "group with `group=name` (`sae=relu`).", ""]
+    files = sorted(conf_dir.rglob("*.yaml"), key=lambda p: (p.parent != conf_dir, str(p.relative_to(conf_dir))))
+    group = None
+    for path in files:
+        rel = path.relative_to(conf_dir)
+        this_group = "top-level configs (one per command)" if rel.parent == Path(".") else f"group `{rel.parent}/`"
+        if this_group != group:
+            out += [f"## {this_group[0].upper() + this_group[1:]}", ""]
+            group = this_group
+        description, knobs, defaults = parse(path)
+        out += [f"### `conf/{rel}`", ""]
+        if description:
+            out += [description, ""]
+        if defaults:
+            out += ["Composes: " + ", ".join(f"`{_cell(d)}`" for d in defaults), ""]
+        if knobs:
+            out += ["| knob | default | what it does |", "| --- | --- | --- |"]
+            out += [f"| `{_cell(k.path)}` | {'`' + _cell(k.value) + '`' if k.value else ''} | {_cell(k.comment)} |"
+                    for k in knobs]
+            out.append("")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    print(config_reference(Path(__file__).resolve().parent.parent / "conf"))

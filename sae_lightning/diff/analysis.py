@@ -1,0 +1,178 @@
+"""sae-diff's analysis: which features of a finished run fire differently in two groups of texts,
+and the domain x domain matrix of how many features separate each pair. No HTML here (page.py
+renders the results; write.py puts them on disk)."""
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserError
+from ..interpret.compare_load import FINISHED_FILES
+from ..interpret.search import SearchRun, open_run
+from .groups import Group, check_groups, check_size, resolve_group, store_group
+from .scan import GroupScan, scan_group
+from .stats import benjamini_hochberg, fisher_two_sided, log_odds_ratio, separating
+
+# Labelling columns carried into the table when the run has them (older runs lack the last three).
+LABEL_COLUMNS = {"label": "", "verdict": "", "coherence": np.nan, "label_score": np.nan}
+
+
+@dataclass
+class DiffSettings:
+    """Defaults live in conf/diff.yaml (the CLI reads them from there)."""
+
+    alpha: float = 0.05  # BH false-discovery rate, also 1 - the log-odds interval's level
+    min_log_odds: float = 1.0  # |log-odds ratio| a separating feature needs besides significance
+    min_texts: int = 20  # the smallest group the test accepts
+    examples: int = 3  # top-activating texts shown per feature and side
+    batch_size: int = 1024  # texts per SAE (and embedding) batch
+    top: int = 20  # features listed each way on the page and in the console
+    seed: int = 0  # which texts a `domain.limit` on a source group keeps
+
+
+@dataclass
+class DiffResult:
+    run_dir: Path
+    a: str
+    b: str
+    n_a: int
+    n_b: int
+    table: pd.DataFrame  # one row per feature, separating ones first (see diff_table)
+    settings: DiffSettings
+    model_name: str = ""
+
+    def top(self, side: str, n: int | None = None) -> pd.DataFrame:
+        """The separating features that fire more in `side` (self.a or self.b), strongest first."""
+        rows = self.table[self.table["separating"] & (self.table["more_in"] == side)]
+        return rows.head(n or self.settings.top)
+
+    def summary(self) -> dict:
+        sep = self.table["separating"]
+        return {"run_dir": str(self.run_dir), "a": self.a, "b": self.b, "n_a": self.n_a, "n_b": self.n_b,
+                "model_name": self.model_name, "features": int(len(self.table)),
+                "separating": int(sep.sum()), "more_in_a": int((sep & (self.table["more_in"] == self.a)).sum()),
+                "more_in_b": int((sep & (self.table["more_in"] == self.b)).sum()),
+                "test": "two-sided Fisher exact (central), Benjamini-Hochberg over all features",
+                "settings": asdict(self.settings)}
+
+
+@dataclass
+class MatrixResult:
+    run_dir: Path
+    domains: list[str]
+    sizes: list[int]
+    separating: np.ndarray  # [D, D] int: features separating each pair (symmetric, 0 diagonal)
+    more_in_row: np.ndarray  # [D, D] int: of those, the ones firing more in the row's domain
+    settings: DiffSettings
+    pairs: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per pair
+
+    def summary(self) -> dict:
+        return {"run_dir": str(self.run_dir), "domains": self.domains, "sizes": self.sizes,
+                "separating": self.separating.tolist(), "more_in_row": self.more_in_row.tolist(),
+                "settings": asdict(self.settings)}
+
+
+def open_finished_run(run_dir: str | Path) -> SearchRun:
+    run_dir = Path(run_dir).expanduser()
+    missing = [f for f in ("run.json", *FINISHED_FILES) if not (run_dir / f).is_file()]
+    if not run_dir.is_dir() or missing:
+        what = "does not exist" if not run_dir.is_dir() else f"is not a finished run (missing {', '.join(missing)})"
+        raise UserError(f"{run_dir} {what}; give a run folder that sae-train completed "
+                        "(resume an interrupted one with sae-train run_dir=<it> ckpt_path=last)")
+    return open_run(run_dir)
+
+
+def feature_info(run_dir: Path, d_sae: int) -> pd.DataFrame:
+    """label, verdict, coherence, label_score per feature; blanks for a run labelled before those
+    columns existed, or not labelled at all."""
+    info = pd.DataFrame({"feature_id": np.arange(d_sae)})
+    path = run_dir / "features.parquet"
+    cols = []
+    if path.is_file():
+        import pyarrow.parquet as pq
+
+        have = set(pq.read_schema(path).names)
+        cols = [c for c in LABEL_COLUMNS if c in have]
+        if "feature_id" in have and cols:
+            df = pd.read_parquet(path, columns=["feature_id", *cols]).drop_duplicates("feature_id")
+            info = info.merge(df, on="feature_id", how="left")
+    for c, blank in LABEL_COLUMNS.items():
+        info[c] = info[c].fillna(blank) if c in info else blank
+    return info
+
+
+def diff_table(counts_a: np.ndarray, n_a: int, counts_b: np.ndarray, n_b: int, a: str, b: str,
+               settings: DiffSettings, info: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The statistics of every feature (stats.py), separating features first, each ranked by how
+    far its log-odds interval stays from 0 (so a rare feature with a wide interval does not
+    outrank a frequent one with a certain difference); the rest by q-value."""
+    a_counts, b_counts = np.asarray(counts_a, np.int64), np.asarray(counts_b, np.int64)
+    lor, lo, hi = log_odds_ratio(a_counts, n_a, b_counts, n_b, settings.alpha)
+    p = fisher_two_sided(a_counts, n_a, b_counts, n_b)
+    q = benjamini_hochberg(p)
+    sep = separating(q, lor, settings.alpha, settings.min_log_odds)
+    df = pd.DataFrame({"feature_id": np.arange(len(a_counts)), "fires_a": a_counts, "fires_b": b_counts,
+                       "rate_a": a_counts / n_a, "rate_b": b_counts / n_b})
+    df["rate_diff"] = df["rate_a"] - df["rate_b"]
+    df["log_odds"], df["log_odds_low"], df["log_odds_high"], df["p_value"], df["q_value"] = lor, lo, hi, p, q
+    df["separating"] = sep
+    df["more_in"] = np.where(sep, np.where(lor > 0, a, b), "")
+    df["strength"] = np.maximum(lo, -hi)  # the interval's distance from 0; > 0 where it excludes 0
+    if info is not None:
+        df = df.merge(info, on="feature_id", how="left")
+    return df.sort_values(["separating", "strength", "q_value"], ascending=[False, False, True],
+                          kind="stable").reset_index(drop=True)
+
+
+def _add_examples(table: pd.DataFrame, groups: tuple[Group, Group], scans: tuple[GroupScan, GroupScan]) -> None:
+    for col, g, s in (("examples_a", groups[0], scans[0]), ("examples_b", groups[1], scans[1])):
+        table[col] = [s.examples(g, int(f)) for f in table["feature_id"]]
+
+
+def diff_groups(run_dir: str | Path, spec_a: str, spec_b: str, settings: DiffSettings | None = None) -> DiffResult:
+    """Rank the run's features by how differently they fire in group A and group B."""
+    settings = settings or DiffSettings()
+    run = open_finished_run(run_dir)
+    a, b = resolve_group(spec_a, run.store, settings.seed), resolve_group(spec_b, run.store, settings.seed)
+    if a.name == b.name:
+        b.name = f"{b.name} (B)"
+    check_groups(a, b, settings.min_texts)
+    scans = (scan_group(run.sae, a, settings.examples, settings.batch_size),
+             scan_group(run.sae, b, settings.examples, settings.batch_size))
+    info = feature_info(Path(run_dir).expanduser(), run.sae.cfg.d_sae)
+    table = diff_table(scans[0].fire_counts, scans[0].n, scans[1].fire_counts, scans[1].n, a.name, b.name,
+                       settings, info)
+    _add_examples(table, (a, b), scans)
+    return DiffResult(Path(run_dir).expanduser(), a.name, b.name, scans[0].n, scans[1].n, table, settings,
+                      run.store.model_name)
+
+
+def domain_matrix(run_dir: str | Path, settings: DiffSettings | None = None) -> MatrixResult:
+    """For every pair of the run's store domains, how many features separate them (the same test
+    as diff_groups). One pass over the store; every domain must hold min_texts texts."""
+    settings = settings or DiffSettings()
+    run = open_finished_run(run_dir)
+    domains = sorted(run.store.metadata()["domain"].astype(str).unique())
+    if len(domains) < 2:
+        raise UserError(f"{run_dir} was trained on one domain ({domains[0]}); sae-diff -m needs a joint run "
+                        "over several domains (e.g. sae-train domain=wiki_all)")
+    groups = [store_group(run.store, [d]) for d in domains]
+    for g in groups:
+        check_size(g, settings.min_texts)
+    counts = [scan_group(run.sae, g, 1, settings.batch_size) for g in groups]
+    D = len(domains)
+    sep_m, more_m, rows = np.zeros((D, D), np.int64), np.zeros((D, D), np.int64), []
+    for i, j in itertools.combinations(range(D), 2):
+        t = diff_table(counts[i].fire_counts, counts[i].n, counts[j].fire_counts, counts[j].n, domains[i],
+                       domains[j], settings)
+        n_sep, n_i = int(t["separating"].sum()), int((t["more_in"] == domains[i]).sum())
+        sep_m[i, j] = sep_m[j, i] = n_sep
+        more_m[i, j], more_m[j, i] = n_i, n_sep - n_i
+        rows.append({"a": domains[i], "b": domains[j], "n_a": counts[i].n, "n_b": counts[j].n,
+                     "separating": n_sep, "more_in_a": n_i, "more_in_b": n_sep - n_i})
+    return MatrixResult(Path(run_dir).expanduser(), domains, [c.n for c in counts], sep_m, more_m, settings,
+                        pd.DataFrame(rows))

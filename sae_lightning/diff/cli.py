@@ -1,0 +1,72 @@
+"""sae-diff: rank a run's features by how differently they fire in two groups of texts, or (-m)
+count the features separating every pair of the run's domains. Flag defaults: conf/diff.yaml."""
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+
+from omegaconf import OmegaConf
+
+from ..cli import _plain_command
+from ..config import CONF_DIR
+from .analysis import DiffResult, DiffSettings, MatrixResult, diff_groups, domain_matrix
+from .write import write_diff, write_matrix
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "diff.yaml"))
+    p = argparse.ArgumentParser(prog="sae-diff", description="Which features of a finished run fire differently in "
+                                "two groups of texts (Fisher exact test, Benjamini-Hochberg), named by the run's labels.")
+    p.add_argument("run_dir", help="a finished run folder")
+    p.add_argument("groups", nargs="*", metavar="GROUP",
+                   help="two groups: a domain of the run's store (Mathematics), several comma-separated, "
+                        "or a domain config with overrides ('domain=files domain.path=x.csv')")
+    p.add_argument("-m", "--matrix", action="store_true", help="every pair of the run's domains: a domain x domain matrix")
+    p.add_argument("--out", help="output folder (default <run>/diff/<a>-vs-<b>/ or <run>/diff/matrix/)")
+    for f in fields(DiffSettings):
+        p.add_argument(f"--{f.name.replace('_', '-')}", type=type(defaults[f.name]), default=defaults[f.name],
+                       help=f"(default {defaults[f.name]}; conf/diff.yaml)")
+    return p
+
+
+def print_diff(res: DiffResult, n: int) -> None:
+    s = res.summary()
+    print(f"{res.a} ({res.n_a:,} texts) vs {res.b} ({res.n_b:,} texts): {s['separating']} of {s['features']} "
+          f"features separate them ({s['more_in_a']} more in {res.a}, {s['more_in_b']} more in {res.b}; "
+          f"Fisher exact, BH q<{res.settings.alpha}, |log-odds|>={res.settings.min_log_odds})")
+    for side in (res.a, res.b):
+        print(f"more in {side}:")
+        for r in res.top(side, n).itertuples():
+            print(f"  #{r.feature_id:<5} {r.log_odds:+6.2f} [{r.log_odds_low:+.2f},{r.log_odds_high:+.2f}]  "
+                  f"{r.rate_a:6.1%} vs {r.rate_b:6.1%}  q={r.q_value:.1e}  {r.label}"
+                  + (f" ({r.verdict})" if r.verdict else ""))
+
+
+def print_matrix(res: MatrixResult) -> None:
+    print(f"features separating each pair of domains ({len(res.domains)} domains):")
+    for r in res.pairs.sort_values("separating", ascending=False).itertuples():
+        print(f"  {r.separating:5d}  {r.a} vs {r.b}  ({r.more_in_a} / {r.more_in_b})")
+
+
+def _main(argv: list[str]) -> None:
+    p = build_parser()
+    a = p.parse_args(argv)
+    settings = DiffSettings(**{f.name: getattr(a, f.name) for f in fields(DiffSettings)})
+    if a.matrix:
+        if a.groups:
+            p.error("-m compares every pair of the run's domains: give no groups")
+        res = domain_matrix(a.run_dir, settings)
+        files = write_matrix(res, a.out)
+        print_matrix(res)
+        print(f"page: {files['matrix.html']}\ntables: {files['matrix.parquet']}, {files['pairs.parquet']}")
+        return
+    if len(a.groups) != 2:
+        p.error(f"give two groups (got {len(a.groups)}), or -m for every pair of domains")
+    res = diff_groups(a.run_dir, a.groups[0], a.groups[1], settings)
+    files = write_diff(res, a.out)
+    print_diff(res, min(settings.top, 10))
+    print(f"page: {files['diff.html']}\ntable: {files['diff.parquet']}, {files['diff.csv']}")
+
+
+main = _plain_command(_main)
+main.__doc__ = "sae-diff: which features separate two groups of texts, named by the run's labels."

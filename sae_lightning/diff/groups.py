@@ -1,0 +1,146 @@
+"""The two sides of a diff: which texts a group spec means, and their embeddings in batches.
+
+A group spec is one of
+    Mathematics                       a domain of the run's store
+    "Mathematics,Physical sciences"   several of them (comma-separated)
+    domain=wiki_history               any `domain/` config, composed with Hydra like sae-train's,
+    "domain=files domain.path=x.csv domain.text_column=abstract"   with overrides (space-separated)
+Store domains are read from the run's memory-mapped store; other sources are embedded through the
+run's own model and options (the store's manifest says which), in batches.
+"""
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+
+from ..embed import Embedder, canonical_model_name
+from ..errors import UserError
+from ..sources import NpyEmbeddings, load_npy
+from ..store import EmbeddingStore
+
+
+@dataclass
+class Group:
+    """One side of a diff. `rows` are store rows (store groups); `batches` yields embeddings of
+    texts in order, `batch_size` at a time, for either kind."""
+
+    name: str
+    texts: np.ndarray  # [n] str
+    domains: np.ndarray  # [n] str: each text's own domain (several for a list of domains)
+    batches: Callable[[int], Iterator[np.ndarray]]
+    store_domains: tuple[str, ...] = ()  # non-empty for a group of the run's store
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def store_group(store: EmbeddingStore, names: list[str], label: str | None = None) -> Group:
+    meta = store.metadata()
+    known = sorted(meta["domain"].astype(str).unique())
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UserError(f"group {', '.join(unknown)!r} matches no texts: the run's store has the domains "
+                        f"{', '.join(known)}; give one of them, several comma-separated, or domain=<config>")
+    rows = np.flatnonzero(meta["domain"].astype(str).isin(names).to_numpy())
+
+    def batches(size: int) -> Iterator[np.ndarray]:
+        for start in range(0, len(rows), size):
+            yield np.asarray(store.embeddings[rows[start:start + size]], dtype=np.float32)
+
+    return Group(label or ",".join(names), meta["text"].to_numpy()[rows].astype(str),
+                 meta["domain"].to_numpy()[rows].astype(str), batches, tuple(names))
+
+
+def _compose_source(overrides: list[str]):
+    from hydra import compose, initialize_config_dir
+
+    from ..config import CONF_DIR, check_choices, register_resolvers
+
+    register_resolvers()
+    check_choices(overrides)
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        try:
+            return compose(config_name="config", overrides=overrides)
+        except Exception as err:  # Hydra's override and missing-key errors: one line
+            raise UserError(f"group {' '.join(overrides)!r} cannot be composed: {str(err).splitlines()[0]}") from None
+
+
+def _check_model(spec: str, group_model: str, run_model: str) -> None:
+    if canonical_model_name(group_model) != canonical_model_name(run_model):
+        raise UserError(f"group {spec!r} is encoded by {group_model} but the run's SAE was trained on {run_model} "
+                        "embeddings; embed the group with the run's model (drop the embedder/model_name override)")
+
+
+def source_group(spec: str, store: EmbeddingStore, seed: int = 0) -> Group:
+    """A group from a `domain/` config (with overrides), embedded like the run's store."""
+    from hydra.utils import instantiate
+
+    overrides = shlex.split(spec)
+    if not any(o.startswith("seed=") for o in overrides):
+        overrides.append(f"seed={seed}")
+    cfg = _compose_source(overrides)
+    run_model = store.model_name
+    source = instantiate(cfg.domain)
+    name = str(cfg.domain.get("name") or spec)
+    if isinstance(source, NpyEmbeddings):
+        _check_model(spec, source.model_name, run_model)
+        arr = load_npy(source.path)
+        n = arr.shape[0] if source.limit is None else min(arr.shape[0], int(source.limit))
+        if arr.shape[1] != store.dim:
+            raise UserError(f"group {spec!r} holds {arr.shape[1]}-dim embeddings but the run's are {store.dim}-dim")
+        meta = source.load_metadata(arr.shape[0]).iloc[:n]
+
+        def npy_batches(size: int) -> Iterator[np.ndarray]:
+            for start in range(0, n, size):
+                yield np.asarray(arr[start:min(start + size, n)], dtype=np.float32)
+
+        return Group(name, meta["text"].to_numpy().astype(str), meta["domain"].to_numpy().astype(str), npy_batches)
+    if "embedder" in cfg and any(o.startswith("embedder") for o in overrides):
+        _check_model(spec, str(cfg.embedder.model), run_model)
+    corpus = source.load()
+    opts = dict(store.manifest.get("embedder") or {})
+    embedder = Embedder(model=run_model, batch_size=int(opts.get("batch_size", 128)),
+                        normalize=bool(store.manifest.get("normalized", False)),
+                        max_seq_length=opts.get("max_seq_length"), show_progress=False)
+    texts = np.asarray(corpus.texts, dtype=object).astype(str)
+
+    def text_batches(size: int) -> Iterator[np.ndarray]:
+        for start in range(0, len(texts), size):
+            yield embedder.encode(list(texts[start:start + size]))
+
+    return Group(name, texts, np.asarray(corpus.domains).astype(str), text_batches)
+
+
+def resolve_group(spec: str, store: EmbeddingStore, seed: int = 0) -> Group:
+    spec = spec.strip()
+    if not spec:
+        raise UserError("an empty group: give a domain of the run's store, several comma-separated, or domain=<config>")
+    if spec.startswith("domain="):
+        return source_group(spec, store, seed)
+    return store_group(store, [s.strip() for s in spec.split(",") if s.strip()])
+
+
+def check_groups(a: Group, b: Group, min_texts: int) -> None:
+    """Refuse, in one line each, what would make the test meaningless."""
+    shared_domains = sorted(set(a.store_domains) & set(b.store_domains))
+    if shared_domains:
+        raise UserError(f"the groups overlap: domain {shared_domains[0]!r} is in both {a.name!r} and {b.name!r}; "
+                        "give each domain to one side only")
+    if not (a.store_domains and b.store_domains):  # a source group: overlap is the same text on both sides
+        shared = set(a.texts.tolist()) & set(b.texts.tolist())
+        if shared:
+            raise UserError(f"the groups overlap: {len(shared)} texts are in both {a.name!r} and {b.name!r} "
+                            f"(e.g. {sorted(shared)[0][:60]!r}); give two disjoint groups")
+    for g in (a, b):
+        check_size(g, min_texts)
+
+
+def check_size(g: Group, min_texts: int) -> None:
+    if len(g) == 0:
+        raise UserError(f"group {g.name!r} matches no texts; check its source and filters")
+    if len(g) < min_texts:
+        raise UserError(f"group {g.name!r} has {len(g)} texts, fewer than the {min_texts} the test needs; "
+                        "give a larger group, or lower --min-texts")

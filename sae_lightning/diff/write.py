@@ -1,0 +1,70 @@
+"""Put a diff or a matrix on disk as one folder, written whole or not at all: every file goes
+into a temporary sibling folder, which then replaces the target in one rename."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from ..config import slug
+from .analysis import DiffResult, MatrixResult
+from .page import render_diff_page, render_matrix_page
+
+
+def default_out(res: DiffResult | MatrixResult) -> Path:
+    """<run>/diff/<a>-vs-<b>/, or <run>/diff/matrix/."""
+    name = "matrix" if isinstance(res, MatrixResult) else f"{slug(res.a)}-vs-{slug(res.b)}"
+    return res.run_dir / "diff" / name
+
+
+def _csv_ready(df: pd.DataFrame) -> pd.DataFrame:
+    """Lists (example texts) as one ' | '-joined cell: csv has no list type."""
+    out = df.copy()
+    for col in out.columns:
+        if out[col].map(lambda v: isinstance(v, list)).any():
+            out[col] = out[col].map(lambda v: " | ".join(v) if isinstance(v, list) else v)
+    return out
+
+
+def write_folder(out: Path, files: dict[str, Callable[[Path], None]]) -> dict[str, Path]:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp, old = out.with_name(f".{out.name}.tmp-{os.getpid()}"), out.with_name(f".{out.name}.old-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        for name, write in files.items():
+            write(tmp / name)
+        if out.exists():
+            os.replace(out, old)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    return {name: out / name for name in files}
+
+
+def _files(tables: dict[str, pd.DataFrame], summary: dict, page_name: str, page: str) -> dict[str, Callable[[Path], None]]:
+    files: dict[str, Callable[[Path], None]] = {}
+    for name, df in tables.items():
+        files[f"{name}.parquet"] = lambda p, df=df: df.to_parquet(p, index=False)
+        files[f"{name}.csv"] = lambda p, df=df: _csv_ready(df).to_csv(p, index=False)
+    files["summary.json"] = lambda p: p.write_text(json.dumps(summary, indent=2, default=str))
+    files[page_name] = lambda p: p.write_text(page, encoding="utf-8")
+    return files
+
+
+def write_diff(res: DiffResult, out: str | Path | None = None) -> dict[str, Path]:
+    return write_folder(Path(out) if out else default_out(res),
+                        _files({"diff": res.table}, res.summary(), "diff.html", render_diff_page(res)))
+
+
+def write_matrix(res: MatrixResult, out: str | Path | None = None) -> dict[str, Path]:
+    matrix = pd.DataFrame(res.separating, index=res.domains, columns=res.domains).rename_axis("domain").reset_index()
+    return write_folder(Path(out) if out else default_out(res),
+                        _files({"matrix": matrix, "pairs": res.pairs}, res.summary(), "matrix.html",
+                               render_matrix_page(res)))

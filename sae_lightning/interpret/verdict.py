@@ -1,0 +1,33 @@
+"""One word per feature for how far to trust its label, and one number to sort by.
+
+verdict
+  dead            never fired on the train split;
+  weak            too rare to tell (fewer than `coherence_min_docs` distinct source documents in
+                  its top texts) or no keyword recurs in its top texts (no label);
+  mixed           coherence < `coherence_min`: its top texts share little more than random texts
+                  do, so whatever its keywords say, they do not name one thing;
+  interpretable   the rest.
+label_score
+  The label's AUROC against hard negatives (by the store's model), which says whether the label
+  names what the feature picks out, times a coherence factor min(1, coherence / coherence_min)
+  that keeps a mixed feature's label below an interpretable one's of the same AUROC; NaN where the
+  label could not be scored.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+VERDICTS = ("interpretable", "mixed", "weak", "dead")
+
+
+def verdicts(dead: np.ndarray, coherence: np.ndarray, has_label: np.ndarray, coherence_min: float) -> np.ndarray:
+    out = np.full(len(dead), "interpretable", dtype=object)
+    out[np.nan_to_num(coherence, nan=np.inf) < coherence_min] = "mixed"
+    out[np.isnan(coherence) | ~has_label] = "weak"
+    out[dead] = "dead"
+    return out
+
+
+def label_scores(auroc_hard: np.ndarray, coherence: np.ndarray, coherence_min: float) -> np.ndarray:
+    factor = np.clip(np.nan_to_num(coherence, nan=0.0) / max(coherence_min, 1e-12), 0.0, 1.0)
+    return auroc_hard * factor
