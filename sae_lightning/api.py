@@ -34,7 +34,7 @@ from .interpret.search import (SearchRun, check_features, embed_query, encode, f
 from .store import EmbeddingStore
 
 # Per-feature judgements of a label, shown next to it when features.parquet has them.
-SCORE_COLUMNS = ("label_auroc", "keyword_hit_lift", "verdict")
+SCORE_COLUMNS = ("verdict", "label_score", "label_auroc", "label_auroc_hard", "coherence")
 RUN_DIR_ENV = "SAE_RUN_DIR"  # a run folder, or a folder of runs (the newest finished one is used)
 OUTPUTS_ENV = "SAE_LIGHTNING_OUTPUTS"  # the root of all run folders, as in conf/paths/default.yaml
 
@@ -50,7 +50,7 @@ class Feature:
     dead: bool
     top_texts: pd.DataFrame  # its top-activating training texts: activation, domain, id, text
     domain_shares: dict[str, float] = field(default_factory=dict)  # its activation mass per domain
-    scores: dict[str, object] = field(default_factory=dict)  # label_auroc, keyword_hit_lift, verdict (when present)
+    scores: dict[str, object] = field(default_factory=dict)  # verdict, label_score, label_auroc, ... (when present)
 
 
 class Run:
@@ -104,7 +104,7 @@ class Run:
 
     def top_features(self, text: str, k: int = 10) -> pd.DataFrame:
         """The k features the text turns on most: feature_id, activation, label and, when the run
-        has them, its label scores (label_auroc, keyword_hit_lift, verdict). Fewer rows when fewer fire."""
+        has them, its verdict and label scores (SCORE_COLUMNS). Fewer rows when fewer fire."""
         hits = find_features(self.sae, self._search.model, text, k, self.labels, self._search.normalize)
         if self.features is not None:
             by_id = self.features.set_index("feature_id")

@@ -183,7 +183,7 @@ def report(out: Path) -> float | None:
     if (out / "families.parquet").exists():
         lines.append(f"  families: {out / 'families.parquet'}")
     print("\n".join(lines))
-    shown = ("fve", "l0", "dead_frac", "label_auroc_mean", "random_label_auroc_mean", "tfidf_label_auroc_mean")
+    shown = ("fve", "l0", "dead_frac", "label_auroc_mean", "random_auroc_mean", "tfidf_auroc_mean")
     print("  " + ", ".join(f"{k}={metrics[k]:.4g}" for k in shown if metrics.get(k) is not None))
     print("  (fve: share of the embeddings' variance explained, 1 best; l0: active features per text; dead_frac: "
           "share of features that stopped firing; label_auroc: how well a label's embedding finds its feature's "
