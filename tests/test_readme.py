@@ -11,12 +11,15 @@ import re
 import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BIN = Path(sys.executable).parent  # the venv's console scripts: sae-train, sae-compare, ...
+# Console scripts declared by the package; one the venv has not installed yet is run from its entry point.
+SCRIPTS = tomllib.loads((README.parent / "pyproject.toml").read_text())["project"]["scripts"]
 
 # Appended to every command that trains or embeds (replacing the README's own value of the key).
 TINY = {"domain.limit": "120", "sae.d_sae": "64", "sae.k": "8", "data.batch_size": "32",
@@ -60,7 +63,28 @@ def skip_reason(command: str) -> str | None:
     return next((why for pattern, why in SKIP if re.search(pattern, command)), None)
 
 
-def fill_placeholder(arg: str, workspace: Path) -> str:
+def command_argv(exe: str) -> list[str]:
+    """How to start console script `exe`: the venv's script, else the pyproject entry point."""
+    if (BIN / exe).is_file():
+        return [str(BIN / exe)]
+    module, func = SCRIPTS[exe].split(":")
+    return [sys.executable, "-c", f"import sys; sys.argv[0] = {exe!r}; from {module} import {func}; {func}()"]
+
+
+def tiny_argv(exe: str, args: list[str]) -> list[str]:
+    """args of a training command with TINY (and EXTRA) replacing the README's own values."""
+    extra = dict(TINY)
+    for marker, more in EXTRA:
+        if any(marker in a for a in args):
+            extra.update(more)
+    return [a for a in args if a.split("=", 1)[0] not in extra] + [f"{k}={v}" for k, v in extra.items()]
+
+
+def finished_runs(workspace: Path) -> list[Path]:
+    return [p.parent for p in workspace.glob("outputs/**/metrics.json") if (p.parent / "sae").is_dir()]
+
+
+def fill_placeholder(arg: str, workspace: Path, env: dict) -> str:
     """`outputs/train/multiruns/<time>/` -> the newest folder matching it; `<run>` -> the newest
     finished run; `domain=...` -> FILL's value."""
     key, eq, value = arg.partition("=") if re.match(r"^[\w.]+=", arg) else ("", "", arg)
@@ -72,8 +96,11 @@ def fill_placeholder(arg: str, workspace: Path) -> str:
         return arg
     if "/" in value:  # a path with a <part> that an earlier command chose (a time stamp)
         matches = [p for p in workspace.glob(re.sub(r"<[^>]+>", "*", value).rstrip("/")) if p.is_dir()]
-    else:  # <run> and the like: a folder that holds a finished run
-        matches = [p.parent for p in workspace.glob("outputs/**/metrics.json") if (p.parent / "sae").is_dir()]
+    else:  # <run> and the like: a folder that holds a finished run (a tiny default run when none is there yet)
+        if not finished_runs(workspace):
+            subprocess.run(command_argv("sae-train") + tiny_argv("sae-train", []), cwd=workspace, env=env,
+                           capture_output=True, text=True, timeout=1200, check=True)
+        matches = finished_runs(workspace)
     if not matches:
         raise AssertionError(f"README placeholder {arg!r}: nothing under {workspace} matches; the command before "
                              "it should have written it")
@@ -81,21 +108,15 @@ def fill_placeholder(arg: str, workspace: Path) -> str:
     return f"{key}{eq}{newest}{'/' if value.endswith('/') else ''}"
 
 
-def runnable(command: str, workspace: Path) -> list[str]:
-    """The argv that runs `command`: the venv's script, placeholders filled, tiny limits appended."""
+def runnable(command: str, workspace: Path, env: dict) -> list[str]:
+    """The argv that runs `command`: the package's script, placeholders filled, tiny limits appended."""
     args = shlex.split(command)
     exe = args[0].removeprefix(".venv/bin/")
-    if not (BIN / exe).is_file():
+    if exe not in SCRIPTS:
         raise AssertionError(f"README command {command!r}: {exe!r} is not a console script of the package "
-                             f"({BIN}); run it here or add a SKIP rule with the reason in {__file__}")
-    rest = [fill_placeholder(a, workspace) for a in args[1:]]
-    if exe in TRAINS:
-        extra = dict(TINY)
-        for marker, more in EXTRA:
-            if any(marker in a for a in rest):
-                extra.update(more)
-        rest = [a for a in rest if a.split("=", 1)[0] not in extra] + [f"{k}={v}" for k, v in extra.items()]
-    return [str(BIN / exe), *rest]
+                             f"(pyproject [project.scripts]); run it here or add a SKIP rule with the reason in {__file__}")
+    rest = [fill_placeholder(a, workspace, env) for a in args[1:]]
+    return command_argv(exe) + (tiny_argv(exe, rest) if exe in TRAINS else rest)
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +136,7 @@ def test_the_readme_has_commands_and_every_one_is_run_or_skipped_for_a_reason():
     for command in COMMANDS:
         if skip_reason(command) is None:
             exe = shlex.split(command)[0].removeprefix(".venv/bin/")
-            assert (BIN / exe).is_file(), f"README command {command!r} is neither a console script nor skipped"
+            assert exe in SCRIPTS, f"README command {command!r} is neither a console script nor skipped"
 
 
 @pytest.mark.slow
@@ -124,14 +145,15 @@ def test_readme_command_works(command, workspace, env):
     reason = skip_reason(command)
     if reason:
         pytest.skip(f"{command}: {reason}")
-    argv = runnable(command, workspace)
+    argv = runnable(command, workspace, env)
     res = subprocess.run(argv, cwd=workspace, env=env, capture_output=True, text=True, timeout=1200)
     assert res.returncode == 0, (f"README command `{command}` (run as `{shlex.join(argv)}`) exited "
                                  f"{res.returncode}; stderr tail:\n{res.stderr[-3000:]}\nstdout tail:\n{res.stdout[-1500:]}")
-    if Path(argv[0]).name == "sae-train" and "-m" not in argv:  # quiet: the summary is the last thing printed
+    if command.startswith("sae-train") and "-m" not in argv:  # quiet: the summary is the last thing printed
         assert "Run history" not in res.stdout + res.stderr, "W&B printed its run history"
         assert res.stdout.rstrip().splitlines()[-1].startswith("  (fve: "), res.stdout[-1500:]
-    stray = sorted(p.name for p in workspace.iterdir() if p.name != "outputs")
+    named = {Path(a).parts[0] for a in argv[1:] if a and not a.startswith("-")}  # e.g. `--out sparse_model`
+    stray = sorted(p.name for p in workspace.iterdir() if p.name != "outputs" and p.name not in named)
     assert not stray, f"README command `{command}` wrote {stray} into the working directory (outputs/ only)"
 
 
