@@ -146,6 +146,7 @@ def test_readme_command_works(command, workspace, env):
     if reason:
         pytest.skip(f"{command}: {reason}")
     argv = runnable(command, workspace, env)
+    before = {p.name for p in workspace.iterdir()}
     res = subprocess.run(argv, cwd=workspace, env=env, capture_output=True, text=True, timeout=1200)
     assert res.returncode == 0, (f"README command `{command}` (run as `{shlex.join(argv)}`) exited "
                                  f"{res.returncode}; stderr tail:\n{res.stderr[-3000:]}\nstdout tail:\n{res.stdout[-1500:]}")
@@ -153,7 +154,7 @@ def test_readme_command_works(command, workspace, env):
         assert "Run history" not in res.stdout + res.stderr, "W&B printed its run history"
         assert res.stdout.rstrip().splitlines()[-1].startswith("  (fve: "), res.stdout[-1500:]
     named = {Path(a).parts[0] for a in argv[1:] if a and not a.startswith("-")}  # e.g. `--out sparse_model`
-    stray = sorted(p.name for p in workspace.iterdir() if p.name != "outputs" and p.name not in named)
+    stray = sorted(p.name for p in workspace.iterdir() if p.name not in before | named | {"outputs"})
     assert not stray, f"README command `{command}` wrote {stray} into the working directory (outputs/ only)"
 
 
