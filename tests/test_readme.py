@@ -26,6 +26,8 @@ TINY = {"domain.limit": "120", "sae.d_sae": "64", "sae.k": "8", "data.batch_size
         "trainer.max_epochs": "1", "trainer.enable_progress_bar": "false"}
 TRAINS = ("sae-train", "sae-embed")
 EXTRA = [("hparams_search=", {"hydra.sweeper.n_trials": "2"})]  # an Optuna study: two trials
+# Appended to commands that test statistics on a run's groups: the tiny runs hold ~11 texts a domain.
+SMALL_GROUPS = {"sae-diff": ["--min-texts", "5"]}
 FILL = {"domain": "wiki_mathematics"}  # `key=...` in the README: "your choice here"
 
 # (pattern, why it is not run). Checked before anything runs.
@@ -116,7 +118,7 @@ def runnable(command: str, workspace: Path, env: dict) -> list[str]:
         raise AssertionError(f"README command {command!r}: {exe!r} is not a console script of the package "
                              f"(pyproject [project.scripts]); run it here or add a SKIP rule with the reason in {__file__}")
     rest = [fill_placeholder(a, workspace, env) for a in args[1:]]
-    return command_argv(exe) + (tiny_argv(exe, rest) if exe in TRAINS else rest)
+    return command_argv(exe) + (tiny_argv(exe, rest) if exe in TRAINS else rest + SMALL_GROUPS.get(exe, []))
 
 
 @pytest.fixture(scope="module")
