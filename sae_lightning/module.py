@@ -1,5 +1,5 @@
 """SAEModule: the LightningModule around a pure-torch SAE. It owns the loss, the optimiser and
-its schedule, the decoder-norm constraint, and the reconstruction metrics of DESIGN.md.
+its schedule, the decoder-norm constraint, and the reconstruction metrics of docs/concepts.md.
 
 It also owns the training state the loss needs: per latent, the training samples since it last
 fired (AuxK's dead mask) and the current epoch's firing counts, as buffers, so they are in every
