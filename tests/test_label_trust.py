@@ -163,25 +163,26 @@ def test_judge_scores_with_a_second_model(math_feature, small_store):
 
 def test_judge_embeds_each_distinct_text_once_and_a_relabel_nothing(math_feature, small_store, tmp_path):
     """A fresh copy of the store (so its judge cache starts empty): the first pass embeds exactly
-    the distinct scoring texts and keywords, the second embeds nothing and scores bit for bit alike."""
+    the distinct scoring texts and keywords; the second, naming the judge by its folder instead,
+    embeds nothing and scores bit for bit alike."""
     copy = tmp_path / "store"
     copy.mkdir()
     for name in ("manifest.json", "embeddings.npy", "metadata.parquet"):
         shutil.copy(small_store.path / name, copy / name)
     store = EmbeddingStore(copy)
-    judge = str(Path(resolve_model("sentence-transformers/all-MiniLM-L6-v2")))
     _, val_idx = split_indices(len(store), 0.25, 0)
     sets = scoring_sets(math_feature, store, val_idx, m_pos=10, n_negatives=60, n_hard=20, seed=0)
     texts = store.metadata()["text"].to_numpy()
     d = math_feature.cfg.d_sae
     label = [["theorem", "algebra"] if f == PLANTED else ["battle", "empire"] if f % 7 == 3 else [] for f in range(d)]
     label_sets = {"label": label, "tfidf": [["algebra", "empire"] if kws else [] for kws in label]}
-    first = judge_columns(judge, store, texts, sets, label_sets, "keywords", d)
+    first = judge_columns("sentence-transformers/all-MiniLM-L6-v2", store, texts, sets, label_sets, "keywords", d)
     distinct = set(texts[scored_rows(sets)]) | {"theorem", "algebra", "battle", "empire"}
     slots = sum(int((r >= 0).sum()) for r in (sets.pos_rows, sets.neg_rows, sets.hard_rows))
     assert first.n_embedded == len(distinct) < slots / 5  # each text once, not once per feature that uses it
     assert list((copy / "keybert").glob("*/embeddings.npy"))  # kept beside the store
-    again = judge_columns(judge, EmbeddingStore(copy), texts, sets, label_sets, "keywords", d)
+    folder = str(Path(resolve_model("sentence-transformers/all-MiniLM-L6-v2")))  # the same model by its path
+    again = judge_columns(folder, EmbeddingStore(copy), texts, sets, label_sets, "keywords", d)
     assert again.n_embedded == 0
     assert sorted(again.columns) == sorted(first.columns)
     for name, values in first.columns.items():

@@ -8,9 +8,11 @@ and the same AUROCs are computed (`judge_<set>_auroc`, `judge_<set>_auroc_hard`)
 What it embeds, once each: the distinct texts of the union of every feature's positives, random
 and hard negatives (at most the validation split: 3,256 texts on the default run, against 824k
 per-feature slots), and the distinct keywords (or label strings) of the three label sets. Both go
-through one content-keyed cache beside the store under the judge's own model key
-(phrase_cache.py, atomic writes), so a relabel with the same judge embeds nothing and reproduces
-the scores bit for bit; `n_judge_embedded` in the summary says what a run had to embed."""
+through one content-keyed cache beside the store (phrase_cache.py, atomic writes) under the key of
+the model the name resolves to, so `all-mpnet-base-v2` and its folder's path share one cache and a
+relabel with the same judge embeds nothing and reproduces the scores bit for bit.
+`n_judge_embedded` in the summary says what a run had to embed. A model folder overwritten in
+place keeps its old cache: delete <store>/keybert/ then."""
 from __future__ import annotations
 
 import logging
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..embed import load_model
+from ..embed import load_model, resolve_model
 from .label_embedding import embed_labels
 from .label_scoring import LabelScorer, auroc_columns, scored_rows
 from .phrase_cache import PhraseEmbeddingCache, cache_folder
@@ -49,8 +51,10 @@ def judge_columns(judge_model: str | None, store, texts: np.ndarray, sets: Scori
     if judge_model is None:
         return JudgeScores({name: np.full(n_features, np.nan) for name in judge_column_names(label_sets)}, 0)
     model = load_model(judge_model)
+    # Keyed by what the name resolves to: `all-mpnet-base-v2` and its assembled folder's path are
+    # one model and share one cache (keyed by the bare string, a relabel re-embedded every text).
     cache = PhraseEmbeddingCache(
-        cache_folder(store.path, judge_model, getattr(model, "max_seq_length", None)),
+        cache_folder(store.path, resolve_model(judge_model), getattr(model, "max_seq_length", None)),
         lambda phrases: model.encode(phrases, batch_size=256, convert_to_numpy=True, show_progress_bar=False))
     rows = scored_rows(sets)
     row_texts = [str(t) for t in texts[rows]]
