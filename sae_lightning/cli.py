@@ -82,7 +82,9 @@ def _embed(cfg: DictConfig) -> None:
 
 def _train(cfg: DictConfig) -> float | None:
     from .pipeline import train
+    from .quiet import apply_hydra_logger_levels
 
+    apply_hydra_logger_levels()  # after the pipeline's imports: importing Lightning resets its loggers
     return train(cfg)
 
 
@@ -138,18 +140,18 @@ def _compare(argv: list[str]) -> None:
     import time
     from pathlib import Path
 
-    from .interpret.compare import DEFAULT_THRESHOLD, compare_runs, write_comparison
+    from .interpret.compare import DEFAULT_THRESHOLD, compare_runs, default_compare_dir, write_comparison
 
     p = argparse.ArgumentParser(prog="sae-compare", description="Match features across per-domain SAEs by decoder "
                                 "direction; per-domain feature counts of joint SAEs. Writes tables and compare.html.")
     p.add_argument("paths", nargs="+", help="a sweep dir (Hydra multirun folder) or run dirs")
-    p.add_argument("--out", help="output folder (default: the sweep dir, else ./compare-<time>)")
+    p.add_argument("--out", help="output folder (default: the sweep dir, else outputs/compare/<time>/)")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="decoder cosine for 'same feature'")
     p.add_argument("--shared-fraction", type=float, default=0.5, help="share of other runs for 'shared'")
     a = p.parse_args(argv)
     result = compare_runs(a.paths, threshold=a.threshold, shared_fraction=a.shared_fraction)
     sweep = result.settings.get("sweep_dir")
-    out = Path(a.out) if a.out else Path(sweep) if sweep else Path.cwd() / f"compare-{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+    out = Path(a.out) if a.out else Path(sweep) if sweep else default_compare_dir(time.strftime("%Y-%m-%d_%H-%M-%S"))
     files = write_comparison(result, out)
     counts = result.class_counts()
     for name in result.names if len(counts.columns) else []:
@@ -180,21 +182,26 @@ def _search(argv: list[str]) -> None:
     p.add_argument("-k", type=int, default=5, help="nearest texts to list")
     a = p.parse_args(argv)
     check_counts(**{"--top": a.top, "-k": a.k})
+    from .quiet import no_model_loading_bars
+
+    no_model_loading_bars()  # the results are all this command prints
     run = open_run(a.run_dir)
     clamp = parse_clamps(a.clamp, run)
-    print(f"query: {a.query}\nfeatures it activates:")
-    for f in find_features(run.sae, run.model, a.query, a.top, run.labels, run.normalize).itertuples():
-        print(f"  #{f.feature_id:<6} {f.activation:8.4f}  {f.label}")
+    # Everything is computed before the first line is printed, so whatever the model's libraries
+    # write while loading never lands between results.
+    hits = find_features(run.sae, run.model, a.query, a.top, run.labels, run.normalize)
     x = embed_query(run.model, a.query, run.normalize)
-
-    def show(title: str, emb) -> None:
-        print(title)
-        for t in nearest_texts(run.store, emb, a.k).itertuples():
-            print(f"  {t.cos:.3f}  [{t.domain}] {t.text}")
-
-    show("nearest texts:", x)
+    shown = [("nearest texts:", nearest_texts(run.store, x, a.k))]
     if clamp:
-        show("nearest texts after " + ", ".join(f"#{f}={v:.4g}" for f, v in clamp.items()) + ":", steer(run.sae, x, clamp))
+        shown.append(("nearest texts after " + ", ".join(f"#{f}={v:.4g}" for f, v in clamp.items()) + ":",
+                      nearest_texts(run.store, steer(run.sae, x, clamp), a.k)))
+    print(f"query: {a.query}\nfeatures it activates:")
+    for f in hits.itertuples():
+        print(f"  #{f.feature_id:<6} {f.activation:8.4f}  {f.label}")
+    for title, texts in shown:
+        print(title)
+        for t in texts.itertuples():
+            print(f"  {t.cos:.3f}  [{t.domain}] {t.text}")
 
 
 search = _plain_command(_search)

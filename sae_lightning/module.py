@@ -1,5 +1,5 @@
 """SAEModule: the LightningModule around a pure-torch SAE. It owns the loss, the optimiser and
-its schedule, the decoder-norm constraint, and the reconstruction metrics of DESIGN.md.
+its schedule, the decoder-norm constraint, and the reconstruction metrics of docs/concepts.md.
 
 Dead-latent counting belongs to the DeadFeatureStats callback; AuxK reads its verdict from
 `self.dead_mask`, which that callback refreshes after every batch."""

@@ -1,6 +1,6 @@
 """One run, top to bottom: embedding store -> DataModule -> SAE training -> files of the run.
 
-Reads like the data flow in DESIGN.md; each step is a call into the module that owns it."""
+Reads like the data flow in docs/concepts.md; each step is a call into the module that owns it."""
 from __future__ import annotations
 
 import logging
@@ -183,5 +183,9 @@ def report(out: Path) -> float | None:
     if (out / "families.parquet").exists():
         lines.append(f"  families: {out / 'families.parquet'}")
     print("\n".join(lines))
-    print("  " + ", ".join(f"{k}={metrics[k]:.4g}" for k in ("fve", "l0", "dead_frac") if metrics.get(k) is not None))
+    shown = ("fve", "l0", "dead_frac", "label_auroc_mean", "random_auroc_mean", "tfidf_auroc_mean")
+    print("  " + ", ".join(f"{k}={metrics[k]:.4g}" for k in shown if metrics.get(k) is not None))
+    print("  (fve: share of the embeddings' variance explained, 1 best; l0: active features per text; dead_frac: "
+          "share of features that stopped firing; label_auroc: how well a label's embedding finds its feature's "
+          "texts, 0.5 chance, beside a random label's and TF-IDF's; docs/concepts.md)")
     return metrics.get("fve")

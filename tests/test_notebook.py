@@ -1,12 +1,13 @@
-"""The exploration notebook runs top to bottom on a tiny real run (real kernel, real labels)."""
+"""The exploration notebook runs top to bottom on a tiny real run, as a user runs it: `jupyter
+execute` from the notebooks/ folder (a real kernel), the run passed through SAE_RUN_DIR."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
-
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "explore_run.ipynb"
 
@@ -21,12 +22,15 @@ def test_default_run_writes_labels_families_and_report(tiny_labelled_run):
     assert 'id="families"' in (tiny_labelled_run / "report.html").read_text()
 
 
-def test_notebook_executes_on_a_finished_run(tiny_labelled_run, monkeypatch):
-    monkeypatch.setenv("SAE_RUN_DIR", str(tiny_labelled_run))
-    monkeypatch.setenv("SAE_QUERY", "The Roman Empire conquered Gaul.")
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": os.getcwd()}}).execute()
+def test_notebook_executes_with_jupyter_execute_from_the_notebooks_folder(tiny_labelled_run, tmp_path):
+    env = {**os.environ, "SAE_RUN_DIR": str(tiny_labelled_run), "SAE_QUERY": "The Roman Empire conquered Gaul."}
+    res = subprocess.run([sys.executable, "-m", "jupyter", "execute", NOTEBOOK.name, f"--output={tmp_path / 'executed'}"],
+                         cwd=NOTEBOOK.parent, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    nb = nbformat.read(tmp_path / "executed.ipynb", as_version=4)
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = "\n".join(str(o.get("data", {}).get("text/plain", "")) + str(o.get("text", "")) for o in outputs)
-    assert "label_auroc" in text and "feature_id" in text and "before" in text
+    assert str(tiny_labelled_run) in text  # the run it found
+    assert "label_auroc" in text and "feature_id" in text and "before" in text and "features fire on the query" in text
+    assert not (NOTEBOOK.parent / "outputs").exists()  # it read the run, wrote nothing beside the notebook

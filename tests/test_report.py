@@ -58,7 +58,7 @@ def new_score_columns(df: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
 
 def make_run(root: Path, n: int = 40, d_in: int = 16, n_dead: int = 5, n_texts: int = 3,
              text_len: int | None = None, families: bool = True, new_scores: bool = True, seed: int = 0) -> Path:
-    """A finished run dir as the pipeline writes it."""
+    """A finished run dir as the pipeline writes it (docs/run-folder.md)."""
     rng = np.random.default_rng(seed)
     run = root / "run"
     (run / "sae").mkdir(parents=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -212,6 +213,12 @@ def summary(result: ComparisonResult) -> dict:
         "joint": [{"run": j.run, "domains": j.domains, "counts": j.counts.drop(columns="run").to_dict("records"),
                    "overlap": j.overlap.tolist()} for j in result.joint],
     }
+
+
+def default_compare_dir(stamp: str) -> Path:
+    """Where a comparison of run dirs (not one sweep) goes: outputs/compare/<time>/ under the root of
+    all run folders (paths.log_dir: $SAE_LIGHTNING_OUTPUTS, else ./outputs), never the cwd itself."""
+    return (Path(os.environ.get("SAE_LIGHTNING_OUTPUTS") or "outputs") / "compare" / stamp).resolve()
 
 
 def write_comparison(result: ComparisonResult, out_dir: str | Path) -> dict[str, Path]:

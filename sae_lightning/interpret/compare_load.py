@@ -1,7 +1,7 @@
 """Find finished run dirs (one, several, or a Hydra sweep dir of them) and read what a comparison
 needs from each: decoder directions, which features are live, labels, domain shares.
 
-Only the run's files are read (DESIGN.md "Output of a run"), never its store or its model, so
+Only the run's files are read (docs/run-folder.md), never its store or its model, so
 runs trained on another machine can be compared as long as their folders are here.
 """
 from __future__ import annotations

@@ -1,0 +1,294 @@
+"""The public Python API: load a finished run, encode texts into its features, look features up,
+and train from Python, without writing a Hydra command line.
+
+    import sae_lightning as sl
+
+    run = sl.Run.load("outputs/train/runs/wiki_all/2025-01-01_12-00-00")   # or sl.latest_run()
+    z = run.encode(["Euler proved the formula.", "The empire fell."])      # [2, d_sae], k nonzero per row
+    run.top_features("The theorem is proved by induction.", k=5)           # feature_id, activation, label, scores
+    run.feature(123).top_texts                                             # activation, domain, text
+    run = sl.train_sae(embeddings, sae="relu", trainer={"max_epochs": 3}) # a (N, d) float array or a store
+
+`train_sae` composes the same YAML config as `sae-train` (conf/config.yaml and its groups) and runs
+the same pipeline, so its defaults are the command line's. Bad input (an array that is not 2-D
+float, an unfinished run, a feature id out of range, an unknown setting) raises
+`sae_lightning.errors.UserError` with one line that names the problem and the fix.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import UserError
+from .interpret.search import (SearchRun, check_features, embed_query, encode, find_features, nearest_texts,
+                               open_run, steer)
+from .store import EmbeddingStore
+
+# Per-feature judgements of a label, shown next to it when features.parquet has them.
+SCORE_COLUMNS = ("verdict", "label_score", "label_auroc", "label_auroc_hard", "coherence")
+RUN_DIR_ENV = "SAE_RUN_DIR"  # a run folder, or a folder of runs (the newest finished one is used)
+OUTPUTS_ENV = "SAE_LIGHTNING_OUTPUTS"  # the root of all run folders, as in conf/paths/default.yaml
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One SAE feature as the run's labelling saw it (features.parquet)."""
+
+    id: int
+    label: str  # "" when the run has no labels or the feature is dead
+    keywords: list[str]
+    density: float  # share of training samples it fires on (NaN without labels)
+    dead: bool
+    top_texts: pd.DataFrame  # its top-activating training texts: activation, domain, id, text
+    domain_shares: dict[str, float] = field(default_factory=dict)  # its activation mass per domain
+    scores: dict[str, object] = field(default_factory=dict)  # verdict, label_score, label_auroc, ... (when present)
+
+
+class Run:
+    """A finished run folder: its SAE, labels table, embedding store and embedding model."""
+
+    def __init__(self, path: Path, search: SearchRun, features: pd.DataFrame | None, metrics: dict) -> None:
+        self.path, self._search, self.metrics = path, search, metrics
+        self.features = features  # features.parquet, one row per feature (None: the run was not labelled)
+        self.sae, self.store = search.sae, search.store
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> "Run":
+        """Open a finished run folder (sae/, run.json, metrics.json); UserError in one line otherwise."""
+        path = Path(path).expanduser()
+        check_finished(path)
+        search = open_run(path, device=device)
+        table = path / "features.parquet"
+        features = pd.read_parquet(table) if table.is_file() else None
+        return cls(path, search, features, json.loads((path / "metrics.json").read_text()))
+
+    @property
+    def model_name(self) -> str:
+        """The sentence-transformers model that embedded the store (and embeds queries)."""
+        return self.store.model_name
+
+    @property
+    def d_sae(self) -> int:
+        return int(self.sae.cfg.d_sae)
+
+    @property
+    def labels(self) -> list[str]:
+        """The label of every feature by id ("" where none)."""
+        return self._search.labels
+
+    def embed(self, texts: str | Sequence[str]) -> np.ndarray:
+        """Texts -> embeddings, with the run's model, embedded exactly as the store's texts were."""
+        return embed_query(self._search.model, texts, self._search.normalize)
+
+    def encode(self, texts: str | Sequence[str]) -> np.ndarray:
+        """Texts -> feature activations: [d_sae] for one text, [n, d_sae] for a list (mostly zeros)."""
+        z = self.encode_embeddings(self.embed(texts))
+        return z[0] if isinstance(texts, str) else z
+
+    def encode_embeddings(self, embeddings) -> np.ndarray:
+        """Embeddings [n, d_in] (or [d_in]) made by the run's model -> activations [n, d_sae]."""
+        x = as_float_matrix(embeddings, "embeddings", allow_vector=True)
+        if x.shape[1] != self.sae.cfg.d_in:
+            raise UserError(f"embeddings are {x.shape[1]} wide but this SAE reads {self.sae.cfg.d_in}; "
+                            f"embed them with {self.model_name} (run.encode(texts) does)")
+        return encode(self.sae, x).cpu().numpy()
+
+    def top_features(self, text: str, k: int = 10) -> pd.DataFrame:
+        """The k features the text turns on most: feature_id, activation, label and, when the run
+        has them, its verdict and label scores (SCORE_COLUMNS). Fewer rows when fewer fire."""
+        hits = find_features(self.sae, self._search.model, text, k, self.labels, self._search.normalize)
+        if self.features is not None:
+            by_id = self.features.set_index("feature_id")
+            for col in (c for c in SCORE_COLUMNS if c in by_id.columns):
+                hits[col] = by_id[col].reindex(hits["feature_id"]).to_numpy()
+        return hits
+
+    def feature(self, i: int) -> Feature:
+        """Feature `i` (0 <= i < d_sae) with its label, keywords, top texts and domain shares."""
+        check_features([i], self.d_sae)
+        i = int(i)
+        rows = self.features[self.features["feature_id"] == i] if self.features is not None else []
+        if not len(rows):
+            empty = pd.DataFrame(columns=["activation", "domain", "id", "text"])
+            return Feature(i, "", [], float("nan"), False, empty)
+        row = rows.iloc[0]
+        top = pd.DataFrame({"activation": list(row["top_acts"]), "domain": list(row["top_domains"]),
+                            "id": list(row["top_ids"]), "text": list(row["top_texts"])})
+        shares = json.loads(row["domain_shares"]) if row.get("domain_shares") else {}
+        return Feature(i, row["label"] or "", list(row["keywords"]), float(row["density"]), bool(row["dead"]), top,
+                       shares, {c: getattr(row[c], "item", lambda: row[c])() for c in SCORE_COLUMNS if c in row.index})
+
+    def top_texts(self, i: int, n: int = 10) -> pd.DataFrame:
+        """Feature `i`'s n top-activating training texts (activation, domain, id, text)."""
+        return self.feature(i).top_texts.head(n)
+
+    def nearest_texts(self, query: str | np.ndarray, k: int = 10) -> pd.DataFrame:
+        """The store's k texts closest (cosine) to a text or an embedding: row, cos, id, domain, text."""
+        emb = self.embed(query) if isinstance(query, str) else as_float_matrix(query, "query", allow_vector=True)[0]
+        return nearest_texts(self.store, emb, k)
+
+    def steer(self, text: str, clamp: Mapping[int, float]) -> np.ndarray:
+        """The text's embedding with features set to the given values (x + decode(z') - decode(z))."""
+        return steer(self.sae, self.embed(text), clamp)
+
+    def __repr__(self) -> str:
+        labelled = "labelled" if self.features is not None else "unlabelled"
+        return f"Run({self.path}, {self.sae.cfg.architecture} d_sae={self.d_sae}, {labelled}, model={self.model_name})"
+
+
+def check_finished(path: Path) -> None:
+    """A run folder that training finished: its SAE, run.json and metrics.json are all there."""
+    from .interpret import read_run_info
+
+    read_run_info(path)  # the folder, sae/ and run.json, each named when missing
+    if not (path / "metrics.json").is_file():
+        raise UserError(f"{path} is not a finished run: no metrics.json (training stopped before the end); "
+                        f"resume it with `sae-train run_dir={path} ckpt_path=last`")
+
+
+def as_float_matrix(data, what: str, allow_vector: bool = False) -> np.ndarray:
+    """A 2-D finite float32 array from a numpy array or torch tensor, or one line on what is wrong."""
+    if hasattr(data, "detach"):
+        data = data.detach().cpu().numpy()
+    arr = np.asarray(data)
+    if allow_vector and arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.floating) or 0 in arr.shape:
+        raise UserError(f"{what} must be a non-empty 2-D float array (N texts x d dims); got {arr.dtype} of "
+                        f"shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        row = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
+        raise UserError(f"{what} hold NaN or Inf (first at row {row}); clean them first")
+    return arr.astype(np.float32, copy=False)
+
+
+def find_runs(root: str | Path) -> list[Path]:
+    """Finished run folders under `root` (itself included), oldest first."""
+    root = Path(root).expanduser()
+    found = [p.parent for p in root.glob("**/metrics.json")] + [root]
+    finished = {p for p in found if (p / "metrics.json").is_file() and (p / "run.json").is_file()
+                and (p / "sae").is_dir()}
+    return sorted(finished, key=lambda p: (p / "metrics.json").stat().st_mtime)
+
+
+def run_roots() -> list[Path]:
+    """Where runs are looked for: $SAE_RUN_DIR, else $SAE_LIGHTNING_OUTPUTS, ./outputs and the
+    repository's outputs/ (beside the package in a clone), so a notebook finds them from any folder."""
+    if os.environ.get(RUN_DIR_ENV):
+        return [Path(os.environ[RUN_DIR_ENV])]
+    roots = [Path(os.environ[OUTPUTS_ENV])] if os.environ.get(OUTPUTS_ENV) else []
+    return roots + [Path.cwd() / "outputs", Path(__file__).resolve().parent.parent / "outputs"]
+
+
+def latest_run(device: str = "cpu") -> Run:
+    """The newest finished run under run_roots() (SAE_RUN_DIR picks a run or a folder of runs)."""
+    roots = run_roots()
+    runs = [run for root in roots for run in find_runs(root)]
+    if not runs:
+        where = ", ".join(str(r.resolve()) for r in roots)
+        raise UserError(f"no finished run under {where}; run `make run` first, or set {RUN_DIR_ENV} to a run folder")
+    return Run.load(max(runs, key=lambda p: (p / "metrics.json").stat().st_mtime), device=device)
+
+
+# ---- training from Python ------------------------------------------------------------------------
+
+
+def train_sae(embeddings, /, *overrides: str, output_dir: str | Path | None = None, **settings) -> Run:
+    """Train an SAE on `embeddings` with the real pipeline and config; return the finished run.
+
+    embeddings  a (N, d) float array (numpy or torch), a .npy file, or an embedding store
+                (an EmbeddingStore or its folder): rows are the training samples.
+    overrides   Hydra overrides as on the command line: "sae.d_sae=512", "sae=relu".
+    settings    the same as keywords: a config group's choice (sae="relu"), a value per knob in a
+                dict (sae={"d_sae": 512, "k": 16}, trainer={"max_epochs": 3}) or a top-level key (seed=1).
+    output_dir  the run folder (default: outputs/train/runs/<domain>/<time>, as sae-train).
+
+    Every default comes from conf/ (e.g. conf/sae/topk.yaml), exactly as for `sae-train`.
+    """
+    args = [*overrides, *settings_to_overrides(settings)]
+    with data_overrides(embeddings) as domain_args:
+        if any(a.split("=", 1)[0].lstrip("+~") in ("domain", "domain.path") for a in args):
+            raise UserError("train_sae takes its data as the first argument; drop the domain= / domain.path= override")
+        cfg = compose_train_config([*domain_args, *args], output_dir)
+        from .pipeline import train
+
+        train(cfg)
+    return Run.load(cfg.paths.output_dir)
+
+
+def compose_train_config(overrides: list[str], output_dir: str | Path | None = None):
+    """conf/config.yaml with the overrides, composed by Hydra's compose API (what `sae-train`
+    reads), with the run folder filled in the way `sae-train`'s Hydra run would."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf, open_dict
+    from omegaconf.errors import OmegaConfBaseException
+
+    from .config import CONF_DIR, check_choices, register_resolvers
+
+    register_resolvers()
+    check_choices(overrides)
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+        out = Path(output_dir) if output_dir is not None else Path(OmegaConf.select(cfg, "hydra.run.dir"))
+    except (HydraException, OmegaConfBaseException) as err:
+        raise UserError(f"bad setting: {' '.join(str(err).split())}") from None
+    with open_dict(cfg):
+        del cfg["hydra"]  # the Hydra runtime node resolves only inside a Hydra app
+        cfg.paths.output_dir = str(out.expanduser().resolve())
+    return cfg
+
+
+def settings_to_overrides(settings: Mapping[str, object], prefix: str = "") -> list[str]:
+    """{"sae": {"d_sae": 64}, "seed": 1, "sae": "relu"} -> ["sae.d_sae=64", "seed=1", "sae=relu"]."""
+    out: list[str] = []
+    for key, value in settings.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out += settings_to_overrides(value, name + ".")
+        else:
+            out.append(f"{name}={override_value(value)}")
+    return out
+
+
+def override_value(value: object) -> str:
+    """A Python value in Hydra's override grammar (strings quoted when they need it)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(override_value(v) for v in value) + "]"
+    text = str(value)
+    return text if re.fullmatch(r"[\w./-]+", text) else json.dumps(text)
+
+
+@contextlib.contextmanager
+def data_overrides(data) -> Iterator[list[str]]:
+    """The `domain=npy` overrides that point the pipeline at `data`; an array is written to a
+    temporary .npy for as long as the pipeline copies it into its store."""
+    if isinstance(data, (str, Path)) and Path(data).expanduser().is_dir():
+        data = EmbeddingStore(data)
+    if isinstance(data, EmbeddingStore):
+        yield ["domain=npy", f"domain.path={override_value(str(data.path / 'embeddings.npy'))}",
+               f"domain.metadata={override_value(str(data.path / 'metadata.parquet'))}",
+               f"domain.model_name={override_value(data.model_name)}"]
+    elif isinstance(data, (str, Path)):
+        yield ["domain=npy", f"domain.path={override_value(str(Path(data).expanduser()))}"]
+    else:
+        arr = as_float_matrix(data, "embeddings")
+        with tempfile.TemporaryDirectory(prefix="sae-train-") as tmp:
+            np.save(Path(tmp) / "embeddings.npy", arr)
+            yield ["domain=npy", f"domain.path={override_value(str(Path(tmp) / 'embeddings.npy'))}"]

@@ -1,0 +1,36 @@
+"""Commands print their results and nothing else on stdout, and write only under outputs/."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def run_command(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("WANDB_MODE", None)  # transformers prints a line on stdout at import when it is "offline"
+    res = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res
+
+
+def test_sae_search_prints_only_results_and_no_progress_bars(tiny_labelled_run, tmp_path):
+    res = run_command([str(BIN / "sae-search"), str(tiny_labelled_run), "The Roman Empire conquered Gaul.",
+                       "--clamp", "0=0", "-k", "3"], tmp_path)
+    lines = res.stdout.splitlines()
+    result_line = re.compile(r"^(query: .*|features it activates:|  #\d+ .*|nearest texts.*:|  -?\d\.\d{3}  \[.*)$")
+    assert lines[0] == "query: The Roman Empire conquered Gaul." and len(lines) >= 10
+    assert [line for line in lines if not result_line.match(line)] == []
+    assert "it/s" not in res.stderr and "Loading weights" not in res.stderr  # no bars on stderr either
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sae_compare_of_run_folders_writes_under_outputs_compare(tiny_labelled_run, tmp_path):
+    res = run_command([str(BIN / "sae-compare"), str(tiny_labelled_run)], tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["outputs"]
+    written = list((tmp_path / "outputs" / "compare").glob("*/compare.html"))
+    assert len(written) == 1 and Path(res.stdout.split("page: ")[1].split()[0]) == written[0].resolve()

@@ -1,0 +1,173 @@
+"""Every shell command of README.md works as written: the fenced ```bash blocks and the indented
+lines that start with `sae-` or `make` are run in order, in one scratch folder, with tiny limits
+appended where they train, and placeholders (`<time>`, `<run>`, `domain=...`) filled from what
+the earlier commands wrote. Only what needs the network, a cluster, or is `make` itself is skipped,
+each with its reason; a command that is neither run nor skipped fails the test, so the README and
+this file cannot drift apart silently."""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+BIN = Path(sys.executable).parent  # the venv's console scripts: sae-train, sae-compare, ...
+# Console scripts declared by the package; one the venv has not installed yet is run from its entry point.
+SCRIPTS = tomllib.loads((README.parent / "pyproject.toml").read_text())["project"]["scripts"]
+
+# Appended to every command that trains or embeds (replacing the README's own value of the key).
+TINY = {"domain.limit": "120", "sae.d_sae": "64", "sae.k": "8", "data.batch_size": "32",
+        "trainer.max_epochs": "1", "trainer.enable_progress_bar": "false"}
+TRAINS = ("sae-train", "sae-embed")
+EXTRA = [("hparams_search=", {"hydra.sweeper.n_trials": "2"})]  # an Optuna study: two trials
+# Appended to commands that test statistics on a run's groups: the tiny runs hold ~11 texts a domain.
+SMALL_GROUPS = {"sae-diff": ["--min-texts", "5"]}
+FILL = {"domain": "wiki_mathematics"}  # `key=...` in the README: "your choice here"
+
+# (pattern, why it is not run). Checked before anything runs.
+SKIP = [
+    (r"^make (run|test|bench|install)\b", "`make` itself: what it runs (sae-train, pytest) is tested here and by the suite"),
+    (r"submitit_slurm", "needs a SLURM cluster"),
+    (r"domain=(hf|arxiv_\w+)\b(?!.*domain\.path=)", "downloads a Hugging Face hub dataset (needs the network)"),
+    (r"^(pip|python3? -m pip|\S*/pip)\b", "installs packages (the packaging test builds and installs the wheel)"),
+    (r"^(python3? -m venv|source|\. )", "sets up a shell environment, not a command to test"),
+    (r"^wandb (login|sync)\b", "talks to the W&B servers (needs the network)"),
+    (r"^\S*jupyter (notebook|lab)\b", "starts a notebook server (tests/test_notebook.py executes the notebook)"),
+]
+
+
+def readme_commands(text: str) -> list[str]:
+    """Shell commands of the README in order: ```bash blocks, and indented `sae-`/`make` lines."""
+    commands, fence = [], None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("```"):
+            fence = None if fence is not None else stripped[3:].strip() or "text"
+            continue
+        if fence in ("bash", "sh", "shell", "console"):
+            if stripped and not stripped.startswith("#"):
+                commands.append(stripped.removeprefix("$ "))
+        elif fence is None and line.startswith("    ") and re.match(r"(\.venv/bin/)?(sae-|make\b)", stripped):
+            commands.append(stripped)
+    return [c for c in (shlex.join(shlex.split(c, comments=True)) for c in commands) if c]
+
+
+COMMANDS = readme_commands(README.read_text(encoding="utf-8"))
+
+
+def skip_reason(command: str) -> str | None:
+    return next((why for pattern, why in SKIP if re.search(pattern, command)), None)
+
+
+def command_argv(exe: str) -> list[str]:
+    """How to start console script `exe`: the venv's script, else the pyproject entry point."""
+    if (BIN / exe).is_file():
+        return [str(BIN / exe)]
+    module, func = SCRIPTS[exe].split(":")
+    return [sys.executable, "-c", f"import sys; sys.argv[0] = {exe!r}; from {module} import {func}; {func}()"]
+
+
+def tiny_argv(exe: str, args: list[str]) -> list[str]:
+    """args of a training command with TINY (and EXTRA) replacing the README's own values."""
+    extra = dict(TINY)
+    for marker, more in EXTRA:
+        if any(marker in a for a in args):
+            extra.update(more)
+    return [a for a in args if a.split("=", 1)[0] not in extra] + [f"{k}={v}" for k, v in extra.items()]
+
+
+def finished_runs(workspace: Path) -> list[Path]:
+    return [p.parent for p in workspace.glob("outputs/**/metrics.json") if (p.parent / "sae").is_dir()]
+
+
+def fill_placeholder(arg: str, workspace: Path, env: dict) -> str:
+    """`outputs/train/multiruns/<time>/` -> the newest folder matching it; `<run>` -> the newest
+    finished run; `domain=...` -> FILL's value."""
+    key, eq, value = arg.partition("=") if re.match(r"^[\w.]+=", arg) else ("", "", arg)
+    if value == "...":
+        if key not in FILL:
+            raise AssertionError(f"README placeholder {arg!r}: add a value for {key!r} to FILL in {__file__}")
+        return f"{key}={FILL[key]}"
+    if "<" not in value:
+        return arg
+    if "/" in value:  # a path with a <part> that an earlier command chose (a time stamp)
+        matches = [p for p in workspace.glob(re.sub(r"<[^>]+>", "*", value).rstrip("/")) if p.is_dir()]
+    else:  # <run> and the like: a folder that holds a finished run (a tiny default run when none is there yet)
+        if not finished_runs(workspace):
+            subprocess.run(command_argv("sae-train") + tiny_argv("sae-train", []), cwd=workspace, env=env,
+                           capture_output=True, text=True, timeout=1200, check=True)
+        matches = finished_runs(workspace)
+    if not matches:
+        raise AssertionError(f"README placeholder {arg!r}: nothing under {workspace} matches; the command before "
+                             "it should have written it")
+    newest = max(matches, key=lambda p: p.stat().st_mtime)
+    return f"{key}{eq}{newest}{'/' if value.endswith('/') else ''}"
+
+
+def runnable(command: str, workspace: Path, env: dict) -> list[str]:
+    """The argv that runs `command`: the package's script, placeholders filled, tiny limits appended."""
+    args = shlex.split(command)
+    exe = args[0].removeprefix(".venv/bin/")
+    if exe not in SCRIPTS:
+        raise AssertionError(f"README command {command!r}: {exe!r} is not a console script of the package "
+                             f"(pyproject [project.scripts]); run it here or add a SKIP rule with the reason in {__file__}")
+    rest = [fill_placeholder(a, workspace, env) for a in args[1:]]
+    return command_argv(exe) + (tiny_argv(exe, rest) if exe in TRAINS else rest + SMALL_GROUPS.get(exe, []))
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("readme")
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory) -> dict:
+    """The user's environment with a scratch cache (stores of the tiny limits) and no network."""
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "HF_HUB_OFFLINE": "1",
+            "XDG_CACHE_HOME": str(tmp_path_factory.mktemp("readme_cache")), "WANDB_MODE": "offline"}
+
+
+def test_the_readme_has_commands_and_every_one_is_run_or_skipped_for_a_reason():
+    assert any(c.startswith("sae-train") for c in COMMANDS) and any(c.startswith("sae-compare") for c in COMMANDS)
+    for command in COMMANDS:
+        if skip_reason(command) is None:
+            exe = shlex.split(command)[0].removeprefix(".venv/bin/")
+            assert exe in SCRIPTS, f"README command {command!r} is neither a console script nor skipped"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", COMMANDS, ids=[c[:60] for c in COMMANDS])
+def test_readme_command_works(command, workspace, env):
+    reason = skip_reason(command)
+    if reason:
+        pytest.skip(f"{command}: {reason}")
+    argv = runnable(command, workspace, env)
+    before = {p.name for p in workspace.iterdir()}
+    res = subprocess.run(argv, cwd=workspace, env=env, capture_output=True, text=True, timeout=1200)
+    assert res.returncode == 0, (f"README command `{command}` (run as `{shlex.join(argv)}`) exited "
+                                 f"{res.returncode}; stderr tail:\n{res.stderr[-3000:]}\nstdout tail:\n{res.stdout[-1500:]}")
+    if command.startswith("sae-train") and "-m" not in argv:  # quiet: the summary is the last thing printed
+        assert "Run history" not in res.stdout + res.stderr, "W&B printed its run history"
+        assert res.stdout.rstrip().splitlines()[-1].startswith("  (fve: "), res.stdout[-1500:]
+    named = {Path(a).parts[0] for a in argv[1:] if a and not a.startswith("-")}  # e.g. `--out sparse_model`
+    stray = sorted(p.name for p in workspace.iterdir() if p.name not in before | named | {"outputs"})
+    assert not stray, f"README command `{command}` wrote {stray} into the working directory (outputs/ only)"
+
+
+def test_docs_cited_by_the_code_exist():
+    """Docstrings and the README cite docs/*.md inside the repo, never a file the repo lacks."""
+    root = README.parent
+    texts = [README.read_text(encoding="utf-8")] + [p.read_text(encoding="utf-8") for p in
+                                                     (root / "sae_lightning").rglob("*.py")]
+    cited = {m for t in texts for m in re.findall(r"docs/[\w./-]+\.md", t)}
+    assert cited and all((root / c).is_file() for c in cited), sorted(c for c in cited if not (root / c).is_file())
+    assert not [t for t in texts if "DESIGN.md" in t]
+    concepts = (root / "docs" / "concepts.md").read_text(encoding="utf-8")
+    for metric in ("fve", "nmse", "l0", "cos_sim", "dead_frac", "dense_frac", "retrieval_recall@10"):
+        assert f"`{metric}`" in concepts, metric
