@@ -3,6 +3,7 @@
 Everything runs on the real 600-sentence store (tests/conftest.py) with the packaged MiniLM."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,11 @@ from sae_lightning.interpret import LabelingConfig, interpret_sae
 from sae_lightning.interpret.candidates import is_bare_number, number_share, membership, count_train_texts
 from sae_lightning.interpret.coherence import feature_coherence
 from sae_lightning.interpret.label_scoring import LabelScorer, auroc_columns, scored_rows
+from sae_lightning.interpret.judge import judge_columns
 from sae_lightning.interpret.keyword_hits import keyword_precision_recall
 from sae_lightning.interpret.scoring_sets import scoring_sets
 from sae_lightning.interpret.source_documents import document_codes, first_per_document
+from sae_lightning.store import EmbeddingStore
 from tests.test_interpret import PLANTED, plant, topk_sae
 
 
@@ -156,6 +159,35 @@ def test_judge_scores_with_a_second_model(math_feature, small_store):
     row = df.loc[PLANTED]
     assert row["judge_label_auroc"] > row["judge_random_auroc"] + 0.25
     assert summary["judge_label_auroc_mean"] > summary["judge_random_auroc_mean"] + 0.1
+
+
+def test_judge_embeds_each_distinct_text_once_and_a_relabel_nothing(math_feature, small_store, tmp_path):
+    """A fresh copy of the store (so its judge cache starts empty): the first pass embeds exactly
+    the distinct scoring texts and keywords; the second, naming the judge by its folder instead,
+    embeds nothing and scores bit for bit alike."""
+    copy = tmp_path / "store"
+    copy.mkdir()
+    for name in ("manifest.json", "embeddings.npy", "metadata.parquet"):
+        shutil.copy(small_store.path / name, copy / name)
+    store = EmbeddingStore(copy)
+    _, val_idx = split_indices(len(store), 0.25, 0)
+    sets = scoring_sets(math_feature, store, val_idx, m_pos=10, n_negatives=60, n_hard=20, seed=0)
+    texts = store.metadata()["text"].to_numpy()
+    d = math_feature.cfg.d_sae
+    label = [["theorem", "algebra"] if f == PLANTED else ["battle", "empire"] if f % 7 == 3 else [] for f in range(d)]
+    label_sets = {"label": label, "tfidf": [["algebra", "empire"] if kws else [] for kws in label]}
+    first = judge_columns("sentence-transformers/all-MiniLM-L6-v2", store, texts, sets, label_sets, "keywords", d)
+    distinct = set(texts[scored_rows(sets)]) | {"theorem", "algebra", "battle", "empire"}
+    slots = sum(int((r >= 0).sum()) for r in (sets.pos_rows, sets.neg_rows, sets.hard_rows))
+    assert first.n_embedded == len(distinct) < slots / 5  # each text once, not once per feature that uses it
+    assert list((copy / "keybert").glob("*/embeddings.npy"))  # kept beside the store
+    folder = str(Path(resolve_model("sentence-transformers/all-MiniLM-L6-v2")))  # the same model by its path
+    again = judge_columns(folder, EmbeddingStore(copy), texts, sets, label_sets, "keywords", d)
+    assert again.n_embedded == 0
+    assert sorted(again.columns) == sorted(first.columns)
+    for name, values in first.columns.items():
+        np.testing.assert_array_equal(values, again.columns[name])
+    assert np.isfinite(first.columns["judge_label_auroc"][PLANTED])
 
 
 def test_python_defaults_equal_the_yaml():

@@ -132,7 +132,8 @@ def _interpret(sae, store, train_idx, val_idx, cfg, timer) -> tuple[pd.DataFrame
                                         "random": (rand_kws, rand_emb)})
         scores.update(keyword_columns(kw_sets, texts[sets.val_rows], sets, analyzer_params(cfg)))
     with timer("judge"):
-        scores.update(judge_columns(cfg.judge_model, store, texts, sets, kw_sets, cfg.label_embedding, d_sae))
+        judge = judge_columns(cfg.judge_model, store, texts, sets, kw_sets, cfg.label_embedding, d_sae)
+        scores.update(judge.columns)
 
     has_label = np.array([bool(k) for k in labels["keywords"]])
     scores["coherence"] = coherence.score
@@ -142,7 +143,8 @@ def _interpret(sae, store, train_idx, val_idx, cfg, timer) -> tuple[pd.DataFrame
         log.warning("every feature is dead on the %d train texts; nothing was labelled", top.n_rows)
     summary = _summary(scores, labels, top, cfg)
     summary.update({"coherence_baseline_mean": coherence.baseline_mean, "coherence_baseline_std": coherence.baseline_std,
-                    "n_phrases_embedded": int(cache.n_embedded)})  # 0 on a relabel: what the caches save
+                    "n_phrases_embedded": int(cache.n_embedded),  # 0 on a relabel: what the caches save
+                    "n_judge_embedded": judge.n_embedded})
     return _table(top, labels, scores, meta), summary
 
 
