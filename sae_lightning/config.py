@@ -6,6 +6,7 @@ import json
 import netrc
 import os
 import re
+import secrets
 
 from omegaconf import OmegaConf
 
@@ -33,8 +34,13 @@ def slug(value: object) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(value)).strip("_") or "run"
 
 
+# This process's suffix for new run folders: two runs started in the same second (on one machine
+# or on two sharing a file system) get two folders.
+RUN_SUFFIX = f"{os.getpid()}-{secrets.token_hex(2)}"
+
+
 def register_resolvers() -> None:
-    resolvers = {"wandb_offline": lambda: not wandb_logged_in(), "slug": slug,
+    resolvers = {"wandb_offline": lambda: not wandb_logged_in(), "slug": slug, "run_suffix": lambda: RUN_SUFFIX,
                  "if_null": lambda value, default: default if value is None else value}
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):

@@ -5,7 +5,9 @@ fancy-indexing the memory map with a sorted index array (one read per batch, no 
 every page touched counts as RSS, though, so a big store ends up all resident. `blocks`: contiguous
 file blocks are shuffled, then rows within a window of blocks, and whole blocks are read into a
 bounded cache (block_reader.py). The split and the per-epoch order depend only on the seed, and
-each DDP rank reads its own equal-sized slice of the batches."""
+each DDP rank reads its own equal-sized slice of the batches. The DataModule's state (checkpointed
+by Lightning) is the epoch and the batches of it already trained on, so a run resumed mid-epoch
+sees exactly the batches an uninterrupted one would."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -52,6 +54,7 @@ class BatchIndexSampler(Sampler):
         self.block_rows, self.window_blocks = block_rows, window_blocks
         self.prefetch: Callable[[np.ndarray], None] | None = None
         self.epoch = 0
+        self.resume_at: tuple[int, int] | None = None  # (epoch, batches of it already trained on)
         self._block_order = np.empty(0, int)
 
     def set_epoch(self, epoch: int) -> None:
@@ -87,12 +90,13 @@ class BatchIndexSampler(Sampler):
 
     def __iter__(self):
         batches = self._rank_batches()
+        skip = self.resume_at[1] if self.resume_at is not None and self.resume_at[0] == self.epoch else 0
         ahead = self.prefetch is not None and self.shuffle and bool(self.block_rows) and len(self.indices) > 0
         if ahead:
             window_of_block = np.zeros(int(self.indices[-1]) // self.block_rows + 1, dtype=np.int64)
             window_of_block[self._block_order] = np.arange(len(self._block_order)) // self.window_blocks
         window = -1
-        for b in batches:
+        for b in batches[skip:]:
             yield np.sort(b)  # sorted rows read the memory map front to back, and group by block
             # Once a window's first batch has been read (its blocks are in), the next one is read ahead.
             if ahead and window_of_block[b[0] // self.block_rows] != window:
@@ -151,6 +155,8 @@ class EmbeddingDataModule(pl.LightningDataModule):
         self.val_batch_size = val_batch_size or batch_size
         self.train_idx: np.ndarray | None = None
         self.val_idx: np.ndarray | None = None
+        self._train_sampler: BatchIndexSampler | None = None
+        self._resume_at: tuple[int, int] | None = None
 
     @property
     def store(self) -> EmbeddingStore:
@@ -175,11 +181,25 @@ class EmbeddingDataModule(pl.LightningDataModule):
                                     self.block_rows if self.blocks else None, self.window_blocks)
         if self.dataset.reader is not None and self.num_workers == 0:
             sampler.prefetch = self.dataset.reader.prefetch
+        if shuffle:
+            sampler.resume_at, self._train_sampler = self._resume_at, sampler
         return DataLoader(self.dataset, sampler=sampler, batch_size=None, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available())
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_idx, self.batch_size, True, self.drop_last)
+
+    def state_dict(self) -> dict:
+        """Where training is in its epoch. Lightning checkpoints this; the loop's `processed` count
+        is the batches whose step has run (the loader itself has already read one ahead)."""
+        if self._train_sampler is None or self.trainer is None:
+            return {}
+        done = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return {"epoch": int(self._train_sampler.epoch), "batches_done": int(done)}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:
+            self._resume_at = (int(state["epoch"]), int(state["batches_done"]))
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_idx, self.val_batch_size, False, False)

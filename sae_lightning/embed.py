@@ -141,8 +141,8 @@ def _store_from_npy(source: NpyEmbeddings, embedder: Embedder, cache_dir: Path) 
     """Copy a user's .npy into a store, checking shape and finiteness chunk by chunk."""
     arr = load_npy(source.path)
     n = arr.shape[0] if source.limit is None else min(arr.shape[0], int(source.limit))
-    fp = fingerprint({"npy": sha256_of(Path(source.path).expanduser()), "metadata": source.metadata,
-                      "domain": source.domain, "limit": source.limit, "dtype": embedder.dtype})
+    fp = fingerprint({"npy": sha256_of(Path(source.path).expanduser()), **source.fingerprint_parts(),
+                      "dtype": embedder.dtype})
     path = cache_dir / "stores" / fp
     with store_lock(path):
         if (path / "manifest.json").is_file() and read_manifest(path).get("complete"):

@@ -1,10 +1,12 @@
 """SAEModule: the LightningModule around a pure-torch SAE. It owns the loss, the optimiser and
 its schedule, the decoder-norm constraint, and the reconstruction metrics of docs/concepts.md.
 
-Dead-latent counting belongs to the DeadFeatureStats callback; AuxK reads its verdict from
-`self.dead_mask`, which that callback refreshes after every batch."""
+It also owns the training state the loss needs: per latent, the training samples since it last
+fired (AuxK's dead mask) and the current epoch's firing counts, as buffers, so they are in every
+checkpoint and a resumed run counts on exactly where it stopped. Callbacks only read and log them."""
 from __future__ import annotations
 
+import logging
 import math
 
 import pytorch_lightning as pl
@@ -15,6 +17,8 @@ from torch import Tensor
 from .allocator import keep_freed_memory
 from .errors import UserError
 from .models import SAEConfig, build_sae
+
+log = logging.getLogger(__name__)
 
 
 def lr_factor(total: int, warm: int, decay: str, decay_fraction: float):
@@ -42,20 +46,28 @@ def all_finite(x: Tensor) -> bool:
 
 
 class NonFiniteError(RuntimeError):
-    """Training met NaN/Inf. The weights are still those of the last good step."""
+    """Training met NaN/Inf or diverged. No checkpoint of the bad state was written."""
 
 
 class SAEModule(pl.LightningModule):
     def __init__(self, sae: dict, lr: float = 4e-3, betas: tuple[float, float] = (0.9, 0.999),
                  warmup_steps: int = 100, decay: str = "cosine", decay_fraction: float = 0.2,
                  retrieval_k: int = 10, retrieval_queries: int = 2048, init_b_dec: str = "geometric_median",
-                 init_sample_size: int = 8192, keep_freed_memory: bool = True) -> None:
+                 init_sample_size: int = 8192, keep_freed_memory: bool = True, max_weight_rms: float = 100.0) -> None:
         super().__init__()
         if decay not in ("none", "cosine", "linear"):
             raise UserError(f"module.decay={decay!r} must be none, cosine or linear")
         self.save_hyperparameters()
         self.sae = build_sae(SAEConfig.from_dict(dict(sae)))
-        self.dead_mask: Tensor | None = None
+        d_sae = self.sae.cfg.d_sae
+        self.register_buffer("samples_since_fired", torch.zeros(d_sae, dtype=torch.long))
+        self.register_buffer("epoch_fired", torch.zeros(d_sae, dtype=torch.long))
+        self.register_buffer("epoch_seen", torch.zeros((), dtype=torch.long))
+        self.dead_after = int(self.sae.cfg.dead_after_samples)
+        # The last validation's metrics and the step they were measured at, checkpointed: the export
+        # knows whether they describe the final weights (see validate_now).
+        self.val_metrics: dict[str, float] = {}
+        self.val_metrics_step: int | None = None
         self._val: dict[str, Tensor] = {}
         self._val_pairs: list[tuple[Tensor, Tensor]] = []
 
@@ -67,6 +79,12 @@ class SAEModule(pl.LightningModule):
         torch.utils.deterministic.fill_uninitialized_memory = False
         if self.hparams.keep_freed_memory:
             keep_freed_memory()
+        train_idx = getattr(self.trainer.datamodule, "train_idx", None)
+        n_train = len(train_idx) if train_idx is not None else 0
+        if n_train and self.dead_after > n_train:
+            log.warning("sae.dead_after_samples=%d exceeds the %d training samples; counting over one epoch instead",
+                        self.dead_after, n_train)
+            self.dead_after = n_train
         # b_dec from the data once, at a fresh start; a resumed run restores it from the checkpoint.
         if self.trainer.ckpt_path is None and self.global_step == 0 and self.hparams.init_b_dec:
             dm = self.trainer.datamodule
@@ -94,16 +112,37 @@ class SAEModule(pl.LightningModule):
         if not all_finite(x):
             raise NonFiniteError(f"batch at step {self.global_step} holds NaN or Inf embeddings; "
                                  "rebuild the embedding store (sae-embed) and check its source")
+        if batch_idx == 0:  # a new epoch (a run resumed mid-epoch restarts at its batch_idx, keeping the counts)
+            self.epoch_fired.zero_()
+            self.epoch_seen.zero_()
         out = self.sae(x)
         terms = self.sae.loss_terms(x, out, step=self.global_step, dead_mask=self.dead_mask)
         if not torch.isfinite(terms["loss"]):
             raise NonFiniteError(f"loss became {terms['loss'].item()} at step {self.global_step}")
-        fire_counts = out.fire_counts.detach()
+        self._count_firing(out.fire_counts.detach().long(), len(x))
         # Step metrics only on the steps the loggers record (trainer.log_every_n_steps): each costs
         # a pass over the batch plus Lightning's bookkeeping, which at batch 512 on CPU rivals the step.
         if (self.global_step + 1) % max(1, self.trainer.log_every_n_steps) == 0:
             self._log_step_metrics(x, out, terms)
-        return {"loss": terms["loss"], "fire_counts": fire_counts, "n": len(x)}
+        return {"loss": terms["loss"]}
+
+    @property
+    def dead_mask(self) -> Tensor:
+        """Latents that fired on none of the last `dead_after` training samples (AuxK's targets)."""
+        return self.samples_since_fired >= self.dead_after
+
+    def _count_firing(self, fired: Tensor, n: int) -> None:
+        if self.trainer.world_size > 1:  # every rank keeps the same counters, hence the same AuxK targets
+            fired = self.trainer.strategy.reduce(fired, reduce_op="sum")
+            n *= self.trainer.world_size
+        self.samples_since_fired += n
+        self.samples_since_fired[fired > 0] = 0
+        self.epoch_fired += fired
+        self.epoch_seen += n
+
+    def epoch_density(self) -> Tensor:
+        """Each latent's firing rate over the current (or, after it, the last) epoch, on the CPU."""
+        return self.epoch_fired.float().cpu() / max(int(self.epoch_seen), 1)
 
     def _log_step_metrics(self, x: Tensor, out, terms: dict[str, Tensor]) -> None:
         with torch.no_grad():
@@ -121,6 +160,20 @@ class SAEModule(pl.LightningModule):
     def optimizer_step(self, *args, **kwargs) -> None:
         super().optimizer_step(*args, **kwargs)
         self.sae.set_decoder_norm_to_unit_norm()
+        self._check_not_diverged()
+
+    @torch.no_grad()
+    def _check_not_diverged(self) -> None:
+        """Stop at the update that wrecked the weights, before any checkpoint of them is written (the
+        step's checkpoints come after this), so last.ckpt keeps the state from before it."""
+        params = [p for p in self.sae.parameters() if p.numel()]
+        norms = torch.stack(torch._foreach_norm(params))
+        rms = norms / torch.tensor([math.sqrt(p.numel()) for p in params], device=norms.device)
+        worst = int(rms.argmax())
+        if not bool(torch.isfinite(rms[worst])) or float(rms[worst]) > self.hparams.max_weight_rms:
+            name = [n for n, p in self.sae.named_parameters() if p.numel()][worst]
+            raise NonFiniteError(f"training diverged at step {self.global_step}: the update made {name}'s rms "
+                                 f"{float(rms[worst]):.3g} (limit module.max_weight_rms={self.hparams.max_weight_rms:g})")
 
     # ---- validation: sums per rank, reduced once at the end ---------------------------------
 
@@ -146,6 +199,26 @@ class SAEModule(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if not self._val:
             return
+        metrics = self._validation_metrics()
+        self.log_dict(metrics, on_epoch=True, sync_dist=True)  # already reduced: identical on every rank
+        self.val_metrics = {k[len("val/"):]: float(v) for k, v in metrics.items()}
+        self.val_metrics_step = self.global_step
+
+    @torch.no_grad()
+    def validate_now(self) -> None:
+        """A validation pass outside Lightning's loop, for an export whose last validation is older
+        than the weights (a run resumed from a checkpoint written at its last step). Every rank runs it."""
+        was_training = self.training
+        self.eval()
+        self.on_validation_epoch_start()
+        for i, x in enumerate(self.trainer.datamodule.val_dataloader()):
+            self.validation_step(x.to(self.device), i)
+        if self._val:
+            self.val_metrics = {k[len("val/"):]: float(v) for k, v in self._validation_metrics().items()}
+        self.val_metrics_step = self.global_step
+        self.train(was_training)
+
+    def _validation_metrics(self) -> dict[str, Tensor]:
         v = {k: self.trainer.strategy.reduce(t, reduce_op="sum") for k, t in self._val.items()}
         n = v["n"]
         # Σ‖x − x̄‖² from running sums, so the validation mean needs no second pass.
@@ -161,7 +234,14 @@ class SAEModule(pl.LightningModule):
         k = f"val/retrieval_recall@{self.hparams.retrieval_k}"
         recall = retrieval_recall(x, x_hat, self.hparams.retrieval_k)
         metrics[k] = self.trainer.strategy.reduce(recall, reduce_op="mean")
-        self.log_dict(metrics, on_epoch=True, sync_dist=True)  # already reduced: identical on every rank
+        return metrics
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["val_metrics"] = {"step": self.val_metrics_step, "metrics": dict(self.val_metrics)}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved = checkpoint.get("val_metrics") or {}
+        self.val_metrics, self.val_metrics_step = dict(saved.get("metrics", {})), saved.get("step")
 
 
 def reconstruction_stats(x: Tensor, x_hat: Tensor) -> dict[str, Tensor]:

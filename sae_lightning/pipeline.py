@@ -1,10 +1,14 @@
 """One run, top to bottom: embedding store -> DataModule -> SAE training -> files of the run.
 
-Reads like the data flow in docs/concepts.md; each step is a call into the module that owns it."""
+Stages: embed -> train (checkpoints) -> export (sae/, metrics.json, the moment training ends) ->
+label -> families -> report, as in docs/concepts.md. Each step is a call into the module that owns
+it; the stages after export are `finish_run`, which `sae-label run_dir=<run>` also runs."""
 from __future__ import annotations
 
 import logging
 import os
+import signal
+import sys
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -12,11 +16,17 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+
 from .callbacks import RunExport
-from .callbacks.run_export import write_json_atomic
+from .callbacks.stop_on_signal import StopOnSignal
+from .checkpoint_io import AtomicCheckpointIO, load_checkpoint_file
 from .embed import build_store
 from .errors import UserError
+from .interpret.labeling_config import LabelingConfig
+from .interrupts import DeferredSignals, RunInterrupted
 from .module import NonFiniteError, SAEModule
+from .run_dir import RunDir
 from .store import EmbeddingStore
 
 log = logging.getLogger(__name__)
@@ -47,14 +57,14 @@ def build_module(cfg: DictConfig, store: EmbeddingStore) -> SAEModule:
         raise UserError(f"sae: {err}") from err
 
 
-def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
+def build_callbacks(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> list[pl.Callback]:
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None and "_target_" in c]
-    if cfg.labeling.enabled:
+    if cfg.labeling.enabled and cfg.labeling.every_n_epochs:  # the final labelling is a stage after export
         from .callbacks.keybert_labels import KeyBERTLabels
 
         settings = OmegaConf.to_container(cfg.labeling, resolve=True)
-        callbacks.append(KeyBERTLabels(output_dir=cfg.paths.output_dir, **settings))
-    callbacks.append(RunExport(cfg.paths.output_dir))  # after the labels, so metrics.json holds them
+        callbacks.append(KeyBERTLabels(output_dir=str(run), **settings))
+    callbacks += [StopOnSignal(signals, run.last_ckpt), RunExport(run.root)]
     return callbacks
 
 
@@ -62,65 +72,143 @@ def build_loggers(cfg: DictConfig) -> list:
     return [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None and "_target_" in c]
 
 
-def resolve_ckpt(cfg: DictConfig, out: Path) -> str | None:
-    """`ckpt_path=last` means this run folder's last.ckpt; a fresh run never reuses a finished folder."""
+def resolve_ckpt(cfg: DictConfig, run: RunDir) -> str | None:
+    """`ckpt_path=last` means this run folder's last.ckpt; a fresh run claims its folder first, so
+    it never writes into a folder another run (finished or running) owns."""
     if cfg.ckpt_path is None:
-        if (out / "metrics.json").exists() or (out / "checkpoints" / "last.ckpt").exists():
-            raise UserError(f"{out} already holds a run; resume it with ckpt_path=last, or start a new folder")
+        if requeued_by_slurm(run):
+            return None  # Lightning resumes from the hpc checkpoint it wrote before the requeue
+        if rank_zero_only.rank == 0:
+            run.claim()
         return None
-    path = out / "checkpoints" / "last.ckpt" if cfg.ckpt_path == "last" else Path(cfg.ckpt_path)
+    path = run.last_ckpt if cfg.ckpt_path == "last" else Path(cfg.ckpt_path)
     if not path.is_file():
         raise UserError(f"no checkpoint at {path}; pass run_dir=<an earlier run folder> with ckpt_path=last, "
                         "or ckpt_path=<a .ckpt file>")
     return str(path)
 
 
+def requeued_by_slurm(run: RunDir) -> bool:
+    """A SLURM job requeued by Lightning's auto-requeue (trainer=slurm) starts again in its folder."""
+    return os.environ.get("SLURM_RESTART_COUNT", "0") != "0" and any(run.root.glob("hpc_ckpt_*.ckpt"))
+
+
+def run_info(cfg: DictConfig, store: EmbeddingStore) -> dict:
+    """run.json: what resume checks and what `sae-label` needs to finish the run without the config."""
+    families = OmegaConf.to_container(cfg.families, resolve=True) if cfg.labeling.enabled else None
+    texts = store.metadata()["text"]
+    return {"store_path": str(store.path), "store_fingerprint": store.fingerprint, "val_fraction": cfg.data.val_fraction,
+            "seed": cfg.seed, "domain": cfg.domain.get("name"), "model_name": store.model_name,
+            "architecture": cfg.sae.architecture, "d_in": store.dim, "d_sae": cfg.sae.d_sae,
+            "has_texts": bool(texts.astype(str).str.len().gt(0).any()), "labeling": bool(cfg.labeling.enabled),
+            "families": families if families and families.pop("enabled") else None}
+
+
+RESUME_KEYS = ("store_fingerprint", "architecture", "d_in", "d_sae")
+
+
+def check_resume(run: RunDir, cfg: DictConfig, info: dict | None = None) -> None:
+    """A resume must continue the same run: same domain, store, architecture and widths."""
+    if not (run / RunDir.RUN).is_file():
+        return  # a checkpoint from elsewhere (ckpt_path=<file>): Lightning checks the weights' shapes
+    before = run.run_info()
+    if info is None:
+        keys, now = ("domain", "architecture", "d_sae"), {"domain": cfg.domain.get("name"),
+                                                          "architecture": cfg.sae.architecture, "d_sae": cfg.sae.d_sae}
+    else:
+        keys, now = RESUME_KEYS, info
+    changed = [f"{k}={now[k]} (the run has {before[k]})" for k in keys if k in before and before[k] != now[k]]
+    if changed:
+        raise UserError(f"cannot resume {run}: {', '.join(changed)}; resume with the run's own settings, "
+                        "or leave run_dir unset to start a new run")
+
+
 def train(cfg: DictConfig) -> float | None:
-    """The whole run; returns validation fve (what hparams_search optimises)."""
+    """The whole run; returns validation fve (what hparams_search optimises). Ctrl-C or SIGTERM
+    saves a checkpoint, prints the command that continues, and exits 130 / 143."""
+    run = RunDir(cfg.paths.output_dir)
+    with DeferredSignals() as signals:
+        try:
+            return _train(cfg, run, signals)
+        except RunInterrupted as stop:
+            if run.has_export():
+                how = f"sae-label run_dir={run}"
+            elif run.last_ckpt.is_file():
+                how = f"sae-train run_dir={run} ckpt_path=last"
+            else:  # before the first checkpoint (embedding, set-up): the store keeps its finished shards
+                how = "the same command again"
+            print(f"interrupted by {stop}; resume with: {how}", file=sys.stderr)
+            raise SystemExit(stop.exit_code) from None
+
+
+def _train(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> float | None:
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
+    resuming = cfg.get("train", True) and cfg.ckpt_path is not None
+    if resuming:
+        check_resume(run, cfg)
+        if run.has_export():  # nothing to train; finishing is sae-label's job, and it changes nothing here
+            print(f"{run} has finished training (sae/, metrics.json); nothing to resume. "
+                  f"Label or finish it with: sae-label run_dir={run}")
+            return run.metrics().get("fve")
     store = build_store_from_cfg(cfg)
     log.info("store ready: %s", store)
     if not cfg.get("train", True):
         return None
 
-    out = Path(cfg.paths.output_dir)
-    ckpt_path = resolve_ckpt(cfg, out)
+    info = run_info(cfg, store)
+    if resuming:
+        check_resume(run, cfg, info)
     datamodule = instantiate(cfg.data, store_path=str(store.path))
-    module = build_module(cfg, store)
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=build_loggers(cfg) or False)
-    write_run_json(out, cfg, store)
+    module = build_module(cfg, store)  # config errors before the folder is claimed
+    ckpt_path = resolve_ckpt(cfg, run)
+    plugins = [*instantiate(cfg.trainer.get("plugins") or []), AtomicCheckpointIO()]
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg, run, signals),
+                                      logger=build_loggers(cfg) or False, plugins=plugins)
+    if rank_zero_only.rank == 0 and not resuming and not requeued_by_slurm(run):
+        run.write_run_info(info)
     for logger in trainer.loggers:  # the whole composed config, so every run is reproducible from W&B
         logger.log_hyperparams({"cfg": OmegaConf.to_container(cfg, resolve=True), "store": store.manifest})
 
-    export_job_for_ddp_children(out)
+    export_job_for_ddp_children(run.root)
     env_before = dict(os.environ)
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        with signals.deferred():
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     except NonFiniteError as err:
-        # The failing step never applied its update, so the weights saved on the way out are finite.
-        last = out / "checkpoints" / "last.ckpt"
-        kept = f"{last} keeps the last good state" if last.is_file() else "no checkpoint was written before it"
-        raise UserError(f"training stopped: {err}; {kept}") from err
+        raise UserError(f"training stopped: {err}; {kept_checkpoint(run)}") from err
+    except SIGTERMException:  # Lightning's own SIGTERM check fired first (during validation)
+        raise RunInterrupted(signal.SIGTERM) from None
     finally:
         finish_loggers(trainer)
         forget_ddp(env_before)
     if trainer.interrupted:
-        raise UserError(f"training was interrupted; resume with run_dir={out} ckpt_path=last")
-    if cfg.labeling.enabled and cfg.families.enabled and rank_zero_only.rank == 0:
-        build_families_from_cfg(cfg, out)
-    return report(out)
+        raise UserError(f"training was interrupted; resume with: sae-train run_dir={run} ckpt_path=last")
+    if rank_zero_only.rank != 0:
+        return None
+    finish_run(run, LabelingConfig.from_dict(OmegaConf.to_container(cfg.labeling, resolve=True)))
+    return report(run.root)
 
 
-def build_families_from_cfg(cfg: DictConfig, out: Path) -> None:
-    """Feature families after the labels, named with the same labelling settings."""
-    from .interpret import LabelingConfig
-    from .interpret.families import build_families
+def kept_checkpoint(run: RunDir) -> str:
+    """Which state survived a stop: checkpoints are written only of states that passed the checks."""
+    if not run.last_ckpt.is_file():
+        return "no checkpoint was written before it; lower module.lr or check the data and start a new run"
+    step = load_checkpoint_file(run.last_ckpt).get("global_step")
+    return f"{run.last_ckpt} (step {step}) keeps the last good state"
 
-    settings = OmegaConf.to_container(cfg.families, resolve=True)
-    settings.pop("enabled")
-    labeling = LabelingConfig.from_dict(OmegaConf.to_container(cfg.labeling, resolve=True))
-    build_families(out, labeling=labeling, **settings)
+
+def finish_run(run: RunDir, labeling: LabelingConfig) -> None:
+    """The stages after export: labels, families and the report, each one `sae-label` can redo."""
+    from .interpret import label_run_dir
+    from .interpret.relabel import NoTexts
+
+    if not run.run_info().get("labeling", True):
+        return
+    try:
+        label_run_dir(run.root, labeling)
+    except NoTexts:
+        print(f"note: {run} has no texts (domain=npy without domain.metadata), so its features are not labelled")
 
 
 def export_job_for_ddp_children(out: Path) -> None:
@@ -136,16 +224,6 @@ def export_job_for_ddp_children(out: Path) -> None:
     if HydraConfig.initialized() and rank_zero_only.rank == 0:
         os.environ[JOB_DIR_ENV] = str(out)
         os.environ[JOB_OVERRIDES_ENV] = json.dumps(list(HydraConfig.get().overrides.task))
-
-
-@rank_zero_only
-def write_run_json(out: Path, cfg: DictConfig, store: EmbeddingStore) -> None:
-    """What `sae-label` and the notebooks need to find the data again without the Hydra config."""
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "run.json", {
-        "store_path": str(store.path), "val_fraction": cfg.data.val_fraction, "seed": cfg.seed,
-        "domain": cfg.domain.get("name"), "model_name": store.model_name, "architecture": cfg.sae.architecture,
-    })
 
 
 def forget_ddp(env_before: dict[str, str]) -> None:

@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from .errors import UserError
+from .run_dir import atomic_write, write_json
 
 FORMAT_VERSION = 1
 
@@ -35,14 +36,8 @@ def default_cache_dir() -> Path:
     return Path(base) / "sae-lightning"
 
 
-def _write_atomic(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    _write_atomic(path, lambda p: p.write_text(json.dumps(obj, indent=2, sort_keys=True)))
+# Kept for the modules that still import the old private name; new code imports run_dir.atomic_write.
+_write_atomic = atomic_write
 
 
 @contextlib.contextmanager
@@ -144,7 +139,7 @@ class StoreWriter:
         if stale:  # a different layout under the same name cannot be resumed
             shutil.rmtree(self.path)
         self.shards.mkdir(parents=True, exist_ok=True)
-        _write_json(self.path / "manifest.json", self.manifest)
+        write_json(self.path / "manifest.json", self.manifest)
 
     def _partial_manifest(self) -> dict | None:
         try:
@@ -182,10 +177,7 @@ class StoreWriter:
         if not np.isfinite(block).all():
             raise StoreError(f"shard {i} (rows {rows.start}-{rows.stop}) holds NaN or Inf embeddings; check the model and inputs")
         block = block.astype(self.manifest["dtype"], copy=False)
-        # np.save appends .npy to names without it, so the temp name must end in .npy too.
-        tmp = self.shards / f"tmp_{i:05d}.npy"
-        np.save(tmp, block)
-        os.replace(tmp, self._shard_file(i))
+        atomic_write(self._shard_file(i), lambda tmp: np.save(tmp, block))
 
     def finalize(self, metadata: pd.DataFrame) -> EmbeddingStore:
         if self.missing_shards():
@@ -194,16 +186,19 @@ class StoreWriter:
         if len(metadata) != count:
             raise StoreError(f"metadata has {len(metadata)} rows, store has {count}")
 
-        def write_embeddings(tmp: Path) -> None:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=self.manifest["dtype"], shape=(count, dim))
-            for i in range(self.n_shards):
-                out[self.shard_rows(i)] = np.load(self._shard_file(i))
-            out.flush()
-            del out
+        dtype = np.dtype(self.manifest["dtype"])
 
-        _write_atomic(self.path / "embeddings.npy", write_embeddings)
+        def write_embeddings(tmp: Path) -> None:
+            # Plain writes, shard after shard: through a memory map a full disk is a SIGBUS, not an error.
+            header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (count, dim)}
+            with open(tmp, "wb") as fh:
+                np.lib.format.write_array_header_1_0(fh, header)
+                for i in range(self.n_shards):
+                    fh.write(np.ascontiguousarray(np.load(self._shard_file(i)), dtype=dtype).tobytes())
+
+        atomic_write(self.path / "embeddings.npy", write_embeddings)
         meta = metadata[["id", "text", "domain"]].reset_index(drop=True)
-        _write_atomic(self.path / "metadata.parquet", lambda p: meta.to_parquet(p, index=False))
-        _write_json(self.path / "manifest.json", {**self.manifest, "complete": True})
+        atomic_write(self.path / "metadata.parquet", lambda p: meta.to_parquet(p, index=False))
+        write_json(self.path / "manifest.json", {**self.manifest, "complete": True})
         shutil.rmtree(self.shards, ignore_errors=True)
         return EmbeddingStore(self.path)

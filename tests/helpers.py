@@ -14,3 +14,18 @@ class StopAfterEpoch(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.current_epoch + 1 >= self.epoch:
             trainer.should_stop = True
+
+
+class SignalAtStep(pl.Callback):
+    """Sends this process a real signal (SIGINT = Ctrl-C, SIGTERM) after optimiser step `step`,
+    in the middle of an epoch: what a user or a scheduler does to a running `sae-train`."""
+
+    def __init__(self, step: int, signum: int = 2) -> None:
+        self.step, self.signum, self.sent = step, signum, False
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        import os
+
+        if trainer.global_step >= self.step and not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), self.signum)

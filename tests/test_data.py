@@ -53,6 +53,23 @@ def test_epoch_order_depends_only_on_seed_and_epoch():
 
 
 @pytest.mark.parametrize("blocks", [{}, {"block_rows": 64, "window_blocks": 3}], ids=["full", "blocks"])
+def test_a_resumed_sampler_yields_the_rest_of_its_epoch_only(blocks):
+    """The checkpointed (epoch, batches done) makes the resumed epoch the uninterrupted one's tail;
+    other epochs are whole. len() stays the epoch's, which is what Lightning's batch_idx counts in."""
+    idx = np.arange(1000)
+    whole = BatchIndexSampler(idx, 100, shuffle=True, seed=5, drop_last=True, **blocks)
+    resumed = BatchIndexSampler(idx, 100, shuffle=True, seed=5, drop_last=True, **blocks)
+    resumed.resume_at = (2, 3)
+    for epoch in range(4):
+        whole.set_epoch(epoch)
+        resumed.set_epoch(epoch)
+        expected = list(whole)[3:] if epoch == 2 else list(whole)
+        got = list(resumed)
+        assert len(got) == len(expected) and all(np.array_equal(a, b) for a, b in zip(got, expected)), epoch
+        assert len(resumed) == len(whole) == 10
+
+
+@pytest.mark.parametrize("blocks", [{}, {"block_rows": 64, "window_blocks": 3}], ids=["full", "blocks"])
 def test_ranks_get_disjoint_equal_shards(monkeypatch, blocks):
     idx = np.arange(1050)
     per_rank = []

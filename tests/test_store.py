@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from sae_lightning.embed import Embedder, build_store
+from sae_lightning.errors import UserError
 from sae_lightning.sources import NpyEmbeddings, SourceError, WikiVitalArticles
 from sae_lightning.store import EmbeddingStore, StoreError
 
@@ -142,3 +143,45 @@ def test_model_path_that_is_not_a_sentence_transformer(tmp_path):
     (tmp_path / "model" / "config.json").write_text("{}")
     with pytest.raises(SourceError, match="not a sentence-transformers model folder"):
         build_store(WikiVitalArticles(topics=["Arts"], limit=10), Embedder(model=str(tmp_path / "model")), tmp_path)
+
+
+def test_npy_store_follows_the_metadata_content_and_the_model_name(tmp_path):
+    """Edited metadata (same path) or another domain.model_name make a new store, never the stale one."""
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32))
+    meta = tmp_path / "meta.csv"
+    meta.write_text("text\n" + "".join(f"old text {i}\n" for i in range(40)))
+
+    def store(**extra):
+        return build_store(NpyEmbeddings(path=str(tmp_path / "x.npy"), metadata=str(meta), **extra),
+                           Embedder(show_progress=False), tmp_path / "cache")
+
+    first = store()
+    meta.write_text("text\n" + "".join(f"new text {i}\n" for i in range(40)))
+    edited = store()
+    assert edited.path != first.path and edited.metadata()["text"][0] == "new text 0"
+    renamed = store(model_name="my-model")
+    assert renamed.path != edited.path and renamed.model_name == "my-model"
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real 1 MiB file system (tmpfs), so a full disk is the kernel's ENOSPC, not a simulation."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("mounting a tmpfs needs root")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_full_disk_is_one_line_and_leaves_no_temp_file_and_no_complete_store(tiny_disk, tmp_path):
+    # 3,000 x 64 float32 = 750 KiB: the shards fit, the finished embeddings.npy beside them does not.
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(3000, 64)).astype(np.float32))
+    with pytest.raises(UserError, match=r"^disk full while writing .*embeddings.npy .*free space on"):
+        build_store(NpyEmbeddings(path=str(tmp_path / "x.npy")), Embedder(show_progress=False, shard_size=1000),
+                    tiny_disk)
+    (store,) = _store_dirs(tiny_disk)
+    assert not list(store.rglob("*.tmp*")), "a temp file keeps the disk full"
+    assert not json.loads((store / "manifest.json").read_text())["complete"]
+    with pytest.raises(StoreError, match="incomplete"):
+        EmbeddingStore(store)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -76,23 +78,33 @@ def test_recovers_a_known_sparse_dictionary(arch, extra, synthetic_npy, tmp_path
     assert mean_max_cos >= 0.9, f"{arch}: mean max cosine {mean_max_cos:.3f}"
 
 
-def test_resumed_run_ends_where_an_uninterrupted_one_does(synthetic_npy, tmp_path, cache_dir):
+@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_mid_epoch_then_resume_ends_with_the_same_weights(signum, code, synthetic_npy, tmp_path, cache_dir,
+                                                                capsys):
+    """Ctrl-C / SIGTERM after step 6 of 31 per epoch (epoch 0, batch 6): a checkpoint, the resume
+    line, exit 130 / 143; the resumed run's weights, sparsity and metrics equal an uninterrupted one's."""
     path, _ = synthetic_npy
-    base = ["sae=topk", "sae.d_sae=128", "sae.k=8", "data.batch_size=128", "trainer.max_epochs=4",
+    base = ["sae=topk", "sae.d_sae=128", "sae.k=8", "data.batch_size=128", "trainer.max_epochs=2",
             "sae.dead_after_samples=500", *npy_args(path), *QUIET]
     whole = run(base, tmp_path / "whole", cache_dir)
-    stop = ["+callbacks.stop._target_=tests.helpers.StopAfterEpoch", "+callbacks.stop.epoch=2"]
-    part = run(base + stop, tmp_path / "part", cache_dir)
-    assert json.loads((part / "metrics.json").read_text())["epochs"] == 2
+    stop = ["+callbacks.stop._target_=tests.helpers.SignalAtStep", "+callbacks.stop.step=6",
+            f"+callbacks.stop.signum={int(signum)}"]
+    part = tmp_path / "part"
+    with pytest.raises(SystemExit) as exited:
+        run(base + stop, part, cache_dir)
+    assert exited.value.code == code
+    assert f"resume with: sae-train run_dir={part} ckpt_path=last" in capsys.readouterr().err
+    assert not (part / "sae").exists() and not (part / "metrics.json").exists()
+    assert torch.load(part / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
     with pytest.raises(UserError, match="already holds a run"):  # no earlier run is overwritten
         run(base, part, cache_dir)
     run(base + ["ckpt_path=last"], part, cache_dir)
-    a = load_file(whole / "sae" / "sae_weights.safetensors")
-    b = load_file(part / "sae" / "sae_weights.safetensors")
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
+    for name in ("sae_weights.safetensors", "sparsity.safetensors"):
+        a, b = load_file(whole / "sae" / name), load_file(part / "sae" / name)
+        for key in a:
+            assert torch.equal(a[key], b[key]), (name, key)
     ma, mb = (json.loads((p / "metrics.json").read_text()) for p in (whole, part))
-    assert ma["fve"] == mb["fve"] and ma["dead_frac"] == mb["dead_frac"]
+    assert ma == mb
 
 
 def test_ckpt_last_without_a_checkpoint_is_a_clear_error(synthetic_npy, tmp_path, cache_dir):
@@ -119,7 +131,9 @@ def _corrupt_store_copy(cache_dir: Path, tmp_path: Path, npy: Path, value: float
     from sae_lightning.embed import Embedder, build_store
     from sae_lightning.sources import NpyEmbeddings
 
-    store = build_store(NpyEmbeddings(path=str(npy)), Embedder(show_progress=False), tmp_path / "cache")
+    # The same store the run asks for: the fingerprint covers domain.model_name.
+    store = build_store(NpyEmbeddings(path=str(npy), model_name="synthetic"), Embedder(show_progress=False),
+                        tmp_path / "cache")
     emb = np.load(store.path / "embeddings.npy", mmap_mode="r+")
     emb[700:710] = value
     emb.flush()
@@ -150,16 +164,27 @@ def test_all_finite_answers_for_every_kind_of_batch():
     assert all_finite(torch.full((4, 4), 3e38))  # the sum is inf, every entry finite
 
 
-def test_loss_that_turns_nan_keeps_the_last_good_checkpoint(synthetic_npy, tmp_path, cache_dir):
+@pytest.mark.parametrize("lr,warmup", [(1e6, 0), (1e6, 100_000)])
+def test_a_diverging_run_stops_and_keeps_a_checkpoint_from_before(lr, warmup, synthetic_npy, tmp_path, cache_dir):
+    """module.lr=1e6 wrecks the weights at the first update; ramped up over a long warm-up it does
+    so some steps in. Either way the run stops (exit 2, no sae/, no metrics.json) and last.ckpt,
+    written every step, holds a state from before the bad update."""
     path, _ = synthetic_npy
-    # An absurd learning rate: step 0 is fine, its update makes the step-1 loss overflow.
-    with pytest.raises(UserError, match=r"loss became .* at step [1-9]\d*; .*last.ckpt keeps the last good state"):
-        run(["sae.d_sae=64", "sae.k=4", "data.batch_size=256", "module.lr=1e30", "module.warmup_steps=0",
-             *npy_args(path), *QUIET], tmp_path / "run", cache_dir)
-    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    assert ckpt["global_step"] >= 1
-    assert all(torch.isfinite(t).all() for t in ckpt["state_dict"].values())
-    assert not (tmp_path / "run" / "metrics.json").exists()  # not exported as if finished
+    out = tmp_path / "run"
+    with pytest.raises(UserError, match=r"training stopped: .*at step (\d+).*; (no checkpoint|.*last.ckpt \(step \d+\) keeps)") as err:
+        run(["sae.d_sae=64", "sae.k=4", "data.batch_size=256", f"module.lr={lr}", f"module.warmup_steps={warmup}",
+             "callbacks.periodic_checkpoint.every_n_train_steps=1", *npy_args(path), *QUIET], out, cache_dir)
+    assert not (out / "sae").exists() and not (out / "metrics.json").exists()
+    failed_at = int(re.search(r"at step (\d+)", str(err.value)).group(1))
+    if warmup == 0:
+        assert failed_at == 0 and "no checkpoint was written" in str(err.value)
+        return
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert 0 < ckpt["global_step"] <= failed_at
+    for name, t in ckpt["state_dict"].items():
+        if not name.startswith("sae.") or not t.is_floating_point():
+            continue  # the dead-latent counters are counts, not weights
+        assert torch.isfinite(t.float()).all() and t.float().pow(2).mean().sqrt() <= 100, name
 
 
 def test_wandb_offline_run_holds_the_logged_metrics(synthetic_npy, tmp_path, cache_dir):

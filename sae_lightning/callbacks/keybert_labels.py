@@ -1,10 +1,10 @@
 """KeyBERTLabels: name and score every feature during and after training (issue 4).
 
-At the end of every `every_n_epochs`-th training epoch (0: never) and at the end of fit, on rank
-zero only and never in the sanity check, it runs `interpret_sae` on `pl_module.sae` over the
-datamodule's store and split, writes `<output_dir>/features.parquet`, logs the summary scalars
-to every logger under `labels/` and, for a WandbLogger, the W&B table "features". The summary is
-kept as `self.last_summary` for the trainer to put in metrics.json.
+At the end of every `every_n_epochs`-th training epoch, on rank zero only and never in the sanity
+check, it runs `interpret_sae` on `pl_module.sae` over the datamodule's store and split, writes
+`<output_dir>/features.parquet`, logs the summary scalars to every logger under `labels/` and,
+for a WandbLogger, the W&B table "features". The final labelling is not here: it is a stage after
+the SAE is exported (pipeline.finish_run), so a failure in it cannot take the weights.
 """
 from __future__ import annotations
 
@@ -53,10 +53,6 @@ class KeyBERTLabels(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.every_n_epochs > 0 and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
-            self._label(trainer, pl_module)
-
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._labelled_at_step != trainer.global_step:  # the last epoch may just have been labelled
             self._label(trainer, pl_module)
 
     def _label(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -1,55 +1,45 @@
-"""RunExport: at the end of fit, on rank zero, write the run's contract files.
+"""RunExport: the moment training ends, on rank zero, write what a finished training leaves behind.
 
     <run dir>/sae/            cfg.json, sae_weights.safetensors, sparsity.safetensors (SAELens layout)
-    <run dir>/metrics.json    final validation metrics, dead/dense fractions, label-quality summary
+    <run dir>/metrics.json    final validation metrics and the dead/dense fractions
 
-Done in a callback rather than after `trainer.fit` returns, because under ddp_spawn the weights
-and callback state live in the worker processes."""
+Before any labelling, so no later stage (or its failure, or a kill) can take the weights. Done in a
+callback rather than after `trainer.fit` returns, because under ddp_spawn the weights live in the
+worker processes. The folder is written whole or not at all (run_dir.atomic_folder)."""
 from __future__ import annotations
 
-import json
 import math
-import os
 from pathlib import Path
 
 import pytorch_lightning as pl
-import torch
 
-from .dead_features import DeadFeatureStats
-
-
-def write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, allow_nan=True))
-    os.replace(tmp, path)
+from ..run_dir import RunDir, atomic_folder
+from .dead_features import dead_summary, log10_density
 
 
-def _number(value) -> float | int:
-    value = value.item() if isinstance(value, torch.Tensor) else value
-    return value if isinstance(value, int) else float(value)
+def final_metrics(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict:
+    out = dict(pl_module.val_metrics)  # checkpointed with the module, so a resume at the very end has them
+    out.update(dead_summary(pl_module))
+    out.update(epochs=trainer.current_epoch, global_step=trainer.global_step)
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
 
 
 class RunExport(pl.Callback):
-    def __init__(self, output_dir: str) -> None:
-        self.output_dir = Path(output_dir)
-
-    def metrics(self, trainer: pl.Trainer) -> dict:
-        out = {k[len("val/"):]: _number(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-        for cb in trainer.callbacks:
-            if isinstance(cb, DeadFeatureStats):
-                out.update(cb.summary())
-            summary = getattr(cb, "last_summary", None)
-            if isinstance(summary, dict):
-                out.update({k: _number(v) for k, v in summary.items() if isinstance(v, (int, float, torch.Tensor))})
-        out.update(epochs=trainer.current_epoch, global_step=trainer.global_step)
-        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
+    def __init__(self, output_dir: str | Path) -> None:
+        self.run = RunDir(output_dir)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.interrupted:
+            return
+        if pl_module.val_metrics_step != trainer.global_step:  # resumed at the end: validated before the last step
+            pl_module.validate_now()
         if not trainer.is_global_zero:
             return
         sae = pl_module.sae
-        sae_dir = sae.save(self.output_dir / "sae")
-        for cb in trainer.callbacks:
-            if isinstance(cb, DeadFeatureStats):
-                sae.save_sparsity(sae_dir, cb.log10_density())
-        write_json_atomic(self.output_dir / "metrics.json", self.metrics(trainer))
+
+        def write(folder: Path) -> None:
+            sae.save(folder)
+            sae.save_sparsity(folder, log10_density(pl_module))
+
+        atomic_folder(self.run.sae, write)
+        self.run.write_metrics(final_metrics(trainer, pl_module))  # last: its presence means "exported"

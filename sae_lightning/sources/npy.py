@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..model_packages import sha256_of
 from .corpus import SourceError, check_limit
 
 
@@ -30,6 +31,17 @@ class NpyEmbeddings:
                  model_name: str = "unknown", limit: int | None = None, **_: object) -> None:
         check_limit(limit)
         self.path, self.metadata, self.domain, self.model_name, self.limit = str(path), metadata, domain, model_name, limit
+
+    def fingerprint_parts(self) -> dict:
+        """What, besides the .npy's bytes, makes the store: the metadata file's content (not its
+        path: an edited file must not reuse the old store), the model name, domain and limit."""
+        meta = None
+        if self.metadata:
+            p = Path(self.metadata).expanduser()
+            if not p.is_file():
+                raise SourceError(f"domain.metadata={p}: no such file")
+            meta = sha256_of(p)
+        return {"metadata": meta, "model_name": self.model_name, "domain": self.domain, "limit": self.limit}
 
     def load_metadata(self, n: int) -> pd.DataFrame:
         if not self.metadata:
