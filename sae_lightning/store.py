@@ -36,9 +36,6 @@ def default_cache_dir() -> Path:
     return Path(base) / "sae-lightning"
 
 
-# Kept for the modules that still import the old private name; new code imports run_dir.atomic_write.
-_write_atomic = atomic_write
-
 
 @contextlib.contextmanager
 def store_lock(path: Path) -> Iterator[None]:

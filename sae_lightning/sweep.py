@@ -13,6 +13,8 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from .run_dir import atomic_write
+
 log = logging.getLogger(__name__)
 
 
@@ -29,9 +31,8 @@ def summarise(sweep: Path) -> list[dict]:
     """Refresh sweep_summary.json from every job folder's job_status.json; return the jobs."""
     jobs = sorted((json.loads(p.read_text()) | {"dir": str(p.parent)} for p in sweep.glob("*/job_status.json")),
                   key=lambda j: j["job"])
-    tmp = sweep / "sweep_summary.json.tmp"
-    tmp.write_text(json.dumps(jobs, indent=2))
-    tmp.replace(sweep / "sweep_summary.json")
+    text = json.dumps(jobs, indent=2)
+    atomic_write(sweep / "sweep_summary.json", lambda tmp: tmp.write_text(text))
     return jobs
 
 

@@ -3,14 +3,13 @@ into a temporary sibling folder, which then replaces the target in one rename.""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 
 from ..config import slug
+from ..run_dir import atomic_folder
 from .analysis import DiffResult, MatrixResult
 from .page import render_diff_page, render_matrix_page
 
@@ -31,21 +30,12 @@ def _csv_ready(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_folder(out: Path, files: dict[str, Callable[[Path], None]]) -> dict[str, Path]:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp, old = out.with_name(f".{out.name}.tmp-{os.getpid()}"), out.with_name(f".{out.name}.old-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    def fill(tmp: Path) -> None:
         for name, write in files.items():
             write(tmp / name)
-        if out.exists():
-            os.replace(out, old)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-    return {name: out / name for name in files}
+
+    atomic_folder(Path(out), fill)
+    return {name: Path(out) / name for name in files}
 
 
 def _files(tables: dict[str, pd.DataFrame], summary: dict, page_name: str, page: str) -> dict[str, Callable[[Path], None]]:

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from ..store import _write_atomic
+from ..run_dir import atomic_write
 from .compare_load import RunSAE, load_runs
 from .compare_match import CLASSES, PairMatch, classify, feature_groups, match_pair
 
@@ -239,5 +239,5 @@ def write_comparison(result: ComparisonResult, out_dir: str | Path) -> dict[str,
                        ("compare.html", render_compare_page(result))):
         writers[name] = lambda p, text=text: p.write_text(text, encoding="utf-8")
     for name, write in writers.items():
-        _write_atomic(out / name, write)
+        atomic_write(out / name, write)
     return {name: out / name for name in writers}

@@ -13,14 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..errors import UserError
+from ..run_dir import atomic_folder
 from .candidates import TrainCounts, analyzer_params, count_train_texts
 from .labeling_config import LabelingConfig
 
@@ -42,17 +42,15 @@ def _read(folder: Path) -> TrainCounts | None:
 
 
 def _write(folder: Path, counts: TrainCounts) -> None:
-    tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
-    try:
-        tmp.mkdir(parents=True, exist_ok=True)
+    def fill(tmp: Path) -> None:
         sp.save_npz(tmp / "counts.npz", counts.counts, compressed=False)
         pd.DataFrame({"word": counts.words}).to_parquet(tmp / "words.parquet", index=False)
         np.save(tmp / "rows.npy", counts.rows)
-        os.replace(tmp, folder)
-    except OSError as err:  # a read-only store, or another run renamed its copy in first: fine either way
+
+    try:
+        atomic_folder(folder, fill)
+    except (OSError, UserError) as err:  # a cache: a read-only or full disk costs speed, not the run
         log.debug("train counts not cached in %s (%s)", folder, err)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def cached_train_counts(store, texts: np.ndarray, train_rows: np.ndarray, cfg: LabelingConfig) -> TrainCounts | None:

@@ -39,7 +39,8 @@ from scipy.sparse.csgraph import minimum_spanning_tree
 
 from ..data import split_indices
 from ..models import SparseAutoencoder
-from ..store import EmbeddingStore, _write_atomic
+from ..run_dir import atomic_write
+from ..store import EmbeddingStore
 from .activation_scan import SparseRunningTopK, inference_sae, iter_activations
 from .families_naming import family_label, name_families
 from .labeling_config import LabelingConfig
@@ -188,4 +189,4 @@ def _write(df: pd.DataFrame, path: Path) -> None:
     # pandas types the columns of an empty frame float64, which arrow cannot cast to list<int64>
     table = (FAMILY_SCHEMA.empty_table() if df.empty
              else pa.Table.from_pandas(df, schema=FAMILY_SCHEMA, preserve_index=False))
-    _write_atomic(path, lambda tmp: pq.write_table(table, tmp))
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))

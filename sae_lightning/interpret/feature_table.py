@@ -15,7 +15,6 @@ it. Phases (each timed as `time_<phase>` in the summary):
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..embed import load_model
+from ..run_dir import RunDir, atomic_write
 from ..store import EmbeddingStore
 from .activation_scan import top_examples
 from .candidates import analyzer_params, doc_term_matrix
@@ -197,11 +197,6 @@ def _summary(scores: dict, labels: dict, top, cfg: LabelingConfig) -> dict:
 
 
 def write_features(df: pd.DataFrame, run_dir: str | Path) -> Path:
-    """Write `<run_dir>/features.parquet` atomically (tmp + os.replace) with the contract's types."""
-    path = Path(run_dir) / "features.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write `<run_dir>/features.parquet` through the run's atomic writer, with the contract's types."""
     table = pa.Table.from_pandas(df[FEATURE_COLUMNS], schema=FEATURE_SCHEMA, preserve_index=False)
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(RunDir(run_dir).root / RunDir.FEATURES, lambda tmp: pq.write_table(table, tmp))

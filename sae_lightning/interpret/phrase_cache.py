@@ -7,7 +7,7 @@ changing the vectorizer settings embeds only phrases never seen before. Layout:
     <store>/keybert/<sha of model name + max_seq_length>/phrases.parquet   column "phrase"
                                                          embeddings.npy    float32 [n, dim], same order
 
-Both files are replaced atomically (tmp + os.replace) under the store's file lock, and a writer
+Both files are replaced through the run folder's atomic writer under the store's file lock, and a writer
 merges what is on disk first, so concurrent runs (multirun, DDP ranks) never lose each other's work.
 A read-only store still works: the new embeddings are then kept in memory only.
 """
@@ -16,13 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
+from ..errors import UserError
+from ..run_dir import atomic_write
 from ..store import store_lock
 
 log = logging.getLogger(__name__)
@@ -76,15 +77,12 @@ class PhraseEmbeddingCache:
                     others = [i for i, p in enumerate(found[0]) if p not in self.index]
                     if others:
                         self._add([found[0][i] for i in others], found[1][others])
-                vec_tmp = self.folder / "embeddings.tmp.npy"
-                np.save(vec_tmp, self.vectors)
-                phr_tmp = self.folder / "phrases.parquet.tmp"
-                pd.DataFrame({"phrase": self.phrases}).to_parquet(phr_tmp, index=False)
                 # Embeddings first: a reader that sees the new phrase list also sees its vectors;
                 # one that catches the pair mid-swap finds a length mismatch and ignores the cache.
-                os.replace(vec_tmp, self.folder / "embeddings.npy")
-                os.replace(phr_tmp, self.folder / "phrases.parquet")
-        except OSError as err:
+                atomic_write(self.folder / "embeddings.npy", lambda tmp: np.save(tmp, self.vectors))
+                phrases = pd.DataFrame({"phrase": self.phrases})
+                atomic_write(self.folder / "phrases.parquet", lambda tmp: phrases.to_parquet(tmp, index=False))
+        except (OSError, UserError) as err:  # a cache: a full or read-only disk costs speed, not the run
             log.warning("cannot write the phrase cache %s (%s); embeddings kept in memory only", self.folder, err)
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..run_dir import atomic_write
+
 from .load import RunData, load_run
 from .page import render_page
 from .summary import render_summary
@@ -31,9 +33,7 @@ def write_report(run_dir: str | Path) -> Path:
     """
     run = load_run(run_dir)
     out = Path(run_dir) / "report.html"
-    # Write via a temp file so a crash never leaves a half page that looks complete.
+    # Through the one atomic writer: a crash never leaves a half page that looks complete.
     for path, text in ((out, render_page(run)), (Path(run_dir) / "summary.md", render_summary(run))):
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        atomic_write(path, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
     return out
