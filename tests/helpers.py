@@ -1,7 +1,21 @@
 """Test-side pieces that are real code paths, used through the config like any callback."""
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytorch_lightning as pl
+
+from sae_lightning.models import sparse_dictionary_data
+
+
+def synthetic_npy(folder: Path, n_dirs: int, seed: int) -> Path:
+    """Precomputed embeddings with no texts and no model (`domain=npy`): 2,000 rows of 16-d data
+    drawn from a sparse dictionary of `n_dirs` directions, saved as <folder>/emb.npy."""
+    x, _ = sparse_dictionary_data(n=2000, d_in=16, n_dirs=n_dirs, active=3, seed=seed)
+    path = folder / "emb.npy"
+    np.save(path, x.numpy())
+    return path
 
 
 class StopAfterEpoch(pl.Callback):

@@ -18,11 +18,11 @@ import torch
 from safetensors.torch import load_file
 
 from sae_lightning.errors import UserError
-from sae_lightning.models import sparse_dictionary_data
 from sae_lightning.pipeline import train
 from sae_lightning.store import EmbeddingStore
 
 from .conftest import SMALL_TOPICS, compose_cfg
+from .helpers import synthetic_npy
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
@@ -116,10 +116,7 @@ def test_kill9_at_every_stage_then_resume_ends_like_an_uninterrupted_run(tmp_pat
 
 @pytest.fixture(scope="module")
 def npy(tmp_path_factory) -> Path:
-    x, _ = sparse_dictionary_data(n=2000, d_in=16, n_dirs=64, active=3, seed=0)
-    path = tmp_path_factory.mktemp("npy") / "emb.npy"
-    np.save(path, x.numpy())
-    return path
+    return synthetic_npy(tmp_path_factory.mktemp("npy"), n_dirs=64, seed=0)
 
 
 def npy_args(path: Path, cache: Path) -> list[str]:

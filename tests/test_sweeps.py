@@ -7,11 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from sae_lightning.models import sparse_dictionary_data
 
+from .helpers import synthetic_npy
 from .wandb_records import finished_records
 
 SAE_TRAIN = str(Path(sys.executable).parent / "sae-train")
@@ -21,10 +20,7 @@ FAST = ["sae.d_sae=64", "sae.k=4", "data.batch_size=256", "trainer.max_epochs=1"
 
 @pytest.fixture(scope="module")
 def npy_path(tmp_path_factory) -> Path:
-    x, _ = sparse_dictionary_data(n=2000, d_in=16, n_dirs=32, active=3, seed=1)
-    path = tmp_path_factory.mktemp("sweep_npy") / "x.npy"
-    np.save(path, x.numpy())
-    return path
+    return synthetic_npy(tmp_path_factory.mktemp("sweep_npy"), n_dirs=32, seed=1)
 
 
 def sweep(args: list[str], tmp_path: Path, cache: Path) -> tuple[subprocess.CompletedProcess, Path]:
