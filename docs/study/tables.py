@@ -28,8 +28,9 @@ def _md(df: pd.DataFrame) -> str:
 def run_md(run: Path) -> str:
     m = json.loads((run / "metrics.json").read_text())
     cfg = json.loads((run / "sae" / "cfg.json").read_text())
-    keys = ["fve", "l0", "dead_frac", "retrieval_recall@10", "label_auroc_mean", "keyword_hit_lift_mean",
-            "random_label_auroc_mean", "tfidf_label_auroc_mean"]
+    keys = ["fve", "l0", "dead_frac", "retrieval_recall@10", "label_auroc_mean", "label_auroc_hard_mean",
+            "label_precision_mean", "tfidf_auroc_hard_mean", "random_auroc_hard_mean", "coherence_mean",
+            "label_score_mean", "n_interpretable", "n_mixed"]
     return (f"SAE: {cfg.get('architecture')} d_sae={cfg.get('d_sae')} k={cfg.get('k')}, "
             f"{m.get('epochs')} epochs\n\n" + _md(pd.DataFrame({"metric": keys, "value": [
                 f"{m[k]:.3f}" if isinstance(m.get(k), float) else m.get(k) for k in keys]})))
