@@ -263,6 +263,10 @@ def report(out: Path) -> float | None:
     print("\n".join(lines))
     shown = ("fve", "l0", "dead_frac", "label_auroc_mean", "random_auroc_mean", "tfidf_auroc_mean")
     print("  " + ", ".join(f"{k}={metrics[k]:.4g}" for k in shown if metrics.get(k) is not None))
+    verdicts = [(v, metrics.get(f"n_{v}")) for v in ("interpretable", "mixed", "weak", "dead")]
+    if all(n is not None for _, n in verdicts):  # labelled runs: how far to trust the labels
+        print("  features: " + ", ".join(f"{n} {v}" for v, n in verdicts)
+              + " (trust the interpretable ones' labels; a mixed feature's texts share little)")
     print("  (fve: share of the embeddings' variance explained, 1 best; l0: active features per text; dead_frac: "
           "share of features that stopped firing; label_auroc: how well a label's embedding finds its feature's "
           "texts, 0.5 chance, beside a random label's and TF-IDF's; docs/concepts.md)")
