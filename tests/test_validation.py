@@ -178,6 +178,13 @@ def hand_run(tmp_path_factory, small_store) -> Path:
     return run
 
 
+def _retype_d_sae(path: Path) -> None:
+    """d_sae as a word, in SAELens' fields and in the sae_lightning block our loader reads."""
+    cfg = json.loads(path.read_text())
+    cfg["d_sae"] = cfg["sae_lightning"]["d_sae"] = "many"
+    path.write_text(json.dumps(cfg))
+
+
 def _damaged(hand_run: Path, tmp_path: Path, damage) -> Path:
     run = tmp_path / "run"
     shutil.copytree(hand_run, run)
@@ -203,8 +210,7 @@ CORRUPTIONS = {
                          r"sae/cfg.json: corrupt JSON .*; the SAE files are damaged"),
     "cfg.json not an object": (lambda r: (r / "sae" / "cfg.json").write_text("[1, 2]"),
                                r"sae/cfg.json: expected a JSON object, got list; the SAE files are damaged"),
-    "cfg.json wrong types": (lambda r: (r / "sae" / "cfg.json").write_text(json.dumps(
-        {**json.loads((r / "sae" / "cfg.json").read_text()), "d_sae": "many"})), r"sae/cfg.json: .*the SAE files are damaged"),
+    "cfg.json wrong types": (lambda r: _retype_d_sae(r / "sae" / "cfg.json"), r"sae/cfg.json: .*the SAE files are damaged"),
     "truncated safetensors": (lambda r: _truncate(r / "sae" / "sae_weights.safetensors"),
                               r"sae_weights.safetensors: corrupt or truncated safetensors file .*the SAE files are damaged"),
     "manifest not JSON": (lambda r: _store_copy(r, "{"), r"manifest.json is corrupt .*; delete .* and run `sae-embed` again"),
