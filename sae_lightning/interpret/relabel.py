@@ -25,7 +25,7 @@ from ..store import EmbeddingStore
 from .feature_table import interpret_sae, write_features
 from .families import build_families
 from .labeling_config import LabelingConfig
-from .run_info import RUN_KEYS, read_run_info  # noqa: F401  (read_run_info: part of this module's API)
+from .run_info import read_run_info
 
 class NoTexts(UserError):
     """The run's store holds embeddings without texts: there is nothing to name features with."""
