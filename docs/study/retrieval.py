@@ -99,11 +99,12 @@ def main(run_dir: str, n_queries: int = 1000) -> str:
     table = evaluate(ranked, article[queries], domain[queries], article[train], domain[train],
                      counts.reindex(article[queries]).to_numpy())
     nnz = {name: (ix.nnz / ix.shape[0] if sp.issparse(ix) else ix.shape[1]) for name, (_, ix) in codes.items()}
-    table.insert(1, "stored values per text", [f"{nnz[n]:.0f}" for n in table["index"]])
+    table.insert(1, "stored numbers per text", [f"{nnz[n]:.0f}" if n == "dense MiniLM x" else f"{nnz[n]:.0f} (id, value) pairs"
+                                                 for n in table["index"]])
 
     out = [f"{len(queries)} held-out sentences as queries (the run's validation split, seed {SEED}), "
            f"{len(train)} training sentences as the index; a hit is a sentence of the query's own article.\n",
-           md_table(table.round(3)), ""]
+           md_table(table.map(lambda v: f"{v:.3f}" if isinstance(v, float) else v)), ""]
     sparse_name = list(codes)[1]
     zq_all, zi_all = codes[sparse_name]
     for dom in EXAMPLES:
