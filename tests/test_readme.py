@@ -86,6 +86,9 @@ def command_argv(exe: str) -> list[str]:
 def tiny_argv(exe: str, args: list[str]) -> list[str]:
     """args of a training command with TINY (and EXTRA) replacing the README's own values."""
     extra = dict(TINY)
+    variant = next((a.split("=", 1)[1] for a in args if a.startswith("sae=")), None)
+    if variant and not re.search(r"^k:", (ROOT / "conf" / "sae" / f"{variant}.yaml").read_text(), re.M):
+        del extra["sae.k"]  # relu, jumprelu: no k to set
     for marker, more in EXTRA:
         if any(marker in a for a in args):
             extra.update(more)
