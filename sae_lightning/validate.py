@@ -204,10 +204,12 @@ RULES: dict[str, Rule] = {
     "callbacks.model_checkpoint.save_top_k": whole(-1),
     "callbacks.model_checkpoint.every_n_epochs": whole(0, null=True),
     "callbacks.model_checkpoint.save_on_exception": flag(),
+    "callbacks.model_checkpoint.enable_version_counter": flag(),
     "callbacks.periodic_checkpoint.dirpath": PATH,
     "callbacks.periodic_checkpoint.save_last": flag(also=("link",)),
     "callbacks.periodic_checkpoint.save_top_k": whole(-1),
     "callbacks.periodic_checkpoint.every_n_train_steps": whole(0, null=True),
+    "callbacks.periodic_checkpoint.enable_version_counter": flag(),
     "callbacks.dead_features.dead_after_samples": POSITIVE,
     "callbacks.dead_features.dense_threshold": number(0, 1, lo_open=True),
     # conf/labeling

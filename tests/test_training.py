@@ -219,3 +219,17 @@ def test_ddp_on_cpu_matches_a_single_process(synthetic_npy, tmp_path):
         assert len(list(tmp_path.glob(f"{name}*"))) == 1  # one output folder, not one per rank
     assert abs(results["single"]["fve"] - results["ddp"]["fve"]) < 0.03
     assert abs(results["single"]["l0"] - results["ddp"]["l0"]) < 1.0
+
+
+def test_both_checkpoint_callbacks_write_the_one_last_ckpt(synthetic_npy, tmp_path, cache_dir):
+    """The epoch and the periodic ModelCheckpoint share last.ckpt; Lightning's version counter would
+    make the second write last-v1.ckpt, and `ckpt_path=last` would then miss the newest steps."""
+    path, _ = synthetic_npy
+    out = run(["sae.d_sae=64", "sae.k=4", "data.batch_size=256", "trainer.max_epochs=2",
+               "callbacks.periodic_checkpoint.every_n_train_steps=4", *npy_args(path), *QUIET],
+              tmp_path / "run", cache_dir)
+    names = sorted(p.name for p in (out / "checkpoints").glob("*.ckpt"))
+    assert not [n for n in names if n.startswith("last-v")], names
+    step = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    steps_per_epoch = int(4000 * (1 - 0.1)) // 256
+    assert step == 2 * steps_per_epoch
