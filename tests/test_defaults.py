@@ -15,6 +15,7 @@ from sae_lightning.data import EmbeddingDataModule
 from sae_lightning.interpret import LabelingConfig
 from sae_lightning.models import SAEConfig
 from sae_lightning.module import SAEModule
+from sae_lightning.runtime import RuntimeSettings
 
 from .conftest import compose_cfg
 
@@ -64,7 +65,7 @@ def group_values(overrides: list[str], group: str, tmp_path: Path) -> dict:
 
 
 @pytest.mark.parametrize("group, target", [("module", SAEModule), ("data", EmbeddingDataModule),
-                                           ("labeling", LabelingConfig)])
+                                           ("labeling", LabelingConfig), ("runtime", RuntimeSettings)])
 def test_yaml_defaults_equal_the_python_signature(group, target, tmp_path):
     assert mismatches(group, group_values([], group, tmp_path), target) == []
 
