@@ -30,6 +30,7 @@ def train_on_dictionary(sae: SparseAutoencoder, x: torch.Tensor, steps: int, see
         samples_since_fired = torch.where(out.fire_counts > 0, 0, samples_since_fired + len(xb))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "architecture, extra, steps",
     [
