@@ -30,13 +30,13 @@ SETTINGS = {
 CHILD = """
 import json, sys, time
 import torch
-from sae_lightning.models import SAEConfig, build_sae
+from sae_lightning.models import build_sae, sae_config
 from sae_lightning.runtime import apply
 settings, batch, steps = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 torch.manual_seed(0)
 torch.use_deterministic_algorithms(True)  # what Trainer(deterministic=True) does
 apply(settings)
-sae = build_sae(SAEConfig(architecture="topk", d_in=384, d_sae=3072, k=32))
+sae = build_sae(sae_config(architecture="topk", d_in=384, d_sae=3072, k=32))
 opt = torch.optim.Adam(sae.parameters(), lr=4e-3, fused=True)
 x = torch.nn.functional.normalize(torch.randn(steps + 5, batch, 384), dim=-1)
 dead = torch.zeros(3072, dtype=torch.bool)

@@ -1,5 +1,5 @@
 """Every hand-written backward against dense autograd, in float64: TopK's sparse encoder and decoder
-gradients (`_GatherActive`, `_SparseDecode`) and the CSR products under them (`ActivePattern`), for
+gradients (`GatherActive`, `SparseDecode`) and the CSR products under them (`ActivePattern`), for
 each TopK-family variant and loss (AuxK and Matryoshka's prefixes included), and JumpReLU's
 straight-through pieces (`_JumpReLU`, `_Step`)."""
 from __future__ import annotations
@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sae_lightning.models import SAEConfig, SAEOutput, build_sae, fvu
+from sae_lightning.models import SAEOutput, build_sae, fvu, sae_config
 from sae_lightning.models.jumprelu import _JumpReLU, _Step
-from sae_lightning.models.topk import ActivePattern, _SparseDecode
+from sae_lightning.models.kernels.active import ActivePattern, SparseDecode
 
 D_IN, D_SAE, K, B = 12, 48, 4, 20
 PARAMS = ("W_enc", "b_enc", "W_dec", "b_dec")
@@ -17,7 +17,7 @@ PARAMS = ("W_enc", "b_enc", "W_dec", "b_dec")
 
 def make(architecture: str, **extra):
     torch.manual_seed(0)
-    sae = build_sae(SAEConfig(architecture=architecture, d_in=D_IN, d_sae=D_SAE, k=K, aux_k=6, **extra)).double()
+    sae = build_sae(sae_config(architecture=architecture, d_in=D_IN, d_sae=D_SAE, k=K, aux_k=6, **extra)).double()
     with torch.no_grad():  # away from the init's symmetry: every parameter gets its own gradient
         for p in sae.parameters():
             p.add_(0.1 * torch.randn_like(p))
@@ -77,7 +77,7 @@ def test_sparse_decode_backward_passes_gradcheck():
     pattern = ActivePattern(idx, offsets, D_SAE)
     vals = torch.randn(B * K, dtype=torch.float64, requires_grad=True)
     W_dec = torch.randn(D_SAE, D_IN, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda v, w: _SparseDecode.apply(v, w, pattern), (vals, W_dec))
+    assert torch.autograd.gradcheck(lambda v, w: SparseDecode.apply(v, w, pattern), (vals, W_dec))
 
 
 def test_active_pattern_products_equal_the_dense_ones():
