@@ -68,6 +68,27 @@ def test_every_variant_trains_end_to_end_saves_and_loads(arch, synthetic_npy, tm
     assert (out / "checkpoints" / "last.ckpt").is_file() and (out / "run.json").is_file()
 
 
+def test_dead_after_samples_in_cfg_json_is_the_one_the_dead_mask_uses(synthetic_npy, tmp_path, cache_dir):
+    """A store smaller than sae.dead_after_samples: the value is fitted before the SAE is built, so
+    cfg.json records what AuxK's dead mask counts against (nothing lowers it during training)."""
+    from sae_lightning.data import split_indices
+    from sae_lightning.pipeline import build_module, build_store_from_cfg
+
+    path, _ = synthetic_npy
+    cfg = compose_cfg([*npy_args(path), "sae.d_sae=64", "sae.k=4", "sae.dead_after_samples=1000000", *QUIET],
+                      tmp_path, cache_dir)
+    store = build_store_from_cfg(cfg)
+    module = build_module(cfg, store)
+    n_train = len(split_indices(len(store), cfg.data.val_fraction, cfg.seed)[0])
+    assert module.sae.cfg.dead_after_samples == n_train == 3600
+    assert module.sae.saelens_cfg()["sae_lightning"]["dead_after_samples"] == n_train
+    module.samples_since_fired.fill_(n_train - 1)
+    assert not module.dead_mask.any()
+    module.samples_since_fired[3] = n_train
+    assert module.dead_mask.nonzero().flatten().tolist() == [3]
+    assert "samples_since_fired" in module.state_dict()  # checkpointed with the weights
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("arch,extra", [("topk", ["sae.k=4", "module.lr=0.004"]),
                                         ("relu", ["sae.l1_coefficient=0.2", "sae.l1_warmup_steps=200",
