@@ -151,7 +151,7 @@ def _compare(argv: list[str]) -> None:
     import time
     from pathlib import Path
 
-    from .interpret.compare import DEFAULT_THRESHOLD, compare_runs, default_compare_dir, write_comparison
+    from .compare import DEFAULT_THRESHOLD, compare_runs, default_compare_dir, write_comparison
 
     p = argparse.ArgumentParser(prog="sae-compare", description="Match features across per-domain SAEs by decoder "
                                 "direction; per-domain feature counts of joint SAEs. Writes tables and compare.html.")

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from ..interpret.compare_load import FINISHED_FILES
+from ..compare.load import FINISHED_FILES
 from ..interpret.search import SearchRun, open_run
 from .groups import Group, check_groups, check_size, resolve_group, store_group
 from .scan import GroupScan, scan_group

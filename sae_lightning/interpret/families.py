@@ -44,7 +44,7 @@ from ..store import EmbeddingStore
 from .activation_scan import SparseRunningTopK, inference_sae, iter_activations
 from .families_naming import family_label, name_families
 from .labeling_config import LabelingConfig
-from .relabel import read_run_info
+from .run_info import read_run_info
 
 log = logging.getLogger(__name__)
 

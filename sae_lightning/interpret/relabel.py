@@ -23,35 +23,12 @@ from ..models import SparseAutoencoder
 from ..run_dir import RunDir
 from ..store import EmbeddingStore
 from .feature_table import interpret_sae, write_features
+from .families import build_families
 from .labeling_config import LabelingConfig
-
-RUN_KEYS = ("store_path", "val_fraction", "seed")
-
+from .run_info import read_run_info
 
 class NoTexts(UserError):
     """The run's store holds embeddings without texts: there is nothing to name features with."""
-
-
-def read_run_info(run_dir: str | Path) -> dict:
-    """run.json, checked; one line naming what makes `run_dir` not a finished run, and the way out."""
-    run = RunDir(run_dir)
-    if not run.root.is_dir():
-        raise UserError(f"{run.root} is not a run dir: the folder does not exist")
-    if not run.has_export() and run.last_ckpt.is_file():
-        raise UserError(f"{run.root} has not finished training (no sae/ or metrics.json, but a checkpoint): "
-                        f"`sae-train run_dir={run.root} ckpt_path=last` recovers it")
-    missing = [f"sae/{name}" for name in ("cfg.json", "sae_weights.safetensors") if not (run.sae / name).is_file()]
-    info: dict = {}
-    if not (run / RunDir.RUN).is_file():
-        missing.append(RunDir.RUN)
-    else:
-        info = run.run_info()
-        missing += [f"{RunDir.RUN}:{key}" for key in RUN_KEYS if key not in info]
-    if missing:
-        raise UserError(f"{run.root} is not a finished run: missing {', '.join(missing)} "
-                        "(a run dir needs sae/cfg.json, sae/sae_weights.safetensors and run.json "
-                        "with store_path, val_fraction and seed)")
-    return info
 
 
 def merge_metrics(run_dir: str | Path, summary: dict) -> Path:
@@ -77,7 +54,5 @@ def label_run_dir(run_dir: str | Path, cfg: LabelingConfig | None = None) -> tup
     write_features(df, run_dir)
     merge_metrics(run_dir, summary)
     if info.get("families"):
-        from .families import build_families
-
         build_families(run_dir, labeling=cfg, **info["families"])
     return df, summary

@@ -49,7 +49,7 @@ class SearchRun:
 
 
 def open_run(run_dir: str | Path, device: str = "cpu") -> SearchRun:
-    from .relabel import read_run_info
+    from .run_info import read_run_info
 
     run_dir = Path(run_dir)
     try:

@@ -2,22 +2,23 @@
 its module is imported, and everything that builds an SAE from a name or a cfg.json asks here."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .base import SAEConfig, SparseAutoencoder
+from torch import nn
 
-# Filled by SparseAutoencoder.__init_subclass__; importing the package registers every variant.
-ARCHITECTURES: dict[str, type[SparseAutoencoder]] = {}
+# Filled by SparseAutoencoder.__init_subclass__ (base.py, which imports this module: hence the plain
+# nn.Module and Any annotations here); importing the package registers every variant.
+ARCHITECTURES: dict[str, type[nn.Module]] = {}
 
 
-def variant_class(architecture: Any) -> type[SparseAutoencoder]:
+def variant_class(architecture: Any) -> Any:
+    """The SparseAutoencoder subclass registered for `architecture`."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {architecture!r}; known architectures: {', '.join(sorted(ARCHITECTURES))}")
     return ARCHITECTURES[architecture]
 
 
-def sae_config(architecture: str, d_in: int, d_sae: int | None = None, **knobs: Any) -> SAEConfig:
+def sae_config(architecture: str, d_in: int, d_sae: int | None = None, **knobs: Any) -> Any:
     """The config of `architecture` (its own dataclass, e.g. TopKConfig) from its knobs."""
     config_class = variant_class(architecture).config_class
     unknown = sorted(set(knobs) - config_class.field_names())
@@ -28,6 +29,6 @@ def sae_config(architecture: str, d_in: int, d_sae: int | None = None, **knobs: 
     return config_class(architecture=architecture, **shape, **knobs)
 
 
-def build_sae(cfg: SAEConfig) -> SparseAutoencoder:
+def build_sae(cfg: Any) -> Any:
     """The SAE for a config; a variant whose class depends on a setting (Matryoshka's base) picks it here."""
     return variant_class(cfg.architecture).class_for(cfg)(cfg)

@@ -14,18 +14,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from typing import TYPE_CHECKING
-
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..errors import UserError
 from .registry import ARCHITECTURES
 
-if TYPE_CHECKING:
-    from .base import SparseAutoencoder
+# The functions below take a SparseAutoencoder (base.py imports this module, so it is not imported here).
+SparseAutoencoder = nn.Module
 
 CFG_FILE = "cfg.json"
 REWRITE_HINT = "the SAE files are damaged: save the SAE again (or retrain the run)"

@@ -8,9 +8,9 @@ optional and shown as "not available" when missing.
 
 Files: load.py (read the run dir), verdicts.py (interpretable / mixed / weak / dead), quality.py
 (label-quality tables), featuremap.py (spectral map of decoder rows), feature_data.py (the JSON the
-page draws cards and the map from), svg.py (plot primitives), colors.py (domain colours),
-sections.py (one function per section), assets.py + templates/ (Jinja2 page, CSS, script),
-page.py (HTML), summary.py (Markdown).
+page draws cards and the map from), sections.py (each section's data), page.py and summary.py
+(render templates/report.html.j2 and templates/summary.md.j2; report.js draws the cards). The page
+skeleton, stylesheet, plot geometry and SVG macros are shared with the other pages: ../pages/.
 """
 from __future__ import annotations
 
