@@ -42,6 +42,7 @@ def _one_line_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConf
     def wrapper(cfg: DictConfig) -> object:
         try:
             check_config(cfg)  # again per job: a multirun's jobs are composed only here
+            apply_runtime(cfg)
             return task(cfg)
         except Exception as raised:
             err = _own_error(raised)
@@ -57,6 +58,16 @@ def _one_line_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConf
             sys.exit(2)
 
     return wrapper
+
+
+def apply_runtime(cfg: DictConfig) -> None:
+    """The process-wide settings of conf/runtime/: the commands set them, the library never does."""
+    if cfg.get("runtime") is not None:
+        from omegaconf import OmegaConf
+
+        from . import runtime
+
+        log.debug("runtime settings applied: %s", runtime.apply(OmegaConf.to_container(cfg.runtime, resolve=True)))
 
 
 def _launch(task: Callable[[DictConfig], object], config_name: str) -> None:

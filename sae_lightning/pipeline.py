@@ -21,12 +21,14 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from .callbacks import RunExport
 from .callbacks.stop_on_signal import StopOnSignal
 from .checkpoint_io import AtomicCheckpointIO, load_checkpoint_file
+from .data import split_indices
 from .embed import build_store
 from .errors import UserError
 from .interpret.labeling_config import LabelingConfig
 from .interrupts import DeferredSignals, RunInterrupted
 from .module import NonFiniteError, SAEModule
 from .run_dir import RunDir
+from .runtime import kept_global_state
 from .store import EmbeddingStore
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,13 @@ def sae_settings(cfg: DictConfig, store: EmbeddingStore) -> dict:
         raise UserError(f"sae.d_in={d_in} but the embedding store {store.path} is {store.dim} wide; "
                         "drop sae.d_in (it is taken from the store) or use another store")
     sae["d_in"] = store.dim
+    # AuxK's "dead" is counted over dead_after_samples training samples; more than the store's train
+    # split would take several epochs to call any latent dead. Fitted here, before cfg.json records it.
+    n_train = len(split_indices(len(store), cfg.data.val_fraction, 0)[0])  # its size needs no seed
+    if sae.get("dead_after_samples") and int(sae["dead_after_samples"]) > n_train:
+        log.warning("sae.dead_after_samples=%d exceeds the %d training samples; counting over one epoch instead",
+                    sae["dead_after_samples"], n_train)
+        sae["dead_after_samples"] = n_train
     sae["metadata"] = {"model_name": store.model_name, "domain": cfg.domain.get("name"),
                        "store_fingerprint": store.fingerprint, "domains": store.manifest.get("domains", [])}
     return sae
@@ -127,7 +136,7 @@ def train(cfg: DictConfig) -> float | None:
     """The whole run; returns validation fve (what hparams_search optimises). Ctrl-C or SIGTERM
     saves a checkpoint, prints the command that continues, and exits 130 / 143."""
     run = RunDir(cfg.paths.output_dir)
-    with DeferredSignals() as signals:
+    with DeferredSignals() as signals, kept_global_state():  # Lightning's flags do not outlive the run
         try:
             return _train(cfg, run, signals)
         except RunInterrupted as stop:

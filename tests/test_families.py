@@ -13,7 +13,7 @@ from sae_lightning.data import split_indices
 from sae_lightning.embed import Embedder, build_store
 from sae_lightning.interpret.families import (FAMILIES_FILE, build_families, coactivation, coactivation_weights,
                                               max_spanning_tree)
-from sae_lightning.models import SAEConfig, SparseAutoencoder, build_sae
+from sae_lightning.models import SparseAutoencoder, build_sae, sae_config
 from sae_lightning.pipeline import train
 from sae_lightning.report import write_report
 from sae_lightning.sources import NpyEmbeddings
@@ -42,7 +42,7 @@ def planted_run(tmp_path_factory, cache_dir):
     np.save(root / "x.npy", x.astype(np.float32))
     store = build_store(NpyEmbeddings(path=str(root / "x.npy"), model_name="synthetic"), Embedder(show_progress=False),
                         cache_dir)
-    sae = build_sae(SAEConfig(architecture="topk", d_in=48, d_sae=n_dirs, k=2, metadata={"model_name": "synthetic"}))
+    sae = build_sae(sae_config(architecture="topk", d_in=48, d_sae=n_dirs, k=2, metadata={"model_name": "synthetic"}))
     with torch.no_grad():
         sae.W_dec.copy_(torch.from_numpy(dirs).float())
         sae.W_enc.copy_(sae.W_dec.T)
@@ -150,7 +150,7 @@ def _hand_built_run(root: Path, x: np.ndarray, cache_dir: Path) -> Path:
     store = build_store(NpyEmbeddings(path=str(root / "x.npy"), model_name="synthetic"), Embedder(show_progress=False),
                         cache_dir)
     torch.manual_seed(0)
-    sae = build_sae(SAEConfig(architecture="topk", d_in=x.shape[1], d_sae=32, k=4, metadata={"model_name": "synthetic"}))
+    sae = build_sae(sae_config(architecture="topk", d_in=x.shape[1], d_sae=32, k=4, metadata={"model_name": "synthetic"}))
     run = root / "run"
     sae.save(run / "sae")
     (run / "run.json").write_text(json.dumps({"store_path": str(store.path), "val_fraction": 0.1, "seed": 0}))

@@ -23,7 +23,7 @@ from sae_lightning.interpret import FEATURE_COLUMNS, LabelingConfig, interpret_s
 from sae_lightning.interpret.activation_scan import top_examples
 from sae_lightning.interpret.label_scoring import mann_whitney_auroc
 from sae_lightning.interpret.scoring_sets import scoring_sets
-from sae_lightning.models import SAEConfig, build_sae
+from sae_lightning.models import build_sae, sae_config
 from sae_lightning.sources import TextFiles
 
 D_SAE, K = 48, 6
@@ -32,7 +32,7 @@ PLANTED, DEAD = 0, 1
 
 def topk_sae(d_in: int, d_sae: int = D_SAE, k: int = K, seed: int = 0):
     torch.manual_seed(seed)
-    return build_sae(SAEConfig(architecture="topk", d_in=d_in, d_sae=d_sae, k=k))
+    return build_sae(sae_config(architecture="topk", d_in=d_in, d_sae=d_sae, k=k))
 
 
 @torch.no_grad()

@@ -12,6 +12,7 @@ import pandas as pd
 SAE_LABEL = str(Path(sys.executable).parent / "sae-label")
 
 
+@pytest.mark.slow
 def test_relabel_a_finished_run_with_other_settings(tiny_labelled_run, tmp_path, cache_dir):
     run = tmp_path / "run"
     shutil.copytree(tiny_labelled_run, run)

@@ -19,7 +19,7 @@ from sae_lightning.config import CONF_DIR, group_options
 from sae_lightning.errors import UserError
 from sae_lightning.interpret import label_run_dir
 from sae_lightning.interpret.search import open_run
-from sae_lightning.models import SAEConfig, SparseAutoencoder, build_sae
+from sae_lightning.models import SparseAutoencoder, build_sae, sae_config
 from sae_lightning.store import EmbeddingStore
 from sae_lightning.validate import RULES, check_config, leaf_keys
 
@@ -171,7 +171,7 @@ def test_sae_embed_and_sae_label_refuse_in_one_line(tmp_path):
 def hand_run(tmp_path_factory, small_store) -> Path:
     """A run folder in the layout training writes (sae/, run.json) over the real 600-sentence store."""
     run = tmp_path_factory.mktemp("corrupt") / "run"
-    sae = build_sae(SAEConfig(architecture="topk", d_in=small_store.dim, d_sae=32, k=4,
+    sae = build_sae(sae_config(architecture="topk", d_in=small_store.dim, d_sae=32, k=4,
                               metadata={"model_name": small_store.model_name}))
     sae.save(run / "sae")
     (run / "run.json").write_text(json.dumps({"store_path": str(small_store.path), "val_fraction": 0.1, "seed": 0}))

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..store import EmbeddingStore
-from .threads import single_threaded
+from ..runtime import limited_threads
 
 
 class RunningTopK:
@@ -32,8 +32,7 @@ class SparseRunningTopK(RunningTopK):
     k of d_sae latents per row, so sorting its triples beats a top-k over the dense batch."""
 
     def update_sparse(self, feat: torch.Tensor, rows: torch.Tensor, vals: torch.Tensor) -> None:
-        with single_threaded():  # small ops: see threads.py
-            self._update_sparse(feat, rows, vals)
+        self._update_sparse(feat, rows, vals)  # small ops: callers run it under limited_threads
 
     def _update_sparse(self, feat: torch.Tensor, rows: torch.Tensor, vals: torch.Tensor) -> None:
         n_features, k = self.values.shape
@@ -112,7 +111,7 @@ def domain_codes(store: EmbeddingStore) -> tuple[np.ndarray, list[str]]:
 
 
 def top_examples(sae, store: EmbeddingStore, train_idx: np.ndarray, m: int = 15, batch_size: int = 4096,
-                 device: str | None = None) -> TopExamples:
+                 device: str | None = None, small_op_threads: int | None = None) -> TopExamples:
     codes, domains = domain_codes(store)
     codes_t = torch.from_numpy(codes)
     with inference_sae(sae, device) as model:
@@ -123,7 +122,7 @@ def top_examples(sae, store: EmbeddingStore, train_idx: np.ndarray, m: int = 15,
         mass = torch.zeros(d_sae * len(domains), dtype=torch.float64, device=dev)
         codes_t = codes_t.to(dev)
         for rows, acts in iter_activations(model, store, train_idx, batch_size):  # encoder: caller's threads
-            with single_threaded():  # the bookkeeping is small ops (threads.py)
+            with limited_threads(small_op_threads):  # the bookkeeping is small ops (runtime.limited_threads)
                 r, f = (acts > 0).nonzero(as_tuple=True)  # negative outputs do not count as firing
                 v = acts[r, f]
                 top.update_sparse(f, rows[r], v)

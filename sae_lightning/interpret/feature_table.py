@@ -40,7 +40,7 @@ from .phrase_cache import PhraseEmbeddingCache, cache_folder
 from .scoring_sets import scoring_sets
 from .source_documents import document_codes
 from .tfidf_baseline import tfidf_scores, tfidf_top_terms
-from .threads import single_threaded
+from ..runtime import limited_threads
 from .verdict import VERDICTS, label_scores, verdicts
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def _interpret(sae, store, train_idx, val_idx, cfg, timer) -> tuple[pd.DataFrame
     texts = meta["text"].to_numpy()
     codes = document_codes(meta["id"].to_numpy())
     with timer("top_examples"):
-        top = top_examples(sae, store, train_idx, cfg.m, cfg.batch_size, cfg.device)
+        top = top_examples(sae, store, train_idx, cfg.m, cfg.batch_size, cfg.device, cfg.small_op_threads)
     with timer("scoring_sets"):
         sets = scoring_sets(sae, store, val_idx, cfg.m_pos, cfg.n_negatives, cfg.n_hard, cfg.seed,
                             cfg.batch_size, cfg.device)
@@ -125,7 +125,7 @@ def _interpret(sae, store, train_idx, val_idx, cfg, timer) -> tuple[pd.DataFrame
         tfidf_emb = embed_labels(labels["tfidf"], cache, cfg.label_embedding, store.dim)
         rand_emb = np.where((donor >= 0)[:, None], label_emb[np.maximum(donor, 0)], 0)
     kw_sets = {"label": labels["keywords"], "tfidf": labels["tfidf"], "random": rand_kws}
-    with timer("scoring"), single_threaded():
+    with timer("scoring"), limited_threads(cfg.small_op_threads):
         rows = scored_rows(sets)
         scorer = LabelScorer(sets, rows, np.asarray(store.embeddings[rows], dtype=np.float32))
         scores = auroc_columns(scorer, {"label": (labels["keywords"], label_emb), "tfidf": (labels["tfidf"], tfidf_emb),
