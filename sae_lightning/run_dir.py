@@ -152,9 +152,10 @@ class RunDir:
         """`with run.new_labeling() as lab:` write lab's files; on leaving, `commit` makes it the
         current labelling, and anything raised (Ctrl-C included) removes it instead. Earlier
         labellings stay as they are either way."""
+        self._remove_abandoned()
         now = datetime.now(timezone.utc)
         labeling_id = f"{now:%Y-%m-%d_%H-%M-%S}_{secrets.token_hex(3)}"
-        tmp = self.root / self.LABELINGS / f".{labeling_id}.tmp"
+        tmp = self.root / self.LABELINGS / f".{labeling_id}.{os.getpid()}.tmp"
         tmp.mkdir(parents=True)
         labeling = Labeling(tmp, labeling_id)
         labeling.created = now.isoformat(timespec="seconds")
@@ -164,6 +165,14 @@ class RunDir:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         self.commit(labeling)
+
+    def _remove_abandoned(self) -> None:
+        """Temp folders of labellings whose process is gone (killed): never current, so removable.
+        One whose process still runs (a labelling going on beside this one) is left alone."""
+        for tmp in (self.root / self.LABELINGS).glob(".*.tmp"):
+            pid = tmp.name.rsplit(".", 2)[-2]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(tmp, ignore_errors=True)
 
     def commit(self, labeling: Labeling) -> Labeling:
         """Make a new labelling the run's current one: its folder is renamed into place (it has its
@@ -193,6 +202,16 @@ class RunDir:
             else:
                 with contextlib.suppress(FileNotFoundError):
                     dst.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _link(src: Path, dst: Path) -> None:

@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from sae_lightning.diff.analysis import DiffResult, DiffSettings  # noqa: E402
 from sae_lightning.diff.page import forest_plot  # noqa: E402
+from sae_lightning.run_dir import RunDir  # noqa: E402
 
 
 def _md(df: pd.DataFrame) -> str:
@@ -26,8 +27,8 @@ def _md(df: pd.DataFrame) -> str:
 
 
 def run_md(run: Path) -> str:
-    m = json.loads((run / "metrics.json").read_text())
-    cfg = json.loads((run / "sae" / "cfg.json").read_text())
+    m = RunDir(run).results()  # training metrics + the current labelling's summary
+    cfg = json.loads((RunDir(run).sae / RunDir.SAE_CFG).read_text())
     keys = ["fve", "l0", "dead_frac", "retrieval_recall@10", "label_auroc_mean", "label_auroc_hard_mean",
             "label_precision_mean", "tfidf_auroc_hard_mean", "random_auroc_hard_mean", "coherence_mean",
             "label_score_mean", "n_interpretable", "n_mixed"]
