@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import save_file
 
 from sae_lightning.report import write_report
+from sae_lightning.run_dir import RunDir
 from sae_lightning.report.featuremap import spectral_2d
 
 DOMAINS = ["Arts", "History", "Mathematics", "Philosophy and religion", "<script>alert(1)</script>"]
@@ -341,12 +342,41 @@ def test_real_tiny_run_with_new_columns(tiny_labelled_run, tmp_path):
 
     run = tmp_path / "run"
     shutil.copytree(tiny_labelled_run, run, ignore=shutil.ignore_patterns("checkpoints", "wandb", "csv"))
-    new_score_columns(pd.read_parquet(run / "features.parquet")).to_parquet(run / "features.parquet")
+    current = RunDir(run).labeling()  # the report reads the current labelling, not the top-level mirror
+    new_score_columns(current.read_features()).to_parquet(current.features)
     page = write_report(run).read_text(encoding="utf-8")
+    assert (run / "report.html").read_bytes() == current.report.read_bytes()
     check_html(page)
     data = page_data(page)
     assert len(data["id"]) == 128 and len(data["xy"]) == 128 and data["coherence"] is not None
     assert "Mathematics" in data["domains"] and "label_auroc_hard" in data["scores"]
+
+
+def test_report_of_a_run_with_labellings_reads_the_current_one(tmp_path):
+    """Training metrics from metrics.json's sections, labels from the current labelling's
+    labels.json; the page goes into that labelling, mirrored at the top; an earlier labelling's
+    page stays its own."""
+    legacy = make_run(tmp_path)
+    run = RunDir(legacy)
+    train_keys = ("fve", "nmse", "cos_sim", "l0", "dead_frac", "dense_frac", "retrieval_recall@10")
+    run.write_metrics({k: METRICS[k] for k in train_keys}, {"fit": 1.0})
+    features, families = pd.read_parquet(legacy / "features.parquet"), pd.read_parquet(legacy / "families.parquet")
+    for name in ("features.parquet", "families.parquet"):
+        (legacy / name).unlink()
+    pages = []
+    for fve_shift in (0.0, 0.1):
+        with run.new_labeling() as lab:
+            features.to_parquet(lab.features)
+            families.to_parquet(lab.families)
+            summary = {k: v for k, v in METRICS.items() if k not in train_keys}
+            lab.write_labels({"top_n": 3}, None, {**summary, "label_auroc_mean": 0.9012 - fve_shift, "time_total": 2.0})
+        pages.append(write_report(legacy).read_text(encoding="utf-8"))
+    first, second = run.labelings()
+    assert run.labeling().id == second.id and first.report.read_text(encoding="utf-8") == pages[0]
+    assert (legacy / "report.html").read_text(encoding="utf-8") == second.report.read_text(encoding="utf-8") == pages[1]
+    assert table_rows(pages[0], "label-quality-table")["KeyBERT label"][0] == "0.901"
+    assert table_rows(pages[1], "label-quality-table")["KeyBERT label"][0] == "0.801"
+    assert "0.8123" in pages[1] and "time_total" not in pages[1]  # training metrics shown, timings not
 
 
 def _rendered_dom(page: Path, tmp_path: Path, fragment: str = "") -> str:
