@@ -142,10 +142,11 @@ class RunDir:
         return legacy if legacy.has_features() else None
 
     def labelings(self) -> list[Labeling]:
-        """Every finished labelling of the run, oldest first (ids start with their time)."""
+        """Every finished labelling of the run, oldest first (by labels.json's `created`)."""
         folder = self.root / self.LABELINGS
-        found = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) if folder.is_dir() else []
-        return [Labeling(p, p.name) for p in found]
+        found = [Labeling(p, p.name) for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")] \
+            if folder.is_dir() else []
+        return sorted(found, key=lambda lab: (lab.info().get("created", ""), lab.id))  # two in one second too
 
     @contextlib.contextmanager
     def new_labeling(self) -> Iterator[Labeling]:
@@ -158,7 +159,7 @@ class RunDir:
         tmp = self.root / self.LABELINGS / f".{labeling_id}.{os.getpid()}.tmp"
         tmp.mkdir(parents=True)
         labeling = Labeling(tmp, labeling_id)
-        labeling.created = now.isoformat(timespec="seconds")
+        labeling.created = now.isoformat(timespec="microseconds")
         try:
             yield labeling
         except BaseException:

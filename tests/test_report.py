@@ -352,33 +352,6 @@ def test_real_tiny_run_with_new_columns(tiny_labelled_run, tmp_path):
     assert "Mathematics" in data["domains"] and "label_auroc_hard" in data["scores"]
 
 
-def test_report_of_a_run_with_labellings_reads_the_current_one(tmp_path):
-    """Training metrics from metrics.json's sections, labels from the current labelling's
-    labels.json; the page goes into that labelling, mirrored at the top; an earlier labelling's
-    page stays its own."""
-    legacy = make_run(tmp_path)
-    run = RunDir(legacy)
-    train_keys = ("fve", "nmse", "cos_sim", "l0", "dead_frac", "dense_frac", "retrieval_recall@10")
-    run.write_metrics({k: METRICS[k] for k in train_keys}, {"fit": 1.0})
-    features, families = pd.read_parquet(legacy / "features.parquet"), pd.read_parquet(legacy / "families.parquet")
-    for name in ("features.parquet", "families.parquet"):
-        (legacy / name).unlink()
-    pages = []
-    for fve_shift in (0.0, 0.1):
-        with run.new_labeling() as lab:
-            features.to_parquet(lab.features)
-            families.to_parquet(lab.families)
-            summary = {k: v for k, v in METRICS.items() if k not in train_keys}
-            lab.write_labels({"top_n": 3}, None, {**summary, "label_auroc_mean": 0.9012 - fve_shift, "time_total": 2.0})
-        pages.append(write_report(legacy).read_text(encoding="utf-8"))
-    first, second = run.labelings()
-    assert run.labeling().id == second.id and first.report.read_text(encoding="utf-8") == pages[0]
-    assert (legacy / "report.html").read_text(encoding="utf-8") == second.report.read_text(encoding="utf-8") == pages[1]
-    assert table_rows(pages[0], "label-quality-table")["KeyBERT label"][0] == "0.901"
-    assert table_rows(pages[1], "label-quality-table")["KeyBERT label"][0] == "0.801"
-    assert "0.8123" in pages[1] and "time_total" not in pages[1]  # training metrics shown, timings not
-
-
 def _rendered_dom(page: Path, tmp_path: Path, fragment: str = "") -> str:
     import shutil
     import subprocess

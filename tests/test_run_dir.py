@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from sae_lightning.report import write_report
 from sae_lightning.run_dir import Labeling, RunDir
 from sae_lightning.run_schema import FAMILY_SCHEMA, FEATURE_COLUMNS, TRAIN_UNITS
 
 from .helpers import synthetic_npy
+from .test_report import METRICS, make_run, table_rows
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "reference" / "run-folder.md"
 
@@ -102,3 +104,30 @@ def test_sae_train_progress_bar_is_on_stderr_never_stdout(tmp_path):
     assert "Epoch" not in res.stdout and "it/s" not in res.stdout and "\r" not in res.stdout, res.stdout
     assert f"run folder: {run}" in res.stdout and re.search(r"fve=\d", res.stdout)
     assert not math.isnan(RunDir(run).metrics()["fve"])
+
+
+def test_report_of_a_run_with_labellings_reads_the_current_one(tmp_path):
+    """Training metrics from metrics.json's sections, labels from the current labelling's
+    labels.json; the page goes into that labelling, mirrored at the top; an earlier labelling's
+    page stays its own."""
+    legacy = make_run(tmp_path)
+    run = RunDir(legacy)
+    train_keys = ("fve", "nmse", "cos_sim", "l0", "dead_frac", "dense_frac", "retrieval_recall@10")
+    run.write_metrics({k: METRICS[k] for k in train_keys}, {"fit": 1.0})
+    features, families = pd.read_parquet(legacy / "features.parquet"), pd.read_parquet(legacy / "families.parquet")
+    for name in ("features.parquet", "families.parquet"):
+        (legacy / name).unlink()
+    pages = []
+    for fve_shift in (0.0, 0.1):
+        with run.new_labeling() as lab:
+            features.to_parquet(lab.features)
+            families.to_parquet(lab.families)
+            summary = {k: v for k, v in METRICS.items() if k not in train_keys}
+            lab.write_labels({"top_n": 3}, None, {**summary, "label_auroc_mean": 0.9012 - fve_shift, "time_total": 2.0})
+        pages.append(write_report(legacy).read_text(encoding="utf-8"))
+    first, second = run.labelings()
+    assert run.labeling().id == second.id and first.report.read_text(encoding="utf-8") == pages[0]
+    assert (legacy / "report.html").read_text(encoding="utf-8") == second.report.read_text(encoding="utf-8") == pages[1]
+    assert table_rows(pages[0], "label-quality-table")["KeyBERT label"][0] == "0.901"
+    assert table_rows(pages[1], "label-quality-table")["KeyBERT label"][0] == "0.801"
+    assert "0.8123" in pages[1] and "time_total" not in pages[1]  # training metrics shown, timings not
