@@ -45,7 +45,6 @@ from .verdict import VERDICTS, label_scores, verdicts
 log = logging.getLogger(__name__)
 
 
-
 def _stats(values: np.ndarray, name: str) -> dict[str, float]:
     v = values[np.isfinite(values)]
     return {f"{name}_mean": float(v.mean()) if v.size else float("nan"),
