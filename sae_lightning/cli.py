@@ -99,17 +99,21 @@ def _train(cfg: DictConfig) -> float | None:
     from .quiet import apply_hydra_logger_levels
 
     apply_hydra_logger_levels()  # after the pipeline's imports: importing Lightning resets its loggers
-    return train(cfg)
+    metrics = train(cfg)
+    return metrics.get("fve") if metrics else None  # what hparams_search maximises and the sweep summary records
 
 
 def _label(cfg: DictConfig) -> None:
     from omegaconf import OmegaConf
 
     from .interpret import LabelingConfig, label_run_dir
+    from .run_dir import RunDir
 
     settings = LabelingConfig.from_dict(OmegaConf.to_container(cfg.labeling, resolve=True))
     _, summary = label_run_dir(cfg.run_dir, settings)
-    print(f"features: {cfg.run_dir}/features.parquet  (label_auroc mean {summary.get('label_auroc_mean', float('nan')):.3f})")
+    labeling = RunDir(cfg.run_dir).labeling()
+    print(f"labelling {labeling.id} (now current; earlier ones kept under {labeling.folder.parent})")
+    print(f"features: {labeling.features}  (label_auroc mean {summary.get('label_auroc_mean', float('nan')):.3f})")
     if cfg.report:
         from .report import write_report
 

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import save_file
 
 from sae_lightning.report import write_report
+from sae_lightning.run_dir import RunDir
 from sae_lightning.report.featuremap import spectral_2d
 
 DOMAINS = ["Arts", "History", "Mathematics", "Philosophy and religion", "<script>alert(1)</script>"]
@@ -369,8 +370,10 @@ def test_real_tiny_run_with_new_columns(tiny_labelled_run, tmp_path):
 
     run = tmp_path / "run"
     shutil.copytree(tiny_labelled_run, run, ignore=shutil.ignore_patterns("checkpoints", "wandb", "csv"))
-    new_score_columns(pd.read_parquet(run / "features.parquet")).to_parquet(run / "features.parquet")
+    current = RunDir(run).labeling()  # the report reads the current labelling, not the top-level mirror
+    new_score_columns(current.read_features()).to_parquet(current.features)
     page = write_report(run).read_text(encoding="utf-8")
+    assert (run / "report.html").read_bytes() == current.report.read_bytes()
     check_html(page)
     data = page_data(page)
     assert len(data["id"]) == 128 and len(data["xy"]) == 128 and data["coherence"] is not None

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from sae_lightning.run_dir import RunDir
 
 from .helpers import synthetic_npy
 from .wandb_records import finished_records
@@ -43,7 +44,7 @@ def test_two_domain_sweep_gives_two_finished_runs_with_clean_wandb_runs(tmp_path
     assert [p.name for p in jobs] == ["0_wiki_mathematics", "1_wiki_history"]
     run_ids = set()
     for job in jobs:
-        assert json.loads((job / "metrics.json").read_text())["fve"] is not None
+        assert RunDir(job).metrics()["fve"] is not None
         (run_file,) = job.glob("wandb/offline-run-*/run-*.wandb")
         assert any(r.WhichOneof("record_type") == "exit" for r in finished_records(run_file))
         run_ids.add(run_file.name)

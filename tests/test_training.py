@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 from sae_lightning.errors import UserError
 from sae_lightning.models import ARCHITECTURES, SparseAutoencoder, sparse_dictionary_data
 from sae_lightning.pipeline import train
+from sae_lightning.run_dir import RunDir
 
 from .conftest import compose_cfg
 from .wandb_records import logged
@@ -62,7 +63,7 @@ def test_every_variant_trains_end_to_end_saves_and_loads(arch, synthetic_npy, tm
     assert isinstance(sae, ARCHITECTURES[arch])
     x = torch.from_numpy(np.load(path)[:64])
     assert torch.isfinite(sae.decode(sae.encode(x))).all()
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = RunDir(out).metrics()
     for key in ("fve", "nmse", "cos_sim", "l0", "dead_frac", "dense_frac", "retrieval_recall@10"):
         assert key in metrics, key
     assert (out / "checkpoints" / "last.ckpt").is_file() and (out / "run.json").is_file()
@@ -128,7 +129,7 @@ def test_signal_mid_epoch_then_resume_ends_with_the_same_weights(signum, code, s
         a, b = load_file(whole / "sae" / name), load_file(part / "sae" / name)
         for key in a:
             assert torch.equal(a[key], b[key]), (name, key)
-    ma, mb = (json.loads((p / "metrics.json").read_text()) for p in (whole, part))
+    ma, mb = (RunDir(p).metrics() for p in (whole, part))  # the metrics; not the timings
     assert ma == mb
 
 
@@ -224,7 +225,7 @@ def test_wandb_offline_run_holds_the_logged_metrics(synthetic_npy, tmp_path, cac
     for key in ("val/fve", "val/l0", "val/retrieval_recall@10", "train/loss", "train/dead_frac", "train/dense_frac",
                 "train/lr", "train/log10_feature_density/bins"):
         assert key in summary, key
-    assert abs(summary["val/fve"] - json.loads((out / "metrics.json").read_text())["fve"]) < 1e-6
+    assert abs(summary["val/fve"] - RunDir(out).metrics()["fve"]) < 1e-6
     assert sum("train/loss" in row for row in history) >= 2  # logged per step, not only once
     assert config["cfg"]["sae"]["d_sae"] == 64 and config["store"]["dim"] == 32
 
@@ -243,7 +244,7 @@ def test_ddp_on_cpu_matches_a_single_process(synthetic_npy, tmp_path):
         res = subprocess.run([str(Path(sys.executable).parent / "sae-train"), *common, *extra, f"run_dir={out}"],
                              capture_output=True, text=True, timeout=600)
         assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
-        results[name] = json.loads((out / "metrics.json").read_text())
+        results[name] = RunDir(out).metrics()
         assert len(list(tmp_path.glob(f"{name}*"))) == 1  # one output folder, not one per rank
     assert abs(results["single"]["fve"] - results["ddp"]["fve"]) < 0.03
     assert abs(results["single"]["l0"] - results["ddp"]["l0"]) < 1.0

@@ -20,6 +20,7 @@ from sae_lightning.errors import UserError
 from sae_lightning.interpret import label_run_dir
 from sae_lightning.interpret.search import open_run
 from sae_lightning.models import SparseAutoencoder, build_sae, sae_config
+from sae_lightning.run_dir import RunDir
 from sae_lightning.store import EmbeddingStore
 from sae_lightning.validate import RULES, check_config, leaf_keys
 
@@ -273,9 +274,10 @@ def test_domain_names_reach_summary_md_and_report_escaped(tiny_labelled_run, tmp
     run = tmp_path / "run"
     shutil.copytree(tiny_labelled_run, run)
     evil = "<img src=x onerror=alert(1)> [click](javascript:alert(1)) *bold*"
-    features = pd.read_parquet(run / "features.parquet")
+    current = RunDir(run).labeling()  # what the report reads (the top-level file is its mirror)
+    features = current.read_features()
     features["main_domain"] = evil
-    features.to_parquet(run / "features.parquet")
+    features.to_parquet(current.features)
     page = write_report(run).read_text()
     summary = (run / "summary.md").read_text()
     assert "<img" not in page and "<img" not in summary

@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from sae_lightning.diff.analysis import DiffResult, DiffSettings  # noqa: E402
 from sae_lightning.diff.page import forest_plot  # noqa: E402
+from sae_lightning.run_dir import RunDir  # noqa: E402
 
 
 def md_table(df: pd.DataFrame) -> str:
@@ -26,10 +27,10 @@ def md_table(df: pd.DataFrame) -> str:
 
 
 def run_md(run: Path) -> str:
-    m = json.loads((run / "metrics.json").read_text())
-    m = {**m, **{k: v for section in m.values() if isinstance(section, dict) for k, v in section.items()}}  # sectioned or flat
-    cfg = json.loads((run / "sae" / "cfg.json").read_text())
-    info = json.loads((run / "run.json").read_text())
+    rd = RunDir(run)
+    m = rd.results()  # training metrics + the current labelling's summary
+    cfg = json.loads((rd.sae / RunDir.SAE_CFG).read_text())
+    info = rd.run_info()
     store = json.loads((Path(info["store_path"]) / "manifest.json").read_text())
     domains = pd.read_parquet(Path(info["store_path"]) / "metadata.parquet", columns=["domain"])["domain"].nunique()
     keys = ["fve", "l0", "dead_frac", "retrieval_recall@10", "label_auroc_mean", "label_auroc_hard_mean",

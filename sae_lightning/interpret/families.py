@@ -3,7 +3,7 @@ more specific features that fire with it, read off the maximum spanning tree of 
 graph over the training split.
 
     from sae_lightning.interpret.families import build_families
-    build_families("outputs/train/runs/wiki_all/2025-01-01_12-00-00")   # -> <run_dir>/families.parquet
+    build_families("outputs/train/runs/wiki_all/2025-01-01_12-00-00")   # -> the current labelling's families.parquet
 
 1. Co-activation (one streamed pass): C = AᵀA with A the binary firing matrix of a batch, built
    sparse (a TopK SAE fires k of d_sae latents per row, so a batch adds at most B·k² pairs).
@@ -31,15 +31,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from scipy.sparse import coo_matrix, csr_matrix, triu
 from scipy.sparse.csgraph import minimum_spanning_tree
 
 from ..data import split_indices
 from ..models import SparseAutoencoder
-from ..run_dir import atomic_write
+from ..run_dir import Labeling, RunDir
+from ..run_schema import FAMILY_SCHEMA  # noqa: F401 (the contract, re-exported)
 from ..store import EmbeddingStore
 from .activation_scan import SparseRunningTopK, inference_sae, iter_activations
 from .families_naming import family_label, name_families
@@ -48,13 +47,7 @@ from .run_info import read_run_info
 
 log = logging.getLogger(__name__)
 
-FAMILIES_FILE = "families.parquet"
-FAMILY_SCHEMA = pa.schema([
-    ("family_id", pa.int64()), ("parent", pa.int64()), ("children", pa.list_(pa.int64())),
-    ("label", pa.string()), ("keywords", pa.list_(pa.string())),
-    ("size", pa.int64()), ("child_weights", pa.list_(pa.float64())), ("mean_weight", pa.float64()),
-    ("parent_density", pa.float64()), ("parent_label", pa.string()),
-])
+FAMILIES_FILE = Labeling.FAMILIES
 
 
 @dataclass
@@ -134,15 +127,18 @@ def extract_families(T: csr_matrix, fires: np.ndarray, min_weight: float = 0.2, 
 def build_families(run_dir: str | Path, *, min_weight: float = 0.2, min_children: int = 2,
                    min_cooccur: int = 2, max_density: float = 0.1, texts_per_member: int = 5,
                    labeling: LabelingConfig | None = None, batch_size: int = 4096,
-                   device: str | None = None) -> pd.DataFrame:
-    """Find the feature families of a finished run and write `<run_dir>/families.parquet`.
+                   device: str | None = None, into: Labeling | None = None) -> pd.DataFrame:
+    """Find the feature families of a finished run and write them into the labelling `into`, named
+    with its labels (default: the run's current labelling, whose top-level copy is refreshed).
 
     The pipeline's hook after labelling (report.html shows the file when it exists). Families are
     ordered by size, then by parent density; `family_id` is that rank."""
     run_dir = Path(run_dir)
+    run = RunDir(run_dir)
+    target = into or run.labeling() or Labeling(run_dir)
     info = read_run_info(run_dir)
     store = EmbeddingStore(Path(info["store_path"]).expanduser())
-    sae = SparseAutoencoder.load(run_dir / "sae", device=device or "cpu")
+    sae = SparseAutoencoder.load(run.sae, device=device or "cpu")
     train_idx, _ = split_indices(len(store), float(info["val_fraction"]), int(info["seed"]))
     co = coactivation(sae, store, train_idx, texts_per_member, batch_size)
     T = max_spanning_tree(coactivation_weights(co, min_cooccur, max_density))
@@ -150,7 +146,7 @@ def build_families(run_dir: str | Path, *, min_weight: float = 0.2, min_children
     fams.sort(key=lambda f: (-len(f[1]), -co.fires[f[0]], f[0]))
     members = [[p, *children] for p, children, _ in fams]
     keywords = name_families(members, co.top_rows, store, labeling or LabelingConfig(), sae)
-    parent_labels, verdicts = _feature_labels(run_dir, sae.cfg.d_sae)
+    parent_labels, verdicts = _feature_labels(target, sae.cfg.d_sae)
     df = pd.DataFrame({
         "family_id": np.arange(len(fams), dtype=np.int64),
         "parent": [p for p, _, _ in fams],
@@ -163,30 +159,24 @@ def build_families(run_dir: str | Path, *, min_weight: float = 0.2, min_children
         "parent_density": [co.fires[p] / max(co.n_rows, 1) for p, _, _ in fams],
         "parent_label": [parent_labels[p] for p, _, _ in fams],
     })
-    _write(df, run_dir / FAMILIES_FILE)
+    target.write_families(df)
+    if into is None:
+        run.publish(target)
     if not fams:
         log.warning("no feature families in %s: no parent has %d children tied to it with weight >= %s "
                     "(features that fire together at least %d times, each on at most %s of %d rows); "
-                    "families.parquet is empty", run_dir, min_children, min_weight, min_cooccur, max_density, co.n_rows)
+                    "families.parquet is empty", target.folder, min_children, min_weight, min_cooccur, max_density, co.n_rows)
         return df
-    log.info("%d feature families (%d features in them) -> %s", len(df), int(df["size"].sum()), run_dir / FAMILIES_FILE)
+    log.info("%d feature families (%d features in them) -> %s", len(df), int(df["size"].sum()), target.families)
     return df
 
 
-def _feature_labels(run_dir: Path, d_sae: int) -> tuple[list[str], list[str]]:
-    """Each feature's label and verdict from features.parquet ("" where unknown)."""
-    path = run_dir / "features.parquet"
+def _feature_labels(labeling: Labeling, d_sae: int) -> tuple[list[str], list[str]]:
+    """Each feature's label and verdict from the labelling's features.parquet ("" where unknown)."""
     labels, verdicts = [""] * d_sae, [""] * d_sae
-    if path.is_file():
-        df = pd.read_parquet(path)
+    if labeling.has_features():
+        df = labeling.read_features()
         for f, lab, verdict in zip(df["feature_id"], df["label"], df["verdict"] if "verdict" in df else [""] * len(df)):
             if 0 <= f < d_sae and isinstance(lab, str):
                 labels[f], verdicts[f] = lab, str(verdict)
     return labels, verdicts
-
-
-def _write(df: pd.DataFrame, path: Path) -> None:
-    # pandas types the columns of an empty frame float64, which arrow cannot cast to list<int64>
-    table = (FAMILY_SCHEMA.empty_table() if df.empty
-             else pa.Table.from_pandas(df, schema=FAMILY_SCHEMA, preserve_index=False))
-    atomic_write(path, lambda tmp: pq.write_table(table, tmp))

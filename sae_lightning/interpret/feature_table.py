@@ -19,21 +19,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ..embed import load_model
-from ..run_dir import RunDir, atomic_write
+from ..run_dir import Labeling
+from ..run_schema import FEATURE_COLUMNS, FEATURE_SCHEMA, JUDGE_COLUMNS, SCORE_COLUMNS  # noqa: F401 (the contract)
 from ..store import EmbeddingStore
 from .activation_scan import top_examples
 from .candidates import analyzer_params, doc_term_matrix
 from .coherence import feature_coherence
 from .counts_cache import cached_train_counts
 from .domain_stats import domain_shares, domain_specificity, main_domain, shares_json
-from .judge import judge_column_names, judge_columns
+from .judge import judge_columns
 from .keybert_labeling import keybert_labels
 from .label_embedding import LABEL_SEPARATOR, embed_labels
-from .label_scoring import LABEL_SETS, LabelScorer, auroc_columns, keyword_columns, random_labels, scored_rows
+from .label_scoring import LabelScorer, auroc_columns, keyword_columns, random_labels, scored_rows
 from .labeling_config import LabelingConfig
 from .phase_timer import PhaseTimer
 from .phrase_cache import PhraseEmbeddingCache, cache_folder
@@ -44,21 +43,6 @@ from ..runtime import limited_threads
 from .verdict import VERDICTS, label_scores, verdicts
 
 log = logging.getLogger(__name__)
-
-SCORE_COLUMNS = [f"{p}_{kind}" for p in LABEL_SETS for kind in ("auroc", "auroc_hard", "precision", "recall")]
-JUDGE_COLUMNS = judge_column_names(LABEL_SETS)
-# The features.parquet contract (report, notebook and W&B table read it): column -> arrow type.
-FEATURE_SCHEMA = pa.schema([
-    ("feature_id", pa.int64()), ("dead", pa.bool_()), ("density", pa.float64()), ("log10_density", pa.float64()),
-    ("label", pa.string()), ("label_reason", pa.string()),
-    ("keywords", pa.list_(pa.string())), ("keyword_scores", pa.list_(pa.float64())),
-    ("top_ids", pa.list_(pa.string())), ("top_texts", pa.list_(pa.string())),
-    ("top_acts", pa.list_(pa.float64())), ("top_domains", pa.list_(pa.string())),
-    ("domain_shares", pa.string()), ("main_domain", pa.string()), ("domain_specificity", pa.float64()),
-    ("tfidf_label", pa.string()), ("coherence", pa.float64()), ("verdict", pa.string()),
-    *[(c, pa.float64()) for c in SCORE_COLUMNS + JUDGE_COLUMNS], ("label_score", pa.float64()),
-])
-FEATURE_COLUMNS = FEATURE_SCHEMA.names
 
 
 def _stats(values: np.ndarray, name: str) -> dict[str, float]:
@@ -196,7 +180,6 @@ def _summary(scores: dict, labels: dict, top, cfg: LabelingConfig) -> dict:
     return summary
 
 
-def write_features(df: pd.DataFrame, run_dir: str | Path) -> Path:
-    """Write `<run_dir>/features.parquet` through the run's atomic writer, with the contract's types."""
-    table = pa.Table.from_pandas(df[FEATURE_COLUMNS], schema=FEATURE_SCHEMA, preserve_index=False)
-    return atomic_write(RunDir(run_dir).root / RunDir.FEATURES, lambda tmp: pq.write_table(table, tmp))
+def write_features(df: pd.DataFrame, folder: str | Path | Labeling) -> Path:
+    """Write the features table into a labelling's folder (or any folder) with the contract's types."""
+    return (folder if isinstance(folder, Labeling) else Labeling(folder)).write_features(df)

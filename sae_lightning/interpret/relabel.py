@@ -8,8 +8,9 @@ with the same result. run.json (written by the pipeline, read through RunDir) ho
     has_texts                          false for domain=npy without metadata: nothing to label
     families                           the families settings, or null when none are built
 
-Relabelling writes <run dir>/features.parquet and merges the label summary into metrics.json,
-keeping the training metrics that are there.
+Each labelling is a new folder `<run>/labelings/<id>/` (features, families named with its labels,
+labels.json with its settings and summary; RunDir.new_labeling / commit), which becomes the run's
+current one only once it is whole: earlier labellings and metrics.json are never rewritten.
 """
 from __future__ import annotations
 
@@ -31,28 +32,27 @@ class NoTexts(UserError):
     """The run's store holds embeddings without texts: there is nothing to name features with."""
 
 
-def merge_metrics(run_dir: str | Path, summary: dict) -> Path:
-    """metrics.json <- its training metrics updated with the label summary (atomic write)."""
-    run = RunDir(run_dir)
-    return run.merge_metrics(summary) if run.metrics_file.is_file() else run.write_metrics(summary)
 
 
 def label_run_dir(run_dir: str | Path, cfg: LabelingConfig | None = None) -> tuple[pd.DataFrame, dict]:
+    """A new labelling of the run, made current when it is whole; returns its table and summary."""
     cfg = cfg or LabelingConfig()
     run_dir = Path(run_dir)
+    run = RunDir(run_dir)
     info = read_run_info(run_dir)
     if not info.get("has_texts", True):
         raise NoTexts(f"{run_dir} was trained on embeddings without texts (domain=npy without domain.metadata): "
                       "there is nothing to label; its SAE and metrics are complete")
     store = EmbeddingStore(Path(info["store_path"]).expanduser())
-    sae = SparseAutoencoder.load(run_dir / "sae", device=cfg.device or "cpu")
+    sae = SparseAutoencoder.load(run.sae, device=cfg.device or "cpu")
     if sae.cfg.d_in != store.dim:
         raise UserError(f"{run_dir}: the SAE reads d_in={sae.cfg.d_in} but the store {store.path} holds "
                          f"{store.dim}-dimensional embeddings; run.json points at the wrong store")
     train_idx, val_idx = split_indices(len(store), float(info["val_fraction"]), int(info["seed"]))
     df, summary = interpret_sae(sae, store, train_idx, val_idx, cfg)
-    write_features(df, run_dir)
-    merge_metrics(run_dir, summary)
-    if info.get("families"):
-        build_families(run_dir, labeling=cfg, **info["families"])
+    with run.new_labeling() as labeling:  # a failure or Ctrl-C removes it; the earlier one stays current
+        write_features(df, labeling)
+        if info.get("families"):
+            build_families(run_dir, labeling=cfg, into=labeling, **info["families"])
+        labeling.write_labels(cfg.to_dict(), info.get("families"), summary)
     return df, summary

@@ -19,9 +19,9 @@ def read_run_info(run_dir: str | Path) -> dict:
     if not run.has_export() and run.last_ckpt.is_file():
         raise UserError(f"{run.root} has not finished training (no sae/ or metrics.json, but a checkpoint): "
                         f"`sae-train run_dir={run.root} ckpt_path=last` recovers it")
-    missing = [f"sae/{name}" for name in ("cfg.json", "sae_weights.safetensors") if not (run.sae / name).is_file()]
+    missing = [f for f in RunDir.FINISHED[:2] if not (run / f).is_file()]
     info: dict = {}
-    if not (run / RunDir.RUN).is_file():
+    if not run.run_file.is_file():
         missing.append(RunDir.RUN)
     else:
         info = run.run_info()
