@@ -71,10 +71,10 @@ def apply_runtime(cfg: DictConfig) -> None:
 
 
 def _launch(task: Callable[[DictConfig], object], config_name: str) -> None:
-    from .quiet import wandb_offline_notice_to_stderr
+    from .quiet import drop_wandb_offline_notice
 
     register_resolvers()
-    wandb_offline_notice_to_stderr()
+    drop_wandb_offline_notice()
     sys.argv[1:] = ddp_child_argv(sys.argv[1:])
     try:
         check_conf_files(CONF_DIR)
@@ -143,10 +143,10 @@ def _plain_command(main: Callable[[list[str]], None]) -> Callable[[], None]:
 
     @functools.wraps(main)
     def wrapper() -> None:
-        from .quiet import wandb_offline_notice_to_stderr
+        from .quiet import drop_wandb_offline_notice
 
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-        wandb_offline_notice_to_stderr()
+        drop_wandb_offline_notice()
         try:
             main(sys.argv[1:])
         except UserError as err:

@@ -24,15 +24,15 @@ def no_model_loading_bars() -> None:
     hf_logging.disable_progress_bar()
 
 
-def wandb_offline_notice_to_stderr() -> None:
+def drop_wandb_offline_notice() -> None:
     """transformers prints "[INFO] Running in WANDB offline mode" on stdout when its W&B integration
-    is imported with WANDB_MODE=offline (the default here); a command's stdout is its results, so
-    the module is imported first with that line sent to stderr."""
+    is imported with WANDB_MODE=offline (the default here). A command's stdout is its results and
+    its stderr one line on bad input, so the module is imported first with that notice dropped."""
     import contextlib
+    import io
     import os
-    import sys
 
     if os.environ.get("WANDB_MODE") != "offline":
         return
-    with contextlib.redirect_stdout(sys.stderr):
+    with contextlib.redirect_stdout(io.StringIO()):
         import transformers.integrations.integration_utils  # noqa: F401
