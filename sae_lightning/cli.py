@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from .conf_dir import check_conf_files
 from .config import CONF_DIR, check_choices, compose_and_check, ddp_child_argv, register_resolvers
 from .errors import UserError
+from .quiet import drop_wandb_offline_notice
 from .validate import check_config
 
 log = logging.getLogger("sae_lightning")
@@ -42,7 +43,8 @@ def _one_line_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConf
     def wrapper(cfg: DictConfig) -> object:
         try:
             check_config(cfg)  # again per job: a multirun's jobs are composed only here
-            apply_runtime(cfg)
+            apply_runtime(cfg)  # first: OpenMP's wait policy must be set before torch is imported
+            drop_wandb_offline_notice()
             return task(cfg)
         except Exception as raised:
             err = _own_error(raised)
@@ -71,10 +73,7 @@ def apply_runtime(cfg: DictConfig) -> None:
 
 
 def _launch(task: Callable[[DictConfig], object], config_name: str) -> None:
-    from .quiet import drop_wandb_offline_notice
-
     register_resolvers()
-    drop_wandb_offline_notice()
     sys.argv[1:] = ddp_child_argv(sys.argv[1:])
     try:
         check_conf_files(CONF_DIR)
@@ -143,9 +142,8 @@ def _plain_command(main: Callable[[list[str]], None]) -> Callable[[], None]:
 
     @functools.wraps(main)
     def wrapper() -> None:
-        from .quiet import drop_wandb_offline_notice
-
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+        drop_wandb_offline_notice()
         drop_wandb_offline_notice()
         try:
             main(sys.argv[1:])

@@ -21,7 +21,8 @@ import sys
 from dataclasses import dataclass, fields
 from typing import Any, Iterator
 
-import torch
+# torch is imported inside the functions: `apply` must set OpenMP's wait policy before torch (and
+# its OpenMP runtime, which reads the variable once when it loads) is first imported.
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's <malloc.h>
 
@@ -37,6 +38,7 @@ class RuntimeSettings:
     fill_uninitialized_memory: bool = False  # torch's NaN fill of new tensors under deterministic mode
     torch_threads: int | None = None  # None: torch's default (one per core)
     small_op_threads: int | None = 1  # read by the labelling (labeling.small_op_threads), not set here
+    omp_wait_policy: str | None = "passive"  # OMP_WAIT_POLICY unless the environment sets it; None: OpenMP's default
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> RuntimeSettings:
@@ -62,6 +64,10 @@ def apply(settings: RuntimeSettings | dict[str, Any] | None) -> dict[str, Any]:
     if not isinstance(settings, RuntimeSettings):
         settings = RuntimeSettings.from_dict(settings)
     done: dict[str, Any] = {}
+    if settings.omp_wait_policy and "torch" not in sys.modules:  # later, OpenMP has read it already
+        done["omp_wait_policy"] = os.environ.setdefault("OMP_WAIT_POLICY", settings.omp_wait_policy.upper())
+    import torch
+
     if settings.keep_freed_mib:
         done["keep_freed_mib"] = settings.keep_freed_mib if keep_freed_memory(settings.keep_freed_mib << 20) else 0
     # Trainer(deterministic=True) turns torch's debugging fill on with the deterministic algorithms
@@ -86,6 +92,8 @@ def limited_threads(n: int | None) -> Iterator[None]:
     per-document loop, the scoring): with a pool each one pays for waking its workers, and on a busy
     machine for waiting on a descheduled one (2 cores at load 4.4: a 6144-feature labelling took 20 s
     with 2 threads, 10 s with 1). None leaves the caller's threads."""
+    import torch
+
     before = torch.get_num_threads()
     if n is None or n >= before:
         yield
@@ -105,6 +113,8 @@ def kept_global_state() -> Iterator[None]:
     """Put back, on exit, what a Lightning fit changes for the whole process: the deterministic-
     algorithm flags and memory fill (Trainer(deterministic=...)), cuDNN's benchmark flag, and the
     environment (CUBLAS_WORKSPACE_CONFIG, PL_GLOBAL_SEED, DDP's ranks and ports)."""
+    import torch
+
     saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
              torch.utils.deterministic.fill_uninitialized_memory, torch.backends.cudnn.benchmark,
              torch.backends.cudnn.deterministic, dict(os.environ))

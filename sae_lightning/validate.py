@@ -178,6 +178,7 @@ RULES: dict[str, Rule] = {
     "runtime.fill_uninitialized_memory": flag(),
     "runtime.torch_threads": whole(1, null=True),
     "runtime.small_op_threads": whole(1, null=True),
+    "runtime.omp_wait_policy": one_of("passive", "active", null=True),
     # conf/trainer
     "trainer.default_root_dir": PATH,
     "trainer.accelerator": one_of("cpu", "gpu", "cuda", "mps", "tpu", "auto"),

@@ -100,3 +100,27 @@ def test_limited_threads_restores_the_callers_threads():
     assert [p["num_threads"] for p in threadpoolctl.threadpool_info()] == pools
     with limited_threads(None):
         assert torch.get_num_threads() == before
+
+
+OMP_PROBE = """
+import os, sys
+import sae_lightning.cli, sae_lightning.validate, sae_lightning.config  # what a command loads before its job
+assert "torch" not in sys.modules, "torch is imported before the runtime settings can set OMP_WAIT_POLICY"
+from sae_lightning import runtime
+done = runtime.apply({"omp_wait_policy": "passive", "keep_freed_mib": 0})
+print(os.environ.get("OMP_WAIT_POLICY"), done.get("omp_wait_policy"))
+"""
+
+
+@pytest.mark.parametrize("preset,expected", [(None, "PASSIVE PASSIVE"), ("ACTIVE", "ACTIVE ACTIVE")])
+def test_commands_set_openmp_wait_policy_before_torch_loads_unless_the_user_did(preset, expected):
+    """OpenMP reads OMP_WAIT_POLICY once, when torch loads it: the commands' runtime settings must
+    run first, and a value the user exported wins."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if preset:
+        env["OMP_WAIT_POLICY"] = preset
+    res = subprocess.run([sys.executable, "-c", OMP_PROBE], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split("\n")[-2] == expected
