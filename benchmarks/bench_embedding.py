@@ -1,12 +1,16 @@
 """Texts/s of the embedding stage (`build_store` into a fresh cache: corpus fingerprint, sharded
 encode, store files) against a bare `SentenceTransformer.encode` call on the same texts.
 
-    python benchmarks/bench_embedding.py [--texts 3000] [--threads 1]
+    python benchmarks/bench_embedding.py [--texts 3000] [--threads 1] [--dtype-texts 1000]
 
 The texts are built-in wiki sentences spread evenly over the 11 topics (`WikiVitalArticles(limit=N)`),
 the model the packaged all-MiniLM-L6-v2, loaded once before anything is timed (its load time is
 reported apart). The bare call runs at sentence-transformers' default batch (32) and at the
 Embedder's (128), so that the gap to the stage is overhead, not settings.
+
+Then `embedder.dtype_compute`: the same texts (`--dtype-texts`, at least 1000) encoded with float32
+and bfloat16 weights, alternately, texts/s of each and the cosine of every bf16 embedding to its
+float32 one (min and mean): what decides whether bf16 may be the default on this CPU.
 """
 from __future__ import annotations
 
@@ -60,6 +64,8 @@ def run(args) -> dict:
                    f"fresh cache; {len(store)} rows, shards of {embedder.shard_size}, fingerprint, parquet, manifest")
         finally:
             shutil.rmtree(cache, ignore_errors=True)
+    dtype_rows = compare_dtypes(list(WikiVitalArticles(topics=list(WIKI_TOPICS.values()), limit=args.dtype_texts)
+                                     .load().texts), args.repeats)
     best = {}
     for r in rows:
         key = (r["path"], r["note"])
@@ -68,7 +74,36 @@ def run(args) -> dict:
     stage = max(r["texts/s"] for r in rows if r["path"].startswith("embedding stage"))
     bare = max(r["texts/s"] for r in rows if r["path"].startswith("bare") and "Embedder" in r["note"])
     return {"rows": list(best.values()), "model_load_s": load_s, "threads": args.threads,
-            "stage_vs_bare": stage / bare, "repeats": args.repeats}
+            "stage_vs_bare": stage / bare, "repeats": args.repeats, "dtypes": dtype_rows}
+
+
+def compare_dtypes(texts: list[str], repeats: int) -> list[dict]:
+    """float32 vs bfloat16 inference on the same texts: speed (best of `repeats`, the two dtypes
+    alternating so a busy moment hits both) and cosine fidelity to float32."""
+    import numpy as np
+
+    from sae_lightning.embed import Embedder
+
+    embedders = {d: Embedder(dtype_compute=d, show_progress=False) for d in ("float32", "bfloat16")}
+    for e in embedders.values():
+        e.encode(texts[:64])  # load and warm up outside the timing
+    best, out = {}, {}
+    for _ in range(max(repeats, 2)):
+        for d, e in embedders.items():
+            t = time.perf_counter()
+            out[d] = e.encode(texts)
+            best[d] = min(best.get(d, float("inf")), time.perf_counter() - t)
+    a, b = out["float32"], out["bfloat16"]
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    rows = []
+    for d in embedders:
+        row = {"dtype_compute": d, "texts": len(texts), "seconds": round(best[d], 2), "texts/s": len(texts) / best[d],
+               "vs float32": f"{best['float32'] / best[d]:.2f}×",
+               "cosine to float32 (min / mean)": "1 / 1" if d == "float32" else f"{cos.min():.4f} / {cos.mean():.4f}",
+               "load": load()}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
 
 
 def markdown(result: dict) -> str:
@@ -76,7 +111,10 @@ def markdown(result: dict) -> str:
         f"### Embedding: texts/s, built-in sentences, all-MiniLM-L6-v2 on CPU (torch threads {result['threads']}, "
         f"best of {result['repeats']}; model load {result['model_load_s']:.1f} s, not timed)", "",
         md_table(result["rows"], ["path", "note", "texts", "seconds", "texts/s", "load"]), "",
-        f"The embedding stage runs at {result['stage_vs_bare']:.0%} of the bare encode at the same batch size."])
+        f"The embedding stage runs at {result['stage_vs_bare']:.0%} of the bare encode at the same batch size.", "",
+        "#### `embedder.dtype_compute`: float32 vs bfloat16 weights, same texts, best of the alternating repeats", "",
+        md_table(result["dtypes"], ["dtype_compute", "texts", "seconds", "texts/s", "vs float32",
+                                    "cosine to float32 (min / mean)", "load"])])
 
 
 def main() -> None:
@@ -84,6 +122,7 @@ def main() -> None:
     ap.add_argument("--texts", type=int, default=3000)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, all cores)")
     ap.add_argument("--repeats", type=int, default=2, help="each path runs this many times; the best counts")
+    ap.add_argument("--dtype-texts", type=int, default=1000, help="texts for the float32 vs bfloat16 comparison")
     run_and_emit(ap, run, markdown)
 
 

@@ -102,7 +102,7 @@ def fve(recon, X: torch.Tensor, batch: int = 8192) -> float:
     return 1 - sse / sst
 
 
-def compose(d_sae: int, batch: int | None, select_dtype: str = "float32"):
+def compose(d_sae: int, batch: int | None, select_dtype: str = "float32", extra: tuple[str, ...] = ()):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
@@ -113,6 +113,7 @@ def compose(d_sae: int, batch: int | None, select_dtype: str = "float32"):
                  f"sae.select_dtype={select_dtype}"]
     if batch:
         overrides.append(f"data.batch_size={batch}")
+    overrides += list(extra)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return hydra_compose(config_name="config", overrides=overrides)
 
@@ -143,7 +144,9 @@ def train_lightning(cfg, store, steps: int, workdir: Path):
         torch.use_deterministic_algorithms(deterministic)
         torch.utils.deterministic.fill_uninitialized_memory = fill
     sae = module.sae.eval()
-    return (lambda x: sae(x).x_hat), steps * cfg.data.batch_size
+    recon = lambda x: sae(x).x_hat  # noqa: E731
+    recon.sae = sae  # bench_scale.py saves the trained SAE
+    return recon, steps * cfg.data.batch_size
 
 
 def shuffled_batches(X: torch.Tensor, batch: int, steps: int, seed: int = 0):
@@ -211,14 +214,14 @@ def train_hypothesaes(X: torch.Tensor, d_sae: int, batch: int, samples: int):
     return (lambda x: sae(x)[0]), epochs * len(data)
 
 
-def train_sparsify(X: torch.Tensor, d_sae: int, batch: int, steps: int):
+def train_sparsify(X: torch.Tensor, d_sae: int, batch: int, steps: int, device: str = "cpu"):
     """sparsify's SparseCoder stepped as sparsify.Trainer steps it for loss_fn="fvu" (1.3.3 defaults)."""
     from schedulefree import ScheduleFreeWrapper
     from sparsify import SparseCoder, SparseCoderConfig
     from sparsify.sign_sgd import SignSGD
 
     torch.manual_seed(0)
-    sae = SparseCoder(X.shape[1], SparseCoderConfig(num_latents=d_sae, k=K), "cpu", dtype=torch.float32)
+    sae = SparseCoder(X.shape[1], SparseCoderConfig(num_latents=d_sae, k=K), device, dtype=torch.float32)
     lr = 5e-3 / (sae.num_latents / 2**14) ** 0.5  # its default for optimizer="signum"
     opt = ScheduleFreeWrapper(SignSGD([{"params": sae.parameters(), "lr": lr}]), momentum=0.95)
     opt.train()

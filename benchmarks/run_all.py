@@ -11,6 +11,8 @@ RESULTS.md is rewritten after each one, so an interrupted run keeps what it meas
                         batch 4096 on the synthetic set, for the floor share at a large batch)
 3. bench_streaming.py   DataModule on a 5M x 384 float16 store: disk vs RAM, peak RSS
 4. bench_labeling.py    features labelled and scored per second vs one KeyBERT call per feature
+5. bench_scale.py       every stage (store, 1 epoch, scan, labels, scores, families, report) at 2k
+                        and 20k texts: time, peak RSS, growth (`bench_scale.py --full`: 100k and 1M)
 
 The children run in the caller's environment, as `sae-train` would. OpenMP's wait policy matters on
 2 cores: GNU OpenMP threads spin between parallel regions by default, which is fastest on a quiet
@@ -131,7 +133,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
     ap.add_argument("--quick", action="store_true", help="small sizes, to check that everything runs")
-    ap.add_argument("--only", nargs="*", default=None, help="embedding training streaming labeling")
+    ap.add_argument("--only", nargs="*", default=None, help="embedding training streaming labeling scale")
     args = ap.parse_args()
     start = time.time()
     info = machine()
@@ -157,7 +159,7 @@ def main() -> None:
     results: dict[str, dict] = {}
     tmp = Path(tempfile.mkdtemp(prefix="bench_json_"))
     quick = args.quick
-    want = set(args.only) if args.only else {"embedding", "training", "streaming", "labeling"}
+    want = set(args.only) if args.only else {"embedding", "training", "streaming", "labeling", "scale"}
 
     def write(final: bool = False) -> None:
         parts = header[:]
@@ -192,6 +194,9 @@ def main() -> None:
         plan.append(("streaming", "Streaming: EmbeddingDataModule from disk vs RAM",
                      ["benchmarks/bench_streaming.py", *(["--rows", "200000", "--batches", "300", "--cold-batches", "50"]
                                                          if quick else [])]))
+    if "scale" in want:
+        plan.append(("scale", "Scale: every stage at two corpus sizes, time and peak RSS and their growth",
+                     ["benchmarks/bench_scale.py", *(["--sizes", "1000", "10000", "--d-sae", "512"] if quick else [])]))
     for key, title, cmd in plan:
         js = tmp / f"{key}.json"
         rc, out, err, wall = run_script([*cmd, "--json", str(js)], timeout=3600)

@@ -3,8 +3,9 @@
 Layout of `<cache_dir>/stores/<fingerprint>/`:
     manifest.json      model_name, dim, count, dtype, normalized, fingerprint, source, complete
     embeddings.npy     (count, dim) float32/float16, memory-mappable
-    metadata.parquet   id, text, domain (one row per embedding, same order)
+    metadata.parquet   id, text, domain (one row per embedding, same order; row group i = shard i)
     shards/            only while writing: shard_00000.npy ... (what lets a killed run resume)
+    claims             only while writing: byte i locked by the process embedding shard i
 The manifest's `complete` flag is written last, so a store without it is never read as whole.
 """
 from __future__ import annotations
@@ -23,6 +24,8 @@ import pyarrow.parquet as pq
 
 from .errors import UserError
 from .run_dir import atomic_write, write_json
+from .shard_claims import ShardClaims
+from .store_meta import iter_metadata, read_row_group, read_rows
 
 FORMAT_VERSION = 1
 
@@ -114,10 +117,20 @@ class EmbeddingStore:
         return str(self.manifest["fingerprint"])
 
     def metadata(self) -> pd.DataFrame:
-        """id, text, domain per row (read once, then cached)."""
+        """id, text, domain per row, all in memory (read once, then cached). At scale prefer
+        `iter_metadata` or `metadata_rows`, which read only what they return."""
         if self._metadata is None:
             self._metadata = pd.read_parquet(self.path / "metadata.parquet")
         return self._metadata
+
+    def iter_metadata(self, columns: list[str] | None = None, batch_rows: int = 65536) -> Iterator[pd.DataFrame]:
+        """The metadata in row order, `batch_rows` rows at a time, indexed by row number."""
+        return iter_metadata(self.path / "metadata.parquet", columns, batch_rows)
+
+    def metadata_rows(self, rows, columns: list[str] | None = None) -> pd.DataFrame:
+        """The metadata of these row numbers (in the order given), decoding only the row groups
+        that hold them; indexed by row number."""
+        return read_rows(self.path / "metadata.parquet", rows, columns)
 
     def __repr__(self) -> str:
         return f"EmbeddingStore({self.path}, count={len(self)}, dim={self.dim}, model={self.model_name})"
@@ -137,6 +150,18 @@ class StoreWriter:
             shutil.rmtree(self.path)
         self.shards.mkdir(parents=True, exist_ok=True)
         write_json(self.path / "manifest.json", self.manifest)
+        self.claims = ShardClaims(self.path / "claims")
+
+    @property
+    def metadata_file(self) -> Path:
+        return self.path / "metadata.parquet"
+
+    def is_complete(self) -> bool:
+        """Whether another process has finished the store meanwhile."""
+        return bool((self._partial_manifest() or {}).get("complete"))
+
+    def shard_texts(self, i: int) -> list[str]:
+        return read_row_group(self.metadata_file, i, ["text"])["text"].tolist()
 
     def _partial_manifest(self) -> dict | None:
         try:
@@ -154,18 +179,15 @@ class StoreWriter:
     def _shard_file(self, i: int) -> Path:
         return self.shards / f"shard_{i:05d}.npy"
 
+    def has_shard(self, i: int) -> bool:
+        rows = self.shard_rows(i)
+        try:
+            return np.load(self._shard_file(i), mmap_mode="r").shape == (rows.stop - rows.start, self.manifest["dim"])
+        except (OSError, ValueError):
+            return False
+
     def missing_shards(self) -> list[int]:
-        done = []
-        for i in range(self.n_shards):
-            f = self._shard_file(i)
-            rows = self.shard_rows(i)
-            try:
-                ok = np.load(f, mmap_mode="r").shape == (rows.stop - rows.start, self.manifest["dim"])
-            except (OSError, ValueError):
-                ok = False
-            if not ok:
-                done.append(i)
-        return done
+        return [i for i in range(self.n_shards) if not self.has_shard(i)]
 
     def write_shard(self, i: int, block: np.ndarray) -> None:
         rows = self.shard_rows(i)
@@ -176,12 +198,21 @@ class StoreWriter:
         block = block.astype(self.manifest["dtype"], copy=False)
         atomic_write(self._shard_file(i), lambda tmp: np.save(tmp, block))
 
-    def finalize(self, metadata: pd.DataFrame) -> EmbeddingStore:
+    def finalize(self, metadata: pd.DataFrame | None = None) -> EmbeddingStore:
+        """Assemble the store from its shards (and `metadata`, unless metadata.parquet is already
+        in place); the caller holds the store lock. Waits for any process still on a shard."""
+        with self.claims.all_shards():
+            if self.is_complete():  # another process was the last to finish
+                return EmbeddingStore(self.path)
+            return self._finalize(metadata)
+
+    def _finalize(self, metadata: pd.DataFrame | None) -> EmbeddingStore:
         if self.missing_shards():
             raise StoreError(f"{self.path}: cannot finalize, shards {self.missing_shards()[:5]} are missing")
         count, dim = self.manifest["count"], self.manifest["dim"]
-        if len(metadata) != count:
-            raise StoreError(f"metadata has {len(metadata)} rows, store has {count}")
+        rows = len(metadata) if metadata is not None else pq.read_metadata(self.metadata_file).num_rows
+        if rows != count:
+            raise StoreError(f"metadata has {rows} rows, store has {count}")
 
         dtype = np.dtype(self.manifest["dtype"])
 
@@ -194,8 +225,10 @@ class StoreWriter:
                     fh.write(np.ascontiguousarray(np.load(self._shard_file(i)), dtype=dtype).tobytes())
 
         atomic_write(self.path / "embeddings.npy", write_embeddings)
-        meta = metadata[["id", "text", "domain"]].reset_index(drop=True)
-        atomic_write(self.path / "metadata.parquet", lambda p: meta.to_parquet(p, index=False))
+        if metadata is not None:
+            meta = metadata[["id", "text", "domain"]].reset_index(drop=True)
+            atomic_write(self.metadata_file, lambda p: meta.to_parquet(p, index=False))
         write_json(self.path / "manifest.json", {**self.manifest, "complete": True})
         shutil.rmtree(self.shards, ignore_errors=True)
+        (self.path / "claims").unlink(missing_ok=True)
         return EmbeddingStore(self.path)

@@ -19,6 +19,19 @@ register_resolvers()
 SMALL_TOPICS = ["Mathematics", "History", "Arts"]
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """`gpu` tests need CUDA: without it they are skipped, saying so (benchmarks/gpu_check.sh runs them)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False); "
+                                   "run benchmarks/gpu_check.sh on a GPU machine")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache")

@@ -1,4 +1,5 @@
-"""The in-memory form every text source produces, and the clean-up all of them share."""
+"""What every text source produces: chunks of (id, text, domain) rows, or all of them as one
+`TextCorpus`; and the clean-up and sampling all sources share."""
 from __future__ import annotations
 
 import hashlib
@@ -17,6 +18,41 @@ class SourceError(UserError):
 
 
 @dataclass
+class TextChunk:
+    """A run of consecutive rows of a source (raw: texts may be empty or not strings)."""
+
+    ids: list
+    texts: list
+    domains: list
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def take(self, keep) -> "TextChunk":
+        return TextChunk([self.ids[i] for i in keep], [self.texts[i] for i in keep], [self.domains[i] for i in keep])
+
+
+class ContentHash:
+    """sha256 of ids, texts and domains in order, fed chunk by chunk: the store fingerprint keys on
+    content, so an edited file or a changed sampling never reuses a stale store."""
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+
+    def update(self, chunk: TextChunk) -> None:
+        for i, t, d in zip(chunk.ids, chunk.texts, chunk.domains):
+            self._h.update(i.encode())
+            self._h.update(b"\x1f")
+            self._h.update(t.encode())
+            self._h.update(b"\x1f")
+            self._h.update(d.encode())
+            self._h.update(b"\x1e")
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+
+@dataclass
 class TextCorpus:
     ids: list[str]
     texts: list[str]
@@ -32,35 +68,18 @@ class TextCorpus:
         return len(self.texts)
 
     def content_hash(self) -> str:
-        """Hash of ids, texts and domains in order: the store fingerprint keys on content, so an
-        edited file or a changed sampling never reuses a stale store."""
-        h = hashlib.sha256()
-        for i, t, d in zip(self.ids, self.texts, self.domains):
-            h.update(i.encode())
-            h.update(b"\x1f")
-            h.update(t.encode())
-            h.update(b"\x1f")
-            h.update(d.encode())
-            h.update(b"\x1e")
+        h = ContentHash()
+        h.update(TextChunk(self.ids, self.texts, self.domains))
         return h.hexdigest()
 
 
-def drop_empty(ids: list[str], texts: list, domains: list[str], where: str) -> TextCorpus:
-    """Skip empty or whitespace-only texts (counted and logged); fail if nothing is left."""
-    keep = [i for i, t in enumerate(texts) if isinstance(t, str) and t.strip()]
-    skipped = len(texts) - len(keep)
-    if not texts:
-        raise SourceError(f"{where}: holds no texts; point the source at a non-empty file or dataset")
-    if not keep:
-        raise SourceError(f"{where}: all {len(texts)} texts are empty or whitespace; point the source at a column with text")
-    if skipped:
-        log.warning("%s: skipped %d empty or whitespace-only texts", where, skipped)
-    return TextCorpus(
-        ids=[str(ids[i]) for i in keep],
-        texts=[texts[i].strip() for i in keep],
-        domains=[str(domains[i]) for i in keep],
-        skipped_empty=skipped,
-    )
+def clean(chunk: TextChunk) -> tuple[TextChunk, int]:
+    """The chunk without empty or whitespace-only texts (stripped, all fields as str), and how many
+    were dropped."""
+    keep = [i for i, t in enumerate(chunk.texts) if isinstance(t, str) and t.strip()]
+    kept = TextChunk([str(chunk.ids[i]) for i in keep], [chunk.texts[i].strip() for i in keep],
+                     [str(chunk.domains[i]) for i in keep])
+    return kept, len(chunk) - len(keep)
 
 
 def check_limit(limit: int | None) -> None:
@@ -68,33 +87,23 @@ def check_limit(limit: int | None) -> None:
         raise SourceError(f"domain.limit={limit} must be a positive number of texts, or null for all")
 
 
-def sample_per_domain(corpus: TextCorpus, limit: int | None, seed: int) -> TextCorpus:
-    """Keep at most `limit` texts, spread evenly over domains so a small run still covers every
-    domain. Deterministic for a seed; keeps the corpus order of the rows it keeps."""
-    check_limit(limit)
-    if limit is None or limit >= len(corpus):
-        return corpus
+def sample_indices(codes: np.ndarray, names: list[str], limit: int, seed: int) -> np.ndarray:
+    """Rows to keep (sorted) for at most `limit` texts spread evenly over domains, so a small run
+    still covers every domain. `codes[i]` is row i's domain as an index into `names`.
+    Deterministic for a seed."""
     rng = np.random.default_rng(seed)
-    domains = np.asarray(corpus.domains)
-    names = sorted(set(corpus.domains))
-    by_domain = {d: rng.permutation(np.flatnonzero(domains == d)) for d in names}
+    order = sorted(range(len(names)), key=lambda c: names[c])
+    by_domain = {c: rng.permutation(np.flatnonzero(codes == c)) for c in order}
     # Round-robin quota: each domain gets an equal share, unused share flows to larger domains.
-    quota = dict.fromkeys(names, 0)
+    quota = dict.fromkeys(order, 0)
     left = limit
     while left > 0:
-        open_ = [d for d in names if quota[d] < len(by_domain[d])]
+        open_ = [c for c in order if quota[c] < len(by_domain[c])]
         share = max(1, left // len(open_))
-        for d in open_:
-            take = min(share, len(by_domain[d]) - quota[d], left)
-            quota[d] += take
+        for c in open_:
+            take = min(share, len(by_domain[c]) - quota[c], left)
+            quota[c] += take
             left -= take
             if left == 0:
                 break
-    keep = np.sort(np.concatenate([by_domain[d][: quota[d]] for d in names]))
-    return TextCorpus(
-        ids=[corpus.ids[i] for i in keep],
-        texts=[corpus.texts[i] for i in keep],
-        domains=[corpus.domains[i] for i in keep],
-        skipped_empty=corpus.skipped_empty,
-        description=corpus.description,
-    )
+    return np.sort(np.concatenate([by_domain[c][: quota[c]] for c in order]))

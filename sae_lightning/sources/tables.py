@@ -1,47 +1,84 @@
-"""Tabular text sources: any Hugging Face `datasets` source (hub id or `save_to_disk` folder) and
-local csv / jsonl / parquet files. Both pick a text column and a domain column (or a fixed domain)."""
+"""Tabular text sources: any Hugging Face `datasets` source (hub id, streamed, or `save_to_disk`
+folder) and local csv / tsv / jsonl / parquet files, read in chunks. Both pick a text column and a
+domain column (or a fixed domain)."""
 from __future__ import annotations
 
 import glob
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 
-from .corpus import SourceError, TextCorpus, check_limit, drop_empty, sample_per_domain
+from .corpus import SourceError, TextChunk, check_limit
+from .stream import StreamedSource
 
-_READERS = {
-    ".csv": pd.read_csv,
-    ".tsv": lambda p: pd.read_csv(p, sep="\t"),
-    ".jsonl": lambda p: pd.read_json(p, lines=True),
-    ".json": lambda p: pd.read_json(p, lines=True),
-    ".parquet": pd.read_parquet,
+
+def _csv(sep: str):
+    return lambda p, n, cols: pd.read_csv(p, sep=sep, chunksize=n)
+
+
+def _parquet(p, n, cols):
+    import pyarrow.parquet as pq
+
+    # Only the columns used are read; a missing one is named by the column check on the first chunk.
+    pf = pq.ParquetFile(p)
+    have = [c for c in cols if c in pf.schema_arrow.names]
+    if len(have) < len(cols):
+        yield pf.schema_arrow.empty_table().to_pandas()
+        return
+    for batch in pf.iter_batches(batch_size=n, columns=have):
+        yield batch.to_pandas()
+
+
+_READERS = {  # path, rows per chunk, columns used -> iterator of DataFrames
+    ".csv": _csv(","),
+    ".tsv": _csv("\t"),
+    ".jsonl": lambda p, n, cols: pd.read_json(p, lines=True, chunksize=n),
+    ".json": lambda p, n, cols: pd.read_json(p, lines=True, chunksize=n),
+    ".parquet": _parquet,
 }
 
 
-def corpus_from_frame(frame: pd.DataFrame, where: str, text_column: str, domain_column: str | None,
-                      domain: str | None, id_column: str | None, limit: int | None, seed: int) -> TextCorpus:
-    columns = list(frame.columns)
-    for role, col in (("text", text_column), ("domain", domain_column), ("id", id_column)):
-        if col is not None and col not in frame.columns:
-            raise SourceError(f"{where}: no {role} column {col!r}; columns are {columns} (set domain.{role}_column)")
-    if pd.api.types.is_numeric_dtype(frame[text_column]) or pd.api.types.is_bool_dtype(frame[text_column]):
-        raise SourceError(f"{where}: text column {text_column!r} holds numbers ({frame[text_column].dtype}), not texts; "
-                          f"set domain.text_column to the column with the texts (columns are {columns})")
-    texts = frame[text_column].tolist()
-    domains = frame[domain_column].astype(str).tolist() if domain_column else [domain or "default"] * len(frame)
-    ids = frame[id_column].astype(str).tolist() if id_column else [str(i) for i in range(len(frame))]
-    return sample_per_domain(drop_empty(ids, texts, domains, where), limit, seed)
+class _Table(StreamedSource):
+    """What both tabular sources share: column roles and how a DataFrame chunk becomes rows."""
+
+    def _init_columns(self, text_column, domain_column, domain, id_column, limit, seed) -> None:
+        check_limit(limit)
+        self.text_column, self.domain_column, self.domain = text_column, domain_column, domain
+        self.id_column, self.limit, self.seed = id_column, limit, seed
+
+    def columns(self) -> list[str]:
+        return [c for c in (self.text_column, self.domain_column, self.id_column) if c]
+
+    def chunk_of(self, frame: pd.DataFrame, where: str, first_id: int) -> TextChunk:
+        columns = list(frame.columns)
+        for role, col in (("text", self.text_column), ("domain", self.domain_column), ("id", self.id_column)):
+            if col is not None and col not in frame.columns:
+                raise SourceError(f"{where}: no {role} column {col!r}; columns are {columns} (set domain.{role}_column)")
+        text = frame[self.text_column]
+        if (pd.api.types.is_numeric_dtype(text) or pd.api.types.is_bool_dtype(text)) and text.notna().any():
+            raise SourceError(f"{where}: text column {self.text_column!r} holds numbers ({text.dtype}), not texts; "
+                              f"set domain.text_column to the column with the texts (columns are {columns})")
+        n = len(frame)
+        domains = (frame[self.domain_column].astype(str).tolist() if self.domain_column
+                   else [self.domain or "default"] * n)
+        ids = (frame[self.id_column].astype(str).tolist() if self.id_column
+               else [str(i) for i in range(first_id, first_id + n)])
+        return TextChunk(ids, text.tolist(), domains)
+
+    def _columns_description(self) -> dict:
+        return {"text_column": self.text_column, "domain_column": self.domain_column, "domain": self.domain,
+                "limit": self.limit, "seed": self.seed}
 
 
-class TextFiles:
+class TextFiles(_Table):
     """csv / tsv / jsonl / parquet files: `path` is a file, a folder of them, or a glob."""
 
     def __init__(self, path: str, text_column: str = "text", domain_column: str | None = None,
                  domain: str | None = None, id_column: str | None = None, limit: int | None = None,
                  seed: int = 0, **_: object) -> None:
-        check_limit(limit)
-        self.path, self.text_column, self.domain_column = str(path), text_column, domain_column
-        self.domain, self.id_column, self.limit, self.seed = domain, id_column, limit, seed
+        self.path = str(path)
+        self._init_columns(text_column, domain_column, domain, id_column, limit, seed)
 
     def files(self) -> list[Path]:
         p = Path(self.path).expanduser()
@@ -51,60 +88,71 @@ class TextFiles:
             raise SourceError(f"domain.path={self.path}: no such csv/tsv/jsonl/parquet file")
         return found
 
-    def load(self) -> TextCorpus:
-        frames = []
+    def where(self) -> str:
+        return self.path
+
+    def description(self) -> dict:
+        return {"source": "files", "files": [str(f.resolve()) for f in self.files()], **self._columns_description()}
+
+    def raw_chunks(self, chunk_rows: int) -> Iterator[TextChunk]:
+        row = 0  # ids without an id column: the row number over all files, in file order
         for f in self.files():
-            try:
-                frames.append(_READERS[f.suffix.lower()](f))
-            except Exception as err:  # pandas raises many types; all mean "not parseable"
-                raise SourceError(f"{f} cannot be parsed as {f.suffix[1:]}: {str(err).splitlines()[0]}") from err
-        frame = pd.concat(frames, ignore_index=True)
-        corpus = corpus_from_frame(frame, self.path, self.text_column, self.domain_column, self.domain,
-                                   self.id_column, self.limit, self.seed)
-        corpus.description = {"source": "files", "files": [str(f.resolve()) for f in self.files()],
-                              "text_column": self.text_column, "domain_column": self.domain_column,
-                              "domain": self.domain, "limit": self.limit, "seed": self.seed}
-        return corpus
+            frames = _READERS[f.suffix.lower()](f, chunk_rows, self.columns())
+            while True:
+                try:
+                    frame = next(frames)
+                except StopIteration:
+                    break
+                except Exception as err:  # pandas and pyarrow raise many types; all mean "not parseable"
+                    raise SourceError(f"{f} cannot be parsed as {f.suffix[1:]}: {str(err).splitlines()[0]}") from err
+                yield self.chunk_of(frame, self.path, row)
+                row += len(frame)
 
 
-class HFDataset:
-    """A Hugging Face dataset: hub id `name` (needs the network) or a `save_to_disk` folder `path`."""
+class HFDataset(_Table):
+    """A Hugging Face dataset: hub id `name` (streamed: needs the network, stores nothing but the
+    rows in use) or a `save_to_disk` folder `path` (memory-mapped)."""
 
     def __init__(self, name: str | None = None, path: str | None = None, subset: str | None = None,
                  split: str = "train", text_column: str = "text", domain_column: str | None = None,
                  domain: str | None = None, id_column: str | None = None, limit: int | None = None,
                  seed: int = 0, **_: object) -> None:
-        check_limit(limit)
         if not (name or path):
             raise SourceError("domain=hf needs domain.name (a hub id) or domain.path (a save_to_disk folder)")
         self.name, self.path, self.subset, self.split = name, path, subset, split
-        self.text_column, self.domain_column, self.domain = text_column, domain_column, domain
-        self.id_column, self.limit, self.seed = id_column, limit, seed
+        self._init_columns(text_column, domain_column, domain, id_column, limit, seed)
 
-    def load(self) -> TextCorpus:
+    def where(self) -> str:
+        return str(self.path or self.name)
+
+    def description(self) -> dict:
+        return {"source": "hf", "name": self.name, "path": self.path, "subset": self.subset, "split": self.split,
+                **self._columns_description()}
+
+    def _dataset(self):
         import datasets  # heavy import, only when this source is used
 
-        where = self.path or self.name
         try:
             if self.path:
                 ds = datasets.load_from_disk(str(Path(self.path).expanduser()))
             else:
-                ds = datasets.load_dataset(self.name, self.subset, split=self.split)
+                ds = datasets.load_dataset(self.name, self.subset, split=self.split, streaming=True)
         except Exception as err:
-            raise SourceError(f"dataset {where} cannot be loaded: {str(err).splitlines()[0]}") from err
-        if isinstance(ds, datasets.DatasetDict):
+            raise SourceError(f"dataset {self.where()} cannot be loaded: {str(err).splitlines()[0]}") from err
+        if isinstance(ds, (datasets.DatasetDict, datasets.IterableDatasetDict)):
             if self.split not in ds:
-                raise SourceError(f"dataset {where} has no split {self.split!r}; splits are {list(ds)}")
+                raise SourceError(f"dataset {self.where()} has no split {self.split!r}; splits are {list(ds)}")
             ds = ds[self.split]
-        missing = [c for c in (self.text_column, self.domain_column, self.id_column) if c and c not in ds.column_names]
+        names = ds.column_names  # None for a streamed dataset whose features are not declared
+        missing = [c for c in self.columns() if names is not None and c not in names]
         if missing:
-            raise SourceError(f"{where}: no column {missing[0]!r}; columns are {ds.column_names} (set domain.text_column / domain.domain_column)")
-        cols = [c for c in (self.text_column, self.domain_column, self.id_column) if c]
-        frame = ds.select_columns(cols).to_pandas()
-        corpus = corpus_from_frame(frame, where, self.text_column, self.domain_column, self.domain,
-                                   self.id_column, self.limit, self.seed)
-        corpus.description = {"source": "hf", "name": self.name, "path": self.path, "subset": self.subset,
-                              "split": self.split, "text_column": self.text_column,
-                              "domain_column": self.domain_column, "domain": self.domain,
-                              "limit": self.limit, "seed": self.seed}
-        return corpus
+            raise SourceError(f"{self.where()}: no column {missing[0]!r}; columns are {names} "
+                              "(set domain.text_column / domain.domain_column)")
+        return ds.select_columns(self.columns()) if names is not None else ds
+
+    def raw_chunks(self, chunk_rows: int) -> Iterator[TextChunk]:
+        row = 0
+        for batch in self._dataset().iter(batch_size=chunk_rows):
+            frame = pd.DataFrame(batch)
+            yield self.chunk_of(frame, self.where(), row)
+            row += len(frame)

