@@ -2,14 +2,13 @@
 
 The stages after export (labels, then families when run.json asks for them) are all here, so
 `sae-label run_dir=<run>` finishes a run whose labelling was interrupted, failed or never ran,
-with the same result. run.json (written by the pipeline, read through RunDir) holds:
+with the same result. The run is opened once (loaded_run.py: run.json, store, SAE, split) and
+scanned once (scan.py); labelling, scoring and families read that scan and what the labelling
+made, so no stage reloads the SAE, re-derives the split, streams the store again or re-reads
+labels from disk.
 
-    store_path, val_fraction, seed     the store and the split (data.split_indices)
-    has_texts                          false for domain=npy without metadata: nothing to label
-    families                           the families settings, or null when none are built
-
-Relabelling writes <run dir>/features.parquet and merges the label summary into metrics.json,
-keeping the training metrics that are there.
+Relabelling writes <run dir>/features.parquet (and families.parquet) and merges the label summary
+into metrics.json, keeping the training metrics that are there.
 """
 from __future__ import annotations
 
@@ -17,41 +16,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..data import split_indices
 from ..errors import UserError
-from ..models import SparseAutoencoder
 from ..run_dir import RunDir
-from ..store import EmbeddingStore
-from .feature_table import interpret_sae, write_features
+from .families import families_from_scan, feature_labels, write_families
+from .feature_table import label_features, write_features
 from .labeling_config import LabelingConfig
+from .loaded_run import RUN_KEYS, load_run, read_run_info
+from .phase_timer import PhaseTimer
+from .scan import scan_store
 
-RUN_KEYS = ("store_path", "val_fraction", "seed")
+__all__ = ["RUN_KEYS", "NoTexts", "label_run_dir", "merge_metrics", "read_run_info"]
 
 
 class NoTexts(UserError):
     """The run's store holds embeddings without texts: there is nothing to name features with."""
-
-
-def read_run_info(run_dir: str | Path) -> dict:
-    """run.json, checked; one line naming what makes `run_dir` not a finished run, and the way out."""
-    run = RunDir(run_dir)
-    if not run.root.is_dir():
-        raise UserError(f"{run.root} is not a run dir: the folder does not exist")
-    if not run.has_export() and run.last_ckpt.is_file():
-        raise UserError(f"{run.root} has not finished training (no sae/ or metrics.json, but a checkpoint): "
-                        f"`sae-train run_dir={run.root} ckpt_path=last` recovers it")
-    missing = [f"sae/{name}" for name in ("cfg.json", "sae_weights.safetensors") if not (run.sae / name).is_file()]
-    info: dict = {}
-    if not (run / RunDir.RUN).is_file():
-        missing.append(RunDir.RUN)
-    else:
-        info = run.run_info()
-        missing += [f"{RunDir.RUN}:{key}" for key in RUN_KEYS if key not in info]
-    if missing:
-        raise UserError(f"{run.root} is not a finished run: missing {', '.join(missing)} "
-                        "(a run dir needs sae/cfg.json, sae/sae_weights.safetensors and run.json "
-                        "with store_path, val_fraction and seed)")
-    return info
 
 
 def merge_metrics(run_dir: str | Path, summary: dict) -> Path:
@@ -67,17 +45,25 @@ def label_run_dir(run_dir: str | Path, cfg: LabelingConfig | None = None) -> tup
     if not info.get("has_texts", True):
         raise NoTexts(f"{run_dir} was trained on embeddings without texts (domain=npy without domain.metadata): "
                       "there is nothing to label; its SAE and metrics are complete")
-    store = EmbeddingStore(Path(info["store_path"]).expanduser())
-    sae = SparseAutoencoder.load(run_dir / "sae", device=cfg.device or "cpu")
-    if sae.cfg.d_in != store.dim:
-        raise UserError(f"{run_dir}: the SAE reads d_in={sae.cfg.d_in} but the store {store.path} holds "
-                         f"{store.dim}-dimensional embeddings; run.json points at the wrong store")
-    train_idx, val_idx = split_indices(len(store), float(info["val_fraction"]), int(info["seed"]))
-    df, summary = interpret_sae(sae, store, train_idx, val_idx, cfg)
-    write_features(df, run_dir)
+    run = load_run(run_dir, cfg.device)
+    families = info.get("families") or None
+    timer = PhaseTimer()
+    with timer("scan"):  # one pass: what labels, scores and families need (scan.py)
+        m = max(cfg.m, int(families.get("texts_per_member", 5))) if families else cfg.m
+        scan = scan_store(run.sae, run.store, run.train_idx, run.val_idx, m, cfg.batch_size, cfg.device,
+                          min_cooccur=int(families.get("min_cooccur", 2)) if families else None)
+    labelling = label_features(run.sae, run.store, run.train_idx, run.val_idx, cfg, scan)
+    df, summary = labelling.features, labelling.summary
+    summary["time_scan"] = timer.summary()["time_scan"]
+    summary["time_total"] = round(summary["time_total"] + summary["time_scan"], 3)
+    write_features(df, run_dir)  # before the families: a failure there cannot take the labels
     merge_metrics(run_dir, summary)
-    if info.get("families"):
-        from .families import build_families
-
-        build_families(run_dir, labeling=cfg, **info["families"])
+    if families:
+        with timer("families"):
+            settings = {k: v for k, v in families.items() if k not in ("batch_size", "device")}
+            table = families_from_scan(scan, run.store, run.sae, feature_labels(df, run.sae.cfg.d_sae),
+                                       labelling.counts, cfg, **settings)
+            write_families(table, run_dir)
+        summary["time_families"] = timer.summary()["time_families"]
+        merge_metrics(run_dir, {"time_families": summary["time_families"]})
     return df, summary
