@@ -99,3 +99,34 @@ def test_counting_only_the_top_texts_gives_the_same_candidates_and_tfidf(small_s
     c, e = doc_term_matrix(top[:3], sub, cfg), doc_term_matrix(top[:3], alone, cfg)
     np.testing.assert_array_equal(c.words, e.words)
     np.testing.assert_allclose(tfidf_scores(c, sub).toarray(), tfidf_scores(e, alone).toarray(), rtol=1e-6)
+
+
+def test_feature_blocks_bounded_by_entries_give_the_same_scores(small_store, dense, monkeypatch):
+    """The hard-negative search, the AUROC scorer and the keyword hits work on feature blocks sized
+    so that a [block, n_val] matrix stays bounded; blocks of a few features give the same numbers."""
+    from sae_lightning.interpret import keyword_hits, label_scoring, scoring_sets
+    from sae_lightning.interpret.label_scoring import LabelScorer, scored_rows
+
+    sae, train_idx, val_idx, _ = dense
+    scan = scan_store(sae, small_store, train_idx, val_idx, m=5, min_cooccur=None)
+    texts = small_store.metadata()["text"].to_numpy()
+    words = ["history", "war", "theorem", "painting", "number", "empire"]
+    keywords = [[words[f % 6], words[(f + 1) % 6]] if f % 5 else [] for f in range(sae.cfg.d_sae)]
+    label_emb = np.random.default_rng(0).standard_normal((sae.cfg.d_sae, small_store.dim)).astype(np.float32)
+
+    def scores():
+        sets = scoring_sets.sets_from_firing(scan.val_firing, scan.val_rows, small_store, 5, 30, 10, seed=0)
+        rows = scored_rows(sets)
+        scorer = LabelScorer(sets, rows, np.array(small_store.embeddings[rows], np.float32))
+        auroc = scorer.auroc(label_emb, np.array([bool(k) for k in keywords]))
+        hits = keyword_hits.keyword_precision_recall(keywords, texts[sets.val_rows], sets.firing, {})
+        return sets.hard_rows, auroc, hits
+
+    want = scores()
+    for module, name in ((scoring_sets, "BLOCK_ENTRIES"), (label_scoring, "BLOCK_ENTRIES"), (keyword_hits, "HOLDS_ENTRIES")):
+        monkeypatch.setattr(module, name, 3 * len(val_idx))  # three features per block
+    got = scores()
+    np.testing.assert_array_equal(got[0], want[0])
+    for a, b in zip([*got[1], *got[2]], [*want[1], *want[2]]):
+        np.testing.assert_allclose(a, b, equal_nan=True)
+    assert np.isfinite(want[2][0]).any()  # some keyword was found: the hits were really compared
