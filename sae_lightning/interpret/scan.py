@@ -17,6 +17,7 @@ A row may be in both splits (tests label and score on the same rows); it then co
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,8 @@ from ..store import EmbeddingStore
 from .activation_scan import SparseRunningTopK, TopExamples, domain_codes, inference_sae, iter_activations
 from .coactivation import DENSE_BYTES, PairCounts
 from .threads import single_threaded
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -111,6 +114,10 @@ def scan_store(sae, store: EmbeddingStore, train_idx: np.ndarray, val_idx: np.nd
                            domain_mass=acc.mass.view(d_sae, len(domains)).cpu().numpy(), domains=domains,
                            n_rows=int(len(train_rows)))
     pairs = acc.pairs
+    if pairs is not None and pairs.dropped_at:
+        log.warning("more than %d distinct feature pairs fired together: the rarest were dropped, so pair counts "
+                    "up to %d may be undercounted (families near that count can be missed)",
+                    pairs.max_pairs, pairs.dropped_at)
     return ScanResult(top=examples, coactivation=pairs.result(min_cooccur) if pairs else None,
                       min_cooccur=int(min_cooccur or 0), pairs_dropped_at=pairs.dropped_at if pairs else 0,
                       val_rows=val_rows, val_firing=_val_matrix(acc.val, d_sae, len(val_rows)))
