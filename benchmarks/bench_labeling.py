@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sae_lightning.data import split_indices  # noqa: E402
 from sae_lightning.embed import Embedder, build_store, load_model  # noqa: E402
 from sae_lightning.interpret import LabelingConfig, interpret_sae  # noqa: E402
-from sae_lightning.models import SAEConfig, SparseAutoencoder, build_sae  # noqa: E402
+from sae_lightning.models import SparseAutoencoder, build_sae, sae_config  # noqa: E402
 from sae_lightning.sources import WikiVitalArticles  # noqa: E402
 from sae_lightning.sources.wiki import WIKI_TOPICS  # noqa: E402
 
@@ -37,7 +37,7 @@ def quick_topk_sae(store, train_idx: np.ndarray, d_sae: int, k: int, epochs: int
     if (folder / "cfg.json").is_file():
         return SparseAutoencoder.load(folder)
     torch.manual_seed(0)
-    sae = build_sae(SAEConfig(architecture="topk", d_in=store.dim, d_sae=d_sae, k=k,
+    sae = build_sae(sae_config(architecture="topk", d_in=store.dim, d_sae=d_sae, k=k,
                               metadata={"model_name": store.model_name}))
     X = torch.from_numpy(np.asarray(store.embeddings[train_idx], dtype=np.float32))
     sae.init_b_dec(X[:4096], "mean")

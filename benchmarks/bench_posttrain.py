@@ -63,10 +63,10 @@ class RssSampler(threading.Thread):
 def make_run(store, d_sae: int, k: int, root: Path) -> Path:
     import torch
 
-    from sae_lightning.models import SAEConfig, build_sae
+    from sae_lightning.models import build_sae, sae_config
 
     torch.manual_seed(0)
-    sae = build_sae(SAEConfig(architecture="topk", d_in=store.dim, d_sae=d_sae, k=k,
+    sae = build_sae(sae_config(architecture="topk", d_in=store.dim, d_sae=d_sae, k=k,
                               metadata={"model_name": store.model_name}))
     run = root / f"run_n{len(store)}_d{d_sae}"
     shutil.rmtree(run, ignore_errors=True)

@@ -376,12 +376,12 @@ def main() -> None:
 
 
 def prepare(args) -> None:
-    from sae_lightning.allocator import keep_freed_memory
+    from sae_lightning import runtime
 
     args.trainers = [t.lower() for t in args.trainers]
-    # The Lightning module sets this in on_fit_start (module.keep_freed_memory); set once here, before
-    # any trainer, every trainer of this process runs with it.
-    print(json.dumps({"keep_freed_memory": keep_freed_memory()}), flush=True)
+    # What sae-train applies from conf/runtime/ (freed blocks kept, no NaN fill), set once here,
+    # before any trainer: every trainer of this process runs with it.
+    print(json.dumps({"runtime": runtime.apply(runtime.RuntimeSettings())}), flush=True)
     args.threads = args.threads or torch.get_num_threads()
     torch.set_num_threads(args.threads)
     print(json.dumps(machine()), flush=True)

@@ -149,8 +149,8 @@ def main() -> None:
         f"| torch | {info['torch']} (python {info['python']}) |",
         f"| load average at start | {info['load_avg_1m']} |",
         f"| OMP_WAIT_POLICY | {os.environ.get('OMP_WAIT_POLICY', 'unset (GNU OpenMP spins, then sleeps)')} |",
-        "| malloc | freed blocks kept for reuse in every training benchmark (`module.keep_freed_memory`, "
-        "on by default in sae-train) |",
+        "| malloc | freed blocks kept for reuse in every training benchmark (`runtime.keep_freed_mib`, "
+        "on by default in the sae-* commands) |",
         "",
     ]
     sections: dict[str, str] = {}

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import UserError
+from .run_dir import Labeling, RunDir
 from .interpret.search import (SearchRun, check_features, embed_query, encode, find_features, nearest_texts,
                                open_run, steer)
 from .store import EmbeddingStore
@@ -54,11 +55,19 @@ class Feature:
 
 
 class Run:
-    """A finished run folder: its SAE, labels table, embedding store and embedding model."""
+    """A finished run folder: its SAE, current labelling, embedding store and embedding model.
 
-    def __init__(self, path: Path, search: SearchRun, features: pd.DataFrame | None, metrics: dict) -> None:
+    metrics   the training metrics (metrics.json's "metrics": fve, l0, dead_frac, ...)
+    labels_summary  the current labelling's summary (labels.json's "labels": label_auroc_mean, n_interpretable, ...)
+    labeling  the current labelling (its folder, id, settings()), None when unlabelled; labelings() all of them
+    features  its features.parquet, one row per feature (None when unlabelled)"""
+
+    def __init__(self, path: Path, search: SearchRun, features: pd.DataFrame | None, metrics: dict,
+                 labeling: Labeling | None = None) -> None:
         self.path, self._search, self.metrics = path, search, metrics
-        self.features = features  # features.parquet, one row per feature (None: the run was not labelled)
+        self.labeling = labeling
+        self.labels_summary = labeling.summary() if labeling is not None else {}
+        self.features = features
         self.sae, self.store = search.sae, search.store
 
     @classmethod
@@ -67,9 +76,14 @@ class Run:
         path = Path(path).expanduser()
         check_finished(path)
         search = open_run(path, device=device)
-        table = path / "features.parquet"
-        features = pd.read_parquet(table) if table.is_file() else None
-        return cls(path, search, features, json.loads((path / "metrics.json").read_text()))
+        run = RunDir(path)
+        labeling = run.labeling()
+        features = labeling.read_features() if labeling is not None else None
+        return cls(path, search, features, run.metrics(), labeling)
+
+    def labelings(self) -> list[Labeling]:
+        """Every labelling of the run, oldest first (each with its settings() and summary())."""
+        return RunDir(self.path).labelings()
 
     @property
     def model_name(self) -> str:
@@ -150,8 +164,8 @@ def check_finished(path: Path) -> None:
     from .interpret import read_run_info
 
     read_run_info(path)  # the folder, sae/ and run.json, each named when missing
-    if not (path / "metrics.json").is_file():
-        raise UserError(f"{path} is not a finished run: no metrics.json (training stopped before the end); "
+    if not RunDir(path).metrics_file.is_file():
+        raise UserError(f"{path} is not a finished run: no {RunDir.METRICS} (training stopped before the end); "
                         f"resume it with `sae-train run_dir={path} ckpt_path=last`")
 
 
@@ -174,10 +188,9 @@ def as_float_matrix(data, what: str, allow_vector: bool = False) -> np.ndarray:
 def find_runs(root: str | Path) -> list[Path]:
     """Finished run folders under `root` (itself included), oldest first."""
     root = Path(root).expanduser()
-    found = [p.parent for p in root.glob("**/metrics.json")] + [root]
-    finished = {p for p in found if (p / "metrics.json").is_file() and (p / "run.json").is_file()
-                and (p / "sae").is_dir()}
-    return sorted(finished, key=lambda p: (p / "metrics.json").stat().st_mtime)
+    found = [p.parent for p in root.glob(f"**/{RunDir.METRICS}")] + [root]
+    finished = {p for p in found if not RunDir(p).missing()}
+    return sorted(finished, key=_exported_at)
 
 
 def run_roots() -> list[Path]:
@@ -196,7 +209,11 @@ def latest_run(device: str = "cpu") -> Run:
     if not runs:
         where = ", ".join(str(r.resolve()) for r in roots)
         raise UserError(f"no finished run under {where}; run `make run` first, or set {RUN_DIR_ENV} to a run folder")
-    return Run.load(max(runs, key=lambda p: (p / "metrics.json").stat().st_mtime), device=device)
+    return Run.load(max(runs, key=_exported_at), device=device)
+
+
+def _exported_at(path: Path) -> float:
+    return RunDir(path).metrics_file.stat().st_mtime
 
 
 # ---- training from Python ------------------------------------------------------------------------

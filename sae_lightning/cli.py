@@ -42,6 +42,7 @@ def _one_line_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConf
     def wrapper(cfg: DictConfig) -> object:
         try:
             check_config(cfg)  # again per job: a multirun's jobs are composed only here
+            apply_runtime(cfg)
             return task(cfg)
         except Exception as raised:
             err = _own_error(raised)
@@ -59,8 +60,21 @@ def _one_line_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConf
     return wrapper
 
 
+def apply_runtime(cfg: DictConfig) -> None:
+    """The process-wide settings of conf/runtime/: the commands set them, the library never does."""
+    if cfg.get("runtime") is not None:
+        from omegaconf import OmegaConf
+
+        from . import runtime
+
+        log.debug("runtime settings applied: %s", runtime.apply(OmegaConf.to_container(cfg.runtime, resolve=True)))
+
+
 def _launch(task: Callable[[DictConfig], object], config_name: str) -> None:
+    from .quiet import wandb_offline_notice_to_stderr
+
     register_resolvers()
+    wandb_offline_notice_to_stderr()
     sys.argv[1:] = ddp_child_argv(sys.argv[1:])
     try:
         check_conf_files(CONF_DIR)
@@ -85,17 +99,21 @@ def _train(cfg: DictConfig) -> float | None:
     from .quiet import apply_hydra_logger_levels
 
     apply_hydra_logger_levels()  # after the pipeline's imports: importing Lightning resets its loggers
-    return train(cfg)
+    metrics = train(cfg)
+    return metrics.get("fve") if metrics else None  # what hparams_search maximises and the sweep summary records
 
 
 def _label(cfg: DictConfig) -> None:
     from omegaconf import OmegaConf
 
     from .interpret import LabelingConfig, label_run_dir
+    from .run_dir import RunDir
 
     settings = LabelingConfig.from_dict(OmegaConf.to_container(cfg.labeling, resolve=True))
     _, summary = label_run_dir(cfg.run_dir, settings)
-    print(f"features: {cfg.run_dir}/features.parquet  (label_auroc mean {summary.get('label_auroc_mean', float('nan')):.3f})")
+    labeling = RunDir(cfg.run_dir).labeling()
+    print(f"labelling {labeling.id} (now current; earlier ones kept under {labeling.folder.parent})")
+    print(f"features: {labeling.features}  (label_auroc mean {summary.get('label_auroc_mean', float('nan')):.3f})")
     if cfg.report:
         from .report import write_report
 
@@ -125,7 +143,10 @@ def _plain_command(main: Callable[[list[str]], None]) -> Callable[[], None]:
 
     @functools.wraps(main)
     def wrapper() -> None:
+        from .quiet import wandb_offline_notice_to_stderr
+
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+        wandb_offline_notice_to_stderr()
         try:
             main(sys.argv[1:])
         except UserError as err:
@@ -140,7 +161,7 @@ def _compare(argv: list[str]) -> None:
     import time
     from pathlib import Path
 
-    from .interpret.compare import DEFAULT_THRESHOLD, compare_runs, default_compare_dir, write_comparison
+    from .compare import DEFAULT_THRESHOLD, compare_runs, default_compare_dir, write_comparison
 
     p = argparse.ArgumentParser(prog="sae-compare", description="Match features across per-domain SAEs by decoder "
                                 "direction; per-domain feature counts of joint SAEs. Writes tables and compare.html.")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -60,10 +59,9 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = None):
     if key not in _models:
         from sentence_transformers import SentenceTransformer
 
-        if key[0] != name and Path(key[0]).exists():
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local model must never reach for the hub
+        local = key[0] != name and Path(key[0]).exists()  # a local model must never reach for the hub
         try:
-            _models[key] = SentenceTransformer(key[0], device=device)
+            _models[key] = SentenceTransformer(key[0], device=device, local_files_only=local)
         except Exception as err:
             raise SourceError(f"embedder.model={name} cannot be loaded as a sentence-transformers model: "
                               f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from err

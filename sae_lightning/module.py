@@ -6,7 +6,6 @@ fired (AuxK's dead mask) and the current epoch's firing counts, as buffers, so t
 checkpoint and a resumed run counts on exactly where it stopped. Callbacks only read and log them."""
 from __future__ import annotations
 
-import logging
 import math
 
 import pytorch_lightning as pl
@@ -14,12 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .allocator import keep_freed_memory
 from .errors import UserError
 from .models import SAEConfig, build_sae
-
-log = logging.getLogger(__name__)
-
 
 def lr_factor(total: int, warm: int, decay: str, decay_fraction: float):
     """The learning-rate multiplier per step: linear warm-up, then flat, then cosine or linear decay
@@ -53,7 +48,7 @@ class SAEModule(pl.LightningModule):
     def __init__(self, sae: dict, lr: float = 4e-3, betas: tuple[float, float] = (0.9, 0.999),
                  warmup_steps: int = 100, decay: str = "cosine", decay_fraction: float = 0.2,
                  retrieval_k: int = 10, retrieval_queries: int = 2048, init_b_dec: str = "geometric_median",
-                 init_sample_size: int = 8192, keep_freed_memory: bool = True, max_weight_rms: float = 100.0) -> None:
+                 init_sample_size: int = 8192, max_weight_rms: float = 100.0) -> None:
         super().__init__()
         if decay not in ("none", "cosine", "linear"):
             raise UserError(f"module.decay={decay!r} must be none, cosine or linear")
@@ -63,7 +58,6 @@ class SAEModule(pl.LightningModule):
         self.register_buffer("samples_since_fired", torch.zeros(d_sae, dtype=torch.long))
         self.register_buffer("epoch_fired", torch.zeros(d_sae, dtype=torch.long))
         self.register_buffer("epoch_seen", torch.zeros((), dtype=torch.long))
-        self.dead_after = int(self.sae.cfg.dead_after_samples)
         # The last validation's metrics and the step they were measured at, checkpointed: the export
         # knows whether they describe the final weights (see validate_now).
         self.val_metrics: dict[str, float] = {}
@@ -74,17 +68,6 @@ class SAEModule(pl.LightningModule):
     # ---- set-up --------------------------------------------------------------------------------
 
     def on_fit_start(self) -> None:
-        # Trainer(deterministic=True) turns on torch's debugging fill of every new tensor (NaN into
-        # each torch.empty, ~100 per step): ~15% of a CPU step. The algorithms stay deterministic.
-        torch.utils.deterministic.fill_uninitialized_memory = False
-        if self.hparams.keep_freed_memory:
-            keep_freed_memory()
-        train_idx = getattr(self.trainer.datamodule, "train_idx", None)
-        n_train = len(train_idx) if train_idx is not None else 0
-        if n_train and self.dead_after > n_train:
-            log.warning("sae.dead_after_samples=%d exceeds the %d training samples; counting over one epoch instead",
-                        self.dead_after, n_train)
-            self.dead_after = n_train
         # b_dec from the data once, at a fresh start; a resumed run restores it from the checkpoint.
         if self.trainer.ckpt_path is None and self.global_step == 0 and self.hparams.init_b_dec:
             dm = self.trainer.datamodule
@@ -128,8 +111,9 @@ class SAEModule(pl.LightningModule):
 
     @property
     def dead_mask(self) -> Tensor:
-        """Latents that fired on none of the last `dead_after` training samples (AuxK's targets)."""
-        return self.samples_since_fired >= self.dead_after
+        """Latents that fired on none of the last `sae.dead_after_samples` training samples (AuxK's
+        targets): the value cfg.json records (pipeline.sae_settings fits it to a small store first)."""
+        return self.samples_since_fired >= self.sae.cfg.dead_after_samples
 
     def _count_firing(self, fired: Tensor, n: int) -> None:
         if self.trainer.world_size > 1:  # every rank keeps the same counters, hence the same AuxK targets

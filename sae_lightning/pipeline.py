@@ -1,6 +1,6 @@
 """One run, top to bottom: embedding store -> DataModule -> SAE training -> files of the run.
 
-Stages: embed -> train (checkpoints) -> export (sae/, metrics.json, the moment training ends) ->
+Stages: embed -> train (checkpoints) -> export (sae/ and metrics.json, the moment training ends) ->
 label -> families -> report, as in docs/concepts.md. Each step is a call into the module that owns
 it; the stages after export are `finish_run`, which `sae-label run_dir=<run>` also runs."""
 from __future__ import annotations
@@ -21,12 +21,14 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from .callbacks import RunExport
 from .callbacks.stop_on_signal import StopOnSignal
 from .checkpoint_io import AtomicCheckpointIO, load_checkpoint_file
+from .data import split_indices
 from .embed import build_store
 from .errors import UserError
 from .interpret.labeling_config import LabelingConfig
 from .interrupts import DeferredSignals, RunInterrupted
 from .module import NonFiniteError, SAEModule
 from .run_dir import RunDir
+from .runtime import kept_global_state
 from .store import EmbeddingStore
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,13 @@ def sae_settings(cfg: DictConfig, store: EmbeddingStore) -> dict:
         raise UserError(f"sae.d_in={d_in} but the embedding store {store.path} is {store.dim} wide; "
                         "drop sae.d_in (it is taken from the store) or use another store")
     sae["d_in"] = store.dim
+    # AuxK's "dead" is counted over dead_after_samples training samples; more than the store's train
+    # split would take several epochs to call any latent dead. Fitted here, before cfg.json records it.
+    n_train = len(split_indices(len(store), cfg.data.val_fraction, 0)[0])  # its size needs no seed
+    if sae.get("dead_after_samples") and int(sae["dead_after_samples"]) > n_train:
+        log.warning("sae.dead_after_samples=%d exceeds the %d training samples; counting over one epoch instead",
+                    sae["dead_after_samples"], n_train)
+        sae["dead_after_samples"] = n_train
     sae["metadata"] = {"model_name": store.model_name, "domain": cfg.domain.get("name"),
                        "store_fingerprint": store.fingerprint, "domains": store.manifest.get("domains", [])}
     return sae
@@ -64,6 +73,10 @@ def build_callbacks(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> l
 
         settings = OmegaConf.to_container(cfg.labeling, resolve=True)
         callbacks.append(KeyBERTLabels(output_dir=str(run), **settings))
+    if cfg.trainer.get("enable_progress_bar", True):  # Lightning's own bar would write to stdout
+        from .callbacks.progress import StderrProgressBar
+
+        callbacks.append(StderrProgressBar())
     callbacks += [StopOnSignal(signals, run.last_ckpt), RunExport(run.root)]
     return callbacks
 
@@ -109,7 +122,7 @@ RESUME_KEYS = ("store_fingerprint", "architecture", "d_in", "d_sae")
 
 def check_resume(run: RunDir, cfg: DictConfig, info: dict | None = None) -> None:
     """A resume must continue the same run: same domain, store, architecture and widths."""
-    if not (run / RunDir.RUN).is_file():
+    if not run.run_file.is_file():
         return  # a checkpoint from elsewhere (ckpt_path=<file>): Lightning checks the weights' shapes
     before = run.run_info()
     if info is None:
@@ -123,11 +136,12 @@ def check_resume(run: RunDir, cfg: DictConfig, info: dict | None = None) -> None
                         "or leave run_dir unset to start a new run")
 
 
-def train(cfg: DictConfig) -> float | None:
-    """The whole run; returns validation fve (what hparams_search optimises). Ctrl-C or SIGTERM
+def train(cfg: DictConfig) -> dict | None:
+    """The whole run; returns the trainer's final metrics (what metrics.json's "metrics" holds:
+    fve, l0, dead_frac, ...; None on ranks other than zero or with train=false). Ctrl-C or SIGTERM
     saves a checkpoint, prints the command that continues, and exits 130 / 143."""
     run = RunDir(cfg.paths.output_dir)
-    with DeferredSignals() as signals:
+    with DeferredSignals() as signals, kept_global_state():  # Lightning's flags do not outlive the run
         try:
             return _train(cfg, run, signals)
         except RunInterrupted as stop:
@@ -141,7 +155,7 @@ def train(cfg: DictConfig) -> float | None:
             raise SystemExit(stop.exit_code) from None
 
 
-def _train(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> float | None:
+def _train(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> dict | None:
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     resuming = cfg.get("train", True) and cfg.ckpt_path is not None
@@ -150,7 +164,7 @@ def _train(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> float | No
         if run.has_export():  # nothing to train; finishing is sae-label's job, and it changes nothing here
             print(f"{run} has finished training (sae/, metrics.json); nothing to resume. "
                   f"Label or finish it with: sae-label run_dir={run}")
-            return run.metrics().get("fve")
+            return run.metrics()
     store = build_store_from_cfg(cfg)
     log.info("store ready: %s", store)
     if not cfg.get("train", True):
@@ -163,8 +177,10 @@ def _train(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> float | No
     module = build_module(cfg, store)  # config errors before the folder is claimed
     ckpt_path = resolve_ckpt(cfg, run)
     plugins = [*instantiate(cfg.trainer.get("plugins") or []), AtomicCheckpointIO()]
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg, run, signals),
-                                      logger=build_loggers(cfg) or False, plugins=plugins)
+    callbacks = build_callbacks(cfg, run, signals)
+    export = next(c for c in callbacks if isinstance(c, RunExport))
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg) or False,
+                                      plugins=plugins)
     if rank_zero_only.rank == 0 and not resuming and not requeued_by_slurm(run):
         run.write_run_info(info)
     for logger in trainer.loggers:  # the whole composed config, so every run is reproducible from W&B
@@ -187,7 +203,9 @@ def _train(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> float | No
     if rank_zero_only.rank != 0:
         return None
     finish_run(run, LabelingConfig.from_dict(OmegaConf.to_container(cfg.labeling, resolve=True)))
-    return report(run.root)
+    report(run)
+    # the trainer's own numbers; under ddp_spawn the export ran in a worker, and only the file has them
+    return export.metrics if export.metrics is not None else run.metrics()
 
 
 def kept_checkpoint(run: RunDir) -> str:
@@ -246,28 +264,27 @@ def finish_loggers(trainer: pl.Trainer) -> None:
             logger.experiment.finish()
 
 
-def report(out: Path) -> float | None:
+def report(run: RunDir) -> None:
     """Write report.html (when the features were labelled) and say where everything is."""
-    import json
-
     if not rank_zero_only.rank == 0:
-        return None
-    metrics = json.loads((out / "metrics.json").read_text())
-    lines = [f"run folder: {out}", f"  SAE (SAELens layout): {out / 'sae'}", f"  metrics: {out / 'metrics.json'}"]
-    if (out / "features.parquet").exists():
+        return
+    labeling = run.labeling()
+    lines = [f"run folder: {run}", f"  SAE (SAELens layout): {run.sae}", f"  metrics: {run.metrics_file}"]
+    if labeling is not None:
         from .report import write_report
 
-        lines += [f"  features: {out / 'features.parquet'}", f"  report: {write_report(out)}"]
-    if (out / "families.parquet").exists():
-        lines.append(f"  families: {out / 'families.parquet'}")
+        lines += [f"  labelling: {labeling.folder}", f"  features: {labeling.features}",
+                  f"  report: {write_report(run.root)}"]
+        if labeling.families.is_file():
+            lines.append(f"  families: {labeling.families}")
     print("\n".join(lines))
+    results = run.results()
     shown = ("fve", "l0", "dead_frac", "label_auroc_mean", "random_auroc_mean", "tfidf_auroc_mean")
-    print("  " + ", ".join(f"{k}={metrics[k]:.4g}" for k in shown if metrics.get(k) is not None))
-    verdicts = [(v, metrics.get(f"n_{v}")) for v in ("interpretable", "mixed", "weak", "dead")]
+    print("  " + ", ".join(f"{k}={results[k]:.4g}" for k in shown if results.get(k) is not None))
+    verdicts = [(v, results.get(f"n_{v}")) for v in ("interpretable", "mixed", "weak", "dead")]
     if all(n is not None for _, n in verdicts):  # labelled runs: how far to trust the labels
         print("  features: " + ", ".join(f"{n} {v}" for v, n in verdicts)
               + " (trust the interpretable ones' labels; a mixed feature's texts share little)")
     print("  (fve: share of the embeddings' variance explained, 1 best; l0: active features per text; dead_frac: "
           "share of features that stopped firing; label_auroc: how well a label's embedding finds its feature's "
           "texts, 0.5 chance, beside a random label's and TF-IDF's; docs/concepts.md)")
-    return metrics.get("fve")

@@ -22,3 +22,17 @@ def no_model_loading_bars() -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+
+
+def wandb_offline_notice_to_stderr() -> None:
+    """transformers prints "[INFO] Running in WANDB offline mode" on stdout when its W&B integration
+    is imported with WANDB_MODE=offline (the default here); a command's stdout is its results, so
+    the module is imported first with that line sent to stderr."""
+    import contextlib
+    import os
+    import sys
+
+    if os.environ.get("WANDB_MODE") != "offline":
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        import transformers.integrations.integration_utils  # noqa: F401

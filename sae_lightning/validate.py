@@ -172,8 +172,12 @@ RULES: dict[str, Rule] = {
     "module.init_b_dec": one_of("geometric_median", "mean"),
     "module.init_sample_size": POSITIVE,
     "module.retrieval_queries": POSITIVE,
-    "module.keep_freed_memory": flag(),
     "module.max_weight_rms": number(0, lo_open=True, null=True),
+    # conf/runtime
+    "runtime.keep_freed_mib": whole(0),
+    "runtime.fill_uninitialized_memory": flag(),
+    "runtime.torch_threads": whole(1, null=True),
+    "runtime.small_op_threads": whole(1, null=True),
     # conf/trainer
     "trainer.default_root_dir": PATH,
     "trainer.accelerator": one_of("cpu", "gpu", "cuda", "mps", "tpu", "auto"),
@@ -204,11 +208,12 @@ RULES: dict[str, Rule] = {
     "callbacks.model_checkpoint.save_top_k": whole(-1),
     "callbacks.model_checkpoint.every_n_epochs": whole(0, null=True),
     "callbacks.model_checkpoint.save_on_exception": flag(),
+    "callbacks.model_checkpoint.enable_version_counter": flag(),
     "callbacks.periodic_checkpoint.dirpath": PATH,
     "callbacks.periodic_checkpoint.save_last": flag(also=("link",)),
     "callbacks.periodic_checkpoint.save_top_k": whole(-1),
     "callbacks.periodic_checkpoint.every_n_train_steps": whole(0, null=True),
-    "callbacks.dead_features.dead_after_samples": POSITIVE,
+    "callbacks.periodic_checkpoint.enable_version_counter": flag(),
     "callbacks.dead_features.dense_threshold": number(0, 1, lo_open=True),
     # conf/labeling
     "labeling.enabled": flag(),
@@ -240,6 +245,7 @@ RULES: dict[str, Rule] = {
     "labeling.coherence_min_docs": whole(2),
     "labeling.coherence_pairs": POSITIVE,
     "labeling.coherence_min": number(),
+    "labeling.small_op_threads": whole(1, null=True),
     "labeling.judge_model": text(null=True, example="all-mpnet-base-v2"),
     # conf/families
     "families.enabled": flag(),

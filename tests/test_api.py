@@ -34,8 +34,14 @@ def test_load_gives_the_runs_sae_labels_store_and_model(run, tiny_labelled_run):
     table = pd.read_parquet(tiny_labelled_run / "features.parquet")
     by_id = table.set_index("feature_id")
     assert run.labels == [by_id.loc[i, "label"] or "" for i in range(run.d_sae)]
-    assert len(run.features) == len(table) and run.metrics["fve"] == pytest.approx(
-        json.loads((tiny_labelled_run / "metrics.json").read_text())["fve"])
+    metrics = json.loads((tiny_labelled_run / "metrics.json").read_text())
+    assert len(run.features) == len(table) and run.metrics["fve"] == pytest.approx(metrics["metrics"]["fve"])
+    # the current labelling: the one labeling.json names, with its summary and settings
+    current = json.loads((tiny_labelled_run / "labeling.json").read_text())["current"]
+    labels = json.loads((tiny_labelled_run / "labelings" / current / "labels.json").read_text())
+    assert run.labeling.id == current and [lab.id for lab in run.labelings()] == [current]
+    assert run.labels_summary == labels["labels"] and run.labeling.settings() == labels["settings"]
+    assert "label_auroc_mean" in run.labels_summary and "label_auroc_mean" not in run.metrics
 
 
 def test_encode_is_the_runs_model_then_its_sae(run, tiny_labelled_run):

@@ -13,8 +13,9 @@ from omegaconf import OmegaConf
 from sae_lightning.config import CONF_DIR
 from sae_lightning.data import EmbeddingDataModule
 from sae_lightning.interpret import LabelingConfig
-from sae_lightning.models import SAEConfig
+from sae_lightning.models import ARCHITECTURES
 from sae_lightning.module import SAEModule
+from sae_lightning.runtime import RuntimeSettings
 
 from .conftest import compose_cfg
 
@@ -64,7 +65,7 @@ def group_values(overrides: list[str], group: str, tmp_path: Path) -> dict:
 
 
 @pytest.mark.parametrize("group, target", [("module", SAEModule), ("data", EmbeddingDataModule),
-                                           ("labeling", LabelingConfig)])
+                                           ("labeling", LabelingConfig), ("runtime", RuntimeSettings)])
 def test_yaml_defaults_equal_the_python_signature(group, target, tmp_path):
     assert mismatches(group, group_values([], group, tmp_path), target) == []
 
@@ -73,7 +74,7 @@ def test_yaml_defaults_equal_the_python_signature(group, target, tmp_path):
 def test_every_sae_yaml_equals_the_sae_config_defaults(option, tmp_path):
     values = group_values([f"sae={option}"], "sae", tmp_path)
     assert values["architecture"] == option
-    assert mismatches("sae", values, SAEConfig) == []
+    assert mismatches("sae", values, ARCHITECTURES[option].config_class) == []
 
 
 def test_a_mismatch_is_reported():

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sae_lightning.models import SAEConfig, SparseAutoencoder, build_sae, sparse_dictionary_data
+from sae_lightning.models import SparseAutoencoder, build_sae, sae_config, sparse_dictionary_data
 
 from .test_models import one_thread  # noqa: F401
 
@@ -30,6 +30,7 @@ def train_on_dictionary(sae: SparseAutoencoder, x: torch.Tensor, steps: int, see
         samples_since_fired = torch.where(out.fire_counts > 0, 0, samples_since_fired + len(xb))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "architecture, extra, steps",
     [
@@ -41,7 +42,7 @@ def test_sae_recovers_a_known_dictionary(architecture, extra, steps):
     seed = 0
     x, true_dirs = sparse_dictionary_data(20_000, 64, 256, 4, seed=seed)
     torch.manual_seed(seed)
-    sae = build_sae(SAEConfig(architecture, 64, 512, dead_after_samples=5000, **extra))
+    sae = build_sae(sae_config(architecture, 64, 512, dead_after_samples=5000, **extra))
     train_on_dictionary(sae, x, steps, seed)
     best_cosine = (true_dirs @ F.normalize(sae.W_dec.detach(), dim=1).T).max(dim=1).values
     # Observed over seeds 0-9: topk 0.996-0.997, relu 0.977-0.979.

@@ -19,7 +19,7 @@ from sae_lightning.diff.groups import Group
 from sae_lightning.diff.scan import scan_group
 from sae_lightning.diff.stats import benjamini_hochberg, fisher_two_sided, log_odds_ratio
 from sae_lightning.errors import UserError
-from sae_lightning.models import SAEConfig, build_sae
+from sae_lightning.models import build_sae, sae_config
 
 UP_IN_A, UP_IN_B = list(range(0, 5)), list(range(5, 10))
 
@@ -47,7 +47,7 @@ def test_planted_features_found_through_a_real_sae_with_direction_and_significan
     d, n = 40, 400
     rng = np.random.default_rng(0)
     rate_a, rate_b = planted_rates(d, rng)
-    sae = build_sae(SAEConfig(architecture="relu", d_in=d, d_sae=d))
+    sae = build_sae(sae_config(architecture="relu", d_in=d, d_sae=d))
     with torch.no_grad():
         sae.W_enc.copy_(torch.eye(d))
         sae.b_enc.zero_()

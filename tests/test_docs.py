@@ -51,5 +51,26 @@ def test_docs_build_strictly(tmp_path):
     assert "sae_lightning.diff.analysis.diff_groups" in (site / "reference" / "api" / "index.html").read_text()
     study = (site / "application" / "study" / "index.html").read_text()
     assert "features separate them" in study and "--8&lt;--" not in study  # includes resolved, real output
+    assert "<th>verdict</th>" in study and "<th>coherence</th>" in study  # the diff tables carry the labelling's judgement
+    retrieval = (site / "application" / "retrieval" / "index.html").read_text()
+    assert "recall@10, same article" in retrieval and "near because of" in retrieval  # retrieval.py's real output
+    started = (site / "getting-started" / "index.html").read_text()
+    assert "run folder: outputs/study/wiki_all" in started and "interpretable" in started  # the study run's summary
     for section in ("getting-started", "training", "interpretation", "application", "reference", "benchmarks"):
         assert (site / section / "index.html").is_file()
+
+
+def test_readme_is_the_front_page_linking_every_section():
+    """The README is short: the two commands first, then links into each docs section."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) < 80
+    for page in ("docs/getting-started.md", "docs/training/index.md", "docs/interpretation/index.md",
+                 "docs/application/index.md", "docs/reference/index.md", "docs/benchmarks.md"):
+        assert f"]({page})" in readme and (ROOT / page).is_file(), page
+
+
+def test_screenshots_of_the_interpretation_page_are_committed_pngs():
+    """docs/study/screenshot.sh writes them from the built site in headless Chromium."""
+    for name in ("interpretation.png", "interpretation-full.png"):
+        data = (ROOT / "docs" / "assets" / "screenshots" / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(data[16:20], "big") == 1280, name

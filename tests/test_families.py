@@ -17,7 +17,8 @@ from sae_lightning.interpret import LabelingConfig, label_run_dir
 from sae_lightning.interpret.families import (FAMILIES_FILE, CoActivation, _feature_labels, build_families, coactivation,
                                               coactivation_weights, extract_families, max_spanning_tree)
 from sae_lightning.interpret.families_naming import family_label, name_families
-from sae_lightning.models import SAEConfig, SparseAutoencoder, build_sae
+from sae_lightning.models import SparseAutoencoder, build_sae, sae_config
+from sae_lightning.run_dir import RunDir
 from sae_lightning.pipeline import train
 from sae_lightning.report import write_report
 from sae_lightning.sources import NpyEmbeddings
@@ -46,7 +47,7 @@ def planted_run(tmp_path_factory, cache_dir):
     np.save(root / "x.npy", x.astype(np.float32))
     store = build_store(NpyEmbeddings(path=str(root / "x.npy"), model_name="synthetic"), Embedder(show_progress=False),
                         cache_dir)
-    sae = build_sae(SAEConfig(architecture="topk", d_in=48, d_sae=n_dirs, k=2, metadata={"model_name": "synthetic"}))
+    sae = build_sae(sae_config(architecture="topk", d_in=48, d_sae=n_dirs, k=2, metadata={"model_name": "synthetic"}))
     with torch.no_grad():
         sae.W_dec.copy_(torch.from_numpy(dirs).float())
         sae.W_enc.copy_(sae.W_dec.T)
@@ -115,7 +116,7 @@ def test_families_from_the_one_scan_equal_the_old_two_pass_way(real_run, tmp_pat
         np.testing.assert_allclose(a, w)
     members = [[p, *c] for p, c, _ in fams]
     assert [list(k) for k in got["keywords"]] == name_families(members, top_rows, store, LabelingConfig(), sae)
-    labels, verdicts = _feature_labels(run, sae.cfg.d_sae)
+    labels, verdicts = _feature_labels(RunDir(run).labeling(), sae.cfg.d_sae)
     assert got["parent_label"].tolist() == [labels[p] for p, _, _ in fams]
     assert got["label"].tolist() == [family_label(list(k), [verdicts[f] for f in fam])
                                      for k, fam in zip(got["keywords"], members)]
@@ -191,7 +192,7 @@ def _hand_built_run(root: Path, x: np.ndarray, cache_dir: Path) -> Path:
     store = build_store(NpyEmbeddings(path=str(root / "x.npy"), model_name="synthetic"), Embedder(show_progress=False),
                         cache_dir)
     torch.manual_seed(0)
-    sae = build_sae(SAEConfig(architecture="topk", d_in=x.shape[1], d_sae=32, k=4, metadata={"model_name": "synthetic"}))
+    sae = build_sae(sae_config(architecture="topk", d_in=x.shape[1], d_sae=32, k=4, metadata={"model_name": "synthetic"}))
     run = root / "run"
     sae.save(run / "sae")
     (run / "run.json").write_text(json.dumps({"store_path": str(store.path), "val_fraction": 0.1, "seed": 0}))

@@ -3,8 +3,8 @@ runs at once, a damaged checkpoint, a resume with other settings, a diverging ru
 is the real console script; a kill lands when a file it writes appears (observed from outside)."""
 from __future__ import annotations
 
-import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 
 from sae_lightning.errors import UserError
 from sae_lightning.pipeline import train
+from sae_lightning.run_dir import RunDir
 from sae_lightning.store import EmbeddingStore
 
 from .conftest import SMALL_TOPICS, compose_cfg
@@ -67,13 +68,15 @@ def same_results(a: Path, b: Path) -> None:
     for name in ("sae_weights.safetensors", "sparsity.safetensors"):
         wa, wb = load_file(a / "sae" / name), load_file(b / "sae" / name)
         assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa), name
-    untimed = [json.loads((p / "metrics.json").read_text()) for p in (a, b)]
     # Timings, and phrases embedded now rather than found in the store's cache, may differ.
-    untimed = [{k: v for k, v in m.items() if not k.startswith(("time", "n_phrases_embedded"))} for m in untimed]
+    assert RunDir(a).metrics() == RunDir(b).metrics()
+    la, lb = RunDir(a).labeling(), RunDir(b).labeling()
+    assert la.settings() == lb.settings()
+    untimed = [{k: v for k, v in lab.summary().items() if k != "n_phrases_embedded"} for lab in (la, lb)]
     assert untimed[0] == untimed[1]
-    for table in ("features.parquet", "families.parquet"):
-        pd.testing.assert_frame_equal(pd.read_parquet(a / table), pd.read_parquet(b / table))
-    assert (b / "report.html").is_file() and (b / "summary.md").is_file()
+    pd.testing.assert_frame_equal(la.read_features(), lb.read_features())
+    pd.testing.assert_frame_equal(la.read_families(), lb.read_families())
+    assert lb.report.is_file() and lb.summary_md.is_file() and (b / "report.html").is_file()
 
 
 def resume(run: Path, args: list[str]) -> tuple[str, ...]:
@@ -102,13 +105,29 @@ def test_kill9_at_every_stage_then_resume_ends_like_an_uninterrupted_run(tmp_pat
     kill9_when(start(*resume(run, args)), lambda: (run / "sae").is_dir())                          # export
     kill9_when(start(*resume(run, args)), lambda: (run / "metrics.json").is_file())                # label
     assert (run / "sae" / "sae_weights.safetensors").is_file(), "the SAE is written before labelling"
-    kill9_when(start(*resume(run, args)), lambda: (run / "features.parquet").is_file())            # families
-    kill9_when(start(*resume(run, args)), lambda: (run / "families.parquet").is_file())            # report
+    kill9_when(start(*resume(run, args)), lambda: any(run.glob("labelings/.*.tmp/features.parquet")))  # families
+    assert RunDir(run).labeling() is None, "a killed labelling is never current"
+    kill9_when(start(*resume(run, args)), lambda: (run / "labeling.json").is_file())               # report
     finish(*resume(run, args))
+    assert not list(run.glob("labelings/.*.tmp")), "the killed labellings' temp folders are removed"
 
     stores = [EmbeddingStore(next(p for p in (c / "stores").iterdir() if p.is_dir())) for c in (cache, tmp_path / "ref_cache")]
     assert np.array_equal(np.asarray(stores[0].embeddings), np.asarray(stores[1].embeddings))
     same_results(reference, run)
+
+
+def test_a_killed_relabel_leaves_the_earlier_labelling_intact_and_current(tiny_labelled_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_labelled_run, run)
+    before = RunDir(run).labeling()
+    files = {p: p.read_bytes() for p in before.folder.iterdir()}
+    top = {n: (run / n).read_bytes() for n in ("features.parquet", "families.parquet", "report.html")}
+    kill9_when(start("sae-label", f"run_dir={run}", "labeling.top_n=2", f"paths.log_dir={tmp_path / 'logs'}"),
+               lambda: any(run.glob("labelings/.*.tmp/features.parquet")))
+    assert RunDir(run).labeling().id == before.id
+    assert files == {p: p.read_bytes() for p in before.folder.iterdir()}
+    assert top == {n: (run / n).read_bytes() for n in top}
+    assert RunDir(run).labelings()[0].id == before.id and len(RunDir(run).labelings()) == 1
 
 
 # ---- small runs on synthetic embeddings (no texts, no model) ------------------------------------
@@ -167,7 +186,7 @@ def test_ctrl_c_and_sigterm_save_print_the_resume_line_and_exit_non_zero(signum,
                                           f"sae-train run_dir={run} ckpt_path=last"
     assert not (run / "sae").exists() and not (run / "metrics.json").exists()
     finish("sae-train", *args, "ckpt_path=last")
-    assert json.loads((run / "metrics.json").read_text())["epochs"] == 4
+    assert RunDir(run).metrics()["epochs"] == 4
 
 
 def _interrupted_run(npy: Path, tmp_path: Path) -> tuple[Path, list[str]]:
@@ -217,7 +236,7 @@ def test_resuming_a_finished_run_says_so_and_changes_nothing(npy, tmp_path, caps
     run, base = _interrupted_run(npy, tmp_path)
     train(compose_cfg(base + ["ckpt_path=last"], run, tmp_path / "cache"))
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and ".hydra" not in p.parts}
-    assert "fve" in json.loads((run / "metrics.json").read_text())
+    assert "fve" in RunDir(run).metrics()
     train(compose_cfg(base + ["ckpt_path=last"], run, tmp_path / "cache"))
     assert "has finished training" in capsys.readouterr().out
     assert before == {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and ".hydra" not in p.parts}
@@ -235,4 +254,4 @@ def test_npy_run_without_texts_never_loads_a_model(npy, tmp_path, monkeypatch, c
     assert train(compose_cfg([*npy_args(npy, tmp_path / "cache"), "trainer.max_epochs=1"], run,
                              tmp_path / "cache")) is not None
     assert "has no texts" in capsys.readouterr().out
-    assert (run / "sae" / "cfg.json").is_file() and json.loads((run / "metrics.json").read_text())["fve"] is not None
+    assert (run / "sae" / "cfg.json").is_file() and RunDir(run).metrics()["fve"] is not None

@@ -51,7 +51,7 @@ def trained(interop_store):
         pl.seed_everything(0)
         dm = EmbeddingDataModule(store_path=interop_store.path, batch_size=64, val_fraction=0.2, seed=0)
         sae_cfg = dict(architecture=architecture, d_in=interop_store.dim, d_sae=D_SAE, k=K, l1_warmup_steps=50, **extra)
-        module = SAEModule(sae_cfg, warmup_steps=10, init_sample_size=1024, keep_freed_memory=False)
+        module = SAEModule(sae_cfg, warmup_steps=10, init_sample_size=1024)
         trainer = pl.Trainer(max_epochs=3, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                              enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
         trainer.fit(module, datamodule=dm)

@@ -23,8 +23,9 @@ from sae_lightning.interpret import FEATURE_COLUMNS, LabelingConfig, interpret_s
 from sae_lightning.interpret.scan import top_examples
 from sae_lightning.interpret.label_scoring import mann_whitney_auroc
 from sae_lightning.interpret.scoring_sets import scoring_sets
-from sae_lightning.models import SAEConfig, build_sae
+from sae_lightning.models import build_sae, sae_config
 from sae_lightning.sources import TextFiles
+from sae_lightning.run_dir import RunDir
 
 D_SAE, K = 48, 6
 PLANTED, DEAD = 0, 1
@@ -32,7 +33,7 @@ PLANTED, DEAD = 0, 1
 
 def topk_sae(d_in: int, d_sae: int = D_SAE, k: int = K, seed: int = 0):
     torch.manual_seed(seed)
-    return build_sae(SAEConfig(architecture="topk", d_in=d_in, d_sae=d_sae, k=k))
+    return build_sae(sae_config(architecture="topk", d_in=d_in, d_sae=d_sae, k=k))
 
 
 @torch.no_grad()
@@ -308,8 +309,8 @@ def test_callback_writes_features_and_wandb_table(small_store, tmp_path):
     run_dir = Path(logger.experiment.dir)
     logger.experiment.finish()
 
-    df = pd.read_parquet(tmp_path / "run" / "features.parquet")
-    assert list(df.columns) == FEATURE_COLUMNS and len(df) == 32
+    df = RunDir(tmp_path / "run").labeling().read_features()  # each labelled epoch: a labelling, the last current
+    assert list(df.columns) == FEATURE_COLUMNS and len(df) == 32 and len(RunDir(tmp_path / "run").labelings()) == 1
     assert callback.last_summary["n_features"] == 32 and callback.last_summary["n_labelled"] > 0
     tables = list(run_dir.glob("media/table/features_*.table.json"))
     assert len(tables) == 1, list(run_dir.rglob("*"))  # epoch end and fit end at the same step: labelled once
@@ -326,7 +327,7 @@ def test_callback_disabled_does_nothing(small_store, tmp_path):
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          limit_val_batches=0)
     trainer.fit(TinySAEModule(topk_sae(small_store.dim, d_sae=16, k=2)), datamodule=dm)
-    assert callback.last_summary is None and not (tmp_path / "features.parquet").exists()
+    assert callback.last_summary is None and RunDir(tmp_path).labeling() is None
 
 
 # ---- relabelling a saved run ---------------------------------------------------------------------
@@ -335,11 +336,15 @@ def test_label_run_dir(planted_sae, small_store, tmp_path):
     run = tmp_path / "run"
     planted_sae.save(run / "sae")
     (run / "run.json").write_text(json.dumps({"store_path": str(small_store.path), "val_fraction": 0.25, "seed": 0}))
-    (run / "metrics.json").write_text(json.dumps({"fve": 0.5, "l0": 6.0}))
+    RunDir(run).write_metrics({"fve": 0.5, "l0": 6.0})
+    metrics = (run / "metrics.json").read_bytes()
     df, summary = label_run_dir(run, LabelingConfig(top_n=2))
-    assert (run / "features.parquet").is_file() and len(df) == D_SAE
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["fve"] == 0.5 and metrics["label_auroc_mean"] == pytest.approx(summary["label_auroc_mean"])
+    labeling = RunDir(run).labeling()
+    assert labeling.has_features() and len(df) == D_SAE and (run / "features.parquet").is_file()
+    assert (run / "metrics.json").read_bytes() == metrics  # training's file, never rewritten by labelling
+    assert labeling.summary()["label_auroc_mean"] == pytest.approx(summary["label_auroc_mean"])
+    assert labeling.settings()["top_n"] == 2 and labeling.timings()["total"] == summary["time_total"]
+    assert RunDir(run).results()["fve"] == 0.5
     assert df.loc[PLANTED, "label"] and len(df.loc[PLANTED, "keywords"]) <= 2
 
 

@@ -7,24 +7,75 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
+import pytest
+
+from sae_lightning.run_dir import RunDir
 
 SAE_LABEL = str(Path(sys.executable).parent / "sae-label")
 
 
+def _label(run: Path, tmp_path: Path, *settings: str) -> subprocess.CompletedProcess:
+    res = subprocess.run([SAE_LABEL, f"run_dir={run}", *settings, f"paths.log_dir={tmp_path / 'logs'}"],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return res
+
+
+@pytest.mark.slow
 def test_relabel_a_finished_run_with_other_settings(tiny_labelled_run, tmp_path, cache_dir):
+    """Two sae-label runs with different settings leave two new labellings beside the first: the
+    last one current, every earlier one intact with its own settings, families relabelled too,
+    metrics.json (training's) untouched."""
     run = tmp_path / "run"
     shutil.copytree(tiny_labelled_run, run)
-    trained = json.loads((run / "metrics.json").read_text())["fve"]
-    res = subprocess.run([SAE_LABEL, f"run_dir={run}", "labeling.top_n=5", "labeling.doc_embedding=mean",
-                          f"paths.log_dir={tmp_path / 'logs'}"], capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-2000:]
-    features = pd.read_parquet(run / "features.parquet")
-    live = features[~features["dead"] & (features["label"] != "")]
-    assert len(live) and live["keywords"].map(len).max() == 5
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["fve"] == trained and "label_auroc_mean" in metrics  # training metrics kept
+    first = RunDir(run).labeling()
+    first_features = first.features.read_bytes()
+    metrics_before = (run / "metrics.json").read_bytes()
+
+    res = _label(run, tmp_path, "labeling.top_n=5", "labeling.doc_embedding=mean")
     assert "report:" in res.stdout
+    _label(run, tmp_path, "labeling.top_n=2")
+    rd = RunDir(run)
+    labelings = rd.labelings()
+    assert len(labelings) == 3 and [lab.id for lab in labelings][0] == first.id
+    current = rd.labeling()
+    assert current.id == labelings[-1].id == json.loads((run / "labeling.json").read_text())["current"]
+    assert [lab.settings()["top_n"] for lab in labelings[1:]] == [5, 2]
+    assert labelings[1].settings()["doc_embedding"] == "mean" and labelings[2].settings()["doc_embedding"] != "mean"
+    assert first.features.read_bytes() == first_features  # the earlier labelling is as it was
+
+    for lab, top_n in ((labelings[1], 5), (current, 2)):
+        features = lab.read_features()
+        live = features[~features["dead"] & (features["label"] != "")]
+        assert len(live) and live["keywords"].map(len).max() == top_n
+        # the families are named with this labelling's labels, never an earlier one's
+        families = lab.read_families()
+        assert families is not None and len(families)
+        by_id = features.set_index("feature_id")["label"]
+        assert families["parent_label"].tolist() == [by_id[p] for p in families["parent"]]
+        assert lab.report.is_file() or lab is labelings[1]
+    # the top of the run folder mirrors the current labelling
+    for name in ("features.parquet", "families.parquet", "labels.json", "report.html", "summary.md"):
+        assert (run / name).read_bytes() == (current.folder / name).read_bytes(), name
+    assert (run / "metrics.json").read_bytes() == metrics_before  # training's numbers, never rewritten
+    info = json.loads(current.labels_path.read_text())
+    assert set(info) == {"id", "created", "settings", "families", "labels", "timings_s", "units"}
+    assert info["units"]["label_auroc_mean"] == "AUROC" and info["units"]["timings_s.total"] == "s"
+    assert info["timings_s"]["total"] > 0 and not any(k.startswith("time_") for k in info["labels"])
+
+
+def test_a_failed_relabel_leaves_the_current_labelling(tiny_labelled_run, tmp_path):
+    """A labelling stopped half-written (Ctrl-C) leaves no folder behind and the earlier labelling
+    current (a kill -9 is tests/test_faults.py's)."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_labelled_run, run)
+    before = RunDir(run).labeling().id
+    with pytest.raises(KeyboardInterrupt):
+        with RunDir(run).new_labeling() as lab:
+            lab.write_features(RunDir(run).labeling().read_features())
+            raise KeyboardInterrupt
+    assert RunDir(run).labeling().id == before
+    assert [p.name for p in (run / "labelings").iterdir()] == [before]
 
 
 def test_not_a_run_is_one_line_and_creates_nothing(tmp_path):

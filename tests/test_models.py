@@ -17,7 +17,7 @@ from sae_lightning.models import (
     MatryoshkaBatchTopKSAE,
     MatryoshkaSAE,
     ReLUSAE,
-    SAEConfig,
+    sae_config,
     SparseAutoencoder,
     TopKSAE,
     build_sae,
@@ -54,7 +54,9 @@ def one_thread():
 def make(name: str, seed: int = 0, **overrides) -> SparseAutoencoder:
     architecture, extra, _, _ = VARIANTS[name]
     torch.manual_seed(seed)
-    cfg = SAEConfig(architecture, D_IN, D_SAE, k=K, l1_warmup_steps=0, **{**extra, **overrides})
+    knobs = {"k": K, "l1_warmup_steps": 0, **extra, **overrides}
+    own = ARCHITECTURES[architecture].config_class.field_names()  # each variant takes only its own settings
+    cfg = sae_config(architecture, D_IN, D_SAE, **{key: v for key, v in knobs.items() if key in own})
     return build_sae(cfg)
 
 
@@ -365,7 +367,7 @@ def test_jumprelu_gates_at_the_threshold_and_trains_it():
 )
 def test_config_errors_name_the_problem(kwargs, message):
     with pytest.raises(ValueError) as err:
-        SAEConfig(d_in=D_IN, **kwargs)
+        sae_config(d_in=D_IN, **kwargs)
     assert message in str(err.value)
     assert "\n" not in str(err.value)
 

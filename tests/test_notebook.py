@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "explore_run.ipynb"
 
@@ -22,6 +23,7 @@ def test_default_run_writes_labels_families_and_report(tiny_labelled_run):
     assert 'id="families"' in (tiny_labelled_run / "report.html").read_text()
 
 
+@pytest.mark.slow
 def test_notebook_executes_with_jupyter_execute_from_the_notebooks_folder(tiny_labelled_run, tmp_path):
     env = {**os.environ, "SAE_RUN_DIR": str(tiny_labelled_run), "SAE_QUERY": "The Roman Empire conquered Gaul."}
     res = subprocess.run([sys.executable, "-m", "jupyter", "execute", NOTEBOOK.name, f"--output={tmp_path / 'executed'}"],

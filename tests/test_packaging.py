@@ -72,6 +72,7 @@ def test_wheel_carries_every_config_file(wheel):
     assert all(f"{c} = " in zipfile.ZipFile(wheel).read(entry_points).decode() for c in COMMANDS)
 
 
+@pytest.mark.slow
 def test_installed_wheel_trains_embeds_and_answers_from_another_folder(venv, tmp_path):
     bin_dir = venv / "bin"
     where = run([str(bin_dir / "python"), "-c", "import sae_lightning.config as c; print(c.__file__, c.CONF_DIR)"],
@@ -96,6 +97,7 @@ def test_installed_wheel_trains_embeds_and_answers_from_another_folder(venv, tmp
         assert done.returncode == 0 and command.removeprefix("sae-") in done.stdout.lower(), (command, done.stderr)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage, message", [
     (lambda conf: (conf / "sae" / "topk.yaml").unlink(), "sae/topk.yaml is missing (named in the defaults of"),
     (lambda conf: (conf / "data" / "default.yaml").write_text("batch_size: [512\n"), "data/default.yaml: corrupt YAML"),

@@ -11,8 +11,9 @@ BIN = Path(sys.executable).parent
 
 
 def run_command(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    env.pop("WANDB_MODE", None)  # transformers prints a line on stdout at import when it is "offline"
+    # W&B offline, as the docs and CI run it: transformers then prints a notice at import, which
+    # must not land on stdout among the results
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
     res = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     return res

@@ -1,9 +1,10 @@
-"""Every shell command of README.md works as written: the fenced ```bash blocks and the indented
-lines that start with `sae-` or `make` are run in order, in one scratch folder, with tiny limits
-appended where they train, and placeholders (`<time>`, `<run>`, `domain=...`) filled from what
-the earlier commands wrote. Only what needs the network, a cluster, or is `make` itself is skipped,
-each with its reason; a command that is neither run nor skipped fails the test, so the README and
-this file cannot drift apart silently."""
+"""Every shell command of README.md and of the docs pages works as written: the fenced ```bash
+blocks and the indented lines that start with `sae-` or `make` are run in order (README first, then
+the pages in file order), in one scratch folder, with tiny limits appended where they train, and
+placeholders (`<time>`, `<run>`, `domain=...`) filled from what the earlier commands wrote. Only
+what needs the network, a cluster, or is `make` itself is skipped, each with its reason; a command
+that is neither run nor skipped fails the test, so the README, the docs and this file cannot drift
+apart silently. (docs/study/ and the generated includes are the study's outputs, not commands.)"""
 from __future__ import annotations
 
 import os
@@ -16,7 +17,11 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+# Pages whose commands are run: the README, then every docs page (the study's own folders excepted).
+PAGES = [README] + sorted(p for p in (ROOT / "docs").rglob("*.md")
+                          if not {"study", "generated"} & set(p.relative_to(ROOT / "docs").parts))
 BIN = Path(sys.executable).parent  # the venv's console scripts: sae-train, sae-compare, ...
 # Console scripts declared by the package; one the venv has not installed yet is run from its entry point.
 SCRIPTS = tomllib.loads((README.parent / "pyproject.toml").read_text())["project"]["scripts"]
@@ -29,10 +34,13 @@ EXTRA = [("hparams_search=", {"hydra.sweeper.n_trials": "2"})]  # an Optuna stud
 # Appended to commands that test statistics on a run's groups: the tiny runs hold ~11 texts a domain.
 SMALL_GROUPS = {"sae-diff": ["--min-texts", "5"]}
 FILL = {"domain": "wiki_mathematics"}  # `key=...` in the README: "your choice here"
+# Files a page's commands read as "your own data", written into the scratch folder first.
+FILES = {"new.csv": "text\n" + "".join(f"Sentence {i} of a new corpus about rivers, mountains and coasts.\n"
+                                        for i in range(30))}
 
 # (pattern, why it is not run). Checked before anything runs.
 SKIP = [
-    (r"^make (run|test|bench|install)\b", "`make` itself: what it runs (sae-train, pytest) is tested here and by the suite"),
+    (r"^make (run|test|bench|install|docs)\b", "`make` itself: what it runs (sae-train, pytest) is tested here and by the suite"),
     (r"submitit_slurm", "needs a SLURM cluster"),
     (r"domain=(hf|arxiv_\w+)\b(?!.*domain\.path=)", "downloads a Hugging Face hub dataset (needs the network)"),
     (r"^(pip|python3? -m pip|\S*/pip)\b", "installs packages (the packaging test builds and installs the wheel)"),
@@ -42,8 +50,8 @@ SKIP = [
 ]
 
 
-def readme_commands(text: str) -> list[str]:
-    """Shell commands of the README in order: ```bash blocks, and indented `sae-`/`make` lines."""
+def page_commands(text: str) -> list[str]:
+    """Shell commands of a page in order: ```bash blocks, and indented `sae-`/`make` lines."""
     commands, fence = [], None
     for line in text.splitlines():
         stripped = line.strip()
@@ -58,7 +66,9 @@ def readme_commands(text: str) -> list[str]:
     return [c for c in (shlex.join(shlex.split(c, comments=True)) for c in commands) if c]
 
 
-COMMANDS = readme_commands(README.read_text(encoding="utf-8"))
+README_COMMANDS = page_commands(README.read_text(encoding="utf-8"))
+COMMANDS = [(str(page.relative_to(ROOT)), command) for page in PAGES
+            for command in page_commands(page.read_text(encoding="utf-8"))]
 
 
 def skip_reason(command: str) -> str | None:
@@ -76,6 +86,9 @@ def command_argv(exe: str) -> list[str]:
 def tiny_argv(exe: str, args: list[str]) -> list[str]:
     """args of a training command with TINY (and EXTRA) replacing the README's own values."""
     extra = dict(TINY)
+    variant = next((a.split("=", 1)[1] for a in args if a.startswith("sae=")), None)
+    if variant and not re.search(r"^k:", (ROOT / "conf" / "sae" / f"{variant}.yaml").read_text(), re.M):
+        del extra["sae.k"]  # relu, jumprelu: no k to set
     for marker, more in EXTRA:
         if any(marker in a for a in args):
             extra.update(more)
@@ -92,7 +105,7 @@ def fill_placeholder(arg: str, workspace: Path, env: dict) -> str:
     key, eq, value = arg.partition("=") if re.match(r"^[\w.]+=", arg) else ("", "", arg)
     if value == "...":
         if key not in FILL:
-            raise AssertionError(f"README placeholder {arg!r}: add a value for {key!r} to FILL in {__file__}")
+            raise AssertionError(f"placeholder {arg!r}: add a value for {key!r} to FILL in {__file__}")
         return f"{key}={FILL[key]}"
     if "<" not in value:
         return arg
@@ -104,7 +117,7 @@ def fill_placeholder(arg: str, workspace: Path, env: dict) -> str:
                            capture_output=True, text=True, timeout=1200, check=True)
         matches = finished_runs(workspace)
     if not matches:
-        raise AssertionError(f"README placeholder {arg!r}: nothing under {workspace} matches; the command before "
+        raise AssertionError(f"placeholder {arg!r}: nothing under {workspace} matches; the command before "
                              "it should have written it")
     newest = max(matches, key=lambda p: p.stat().st_mtime)
     return f"{key}{eq}{newest}{'/' if value.endswith('/') else ''}"
@@ -115,7 +128,7 @@ def runnable(command: str, workspace: Path, env: dict) -> list[str]:
     args = shlex.split(command)
     exe = args[0].removeprefix(".venv/bin/")
     if exe not in SCRIPTS:
-        raise AssertionError(f"README command {command!r}: {exe!r} is not a console script of the package "
+        raise AssertionError(f"documented command {command!r}: {exe!r} is not a console script of the package "
                              f"(pyproject [project.scripts]); run it here or add a SKIP rule with the reason in {__file__}")
     rest = [fill_placeholder(a, workspace, env) for a in args[1:]]
     return command_argv(exe) + (tiny_argv(exe, rest) if exe in TRAINS else rest + SMALL_GROUPS.get(exe, []))
@@ -123,7 +136,10 @@ def runnable(command: str, workspace: Path, env: dict) -> list[str]:
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("readme")
+    folder = tmp_path_factory.mktemp("readme")
+    for name, text in FILES.items():
+        (folder / name).write_text(text)
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -133,31 +149,34 @@ def env(tmp_path_factory) -> dict:
             "XDG_CACHE_HOME": str(tmp_path_factory.mktemp("readme_cache")), "WANDB_MODE": "offline"}
 
 
-def test_the_readme_has_commands_and_every_one_is_run_or_skipped_for_a_reason():
-    assert any(c.startswith("sae-train") for c in COMMANDS) and any(c.startswith("sae-compare") for c in COMMANDS)
-    for command in COMMANDS:
+def test_the_readme_starts_with_the_two_commands_and_every_documented_command_is_run_or_skipped():
+    assert README_COMMANDS[:2] == ["make run", "make test"], README_COMMANDS[:2]
+    pages = {page for page, _ in COMMANDS}
+    assert {"README.md", "docs/getting-started.md", "docs/application/compare.md"} <= pages, sorted(pages)
+    assert any(c.startswith("sae-train") for _, c in COMMANDS) and any(c.startswith("sae-compare") for _, c in COMMANDS)
+    for page, command in COMMANDS:
         if skip_reason(command) is None:
             exe = shlex.split(command)[0].removeprefix(".venv/bin/")
-            assert exe in SCRIPTS, f"README command {command!r} is neither a console script nor skipped"
+            assert exe in SCRIPTS, f"{page}: command {command!r} is neither a console script nor skipped"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", COMMANDS, ids=[c[:60] for c in COMMANDS])
-def test_readme_command_works(command, workspace, env):
+@pytest.mark.parametrize("page,command", COMMANDS, ids=[f"{p}: {c[:50]}" for p, c in COMMANDS])
+def test_documented_command_works(page, command, workspace, env):
     reason = skip_reason(command)
     if reason:
         pytest.skip(f"{command}: {reason}")
     argv = runnable(command, workspace, env)
     before = {p.name for p in workspace.iterdir()}
     res = subprocess.run(argv, cwd=workspace, env=env, capture_output=True, text=True, timeout=1200)
-    assert res.returncode == 0, (f"README command `{command}` (run as `{shlex.join(argv)}`) exited "
+    assert res.returncode == 0, (f"{page}: command `{command}` (run as `{shlex.join(argv)}`) exited "
                                  f"{res.returncode}; stderr tail:\n{res.stderr[-3000:]}\nstdout tail:\n{res.stdout[-1500:]}")
     if command.startswith("sae-train") and "-m" not in argv:  # quiet: the summary is the last thing printed
         assert "Run history" not in res.stdout + res.stderr, "W&B printed its run history"
         assert res.stdout.rstrip().splitlines()[-1].startswith("  (fve: "), res.stdout[-1500:]
     named = {Path(a).parts[0] for a in argv[1:] if a and not a.startswith("-")}  # e.g. `--out sparse_model`
     stray = sorted(p.name for p in workspace.iterdir() if p.name not in before | named | {"outputs"})
-    assert not stray, f"README command `{command}` wrote {stray} into the working directory (outputs/ only)"
+    assert not stray, f"{page}: command `{command}` wrote {stray} into the working directory (outputs/ only)"
 
 
 def test_docs_cited_by_the_code_exist():

@@ -2,6 +2,7 @@
 real run with the labelling stage's new columns added (test data for the renderer)."""
 from __future__ import annotations
 
+import html
 import json
 import re
 from html.parser import HTMLParser
@@ -14,6 +15,7 @@ import torch
 from safetensors.torch import save_file
 
 from sae_lightning.report import write_report
+from sae_lightning.run_dir import RunDir
 from sae_lightning.report.featuremap import spectral_2d
 
 DOMAINS = ["Arts", "History", "Mathematics", "Philosophy and religion", "<script>alert(1)</script>"]
@@ -227,7 +229,7 @@ def test_summary_opens_on_verdict_counts_and_quality(small):
     assert {v: int(k) for k, v in counts} == {"interpretable": 18, "mixed": 9, "weak": 8, "dead": 5}
     assert "scored by the independent judge sentence-transformers/all-mpnet-base-v2" in summary
     assert re.search(r"KeyBERT label <b>0.622</b> · TF-IDF top terms <b>0.544</b> · random other feature's "
-                     r"label <b>0.497</b>", summary)
+                     r"label <b>0.497</b>", html.unescape(summary))  # the template escapes the apostrophe
 
 
 def test_no_network_references(small):
@@ -335,14 +337,43 @@ def test_large_sae_page_stays_small(tmp_path):
     assert len(data["texts"]) == n and 3 <= data["texts_per_card"] <= 8 and 150 <= data["text_chars"] <= 300
 
 
+@pytest.mark.slow
+def test_page_stays_a_few_mb_at_d_sae_16384(tmp_path):
+    """Beyond what fits, card details go to the most confident features; every feature keeps its
+    core (map position, verdict, label, density), so the map, filters and sorting see them all."""
+    n = 16384
+    run = make_run(tmp_path, n=n, d_in=384, n_dead=384, n_texts=8, text_len=400, families=False)
+    out = write_report(run)
+    page = out.read_text(encoding="utf-8")
+    assert len(page.encode()) < 5e6, f"report.html is {len(page.encode()) / 1e6:.1f} MB"
+    data = page_data(page)
+    assert len(data["id"]) == len(data["xy"]) == len(data["label"]) == n
+    detail = data["detail"]
+    assert 1000 < len(detail) < n and len(data["texts"]) == len(data["keywords"]) == len(detail)
+    assert {data["verdicts"][data["verdict"][r]] for r in detail} == {"interpretable"}  # the most confident
+    score = pd.read_parquet(run / "features.parquet", columns=["label_score"])["label_score"].to_numpy()
+    interp = [i for i in range(n) if data["verdicts"][data["verdict"][i]] == "interpretable"]
+    cut = min(score[detail])
+    assert all(score[i] <= cut + 1e-9 for i in interp if i not in set(detail))  # nobody better left out
+    without = next(i for i in interp if i not in set(detail))
+    dom = _rendered_dom(out, tmp_path, f"#f{without}")
+    card = re.search(rf'<article class="card interpretable" id="f{without}">.*?</article>', dom, re.S).group(0)
+    assert "most confident features only" in card and "<ol" not in card
+    dom = _rendered_dom(out, tmp_path, f"#f{detail[0]}")
+    card = re.search(rf'<article class="card \w+" id="f{detail[0]}">.*?</article>', dom, re.S).group(0)
+    assert '<ol class="tx">' in card and "most confident" not in card
+
+
 def test_real_tiny_run_with_new_columns(tiny_labelled_run, tmp_path):
     """The tiny trained run's files, its features table extended with the new columns."""
     import shutil
 
     run = tmp_path / "run"
     shutil.copytree(tiny_labelled_run, run, ignore=shutil.ignore_patterns("checkpoints", "wandb", "csv"))
-    new_score_columns(pd.read_parquet(run / "features.parquet")).to_parquet(run / "features.parquet")
+    current = RunDir(run).labeling()  # the report reads the current labelling, not the top-level mirror
+    new_score_columns(current.read_features()).to_parquet(current.features)
     page = write_report(run).read_text(encoding="utf-8")
+    assert (run / "report.html").read_bytes() == current.report.read_bytes()
     check_html(page)
     data = page_data(page)
     assert len(data["id"]) == 128 and len(data["xy"]) == 128 and data["coherence"] is not None
@@ -359,8 +390,12 @@ def _rendered_dom(page: Path, tmp_path: Path, fragment: str = "") -> str:
     res = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
                           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=3000", "--dump-dom",
-                          page.as_uri() + fragment], capture_output=True, text=True, timeout=120)
+                          "--enable-logging=stderr", "--v=0", page.as_uri() + fragment],
+                         capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
+    # The page's console, as Chromium logs it: any error of the script (or a blocked fetch) fails.
+    console = [ln for ln in res.stderr.splitlines() if ":CONSOLE" in ln]
+    assert not [ln for ln in console if re.search(r"Uncaught|Error|Refused|Failed", ln)], console
     return res.stdout
 
 

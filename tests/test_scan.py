@@ -13,14 +13,14 @@ from sae_lightning.interpret.candidates import count_train_texts, doc_term_matri
 from sae_lightning.interpret.coactivation import PairCounts
 from sae_lightning.interpret.scan import scan_store
 from sae_lightning.interpret.tfidf_baseline import tfidf_scores
-from sae_lightning.models import SAEConfig, build_sae
+from sae_lightning.models import build_sae, sae_config
 
 
 @pytest.fixture(scope="module")
 def dense(small_store):
     """A random TopK SAE over the 600 real sentences, with its dense activations on every row."""
     torch.manual_seed(3)
-    sae = build_sae(SAEConfig(architecture="topk", d_in=small_store.dim, d_sae=48, k=6))
+    sae = build_sae(sae_config(architecture="topk", d_in=small_store.dim, d_sae=48, k=6))
     train_idx, val_idx = split_indices(len(small_store), 0.25, 0)
     with torch.no_grad():
         acts = sae.eval().encode(torch.from_numpy(np.array(small_store.embeddings, np.float32))).numpy()

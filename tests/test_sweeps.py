@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from sae_lightning.run_dir import RunDir
 
 from .helpers import synthetic_npy
 from .wandb_records import finished_records
@@ -34,6 +35,7 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(p for p in sweep_dir.iterdir() if p.is_dir() and (p / "run.json").exists())
 
 
+@pytest.mark.slow
 def test_two_domain_sweep_gives_two_finished_runs_with_clean_wandb_runs(tmp_path, cache_dir):
     res, sweep_dir = sweep(["domain=wiki_mathematics,wiki_history", "domain.limit=150", "logger=wandb", *FAST],
                            tmp_path, cache_dir)
@@ -42,7 +44,7 @@ def test_two_domain_sweep_gives_two_finished_runs_with_clean_wandb_runs(tmp_path
     assert [p.name for p in jobs] == ["0_wiki_mathematics", "1_wiki_history"]
     run_ids = set()
     for job in jobs:
-        assert json.loads((job / "metrics.json").read_text())["fve"] is not None
+        assert RunDir(job).metrics()["fve"] is not None
         (run_file,) = job.glob("wandb/offline-run-*/run-*.wandb")
         assert any(r.WhichOneof("record_type") == "exit" for r in finished_records(run_file))
         run_ids.add(run_file.name)
@@ -51,6 +53,7 @@ def test_two_domain_sweep_gives_two_finished_runs_with_clean_wandb_runs(tmp_path
     assert [j["status"] for j in summary] == ["finished", "finished"]
 
 
+@pytest.mark.slow
 def test_a_failing_job_is_reported_and_the_others_run(npy_path, tmp_path, cache_dir):
     res, sweep_dir = sweep(["domain=npy", f"domain.path={npy_path}", "sae.d_sae=0,64,32", "logger=none", *FAST[1:]],
                            tmp_path, cache_dir)
@@ -67,6 +70,7 @@ def test_unknown_domain_in_a_sweep_list_is_one_line(tmp_path):
     assert res.returncode == 2 and res.stderr.strip().startswith("error: unknown domain wiki_cooking; known:")
 
 
+@pytest.mark.slow
 def test_ddp_inside_a_multirun_writes_one_folder_per_job(npy_path, tmp_path, cache_dir):
     res, sweep_dir = sweep(["domain=npy", f"domain.path={npy_path}", "trainer=ddp_cpu", "sae.k=2,4", "logger=none",
                             *[a for a in FAST if not a.startswith("sae.k")]], tmp_path, cache_dir)
@@ -79,6 +83,7 @@ def test_ddp_inside_a_multirun_writes_one_folder_per_job(npy_path, tmp_path, cac
     assert not (tmp_path / "train" / "runs").exists()  # no stray single-run folders
 
 
+@pytest.mark.slow
 def test_optuna_sweeper_runs_trials_and_reports_the_best(npy_path, tmp_path, cache_dir):
     res, sweep_dir = sweep(["hparams_search=topk_fve", "hydra.sweeper.n_trials=2", "domain=npy",
                             f"domain.path={npy_path}",
@@ -89,6 +94,7 @@ def test_optuna_sweeper_runs_trials_and_reports_the_best(npy_path, tmp_path, cac
     assert len(job_dirs(sweep_dir)) == 2
 
 
+@pytest.mark.slow
 def test_submitit_local_launcher_runs_a_two_job_sweep(npy_path, tmp_path, cache_dir):
     res, sweep_dir = sweep(["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", "domain=npy",
                             f"domain.path={npy_path}", "sae.k=2,4", "logger=none",

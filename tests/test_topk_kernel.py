@@ -1,5 +1,5 @@
-"""The CPU top-k kernel (models/topk_kernel.py) and the counting sort by latent
-(models/latent_order.py) that TopK training runs on: same answers as torch.topk and a stable argsort."""
+"""The CPU top-k kernel (models/kernels/topk_kernel.py) and the counting sort by latent
+(models/kernels/latent_order.py) that TopK training runs on: same answers as torch.topk and a stable argsort."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def test_topk_kernel_returns_the_k_largest(shape, k, dtype):
     """The kernel's set is torch.topk's: on random rows (negatives included), on heavy ties
     (integers; then the leftmost tied columns, k distinct ones), at widths that leave a tail after the
     segments, at k = width and k = 1, and on signed zeros and infinities."""
-    from sae_lightning.models.topk_kernel import topk_indices
+    from sae_lightning.models.kernels.topk_kernel import topk_indices
 
     gen = torch.Generator().manual_seed(0)
     cases = [torch.randn(shape, generator=gen), torch.randn(shape, generator=gen) - 3,
@@ -35,14 +35,14 @@ def test_topk_kernel_returns_the_k_largest(shape, k, dtype):
 
 
 def test_topk_kernel_breaks_ties_by_column():
-    from sae_lightning.models.topk_kernel import topk_indices
+    from sae_lightning.models.kernels.topk_kernel import topk_indices
 
     pre = torch.tensor([[1.0, 2.0, 2.0, 2.0, 0.0, 2.0, 3.0, 2.0]])
     assert sorted(topk_indices(pre, 3)[0].tolist()) == [1, 2, 6]
 
 
 def test_topk_kernel_refuses_what_it_cannot_take():
-    from sae_lightning.models.topk_kernel import supports, topk_indices
+    from sae_lightning.models.kernels.topk_kernel import supports, topk_indices
 
     assert not supports(torch.randn(4, 8, dtype=torch.float64), 2)
     assert not supports(torch.randn(2, 4, 8), 2) and not supports(torch.randn(4, 8), 9)
@@ -53,7 +53,7 @@ def test_topk_kernel_refuses_what_it_cannot_take():
 def test_latent_order_is_a_stable_sort_by_latent():
     """The counting sort gives what a stable argsort by latent would, with uneven rows (BatchTopK's
     layout) and latents that no entry uses; t_matmul built on it equals the dense Sᵀ @ g."""
-    from sae_lightning.models.latent_order import latent_order
+    from sae_lightning.models.kernels.latent_order import latent_order
     from sae_lightning.models.topk import ActivePattern
 
     gen = torch.Generator().manual_seed(0)

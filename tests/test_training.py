@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 from sae_lightning.errors import UserError
 from sae_lightning.models import ARCHITECTURES, SparseAutoencoder, sparse_dictionary_data
 from sae_lightning.pipeline import train
+from sae_lightning.run_dir import RunDir
 
 from .conftest import compose_cfg
 from .wandb_records import logged
@@ -42,6 +43,7 @@ def npy_args(path: Path) -> list[str]:
     return ["domain=npy", f"domain.path={path}", "domain.model_name=synthetic"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
 def test_every_variant_trains_end_to_end_saves_and_loads(arch, synthetic_npy, tmp_path, cache_dir):
     path, _ = synthetic_npy
@@ -54,18 +56,41 @@ def test_every_variant_trains_end_to_end_saves_and_loads(arch, synthetic_npy, tm
     assert cfg["metadata"]["model_name"] == "synthetic"
     weights = load_file(out / "sae" / "sae_weights.safetensors")
     assert weights["W_enc"].shape == (32, 256) and weights["W_dec"].shape == (256, 32)
-    assert ("threshold" in weights) == (arch in ("jumprelu", "batchtopk") or (arch == "matryoshka" and "threshold" in weights))
+    # Matryoshka's default base is batchtopk (conf/sae/matryoshka.yaml): its inference threshold is saved too.
+    assert ("threshold" in weights) == (arch in ("jumprelu", "batchtopk", "matryoshka"))
     assert load_file(out / "sae" / "sparsity.safetensors")["sparsity"].shape == (256,)
     sae = SparseAutoencoder.load(out / "sae")
     assert isinstance(sae, ARCHITECTURES[arch])
     x = torch.from_numpy(np.load(path)[:64])
     assert torch.isfinite(sae.decode(sae.encode(x))).all()
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = RunDir(out).metrics()
     for key in ("fve", "nmse", "cos_sim", "l0", "dead_frac", "dense_frac", "retrieval_recall@10"):
         assert key in metrics, key
     assert (out / "checkpoints" / "last.ckpt").is_file() and (out / "run.json").is_file()
 
 
+def test_dead_after_samples_in_cfg_json_is_the_one_the_dead_mask_uses(synthetic_npy, tmp_path, cache_dir):
+    """A store smaller than sae.dead_after_samples: the value is fitted before the SAE is built, so
+    cfg.json records what AuxK's dead mask counts against (nothing lowers it during training)."""
+    from sae_lightning.data import split_indices
+    from sae_lightning.pipeline import build_module, build_store_from_cfg
+
+    path, _ = synthetic_npy
+    cfg = compose_cfg([*npy_args(path), "sae.d_sae=64", "sae.k=4", "sae.dead_after_samples=1000000", *QUIET],
+                      tmp_path, cache_dir)
+    store = build_store_from_cfg(cfg)
+    module = build_module(cfg, store)
+    n_train = len(split_indices(len(store), cfg.data.val_fraction, cfg.seed)[0])
+    assert module.sae.cfg.dead_after_samples == n_train == 3600
+    assert module.sae.saelens_cfg()["sae_lightning"]["dead_after_samples"] == n_train
+    module.samples_since_fired.fill_(n_train - 1)
+    assert not module.dead_mask.any()
+    module.samples_since_fired[3] = n_train
+    assert module.dead_mask.nonzero().flatten().tolist() == [3]
+    assert "samples_since_fired" in module.state_dict()  # checkpointed with the weights
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("arch,extra", [("topk", ["sae.k=4", "module.lr=0.004"]),
                                         ("relu", ["sae.l1_coefficient=0.2", "sae.l1_warmup_steps=200",
                                                   "module.lr=0.004"])])
@@ -78,6 +103,7 @@ def test_recovers_a_known_sparse_dictionary(arch, extra, synthetic_npy, tmp_path
     assert mean_max_cos >= 0.9, f"{arch}: mean max cosine {mean_max_cos:.3f}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_mid_epoch_then_resume_ends_with_the_same_weights(signum, code, synthetic_npy, tmp_path, cache_dir,
                                                                 capsys):
@@ -103,7 +129,7 @@ def test_signal_mid_epoch_then_resume_ends_with_the_same_weights(signum, code, s
         a, b = load_file(whole / "sae" / name), load_file(part / "sae" / name)
         for key in a:
             assert torch.equal(a[key], b[key]), (name, key)
-    ma, mb = (json.loads((p / "metrics.json").read_text()) for p in (whole, part))
+    ma, mb = (RunDir(p).metrics() for p in (whole, part))  # the metrics; not the timings
     assert ma == mb
 
 
@@ -164,6 +190,7 @@ def test_all_finite_answers_for_every_kind_of_batch():
     assert all_finite(torch.full((4, 4), 3e38))  # the sum is inf, every entry finite
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lr,warmup", [(1e6, 0), (1e6, 100_000)])
 def test_a_diverging_run_stops_and_keeps_a_checkpoint_from_before(lr, warmup, synthetic_npy, tmp_path, cache_dir):
     """module.lr=1e6 wrecks the weights at the first update; ramped up over a long warm-up it does
@@ -187,6 +214,7 @@ def test_a_diverging_run_stops_and_keeps_a_checkpoint_from_before(lr, warmup, sy
         assert torch.isfinite(t.float()).all() and t.float().pow(2).mean().sqrt() <= 100, name
 
 
+@pytest.mark.slow
 def test_wandb_offline_run_holds_the_logged_metrics(synthetic_npy, tmp_path, cache_dir):
     path, _ = synthetic_npy
     out = run(["logger=wandb", "labeling.enabled=false", "trainer.enable_progress_bar=false", "sae.d_sae=64",
@@ -197,11 +225,12 @@ def test_wandb_offline_run_holds_the_logged_metrics(synthetic_npy, tmp_path, cac
     for key in ("val/fve", "val/l0", "val/retrieval_recall@10", "train/loss", "train/dead_frac", "train/dense_frac",
                 "train/lr", "train/log10_feature_density/bins"):
         assert key in summary, key
-    assert abs(summary["val/fve"] - json.loads((out / "metrics.json").read_text())["fve"]) < 1e-6
+    assert abs(summary["val/fve"] - RunDir(out).metrics()["fve"]) < 1e-6
     assert sum("train/loss" in row for row in history) >= 2  # logged per step, not only once
     assert config["cfg"]["sae"]["d_sae"] == 64 and config["store"]["dim"] == 32
 
 
+@pytest.mark.slow
 def test_ddp_on_cpu_matches_a_single_process(synthetic_npy, tmp_path):
     """2 gloo processes with half the batch each take the same steps over the same data as one
     process: their metrics agree within noise."""
@@ -215,7 +244,21 @@ def test_ddp_on_cpu_matches_a_single_process(synthetic_npy, tmp_path):
         res = subprocess.run([str(Path(sys.executable).parent / "sae-train"), *common, *extra, f"run_dir={out}"],
                              capture_output=True, text=True, timeout=600)
         assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
-        results[name] = json.loads((out / "metrics.json").read_text())
+        results[name] = RunDir(out).metrics()
         assert len(list(tmp_path.glob(f"{name}*"))) == 1  # one output folder, not one per rank
     assert abs(results["single"]["fve"] - results["ddp"]["fve"]) < 0.03
     assert abs(results["single"]["l0"] - results["ddp"]["l0"]) < 1.0
+
+
+def test_both_checkpoint_callbacks_write_the_one_last_ckpt(synthetic_npy, tmp_path, cache_dir):
+    """The epoch and the periodic ModelCheckpoint share last.ckpt; Lightning's version counter would
+    make the second write last-v1.ckpt, and `ckpt_path=last` would then miss the newest steps."""
+    path, _ = synthetic_npy
+    out = run(["sae.d_sae=64", "sae.k=4", "data.batch_size=256", "trainer.max_epochs=2",
+               "callbacks.periodic_checkpoint.every_n_train_steps=4", *npy_args(path), *QUIET],
+              tmp_path / "run", cache_dir)
+    names = sorted(p.name for p in (out / "checkpoints").glob("*.ckpt"))
+    assert not [n for n in names if n.startswith("last-v")], names
+    step = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    steps_per_epoch = int(4000 * (1 - 0.1)) // 256
+    assert step == 2 * steps_per_epoch

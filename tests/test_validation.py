@@ -19,7 +19,8 @@ from sae_lightning.config import CONF_DIR, group_options
 from sae_lightning.errors import UserError
 from sae_lightning.interpret import label_run_dir
 from sae_lightning.interpret.search import open_run
-from sae_lightning.models import SAEConfig, SparseAutoencoder, build_sae
+from sae_lightning.models import SparseAutoencoder, build_sae, sae_config
+from sae_lightning.run_dir import RunDir
 from sae_lightning.store import EmbeddingStore
 from sae_lightning.validate import RULES, check_config, leaf_keys
 
@@ -171,7 +172,7 @@ def test_sae_embed_and_sae_label_refuse_in_one_line(tmp_path):
 def hand_run(tmp_path_factory, small_store) -> Path:
     """A run folder in the layout training writes (sae/, run.json) over the real 600-sentence store."""
     run = tmp_path_factory.mktemp("corrupt") / "run"
-    sae = build_sae(SAEConfig(architecture="topk", d_in=small_store.dim, d_sae=32, k=4,
+    sae = build_sae(sae_config(architecture="topk", d_in=small_store.dim, d_sae=32, k=4,
                               metadata={"model_name": small_store.model_name}))
     sae.save(run / "sae")
     (run / "run.json").write_text(json.dumps({"store_path": str(small_store.path), "val_fraction": 0.1, "seed": 0}))
@@ -273,9 +274,10 @@ def test_domain_names_reach_summary_md_and_report_escaped(tiny_labelled_run, tmp
     run = tmp_path / "run"
     shutil.copytree(tiny_labelled_run, run)
     evil = "<img src=x onerror=alert(1)> [click](javascript:alert(1)) *bold*"
-    features = pd.read_parquet(run / "features.parquet")
+    current = RunDir(run).labeling()  # what the report reads (the top-level file is its mirror)
+    features = current.read_features()
     features["main_domain"] = evil
-    features.to_parquet(run / "features.parquet")
+    features.to_parquet(current.features)
     page = write_report(run).read_text()
     summary = (run / "summary.md").read_text()
     assert "<img" not in page and "<img" not in summary

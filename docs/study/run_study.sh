@@ -6,17 +6,23 @@
 #   bash docs/study/run_study.sh            (STUDY_RUN=<folder> picks another run folder)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" WANDB_MODE="${WANDB_MODE:-offline}" HF_HUB_OFFLINE=1
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"   # shared cores: idle OpenMP threads must not spin
 PY="${PY:-.venv/bin/python}"
+# transformers prints "[INFO] Running in WANDB offline mode" to stdout on import whenever
+# WANDB_MODE=offline, which would land inside the captured outputs: only training logs to W&B.
+unset WANDB_MODE
 RUN="${STUDY_RUN:-outputs/study/wiki_all}"
 GEN=docs/application/generated
 FIG=docs/application/figures
 mkdir -p "$GEN" "$FIG"
 
 # 1. The joint SAE: the default run (wiki_all sentences, TopK 3072, k 32), once.
+#    Its closing summary, as printed (paths relative to the repo), is quoted by Getting started.
 if [ ! -f "$RUN/metrics.json" ]; then
-  "$PY" -c "from sae_lightning.cli import train; train()" run_dir="$RUN" trainer.enable_progress_bar=false
+  WANDB_MODE=offline "$PY" -c "from sae_lightning.cli import train; train()" run_dir="$RUN" \
+    trainer.enable_progress_bar=false | tee "$RUN.train.log"
+  sed -n '/^run folder:/,$p' "$RUN.train.log" | sed "s|$PWD/||g" > "$GEN/train.txt"
 fi
 "$PY" docs/study/tables.py run "$RUN" > "$GEN/run.md"
 
@@ -43,4 +49,7 @@ cp "$RUN/diff/matrix/matrix.html" "$FIG/matrix.html"
 FEATURE=$("$PY" docs/study/tables.py top-feature "$RUN/diff/math-vs-history" Mathematics)
 "$PY" -c "from sae_lightning.cli import search; search()" "$RUN" \
   "The empire collapsed after a long war with its neighbours." --clamp "$FEATURE=3x" -k 5 > "$GEN/search.txt"
-echo "study outputs written to $GEN and $FIG"
+
+# 6. Sparse SAE codes as a retrieval index against dense MiniLM, on the run's held-out sentences.
+"$PY" docs/study/retrieval.py "$RUN" 1000 > "$GEN/retrieval.md"
+echo "study outputs written to $GEN and $FIG (the site's screenshot: bash docs/study/screenshot.sh)"

@@ -17,22 +17,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from sae_lightning.diff.analysis import DiffResult, DiffSettings  # noqa: E402
 from sae_lightning.diff.page import forest_plot  # noqa: E402
+from sae_lightning.run_dir import RunDir  # noqa: E402
 
 
-def _md(df: pd.DataFrame) -> str:
+def md_table(df: pd.DataFrame) -> str:
     head = "| " + " | ".join(df.columns) + " |\n|" + "---|" * len(df.columns) + "\n"
     return head + "".join("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |\n"
                           for row in df.itertuples(index=False))
 
 
 def run_md(run: Path) -> str:
-    m = json.loads((run / "metrics.json").read_text())
-    cfg = json.loads((run / "sae" / "cfg.json").read_text())
+    rd = RunDir(run)
+    m = rd.results()  # training metrics + the current labelling's summary
+    cfg = json.loads((rd.sae / RunDir.SAE_CFG).read_text())
+    info = rd.run_info()
+    store = json.loads((Path(info["store_path"]) / "manifest.json").read_text())
+    domains = pd.read_parquet(Path(info["store_path"]) / "metadata.parquet", columns=["domain"])["domain"].nunique()
     keys = ["fve", "l0", "dead_frac", "retrieval_recall@10", "label_auroc_mean", "label_auroc_hard_mean",
             "label_precision_mean", "tfidf_auroc_hard_mean", "random_auroc_hard_mean", "coherence_mean",
             "label_score_mean", "n_interpretable", "n_mixed"]
-    return (f"SAE: {cfg.get('architecture')} d_sae={cfg.get('d_sae')} k={cfg.get('k')}, "
-            f"{m.get('epochs')} epochs\n\n" + _md(pd.DataFrame({"metric": keys, "value": [
+    return (f"SAE: {cfg.get('architecture')} d_sae={cfg.get('d_sae')} k={cfg.get('k')}, {m.get('epochs')} epochs, "
+            f"on {store['count']:,} texts of {domains} domains embedded by {store['model_name']} "
+            f"({info['val_fraction']:.0%} held out for validation)\n\n" + md_table(pd.DataFrame({"metric": keys, "value": [
                 f"{m[k]:.3f}" if isinstance(m.get(k), float) else m.get(k) for k in keys]})))
 
 
@@ -48,13 +54,14 @@ def diff_md(folder: Path, n: int) -> str:
         t = res.top(side, n)
         rows = pd.DataFrame({
             "feature": [f"#{f}" for f in t["feature_id"]], "label": t["label"],
+            "verdict": t["verdict"].fillna(""), "coherence": [f"{c:.2f}" if c == c else "" for c in t["coherence"]],
             f"rate {res.a}": [f"{v:.1%}" for v in t["rate_a"]], f"rate {res.b}": [f"{v:.1%}" for v in t["rate_b"]],
             "log-odds [95% CI]": [f"{a:+.2f} [{lo:+.2f}, {hi:+.2f}]" for a, lo, hi in
                                   zip(t["log_odds"], t["log_odds_low"], t["log_odds_high"])],
             "q": [f"{q:.1e}" for q in t["q_value"]],
             f"top text in {side}": [(ex[0][:90] + "…" if len(ex[0]) > 90 else ex[0]) if len(ex) else "" for ex in
                                      (t["examples_a"] if side == res.a else t["examples_b"])]})
-        out.append(f"**More in {side}** (top {n})\n\n" + _md(rows))
+        out.append(f"**More in {side}** (top {n})\n\n" + md_table(rows))
     plot = forest_plot(pd.concat([res.top(res.a, n), res.top(res.b, n).iloc[::-1]]), res.a, res.b)
     return "\n".join(out) + "\n" + plot + "\n"
 
@@ -62,7 +69,7 @@ def diff_md(folder: Path, n: int) -> str:
 def matrix_md(folder: Path) -> str:
     m = pd.read_parquet(folder / "matrix.parquet").set_index("domain")
     m.columns = [c.split(" ")[0] for c in m.columns]  # short column heads; rows keep full names
-    return _md(m.reset_index())
+    return md_table(m.reset_index())
 
 
 def top_feature(folder: Path, side: str) -> str:

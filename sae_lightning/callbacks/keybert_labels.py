@@ -2,7 +2,7 @@
 
 At the end of every `every_n_epochs`-th training epoch, on rank zero only and never in the sanity
 check, it runs `interpret_sae` on `pl_module.sae` over the datamodule's store and split, writes
-`<output_dir>/features.parquet`, logs the summary scalars to every logger under `labels/` and,
+a new labelling of the run (`<output_dir>/labelings/<id>/`, made current), logs the summary scalars to every logger under `labels/` and,
 for a WandbLogger, the W&B table "features". The final labelling is not here: it is a stage after
 the SAE is exported (pipeline.finish_run), so a failure in it cannot take the weights.
 """
@@ -18,6 +18,7 @@ import pandas as pd
 import pytorch_lightning as pl
 
 from ..interpret import LabelingConfig, interpret_sae, write_features
+from ..run_dir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,11 @@ class KeyBERTLabels(pl.Callback):
             raise ValueError("KeyBERTLabels needs trainer.datamodule with .store, .train_idx and .val_idx "
                              "(an EmbeddingDataModule after setup)")
         df, summary = interpret_sae(pl_module.sae, dm.store, dm.train_idx, dm.val_idx, self.cfg)
-        out_dir = self.output_dir or Path(trainer.default_root_dir)
-        path = write_features(df, out_dir)
+        run = RunDir(self.output_dir or Path(trainer.default_root_dir))
+        with run.new_labeling() as labeling:  # one labelling per epoch labelled, the newest current
+            write_features(df, labeling)
+            labeling.write_labels(self.cfg.to_dict(), None, summary)
+        path = labeling.features
         self.last_summary, self.last_features = summary, df
         self._labelled_at_step = trainer.global_step
         log.info("labelled %d of %d features in %.1fs (%d interpretable, %d mixed, %d weak; label_auroc_hard "

@@ -1,7 +1,8 @@
 """RunExport: the moment training ends, on rank zero, write what a finished training leaves behind.
 
     <run dir>/sae/            cfg.json, sae_weights.safetensors, sparsity.safetensors (SAELens layout)
-    <run dir>/metrics.json    final validation metrics and the dead/dense fractions
+    <run dir>/metrics.json    {"metrics": final validation metrics, dead/dense fractions, epochs;
+                               "timings_s": {"fit": seconds}; "units"} (run_schema.metrics_file)
 
 Before any labelling, so no later stage (or its failure, or a kill) can take the weights. Done in a
 callback rather than after `trainer.fit` returns, because under ddp_spawn the weights live in the
@@ -9,6 +10,7 @@ worker processes. The folder is written whole or not at all (run_dir.atomic_fold
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -25,8 +27,15 @@ def final_metrics(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict:
 
 
 class RunExport(pl.Callback):
+    """After fit, `metrics` holds what it wrote into metrics.json (what `pipeline.train` returns)."""
+
     def __init__(self, output_dir: str | Path) -> None:
         self.run = RunDir(output_dir)
+        self.metrics: dict | None = None
+        self._fit_started = time.perf_counter()
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._fit_started = time.perf_counter()
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.interrupted:
@@ -42,4 +51,6 @@ class RunExport(pl.Callback):
             sae.save_sparsity(folder, log10_density(pl_module))
 
         atomic_folder(self.run.sae, write)
-        self.run.write_metrics(final_metrics(trainer, pl_module))  # last: its presence means "exported"
+        self.metrics = final_metrics(trainer, pl_module)
+        timings = {"fit": time.perf_counter() - self._fit_started}
+        self.run.write_metrics(self.metrics, timings)  # last: its presence means "exported"

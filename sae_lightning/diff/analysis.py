@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from ..interpret.compare_load import FINISHED_FILES
+from ..run_dir import RunDir
 from ..interpret.search import SearchRun, open_run
 from .groups import Group, check_groups, check_size, resolve_group, store_group
 from .scan import GroupScan, scan_group
@@ -78,7 +78,7 @@ class MatrixResult:
 
 def open_finished_run(run_dir: str | Path) -> SearchRun:
     run_dir = Path(run_dir).expanduser()
-    missing = [f for f in ("run.json", *FINISHED_FILES) if not (run_dir / f).is_file()]
+    missing = RunDir(run_dir).missing()
     if not run_dir.is_dir() or missing:
         what = "does not exist" if not run_dir.is_dir() else f"is not a finished run (missing {', '.join(missing)})"
         raise UserError(f"{run_dir} {what}; give a run folder that sae-train completed "
@@ -90,15 +90,13 @@ def feature_info(run_dir: Path, d_sae: int) -> pd.DataFrame:
     """label, verdict, coherence, label_score per feature; blanks for a run labelled before those
     columns existed, or not labelled at all."""
     info = pd.DataFrame({"feature_id": np.arange(d_sae)})
-    path = run_dir / "features.parquet"
+    labeling = RunDir(run_dir).labeling()  # the current one
     cols = []
-    if path.is_file():
-        import pyarrow.parquet as pq
-
-        have = set(pq.read_schema(path).names)
+    if labeling is not None:
+        have = labeling.feature_columns()
         cols = [c for c in LABEL_COLUMNS if c in have]
         if "feature_id" in have and cols:
-            df = pd.read_parquet(path, columns=["feature_id", *cols]).drop_duplicates("feature_id")
+            df = labeling.read_features(["feature_id", *cols]).drop_duplicates("feature_id")
             info = info.merge(df, on="feature_id", how="left")
     for c, blank in LABEL_COLUMNS.items():
         info[c] = info[c].fillna(blank) if c in info else blank

@@ -9,7 +9,7 @@ from typing import Callable
 import pandas as pd
 
 from ..config import slug
-from ..run_dir import atomic_folder
+from ..run_dir import RunDir, atomic_folder
 from .analysis import DiffResult, MatrixResult
 from .page import render_diff_page, render_matrix_page
 
@@ -17,7 +17,7 @@ from .page import render_diff_page, render_matrix_page
 def default_out(res: DiffResult | MatrixResult) -> Path:
     """<run>/diff/<a>-vs-<b>/, or <run>/diff/matrix/."""
     name = "matrix" if isinstance(res, MatrixResult) else f"{slug(res.a)}-vs-{slug(res.b)}"
-    return res.run_dir / "diff" / name
+    return RunDir(res.run_dir).diff_dir(name)
 
 
 def _csv_ready(df: pd.DataFrame) -> pd.DataFrame:

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 from ..store import EmbeddingStore
-from .threads import single_threaded
 
 
 class RunningTopK:
@@ -32,8 +31,7 @@ class SparseRunningTopK(RunningTopK):
     k of d_sae latents per row, so sorting its triples beats a top-k over the dense batch."""
 
     def update_sparse(self, feat: torch.Tensor, rows: torch.Tensor, vals: torch.Tensor) -> None:
-        with single_threaded():  # small ops: see threads.py
-            self._update_sparse(feat, rows, vals)
+        self._update_sparse(feat, rows, vals)  # small ops: callers run it under limited_threads
 
     def _update_sparse(self, feat: torch.Tensor, rows: torch.Tensor, vals: torch.Tensor) -> None:
         n_features, k = self.values.shape

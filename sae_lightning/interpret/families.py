@@ -3,7 +3,7 @@ more specific features that fire with it, read off the maximum spanning tree of 
 graph over the training split.
 
     from sae_lightning.interpret.families import build_families
-    build_families("outputs/train/runs/wiki_all/2025-01-01_12-00-00")   # -> <run_dir>/families.parquet
+    build_families("outputs/train/runs/wiki_all/2025-01-01_12-00-00")   # -> the current labelling's families.parquet
 
 1. Co-activation: C = AᵀA with A the binary firing matrix of the train rows, counted by the
    post-training scan (scan.py, coactivation.py) batch by batch in bounded memory; `label_run_dir`
@@ -33,13 +33,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from scipy.sparse import coo_matrix, csr_matrix, triu
 from scipy.sparse.csgraph import minimum_spanning_tree
 
-from ..run_dir import atomic_write
+from ..run_dir import Labeling, RunDir
+from ..run_schema import FAMILY_SCHEMA  # noqa: F401 (the contract, re-exported)
 from ..store import EmbeddingStore
 from .candidates import TrainCounts
 from .families_naming import family_label, name_families
@@ -49,13 +48,7 @@ from .scan import ScanResult, scan_store
 
 log = logging.getLogger(__name__)
 
-FAMILIES_FILE = "families.parquet"
-FAMILY_SCHEMA = pa.schema([
-    ("family_id", pa.int64()), ("parent", pa.int64()), ("children", pa.list_(pa.int64())),
-    ("label", pa.string()), ("keywords", pa.list_(pa.string())),
-    ("size", pa.int64()), ("child_weights", pa.list_(pa.float64())), ("mean_weight", pa.float64()),
-    ("parent_density", pa.float64()), ("parent_label", pa.string()),
-])
+FAMILIES_FILE = Labeling.FAMILIES
 
 
 @dataclass
@@ -130,16 +123,22 @@ def extract_families(T: csr_matrix, fires: np.ndarray, min_weight: float = 0.2, 
 def build_families(run_dir: str | Path, *, min_weight: float = 0.2, min_children: int = 2,
                    min_cooccur: int = 2, max_density: float = 0.1, texts_per_member: int = 5,
                    labeling: LabelingConfig | None = None, batch_size: int = 4096,
-                   device: str | None = None) -> pd.DataFrame:
-    """Find the feature families of a finished run and write `<run_dir>/families.parquet`, on its
-    own: loads the run and scans its train split (`label_run_dir` instead hands over its scan)."""
-    run = load_run(run_dir, device)
-    scan = scan_store(run.sae, run.store, run.train_idx, np.zeros(0, np.int64), texts_per_member, batch_size,
+                   device: str | None = None, into: Labeling | None = None) -> pd.DataFrame:
+    """Find the feature families of a finished run on their own (loads the run and scans its train
+    split; `label_run_dir` instead hands its scan to families_from_scan) and write them into the
+    labelling `into`, named with its labels (default: the run's current labelling, whose top-level
+    copy is refreshed)."""
+    run = RunDir(run_dir)
+    target = into or run.labeling() or Labeling(run.root)
+    loaded = load_run(run_dir, device)
+    scan = scan_store(loaded.sae, loaded.store, loaded.train_idx, np.zeros(0, np.int64), texts_per_member, batch_size,
                       device, min_cooccur=min_cooccur)
-    df = families_from_scan(scan, run.store, run.sae, _feature_labels(Path(run_dir), run.sae.cfg.d_sae),
+    df = families_from_scan(scan, loaded.store, loaded.sae, _feature_labels(target, loaded.sae.cfg.d_sae),
                             labeling=labeling, min_weight=min_weight, min_children=min_children,
                             min_cooccur=min_cooccur, max_density=max_density, texts_per_member=texts_per_member)
-    write_families(df, run_dir)
+    target.write_families(df)
+    if into is None:
+        run.publish(target)
     return df
 
 
@@ -190,23 +189,8 @@ def feature_labels(features: pd.DataFrame, d_sae: int) -> tuple[list[str], list[
     return labels, verdicts
 
 
-def _feature_labels(run_dir: Path, d_sae: int) -> tuple[list[str], list[str]]:
-    """feature_labels of the run's features.parquet (all "" when it has none yet)."""
-    path = run_dir / "features.parquet"
-    if not path.is_file():
+def _feature_labels(labeling: Labeling, d_sae: int) -> tuple[list[str], list[str]]:
+    """feature_labels of the labelling's features.parquet (all "" when it has none yet)."""
+    if not labeling.has_features():
         return [""] * d_sae, [""] * d_sae
-    return feature_labels(pd.read_parquet(path), d_sae)
-
-
-def write_families(df: pd.DataFrame, run_dir: str | Path) -> Path:
-    path = Path(run_dir) / FAMILIES_FILE
-    _write(df, path)
-    log.info("families -> %s", path)
-    return path
-
-
-def _write(df: pd.DataFrame, path: Path) -> None:
-    # pandas types the columns of an empty frame float64, which arrow cannot cast to list<int64>
-    table = (FAMILY_SCHEMA.empty_table() if df.empty
-             else pa.Table.from_pandas(df, schema=FAMILY_SCHEMA, preserve_index=False))
-    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+    return feature_labels(labeling.read_features(), d_sae)

@@ -21,20 +21,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ..embed import load_model
-from ..run_dir import RunDir, atomic_write
+from ..run_dir import Labeling
+from ..run_schema import FEATURE_COLUMNS, FEATURE_SCHEMA, JUDGE_COLUMNS, SCORE_COLUMNS  # noqa: F401 (the contract)
 from ..store import EmbeddingStore
 from .candidates import TrainCounts, analyzer_params, doc_term_matrix
 from .coherence import feature_coherence
 from .counts_cache import cached_train_counts
 from .domain_stats import domain_shares, domain_specificity, main_domain, shares_json
-from .judge import judge_column_names, judge_columns
+from .judge import judge_columns
 from .keybert_labeling import keybert_labels
 from .label_embedding import LABEL_SEPARATOR, embed_labels
-from .label_scoring import LABEL_SETS, LabelScorer, auroc_columns, keyword_columns, random_labels, scored_rows
+from .label_scoring import LabelScorer, auroc_columns, keyword_columns, random_labels, scored_rows
 from .labeling_config import LabelingConfig
 from .phase_timer import PhaseTimer
 from .phrase_cache import PhraseEmbeddingCache, cache_folder
@@ -42,25 +41,10 @@ from .scan import ScanResult, scan_store
 from .scoring_sets import sets_from_firing
 from .source_documents import document_codes
 from .tfidf_baseline import tfidf_scores, tfidf_top_terms
-from .threads import single_threaded
+from ..runtime import limited_threads
 from .verdict import VERDICTS, label_scores, verdicts
 
 log = logging.getLogger(__name__)
-
-SCORE_COLUMNS = [f"{p}_{kind}" for p in LABEL_SETS for kind in ("auroc", "auroc_hard", "precision", "recall")]
-JUDGE_COLUMNS = judge_column_names(LABEL_SETS)
-# The features.parquet contract (report, notebook and W&B table read it): column -> arrow type.
-FEATURE_SCHEMA = pa.schema([
-    ("feature_id", pa.int64()), ("dead", pa.bool_()), ("density", pa.float64()), ("log10_density", pa.float64()),
-    ("label", pa.string()), ("label_reason", pa.string()),
-    ("keywords", pa.list_(pa.string())), ("keyword_scores", pa.list_(pa.float64())),
-    ("top_ids", pa.list_(pa.string())), ("top_texts", pa.list_(pa.string())),
-    ("top_acts", pa.list_(pa.float64())), ("top_domains", pa.list_(pa.string())),
-    ("domain_shares", pa.string()), ("main_domain", pa.string()), ("domain_specificity", pa.float64()),
-    ("tfidf_label", pa.string()), ("coherence", pa.float64()), ("verdict", pa.string()),
-    *[(c, pa.float64()) for c in SCORE_COLUMNS + JUDGE_COLUMNS], ("label_score", pa.float64()),
-])
-FEATURE_COLUMNS = FEATURE_SCHEMA.names
 
 
 def _stats(values: np.ndarray, name: str) -> dict[str, float]:
@@ -97,7 +81,8 @@ def label_features(sae, store: EmbeddingStore, train_idx: np.ndarray, val_idx: n
     with timer("total"):
         if scan is None:
             with timer("scan"):
-                scan = scan_store(sae, store, train_idx, val_idx, cfg.m, cfg.batch_size, cfg.device, min_cooccur=None)
+                scan = scan_store(sae, store, train_idx, val_idx, cfg.m, cfg.batch_size, cfg.device, min_cooccur=None,
+                                  small_op_threads=cfg.small_op_threads)
         df, summary, counts = _interpret(sae, store, np.asarray(train_idx), scan, cfg, timer)
     summary.update(timer.summary())
     return Labelling(df, summary, counts)
@@ -145,7 +130,7 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
         tfidf_emb = embed_labels(labels["tfidf"], cache, cfg.label_embedding, store.dim)
         rand_emb = np.where((donor >= 0)[:, None], label_emb[np.maximum(donor, 0)], 0)
     kw_sets = {"label": labels["keywords"], "tfidf": labels["tfidf"], "random": rand_kws}
-    with timer("scoring"), single_threaded():
+    with timer("scoring"), limited_threads(cfg.small_op_threads):
         rows = scored_rows(sets)
         scorer = LabelScorer(sets, rows, np.asarray(store.embeddings[rows], dtype=np.float32))
         scores = auroc_columns(scorer, {"label": (labels["keywords"], label_emb), "tfidf": (labels["tfidf"], tfidf_emb),
@@ -216,7 +201,6 @@ def _summary(scores: dict, labels: dict, top, cfg: LabelingConfig) -> dict:
     return summary
 
 
-def write_features(df: pd.DataFrame, run_dir: str | Path) -> Path:
-    """Write `<run_dir>/features.parquet` through the run's atomic writer, with the contract's types."""
-    table = pa.Table.from_pandas(df[FEATURE_COLUMNS], schema=FEATURE_SCHEMA, preserve_index=False)
-    return atomic_write(RunDir(run_dir).root / RunDir.FEATURES, lambda tmp: pq.write_table(table, tmp))
+def write_features(df: pd.DataFrame, folder: str | Path | Labeling) -> Path:
+    """Write the features table into a labelling's folder (or any folder) with the contract's types."""
+    return (folder if isinstance(folder, Labeling) else Labeling(folder)).write_features(df)

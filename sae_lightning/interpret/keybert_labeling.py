@@ -20,7 +20,7 @@ from .evidence_rerank import rerank
 from .labeling_config import LabelingConfig
 from .phase_timer import PhaseTimer
 from .phrase_cache import PhraseEmbeddingCache
-from .threads import single_threaded
+from ..runtime import limited_threads
 
 
 @dataclass
@@ -100,7 +100,7 @@ def keybert_labels(feature_ids: np.ndarray, top_rows: np.ndarray, texts: np.ndar
     from keybert import KeyBERT
 
     vectorizer = PrecountedVectorizer(**analyzer_params(cfg)).set_counts(sub.tocsr(), words)
-    with timer("keybert"), single_threaded():  # a loop of tiny BLAS calls per document (threads.py)
+    with timer("keybert"), limited_threads(cfg.small_op_threads):  # a loop of tiny BLAS calls per document
         found = KeyBERT(model=model).extract_keywords(
             docs, vectorizer=vectorizer, doc_embeddings=doc_emb, word_embeddings=word_emb,
             use_mmr=cfg.use_mmr and not reranked, diversity=cfg.diversity,

@@ -41,6 +41,8 @@ class LabelingConfig:
     seed: int = 0  # negatives and the random-label baseline
     batch_size: int = 4096  # store rows per SAE encode
     device: str | None = None  # None: wherever the SAE's parameters are
+    # threads of the phases made of many small operations (runtime.limited_threads); None: the caller's
+    small_op_threads: int | None = 1
 
     def __post_init__(self) -> None:
         self.ngram_range = tuple(int(n) for n in self.ngram_range)  # type: ignore[assignment]

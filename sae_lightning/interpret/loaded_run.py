@@ -19,31 +19,7 @@ from ..errors import UserError
 from ..models import SparseAutoencoder
 from ..run_dir import RunDir
 from ..store import EmbeddingStore
-
-RUN_KEYS = ("store_path", "val_fraction", "seed")
-
-
-def read_run_info(run_dir: str | Path) -> dict:
-    """run.json, checked; one line naming what makes `run_dir` not a finished run, and the way out."""
-    run = RunDir(run_dir)
-    if not run.root.is_dir():
-        raise UserError(f"{run.root} is not a run dir: the folder does not exist")
-    if not run.has_export() and run.last_ckpt.is_file():
-        raise UserError(f"{run.root} has not finished training (no sae/ or metrics.json, but a checkpoint): "
-                        f"`sae-train run_dir={run.root} ckpt_path=last` recovers it")
-    missing = [f"sae/{name}" for name in ("cfg.json", "sae_weights.safetensors") if not (run.sae / name).is_file()]
-    info: dict = {}
-    if not (run / RunDir.RUN).is_file():
-        missing.append(RunDir.RUN)
-    else:
-        info = run.run_info()
-        missing += [f"{RunDir.RUN}:{key}" for key in RUN_KEYS if key not in info]
-    if missing:
-        raise UserError(f"{run.root} is not a finished run: missing {', '.join(missing)} "
-                        "(a run dir needs sae/cfg.json, sae/sae_weights.safetensors and run.json "
-                        "with store_path, val_fraction and seed)")
-    return info
-
+from .run_info import read_run_info
 
 @dataclass
 class LoadedRun:
@@ -59,7 +35,7 @@ def load_run(run_dir: str | Path, device: str | None = None) -> LoadedRun:
     run_dir = Path(run_dir)
     info = read_run_info(run_dir)
     store = EmbeddingStore(Path(info["store_path"]).expanduser())
-    sae = SparseAutoencoder.load(run_dir / "sae", device=device or "cpu")
+    sae = SparseAutoencoder.load(RunDir(run_dir).sae, device=device or "cpu")
     if sae.cfg.d_in != store.dim:
         raise UserError(f"{run_dir}: the SAE reads d_in={sae.cfg.d_in} but the store {store.path} holds "
                          f"{store.dim}-dimensional embeddings; run.json points at the wrong store")

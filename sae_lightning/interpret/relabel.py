@@ -7,8 +7,9 @@ scanned once (scan.py); labelling, scoring and families read that scan and what 
 made, so no stage reloads the SAE, re-derives the split, streams the store again or re-reads
 labels from disk.
 
-Relabelling writes <run dir>/features.parquet (and families.parquet) and merges the label summary
-into metrics.json, keeping the training metrics that are there.
+Each labelling is a new folder `<run>/labelings/<id>/` (features, families named with its labels,
+labels.json with its settings and summary; RunDir.new_labeling / commit), which becomes the run's
+current one only once it is whole: earlier labellings and metrics.json are never rewritten.
 """
 from __future__ import annotations
 
@@ -18,52 +19,47 @@ import pandas as pd
 
 from ..errors import UserError
 from ..run_dir import RunDir
-from .families import families_from_scan, feature_labels, write_families
+from .families import families_from_scan, feature_labels
 from .feature_table import label_features, write_features
 from .labeling_config import LabelingConfig
-from .loaded_run import RUN_KEYS, load_run, read_run_info
+from .loaded_run import load_run
 from .phase_timer import PhaseTimer
+from .run_info import read_run_info
 from .scan import scan_store
-
-__all__ = ["RUN_KEYS", "NoTexts", "label_run_dir", "merge_metrics", "read_run_info"]
 
 
 class NoTexts(UserError):
     """The run's store holds embeddings without texts: there is nothing to name features with."""
 
 
-def merge_metrics(run_dir: str | Path, summary: dict) -> Path:
-    """metrics.json <- its training metrics updated with the label summary (atomic write)."""
-    run = RunDir(run_dir)
-    return run.merge_metrics(summary) if run.metrics_file.is_file() else run.write_metrics(summary)
-
-
 def label_run_dir(run_dir: str | Path, cfg: LabelingConfig | None = None) -> tuple[pd.DataFrame, dict]:
+    """A new labelling of the run, made current when it is whole; returns its table and summary."""
     cfg = cfg or LabelingConfig()
     run_dir = Path(run_dir)
+    run = RunDir(run_dir)
     info = read_run_info(run_dir)
     if not info.get("has_texts", True):
         raise NoTexts(f"{run_dir} was trained on embeddings without texts (domain=npy without domain.metadata): "
                       "there is nothing to label; its SAE and metrics are complete")
-    run = load_run(run_dir, cfg.device)
+    loaded = load_run(run_dir, cfg.device)
     families = info.get("families") or None
     timer = PhaseTimer()
     with timer("scan"):  # one pass: what labels, scores and families need (scan.py)
         m = max(cfg.m, int(families.get("texts_per_member", 5))) if families else cfg.m
-        scan = scan_store(run.sae, run.store, run.train_idx, run.val_idx, m, cfg.batch_size, cfg.device,
-                          min_cooccur=int(families.get("min_cooccur", 2)) if families else None)
-    labelling = label_features(run.sae, run.store, run.train_idx, run.val_idx, cfg, scan)
+        scan = scan_store(loaded.sae, loaded.store, loaded.train_idx, loaded.val_idx, m, cfg.batch_size, cfg.device,
+                          min_cooccur=int(families.get("min_cooccur", 2)) if families else None,
+                          small_op_threads=cfg.small_op_threads)
+    labelling = label_features(loaded.sae, loaded.store, loaded.train_idx, loaded.val_idx, cfg, scan)
     df, summary = labelling.features, labelling.summary
-    summary["time_scan"] = timer.summary()["time_scan"]
-    summary["time_total"] = round(summary["time_total"] + summary["time_scan"], 3)
-    write_features(df, run_dir)  # before the families: a failure there cannot take the labels
-    merge_metrics(run_dir, summary)
-    if families:
-        with timer("families"):
-            settings = {k: v for k, v in families.items() if k not in ("batch_size", "device")}
-            table = families_from_scan(scan, run.store, run.sae, feature_labels(df, run.sae.cfg.d_sae),
-                                       labelling.counts, cfg, **settings)
-            write_families(table, run_dir)
-        summary["time_families"] = timer.summary()["time_families"]
-        merge_metrics(run_dir, {"time_families": summary["time_families"]})
+    with run.new_labeling() as labeling:  # a failure or Ctrl-C removes it; the earlier one stays current
+        write_features(df, labeling)
+        if families:
+            with timer("families"):
+                settings = {k: v for k, v in families.items() if k not in ("batch_size", "device")}
+                labeling.write_families(families_from_scan(scan, loaded.store, loaded.sae,
+                                                           feature_labels(df, loaded.sae.cfg.d_sae),
+                                                           labelling.counts, cfg, **settings))
+        summary.update(timer.summary())
+        summary["time_total"] = round(summary["time_total"] + summary["time_scan"], 3)
+        labeling.write_labels(cfg.to_dict(), info.get("families"), summary)
     return df, summary

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from scipy.sparse import csr_matrix
 
+from ..runtime import limited_threads
 from ..store import EmbeddingStore
 from .activation_scan import SparseRunningTopK, TopExamples, domain_codes, inference_sae, iter_activations
 from .coactivation import DENSE_BYTES, PairCounts
-from .threads import single_threaded
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def _val_matrix(parts, d_sae: int, n_val: int) -> csr_matrix:
 
 def scan_store(sae, store: EmbeddingStore, train_idx: np.ndarray, val_idx: np.ndarray, m: int = 30,
                batch_size: int = 4096, device: str | None = None, min_cooccur: int | None = 2,
-               pair_bytes: int = DENSE_BYTES) -> ScanResult:
+               pair_bytes: int = DENSE_BYTES, small_op_threads: int | None = None) -> ScanResult:
     """One streamed pass over train ∪ validation rows (see the module doc). min_cooccur None:
     no pair counts (`coactivation` is then None)."""
     train_rows = np.unique(np.asarray(train_idx, dtype=np.int64))
@@ -96,7 +96,7 @@ def scan_store(sae, store: EmbeddingStore, train_idx: np.ndarray, val_idx: np.nd
         for block_rows, acts in iter_activations(model, store, rows, batch_size):  # encoder: caller's threads
             here = slice(start, start + len(block_rows))
             start += len(block_rows)
-            with single_threaded():  # the bookkeeping is small ops (threads.py)
+            with limited_threads(small_op_threads):  # the bookkeeping is small ops (runtime.limited_threads)
                 train_mask = torch.from_numpy(is_train[here]).to(dev)
                 if bool(train_mask.all()):
                     acc.train_block(block_rows, acts, codes_t)
@@ -124,6 +124,7 @@ def scan_store(sae, store: EmbeddingStore, train_idx: np.ndarray, val_idx: np.nd
 
 
 def top_examples(sae, store: EmbeddingStore, train_idx: np.ndarray, m: int = 15, batch_size: int = 4096,
-                 device: str | None = None) -> TopExamples:
+                 device: str | None = None, small_op_threads: int | None = None) -> TopExamples:
     """Only the train split's top examples and statistics (search and tests; labelling scans once)."""
-    return scan_store(sae, store, train_idx, np.zeros(0, np.int64), m, batch_size, device, min_cooccur=None).top
+    return scan_store(sae, store, train_idx, np.zeros(0, np.int64), m, batch_size, device, min_cooccur=None,
+                      small_op_threads=small_op_threads).top

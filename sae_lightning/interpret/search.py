@@ -24,6 +24,7 @@ import torch
 from ..embed import load_model
 from ..errors import UserError
 from ..models import SparseAutoencoder
+from ..run_dir import RunDir
 from ..store import EmbeddingStore
 from .activation_scan import inference_sae
 
@@ -49,7 +50,7 @@ class SearchRun:
 
 
 def open_run(run_dir: str | Path, device: str = "cpu") -> SearchRun:
-    from .relabel import read_run_info
+    from .run_info import read_run_info
 
     run_dir = Path(run_dir)
     try:
@@ -57,10 +58,11 @@ def open_run(run_dir: str | Path, device: str = "cpu") -> SearchRun:
     except ValueError as err:
         raise UserError(str(err)) from None
     store = EmbeddingStore(Path(info["store_path"]).expanduser())
-    sae = SparseAutoencoder.load(run_dir / "sae", device=device)
+    sae = SparseAutoencoder.load(RunDir(run_dir).sae, device=device)
     labels, max_acts = [""] * sae.cfg.d_sae, np.full(sae.cfg.d_sae, np.nan)
-    if (run_dir / "features.parquet").is_file():
-        df = _read_features(run_dir / "features.parquet", sae.cfg.d_sae)
+    labeling = RunDir(run_dir).labeling()
+    if labeling is not None:
+        df = _read_features(labeling.features, sae.cfg.d_sae, run_dir)
         verdicts = df["verdict"] if "verdict" in df else [""] * len(df)
         for f, lab, acts, verdict in zip(df["feature_id"], df["label"], df["top_acts"], verdicts):
             # a label of a mixed or weak feature is shown as such, never like an interpretable one's
@@ -69,9 +71,9 @@ def open_run(run_dir: str | Path, device: str = "cpu") -> SearchRun:
     return SearchRun(sae, store, labels, max_acts, bool(store.manifest.get("normalized", False)))
 
 
-def _read_features(path: Path, d_sae: int) -> pd.DataFrame:
+def _read_features(path: Path, d_sae: int, run_dir: Path) -> pd.DataFrame:
     """feature_id, label, top_acts of features.parquet; UserError naming the file and the fix."""
-    fix = f"relabel the run (sae-label run_dir={path.parent}) or delete {path}"
+    fix = f"relabel the run (sae-label run_dir={run_dir}) or delete {path}"
     try:
         df = pd.read_parquet(path, columns=["feature_id", "label", "top_acts"])
     except Exception as err:  # pyarrow raises several types for garbage, truncated or foreign files

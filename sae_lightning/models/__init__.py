@@ -1,33 +1,37 @@
-"""Pure-torch sparse autoencoders (no Lightning): one base, one small module per variant."""
+"""Pure-torch sparse autoencoders (no Lightning): a small shared base (base.py), one file per variant
+with its own config beside its class, the SAELens folder I/O (saelens_files.py), and the compute
+kernels under them (kernels/). `build_sae(sae_config("topk", d_in=384, k=32))` builds one."""
 
-from .base import (
-    ARCHITECTURES,
-    SAEConfig,
-    SAEOutput,
-    SparseAutoencoder,
-    build_sae,
-    geometric_median,
-)
-from .batchtopk import BatchTopKSAE
-from .jumprelu import JumpReLUSAE
-from .matryoshka import MatryoshkaBatchTopKSAE, MatryoshkaSAE
-from .relu import ReLUSAE
+from .base import SAEConfig, SparseAutoencoder
+from .batchtopk import BatchTopKConfig, BatchTopKSAE
+from .jumprelu import JumpReLUConfig, JumpReLUSAE
+from .matryoshka import MatryoshkaBatchTopKSAE, MatryoshkaConfig, MatryoshkaSAE
+from .output import SAEOutput
+from .registry import ARCHITECTURES, build_sae, sae_config
+from .relu import ReLUConfig, ReLUSAE
 from .synthetic import sparse_dictionary_data
-from .topk import TopKSAE, fvu
+from .topk import TopKConfig, TopKSAE, fvu
+from .training import geometric_median
 
 __all__ = [
     "ARCHITECTURES",
+    "BatchTopKConfig",
     "BatchTopKSAE",
+    "JumpReLUConfig",
     "JumpReLUSAE",
     "MatryoshkaBatchTopKSAE",
+    "MatryoshkaConfig",
     "MatryoshkaSAE",
+    "ReLUConfig",
     "ReLUSAE",
     "SAEConfig",
     "SAEOutput",
     "SparseAutoencoder",
+    "TopKConfig",
     "TopKSAE",
     "build_sae",
     "fvu",
     "geometric_median",
+    "sae_config",
     "sparse_dictionary_data",
 ]

@@ -1,6 +1,7 @@
-"""What every SAE variant shares: its config, its output, the encoder/decoder algebra, decoder-norm
-handling, initialisation, and save/load in the SAELens folder layout. A variant only says how
-pre-activations become latents (`activate`) and what it minimises (`loss_terms`)."""
+"""What every SAE variant shares: the settings every one has (SAEConfig, which each variant's own
+config extends beside its class), the encoder/decoder algebra, decoder-norm handling and
+initialisation. A variant only says how pre-activations become latents (`activate`) and what it
+minimises (`loss_terms`). Files: saelens_files.py; the output container: output.py."""
 
 from __future__ import annotations
 
@@ -10,77 +11,38 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from .saelens_files import (
-    CFG_FILE,
-    REWRITE_HINT,
-    SPARSITY_FILE,
-    WEIGHTS_FILE,
-    SAEFileError,
-    read_own_config,
-    read_safetensors,
-    saelens_cfg_json,
-    write_sae_folder,
-)
-
-# Filled by SparseAutoencoder.__init_subclass__; importing the package registers every variant.
-ARCHITECTURES: dict[str, type[SparseAutoencoder]] = {}
-
-_DTYPES = {
-    "float32": torch.float32,
-    "float64": torch.float64,
-    "float16": torch.float16,
-    "bfloat16": torch.bfloat16,
-}
+from . import saelens_files
+from .output import SAEOutput
+from .registry import ARCHITECTURES, variant_class
+from .saelens_files import DTYPES
+from .training import geometric_median
 
 
 @dataclass
 class SAEConfig:
-    """Architecture and loss hyper-parameters. Each variant reads only its own fields and writes
-    only those to cfg.json (see `SparseAutoencoder.config_fields`)."""
+    """The settings of every variant. Each variant extends it with its own (TopKConfig, ...) and
+    writes only its `config_fields` to cfg.json. Build one with `sae_config(architecture, d_in, ...)`
+    or `SAEConfig.from_dict(raw)`, which both pick the variant's class."""
 
     architecture: str
     d_in: int
     # Defaults equal conf/sae/ (tests/test_defaults.py): a config built in Python trains as the CLI does.
     d_sae: int = 3072
-    k: int | None = 32  # active latents per input: topk, batchtopk (on average), matryoshka
-    # Defaults suit unit-norm sentence embeddings (pre-activations ~0.04 at init).
-    # relu: L1 weight; jumprelu reuses the warm-up for its L0 weight
-    l1_coefficient: float = 0.05
-    l1_warmup_steps: int = 1000
-    # topk family: AuxK (Gao et al. 2024, App. A.2); None means d_in // 2, their k_aux
-    aux_k: int | None = None
-    aux_coefficient: float = 1 / 32
-    # topk, CPU training: dtype of the matmul that picks the k active latents. bfloat16 pays off on
-    # CPUs with AMX at large batches (benchmarks/); the activations themselves are always float32.
-    select_dtype: str = "float32"
-    # A latent is dead when it did not fire on the last N training samples. The trainer counts;
+    # A latent is dead when it did not fire on the last N training samples. The module counts;
     # it lives here so that the SAE files say how "dead" was measured.
     dead_after_samples: int = 10_000
-    # batchtopk: decay of the bias-corrected EMA of the inference threshold
-    threshold_decay: float = 0.99
-    # jumprelu (Rajamanoharan et al. 2024)
-    initial_threshold: float = 0.02
-    bandwidth: float = 0.01
-    l0_coefficient: float = 1e-3
-    # matryoshka: nested prefix sizes (None means d_sae/16, /8, /4, /2, d_sae) over a topk base
-    matryoshka_prefixes: list[int] | None = None
-    matryoshka_base: str = "batchtopk"
     dtype: str = "float32"  # dtype of the saved weights; the math is always float32
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Hydra hands over ListConfig/DictConfig; plain containers keep cfg.json serialisable.
         self.metadata = {"model_name": None, **dict(self.metadata)}
-        if self.matryoshka_prefixes is not None:
-            self.matryoshka_prefixes = [int(m) for m in self.matryoshka_prefixes]
-        if self.architecture not in ARCHITECTURES:
-            raise ValueError(
-                f"unknown architecture {self.architecture!r}; "
-                f"known architectures: {', '.join(sorted(ARCHITECTURES))}"
-            )
+        expected = variant_class(self.architecture).config_class
+        if type(self) is not expected:
+            raise ValueError(f"a {self.architecture} SAE takes a {expected.__name__}, not {type(self).__name__}; "
+                             "build it with sae_config(architecture, d_in, ...)")
         if self.d_in <= 0:
             raise ValueError(f"d_in={self.d_in} must be positive; set it to the embedding width")
         if self.d_sae <= 0:
@@ -88,88 +50,23 @@ class SAEConfig:
                 f"d_sae={self.d_sae} must be positive; set it to the dictionary size "
                 f"(e.g. 8 * d_in = {8 * self.d_in})"
             )
-        if self.select_dtype not in ("float32", "bfloat16"):
-            raise ValueError(f"select_dtype={self.select_dtype!r} must be float32 or bfloat16")
-        if self.dtype not in _DTYPES:
-            raise ValueError(f"dtype={self.dtype!r} is not one of {', '.join(_DTYPES)}")
-        if self.aux_k is None:
-            self.aux_k = max(1, self.d_in // 2)
-        ARCHITECTURES[self.architecture].configure(self)
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype={self.dtype!r} is not one of {', '.join(DTYPES)}")
+
+    @classmethod
+    def field_names(cls) -> set[str]:
+        return {f.name for f in fields(cls)}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> SAEConfig:
-        """Build from a dict that may carry extra keys (cfg.json written by SAELens or by us)."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in raw.items() if key in names})
-
-
-@dataclass(eq=False)
-class SAEOutput:
-    """One forward pass. Sparse variants fill idx/vals/offsets (the active latents, grouped per
-    sample as `F.embedding_bag` reads them) and build the dense `z` only when it is asked for."""
-
-    x_hat: Tensor  # [B, d_in]
-    pre: Tensor  # [B, d_sae] pre-activations: AuxK and diagnostics read them
-    latents: Tensor | None = None  # dense z [B, d_sae], when the variant computes it anyway
-    idx: Tensor | None = None  # [nnz] latent index of each active entry
-    vals: Tensor | None = None  # [nnz] its activation
-    offsets: Tensor | None = None  # [B] where each sample's entries start in idx/vals
-
-    @property
-    def z(self) -> Tensor:
-        if self.latents is None:
-            self.latents = densify(self.idx, self.vals, self.offsets, self.pre.shape[-1])
-        return self.latents
-
-    @property
-    def fire_counts(self) -> Tensor:
-        """[d_sae] how many samples of the batch each latent fired on (dead/density statistics)."""
-        if self.latents is None and self.idx is not None:
-            fired = (self.vals > 0).long()
-            return torch.zeros_like(self.pre[0], dtype=torch.long).index_add_(0, self.idx, fired)
-        return (self.z > 0).sum(0)
-
-    @property
-    def l0(self) -> Tensor:
-        """Mean number of active latents per input."""
-        if self.latents is None and self.idx is not None:
-            return (self.vals > 0).sum() / self.pre.shape[0]
-        return (self.z > 0).sum(-1).float().mean()
-
-
-def densify(idx: Tensor, vals: Tensor, offsets: Tensor, d_sae: int) -> Tensor:
-    """Scatter the sparse (idx, vals, offsets) form into a dense [B, d_sae] tensor."""
-    counts = torch.diff(offsets, append=offsets.new_tensor([idx.numel()]))
-    rows = torch.repeat_interleave(
-        torch.arange(offsets.numel(), device=idx.device), counts, output_size=idx.numel()
-    )
-    return vals.new_zeros(offsets.numel(), d_sae).index_put((rows, idx), vals)
-
-
-def warmed_up(coefficient: float, step: int, warmup_steps: int) -> float:
-    """Linear warm-up from 0, so that early steps learn to reconstruct before they sparsify."""
-    if warmup_steps <= 0:
-        return coefficient
-    return coefficient * min(1.0, step / warmup_steps)
-
-
-@torch.no_grad()
-def geometric_median(points: Tensor, max_iter: int = 100, tol: float = 1e-6) -> Tensor:
-    """Weiszfeld's algorithm: a mean re-weighted by 1/distance until it stops moving. Unlike the
-    mean, a few far-off points cannot drag it away."""
-    points = points.float()
-    median = points.mean(0)
-    for _ in range(max_iter):
-        weights = 1 / torch.linalg.vector_norm(points - median, dim=1).clamp_min(1e-8)
-        new = weights @ points / weights.sum()
-        shift = torch.linalg.vector_norm(new - median)
-        median = new
-        if shift <= tol * torch.linalg.vector_norm(median).clamp_min(1.0):
-            break
-    return median
+        """Build from a dict that may carry extra keys (cfg.json written by SAELens or by us, the
+        whole `sae` config group): the class named by raw["architecture"] keeps its own fields."""
+        target = variant_class(raw.get("architecture")).config_class if cls is SAEConfig else cls
+        names = target.field_names()
+        return target(**{key: value for key, value in raw.items() if key in names})
 
 
 class SparseAutoencoder(nn.Module):
@@ -180,9 +77,10 @@ class SparseAutoencoder(nn.Module):
     """
 
     architecture: ClassVar[str]
+    config_class: ClassVar[type[SAEConfig]] = SAEConfig
     # The SAELens inference class whose encode equals ours at inference (see saelens_files)
     saelens_architecture: ClassVar[str]
-    # SAEConfig fields this variant uses, written to cfg.json beside the SAELens keys
+    # Config fields this variant uses, written to cfg.json beside the SAELens keys, in this order
     config_fields: ClassVar[tuple[str, ...]] = ("dead_after_samples",)
 
     def __init_subclass__(cls, architecture: str | None = None, **kwargs: Any) -> None:
@@ -192,15 +90,17 @@ class SparseAutoencoder(nn.Module):
             ARCHITECTURES[architecture] = cls
 
     @classmethod
-    def configure(cls, cfg: SAEConfig) -> None:
-        """Fill this variant's derived defaults in cfg; reject bad values in one-line errors."""
+    def class_for(cls, cfg: SAEConfig) -> type[SparseAutoencoder]:
+        """The class that runs `cfg` (build_sae asks): this one, unless a setting picks a subclass."""
+        return cls
 
     def __init__(self, cfg: SAEConfig) -> None:
         super().__init__()
-        if cfg.architecture != self.architecture:
+        expected = variant_class(cfg.architecture).class_for(cfg)
+        if not isinstance(self, expected):
             raise ValueError(
-                f"{type(self).__name__} is the {self.architecture!r} SAE but cfg.architecture is "
-                f"{cfg.architecture!r}; build it with build_sae(cfg)"
+                f"{type(self).__name__} cannot run this {cfg.architecture!r} config ({expected.__name__} does); "
+                "build it with build_sae(cfg)"
             )
         self.cfg = cfg
         # Unit-norm random decoder rows and a tied encoder start every latent as a matched filter
@@ -283,7 +183,7 @@ class SparseAutoencoder(nn.Module):
             raise ValueError(f"unknown b_dec init {method!r}; use 'geometric_median' or 'mean'")
         self.b_dec.copy_(centre)
 
-    # ---- SAELens folder layout -------------------------------------------------------------
+    # ---- the SAELens folder (saelens_files.py): which tensors, under which names ----------------
 
     def saelens_tensors(self) -> dict[str, Tensor]:
         """The tensors of sae_weights.safetensors, by SAELens name."""
@@ -292,79 +192,21 @@ class SparseAutoencoder(nn.Module):
     def _assign(self, name: str, value: Tensor) -> None:
         getattr(self, name).copy_(value)
 
-    @torch.no_grad()
     def load_saelens_tensors(self, tensors: dict[str, Tensor], source: str = "tensors") -> None:
-        for name, ref in self.saelens_tensors().items():
-            if name not in tensors:
-                raise SAEFileError(
-                    f"{source}: no tensor {name!r}; the file is not a {self.architecture} SAE"
-                )
-            if tensors[name].shape != ref.shape:
-                raise SAEFileError(
-                    f"{source}: {name} has shape {tuple(tensors[name].shape)}, expected "
-                    f"{tuple(ref.shape)} from cfg.json"
-                )
-            self._assign(name, tensors[name].to(ref.device, ref.dtype))
+        saelens_files.assign_tensors(self, tensors, source)
 
     def saelens_cfg(self) -> dict[str, Any]:
-        """cfg.json: the SAELens inference architecture that computes our encode, and our own
-        config (architecture under our name, the variant's fields) in a block SAELens ignores."""
-        cfg = self.cfg
-        shape = {"d_in": cfg.d_in, "d_sae": cfg.d_sae, "dtype": cfg.dtype}
-        saelens = {"architecture": self.saelens_architecture, **shape}
-        if self.saelens_architecture == "topk":
-            saelens["k"] = cfg.k
-        own = {"architecture": cfg.architecture, **shape}
-        own.update({name: getattr(cfg, name) for name in self.config_fields})
-        return saelens_cfg_json(saelens, own, dict(cfg.metadata))
+        return saelens_files.cfg_json_of(self)
 
     def save(self, folder: str | Path) -> Path:
         """Write cfg.json and sae_weights.safetensors, a folder SAELens' `SAE.load_from_disk` loads."""
-        dtype = _DTYPES[self.cfg.dtype]
-        tensors = {name: t.detach().to("cpu", dtype).contiguous() for name, t in self.saelens_tensors().items()}
-        return write_sae_folder(Path(folder), self.saelens_cfg(), tensors)
+        return saelens_files.save_sae(self, Path(folder))
 
     def save_sparsity(self, folder: str | Path, log10_density: Tensor) -> Path:
         """Write sparsity.safetensors: log10 firing frequency per latent, under key "sparsity"."""
-        if log10_density.shape != (self.cfg.d_sae,):
-            raise ValueError(
-                f"log10_density must be [d_sae={self.cfg.d_sae}], got {tuple(log10_density.shape)}"
-            )
-        path = Path(folder) / SPARSITY_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sparsity = log10_density.detach().to("cpu", torch.float32).contiguous()
-        save_file({"sparsity": sparsity}, str(path))
-        return path
+        return saelens_files.save_sparsity(Path(folder), log10_density, self.cfg.d_sae)
 
     @classmethod
     def load(cls, folder: str | Path, device: str | torch.device = "cpu") -> SparseAutoencoder:
         """Read a folder written by `save`; returns the variant class named in cfg.json."""
-        folder = Path(folder)
-        cfg_path = folder / CFG_FILE
-        raw = read_own_config(folder)
-        architecture = raw.get("architecture")
-        if architecture not in ARCHITECTURES:
-            raise SAEFileError(
-                f"{cfg_path}: unknown architecture {architecture!r}; "
-                f"known architectures: {', '.join(sorted(ARCHITECTURES))}"
-            )
-        try:
-            cfg = SAEConfig.from_dict(raw)
-        except (TypeError, ValueError) as err:
-            raise SAEFileError(f"{cfg_path}: {err}; {REWRITE_HINT}") from None
-        variant = ARCHITECTURES[architecture]
-        if not issubclass(variant, cls):
-            raise SAEFileError(
-                f"{cfg_path}: holds a {architecture!r} SAE, not {cls.__name__}; "
-                "use SparseAutoencoder.load"
-            )
-        # Random init would be overwritten anyway; do not let loading move the caller's RNG.
-        with torch.random.fork_rng(devices=[]):
-            sae = variant(cfg)
-        weights_path = folder / WEIGHTS_FILE
-        sae.load_saelens_tensors(read_safetensors(weights_path), source=str(weights_path))
-        return sae.to(device)
-
-
-def build_sae(cfg: SAEConfig) -> SparseAutoencoder:
-    return ARCHITECTURES[cfg.architecture](cfg)
+        return saelens_files.load_sae(Path(folder), cls, device)

@@ -3,11 +3,30 @@ inputs share a sparsity budget; inference, which has no batch, uses a threshold 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
-from .base import SAEConfig, SAEOutput
-from .topk import TopKSAE
+from .output import SAEOutput
+from .topk import TopKConfig, TopKSAE
+
+
+@dataclass
+class BatchTopKConfig(TopKConfig):
+    """conf/sae/batchtopk.yaml: TopK's settings plus the inference threshold's EMA."""
+
+    # decay of the bias-corrected EMA of the inference threshold (~the last 100 steps at 0.99)
+    threshold_decay: float = 0.99
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_threshold_decay(self.threshold_decay)
+
+
+def check_threshold_decay(decay: float) -> None:
+    if not 0 <= decay < 1:
+        raise ValueError(f"threshold_decay={decay} must be in [0, 1), e.g. 0.99")
 
 
 class BatchTopKSAE(TopKSAE, architecture="batchtopk"):
@@ -15,17 +34,12 @@ class BatchTopKSAE(TopKSAE, architecture="batchtopk"):
     threshold a bias-corrected EMA of the smallest positive activation kept in training: SAELens'
     JumpReLU with that threshold computes the same encode."""
 
+    config_class = BatchTopKConfig
     config_fields = TopKSAE.config_fields + ("threshold_decay",)
     saelens_architecture = "jumprelu"
     bf16_select_ok = False  # the learned inference threshold must come from exact activations
 
-    @classmethod
-    def configure(cls, cfg: SAEConfig) -> None:
-        super().configure(cfg)
-        if not 0 <= cfg.threshold_decay < 1:
-            raise ValueError(f"threshold_decay={cfg.threshold_decay} must be in [0, 1), e.g. 0.99")
-
-    def __init__(self, cfg: SAEConfig) -> None:
+    def __init__(self, cfg: BatchTopKConfig) -> None:
         super().__init__(cfg)
         # One value broadcast to every latent, stored per latent as SAELens' JumpReLU reads it.
         # 0 means "not estimated yet": inference is plain ReLU until the first training batch.

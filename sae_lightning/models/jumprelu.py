@@ -4,11 +4,33 @@ trained through a straight-through estimator, and sparsity is an L0 penalty. Fol
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from .base import SAEConfig, SAEOutput, SparseAutoencoder, warmed_up
+from .base import SAEConfig, SparseAutoencoder
+from .output import SAEOutput
+from .training import warmed_up
+
+
+@dataclass
+class JumpReLUConfig(SAEConfig):
+    """conf/sae/jumprelu.yaml (Rajamanoharan et al. 2024)."""
+
+    initial_threshold: float = 0.02
+    bandwidth: float = 0.01  # width of the straight-through estimator's rectangle kernel
+    l0_coefficient: float = 1e-3
+    l1_warmup_steps: int = 1000  # the L0 weight rises linearly from 0 over these steps
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.initial_threshold <= 0 or self.bandwidth <= 0:
+            raise ValueError(
+                f"jumprelu needs initial_threshold > 0 and bandwidth > 0, got "
+                f"{self.initial_threshold} and {self.bandwidth}; "
+                "e.g. 0.02 and 0.01 for unit-norm embeddings"
+            )
 
 
 def _rectangle(x: Tensor) -> Tensor:
@@ -59,21 +81,13 @@ class JumpReLUSAE(SparseAutoencoder, architecture="jumprelu"):
     """z = pre * H(pre - theta), theta = exp(log_threshold);
     L = ||x - x_hat||^2 + lambda(step) * sum_i H(pre_i - theta_i)."""
 
+    config_class = JumpReLUConfig
     config_fields = (
         "initial_threshold", "bandwidth", "l0_coefficient", "l1_warmup_steps", "dead_after_samples",
     )
     saelens_architecture = "jumprelu"
 
-    @classmethod
-    def configure(cls, cfg: SAEConfig) -> None:
-        if cfg.initial_threshold <= 0 or cfg.bandwidth <= 0:
-            raise ValueError(
-                f"jumprelu needs initial_threshold > 0 and bandwidth > 0, got "
-                f"{cfg.initial_threshold} and {cfg.bandwidth}; "
-                "e.g. 0.02 and 0.01 for unit-norm embeddings"
-            )
-
-    def __init__(self, cfg: SAEConfig) -> None:
+    def __init__(self, cfg: JumpReLUConfig) -> None:
         super().__init__(cfg)
         # Learning log(theta) keeps theta positive and its steps relative to its size.
         self.log_threshold = nn.Parameter(torch.full((cfg.d_sae,), math.log(cfg.initial_threshold)))

@@ -3,14 +3,27 @@ April 2024 update)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import Tensor
 
-from .base import SAEOutput, SparseAutoencoder, warmed_up
+from .base import SAEConfig, SparseAutoencoder
+from .output import SAEOutput
+from .training import warmed_up
+
+
+@dataclass
+class ReLUConfig(SAEConfig):
+    """conf/sae/relu.yaml. The L1 weight suits unit-norm sentence embeddings (pre-activations ~0.04 at init)."""
+
+    l1_coefficient: float = 0.05
+    l1_warmup_steps: int = 1000  # the L1 weight rises linearly from 0 over these steps
 
 
 class ReLUSAE(SparseAutoencoder, architecture="relu"):
     """z = ReLU(pre);  L = ||x - x_hat||^2 + lambda(step) * sum_i z_i ||W_dec,i||."""
 
+    config_class = ReLUConfig
     config_fields = ("l1_coefficient", "l1_warmup_steps", "dead_after_samples")
     saelens_architecture = "standard"  # SAELens' plain ReLU SAE
 

@@ -14,17 +14,24 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..errors import UserError
+from .registry import ARCHITECTURES
+
+# The functions below take a SparseAutoencoder (base.py imports this module, so it is not imported here).
+SparseAutoencoder = nn.Module
 
 CFG_FILE = "cfg.json"
 REWRITE_HINT = "the SAE files are damaged: save the SAE again (or retrain the run)"
 WEIGHTS_FILE = "sae_weights.safetensors"
 SPARSITY_FILE = "sparsity.safetensors"
 
+# The dtypes an SAE's weights may be saved in (cfg.dtype)
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # Our complete SAEConfig (architecture under our name and the variant's own fields).
 OWN_CONFIG_KEY = "sae_lightning"
 # SAELens treats a cfg.json without a version as pre-6.0 and then drops metadata keys it does not
@@ -94,3 +101,69 @@ def read_safetensors(path: Path) -> dict[str, Tensor]:
     except (SafetensorError, OSError, ValueError) as err:
         why = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise SAEFileError(f"{path}: corrupt or truncated safetensors file ({why}); {REWRITE_HINT}") from None
+
+
+# ---- one SAE <-> its folder --------------------------------------------------------------------
+
+
+def cfg_json_of(sae: SparseAutoencoder) -> dict[str, Any]:
+    """cfg.json: the SAELens inference architecture that computes our encode, and our own config
+    (architecture under our name, the variant's `config_fields`) in a block SAELens ignores."""
+    cfg = sae.cfg
+    shape = {"d_in": cfg.d_in, "d_sae": cfg.d_sae, "dtype": cfg.dtype}
+    saelens = {"architecture": sae.saelens_architecture, **shape}
+    if sae.saelens_architecture == "topk":
+        saelens["k"] = cfg.k
+    own = {"architecture": cfg.architecture, **shape}
+    own.update({name: getattr(cfg, name) for name in sae.config_fields})
+    return saelens_cfg_json(saelens, own, dict(cfg.metadata))
+
+
+def save_sae(sae: SparseAutoencoder, folder: Path) -> Path:
+    dtype = DTYPES[sae.cfg.dtype]
+    tensors = {name: t.detach().to("cpu", dtype).contiguous() for name, t in sae.saelens_tensors().items()}
+    return write_sae_folder(folder, cfg_json_of(sae), tensors)
+
+
+def save_sparsity(folder: Path, log10_density: Tensor, d_sae: int) -> Path:
+    if log10_density.shape != (d_sae,):
+        raise ValueError(f"log10_density must be [d_sae={d_sae}], got {tuple(log10_density.shape)}")
+    path = folder / SPARSITY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"sparsity": log10_density.detach().to("cpu", torch.float32).contiguous()}, str(path))
+    return path
+
+
+@torch.no_grad()
+def assign_tensors(sae: SparseAutoencoder, tensors: dict[str, Tensor], source: str) -> None:
+    """Copy a weights file's tensors into `sae`, by its SAELens names, after checking each shape."""
+    for name, ref in sae.saelens_tensors().items():
+        if name not in tensors:
+            raise SAEFileError(f"{source}: no tensor {name!r}; the file is not a {sae.architecture} SAE")
+        if tensors[name].shape != ref.shape:
+            raise SAEFileError(f"{source}: {name} has shape {tuple(tensors[name].shape)}, expected "
+                               f"{tuple(ref.shape)} from cfg.json")
+        sae._assign(name, tensors[name].to(ref.device, ref.dtype))
+
+
+def load_sae(folder: Path, cls: type[SparseAutoencoder], device: str | torch.device) -> SparseAutoencoder:
+    """The SAE a folder holds, as the variant class its cfg.json names (a subclass of `cls`)."""
+    cfg_path = folder / CFG_FILE
+    raw = read_own_config(folder)
+    architecture = raw.get("architecture")
+    if architecture not in ARCHITECTURES:
+        raise SAEFileError(f"{cfg_path}: unknown architecture {architecture!r}; "
+                           f"known architectures: {', '.join(sorted(ARCHITECTURES))}")
+    variant = ARCHITECTURES[architecture]
+    try:
+        cfg = variant.config_class.from_dict(raw)
+    except (TypeError, ValueError) as err:
+        raise SAEFileError(f"{cfg_path}: {err}; {REWRITE_HINT}") from None
+    if not issubclass(variant, cls):
+        raise SAEFileError(f"{cfg_path}: holds a {architecture!r} SAE, not {cls.__name__}; use SparseAutoencoder.load")
+    # Random init would be overwritten anyway; do not let loading move the caller's RNG.
+    with torch.random.fork_rng(devices=[]):
+        sae = variant.class_for(cfg)(cfg)
+    weights_path = folder / WEIGHTS_FILE
+    assign_tensors(sae, read_safetensors(weights_path), str(weights_path))
+    return sae.to(device)

@@ -1,23 +1,20 @@
 """TopK SAE (Gao et al. 2024, "Scaling and evaluating sparse autoencoders"): exactly the k largest
 latents fire, so sparsity needs no penalty; AuxK revives dead latents. Decoding reads only the k
-active decoder rows; AuxK works on the dead latents' slice of the dictionary only.
-
-Training touches only the active latents: pre-activations are computed once outside the graph, and
-the gradients of the encoder and decoder are written straight onto the selected entries
-(`_GatherActive`, `_SparseDecode`), so the backward pass costs O(B k d_in) instead of two dense
-matmuls the size of the forward one plus embedding_bag's sort of the B*k indices."""
+active decoder rows; AuxK works on the dead latents' slice of the dictionary only. On CPU, training
+runs the sparse products of kernels/active.py and the top-k kernel of kernels/topk_kernel.py."""
 
 from __future__ import annotations
 
-import warnings
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import SAEConfig, SAEOutput, SparseAutoencoder, densify
-from .latent_order import latent_order
-from .topk_kernel import supports, topk_indices
+from .base import SAEConfig, SparseAutoencoder
+from .kernels.active import ActivePattern, GatherActive, SparseDecode
+from .kernels.topk_kernel import supports, topk_indices
+from .output import SAEOutput, densify
 
 
 def fvu(x_hat: Tensor, x: Tensor) -> Tensor:
@@ -32,108 +29,40 @@ def fvu(x_hat: Tensor, x: Tensor) -> Tensor:
     return torch.where(variance > 1e-12, ratio, torch.zeros_like(ratio))
 
 
-class ActivePattern:
-    """Where the active latents of a batch sit: entry e is latent idx[e] of sample row(e), with
-    rows grouped by offsets (the layout `F.embedding_bag` reads). Its sparse-matrix forms, built
-    once per batch and only when a gradient needs them, let the backward passes touch the active
-    entries alone instead of a dense [B, d_sae] gradient and two matmuls the size of the forward."""
+@dataclass
+class TopKConfig(SAEConfig):
+    """conf/sae/topk.yaml. Defaults suit unit-norm sentence embeddings."""
 
-    def __init__(self, idx: Tensor, offsets: Tensor, d_sae: int) -> None:
-        self.idx, self.offsets, self.d_sae = idx, offsets, d_sae
-        self._by_latent: tuple[Tensor, Tensor, Tensor] | None = None
+    k: int | None = 32  # active latents per input (batchtopk: on average)
+    # AuxK (Gao et al. 2024, App. A.2); None means d_in // 2, their k_aux
+    aux_k: int | None = None
+    aux_coefficient: float = 1 / 32
+    # CPU training: dtype of the matmul that picks the k active latents. bfloat16 pays off on CPUs
+    # with AMX at large batches (benchmarks/); the activations themselves are always float32.
+    select_dtype: str = "float32"
 
-    @property
-    def n_rows(self) -> int:
-        return self.offsets.numel()
-
-    def _crow(self) -> Tensor:
-        return torch.cat([self.offsets, self.offsets.new_tensor([self.idx.numel()])]).to(torch.int32)
-
-    def sampled(self, a: Tensor, b: Tensor) -> Tensor:
-        """(a @ bᵀ) read at the active entries only, in entry order: a [B, d], b [d_sae, d]."""
-        with warnings.catch_warnings():  # torch calls its CSR support beta: noise in every log
-            warnings.simplefilter("ignore", UserWarning)
-            s = torch.sparse_csr_tensor(self._crow(), self.idx.to(torch.int32), a.new_zeros(self.idx.numel()),
-                                        (self.n_rows, self.d_sae), check_invariants=False)
-        return torch.sparse.sampled_addmm(s, a, b.t(), beta=0.0).values()
-
-    def t_matmul(self, values: Tensor, dense: Tensor) -> Tensor:
-        """Sᵀ @ dense for S the [B, d_sae] matrix holding `values` at the active entries: [d_sae, d]."""
-        if self._by_latent is None:
-            self._by_latent = latent_order(self.idx, self.offsets, self.d_sae)
-        crow, order, rows = self._by_latent
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            st = torch.sparse_csr_tensor(crow, rows, values[order], (self.d_sae, self.n_rows), check_invariants=False)
-        return st @ dense
-
-
-class _GatherActive(torch.autograd.Function):
-    """vals: the pre-activations at the active entries, computed (with pre) outside any graph, where
-    pre = x W_enc + b_enc - b_dec W_enc. Backward writes only what those entries reach, with G the
-    sparse [B, d_sae] gradient: dW_enc = (x - b_dec)ᵀ G, db_enc = colsum(G), db_dec = -W_enc db_enc."""
-
-    @staticmethod
-    def forward(ctx, vals: Tensor, W_enc: Tensor, b_enc: Tensor, b_dec: Tensor, x: Tensor,  # noqa: ANN001
-                pattern: ActivePattern) -> Tensor:
-        ctx.save_for_backward(W_enc, b_dec, x)
-        ctx.pattern = pattern
-        return vals.clone()
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):  # noqa: ANN205
-        W_enc, b_dec, x = ctx.saved_tensors
-        pattern: ActivePattern = ctx.pattern
-        grad = grad.contiguous()
-        grad_W = grad_b = grad_b_dec = None
-        if ctx.needs_input_grad[1]:
-            grad_W = pattern.t_matmul(grad, x - b_dec).t()
-        if ctx.needs_input_grad[2] or ctx.needs_input_grad[3]:
-            grad_b = grad.new_zeros(pattern.d_sae).index_add_(0, pattern.idx, grad)
-            if ctx.needs_input_grad[3]:
-                grad_b_dec = -(W_enc @ grad_b)
-        return None, grad_W, grad_b, grad_b_dec, None, None
-
-
-class _SparseDecode(torch.autograd.Function):
-    """x_hat[b] = sum over b's active entries e of vals[e] * W_dec[idx[e]] (`F.embedding_bag`).
-
-    Backward without embedding_bag's own (a sort of the B*k indices and a dense gradient on every
-    step): dL/dvals = <g_b, W_dec[idx_e]> read at the active entries only, and dL/dW_dec = Sᵀ g,
-    which touches only the active rows."""
-
-    @staticmethod
-    def forward(ctx, vals: Tensor, W_dec: Tensor, pattern: ActivePattern) -> Tensor:  # noqa: ANN001
-        ctx.save_for_backward(vals, W_dec)
-        ctx.pattern = pattern
-        return F.embedding_bag(pattern.idx, W_dec, pattern.offsets, mode="sum", per_sample_weights=vals)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):  # noqa: ANN205
-        vals, W_dec = ctx.saved_tensors
-        pattern: ActivePattern = ctx.pattern
-        grad = grad.contiguous()
-        grad_vals = pattern.sampled(grad, W_dec) if ctx.needs_input_grad[0] else None
-        grad_W = pattern.t_matmul(vals, grad) if ctx.needs_input_grad[1] else None
-        return grad_vals, grad_W, None
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.select_dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"select_dtype={self.select_dtype!r} must be float32 or bfloat16")
+        if self.aux_k is None:
+            self.aux_k = max(1, self.d_in // 2)
+        if self.k is None or not 0 < self.k < self.d_sae:
+            raise ValueError(
+                f"{self.architecture} needs 0 < k < d_sae, got k={self.k}, d_sae={self.d_sae}; "
+                "set k to the number of active latents per input (e.g. 32) below d_sae"
+            )
+        if self.aux_k <= 0:
+            raise ValueError(f"aux_k={self.aux_k} must be positive; leave it None for d_in // 2")
 
 
 class TopKSAE(SparseAutoencoder, architecture="topk"):
     """z = TopK_k(ReLU(pre));  L = fvu + aux_coefficient * AuxK."""
 
+    config_class = TopKConfig
     config_fields = ("k", "aux_k", "aux_coefficient", "dead_after_samples", "select_dtype")
     saelens_architecture = "topk"
     bf16_select_ok = True  # a per-sample top-k: a near-tie flipped by rounding changes one sample's pick only
-
-    @classmethod
-    def configure(cls, cfg: SAEConfig) -> None:
-        if cfg.k is None or not 0 < cfg.k < cfg.d_sae:
-            raise ValueError(
-                f"{cfg.architecture} needs 0 < k < d_sae, got k={cfg.k}, d_sae={cfg.d_sae}; "
-                "set k to the number of active latents per input (e.g. 32) below d_sae"
-            )
-        if cfg.aux_k <= 0:
-            raise ValueError(f"aux_k={cfg.aux_k} must be positive; leave it None for d_in // 2")
 
     def select(self, pre: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The active latents as (idx, vals, offsets), the form `decode_sparse` reads."""
@@ -159,7 +88,7 @@ class TopKSAE(SparseAutoencoder, architecture="topk"):
         # not d_sae.
         vals = vals.to(self.W_dec.dtype)
         if self.W_dec.device.type == "cpu":
-            out = _SparseDecode.apply(vals, self.W_dec, pattern)
+            out = SparseDecode.apply(vals, self.W_dec, pattern)
         else:  # the CSR backward is measured on CPU only; CUDA's embedding_bag backward is fast
             out = F.embedding_bag(pattern.idx, self.W_dec, pattern.offsets, mode="sum", per_sample_weights=vals)
         return out + self.b_dec if bias else out
@@ -177,7 +106,7 @@ class TopKSAE(SparseAutoencoder, architecture="topk"):
                 pre, idx, vals, offsets = self._select_no_grad(x)
             pattern = ActivePattern(idx, offsets, self.cfg.d_sae)
             # select() hands back ReLU'd values; the second ReLU gives them its gradient mask.
-            vals = _GatherActive.apply(vals, self.W_enc, self.b_enc, self.b_dec, x, pattern).relu()
+            vals = GatherActive.apply(vals, self.W_enc, self.b_enc, self.b_dec, x, pattern).relu()
         x_hat = self._decode(pattern, vals)
         return SAEOutput(x_hat=x_hat, pre=pre, idx=idx, vals=vals, offsets=offsets)
 

@@ -1,22 +1,23 @@
-"""Feature report of one finished run: `<run_dir>/report.html` and `<run_dir>/summary.md`.
+"""Feature report of one finished run: report.html and summary.md of its current labelling
+(`<run_dir>/labelings/<id>/`, mirrored at `<run_dir>/report.html`).
 
     from sae_lightning.report import write_report
     write_report("outputs/2025-01-01/12-00-00")   # -> Path to report.html
 
-Reads only files of the run dir. Needs metrics.json and features.parquet; everything else is
-optional and shown as "not available" when missing.
+Reads only files of the run dir, through RunDir. Needs metrics.json and a labelling's
+features.parquet; everything else is optional and shown as "not available" when missing.
 
 Files: load.py (read the run dir), verdicts.py (interpretable / mixed / weak / dead), quality.py
 (label-quality tables), featuremap.py (spectral map of decoder rows), feature_data.py (the JSON the
-page draws cards and the map from), svg.py (plot primitives), colors.py (domain colours),
-sections.py (one function per section), assets.py + templates/ (Jinja2 page, CSS, script),
-page.py (HTML), summary.py (Markdown).
+page draws cards and the map from), sections.py (each section's data), page.py and summary.py
+(render templates/report.html.j2 and templates/summary.md.j2; report.js draws the cards). The page
+skeleton, stylesheet, plot geometry and SVG macros are shared with the other pages: ../pages/.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..run_dir import atomic_write
+from ..run_dir import Labeling, RunDir
 
 from .load import RunData, load_run
 from .page import render_page
@@ -26,14 +27,17 @@ __all__ = ["write_report", "load_run", "render_page", "render_summary", "RunData
 
 
 def write_report(run_dir: str | Path) -> Path:
-    """Write report.html and summary.md into `run_dir`; return the path of report.html.
+    """Write report.html and summary.md into the run's current labelling; return the path of the
+    top-level report.html (the current labelling's, mirrored).
 
     Raises FileNotFoundError (or ValueError for an unreadable file) with one line naming the
     missing file when the run is not finished.
     """
-    run = load_run(run_dir)
-    out = Path(run_dir) / "report.html"
+    data = load_run(run_dir)
+    run = RunDir(run_dir)
+    labeling = run.labeling()
     # Through the one atomic writer: a crash never leaves a half page that looks complete.
-    for path, text in ((out, render_page(run)), (Path(run_dir) / "summary.md", render_summary(run))):
-        atomic_write(path, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
-    return out
+    labeling.write_text(Labeling.REPORT, render_page(data))
+    labeling.write_text(Labeling.SUMMARY, render_summary(data))
+    run.publish(labeling)
+    return run / Labeling.REPORT

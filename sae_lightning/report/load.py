@@ -1,7 +1,7 @@
 """Read one run directory into plain Python/numpy objects for the report.
 
-Only metrics.json and features.parquet are required: without them the run is not finished and
-we fail with one line that names the missing file. Everything else (SAE weights, cfg.json,
+Only metrics.json and the current labelling's features.parquet are required (found through
+RunDir): without them the run is not finished and we fail with one line that names the missing file. Everything else (SAE weights, cfg.json,
 sparsity, families, Hydra config, optional feature columns) is optional: a missing piece turns
 into "not available" on the page instead of an error, because reports are also written for
 runs that were stopped early or trained elsewhere.
@@ -16,11 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from ..run_dir import Labeling, RunDir
+
 
 @dataclass
 class RunData:
     run_dir: Path
-    metrics: dict[str, Any]
+    metrics: dict[str, Any]  # RunDir.results(): the training metrics and the current labelling's summary
     cols: dict[str, list]  # features.parquet, column name -> Python list (one entry per row)
     n: int  # rows of features.parquet
     feature_id: np.ndarray  # int64 [n]
@@ -52,26 +54,14 @@ def _not_finished(path: Path, run_dir: Path) -> FileNotFoundError:
     )
 
 
-def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    """metrics.json is meant to be flat; nested groups are flattened to dotted keys, not lost."""
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
+def _results(run: RunDir) -> dict[str, Any]:
+    """RunDir.results(), with its one-line errors as the ValueError the report raises."""
+    from ..errors import UserError
 
-
-def read_metrics(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))  # accepts NaN/Infinity as json.dump writes them
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not valid JSON ({e}); the run may not be finished") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a JSON object of metrics, got {type(data).__name__}")
-    return _flatten(data)
+        return run.results()
+    except UserError as e:
+        raise ValueError(str(e)) from None
 
 
 def read_table(path: Path) -> dict[str, list]:
@@ -127,23 +117,24 @@ def load_run(run_dir: str | Path) -> RunData:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run dir {run_dir} does not exist")
-    metrics_path, features_path = run_dir / "metrics.json", run_dir / "features.parquet"
-    for p in (metrics_path, features_path):
+    run = RunDir(run_dir)
+    labeling = run.labeling()
+    for p in (run.metrics_file, labeling.features if labeling else run / Labeling.FEATURES):
         if not p.is_file():
             raise _not_finished(p, run_dir)
-    metrics = read_metrics(metrics_path)
-    cols = read_table(features_path)
+    metrics = _results(run)
+    cols = read_table(labeling.features)
     n = len(next(iter(cols.values()))) if cols else 0
     notes: list[str] = []
 
     cfg: dict[str, Any] = {}
-    cfg_path = run_dir / "sae" / "cfg.json"
+    cfg_path = run.sae / RunDir.SAE_CFG
     if cfg_path.is_file():
         try:
             cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
             cfg.update(cfg.get("sae_lightning") or {})  # our names (relu), over SAELens' (standard)
         except ValueError as e:
-            notes.append(f"sae/cfg.json unreadable: {e}")
+            notes.append(f"{cfg_path.relative_to(run_dir)} unreadable: {e}")
 
     fid = cols.get("feature_id")
     feature_id = np.arange(n, dtype=np.int64) if fid is None else np.asarray(fid, dtype=np.int64)
@@ -156,14 +147,14 @@ def load_run(run_dir: str | Path) -> RunData:
         log10 = np.array([np.nan if v is None else v for v in cols["log10_density"]], dtype=np.float64)
         density = np.where(np.isnan(density), np.power(10.0, log10), density)
     if np.isnan(density).any():
-        sp_path = run_dir / "sae" / "sparsity.safetensors"
+        sp_path = run.sae / RunDir.SPARSITY
         if sp_path.is_file():
             try:
                 sp = _load_tensor(sp_path, "sparsity")
                 if sp is not None and n and feature_id.max() < sp.shape[0] and feature_id.min() >= 0:
                     density = np.where(np.isnan(density), np.power(10.0, sp.astype(np.float64)[feature_id]), density)
             except Exception as e:  # optional file: note it, keep going
-                notes.append(f"sae/sparsity.safetensors unreadable: {e}")
+                notes.append(f"{sp_path.relative_to(run_dir)} unreadable: {e}")
     with np.errstate(divide="ignore", invalid="ignore"):
         log10_density = np.log10(density)  # 0 -> -inf, which the histogram counts as dead
 
@@ -179,7 +170,7 @@ def load_run(run_dir: str | Path) -> RunData:
     domain_shares = [_parse_shares(v) for v in shares_col] if shares_col is not None else [{} for _ in range(n)]
 
     W_dec = None
-    w_path = run_dir / "sae" / "sae_weights.safetensors"
+    w_path = run.sae / RunDir.SAE_WEIGHTS
     if w_path.is_file():
         try:
             W_dec = _load_tensor(w_path, "W_dec")
@@ -189,11 +180,11 @@ def load_run(run_dir: str | Path) -> RunData:
             if W_dec is not None:
                 W_dec = np.asarray(W_dec, dtype=np.float32)
         except Exception as e:
-            notes.append(f"sae/sae_weights.safetensors unreadable: {e}")
+            notes.append(f"{w_path.relative_to(run_dir)} unreadable: {e}")
             W_dec = None
 
     families = None
-    fam_path = run_dir / "families.parquet"
+    fam_path = labeling.families
     if fam_path.is_file():
         try:
             families = read_table(fam_path)
@@ -201,7 +192,7 @@ def load_run(run_dir: str | Path) -> RunData:
             notes.append(str(e))
 
     hydra_config = None
-    hc = run_dir / ".hydra" / "config.yaml"
+    hc = run.hydra_config
     if hc.is_file():
         hydra_config = hc.read_text(encoding="utf-8", errors="replace")
 

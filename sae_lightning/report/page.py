@@ -1,20 +1,19 @@
-"""Assemble report.html from the Jinja2 template: one self-contained page (inline CSS, SVG, JSON
+"""report.html from templates/report.html.j2: one self-contained page (inline CSS, SVG, JSON
 data and the script that draws the feature map and the feature cards from it).
 
 Section ids are a contract (tests and links rely on them): overview, metrics, density,
 label-quality, feature-map, families (only when families.parquet exists), features.
-Jinja2's autoescape is on: only the sections' own HTML (built from escaped parts) and the
-script-safe JSON are marked safe.
+Python computes each section's data (sections.py, feature_data.py); the template writes all the
+markup, with autoescape on, so no text of the run can inject markup.
 """
 from __future__ import annotations
 
-from jinja2 import Environment, PackageLoader, select_autoescape
-
+from ..pages import render
+from ..pages.colors import DomainColors
 from . import sections
-from .assets import CSS, JS
-from .colors import DomainColors
-from .feature_data import feature_data, to_script_json
+from .feature_data import feature_data
 from .load import RunData
+from .quality import NOT_MEASURED
 
 SECTION_TITLES = {
     "overview": "Summary",
@@ -25,26 +24,15 @@ SECTION_TITLES = {
     "families": "Feature families",
     "features": "Features",
 }
-_env = Environment(loader=PackageLoader("sae_lightning.report", "templates"),
-                   autoescape=select_autoescape(["html", "j2"]))
 
 
 def render_page(run: RunData) -> str:
-    domains = sections.domains_of(run)
-    colors = DomainColors(domains)
-    body = {
-        "overview": sections.overview(run, colors),
-        "metrics": sections.metrics(run),
-        "density": sections.density(run),
-        "label-quality": sections.label_quality_section(run),
-        "feature-map": sections.feature_map(run, colors),
-    }
-    if run.families is not None:
-        body["families"] = sections.families(run)
-    body["features"] = sections.features_controls(run)
-    return _env.get_template("report.html.j2").render(
-        name=run.run_dir.resolve().name,
-        css=CSS, domain_css=colors.css(), js=JS,
-        sections=[{"id": sid, "title": SECTION_TITLES[sid], "html": html} for sid, html in body.items()],
-        data_json=to_script_json(feature_data(run, colors.domains)),
-    )
+    colors = DomainColors(sections.domains_of(run))
+    ids = [s for s in SECTION_TITLES if s != "families" or run.families is not None]
+    return render(
+        "sae_lightning.report", "report.html.j2", title=f"SAE report: {run.run_dir.resolve().name}",
+        sections=[(s, SECTION_TITLES[s]) for s in ids], colors=colors, not_measured=NOT_MEASURED,
+        overview=sections.overview(run, colors), metrics=sections.metrics(run), density=sections.density(run),
+        quality=sections.label_quality_section(run), feature_map=sections.feature_map(run, colors),
+        families=sections.families(run) if run.families is not None else None,
+        controls=sections.features_controls(run), data=feature_data(run, colors.domains))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .fmt import is_num
+from ..pages.fmt import is_num
 from .load import RunData
 
 SOURCES = [("label", "KeyBERT label"), ("tfidf", "TF-IDF top terms"), ("random", "random other feature's label")]

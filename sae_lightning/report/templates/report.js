@@ -5,6 +5,10 @@
   var D=JSON.parse(el.textContent),N=D.n,PER_PAGE=50;
   var VCLS=['v0','v1','v2','v3','v4'];
   var byId={};for(var i=0;i<N;i++)byId[D.id[i]]=i;
+  // Card details (texts, keywords, scores, shares) are indexed by position in D.detail, the rows
+  // that have them; D.detail null: every row has them, at its own index.
+  var det={};if(D.detail)D.detail.forEach(function(r,j){det[r]=j;});
+  function dj(i){return D.detail?(i in det?det[i]:null):i;}
 
   function h(tag,cls,text){var e=document.createElement(tag);if(cls)e.className=cls;if(text!=null)e.textContent=text;return e;}
   function f3(x){return x==null?'n/a':(+x).toFixed(3);}
@@ -17,14 +21,15 @@
   var q=document.getElementById('q'),vsel=document.getElementById('verdict'),sort=document.getElementById('sort');
   var minscore=document.getElementById('minscore'),shown=document.getElementById('nshown');
   var hay=null,rows=[],page=0;
-  function haystack(i){return ('#'+D.id[i]+' '+D.label[i]+' '+(D.keywords[i]||[]).join(' ')+' '+D.tfidf[i]+' '+
-    (D.texts[i]||[]).join(' ')).toLowerCase();}
+  function haystack(i){var j=dj(i),s='#'+D.id[i]+' '+D.label[i];
+    if(j!=null)s+=' '+(D.keywords[j]||[]).join(' ')+' '+D.tfidf[j]+' '+(D.texts[j]||[]).join(' ');return s.toLowerCase();}
   function sortKey(key){
     if(key==='id')return function(i){return D.id[i];};
     if(key==='density')return function(i){return D.density[i];};
     if(key==='confidence')return function(i){var s=D.label_score?D.label_score[i]:null;
       return (3-Math.min(D.verdict[i],3))*10+(s==null?0:s);};  // interpretable first, then mixed, weak, dead
-    var col=D[key]||(D.scores&&D.scores[key]);return function(i){return col?col[i]:null;};
+    if(D[key])return function(i){return D[key][i];};
+    var col=D.scores&&D.scores[key];return function(i){var j=dj(i);return col&&j!=null?col[j]:null;};
   }
   function compute(){
     if(!list)return;
@@ -57,7 +62,7 @@
     if(vname==='mixed')c.appendChild(h('p','warn','Mixed feature: its top texts do not share a theme, so the keywords '+
       'come from single texts and do not name it.'+(s!=null?' Label score '+f3(s)+', not a confidence.':'')));
     if(vname==='weak')c.appendChild(h('p','warn','Weak feature: too rare or too little shared to judge its label.'));
-    var sh=D.shares[i]||[];
+    var j=dj(i),sh=(j!=null&&D.shares[j])||[];
     if(sh.length){var bar=h('div','bar');sh.forEach(function(p){var seg=h('i','c'+p[0]);seg.style.width=(100*p[1]).toFixed(1)+'%';
       seg.title=D.domains[p[0]]+' '+pct(p[1]);bar.appendChild(seg);});c.appendChild(bar);}
     var meta=['density '+pct(D.density[i])];
@@ -65,14 +70,16 @@
     if(D.main[i]!=null)meta.push('main domain '+D.domains[D.main[i]]+
       (D.domain_specificity&&D.domain_specificity[i]!=null?' (specificity '+D.domain_specificity[i].toFixed(2)+')':''));
     c.appendChild(h('p','meta',meta.join(' · ')));
-    var g=scoreGrid(i);if(g)c.appendChild(g);
-    var kw=(D.keywords[i]||[]).join(', ');
+    if(j==null){c.appendChild(h('p','note','Top texts, keywords and scores are embedded for the '+D.detail.length.toLocaleString()+
+      ' most confident features only (to keep this page small); features.parquet holds them for every feature.'));return c;}
+    var g=scoreGrid(j);if(g)c.appendChild(g);
+    var kw=(D.keywords[j]||[]).join(', ');
     if(kw&&kw!==D.label[i])c.appendChild(h('p','kw','keywords: '+kw));
-    if(D.tfidf[i])c.appendChild(h('p','tf','TF-IDF: '+D.tfidf[i]));
-    var tx=D.texts[i]||[];
-    if(tx.length){var ol=h('ol','tx');tx.forEach(function(t,j){var li=h('li');
-      if(D.acts[i]&&D.acts[i][j]!=null)li.appendChild(h('b',null,f3(D.acts[i][j])));
-      var d=D.tdom[i]?D.tdom[i][j]:null;
+    if(D.tfidf[j])c.appendChild(h('p','tf','TF-IDF: '+D.tfidf[j]));
+    var tx=D.texts[j]||[];
+    if(tx.length){var ol=h('ol','tx');tx.forEach(function(t,m){var li=h('li');
+      if(D.acts[j]&&D.acts[j][m]!=null)li.appendChild(h('b',null,f3(D.acts[j][m])));
+      var d=D.tdom[j]?D.tdom[j][m]:null;
       if(d!=null){li.appendChild(h('i','sw c'+d));li.appendChild(h('em',null,D.domains[d]));}
       li.appendChild(document.createTextNode(t));ol.appendChild(li);});c.appendChild(ol);}
     return c;
@@ -81,8 +88,8 @@
   var gridRows=[],gridCols=[];
   for(var col in D.score_grid){var rc=D.score_grid[col];
     if(gridRows.indexOf(rc[0])<0)gridRows.push(rc[0]);if(gridCols.indexOf(rc[1])<0)gridCols.push(rc[1]);}
-  function scoreGrid(i){
-    var cells={},any=false;for(var col in D.score_grid){var x=D.scores[col][i];
+  function scoreGrid(j){
+    var cells={},any=false;for(var col in D.score_grid){var x=D.scores[col][j];
       if(x!=null){cells[D.score_grid[col].join('|')]=x;any=true;}}
     if(!any)return null;
     var t=h('table','sg'),tr=h('tr');tr.appendChild(h('th'));gridCols.forEach(function(c){tr.appendChild(h('th',null,c));});t.appendChild(tr);
@@ -96,7 +103,8 @@
     rows.slice(page*PER_PAGE,(page+1)*PER_PAGE).forEach(function(i){f.appendChild(card(i));});
     list.textContent='';list.appendChild(f);
     shown.textContent=rows.length.toLocaleString()+' features · cards '+(rows.length?page*PER_PAGE+1:0)+'–'+
-      Math.min(rows.length,(page+1)*PER_PAGE)+' · top texts: up to '+D.texts_per_card+', cut to '+D.text_chars+' characters';
+      Math.min(rows.length,(page+1)*PER_PAGE)+' · top texts: up to '+D.texts_per_card+', cut to '+D.text_chars+' characters'+
+      (D.detail?' (embedded for the '+D.detail.length.toLocaleString()+' most confident features)':'');
     pager.textContent='';
     function btn(label,to){var b=h('button',null,label);b.disabled=to<0||to>=pages||to===page;
       b.onclick=function(){page=to;render();list.scrollIntoView();};pager.appendChild(b);}

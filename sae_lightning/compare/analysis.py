@@ -1,10 +1,9 @@
 """Cross-domain comparison of SAEs: which features several domains share and which one domain has.
 
-    from sae_lightning.interpret.compare import compare_runs, write_comparison
-    result = compare_runs(["outputs/train/multiruns/2025-01-01_12-00-00"])   # a sweep dir, or run dirs
-    write_comparison(result, "compare-out")   # matches, feature_classes (.parquet/.csv), compare.html
+The analysis only: it computes a ComparisonResult and renders nothing (write.py puts it on disk,
+page.py draws compare.html from it).
 
-Per-domain SAEs (one run per domain) are compared by decoder direction (compare_match.py): a
+Per-domain SAEs (one run per domain) are compared by decoder direction (match.py): a
 feature is universal / shared / partial / specific by how many other domains' SAEs hold it. A
 joint SAE (one run over many domains, e.g. domain=wiki_all) is read through its features' domain
 shares instead: how many features each domain has, and which domains' features overlap.
@@ -13,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -22,9 +20,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from ..run_dir import atomic_write
-from .compare_load import RunSAE, load_runs
-from .compare_match import CLASSES, PairMatch, classify, feature_groups, match_pair
+from .load import RunSAE, load_runs
+from .match import CLASSES, PairMatch, classify, feature_groups, match_pair
 
 log = logging.getLogger(__name__)
 
@@ -197,47 +194,3 @@ def compare_runs(run_dirs: Sequence[str | Path], threshold: float = DEFAULT_THRE
         settings={"threshold": threshold, "shared_fraction": shared_fraction, "min_share": min_share,
                   "specific_share": specific_share, "sweep_dir": str(sweep) if sweep else None},
         warnings=warnings)
-
-
-def summary(result: ComparisonResult) -> dict:
-    """compare.json: what the page shows, as numbers."""
-    counts = result.class_counts()
-    return {
-        "settings": result.settings,
-        "warnings": result.warnings,
-        "runs": [{"name": r.name, "path": str(r.path), "domain": r.domain, "model_name": r.model_name,
-                  "d_sae": r.d_sae, "architecture": r.architecture, "live": int(r.live.sum()),
-                  "classes": {c: int(counts.loc[r.name, c]) for c in counts.columns}}
-                 for r in result.runs],
-        "overlap": {"runs": result.names, "matrix": np.round(result.overlap, 4).tolist()},
-        "joint": [{"run": j.run, "domains": j.domains, "counts": j.counts.drop(columns="run").to_dict("records"),
-                   "overlap": j.overlap.tolist()} for j in result.joint],
-    }
-
-
-def default_compare_dir(stamp: str) -> Path:
-    """Where a comparison of run dirs (not one sweep) goes: outputs/compare/<time>/ under the root of
-    all run folders (paths.log_dir: $SAE_LIGHTNING_OUTPUTS, else ./outputs), never the cwd itself."""
-    return (Path(os.environ.get("SAE_LIGHTNING_OUTPUTS") or "outputs") / "compare" / stamp).resolve()
-
-
-def write_comparison(result: ComparisonResult, out_dir: str | Path) -> dict[str, Path]:
-    """Write the tables (parquet + csv), compare.json and compare.html into out_dir, each file
-    atomically (a reader never sees half a table)."""
-    from ..report.compare_page import render_compare_page
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tables = {"matches": result.matches, "feature_classes": result.features}
-    if result.joint:
-        tables["domain_counts"] = pd.concat([j.counts for j in result.joint], ignore_index=True)
-    writers = {}
-    for name, df in tables.items():
-        writers[f"{name}.parquet"] = lambda p, df=df: df.to_parquet(p, index=False)
-        writers[f"{name}.csv"] = lambda p, df=df: df.to_csv(p, index=False)
-    for name, text in (("compare.json", json.dumps(summary(result), indent=2, allow_nan=True)),
-                       ("compare.html", render_compare_page(result))):
-        writers[name] = lambda p, text=text: p.write_text(text, encoding="utf-8")
-    for name, write in writers.items():
-        atomic_write(out / name, write)
-    return {name: out / name for name in writers}

@@ -1,24 +1,13 @@
-"""Formatting helpers shared by the HTML page and summary.md.
+"""Number formatting shared by every page and summary.md, registered as Jinja filters (env.py).
 
-Every string that came from a run (labels, keywords, texts, domain names) goes through `esc`
-(element content) or `attr` (attribute values) before it reaches the page: texts contain `<`, `&`
-and quotes, and a feature label must never be able to inject markup.
+HTML escaping is not done here: the templates autoescape every value (env.py). Markdown has no
+autoescape, so `md_cell` escapes a summary.md table cell itself.
 """
 from __future__ import annotations
 
 import html
 import math
 from typing import Any
-
-
-def esc(x: Any) -> str:
-    """Escape for element content (quotes need no escaping there, which keeps texts smaller)."""
-    return html.escape(str(x), quote=False)
-
-
-def attr(x: Any) -> str:
-    """Escape for a double-quoted attribute value."""
-    return html.escape(str(x), quote=True)
 
 
 def is_num(x: Any) -> bool:

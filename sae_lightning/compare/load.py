@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import pandas as pd
 
 from ..errors import UserError
+from ..run_dir import RunDir
 
 log = logging.getLogger(__name__)
 
 # What a finished run holds. metrics.json is written last (RunExport.on_fit_end), so a folder with
 # run.json but without these is a job that crashed or is still training.
-FINISHED_FILES = ("sae/cfg.json", "sae/sae_weights.safetensors", "metrics.json")
+FINISHED_FILES = RunDir.FINISHED
 
 
 @dataclass
@@ -52,11 +52,12 @@ class RunSAE:
 
 
 def is_run_dir(path: Path) -> bool:
-    return (path / "run.json").is_file() or (path / "sae" / "cfg.json").is_file()
+    run = RunDir(path)
+    return run.run_file.is_file() or (run.sae / RunDir.SAE_CFG).is_file()
 
 
 def _missing(path: Path) -> list[str]:
-    return [f for f in ("run.json", *FINISHED_FILES) if not (path / f).is_file()]
+    return RunDir(path).missing()
 
 
 def find_run_dirs(paths: Sequence[str | Path]) -> tuple[list[Path], Path | None]:
@@ -80,9 +81,9 @@ def find_run_dirs(paths: Sequence[str | Path]) -> tuple[list[Path], Path | None]
             found.append(path)
             continue
         sweep = path if len(paths) == 1 else None
-        candidates = sorted({p.parent for p in [*path.glob("*/run.json"), *path.glob("*/*/run.json"),
-                                                   *path.glob("*/sae/cfg.json"), *path.glob("*/*/sae/cfg.json")]})
-        candidates = sorted({c.parent if c.name == "sae" else c for c in candidates})
+        marks = (RunDir.RUN, f"{RunDir.SAE}/{RunDir.SAE_CFG}")
+        candidates = sorted({p.parents[mark.count("/")] for mark in marks for p in [*path.glob(f"*/{mark}"),
+                                                                                    *path.glob(f"*/*/{mark}")]})
         finished = []
         for c in candidates:
             missing = _missing(c)
@@ -128,20 +129,21 @@ def _shares(value) -> dict[str, float]:
 
 
 def load_run_sae(path: Path) -> RunSAE:
-    cfg = _read_json(path / "sae" / "cfg.json")
+    folder = RunDir(path)
+    cfg = _read_json(folder.sae / RunDir.SAE_CFG)
     cfg.update(cfg.get("sae_lightning") or {})  # our names (relu, batchtopk), over SAELens' (standard, jumprelu)
-    run = _read_json(path / "run.json") if (path / "run.json").is_file() else {}
+    run = _read_json(folder.run_file) if folder.run_file.is_file() else {}
     meta = cfg.get("metadata") or {}
-    W = _read_tensor(path / "sae" / "sae_weights.safetensors", "W_dec")
+    W = _read_tensor(folder.sae / RunDir.SAE_WEIGHTS, "W_dec")
     if W is None or W.ndim != 2:
-        raise UserError(f"{path / 'sae' / 'sae_weights.safetensors'} holds no 2-D W_dec")
+        raise UserError(f"{folder.sae / RunDir.SAE_WEIGHTS} holds no 2-D W_dec")
     W = W / np.maximum(np.linalg.norm(W, axis=1, keepdims=True), 1e-12)
     d_sae = W.shape[0]
     live, density = np.ones(d_sae, bool), np.full(d_sae, np.nan)
     labels, shares = [""] * d_sae, []
-    features = path / "features.parquet"
-    if features.is_file():
-        df = pd.read_parquet(features)
+    labeling = folder.labeling()
+    if labeling is not None:
+        df = labeling.read_features()
         df = df.set_index("feature_id").reindex(range(d_sae)) if "feature_id" in df else df
         if "dead" in df:
             live = ~df["dead"].fillna(True).astype(bool).to_numpy()
@@ -152,11 +154,11 @@ def load_run_sae(path: Path) -> RunSAE:
         if "domain_shares" in df:
             shares = [_shares(s) for s in df["domain_shares"]]
     else:  # no labels: the dead-feature statistics of training still tell live from dead
-        sparsity = path / "sae" / "sparsity.safetensors"
+        sparsity = folder.sae / RunDir.SPARSITY
         log10 = _read_tensor(sparsity, "sparsity") if sparsity.is_file() else None
         if log10 is not None and log10.shape == (d_sae,):
             live, density = np.isfinite(log10), np.power(10.0, log10.astype(np.float64))
-    metrics = _read_json(path / "metrics.json") if (path / "metrics.json").is_file() else {}
+    metrics = folder.results() if folder.metrics_file.is_file() else {}  # training metrics + label summary
     return RunSAE(
         path=path, name="", domain=str(run.get("domain") or meta.get("domain") or path.name),
         store_domains=[str(d) for d in meta.get("domains") or []],

@@ -124,6 +124,11 @@ def topk_indices(pre: Tensor, k: int) -> Tensor:
                          f"got {pre.dtype} {tuple(pre.shape)} on {pre.device} with k={k}; use torch.topk")
     int_dtype, kernel = _KERNELS[pre.dtype]
     out = torch.empty(pre.shape[0], k, dtype=torch.int64)
+    # As many threads as torch has (so a caller's limit holds here too), for this call only.
+    before = numba.get_num_threads()
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-    kernel(pre.detach().contiguous().view(int_dtype).numpy(), k, min(pre.shape[1], 3 * k), out.numpy())
+    try:
+        kernel(pre.detach().contiguous().view(int_dtype).numpy(), k, min(pre.shape[1], 3 * k), out.numpy())
+    finally:
+        numba.set_num_threads(before)
     return out

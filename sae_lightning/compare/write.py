@@ -1,0 +1,56 @@
+"""Put a comparison on disk: the tables (parquet + csv), compare.json and compare.html, each file
+atomically (a reader never sees half a table)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..run_dir import atomic_write
+from .analysis import ComparisonResult
+from .page import render_compare_page
+
+
+def summary(result: ComparisonResult) -> dict:
+    """compare.json: what the page shows, as numbers."""
+    counts = result.class_counts()
+    return {
+        "settings": result.settings,
+        "warnings": result.warnings,
+        "runs": [{"name": r.name, "path": str(r.path), "domain": r.domain, "model_name": r.model_name,
+                  "d_sae": r.d_sae, "architecture": r.architecture, "live": int(r.live.sum()),
+                  "classes": {c: int(counts.loc[r.name, c]) for c in counts.columns}}
+                 for r in result.runs],
+        "overlap": {"runs": result.names, "matrix": np.round(result.overlap, 4).tolist()},
+        "joint": [{"run": j.run, "domains": j.domains, "counts": j.counts.drop(columns="run").to_dict("records"),
+                   "overlap": j.overlap.tolist()} for j in result.joint],
+    }
+
+
+def default_compare_dir(stamp: str) -> Path:
+    """Where a comparison of run dirs (not one sweep) goes: outputs/compare/<time>/ under the root of
+    all run folders (paths.log_dir: $SAE_LIGHTNING_OUTPUTS, else ./outputs), never the cwd itself."""
+    return (Path(os.environ.get("SAE_LIGHTNING_OUTPUTS") or "outputs") / "compare" / stamp).resolve()
+
+
+def write_comparison(result: ComparisonResult, out_dir: str | Path) -> dict[str, Path]:
+    """Write the tables (parquet + csv), compare.json and compare.html into out_dir, each file
+    atomically (a reader never sees half a table)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tables = {"matches": result.matches, "feature_classes": result.features}
+    if result.joint:
+        tables["domain_counts"] = pd.concat([j.counts for j in result.joint], ignore_index=True)
+    writers = {}
+    for name, df in tables.items():
+        writers[f"{name}.parquet"] = lambda p, df=df: df.to_parquet(p, index=False)
+        writers[f"{name}.csv"] = lambda p, df=df: df.to_csv(p, index=False)
+    for name, text in (("compare.json", json.dumps(summary(result), indent=2, allow_nan=True)),
+                       ("compare.html", render_compare_page(result))):
+        writers[name] = lambda p, text=text: p.write_text(text, encoding="utf-8")
+    for name, write in writers.items():
+        atomic_write(out / name, write)
+    return {name: out / name for name in writers}

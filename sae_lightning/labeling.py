@@ -1,0 +1,124 @@
+"""One labelling of a run: a folder that holds what one `sae-label` (or the end of `sae-train`)
+wrote, never changed by a later one.
+
+    <run>/labelings/<id>/features.parquet   one row per feature (run_schema.FEATURE_SCHEMA)
+    <run>/labelings/<id>/families.parquet   feature families named with these labels (FAMILY_SCHEMA)
+    <run>/labelings/<id>/labels.json        id, created, settings, families settings, labels, timings_s, units
+    <run>/labelings/<id>/report.html, summary.md
+
+`<id>` is `<YYYY-MM-DD_HH-MM-SS>_<6 hex>`. A labelling is written into `labelings/.<id>.tmp/`
+and renamed into place only when its tables and labels.json are all there (RunDir.commit); a
+killed labelling leaves a hidden temp folder and the earlier labelling current. A run labelled
+before labelings existed has its files at the top of the run folder: `Labeling(run_root)` reads
+them the same way (its `id` is "")."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .atomic import atomic_write, read_json, write_json
+from .errors import UserError
+from .run_schema import FAMILY_SCHEMA, FEATURE_COLUMNS, FEATURE_SCHEMA, labels_file
+
+
+class Labeling:
+    FEATURES, FAMILIES, LABELS = "features.parquet", "families.parquet", "labels.json"
+    REPORT, SUMMARY = "report.html", "summary.md"
+    FILES = (FEATURES, FAMILIES, LABELS, REPORT, SUMMARY)  # what the run's top level mirrors
+
+    def __init__(self, folder: str | Path, labeling_id: str = "") -> None:
+        self.folder, self.id = Path(folder), labeling_id
+        self.created = ""  # set by RunDir.new_labeling; labels.json keeps it
+
+    def __repr__(self) -> str:
+        return f"Labeling({self.folder})"
+
+    @property
+    def features(self) -> Path:
+        return self.folder / self.FEATURES
+
+    @property
+    def families(self) -> Path:
+        return self.folder / self.FAMILIES
+
+    @property
+    def labels_path(self) -> Path:
+        return self.folder / self.LABELS
+
+    @property
+    def report(self) -> Path:
+        return self.folder / self.REPORT
+
+    @property
+    def summary_md(self) -> Path:
+        return self.folder / self.SUMMARY
+
+    def has_features(self) -> bool:
+        return self.features.is_file()
+
+    # ---- writers ------------------------------------------------------------------------------
+    def write_features(self, df: pd.DataFrame) -> Path:
+        """features.parquet with the contract's columns and types."""
+        return _write_parquet(self.features, df[FEATURE_COLUMNS], FEATURE_SCHEMA)
+
+    def write_families(self, df: pd.DataFrame) -> Path:
+        return _write_parquet(self.families, df, FAMILY_SCHEMA)
+
+    def write_labels(self, settings: dict, families: dict | None, summary: dict) -> Path:
+        """labels.json: how this labelling was made (settings) and what it found (summary)."""
+        return write_json(self.labels_path, labels_file(self.id, self.created, settings, families, summary))
+
+    def write_text(self, name: str, text: str) -> Path:
+        """report.html / summary.md."""
+        if name not in (self.REPORT, self.SUMMARY):
+            raise ValueError(f"a labelling holds no text file {name!r}")
+        return atomic_write(self.folder / name, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+    # ---- readers ------------------------------------------------------------------------------
+    def info(self) -> dict:
+        """labels.json ({} for a labelling written before labels.json existed)."""
+        if not self.labels_path.is_file():
+            return {}
+        return read_json(self.labels_path, f"label the run again (sae-label run_dir={self.folder.parent.parent})")
+
+    def summary(self) -> dict:
+        """The label summary (means, medians, verdict counts): labels.json's "labels" section."""
+        return dict(self.info().get("labels") or {})
+
+    def timings(self) -> dict:
+        return dict(self.info().get("timings_s") or {})
+
+    def settings(self) -> dict:
+        return dict(self.info().get("settings") or {})
+
+    def read_features(self, columns: list[str] | None = None) -> pd.DataFrame:
+        """features.parquet (those columns only when given); one line naming the file when unreadable."""
+        return _read_parquet(self.features, columns)
+
+    def read_families(self) -> pd.DataFrame | None:
+        return _read_parquet(self.families, None) if self.families.is_file() else None
+
+    def feature_columns(self) -> set[str]:
+        import pyarrow.parquet as pq
+
+        return set(pq.read_schema(self.features).names)
+
+
+def _write_parquet(path: Path, df: pd.DataFrame, schema) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # pandas types the columns of an empty frame float64, which arrow cannot cast to list<int64>
+    table = schema.empty_table() if df.empty else pa.Table.from_pandas(df, schema=schema, preserve_index=False)
+    return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def _read_parquet(path: Path, columns: list[str] | None) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path, columns=columns)
+    except FileNotFoundError:
+        raise UserError(f"{path} is missing; label the run (sae-label run_dir=<run>)") from None
+    except Exception as err:  # pyarrow raises several types for truncated or corrupt files
+        raise UserError(f"{path} could not be read ({type(err).__name__}: {err}); label the run again "
+                        "(sae-label run_dir=<run>) or delete the file") from None

@@ -1,0 +1,96 @@
+"""What the files of a run hold: the parquet schemas and the keys of metrics.json and labels.json,
+each with its unit. RunDir (run_dir.py) writes and reads the files; this module says what is in
+them, so the columns and keys are spelled once (docs/reference/run-folder.md lists the same, and
+tests/test_run_dir.py checks that every key here is documented there)."""
+from __future__ import annotations
+
+import math
+
+import pyarrow as pa
+
+LABEL_SETS = ("label", "tfidf", "random")  # the labels, the TF-IDF baseline, a random other feature's
+SCORES = ("auroc", "auroc_hard", "precision", "recall")
+# One scheme everywhere: column `<set>_<score>`, its summary `<set>_<score>_mean` / `_median`.
+SCORE_COLUMNS = [f"{s}_{kind}" for s in LABEL_SETS for kind in SCORES]
+JUDGE_COLUMNS = [f"judge_{s}_{kind}" for s in LABEL_SETS for kind in ("auroc", "auroc_hard")]
+
+# features.parquet, one row per feature: column -> arrow type.
+FEATURE_SCHEMA = pa.schema([
+    ("feature_id", pa.int64()), ("dead", pa.bool_()), ("density", pa.float64()), ("log10_density", pa.float64()),
+    ("label", pa.string()), ("label_reason", pa.string()),
+    ("keywords", pa.list_(pa.string())), ("keyword_scores", pa.list_(pa.float64())),
+    ("top_ids", pa.list_(pa.string())), ("top_texts", pa.list_(pa.string())),
+    ("top_acts", pa.list_(pa.float64())), ("top_domains", pa.list_(pa.string())),
+    ("domain_shares", pa.string()), ("main_domain", pa.string()), ("domain_specificity", pa.float64()),
+    ("tfidf_label", pa.string()), ("coherence", pa.float64()), ("verdict", pa.string()),
+    *[(c, pa.float64()) for c in SCORE_COLUMNS + JUDGE_COLUMNS], ("label_score", pa.float64()),
+])
+FEATURE_COLUMNS = FEATURE_SCHEMA.names
+
+# families.parquet, one row per family.
+FAMILY_SCHEMA = pa.schema([
+    ("family_id", pa.int64()), ("parent", pa.int64()), ("children", pa.list_(pa.int64())),
+    ("label", pa.string()), ("keywords", pa.list_(pa.string())),
+    ("size", pa.int64()), ("child_weights", pa.list_(pa.float64())), ("mean_weight", pa.float64()),
+    ("parent_density", pa.float64()), ("parent_label", pa.string()),
+])
+
+# metrics.json "metrics": key -> unit. Reconstruction on the validation split, dictionary health
+# from the training densities, and how far training went.
+TRAIN_UNITS = {
+    "fve": "fraction", "nmse": "fraction", "mse": "squared embedding units", "cos_sim": "cosine",
+    "l0": "latents per input", "never_fired_frac": "fraction", "retrieval_recall@10": "fraction",
+    "dead_frac": "fraction", "dense_frac": "fraction", "mean_log10_density": "log10 fraction",
+    "epochs": "epochs", "global_step": "optimizer steps",
+}
+# metrics.json "timings_s": seconds.
+TRAIN_TIMINGS = ("fit",)
+# labels.json "labels": `<score>_mean` / `_median` are AUROC (0.5 chance), precision or recall
+# fractions, coherence in cosine above the random-pair baseline; counts are features.
+LABEL_COUNTS = ("n_features", "n_labelled", "n_scored", "n_interpretable", "n_mixed", "n_weak", "n_dead",
+                "n_phrases_embedded", "n_judge_embedded")
+LABEL_PHASES = ("top_examples", "scoring_sets", "coherence", "candidates", "tfidf", "doc_embeddings",
+                "word_embeddings", "keybert", "rerank", "label_embeddings", "scoring", "judge", "total")
+
+
+def label_unit(key: str) -> str:
+    """The unit of a key of labels.json's "labels" section."""
+    if key in LABEL_COUNTS:
+        return "phrases" if key == "n_phrases_embedded" else "texts" if key == "n_judge_embedded" else "features"
+    if key == "judge_model":
+        return "model name"
+    if "auroc" in key:
+        return "AUROC"
+    if key.startswith("coherence") or key.startswith("label_score"):
+        return "cosine" if key.startswith("coherence") else "AUROC x fraction"
+    return "fraction"  # precision, recall
+
+
+def split_label_summary(summary: dict) -> tuple[dict, dict]:
+    """interpret_sae's summary -> (labels, timings_s): its `time_<phase>` keys are the timings."""
+    labels = {k: v for k, v in summary.items() if not k.startswith("time_")}
+    timings = {k[len("time_"):]: v for k, v in summary.items() if k.startswith("time_")}
+    return labels, timings
+
+
+def clean(obj):
+    """NaN/Inf -> None, recursively (strict JSON readers and jq choke on NaN)."""
+    if isinstance(obj, dict):
+        return {k: clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean(v) for v in obj]
+    return None if isinstance(obj, float) and not math.isfinite(obj) else obj
+
+
+def metrics_file(metrics: dict, timings_s: dict) -> dict:
+    """metrics.json's contents: {"metrics", "timings_s", "units"}."""
+    units = {k: TRAIN_UNITS.get(k, "") for k in metrics} | {f"timings_s.{k}": "s" for k in timings_s}
+    return clean({"metrics": metrics, "timings_s": timings_s, "units": units})
+
+
+def labels_file(labeling_id: str, created: str, settings: dict, families: dict | None, summary: dict) -> dict:
+    """labels.json's contents: which labelling, its settings, its summary and its timings."""
+    labels, timings = split_label_summary(summary)
+    units = {k: label_unit(k) for k in labels} | {f"timings_s.{k}": "s" for k in timings}
+    return clean({"id": labeling_id, "created": created, "settings": settings, "families": families,
+                  "labels": labels, "timings_s": timings, "units": units})

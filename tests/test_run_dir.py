@@ -1,0 +1,133 @@
+"""The run folder's contract (sae_lightning/run_dir.py, run_schema.py): metrics.json's sections and
+units, every key documented in docs/reference/run-folder.md, runs from before labelings/ still
+read, and sae-train's progress bar on stderr only."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from sae_lightning.report import write_report
+from sae_lightning.run_dir import Labeling, RunDir
+from sae_lightning.run_schema import FAMILY_SCHEMA, FEATURE_COLUMNS, TRAIN_UNITS
+
+from .helpers import synthetic_npy
+from .test_report import METRICS, make_run, table_rows
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "reference" / "run-folder.md"
+
+
+def _strict(path: Path) -> dict:
+    """The file as a strict JSON reader (jq) sees it: NaN or Infinity fail."""
+    def refuse(name):
+        raise AssertionError(f"{path} holds {name}, which jq and strict JSON readers refuse")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_metrics_json_separates_metrics_from_timings_with_units(tiny_labelled_run):
+    data = _strict(tiny_labelled_run / "metrics.json")
+    assert set(data) == {"metrics", "timings_s", "units"}
+    assert {"fve", "l0", "dead_frac", "epochs", "global_step"} <= set(data["metrics"])
+    assert not any(k.startswith("time") for k in data["metrics"]) and "label_auroc_mean" not in data["metrics"]
+    assert data["timings_s"]["fit"] > 0
+    assert data["units"] == {**{k: TRAIN_UNITS[k] for k in data["metrics"]}, "timings_s.fit": "s"}
+    assert all(data["units"].values()), "every metric has a unit"
+    assert 0 < data["metrics"]["fve"] <= 1 and data["units"]["l0"] == "latents per input"
+
+    labels = _strict(RunDir(tiny_labelled_run).labeling().labels_path)
+    assert set(labels["units"]) == set(labels["labels"]) | {f"timings_s.{k}" for k in labels["timings_s"]}
+    assert labels["units"]["n_interpretable"] == "features" and labels["units"]["tfidf_auroc_mean"] == "AUROC"
+
+
+def test_every_key_and_column_is_documented(tiny_labelled_run):
+    """run-folder.md names every key a finished labelled run writes (metrics.json, labels.json,
+    run.json) and every column of its tables, in backticks; `<score>` patterns count."""
+    doc = DOC.read_text()
+    named = set(re.findall(r"`([^`]+)`", doc))
+    run = RunDir(tiny_labelled_run)
+    data, labels = _strict(run.metrics_file), run.labeling().info()
+    keys = [*data["metrics"], *(f"timings_s.{k}" for k in data["timings_s"]), *labels,
+            *(f"timings_s.{k}" for k in labels["timings_s"]), *run.run_info(), *FEATURE_COLUMNS, *FAMILY_SCHEMA.names]
+    scores = {f"{s}_{k}" for s in ("label", "tfidf", "random") for k in ("auroc", "auroc_hard", "precision", "recall")}
+    missing = [k for k in keys if k not in named and k.split(".")[-1] not in named]
+    for key in labels["labels"]:  # itself, or `<score>_mean` / `_median` of a named score
+        base = re.sub(r"_(mean|median)$", "", key)
+        if key not in named and base not in named and base.removeprefix("judge_") not in scores:
+            missing.append(key)
+    assert missing == [], f"not in {DOC.name}: {missing}"
+
+
+def test_a_run_labelled_before_labelings_is_read_the_same_way(tiny_labelled_run, tmp_path):
+    """Flat metrics.json and top-level features.parquet (the layout before labelings/): RunDir reads
+    them as the training metrics and the current labelling."""
+    old = tmp_path / "old"
+    shutil.copytree(tiny_labelled_run, old)
+    current = RunDir(old).labeling()
+    flat = {**RunDir(old).metrics(), **current.summary(), "time_total": 1.0}
+    shutil.rmtree(old / "labelings")
+    (old / "labeling.json").unlink()
+    (old / "labels.json").unlink()
+    (old / "metrics.json").write_text(json.dumps(flat))
+    run = RunDir(old)
+    assert run.labeling().folder == old and run.labeling().id == ""
+    assert run.metrics()["fve"] == flat["fve"] and run.results()["label_auroc_mean"] == flat["label_auroc_mean"]
+    assert len(run.labeling().read_features()) == 128 and run.labelings() == []
+
+
+def test_the_top_level_files_are_the_current_labellings(tiny_labelled_run):
+    run = RunDir(tiny_labelled_run)
+    current = run.labeling()
+    for name in Labeling.FILES:
+        assert (run / name).samefile(current.folder / name) or \
+            (run / name).read_bytes() == (current.folder / name).read_bytes(), name
+    assert list(pd.read_parquet(run / "features.parquet").columns) == FEATURE_COLUMNS
+
+
+def test_sae_train_progress_bar_is_on_stderr_never_stdout(tmp_path):
+    """A real console-script run with the bar on (the default): stdout holds the results only."""
+    npy = synthetic_npy(tmp_path, n_dirs=32, seed=0)
+    run = tmp_path / "run"
+    env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
+    res = subprocess.run([str(Path(sys.executable).parent / "sae-train"), "domain=npy", f"domain.path={npy}",
+                          "sae.d_sae=32", "sae.k=4", "data.batch_size=256", "trainer.max_epochs=2", "logger=none",
+                          "trainer.enable_progress_bar=true", f"paths.cache_dir={tmp_path / 'cache'}", f"run_dir={run}"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert re.search(r"Epoch 1: 100%", res.stderr), res.stderr[-2000:]  # the bar ran, on stderr
+    assert "Epoch" not in res.stdout and "it/s" not in res.stdout and "\r" not in res.stdout, res.stdout
+    assert f"run folder: {run}" in res.stdout and re.search(r"fve=\d", res.stdout)
+    assert not math.isnan(RunDir(run).metrics()["fve"])
+
+
+def test_report_of_a_run_with_labellings_reads_the_current_one(tmp_path):
+    """Training metrics from metrics.json's sections, labels from the current labelling's
+    labels.json; the page goes into that labelling, mirrored at the top; an earlier labelling's
+    page stays its own."""
+    legacy = make_run(tmp_path)
+    run = RunDir(legacy)
+    train_keys = ("fve", "nmse", "cos_sim", "l0", "dead_frac", "dense_frac", "retrieval_recall@10")
+    run.write_metrics({k: METRICS[k] for k in train_keys}, {"fit": 1.0})
+    features, families = pd.read_parquet(legacy / "features.parquet"), pd.read_parquet(legacy / "families.parquet")
+    for name in ("features.parquet", "families.parquet"):
+        (legacy / name).unlink()
+    pages = []
+    for fve_shift in (0.0, 0.1):
+        with run.new_labeling() as lab:
+            features.to_parquet(lab.features)
+            families.to_parquet(lab.families)
+            summary = {k: v for k, v in METRICS.items() if k not in train_keys}
+            lab.write_labels({"top_n": 3}, None, {**summary, "label_auroc_mean": 0.9012 - fve_shift, "time_total": 2.0})
+        pages.append(write_report(legacy).read_text(encoding="utf-8"))
+    first, second = run.labelings()
+    assert run.labeling().id == second.id and first.report.read_text(encoding="utf-8") == pages[0]
+    assert (legacy / "report.html").read_text(encoding="utf-8") == second.report.read_text(encoding="utf-8") == pages[1]
+    assert table_rows(pages[0], "label-quality-table")["KeyBERT label"][0] == "0.901"
+    assert table_rows(pages[1], "label-quality-table")["KeyBERT label"][0] == "0.801"
+    assert "0.8123" in pages[1] and "time_total" not in pages[1]  # training metrics shown, timings not
