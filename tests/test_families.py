@@ -2,18 +2,23 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy.sparse import csr_matrix
 
 from sae_lightning.data import split_indices
 from sae_lightning.embed import Embedder, build_store
-from sae_lightning.interpret.families import (FAMILIES_FILE, build_families, coactivation, coactivation_weights,
-                                              max_spanning_tree)
+from sae_lightning.interpret import LabelingConfig, label_run_dir
+from sae_lightning.interpret.families import (FAMILIES_FILE, CoActivation, _feature_labels, build_families, coactivation,
+                                              coactivation_weights, extract_families, max_spanning_tree)
+from sae_lightning.interpret.families_naming import family_label, name_families
 from sae_lightning.models import SparseAutoencoder, build_sae, sae_config
+from sae_lightning.run_dir import RunDir
 from sae_lightning.pipeline import train
 from sae_lightning.report import write_report
 from sae_lightning.sources import NpyEmbeddings
@@ -78,6 +83,43 @@ def _loaded(run: Path):
     store = EmbeddingStore(info["store_path"])
     train_idx, _ = split_indices(len(store), info["val_fraction"], info["seed"])
     return SparseAutoencoder.load(run / "sae"), store, train_idx
+
+
+def test_families_from_the_one_scan_equal_the_old_two_pass_way(real_run, tmp_path):
+    """label_run_dir builds the families from its one scan, the labels it just made and its counts
+    of the top texts. Computed the old way (a dense co-activation of the train split, the family
+    texts counted again on their own, labels read back from features.parquet) the table is the same."""
+    run = tmp_path / "run"
+    shutil.copytree(real_run, run)
+    info = json.loads((run / "run.json").read_text())
+    info["families"] = {**info["families"], "min_children": 1}  # more families to compare
+    (run / "run.json").write_text(json.dumps(info))
+    label_run_dir(run, LabelingConfig())
+    got = pd.read_parquet(run / FAMILIES_FILE)
+
+    sae, store, train_idx = _loaded(run)
+    train = np.sort(train_idx)
+    with torch.no_grad():
+        acts = sae.eval().encode(torch.from_numpy(np.array(store.embeddings[train], np.float32))).numpy()
+    fired = (acts > 0).astype(np.int64)
+    tpm, settings = info["families"]["texts_per_member"], info["families"]
+    order = np.argsort(-acts, axis=0, kind="stable")[:tpm].T  # [d_sae, tpm] best rows per feature
+    top_rows = np.where(np.take_along_axis(acts.T, order, 1) > 0, train[order], -1)
+    co = CoActivation(csr_matrix(fired.T @ fired), len(train), top_rows)
+    T = max_spanning_tree(coactivation_weights(co, settings["min_cooccur"], settings["max_density"]))
+    fams = extract_families(T, co.fires, settings["min_weight"], 1)
+    fams.sort(key=lambda f: (-len(f[1]), -co.fires[f[0]], f[0]))
+    assert len(fams) >= 3
+    assert got["parent"].tolist() == [p for p, _, _ in fams]
+    assert [list(c) for c in got["children"]] == [c for _, c, _ in fams]
+    for a, (_, _, w) in zip(got["child_weights"], fams):
+        np.testing.assert_allclose(a, w)
+    members = [[p, *c] for p, c, _ in fams]
+    assert [list(k) for k in got["keywords"]] == name_families(members, top_rows, store, LabelingConfig(), sae)
+    labels, verdicts = _feature_labels(RunDir(run).labeling(), sae.cfg.d_sae)
+    assert got["parent_label"].tolist() == [labels[p] for p, _, _ in fams]
+    assert got["label"].tolist() == [family_label(list(k), [verdicts[f] for f in fam])
+                                     for k, fam in zip(got["keywords"], members)]
 
 
 def test_coactivation_counts_equal_brute_force(real_run):

@@ -20,7 +20,7 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 from sae_lightning.data import EmbeddingDataModule, split_indices
 from sae_lightning.embed import Embedder, build_store, load_model
 from sae_lightning.interpret import FEATURE_COLUMNS, LabelingConfig, interpret_sae, label_run_dir, write_features
-from sae_lightning.interpret.activation_scan import top_examples
+from sae_lightning.interpret.scan import top_examples
 from sae_lightning.interpret.label_scoring import mann_whitney_auroc
 from sae_lightning.interpret.scoring_sets import scoring_sets
 from sae_lightning.models import build_sae, sae_config

@@ -12,7 +12,7 @@ import torch
 from sae_lightning.data import split_indices
 from sae_lightning.errors import UserError
 from sae_lightning.interpret import read_run_info
-from sae_lightning.interpret.activation_scan import top_examples
+from sae_lightning.interpret.scan import top_examples
 from sae_lightning.interpret.search import (embed_query, encode, find_features, nearest_texts, open_run,
                                             parse_clamps, steer)
 from sae_lightning.pipeline import train

@@ -1,5 +1,5 @@
-"""Streaming passes of an SAE over store rows: per-feature top examples and statistics (train
-split; the validation texts labels are scored on: scoring_sets.py).
+"""The pieces of a streaming pass of an SAE over store rows (scan.py runs the pass): batches of
+activations, the running per-feature top-k and what it yields (TopExamples).
 
 Memory is O(d_sae x k) however many rows are read: each batch's activations are merged into a
 running per-feature top-k (a sort of the batch's nonzero entries) and then dropped, never
@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 from ..store import EmbeddingStore
-from ..runtime import limited_threads
 
 
 class RunningTopK:
@@ -74,6 +73,11 @@ class TopExamples:
     def dead(self) -> np.ndarray:
         return self.fire_counts == 0
 
+    def first(self, m: int) -> "TopExamples":
+        """The same with only each feature's m best rows (a scan that kept more for another stage)."""
+        return TopExamples(acts=self.acts[:, :m], rows=self.rows[:, :m], fire_counts=self.fire_counts,
+                           domain_mass=self.domain_mass, domains=self.domains, n_rows=self.n_rows)
+
 
 @contextlib.contextmanager
 def inference_sae(sae: torch.nn.Module, device: str | torch.device | None) -> Iterator[torch.nn.Module]:
@@ -108,30 +112,3 @@ def domain_codes(store: EmbeddingStore) -> tuple[np.ndarray, list[str]]:
     domains = store.metadata()["domain"].astype(str).to_numpy()
     names, codes = np.unique(domains, return_inverse=True)
     return codes.astype(np.int64), [str(n) for n in names]
-
-
-def top_examples(sae, store: EmbeddingStore, train_idx: np.ndarray, m: int = 15, batch_size: int = 4096,
-                 device: str | None = None, small_op_threads: int | None = None) -> TopExamples:
-    codes, domains = domain_codes(store)
-    codes_t = torch.from_numpy(codes)
-    with inference_sae(sae, device) as model:
-        dev = next(model.parameters()).device
-        d_sae = model.cfg.d_sae
-        top = SparseRunningTopK(d_sae, m, dev)
-        counts = torch.zeros(d_sae, dtype=torch.long, device=dev)
-        mass = torch.zeros(d_sae * len(domains), dtype=torch.float64, device=dev)
-        codes_t = codes_t.to(dev)
-        for rows, acts in iter_activations(model, store, train_idx, batch_size):  # encoder: caller's threads
-            with limited_threads(small_op_threads):  # the bookkeeping is small ops (runtime.limited_threads)
-                r, f = (acts > 0).nonzero(as_tuple=True)  # negative outputs do not count as firing
-                v = acts[r, f]
-                top.update_sparse(f, rows[r], v)
-                counts += torch.bincount(f, minlength=d_sae)
-                mass.index_add_(0, f * len(domains) + codes_t[rows[r]], v.double())
-        mass = mass.view(d_sae, len(domains))
-    acts_np = top.values.clamp_min(0).cpu().numpy()
-    rows_np = top.rows.cpu().numpy()
-    rows_np[acts_np <= 0] = -1  # a feature that fired on fewer than m rows: the rest is padding
-    acts_np[rows_np < 0] = 0.0
-    return TopExamples(acts=acts_np.astype(np.float32), rows=rows_np, fire_counts=counts.cpu().numpy(),
-                       domain_mass=mass.cpu().numpy(), domains=domains, n_rows=int(len(train_idx)))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.sparse import csr_matrix, diags
-from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 
 from .labeling_config import LabelingConfig
 from .source_documents import first_per_document
@@ -25,11 +25,28 @@ def analyzer_params(cfg: LabelingConfig) -> dict:
     return {"ngram_range": tuple(cfg.ngram_range), "stop_words": cfg.stop_words, "lowercase": True}
 
 
+DF_BLOCK = 20_000  # train texts tokenised at a time for the document frequencies
+
+
 @dataclass
 class TrainCounts:
-    words: np.ndarray  # [V] every n-gram of the train texts (sklearn's sorted order)
-    counts: csr_matrix  # [n_train, V]
-    rows: np.ndarray  # [n_train] sorted store rows of the counts' rows
+    words: np.ndarray  # [V] every n-gram of the counted texts (sklearn's sorted order)
+    counts: csr_matrix  # [n_counted, V]
+    rows: np.ndarray  # [n_counted] sorted store rows of the counts' rows
+    df: np.ndarray | None = None  # [V] train texts holding each word; None: the counted texts are the train split
+    n_docs: int | None = None  # train texts behind df
+
+    def idf(self) -> np.ndarray:
+        """[V] smoothed idf over the train split, exactly sklearn's TfidfTransformer (float32 here)."""
+        if self.df is None:
+            return TfidfTransformer().fit(self.counts).idf_
+        idf = np.full(len(self.df), self.n_docs + 1, dtype=np.float32) / (self.df.astype(np.float32) + 1)
+        return np.log(idf) + np.float32(1.0)
+
+    def subset(self, store_rows: np.ndarray) -> TrainCounts:
+        """The counts of some of the counted rows, as if only those texts had been counted (idf too)."""
+        rows = np.unique(np.asarray(store_rows, dtype=np.int64))
+        return TrainCounts(words=self.words, counts=self.counts[self.local(rows)], rows=rows)
 
     @property
     def present(self) -> csr_matrix:
@@ -42,15 +59,29 @@ class TrainCounts:
         return np.searchsorted(self.rows, store_rows)
 
 
-def count_train_texts(texts: np.ndarray, train_rows: np.ndarray, cfg: LabelingConfig) -> TrainCounts | None:
-    """None when the train texts hold no candidate at all (only stop words or 1-letter tokens)."""
-    rows = np.sort(np.asarray(train_rows, dtype=np.int64))
+def count_train_texts(texts: np.ndarray, train_rows: np.ndarray, cfg: LabelingConfig,
+                      rows: np.ndarray | None = None) -> TrainCounts | None:
+    """The n-gram counts of the texts at `rows` (the features' top texts; None: every train text)
+    and, when those are not the whole split, each of their words' document frequency over the
+    train split, streamed in blocks: so memory follows the top texts, not the corpus, and the
+    TF-IDF is the one over the whole train split. None when the counted texts hold no candidate
+    at all (only stop words or 1-letter tokens)."""
+    train = np.unique(np.asarray(train_rows, dtype=np.int64))
+    rows = train if rows is None else np.unique(np.asarray(rows, dtype=np.int64))
     vec = CountVectorizer(**analyzer_params(cfg), dtype=np.float32)
     try:
         counts = vec.fit_transform([str(t) for t in texts[rows]])
     except ValueError:  # sklearn: "empty vocabulary; perhaps the documents only contain stop words"
         return None
-    return TrainCounts(words=vec.get_feature_names_out(), counts=counts.tocsr(), rows=rows)
+    words = vec.get_feature_names_out()
+    if np.array_equal(rows, train):
+        return TrainCounts(words=words, counts=counts.tocsr(), rows=rows)
+    binary = CountVectorizer(**analyzer_params(cfg), vocabulary=vec.vocabulary_, binary=True, dtype=np.float32)
+    df = np.zeros(len(words), np.int64)
+    for s in range(0, len(train), DF_BLOCK):
+        block = binary.transform([str(t) for t in texts[train[s:s + DF_BLOCK]]]).tocsc()
+        df += np.diff(block.indptr)
+    return TrainCounts(words=words, counts=counts.tocsr(), rows=rows, df=df, n_docs=int(len(train)))
 
 
 def membership(top_rows: np.ndarray, counts: TrainCounts, weights: np.ndarray | None = None) -> csr_matrix:

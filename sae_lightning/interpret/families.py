@@ -5,8 +5,10 @@ graph over the training split.
     from sae_lightning.interpret.families import build_families
     build_families("outputs/train/runs/wiki_all/2025-01-01_12-00-00")   # -> the current labelling's families.parquet
 
-1. Co-activation (one streamed pass): C = AᵀA with A the binary firing matrix of a batch, built
-   sparse (a TopK SAE fires k of d_sae latents per row, so a batch adds at most B·k² pairs).
+1. Co-activation: C = AᵀA with A the binary firing matrix of the train rows, counted by the
+   post-training scan (scan.py, coactivation.py) batch by batch in bounded memory; `label_run_dir`
+   hands the families step that scan, the loaded SAE and store, the labels just made and the
+   top texts' n-gram counts, so nothing is read or computed twice.
 2. Edge weight: the overlap coefficient C_ij / min(C_ii, C_jj), i.e. P(both fire | the rarer one
    fires). A child feature is much rarer than its parent and fires almost only with it, which
    gives a weight near 1; Jaccard would divide by the parent's large count and hide exactly these
@@ -35,15 +37,14 @@ import torch
 from scipy.sparse import coo_matrix, csr_matrix, triu
 from scipy.sparse.csgraph import minimum_spanning_tree
 
-from ..data import split_indices
-from ..models import SparseAutoencoder
 from ..run_dir import Labeling, RunDir
 from ..run_schema import FAMILY_SCHEMA  # noqa: F401 (the contract, re-exported)
 from ..store import EmbeddingStore
-from .activation_scan import SparseRunningTopK, inference_sae, iter_activations
+from .candidates import TrainCounts
 from .families_naming import family_label, name_families
 from .labeling_config import LabelingConfig
-from .run_info import read_run_info
+from .loaded_run import load_run
+from .scan import ScanResult, scan_store
 
 log = logging.getLogger(__name__)
 
@@ -61,23 +62,18 @@ class CoActivation:
         return self.counts.diagonal().astype(np.int64)
 
 
+def from_scan(scan: ScanResult, m: int = 5) -> CoActivation:
+    """The families' view of the post-training scan: its pair counts, and each feature's first m top rows."""
+    if scan.coactivation is None:
+        raise ValueError("this scan counted no feature pairs: scan_store(..., min_cooccur=<int>) counts them")
+    return CoActivation(scan.coactivation, scan.n_train, scan.top.rows[:, :m])
+
+
 def coactivation(sae, store: EmbeddingStore, rows: np.ndarray, m: int = 5, batch_size: int = 4096,
-                 device: str | None = None) -> CoActivation:
-    """Stream the rows through the SAE once: co-firing counts, and each feature's top m rows (the
-    texts that name its family later, so no second pass is needed)."""
-    with inference_sae(sae, device) as model:
-        dev = next(model.parameters()).device
-        d_sae = model.cfg.d_sae
-        top = SparseRunningTopK(d_sae, m, dev)
-        counts = csr_matrix((d_sae, d_sae), dtype=np.int64)
-        for batch_rows, acts in iter_activations(model, store, rows, batch_size):
-            r, f = (acts > 0).nonzero(as_tuple=True)
-            top.update_sparse(f, batch_rows[r], acts[r, f])
-            fired = coo_matrix((np.ones(len(r), np.int64), (r.cpu().numpy(), f.cpu().numpy())),
-                               shape=(acts.shape[0], d_sae)).tocsr()
-            counts = counts + (fired.T @ fired)
-    top_rows = torch.where(top.values > 0, top.rows, -1).cpu().numpy()
-    return CoActivation(counts.tocsr(), int(len(rows)), top_rows)
+                 device: str | None = None, min_cooccur: int = 1) -> CoActivation:
+    """Scan the rows for the families alone (every pair seen at least min_cooccur times)."""
+    scan = scan_store(sae, store, rows, np.zeros(0, np.int64), m, batch_size, device, min_cooccur=min_cooccur)
+    return from_scan(scan, m)
 
 
 def coactivation_weights(co: CoActivation, min_cooccur: int = 2, max_density: float = 0.1) -> csr_matrix:
@@ -128,25 +124,40 @@ def build_families(run_dir: str | Path, *, min_weight: float = 0.2, min_children
                    min_cooccur: int = 2, max_density: float = 0.1, texts_per_member: int = 5,
                    labeling: LabelingConfig | None = None, batch_size: int = 4096,
                    device: str | None = None, into: Labeling | None = None) -> pd.DataFrame:
-    """Find the feature families of a finished run and write them into the labelling `into`, named
-    with its labels (default: the run's current labelling, whose top-level copy is refreshed).
-
-    The pipeline's hook after labelling (report.html shows the file when it exists). Families are
-    ordered by size, then by parent density; `family_id` is that rank."""
-    run_dir = Path(run_dir)
+    """Find the feature families of a finished run on their own (loads the run and scans its train
+    split; `label_run_dir` instead hands its scan to families_from_scan) and write them into the
+    labelling `into`, named with its labels (default: the run's current labelling, whose top-level
+    copy is refreshed)."""
     run = RunDir(run_dir)
-    target = into or run.labeling() or Labeling(run_dir)
-    info = read_run_info(run_dir)
-    store = EmbeddingStore(Path(info["store_path"]).expanduser())
-    sae = SparseAutoencoder.load(run.sae, device=device or "cpu")
-    train_idx, _ = split_indices(len(store), float(info["val_fraction"]), int(info["seed"]))
-    co = coactivation(sae, store, train_idx, texts_per_member, batch_size)
+    target = into or run.labeling() or Labeling(run.root)
+    loaded = load_run(run_dir, device)
+    scan = scan_store(loaded.sae, loaded.store, loaded.train_idx, np.zeros(0, np.int64), texts_per_member, batch_size,
+                      device, min_cooccur=min_cooccur)
+    df = families_from_scan(scan, loaded.store, loaded.sae, _feature_labels(target, loaded.sae.cfg.d_sae),
+                            labeling=labeling, min_weight=min_weight, min_children=min_children,
+                            min_cooccur=min_cooccur, max_density=max_density, texts_per_member=texts_per_member)
+    target.write_families(df)
+    if into is None:
+        run.publish(target)
+    return df
+
+
+def families_from_scan(scan: ScanResult, store: EmbeddingStore, sae, feature_labels: tuple[list[str], list[str]],
+                       counts: TrainCounts | None = None, labeling: LabelingConfig | None = None, *,
+                       min_weight: float = 0.2, min_children: int = 2, min_cooccur: int = 2,
+                       max_density: float = 0.1, texts_per_member: int = 5) -> pd.DataFrame:
+    """The families table from the scan. feature_labels: (label, verdict) per feature ("" unknown);
+    counts: the labelling's n-gram counts of the top texts (None: the families' texts are counted
+    here). Families are ordered by size, then by parent density; `family_id` is that rank."""
+    if scan.min_cooccur > min_cooccur:
+        raise ValueError(f"the scan kept pairs seen >= {scan.min_cooccur} times; families need min_cooccur={min_cooccur}")
+    co = from_scan(scan, texts_per_member)
     T = max_spanning_tree(coactivation_weights(co, min_cooccur, max_density))
     fams = extract_families(T, co.fires, min_weight, min_children)
     fams.sort(key=lambda f: (-len(f[1]), -co.fires[f[0]], f[0]))
     members = [[p, *children] for p, children, _ in fams]
-    keywords = name_families(members, co.top_rows, store, labeling or LabelingConfig(), sae)
-    parent_labels, verdicts = _feature_labels(target, sae.cfg.d_sae)
+    keywords = name_families(members, co.top_rows, store, labeling or LabelingConfig(), sae, counts)
+    parent_labels, verdicts = feature_labels
     df = pd.DataFrame({
         "family_id": np.arange(len(fams), dtype=np.int64),
         "parent": [p for p, _, _ in fams],
@@ -159,24 +170,27 @@ def build_families(run_dir: str | Path, *, min_weight: float = 0.2, min_children
         "parent_density": [co.fires[p] / max(co.n_rows, 1) for p, _, _ in fams],
         "parent_label": [parent_labels[p] for p, _, _ in fams],
     })
-    target.write_families(df)
-    if into is None:
-        run.publish(target)
     if not fams:
-        log.warning("no feature families in %s: no parent has %d children tied to it with weight >= %s "
+        log.warning("no feature families: no parent has %d children tied to it with weight >= %s "
                     "(features that fire together at least %d times, each on at most %s of %d rows); "
-                    "families.parquet is empty", target.folder, min_children, min_weight, min_cooccur, max_density, co.n_rows)
-        return df
-    log.info("%d feature families (%d features in them) -> %s", len(df), int(df["size"].sum()), target.families)
+                    "families.parquet is empty", min_children, min_weight, min_cooccur, max_density, co.n_rows)
+    else:
+        log.info("%d feature families (%d features in them)", len(df), int(df["size"].sum()))
     return df
 
 
-def _feature_labels(labeling: Labeling, d_sae: int) -> tuple[list[str], list[str]]:
-    """Each feature's label and verdict from the labelling's features.parquet ("" where unknown)."""
+def feature_labels(features: pd.DataFrame, d_sae: int) -> tuple[list[str], list[str]]:
+    """Each feature's label and verdict from a features table ("" where unknown)."""
     labels, verdicts = [""] * d_sae, [""] * d_sae
-    if labeling.has_features():
-        df = labeling.read_features()
-        for f, lab, verdict in zip(df["feature_id"], df["label"], df["verdict"] if "verdict" in df else [""] * len(df)):
-            if 0 <= f < d_sae and isinstance(lab, str):
-                labels[f], verdicts[f] = lab, str(verdict)
+    verdict = features["verdict"] if "verdict" in features else [""] * len(features)
+    for f, lab, v in zip(features["feature_id"], features["label"], verdict):
+        if 0 <= f < d_sae and isinstance(lab, str):
+            labels[f], verdicts[f] = lab, str(v)
     return labels, verdicts
+
+
+def _feature_labels(labeling: Labeling, d_sae: int) -> tuple[list[str], list[str]]:
+    """feature_labels of the labelling's features.parquet (all "" when it has none yet)."""
+    if not labeling.has_features():
+        return [""] * d_sae, [""] * d_sae
+    return feature_labels(labeling.read_features(), d_sae)

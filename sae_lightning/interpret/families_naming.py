@@ -8,7 +8,7 @@ import numpy as np
 
 from ..embed import load_model
 from ..store import EmbeddingStore
-from .candidates import count_train_texts, doc_term_matrix
+from .candidates import TrainCounts, count_train_texts, doc_term_matrix
 from .keybert_labeling import keybert_labels
 from .labeling_config import LabelingConfig
 from .phrase_cache import PhraseEmbeddingCache, cache_folder
@@ -25,14 +25,20 @@ def family_rows(members: list[list[int]], top_rows: np.ndarray) -> np.ndarray:
 
 
 def name_families(members: list[list[int]], top_rows: np.ndarray, store: EmbeddingStore, cfg: LabelingConfig,
-                  sae) -> list[list[str]]:
+                  sae, counts: TrainCounts | None = None) -> list[list[str]]:
     """KeyBERT keywords per family ([] where its texts hold no candidate, e.g. a store of bare
-    embeddings). members: feature ids, parent first; top_rows [d_sae, m] from the co-activation pass."""
+    embeddings). members: feature ids, parent first; top_rows [d_sae, m] from the scan; counts:
+    the labelling's counts of the top texts, which hold every family text (None: count them here).
+    Either way the family's TF-IDF is over the families' texts only, as it always was."""
     if not members:
         return []
     rows = family_rows(members, top_rows)
     texts = store.metadata()["text"].to_numpy()
-    counts = count_train_texts(texts, np.unique(rows[rows >= 0]), cfg)  # only the texts the families hold
+    held = np.unique(rows[rows >= 0])  # only the texts the families hold
+    if counts is not None and np.isin(held, counts.rows).all():
+        counts = counts.subset(held)
+    else:
+        counts = count_train_texts(texts, held, cfg)
     if counts is None:
         return [[] for _ in members]
     model = load_model(store.model_name)

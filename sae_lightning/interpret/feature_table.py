@@ -2,8 +2,9 @@
 
 The one entry point of labelling: the KeyBERTLabels callback, `label_run_dir` and `sae-label` call
 it. Phases (each timed as `time_<phase>` in the summary):
-  top_examples      streaming pass over the train rows: top-m texts, density, domain mass
-  scoring_sets      streaming pass over the validation rows: positives, random and hard negatives
+  scan              the one streamed pass over train and validation rows (scan.py): top-m texts,
+                    density, domain mass, validation firings (absent when the caller passes a scan)
+  scoring_sets      positives, random and hard negatives from the scan's validation firings
   coherence         how alike each feature's top texts from distinct documents are (coherence.py)
   candidates        one CountVectorizer pass over the train texts, features' document-term rows
   tfidf             the candidates' TF-IDF: the baseline labels and the rerank's evidence
@@ -15,6 +16,7 @@ it. Phases (each timed as `time_<phase>` in the summary):
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +26,7 @@ from ..embed import load_model
 from ..run_dir import Labeling
 from ..run_schema import FEATURE_COLUMNS, FEATURE_SCHEMA, JUDGE_COLUMNS, SCORE_COLUMNS  # noqa: F401 (the contract)
 from ..store import EmbeddingStore
-from .activation_scan import top_examples
-from .candidates import analyzer_params, doc_term_matrix
+from .candidates import TrainCounts, analyzer_params, doc_term_matrix
 from .coherence import feature_coherence
 from .counts_cache import cached_train_counts
 from .domain_stats import domain_shares, domain_specificity, main_domain, shares_json
@@ -36,7 +37,8 @@ from .label_scoring import LabelScorer, auroc_columns, keyword_columns, random_l
 from .labeling_config import LabelingConfig
 from .phase_timer import PhaseTimer
 from .phrase_cache import PhraseEmbeddingCache, cache_folder
-from .scoring_sets import scoring_sets
+from .scan import ScanResult, scan_store
+from .scoring_sets import sets_from_firing
 from .source_documents import document_codes
 from .tfidf_baseline import tfidf_scores, tfidf_top_terms
 from ..runtime import limited_threads
@@ -51,30 +53,48 @@ def _stats(values: np.ndarray, name: str) -> dict[str, float]:
             f"{name}_median": float(np.median(v)) if v.size else float("nan")}
 
 
+@dataclass
+class Labelling:
+    features: pd.DataFrame  # FEATURE_COLUMNS, one row per feature
+    summary: dict  # score means/medians, counts, seconds per phase
+    counts: TrainCounts | None  # n-gram counts of the scan's top texts (families are named from them)
+
+
 def interpret_sae(sae, store: EmbeddingStore, train_idx: np.ndarray, val_idx: np.ndarray,
-                  cfg: LabelingConfig | None = None) -> tuple[pd.DataFrame, dict]:
+                  cfg: LabelingConfig | None = None, scan: ScanResult | None = None) -> tuple[pd.DataFrame, dict]:
     """Label every live feature of `sae` with KeyBERT and score the labels against baselines.
 
     train_idx rows give the top examples and labels, val_idx rows the scores (never the texts that
-    produced a label). Returns the features table (FEATURE_COLUMNS, one row per feature) and the
-    summary (means/medians of the scores, counts, seconds per phase)."""
+    produced a label). `scan`: the scan of these rows if the caller has it (scan.py; its top
+    examples may keep more than cfg.m per feature), else it is made here. Returns the features
+    table (FEATURE_COLUMNS, one row per feature) and the summary (means/medians of the scores,
+    counts, seconds per phase)."""
+    got = label_features(sae, store, train_idx, val_idx, cfg, scan)
+    return got.features, got.summary
+
+
+def label_features(sae, store: EmbeddingStore, train_idx: np.ndarray, val_idx: np.ndarray,
+                   cfg: LabelingConfig | None = None, scan: ScanResult | None = None) -> Labelling:
+    """interpret_sae, also handing back what the families step reuses."""
     cfg = cfg or LabelingConfig()
     timer = PhaseTimer()
     with timer("total"):
-        df, summary = _interpret(sae, store, np.asarray(train_idx), np.asarray(val_idx), cfg, timer)
+        if scan is None:
+            with timer("scan"):
+                scan = scan_store(sae, store, train_idx, val_idx, cfg.m, cfg.batch_size, cfg.device, min_cooccur=None,
+                                  small_op_threads=cfg.small_op_threads)
+        df, summary, counts = _interpret(sae, store, np.asarray(train_idx), scan, cfg, timer)
     summary.update(timer.summary())
-    return df, summary
+    return Labelling(df, summary, counts)
 
 
-def _interpret(sae, store, train_idx, val_idx, cfg, timer) -> tuple[pd.DataFrame, dict]:
+def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.DataFrame, dict, TrainCounts | None]:
     meta = store.metadata()
     texts = meta["text"].to_numpy()
     codes = document_codes(meta["id"].to_numpy())
-    with timer("top_examples"):
-        top = top_examples(sae, store, train_idx, cfg.m, cfg.batch_size, cfg.device, cfg.small_op_threads)
+    top = scan.top.first(cfg.m)
     with timer("scoring_sets"):
-        sets = scoring_sets(sae, store, val_idx, cfg.m_pos, cfg.n_negatives, cfg.n_hard, cfg.seed,
-                            cfg.batch_size, cfg.device)
+        sets = sets_from_firing(scan.val_firing, scan.val_rows, store, cfg.m_pos, cfg.n_negatives, cfg.n_hard, cfg.seed)
     with timer("coherence"):
         coherence = feature_coherence(top.rows, store.embeddings, train_idx, codes, cfg.coherence_min_docs,
                                       cfg.coherence_pairs, cfg.seed)
@@ -86,7 +106,8 @@ def _interpret(sae, store, train_idx, val_idx, cfg, timer) -> tuple[pd.DataFrame
         # big batches: phrases are a few tokens long, and sentence-transformers sorts them by length
         lambda phrases: model.encode(phrases, batch_size=1024, convert_to_numpy=True, show_progress_bar=False))
     with timer("candidates"):
-        counts = cached_train_counts(store, texts, train_idx, cfg)
+        # only the texts some feature's labelling (or family name) reads: the scan's top rows
+        counts = cached_train_counts(store, texts, train_idx, cfg, np.unique(scan.top.rows[scan.top.rows >= 0]))
         terms = (doc_term_matrix(top.rows[live], counts, cfg, codes if cfg.distinct_documents else None,
                                  top.acts[live] if cfg.activation_weights else None)
                  if counts is not None and len(live) else None)
@@ -129,7 +150,7 @@ def _interpret(sae, store, train_idx, val_idx, cfg, timer) -> tuple[pd.DataFrame
     summary.update({"coherence_baseline_mean": coherence.baseline_mean, "coherence_baseline_std": coherence.baseline_std,
                     "n_phrases_embedded": int(cache.n_embedded),  # 0 on a relabel: what the caches save
                     "n_judge_embedded": judge.n_embedded})
-    return _table(top, labels, scores, meta), summary
+    return _table(top, labels, scores, meta), summary, counts
 
 
 def _table(top, labels: dict, scores: dict, meta: pd.DataFrame) -> pd.DataFrame:

@@ -15,6 +15,8 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from sklearn.feature_extraction.text import CountVectorizer
 
+HOLDS_ENTRIES = 1 << 24  # most (feature, text) cells of the keyword-holds matrix at a time
+
 
 def keyword_precision_recall(keywords: list[list[str]], val_texts: np.ndarray, firing: csr_matrix,
                              vectorizer_params: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -31,12 +33,17 @@ def keyword_precision_recall(keywords: list[list[str]], val_texts: np.ndarray, f
     ind = [col[k] for kws in keywords for k in kws]
     ptr = np.cumsum([0] + [len(kws) for kws in keywords])
     L = csr_matrix((np.ones(len(ind), dtype=np.float32), ind, ptr), shape=(F, len(vocab)))
-    holds = (L @ X.T.tocsr()).tocsr()  # [F, n_val] > 0 where the text holds a label keyword
-    holds.data[:] = 1
-    fires = firing.copy().tocsr()
-    fires.data[:] = 1
-    both = np.asarray(holds.multiply(fires).sum(1)).ravel()
-    n_holds, n_fires = np.asarray(holds.sum(1)).ravel(), np.asarray(fires.sum(1)).ravel()
+    XT = X.T.tocsr()
+    fires = firing.tocsr().astype(bool).astype(np.float32)
+    both, n_holds = np.zeros(F), np.zeros(F)
+    # [block, n_val] at a time: a common keyword holds in most texts, and F x n_val would grow with both
+    step = max(1, min(F, HOLDS_ENTRIES // max(len(val_texts), 1)))
+    for s in range(0, F, step):
+        holds = (L[s:s + step] @ XT).tocsr()  # > 0 where the text holds a label keyword
+        holds.data[:] = 1
+        both[s:s + step] = np.asarray(holds.multiply(fires[s:s + step]).sum(1)).ravel()
+        n_holds[s:s + step] = np.asarray(holds.sum(1)).ravel()
+    n_fires = np.asarray(fires.sum(1)).ravel()
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = np.where(n_holds > 0, both / np.maximum(n_holds, 1), 0.0)
         recall = np.where(n_fires > 0, both / np.maximum(n_fires, 1), np.nan)

@@ -22,7 +22,8 @@ import numpy as np
 from .keyword_hits import keyword_precision_recall
 from .scoring_sets import ScoringSets
 
-FEATURE_BLOCK = 1024  # features per block: bounds the [block, rows] similarity matrix
+FEATURE_BLOCK = 1024  # features per block: bounds the [block, rows] similarity matrix ...
+BLOCK_ENTRIES = 1 << 24  # ... to this many entries (64 MiB of float32) however many rows are scored
 LABEL_SETS = ("label", "tfidf", "random")
 
 
@@ -68,12 +69,13 @@ class LabelScorer:
             return np.full(F, np.nan), np.full(F, np.nan)
         lab = _unit(label_emb)
         sims = {name: np.full(idx.shape, np.nan) for name, idx in self.local.items()}
-        for s in range(0, F, FEATURE_BLOCK):
-            sim = lab[s:s + FEATURE_BLOCK] @ self.text_emb.T  # [block, rows]
+        step = max(1, min(FEATURE_BLOCK, BLOCK_ENTRIES // len(self.rows)))
+        for s in range(0, F, step):
+            sim = lab[s:s + step] @ self.text_emb.T  # [block, rows]
             for name, local in self.local.items():
-                idx = local[s:s + FEATURE_BLOCK]
+                idx = local[s:s + step]
                 got = np.take_along_axis(sim, np.maximum(idx, 0), axis=1)
-                sims[name][s:s + FEATURE_BLOCK] = np.where(idx >= 0, got, np.nan)
+                sims[name][s:s + step] = np.where(idx >= 0, got, np.nan)
         out = mann_whitney_auroc(sims["pos"], sims["neg"]), mann_whitney_auroc(sims["pos"], sims["hard"])
         for a in out:
             a[~has_label] = np.nan

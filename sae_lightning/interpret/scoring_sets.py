@@ -1,7 +1,7 @@
 """The validation texts a label is scored on, per feature (never the train texts that made it).
 
-One streamed pass of the SAE over the validation rows keeps every firing (row, feature, act)
-triple; a sparse SAE fires k of d_sae latents per row, so this is O(rows x k). From it:
+The scan (scan.py) keeps every firing (row, feature, act) triple of the validation rows; a sparse
+SAE fires k of d_sae latents per row, so this is O(rows x k). From it:
 
 - positives: up to m_pos firing rows stratified over the feature's activation range (evenly
   spaced ranks of its firing rows sorted by activation: the strongest, the weakest and the
@@ -20,9 +20,11 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from ..store import EmbeddingStore
-from .activation_scan import inference_sae, iter_activations
+from .scan import scan_store
 
-FEATURE_BLOCK = 512  # features per [block, n_val] similarity matrix of the hard-negative search
+FEATURE_BLOCK = 512  # features per [block, n_val] similarity matrix of the hard-negative search ...
+BLOCK_ENTRIES = 1 << 24  # ... and at most this many entries (64 MiB of float32), whatever n_val is
+UNIT_BLOCK = 65536  # rows normalised at a time
 
 
 @dataclass
@@ -34,22 +36,6 @@ class ScoringSets:
     pos_rows: np.ndarray  # [F, m_pos]
     neg_rows: np.ndarray  # [F, n_negatives]
     hard_rows: np.ndarray  # [F, n_hard]
-
-
-def firing_matrix(sae, store: EmbeddingStore, val_rows: np.ndarray, batch_size: int, device) -> csr_matrix:
-    feats, cols, vals = [], [], []
-    with inference_sae(sae, device) as model:
-        d_sae = model.cfg.d_sae
-        offset = 0
-        for rows, acts in iter_activations(model, store, val_rows, batch_size):
-            r, f = (acts > 0).nonzero(as_tuple=True)
-            feats.append(f.cpu().numpy())
-            cols.append(r.cpu().numpy() + offset)
-            vals.append(acts[r, f].cpu().numpy())
-            offset += len(rows)
-    cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))
-    return csr_matrix((cat(vals, np.float32), (cat(feats, np.int64), cat(cols, np.int64))),
-                      shape=(d_sae, len(val_rows)))
 
 
 def stratified_positives(firing: csr_matrix, m_pos: int) -> np.ndarray:
@@ -87,8 +73,9 @@ def hard_negatives(firing: csr_matrix, pos_cols: np.ndarray, unit_val: np.ndarra
     if n_hard == 0:
         return out
     has_pos = pos_cols >= 0
-    for s in range(0, F, FEATURE_BLOCK):
-        block = slice(s, min(s + FEATURE_BLOCK, F))
+    step = max(1, min(FEATURE_BLOCK, BLOCK_ENTRIES // max(n_val, 1)))
+    for s in range(0, F, step):
+        block = slice(s, min(s + step, F))
         cnt = has_pos[block].sum(1, keepdims=True)
         centroid = (unit_val[np.maximum(pos_cols[block], 0)] * has_pos[block][..., None]).sum(1) / np.maximum(cnt, 1)
         sim = centroid @ unit_val.T  # [block, n_val]
@@ -101,15 +88,29 @@ def hard_negatives(firing: csr_matrix, pos_cols: np.ndarray, unit_val: np.ndarra
     return out
 
 
-def scoring_sets(sae, store: EmbeddingStore, val_idx: np.ndarray, m_pos: int = 20, n_negatives: int = 200,
-                 n_hard: int = 50, seed: int = 0, batch_size: int = 4096, device: str | None = None) -> ScoringSets:
-    val_rows = np.sort(np.asarray(val_idx, dtype=np.int64))
-    firing = firing_matrix(sae, store, val_rows, batch_size, device)
-    emb = np.asarray(store.embeddings[val_rows], dtype=np.float32)
-    unit_val = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+def unit_rows(embeddings, rows: np.ndarray) -> np.ndarray:
+    """[len(rows), d] float32 unit embeddings, read and normalised in blocks (no float64 copy)."""
+    out = np.empty((len(rows), embeddings.shape[1]), dtype=np.float32)
+    for s in range(0, len(rows), UNIT_BLOCK):
+        x = np.asarray(embeddings[rows[s:s + UNIT_BLOCK]], dtype=np.float32)
+        out[s:s + UNIT_BLOCK] = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return out
+
+
+def sets_from_firing(firing: csr_matrix, val_rows: np.ndarray, store: EmbeddingStore, m_pos: int = 20,
+                     n_negatives: int = 200, n_hard: int = 50, seed: int = 0) -> ScoringSets:
+    """The scoring sets from the validation firings the scan kept (ScanResult.val_firing, val_rows)."""
+    unit_val = unit_rows(store.embeddings, val_rows)
     pos = stratified_positives(firing, m_pos)
     neg = random_negatives(firing, n_negatives, seed)
     hard = hard_negatives(firing, pos, unit_val, n_hard)
     to_rows = (lambda cols: np.where(cols >= 0, val_rows[np.maximum(cols, 0)], -1) if len(val_rows) else cols)
     return ScoringSets(val_rows=val_rows, firing=firing, pos_rows=to_rows(pos), neg_rows=to_rows(neg),
                        hard_rows=to_rows(hard))
+
+
+def scoring_sets(sae, store: EmbeddingStore, val_idx: np.ndarray, m_pos: int = 20, n_negatives: int = 200,
+                 n_hard: int = 50, seed: int = 0, batch_size: int = 4096, device: str | None = None) -> ScoringSets:
+    """The same, scanning the validation rows first (labelling reads the scan it already has)."""
+    scan = scan_store(sae, store, np.zeros(0, np.int64), val_idx, 1, batch_size, device, min_cooccur=None)
+    return sets_from_firing(scan.val_firing, scan.val_rows, store, m_pos, n_negatives, n_hard, seed)

@@ -1,23 +1,21 @@
 """TF-IDF of the candidates in each feature's joined top texts, and the baseline label made of the
 top terms by that score.
 
-Same candidates as KeyBERT (candidates.DocTerms), idf from sklearn's TfidfTransformer fitted on the
-train texts' counts: the numbers `TfidfVectorizer(...).fit(train_texts)` would give, without a
-second tokenising pass. Row normalisation is skipped: it does not change the order within a row.
+Same candidates as KeyBERT (candidates.DocTerms), idf over the train texts as sklearn's
+TfidfTransformer computes it (TrainCounts.idf): the numbers `TfidfVectorizer(...).fit(train_texts)`
+would give. Row normalisation is skipped: it does not change the order within a row.
 The same scores are the evidence term of the KeyBERT rerank (evidence_rerank.py).
 """
 from __future__ import annotations
 
 import numpy as np
 from scipy.sparse import csr_matrix
-from sklearn.feature_extraction.text import TfidfTransformer
-
 from .candidates import DocTerms, TrainCounts
 
 
 def tfidf_scores(terms: DocTerms, counts: TrainCounts) -> csr_matrix:
     """[F, V] count of each candidate in the feature's top texts x its idf over the train texts."""
-    idf = TfidfTransformer().fit(counts.counts).idf_[terms.cols]
+    idf = counts.idf()[terms.cols]
     return terms.matrix.multiply(idf[None, :]).tocsr()
 
 
