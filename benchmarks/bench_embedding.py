@@ -28,9 +28,9 @@ from common import load, md_table, run_and_emit
 
 
 def run(args) -> dict:
-    from sae_lightning.embed import Embedder, build_store, load_model
-    from sae_lightning.sources import WikiVitalArticles
-    from sae_lightning.sources.wiki import WIKI_TOPICS
+    from sae_lightning.data.embed import Embedder, build_store, load_model
+    from sae_lightning.data.sources import WikiVitalArticles
+    from sae_lightning.data.sources.wiki import WIKI_TOPICS
 
     args.threads = args.threads or torch.get_num_threads()
     torch.set_num_threads(args.threads)
@@ -82,7 +82,7 @@ def compare_dtypes(texts: list[str], repeats: int) -> list[dict]:
     alternating so a busy moment hits both) and cosine fidelity to float32."""
     import numpy as np
 
-    from sae_lightning.embed import Embedder
+    from sae_lightning.data.embed import Embedder
 
     embedders = {d: Embedder(dtype_compute=d, show_progress=False) for d in ("float32", "bfloat16")}
     for e in embedders.values():

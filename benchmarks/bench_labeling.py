@@ -24,12 +24,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sae_lightning.data import split_indices  # noqa: E402
-from sae_lightning.embed import Embedder, build_store, load_model  # noqa: E402
-from sae_lightning.interpret import LabelingConfig, interpret_sae  # noqa: E402
+from sae_lightning.data.datamodule import split_indices  # noqa: E402
+from sae_lightning.data.embed import Embedder, build_store, load_model  # noqa: E402
+from sae_lightning.data.sources import WikiVitalArticles  # noqa: E402
+from sae_lightning.data.sources.wiki import WIKI_TOPICS  # noqa: E402
+from sae_lightning.labels import LabelingConfig, interpret_sae  # noqa: E402
 from sae_lightning.models import SparseAutoencoder, build_sae, sae_config  # noqa: E402
-from sae_lightning.sources import WikiVitalArticles  # noqa: E402
-from sae_lightning.sources.wiki import WIKI_TOPICS  # noqa: E402
 
 
 def quick_topk_sae(store, train_idx: np.ndarray, d_sae: int, k: int, epochs: int, folder: Path) -> SparseAutoencoder:

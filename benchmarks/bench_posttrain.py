@@ -81,8 +81,8 @@ def one_size(args) -> None:
     """Child process: one size, prints one JSON line {stages: [...], ...}."""
     from scale_store import scale_store
 
-    from sae_lightning.interpret import LabelingConfig, label_run_dir
-    from sae_lightning.interpret import phase_timer
+    from sae_lightning.label_run import label_run_dir
+    from sae_lightning.labels import LabelingConfig, phase_timer
 
     store = scale_store(args.one, args.cache_dir)
     shutil.rmtree(store.path / "keybert" / "counts", ignore_errors=True)
@@ -102,7 +102,7 @@ def one_size(args) -> None:
 
     phase_timer.PhaseTimer.__call__ = recorded
     try:  # the code before the single scan built families in a function of its own, outside any PhaseTimer
-        from sae_lightning.interpret import families as fam_module
+        from sae_lightning.families import build as fam_module
 
         if hasattr(fam_module, "coactivation"):
             build = fam_module.build_families

@@ -3,7 +3,7 @@ in RAM (issue 6: streaming must hold >= 90 % of the in-RAM batch rate with peak 
 
     python benchmarks/bench_streaming.py [--rows 5000000] [--batches 400] [--keep /path]
 
-The store (~3.7 GiB) is written with `sae_lightning.store.StoreWriter` into a temporary folder and
+The store (~3.7 GiB) is written with `sae_lightning.data.store.StoreWriter` into a temporary folder and
 deleted at the end. Every case runs `EmbeddingDataModule.train_dataloader()` (shuffled batches of
 the configured size, data.batch_size in conf/data/default.yaml unless --batch) in a fresh Python
 process, so the peak RSS it reports is that case's alone; the timed loop includes the first batch
@@ -16,7 +16,7 @@ this store), on batches/s against in RAM and on peak RSS.
 
 - memmap, full shuffle: `data.shuffle: full`, rows gathered through the memory map;
 - blocks: `data.shuffle: blocks`, whole blocks pread into a bounded cache, the next window read
-  ahead (sae_lightning/block_reader.py); it times --batches batches with a cold cache too, since
+  ahead (sae_lightning/data/block_reader.py); it times --batches batches with a cold cache too, since
   blocks are read once per window and a short run would time little but the first fill;
 - cold: the store's pages are dropped from the OS page cache first (posix_fadvise DONTNEED), so
   every read goes to the disk; page cache: the file sits in the page cache (the steady state of any
@@ -43,7 +43,7 @@ D = 384
 CASE = """
 import os, time, numpy as np, torch
 torch.set_num_threads(1)
-from sae_lightning.data import EmbeddingDataModule
+from sae_lightning.data.datamodule import EmbeddingDataModule
 store, batch, n_batches, in_memory, cold, shuffle = {store!r}, {batch}, {n_batches}, {in_memory}, {cold}, {shuffle!r}
 if cold:
     fd = os.open(os.path.join(store, "embeddings.npy"), os.O_RDONLY)
@@ -80,7 +80,7 @@ RESULT = {{"batches": seen, "seconds": seconds, "batches_per_s": seen / seconds,
 def build_store(rows: int, folder: Path, shard: int = 250_000):
     import pandas as pd
 
-    from sae_lightning.store import StoreWriter
+    from sae_lightning.data.store import StoreWriter
 
     writer = StoreWriter(folder, {"fingerprint": f"stream-{rows}", "model_name": "synthetic", "dim": D, "count": rows,
                                   "dtype": "float16", "normalized": False, "domains": ["synthetic"],

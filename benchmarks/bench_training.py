@@ -48,9 +48,9 @@ WARMUP_STEPS = 5  # untimed steps of each trainer before its timed run
 
 
 def builtin_store(cache_dir: str | None):
-    from sae_lightning.embed import Embedder, build_store
-    from sae_lightning.sources import WikiVitalArticles
-    from sae_lightning.sources.wiki import WIKI_TOPICS
+    from sae_lightning.data.embed import Embedder, build_store
+    from sae_lightning.data.sources import WikiVitalArticles
+    from sae_lightning.data.sources.wiki import WIKI_TOPICS
 
     return build_store(WikiVitalArticles(topics=list(WIKI_TOPICS.values())), Embedder(show_progress=False), cache_dir)
 
@@ -75,7 +75,7 @@ def synthetic_store(n: int, folder: Path, seed: int = 0):
     """A real embedding store (the layout `sae-embed` writes) holding n synthetic rows."""
     import pandas as pd
 
-    from sae_lightning.store import StoreWriter
+    from sae_lightning.data.store import StoreWriter
 
     shard = 20_000
     writer = StoreWriter(folder, {"fingerprint": f"synthetic-{n}-{seed}", "model_name": "synthetic", "dim": D_IN,
@@ -164,7 +164,7 @@ def shuffled_batches(X: torch.Tensor, batch: int, steps: int, seed: int = 0):
 
 def train_bare(cfg, X: torch.Tensor, steps: int):
     """The same math as SAEModule + DeadFeatureStats, in a plain loop over an in-RAM tensor."""
-    from sae_lightning.module import lr_factor
+    from sae_lightning.training.module import lr_factor
 
     from omegaconf import OmegaConf
 
@@ -243,7 +243,7 @@ def train_sparsify(X: torch.Tensor, d_sae: int, batch: int, steps: int, device: 
 
 
 def run(args) -> dict:
-    from sae_lightning.data import split_indices
+    from sae_lightning.data.datamodule import split_indices
 
     rows, floors = [], []
     work = Path(tempfile.mkdtemp(prefix="bench_training_"))

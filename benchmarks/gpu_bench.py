@@ -83,7 +83,7 @@ def timed(device: str, fn, steps: int, warmup: int = 5):
 def run(args) -> dict:
     import bench_training as bt
 
-    from sae_lightning.store import EmbeddingStore
+    from sae_lightning.data.store import EmbeddingStore
 
     sparsify_without_its_trainer()
     dev = args.device

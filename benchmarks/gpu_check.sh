@@ -44,10 +44,10 @@ if [ "$MODE" = "--prepare" ]; then
   PYTHONPATH=$ROOT "$PY" - "$DATA/store" <<'PY'
 import shutil, sys
 import numpy as np
-from sae_lightning.embed import Embedder, build_store
-from sae_lightning.sources import WikiVitalArticles
-from sae_lightning.sources.wiki import WIKI_TOPICS
-from sae_lightning.store import StoreWriter
+from sae_lightning.data.embed import Embedder, build_store
+from sae_lightning.data.sources import WikiVitalArticles
+from sae_lightning.data.sources.wiki import WIKI_TOPICS
+from sae_lightning.data.store import StoreWriter
 # 16,384 of the built-in wiki sentences (the default run's store, embedded once if not cached),
 # stored as float16: 12 MiB, so the whole transfer stays far below 64 MiB.
 src = build_store(WikiVitalArticles(topics=list(WIKI_TOPICS.values())), Embedder(show_progress=False))

@@ -66,10 +66,10 @@ def ensure_builtin_store(timeout: float) -> str:
     code = ("import time, json, sys\n"
             f"sys.path.insert(0, {str(HERE)!r})\n"
             "import common\n"
-            "from sae_lightning.embed import Embedder, build_store\n"
-            "from sae_lightning.store import default_cache_dir\n"
-            "from sae_lightning.sources import WikiVitalArticles\n"
-            "from sae_lightning.sources.wiki import WIKI_TOPICS\n"
+            "from sae_lightning.data.embed import Embedder, build_store\n"
+            "from sae_lightning.data.store import default_cache_dir\n"
+            "from sae_lightning.data.sources import WikiVitalArticles\n"
+            "from sae_lightning.data.sources.wiki import WIKI_TOPICS\n"
             "src = WikiVitalArticles(topics=list(WIKI_TOPICS.values()))\n"
             "t = time.perf_counter()\n"
             "store = build_store(src, Embedder(show_progress=False), None)\n"
@@ -217,7 +217,7 @@ def main() -> None:
                                     "(another engineer owns it); run_all.py calls it with `--cache-dir <project cache>` "
                                     "and copies its Markdown tables here.\n")
         else:
-            from sae_lightning.store import default_cache_dir
+            from sae_lightning.data.store import default_cache_dir
 
             cmd = ["benchmarks/bench_labeling.py", "--cache-dir", str(default_cache_dir())]
             if quick:

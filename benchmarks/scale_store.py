@@ -24,9 +24,9 @@ SHARD = 50_000  # rows per written shard: bounds the builder's RAM
 
 def distinct_store(cache_dir: Path, n_distinct: int = 4000, seed: int = 0):
     """The real store of `n_distinct` wiki sentences over every topic, embedded by the default model."""
-    from sae_lightning.embed import Embedder, build_store
-    from sae_lightning.sources import WikiVitalArticles
-    from sae_lightning.sources.wiki import WIKI_TOPICS
+    from sae_lightning.data.embed import Embedder, build_store
+    from sae_lightning.data.sources import WikiVitalArticles
+    from sae_lightning.data.sources.wiki import WIKI_TOPICS
 
     source = WikiVitalArticles(topics=sorted(WIKI_TOPICS.values()), limit=n_distinct, seed=seed)
     return build_store(source, Embedder(show_progress=False), cache_dir)
@@ -34,7 +34,7 @@ def distinct_store(cache_dir: Path, n_distinct: int = 4000, seed: int = 0):
 
 def scale_store(n: int, cache_dir: str | Path, n_distinct: int = 4000, noise: float = 0.004, seed: int = 0):
     """An EmbeddingStore of `n` rows (built once per (n, n_distinct, seed), then reused)."""
-    from sae_lightning.store import EmbeddingStore, StoreWriter, read_manifest
+    from sae_lightning.data.store import EmbeddingStore, StoreWriter, read_manifest
 
     cache_dir = Path(cache_dir).expanduser()
     path = cache_dir / "scale_stores" / f"n{n}_d{n_distinct}_s{seed}"

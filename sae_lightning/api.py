@@ -28,11 +28,19 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .data.store import EmbeddingStore
 from .errors import UserError
 from .run_dir import Labeling, RunDir
-from .interpret.search import (SearchRun, check_features, embed_query, encode, find_features, nearest_texts,
-                               open_run, steer)
-from .store import EmbeddingStore
+from .search import (
+    SearchRun,
+    check_features,
+    embed_query,
+    encode,
+    find_features,
+    nearest_texts,
+    open_run,
+    steer,
+)
 
 # Per-feature judgements of a label, shown next to it when features.parquet has them.
 SCORE_COLUMNS = ("verdict", "label_score", "label_auroc", "label_auroc_hard", "coherence")
@@ -161,7 +169,7 @@ class Run:
 
 def check_finished(path: Path) -> None:
     """A run folder that training finished: its SAE, run.json and metrics.json are all there."""
-    from .interpret import read_run_info
+    from .label_run import read_run_info
 
     read_run_info(path)  # the folder, sae/ and run.json, each named when missing
     if not RunDir(path).metrics_file.is_file():

@@ -105,7 +105,8 @@ def _train(cfg: DictConfig) -> float | None:
 def _label(cfg: DictConfig) -> None:
     from omegaconf import OmegaConf
 
-    from .interpret import LabelingConfig, label_run_dir
+    from .label_run import label_run_dir
+    from .labels import LabelingConfig
     from .run_dir import RunDir
 
     settings = LabelingConfig.from_dict(OmegaConf.to_container(cfg.labeling, resolve=True))
@@ -188,8 +189,7 @@ compare.__doc__ = "sae-compare: which features the domains' SAEs share and which
 def _search(argv: list[str]) -> None:
     import argparse
 
-    from .interpret.search import (check_counts, embed_query, find_features, nearest_texts, open_run, parse_clamps,
-                                   steer)
+    from .search import check_counts, embed_query, find_features, nearest_texts, open_run, parse_clamps, steer
 
     p = argparse.ArgumentParser(prog="sae-search", description="The features a query activates, and the store's "
                                 "nearest texts before and after clamping features up or down.")

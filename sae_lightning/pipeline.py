@@ -18,18 +18,18 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from .callbacks import RunExport
-from .callbacks.stop_on_signal import StopOnSignal
-from .checkpoint_io import AtomicCheckpointIO, load_checkpoint_file
-from .data import split_indices
-from .embed import build_store
+from .data.datamodule import split_indices
+from .data.embed import build_store
+from .data.store import EmbeddingStore
 from .errors import UserError
-from .interpret.labeling_config import LabelingConfig
-from .interrupts import DeferredSignals, RunInterrupted
-from .module import NonFiniteError, SAEModule
+from .labels.config import LabelingConfig
 from .run_dir import RunDir
 from .runtime import kept_global_state
-from .store import EmbeddingStore
+from .training.callbacks import RunExport
+from .training.callbacks.stop_on_signal import StopOnSignal
+from .training.checkpoint_io import AtomicCheckpointIO, load_checkpoint_file
+from .training.interrupts import DeferredSignals, RunInterrupted
+from .training.module import NonFiniteError, SAEModule
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +69,12 @@ def build_module(cfg: DictConfig, store: EmbeddingStore) -> SAEModule:
 def build_callbacks(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> list[pl.Callback]:
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None and "_target_" in c]
     if cfg.labeling.enabled and cfg.labeling.every_n_epochs:  # the final labelling is a stage after export
-        from .callbacks.keybert_labels import KeyBERTLabels
+        from .training.callbacks.keybert_labels import KeyBERTLabels
 
         settings = OmegaConf.to_container(cfg.labeling, resolve=True)
         callbacks.append(KeyBERTLabels(output_dir=str(run), **settings))
     if cfg.trainer.get("enable_progress_bar", True):  # Lightning's own bar would write to stdout
-        from .callbacks.progress import StderrProgressBar
+        from .training.callbacks.progress import StderrProgressBar
 
         callbacks.append(StderrProgressBar())
     callbacks += [StopOnSignal(signals, run.last_ckpt), RunExport(run.root)]
@@ -218,8 +218,8 @@ def kept_checkpoint(run: RunDir) -> str:
 
 def finish_run(run: RunDir, labeling: LabelingConfig) -> None:
     """The stages after export: labels, families and the report, each one `sae-label` can redo."""
-    from .interpret import label_run_dir
-    from .interpret.relabel import NoTexts
+    from .label_run import label_run_dir
+    from .label_run import NoTexts
 
     if not run.run_info().get("labeling", True):
         return

@@ -14,9 +14,9 @@ from typing import Any, Callable
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from .data.sources import WIKI_TOPICS
+from .data.sources.wiki import UNITS
 from .errors import UserError
-from .sources import WIKI_TOPICS
-from .sources.wiki import UNITS
 
 
 @dataclass(frozen=True)

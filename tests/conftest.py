@@ -9,8 +9,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
 from sae_lightning.config import CONF_DIR, register_resolvers
-from sae_lightning.embed import Embedder, build_store
-from sae_lightning.sources import WikiVitalArticles
+from sae_lightning.data.embed import Embedder, build_store
+from sae_lightning.data.sources import WikiVitalArticles
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 import sae_lightning as sl
 from sae_lightning.api import run_roots
 from sae_lightning.config import CONF_DIR
-from sae_lightning.embed import load_model
+from sae_lightning.data.embed import load_model
 from sae_lightning.errors import UserError
 from sae_lightning.models import SparseAutoencoder
 

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sae_lightning.errors import UserError
 from sae_lightning.compare import compare_runs, write_comparison
+from sae_lightning.errors import UserError
 from sae_lightning.models import SAEConfig, build_sae
 from sae_lightning.pipeline import train
 

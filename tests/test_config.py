@@ -8,8 +8,8 @@ import pytest
 from hydra.utils import instantiate
 
 from sae_lightning.config import check_choices, group_options
+from sae_lightning.data.sources import WIKI_TOPICS, WikiVitalArticles
 from sae_lightning.errors import UserError
-from sae_lightning.sources import WIKI_TOPICS, WikiVitalArticles
 
 from .conftest import compose_cfg
 

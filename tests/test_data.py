@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from sae_lightning.block_reader import BlockReader, block_shuffled_order
-from sae_lightning.data import BatchIndexSampler, EmbeddingDataModule, split_indices
+from sae_lightning.data.block_reader import BlockReader, block_shuffled_order
+from sae_lightning.data.datamodule import BatchIndexSampler, EmbeddingDataModule, split_indices
+from sae_lightning.data.store import StoreError
 from sae_lightning.errors import UserError
-from sae_lightning.store import StoreError
 
 # Small blocks and windows, so the 600-row store spans many windows and `auto` picks blocks.
 BLOCKS = dict(block_rows=16, window_blocks=4)
@@ -74,7 +74,7 @@ def test_ranks_get_disjoint_equal_shards(monkeypatch, blocks):
     idx = np.arange(1050)
     per_rank = []
     for rank in range(2):
-        monkeypatch.setattr("sae_lightning.data._dist_rank_world", lambda r=rank: (r, 2))
+        monkeypatch.setattr("sae_lightning.data.datamodule._dist_rank_world", lambda r=rank: (r, 2))
         s = BatchIndexSampler(idx, 100, shuffle=True, seed=0, drop_last=True, **blocks)
         per_rank.append(np.concatenate(list(s)))
         v = BatchIndexSampler(idx, 100, shuffle=False, seed=0, drop_last=False)

@@ -11,11 +11,11 @@ import pytest
 from omegaconf import OmegaConf
 
 from sae_lightning.config import CONF_DIR
-from sae_lightning.data import EmbeddingDataModule
-from sae_lightning.interpret import LabelingConfig
+from sae_lightning.data.datamodule import EmbeddingDataModule
+from sae_lightning.labels import LabelingConfig
 from sae_lightning.models import ARCHITECTURES
-from sae_lightning.module import SAEModule
 from sae_lightning.runtime import RuntimeSettings
+from sae_lightning.training.module import SAEModule
 
 from .conftest import compose_cfg
 

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sae_lightning.embed import Embedder, build_store
-from sae_lightning.sources import SourceError, WikiVitalArticles
-from sae_lightning.store import EmbeddingStore
+from sae_lightning.data.embed import Embedder, build_store
+from sae_lightning.data.sources import SourceError, WikiVitalArticles
+from sae_lightning.data.store import EmbeddingStore
 
 SOURCE = dict(topics=["Mathematics", "Arts"], limit=200, seed=1)
 

@@ -1,4 +1,4 @@
-"""The evidence rerank of KeyBERT's shortlist (interpret/evidence_rerank.py) on real KeyBERT."""
+"""The evidence rerank of KeyBERT's shortlist (labels/naming/evidence_rerank.py) on real KeyBERT."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,15 +6,15 @@ import pandas as pd
 import pytest
 from sklearn.feature_extraction.text import CountVectorizer
 
-from sae_lightning.data import split_indices
-from sae_lightning.interpret import LabelingConfig, interpret_sae
+from sae_lightning.data.datamodule import split_indices
+from sae_lightning.labels import LabelingConfig, interpret_sae
 
 
 def test_mmr_with_cosine_relevance_is_keyberts_own():
     """Given cosine(word, doc) as the relevance, the rerank's MMR picks what keybert._mmr picks."""
     from keybert._mmr import mmr as keybert_mmr
 
-    from sae_lightning.interpret.evidence_rerank import mmr
+    from sae_lightning.labels.naming.evidence_rerank import mmr
 
     rng = np.random.default_rng(0)
     words = [f"w{i}" for i in range(20)]
@@ -30,7 +30,7 @@ def test_mmr_with_cosine_relevance_is_keyberts_own():
 def test_rerank_prefers_the_keyword_the_top_texts_hold():
     from scipy.sparse import csr_matrix
 
-    from sae_lightning.interpret.evidence_rerank import rerank
+    from sae_lightning.labels.naming.evidence_rerank import rerank
 
     words = np.array(["obscure", "common", "other"])
     emb = np.eye(3, dtype=np.float32)
@@ -46,7 +46,7 @@ def test_rerank_names_what_the_top_texts_hold(tiny_labelled_run, small_store):
     """On a trained SAE, the default (evidence_power 0.5) against KeyBERT's own pick from the same
     candidates: the labels' keywords occur in more of each feature's top texts (what lifts
     keyword precision and recall on the full corpus, README "Label quality"), still drawn from those texts."""
-    from sae_lightning.interpret.relabel import read_run_info
+    from sae_lightning.label_run import read_run_info
     from sae_lightning.models import SparseAutoencoder
 
     info = read_run_info(tiny_labelled_run)

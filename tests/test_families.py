@@ -11,18 +11,27 @@ import pytest
 import torch
 from scipy.sparse import csr_matrix
 
-from sae_lightning.data import split_indices
-from sae_lightning.embed import Embedder, build_store
-from sae_lightning.interpret import LabelingConfig, label_run_dir
-from sae_lightning.interpret.families import (FAMILIES_FILE, CoActivation, _feature_labels, build_families, coactivation,
-                                              coactivation_weights, extract_families, max_spanning_tree)
-from sae_lightning.interpret.families_naming import family_label, name_families
+from sae_lightning.data.datamodule import split_indices
+from sae_lightning.data.embed import Embedder, build_store
+from sae_lightning.data.sources import NpyEmbeddings
+from sae_lightning.data.store import EmbeddingStore
+from sae_lightning.families.build import (
+    FAMILIES_FILE,
+    CoActivation,
+    _feature_labels,
+    build_families,
+    coactivation,
+    coactivation_weights,
+    extract_families,
+    max_spanning_tree,
+)
+from sae_lightning.families.naming import family_label, name_families
+from sae_lightning.label_run import label_run_dir
+from sae_lightning.labels import LabelingConfig
 from sae_lightning.models import SparseAutoencoder, build_sae, sae_config
-from sae_lightning.run_dir import RunDir
 from sae_lightning.pipeline import train
 from sae_lightning.report import write_report
-from sae_lightning.sources import NpyEmbeddings
-from sae_lightning.store import EmbeddingStore
+from sae_lightning.run_dir import RunDir
 
 from .conftest import compose_cfg
 
@@ -220,7 +229,7 @@ def test_tree_edges_all_below_min_weight_give_no_family():
     """The IndexError of the issue: no tree edge survives `min_weight`."""
     from scipy.sparse import csr_matrix
 
-    from sae_lightning.interpret.families import extract_families
+    from sae_lightning.families.build import extract_families
 
     T = max_spanning_tree(csr_matrix(np.array([[0, 0.1, 0.1], [0.1, 0, 0], [0.1, 0, 0]])))
     assert extract_families(T, np.array([9, 3, 2]), min_weight=0.2, min_children=1) == []

@@ -17,10 +17,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from sae_lightning.data.store import EmbeddingStore
 from sae_lightning.errors import UserError
 from sae_lightning.pipeline import train
 from sae_lightning.run_dir import RunDir
-from sae_lightning.store import EmbeddingStore
 
 from .conftest import SMALL_TOPICS, compose_cfg
 from .helpers import synthetic_npy
@@ -244,12 +244,12 @@ def test_resuming_a_finished_run_says_so_and_changes_nothing(npy, tmp_path, caps
 
 def test_npy_run_without_texts_never_loads_a_model(npy, tmp_path, monkeypatch, capsys):
     """Labelling is on (the default); with no texts it is skipped before any model is asked for."""
-    import sae_lightning.embed
+    import sae_lightning.data.embed
 
     def refuse(*_, **__):
         raise AssertionError("a run without texts must not load a model")
 
-    monkeypatch.setattr(sae_lightning.embed, "load_model", refuse)
+    monkeypatch.setattr(sae_lightning.data.embed, "load_model", refuse)
     run = tmp_path / "run"
     assert train(compose_cfg([*npy_args(npy, tmp_path / "cache"), "trainer.max_epochs=1"], run,
                              tmp_path / "cache")) is not None

@@ -12,13 +12,13 @@ import pytorch_lightning as pl
 import sae_lens  # the interop extra (make test installs it)
 import torch
 
-from sae_lightning.data import EmbeddingDataModule
-from sae_lightning.embed import Embedder, build_store
+from sae_lightning.data.datamodule import EmbeddingDataModule
+from sae_lightning.data.embed import Embedder, build_store
+from sae_lightning.data.sources import WikiVitalArticles
 from sae_lightning.errors import UserError
-from sae_lightning.export_st import feature_labels, sparse_autoencoder_module
+from sae_lightning.export.sentence_transformers import feature_labels, sparse_autoencoder_module
 from sae_lightning.models import SparseAutoencoder
-from sae_lightning.module import SAEModule
-from sae_lightning.sources import WikiVitalArticles
+from sae_lightning.training.module import SAEModule
 
 from .conftest import SMALL_TOPICS
 
@@ -97,13 +97,13 @@ SENTENCES = ["Prime numbers have exactly two divisors.", "The Roman Empire fell 
 
 
 def export(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sae_lightning.export_st", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "sae_lightning.export.sentence_transformers", *args], capture_output=True, text=True)
 
 
 def test_sparse_encoder_export_encodes_like_the_run(tiny_labelled_run, tmp_path):
     from sentence_transformers import SparseEncoder
 
-    from sae_lightning.interpret.search import embed_query, encode, open_run
+    from sae_lightning.search import embed_query, encode, open_run
 
     out = tmp_path / "sparse"
     done = export(str(tiny_labelled_run), "--to", "sentence-transformers", "--out", str(out))

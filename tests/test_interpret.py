@@ -17,15 +17,16 @@ import pytorch_lightning as pl
 import torch
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
-from sae_lightning.data import EmbeddingDataModule, split_indices
-from sae_lightning.embed import Embedder, build_store, load_model
-from sae_lightning.interpret import FEATURE_COLUMNS, LabelingConfig, interpret_sae, label_run_dir, write_features
-from sae_lightning.interpret.scan import top_examples
-from sae_lightning.interpret.label_scoring import mann_whitney_auroc
-from sae_lightning.interpret.scoring_sets import scoring_sets
+from sae_lightning.data.datamodule import EmbeddingDataModule, split_indices
+from sae_lightning.data.embed import Embedder, build_store, load_model
+from sae_lightning.data.sources import TextFiles
+from sae_lightning.label_run import label_run_dir
+from sae_lightning.labels import FEATURE_COLUMNS, LabelingConfig, interpret_sae, write_features
+from sae_lightning.labels.scoring.auroc import mann_whitney_auroc
+from sae_lightning.labels.scoring.scoring_sets import scoring_sets
 from sae_lightning.models import build_sae, sae_config
-from sae_lightning.sources import TextFiles
 from sae_lightning.run_dir import RunDir
+from sae_lightning.scan.stream import top_examples
 
 D_SAE, K = 48, 6
 PLANTED, DEAD = 0, 1
@@ -296,7 +297,7 @@ class TinySAEModule(pl.LightningModule):
 def test_callback_writes_features_and_wandb_table(small_store, tmp_path):
     from pytorch_lightning.loggers import WandbLogger
 
-    from sae_lightning.callbacks.keybert_labels import KeyBERTLabels
+    from sae_lightning.training.callbacks.keybert_labels import KeyBERTLabels
 
     sae = topk_sae(small_store.dim, d_sae=32, k=4)
     dm = EmbeddingDataModule(store_path=small_store.path, batch_size=128, val_fraction=0.2, seed=0)
@@ -319,7 +320,7 @@ def test_callback_writes_features_and_wandb_table(small_store, tmp_path):
 
 
 def test_callback_disabled_does_nothing(small_store, tmp_path):
-    from sae_lightning.callbacks.keybert_labels import KeyBERTLabels
+    from sae_lightning.training.callbacks.keybert_labels import KeyBERTLabels
 
     callback = KeyBERTLabels(enabled=False, every_n_epochs=1, output_dir=tmp_path)
     dm = EmbeddingDataModule(store_path=small_store.path, batch_size=128, val_fraction=0.2, seed=0)

@@ -12,17 +12,17 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from sae_lightning.config import CONF_DIR
-from sae_lightning.data import split_indices
-from sae_lightning.embed import load_model, resolve_model
-from sae_lightning.interpret import LabelingConfig, interpret_sae
-from sae_lightning.interpret.candidates import is_bare_number, number_share, membership, count_train_texts
-from sae_lightning.interpret.coherence import feature_coherence
-from sae_lightning.interpret.label_scoring import LabelScorer, auroc_columns, scored_rows
-from sae_lightning.interpret.judge import judge_columns
-from sae_lightning.interpret.keyword_hits import keyword_precision_recall
-from sae_lightning.interpret.scoring_sets import scoring_sets
-from sae_lightning.interpret.source_documents import document_codes, first_per_document
-from sae_lightning.store import EmbeddingStore
+from sae_lightning.data.datamodule import split_indices
+from sae_lightning.data.embed import load_model, resolve_model
+from sae_lightning.data.store import EmbeddingStore
+from sae_lightning.labels import LabelingConfig, interpret_sae
+from sae_lightning.labels.naming.candidates import is_bare_number, number_share, membership, count_train_texts
+from sae_lightning.labels.naming.source_documents import document_codes, first_per_document
+from sae_lightning.labels.scoring.auroc import LabelScorer, auroc_columns, scored_rows
+from sae_lightning.labels.scoring.coherence import feature_coherence
+from sae_lightning.labels.scoring.judge import judge_columns
+from sae_lightning.labels.scoring.keyword_hits import keyword_precision_recall
+from sae_lightning.labels.scoring.scoring_sets import scoring_sets
 from tests.test_interpret import PLANTED, plant, topk_sae
 
 
@@ -205,7 +205,7 @@ def test_python_defaults_equal_the_yaml():
 
 
 def test_verdicts_and_label_score():
-    from sae_lightning.interpret.verdict import label_scores, verdicts
+    from sae_lightning.labels.scoring.verdict import label_scores, verdicts
 
     dead = np.array([True, False, False, False, False])
     coherence = np.array([np.nan, np.nan, 0.5, 3.0, 3.0])

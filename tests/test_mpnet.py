@@ -9,9 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sae_lightning.data.model_packages import (
+    COMPLETE_MARK,
+    INSTALL_HINT,
+    PARTS,
+    WEIGHTS_FILE,
+    WEIGHTS_SHA256,
+    assemble_mpnet,
+    installed_part_paths,
+    sha256_of,
+)
 from sae_lightning.errors import UserError
-from sae_lightning.model_packages import (COMPLETE_MARK, INSTALL_HINT, PARTS, WEIGHTS_FILE, WEIGHTS_SHA256,
-                                          assemble_mpnet, installed_part_paths, sha256_of)
 
 INSTALLED = installed_part_paths()
 pytestmark = pytest.mark.skipif(any(p is None for p in INSTALLED.values()),
@@ -44,7 +52,7 @@ def test_second_call_reuses_the_folder(assembled):
 
 
 def test_load_model_resolves_both_names_offline(assembled, monkeypatch):
-    from sae_lightning.embed import canonical_model_name, resolve_model
+    from sae_lightning.data.embed import canonical_model_name, resolve_model
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(assembled.parent.parent.parent))
     for name in ("all-mpnet-base-v2", "sentence-transformers/all-mpnet-base-v2"):

@@ -15,8 +15,8 @@ import torch
 from safetensors.torch import save_file
 
 from sae_lightning.report import write_report
-from sae_lightning.run_dir import RunDir
 from sae_lightning.report.featuremap import spectral_2d
+from sae_lightning.run_dir import RunDir
 
 DOMAINS = ["Arts", "History", "Mathematics", "Philosophy and religion", "<script>alert(1)</script>"]
 EVIL = '<script>alert("x")</script> & \'quotes\' "double" <b>bold</b>'

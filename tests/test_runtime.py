@@ -24,7 +24,8 @@ ctypes.CDLL = SpyCDLL
 import numba, torch, threadpoolctl
 import sae_lightning as sl
 from sae_lightning import runtime
-from sae_lightning.interpret import LabelingConfig, label_run_dir
+from sae_lightning.label_run import label_run_dir
+from sae_lightning.labels import LabelingConfig
 import sae_lightning.pipeline, sklearn, keybert  # noqa: F401  (their BLAS/OpenMP pools load now)
 
 # A user's own choices, none of them a default the library would pick.

@@ -1,4 +1,4 @@
-"""The one post-training scan (interpret/scan.py) against a brute-force dense computation on a
+"""The one post-training scan (scan/stream.py) against a brute-force dense computation on a
 small real store, both pair accumulators, and the bounded text counting it feeds."""
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 import torch
 
-from sae_lightning.data import split_indices
-from sae_lightning.interpret import LabelingConfig
-from sae_lightning.interpret.candidates import count_train_texts, doc_term_matrix
-from sae_lightning.interpret.coactivation import PairCounts
-from sae_lightning.interpret.scan import scan_store
-from sae_lightning.interpret.tfidf_baseline import tfidf_scores
+from sae_lightning.data.datamodule import split_indices
+from sae_lightning.labels import LabelingConfig
+from sae_lightning.labels.naming.candidates import count_train_texts, doc_term_matrix
+from sae_lightning.labels.naming.tfidf_baseline import tfidf_scores
 from sae_lightning.models import build_sae, sae_config
+from sae_lightning.scan.coactivation import PairCounts
+from sae_lightning.scan.stream import scan_store
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +104,8 @@ def test_counting_only_the_top_texts_gives_the_same_candidates_and_tfidf(small_s
 def test_feature_blocks_bounded_by_entries_give_the_same_scores(small_store, dense, monkeypatch):
     """The hard-negative search, the AUROC scorer and the keyword hits work on feature blocks sized
     so that a [block, n_val] matrix stays bounded; blocks of a few features give the same numbers."""
-    from sae_lightning.interpret import keyword_hits, label_scoring, scoring_sets
-    from sae_lightning.interpret.label_scoring import LabelScorer, scored_rows
+    from sae_lightning.labels.scoring import keyword_hits, auroc as label_scoring, scoring_sets
+    from sae_lightning.labels.scoring.auroc import LabelScorer, scored_rows
 
     sae, train_idx, val_idx, _ = dense
     scan = scan_store(sae, small_store, train_idx, val_idx, m=5, min_cooccur=None)

@@ -9,13 +9,20 @@ import numpy as np
 import pytest
 import torch
 
-from sae_lightning.data import split_indices
+from sae_lightning.data.datamodule import split_indices
 from sae_lightning.errors import UserError
-from sae_lightning.interpret import read_run_info
-from sae_lightning.interpret.scan import top_examples
-from sae_lightning.interpret.search import (embed_query, encode, find_features, nearest_texts, open_run,
-                                            parse_clamps, steer)
+from sae_lightning.label_run import read_run_info
 from sae_lightning.pipeline import train
+from sae_lightning.scan.stream import top_examples
+from sae_lightning.search import (
+    embed_query,
+    encode,
+    find_features,
+    nearest_texts,
+    open_run,
+    parse_clamps,
+    steer,
+)
 
 from .conftest import compose_cfg
 

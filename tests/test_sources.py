@@ -7,8 +7,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sae_lightning.sources import (WIKI_TOPICS, HFDataset, NpyEmbeddings, SourceError, TextFiles,
-                                   WikiVitalArticles, load_npy)
+from sae_lightning.data.sources import (
+    WIKI_TOPICS,
+    HFDataset,
+    NpyEmbeddings,
+    SourceError,
+    TextFiles,
+    WikiVitalArticles,
+    load_npy,
+)
 
 
 def test_wiki_topic_sentences_keep_their_topic():

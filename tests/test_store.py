@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sae_lightning.embed import Embedder, build_store
+from sae_lightning.data.embed import Embedder, build_store
+from sae_lightning.data.sources import NpyEmbeddings, SourceError, WikiVitalArticles
+from sae_lightning.data.store import EmbeddingStore, StoreError
 from sae_lightning.errors import UserError
-from sae_lightning.sources import NpyEmbeddings, SourceError, WikiVitalArticles
-from sae_lightning.store import EmbeddingStore, StoreError
 
 
 def test_small_store_is_finite_384_wide_one_row_per_text(small_store):

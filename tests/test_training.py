@@ -72,7 +72,7 @@ def test_every_variant_trains_end_to_end_saves_and_loads(arch, synthetic_npy, tm
 def test_dead_after_samples_in_cfg_json_is_the_one_the_dead_mask_uses(synthetic_npy, tmp_path, cache_dir):
     """A store smaller than sae.dead_after_samples: the value is fitted before the SAE is built, so
     cfg.json records what AuxK's dead mask counts against (nothing lowers it during training)."""
-    from sae_lightning.data import split_indices
+    from sae_lightning.data.datamodule import split_indices
     from sae_lightning.pipeline import build_module, build_store_from_cfg
 
     path, _ = synthetic_npy
@@ -154,8 +154,8 @@ def test_config_errors_are_caught_before_any_work(overrides, message, synthetic_
 
 def _corrupt_store_copy(cache_dir: Path, tmp_path: Path, npy: Path, value: float) -> Path:
     """A real store whose embeddings file was damaged after it was written (NaN or huge values)."""
-    from sae_lightning.embed import Embedder, build_store
-    from sae_lightning.sources import NpyEmbeddings
+    from sae_lightning.data.embed import Embedder, build_store
+    from sae_lightning.data.sources import NpyEmbeddings
 
     # The same store the run asks for: the fingerprint covers domain.model_name.
     store = build_store(NpyEmbeddings(path=str(npy), model_name="synthetic"), Embedder(show_progress=False),
@@ -179,7 +179,7 @@ def test_nan_in_a_batch_stops_with_the_step_number(synthetic_npy, tmp_path, cach
 def test_all_finite_answers_for_every_kind_of_batch():
     """The one-reduction check: NaN and Inf anywhere are caught, and a clean batch whose sum
     overflows float32 is still clean (checked entry by entry)."""
-    from sae_lightning.module import all_finite
+    from sae_lightning.training.module import all_finite
 
     x = torch.randn(64, 8)
     assert all_finite(x) and all_finite(x.half())

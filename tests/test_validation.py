@@ -16,12 +16,12 @@ from omegaconf import OmegaConf, open_dict
 
 from sae_lightning.cli import _own_error
 from sae_lightning.config import CONF_DIR, group_options
+from sae_lightning.data.store import EmbeddingStore
 from sae_lightning.errors import UserError
-from sae_lightning.interpret import label_run_dir
-from sae_lightning.interpret.search import open_run
+from sae_lightning.label_run import label_run_dir
 from sae_lightning.models import SparseAutoencoder, build_sae, sae_config
 from sae_lightning.run_dir import RunDir
-from sae_lightning.store import EmbeddingStore
+from sae_lightning.search import open_run
 from sae_lightning.validate import RULES, check_config, leaf_keys
 
 from .conftest import compose_cfg
@@ -115,7 +115,7 @@ def test_every_shipped_option_passes_and_every_knob_has_a_rule(group, tmp_path):
 def test_errors_inside_instantiated_objects_are_unwrapped_bugs_are_not():
     """Hydra wraps what a _target_ raises in a multi-line InstantiationException."""
     with pytest.raises(Exception) as wrapped:
-        instantiate({"_target_": "sae_lightning.embed.Embedder", "dtype": "int8"})
+        instantiate({"_target_": "sae_lightning.data.embed.Embedder", "dtype": "int8"})
     assert "Error in call to target" in str(wrapped.value)
     own = _own_error(wrapped.value)
     assert isinstance(own, UserError) and str(own) == "embedder.dtype='int8' must be float32 or float16"

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from sae_lightning import Run  # noqa: E402
-from sae_lightning.data import split_indices  # noqa: E402
+from sae_lightning.data.datamodule import split_indices  # noqa: E402
 from tables import md_table  # noqa: E402  (docs/study/tables.py)
 
 K = 10  # recall@K, precision@K

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..errors import UserError
 from ..run_dir import RunDir
-from ..interpret.search import SearchRun, open_run
+from ..search import SearchRun, open_run
 from .groups import Group, check_groups, check_size, resolve_group, store_group
 from .scan import GroupScan, scan_group
 from .stats import benjamini_hochberg, fisher_two_sided, log_odds_ratio, separating

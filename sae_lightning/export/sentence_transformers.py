@@ -1,0 +1,86 @@
+"""`sae-export <run> --to sentence-transformers --out <folder>`: a finished run as a
+sentence-transformers `SparseEncoder` folder, the run's embedding model followed by its SAE as a
+`SparseAutoEncoder` module, so that `SparseEncoder(folder).encode(texts)` gives the run's feature
+activations. The feature labels go beside it in feature_labels.json (a list: entry i names feature i).
+
+sentence-transformers' SparseAutoEncoder is a TopK SAE whose encode is ours: ReLU(TopK((x - pre_bias)
+encoderᵀ + latent_bias)), so pre_bias = b_dec, encoder.weight = W_encᵀ, latent_bias = b_enc. Its
+decoder is tied to the encoder, unlike ours: the folder is for encoding, not for reconstruction.
+Only TopK SAEs (and Matryoshka over a TopK base, whose inference is TopK) fit that module.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+
+LABELS_FILE = "feature_labels.json"
+TARGETS = ("sentence-transformers",)
+
+
+def sparse_autoencoder_module(sae):
+    """The SAE as sentence-transformers' SparseAutoEncoder module, with the same encode."""
+    from sentence_transformers.sparse_encoder.modules import SparseAutoEncoder
+
+    if sae.saelens_architecture != "topk":
+        raise UserError(f"a {sae.cfg.architecture} SAE cannot be a sentence-transformers SparseAutoEncoder "
+                        "(that module is TopK only): export a run trained with sae=topk")
+    cfg = sae.cfg
+    # k_aux=0: AuxK is a training term; the module would otherwise run a second top-k in training mode.
+    module = SparseAutoEncoder(input_dim=cfg.d_in, hidden_dim=cfg.d_sae, k=cfg.k, k_aux=0, normalize=False)
+    with torch.no_grad():
+        module.pre_bias.copy_(sae.b_dec.detach().float().cpu())
+        module.encoder.weight.copy_(sae.W_enc.detach().float().cpu().T)
+        module.latent_bias.copy_(sae.b_enc.detach().float().cpu())
+    return module
+
+
+def export_sentence_transformers(run_dir: str | Path, out: str | Path) -> Path:
+    """Write the SparseEncoder folder for a finished run; returns it."""
+    from sentence_transformers import SparseEncoder
+    from sentence_transformers.base.modules import Normalize
+
+    from ..search import open_run
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"{out} exists and is not empty: pick a new --out folder")
+    run = open_run(run_dir)
+    module = sparse_autoencoder_module(run.sae)
+    model = run.model  # the run's embedding model; refuses runs on precomputed embeddings
+    modules = list(model)
+    if run.normalize and not isinstance(modules[-1], Normalize):
+        modules.append(Normalize())  # the store held unit-normalised embeddings: the SAE expects them
+    encoder = SparseEncoder(modules=[*modules, module], device="cpu")
+    encoder.save(str(out))
+    (out / LABELS_FILE).write_text(json.dumps(run.labels, indent=0, ensure_ascii=False) + "\n")
+    return out
+
+
+def feature_labels(folder: str | Path) -> list[str]:
+    """The labels of an exported folder, by feature index ("" for a feature without one)."""
+    return json.loads((Path(folder) / LABELS_FILE).read_text())
+
+
+def _export(argv: list[str]) -> None:
+    p = argparse.ArgumentParser(prog="sae-export", description="Write a finished run in another library's format.")
+    p.add_argument("run", help="a finished run dir (holds run.json and sae/)")
+    p.add_argument("--to", required=True, choices=TARGETS, help="the target format")
+    p.add_argument("--out", required=True, help="the folder to write (new or empty)")
+    a = p.parse_args(argv)
+    out = export_sentence_transformers(a.run, a.out)
+    print(f"SparseEncoder: {out}  (SparseEncoder({str(out)!r}).encode(texts); labels: {out / LABELS_FILE})")
+
+
+def main() -> None:
+    from ..cli import _plain_command
+
+    _plain_command(_export)()
+
+
+if __name__ == "__main__":
+    main()

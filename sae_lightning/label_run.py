@@ -1,0 +1,65 @@
+"""Label a finished run (again, or for the first time): what `sae-label` and the end of `sae-train` call.
+
+The stages after export (labels, then families when run.json asks for them) are all here, so
+`sae-label run_dir=<run>` finishes a run whose labelling was interrupted, failed or never ran,
+with the same result. The run is opened once (loaded_run.py: run.json, store, SAE, split) and
+scanned once (scan.py); labelling, scoring and families read that scan and what the labelling
+made, so no stage reloads the SAE, re-derives the split, streams the store again or re-reads
+labels from disk.
+
+Each labelling is a new folder `<run>/labelings/<id>/` (features, families named with its labels,
+labels.json with its settings and summary; RunDir.new_labeling / commit), which becomes the run's
+current one only once it is whole: earlier labellings and metrics.json are never rewritten.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import UserError
+from .families.build import families_from_scan, feature_labels
+from .labels.config import LabelingConfig
+from .labels.feature_table import label_features, write_features
+from .labels.phase_timer import PhaseTimer
+from .run_dir import RunDir
+from .scan.loaded_run import load_run
+from .scan.run_info import read_run_info
+from .scan.stream import scan_store
+
+
+class NoTexts(UserError):
+    """The run's store holds embeddings without texts: there is nothing to name features with."""
+
+
+def label_run_dir(run_dir: str | Path, cfg: LabelingConfig | None = None) -> tuple[pd.DataFrame, dict]:
+    """A new labelling of the run, made current when it is whole; returns its table and summary."""
+    cfg = cfg or LabelingConfig()
+    run_dir = Path(run_dir)
+    run = RunDir(run_dir)
+    info = read_run_info(run_dir)
+    if not info.get("has_texts", True):
+        raise NoTexts(f"{run_dir} was trained on embeddings without texts (domain=npy without domain.metadata): "
+                      "there is nothing to label; its SAE and metrics are complete")
+    loaded = load_run(run_dir, cfg.device)
+    families = info.get("families") or None
+    timer = PhaseTimer()
+    with timer("scan"):  # one pass: what labels, scores and families need (scan.py)
+        m = max(cfg.m, int(families.get("texts_per_member", 5))) if families else cfg.m
+        scan = scan_store(loaded.sae, loaded.store, loaded.train_idx, loaded.val_idx, m, cfg.batch_size, cfg.device,
+                          min_cooccur=int(families.get("min_cooccur", 2)) if families else None,
+                          small_op_threads=cfg.small_op_threads)
+    labelling = label_features(loaded.sae, loaded.store, loaded.train_idx, loaded.val_idx, cfg, scan)
+    df, summary = labelling.features, labelling.summary
+    with run.new_labeling() as labeling:  # a failure or Ctrl-C removes it; the earlier one stays current
+        write_features(df, labeling)
+        if families:
+            with timer("families"):
+                settings = {k: v for k, v in families.items() if k not in ("batch_size", "device")}
+                labeling.write_families(families_from_scan(scan, loaded.store, loaded.sae,
+                                                           feature_labels(df, loaded.sae.cfg.d_sae),
+                                                           labelling.counts, cfg, **settings))
+        summary.update(timer.summary())
+        summary["time_total"] = round(summary["time_total"] + summary["time_scan"], 3)
+        labeling.write_labels(cfg.to_dict(), info.get("families"), summary)
+    return df, summary

@@ -1,0 +1,206 @@
+"""interpret_sae: an SAE and its store -> the features table (labels, scores, examples) + summary.
+
+The one entry point of labelling: the KeyBERTLabels callback, `label_run_dir` and `sae-label` call
+it. Phases (each timed as `time_<phase>` in the summary):
+  scan              the one streamed pass over train and validation rows (scan.py): top-m texts,
+                    density, domain mass, validation firings (absent when the caller passes a scan)
+  scoring_sets      positives, random and hard negatives from the scan's validation firings
+  coherence         how alike each feature's top texts from distinct documents are (coherence.py)
+  candidates        one CountVectorizer pass over the train texts, features' document-term rows
+  tfidf             the candidates' TF-IDF: the baseline labels and the rerank's evidence
+  doc_embeddings / word_embeddings / keybert / rerank    the batched KeyBERT labelling
+  label_embeddings  the three label sets embedded (cached phrases cost nothing)
+  scoring           AUROCs and keyword precision/recall of the labels and both baselines
+  judge             the same AUROCs by `labeling.judge_model` (only when set)
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..data.embed import load_model
+from ..data.store import EmbeddingStore
+from ..run_dir import Labeling
+from ..run_schema import FEATURE_COLUMNS, FEATURE_SCHEMA, JUDGE_COLUMNS, SCORE_COLUMNS  # noqa: F401 (the contract)
+from ..runtime import limited_threads
+from ..scan.domains import domain_shares, domain_specificity, main_domain, shares_json
+from ..scan.stream import ScanResult, scan_store
+from .config import LabelingConfig
+from .naming.candidates import TrainCounts, analyzer_params, doc_term_matrix
+from .naming.counts_cache import cached_train_counts
+from .naming.keybert import keybert_labels
+from .naming.label_embedding import LABEL_SEPARATOR, embed_labels
+from .naming.phrase_cache import PhraseEmbeddingCache, cache_folder
+from .naming.source_documents import document_codes
+from .naming.tfidf_baseline import tfidf_scores, tfidf_top_terms
+from .phase_timer import PhaseTimer
+from .scoring.auroc import LabelScorer, auroc_columns, keyword_columns, random_labels, scored_rows
+from .scoring.coherence import feature_coherence
+from .scoring.judge import judge_columns
+from .scoring.scoring_sets import sets_from_firing
+from .scoring.verdict import VERDICTS, label_scores, verdicts
+
+log = logging.getLogger(__name__)
+
+
+def _stats(values: np.ndarray, name: str) -> dict[str, float]:
+    v = values[np.isfinite(values)]
+    return {f"{name}_mean": float(v.mean()) if v.size else float("nan"),
+            f"{name}_median": float(np.median(v)) if v.size else float("nan")}
+
+
+@dataclass
+class Labelling:
+    features: pd.DataFrame  # FEATURE_COLUMNS, one row per feature
+    summary: dict  # score means/medians, counts, seconds per phase
+    counts: TrainCounts | None  # n-gram counts of the scan's top texts (families are named from them)
+
+
+def interpret_sae(sae, store: EmbeddingStore, train_idx: np.ndarray, val_idx: np.ndarray,
+                  cfg: LabelingConfig | None = None, scan: ScanResult | None = None) -> tuple[pd.DataFrame, dict]:
+    """Label every live feature of `sae` with KeyBERT and score the labels against baselines.
+
+    train_idx rows give the top examples and labels, val_idx rows the scores (never the texts that
+    produced a label). `scan`: the scan of these rows if the caller has it (scan.py; its top
+    examples may keep more than cfg.m per feature), else it is made here. Returns the features
+    table (FEATURE_COLUMNS, one row per feature) and the summary (means/medians of the scores,
+    counts, seconds per phase)."""
+    got = label_features(sae, store, train_idx, val_idx, cfg, scan)
+    return got.features, got.summary
+
+
+def label_features(sae, store: EmbeddingStore, train_idx: np.ndarray, val_idx: np.ndarray,
+                   cfg: LabelingConfig | None = None, scan: ScanResult | None = None) -> Labelling:
+    """interpret_sae, also handing back what the families step reuses."""
+    cfg = cfg or LabelingConfig()
+    timer = PhaseTimer()
+    with timer("total"):
+        if scan is None:
+            with timer("scan"):
+                scan = scan_store(sae, store, train_idx, val_idx, cfg.m, cfg.batch_size, cfg.device, min_cooccur=None,
+                                  small_op_threads=cfg.small_op_threads)
+        df, summary, counts = _interpret(sae, store, np.asarray(train_idx), scan, cfg, timer)
+    summary.update(timer.summary())
+    return Labelling(df, summary, counts)
+
+
+def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.DataFrame, dict, TrainCounts | None]:
+    meta = store.metadata()
+    texts = meta["text"].to_numpy()
+    codes = document_codes(meta["id"].to_numpy())
+    top = scan.top.first(cfg.m)
+    with timer("scoring_sets"):
+        sets = sets_from_firing(scan.val_firing, scan.val_rows, store, cfg.m_pos, cfg.n_negatives, cfg.n_hard, cfg.seed)
+    with timer("coherence"):
+        coherence = feature_coherence(top.rows, store.embeddings, train_idx, codes, cfg.coherence_min_docs,
+                                      cfg.coherence_pairs, cfg.seed)
+    live = np.flatnonzero(~top.dead)
+
+    model = load_model(store.model_name)
+    cache = PhraseEmbeddingCache(
+        cache_folder(store.path, store.model_name, getattr(model, "max_seq_length", None)),
+        # big batches: phrases are a few tokens long, and sentence-transformers sorts them by length
+        lambda phrases: model.encode(phrases, batch_size=1024, convert_to_numpy=True, show_progress_bar=False))
+    with timer("candidates"):
+        # only the texts some feature's labelling (or family name) reads: the scan's top rows
+        counts = cached_train_counts(store, texts, train_idx, cfg, np.unique(scan.top.rows[scan.top.rows >= 0]))
+        terms = (doc_term_matrix(top.rows[live], counts, cfg, codes if cfg.distinct_documents else None,
+                                 top.acts[live] if cfg.activation_weights else None)
+                 if counts is not None and len(live) else None)
+    with timer("tfidf"):
+        tfidf = tfidf_scores(terms, counts) if terms is not None else None
+        found_tfidf = tfidf_top_terms(tfidf, terms.words if terms else None, cfg.top_n) or [[] for _ in live]
+    found = keybert_labels(live, top.rows[live], texts, terms, tfidf, store, sae, model, cache, cfg, timer)
+
+    d_sae = sae.cfg.d_sae
+    labels = {"keywords": [[] for _ in range(d_sae)], "keyword_scores": [[] for _ in range(d_sae)],
+              "tfidf": [[] for _ in range(d_sae)],
+              "label_reason": [f"dead: never fired on the {top.n_rows} train texts"] * d_sae}
+    for j, f in enumerate(live):
+        labels["keywords"][f], labels["keyword_scores"][f] = found.keywords[j], found.scores[j]
+        labels["label_reason"][f], labels["tfidf"][f] = found.reasons[j], found_tfidf[j]
+    rand_kws, donor = random_labels(labels["keywords"], cfg.seed)
+
+    with timer("label_embeddings"):
+        label_emb = embed_labels(labels["keywords"], cache, cfg.label_embedding, store.dim)
+        tfidf_emb = embed_labels(labels["tfidf"], cache, cfg.label_embedding, store.dim)
+        rand_emb = np.where((donor >= 0)[:, None], label_emb[np.maximum(donor, 0)], 0)
+    kw_sets = {"label": labels["keywords"], "tfidf": labels["tfidf"], "random": rand_kws}
+    with timer("scoring"), limited_threads(cfg.small_op_threads):
+        rows = scored_rows(sets)
+        scorer = LabelScorer(sets, rows, np.asarray(store.embeddings[rows], dtype=np.float32))
+        scores = auroc_columns(scorer, {"label": (labels["keywords"], label_emb), "tfidf": (labels["tfidf"], tfidf_emb),
+                                        "random": (rand_kws, rand_emb)})
+        scores.update(keyword_columns(kw_sets, texts[sets.val_rows], sets, analyzer_params(cfg)))
+    with timer("judge"):
+        judge = judge_columns(cfg.judge_model, store, texts, sets, kw_sets, cfg.label_embedding, d_sae)
+        scores.update(judge.columns)
+
+    has_label = np.array([bool(k) for k in labels["keywords"]])
+    scores["coherence"] = coherence.score
+    scores["verdict"] = verdicts(top.dead, coherence.score, has_label, cfg.coherence_min)
+    scores["label_score"] = label_scores(scores["label_auroc_hard"], coherence.score, cfg.coherence_min)
+    if not len(live):
+        log.warning("every feature is dead on the %d train texts; nothing was labelled", top.n_rows)
+    summary = _summary(scores, labels, top, cfg)
+    summary.update({"coherence_baseline_mean": coherence.baseline_mean, "coherence_baseline_std": coherence.baseline_std,
+                    "n_phrases_embedded": int(cache.n_embedded),  # 0 on a relabel: what the caches save
+                    "n_judge_embedded": judge.n_embedded})
+    return _table(top, labels, scores, meta), summary, counts
+
+
+def _table(top, labels: dict, scores: dict, meta: pd.DataFrame) -> pd.DataFrame:
+    texts, ids, domains = (meta[c].astype(str).to_numpy() for c in ("text", "id", "domain"))
+    shares = domain_shares(top.domain_mass)
+    density = top.density.astype(np.float64)
+    with np.errstate(divide="ignore"):
+        log10_density = np.log10(density)  # -inf for dead features, as the report expects
+    valid = top.rows >= 0
+    return pd.DataFrame({
+        "feature_id": np.arange(len(density), dtype=np.int64),
+        "dead": top.dead,
+        "density": density,
+        "log10_density": log10_density,
+        "label": [LABEL_SEPARATOR.join(k) for k in labels["keywords"]],
+        "label_reason": labels["label_reason"],
+        "keywords": labels["keywords"],
+        "keyword_scores": labels["keyword_scores"],
+        "top_ids": [list(ids[r[v]]) for r, v in zip(top.rows, valid)],
+        "top_texts": [list(texts[r[v]]) for r, v in zip(top.rows, valid)],
+        "top_acts": [a[v].astype(np.float64).tolist() for a, v in zip(top.acts, valid)],
+        "top_domains": [list(domains[r[v]]) for r, v in zip(top.rows, valid)],
+        "domain_shares": shares_json(shares, top.domains),
+        "main_domain": main_domain(shares, top.domains),
+        "domain_specificity": domain_specificity(shares),
+        "tfidf_label": [LABEL_SEPARATOR.join(k) for k in labels["tfidf"]],
+        "coherence": scores["coherence"].astype(np.float64),
+        "verdict": scores["verdict"].astype(str),
+        **{c: np.asarray(scores[c], dtype=np.float64) for c in SCORE_COLUMNS + JUDGE_COLUMNS},
+        "label_score": np.asarray(scores["label_score"], dtype=np.float64),
+    })[FEATURE_COLUMNS]
+
+
+def _summary(scores: dict, labels: dict, top, cfg: LabelingConfig) -> dict:
+    """Mean/median of each score over the features it exists for (NaN = not scored), counts per
+    verdict, and which judge (if any) made the judge_* numbers."""
+    summary: dict = {}
+    for column in ("coherence", *SCORE_COLUMNS, *JUDGE_COLUMNS, "label_score"):
+        summary.update(_stats(np.asarray(scores[column], dtype=np.float64), column))
+    verdict = scores["verdict"]
+    summary.update({f"n_{v}": int((verdict == v).sum()) for v in VERDICTS})
+    summary.update({
+        "n_features": int(len(top.dead)),
+        "n_labelled": int(sum(1 for k in labels["keywords"] if k)),
+        "n_scored": int(np.isfinite(scores["label_auroc"]).sum()),
+        "judge_model": cfg.judge_model or "",
+    })
+    return summary
+
+
+def write_features(df: pd.DataFrame, folder: str | Path | Labeling) -> Path:
+    """Write the features table into a labelling's folder (or any folder) with the contract's types."""
+    return (folder if isinstance(folder, Labeling) else Labeling(folder)).write_features(df)

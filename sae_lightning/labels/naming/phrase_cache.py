@@ -1,0 +1,98 @@
+"""Embeddings of candidate keywords (and label strings), kept with the embedding store.
+
+A phrase's embedding depends only on the phrase and the model, so the cache is keyed by the model
+and looked up phrase by phrase: relabelling a run, labelling another SAE of the same store or
+changing the vectorizer settings embeds only phrases never seen before. Layout:
+
+    <store>/keybert/<sha of model name + max_seq_length>/phrases.parquet   column "phrase"
+                                                         embeddings.npy    float32 [n, dim], same order
+
+Both files are replaced through the run folder's atomic writer under the store's file lock, and a writer
+merges what is on disk first, so concurrent runs (multirun, DDP ranks) never lose each other's work.
+A read-only store still works: the new embeddings are then kept in memory only.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ...data.store import store_lock
+from ...errors import UserError
+from ...run_dir import atomic_write
+
+log = logging.getLogger(__name__)
+
+
+def cache_folder(store_path: Path, model_name: str, max_seq_length: int | None) -> Path:
+    key = json.dumps({"model": model_name, "max_seq_length": max_seq_length, "format": 1}, sort_keys=True)
+    return Path(store_path) / "keybert" / hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+class PhraseEmbeddingCache:
+    def __init__(self, folder: Path, embed: Callable[[list[str]], np.ndarray]) -> None:
+        self.folder, self.embed = Path(folder), embed
+        self.phrases: list[str] = []
+        self.index: dict[str, int] = {}
+        self.vectors = np.zeros((0, 0), dtype=np.float32)
+        self.n_embedded = 0  # phrases this object had to embed (what a warm cache saves)
+        self._load()
+
+    def _load(self) -> None:
+        found = _read(self.folder)
+        if found is not None:
+            self.phrases, self.vectors = found
+            self.index = {p: i for i, p in enumerate(self.phrases)}
+
+    def get(self, phrases: list[str]) -> np.ndarray:
+        """[len(phrases), dim] float32 in the order asked, embedding only the unseen ones."""
+        missing = list(dict.fromkeys(p for p in phrases if p not in self.index))
+        if missing:
+            new = np.asarray(self.embed(missing), dtype=np.float32)
+            self.n_embedded += len(missing)
+            self._add(missing, new)
+            self._save()
+        if not phrases:
+            return np.zeros((0, self.vectors.shape[1] if self.vectors.size else 0), dtype=np.float32)
+        return self.vectors[[self.index[p] for p in phrases]]
+
+    def _add(self, phrases: list[str], vectors: np.ndarray) -> None:
+        keep = [i for i, p in enumerate(phrases) if p not in self.index]
+        base = len(self.phrases)
+        self.phrases.extend(phrases[i] for i in keep)
+        self.index.update({phrases[i]: base + j for j, i in enumerate(keep)})
+        self.vectors = vectors[keep] if not self.vectors.size else np.concatenate([self.vectors, vectors[keep]])
+
+    def _save(self) -> None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with store_lock(self.folder / "phrases"):
+                found = _read(self.folder)  # what other runs wrote since we loaded
+                if found is not None and found[1].shape[1:] == self.vectors.shape[1:]:
+                    others = [i for i, p in enumerate(found[0]) if p not in self.index]
+                    if others:
+                        self._add([found[0][i] for i in others], found[1][others])
+                # Embeddings first: a reader that sees the new phrase list also sees its vectors;
+                # one that catches the pair mid-swap finds a length mismatch and ignores the cache.
+                atomic_write(self.folder / "embeddings.npy", lambda tmp: np.save(tmp, self.vectors))
+                phrases = pd.DataFrame({"phrase": self.phrases})
+                atomic_write(self.folder / "phrases.parquet", lambda tmp: phrases.to_parquet(tmp, index=False))
+        except (OSError, UserError) as err:  # a cache: a full or read-only disk costs speed, not the run
+            log.warning("cannot write the phrase cache %s (%s); embeddings kept in memory only", self.folder, err)
+
+
+def _read(folder: Path) -> tuple[list[str], np.ndarray] | None:
+    try:
+        phrases = pd.read_parquet(folder / "phrases.parquet")["phrase"].tolist()
+        vectors = np.load(folder / "embeddings.npy")
+    except (OSError, ValueError, KeyError):
+        return None  # no cache yet (or a broken one, which the next write replaces)
+    if len(phrases) != len(vectors):
+        log.warning("phrase cache %s is inconsistent; it will be rebuilt", folder)
+        return None
+    return phrases, vectors

@@ -1,0 +1,179 @@
+"""Feature search and steering (O'Neill et al. 2024, section on steering queries).
+
+    run = open_run("outputs/train/runs/wiki_all/...")
+    find_features(run.sae, run.model, "prime numbers and divisibility", labels=run.labels)
+    x = embed_query(run.model, "the fall of the Roman empire")
+    x2 = steer(run.sae, x, {123: 0.8, 77: 0.0})     # feature 123 up, 77 off
+    nearest_texts(run.store, x2, k=5)
+
+Steering edits only what the SAE explains: x' = x + (decode(z') - decode(z)). Decoding z' alone
+would also drop the SAE's reconstruction error x - decode(z), moving every query by it whether or
+not a feature was touched; with the difference, clamping a feature to the value it already has
+returns x unchanged.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .data.embed import load_model
+from .data.store import EmbeddingStore
+from .errors import UserError
+from .models import SparseAutoencoder
+from .run_dir import RunDir
+from .scan.top_examples import inference_sae
+
+
+@dataclass
+class SearchRun:
+    """What search and steering read from a finished run dir."""
+
+    sae: SparseAutoencoder
+    store: EmbeddingStore
+    labels: list[str]  # per feature ("" where none or no features.parquet)
+    max_acts: np.ndarray  # per feature, its top train activation (NaN unknown): a scale for clamps
+    normalize: bool  # whether the store's embeddings were unit-normalised (queries must match)
+
+    @property
+    def model(self):
+        """The run's embedding model (loaded on first use, cached per process by load_model)."""
+        name = self.store.model_name
+        if name in ("synthetic", "unknown"):
+            raise UserError(f"the store {self.store.path} holds precomputed embeddings (model {name!r}); "
+                            "queries cannot be embedded the same way: pass embeddings to steer/nearest_texts")
+        return load_model(name)
+
+
+def open_run(run_dir: str | Path, device: str = "cpu") -> SearchRun:
+    from .scan.run_info import read_run_info
+
+    run_dir = Path(run_dir)
+    try:
+        info = read_run_info(run_dir)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    store = EmbeddingStore(Path(info["store_path"]).expanduser())
+    sae = SparseAutoencoder.load(RunDir(run_dir).sae, device=device)
+    labels, max_acts = [""] * sae.cfg.d_sae, np.full(sae.cfg.d_sae, np.nan)
+    labeling = RunDir(run_dir).labeling()
+    if labeling is not None:
+        df = _read_features(labeling.features, sae.cfg.d_sae, run_dir)
+        verdicts = df["verdict"] if "verdict" in df else [""] * len(df)
+        for f, lab, acts, verdict in zip(df["feature_id"], df["label"], df["top_acts"], verdicts):
+            # a label of a mixed or weak feature is shown as such, never like an interpretable one's
+            labels[f] = f"{lab} [{verdict}]" if lab and verdict not in ("", "interpretable") else (lab or "")
+            max_acts[f] = float(acts[0]) if acts is not None and len(acts) else np.nan
+    return SearchRun(sae, store, labels, max_acts, bool(store.manifest.get("normalized", False)))
+
+
+def _read_features(path: Path, d_sae: int, run_dir: Path) -> pd.DataFrame:
+    """feature_id, label, top_acts of features.parquet; UserError naming the file and the fix."""
+    fix = f"relabel the run (sae-label run_dir={run_dir}) or delete {path}"
+    try:
+        df = pd.read_parquet(path, columns=["feature_id", "label", "top_acts"])
+    except Exception as err:  # pyarrow raises several types for garbage, truncated or foreign files
+        raise UserError(f"{path} cannot be read as a features table ({str(err).splitlines()[0]}); {fix}") from None
+    ids = pd.to_numeric(df["feature_id"], errors="coerce")
+    if ids.isna().any() or not ids.between(0, d_sae - 1).all():
+        raise UserError(f"{path} holds feature ids outside 0..{d_sae - 1} of this SAE; {fix}")
+    return df.assign(feature_id=ids.astype(int))
+
+
+def embed_query(model, query: str | Sequence[str], normalize: bool = False) -> np.ndarray:
+    """[d] for one query, [n, d] for a list; embedded as the store's texts were."""
+    emb = model.encode([query] if isinstance(query, str) else list(query), convert_to_numpy=True,
+                       normalize_embeddings=normalize, show_progress_bar=False).astype(np.float32)
+    return emb[0] if isinstance(query, str) else emb
+
+
+def encode(sae, emb: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Dense latents [n, d_sae] of embeddings [d] or [n, d], inference mode, on the SAE's device."""
+    with inference_sae(sae, None) as model:
+        x = torch.as_tensor(np.asarray(emb, np.float32)).to(next(model.parameters()).device)
+        return model.encode(x.reshape(-1, x.shape[-1])).float()
+
+
+def find_features(sae, model, query: str, top: int = 10, labels: Sequence[str] | None = None,
+                  normalize: bool = False) -> pd.DataFrame:
+    """The features the query activates most: feature_id, activation, label ("" without labels).
+    Fewer than `top` rows when fewer features fire."""
+    z = encode(sae, embed_query(model, query, normalize))[0].cpu().numpy()
+    ids = np.argsort(-z, kind="stable")[:top]
+    ids = ids[z[ids] > 0]
+    return pd.DataFrame({"feature_id": ids, "activation": z[ids].astype(np.float64),
+                         "label": [labels[i] if labels is not None else "" for i in ids]})
+
+
+def steer(sae, query_emb: np.ndarray | torch.Tensor, clamp: Mapping[int, float]) -> np.ndarray:
+    """The query embedding(s) with the chosen latents set to the given values: x + decode(z') - decode(z)."""
+    check_features(clamp, sae.cfg.d_sae)
+    x = np.asarray(query_emb, dtype=np.float32)
+    z = encode(sae, x)
+    z_new = z.clone()
+    for f, value in clamp.items():
+        z_new[:, int(f)] = float(value)
+    with torch.no_grad():
+        delta = (z_new - z) @ sae.W_dec.float()  # = decode(z') - decode(z); b_dec cancels
+    return (x.reshape(-1, x.shape[-1]) + delta.cpu().numpy()).reshape(x.shape)
+
+
+def check_features(ids, d_sae: int) -> None:
+    bad = [f for f in ids if not 0 <= int(f) < d_sae]
+    if bad:
+        raise UserError(f"feature {bad[0]} does not exist: this SAE has features 0..{d_sae - 1}")
+
+
+def check_counts(**counts: int) -> None:
+    """--top and -k of sae-search: how many rows to list, at least one."""
+    for name, n in counts.items():
+        if n < 1:
+            raise UserError(f"{name} {n}: must be 1 or more (how many to list)")
+
+
+def nearest_texts(store: EmbeddingStore, emb: np.ndarray, k: int = 10, batch_size: int = 8192) -> pd.DataFrame:
+    """The k store texts most cosine-similar to `emb` [d]: row, cos, id, domain, text (best first).
+    Reads the memory map in batches, so the store never has to fit in RAM."""
+    q = np.asarray(emb, dtype=np.float32).reshape(-1)
+    q = q / max(float(np.linalg.norm(q)), 1e-12)
+    best_rows, best_cos = np.zeros(0, np.int64), np.zeros(0, np.float32)
+    for start in range(0, len(store), batch_size):
+        X = np.asarray(store.embeddings[start:start + batch_size], dtype=np.float32)
+        cos = X @ q / np.maximum(np.linalg.norm(X, axis=1), 1e-12)
+        rows = np.concatenate([best_rows, start + np.arange(len(X))])
+        cos = np.concatenate([best_cos, cos])
+        keep = np.argsort(-cos, kind="stable")[:k]  # a running top-k: memory O(batch + k)
+        best_rows, best_cos = rows[keep], cos[keep]
+    meta = store.metadata().iloc[best_rows]
+    return pd.DataFrame({"row": best_rows, "cos": best_cos.astype(np.float64), "id": meta["id"].to_numpy(),
+                         "domain": meta["domain"].to_numpy(), "text": meta["text"].to_numpy()})
+
+
+def parse_clamps(items: Sequence[str], run: SearchRun | None = None) -> dict[int, float]:
+    """FEATURE=VALUE strings; VALUE may be `Nx`: N times the feature's top train activation (the
+    scale a feature naturally reaches, known from features.parquet)."""
+    out: dict[int, float] = {}
+    for item in items:
+        fid, _, val = item.partition("=")
+        times = val.endswith("x")
+        try:
+            f, value = int(fid), float(val[:-1] if times else val)
+            if not np.isfinite(value):
+                raise ValueError(value)
+        except ValueError:
+            raise UserError(f"--clamp {item!r}: use FEATURE=VALUE with a finite number, e.g. 123=0.5, 77=0, "
+                            "or 123=3x (3 times its top activation)") from None
+        if run is not None:
+            check_features([f], run.sae.cfg.d_sae)
+        if times:
+            scale = run.max_acts[f] if run is not None else np.nan
+            if not np.isfinite(scale):
+                raise UserError(f"--clamp {item}: feature {f} has no known top activation (no features.parquet, "
+                                f"or a dead feature); give the value itself, e.g. {f}=0.5")
+            value *= float(scale)
+        out[f] = value
+    return out

@@ -1,0 +1,39 @@
+"""Lightning checkpoints written through the run folder's atomic writer and read back safely.
+
+Lightning's own TorchCheckpointIO writes the file in place: a kill while last.ckpt is rewritten
+leaves it empty. Here a checkpoint is a temp file renamed over the old one, and loading never
+unpickles code (`weights_only=True`: the state is plain tensors and containers)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from ..errors import UserError
+from ..run_dir import atomic_write
+
+
+def load_checkpoint_file(path: str | Path, map_location: Any = "cpu") -> dict:
+    """A checkpoint's dict, or one line naming the file and the way out."""
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"no checkpoint at {path}; pass run_dir=<an earlier run folder> with ckpt_path=last") from None
+    except Exception as err:  # truncated (EOFError), garbage (UnpicklingError), not a zip (RuntimeError), ...
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UserError(f"{path} is not a readable checkpoint ({first[:200]}); resume from another checkpoint in "
+                        f"{path.parent} with ckpt_path=<that .ckpt>, or delete the run folder and train again") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise UserError(f"{path} is not a Lightning checkpoint (no state_dict); pass ckpt_path=<a .ckpt of sae-train>")
+    return ckpt
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
+        atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
+
+    def load_checkpoint(self, path: str | Path, map_location: Any = None, weights_only: bool | None = None) -> dict:
+        return load_checkpoint_file(path, map_location if map_location is not None else "cpu")

@@ -1,0 +1,52 @@
+"""SweepSummary: a Hydra callback that says which jobs of a multirun finished and which failed,
+and why. Each job writes `job_status.json` into its own folder and refreshes the sweep's
+`sweep_summary.json` from all of them, so it works when submitit runs jobs in other processes,
+and when a failed job makes Hydra end the sweep with an error (after every job has run)."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from ..run_dir import atomic_write
+
+log = logging.getLogger(__name__)
+
+
+def job_status(config: DictConfig, job_return: JobReturn) -> dict:
+    failed = job_return.status == JobStatus.FAILED
+    value = job_return._return_value
+    error = (str(value).splitlines() or [type(value).__name__])[0] if failed else None
+    return {"job": int(config.hydra.job.num), "overrides": list(job_return.overrides or []),
+            "status": "failed" if failed else "finished", "error": error,
+            "fve": float(value) if not failed and isinstance(value, (int, float)) else None}
+
+
+def summarise(sweep: Path) -> list[dict]:
+    """Refresh sweep_summary.json from every job folder's job_status.json; return the jobs."""
+    jobs = sorted((json.loads(p.read_text()) | {"dir": str(p.parent)} for p in sweep.glob("*/job_status.json")),
+                  key=lambda j: j["job"])
+    text = json.dumps(jobs, indent=2)
+    atomic_write(sweep / "sweep_summary.json", lambda tmp: tmp.write_text(text))
+    return jobs
+
+
+class SweepSummary(Callback):
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if str(config.hydra.mode) != "RunMode.MULTIRUN":
+            return
+        status = job_status(config, job_return)
+        out = Path(config.hydra.runtime.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "job_status.json").write_text(json.dumps(status, indent=2))
+        jobs = summarise(Path(config.hydra.sweep.dir))
+        failed = sum(j["status"] == "failed" for j in jobs)
+        what = f"fve={status['fve']:.4f}" if status["fve"] is not None else status["error"] or ""
+        (log.error if status["status"] == "failed" else log.info)(
+            "job #%d %s: %s (%s) | sweep so far: %d finished, %d failed", status["job"],
+            " ".join(status["overrides"]), status["status"], what, len(jobs) - failed, failed)
