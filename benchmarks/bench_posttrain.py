@@ -138,7 +138,9 @@ def run_sizes(args) -> list[dict]:
     return out
 
 
-def table(results: list[dict]) -> str:
+def stage_rows(results: list[dict]) -> list[dict]:
+    """One row per stage: seconds and peak RSS at each size, and their growth from the first size
+    to the last (bench_scale.py prints the same rows)."""
     names = list(dict.fromkeys(s["stage"] for r in results for s in r["stages"]))
     rows = []
     for name in names:
@@ -153,6 +155,11 @@ def table(results: list[dict]) -> str:
             a, b = row[f"peak MiB @{results[0]['n']:,}"], row[f"peak MiB @{results[-1]['n']:,}"]
             row["rss growth"] = f"{b / a:.2f}x" if a and b else ""
         rows.append(row)
+    return rows
+
+
+def table(results: list[dict]) -> str:
+    rows = stage_rows(results)
     head = ", ".join(f"n={r['n']:,}: RSS at start {r['start_rss_mib']:,.0f} MiB, VmHWM {r['vmhwm_mib']:,.0f} MiB"
                      for r in results)
     return head + "\n\n" + md_table(rows)

@@ -85,22 +85,10 @@ def run(args) -> dict:
 
 
 def markdown(result: dict) -> str:
+    import bench_posttrain as bp
+
     res = result["results"]
-    names = list(dict.fromkeys(s["stage"] for r in res for s in r["stages"]))
-    rows = []
-    for name in names:
-        row: dict = {"stage": name}
-        for r in res:
-            got = [s for s in r["stages"] if s["stage"] == name]
-            row[f"s @{r['n']:,}"] = sum(s["seconds"] for s in got) if got else None
-            row[f"peak RSS MiB @{r['n']:,}"] = max(s["peak_rss_mib"] for s in got) if got else None
-        if len(res) > 1:
-            lo, hi = res[0]["n"], res[-1]["n"]
-            a, b = row[f"s @{lo:,}"], row[f"s @{hi:,}"]
-            row[f"time growth ({hi // lo}x texts)"] = f"{b / a:.1f}x" if a and b and a > 0.05 else ""
-            a, b = row[f"peak RSS MiB @{lo:,}"], row[f"peak RSS MiB @{hi:,}"]
-            row["RSS growth"] = f"{b / a:.2f}x" if a and b else ""
-        rows.append(row)
+    rows = bp.stage_rows(res)
     head = ", ".join(f"{r['n']:,} texts: VmHWM {r['vmhwm_mib']:,.0f} MiB" for r in res)
     sizes = " and ".join(f"{r['n']:,}" for r in res)
     return "\n".join([f"### Scale: every stage at {sizes} texts "

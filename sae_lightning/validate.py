@@ -297,6 +297,16 @@ def _shown(value: Any) -> str:
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def check_settings(group: str, values: dict[str, Any]) -> None:
+    """The same rules for settings built in Python (LabelingConfig(...), the API): one UserError
+    for the first value its rule refuses; names without a rule are left alone."""
+    for name, value in values.items():
+        key = f"{group}.{name}"
+        rule = RULES.get(key)
+        if rule is not None and not rule.accepts(list(value) if isinstance(value, tuple) else value):
+            raise UserError(f"{key}={_shown(value)} is invalid; set {key} to {rule.what}")
+
+
 def check_config(cfg: DictConfig, skip: tuple[str, ...] = ()) -> None:
     """Raise UserError for the first value no rule accepts (all keys of cfg, resolved)."""
     for key in leaf_keys(cfg):

@@ -19,7 +19,8 @@ from sae_lightning.diff.analysis import DiffResult, MatrixResult
 from sae_lightning.diff.page import render_diff_page, render_matrix_page
 from sae_lightning.report import write_report
 
-from .test_report import check_html, make_run
+from .html_checks import check_html
+from .test_report import make_run
 
 # A tag of our own (it can only appear if escaping failed), a quote that would end an attribute
 # and start an event handler, and an ampersand that would start an entity.

@@ -19,7 +19,8 @@ from sae_lightning.run_dir import Labeling, RunDir
 from sae_lightning.run_schema import FAMILY_SCHEMA, FEATURE_COLUMNS, TRAIN_UNITS
 
 from .helpers import synthetic_npy
-from .test_report import METRICS, make_run, table_rows
+from .html_checks import table_rows
+from .test_report import METRICS, make_run
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "reference" / "run-folder.md"
 

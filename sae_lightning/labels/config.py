@@ -45,27 +45,17 @@ class LabelingConfig:
     small_op_threads: int | None = 1
 
     def __post_init__(self) -> None:
-        self.ngram_range = tuple(int(n) for n in self.ngram_range)  # type: ignore[assignment]
-        if len(self.ngram_range) != 2 or not 1 <= self.ngram_range[0] <= self.ngram_range[1]:
-            raise ValueError(f"labeling.ngram_range={list(self.ngram_range)} must be [lo, hi] with 1 <= lo <= hi")
-        if self.stop_words is not None and not isinstance(self.stop_words, str):
-            self.stop_words = [str(w) for w in self.stop_words]
-        if self.doc_embedding not in DOC_EMBEDDINGS:
-            raise ValueError(f"labeling.doc_embedding={self.doc_embedding!r} must be one of {', '.join(DOC_EMBEDDINGS)}")
-        if self.label_embedding not in LABEL_EMBEDDINGS:
-            raise ValueError(f"labeling.label_embedding={self.label_embedding!r} must be one of {', '.join(LABEL_EMBEDDINGS)}")
-        if self.evidence_power < 0:
-            raise ValueError(f"labeling.evidence_power={self.evidence_power} must be >= 0 (0: no rerank)")
         if self.judge_model in ("", "null", "None"):
             self.judge_model = None
-        if not 0.0 <= self.numbers_min_share <= 1.0:
-            raise ValueError(f"labeling.numbers_min_share={self.numbers_min_share} must be in [0, 1]")
-        for name in ("m", "top_n", "shortlist", "m_pos", "n_negatives", "n_hard", "batch_size", "min_df", "min_texts",
-                     "coherence_min_docs", "coherence_pairs"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"labeling.{name}={getattr(self, name)} must be at least 1")
-        if not 0.0 <= self.diversity <= 1.0:
-            raise ValueError(f"labeling.diversity={self.diversity} must be in [0, 1]")
+        if self.stop_words is not None and not isinstance(self.stop_words, str):
+            self.stop_words = [str(w) for w in self.stop_words]
+        if not isinstance(self.ngram_range, (str, int, float)):  # a ListConfig or tuple: compare as a list
+            self.ngram_range = list(self.ngram_range)
+        # One source of ranges and choices: the rules every composed config is checked against.
+        from ..validate import check_settings
+
+        check_settings("labeling", {f.name: getattr(self, f.name) for f in fields(self)})
+        self.ngram_range = tuple(self.ngram_range)  # type: ignore[assignment]
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> LabelingConfig:
