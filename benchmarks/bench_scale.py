@@ -51,6 +51,9 @@ def one_size(n: int, d_sae: int, k: int, cache_dir: str) -> dict:
     recon, _ = stage("train (1 epoch)", lambda: bt.train_lightning(cfg, store, steps, work / "train"))
     run = bp.make_run(store, d_sae, k, work)  # the run folder of bench_posttrain, with the trained SAE in it
     recon.sae.save(run / "sae")
+    from sae_lightning.run_dir import RunDir
+
+    RunDir(run).write_metrics({"epochs": 1})  # what export writes; the report needs the file, not its numbers
     # label_run_dir's own phases (scan, labels, scoring, families), timed by bench_posttrain's patch
     sub = argparse.Namespace(one=n, d_sae=d_sae, k=k, cache_dir=cache_dir)
     bp.make_run = lambda *a, **kw: run
