@@ -198,3 +198,15 @@ def test_labels_verdicts_and_coherence_come_from_new_runs_and_stay_blank_for_old
     old = feature_info(tmp_path / "old", 128)
     assert (old["verdict"] == "").all() and old["coherence"].isna().all() and (old["label"] != "").any()
     assert old["label_score"].isna().all()
+
+
+def test_the_forest_plot_alone_is_the_pages_plot(tiny_labelled_run, tmp_path):
+    """docs/study/tables.py puts the forest plot into Markdown: the same SVG the page draws."""
+    from sae_lightning.diff.page import forest_svg
+
+    out = tmp_path / "mh"
+    sae_diff(tiny_labelled_run, "Mathematics", "History", "--out", out, "--top", 5)
+    sep = pd.read_parquet(out / "diff.parquet").query("separating")
+    svg = forest_svg(sep.head(6), "Mathematics", "History")
+    assert svg.startswith("<svg") and svg.count("<circle") + svg.count("<rect") >= 1
+    assert forest_svg(sep.head(0), "Mathematics", "History") == ""

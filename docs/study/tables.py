@@ -16,7 +16,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from sae_lightning.diff.analysis import DiffResult, DiffSettings  # noqa: E402
-from sae_lightning.diff.page import forest_plot  # noqa: E402
+from sae_lightning.diff.page import forest_svg  # noqa: E402
 from sae_lightning.run_dir import RunDir  # noqa: E402
 
 
@@ -62,7 +62,7 @@ def diff_md(folder: Path, n: int) -> str:
             f"top text in {side}": [(ex[0][:90] + "…" if len(ex[0]) > 90 else ex[0]) if len(ex) else "" for ex in
                                      (t["examples_a"] if side == res.a else t["examples_b"])]})
         out.append(f"**More in {side}** (top {n})\n\n" + md_table(rows))
-    plot = forest_plot(pd.concat([res.top(res.a, n), res.top(res.b, n).iloc[::-1]]), res.a, res.b)
+    plot = forest_svg(pd.concat([res.top(res.a, n), res.top(res.b, n).iloc[::-1]]), res.a, res.b)
     return "\n".join(out) + "\n" + plot + "\n"
 
 

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..pages import plots, render
+from ..pages import plots, render, render_plot
 from .analysis import DiffResult, MatrixResult
 
 EXAMPLE_CHARS = 160
@@ -34,6 +34,12 @@ def forest(rows: pd.DataFrame, a: str, b: str) -> dict | None:
                         f"{r.log_odds_high:.2f}], {a} {r.rate_a:.1%} vs {b} {r.rate_b:.1%}, q={r.q_value:.2g}")}
              for r in rows.itertuples()]
     return plots.forest(items, f"log-odds ratio (← more in {b} · more in {a} →)", f"log-odds ratio, {a} vs {b}")
+
+
+def forest_svg(rows: pd.DataFrame, a: str, b: str) -> str:
+    """The forest plot of `rows` alone, as inline SVG ("" when there is nothing to draw)."""
+    plot = forest(rows, a, b)
+    return "" if plot is None else render_plot("forest", plot)
 
 
 def _examples(texts) -> list[str]:

@@ -41,3 +41,8 @@ def render(package: str, template: str, *, title: str, sections: list[tuple[str,
     return environment(package).get_template(template).render(
         title=title, sections=sections, titles=dict(sections), palette=colors.palette() if colors else [],
         dead_colour=DEAD, **context)
+
+
+def render_plot(kind: str, plot: dict) -> str:
+    """One plot of plots.html.j2 alone, as inline SVG (for pages made elsewhere, e.g. the docs' Markdown)."""
+    return str(getattr(environment("sae_lightning.pages").get_template("plots.html.j2").module, kind)(plot))
