@@ -55,6 +55,22 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     return path
 
 
+def move_into_place(tmp: Path, path: Path) -> Path | None:
+    """Rename the finished folder `tmp` to `path` durably: every file in it fsynced, the rename,
+    then the parent fsynced. An existing `path` is renamed aside first; its new name is returned
+    for the caller to remove (None when there was none)."""
+    for file in tmp.rglob("*"):
+        if file.is_file():
+            _fsync(file)
+    old = None
+    if path.exists():
+        old = path.with_name(f"{tmp.name}.old")
+        os.replace(path, old)
+    os.replace(tmp, path)
+    _fsync(path.parent)
+    return old
+
+
 def atomic_folder(path: str | Path, write: Callable[[Path], Any]) -> Path:
     """A folder written whole or not at all: `write(tmp_dir)`, each file fsynced, then renamed into
     place (an older folder of that name is swapped out first and removed)."""
@@ -64,14 +80,7 @@ def atomic_folder(path: str | Path, write: Callable[[Path], Any]) -> Path:
     old = None
     try:
         write(tmp)
-        for file in tmp.rglob("*"):
-            if file.is_file():
-                _fsync(file)
-        if path.exists():
-            old = path.with_name(f"{tmp.name}.old")
-            os.replace(path, old)
-        os.replace(tmp, path)
-        _fsync(path.parent)
+        old = move_into_place(tmp, path)
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(err, OSError) and err.errno in DISK_FULL:

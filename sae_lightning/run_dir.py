@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from .atomic import DISK_FULL, _fsync, atomic_folder, atomic_write, read_json, write_json
+from .atomic import DISK_FULL, atomic_folder, atomic_write, move_into_place, read_json, write_json
 from .errors import UserError
 from .labeling import Labeling
 from .run_schema import metrics_file
@@ -182,10 +182,7 @@ class RunDir:
         if not labeling.labels_path.is_file():
             raise ValueError(f"{labeling.folder} has no {Labeling.LABELS}: write it before commit")
         final = self.root / self.LABELINGS / labeling.id
-        for file in labeling.folder.iterdir():
-            _fsync(file)
-        os.replace(labeling.folder, final)
-        _fsync(final.parent)
+        move_into_place(labeling.folder, final)  # a new id: nothing is there to be moved aside
         labeling.folder = final
         write_json(self.current_file, {"current": labeling.id})
         self.publish(labeling)
