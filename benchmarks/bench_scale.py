@@ -1,6 +1,6 @@
 """Time and peak RSS of every stage at two corpus sizes, and how they grow (issue 14.4): build the
-store, train one epoch, then the post-training stages (one scan, labels, scores, families) and
-the report. Linear is 10x for 10x the texts; memory should stay flat.
+store, train one epoch, then the post-training stages (one scan, labels, scores, families), the
+report and sae-compare. Linear is 10x for 10x the texts; memory should stay flat.
 
     nice -n 10 python benchmarks/bench_scale.py            # 2,000 and 20,000 texts, d_sae 1024 (make bench)
     nice -n 10 python benchmarks/bench_scale.py --full     # 100,000 and 1,000,000 texts, d_sae 16384
@@ -66,9 +66,12 @@ def one_size(n: int, d_sae: int, k: int, cache_dir: str) -> dict:
     post = json.loads(buf.getvalue().strip().splitlines()[-1])
     stages += post["stages"]
 
+    from sae_lightning.compare import compare_runs, write_comparison
     from sae_lightning.report import write_report
 
     stage("report", lambda: write_report(run))
+    # sae-compare reads decoders and feature tables, never texts: it should not grow with n at all
+    stage("compare (joint run)", lambda: write_comparison(compare_runs([run]), work / "compare"))
     return {"n": n, "d_sae": d_sae, "stages": stages, "vmhwm_mib": bp.peak_rss_mib()}
 
 

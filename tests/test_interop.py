@@ -72,11 +72,16 @@ def test_saelens_loads_every_variant_and_reproduces_encode_and_decode(name, trai
         assert torch.equal(ours_again.encode(x), z)  # and our own loader gives back the variant exactly
     assert type(ours_again) is type(sae)
     assert (z > 0).any(), "an SAE with no active latent would compare nothing"
-    diff = (x_hat - x_hat_theirs).abs().max().item()
+    # Two latents whose pre-activations tie at the k-th place to float32 rounding (seen: 0.12271659
+    # against 0.12271662 in one row of 600) may be picked either way, as by any two top-k kernels:
+    # such a row must carry the same activation values on the swapped latent, and be rare.
+    same = ((z - z_theirs).abs() <= 1e-5).all(dim=1)
+    assert (~same).float().mean() <= 0.01, f"{(~same).sum()} of {len(z)} rows select other latents"
+    torch.testing.assert_close(z_theirs[~same].sort(dim=1).values, z[~same].sort(dim=1).values, rtol=0, atol=1e-5)
+    diff = (x_hat - x_hat_theirs)[same].abs().max().item()
     print(f"{name}: SAELens {type(theirs).__name__}, max |x_hat diff| {diff:.2e}, "
-          f"max |z diff| {(z - z_theirs).abs().max().item():.2e}")
+          f"max |z diff| {(z - z_theirs)[same].abs().max().item():.2e}, k-th place ties {(~same).sum().item()}")
     assert diff <= 1e-5
-    torch.testing.assert_close(z_theirs, z, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["batchtopk", "matryoshka-batchtopk"])

@@ -131,7 +131,7 @@ class Embedder:
     not float32, so float32 stores embedded before it existed keep their fingerprint)."""
 
     model: str = DEFAULT_MODEL
-    batch_size: int = 128
+    batch_size: int = 32
     normalize: bool = False
     dtype: str = "float32"
     dtype_compute: str = "auto"
@@ -174,9 +174,13 @@ class Embedder:
         return self._run(self._model(), texts)
 
     def _run(self, model, texts: list[str], **pool) -> np.ndarray:
-        out = model.encode(texts, batch_size=self.batch_size, normalize_embeddings=self.normalize,
-                           convert_to_tensor=True, show_progress_bar=False, **pool)
-        return out.float().cpu().numpy()
+        out = model.encode(texts, batch_size=self.batch_size, convert_to_tensor=True, show_progress_bar=False,
+                           **pool).float()
+        if self.normalize:  # in float32: a bf16 model's own normalisation leaves norms 1 +- 4e-3
+            import torch
+
+            out = torch.nn.functional.normalize(out, dim=-1)
+        return out.cpu().numpy()
 
     def start_pool(self):
         """sentence-transformers' multi-process pool, one worker per entry of `devices` (e.g.

@@ -113,6 +113,11 @@ class EmbeddingStore:
         return str(self.manifest["model_name"])
 
     @property
+    def compute_dtype(self) -> str:
+        """The precision the model ran in while embedding the texts (embedder.dtype_compute, resolved)."""
+        return str((self.manifest.get("embedder") or {}).get("dtype_compute", "float32"))
+
+    @property
     def fingerprint(self) -> str:
         return str(self.manifest["fingerprint"])
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data.embed import load_model
 from ..data.store import EmbeddingStore
 from ..labels.config import LabelingConfig
 from ..labels.naming.candidates import TrainCounts, count_train_texts, doc_term_matrix
 from ..labels.naming.keybert import keybert_labels
-from ..labels.naming.phrase_cache import PhraseEmbeddingCache, cache_folder
+from ..labels.naming.phrase_cache import model_and_cache
 from ..labels.naming.tfidf_baseline import tfidf_scores
 
 
@@ -41,10 +40,7 @@ def name_families(members: list[list[int]], top_rows: np.ndarray, store: Embeddi
         counts = count_train_texts(texts, held, cfg)
     if counts is None:
         return [[] for _ in members]
-    model = load_model(store.model_name)
-    cache = PhraseEmbeddingCache(
-        cache_folder(store.path, store.model_name, getattr(model, "max_seq_length", None)),
-        lambda phrases: model.encode(phrases, batch_size=256, convert_to_numpy=True, show_progress_bar=False))
+    model, cache = model_and_cache(store)
     parents = np.array([fam[0] for fam in members], dtype=np.int64)  # what doc_embedding="decoder" reads
     terms = doc_term_matrix(rows, counts, cfg)
     labels = keybert_labels(parents, rows, texts, terms, tfidf_scores(terms, counts), store, sae, model, cache, cfg)

@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..data.embed import load_model
 from ..data.store import EmbeddingStore
 from ..run_dir import Labeling
 from ..run_schema import FEATURE_COLUMNS, FEATURE_SCHEMA, JUDGE_COLUMNS, SCORE_COLUMNS  # noqa: F401 (the contract)
@@ -34,7 +33,7 @@ from .naming.candidates import TrainCounts, analyzer_params, doc_term_matrix
 from .naming.counts_cache import cached_train_counts
 from .naming.keybert import keybert_labels
 from .naming.label_embedding import LABEL_SEPARATOR, embed_labels
-from .naming.phrase_cache import PhraseEmbeddingCache, cache_folder
+from .naming.phrase_cache import model_and_cache
 from .naming.source_documents import document_codes
 from .naming.tfidf_baseline import tfidf_scores, tfidf_top_terms
 from .phase_timer import PhaseTimer
@@ -100,11 +99,8 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
                                       cfg.coherence_pairs, cfg.seed)
     live = np.flatnonzero(~top.dead)
 
-    model = load_model(store.model_name)
-    cache = PhraseEmbeddingCache(
-        cache_folder(store.path, store.model_name, getattr(model, "max_seq_length", None)),
-        # big batches: phrases are a few tokens long, and sentence-transformers sorts them by length
-        lambda phrases: model.encode(phrases, batch_size=1024, convert_to_numpy=True, show_progress_bar=False))
+    # big batches: phrases are a few tokens long, and sentence-transformers sorts them by length
+    model, cache = model_and_cache(store, batch_size=1024)
     with timer("candidates"):
         # only the texts some feature's labelling (or family name) reads: the scan's top rows
         counts = cached_train_counts(store, texts, train_idx, cfg, np.unique(scan.top.rows[scan.top.rows >= 0]))

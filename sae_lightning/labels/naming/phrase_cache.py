@@ -4,7 +4,7 @@ A phrase's embedding depends only on the phrase and the model, so the cache is k
 and looked up phrase by phrase: relabelling a run, labelling another SAE of the same store or
 changing the vectorizer settings embeds only phrases never seen before. Layout:
 
-    <store>/keybert/<sha of model name + max_seq_length>/phrases.parquet   column "phrase"
+    <store>/keybert/<sha of model, max_seq_length, dtype>/phrases.parquet   column "phrase"
                                                          embeddings.npy    float32 [n, dim], same order
 
 Both files are replaced through the run folder's atomic writer under the store's file lock, and a writer
@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from ...data.embed import load_model, resolve_model
 from ...data.store import store_lock
 from ...errors import UserError
 from ...run_dir import atomic_write
@@ -29,9 +30,32 @@ from ...run_dir import atomic_write
 log = logging.getLogger(__name__)
 
 
-def cache_folder(store_path: Path, model_name: str, max_seq_length: int | None) -> Path:
-    key = json.dumps({"model": model_name, "max_seq_length": max_seq_length, "format": 1}, sort_keys=True)
-    return Path(store_path) / "keybert" / hashlib.sha256(key.encode()).hexdigest()[:16]
+def cache_folder(store_path: Path, model_name: str, max_seq_length: int | None,
+                 dtype_compute: str = "float32") -> Path:
+    key = {"model": model_name, "max_seq_length": max_seq_length, "format": 1}
+    if dtype_compute != "float32":  # float32 caches keep the folder they had before the knob existed
+        key["dtype_compute"] = dtype_compute
+    return Path(store_path) / "keybert" / hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def model_and_cache(store, model_name: str | None = None, batch_size: int = 256):
+    """A sentence-transformers model and the store's cache of its phrase embeddings.
+
+    Without `model_name`: the store's own model in the precision its texts were embedded in, so
+    keywords, labels and the store's texts are embeddings of one kind (`dtype_compute=auto` made
+    the store in bfloat16 on a bf16 CPU). A named model (the judge) runs in float32."""
+    dtype = store.compute_dtype if model_name is None else "float32"
+    name = store.model_name if model_name is None else resolve_model(model_name)
+    model = load_model(model_name or store.model_name, None, dtype)
+
+    def embed(phrases: list[str]) -> np.ndarray:
+        out = model.encode(phrases, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False)
+        return out.float().cpu().numpy()
+
+    # Keyed by what the name resolves to: `all-mpnet-base-v2` and its assembled folder's path are
+    # one model and share one cache.
+    return model, PhraseEmbeddingCache(cache_folder(store.path, name, getattr(model, "max_seq_length", None), dtype),
+                                       embed)
 
 
 class PhraseEmbeddingCache:

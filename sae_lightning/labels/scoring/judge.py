@@ -20,9 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...data.embed import load_model, resolve_model
 from ..naming.label_embedding import embed_labels
-from ..naming.phrase_cache import PhraseEmbeddingCache, cache_folder
+from ..naming.phrase_cache import model_and_cache
 from .auroc import LabelScorer, auroc_columns, scored_rows
 from .scoring_sets import ScoringSets
 
@@ -50,12 +49,7 @@ def judge_columns(judge_model: str | None, store, texts: np.ndarray, sets: Scori
     """The judge's AUROCs of each label set on the same scoring sets as the store's model."""
     if judge_model is None:
         return JudgeScores({name: np.full(n_features, np.nan) for name in judge_column_names(label_sets)}, 0)
-    model = load_model(judge_model)
-    # Keyed by what the name resolves to: `all-mpnet-base-v2` and its assembled folder's path are
-    # one model and share one cache (keyed by the bare string, a relabel re-embedded every text).
-    cache = PhraseEmbeddingCache(
-        cache_folder(store.path, resolve_model(judge_model), getattr(model, "max_seq_length", None)),
-        lambda phrases: model.encode(phrases, batch_size=256, convert_to_numpy=True, show_progress_bar=False))
+    model, cache = model_and_cache(store, judge_model)
     rows = scored_rows(sets)
     row_texts = [str(t) for t in texts[rows]]
     row_emb = cache.get(row_texts) if len(rows) else np.zeros((0, 1), np.float32)
