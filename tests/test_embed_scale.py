@@ -59,6 +59,20 @@ def test_bfloat16_inference_is_another_store_close_to_float32(tmp_path):
     a, b = np.asarray(f32.embeddings), np.asarray(bf16.embeddings)
     cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     assert cos.min() > 0.98 and not np.array_equal(a, b)
+    # Labelling embeds its phrases with the store's model in the store's precision, cached apart;
+    # a float32 store keeps the phrase-cache folder it had before, and the judge stays float32.
+    import torch
+
+    from sae_lightning.labels.naming.phrase_cache import cache_folder, model_and_cache
+
+    (m32, c32), (m16, c16) = model_and_cache(f32), model_and_cache(bf16)
+    assert next(m32.parameters()).dtype == torch.float32 and next(m16.parameters()).dtype == torch.bfloat16
+    assert c32.folder == cache_folder(f32.path, f32.model_name, m32.max_seq_length)
+    assert c16.folder.name != cache_folder(bf16.path, bf16.model_name, m16.max_seq_length).name
+    phrase = c16.get(["prime numbers"])
+    assert phrase.dtype == np.float32 and phrase.shape == (1, bf16.dim)
+    judge, _ = model_and_cache(bf16, "default")
+    assert next(judge.parameters()).dtype == torch.float32
 
 
 def test_auto_is_bfloat16_exactly_where_the_hardware_has_it():
