@@ -11,6 +11,7 @@ import os
 import shutil
 import uuid
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -150,12 +151,10 @@ class Embedder:
             raise SourceError("embedder.batch_size and embedder.shard_size must be positive")
         self.devices = [str(d) for d in self.devices] if self.devices else None
 
-    @property
+    @cached_property
     def compute_dtype(self) -> str:
         """The dtype the model runs in: `dtype_compute` with `auto` resolved for these devices."""
-        if not hasattr(self, "_compute_dtype"):
-            self._compute_dtype = resolve_compute_dtype(self.dtype_compute, self.devices or [self.device or best_device()])
-        return self._compute_dtype
+        return resolve_compute_dtype(self.dtype_compute, self.devices or [self.device or best_device()])
 
     def options(self) -> dict:
         keep = ("batch_size", "normalize", "dtype", "max_seq_length")

@@ -105,7 +105,7 @@ def source_group(spec: str, store: EmbeddingStore, seed: int = 0) -> Group:
     embedder = Embedder(model=run_model, batch_size=int(opts.get("batch_size", 128)),
                         normalize=bool(store.manifest.get("normalized", False)),
                         max_seq_length=opts.get("max_seq_length"), show_progress=False,
-                        dtype_compute=opts.get("dtype_compute", "float32"))  # as the run's store was embedded
+                        dtype_compute=store.compute_dtype)  # as the run's store was embedded
     texts = np.asarray(corpus.texts, dtype=object).astype(str)
 
     def text_batches(size: int) -> Iterator[np.ndarray]:

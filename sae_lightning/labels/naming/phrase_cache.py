@@ -44,17 +44,17 @@ def model_and_cache(store, model_name: str | None = None, batch_size: int = 256)
     Without `model_name`: the store's own model in the precision its texts were embedded in, so
     keywords, labels and the store's texts are embeddings of one kind (`dtype_compute=auto` made
     the store in bfloat16 on a bf16 CPU). A named model (the judge) runs in float32."""
-    dtype = store.compute_dtype if model_name is None else "float32"
-    name = store.model_name if model_name is None else resolve_model(model_name)
-    model = load_model(model_name or store.model_name, None, dtype)
+    if model_name is None:
+        model_name, key, dtype = store.model_name, store.model_name, store.compute_dtype
+    else:  # keyed by what the name resolves to: `all-mpnet-base-v2` and its assembled folder are one model
+        key, dtype = resolve_model(model_name), "float32"
+    model = load_model(model_name, None, dtype)
 
     def embed(phrases: list[str]) -> np.ndarray:
         out = model.encode(phrases, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False)
         return out.float().cpu().numpy()
 
-    # Keyed by what the name resolves to: `all-mpnet-base-v2` and its assembled folder's path are
-    # one model and share one cache.
-    return model, PhraseEmbeddingCache(cache_folder(store.path, name, getattr(model, "max_seq_length", None), dtype),
+    return model, PhraseEmbeddingCache(cache_folder(store.path, key, getattr(model, "max_seq_length", None), dtype),
                                        embed)
 
 
