@@ -87,7 +87,7 @@ def _launch(task: Callable[[DictConfig], object], config_name: str) -> None:
 
 
 def _embed(cfg: DictConfig) -> None:
-    from .pipeline import build_store_from_cfg
+    from .data.embed import build_store_from_cfg
 
     store = build_store_from_cfg(cfg)
     print(f"embedding store: {store.path} ({len(store)} x {store.dim}, {store.model_name})")
@@ -145,7 +145,6 @@ def _plain_command(main: Callable[[list[str]], None]) -> Callable[[], None]:
     def wrapper() -> None:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
         drop_wandb_offline_notice()
-        drop_wandb_offline_notice()
         try:
             main(sys.argv[1:])
         except UserError as err:
@@ -189,8 +188,6 @@ compare.__doc__ = "sae-compare: which features the domains' SAEs share and which
 def _search(argv: list[str]) -> None:
     import argparse
 
-    from .search import check_counts, embed_query, find_features, nearest_texts, open_run, parse_clamps, steer
-
     p = argparse.ArgumentParser(prog="sae-search", description="The features a query activates, and the store's "
                                 "nearest texts before and after clamping features up or down.")
     p.add_argument("run_dir", help="a finished run dir")
@@ -200,6 +197,8 @@ def _search(argv: list[str]) -> None:
     p.add_argument("--top", type=int, default=10, help="features to list")
     p.add_argument("-k", type=int, default=5, help="nearest texts to list")
     a = p.parse_args(argv)
+    from .search import check_counts, embed_query, find_features, nearest_texts, open_run, parse_clamps, steer
+
     check_counts(**{"--top": a.top, "-k": a.k})
     from .quiet import no_model_loading_bars
 

@@ -19,7 +19,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from .data.datamodule import split_indices
-from .data.embed import build_store
+from .data.embed import build_store_from_cfg
 from .data.store import EmbeddingStore
 from .errors import UserError
 from .labels.config import LabelingConfig
@@ -32,11 +32,6 @@ from .training.interrupts import DeferredSignals, RunInterrupted
 from .training.module import NonFiniteError, SAEModule
 
 log = logging.getLogger(__name__)
-
-
-def build_store_from_cfg(cfg: DictConfig) -> EmbeddingStore:
-    """The embedding stage: find the store for (domain, embedder) or embed it now."""
-    return build_store(instantiate(cfg.domain), instantiate(cfg.embedder), cfg.paths.cache_dir)
 
 
 def sae_settings(cfg: DictConfig, store: EmbeddingStore) -> dict:

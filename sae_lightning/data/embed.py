@@ -254,6 +254,14 @@ def build_store(source, embedder: Embedder, cache_dir: str | Path | None = None)
         writer.claims.close()
 
 
+def build_store_from_cfg(cfg) -> EmbeddingStore:
+    """The embedding stage from a composed config (its `domain` and `embedder` groups): find the
+    store or embed it now. Here rather than in the pipeline so that sae-embed loads no Lightning."""
+    from hydra.utils import instantiate
+
+    return build_store(instantiate(cfg.domain), instantiate(cfg.embedder), cfg.paths.cache_dir)
+
+
 def _store_from_npy(source: NpyEmbeddings, embedder: Embedder, cache_dir: Path) -> EmbeddingStore:
     """Copy a user's .npy into a store, checking shape and finiteness chunk by chunk."""
     arr = load_npy(source.path)
