@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from .conf_dir import check_conf_files
 from .config import CONF_DIR, check_choices, compose_and_check, ddp_child_argv, register_resolvers
 from .errors import UserError
-from .quiet import drop_wandb_offline_notice
+from .quiet import drop_third_party_warnings, drop_wandb_offline_notice, no_model_loading_bars
 from .validate import check_config
 
 log = logging.getLogger("sae_lightning")
@@ -45,6 +45,8 @@ def _one_line_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConf
             check_config(cfg)  # again per job: a multirun's jobs are composed only here
             apply_runtime(cfg)  # first: OpenMP's wait policy must be set before torch is imported
             drop_wandb_offline_notice()
+            no_model_loading_bars()
+            drop_third_party_warnings()
             return task(cfg)
         except Exception as raised:
             err = _own_error(raised)
@@ -145,6 +147,7 @@ def _plain_command(main: Callable[[list[str]], None]) -> Callable[[], None]:
     def wrapper() -> None:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
         drop_wandb_offline_notice()
+        no_model_loading_bars()
         try:
             main(sys.argv[1:])
         except UserError as err:
@@ -200,9 +203,6 @@ def _search(argv: list[str]) -> None:
     from .search import check_counts, embed_query, find_features, nearest_texts, open_run, parse_clamps, steer
 
     check_counts(**{"--top": a.top, "-k": a.k})
-    from .quiet import no_model_loading_bars
-
-    no_model_loading_bars()  # the results are all this command prints
     run = open_run(a.run_dir)
     clamp = parse_clamps(a.clamp, run)
     # Everything is computed before the first line is printed, so whatever the model's libraries

@@ -22,10 +22,34 @@ def apply_hydra_logger_levels() -> None:
 
 
 def no_model_loading_bars() -> None:
-    """transformers draws a weight-loading bar per model load; a command that prints results has none."""
-    from transformers.utils import logging as hf_logging
+    """transformers draws a "Loading weights" bar per model load: a command's output has none. The
+    hub's switch is an environment variable read when huggingface_hub loads, so setting it costs no
+    import; libraries loaded already are told directly."""
+    import os
 
-    hf_logging.disable_progress_bar()
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+
+
+# Warnings of one library about another's internals: nothing a user of these commands can act on.
+THIRD_PARTY_WARNINGS = (
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",  # Lightning's _pytree on torch >= 2.10, per fit
+)
+
+
+def drop_third_party_warnings() -> None:
+    """Filter THIRD_PARTY_WARNINGS out of the command's output (any category: they change)."""
+    import warnings
+
+    for message in THIRD_PARTY_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
 
 
 WANDB_NOTICE_MODULE = "transformers.integrations.integration_utils"

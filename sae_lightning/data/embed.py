@@ -245,8 +245,9 @@ def build_store(source, embedder: Embedder, cache_dir: str | Path | None = None)
     log.info("embedding %d texts into %s (%d of %d shards to do, %s weights)", stream.count, path, len(missing),
              writer.n_shards, embedder.compute_dtype)
     try:
+        # disable=None: tqdm draws the bar only where stderr is a terminal; a log gets embed_shards' lines
         with tqdm(total=sum(writer.shard_rows(i).stop - writer.shard_rows(i).start for i in missing),
-                  unit="text", desc="embed", disable=not embedder.show_progress) as bar:
+                  unit="text", desc="embed", disable=None if embedder.show_progress else True) as bar:
             embed_missing(writer, embedder, missing, bar)
         with store_lock(path):
             return writer.finalize()
