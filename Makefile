@@ -33,8 +33,10 @@ install: $(STAMP)
 run: $(CORE)
 	$(VENV)/bin/sae-train $(ARGS)
 
+# On every core (at most 4 workers: each holds its own session fixtures, a few hundred MB);
+# PYTEST_ARGS="-n 0" runs it in one process.
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n auto --maxprocesses=4 $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e ".[bench]"

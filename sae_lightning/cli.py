@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from .conf_dir import check_conf_files
 from .config import CONF_DIR, check_choices, compose_and_check, ddp_child_argv, register_resolvers
 from .errors import UserError
-from .quiet import drop_wandb_offline_notice
+from .quiet import drop_third_party_warnings, drop_wandb_offline_notice, no_model_loading_bars
 from .validate import check_config
 
 log = logging.getLogger("sae_lightning")
@@ -45,6 +45,8 @@ def _one_line_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConf
             check_config(cfg)  # again per job: a multirun's jobs are composed only here
             apply_runtime(cfg)  # first: OpenMP's wait policy must be set before torch is imported
             drop_wandb_offline_notice()
+            no_model_loading_bars()
+            drop_third_party_warnings()
             return task(cfg)
         except Exception as raised:
             err = _own_error(raised)
@@ -87,7 +89,7 @@ def _launch(task: Callable[[DictConfig], object], config_name: str) -> None:
 
 
 def _embed(cfg: DictConfig) -> None:
-    from .pipeline import build_store_from_cfg
+    from .data.embed import build_store_from_cfg
 
     store = build_store_from_cfg(cfg)
     print(f"embedding store: {store.path} ({len(store)} x {store.dim}, {store.model_name})")
@@ -145,7 +147,7 @@ def _plain_command(main: Callable[[list[str]], None]) -> Callable[[], None]:
     def wrapper() -> None:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
         drop_wandb_offline_notice()
-        drop_wandb_offline_notice()
+        no_model_loading_bars()
         try:
             main(sys.argv[1:])
         except UserError as err:
@@ -189,8 +191,6 @@ compare.__doc__ = "sae-compare: which features the domains' SAEs share and which
 def _search(argv: list[str]) -> None:
     import argparse
 
-    from .search import check_counts, embed_query, find_features, nearest_texts, open_run, parse_clamps, steer
-
     p = argparse.ArgumentParser(prog="sae-search", description="The features a query activates, and the store's "
                                 "nearest texts before and after clamping features up or down.")
     p.add_argument("run_dir", help="a finished run dir")
@@ -200,10 +200,9 @@ def _search(argv: list[str]) -> None:
     p.add_argument("--top", type=int, default=10, help="features to list")
     p.add_argument("-k", type=int, default=5, help="nearest texts to list")
     a = p.parse_args(argv)
-    check_counts(**{"--top": a.top, "-k": a.k})
-    from .quiet import no_model_loading_bars
+    from .search import check_counts, embed_query, find_features, nearest_texts, open_run, parse_clamps, steer
 
-    no_model_loading_bars()  # the results are all this command prints
+    check_counts(**{"--top": a.top, "-k": a.k})
     run = open_run(a.run_dir)
     clamp = parse_clamps(a.clamp, run)
     # Everything is computed before the first line is printed, so whatever the model's libraries

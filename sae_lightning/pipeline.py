@@ -19,7 +19,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from .data.datamodule import split_indices
-from .data.embed import build_store
+from .data.embed import build_store_from_cfg
 from .data.store import EmbeddingStore
 from .errors import UserError
 from .labels.config import LabelingConfig
@@ -32,11 +32,6 @@ from .training.interrupts import DeferredSignals, RunInterrupted
 from .training.module import NonFiniteError, SAEModule
 
 log = logging.getLogger(__name__)
-
-
-def build_store_from_cfg(cfg: DictConfig) -> EmbeddingStore:
-    """The embedding stage: find the store for (domain, embedder) or embed it now."""
-    return build_store(instantiate(cfg.domain), instantiate(cfg.embedder), cfg.paths.cache_dir)
 
 
 def sae_settings(cfg: DictConfig, store: EmbeddingStore) -> dict:
@@ -74,15 +69,22 @@ def build_callbacks(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> l
         settings = OmegaConf.to_container(cfg.labeling, resolve=True)
         callbacks.append(KeyBERTLabels(output_dir=str(run), **settings))
     if cfg.trainer.get("enable_progress_bar", True):  # Lightning's own bar would write to stdout
-        from .training.callbacks.progress import StderrProgressBar
+        from .training.callbacks.progress import EpochLines, StderrProgressBar, bars_wanted
 
-        callbacks.append(StderrProgressBar())
+        callbacks.append(StderrProgressBar() if bars_wanted() else EpochLines())
     callbacks += [StopOnSignal(signals, run.last_ckpt), RunExport(run.root)]
     return callbacks
 
 
 def build_loggers(cfg: DictConfig) -> list:
-    return [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None and "_target_" in c]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None and "_target_" in c]
+    for logger in loggers:
+        # Lightning's WandbLogger always passes anonymous=None, which W&B >= 0.19 warns about on every run
+        # ("has no effect"); the run is created on first use, so dropping the key here silences it.
+        init = getattr(logger, "_wandb_init", None)
+        if isinstance(init, dict) and init.get("anonymous", False) is None:
+            del init["anonymous"]
+    return loggers
 
 
 def resolve_ckpt(cfg: DictConfig, run: RunDir) -> str | None:
@@ -179,8 +181,9 @@ def _train(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> dict | Non
     plugins = [*instantiate(cfg.trainer.get("plugins") or []), AtomicCheckpointIO()]
     callbacks = build_callbacks(cfg, run, signals)
     export = next(c for c in callbacks if isinstance(c, RunExport))
+    bars = any(isinstance(c, pl.callbacks.ProgressBar) for c in callbacks)  # else Lightning adds its own, on stdout
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg) or False,
-                                      plugins=plugins)
+                                      plugins=plugins, enable_progress_bar=bars)
     if rank_zero_only.rank == 0 and not resuming and not requeued_by_slurm(run):
         run.write_run_info(info)
     for logger in trainer.loggers:  # the whole composed config, so every run is reproducible from W&B

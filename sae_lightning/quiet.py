@@ -2,7 +2,11 @@
 this: it changes process-wide logging and progress-bar state)."""
 from __future__ import annotations
 
+import contextlib
+import importlib.abc
+import io
 import logging
+import sys
 
 
 def apply_hydra_logger_levels() -> None:
@@ -18,21 +22,78 @@ def apply_hydra_logger_levels() -> None:
 
 
 def no_model_loading_bars() -> None:
-    """transformers draws a weight-loading bar per model load; a command that prints results has none."""
-    from transformers.utils import logging as hf_logging
+    """transformers draws a "Loading weights" bar per model load: a command's output has none. The
+    hub's switch is an environment variable read when huggingface_hub loads, so setting it costs no
+    import; libraries loaded already are told directly."""
+    import os
 
-    hf_logging.disable_progress_bar()
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+
+
+# Warnings of one library about another's internals: nothing a user of these commands can act on.
+THIRD_PARTY_WARNINGS = (
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",  # Lightning's _pytree on torch >= 2.10, per fit
+)
+
+
+def drop_third_party_warnings() -> None:
+    """Filter THIRD_PARTY_WARNINGS out of the command's output (any category: they change)."""
+    import warnings
+
+    for message in THIRD_PARTY_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+
+
+WANDB_NOTICE_MODULE = "transformers.integrations.integration_utils"
+
+
+class _SilentExec(importlib.abc.Loader):
+    """Runs a module's top level with stdout dropped, then behaves as the loader it wraps."""
+
+    def __init__(self, loader: importlib.abc.Loader) -> None:
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.loader.exec_module(module)
+
+    def __getattr__(self, name: str):  # get_source, is_package, ... as the real loader answers them
+        return getattr(self.loader, name)
+
+
+class _WandbNoticeFinder(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: for WANDB_NOTICE_MODULE it asks the other finders and wraps their loader."""
+
+    def find_spec(self, name, path, target=None):
+        if name != WANDB_NOTICE_MODULE:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None and spec.loader is not None:
+                spec.loader = _SilentExec(spec.loader)
+                return spec
+        return None
 
 
 def drop_wandb_offline_notice() -> None:
     """transformers prints "[INFO] Running in WANDB offline mode" on stdout when its W&B integration
     is imported with WANDB_MODE=offline (the default here). A command's stdout is its results and
-    its stderr one line on bad input, so the module is imported first with that notice dropped."""
-    import contextlib
-    import io
-    import os
-
-    if os.environ.get("WANDB_MODE") != "offline":
+    its stderr one line on bad input, so that module's top level runs with stdout dropped, whenever
+    something (Lightning's W&B logger, sentence-transformers) imports it. Importing it here instead
+    would cost every command transformers' import (seconds; 10 s on loaded cores), needed or not."""
+    if WANDB_NOTICE_MODULE in sys.modules or any(isinstance(f, _WandbNoticeFinder) for f in sys.meta_path):
         return
-    with contextlib.redirect_stdout(io.StringIO()):
-        import transformers.integrations.integration_utils  # noqa: F401
+    sys.meta_path.insert(0, _WandbNoticeFinder())

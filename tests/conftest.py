@@ -1,4 +1,10 @@
-"""Shared fixtures: real model, real corpus, small limits. Stores are embedded once per session."""
+"""Shared fixtures: real model, real corpus, small limits. Stores are embedded once per session.
+
+The suite runs under pytest-xdist (pyproject's addopts: `--dist loadfile`): each worker is its own
+session, so a session fixture is built once per worker, and a test file's tests all run on one
+worker, so module fixtures are built once. A trained run that several files need belongs here, as a
+session fixture (tiny_labelled_run, wiki_topk_run); a test that changes such a run copies it first
+(shutil.copytree into tmp_path), since the other tests of its worker see the same folder."""
 from __future__ import annotations
 
 import os
@@ -30,6 +36,14 @@ def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """`make test` says how to get the browser its report tests need, where it is missing."""
+    from .browser import HOW_TO_GET, find_browser
+
+    if find_browser() is None:
+        terminalreporter.write_line(HOW_TO_GET, yellow=True)
 
 
 @pytest.fixture(scope="session")
@@ -67,4 +81,18 @@ def tiny_labelled_run(tmp_path_factory, small_store, cache_dir) -> Path:
                        "sae.k=8", "data.batch_size=128", "trainer.max_epochs=2", "logger=none",
                        "trainer.enable_progress_bar=false"], out, cache_dir)
     train(cfg)
+    return out
+
+
+@pytest.fixture(scope="session")
+def wiki_topk_run(tmp_path_factory, cache_dir) -> Path:
+    """A tiny labelled TopK run over the small store's 600 sentences (d_sae 64, k 4, 3 epochs of
+    batches of 32), shared by the families and search tests; read-only (copy it to change it)."""
+    from sae_lightning.pipeline import train
+
+    out = tmp_path_factory.mktemp("wiki_topk") / "run"
+    topics = "[" + ",".join(SMALL_TOPICS) + "]"
+    train(compose_cfg(["domain=wiki_all", f"domain.topics={topics}", "domain.limit=600", "sae=topk", "sae.d_sae=64",
+                       "sae.k=4", "data.batch_size=32", "trainer.max_epochs=3", "logger=none",
+                       "trainer.enable_progress_bar=false"], out, cache_dir))
     return out

@@ -17,6 +17,7 @@ from sae_lightning.report import write_report
 from sae_lightning.report.featuremap import spectral_2d
 from sae_lightning.run_dir import RunDir
 
+from .browser import HOW_TO_GET, find_browser
 from .html_checks import check_html, page_data, table_rows
 
 DOMAINS = ["Arts", "History", "Mathematics", "Philosophy and religion", "<script>alert(1)</script>"]
@@ -295,12 +296,11 @@ def test_real_tiny_run_with_new_columns(tiny_labelled_run, tmp_path):
 
 
 def _rendered_dom(page: Path, tmp_path: Path, fragment: str = "") -> str:
-    import shutil
     import subprocess
 
-    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    browser = find_browser()
     if browser is None:
-        pytest.skip("no headless Chromium to run the page's script (apt-get install chromium)")
+        pytest.skip(HOW_TO_GET)
     res = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
                           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=3000", "--dump-dom",

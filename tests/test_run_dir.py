@@ -1,15 +1,11 @@
 """The run folder's contract (sae_lightning/run_dir.py, run_schema.py): metrics.json's sections and
 units, every key documented in docs/reference/run-folder.md, runs from before labelings/ still
-read, and sae-train's progress bar on stderr only."""
+read (sae-train's progress output: tests/test_progress.py)."""
 from __future__ import annotations
 
 import json
-import math
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +14,6 @@ from sae_lightning.report import write_report
 from sae_lightning.run_dir import Labeling, RunDir
 from sae_lightning.run_schema import FAMILY_SCHEMA, FEATURE_COLUMNS, TRAIN_UNITS
 
-from .helpers import synthetic_npy
 from .html_checks import table_rows
 from .test_report import METRICS, make_run
 
@@ -89,22 +84,6 @@ def test_the_top_level_files_are_the_current_labellings(tiny_labelled_run):
         assert (run / name).samefile(current.folder / name) or \
             (run / name).read_bytes() == (current.folder / name).read_bytes(), name
     assert list(pd.read_parquet(run / "features.parquet").columns) == FEATURE_COLUMNS
-
-
-def test_sae_train_progress_bar_is_on_stderr_never_stdout(tmp_path):
-    """A real console-script run with the bar on (the default): stdout holds the results only."""
-    npy = synthetic_npy(tmp_path, n_dirs=32, seed=0)
-    run = tmp_path / "run"
-    env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
-    res = subprocess.run([str(Path(sys.executable).parent / "sae-train"), "domain=npy", f"domain.path={npy}",
-                          "sae.d_sae=32", "sae.k=4", "data.batch_size=256", "trainer.max_epochs=2", "logger=none",
-                          "trainer.enable_progress_bar=true", f"paths.cache_dir={tmp_path / 'cache'}", f"run_dir={run}"],
-                         capture_output=True, text=True, env=env, timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert re.search(r"Epoch 1: 100%", res.stderr), res.stderr[-2000:]  # the bar ran, on stderr
-    assert "Epoch" not in res.stdout and "it/s" not in res.stdout and "\r" not in res.stdout, res.stdout
-    assert f"run folder: {run}" in res.stdout and re.search(r"fve=\d", res.stdout)
-    assert not math.isnan(RunDir(run).metrics()["fve"])
 
 
 def test_report_of_a_run_with_labellings_reads_the_current_one(tmp_path):

@@ -12,7 +12,6 @@ import torch
 from sae_lightning.data.datamodule import split_indices
 from sae_lightning.errors import UserError
 from sae_lightning.label_run import read_run_info
-from sae_lightning.pipeline import train
 from sae_lightning.scan.stream import top_examples
 from sae_lightning.search import (
     embed_query,
@@ -24,21 +23,17 @@ from sae_lightning.search import (
     steer,
 )
 
-from .conftest import compose_cfg
 
 MATH_QUERY = "A prime number is divisible only by one and itself, a theorem of number theory."
 HISTORY_QUERY = "The dynasty collapsed when invading armies conquered the capital of the empire."
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, cache_dir):
-    """A tiny labelled run over real wiki sentences; then feature PLANTED of its SAE is replaced by
-    one that fires along the direction from the corpus centre to the Mathematics texts."""
-    out = tmp_path_factory.mktemp("search") / "run"
-    train(compose_cfg(["domain=wiki_all", "domain.topics=[Mathematics,History,Arts]", "domain.limit=600", "sae=topk",
-                       "sae.d_sae=64", "sae.k=4", "data.batch_size=32", "trainer.max_epochs=3", "logger=none",
-                       "trainer.enable_progress_bar=false"], out, cache_dir))
-    return out
+def run_dir(wiki_topk_run):
+    """A tiny labelled run over real wiki sentences (read only); `planted` copies it, then feature
+    PLANTED of its SAE is replaced by one that fires along the direction from the corpus centre to
+    the Mathematics texts."""
+    return wiki_topk_run
 
 
 PLANTED = 5

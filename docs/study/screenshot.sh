@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-CHROMIUM="${CHROMIUM:-$(command -v chromium || command -v chromium-browser || command -v google-chrome)}"
+CHROMIUM="${CHROMIUM:-$("${PY:-.venv/bin/python}" -m tests.browser)}"  # tests/browser.py: the names it goes by
 OUT=docs/assets/screenshots
 SITE="$(mktemp -d)"
 trap 'rm -rf "$SITE"' EXIT

@@ -20,20 +20,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import UserError
 from .block_reader import BlockReader, block_shuffled_order
+from .split import split_indices  # its home is split.py (no Lightning there); imported from here too
 from .store import EmbeddingStore
 
 SHUFFLES = ("auto", "full", "blocks")
-
-
-def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic train/val split of n rows (sorted index arrays), the same everywhere for a seed."""
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"data.val_fraction={val_fraction} must be in [0, 1)")
-    perm = np.random.default_rng(seed).permutation(n)
-    n_val = int(round(n * val_fraction))
-    if val_fraction > 0 and n_val == 0 and n > 1:
-        n_val = 1
-    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
 def _dist_rank_world() -> tuple[int, int]:

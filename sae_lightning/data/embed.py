@@ -245,13 +245,22 @@ def build_store(source, embedder: Embedder, cache_dir: str | Path | None = None)
     log.info("embedding %d texts into %s (%d of %d shards to do, %s weights)", stream.count, path, len(missing),
              writer.n_shards, embedder.compute_dtype)
     try:
+        # disable=None: tqdm draws the bar only where stderr is a terminal; a log gets embed_shards' lines
         with tqdm(total=sum(writer.shard_rows(i).stop - writer.shard_rows(i).start for i in missing),
-                  unit="text", desc="embed", disable=not embedder.show_progress) as bar:
+                  unit="text", desc="embed", disable=None if embedder.show_progress else True) as bar:
             embed_missing(writer, embedder, missing, bar)
         with store_lock(path):
             return writer.finalize()
     finally:
         writer.claims.close()
+
+
+def build_store_from_cfg(cfg) -> EmbeddingStore:
+    """The embedding stage from a composed config (its `domain` and `embedder` groups): find the
+    store or embed it now. Here rather than in the pipeline so that sae-embed loads no Lightning."""
+    from hydra.utils import instantiate
+
+    return build_store(instantiate(cfg.domain), instantiate(cfg.embedder), cfg.paths.cache_dir)
 
 
 def _store_from_npy(source: NpyEmbeddings, embedder: Embedder, cache_dir: Path) -> EmbeddingStore:

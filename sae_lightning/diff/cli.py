@@ -3,14 +3,15 @@ count the features separating every pair of the run's domains. Flag defaults: co
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
+from typing import TYPE_CHECKING
 
 from omegaconf import OmegaConf
 
 from ..cli import _plain_command
 from ..config import CONF_DIR
-from .analysis import DiffResult, DiffSettings, MatrixResult, diff_groups, domain_matrix
-from .write import write_diff, write_matrix
+
+if TYPE_CHECKING:  # the analysis (torch, scipy) loads once the arguments are read: --help stays instant
+    from .analysis import DiffResult, MatrixResult
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,9 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "or a domain config with overrides ('domain=files domain.path=x.csv')")
     p.add_argument("-m", "--matrix", action="store_true", help="every pair of the run's domains: a domain x domain matrix")
     p.add_argument("--out", help="output folder (default <run>/diff/<a>-vs-<b>/ or <run>/diff/matrix/)")
-    for f in fields(DiffSettings):
-        p.add_argument(f"--{f.name.replace('_', '-')}", type=type(defaults[f.name]), default=defaults[f.name],
-                       help=f"(default {defaults[f.name]}; conf/diff.yaml)")
+    for name, default in defaults.items():  # DiffSettings' fields, whose defaults conf/diff.yaml holds
+        p.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default,
+                       help=f"(default {default}; conf/diff.yaml)")
     return p
 
 
@@ -51,6 +52,11 @@ def print_matrix(res: MatrixResult) -> None:
 def _main(argv: list[str]) -> None:
     p = build_parser()
     a = p.parse_args(argv)
+    from dataclasses import fields
+
+    from .analysis import DiffSettings, diff_groups, domain_matrix
+    from .write import write_diff, write_matrix
+
     settings = DiffSettings(**{f.name: getattr(a, f.name) for f in fields(DiffSettings)})
     if a.matrix:
         if a.groups:

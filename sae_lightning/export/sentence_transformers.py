@@ -14,8 +14,6 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
 from ..errors import UserError
 
 LABELS_FILE = "feature_labels.json"
@@ -24,6 +22,7 @@ TARGETS = ("sentence-transformers",)
 
 def sparse_autoencoder_module(sae):
     """The SAE as sentence-transformers' SparseAutoEncoder module, with the same encode."""
+    import torch  # here, not at the top: `sae-export --help` loads no torch
     from sentence_transformers.sparse_encoder.modules import SparseAutoEncoder
 
     if sae.saelens_architecture != "topk":

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.datamodule import split_indices
+from ..data.split import split_indices
 from ..data.store import EmbeddingStore
 from ..errors import UserError
 from ..models import SparseAutoencoder

@@ -1,10 +1,16 @@
 """Where texts come from. Each text source streams chunks (`stream()`) or loads all (`load()`);
-`NpyEmbeddings` skips the model."""
-from .corpus import SourceError, TextChunk, TextCorpus
-from .npy import NpyEmbeddings, load_npy
-from .stream import CorpusStream, StreamedSource
-from .tables import HFDataset, TextFiles
-from .wiki import WIKI_TOPICS, WikiVitalArticles
+`NpyEmbeddings` skips the model.
 
-__all__ = ["SourceError", "TextChunk", "TextCorpus", "CorpusStream", "StreamedSource", "NpyEmbeddings", "load_npy",
-           "HFDataset", "TextFiles", "WikiVitalArticles", "WIKI_TOPICS"]
+The names load on first use: the commands check their config against WIKI_TOPICS before any work,
+and that check should not pay for pandas, which only the table and .npy sources need."""
+from ...lazy import lazy_names
+
+_HOMES = {
+    "SourceError": "corpus", "TextChunk": "corpus", "TextCorpus": "corpus",
+    "NpyEmbeddings": "npy", "load_npy": "npy",
+    "CorpusStream": "stream", "StreamedSource": "stream",
+    "HFDataset": "tables", "TextFiles": "tables",
+    "WIKI_TOPICS": "wiki", "WikiVitalArticles": "wiki",
+}
+__all__ = list(_HOMES)
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)
