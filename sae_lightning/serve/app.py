@@ -1,0 +1,125 @@
+"""The sae-serve web app (Starlette): routes, one page each, and the error responses.
+
+Every page has a stable URL (/r/<run>/features?verdict=..., /r/<run>/features/<id>,
+/r/<run>/search?q=...&clamp=12=0.5, /r/<run>/domains?a=...&b=...). Handlers are plain functions,
+which Starlette runs in its thread pool: a search or a diff in progress holds one thread, and page
+loads go on in the others. A bad run, feature, group or parameter answers 4xx with one line of
+plain text; an unexpected error answers 500 with one line (the traceback goes to the server's log,
+never to the page).
+"""
+from __future__ import annotations
+
+import logging
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse
+from starlette.routing import Route
+
+from ..errors import UserError
+from ..pages import render
+from . import params
+from .browse import browse
+from .domains_view import DomainDiffs
+from .feature_view import feature_page
+from .matching import Matcher
+from .search_view import nearest, search, clamps_of
+from .state import ServedRun
+
+log = logging.getLogger(__name__)
+PACKAGE = "sae_lightning.serve"
+
+
+class Served:
+    """The runs of one server, by URL name, with their diff caches and the cross-run matcher."""
+
+    def __init__(self, runs: list[ServedRun]) -> None:
+        self.runs = {r.name: r for r in runs}
+        self.order = runs
+        self.diffs = {r.name: DomainDiffs(r) for r in runs}
+        self.matcher = Matcher(runs) if len(runs) > 1 else None
+
+    def get(self, name: str) -> ServedRun:
+        if name not in self.runs:
+            raise params.bad(f"run {name[:60]!r} is not served here; this server has {', '.join(self.runs)}", 404)
+        return self.runs[name]
+
+
+def page(template: str, title: str, served: Served, run: ServedRun | None, current: str, **context) -> HTMLResponse:
+    colors = context.pop("colors", None)
+    html = render(PACKAGE, template, title=title, sections=[], colors=colors, also=("sae_lightning.diff",),
+                  runs=list(served.runs), run=run, current=current,
+                  labeling=run.labelled().labeling_id if run else "", **context)
+    return HTMLResponse(html)
+
+
+def create_app(served: Served) -> Starlette:
+    def index(request: Request):
+        return page("index.html.j2", "sae-serve", served, None, "runs",
+                    items=[{"name": r.name, "path": str(r.path), "d_sae": r.d_sae, "texts": r.acts.n_texts,
+                            "domains": r.store_domains, "labeling": r.labelled().labeling_id} for r in served.order])
+
+    def run_home(request: Request):
+        run = served.get(request.path_params["run"])
+        return RedirectResponse(f"/r/{run.name}/features", status_code=302)
+
+    def features(request: Request):
+        run = served.get(request.path_params["run"])
+        ctx = browse(request.query_params, run.labelled().catalog)
+        return page("features.html.j2", f"Features · {run.name}", served, run, "features", **ctx)
+
+    def feature(request: Request):
+        run = served.get(request.path_params["run"])
+        fid = params.feature_id(request.path_params["fid"], run.d_sae)
+        others = served.matcher.counterparts(served.order.index(run), fid) if served.matcher else []
+        ctx = feature_page(run, fid, others)
+        return page("feature.html.j2", f"Feature {fid} · {run.name}", served, run, "features", **ctx)
+
+    def search_page(request: Request):
+        run = served.get(request.path_params["run"])
+        return page("search.html.j2", f"Search · {run.name}", served, run, "search", **search(request.query_params, run))
+
+    def search_nearest(request: Request):
+        """The nearest-texts part of the Search page alone: what a slider reloads."""
+        run = served.get(request.path_params["run"])
+        query = params.text(request.query_params, "q")
+        if not query:
+            raise params.bad("q: give a sentence to search for")
+        results = nearest(run, query, clamps_of(request.query_params, run))
+        return page("nearest.html.j2", "", served, run, "search", results=results)
+
+    def domains(request: Request):
+        run = served.get(request.path_params["run"])
+        diffs = served.diffs[run.name]
+        a, b = diffs.groups(request.query_params)
+        if bool(a) != bool(b):
+            raise params.bad("give both groups: a=<domain> and b=<domain> (each repeatable)")
+        return page("domains.html.j2", f"Domains · {run.name}", served, run, "domains", a=a, b=b,
+                    domains=run.store_domains, diff=diffs.diff(a, b) if a else None, matrix=diffs.matrix())
+
+    routes = [
+        Route("/", index), Route("/r/{run}", run_home), Route("/r/{run}/features", features),
+        Route("/r/{run}/features/{fid}", feature), Route("/r/{run}/search", search_page),
+        Route("/r/{run}/search/nearest", search_nearest), Route("/r/{run}/domains", domains),
+    ]
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error, UserError: user_error,
+                                                         Exception: server_error})
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+async def http_error(request: Request, exc: HTTPException) -> PlainTextResponse:
+    return PlainTextResponse(f"error {exc.status_code}: {one_line(exc.detail)}\n", status_code=exc.status_code)
+
+
+async def user_error(request: Request, exc: UserError) -> PlainTextResponse:
+    return PlainTextResponse(f"error 400: {one_line(exc)}\n", status_code=400)
+
+
+async def server_error(request: Request, exc: Exception) -> PlainTextResponse:
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return PlainTextResponse(f"error 500: {type(exc).__name__}: {one_line(exc)[:200]}; see the server's log\n",
+                             status_code=500)
