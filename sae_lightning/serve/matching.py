@@ -44,7 +44,7 @@ class Matcher:
             pair = self._pair(run, other)
             partner, cos = pair.partner_cos(0 if pair.a == run else 1, self.runs[run].d_sae)
             best, near = pair.side(run)
-            out.append({"run": served.name, "partner": int(partner[feature]), "partner_cos": float(cos[feature]),
+            out.append({"run": served.name, "note": "", "partner": int(partner[feature]), "partner_cos": float(cos[feature]),
                         "best": int(near[feature]), "best_cos": float(best[feature]),
                         "present": bool(np.nan_to_num(best[feature]) >= self.threshold)})
         return out
