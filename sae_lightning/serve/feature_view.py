@@ -20,6 +20,7 @@ from .state import ServedRun
 RANGE_TEXTS = 10
 NEAREST = 10
 TEXT_CHARS = 400
+TOP_TEXTS = 10  # of the labelling's top texts (features.parquet keeps more)
 
 
 def _clip(text: str) -> str:
@@ -65,7 +66,8 @@ def feature_page(served: ServedRun, fid: int, counterparts: list[dict]) -> dict:
                     "text": _clip(str(meta["text"].iat[rows[i]])), "rank": int(i) + 1} for i in sample]
     top = []
     if row is not None:
-        for a, d, t in zip(cat.col("top_acts", row) or [], cat.col("top_domains", row) or [], cat.col("top_texts", row) or []):
+        for a, d, t in list(zip(cat.col("top_acts", row) or [], cat.col("top_domains", row) or [],
+                                cat.col("top_texts", row) or []))[:TOP_TEXTS]:
             top.append({"act": float(a), "domain": d or "", "cls": colors.cls(d), "text": _clip(t or "")})
     shares = sorted(cat.data.domain_shares[row].items(), key=lambda kv: -kv[1]) if row is not None else []
     near_ids, near_cos = served.nearest_features(fid, NEAREST)
