@@ -38,6 +38,8 @@ class Served:
         self.runs = {r.name: r for r in runs}
         self.order = runs
         self.diffs = {r.name: DomainDiffs(r) for r in runs}
+        for diffs in self.diffs.values():
+            diffs.warm()
         self.matcher = Matcher(runs) if len(runs) > 1 else None
 
     def get(self, name: str) -> ServedRun:

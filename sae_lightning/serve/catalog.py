@@ -39,9 +39,9 @@ class Catalog:
         return self.data.n
 
     def verdict_names(self) -> list[str]:
-        """Every verdict in the run: the project's in their order, then any others by name."""
-        present = set(self.verdict.tolist())
-        return [v for v in VERDICTS if v in present] + sorted(present - set(VERDICTS))
+        """The project's verdicts in their order (a filter for one no feature has is an empty list,
+        not an error), then any other the run holds (unrated, or one a newer labelling wrote)."""
+        return list(VERDICTS) + sorted(set(self.verdict.tolist()) - set(VERDICTS))
 
     def domains(self) -> list[str]:
         return domains_of(self.data)

@@ -36,18 +36,30 @@ class DomainDiffs:
         self.served = served
         self.settings = diff_settings()
         self._cache: OrderedDict = OrderedDict()
+        self._computing: dict = {}  # key -> lock held while it is computed (the same diff asked twice: once)
         self._lock = threading.Lock()
+
+    def warm(self) -> None:
+        """Compute the domain matrix in the background (tens of seconds at 3k features and a dozen
+        domains): only a Domains request that comes before it is done waits for it."""
+        threading.Thread(target=self.matrix, name=f"matrix-{self.served.name}", daemon=True).start()
 
     def _cached(self, key, compute):
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-        value = compute()
-        with self._lock:
-            self._cache[key] = value
-            while len(self._cache) > CACHE_SIZE:
-                self._cache.popitem(last=False)
+            computing = self._computing.setdefault(key, threading.Lock())
+        with computing:
+            with self._lock:
+                if key in self._cache:
+                    return self._cache[key]
+            value = compute()
+            with self._lock:
+                self._cache[key] = value
+                self._computing.pop(key, None)
+                while len(self._cache) > CACHE_SIZE:
+                    self._cache.popitem(last=False)
         return value
 
     def groups(self, q: QueryParams) -> tuple[list[str], list[str]]:

@@ -41,6 +41,7 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as err:
         sock.close()
         raise UserError(f"cannot listen on {host}:{port} ({err.strerror}); give another --port") from None
+    sock.listen(2048)  # from here on connections queue, even before uvicorn starts accepting them
     return sock
 
 
