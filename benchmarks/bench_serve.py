@@ -4,8 +4,9 @@
 
 Starts `python -m sae_lightning.serve RUN --port 0` (the default run: the newest under outputs/,
 as sae_lightning.latest_run finds it), waits for it to load, then runs `--clients` threads for
-`--seconds`, each looping over a mix of requests: searches (a sentence, half of them with a clamp),
-the Features page with filters, Feature pages and domain diffs. Bounded in count and time (every
+`--seconds`, each looping over a mix of requests: searches (a new sentence each time),
+slider moves (a clamp on a sentence asked before), the Features page with filters, Feature pages
+and domain diffs. Bounded in count and time (every
 request has a 60 s timeout; the run stops after --seconds plus the requests in flight). Reports
 p50/p95 latency per kind, errors (any non-200 answer or failed request), and the server's
 resident memory after loading, after a warm-up pass, and after the load.
@@ -35,6 +36,7 @@ QUERIES = ["The Roman empire fell to invading armies.", "A prime number is divis
            "Photosynthesis turns light into chemical energy.", "The symphony was first performed in Vienna.",
            "Plate tectonics explains earthquakes and volcanoes.", "The treaty ended the war between the kingdoms.",
            "Neurons transmit signals across synapses.", "The painter worked in oils on large canvases."]
+WORDS = ["river", "theorem", "dynasty", "protein", "novel", "election", "galaxy", "market", "temple", "engine"]
 
 
 def start_server(run: str) -> tuple[subprocess.Popen, str]:
@@ -54,11 +56,15 @@ def get(url: str) -> dict:
 
 
 def requests_for(base: str, rng: random.Random, d_sae: int, domains: list[str]) -> tuple[str, str]:
-    kind = rng.choice(["search", "search", "features", "feature", "diff"])
-    q = urllib.parse.quote(rng.choice(QUERIES))
+    """One request of the mix. A search is a sentence no client asked before (a fresh embedding: no
+    cache helps it); a steer is what a slider sends, a clamp on one of the base sentences."""
+    kind = rng.choice(["search", "steer", "features", "feature", "diff"])
     if kind == "search":
-        clamp = f"&clamp={rng.randrange(d_sae)}%3D{rng.choice(['0', '1x', '2x'])}" if rng.random() < 0.5 else ""
-        return kind, f"{base}/search?q={q}{clamp}"
+        q = f"{rng.choice(QUERIES)} {rng.choice(WORDS)} {rng.choice(WORDS)} {rng.randrange(10**6)}"
+        return kind, f"{base}/search?q={urllib.parse.quote(q)}"
+    if kind == "steer":
+        q = urllib.parse.quote(rng.choice(QUERIES))
+        return kind, f"{base}/search/nearest?q={q}&clamp={rng.randrange(d_sae)}%3D{rng.choice(['0', '1x', '2x', '3x'])}"
     if kind == "features":
         params = rng.choice(["", "?verdict=interpretable", "?q=war", "?sort=density&page=3", "?min_score=0.5"])
         return kind, f"{base}/features{params}"

@@ -1,17 +1,21 @@
 """The sae-serve web app (Starlette): routes, one page each, and the error responses.
 
 Every page has a stable URL (/r/<run>/features?verdict=..., /r/<run>/features/<id>,
-/r/<run>/search?q=...&clamp=12=0.5, /r/<run>/domains?a=...&b=...). Handlers are plain functions,
-which Starlette runs in its thread pool: a search or a diff in progress holds one thread, and page
-loads go on in the others. A bad run, feature, group or parameter answers 4xx with one line of
+/r/<run>/search?q=...&clamp=12=0.5, /r/<run>/domains?a=...&b=...). Page loads are plain functions,
+which Starlette runs in its thread pool. Searches and diffs, the work that takes CPU, go to a pool
+of their own with `compute_workers` threads (one per core by default): however many queries are in
+progress or waiting, they hold none of the threads page loads run in. A bad run, feature, group or parameter answers 4xx with one line of
 plain text; an unexpected error answers 500 with one line (the traceback goes to the server's log,
 never to the page).
 """
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse
@@ -24,7 +28,8 @@ from .browse import browse
 from .domains_view import DomainDiffs
 from .feature_view import feature_page
 from .matching import Matcher
-from .search_view import nearest, search, clamps_of
+from .search_view import search, steered
+from .settings import ServeSettings
 from .state import ServedRun
 
 log = logging.getLogger(__name__)
@@ -34,7 +39,9 @@ PACKAGE = "sae_lightning.serve"
 class Served:
     """The runs of one server, by URL name, with their diff caches and the cross-run matcher."""
 
-    def __init__(self, runs: list[ServedRun]) -> None:
+    def __init__(self, runs: list[ServedRun], settings: ServeSettings) -> None:
+        self.settings = settings
+        self.compute = ThreadPoolExecutor(settings.workers, thread_name_prefix="sae-serve-compute")
         self.runs = {r.name: r for r in runs}
         self.order = runs
         self.diffs = {r.name: DomainDiffs(r) for r in runs}
@@ -78,27 +85,29 @@ def create_app(served: Served) -> Starlette:
         ctx = feature_page(run, fid, others)
         return page("feature.html.j2", f"Feature {fid} · {run.name}", served, run, "features", **ctx)
 
-    def search_page(request: Request):
-        run = served.get(request.path_params["run"])
-        return page("search.html.j2", f"Search · {run.name}", served, run, "search", **search(request.query_params, run))
+    async def computed(fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(served.compute, fn, *args)
 
-    def search_nearest(request: Request):
+    async def search_page(request: Request):
+        run = served.get(request.path_params["run"])
+        return await computed(lambda: page("search.html.j2", f"Search · {run.name}", served, run, "search",
+                                           **search(request.query_params, run)))
+
+    async def search_nearest(request: Request):
         """The nearest-texts part of the Search page alone: what a slider reloads."""
         run = served.get(request.path_params["run"])
-        query = params.text(request.query_params, "q")
-        if not query:
-            raise params.bad("q: give a sentence to search for")
-        results = nearest(run, query, clamps_of(request.query_params, run))
-        return page("nearest.html.j2", "", served, run, "search", results=results)
+        return await computed(lambda: page("nearest.html.j2", "", served, run, "search",
+                                           results=steered(request.query_params, run)))
 
-    def domains(request: Request):
+    async def domains(request: Request):
         run = served.get(request.path_params["run"])
         diffs = served.diffs[run.name]
         a, b = diffs.groups(request.query_params)
         if bool(a) != bool(b):
             raise params.bad("give both groups: a=<domain> and b=<domain> (each repeatable)")
-        return page("domains.html.j2", f"Domains · {run.name}", served, run, "domains", a=a, b=b,
-                    domains=run.store_domains, diff=diffs.diff(a, b) if a else None, matrix=diffs.matrix())
+        diff = await computed(diffs.diff, a, b) if a else None
+        return await run_in_threadpool(page, "domains.html.j2", f"Domains · {run.name}", served, run, "domains", a=a, b=b,
+                    domains=run.store_domains, diff=diff, matrix=diffs.matrix_if_ready())
 
     routes = [
         Route("/", index), Route("/r/{run}", run_home), Route("/r/{run}/features", features),

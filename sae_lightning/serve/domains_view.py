@@ -97,6 +97,13 @@ class DomainDiffs:
             return None
         return self._cached(("matrix",), self._matrix)
 
+    def matrix_if_ready(self) -> dict | str | None:
+        """The matrix if computed, "computing" while warm() is still at it (a page never waits for it)."""
+        with self._lock:
+            if ("matrix",) in self._cache:
+                return self._cache[("matrix",)]
+        return None if len(self.served.store_domains) < 2 else "computing"
+
     def _matrix(self) -> dict:
         served = self.served
         masks = [served.domain_of_row == d for d in served.store_domains]

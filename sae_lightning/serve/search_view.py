@@ -10,7 +10,7 @@ import time
 import numpy as np
 from starlette.datastructures import QueryParams
 
-from ..search import steer
+from ..search import steer, strongest
 from . import params
 from .state import ServedRun
 
@@ -36,15 +36,13 @@ def _feature_row(cat, fid: int, act: float) -> dict:
             "top_act": top, "slider_max": round(SLIDER_TOP * max(top, act), 4)}
 
 
-def nearest(served: ServedRun, query: str, clamp: dict[int, float]) -> dict:
-    """The nearest texts of the query, and of the query steered by `clamp` (each steered text
+def nearest(served: ServedRun, x: np.ndarray, clamp: dict[int, float]) -> dict:
+    """The nearest texts of the query embedding x, and of x steered by `clamp` (each steered text
     marked with its rank before, or as new)."""
-    run = served.labelled().run
-    x = run.embed(query)
-    base = run.nearest_texts(x, NEAREST)
+    base = served.index.nearest(x, NEAREST)
     out = {"base": base.to_dict("records"), "steered": None}
     if clamp:
-        moved = run.nearest_texts(steer(run.sae, x, clamp), NEAREST)
+        moved = served.index.nearest(steer(served.labelled().run.sae, x, clamp), NEAREST)
         before = {int(r): i + 1 for i, r in enumerate(base["row"])}
         out["steered"] = [{**r, "was": before.get(int(r["row"]))} for r in moved.to_dict("records")]
     return out
@@ -57,16 +55,22 @@ def search(q: QueryParams, served: ServedRun) -> dict:
         return {"q": "", "clamp": clamp, "features": [], "results": None, "ms": None}
     t0 = time.perf_counter()
     lab = served.labelled()
-    hits = lab.run.top_features(query, TOP_FEATURES)
+    x = served.embed(query)
+    hits = strongest(lab.run.encode_embeddings(x)[0], TOP_FEATURES)
     feats = [_feature_row(lab.catalog, int(f), float(a)) for f, a in zip(hits["feature_id"], hits["activation"])]
-    z_now = dict(zip((int(f) for f in hits["feature_id"]), hits["activation"]))
-    for fid in clamp:  # a clamped feature the query does not turn on still gets its slider
-        if fid not in z_now:
-            feats.append(_feature_row(lab.catalog, fid, 0.0))
+    firing = set(int(f) for f in hits["feature_id"])
+    feats += [_feature_row(lab.catalog, fid, 0.0) for fid in clamp if fid not in firing]  # clamped, not firing: a slider too
     for f in feats:
         f["value"] = float(clamp.get(f["id"], f["act"]))
         f["slider_max"] = max(f["slider_max"], round(f["value"], 4))
-    results = nearest(served, query, clamp)
+    results = nearest(served, x, clamp)
     return {"q": query, "clamp": clamp, "features": feats, "results": results,
-            "ms": round(1000 * (time.perf_counter() - t0)), "clamp_items": [f"{k}={v:g}" for k, v in clamp.items()],
-            "unsteered": np.isclose([f["value"] for f in feats], [f["act"] for f in feats]).all() if feats else True}
+            "ms": round(1000 * (time.perf_counter() - t0))}
+
+
+def steered(q: QueryParams, served: ServedRun) -> dict:
+    """What a slider reloads: the nearest texts of q, before and after its clamps."""
+    query = params.text(q, "q")
+    if not query:
+        raise params.bad("q: give a sentence to search for")
+    return nearest(served, served.embed(query), clamps_of(q, served))

@@ -12,20 +12,20 @@ import uvicorn
 
 from ..errors import UserError
 from .app import Served, create_app
+from .settings import ServeSettings, serve_settings
 from .state import ServedRun, run_names
 
-DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8765
 
-
-def load_served(paths: Sequence[str | Path]) -> Served:
+def load_served(paths: Sequence[str | Path], settings: ServeSettings | None = None) -> Served:
     """Every run loaded once (SAE, store, model, activations); UserError naming a bad one."""
+    settings = settings or serve_settings()
     found = [Path(p).expanduser().resolve() for p in paths]
     if not found:
         raise UserError("give at least one run folder: sae-serve <run> [<run> ...]")
     dupes = {p for p in found if found.count(p) > 1}
     if dupes:
         raise UserError(f"{sorted(dupes)[0]} is given twice; give each run once")
-    return Served([ServedRun(name, path) for name, path in zip(run_names(found), found)])
+    return Served([ServedRun(name, path, settings) for name, path in zip(run_names(found), found)], settings)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -56,7 +56,7 @@ def url_of(sock: socket.socket) -> str:
 
 
 @contextmanager
-def running(served: Served, host: str = DEFAULT_HOST, port: int = 0) -> Iterator[str]:
+def running(served: Served, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """The app served from a thread for as long as the block runs; yields its base URL."""
     sock = bind(host, port)
     server = make_server(served)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from ..compare.load import load_run_sae
 from ..run_dir import Labeling, RunDir
 from .activations import StoreActivations, store_activations
 from .catalog import Catalog, load_catalog
+from .settings import ServeSettings
+from .text_index import TextIndex
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +39,34 @@ class Labelled:
 
 
 class ServedRun:
-    def __init__(self, name: str, path: Path) -> None:
+    def __init__(self, name: str, path: Path, settings: ServeSettings) -> None:
         self.name, self.path = name, path
         self.decoder = load_run_sae(path)  # unit decoder rows and live flags (sae-compare's loader)
         self.decoder.name = name
-        self._lock = threading.Lock()
+        self._lock, self._reload = threading.Lock(), threading.Lock()
         self._labelled = self._load()
         run = self._labelled.run
         self.acts: StoreActivations = store_activations(run.sae, run.store)
         self.domain_of_row = run.store.metadata()["domain"].astype(str).to_numpy()
         self.store_domains = sorted(set(self.domain_of_row.tolist()))
+        self.index = TextIndex(run.store, settings.index_max_mib)
+        self._embedded: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._embed_cache = settings.embed_cache
         run.embed("warm-up")  # the model loads here, once, not in the first search
+
+    def embed(self, text: str) -> np.ndarray:
+        """The sentence's embedding by the run's model; the last `embed_cache` sentences are kept,
+        since every slider move of the Search page asks for the same sentence again."""
+        with self._lock:
+            if text in self._embedded:
+                self._embedded.move_to_end(text)
+                return self._embedded[text]
+        x = self.labelled().run.embed(text)
+        with self._lock:
+            self._embedded[text] = x
+            while len(self._embedded) > self._embed_cache:
+                self._embedded.popitem(last=False)
+        return x
 
     def _stamp(self) -> tuple:
         folder = RunDir(self.path)
@@ -68,7 +88,7 @@ class ServedRun:
         current = self._labelled
         if self._stamp() == current.stamp:
             return current
-        with self._lock:  # one rebuild however many requests notice it together
+        with self._reload:  # one rebuild however many requests notice it together
             if self._stamp() != self._labelled.stamp:
                 log.warning("%s was relabelled: reading its new labelling", self.path)
                 self._labelled = self._load()
