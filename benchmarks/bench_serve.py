@@ -9,7 +9,8 @@ slider moves (a clamp on a sentence asked before), the Features page with filter
 and domain diffs. Bounded in count and time (every
 request has a 60 s timeout; the run stops after --seconds plus the requests in flight). Reports
 p50/p95 latency per kind, errors (any non-200 answer or failed request), and the server's
-resident memory after loading, after a warm-up pass, and after the load.
+resident memory after loading, after a warm-up pass, and after the load. Before the load it waits
+for the domain matrix the server computes at start, and times 20 searches of one client alone.
 """
 from __future__ import annotations
 
@@ -101,12 +102,22 @@ def run(args) -> dict:
         rss_loaded = mem.memory_info().rss / 2**20
         name = re.search(r'href="/r/([^/"]+)/features"', get(url + "/")["body"]).group(1)
         base = f"{url}/r/{name}"
-        body = get(base + "/domains")["body"]  # waits for the background domain matrix
+        t0 = time.perf_counter()
+        body = get(base + "/domains")["body"]
+        while "matrix-computing" in body and time.perf_counter() - t0 < 600:  # the start-up's domain matrix
+            time.sleep(1)
+            body = get(base + "/domains")["body"]
+        matrix_s = time.perf_counter() - t0
         domains = [html.unescape(d) for d in re.findall(r"<option>([^<]+)</option>", body.split('name="b"')[0])]
         d_sae = int(re.search(r"features 0\.\.(\d+)", urllib_error_body(base + "/features/999999999")).group(1)) + 1
         rng = random.Random(0)
         for _ in range(20):  # warm-up: every kind once or more, so caches and lazy imports are in
             get(requests_for(base, rng, d_sae, domains)[1])
+        alone = []  # one client on its own: the latency of a search when nothing else waits
+        for i in range(20):
+            t = time.perf_counter()
+            get(f"{base}/search?q={urllib.parse.quote(f'{QUERIES[i % len(QUERIES)]} alone {i}')}")
+            alone.append(1000 * (time.perf_counter() - t))
         rss_warm = mem.memory_info().rss / 2**20
         times, errors = defaultdict(list), []
         stop_at = time.monotonic() + args.seconds
@@ -130,6 +141,7 @@ def run(args) -> dict:
     rows.append({"request": "all", "count": len(every), "p50 ms": statistics.median(every),
                  "p95 ms": every[min(len(every) - 1, int(0.95 * len(every)))], "max ms": every[-1]})
     return {"machine": machine(), "run": target, "clients": args.clients, "seconds": args.seconds, "load_s": load_s,
+            "matrix_s": matrix_s, "alone_p50_ms": statistics.median(alone), "alone_max_ms": max(alone),
             "rss_loaded_mib": rss_loaded, "rss_warm_mib": rss_warm, "rss_after_mib": rss_after, "errors": errors,
             "load_avg_before": load_before, "load_avg_after": load(), "rows": rows}
 
@@ -147,7 +159,9 @@ def markdown(r: dict) -> str:
         f"sae-serve load test: {r['clients']} clients for {r['seconds']} s on loopback, run {r['run']}",
         f"machine: {m.get('cpu')}, {m.get('cores')} cores (load average {r['load_avg_before']} before, "
         f"{r['load_avg_after']} after: shared with other work)",
-        f"server start (runs loaded, activations computed): {r['load_s']:.1f} s",
+        f"server start (runs loaded, activations computed): {r['load_s']:.1f} s; the domain matrix after it "
+        f"(in the background): {r['matrix_s']:.1f} s",
+        f"one client alone, 20 new sentences: search p50 {r['alone_p50_ms']:.0f} ms, max {r['alone_max_ms']:.0f} ms",
         "", md_table(r["rows"]), "",
         f"errors: {len(r['errors'])}" + (f" (first: {r['errors'][0]})" if r["errors"] else ""),
         f"server memory (RSS): {r['rss_loaded_mib']:.0f} MiB loaded, {r['rss_warm_mib']:.0f} MiB after a warm-up, "

@@ -71,3 +71,12 @@ def relabel(run: Path, feature: int, label: str) -> str:
                 shutil.copy2(current.folder / name, lab.folder / name)
         rewrite_features(lab.features, lambda cols: cols["label"].__setitem__(feature, label))
     return lab.id
+
+
+def two_runs(src: Path, root: Path) -> tuple[Path, Path]:
+    """The runs the sae-serve tests serve: `hostile` (hostile_run of src) and `twin` (a plain copy,
+    whose features match src's one to one at cosine 1)."""
+    hostile = hostile_run(src, root / "hostile")
+    twin = root / "twin"
+    shutil.copytree(src, twin)
+    return hostile, twin

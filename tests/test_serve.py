@@ -5,7 +5,6 @@ the same pages in a real Chromium."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import urllib.error
@@ -17,18 +16,14 @@ import pytest
 
 from sae_lightning.serve import load_served, running
 
-from .serve_runs import HOSTILE_FEATURE, HOSTILE_LABEL, HOSTILE_TEXT, hostile_run, relabel
+from .serve_runs import HOSTILE_FEATURE, relabel, two_runs
 
 QUERY = "A prime number is divisible only by one and itself, a theorem of number theory."
 
 
 @pytest.fixture(scope="module")
 def runs(tiny_labelled_run, tmp_path_factory):
-    root = tmp_path_factory.mktemp("serve")
-    hostile = hostile_run(tiny_labelled_run, root / "hostile")
-    twin = root / "twin"
-    shutil.copytree(tiny_labelled_run, twin)
-    return hostile, twin
+    return two_runs(tiny_labelled_run, tmp_path_factory.mktemp("serve"))
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,8 @@ Screenshots of each page go to $SAE_SERVE_SHOTS when set (the docs' Application 
 docs/application/serve.md says how they were made), else to the test's tmp folder."""
 from __future__ import annotations
 
-import json
 import os
-import shutil
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 from sae_lightning.serve import load_served, running
 
 from .browser import Chromium, chromium_path
-from .serve_runs import HOSTILE_FEATURE, HOSTILE_LABEL, HOSTILE_TEXT, hostile_run
+from .serve_runs import HOSTILE_FEATURE, HOSTILE_LABEL, HOSTILE_TEXT, two_runs
 
 QUERY = "A prime number is divisible only by one and itself, a theorem of number theory."
 
@@ -28,11 +27,7 @@ pytestmark = pytest.mark.skipif(chromium_path() is None, reason="needs Debian's 
 
 @pytest.fixture(scope="module")
 def url(tiny_labelled_run, tmp_path_factory):
-    root = tmp_path_factory.mktemp("serve_browser")
-    hostile = hostile_run(tiny_labelled_run, root / "hostile")
-    twin = root / "twin"
-    shutil.copytree(tiny_labelled_run, twin)
-    with running(load_served([hostile, twin]), port=0) as base:
+    with running(load_served(two_runs(tiny_labelled_run, tmp_path_factory.mktemp("serve_browser"))), port=0) as base:
         yield base + "/r/hostile"
 
 
@@ -105,6 +100,11 @@ def test_search_returns_features_and_a_slider_moves_the_texts(tab, url, shots):
 
 def test_domains_diff_renders(tab, url, shots):
     tab.open(url + "/domains")
+    for _ in range(100):  # the matrix is computed in the background at start: reload until it is there
+        if not tab.eval("!!document.getElementById('matrix-computing')"):
+            break
+        time.sleep(0.1)
+        tab.open(url + "/domains")
     assert_clean(tab)
     assert tab.eval("document.querySelectorAll('#matrix svg.plot').length") == 2
     tab.eval("""(() => { const pick = (name, value) => { for (const o of document.querySelector(`select[name=${name}]`).options)
@@ -125,4 +125,4 @@ def test_error_pages_are_one_line(tab, url):
         "error 404: feature 100000 does not exist: this run has features 0..127"
     tab.errors.clear()  # the 404 itself is logged by the browser as a failed resource
     tab.open(url + "/features")
-    assert json.loads(json.dumps(tab.errors)) == []
+    assert tab.errors == []

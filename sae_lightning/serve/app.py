@@ -2,9 +2,10 @@
 
 Every page has a stable URL (/r/<run>/features?verdict=..., /r/<run>/features/<id>,
 /r/<run>/search?q=...&clamp=12=0.5, /r/<run>/domains?a=...&b=...). Page loads are plain functions,
-which Starlette runs in its thread pool. Searches and diffs, the work that takes CPU, go to a pool
-of their own with `compute_workers` threads (one per core by default): however many queries are in
-progress or waiting, they hold none of the threads page loads run in. A bad run, feature, group or parameter answers 4xx with one line of
+which Starlette runs in its thread pool. Searches go to a pool of their own with `compute_workers`
+threads (one per core by default), diffs and the domain matrix to one more thread (a Fisher test
+over every feature takes a second or two): however many queries are in progress or waiting, they
+hold none of the threads page loads run in, and a burst of diffs does not hold up searches. A bad run, feature, group or parameter answers 4xx with one line of
 plain text; an unexpected error answers 500 with one line (the traceback goes to the server's log,
 never to the page).
 """
@@ -41,12 +42,13 @@ class Served:
 
     def __init__(self, runs: list[ServedRun], settings: ServeSettings) -> None:
         self.settings = settings
-        self.compute = ThreadPoolExecutor(settings.workers, thread_name_prefix="sae-serve-compute")
+        self.compute = ThreadPoolExecutor(settings.workers, thread_name_prefix="sae-serve-search")
+        self.diff_pool = ThreadPoolExecutor(1, thread_name_prefix="sae-serve-diff")
         self.runs = {r.name: r for r in runs}
         self.order = runs
         self.diffs = {r.name: DomainDiffs(r) for r in runs}
         for diffs in self.diffs.values():
-            diffs.warm()
+            self.diff_pool.submit(diffs.matrix)  # computed once at start; a Domains page never waits for it
         self.matcher = Matcher(runs) if len(runs) > 1 else None
 
     def get(self, name: str) -> ServedRun:
@@ -85,8 +87,8 @@ def create_app(served: Served) -> Starlette:
         ctx = feature_page(run, fid, others)
         return page("feature.html.j2", f"Feature {fid} · {run.name}", served, run, "features", **ctx)
 
-    async def computed(fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(served.compute, fn, *args)
+    async def computed(fn, *args, pool=None):
+        return await asyncio.get_running_loop().run_in_executor(pool or served.compute, fn, *args)
 
     async def search_page(request: Request):
         run = served.get(request.path_params["run"])
@@ -105,7 +107,7 @@ def create_app(served: Served) -> Starlette:
         a, b = diffs.groups(request.query_params)
         if bool(a) != bool(b):
             raise params.bad("give both groups: a=<domain> and b=<domain> (each repeatable)")
-        diff = await computed(diffs.diff, a, b) if a else None
+        diff = await computed(diffs.diff, a, b, pool=served.diff_pool) if a else None
         return await run_in_threadpool(page, "domains.html.j2", f"Domains · {run.name}", served, run, "domains", a=a, b=b,
                     domains=run.store_domains, diff=diff, matrix=diffs.matrix_if_ready())
 

@@ -39,11 +39,6 @@ class DomainDiffs:
         self._computing: dict = {}  # key -> lock held while it is computed (the same diff asked twice: once)
         self._lock = threading.Lock()
 
-    def warm(self) -> None:
-        """Compute the domain matrix in the background (tens of seconds at 3k features and a dozen
-        domains): only a Domains request that comes before it is done waits for it."""
-        threading.Thread(target=self.matrix, name=f"matrix-{self.served.name}", daemon=True).start()
-
     def _cached(self, key, compute):
         with self._lock:
             if key in self._cache:
@@ -98,7 +93,7 @@ class DomainDiffs:
         return self._cached(("matrix",), self._matrix)
 
     def matrix_if_ready(self) -> dict | str | None:
-        """The matrix if computed, "computing" while warm() is still at it (a page never waits for it)."""
+        """The matrix if computed, "computing" while the server's start-up is still at it."""
         with self._lock:
             if ("matrix",) in self._cache:
                 return self._cache[("matrix",)]
