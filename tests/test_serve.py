@@ -124,3 +124,16 @@ def test_command_refuses_bad_runs_in_one_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "sae_lightning.serve", str(tmp_path / "missing"), "--port", "0"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_a_rebound_host_name_is_refused(url):
+    """Bound to loopback, the server answers only requests addressed to this machine by name, so a
+    web page elsewhere cannot read the runs through a DNS name rebound to 127.0.0.1."""
+    request = urllib.request.Request(url + "/r/hostile/features", headers={"Host": "attacker.example"})
+    try:
+        urllib.request.urlopen(request, timeout=60)
+        status = 200
+    except urllib.error.HTTPError as err:
+        status = err.code
+    assert status == 400
+    assert get(url.replace("127.0.0.1", "localhost") + "/r/hostile/features")[0] == 200

@@ -18,6 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from starlette.routing import Route
@@ -35,6 +37,7 @@ from .state import ServedRun
 
 log = logging.getLogger(__name__)
 PACKAGE = "sae_lightning.serve"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class Served:
@@ -116,8 +119,16 @@ def create_app(served: Served) -> Starlette:
         Route("/r/{run}/features/{fid}", feature), Route("/r/{run}/search", search_page),
         Route("/r/{run}/search/nearest", search_nearest), Route("/r/{run}/domains", domains),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: http_error, UserError: user_error,
-                                                         Exception: server_error})
+    return Starlette(routes=routes, middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(served))],
+                     exception_handlers={HTTPException: http_error, UserError: user_error, Exception: server_error})
+
+
+def allowed_hosts(served: Served) -> list[str]:
+    """On loopback, only requests addressed to this machine's own names: a web page elsewhere
+    cannot read the runs through a DNS name rebound to 127.0.0.1. Bound wider, any host."""
+    if served.settings.host in LOOPBACK:
+        return ["127.0.0.1", "localhost", "[::1]", "::1"]
+    return ["*"]
 
 
 def one_line(text: str) -> str:
