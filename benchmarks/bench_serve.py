@@ -92,8 +92,10 @@ def client(base, seed, stop_at, d_sae, domains, times, errors) -> None:
 def run(args) -> dict:
     from sae_lightning.api import find_runs, run_roots
 
-    target = args.run or str(max((r for root in run_roots() for r in find_runs(root)),
-                                 key=lambda p: (p / "metrics.json").stat().st_mtime))
+    runs = [r for root in run_roots() for r in find_runs(root)]
+    if not args.run and not runs:
+        sys.exit("no finished run under outputs/: run `make run` first, or give a run folder")
+    target = args.run or str(max(runs, key=lambda p: (p / "metrics.json").stat().st_mtime))
     t0 = time.perf_counter()
     proc, url = start_server(target)
     load_s = time.perf_counter() - t0

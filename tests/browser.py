@@ -147,12 +147,12 @@ class Chromium:
         self._send("Runtime.evaluate", expression=f"document.querySelector({json.dumps(form_selector)}).requestSubmit()")
         self._until_event("Page.loadEventFired")
 
-    def screenshot(self, path: Path, width: int | None = None) -> Path:
-        """The whole page (not only the window) as a PNG."""
+    def screenshot(self, path: Path, top: float = 0, height: float = 4000) -> Path:
+        """The page from `top` down (not only the window; at most `height` px) as a PNG."""
         size = self.call("Page.getLayoutMetrics")["cssContentSize"]
-        w, h = width or self.width, min(int(size["height"]) + 1, 4000)
+        h = min(int(size["height"]) + 1 - top, height)
         png = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
-                        clip={"x": 0, "y": 0, "width": w, "height": h, "scale": 1})["data"]
+                        clip={"x": 0, "y": top, "width": self.width, "height": h, "scale": 1})["data"]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(png))
         return path

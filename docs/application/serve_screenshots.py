@@ -3,11 +3,12 @@ Chromium, by the browser code the tests drive it with (tests/browser.py).
 
     PYTHONPATH=. .venv/bin/python docs/application/serve_screenshots.py [RUN]   # default: the newest run
 
-Writes docs/assets/screenshots/serve-{features,feature,search,domains}.png.
+Writes docs/assets/screenshots/serve-{features,feature,search,domains,matrix}.png.
 """
 from __future__ import annotations
 
 import sys
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -23,8 +24,10 @@ QUERY = "The Roman empire fell when invading armies conquered its capital."
 
 
 def main() -> None:
-    run = Path(sys.argv[1]) if len(sys.argv) > 1 else max(
-        (r for root in run_roots() for r in find_runs(root)), key=lambda p: (p / "metrics.json").stat().st_mtime)
+    runs = [Path(sys.argv[1])] if len(sys.argv) > 1 else [r for root in run_roots() for r in find_runs(root)]
+    if not runs:
+        sys.exit("no finished run under outputs/: give a run folder")
+    run = max(runs, key=lambda p: (p / "metrics.json").stat().st_mtime)
     served = load_served([run])
     name = next(iter(served.runs))
     cat = served.runs[name].labelled().catalog
@@ -42,7 +45,14 @@ def main() -> None:
         tab.wait_for("document.getElementById('results').dataset.state")
         tab.screenshot(OUT / "serve-search.png")
         tab.open(base + "/domains?a=Mathematics&b=History")
-        tab.screenshot(OUT / "serve-domains.png")
+        for _ in range(600):  # the domain matrix is computed in the background at start
+            if not tab.eval("!!document.getElementById('matrix-computing')"):
+                break
+            time.sleep(1)
+            tab.open(base + "/domains?a=Mathematics&b=History")
+        tab.screenshot(OUT / "serve-domains.png", height=1300)
+        matrix = tab.eval("document.getElementById('matrix').getBoundingClientRect().top + window.scrollY")
+        tab.screenshot(OUT / "serve-matrix.png", top=matrix, height=1400)
         assert tab.errors == [], tab.errors
     print("\n".join(str(p) for p in sorted(OUT.glob("serve-*.png"))))
 
