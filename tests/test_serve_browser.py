@@ -21,8 +21,10 @@ from .serve_runs import HOSTILE_FEATURE, HOSTILE_LABEL, HOSTILE_TEXT, two_runs
 
 QUERY = "A prime number is divisible only by one and itself, a theorem of number theory."
 
-pytestmark = pytest.mark.skipif(chromium_path() is None, reason="needs Debian's chromium-headless-shell "
-                                "(apt-get install chromium-headless-shell)")
+# Skipped, saying why, where the browser is missing; CI (.ci/run) sets SAE_REQUIRE_CHROMIUM so that
+# there a missing browser fails instead.
+pytestmark = pytest.mark.skipif(chromium_path() is None and not os.environ.get("SAE_REQUIRE_CHROMIUM"),
+                                reason="needs Debian's chromium-headless-shell (apt-get install chromium-headless-shell)")
 
 
 @pytest.fixture(scope="module")

@@ -51,8 +51,10 @@ class Served:
         self.order = runs
         self.diffs = {r.name: DomainDiffs(r) for r in runs}
         for diffs in self.diffs.values():
-            self.diff_pool.submit(diffs.matrix)  # computed once at start; a Domains page never waits for it
+            self.diff_pool.submit(diffs.warm)  # computed once at start; a Domains page never waits for it
         self.matcher = Matcher(runs) if len(runs) > 1 else None
+        if self.matcher:
+            self.diff_pool.submit(self.matcher.warm)  # the runs' matchings, before a Feature page asks
 
     def get(self, name: str) -> ServedRun:
         if name not in self.runs:

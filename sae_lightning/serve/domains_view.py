@@ -7,6 +7,7 @@ Groups come from the URL only as names of the store's domains (`a=Mathematics&a=
 sae-diff's `domain=<config>` groups, which read files, are not offered here."""
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import fields
@@ -23,6 +24,7 @@ from . import params
 from .state import ServedRun
 
 CACHE_SIZE = 64
+log = logging.getLogger(__name__)
 
 
 def diff_settings() -> DiffSettings:
@@ -38,6 +40,7 @@ class DomainDiffs:
         self._cache: OrderedDict = OrderedDict()
         self._computing: dict = {}  # key -> lock held while it is computed (the same diff asked twice: once)
         self._lock = threading.Lock()
+        self.matrix_error = ""
 
     def _cached(self, key, compute):
         with self._lock:
@@ -92,12 +95,23 @@ class DomainDiffs:
             return None
         return self._cached(("matrix",), self._matrix)
 
+    def warm(self) -> None:
+        """The matrix, computed at start-up (on the server's diff thread); a failure is logged and
+        shown on the Domains page instead of the matrix."""
+        try:
+            self.matrix()
+        except Exception as err:  # noqa: BLE001 (a background task: nobody else would see it)
+            log.exception("the domain matrix of %s failed", self.served.path)
+            self.matrix_error = f"the matrix could not be computed: {type(err).__name__}: {err}"
+
     def matrix_if_ready(self) -> dict | str | None:
         """The matrix if computed, "computing" while the server's start-up is still at it."""
         with self._lock:
             if ("matrix",) in self._cache:
                 return self._cache[("matrix",)]
-        return None if len(self.served.store_domains) < 2 else "computing"
+        if len(self.served.store_domains) < 2:
+            return None
+        return self.matrix_error or "computing"
 
     def _matrix(self) -> dict:
         served = self.served

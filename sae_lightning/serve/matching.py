@@ -30,6 +30,16 @@ class Matcher:
                 self._pairs[key] = match_pair(key[0], key[1], ra.W_dec, rb.W_dec, ra.live, rb.live)
             return self._pairs[key]
 
+    def warm(self) -> None:
+        """Match every comparable pair of runs now (a few seconds each at 3k features)."""
+        for a in range(len(self.runs)):
+            for b in range(a + 1, len(self.runs)):
+                try:
+                    check_comparable([self.runs[a].decoder, self.runs[b].decoder])
+                except UserError:
+                    continue  # a Feature page says why
+                self._pair(a, b)
+
     def counterparts(self, run: int, feature: int) -> list[dict]:
         """Per other run: its assigned partner and the best-matching feature, with their cosines."""
         out = []
