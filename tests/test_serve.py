@@ -5,6 +5,7 @@ the same pages in a real Chromium."""
 from __future__ import annotations
 
 import re
+import threading
 import subprocess
 import sys
 import urllib.error
@@ -27,8 +28,13 @@ def runs(tiny_labelled_run, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def url(runs):
-    with running(load_served(list(runs)), port=0) as base:
+def served(runs):
+    return load_served(list(runs))
+
+
+@pytest.fixture(scope="module")
+def url(served):
+    with running(served, port=0) as base:
         yield base
 
 
@@ -137,3 +143,25 @@ def test_a_rebound_host_name_is_refused(url):
         status = err.code
     assert status == 400
     assert get(url.replace("127.0.0.1", "localhost") + "/r/hostile/features")[0] == 200
+
+
+def test_a_query_in_progress_never_blocks_page_loads(url, served):
+    """Every search and diff worker held: a search and a diff wait for them, a page load does not."""
+    gate = threading.Event()
+    held = [served.compute.submit(gate.wait, 120) for _ in range(served.settings.workers)]
+    held.append(served.diff_pool.submit(gate.wait, 120))
+    answers: dict[str, int] = {}
+    waiting = [threading.Thread(target=lambda k=k, p=p: answers.__setitem__(k, get(url + p)[0]))
+               for k, p in (("search", "/r/hostile/search?q=a+new+question"),
+                            ("diff", "/r/hostile/domains?a=Arts&b=History"))]
+    try:
+        for t in waiting:
+            t.start()
+        for path in ("/r/hostile/features", "/r/hostile/features/7", "/"):
+            assert get(url + path)[0] == 200
+        assert answers == {}  # both still waiting for a worker
+    finally:
+        gate.set()
+    for t in waiting:
+        t.join(120)
+    assert answers == {"search": 200, "diff": 200} and all(h.done() for h in held)
