@@ -39,6 +39,7 @@ from .search import (
     find_features,
     nearest_texts,
     open_run,
+    parse_clamps,
     steer,
 )
 
@@ -157,6 +158,11 @@ class Run:
         """The store's k texts closest (cosine) to a text or an embedding: row, cos, id, domain, text."""
         emb = self.embed(query) if isinstance(query, str) else as_float_matrix(query, "query", allow_vector=True)[0]
         return nearest_texts(self.store, emb, k)
+
+    def parse_clamps(self, items: Sequence[str]) -> dict[int, float]:
+        """`sae-search --clamp` strings (FEATURE=VALUE, or FEATURE=Nx: N times its top train
+        activation) -> {feature: value}; UserError in one line for a bad one."""
+        return parse_clamps(items, self._search)
 
     def steer(self, text: str, clamp: Mapping[int, float]) -> np.ndarray:
         """The text's embedding with features set to the given values (x + decode(z') - decode(z))."""

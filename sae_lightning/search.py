@@ -102,7 +102,11 @@ def find_features(sae, model, query: str, top: int = 10, labels: Sequence[str] |
                   normalize: bool = False) -> pd.DataFrame:
     """The features the query activates most: feature_id, activation, label ("" without labels).
     Fewer than `top` rows when fewer features fire."""
-    z = encode(sae, embed_query(model, query, normalize))[0].cpu().numpy()
+    return strongest(encode(sae, embed_query(model, query, normalize))[0].cpu().numpy(), top, labels)
+
+
+def strongest(z: np.ndarray, top: int = 10, labels: Sequence[str] | None = None) -> pd.DataFrame:
+    """The `top` features of one activation vector [d_sae] that fire most: feature_id, activation, label."""
     ids = np.argsort(-z, kind="stable")[:top]
     ids = ids[z[ids] > 0]
     return pd.DataFrame({"feature_id": ids, "activation": z[ids].astype(np.float64),

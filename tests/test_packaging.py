@@ -18,7 +18,7 @@ from sae_lightning.conf_dir import check_conf_files, find_conf_dir
 from sae_lightning.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent
-COMMANDS = ("sae-embed", "sae-train", "sae-label", "sae-compare", "sae-search", "sae-diff", "sae-export")
+COMMANDS = ("sae-embed", "sae-train", "sae-label", "sae-compare", "sae-search", "sae-diff", "sae-export", "sae-serve")
 
 
 def run(cmd: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:

@@ -47,6 +47,8 @@ SKIP = [
     (r"^(python3? -m venv|source|\. )", "sets up a shell environment, not a command to test"),
     (r"^wandb (login|sync)\b", "talks to the W&B servers (needs the network)"),
     (r"^\S*jupyter (notebook|lab)\b", "starts a notebook server (tests/test_notebook.py executes the notebook)"),
+    (r"^(\.venv/bin/)?sae-serve\b", "starts a web server that runs until stopped (tests/test_serve.py and "
+                                     "tests/test_serve_browser.py serve runs and drive every page)"),
 ]
 
 

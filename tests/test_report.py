@@ -17,7 +17,7 @@ from sae_lightning.report import write_report
 from sae_lightning.report.featuremap import spectral_2d
 from sae_lightning.run_dir import RunDir
 
-from .browser import HOW_TO_GET, find_browser
+from .browser import require_browser
 from .html_checks import check_html, page_data, table_rows
 
 DOMAINS = ["Arts", "History", "Mathematics", "Philosophy and religion", "<script>alert(1)</script>"]
@@ -298,9 +298,7 @@ def test_real_tiny_run_with_new_columns(tiny_labelled_run, tmp_path):
 def _rendered_dom(page: Path, tmp_path: Path, fragment: str = "") -> str:
     import subprocess
 
-    browser = find_browser()
-    if browser is None:
-        pytest.skip(HOW_TO_GET)
+    browser = require_browser()
     res = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
                           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=3000", "--dump-dom",

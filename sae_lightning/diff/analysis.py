@@ -161,16 +161,22 @@ def domain_matrix(run_dir: str | Path, settings: DiffSettings | None = None) -> 
     groups = [store_group(run.store, [d]) for d in domains]
     for g in groups:
         check_size(g, settings.min_texts)
-    counts = [scan_group(run.sae, g, 1, settings.batch_size) for g in groups]
+    scans = [scan_group(run.sae, g, 1, settings.batch_size) for g in groups]
+    return matrix_from_counts(Path(run_dir).expanduser(), domains, [s.fire_counts for s in scans],
+                              [s.n for s in scans], settings)
+
+
+def matrix_from_counts(run_dir: Path, domains: list[str], counts: list[np.ndarray], sizes: list[int],
+                       settings: DiffSettings) -> MatrixResult:
+    """The matrix from each domain's per-feature firing counts and text count (however they were
+    counted: a pass of the SAE here, activations kept in memory in sae-serve)."""
     D = len(domains)
     sep_m, more_m, rows = np.zeros((D, D), np.int64), np.zeros((D, D), np.int64), []
     for i, j in itertools.combinations(range(D), 2):
-        t = diff_table(counts[i].fire_counts, counts[i].n, counts[j].fire_counts, counts[j].n, domains[i],
-                       domains[j], settings)
+        t = diff_table(counts[i], sizes[i], counts[j], sizes[j], domains[i], domains[j], settings)
         n_sep, n_i = int(t["separating"].sum()), int((t["more_in"] == domains[i]).sum())
         sep_m[i, j] = sep_m[j, i] = n_sep
         more_m[i, j], more_m[j, i] = n_i, n_sep - n_i
-        rows.append({"a": domains[i], "b": domains[j], "n_a": counts[i].n, "n_b": counts[j].n,
+        rows.append({"a": domains[i], "b": domains[j], "n_a": sizes[i], "n_b": sizes[j],
                      "separating": n_sep, "more_in_a": n_i, "more_in_b": n_sep - n_i})
-    return MatrixResult(Path(run_dir).expanduser(), domains, [c.n for c in counts], sep_m, more_m, settings,
-                        pd.DataFrame(rows))
+    return MatrixResult(run_dir, domains, list(sizes), sep_m, more_m, settings, pd.DataFrame(rows))

@@ -55,27 +55,37 @@ def feature_rows(rows: pd.DataFrame) -> list[dict]:
             for r in rows.itertuples()]
 
 
-def render_diff_page(res: DiffResult) -> str:
+def diff_context(res: DiffResult) -> dict:
+    """What diff.html.j2 draws (sae-serve's Domains page draws the same): summary, forest plot and
+    the two sides' feature tables."""
     top_a, top_b = res.top(res.a), res.top(res.b)
-    titles = ["Overview", "Plot", f"More in {res.a}", f"More in {res.b}"]
     s = res.settings
+    return {"res": res, "summ": res.summary(), "alpha": s.alpha, "min_log_odds": s.min_log_odds,
+            "level": f"{1 - s.alpha:.0%}", "plot": forest(pd.concat([top_a, top_b.iloc[::-1]]), res.a, res.b),
+            "tables": [feature_rows(top_a), feature_rows(top_b)]}
+
+
+def render_diff_page(res: DiffResult) -> str:
+    titles = ["Overview", "Plot", f"More in {res.a}", f"More in {res.b}"]
     return render("sae_lightning.diff", "diff.html.j2", title=f"sae-diff: {res.a} vs {res.b}",
-                  sections=[(_slug(t), t) for t in titles], ids=[_slug(t) for t in titles], res=res,
-                  summ=res.summary(), alpha=s.alpha, min_log_odds=s.min_log_odds, level=f"{1 - s.alpha:.0%}",
-                  plot=forest(pd.concat([top_a, top_b.iloc[::-1]]), res.a, res.b),
-                  tables=[feature_rows(top_a), feature_rows(top_b)])
+                  sections=[(_slug(t), t) for t in titles], ids=[_slug(t) for t in titles], **diff_context(res))
 
 
-def render_matrix_page(res: MatrixResult) -> str:
+def matrix_plots(res: MatrixResult) -> dict:
+    """The matrix page's two heatmaps: separating features per pair, and those firing more in the row's domain."""
     names = [f"{d} ({n:,})" for d, n in zip(res.domains, res.sizes)]
     eye = np.eye(len(names), dtype=bool)
     vals = res.separating.astype(np.float64)
     np.fill_diagonal(vals, np.nan)
+    return {"separating": plots.heatmap(names, res.domains, vals, np.where(eye, "", res.separating.astype(str)),
+                                        caption="separating features"),
+            "more": plots.heatmap(names, res.domains, res.more_in_row.astype(np.float64),
+                                  np.where(eye, "", res.more_in_row.astype(str)),
+                                  caption="features firing more in the row's domain")}
+
+
+def render_matrix_page(res: MatrixResult) -> str:
     titles = ["Separating features", "More in the row's domain"]
     return render("sae_lightning.diff", "matrix.html.j2", title="sae-diff: domain × domain",
                   sections=[(_slug(t), t) for t in titles], ids=[_slug(t) for t in titles], settings=res.settings,
-                  separating=plots.heatmap(names, res.domains, vals, np.where(eye, "", res.separating.astype(str)),
-                                           caption="separating features"),
-                  more=plots.heatmap(names, res.domains, res.more_in_row.astype(np.float64),
-                                     np.where(eye, "", res.more_in_row.astype(str)),
-                                     caption="features firing more in the row's domain"))
+                  **matrix_plots(res))

@@ -23,10 +23,12 @@ def _autoescape(name: str | None) -> bool:
 
 
 @lru_cache(maxsize=None)
-def environment(package: str) -> Environment:
-    """The environment for `package`'s templates/ folder (shared templates as the fallback)."""
+def environment(package: str, *also: str) -> Environment:
+    """The environment for `package`'s templates/ folder, then those of the `also` packages (a page
+    built from other pages' pieces: sae-serve uses the diff's), the shared templates last."""
+    loaders = [PackageLoader(p, "templates") for p in (package, *also, "sae_lightning.pages")]
     env = Environment(
-        loader=ChoiceLoader([PackageLoader(package, "templates"), PackageLoader("sae_lightning.pages", "templates")]),
+        loader=ChoiceLoader(loaders),
         autoescape=_autoescape, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
         keep_trailing_newline=True)
     env.filters.update(num=num, pct=pct, md=md_cell)
@@ -35,10 +37,11 @@ def environment(package: str) -> Environment:
 
 
 def render(package: str, template: str, *, title: str, sections: list[tuple[str, str]],
-           colors: DomainColors | None = None, **context) -> str:
+           colors: DomainColors | None = None, also: tuple[str, ...] = (), **context) -> str:
     """Render a page that extends page.html.j2: `sections` are (id, title) pairs in page order (the
-    nav bar and each section's heading); `colors` writes the domain classes c0..cN."""
-    return environment(package).get_template(template).render(
+    nav bar and each section's heading); `colors` writes the domain classes c0..cN; `also` are
+    more template packages to look in (environment())."""
+    return environment(package, *also).get_template(template).render(
         title=title, sections=sections, titles=dict(sections), palette=colors.palette() if colors else [],
         dead_colour=DEAD, **context)
 

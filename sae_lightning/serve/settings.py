@@ -1,0 +1,30 @@
+"""sae-serve's settings: conf/serve.yaml (its one home), read into a dataclass."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+
+from omegaconf import OmegaConf
+
+from ..config import CONF_DIR
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    host: str
+    port: int
+    compute_workers: int  # 0: one per core
+    torch_threads: int
+    embed_cache: int
+    index_max_mib: int
+
+    @property
+    def workers(self) -> int:
+        if self.compute_workers:
+            return self.compute_workers
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def serve_settings(**overrides) -> ServeSettings:
+    conf = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "serve.yaml"))
+    return ServeSettings(**{f.name: overrides.get(f.name, conf[f.name]) for f in fields(ServeSettings)})

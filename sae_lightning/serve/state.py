@@ -1,0 +1,119 @@
+"""What the server holds per run: the SAE, store and model loaded once (api.Run), every text's
+activations, the decoder's unit rows, and the current labelling as a Catalog.
+
+A run relabelled while the server runs (sae-label switches labeling.json to a new labelling in one
+rename) is picked up: every request looks at the file's stamp, and a changed stamp rebuilds the
+labelling's views before the page is drawn. The SAE and the store do not change under a finished
+run, so the activations stay. Nothing here writes into the run.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..api import Run
+from ..compare.load import load_run_sae
+from ..run_dir import Labeling, RunDir
+from .activations import StoreActivations, store_activations
+from .catalog import Catalog, load_catalog
+from .settings import ServeSettings
+from .text_index import TextIndex
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Labelled:
+    """A labelling's views, replaced whole on a relabel (readers keep the one they took)."""
+
+    stamp: tuple
+    run: Run  # labels, verdicts and scores of top_features come from the labelling too
+    catalog: Catalog
+    labeling_id: str
+
+
+class ServedRun:
+    def __init__(self, name: str, path: Path, settings: ServeSettings) -> None:
+        self.name, self.path = name, path
+        self.decoder = load_run_sae(path)  # unit decoder rows and live flags (sae-compare's loader)
+        self.decoder.name = name
+        self._lock, self._reload = threading.Lock(), threading.Lock()
+        self._labelled = self._load()
+        run = self._labelled.run
+        self.acts: StoreActivations = store_activations(run.sae, run.store)
+        self.domain_of_row = run.store.metadata()["domain"].astype(str).to_numpy()
+        self.store_domains = sorted(set(self.domain_of_row.tolist()))
+        self.index = TextIndex(run.store, settings.index_max_mib)
+        self._embedded: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._embed_cache = settings.embed_cache
+        run.embed("warm-up")  # the model loads here, once, not in the first search
+
+    def embed(self, text: str) -> np.ndarray:
+        """The sentence's embedding by the run's model; the last `embed_cache` sentences are kept,
+        since every slider move of the Search page asks for the same sentence again."""
+        with self._lock:
+            if text in self._embedded:
+                self._embedded.move_to_end(text)
+                return self._embedded[text]
+        x = self.labelled().run.embed(text)
+        with self._lock:
+            self._embedded[text] = x
+            while len(self._embedded) > self._embed_cache:
+                self._embedded.popitem(last=False)
+        return x
+
+    def _stamp(self) -> tuple:
+        folder = RunDir(self.path)
+        marker = folder.current_file if folder.current_file.is_file() else self.path / Labeling.FEATURES
+        st = marker.stat() if marker.is_file() else None
+        return (st.st_mtime_ns, st.st_size, st.st_ino) if st else ()
+
+    def _load(self) -> Labelled:
+        stamp = self._stamp()
+        run = Run.load(self.path)
+        if run.features is None:
+            from ..errors import UserError
+
+            raise UserError(f"{self.path} is not labelled; label it first with `sae-label run_dir={self.path}`")
+        return Labelled(stamp, run, load_catalog(self.path), run.labeling.id if run.labeling else "")
+
+    def labelled(self) -> Labelled:
+        """The current labelling's views; rebuilt here when the run was relabelled since."""
+        current = self._labelled
+        if self._stamp() == current.stamp:
+            return current
+        with self._reload:  # one rebuild however many requests notice it together
+            if self._stamp() != self._labelled.stamp:
+                log.warning("%s was relabelled: reading its new labelling", self.path)
+                self._labelled = self._load()
+            return self._labelled
+
+    @property
+    def d_sae(self) -> int:
+        return self.decoder.d_sae
+
+    def nearest_features(self, feature: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, cosines) of the n live features whose decoder rows point closest to this one's."""
+        W = self.decoder.W_dec
+        cos = W @ W[feature]
+        cos[feature] = -np.inf
+        cos[~self.decoder.live] = -np.inf
+        ids = np.argsort(-cos, kind="stable")[:n]
+        ids = ids[np.isfinite(cos[ids])]
+        return ids, cos[ids]
+
+
+def run_names(paths: list[Path]) -> list[str]:
+    """A short URL-safe name per run: its folder name, made unique with its parent's when needed."""
+    def clean(text: str) -> str:
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "run"
+
+    names = [clean(p.name) for p in paths]
+    names = [clean(f"{p.parent.name}-{p.name}") if names.count(n) > 1 else n for p, n in zip(paths, names)]
+    return [n if names.count(n) == 1 else f"{n}-{i}" for i, n in enumerate(names)]
