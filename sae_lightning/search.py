@@ -29,6 +29,9 @@ from .run_dir import RunDir
 from .scan.top_examples import inference_sae
 
 
+PRECOMPUTED = ("synthetic", "unknown")  # model names of stores that hold embeddings made without a model
+
+
 @dataclass
 class SearchRun:
     """What search and steering read from a finished run dir."""
@@ -43,7 +46,7 @@ class SearchRun:
     def model(self):
         """The run's embedding model (loaded on first use, cached per process by load_model)."""
         name = self.store.model_name
-        if name in ("synthetic", "unknown"):
+        if name in PRECOMPUTED:
             raise UserError(f"the store {self.store.path} holds precomputed embeddings (model {name!r}); "
                             "queries cannot be embedded the same way: pass embeddings to steer/nearest_texts")
         return load_model(name)
@@ -122,17 +125,23 @@ def steer(sae, query_emb: np.ndarray | torch.Tensor, clamp: Mapping[int, float])
     return (x.reshape(-1, x.shape[-1]) + delta.cpu().numpy()).reshape(x.shape)
 
 
+def _whole(v: object) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
 def check_features(ids, d_sae: int) -> None:
-    bad = [f for f in ids if not 0 <= int(f) < d_sae]
+    """Feature ids are whole numbers in 0..d_sae-1 (1.5 is not feature 1)."""
+    bad = [f for f in ids if not _whole(f) or not 0 <= int(f) < d_sae]
     if bad:
-        raise UserError(f"feature {bad[0]} does not exist: this SAE has features 0..{d_sae - 1}")
+        shown = int(bad[0]) if _whole(bad[0]) else repr(bad[0])
+        raise UserError(f"feature {shown} does not exist: this SAE has features 0..{d_sae - 1} (whole numbers)")
 
 
 def check_counts(**counts: int) -> None:
-    """--top and -k of sae-search: how many rows to list, at least one."""
+    """--top and -k of sae-search, k and n of the API: how many rows to list, a whole number >= 1."""
     for name, n in counts.items():
-        if n < 1:
-            raise UserError(f"{name} {n}: must be 1 or more (how many to list)")
+        if not _whole(n) or n < 1:
+            raise UserError(f"{name} {n!r}: must be 1 or more, a whole number (how many to list)")
 
 
 def nearest_texts(store: EmbeddingStore, emb: np.ndarray, k: int = 10, batch_size: int = 8192) -> pd.DataFrame:

@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 
 from ..cli import _plain_command
 from ..config import CONF_DIR
+from ..validate import check_settings
 from .analysis import DiffResult, DiffSettings, MatrixResult, diff_groups, domain_matrix
 from .write import write_diff, write_matrix
 
@@ -51,7 +52,9 @@ def print_matrix(res: MatrixResult) -> None:
 def _main(argv: list[str]) -> None:
     p = build_parser()
     a = p.parse_args(argv)
-    settings = DiffSettings(**{f.name: getattr(a, f.name) for f in fields(DiffSettings)})
+    values = {f.name: getattr(a, f.name) for f in fields(DiffSettings)}
+    check_settings("diff", values, flags=True)  # the ranges are validate.py's rules
+    settings = DiffSettings(**values)
     if a.matrix:
         if a.groups:
             p.error("-m compares every pair of the run's domains: give no groups")
