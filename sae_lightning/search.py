@@ -129,19 +129,25 @@ def _whole(v: object) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
+def _brief(v: object) -> str:
+    """A value in an error line: a scalar's repr (cut short), else its type (an array's repr spans lines)."""
+    return repr(v)[:40] if isinstance(v, (int, float, str, np.generic, type(None))) else f"a {type(v).__name__}"
+
+
 def check_features(ids, d_sae: int) -> None:
     """Feature ids are whole numbers in 0..d_sae-1 (1.5 is not feature 1)."""
     bad = [f for f in ids if not _whole(f) or not 0 <= int(f) < d_sae]
     if bad:
-        shown = int(bad[0]) if _whole(bad[0]) else repr(bad[0])
-        raise UserError(f"feature {shown} does not exist: this SAE has features 0..{d_sae - 1} (whole numbers)")
+        if not _whole(bad[0]):
+            raise UserError(f"feature {_brief(bad[0])} is not a feature id: use a whole number from 0 to {d_sae - 1}")
+        raise UserError(f"feature {int(bad[0])} does not exist: this SAE has features 0..{d_sae - 1}")
 
 
 def check_counts(**counts: int) -> None:
     """--top and -k of sae-search, k and n of the API: how many rows to list, a whole number >= 1."""
     for name, n in counts.items():
         if not _whole(n) or n < 1:
-            raise UserError(f"{name} {n!r}: must be 1 or more, a whole number (how many to list)")
+            raise UserError(f"{name} {_brief(n)}: must be 1 or more, a whole number (how many to list)")
 
 
 def nearest_texts(store: EmbeddingStore, emb: np.ndarray, k: int = 10, batch_size: int = 8192) -> pd.DataFrame:
