@@ -33,6 +33,7 @@ from .errors import UserError
 from .run_dir import Labeling, RunDir
 from .search import (
     SearchRun,
+    check_clamp,
     check_counts,
     check_features,
     embed_query,
@@ -173,6 +174,7 @@ class Run:
 
     def steer(self, text: str, clamp: Mapping[int, float]) -> np.ndarray:
         """The text's embedding with features set to the given values (x + decode(z') - decode(z))."""
+        check_clamp(clamp, self.d_sae)  # before the model loads
         return steer(self.sae, self.embed(text), clamp)
 
     def __repr__(self) -> str:

@@ -59,8 +59,8 @@ def _one_line_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConf
 
             log.error("%s", err)
             if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-                job = HydraConfig.get().job
-                _failed_jobs.append(f"job #{job.num} ({' '.join(job.override_dirname.split(',')) or 'defaults'}): {err}")
+                hc = HydraConfig.get()
+                _failed_jobs.append(f"job #{hc.job.num} ({' '.join(hc.overrides.task) or 'defaults'}): {err}")
                 raise err from None
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)

@@ -114,7 +114,7 @@ def find_features(sae, model, query: str, top: int = 10, labels: Sequence[str] |
 
 def steer(sae, query_emb: np.ndarray | torch.Tensor, clamp: Mapping[int, float]) -> np.ndarray:
     """The query embedding(s) with the chosen latents set to the given values: x + decode(z') - decode(z)."""
-    check_features(clamp, sae.cfg.d_sae)
+    check_clamp(clamp, sae.cfg.d_sae)
     x = np.asarray(query_emb, dtype=np.float32)
     z = encode(sae, x)
     z_new = z.clone()
@@ -141,6 +141,17 @@ def check_features(ids, d_sae: int) -> None:
         if not _whole(bad[0]):
             raise UserError(f"feature {_brief(bad[0])} is not a feature id: use a whole number from 0 to {d_sae - 1}")
         raise UserError(f"feature {int(bad[0])} does not exist: this SAE has features 0..{d_sae - 1}")
+
+
+def check_clamp(clamp, d_sae: int) -> None:
+    """{feature id: value}: whole ids in range, finite numbers (what --clamp's parser also demands)."""
+    if not isinstance(clamp, Mapping):
+        raise UserError(f"clamp must be a mapping {{feature id: value}}, e.g. {{123: 0.5}}; got {_brief(clamp)}")
+    check_features(clamp, d_sae)
+    bad = [v for v in clamp.values() if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number))
+           or not np.isfinite(v)]
+    if bad:
+        raise UserError(f"clamp value {_brief(bad[0])} is not a finite number; give each feature a number, e.g. 0.5 or 0")
 
 
 def check_counts(**counts: int) -> None:

@@ -77,3 +77,15 @@ def test_feature_refuses_ids_that_are_not_whole_numbers(npy_run, i):
     with pytest.raises(UserError, match=r"is not a feature id"):
         npy_run.top_texts(i)
     assert npy_run.feature(np.int64(3)).id == 3
+
+
+@pytest.mark.parametrize("clamp,message", [
+    (None, r"^clamp must be a mapping \{feature id: value\}, e.g. \{123: 0.5\}; got None$"),
+    ({3: "up"}, r"^clamp value 'up' is not a finite number"),
+    ({3: float("nan")}, r"^clamp value nan is not a finite number"),
+    ({1.5: 0.0}, r"^feature 1.5 is not a feature id"),
+])
+def test_steer_refuses_a_clamp_that_is_not_ids_to_numbers(npy_run, clamp, message):
+    """Found by the Hypothesis property over Run's methods: steer(text, None) was a TypeError."""
+    with pytest.raises(UserError, match=message):
+        npy_run.steer("a text", clamp)

@@ -28,7 +28,7 @@ from sae_lightning.run_dir import RunDir
 from .cli_runner import files_under, run_command, NOT_OUTPUT
 
 # Examples per property: what docs/reference/reliability.md reports.
-EXAMPLES = {"npy_arrays": 12, "config_values": 15, "text_columns": 8, "api_arrays": 10, "api_queries": 25}
+EXAMPLES = {"npy_arrays": 12, "config_values": 15, "text_columns": 8, "api_arrays": 10, "api_queries": 30}
 TINY = ["sae.d_sae=4", "sae.k=1", "logger=none", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
         "embedder.show_progress=false"]
 
@@ -169,17 +169,18 @@ def test_train_sae_on_any_array_returns_a_run_or_one_user_error(arr, cache):
 
 
 @pytest.fixture(scope="module")
-def api_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("prop_api")
-    x = np.random.default_rng(0).standard_normal((60, 8)).astype(np.float32)
-    return sl.train_sae(x, "sae.d_sae=16", "sae.k=2", "logger=none", "trainer.max_epochs=1",
-                        "trainer.enable_progress_bar=false", paths={"cache_dir": str(tmp / "cache")},
-                        output_dir=tmp / "run")
+def api_run(tiny_labelled_run):
+    """The session's labelled run (600 sentences, MiniLM, 128 features): texts can be embedded."""
+    return sl.Run.load(tiny_labelled_run)
 
 
-ARGS = st.one_of(st.integers(-5, 40), st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.none(),
-                 st.text(max_size=5), arrays(np.float32, st.tuples(st.integers(0, 2), st.integers(7, 9))),
-                 st.lists(st.text(max_size=5), max_size=2))
+VALID_ARGS = st.one_of(st.integers(0, 127), st.integers(1, 20), st.lists(st.text(min_size=1, max_size=20), min_size=1,
+                                                                        max_size=2),
+                       arrays(np.float32, st.tuples(st.integers(1, 2), st.just(384)), elements=st.floats(-1, 1, width=32)))
+ARGS = st.one_of(VALID_ARGS, VALID_ARGS, st.integers(-5, 200), st.floats(allow_nan=True, allow_infinity=True),
+                 st.booleans(), st.none(), st.text(max_size=5), st.lists(st.text(max_size=5), max_size=2),
+                 arrays(np.float32, st.tuples(st.integers(0, 2), st.sampled_from([383, 384, 385])),
+                        elements=st.floats(-1, 1, width=32)))
 
 
 @_settings("api_queries")
@@ -189,7 +190,7 @@ def test_a_runs_methods_return_or_raise_one_user_error(api_run, method, arg):
     calls = {"feature": lambda: api_run.feature(arg), "top_texts": lambda: api_run.top_texts(0, n=arg),
              "encode": lambda: api_run.encode(arg), "encode_embeddings": lambda: api_run.encode_embeddings(arg),
              "top_features_k": lambda: api_run.top_features("a text", k=arg),
-             "nearest_texts_k": lambda: api_run.nearest_texts(np.ones(8, np.float32), k=arg),
+             "nearest_texts_k": lambda: api_run.nearest_texts(np.ones(384, np.float32), k=arg),
              "steer": lambda: api_run.steer("a text", {arg: 1.0} if isinstance(arg, (int, float)) else arg)}
     before = files_under(api_run.path)
     try:
