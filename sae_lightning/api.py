@@ -33,6 +33,8 @@ from .errors import UserError
 from .run_dir import Labeling, RunDir
 from .search import (
     SearchRun,
+    check_clamp,
+    check_counts,
     check_features,
     embed_query,
     encode,
@@ -110,11 +112,18 @@ class Run:
 
     def embed(self, texts: str | Sequence[str]) -> np.ndarray:
         """Texts -> embeddings, with the run's model, embedded exactly as the store's texts were."""
+        texts = check_texts(texts)
+        if not len(texts):
+            return np.zeros((0, self.sae.cfg.d_in), np.float32)
         return embed_query(self._search.model, texts, self._search.normalize)
 
-    def encode(self, texts: str | Sequence[str]) -> np.ndarray:
-        """Texts -> feature activations: [d_sae] for one text, [n, d_sae] for a list (mostly zeros)."""
-        z = self.encode_embeddings(self.embed(texts))
+    def encode(self, texts: str | Sequence[str] | np.ndarray) -> np.ndarray:
+        """Texts -> feature activations: [d_sae] for one text, [n, d_sae] for a list (mostly zeros).
+        An array or tensor is taken as embeddings the run's model made (encode_embeddings)."""
+        if isinstance(texts, np.ndarray) or hasattr(texts, "detach"):
+            z = self.encode_embeddings(texts)
+            return z[0] if np.ndim(texts) == 1 else z
+        z = self.encode_embeddings(self.embed(texts)) if len(check_texts(texts)) else np.zeros((0, self.d_sae))
         return z[0] if isinstance(texts, str) else z
 
     def encode_embeddings(self, embeddings) -> np.ndarray:
@@ -128,6 +137,9 @@ class Run:
     def top_features(self, text: str, k: int = 10) -> pd.DataFrame:
         """The k features the text turns on most: feature_id, activation, label and, when the run
         has them, its verdict and label scores (SCORE_COLUMNS). Fewer rows when fewer fire."""
+        check_counts(k=k)
+        if not isinstance(text, str):
+            raise UserError(f"text must be a string, got {type(text).__name__}; top_features takes one text")
         hits = find_features(self.sae, self._search.model, text, k, self.labels, self._search.normalize)
         if self.features is not None:
             by_id = self.features.set_index("feature_id")
@@ -152,10 +164,12 @@ class Run:
 
     def top_texts(self, i: int, n: int = 10) -> pd.DataFrame:
         """Feature `i`'s n top-activating training texts (activation, domain, id, text)."""
+        check_counts(n=n)
         return self.feature(i).top_texts.head(n)
 
     def nearest_texts(self, query: str | np.ndarray, k: int = 10) -> pd.DataFrame:
         """The store's k texts closest (cosine) to a text or an embedding: row, cos, id, domain, text."""
+        check_counts(k=k)
         emb = self.embed(query) if isinstance(query, str) else as_float_matrix(query, "query", allow_vector=True)[0]
         return nearest_texts(self.store, emb, k)
 
@@ -166,6 +180,7 @@ class Run:
 
     def steer(self, text: str, clamp: Mapping[int, float]) -> np.ndarray:
         """The text's embedding with features set to the given values (x + decode(z') - decode(z))."""
+        check_clamp(clamp, self.d_sae)  # before the model loads
         return steer(self.sae, self.embed(text), clamp)
 
     def __repr__(self) -> str:
@@ -181,6 +196,15 @@ def check_finished(path: Path) -> None:
     if not RunDir(path).metrics_file.is_file():
         raise UserError(f"{path} is not a finished run: no {RunDir.METRICS} (training stopped before the end); "
                         f"resume it with `sae-train run_dir={path} ckpt_path=last`")
+
+
+def check_texts(texts) -> str | list[str]:
+    """A text or a list of texts, as given; one line for anything else (an array belongs to
+    encode_embeddings, which takes embeddings)."""
+    if isinstance(texts, str) or (isinstance(texts, (list, tuple)) and all(isinstance(t, str) for t in texts)):
+        return texts if isinstance(texts, str) else list(texts)
+    raise UserError(f"texts must be a string or a list of strings, got {type(texts).__name__}; "
+                    "pass embeddings to run.encode_embeddings")
 
 
 def as_float_matrix(data, what: str, allow_vector: bool = False) -> np.ndarray:
@@ -264,10 +288,12 @@ def compose_train_config(overrides: list[str], output_dir: str | Path | None = N
     from omegaconf import OmegaConf, open_dict
     from omegaconf.errors import OmegaConfBaseException
 
-    from .config import CONF_DIR, check_choices, register_resolvers
+    from .config import CONF_DIR, check_choices, check_output_folders, new_run_suffix, register_resolvers
+    from .validate import check_config
 
     register_resolvers()
     check_choices(overrides)
+    new_run_suffix()  # two calls within a second get two folders
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
@@ -277,6 +303,8 @@ def compose_train_config(overrides: list[str], output_dir: str | Path | None = N
     with open_dict(cfg):
         del cfg["hydra"]  # the Hydra runtime node resolves only inside a Hydra app
         cfg.paths.output_dir = str(out.expanduser().resolve())
+    check_config(cfg)  # what sae-train checks, by the same rules
+    check_output_folders(cfg, cfg.paths.output_dir, "output_dir" if output_dir is not None else "paths.log_dir")
     return cfg
 
 

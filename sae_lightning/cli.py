@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from typing import Callable
 
@@ -16,6 +17,9 @@ from .quiet import drop_third_party_warnings, drop_wandb_offline_notice, no_mode
 from .validate import check_config
 
 log = logging.getLogger("sae_lightning")
+# This process's failed multirun jobs, one line each: printed when the sweep ends, in place of
+# Hydra's traceback of the first one.
+_failed_jobs: list[str] = []
 
 
 def _own_error(err: BaseException) -> UserError | None:
@@ -57,6 +61,8 @@ def _one_line_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConf
 
             log.error("%s", err)
             if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+                hc = HydraConfig.get()
+                _failed_jobs.append(f"job #{hc.job.num} ({' '.join(hc.overrides.task) or 'defaults'}): {err}")
                 raise err from None
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
@@ -76,6 +82,7 @@ def apply_runtime(cfg: DictConfig) -> None:
 
 def _launch(task: Callable[[DictConfig], object], config_name: str) -> None:
     register_resolvers()
+    _failed_jobs.clear()
     sys.argv[1:] = ddp_child_argv(sys.argv[1:])
     try:
         check_conf_files(CONF_DIR)
@@ -85,7 +92,22 @@ def _launch(task: Callable[[DictConfig], object], config_name: str) -> None:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
-    hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(_one_line_errors(task))()
+    multirun = any(a in ("-m", "--multirun") or a.startswith(("hparams_search=", "hydra.mode=")) for a in sys.argv[1:])
+    if multirun:  # a failed job's error reaches us below instead of Hydra printing its traceback
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(_one_line_errors(task))()
+    except Exception as raised:
+        from hydra.errors import HydraException
+
+        if not multirun or (_own_error(raised) is None and not isinstance(raised, HydraException)):
+            raise
+        if not _failed_jobs:  # the sweep itself failed: a job's config does not compose
+            _failed_jobs.append(str(_own_error(raised) or raised).splitlines()[0])
+    if _failed_jobs:
+        for line in _failed_jobs:
+            print(f"error: {line}", file=sys.stderr)
+        sys.exit(2)
 
 
 def _embed(cfg: DictConfig) -> None:
@@ -213,13 +235,15 @@ def _search(argv: list[str]) -> None:
     if clamp:
         shown.append(("nearest texts after " + ", ".join(f"#{f}={v:.4g}" for f, v in clamp.items()) + ":",
                       nearest_texts(run.store, steer(run.sae, x, clamp), a.k)))
-    print(f"query: {a.query}\nfeatures it activates:")
+    from .terminal import printable  # texts and labels are data: never terminal control sequences
+
+    print(f"query: {printable(a.query)}\nfeatures it activates:")
     for f in hits.itertuples():
-        print(f"  #{f.feature_id:<6} {f.activation:8.4f}  {f.label}")
+        print(f"  #{f.feature_id:<6} {f.activation:8.4f}  {printable(f.label)}")
     for title, texts in shown:
         print(title)
         for t in texts.itertuples():
-            print(f"  {t.cos:.3f}  [{t.domain}] {t.text}")
+            print(f"  {t.cos:.3f}  [{printable(t.domain)}] {printable(t.text)}")
 
 
 search = _plain_command(_search)

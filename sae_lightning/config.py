@@ -29,14 +29,25 @@ def wandb_logged_in() -> bool:
     return any("wandb" in host for host in hosts)
 
 
+SLUG_MAX = 100  # characters of a name kept in a folder name (file systems allow 255 bytes)
+
+
 def slug(value: object) -> str:
-    """A folder-safe name: hub ids such as org/data set become org_data_set."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(value)).strip("_") or "run"
+    """A folder-safe name: hub ids such as org/data set become org_data_set; never hidden (no
+    leading dot, no `..`) and never longer than SLUG_MAX."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(value)).lstrip("._")[:SLUG_MAX].rstrip("_") or "run"
 
 
 # This process's suffix for new run folders: two runs started in the same second (on one machine
-# or on two sharing a file system) get two folders.
+# or on two sharing a file system) get two folders. One per process for the commands (Hydra
+# resolves the run folder more than once); the API takes a new one per run (new_run_suffix).
 RUN_SUFFIX = f"{os.getpid()}-{secrets.token_hex(2)}"
+
+
+def new_run_suffix() -> None:
+    """A fresh suffix for the next run folder of this process (train_sae, called twice a second)."""
+    global RUN_SUFFIX
+    RUN_SUFFIX = f"{os.getpid()}-{secrets.token_hex(2)}"
 
 
 def register_resolvers() -> None:
@@ -96,6 +107,7 @@ def compose_and_check(config_name: str, overrides: list[str]) -> None:
         raise UserError("; ".join(lines) or type(err).__name__) from None
     # `${hydra:runtime.output_dir}` resolves only inside a Hydra job; a stand-in lets the values
     # built on it be checked (the folder itself is created by Hydra later, never here).
+    check_output_folders(cfg, *_run_folder(cfg))
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = "<run folder>"
     hydra_cfg = HydraConfig.instance()
@@ -105,6 +117,26 @@ def compose_and_check(config_name: str, overrides: list[str]) -> None:
         check_config(cfg, skip=("hydra",))
     finally:
         hydra_cfg.cfg = previous
+
+
+def check_output_folders(cfg, run_folder: str | None, chosen_by: str) -> None:
+    """The folders a command will create (its run folder, the store cache) can be created."""
+    from .path_checks import check_output_folder
+
+    if run_folder is not None:
+        check_output_folder(run_folder, chosen_by)
+    if OmegaConf.select(cfg, "paths.cache_dir", default=None) is not None:
+        check_output_folder(cfg.paths.cache_dir, "paths.cache_dir")
+
+
+def _run_folder(cfg) -> tuple[str | None, str]:
+    """The folder Hydra will create for a single run, and the settings that choose it."""
+    if str(OmegaConf.select(cfg, "hydra.mode")).endswith("MULTIRUN"):
+        return None, ""  # each job's folder is checked by the job
+    folder = str(OmegaConf.select(cfg, "hydra.run.dir"))
+    if folder == str(cfg.get("run_dir")):
+        return folder, "run_dir"
+    return folder, "paths.log_dir" + (", task_name or domain.name" if "task_name" in cfg else "")
 
 
 # Set by a job before DDP starts its other ranks (see pipeline.export_job_for_ddp_children).

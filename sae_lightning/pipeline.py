@@ -27,7 +27,8 @@ from .run_dir import RunDir
 from .runtime import kept_global_state
 from .training.callbacks import RunExport
 from .training.callbacks.stop_on_signal import StopOnSignal
-from .training.checkpoint_io import AtomicCheckpointIO, load_checkpoint_file
+from .training.checkpoint_io import AtomicCheckpointIO, check_checkpoint_fits, load_checkpoint_file
+from .training.memory import check_training_fits
 from .training.interrupts import DeferredSignals, RunInterrupted
 from .training.module import NonFiniteError, SAEModule
 
@@ -55,8 +56,10 @@ def sae_settings(cfg: DictConfig, store: EmbeddingStore) -> dict:
 
 
 def build_module(cfg: DictConfig, store: EmbeddingStore) -> SAEModule:
+    settings = sae_settings(cfg, store)
+    check_training_fits(settings["d_in"], int(settings["d_sae"]), int(cfg.data.batch_size), str(cfg.trainer.accelerator))
     try:
-        return SAEModule(sae_settings(cfg, store), **OmegaConf.to_container(cfg.module, resolve=True))
+        return SAEModule(settings, **OmegaConf.to_container(cfg.module, resolve=True))
     except ValueError as err:  # the SAE config's own checks: k >= d_sae, unknown architecture, ...
         raise UserError(f"sae: {err}") from err
 
@@ -178,6 +181,8 @@ def _train(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> dict | Non
     datamodule = instantiate(cfg.data, store_path=str(store.path))
     module = build_module(cfg, store)  # config errors before the folder is claimed
     ckpt_path = resolve_ckpt(cfg, run)
+    if ckpt_path is not None:
+        check_checkpoint_fits(ckpt_path, module)
     plugins = [*instantiate(cfg.trainer.get("plugins") or []), AtomicCheckpointIO()]
     callbacks = build_callbacks(cfg, run, signals)
     export = next(c for c in callbacks if isinstance(c, RunExport))

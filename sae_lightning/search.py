@@ -29,6 +29,9 @@ from .run_dir import RunDir
 from .scan.top_examples import inference_sae
 
 
+PRECOMPUTED = ("synthetic", "unknown")  # model names of stores that hold embeddings made without a model
+
+
 @dataclass
 class SearchRun:
     """What search and steering read from a finished run dir."""
@@ -43,7 +46,7 @@ class SearchRun:
     def model(self):
         """The run's embedding model (loaded on first use, cached per process by load_model)."""
         name = self.store.model_name
-        if name in ("synthetic", "unknown"):
+        if name in PRECOMPUTED:
             raise UserError(f"the store {self.store.path} holds precomputed embeddings (model {name!r}); "
                             "queries cannot be embedded the same way: pass embeddings to steer/nearest_texts")
         return load_model(name)
@@ -115,7 +118,7 @@ def strongest(z: np.ndarray, top: int = 10, labels: Sequence[str] | None = None)
 
 def steer(sae, query_emb: np.ndarray | torch.Tensor, clamp: Mapping[int, float]) -> np.ndarray:
     """The query embedding(s) with the chosen latents set to the given values: x + decode(z') - decode(z)."""
-    check_features(clamp, sae.cfg.d_sae)
+    check_clamp(clamp, sae.cfg.d_sae)
     x = np.asarray(query_emb, dtype=np.float32)
     z = encode(sae, x)
     z_new = z.clone()
@@ -126,17 +129,40 @@ def steer(sae, query_emb: np.ndarray | torch.Tensor, clamp: Mapping[int, float])
     return (x.reshape(-1, x.shape[-1]) + delta.cpu().numpy()).reshape(x.shape)
 
 
+def _whole(v: object) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _brief(v: object) -> str:
+    """A value in an error line: a scalar's repr (cut short), else its type (an array's repr spans lines)."""
+    return repr(v)[:40] if isinstance(v, (int, float, str, np.generic, type(None))) else f"a {type(v).__name__}"
+
+
 def check_features(ids, d_sae: int) -> None:
-    bad = [f for f in ids if not 0 <= int(f) < d_sae]
+    """Feature ids are whole numbers in 0..d_sae-1 (1.5 is not feature 1)."""
+    bad = [f for f in ids if not _whole(f) or not 0 <= int(f) < d_sae]
     if bad:
-        raise UserError(f"feature {bad[0]} does not exist: this SAE has features 0..{d_sae - 1}")
+        if not _whole(bad[0]):
+            raise UserError(f"feature {_brief(bad[0])} is not a feature id: use a whole number from 0 to {d_sae - 1}")
+        raise UserError(f"feature {int(bad[0])} does not exist: this SAE has features 0..{d_sae - 1}")
+
+
+def check_clamp(clamp, d_sae: int) -> None:
+    """{feature id: value}: whole ids in range, finite numbers (what --clamp's parser also demands)."""
+    if not isinstance(clamp, Mapping):
+        raise UserError(f"clamp must be a mapping {{feature id: value}}, e.g. {{123: 0.5}}; got {_brief(clamp)}")
+    check_features(clamp, d_sae)
+    bad = [v for v in clamp.values() if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number))
+           or not np.isfinite(v)]
+    if bad:
+        raise UserError(f"clamp value {_brief(bad[0])} is not a finite number; give each feature a number, e.g. 0.5 or 0")
 
 
 def check_counts(**counts: int) -> None:
-    """--top and -k of sae-search: how many rows to list, at least one."""
+    """--top and -k of sae-search, k and n of the API: how many rows to list, a whole number >= 1."""
     for name, n in counts.items():
-        if n < 1:
-            raise UserError(f"{name} {n}: must be 1 or more (how many to list)")
+        if not _whole(n) or n < 1:
+            raise UserError(f"{name} {_brief(n)}: must be 1 or more, a whole number (how many to list)")
 
 
 def nearest_texts(store: EmbeddingStore, emb: np.ndarray, k: int = 10, batch_size: int = 8192) -> pd.DataFrame:

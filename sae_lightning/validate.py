@@ -77,6 +77,13 @@ def text(null: bool = False, example: str | None = None) -> Rule:
                 null, example)
 
 
+def folder_name(null: bool = False) -> Rule:
+    # A name that becomes one folder under the outputs: no path separators, never hidden or `..`.
+    return Rule(_or_null("a plain folder name (letters, digits, _ - . ; not starting with . ; no /)", null),
+                lambda v: isinstance(v, (str, int)) and not isinstance(v, bool)
+                and re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}", str(v)) is not None, null)
+
+
 def list_of(item: Rule, what: str, check: Callable[[list], bool] = lambda v: True, null: bool = False) -> Rule:
     return Rule(_or_null(what, null), lambda v: isinstance(v, list) and all(item.accepts(x) for x in v) and check(v),
                 null)
@@ -97,7 +104,7 @@ PATH = text(example="<a folder>")
 
 RULES: dict[str, Rule] = {
     # conf/config.yaml, conf/label.yaml
-    "task_name": text(),
+    "task_name": folder_name(),
     "seed": SEED,
     "ckpt_path": text(null=True),
     "run_dir": text(null=True, example="<a finished run folder>"),
@@ -259,7 +266,37 @@ RULES: dict[str, Rule] = {
     "families.min_cooccur": POSITIVE,
     "families.max_density": number(0, 1, lo_open=True),
     "families.texts_per_member": POSITIVE,
+    # sae-diff's options (conf/diff.yaml; diff/cli.py checks them with check_settings("diff", ...))
+    "diff.alpha": number(0, 1, lo_open=True, hi_open=True),
+    "diff.min_log_odds": number(0),
+    "diff.min_texts": POSITIVE,
+    "diff.examples": whole(0),
+    "diff.batch_size": POSITIVE,
+    "diff.top": POSITIVE,
+    "diff.seed": SEED,
 }
+
+
+def _foreign_argument(cfg: DictConfig, key: str) -> bool:
+    """An argument of an object another library builds (a Lightning callback, logger or trainer
+    argument the user adds with `+`): that library checks its own arguments. Our own objects'
+    and groups' keys all have rules, so a key of theirs without one is a typo."""
+    parts = key.split(".")
+    for end in range(len(parts) - 1, 0, -1):
+        target = OmegaConf.select(cfg, ".".join(parts[:end]) + "._target_", default=None)
+        if target is not None:
+            return not str(target).startswith("sae_lightning.")
+    return False
+
+
+def unknown_key(cfg: DictConfig, key: str) -> str | None:
+    """The one line for a key no rule knows (`+sae.kk=3`), or None for a foreign argument."""
+    if _foreign_argument(cfg, key):
+        return None
+    group = key.rpartition(".")[0]
+    known = sorted(k.rpartition(".")[2] for k in RULES if k.rpartition(".")[0] == group and k in leaf_keys(cfg))
+    where = f"the {group} settings are: {', '.join(known)}" if known else "see docs/reference/config.md"
+    return f"{key} is not a setting ({where}); check its spelling, or drop it"
 
 
 def _get(cfg: DictConfig, key: str) -> Any:
@@ -297,14 +334,16 @@ def _shown(value: Any) -> str:
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def check_settings(group: str, values: dict[str, Any]) -> None:
-    """The same rules for settings built in Python (LabelingConfig(...), the API): one UserError
-    for the first value its rule refuses; names without a rule are left alone."""
+def check_settings(group: str, values: dict[str, Any], flags: bool = False) -> None:
+    """The same rules for settings built in Python (LabelingConfig(...), the API) or given as a
+    plain command's flags (sae-diff's --alpha: flags=True names them so): one UserError for the
+    first value its rule refuses; names without a rule are left alone."""
     for name, value in values.items():
         key = f"{group}.{name}"
         rule = RULES.get(key)
         if rule is not None and not rule.accepts(list(value) if isinstance(value, tuple) else value):
-            raise UserError(f"{key}={_shown(value)} is invalid; set {key} to {rule.what}")
+            shown = f"--{name.replace('_', '-')}" if flags else key
+            raise UserError(f"{shown}={_shown(value)} is invalid; set {shown} to {rule.what}")
 
 
 def check_config(cfg: DictConfig, skip: tuple[str, ...] = ()) -> None:
@@ -323,6 +362,8 @@ def check_config(cfg: DictConfig, skip: tuple[str, ...] = ()) -> None:
             raise UserError(f"{key} cannot be resolved: {str(err).splitlines()[0]}; fix the interpolation") from None
         if isinstance(value, (DictConfig, ListConfig)):
             value = OmegaConf.to_container(value, resolve=True)
+        if rule is None and (problem := unknown_key(cfg, key)):
+            raise UserError(problem)
         if rule is not None and not rule.accepts(value):
             raise UserError(f"{key}={_shown(value)} is invalid; set {key} to {rule.what}")
     problem = _tied_rules(cfg)

@@ -279,6 +279,7 @@ def _store_from_npy(source: NpyEmbeddings, embedder: Embedder, cache_dir: Path) 
             "dtype": embedder.dtype, "normalized": False, "domains": sorted(set(meta["domain"])),
             "source": {"source": "npy", "path": str(Path(source.path).expanduser().resolve()), "limit": source.limit},
         }, embedder.shard_size)
+        nonzero = False
         for i in writer.missing_shards():
             rows = writer.shard_rows(i)
             block = np.asarray(arr[rows], dtype=np.float32)
@@ -288,6 +289,13 @@ def _store_from_npy(source: NpyEmbeddings, embedder: Embedder, cache_dir: Path) 
                 shutil.rmtree(writer.path, ignore_errors=True)  # nothing half-written stays behind
                 raise SourceError(f"{source.path} holds NaN or Inf (first at row {bad}); clean the embeddings first")
             writer.write_shard(i, block)
+            nonzero = nonzero or bool(block.any())
+        # An SAE of zeros learns nothing (l0 0, fve undefined). Shards copied by an earlier,
+        # interrupted run are read again only when every new one was zero.
+        if not nonzero and not any(np.any(arr[writer.shard_rows(i)]) for i in range(writer.n_shards)):
+            writer.claims.close()
+            shutil.rmtree(writer.path, ignore_errors=True)
+            raise SourceError(f"{source.path} holds only zeros (the first {n} rows); pass the real embeddings")
         try:
             return writer.finalize(meta)
         finally:

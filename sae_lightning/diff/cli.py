@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 
 from ..cli import _plain_command
 from ..config import CONF_DIR
+from ..validate import check_settings
 
 if TYPE_CHECKING:  # the analysis (torch, scipy) loads once the arguments are read: --help stays instant
     from .analysis import DiffResult, MatrixResult
@@ -57,7 +58,9 @@ def _main(argv: list[str]) -> None:
     from .analysis import DiffSettings, diff_groups, domain_matrix
     from .write import write_diff, write_matrix
 
-    settings = DiffSettings(**{f.name: getattr(a, f.name) for f in fields(DiffSettings)})
+    values = {f.name: getattr(a, f.name) for f in fields(DiffSettings)}
+    check_settings("diff", values, flags=True)  # the ranges are validate.py's rules
+    settings = DiffSettings(**values)
     if a.matrix:
         if a.groups:
             p.error("-m compares every pair of the run's domains: give no groups")

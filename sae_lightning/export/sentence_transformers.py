@@ -15,6 +15,8 @@ import json
 from pathlib import Path
 
 from ..errors import UserError
+from ..path_checks import check_output_folder
+from ..search import PRECOMPUTED
 
 LABELS_FILE = "feature_labels.json"
 TARGETS = ("sentence-transformers",)
@@ -46,11 +48,15 @@ def export_sentence_transformers(run_dir: str | Path, out: str | Path) -> Path:
     from ..search import open_run
 
     out = Path(out)
+    check_output_folder(out, "--out")  # not a file, not a name too long
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out} exists and is not empty: pick a new --out folder")
     run = open_run(run_dir)
     module = sparse_autoencoder_module(run.sae)
-    model = run.model  # the run's embedding model; refuses runs on precomputed embeddings
+    if run.store.model_name in PRECOMPUTED:
+        raise UserError(f"{run_dir} was trained on precomputed embeddings (model {run.store.model_name!r}), so there "
+                        "is no embedding model to put in front of its SAE; export a run trained on texts")
+    model = run.model
     modules = list(model)
     if run.normalize and not isinstance(modules[-1], Normalize):
         modules.append(Normalize())  # the store held unit-normalised embeddings: the SAE expects them

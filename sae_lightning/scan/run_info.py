@@ -15,7 +15,8 @@ def read_run_info(run_dir: str | Path) -> dict:
     """run.json, checked; one line naming what makes `run_dir` not a finished run, and the way out."""
     run = RunDir(run_dir)
     if not run.root.is_dir():
-        raise UserError(f"{run.root} is not a run dir: the folder does not exist")
+        what = "it is a file, not a folder" if run.root.exists() else "the folder does not exist"
+        raise UserError(f"{run.root} is not a run dir: {what}; pass run_dir=<a finished run folder>")
     if not run.has_export() and run.last_ckpt.is_file():
         raise UserError(f"{run.root} has not finished training (no sae/ or metrics.json, but a checkpoint): "
                         f"`sae-train run_dir={run.root} ckpt_path=last` recovers it")

@@ -24,11 +24,26 @@ def load_checkpoint_file(path: str | Path, map_location: Any = "cpu") -> dict:
         raise UserError(f"no checkpoint at {path}; pass run_dir=<an earlier run folder> with ckpt_path=last") from None
     except Exception as err:  # truncated (EOFError), garbage (UnpicklingError), not a zip (RuntimeError), ...
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise UserError(f"{path} is not a readable checkpoint ({first[:200]}); resume from another checkpoint in "
-                        f"{path.parent} with ckpt_path=<that .ckpt>, or delete the run folder and train again") from None
+        if path.parent.name == "checkpoints":  # a damaged checkpoint of a run (RunDir.CHECKPOINTS)
+            fix = (f"resume from another checkpoint in {path.parent} with ckpt_path=<that .ckpt>, or delete the "
+                   f"run folder {path.parent.parent} and train again")
+        else:
+            fix = "pass ckpt_path=<a .ckpt that sae-train wrote> (<run>/checkpoints/last.ckpt), or ckpt_path=last"
+        raise UserError(f"{path} is not a readable checkpoint ({first[:200]}); {fix}") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise UserError(f"{path} is not a Lightning checkpoint (no state_dict); pass ckpt_path=<a .ckpt of sae-train>")
     return ckpt
+
+
+def check_checkpoint_fits(path: str | Path, module: torch.nn.Module) -> None:
+    """A checkpoint of another SAE (another d_in or d_sae) is refused in one line, before Lightning
+    would load it into this run's module and fail with a size-mismatch traceback."""
+    state, own = load_checkpoint_file(path)["state_dict"], module.state_dict()
+    for key, value in state.items():
+        if key in own and hasattr(value, "shape") and tuple(value.shape) != tuple(own[key].shape):
+            raise UserError(f"{path} holds {key} of shape {tuple(value.shape)}, but this run's is "
+                            f"{tuple(own[key].shape)}: it is a checkpoint of another SAE or data; resume it with "
+                            "its own domain and sae settings, or drop ckpt_path to start a new run")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -55,8 +55,11 @@ class NpyEmbeddings:
             raise SourceError(f"{p} cannot be parsed: {str(err).splitlines()[0]}") from err
         if len(frame) != n:
             raise SourceError(f"{p} has {len(frame)} rows but {self.path} has {n} embeddings; they must match one to one")
+        if "text" not in frame:  # else a run with no texts, nothing to label, and no word of why
+            raise SourceError(f"domain.metadata={p} has no text column (it has {', '.join(map(str, frame.columns))}); "
+                              "name the texts' column `text`, or drop domain.metadata")
         frame = frame.copy()
         frame["id"] = frame["id"].astype(str) if "id" in frame else [str(i) for i in range(n)]
-        frame["text"] = frame["text"].fillna("").astype(str) if "text" in frame else ""
+        frame["text"] = frame["text"].fillna("").astype(str)
         frame["domain"] = frame["domain"].astype(str) if "domain" in frame else self.domain
         return frame[["id", "text", "domain"]].reset_index(drop=True)

@@ -1,0 +1,45 @@
+"""Output folders checked before anything is created: a folder path that names a file, or a name
+longer than the file system allows (ENAMETOOLONG), is one line naming the setting to change, not
+a traceback from deep inside Hydra's or our own mkdir."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import UserError
+
+ROOM_INSIDE = 200  # bytes kept free under the folder for the files a run writes into it
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # ENAMETOOLONG: Path.exists lets it through
+        return False
+
+
+def _limits(path: Path) -> tuple[int, int]:
+    """NAME_MAX and PATH_MAX of the file system the nearest existing ancestor is on."""
+    probe = next((p for p in path.parents if _exists(p)), Path("/"))
+    try:
+        return os.pathconf(probe, "PC_NAME_MAX"), os.pathconf(probe, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        return 255, 4096
+
+
+def check_output_folder(path: str | Path, settings: str) -> None:
+    """`path` can be created as a folder (or is one); `settings` names what chose it, for the fix."""
+    folder = Path(path).expanduser().absolute()
+    name_max, path_max = _limits(folder)
+    for part in folder.parts:
+        if len(os.fsencode(part)) > name_max:
+            raise UserError(f"the folder name {part[:40]}... is {len(os.fsencode(part))} bytes long, over the "
+                            f"file system's {name_max}; shorten {settings}")
+    if len(os.fsencode(str(folder))) > path_max - ROOM_INSIDE:
+        raise UserError(f"the output folder's path is {len(os.fsencode(str(folder)))} bytes long, over the "
+                        f"{path_max - ROOM_INSIDE} that leaves room for its files; shorten {settings}")
+    blocker = next((p for p in (folder, *folder.parents) if _exists(p) and not p.is_dir()), None)
+    if blocker is not None:
+        raise UserError(f"{blocker} is a file, not a folder, so {folder} cannot be the output folder; "
+                        f"change {settings}")
+

@@ -1,0 +1,176 @@
+"""Issue 22's "one-line errors still missing", each named: a bad path, checkpoint, name, size, key,
+sweep job, data file or flag ends the command with one line on stderr and exit status 2, and
+writes nothing. The commands run in this process through their console entry points."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sae_lightning import cli
+from sae_lightning.diff.analysis import DiffSettings
+from sae_lightning.diff.cli import main as diff_main
+from sae_lightning.export.sentence_transformers import main as export_main
+from sae_lightning.terminal import printable
+from sae_lightning.validate import RULES
+
+from .cli_runner import files_under, run_command, wrote_nothing
+
+BIN = Path(sys.executable).parent
+TINY = ["sae.d_sae=32", "sae.k=4", "logger=none", "trainer.max_epochs=1", "trainer.enable_progress_bar=false"]
+
+
+def _npy(folder: Path, name: str = "emb.npy", rows: int = 200, dim: int = 16, fill=None) -> Path:
+    arr = np.random.default_rng(0).standard_normal((rows, dim)).astype(np.float32) if fill is None else fill
+    np.save(folder / name, arr)
+    return folder / name
+
+
+def train(tmp: Path, *args: str, npy: Path | None = None):
+    """sae-train on a small .npy, outputs and cache under tmp."""
+    npy = npy or (tmp / "emb.npy" if (tmp / "emb.npy").is_file() else _npy(tmp))
+    return run_command(cli.train, "sae-train", "domain=npy", f"domain.path={npy}", *TINY,
+                       f"paths.log_dir={tmp / 'out'}", f"paths.cache_dir={tmp / 'cache'}", *args)
+
+
+def refused(res, start: str) -> bool:
+    lines = res.error_lines
+    return res.code == 2 and len(lines) == 1 and lines[0].startswith("error: " + start)
+
+
+@pytest.fixture(scope="module")
+def npy_run(tmp_path_factory) -> Path:
+    """A finished run on precomputed embeddings (no texts, no model)."""
+    tmp = tmp_path_factory.mktemp("npy_run")
+    res = train(tmp)
+    assert res.code == 0, res.err[-2000:]
+    return next((tmp / "out").glob("train/runs/npy/*/metrics.json")).parent
+
+
+def test_run_dir_that_is_a_file(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    res = train(tmp_path, f"run_dir={afile}")
+    assert refused(res, f"{afile} is a file, not a folder"), res.err
+    res = run_command(cli.label, "sae-label", f"run_dir={afile}", f"paths.log_dir={tmp_path / 'out'}")
+    assert refused(res, f"{afile} is not a run dir: it is a file, not a folder"), res.err
+    assert afile.read_text() == "mine" and wrote_nothing(tmp_path / "out", tmp_path / "cache")
+
+
+def test_export_out_a_file_and_an_npy_run(npy_run, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    res = run_command(export_main, "sae-export", npy_run, "--to", "sentence-transformers", "--out", afile)
+    assert refused(res, f"{afile} is a file, not a folder"), res.err
+    res = run_command(export_main, "sae-export", npy_run, "--to", "sentence-transformers", "--out", tmp_path / "x")
+    assert refused(res, f"{npy_run} was trained on precomputed embeddings"), res.err
+    assert "steer" not in res.err and not (tmp_path / "x").exists() and afile.read_text() == "mine"
+
+
+def test_a_checkpoint_of_another_d_in_and_a_file_that_is_no_checkpoint(npy_run, tmp_path):
+    other = _npy(tmp_path, "eight.npy", dim=8)
+    res = train(tmp_path, f"ckpt_path={npy_run / 'checkpoints' / 'last.ckpt'}", npy=other)
+    assert refused(res, f"{npy_run / 'checkpoints' / 'last.ckpt'} holds sae.W_enc of shape (16, 32)"), res.err
+    assert "size mismatch" not in res.err
+    res = train(tmp_path, f"ckpt_path={other}")
+    assert refused(res, f"{other} is not a readable checkpoint"), res.err
+    assert "delete the run folder" not in res.err and "ckpt_path=<a .ckpt that sae-train wrote>" in res.err
+
+
+def test_names_too_long_and_names_outside_the_outputs(tmp_path):
+    res = train(tmp_path, f"paths.log_dir={tmp_path / ('b' * 300)}")
+    assert refused(res, "the folder name bbbb"), res.err
+    assert "shorten paths.log_dir" in res.err and not list(tmp_path.glob("bbb*"))
+    for name in ("../../x", ".hidden", "a/b"):
+        res = train(tmp_path, f"task_name={name}")
+        assert refused(res, f"task_name={name} is invalid; set task_name to a plain folder name"), res.err
+    assert not (tmp_path.parent.parent / "x").exists() and wrote_nothing(tmp_path / "out")
+    res = train(tmp_path, "domain.name=." + "a" * 300, "train=false")  # a long name is cut, never hidden
+    assert res.code == 0, res.err[-2000:]
+    (folder,) = (tmp_path / "out" / "train" / "runs").iterdir()
+    assert folder.name == "a" * 100
+
+
+def test_an_sae_too_big_for_memory_is_refused_before_allocating(tmp_path):
+    res = train(tmp_path, "sae.d_sae=10000000000")
+    assert refused(res, "sae.d_sae=10000000000 at d_in=16 and data.batch_size=512 needs at least"), res.err
+    assert "lower sae.d_sae or data.batch_size" in res.err
+    assert not list((tmp_path / "out").rglob("checkpoints")) and not list((tmp_path / "out").rglob("run.json"))
+
+
+def test_unknown_keys_are_refused_with_or_without_plus(tmp_path):
+    res = train(tmp_path, "+sae.kk=3")
+    assert refused(res, "sae.kk is not a setting (the sae settings are: architecture"), res.err
+    res = train(tmp_path, "+domain.foo=1")
+    assert refused(res, "domain.foo is not a setting"), res.err
+    res = train(tmp_path, "sae.kk=3")
+    assert refused(res, "Could not override 'sae.kk'"), res.err
+    assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
+
+
+def test_a_multirun_with_a_bad_job_ends_in_one_line_per_failed_job(tmp_path):
+    npy = _npy(tmp_path)
+    res = subprocess.run([str(BIN / "sae-train"), "-m", "domain=npy", f"domain.path={npy}", *TINY,
+                          f"paths.log_dir={tmp_path / 'out'}", f"paths.cache_dir={tmp_path / 'cache'}",
+                          "sae.k=4,40,48"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error: ")]
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-3000:]
+    assert [e.split(":")[1].split("(")[0].strip() for e in errors] == ["job #1", "job #2"]
+    assert "sae.k=40 must be below sae.d_sae=32" in errors[0] and "sae.k=48" in errors[1]
+    summary = json.loads(next((tmp_path / "out").rglob("sweep_summary.json")).read_text())
+    assert [j["status"] for j in summary] == ["finished", "failed", "failed"]
+
+
+def test_all_zero_embeddings_and_metadata_without_texts(tmp_path):
+    zeros = _npy(tmp_path, "zeros.npy", fill=np.zeros((200, 16), np.float32))
+    res = train(tmp_path, npy=zeros)
+    assert refused(res, f"{zeros} holds only zeros"), res.err
+    assert wrote_nothing(tmp_path / "cache") and not list((tmp_path / "out").rglob("run.json"))
+    meta = tmp_path / "meta.csv"
+    pd.DataFrame({"id": range(200), "sentence": ["a text"] * 200}).to_csv(meta, index=False)
+    res = train(tmp_path, f"domain.metadata={meta}")
+    assert refused(res, f"domain.metadata={meta} has no text column (it has id, sentence)"), res.err
+
+
+@pytest.mark.parametrize("flag,value,start", [
+    ("--batch-size", "0", "--batch-size=0 is invalid; set --batch-size to a whole number >= 1"),
+    ("--alpha", "2", "--alpha=2.0 is invalid; set --alpha to a finite number > 0 and < 1"),
+    ("--alpha", "nan", "--alpha=nan is invalid"),
+    ("--examples", "-1", "--examples=-1 is invalid; set --examples to a whole number >= 0"),
+])
+def test_sae_diff_option_ranges(flag, value, start, npy_run):
+    before = files_under(npy_run)
+    res = run_command(diff_main, "sae-diff", npy_run, "a", "b", flag, value)
+    assert refused(res, start), res.err
+    assert files_under(npy_run) == before
+
+
+def test_every_sae_diff_option_has_a_rule():
+    assert [f.name for f in DiffSettings.__dataclass_fields__.values() if f"diff.{f.name}" not in RULES] == []
+
+
+def test_terminal_output_shows_control_characters_as_escapes():
+    assert printable("a\x1b]0;pwned\x07b\x1b[2Jc\rd\ne\u202ef") == "a\\x1b]0;pwned\\x07b\\x1b[2Jc\\rd\\ne\\u202ef"
+    assert printable("Zürich — 東京 ✓") == "Zürich — 東京 ✓"
+
+
+def test_sae_search_never_prints_a_texts_escape_sequences(tmp_path):
+    """A store whose texts set the terminal's title and clear the screen, searched for real."""
+    texts = [f"Sentence number {i} about prime numbers and algebra." for i in range(60)]
+    texts[3] = "Prime numbers \x1b]0;pwned\x07 and \x1b[2J\x1b[H cleared screens."
+    csv = tmp_path / "texts.csv"
+    pd.DataFrame({"text": texts}).to_csv(csv, index=False)
+    res = run_command(cli.train, "sae-train", "domain=files", f"domain.path={csv}", "sae.d_sae=16", "sae.k=2",
+                      "logger=none", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
+                      "labeling.enabled=false", "embedder.show_progress=false",
+                      f"paths.log_dir={tmp_path / 'out'}", f"paths.cache_dir={tmp_path / 'cache'}")
+    assert res.code == 0, res.err[-2000:]
+    run = next((tmp_path / "out").rglob("metrics.json")).parent
+    res = run_command(cli.search, "sae-search", run, "prime numbers \x1b[31m", "-k", "60")
+    assert res.code == 0, res.err[-2000:]
+    assert "\x1b" not in res.out and "\x07" not in res.out and "\\x1b]0;pwned\\x07" in res.out
