@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from ..cli import _plain_command
 from ..config import CONF_DIR
 from .analysis import DiffResult, DiffSettings, MatrixResult, diff_groups, domain_matrix
-from .write import write_diff, write_matrix
+from .write import check_out, write_diff, write_matrix
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +52,7 @@ def _main(argv: list[str]) -> None:
     p = build_parser()
     a = p.parse_args(argv)
     settings = DiffSettings(**{f.name: getattr(a, f.name) for f in fields(DiffSettings)})
+    check_out(a.out, a.matrix)  # never replace a folder sae-diff did not write
     if a.matrix:
         if a.groups:
             p.error("-m compares every pair of the run's domains: give no groups")
