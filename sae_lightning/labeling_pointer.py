@@ -12,7 +12,6 @@ labelling of their own are first kept as one under labelings/ (LEGACY_ID), never
 from __future__ import annotations
 
 import contextlib
-import filecmp
 import os
 import re
 import shutil
@@ -119,15 +118,15 @@ def _convert_older_layout(root: Path) -> None:
 
 
 def _drop_dereferenced_copy(path: Path, folder: Path) -> None:
-    """A run copied by a tool that follows links (shutil.copytree) has `current/` as a folder: a
-    copy of the labelling it named, removed only when it is exactly that (else refused)."""
+    """A run copied by a tool that follows links (shutil.copytree, cp -L) has `current/` as a
+    folder: a copy of a labelling's files, derived like the top-level mirrors were. It is replaced
+    by the link when it holds only a labelling's files; anything else in it is refused."""
     if not path.is_dir() or path.is_symlink():
         return
-    names = sorted(p.name for p in path.iterdir())
-    _, differ, missing = filecmp.cmpfiles(path, folder, names, shallow=False)
-    if differ or missing or any((path / n).is_dir() for n in names):
-        raise UserError(f"{path} is a folder, not the link to the current labelling, and differs from {folder}; "
-                        f"move it away, then label the run again")
+    foreign = [p.name for p in path.iterdir() if p.name not in MIRRORED or p.is_dir()]
+    if foreign:
+        raise UserError(f"{path} is a folder, not the link to the current labelling, and holds {foreign[0]}; "
+                        f"move it away, then label the run again (sae-label run_dir={path.parent})")
     shutil.rmtree(path)
 
 
