@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -66,19 +67,28 @@ def alive(pid: int) -> bool:
     return True
 
 
+def _writer_tag() -> str:
+    """Who writes a temp file: host and pid (a store on a shared file system has writers on
+    several machines, and only this machine can tell whether one of its pids is gone)."""
+    host = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname()) or "host"
+    return f"{host}-{os.getpid()}"
+
+
 def _temp_prefix(name: str) -> str:
-    """Temp names carry the writer's pid: `.<name>.<pid>.<random>.tmp[.suffix]`."""
-    return f".{name}.{os.getpid()}."
+    """Temp names carry the writer: `.<name>.<host>-<pid>.<random>.tmp[.suffix]`."""
+    return f".{name}.{_writer_tag()}."
 
 
 def remove_abandoned(parent: Path, name: str) -> None:
-    """Temp files and folders that a killed writer of `name` left in `parent` (its pid is gone):
-    never renamed into place, so nobody's data. A live writer's are left alone."""
+    """Temp files and folders that a killed writer of `name` on this machine left in `parent` (its
+    pid is gone): never renamed into place, so nobody's data. Live writers' and other machines'
+    are left alone."""
     if not parent.is_dir():
         return
+    host = _writer_tag().rsplit("-", 1)[0]
     for tmp in parent.glob(f".{glob.escape(name)}.*.tmp*"):
-        pid = tmp.name[len(name) + 2:].split(".", 1)[0]
-        if pid.isdigit() and not alive(int(pid)):
+        tag_host, _, pid = tmp.name[len(name) + 2:].split(".", 1)[0].rpartition("-")
+        if tag_host == host and pid.isdigit() and not alive(int(pid)):
             if tmp.is_dir() and not tmp.is_symlink():
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
