@@ -2,14 +2,19 @@
 
 A file is written to a uniquely named temp file beside it, fsynced, then renamed over the target:
 a kill leaves the old file or the new one, never a part. A full disk is one line, and the temp
-file goes with it."""
+file goes with it. Files and folders get the modes the user's umask gives (mkstemp and mkdtemp
+make them 0600 / 0700, which would hide a run from colleagues). A folder replaces only an earlier
+output of the same writer, never a folder with files of someone else's."""
 from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -18,6 +23,29 @@ from .errors import UserError
 from .run_schema import clean
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+# numpy's tofile (np.save to a path) reports a short write without an errno
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
+
+
+def umask() -> int:
+    """The process's umask, read without setting it (os.umask can only read by changing it, which
+    would race with other threads): the kernel's /proc/self/status, else the usual 022."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    return 0o022
+
+
+def follow_umask(path: Path, folder: bool = False) -> None:
+    """The mode a plain open() / mkdir() would have given `path` (an executable keeps its x bits)."""
+    executable = folder or bool(path.stat().st_mode & 0o111)
+    os.chmod(path, (0o777 if executable else 0o666) & ~umask())
+
+
+def _is_disk_full(err: BaseException) -> bool:
+    return isinstance(err, OSError) and (err.errno in DISK_FULL
+                                         or (err.errno is None and bool(_SHORT_WRITE.search(str(err)))))
 
 
 def _fsync(path: Path) -> None:
@@ -28,8 +56,53 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def alive(pid: int) -> bool:
+    """Whether process `pid` still runs (another user's counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _writer_tag() -> str:
+    """Who writes a temp file: host and pid (a store on a shared file system has writers on
+    several machines, and only this machine can tell whether one of its pids is gone)."""
+    host = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname()) or "host"
+    return f"{host}-{os.getpid()}"
+
+
+def _temp_prefix(name: str) -> str:
+    """Temp names carry the writer: `.<name>.<host>-<pid>.<random>.tmp[.suffix]`."""
+    return f".{name}.{_writer_tag()}."
+
+
+def remove_abandoned(parent: Path, name: str) -> None:
+    """Temp files and folders that a killed writer of `name` on this machine left in `parent` (its
+    pid is gone): never renamed into place, so nobody's data. Live writers' and other machines'
+    are left alone."""
+    if not parent.is_dir():
+        return
+    host = _writer_tag().rsplit("-", 1)[0]
+    for tmp in parent.glob(f".{glob.escape(name)}.*.tmp*"):
+        tag_host, _, pid = tmp.name[len(name) + 2:].split(".", 1)[0].rpartition("-")
+        if tag_host == host and pid.isdigit() and not alive(int(pid)):
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable."""
+    _fsync(folder)
+
+
 def _disk_full(path: Path, err: OSError) -> UserError:
-    return UserError(f"disk full while writing {path} ({os.strerror(err.errno)}); nothing was left half-written: "
+    return UserError(f"disk full while writing {path} ({os.strerror(err.errno or errno.ENOSPC)}); "
+                     "nothing was left half-written: "
                      f"free space on {path.parent} (or write elsewhere) and run the command again")
 
 
@@ -38,18 +111,21 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     then replaces `path`. Anything raised, a full disk included, removes the temp file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    remove_abandoned(path.parent, path.stem)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path.stem), suffix=f".tmp{path.suffix}")
     os.close(fd)
     tmp = Path(name)
     try:
         write(tmp)
+        if not tmp.is_symlink():
+            follow_umask(tmp)
         _fsync(tmp)
         os.replace(tmp, path)
         _fsync(path.parent)  # the rename itself survives a power cut
     except BaseException as err:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        if isinstance(err, OSError) and err.errno in DISK_FULL:
+        if _is_disk_full(err):
             raise _disk_full(path, err) from None
         raise
     return path
@@ -57,8 +133,9 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
 
 def move_into_place(tmp: Path, path: Path) -> Path | None:
     """Rename the finished folder `tmp` to `path` durably: every file in it fsynced, the rename,
-    then the parent fsynced. An existing `path` is renamed aside first; its new name is returned
-    for the caller to remove (None when there was none)."""
+    then the parent fsynced. An existing `path` (an earlier output of the same writer, see
+    atomic_folder) is renamed aside first; its new name is returned for the caller to remove (None
+    when there was none)."""
     for file in tmp.rglob("*"):
         if file.is_file():
             _fsync(file)
@@ -71,19 +148,47 @@ def move_into_place(tmp: Path, path: Path) -> Path | None:
     return old
 
 
-def atomic_folder(path: str | Path, write: Callable[[Path], Any]) -> Path:
+def check_replaceable(path: str | Path, names: set[str], fix: str) -> None:
+    """Refuse, in one line, to write the folder `path` over anything but an empty folder or an
+    earlier output of the same writer (a folder holding nothing but entries named in `names`):
+    a folder of the user's, the current folder or a run folder is never replaced."""
+    path = Path(path).absolute()
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path} is a file, not a folder; {fix}")
+    if not path.is_dir():
+        return
+    cwd = Path.cwd().resolve()
+    if path.resolve() == cwd or path.resolve() in cwd.parents:
+        raise UserError(f"{path} is the current folder (or holds it) and cannot be replaced; {fix}")
+    foreign = sorted(p.name for p in path.iterdir() if p.name not in names)
+    if foreign:
+        raise UserError(f"{path} exists and holds files this command did not write ({', '.join(foreign[:3])}"
+                        f"{', ...' if len(foreign) > 3 else ''}); {fix}")
+
+
+def atomic_folder(path: str | Path, write: Callable[[Path], Any], fix: str = "give a new or empty folder") -> Path:
     """A folder written whole or not at all: `write(tmp_dir)`, each file fsynced, then renamed into
-    place (an older folder of that name is swapped out first and removed)."""
-    path = Path(path)
+    place. What stands at `path` is replaced only when it is empty or an earlier output of this
+    writer (nothing in it that `write` does not write again); anything else is refused in one
+    line before and after `write` (check_replaceable), never deleted."""
+    path = Path(path).absolute()
+    # before the work: a file or the current folder (the folder's own entries are no objection yet)
+    check_replaceable(path, {p.name for p in path.iterdir()} if path.is_dir() else set(), fix)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    remove_abandoned(path.parent, path.name)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temp_prefix(path.name), suffix=".tmp"))
     old = None
     try:
         write(tmp)
+        # some writers make their files 0600 themselves (safetensors renames a private temp file)
+        for entry in [tmp, *tmp.rglob("*")]:
+            if not entry.is_symlink():
+                follow_umask(entry, folder=entry.is_dir())
+        check_replaceable(path, {p.name for p in tmp.iterdir()}, fix)
         old = move_into_place(tmp, path)
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(err, OSError) and err.errno in DISK_FULL:
+        if _is_disk_full(err):
             raise _disk_full(path, err) from None
         raise
     if old is not None:

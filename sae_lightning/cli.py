@@ -134,14 +134,12 @@ def _label(cfg: DictConfig) -> None:
     from .run_dir import RunDir
 
     settings = LabelingConfig.from_dict(OmegaConf.to_container(cfg.labeling, resolve=True))
-    _, summary = label_run_dir(cfg.run_dir, settings)
+    _, summary = label_run_dir(cfg.run_dir, settings, report=cfg.report)  # the report is part of the labelling
     labeling = RunDir(cfg.run_dir).labeling()
     print(f"labelling {labeling.id} (now current; earlier ones kept under {labeling.folder.parent})")
     print(f"features: {labeling.features}  (label_auroc mean {summary.get('label_auroc_mean', float('nan')):.3f})")
-    if cfg.report:
-        from .report import write_report
-
-        print(f"report: {write_report(cfg.run_dir)}")
+    if labeling.report.is_file():
+        print(f"report: {RunDir(cfg.run_dir) / labeling.REPORT}")
 
 
 def embed() -> None:

@@ -8,8 +8,10 @@ made, so no stage reloads the SAE, re-derives the split, streams the store again
 labels from disk.
 
 Each labelling is a new folder `<run>/labelings/<id>/` (features, families named with its labels,
-labels.json with its settings and summary; RunDir.new_labeling / commit), which becomes the run's
-current one only once it is whole: earlier labellings and metrics.json are never rewritten.
+labels.json with its settings and summary, report.html and summary.md; RunDir.new_labeling /
+commit), which becomes the run's current one only once it is whole, in one step: earlier
+labellings and metrics.json are never rewritten. One labelling of a run at a time (the run's
+lock, taken before the scan): a second `sae-label` is refused in one line.
 """
 from __future__ import annotations
 
@@ -32,8 +34,10 @@ class NoTexts(UserError):
     """The run's store holds embeddings without texts: there is nothing to name features with."""
 
 
-def label_run_dir(run_dir: str | Path, cfg: LabelingConfig | None = None) -> tuple[pd.DataFrame, dict]:
-    """A new labelling of the run, made current when it is whole; returns its table and summary."""
+def label_run_dir(run_dir: str | Path, cfg: LabelingConfig | None = None,
+                  report: bool = True) -> tuple[pd.DataFrame, dict]:
+    """A new labelling of the run, its report included (unless `report` is False), made current when
+    it is whole; returns its table and summary."""
     cfg = cfg or LabelingConfig()
     run_dir = Path(run_dir)
     run = RunDir(run_dir)
@@ -44,14 +48,14 @@ def label_run_dir(run_dir: str | Path, cfg: LabelingConfig | None = None) -> tup
     loaded = load_run(run_dir, cfg.device)
     families = info.get("families") or None
     timer = PhaseTimer()
-    with timer("scan"):  # one pass: what labels, scores and families need (scan.py)
-        m = max(cfg.m, int(families.get("texts_per_member", 5))) if families else cfg.m
-        scan = scan_store(loaded.sae, loaded.store, loaded.train_idx, loaded.val_idx, m, cfg.batch_size, cfg.device,
-                          min_cooccur=int(families.get("min_cooccur", 2)) if families else None,
-                          small_op_threads=cfg.small_op_threads)
-    labelling = label_features(loaded.sae, loaded.store, loaded.train_idx, loaded.val_idx, cfg, scan)
-    df, summary = labelling.features, labelling.summary
     with run.new_labeling() as labeling:  # a failure or Ctrl-C removes it; the earlier one stays current
+        with timer("scan"):  # one pass: what labels, scores and families need (scan.py)
+            m = max(cfg.m, int(families.get("texts_per_member", 5))) if families else cfg.m
+            scan = scan_store(loaded.sae, loaded.store, loaded.train_idx, loaded.val_idx, m, cfg.batch_size,
+                              cfg.device, min_cooccur=int(families.get("min_cooccur", 2)) if families else None,
+                              small_op_threads=cfg.small_op_threads)
+        labelling = label_features(loaded.sae, loaded.store, loaded.train_idx, loaded.val_idx, cfg, scan)
+        df, summary = labelling.features, labelling.summary
         write_features(df, labeling)
         if families:
             with timer("families"):
@@ -62,4 +66,8 @@ def label_run_dir(run_dir: str | Path, cfg: LabelingConfig | None = None) -> tup
         summary.update(timer.summary())
         summary["time_total"] = round(summary["time_total"] + summary["time_scan"], 3)
         labeling.write_labels(cfg.to_dict(), info.get("families"), summary)
+        if report and run.metrics_file.is_file():  # the report is part of the labelling, before the switch
+            from .report import write_report
+
+            write_report(run_dir, labeling)
     return df, summary

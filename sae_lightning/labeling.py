@@ -5,10 +5,12 @@ wrote, never changed by a later one.
     <run>/labelings/<id>/families.parquet   feature families named with these labels (FAMILY_SCHEMA)
     <run>/labelings/<id>/labels.json        id, created, settings, families settings, labels, timings_s, units
     <run>/labelings/<id>/report.html, summary.md
+    <run>/labelings/<id>/labeling.json      {"current": "<id>"}: <run>/labeling.json, through <run>/current
 
-`<id>` is `<YYYY-MM-DD_HH-MM-SS>_<6 hex>`. A labelling is written into `labelings/.<id>.tmp/`
-and renamed into place only when its tables and labels.json are all there (RunDir.commit); a
-killed labelling leaves a hidden temp folder and the earlier labelling current. A run labelled
+`<id>` is `<YYYY-MM-DD_HH-MM-SS>_<6 hex>`. A labelling is written into `labelings/.<id>.<pid>.tmp/`
+and renamed into place only when its tables, labels.json and report are all there (RunDir.commit),
+then made current by one rename of the `<run>/current` link (labeling_pointer.py); a killed
+labelling leaves a hidden temp folder and the earlier labelling current. A run labelled
 before labelings existed has its files at the top of the run folder: `Labeling(run_root)` reads
 them the same way (its `id` is "")."""
 from __future__ import annotations
@@ -26,6 +28,7 @@ class Labeling:
     FEATURES, FAMILIES, LABELS = "features.parquet", "families.parquet", "labels.json"
     REPORT, SUMMARY = "report.html", "summary.md"
     FILES = (FEATURES, FAMILIES, LABELS, REPORT, SUMMARY)  # what the run's top level mirrors
+    POINTER = "labeling.json"  # {"current": "<id>"}, mirrored at the top too (labeling_pointer.py)
 
     def __init__(self, folder: str | Path, labeling_id: str = "") -> None:
         self.folder, self.id = Path(folder), labeling_id

@@ -22,12 +22,13 @@ from .data.datamodule import split_indices
 from .data.embed import build_store_from_cfg
 from .data.store import EmbeddingStore
 from .errors import UserError
+from .failed_run import discard_failed_run
 from .labels.config import LabelingConfig
 from .run_dir import RunDir
 from .runtime import kept_global_state
 from .training.callbacks import RunExport
 from .training.callbacks.stop_on_signal import StopOnSignal
-from .training.checkpoint_io import AtomicCheckpointIO, check_checkpoint_fits, load_checkpoint_file
+from .training.checkpoint_io import AtomicCheckpointIO, check_checkpoint_fits, load_checkpoint_file, prune_epoch_checkpoints
 from .training.memory import check_training_fits
 from .training.interrupts import DeferredSignals, RunInterrupted
 from .training.module import NonFiniteError, SAEModule
@@ -111,28 +112,39 @@ def requeued_by_slurm(run: RunDir) -> bool:
     return os.environ.get("SLURM_RESTART_COUNT", "0") != "0" and any(run.root.glob("hpc_ckpt_*.ckpt"))
 
 
+def data_settings(cfg: DictConfig) -> dict:
+    """The settings that decide which rows a run trains and validates on, and in what order: the
+    split (seed, val_fraction) and the shuffle. run.json keeps them; a resume must not change them."""
+    return {"seed": cfg.seed, "val_fraction": cfg.data.val_fraction,
+            **{k: cfg.data.get(k) for k in ("shuffle", "block_rows", "window_blocks", "drop_last")}}
+
+
 def run_info(cfg: DictConfig, store: EmbeddingStore) -> dict:
     """run.json: what resume checks and what `sae-label` needs to finish the run without the config."""
     families = OmegaConf.to_container(cfg.families, resolve=True) if cfg.labeling.enabled else None
     texts = store.metadata()["text"]
-    return {"store_path": str(store.path), "store_fingerprint": store.fingerprint, "val_fraction": cfg.data.val_fraction,
-            "seed": cfg.seed, "domain": cfg.domain.get("name"), "model_name": store.model_name,
+    return {"store_path": str(store.path), "store_fingerprint": store.fingerprint, **data_settings(cfg),
+            "domain": cfg.domain.get("name"), "model_name": store.model_name,
             "architecture": cfg.sae.architecture, "d_in": store.dim, "d_sae": cfg.sae.d_sae,
             "has_texts": bool(texts.astype(str).str.len().gt(0).any()), "labeling": bool(cfg.labeling.enabled),
             "families": families if families and families.pop("enabled") else None}
 
 
-RESUME_KEYS = ("store_fingerprint", "architecture", "d_in", "d_sae")
+# What a resume must keep: the data (the store, which the domain's source options and limit key,
+# and the split and order) and the SAE's shape. Known from the config alone, checked before the store:
+RESUME_DATA_KEYS = ("seed", "val_fraction", "shuffle", "block_rows", "window_blocks", "drop_last")
+RESUME_KEYS = ("store_fingerprint", "architecture", "d_in", "d_sae", *RESUME_DATA_KEYS)
 
 
 def check_resume(run: RunDir, cfg: DictConfig, info: dict | None = None) -> None:
-    """A resume must continue the same run: same domain, store, architecture and widths."""
+    """A resume must continue the same run: same domain, store, split, shuffle, architecture and widths."""
     if not run.run_file.is_file():
         return  # a checkpoint from elsewhere (ckpt_path=<file>): Lightning checks the weights' shapes
     before = run.run_info()
     if info is None:
-        keys, now = ("domain", "architecture", "d_sae"), {"domain": cfg.domain.get("name"),
-                                                          "architecture": cfg.sae.architecture, "d_sae": cfg.sae.d_sae}
+        now = {"domain": cfg.domain.get("name"), "architecture": cfg.sae.architecture, "d_sae": cfg.sae.d_sae,
+               **data_settings(cfg)}
+        keys = tuple(now)
     else:
         keys, now = RESUME_KEYS, info
     changed = [f"{k}={now[k]} (the run has {before[k]})" for k in keys if k in before and before[k] != now[k]]
@@ -149,6 +161,10 @@ def train(cfg: DictConfig) -> dict | None:
     with DeferredSignals() as signals, kept_global_state():  # Lightning's flags do not outlive the run
         try:
             return _train(cfg, run, signals)
+        except UserError:
+            if rank_zero_only.rank == 0:
+                discard_failed_run(run, cfg, claimed=run.claimed)
+            raise
         except RunInterrupted as stop:
             if run.has_export():
                 how = f"sae-label run_dir={run}"
@@ -210,6 +226,7 @@ def _train(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> dict | Non
         raise UserError(f"training was interrupted; resume with: sae-train run_dir={run} ckpt_path=last")
     if rank_zero_only.rank != 0:
         return None
+    prune_epoch_checkpoints(trainer, run.checkpoints)
     finish_run(run, LabelingConfig.from_dict(OmegaConf.to_container(cfg.labeling, resolve=True)))
     report(run)
     # the trainer's own numbers; under ddp_spawn the export ran in a worker, and only the file has them
@@ -273,16 +290,15 @@ def finish_loggers(trainer: pl.Trainer) -> None:
 
 
 def report(run: RunDir) -> None:
-    """Write report.html (when the features were labelled) and say where everything is."""
+    """Say where everything is (the report was written with the labelling)."""
     if not rank_zero_only.rank == 0:
         return
     labeling = run.labeling()
     lines = [f"run folder: {run}", f"  SAE (SAELens layout): {run.sae}", f"  metrics: {run.metrics_file}"]
-    if labeling is not None:
-        from .report import write_report
-
-        lines += [f"  labelling: {labeling.folder}", f"  features: {labeling.features}",
-                  f"  report: {write_report(run.root)}"]
+    if labeling is not None:  # its report was written with it (label_run_dir)
+        lines += [f"  labelling: {labeling.folder}", f"  features: {labeling.features}"]
+        if labeling.report.is_file():
+            lines.append(f"  report: {run / labeling.REPORT}")
         if labeling.families.is_file():
             lines.append(f"  families: {labeling.families}")
     print("\n".join(lines))

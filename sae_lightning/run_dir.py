@@ -7,16 +7,19 @@ of a file of a run; docs/reference/run-folder.md describes the same layout.
     <run>/metrics.json       {"metrics", "timings_s", "units"} of training, written once at export
     <run>/labelings/<id>/    one labelling each (labeling.py): features.parquet, families.parquet,
                              labels.json (its settings, summary, timings), report.html, summary.md
-    <run>/labeling.json      {"current": "<id>"}: which labelling is the run's, switched atomically
+    <run>/current            link to labelings/<id>: which labelling is the run's, switched in one
+                             rename (labeling_pointer.py)
+    <run>/labeling.json      {"current": "<id>"} (a link through current/)
     <run>/diff/<a>-vs-<b>/   sae-diff's tables and page (diff/write.py)
-    <run>/features.parquet   ... and the other files of the current labelling: hard-linked copies
-                             for people and tools that open <run>/report.html; our own readers
-                             resolve the current labelling through RunDir.labeling() instead
+    <run>/features.parquet   ... and the other files of the current labelling: links through
+                             current/ for people and tools that open <run>/report.html; our own
+                             readers resolve the current labelling through RunDir.labeling()
 
 The atomic writers live in atomic.py and are re-exported here."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import secrets
 import shutil
@@ -24,7 +27,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from .atomic import DISK_FULL, atomic_folder, atomic_write, move_into_place, read_json, write_json
+from . import labeling_pointer as pointer
+from .atomic import DISK_FULL, alive, atomic_folder, atomic_write, move_into_place, read_json, write_json
 from .errors import UserError
 from .labeling import Labeling
 from .run_schema import metrics_file
@@ -37,11 +41,13 @@ class RunDir:
 
     RUN, METRICS, SAE, CHECKPOINTS, LAST = "run.json", "metrics.json", "sae", "checkpoints", "last.ckpt"
     SAE_CFG, SAE_WEIGHTS, SPARSITY = "cfg.json", "sae_weights.safetensors", "sparsity.safetensors"
-    LABELINGS, CURRENT, HYDRA_CONFIG, DIFF = "labelings", "labeling.json", ".hydra/config.yaml", "diff"
+    LABELINGS, CURRENT, HYDRA_CONFIG, DIFF = pointer.LABELINGS, Labeling.POINTER, ".hydra/config.yaml", "diff"
+    LOCK = ".lock"  # in labelings/: one labelling of a run at a time
     FINISHED = (f"{SAE}/{SAE_CFG}", f"{SAE}/{SAE_WEIGHTS}", METRICS)  # what training leaves, metrics.json last
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        self.claimed = False  # set by claim: this process made the folder a new run's
 
     def __truediv__(self, name: str) -> Path:
         return self.root / name
@@ -86,6 +92,7 @@ class RunDir:
         except FileExistsError:
             raise UserError(f"{self.root} already holds a run (it has {self.CHECKPOINTS}/); resume it with "
                             f"`sae-train run_dir={self.root} ckpt_path=last`, or leave run_dir unset for a new folder") from None
+        self.claimed = True
 
     def has_export(self) -> bool:
         """The SAE and metrics.json are written (training ended and nothing of it can be lost)."""
@@ -117,10 +124,11 @@ class RunDir:
     def write_metrics(self, metrics: dict, timings_s: dict | None = None) -> Path:
         return write_json(self.metrics_file, metrics_file(metrics, timings_s or {}))
 
-    def results(self) -> dict:
+    def results(self, labeling: Labeling | None = None) -> dict:
         """One flat view for readers that show numbers (the report, sae-compare, the summary line):
-        the training metrics, then the current labelling's summary (nothing of it when unlabelled)."""
-        labeling = self.labeling()
+        the training metrics, then the current labelling's (or `labeling`'s) summary (nothing of it
+        when unlabelled)."""
+        labeling = labeling or self.labeling()
         return {**self.metrics(), **(labeling.summary() if labeling else {})}
 
     # ---- labellings ------------------------------------------------------------------------------
@@ -129,15 +137,16 @@ class RunDir:
         return self.root / self.CURRENT
 
     def labeling(self) -> Labeling | None:
-        """The run's current labelling: the one labeling.json names; for a run labelled before
+        """The run's current labelling: the one `<run>/current` (or an older run's labeling.json)
+        names, a plain folder name inside labelings/ (else one line); for a run labelled before
         labelings/ existed, its top-level files; None when the run is not labelled."""
-        if self.current_file.is_file():
-            current = read_json(self.current_file, f"label the run again (sae-label run_dir={self.root})").get("current")
-            folder = self.root / self.LABELINGS / str(current)
-            if not current or not folder.is_dir():
-                raise UserError(f"{self.current_file} names labelling {current!r}, which is not under "
+        current = pointer.current_id(self.root)
+        if current is not None:
+            folder = self.root / self.LABELINGS / current
+            if not folder.is_dir():
+                raise UserError(f"the current labelling {current!r} of {self.root} is not under "
                                 f"{self.root / self.LABELINGS}; label the run again (sae-label run_dir={self.root})")
-            return Labeling(folder, str(current))
+            return Labeling(folder, current)
         legacy = Labeling(self.root)
         return legacy if legacy.has_features() else None
 
@@ -152,72 +161,66 @@ class RunDir:
     def new_labeling(self) -> Iterator[Labeling]:
         """`with run.new_labeling() as lab:` write lab's files; on leaving, `commit` makes it the
         current labelling, and anything raised (Ctrl-C included) removes it instead. Earlier
-        labellings stay as they are either way."""
-        self._remove_abandoned()
-        now = datetime.now(timezone.utc)
-        labeling_id = f"{now:%Y-%m-%d_%H-%M-%S}_{secrets.token_hex(3)}"
-        tmp = self.root / self.LABELINGS / f".{labeling_id}.{os.getpid()}.tmp"
-        tmp.mkdir(parents=True)
-        labeling = Labeling(tmp, labeling_id)
-        labeling.created = now.isoformat(timespec="microseconds")
-        try:
-            yield labeling
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        self.commit(labeling)
+        labellings stay as they are either way. One labelling of a run at a time: a second one
+        (another sae-label) is refused in one line while this one holds the run's lock."""
+        with self._labeling_lock():
+            self._remove_abandoned()
+            now = datetime.now(timezone.utc)
+            labeling_id = f"{now:%Y-%m-%d_%H-%M-%S}_{secrets.token_hex(3)}"
+            tmp = self.root / self.LABELINGS / f".{labeling_id}.{os.getpid()}.tmp"
+            tmp.mkdir(parents=True)
+            labeling = Labeling(tmp, labeling_id)
+            labeling.created = now.isoformat(timespec="microseconds")
+            try:
+                yield labeling
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            self.commit(labeling)
+
+    @contextlib.contextmanager
+    def _labeling_lock(self) -> Iterator[None]:
+        """flock on labelings/.lock: released by the kernel when the process ends, kill -9 included."""
+        (self.root / self.LABELINGS).mkdir(parents=True, exist_ok=True)
+        with open(self.root / self.LABELINGS / self.LOCK, "a") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UserError(f"{self.root} is being labelled by another process (sae-label or sae-train); "
+                                "wait for it to finish, then label it again if you still want to") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def _remove_abandoned(self) -> None:
-        """Temp folders of labellings whose process is gone (killed): never current, so removable.
-        One whose process still runs (a labelling going on beside this one) is left alone."""
-        for tmp in (self.root / self.LABELINGS).glob(".*.tmp"):
-            pid = tmp.name.rsplit(".", 2)[-2]
-            if pid.isdigit() and not _alive(int(pid)):
-                shutil.rmtree(tmp, ignore_errors=True)
+        """Temp folders (and links) of labellings whose process is gone (killed): never current, so
+        removable. One whose process still runs is left alone (the lock makes that rare)."""
+        for tmp in [*(self.root / self.LABELINGS).glob(".*.tmp"), *self.root.glob(".*.tmp*")]:
+            pid = tmp.name.split(".tmp")[0].rsplit(".", 1)[-1]
+            if pid.isdigit() and not alive(int(pid)):
+                if tmp.is_dir() and not tmp.is_symlink():
+                    shutil.rmtree(tmp, ignore_errors=True)
+                else:
+                    tmp.unlink(missing_ok=True)
 
     def commit(self, labeling: Labeling) -> Labeling:
-        """Make a new labelling the run's current one: its folder is renamed into place (it has its
-        tables and labels.json by then), labeling.json switches to it in one rename, and the
-        top-level copies follow. A kill before the switch leaves the earlier labelling current."""
+        """Make a new labelling the run's current one: its folder, whole by then (tables,
+        labels.json and, from sae-label and sae-train's end, report.html and summary.md), is renamed
+        into place, then `<run>/current` switches to it in one rename, which switches labeling.json
+        and every top-level file with it. A kill before the switch leaves the earlier labelling
+        current and whole."""
         if not labeling.labels_path.is_file():
             raise ValueError(f"{labeling.folder} has no {Labeling.LABELS}: write it before commit")
+        pointer.write_pointer(labeling)
         final = self.root / self.LABELINGS / labeling.id
         move_into_place(labeling.folder, final)  # a new id: nothing is there to be moved aside
         labeling.folder = final
-        write_json(self.current_file, {"current": labeling.id})
-        self.publish(labeling)
+        pointer.switch(self.root, labeling)
         return labeling
 
     def publish(self, labeling: Labeling) -> None:
-        """Mirror the current labelling's files at the top of the run folder (hard links: no copy
-        on disk), and drop a top-level file the labelling has not (no stale families.parquet)."""
-        if labeling.folder == self.root:
-            return
-        for name in Labeling.FILES:
-            src, dst = labeling.folder / name, self.root / name
-            if src.is_file():
-                _link(src, dst)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    dst.unlink()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
-def _link(src: Path, dst: Path) -> None:
-    """dst <- src in one rename: a hard link where the file system has them, else a copy."""
-    def write(tmp: Path) -> None:
-        tmp.unlink()
-        try:
-            os.link(src, tmp)
-        except OSError:
-            shutil.copyfile(src, tmp)
-    atomic_write(dst, write)
+        """The top-level files show the current labelling through `<run>/current`; for a run from
+        before that link, this converts them (nothing to do for a run labelled before labelings/)."""
+        if labeling.folder != self.root:
+            pointer.mirror(self.root)

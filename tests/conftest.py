@@ -8,6 +8,7 @@ session fixture (tiny_labelled_run, wiki_topk_run); a test that changes such a r
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,14 @@ def wiki_topk_run(tmp_path_factory, cache_dir) -> Path:
                        "sae.k=4", "data.batch_size=32", "trainer.max_epochs=3", "logger=none",
                        "trainer.enable_progress_bar=false"], out, cache_dir))
     return out
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real 1 MiB file system (tmpfs), so a full disk is the kernel's ENOSPC, not a simulation."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("mounting a tmpfs needs root")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)

@@ -107,7 +107,8 @@ def test_kill9_at_every_stage_then_resume_ends_like_an_uninterrupted_run(tmp_pat
     assert (run / "sae" / "sae_weights.safetensors").is_file(), "the SAE is written before labelling"
     kill9_when(start(*resume(run, args)), lambda: any(run.glob("labelings/.*.tmp/features.parquet")))  # families
     assert RunDir(run).labeling() is None, "a killed labelling is never current"
-    kill9_when(start(*resume(run, args)), lambda: (run / "labeling.json").is_file())               # report
+    kill9_when(start(*resume(run, args)), lambda: any(run.glob("labelings/.*.tmp/labels.json")))  # report
+    assert RunDir(run).labeling() is None, "a labelling without its report is never current"
     finish(*resume(run, args))
     assert not list(run.glob("labelings/.*.tmp")), "the killed labellings' temp folders are removed"
 
@@ -213,6 +214,11 @@ def test_a_damaged_last_ckpt_is_one_line_naming_it(damage, npy, tmp_path):
     (["domain=wiki_all", "domain.limit=50"], r"domain=wiki_all \(the run has npy\)"),
     (["sae.d_sae=32"], r"d_sae=32 \(the run has 64\)"),
     (["sae=batchtopk"], r"architecture=batchtopk \(the run has topk\)"),
+    # the data a run sees: another split or order would validate on texts it has trained on
+    (["seed=1"], r"seed=1 \(the run has 0\)"),
+    (["data.val_fraction=0.2"], r"val_fraction=0.2 \(the run has 0.1\)"),
+    (["data.shuffle=blocks"], r"shuffle=blocks \(the run has auto\)"),
+    (["data.drop_last=false"], r"drop_last=False \(the run has True\)"),
 ])
 def test_resume_with_other_settings_is_refused_in_one_line(change, message, npy, tmp_path):
     run, base = _interrupted_run(npy, tmp_path)
@@ -255,3 +261,18 @@ def test_npy_run_without_texts_never_loads_a_model(npy, tmp_path, monkeypatch, c
                              tmp_path / "cache")) is not None
     assert "has no texts" in capsys.readouterr().out
     assert (run / "sae" / "cfg.json").is_file() and RunDir(run).metrics()["fve"] is not None
+
+
+def test_a_moved_run_resumed_keeps_only_its_newest_epoch_checkpoint(npy, tmp_path):
+    """Lightning forgets the epoch checkpoint it would replace when the run folder has moved since
+    (its dirpath differs); the resumed run still ends with one epoch checkpoint."""
+    first = tmp_path / "first"
+    args = [*npy_args(npy, tmp_path / "cache"), "trainer.max_epochs=3", "labeling.enabled=false"]
+    ckpts = first / "checkpoints"
+    kill9_when(start("sae-train", *args, f"run_dir={first}"),
+               lambda: any(ckpts.glob("epoch=*.ckpt")) and (ckpts / "last.ckpt").is_file())
+    run = tmp_path / "moved"
+    first.rename(run)
+    finish("sae-train", *args, f"run_dir={run}", "ckpt_path=last")
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert names[-1] == "last.ckpt" and len(names) == 2 and names[0].startswith("epoch=2-"), names

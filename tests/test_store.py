@@ -163,17 +163,6 @@ def test_npy_store_follows_the_metadata_content_and_the_model_name(tmp_path):
     assert renamed.path != edited.path and renamed.model_name == "my-model"
 
 
-@pytest.fixture
-def tiny_disk(tmp_path):
-    """A real 1 MiB file system (tmpfs), so a full disk is the kernel's ENOSPC, not a simulation."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True).returncode:
-        pytest.skip("mounting a tmpfs needs root")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=True)
-
-
 def test_full_disk_is_one_line_and_leaves_no_temp_file_and_no_complete_store(tiny_disk, tmp_path):
     # 3,000 x 64 float32 = 750 KiB: the shards fit, the finished embeddings.npy beside them does not.
     np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(3000, 64)).astype(np.float32))

@@ -56,11 +56,12 @@ def _main(argv: list[str]) -> None:
     from dataclasses import fields
 
     from .analysis import DiffSettings, diff_groups, domain_matrix
-    from .write import write_diff, write_matrix
+    from .write import check_out, write_diff, write_matrix
 
     values = {f.name: getattr(a, f.name) for f in fields(DiffSettings)}
     check_settings("diff", values, flags=True)  # the ranges are validate.py's rules
     settings = DiffSettings(**values)
+    check_out(a.out, a.matrix)  # never replace a folder sae-diff did not write
     if a.matrix:
         if a.groups:
             p.error("-m compares every pair of the run's domains: give no groups")

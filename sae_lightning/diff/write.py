@@ -1,5 +1,7 @@
 """Put a diff or a matrix on disk as one folder, written whole or not at all: every file goes
-into a temporary sibling folder, which then replaces the target in one rename."""
+into a temporary sibling folder, which then replaces the target in one rename. Only an empty
+folder or an earlier diff is replaced (atomic.check_replaceable): `--out` pointed at a folder of
+the user's is refused, before any work, in one line."""
 from __future__ import annotations
 
 import json
@@ -8,6 +10,7 @@ from typing import Callable
 
 import pandas as pd
 
+from ..atomic import check_replaceable
 from ..config import slug
 from ..run_dir import RunDir, atomic_folder
 from .analysis import DiffResult, MatrixResult
@@ -18,6 +21,23 @@ def default_out(res: DiffResult | MatrixResult) -> Path:
     """<run>/diff/<a>-vs-<b>/, or <run>/diff/matrix/."""
     name = "matrix" if isinstance(res, MatrixResult) else f"{slug(res.a)}-vs-{slug(res.b)}"
     return RunDir(res.run_dir).diff_dir(name)
+
+
+DIFF_PAGE, MATRIX_PAGE, SUMMARY = "diff.html", "matrix.html", "summary.json"
+DIFF_TABLES, MATRIX_TABLES = ("diff",), ("matrix", "pairs")
+OUT_FIX = "give --out a new or empty folder, or leave --out out for <run>/diff/"
+
+
+def file_names(matrix: bool) -> set[str]:
+    """What a diff (or a matrix) folder holds."""
+    tables, page = (MATRIX_TABLES, MATRIX_PAGE) if matrix else (DIFF_TABLES, DIFF_PAGE)
+    return {f"{t}.{ext}" for t in tables for ext in ("parquet", "csv")} | {SUMMARY, page}
+
+
+def check_out(out: str | Path | None, matrix: bool) -> None:
+    """Refuse an --out that holds anything but an earlier diff, before the analysis runs."""
+    if out is not None:
+        check_replaceable(out, file_names(matrix), OUT_FIX)
 
 
 def _csv_ready(df: pd.DataFrame) -> pd.DataFrame:
@@ -34,7 +54,7 @@ def write_folder(out: Path, files: dict[str, Callable[[Path], None]]) -> dict[st
         for name, write in files.items():
             write(tmp / name)
 
-    atomic_folder(Path(out), fill)
+    atomic_folder(Path(out), fill, OUT_FIX)
     return {name: Path(out) / name for name in files}
 
 
@@ -43,18 +63,18 @@ def _files(tables: dict[str, pd.DataFrame], summary: dict, page_name: str, page:
     for name, df in tables.items():
         files[f"{name}.parquet"] = lambda p, df=df: df.to_parquet(p, index=False)
         files[f"{name}.csv"] = lambda p, df=df: _csv_ready(df).to_csv(p, index=False)
-    files["summary.json"] = lambda p: p.write_text(json.dumps(summary, indent=2, default=str))
+    files[SUMMARY] = lambda p: p.write_text(json.dumps(summary, indent=2, default=str))
     files[page_name] = lambda p: p.write_text(page, encoding="utf-8")
     return files
 
 
 def write_diff(res: DiffResult, out: str | Path | None = None) -> dict[str, Path]:
     return write_folder(Path(out) if out else default_out(res),
-                        _files({"diff": res.table}, res.summary(), "diff.html", render_diff_page(res)))
+                        _files(dict(zip(DIFF_TABLES, [res.table])), res.summary(), DIFF_PAGE, render_diff_page(res)))
 
 
 def write_matrix(res: MatrixResult, out: str | Path | None = None) -> dict[str, Path]:
     matrix = pd.DataFrame(res.separating, index=res.domains, columns=res.domains).rename_axis("domain").reset_index()
     return write_folder(Path(out) if out else default_out(res),
-                        _files({"matrix": matrix, "pairs": res.pairs}, res.summary(), "matrix.html",
+                        _files(dict(zip(MATRIX_TABLES, [matrix, res.pairs])), res.summary(), MATRIX_PAGE,
                                render_matrix_page(res)))

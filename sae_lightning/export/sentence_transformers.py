@@ -14,6 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..atomic import atomic_folder
 from ..errors import UserError
 from ..path_checks import check_output_folder
 from ..search import PRECOMPUTED
@@ -61,9 +62,12 @@ def export_sentence_transformers(run_dir: str | Path, out: str | Path) -> Path:
     if run.normalize and not isinstance(modules[-1], Normalize):
         modules.append(Normalize())  # the store held unit-normalised embeddings: the SAE expects them
     encoder = SparseEncoder(modules=[*modules, module], device="cpu")
-    encoder.save(str(out))
-    (out / LABELS_FILE).write_text(json.dumps(run.labels, indent=0, ensure_ascii=False) + "\n")
-    return out
+
+    def write(tmp: Path) -> None:  # whole or not at all: a kill leaves no half model that looks whole
+        encoder.save(str(tmp))
+        (tmp / LABELS_FILE).write_text(json.dumps(run.labels, indent=0, ensure_ascii=False) + "\n")
+
+    return atomic_folder(out, write, "pick a new --out folder")
 
 
 def feature_labels(folder: str | Path) -> list[str]:

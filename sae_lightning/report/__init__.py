@@ -26,18 +26,21 @@ from .summary import render_summary
 __all__ = ["write_report", "load_run", "render_page", "render_summary", "RunData"]
 
 
-def write_report(run_dir: str | Path) -> Path:
-    """Write report.html and summary.md into the run's current labelling; return the path of the
-    top-level report.html (the current labelling's, mirrored).
+def write_report(run_dir: str | Path, labeling: Labeling | None = None) -> Path:
+    """Write report.html and summary.md into the run's current labelling (or into `labeling`, one
+    being written, before it is made current); return the path of the top-level report.html (the
+    current labelling's, through <run>/current), or `labeling`'s own.
 
     Raises FileNotFoundError (or ValueError for an unreadable file) with one line naming the
     missing file when the run is not finished.
     """
-    data = load_run(run_dir)
     run = RunDir(run_dir)
-    labeling = run.labeling()
+    target = labeling or run.labeling()
+    data = load_run(run_dir, target)
     # Through the one atomic writer: a crash never leaves a half page that looks complete.
-    labeling.write_text(Labeling.REPORT, render_page(data))
-    labeling.write_text(Labeling.SUMMARY, render_summary(data))
-    run.publish(labeling)
+    target.write_text(Labeling.REPORT, render_page(data))
+    target.write_text(Labeling.SUMMARY, render_summary(data))
+    if labeling is not None:
+        return labeling.report
+    run.publish(target)
     return run / Labeling.REPORT

@@ -54,12 +54,12 @@ def _not_finished(path: Path, run_dir: Path) -> FileNotFoundError:
     )
 
 
-def _results(run: RunDir) -> dict[str, Any]:
+def _results(run: RunDir, labeling: Labeling | None) -> dict[str, Any]:
     """RunDir.results(), with its one-line errors as the ValueError the report raises."""
     from ..errors import UserError
 
     try:
-        return run.results()
+        return run.results(labeling)
     except UserError as e:
         raise ValueError(str(e)) from None
 
@@ -113,16 +113,17 @@ def _load_tensor(path: Path, key: str) -> np.ndarray | None:
             return f.get_tensor(key).float().numpy() if key in f.keys() else None
 
 
-def load_run(run_dir: str | Path) -> RunData:
+def load_run(run_dir: str | Path, labeling: Labeling | None = None) -> RunData:
+    """The run with its current labelling, or with `labeling` (one not yet made current)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run dir {run_dir} does not exist")
     run = RunDir(run_dir)
-    labeling = run.labeling()
+    labeling = labeling or run.labeling()
     for p in (run.metrics_file, labeling.features if labeling else run / Labeling.FEATURES):
         if not p.is_file():
             raise _not_finished(p, run_dir)
-    metrics = _results(run)
+    metrics = _results(run, labeling)
     cols = read_table(labeling.features)
     n = len(next(iter(cols.values()))) if cols else 0
     notes: list[str] = []

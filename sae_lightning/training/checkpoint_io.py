@@ -52,3 +52,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def load_checkpoint(self, path: str | Path, map_location: Any = None, weights_only: bool | None = None) -> dict:
         return load_checkpoint_file(path, map_location if map_location is not None else "cpu")
+
+
+def prune_epoch_checkpoints(trainer, folder: Path) -> None:
+    """Keep one epoch checkpoint (what callbacks.model_checkpoint.save_top_k=1 promises) after a
+    fit: Lightning forgets the one it would replace when a resumed run's folder has moved since
+    the checkpoint was written. Only `epoch=*.ckpt` files of this run's own checkpoints/ go."""
+    keep = {Path(cb.best_model_path).resolve() for cb in trainer.checkpoint_callbacks if cb.best_model_path}
+    if not keep:
+        return
+    for old in Path(folder).glob("epoch=*.ckpt"):
+        if old.resolve() not in keep:
+            old.unlink(missing_ok=True)

@@ -1,0 +1,49 @@
+"""A run that fails on bad input (a store error, non-finite data in the first batches, a config
+the SAE refuses) leaves no run folder: what this process wrote into it is removed, and the folder
+too when Hydra made it fresh for this command (no run_dir= given: its name carries the pid).
+
+Kept: anything of value or not ours. A folder with a checkpoint or sae/ (a diverged run keeps its
+last good state, docs/training/runs.md), a resumed run's folder, and a run_dir= you gave (it may
+have existed before; only what this process wrote into it after claiming it goes)."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from .run_dir import RunDir
+
+WRITTEN_BY_THE_RUN = (RunDir.RUN, RunDir.CHECKPOINTS, "wandb")
+
+
+def discard_failed_run(run: RunDir, cfg: DictConfig, claimed: bool) -> None:
+    """After a UserError of `sae-train` (single run): remove what it wrote, when nothing of value."""
+    if cfg.get("ckpt_path") is not None or not run.root.is_dir():
+        return
+    if run.sae.exists() or any(run.checkpoints.glob("*.ckpt")):
+        return
+    if claimed:
+        for name in WRITTEN_BY_THE_RUN:
+            path = run / name
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+    if cfg.get("run_dir") is None and _made_by_hydra_for_this_run(run):
+        shutil.rmtree(run / ".hydra", ignore_errors=True)
+        for log in run.root.glob("*.log"):
+            log.unlink(missing_ok=True)
+        try:
+            run.root.rmdir()  # only when empty: anything else in it stays
+        except OSError:
+            pass
+
+
+def _made_by_hydra_for_this_run(run: RunDir) -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.RUN:
+        return False
+    return Path(HydraConfig.get().runtime.output_dir).resolve() == run.root.resolve()

@@ -1,0 +1,237 @@
+"""Nothing lost, nothing leaked (issue 22): no folder replaced that a command did not write, a
+resume that cannot change the data, a labelling pointer that stays inside its run and switches in
+one step, files that follow the umask, no temp files left behind, a full disk in one line."""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sae_lightning.atomic import atomic_folder, atomic_write
+from sae_lightning.errors import UserError
+from sae_lightning.label_run import label_run_dir
+from sae_lightning.labels import LabelingConfig
+from sae_lightning.run_dir import Labeling, RunDir
+
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
+
+
+def run_cmd(*args: str, umask: int | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / args[0]), *args[1:]], env=ENV, capture_output=True, text=True, timeout=600,
+                          preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
+
+
+def snapshot(folder: Path) -> dict[str, bytes | str]:
+    """Every entry under `folder`: file bytes, link targets (a kill must change none of them)."""
+    out: dict[str, bytes | str] = {}
+    for p in sorted(folder.rglob("*")):
+        key = str(p.relative_to(folder))
+        if p.is_symlink():
+            out[key] = "-> " + os.readlink(p)
+        elif p.is_file():
+            out[key] = p.read_bytes()
+    return out
+
+
+def copy_run(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, symlinks=True)
+    return dst
+
+
+@contextlib.contextmanager
+def umask_set(mask: int):
+    old = os.umask(mask)  # test code: the process is the test's
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+# ---- 1. never replace a folder the command did not write --------------------------------------
+
+def test_atomic_folder_replaces_only_its_own_earlier_output(tmp_path, monkeypatch):
+    mine = tmp_path / "mydata"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("precious")
+    with pytest.raises(UserError, match=r"holds files this command did not write \(thesis.txt\)"):
+        atomic_folder(mine, lambda tmp: (tmp / "out.csv").write_text("x"))
+    assert (mine / "thesis.txt").read_text() == "precious" and sorted(p.name for p in mine.iterdir()) == ["thesis.txt"]
+    out = tmp_path / "out"
+    atomic_folder(out, lambda tmp: (tmp / "out.csv").write_text("1"))
+    atomic_folder(out, lambda tmp: (tmp / "out.csv").write_text("2"))  # an earlier output of its own: replaced
+    assert (out / "out.csv").read_text() == "2"
+    monkeypatch.chdir(out)
+    with pytest.raises(UserError, match="is the current folder"):
+        atomic_folder(".", lambda tmp: (tmp / "out.csv").write_text("3"))
+    assert (out / "out.csv").read_text() == "2" and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_sae_diff_out_never_deletes_a_folder_it_did_not_write(tiny_labelled_run, tmp_path):
+    mine = tmp_path / "mydata"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("precious")
+    run = copy_run(tiny_labelled_run, tmp_path / "run")
+    before = snapshot(run)
+    for out in (mine, run):
+        res = run_cmd("sae-diff", str(run), "Mathematics", "History", "--out", str(out))
+        assert res.returncode == 2, res.stderr[-2000:]
+        assert len(res.stderr.strip().splitlines()) == 1 and "did not write" in res.stderr
+    assert (mine / "thesis.txt").read_text() == "precious" and len(list(mine.iterdir())) == 1
+    assert snapshot(run) == before
+    res = subprocess.run([str(BIN / "sae-diff"), str(run), "Mathematics", "History", "--out", "."], env=ENV,
+                         capture_output=True, text=True, timeout=600, cwd=mine)
+    assert res.returncode == 2 and "current folder" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    # an earlier diff of its own is replaced, and the pages follow the umask like every other file
+    res = run_cmd("sae-diff", str(run), "Mathematics", "History", "--out", str(tmp_path / "d"), umask=0o022)
+    assert res.returncode == 0, res.stderr[-2000:]
+    res = run_cmd("sae-diff", str(run), "Mathematics", "History", "--out", str(tmp_path / "d"), umask=0o002)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o775
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "d").iterdir()} == {0o664}
+
+
+# ---- 3. labeling.json / current stay inside the run ------------------------------------------
+
+@pytest.mark.parametrize("pointer", ["file", "link"])
+def test_the_current_labelling_must_be_a_folder_inside_the_run(pointer, tiny_labelled_run, tmp_path):
+    other = copy_run(tiny_labelled_run, tmp_path / "other")
+    run = copy_run(tiny_labelled_run, tmp_path / "run")
+    target = f"../../other/labelings/{RunDir(other).labeling().id}"
+    if pointer == "file":  # a run of the layout before the link, or one a user edited
+        (run / "current").unlink(missing_ok=True)
+        (run / "labeling.json").unlink()
+        (run / "labeling.json").write_text(json.dumps({"current": target}))
+    else:
+        (run / "current").unlink()
+        os.symlink(target, run / "current")
+    with pytest.raises(UserError, match=r"not (a plain folder name inside|to a labelling)"):
+        RunDir(run).labeling()
+    from sae_lightning.report import write_report
+
+    other_before = snapshot(other)
+    with pytest.raises(UserError):
+        write_report(run)
+    assert snapshot(other) == other_before
+    res = run_cmd("sae-search", str(run), "algebra")
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr[-2000:]
+
+
+# ---- 4. one atomic switch, one labelling at a time --------------------------------------------
+
+def test_the_top_level_shows_one_labelling_through_one_link(tiny_labelled_run):
+    run = RunDir(tiny_labelled_run)
+    assert os.readlink(run / "current") == f"labelings/{run.labeling().id}"
+    for name in (*Labeling.FILES, Labeling.POINTER):
+        assert os.readlink(run / name) == f"current/{name}", name
+    assert json.loads((run / "labeling.json").read_text()) == {"current": run.labeling().id}
+    assert run.labeling().report.is_file() and run.labeling().summary_md.is_file()
+
+
+def test_a_second_labelling_at_the_same_time_is_refused_in_one_line(tiny_labelled_run, tmp_path):
+    run = copy_run(tiny_labelled_run, tmp_path / "run")
+    before = snapshot(run)
+    with open(run / "labelings" / RunDir.LOCK, "a") as fh:  # what a running sae-label holds
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(UserError, match="is being labelled by another process"):
+            label_run_dir(run, LabelingConfig(top_n=2))
+        res = run_cmd("sae-label", f"run_dir={run}", f"paths.log_dir={tmp_path / 'logs'}")
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr[-2000:]
+    assert "now current" not in res.stdout
+    assert snapshot(run) == before
+
+
+def test_a_relabel_of_an_older_run_keeps_every_labelling_and_leaves_no_temp_files(tiny_labelled_run, tmp_path):
+    """A run of the layout before the link (labeling.json a file, the top-level files hard links,
+    as shutil.copytree leaves them too) is converted on its next labelling: nothing lost, the
+    top level shows the new labelling whole, no hidden temp file at the top."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_labelled_run, run)  # follows links: current/ a folder, top-level files plain
+    first = RunDir(run).labeling()
+    first_files = snapshot(first.folder)
+    label_run_dir(run, LabelingConfig(top_n=2))
+    rd = RunDir(run)
+    new = rd.labeling()
+    assert new.id != first.id and snapshot(first.folder) == {**first_files, **{Labeling.POINTER: (
+        first.folder / Labeling.POINTER).read_bytes()}}
+    for name in (*Labeling.FILES, Labeling.POINTER):
+        assert (run / name).read_bytes() == (new.folder / name).read_bytes(), name
+    assert not [p.name for p in run.iterdir() if p.name.startswith(".") and p.name != ".hydra"]
+    assert not list((run / "labelings").glob(".*.tmp"))
+
+
+def test_a_run_labelled_before_labelings_keeps_its_labelling_when_relabelled(tiny_labelled_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_labelled_run, run)
+    shutil.rmtree(run / "labelings")
+    shutil.rmtree(run / "current")
+    (run / "labeling.json").unlink()
+    old = {n: (run / n).read_bytes() for n in Labeling.FILES}
+    label_run_dir(run, LabelingConfig(top_n=2))
+    kept = RunDir(run).labelings()[0]
+    assert kept.id == "0000-00-00_00-00-00_legacy"
+    assert {n: (kept.folder / n).read_bytes() for n in Labeling.FILES} == old
+    assert RunDir(run).labeling().id != kept.id
+
+
+# ---- 5. the umask --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mask,file_mode,dir_mode", [(0o022, 0o644, 0o755), (0o002, 0o664, 0o775),
+                                                     (0o077, 0o600, 0o700)])
+def test_atomic_files_and_folders_follow_the_umask(mask, file_mode, dir_mode, tmp_path):
+    with umask_set(mask):
+        f = atomic_write(tmp_path / "a.json", lambda tmp: tmp.write_text("{}"))
+        d = atomic_folder(tmp_path / "sae", lambda tmp: (tmp / "cfg.json").write_text("{}"))
+    assert stat.S_IMODE(f.stat().st_mode) == file_mode
+    assert stat.S_IMODE(d.stat().st_mode) == dir_mode and stat.S_IMODE((d / "cfg.json").stat().st_mode) == file_mode
+
+
+def test_a_runs_store_and_files_follow_the_umask(tmp_path):
+    """A whole sae-train (npy store, sae/, run.json, metrics.json, checkpoints) under umask 002."""
+    from .helpers import synthetic_npy
+
+    npy = synthetic_npy(tmp_path, n_dirs=16, seed=0)
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    res = run_cmd("sae-train", "domain=npy", f"domain.path={npy}", "sae.d_sae=16", "sae.k=2", "data.batch_size=256",
+                  "trainer.max_epochs=1", "logger=none", "trainer.enable_progress_bar=false",
+                  f"paths.cache_dir={cache}", f"run_dir={run}", umask=0o002)
+    assert res.returncode == 0, res.stderr[-3000:]
+    for root in (run, cache):
+        for p in [root, *root.rglob("*")]:
+            if p.name.endswith(".lock") or ".hydra" in p.parts or "wandb" in p.parts:
+                continue
+            want = 0o775 if p.is_dir() else 0o664
+            assert stat.S_IMODE(p.stat().st_mode) == want, (p, oct(p.stat().st_mode))
+
+
+# ---- 7. a full disk while numpy writes ------------------------------------------------------------
+
+def test_a_full_disk_while_numpy_writes_is_one_line(tiny_disk):
+    big = np.zeros((512, 1024), np.float32)  # 2 MiB onto 1 MiB: numpy's short write has no errno
+    with pytest.raises(UserError, match=r"^disk full while writing .*shard_00000.npy \(No space left on device\)"):
+        atomic_write(tiny_disk / "shard_00000.npy", lambda tmp: np.save(tmp, big))
+    assert list(tiny_disk.iterdir()) == []
+
+
+# ---- 8. a run that fails on bad data leaves no run folder ---------------------------------------
+
+def test_a_run_that_fails_on_bad_data_leaves_no_run_folder(tmp_path):
+    bad = tmp_path / "bad.npy"
+    x = np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32)
+    x[7, 3] = np.nan
+    np.save(bad, x)
+    out = tmp_path / "out"
+    res = run_cmd("sae-train", "domain=npy", f"domain.path={bad}", "sae.d_sae=16", "sae.k=2", "logger=none",
+                  f"paths.log_dir={out}", f"paths.cache_dir={tmp_path / 'cache'}")
+    assert res.returncode == 2 and "NaN" in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    left = [p.relative_to(out).as_posix() for p in out.rglob("*") if not p.is_dir()] if out.exists() else []
+    assert left == [] and not [p for p in out.rglob("*") if p.name in (".hydra", "run.json")], left
