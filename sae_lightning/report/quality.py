@@ -1,6 +1,7 @@
 """The label-quality table: the KeyBERT labels against two baselines, scored two ways.
 
-Rows are label sources (the KeyBERT label, TF-IDF top terms, a random other feature's label);
+Rows are label sources (the KeyBERT label, TF-IDF top terms, a random other feature's label, the
+seed project's method and BERTopic's KeyBERTInspired: labels/naming/seed_baseline.py, bertopic_baseline.py);
 columns are the means of AUROC with random negatives, AUROC with hard negatives (non-activating
 texts close to the positives), and precision and recall of keyword hits. A second block repeats
 the two AUROCs as graded by the independent judge model, when the run has one. Values come from
@@ -17,7 +18,8 @@ import numpy as np
 from ..pages.fmt import is_num
 from .load import RunData
 
-SOURCES = [("label", "KeyBERT label"), ("tfidf", "TF-IDF top terms"), ("random", "random other feature's label")]
+SOURCES = [("label", "KeyBERT label"), ("tfidf", "TF-IDF top terms"), ("random", "random other feature's label"),
+           ("seed", "seed method (KeyBERT per top text, merged)"), ("bertopic", "BERTopic KeyBERTInspired")]
 EMBEDDER_SCORES = [("auroc", "AUROC"), ("auroc_hard", "AUROC, hard negatives"),
                    ("precision", "keyword precision"), ("recall", "keyword recall")]
 JUDGE_SCORES = [("auroc", "AUROC"), ("auroc_hard", "AUROC, hard negatives")]

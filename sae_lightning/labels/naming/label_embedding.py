@@ -18,6 +18,13 @@ from ..config import LABEL_EMBEDDINGS
 from .phrase_cache import PhraseEmbeddingCache
 
 LABEL_SEPARATOR = ", "
+CONCEPT_SEPARATOR = " — "  # a label reads "concept — keyword, keyword"
+
+
+def label_text(concept: str, keywords: list[str]) -> str:
+    """The label as shown: its concept (head term), then its keywords."""
+    joined = LABEL_SEPARATOR.join(keywords)
+    return f"{concept}{CONCEPT_SEPARATOR}{joined}" if concept and joined else joined
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
