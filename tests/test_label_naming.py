@@ -11,10 +11,12 @@ from scipy.sparse import csr_matrix
 from sae_lightning.data.datamodule import split_indices
 from sae_lightning.data.embed import load_model
 from sae_lightning.labels import LabelingConfig, interpret_sae
-from sae_lightning.labels.naming.bertopic_baseline import class_tfidf
+from sae_lightning.labels.naming.bertopic_baseline import (BERTOPIC_CANDIDATES, BERTOPIC_REPR_DOCS, bertopic_labels,
+                                                             class_tfidf)
 from sae_lightning.labels.naming.candidates import PrecountedVectorizer, count_train_texts, doc_term_matrix
-from sae_lightning.labels.naming.concept import document_titles, without_concept
+from sae_lightning.labels.naming.concept import without_concept
 from sae_lightning.labels.naming.evidence_rerank import rerank
+from sae_lightning.labels.naming.label_embedding import label_text
 from sae_lightning.labels.naming.phrases import FILLER_WORDS, PhraseAnalyzer
 from sae_lightning.labels.naming.seed_baseline import merge_keywords, per_text_keywords
 from sae_lightning.labels.naming.source_documents import document_codes
@@ -96,12 +98,38 @@ def test_class_tfidf_is_bertopics_formula():
     np.testing.assert_allclose(got.toarray(), np.array([[2 / 3, 0, 1 / 3], [0, 3 / 4, 1 / 4]]) * want_idf)
 
 
-def test_titles_and_concept_dedup():
-    ids = np.array(["Mercury (planet)#0", "Mercury (planet)#1", "Digestion#0", "x#0"])
-    assert document_titles(ids, np.arange(4)) == ["digestion", "mercury", "x"]
-    assert document_titles(np.array(["a", "b"]), np.arange(2)) == []
+def test_keybert_inspired_equals_its_definition_feature_by_feature():
+    """The vectorised baseline against BERTopic's steps written out per topic, on random counts."""
+    rng = np.random.default_rng(0)
+    T, V, d = 12, 30, 8
+    counts = csr_matrix(rng.integers(0, 3, (T, V)) * (rng.random((T, V)) > 0.6))
+    top = np.array([[0, 1, 2, 3, 4, 5], [6, 7, 8, -1, -1, -1], [9, 10, 11, 0, 1, -1], [2, 4, 6, 8, 10, -1]])
+    classes = csr_matrix(np.stack([np.asarray(counts[r[r >= 0]].sum(0)).ravel() for r in top]))
+    emb, wemb = rng.normal(size=(T, d)).astype(np.float32), rng.normal(size=(V, d)).astype(np.float32)
+    words = np.array([f"w{i}" for i in range(V)])
+    got = bertopic_labels(top, classes, counts, np.arange(T), emb, words, wemb, 3)
+    ct, idf = class_tfidf(classes)
+    ct, docs = ct.toarray(), counts.toarray() * idf
+
+    def unit(x):
+        return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+    for f, r in enumerate(top):
+        r = r[r >= 0]
+        sim = np.array([docs[t] @ ct[f] / max(np.linalg.norm(docs[t]) * np.linalg.norm(ct[f]), 1e-12) for t in r])
+        topic = unit(unit(emb[r[np.lexsort((r, -sim))][:BERTOPIC_REPR_DOCS]]).mean(0))
+        nz = np.flatnonzero(ct[f])
+        cand = nz[np.lexsort((nz, -ct[f][nz]))][:BERTOPIC_CANDIDATES]
+        score = unit(wemb[cand]) @ topic
+        assert got[f] == [words[w] for w in cand[np.lexsort((cand, -score))][:3]]
+
+
+def test_a_label_never_repeats_its_concept():
     assert without_concept(["digestive", "stomach"], "digestive system") == ["stomach"]
     assert without_concept(["digestive"], "digestive system") == ["digestive"]
+    assert label_text("digestive system", ["digestive", "stomach"]) == "digestive system — stomach"
+    assert label_text("closely related", ["closely related"]) == "closely related"
+    assert label_text("", ["a", "b"]) == "a, b"
 
 
 @pytest.fixture(scope="module")

@@ -120,8 +120,7 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
         with timer("baselines"):
             made.update(baseline_labels(top.rows[live], terms, counts, cands, store, cfg.top_n))
         with timer("concepts"):
-            made["concept"] = concept_labels(sae, store, train_idx, live, top.rows[live], codes, meta["id"].to_numpy(),
-                                             cands, cache, cfg)
+            made["concept"] = concept_labels(sae, store, train_idx, live, top.rows[live], codes, cands, cfg)
 
     d_sae = sae.cfg.d_sae
     labels = {name: [[] for _ in range(d_sae)] for name in ("keywords", "keyword_scores", "named", "tfidf", *METHOD_BASELINES)}

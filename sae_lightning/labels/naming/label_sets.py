@@ -10,7 +10,7 @@ import numpy as np
 from ..config import LabelingConfig
 from .bertopic_baseline import bertopic_labels
 from .candidates import DocTerms, TrainCounts
-from .concept import choose_concepts, document_titles, top_direction, train_hard_negatives
+from .concept import choose_concepts, top_direction, train_hard_negatives
 from .phrase_cache import PhraseEmbeddingCache
 from .seed_baseline import seed_labels
 
@@ -42,15 +42,9 @@ def baseline_labels(top_rows: np.ndarray, terms: DocTerms, counts: TrainCounts, 
 
 
 def concept_labels(sae, store, train_rows: np.ndarray, feature_ids: np.ndarray, top_rows: np.ndarray,
-                   doc_codes: np.ndarray, ids: np.ndarray, cands: Candidates, cache: PhraseEmbeddingCache,
-                   cfg: LabelingConfig) -> list[str]:
+                   doc_codes: np.ndarray, cands: Candidates, cfg: LabelingConfig) -> list[str]:
     """The concept of each feature of feature_ids (top_rows [F, m] its top train rows)."""
-    titles = document_titles(ids, train_rows)
-    known = set(str(w) for w in cands.words)
-    extra = [t for t in titles if t not in known]
-    vocabulary = [str(w) for w in cands.words] + extra
-    vocab_emb = np.concatenate([cands.emb, cache.get(extra)]) if extra else cands.emb
     top = top_direction(top_rows, doc_codes, store.embeddings)
     hard = train_hard_negatives(sae, store, train_rows, feature_ids, top, cfg.n_hard, cfg.seed, cfg.batch_size,
                                 cfg.device)
-    return choose_concepts(top, hard, vocabulary, vocab_emb, cfg.concept_contrast)[0]
+    return choose_concepts(top, hard, [str(w) for w in cands.words], cands.emb, cfg.concept_contrast)[0]

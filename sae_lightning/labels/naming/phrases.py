@@ -64,3 +64,8 @@ def words_within(short: str, long: str) -> bool:
     """True when phrase `short` is a run of words inside phrase `long` ("san" in "san francisco")."""
     s, l_ = f" {short} ", f" {long} "
     return short != long and s in l_
+
+
+def repeats(keyword: str, concept: str) -> bool:
+    """The keyword says nothing the concept does not: equal to it or words inside it."""
+    return keyword == concept or words_within(keyword, concept)

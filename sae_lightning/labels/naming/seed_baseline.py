@@ -17,6 +17,7 @@ from scipy.sparse import csr_matrix
 
 SEED_PER_TEXT = 5  # KeyBERT's default top_n
 SEED_MERGE_COSINE = 0.8  # keywords at least this alike are one keyword
+SEED_MERGE_POOL = 30  # each feature's most frequent keywords that are merged and ranked (bounds the cost)
 PAIR_BLOCK = 1 << 16  # (text, candidate) cosines computed at a time
 
 
@@ -51,24 +52,26 @@ def per_text_keywords(present: csr_matrix, text_emb: np.ndarray, word_emb: np.nd
 def merge_keywords(cols: np.ndarray, sims: np.ndarray, unit_words: np.ndarray, top_n: int) -> list[int]:
     """One feature's per-text picks (word column, cosine), pooled -> the top_n columns by
     mean cosine x log(1 + count), alike keywords (cosine >= SEED_MERGE_COSINE) merged into the one
-    picked most often."""
+    picked most often. Only its SEED_MERGE_POOL most frequent keywords compete: a keyword picked
+    for fewer texts than those is outranked by log(1 + count) unless far more alike to its texts."""
     if not len(cols):
         return []
     words, inverse, count = np.unique(cols, return_inverse=True, return_counts=True)
     total = np.bincount(inverse, weights=sims)
-    order = np.lexsort((words, -count))  # the most frequent keyword leads its group
-    emb = unit_words[words[order]]
+    order = np.lexsort((words, -count))[:SEED_MERGE_POOL]  # the most frequent keyword leads its group
+    words, count, total = words[order], count[order], total[order]
+    emb = unit_words[words]
     alike = emb @ emb.T >= SEED_MERGE_COSINE
     head = np.full(len(words), -1)
     for i in range(len(words)):
         if head[i] < 0:
             head[(head < 0) & alike[i]] = i
-    n_group = np.bincount(head, weights=count[order], minlength=len(words))
-    s_group = np.bincount(head, weights=total[order], minlength=len(words))
+    n_group = np.bincount(head, weights=count, minlength=len(words))
+    s_group = np.bincount(head, weights=total, minlength=len(words))
     leaders = np.flatnonzero(n_group > 0)
     score = s_group[leaders] / n_group[leaders] * np.log1p(n_group[leaders])
     best = leaders[np.lexsort((leaders, -score))][:top_n]
-    return [int(words[order][i]) for i in best]
+    return [int(words[i]) for i in best]
 
 
 def seed_labels(top_rows: np.ndarray, present: csr_matrix, present_rows: np.ndarray, store_emb,
