@@ -20,7 +20,8 @@ from sae_lightning.labels.naming.label_embedding import label_text
 from sae_lightning.labels.naming.phrases import FILLER_WORDS, PhraseAnalyzer
 from sae_lightning.labels.naming.seed_baseline import merge_keywords, per_text_keywords
 from sae_lightning.labels.naming.source_documents import document_codes
-from tests.test_interpret import PLANTED, plant, topk_sae
+from tests.test_interpret import PLANTED
+from tests.test_label_trust import math_feature, store_parts  # noqa: F401 (fixtures)
 
 
 def test_phrases_are_adjacent_words_never_glued_to_a_filler():
@@ -133,19 +134,11 @@ def test_a_label_never_repeats_its_concept():
 
 
 @pytest.fixture(scope="module")
-def spread_topic(small_store):
-    """Feature 0 fires on the Mathematics texts nearest their topic's direction: one concept over
-    many articles, no text naming it as such."""
-    X = np.array(small_store.embeddings, dtype=np.float32)
-    domains = small_store.metadata()["domain"].to_numpy()
-    sae = topk_sae(small_store.dim)
-    math = np.flatnonzero(domains == "Mathematics")
-    centre = X.mean(0)
-    direction = X[math].mean(0) - centre
-    proj = (X - centre) @ (direction / np.linalg.norm(direction))
-    plant(sae, X, PLANTED, math[proj[math] > np.percentile(proj[math], 40)])
+def spread_topic(math_feature, small_store):
+    """test_label_trust's feature 0: the Mathematics texts nearest their topic's direction, one
+    concept over many articles, no text naming it as such."""
     train_idx, val_idx = split_indices(len(small_store), 0.5, 0)
-    df, _ = interpret_sae(sae, small_store, train_idx, val_idx, LabelingConfig())
+    df, _ = interpret_sae(math_feature, small_store, train_idx, val_idx, LabelingConfig())
     return df
 
 

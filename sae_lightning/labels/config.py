@@ -21,7 +21,7 @@ class LabelingConfig:
     use_mmr: bool = True
     shortlist: int = 20  # KeyBERT's best candidates per feature that the evidence rerank picks from
     evidence_power: float = 0.5  # weight of the candidates' TF-IDF in the rerank (0: KeyBERT's own pick)
-    keyword_min_relevance: float = 0.6  # a keyword after the first needs this share of the first's relevance
+    keyword_min_relevance: float = 0.3  # a keyword after the first needs this share of the first's relevance
     ngram_range: tuple[int, int] = (1, 2)  # candidate keyphrase lengths, in words
     stop_words: str | list[str] | None = "english"
     min_df: int = 1  # a candidate must occur in the top texts of at least this many features

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..pages.fmt import is_num
+from ..run_schema import METHOD_BASELINES
 from .load import RunData
 
 SOURCES = [("label", "KeyBERT label"), ("tfidf", "TF-IDF top terms"), ("random", "random other feature's label"),
@@ -66,8 +67,10 @@ def _block(run: RunData, title: str, prefix: str, scores: list[tuple[str, str]])
     for source, name in SOURCES:
         columns = [f"{prefix}{source}_{s}" for s, _ in scores]
         first = run.floats(columns[0])
-        rows.append(QualityRow(name, [_cell(run, c) for c in columns],
-                               int(np.isfinite(first).sum()) if first is not None else None))
+        cells = [_cell(run, c) for c in columns]
+        if source in METHOD_BASELINES and not any(c.source for c in cells):
+            continue  # a run labelled before these baselines existed: no row of "not measured"
+        rows.append(QualityRow(name, cells, int(np.isfinite(first).sum()) if first is not None else None))
     return QualityBlock(title, [t for _, t in scores], rows)
 
 
