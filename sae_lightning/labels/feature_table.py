@@ -115,7 +115,7 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
         found_tfidf = tfidf_top_terms(tfidf, terms.words if terms else None, cfg.top_n) or [[] for _ in live]
     found = keybert_labels(live, top.rows[live], texts, terms, tfidf, store, sae, model, cache, cfg, timer)
     made = {"concept": [""] * len(live), "seed": [[] for _ in live], "bertopic": [[] for _ in live]}
-    if terms is not None:
+    if terms is not None and terms.matrix.nnz:  # some feature has a candidate to choose from
         cands = used_candidates(terms, cache)
         with timer("baselines"):
             made.update(baseline_labels(top.rows[live], terms, counts, cands, store, cfg.top_n))
