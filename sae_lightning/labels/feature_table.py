@@ -123,8 +123,10 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
             made["concept"] = concept_labels(sae, store, train_idx, live, top.rows[live], codes, cands, cfg)
 
     d_sae = sae.cfg.d_sae
-    labels = {name: [[] for _ in range(d_sae)] for name in ("keywords", "keyword_scores", "named", "tfidf", *METHOD_BASELINES)}
-    labels.update({"concept": [""] * d_sae, "label_reason": [f"dead: never fired on the {top.n_rows} train texts"] * d_sae})
+    lists = ("keywords", "keyword_scores", "named", "tfidf", *METHOD_BASELINES)
+    labels = {name: [[] for _ in range(d_sae)] for name in lists}
+    labels.update({"concept": [""] * d_sae,
+                   "label_reason": [f"dead: never fired on the {top.n_rows} train texts"] * d_sae})
     for j, f in enumerate(live):
         kws = without_concept(found.keywords[j], made["concept"][j]) if found.keywords[j] else []
         keep = [found.keywords[j].index(k) for k in kws]
@@ -136,9 +138,8 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
     rand_kws, donor = random_labels(labels["named"], cfg.seed)
 
     with timer("label_embeddings"):
-        embedded = {name: (labels["named" if name == "label" else name], None) for name in LABEL_SETS if name != "random"}
-        embedded = {name: (kws, embed_labels(kws, cache, cfg.label_embedding, store.dim))
-                    for name, (kws, _) in embedded.items()}
+        shown = {name: labels["named" if name == "label" else name] for name in LABEL_SETS if name != "random"}
+        embedded = {name: (kws, embed_labels(kws, cache, cfg.label_embedding, store.dim)) for name, kws in shown.items()}
         embedded["random"] = (rand_kws, np.where((donor >= 0)[:, None], embedded["label"][1][np.maximum(donor, 0)], 0))
     kw_sets = {name: kws for name, (kws, _) in embedded.items()} | {"label": labels["keywords"]}
     with timer("scoring"), limited_threads(cfg.small_op_threads):
