@@ -9,7 +9,9 @@ it. Phases (each timed as `time_<phase>` in the summary):
   candidates        one CountVectorizer pass over the train texts, features' document-term rows
   tfidf             the candidates' TF-IDF: the baseline labels and the rerank's evidence
   doc_embeddings / word_embeddings / keybert / rerank    the batched KeyBERT labelling
-  label_embeddings  the three label sets embedded (cached phrases cost nothing)
+  baselines         the seed project's method and BERTopic's KeyBERTInspired (label_sets.py)
+  concepts          each label's head term against train-side hard negatives (concept.py)
+  label_embeddings  the label sets embedded (cached phrases cost nothing)
   scoring           AUROCs and keyword precision/recall of the labels and both baselines
   judge             the same AUROCs by `labeling.judge_model` (only when set)
 """
