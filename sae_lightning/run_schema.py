@@ -8,7 +8,9 @@ import math
 
 import pyarrow as pa
 
-LABEL_SETS = ("label", "tfidf", "random")  # the labels, the TF-IDF baseline, a random other feature's
+METHOD_BASELINES = ("seed", "bertopic")  # KeyBERT per top text merged (the seed project's), BERTopic's KeyBERTInspired
+# the labels, the TF-IDF baseline, a random other feature's label, and the two method baselines
+LABEL_SETS = ("label", "tfidf", "random", *METHOD_BASELINES)
 SCORES = ("auroc", "auroc_hard", "precision", "recall")
 # One scheme everywhere: column `<set>_<score>`, its summary `<set>_<score>_mean` / `_median`.
 SCORE_COLUMNS = [f"{s}_{kind}" for s in LABEL_SETS for kind in SCORES]
@@ -17,12 +19,13 @@ JUDGE_COLUMNS = [f"judge_{s}_{kind}" for s in LABEL_SETS for kind in ("auroc", "
 # features.parquet, one row per feature: column -> arrow type.
 FEATURE_SCHEMA = pa.schema([
     ("feature_id", pa.int64()), ("dead", pa.bool_()), ("density", pa.float64()), ("log10_density", pa.float64()),
-    ("label", pa.string()), ("label_reason", pa.string()),
+    ("label", pa.string()), ("concept", pa.string()), ("label_reason", pa.string()),
     ("keywords", pa.list_(pa.string())), ("keyword_scores", pa.list_(pa.float64())),
     ("top_ids", pa.list_(pa.string())), ("top_texts", pa.list_(pa.string())),
     ("top_acts", pa.list_(pa.float64())), ("top_domains", pa.list_(pa.string())),
     ("domain_shares", pa.string()), ("main_domain", pa.string()), ("domain_specificity", pa.float64()),
-    ("tfidf_label", pa.string()), ("coherence", pa.float64()), ("verdict", pa.string()),
+    ("tfidf_label", pa.string()), *[(f"{b}_label", pa.string()) for b in METHOD_BASELINES],
+    ("coherence", pa.float64()), ("verdict", pa.string()),
     *[(c, pa.float64()) for c in SCORE_COLUMNS + JUDGE_COLUMNS], ("label_score", pa.float64()),
 ])
 FEATURE_COLUMNS = FEATURE_SCHEMA.names
@@ -50,7 +53,8 @@ TRAIN_TIMINGS = ("fit",)
 LABEL_COUNTS = ("n_features", "n_labelled", "n_scored", "n_interpretable", "n_mixed", "n_weak", "n_dead",
                 "n_phrases_embedded", "n_judge_embedded")
 LABEL_PHASES = ("top_examples", "scoring_sets", "coherence", "candidates", "tfidf", "doc_embeddings",
-                "word_embeddings", "keybert", "rerank", "label_embeddings", "scoring", "judge", "total")
+                "word_embeddings", "keybert", "rerank", "baselines", "concepts", "label_embeddings", "scoring", "judge",
+                "total")
 
 
 def label_unit(key: str) -> str:

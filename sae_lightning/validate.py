@@ -235,6 +235,8 @@ RULES: dict[str, Rule] = {
     "labeling.use_mmr": flag(),
     "labeling.shortlist": POSITIVE,
     "labeling.evidence_power": number(0),
+    "labeling.keyword_min_relevance": number(0, 1),
+    "labeling.concept_contrast": number(0),
     "labeling.diversity": number(0, 1),
     "labeling.ngram_range": list_of(POSITIVE, "[lo, hi] with 1 <= lo <= hi, e.g. [1, 2]",
                                     check=lambda v: len(v) == 2 and v[0] <= v[1]),

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import pytorch_lightning as pl
 import torch
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from sae_lightning.data.datamodule import EmbeddingDataModule, split_indices
 from sae_lightning.data.embed import Embedder, build_store, load_model
@@ -25,7 +25,10 @@ from sae_lightning.labels import FEATURE_COLUMNS, LabelingConfig, interpret_sae,
 from sae_lightning.labels.scoring.auroc import mann_whitney_auroc
 from sae_lightning.labels.scoring.scoring_sets import scoring_sets
 from sae_lightning.models import build_sae, sae_config
+from sae_lightning.labels.naming.label_embedding import label_text
+from sae_lightning.labels.naming.phrases import PhraseAnalyzer
 from sae_lightning.run_dir import RunDir
+from sae_lightning.run_schema import LABEL_SETS
 from sae_lightning.scan.stream import top_examples
 
 D_SAE, K = 48, 6
@@ -159,7 +162,7 @@ def test_features_table_contract(labelled, tmp_path):
 
 def test_live_labels_come_from_their_top_texts(labelled):
     df, _ = labelled
-    analyzer = CountVectorizer(ngram_range=(1, 2), stop_words="english").build_analyzer()
+    analyzer = PhraseAnalyzer((1, 2), "english")
     live = df[~df["dead"]]
     assert len(live) > 10 and (live["label"] != "").mean() > 0.8
     for _, row in live.iterrows():
@@ -167,9 +170,15 @@ def test_live_labels_come_from_their_top_texts(labelled):
             assert row["label_reason"].startswith("no recurring keyword") and row["verdict"] == "weak"
             continue
         assert row["label_reason"] == ""
-        assert row["label"] == ", ".join(row["keywords"]) and len(row["keywords"]) == len(row["keyword_scores"]) <= 3
-        grams = set(analyzer("\n".join(row["top_texts"])))
-        assert set(row["keywords"]) <= grams, (row["keywords"], row["top_texts"][:2])
+        assert row["label"] == label_text(row["concept"], list(row["keywords"])) and row["concept"]
+        assert len(row["keywords"]) == len(row["keyword_scores"]) <= 3
+        # every keyword is held by top texts of two distinct articles, as adjacent words
+        docs = {}
+        for i, t in zip(row["top_ids"], row["top_texts"]):
+            docs.setdefault(i.rsplit("#", 1)[0], set()).update(analyzer(t))
+        for k in row["keywords"]:
+            assert sum(k in grams for grams in docs.values()) >= 2, (k, row["top_texts"][:3])
+            assert not any(k != o and f" {k} " in f" {o} " for o in row["keywords"]), row["keywords"]
         assert row["top_acts"] == sorted(row["top_acts"], reverse=True) and min(row["top_acts"]) > 0
         assert len(row["top_ids"]) == len(row["top_texts"]) == len(row["top_domains"]) == len(row["top_acts"]) <= 30
         assert abs(sum(json.loads(row["domain_shares"]).values()) - 1) < 1e-3
@@ -177,7 +186,7 @@ def test_live_labels_come_from_their_top_texts(labelled):
 
 def test_scores_in_range(labelled):
     df, _ = labelled
-    for col in [f"{p}_{k}" for p in ("label", "tfidf", "random") for k in ("auroc", "auroc_hard", "precision", "recall")]:
+    for col in [f"{p}_{k}" for p in LABEL_SETS for k in ("auroc", "auroc_hard", "precision", "recall")]:
         v = df[col].dropna()
         assert len(v) > 10 and ((v >= 0) & (v <= 1)).all()
     spec = df.loc[~df["dead"], "domain_specificity"]

@@ -165,6 +165,7 @@ def test_text_and_domain_names_are_escaped(small):
 def test_label_quality_tables_use_metrics(small):
     page = small[2]
     rows = table_rows(page, "label-quality-table")
+    # the seed and BERTopic baselines are absent from this run: no rows for them
     assert list(rows) == ["KeyBERT label", "TF-IDF top terms", "random other feature's label"]
     assert rows["KeyBERT label"][:4] == ["0.901", "0.735", "0.457", "0.346"]
     assert rows["random other feature's label"][:4] == ["0.502", "0.499", "0.0312", "not measured"]
@@ -293,6 +294,12 @@ def test_real_tiny_run_with_new_columns(tiny_labelled_run, tmp_path):
     data = page_data(page)
     assert len(data["id"]) == 128 and len(data["xy"]) == 128 and data["coherence"] is not None
     assert "Mathematics" in data["domains"] and "label_auroc_hard" in data["scores"]
+    # every score table shows the two method baselines beside TF-IDF and random (issue 21)
+    rows = table_rows(page, "label-quality-table")
+    md = (run / "summary.md").read_text(encoding="utf-8")
+    for name in ("seed method (KeyBERT per top text, merged)", "BERTopic KeyBERTInspired"):
+        assert name in rows and rows[name][0] != "not measured" and name in md
+    assert "seed_auroc_hard" in data["scores"] and "bertopic_auroc_hard" in data["scores"]
 
 
 def _rendered_dom(page: Path, tmp_path: Path, fragment: str = "") -> str:

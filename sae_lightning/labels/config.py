@@ -21,16 +21,18 @@ class LabelingConfig:
     use_mmr: bool = True
     shortlist: int = 20  # KeyBERT's best candidates per feature that the evidence rerank picks from
     evidence_power: float = 0.5  # weight of the candidates' TF-IDF in the rerank (0: KeyBERT's own pick)
+    keyword_min_relevance: float = 0.3  # a keyword after the first needs this share of the first's relevance
     ngram_range: tuple[int, int] = (1, 2)  # candidate keyphrase lengths, in words
     stop_words: str | list[str] | None = "english"
     min_df: int = 1  # a candidate must occur in the top texts of at least this many features
     min_texts: int = 2  # ... and in this many of its top texts from distinct source documents
-    distinct_documents: bool = False  # True: min_texts counts distinct source documents, not texts
+    distinct_documents: bool = True  # min_texts counts distinct source documents (False: texts)
     activation_weights: bool = True  # candidate counts weighted by the text's activation
     numbers_min_share: float = 0.2  # bare-number keywords only where numbers are this share of the texts' words
     max_features: int | None = None  # cap on the candidate vocabulary (most frequent kept)
     doc_embedding: str = "decoder"  # mean | concat | decoder (see labeling.doc_embeddings)
     label_embedding: str = "keywords"  # keywords | string: what embed(label) is (see label_embedding.py)
+    concept_contrast: float = 0.5  # concept = argmax cos(top texts) - this x cos(train hard negatives)
     m_pos: int = 20  # scoring positives: validation texts across the activation range
     n_negatives: int = 200  # random negatives: sampled validation texts where the feature is 0
     n_hard: int = 50  # hard negatives: non-firing validation texts nearest the positives

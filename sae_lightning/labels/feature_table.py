@@ -9,7 +9,9 @@ it. Phases (each timed as `time_<phase>` in the summary):
   candidates        one CountVectorizer pass over the train texts, features' document-term rows
   tfidf             the candidates' TF-IDF: the baseline labels and the rerank's evidence
   doc_embeddings / word_embeddings / keybert / rerank    the batched KeyBERT labelling
-  label_embeddings  the three label sets embedded (cached phrases cost nothing)
+  baselines         the seed project's method and BERTopic's KeyBERTInspired (label_sets.py)
+  concepts          each label's head term against train-side hard negatives (concept.py)
+  label_embeddings  the label sets embedded (cached phrases cost nothing)
   scoring           AUROCs and keyword precision/recall of the labels and both baselines
   judge             the same AUROCs by `labeling.judge_model` (only when set)
 """
@@ -24,7 +26,8 @@ import pandas as pd
 
 from ..data.store import EmbeddingStore
 from ..run_dir import Labeling
-from ..run_schema import FEATURE_COLUMNS, FEATURE_SCHEMA, JUDGE_COLUMNS, SCORE_COLUMNS  # noqa: F401 (the contract)
+from ..run_schema import (FEATURE_COLUMNS, FEATURE_SCHEMA, JUDGE_COLUMNS, LABEL_SETS, METHOD_BASELINES,  # noqa: F401
+                          SCORE_COLUMNS)
 from ..runtime import limited_threads
 from ..scan.domains import domain_shares, domain_specificity, main_domain, shares_json
 from ..scan.stream import ScanResult, scan_store
@@ -32,7 +35,9 @@ from .config import LabelingConfig
 from .naming.candidates import TrainCounts, analyzer_params, doc_term_matrix
 from .naming.counts_cache import cached_train_counts
 from .naming.keybert import keybert_labels
-from .naming.label_embedding import LABEL_SEPARATOR, embed_labels
+from .naming.concept import without_concept
+from .naming.label_embedding import LABEL_SEPARATOR, embed_labels, label_text
+from .naming.label_sets import baseline_labels, concept_labels, used_candidates
 from .naming.phrase_cache import model_and_cache
 from .naming.source_documents import document_codes
 from .naming.tfidf_baseline import tfidf_scores, tfidf_top_terms
@@ -111,29 +116,42 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
         tfidf = tfidf_scores(terms, counts) if terms is not None else None
         found_tfidf = tfidf_top_terms(tfidf, terms.words if terms else None, cfg.top_n) or [[] for _ in live]
     found = keybert_labels(live, top.rows[live], texts, terms, tfidf, store, sae, model, cache, cfg, timer)
+    made = {"concept": [""] * len(live), "seed": [[] for _ in live], "bertopic": [[] for _ in live]}
+    if terms is not None and terms.matrix.nnz:  # some feature has a candidate to choose from
+        cands = used_candidates(terms, cache)
+        with timer("baselines"):
+            made.update(baseline_labels(top.rows[live], terms, counts, cands, store, cfg.top_n))
+        with timer("concepts"):
+            made["concept"] = concept_labels(sae, store, train_idx, live, top.rows[live], codes, cands, cfg)
 
     d_sae = sae.cfg.d_sae
-    labels = {"keywords": [[] for _ in range(d_sae)], "keyword_scores": [[] for _ in range(d_sae)],
-              "tfidf": [[] for _ in range(d_sae)],
-              "label_reason": [f"dead: never fired on the {top.n_rows} train texts"] * d_sae}
+    lists = ("keywords", "keyword_scores", "named", "tfidf", *METHOD_BASELINES)
+    labels = {name: [[] for _ in range(d_sae)] for name in lists}
+    labels.update({"concept": [""] * d_sae,
+                   "label_reason": [f"dead: never fired on the {top.n_rows} train texts"] * d_sae})
     for j, f in enumerate(live):
-        labels["keywords"][f], labels["keyword_scores"][f] = found.keywords[j], found.scores[j]
+        kws = without_concept(found.keywords[j], made["concept"][j]) if found.keywords[j] else []
+        keep = [found.keywords[j].index(k) for k in kws]
+        labels["keywords"][f], labels["keyword_scores"][f] = kws, [found.scores[j][i] for i in keep]
+        labels["concept"][f] = made["concept"][j] if kws else ""
+        labels["named"][f] = [labels["concept"][f]] + kws if kws else []  # what the label says: scored as a whole
         labels["label_reason"][f], labels["tfidf"][f] = found.reasons[j], found_tfidf[j]
-    rand_kws, donor = random_labels(labels["keywords"], cfg.seed)
+        labels["seed"][f], labels["bertopic"][f] = made["seed"][j], made["bertopic"][j]
+    rand_kws, donor = random_labels(labels["named"], cfg.seed)
 
     with timer("label_embeddings"):
-        label_emb = embed_labels(labels["keywords"], cache, cfg.label_embedding, store.dim)
-        tfidf_emb = embed_labels(labels["tfidf"], cache, cfg.label_embedding, store.dim)
-        rand_emb = np.where((donor >= 0)[:, None], label_emb[np.maximum(donor, 0)], 0)
-    kw_sets = {"label": labels["keywords"], "tfidf": labels["tfidf"], "random": rand_kws}
+        shown = {name: labels["named" if name == "label" else name] for name in LABEL_SETS if name != "random"}
+        embedded = {name: (kws, embed_labels(kws, cache, cfg.label_embedding, store.dim)) for name, kws in shown.items()}
+        embedded["random"] = (rand_kws, np.where((donor >= 0)[:, None], embedded["label"][1][np.maximum(donor, 0)], 0))
+    kw_sets = {name: kws for name, (kws, _) in embedded.items()} | {"label": labels["keywords"]}
     with timer("scoring"), limited_threads(cfg.small_op_threads):
         rows = scored_rows(sets)
         scorer = LabelScorer(sets, rows, np.asarray(store.embeddings[rows], dtype=np.float32))
-        scores = auroc_columns(scorer, {"label": (labels["keywords"], label_emb), "tfidf": (labels["tfidf"], tfidf_emb),
-                                        "random": (rand_kws, rand_emb)})
+        scores = auroc_columns(scorer, embedded)
         scores.update(keyword_columns(kw_sets, texts[sets.val_rows], sets, analyzer_params(cfg)))
     with timer("judge"):
-        judge = judge_columns(cfg.judge_model, store, texts, sets, kw_sets, cfg.label_embedding, d_sae)
+        judge = judge_columns(cfg.judge_model, store, texts, sets, {name: kws for name, (kws, _) in embedded.items()},
+                              cfg.label_embedding, d_sae)
         scores.update(judge.columns)
 
     has_label = np.array([bool(k) for k in labels["keywords"]])
@@ -161,7 +179,8 @@ def _table(top, labels: dict, scores: dict, meta: pd.DataFrame) -> pd.DataFrame:
         "dead": top.dead,
         "density": density,
         "log10_density": log10_density,
-        "label": [LABEL_SEPARATOR.join(k) for k in labels["keywords"]],
+        "label": [label_text(c, k) for c, k in zip(labels["concept"], labels["keywords"])],
+        "concept": labels["concept"],
         "label_reason": labels["label_reason"],
         "keywords": labels["keywords"],
         "keyword_scores": labels["keyword_scores"],
@@ -173,6 +192,7 @@ def _table(top, labels: dict, scores: dict, meta: pd.DataFrame) -> pd.DataFrame:
         "main_domain": main_domain(shares, top.domains),
         "domain_specificity": domain_specificity(shares),
         "tfidf_label": [LABEL_SEPARATOR.join(k) for k in labels["tfidf"]],
+        **{f"{name}_label": [LABEL_SEPARATOR.join(k) for k in labels[name]] for name in METHOD_BASELINES},
         "coherence": scores["coherence"].astype(np.float64),
         "verdict": scores["verdict"].astype(str),
         **{c: np.asarray(scores[c], dtype=np.float64) for c in SCORE_COLUMNS + JUDGE_COLUMNS},

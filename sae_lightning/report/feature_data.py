@@ -28,15 +28,17 @@ MAX_CHARS, MIN_CHARS = 300, 150  # below ~150 chars a text loses its context: sh
 MAX_KEYWORDS = 10
 TEXT_BUDGET = 4_000_000  # UTF-8 bytes of top texts in the page: ~1.3 KB per feature at 3,072 features
 DETAIL_BUDGET = 3_000_000  # bytes of card details when not every feature's fit (d_sae beyond ~8k)
+# short names of the label sets in a card's score grid (run_schema.LABEL_SETS)
+BASELINE_NAMES = (("label", "label"), ("tfidf", "TF-IDF"), ("random", "random"), ("seed", "seed"),
+                  ("bertopic", "BERTopic"))
 # Per-feature scores shown in a card's score grid: column -> (row: label source, grid column).
 # The first three are the columns of runs labelled before the scoring rework.
 SCORE_COLUMNS = {
     "label_auroc": ("label", "AUROC"), "tfidf_auroc": ("TF-IDF", "AUROC"), "random_label_auroc": ("random", "AUROC"),
-    **{f"{src}_{key}": (name, title) for src, name in (("label", "label"), ("tfidf", "TF-IDF"), ("random", "random"))
+    **{f"{src}_{key}": (name, title) for src, name in BASELINE_NAMES
        for key, title in (("auroc", "AUROC"), ("auroc_hard", "AUROC hard"), ("precision", "precision"),
                           ("recall", "recall"))},
-    **{f"judge_{src}_{key}": (name, f"judge {title}") for src, name in (("label", "label"), ("tfidf", "TF-IDF"),
-                                                                        ("random", "random"))
+    **{f"judge_{src}_{key}": (name, f"judge {title}") for src, name in BASELINE_NAMES
        for key, title in (("auroc", "AUROC"), ("auroc_hard", "AUROC hard"))},
 }
 

@@ -1,6 +1,7 @@
 """The label-quality table: the KeyBERT labels against two baselines, scored two ways.
 
-Rows are label sources (the KeyBERT label, TF-IDF top terms, a random other feature's label);
+Rows are label sources (the KeyBERT label, TF-IDF top terms, a random other feature's label, the
+seed project's method and BERTopic's KeyBERTInspired: labels/naming/seed_baseline.py, bertopic_baseline.py);
 columns are the means of AUROC with random negatives, AUROC with hard negatives (non-activating
 texts close to the positives), and precision and recall of keyword hits. A second block repeats
 the two AUROCs as graded by the independent judge model, when the run has one. Values come from
@@ -15,9 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..pages.fmt import is_num
+from ..run_schema import METHOD_BASELINES
 from .load import RunData
 
-SOURCES = [("label", "KeyBERT label"), ("tfidf", "TF-IDF top terms"), ("random", "random other feature's label")]
+SOURCES = [("label", "KeyBERT label"), ("tfidf", "TF-IDF top terms"), ("random", "random other feature's label"),
+           ("seed", "seed method (KeyBERT per top text, merged)"), ("bertopic", "BERTopic KeyBERTInspired")]
 EMBEDDER_SCORES = [("auroc", "AUROC"), ("auroc_hard", "AUROC, hard negatives"),
                    ("precision", "keyword precision"), ("recall", "keyword recall")]
 JUDGE_SCORES = [("auroc", "AUROC"), ("auroc_hard", "AUROC, hard negatives")]
@@ -64,8 +67,10 @@ def _block(run: RunData, title: str, prefix: str, scores: list[tuple[str, str]])
     for source, name in SOURCES:
         columns = [f"{prefix}{source}_{s}" for s, _ in scores]
         first = run.floats(columns[0])
-        rows.append(QualityRow(name, [_cell(run, c) for c in columns],
-                               int(np.isfinite(first).sum()) if first is not None else None))
+        cells = [_cell(run, c) for c in columns]
+        if source in METHOD_BASELINES and not any(c.source for c in cells):
+            continue  # a run labelled before these baselines existed: no row of "not measured"
+        rows.append(QualityRow(name, cells, int(np.isfinite(first).sum()) if first is not None else None))
     return QualityBlock(title, [t for _, t in scores], rows)
 
 

@@ -17,12 +17,17 @@ from scipy.sparse import csr_matrix, diags
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 
 from ..config import LabelingConfig
-from .source_documents import first_per_document
+from .phrases import PhraseAnalyzer
+
+
+def analyzer_settings(cfg: LabelingConfig) -> dict:
+    """What decides which n-grams a text has (phrases.py), as plain values (cache keys hash them)."""
+    return {"ngram_range": list(cfg.ngram_range), "stop_words": cfg.stop_words, "phrases": "adjacent"}
 
 
 def analyzer_params(cfg: LabelingConfig) -> dict:
-    """What decides which n-grams a text has (the labels' keyword matching reuses it)."""
-    return {"ngram_range": tuple(cfg.ngram_range), "stop_words": cfg.stop_words, "lowercase": True}
+    """CountVectorizer arguments that give a text's candidate phrases (keyword matching reuses them)."""
+    return {"analyzer": PhraseAnalyzer(tuple(cfg.ngram_range), cfg.stop_words)}
 
 
 DF_BLOCK = 20_000  # train texts tokenised at a time for the document frequencies
@@ -116,6 +121,24 @@ def number_share(member: csr_matrix, counts: TrainCounts, numeric: np.ndarray | 
     return np.where(total > 0, np.asarray(nums.sum(1)).ravel() / np.maximum(total, 1), 0.0)
 
 
+def document_support(top_rows: np.ndarray, counts: TrainCounts, doc_codes: np.ndarray | None) -> csr_matrix:
+    """[F, V] how many distinct source documents among each feature's top texts hold each n-gram
+    (any of a document's texts counts for it); doc_codes None: every text is its own document."""
+    F = top_rows.shape[0]
+    valid = top_rows >= 0
+    feature = np.repeat(np.arange(F), valid.sum(1))
+    rows = top_rows[valid]
+    doc = doc_codes[rows] if doc_codes is not None else rows
+    pair, pair_of = np.unique(np.stack([feature, doc], 1), axis=0, return_inverse=True)
+    pair_of = pair_of.ravel()
+    texts = csr_matrix((np.ones(len(rows), np.float32), (pair_of, counts.local(rows))),
+                       shape=(len(pair), counts.counts.shape[0]))
+    held = (texts @ counts.present).tocsr()  # [pairs, V] > 0 where some text of the document holds it
+    held.data[:] = 1
+    group = csr_matrix((np.ones(len(pair), np.float32), (pair[:, 0], np.arange(len(pair)))), shape=(F, len(pair)))
+    return (group @ held).tocsr()
+
+
 @dataclass
 class DocTerms:
     matrix: csr_matrix  # [F, V] activation-weighted counts of each candidate in the feature's top texts
@@ -130,8 +153,8 @@ def doc_term_matrix(top_rows: np.ndarray, counts: TrainCounts, cfg: LabelingConf
     """Candidates of the features' top texts.
 
     Support rule: a candidate of feature i must occur in at least `min_texts` of its top texts,
-    counted per source document when doc_codes are given (source_documents.py; None, the
-    default: per text). A keyphrase of one text names that text, not the feature; a feature with
+    counted per source document when doc_codes are given (source_documents.py: a keyword of
+    one article's sentences names that article, not the feature; None: per text). A keyphrase of one text names that text, not the feature; a feature with
     no recurring candidate gets no label (its reason says why). Numbers rule: bare-number candidates ("2024", "000") are dropped unless at least
     `numbers_min_share` of the word tokens of the feature's top texts are numbers (the feature is
     about numbers). Counts are weighted by activation relative to the feature's top text
@@ -143,12 +166,7 @@ def doc_term_matrix(top_rows: np.ndarray, counts: TrainCounts, cfg: LabelingConf
         weights = top_acts / np.maximum(top_acts[:, :1], 1e-12)
     doc = (membership(top_rows, counts, weights) @ counts.counts).tocsr()
     n_before = np.diff(doc.indptr)
-    if doc_codes is None:
-        distinct_rows = top_rows
-    else:
-        distinct_rows = first_per_document(top_rows, doc_codes)
-    distinct = membership(distinct_rows, counts)
-    support = (distinct @ counts.present).tocsr()  # distinct documents holding each n-gram
+    support = document_support(top_rows, counts, doc_codes)  # distinct documents holding each n-gram
     keep = (support >= cfg.min_texts).astype(np.float32).tocsr()
     numeric = np.array([is_bare_number(w) for w in counts.words])
     about_numbers = number_share(membership(top_rows, counts), counts, numeric) >= cfg.numbers_min_share

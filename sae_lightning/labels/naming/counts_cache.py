@@ -24,13 +24,13 @@ import scipy.sparse as sp
 from ...errors import UserError
 from ...run_dir import atomic_folder
 from ..config import LabelingConfig
-from .candidates import TrainCounts, analyzer_params, count_train_texts
+from .candidates import TrainCounts, analyzer_settings, count_train_texts
 
 log = logging.getLogger(__name__)
 
 
 def counts_folder(store_path: Path, train_rows: np.ndarray, cfg: LabelingConfig, rows: np.ndarray | None = None) -> Path:
-    h = hashlib.sha256(json.dumps(analyzer_params(cfg), sort_keys=True, default=list).encode())
+    h = hashlib.sha256(json.dumps(analyzer_settings(cfg), sort_keys=True, default=list).encode())
     h.update(np.ascontiguousarray(np.sort(np.asarray(train_rows, dtype=np.int64))).tobytes())
     if rows is not None:
         h.update(b"rows")

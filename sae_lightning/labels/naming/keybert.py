@@ -110,7 +110,8 @@ def keybert_labels(feature_ids: np.ndarray, top_rows: np.ndarray, texts: np.ndar
     if reranked:
         with timer("rerank"):
             found = rerank(found, evidence[todo][:, used], words, word_emb, cfg.top_n, cfg.evidence_power,
-                           cfg.diversity if cfg.use_mmr else None)
+                           cfg.diversity if cfg.use_mmr else None, terms.support[todo][:, used],
+                           cfg.keyword_min_relevance)
     for i, kws in zip(todo, found):
         keywords[i] = [str(k) for k, _ in kws]
         scores[i] = [float(s) for _, s in kws]

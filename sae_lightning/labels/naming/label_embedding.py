@@ -16,8 +16,19 @@ from scipy.sparse import csr_matrix
 
 from ..config import LABEL_EMBEDDINGS
 from .phrase_cache import PhraseEmbeddingCache
+from .phrases import repeats
 
 LABEL_SEPARATOR = ", "
+CONCEPT_SEPARATOR = " — "  # a label reads "concept — keyword, keyword"
+
+
+def label_text(concept: str, keywords: list[str]) -> str:
+    """The label as shown: its concept (head term), then the keywords that do not repeat it
+    (the concept alone when all do); just the keywords where there is no concept."""
+    if not concept:
+        return LABEL_SEPARATOR.join(keywords)
+    shown = [k for k in keywords if not repeats(k, concept)]
+    return f"{concept}{CONCEPT_SEPARATOR}{LABEL_SEPARATOR.join(shown)}" if shown else concept
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -24,7 +24,6 @@ from .scoring_sets import ScoringSets
 
 FEATURE_BLOCK = 1024  # features per block: bounds the [block, rows] similarity matrix ...
 BLOCK_ENTRIES = 1 << 24  # ... to this many entries (64 MiB of float32) however many rows are scored
-LABEL_SETS = ("label", "tfidf", "random")
 
 
 def mann_whitney_auroc(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:

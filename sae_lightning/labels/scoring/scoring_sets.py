@@ -74,19 +74,36 @@ def hard_negatives(firing: csr_matrix, pos_cols: np.ndarray, unit_val: np.ndarra
     if n_hard == 0:
         return out
     has_pos = pos_cols >= 0
-    unit_t = torch.from_numpy(np.ascontiguousarray(unit_val, dtype=np.float32))
-    step = max(1, min(FEATURE_BLOCK, BLOCK_ENTRIES // max(n_val, 1)))
+    cnt = has_pos.sum(1, keepdims=True)
+    centroid = np.zeros((F, unit_val.shape[1]), dtype=np.float32)
+    for s in range(0, F, FEATURE_BLOCK):  # [block, m_pos, d] at a time
+        b = slice(s, s + FEATURE_BLOCK)
+        centroid[b] = (unit_val[np.maximum(pos_cols[b], 0)] * has_pos[b][..., None]).sum(1) / np.maximum(cnt[b], 1)
+    return nearest_non_firing(firing, centroid, unit_val, n_hard, cnt[:, 0] > 0)
+
+
+def nearest_non_firing(firing: csr_matrix, centroid: np.ndarray, unit: np.ndarray, n: int,
+                       ok_rows: np.ndarray | None = None) -> np.ndarray:
+    """[F, n] columns of `unit` [n_cols, d] nearest (cosine) each centroid [F, d] among the columns
+    where firing [F, n_cols] is 0, nearest first (-1: none, or a feature not in ok_rows)."""
+    F, n_cols = firing.shape
+    n = min(n, n_cols)
+    out = np.full((F, n), -1, dtype=np.int64)
+    if n == 0:
+        return out
+    unit_t = torch.from_numpy(np.ascontiguousarray(unit, dtype=np.float32))
+    step = max(1, min(FEATURE_BLOCK, BLOCK_ENTRIES // max(n_cols, 1)))
     for s in range(0, F, step):
         block = slice(s, min(s + step, F))
-        cnt = has_pos[block].sum(1, keepdims=True)
-        centroid = (unit_val[np.maximum(pos_cols[block], 0)] * has_pos[block][..., None]).sum(1) / np.maximum(cnt, 1)
         # torch's topk: numpy's argpartition over [block, n_val] was most of this function's time
         # (16x for 10x the texts at d_sae 16384), as in the feature map's kNN graph
-        sim = torch.from_numpy(centroid.astype(np.float32)) @ unit_t.T  # [block, n_val]
+        sim = torch.from_numpy(np.ascontiguousarray(centroid[block], dtype=np.float32)) @ unit_t.T  # [block, n_cols]
         sub = firing[block].tocoo()
         sim[torch.from_numpy(sub.row.astype(np.int64)), torch.from_numpy(sub.col.astype(np.int64))] = -torch.inf
-        vals, top = torch.topk(sim, n_hard, dim=1, sorted=True)  # nearest first; firing rows are -inf
-        ok = torch.isfinite(vals).numpy() & (cnt > 0)
+        vals, top = torch.topk(sim, n, dim=1, sorted=True)  # nearest first; firing columns are -inf
+        ok = torch.isfinite(vals).numpy()
+        if ok_rows is not None:
+            ok &= ok_rows[block, None]
         out[block] = np.where(ok, top.numpy(), -1)
     return out
 

@@ -23,9 +23,10 @@ from ...run_dir import RunDir
 log = logging.getLogger(__name__)
 
 # verdict next to the label: a mixed feature's keywords must never read like an interpretable one's
-TABLE_COLUMNS = ["feature_id", "label", "verdict", "label_score", "coherence", "density", "main_domain", "domain_shares",
+TABLE_COLUMNS = ["feature_id", "label", "concept", "verdict", "label_score", "coherence", "density", "main_domain", "domain_shares",
                  "top_texts", "label_auroc", "label_auroc_hard", "label_precision", "label_recall", "tfidf_label",
-                 "tfidf_auroc", "tfidf_auroc_hard", "random_auroc", "random_auroc_hard", "judge_label_auroc_hard",
+                 "tfidf_auroc", "tfidf_auroc_hard", "random_auroc", "random_auroc_hard", "seed_auroc_hard", "bertopic_auroc_hard",
+                 "judge_label_auroc_hard",
                  "judge_tfidf_auroc_hard", "label_reason"]
 
 

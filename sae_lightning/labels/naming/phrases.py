@@ -1,0 +1,71 @@
+"""Which candidate phrases a text holds: n-grams of ADJACENT content words.
+
+sklearn's CountVectorizer drops stop words first and then forms n-grams of what is left, so
+"Its hymns are known for ..." yields the bigram "hymns known" and "Ulaanbaatar is the capital"
+yields "ulaanbaatar capital": phrases no text contains. Here a stop word, a filler or a
+punctuation mark ends a run of words, and n-grams are formed inside runs only, so every
+candidate phrase occurs verbatim (up to case) in the texts it is counted in.
+
+Fillers are the words of encyclopedic prose that glue a subject to its description ("known",
+"called", "include", ...): not stop words for sklearn, never a keyword on their own, and never
+part of one. They join the stop words when stop_words is "english" (a user's own list is used
+as given). Tokens are sklearn's default (two or more word characters, lower-cased), so a phrase
+is spelled as the CountVectorizer it replaces would spell it.
+"""
+from __future__ import annotations
+
+import re
+
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+FILLER_WORDS = frozenset("""
+known called named include includes including included consist consists consisting contain contains
+containing use used uses using refer refers referred referring consider considered regard regarded
+describe described term terms word words example examples type types kind kinds form forms
+usually commonly generally typically especially particularly largely mainly mostly widely often
+various different notable famous major main important common like according later
+""".split())
+TOKEN = re.compile(r"(?u)\b\w\w+\b")  # sklearn's default token_pattern
+BREAK = re.compile(r"[^\w\s'’-]+")  # punctuation ends a phrase ("Paris, France" is two phrases)
+
+
+def stop_set(stop_words: str | list[str] | None) -> frozenset[str]:
+    if stop_words is None:
+        return frozenset()
+    if stop_words == "english":
+        return ENGLISH_STOP_WORDS | FILLER_WORDS
+    if isinstance(stop_words, str):
+        raise ValueError(f"stop_words={stop_words!r}: only 'english', a list of words or None")
+    return frozenset(w.lower() for w in stop_words)
+
+
+class PhraseAnalyzer:
+    """A CountVectorizer analyzer: text -> its n-grams (lo..hi words) of adjacent content words."""
+
+    def __init__(self, ngram_range: tuple[int, int], stop_words: str | list[str] | None) -> None:
+        self.lo, self.hi = int(ngram_range[0]), int(ngram_range[1])
+        self.stop = stop_set(stop_words)
+
+    def __call__(self, text: str) -> list[str]:
+        out: list[str] = []
+        for segment in BREAK.split(str(text).lower()):
+            run: list[str] = []
+            for tok in TOKEN.findall(segment) + [""]:  # "" flushes the last run
+                if tok and tok not in self.stop:
+                    run.append(tok)
+                    continue
+                for n in range(self.lo, min(self.hi, len(run)) + 1):
+                    out.extend(" ".join(run[i:i + n]) for i in range(len(run) - n + 1))
+                run = []
+        return out
+
+
+def words_within(short: str, long: str) -> bool:
+    """True when phrase `short` is a run of words inside phrase `long` ("san" in "san francisco")."""
+    s, l_ = f" {short} ", f" {long} "
+    return short != long and s in l_
+
+
+def repeats(keyword: str, concept: str) -> bool:
+    """The keyword says nothing the concept does not: equal to it or words inside it."""
+    return keyword == concept or words_within(keyword, concept)
