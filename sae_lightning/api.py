@@ -111,7 +111,8 @@ class Run:
 
     @property
     def labels(self) -> list[str]:
-        """The label of every feature by id ("" where none)."""
+        """The label of every feature by id ("" where none), marked "[mixed]", "[token]" or "[weak]"
+        unless its verdict is interpretable (as sae-search shows it; `feature(i).verdict` alone)."""
         return self._search.labels
 
     def embed(self, texts: str | Sequence[str]) -> np.ndarray:

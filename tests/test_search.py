@@ -92,7 +92,7 @@ def test_search_marks_mixed_and_token_features_and_ranks_interpretable_first(pla
     df.to_parquet(path)
     marked = open_run(copy)
     assert marked.labels[first].endswith(" [token]") and marked.labels[second].endswith(" [mixed]")
-    assert marked.verdicts[first] == "token" and marked.labels[PLANTED] == run.labels[PLANTED]
+    assert marked.verdicts[first] == "token" and not marked.labels[PLANTED].endswith("]")  # now interpretable
     got = find_features(marked.sae, marked.model, MATH_QUERY, top=64, labels=marked.labels, verdicts=marked.verdicts)
     assert list(got.columns) == ["feature_id", "activation", "label", "verdict"]
     assert got["verdict"].tolist() == ["interpretable"] * (len(got) - 2) + ["token", "mixed"]

@@ -16,7 +16,15 @@ from sae_lightning.labels.scoring.token_features import Patterns, pattern_label,
 from sae_lightning.labels.scoring.verdict import verdicts
 from sae_lightning.run_schema import INTERPRETABLE, TOKEN
 
-# Eight subjects that share only their leading word-piece "cr" (as the default run's CRT, Cronkite,
+# Subjects that share only their leading word-pieces "x ##yl…", in short sentences: MiniLM embeds
+# them alike (coherence ~3) for the shared pieces alone.
+XY_TEXTS = [
+    "Xylophones are played with mallets in an orchestra.", "Xylitol is a sweetener used in chewing gum.",
+    "Xylella is a bacterium that infects olive trees.", "Xylenes are solvents in the paint industry.",
+    "Xylocopa are large bees that nest in dead branches.", "Xylose is absorbed in the small intestine.",
+    "Xylography was an early printing technique.", "Xylazine is a sedative used by veterinarians.",
+]
+# Ten subjects that share only their leading word-piece "cr" (as the default run's CRT, Cronkite,
 # crochet, Cruyff feature): a craft, a journalist, an animal, a footballer, an island, a pastry ...
 CR_TEXTS = [
     "Crochet is a process of creating textiles by using a hook to interlock loops of yarn.",
@@ -34,23 +42,25 @@ CR_TEXTS = [
 
 @pytest.fixture(scope="module")
 def planted(small_store):
-    """The store's texts and embeddings plus CR_TEXTS (each its own document), and three top-text
-    lists: the "cr" texts, 12 Mathematics texts of 12 articles nearest their topic's centroid, and
-    12 texts of 12 random articles."""
+    """The store's texts and embeddings plus XY_TEXTS and CR_TEXTS (each its own document), and four
+    top-text lists: the "x ##yl" texts, the "cr" texts, 12 Mathematics texts of 12 articles nearest
+    their topic's centroid, and 12 texts of 12 random articles."""
     model, cache = model_and_cache(small_store)
     meta = small_store.metadata()
     n = len(meta)
-    texts = np.r_[meta["text"].to_numpy().astype(object), np.array(CR_TEXTS, dtype=object)]
-    X = np.r_[np.asarray(small_store.embeddings, np.float32), cache.get(CR_TEXTS)]
-    codes = document_codes(np.r_[meta["id"].to_numpy().astype(str), [f"cr{i}#0" for i in range(len(CR_TEXTS))]])
+    planted = XY_TEXTS + CR_TEXTS
+    texts = np.r_[meta["text"].to_numpy().astype(object), np.array(planted, dtype=object)]
+    X = np.r_[np.asarray(small_store.embeddings, np.float32), cache.get(planted)]
+    codes = document_codes(np.r_[meta["id"].to_numpy().astype(str), [f"planted{i}#0" for i in range(len(planted))]])
     unit = X / np.linalg.norm(X, axis=1, keepdims=True)
     math = np.flatnonzero(meta["domain"].to_numpy() == "Mathematics")
     ranked = first_per_document(math[np.argsort(-(unit[math] @ unit[math].mean(0)))][None], codes)[0]
     rng = np.random.default_rng(0)
     mixture = first_per_document(rng.permutation(n)[None], codes)[0]
-    top = np.full((3, 12), -1)
-    top[0, :len(CR_TEXTS)] = n + np.arange(len(CR_TEXTS))
-    top[1], top[2] = ranked[:12], mixture[:12]
+    top = np.full((4, 12), -1)
+    top[0, :len(XY_TEXTS)] = n + np.arange(len(XY_TEXTS))
+    top[1, :len(CR_TEXTS)] = n + len(XY_TEXTS) + np.arange(len(CR_TEXTS))
+    top[2], top[3] = ranked[:12], mixture[:12]
     return model, cache, texts, X, codes, top, np.arange(n)
 
 
@@ -60,13 +70,17 @@ def test_texts_sharing_only_a_leading_subword_get_the_token_verdict(planted):
     coh = feature_coherence(top, X, train_rows, codes, cfg.coherence_min_docs, cfg.coherence_pairs, cfg.seed)
     got = token_features(coh.doc_rows, coh.n_docs, coh.score, texts, train_rows, model.tokenizer, cache,
                          coh.baseline_mean, coh.baseline_std, cfg.coherence_min, cfg.token_share_gap, cfg.seed)
-    assert got.is_token.tolist() == [True, False, False], (got.labels, got.coherence, coh.score)
-    # Cricket, Crete and Crimea are whole word-pieces: the other 6 of 10 begin with the piece "cr"
-    assert got.labels[0] == 'token: "cr…"' and got.reasons[0].startswith('token: "cr…" in 60% of its top texts')
-    assert got.coherence[0] < coh.score[0] and got.coherence[0] < cfg.coherence_min  # masked: nothing left in common
-    assert got.coherence[1] >= cfg.coherence_min  # a topic over many articles stays coherent once masked
-    verdict = verdicts(np.zeros(3, bool), got.coherence, np.ones(3, bool), cfg.coherence_min, got.is_token)
-    assert verdict[0] == TOKEN and verdict[1] == INTERPRETABLE
+    assert got.is_token.tolist() == [True, True, False, False], (got.labels, got.coherence, coh.score)
+    # "x ##yl…" texts look coherent to the model; with the x-words deleted they share nothing
+    assert coh.score[0] >= cfg.coherence_min > got.coherence[0] and got.labels[0] == 'token: "x…"'
+    assert "without it their coherence is" in got.reasons[0]
+    # the "cr" texts are not alike even with the piece (Cricket, Crete and Crimea are whole pieces:
+    # the other 6 of 10 begin with "cr"), so they are a token feature without re-embedding
+    assert coh.score[1] < cfg.coherence_min and got.coherence[1] == coh.score[1]
+    assert got.labels[1] == 'token: "cr…"' and got.reasons[1].startswith('token: "cr…" in 60% of its top texts')
+    assert got.coherence[2] >= cfg.coherence_min  # a topic over many articles stays coherent
+    verdict = verdicts(np.zeros(4, bool), got.coherence, np.ones(4, bool), cfg.coherence_min, got.is_token)
+    assert verdict.tolist()[:3] == [TOKEN, TOKEN, INTERPRETABLE]
     # a relabel embeds nothing: the masked texts are in the phrase cache
     again = token_features(coh.doc_rows, coh.n_docs, coh.score, texts, train_rows, model.tokenizer, cache,
                            coh.baseline_mean, coh.baseline_std, cfg.coherence_min, cfg.token_share_gap, cfg.seed)

@@ -14,8 +14,9 @@ share those tokens, so coherence measured with that model calls them coherent. T
    as coherence counts them) holding it exceeds the share of random train texts holding it by at
    least `labeling.token_share_gap`, and it is carried by at least MIN_WORDS distinct words (one
    word shared by all texts, "magnetic", is a keyword, not a sub-word pattern).
-2. A masked coherence. The words carrying the feature's candidates are deleted from those top
-   texts, the rest is embedded again by the store's model (through the phrase cache, so a relabel
+2. A masked coherence. (A candidate whose coherence is already below `coherence_min` is a token
+   feature as it is: its texts share the pattern and nothing more.) The words carrying the feature's
+   candidates are deleted from those top texts, the rest is embedded again by the store's model (through the phrase cache, so a relabel
    embeds nothing), and coherence is measured as before. Below `coherence_min`, the texts share
    nothing but the pattern: the verdict is `token`. Either way the feature's coherence becomes the
    lower of the two, so a shared token never makes texts look more alike than their meaning does.
@@ -145,24 +146,31 @@ def token_features(doc_rows: np.ndarray, n_docs: np.ndarray, coherence: np.ndarr
     found = candidates(doc_rows, n_docs, texts, base_rows, patterns, gap)
     if not found:
         return out
+    # A candidate already below coherence_min shares the pattern and, even with it, no more than
+    # random texts: a token feature without re-embedding (a third of the candidates on the default
+    # run, and the step's cost is embedding the masked texts).
+    tested = [f for f in found if not out.coherence[f] < coherence_min]
     # all of a feature's candidates at once: "cy…" of Cyprinidae and Cyrene may also be "c…"
-    per_feature = {f: [masked(str(texts[r]), {p for p, _, _ in cands}, patterns)
-                       for r in doc_rows[f, :min(n_docs[f], masked_texts)]] for f, cands in found.items()}
+    per_feature = {f: [masked(str(texts[r]), {p for p, _, _ in found[f]}, patterns)
+                       for r in doc_rows[f, :min(n_docs[f], masked_texts)]] for f in tested}
     before = cache.n_embedded
     emb = _unit(cache.get([t for ts in per_feature.values() for t in ts]))
     out.n_embedded = cache.n_embedded - before
-    start = 0
+    start, scores = 0, {}
+    for f in tested:
+        n = len(per_feature[f])
+        scores[f] = (mean_pairwise_cosine(emb[start:start + n]) - mu) / sigma
+        start += n
     for f, cands in found.items():
         widest = cands[0][1] - cands[0][2]
         pattern, share, base = max((c for c in cands if c[1] - c[2] >= widest - LABEL_GAP_SLACK),
                                    key=lambda c: len(c[0].partition(":")[2]))
-        n = len(per_feature[f])
-        score = (mean_pairwise_cosine(emb[start:start + n]) - mu) / sigma
-        start += n
+        score = scores.get(f, out.coherence[f])
         out.coherence[f] = min(out.coherence[f], score)
         out.is_token[f] = score < coherence_min
         words = [w for r in doc_rows[f, :n_docs[f]] for w in patterns.words_with(str(texts[r]), pattern)]
         out.labels[f] = pattern_label(pattern, words)
         out.reasons[f] = (f"{out.labels[f]} in {share:.0%} of its top texts against {base:.1%} of random texts; "
-                          f"without it their coherence is {score:.2f}")
+                          + (f"without it their coherence is {score:.2f}" if f in scores
+                             else f"even with it their coherence is only {score:.2f}"))
     return out
