@@ -21,6 +21,7 @@ import numpy as np
 
 from .featuremap import map_coordinates
 from .load import RunData
+from ..run_schema import DEAD
 from .verdicts import NAMES, confidence_rank, verdicts
 
 MAX_TEXTS, MIN_TEXTS = 8, 3
@@ -144,7 +145,7 @@ def feature_data(run: RunData, domains: list[str]) -> dict:
     main = c.get("main_domain") or empty
     data = {
         "n": n, "domains": domains, "verdicts": NAMES, "texts_per_card": k, "text_chars": cap,
-        "rank": [confidence_rank(i) for i in range(len(NAMES))], "dead": NAMES.index("dead"),
+        "rank": [confidence_rank(i) for i in range(len(NAMES))], "dead": NAMES.index(DEAD),
         "detail": detail,
         "id": [int(x) for x in run.feature_id],
         "verdict": verdict,
