@@ -31,6 +31,7 @@ import pandas as pd
 from .data.store import EmbeddingStore
 from .errors import UserError
 from .run_dir import Labeling, RunDir
+from .run_schema import INTERPRETABLE
 from .search import (
     SearchRun,
     check_clamp,
@@ -63,6 +64,12 @@ class Feature:
     top_texts: pd.DataFrame  # its top-activating training texts: activation, domain, id, text
     domain_shares: dict[str, float] = field(default_factory=dict)  # its activation mass per domain
     scores: dict[str, object] = field(default_factory=dict)  # verdict, label_score, label_auroc, ... (when present)
+    verdict: str = ""  # interpretable, mixed, token, weak or dead (run_schema.VERDICTS); "" when not labelled
+
+    @property
+    def interpretable(self) -> bool:
+        """Whether its label can be read as a theme (a token feature's names a word-piece, a mixed one's nothing)."""
+        return self.verdict == INTERPRETABLE
 
 
 class Run:
@@ -107,8 +114,14 @@ class Run:
 
     @property
     def labels(self) -> list[str]:
-        """The label of every feature by id ("" where none)."""
+        """The label of every feature by id ("" where none), marked "[mixed]", "[token]" or "[weak]"
+        unless its verdict is interpretable (as sae-search shows it; `feature(i).verdict` alone)."""
         return self._search.labels
+
+    @property
+    def verdicts(self) -> list[str]:
+        """The verdict of every feature by id ("" where the run has none)."""
+        return self._search.verdicts
 
     def embed(self, texts: str | Sequence[str]) -> np.ndarray:
         """Texts -> embeddings, with the run's model, embedded exactly as the store's texts were."""
@@ -140,7 +153,8 @@ class Run:
         check_counts(k=k)
         if not isinstance(text, str):
             raise UserError(f"text must be a string, got {type(text).__name__}; top_features takes one text")
-        hits = find_features(self.sae, self._search.model, text, k, self.labels, self._search.normalize)
+        hits = find_features(self.sae, self._search.model, text, k, self.labels, self._search.normalize,
+                             self._search.verdicts)
         if self.features is not None:
             by_id = self.features.set_index("feature_id")
             for col in (c for c in SCORE_COLUMNS if c in by_id.columns):
@@ -160,7 +174,8 @@ class Run:
                             "id": list(row["top_ids"]), "text": list(row["top_texts"])})
         shares = json.loads(row["domain_shares"]) if row.get("domain_shares") else {}
         return Feature(i, row["label"] or "", list(row["keywords"]), float(row["density"]), bool(row["dead"]), top,
-                       shares, {c: getattr(row[c], "item", lambda: row[c])() for c in SCORE_COLUMNS if c in row.index})
+                       shares, {c: getattr(row[c], "item", lambda: row[c])() for c in SCORE_COLUMNS if c in row.index},
+                       str(row.get("verdict") or ""))
 
     def top_texts(self, i: int, n: int = 10) -> pd.DataFrame:
         """Feature `i`'s n top-activating training texts (activation, domain, id, text)."""

@@ -132,12 +132,13 @@ def _label(cfg: DictConfig) -> None:
     from .label_run import label_run_dir
     from .labels import LabelingConfig
     from .run_dir import RunDir
+    from .run_schema import headline_line
 
     settings = LabelingConfig.from_dict(OmegaConf.to_container(cfg.labeling, resolve=True))
     _, summary = label_run_dir(cfg.run_dir, settings, report=cfg.report)  # the report is part of the labelling
     labeling = RunDir(cfg.run_dir).labeling()
     print(f"labelling {labeling.id} (now current; earlier ones kept under {labeling.folder.parent})")
-    print(f"features: {labeling.features}  (label_auroc mean {summary.get('label_auroc_mean', float('nan')):.3f})")
+    print(f"features: {labeling.features}\n{headline_line(summary)}")
     if labeling.report.is_file():
         print(f"report: {RunDir(cfg.run_dir) / labeling.REPORT}")
 
@@ -227,7 +228,7 @@ def _search(argv: list[str]) -> None:
     clamp = parse_clamps(a.clamp, run)
     # Everything is computed before the first line is printed, so whatever the model's libraries
     # write while loading never lands between results.
-    hits = find_features(run.sae, run.model, a.query, a.top, run.labels, run.normalize)
+    hits = find_features(run.sae, run.model, a.query, a.top, run.labels, run.normalize, run.verdicts)
     x = embed_query(run.model, a.query, run.normalize)
     shown = [("nearest texts:", nearest_texts(run.store, x, a.k))]
     if clamp:

@@ -25,6 +25,7 @@ from .errors import UserError
 from .failed_run import discard_failed_run
 from .labels.config import LabelingConfig
 from .run_dir import RunDir
+from .run_schema import VERDICTS, headline_line, headline_scalars
 from .runtime import kept_global_state
 from .training.callbacks import RunExport
 from .training.callbacks.stop_on_signal import StopOnSignal
@@ -212,22 +213,25 @@ def _train(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> dict | Non
 
     export_job_for_ddp_children(run.root)
     env_before = dict(os.environ)
-    try:
-        with signals.deferred():
-            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    except NonFiniteError as err:
-        raise UserError(f"training stopped: {err}; {kept_checkpoint(run)}") from err
-    except SIGTERMException:  # Lightning's own SIGTERM check fired first (during validation)
-        raise RunInterrupted(signal.SIGTERM) from None
+    try:  # the loggers stay open through the labelling, so W&B's summary gets its label_quality
+        try:
+            with signals.deferred():
+                trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        except NonFiniteError as err:
+            raise UserError(f"training stopped: {err}; {kept_checkpoint(run)}") from err
+        except SIGTERMException:  # Lightning's own SIGTERM check fired first (during validation)
+            raise RunInterrupted(signal.SIGTERM) from None
+        finally:
+            forget_ddp(env_before)
+        if trainer.interrupted:
+            raise UserError(f"training was interrupted; resume with: sae-train run_dir={run} ckpt_path=last")
+        if rank_zero_only.rank != 0:
+            return None
+        prune_epoch_checkpoints(trainer, run.checkpoints)
+        finish_run(run, LabelingConfig.from_dict(OmegaConf.to_container(cfg.labeling, resolve=True)))
+        log_labels(trainer, run)
     finally:
         finish_loggers(trainer)
-        forget_ddp(env_before)
-    if trainer.interrupted:
-        raise UserError(f"training was interrupted; resume with: sae-train run_dir={run} ckpt_path=last")
-    if rank_zero_only.rank != 0:
-        return None
-    prune_epoch_checkpoints(trainer, run.checkpoints)
-    finish_run(run, LabelingConfig.from_dict(OmegaConf.to_container(cfg.labeling, resolve=True)))
     report(run)
     # the trainer's own numbers; under ddp_spawn the export ran in a worker, and only the file has them
     return export.metrics if export.metrics is not None else run.metrics()
@@ -282,6 +286,18 @@ def forget_ddp(env_before: dict[str, str]) -> None:
     os.environ.update(env_before)
 
 
+def log_labels(trainer: pl.Trainer, run: RunDir) -> None:
+    """The final labelling's headline figure (run_schema.HEADLINE) and its baselines, to every
+    logger under `labels/`, as the labelling callback logs its own."""
+    labeling = run.labeling()
+    if labeling is None:
+        return
+    scalars = {f"labels/{k}": v for k, v in headline_scalars(labeling.summary()).items()}
+    for logger in trainer.loggers:
+        logger.log_metrics(scalars, step=trainer.global_step)
+        logger.save()  # fit has finalized the loggers: a CSV logger writes only on save
+
+
 def finish_loggers(trainer: pl.Trainer) -> None:
     """Close each W&B run, so the next job of a multirun starts a clean one."""
     for logger in trainer.loggers:
@@ -303,12 +319,14 @@ def report(run: RunDir) -> None:
             lines.append(f"  families: {labeling.families}")
     print("\n".join(lines))
     results = run.results()
-    shown = ("fve", "l0", "dead_frac", "label_auroc_mean", "random_auroc_mean", "tfidf_auroc_mean")
+    if labeling is not None:
+        print("  " + headline_line(results))
+    shown = ("fve", "l0", "dead_frac")
     print("  " + ", ".join(f"{k}={results[k]:.4g}" for k in shown if results.get(k) is not None))
-    verdicts = [(v, results.get(f"n_{v}")) for v in ("interpretable", "mixed", "weak", "dead")]
-    if all(n is not None for _, n in verdicts):  # labelled runs: how far to trust the labels
-        print("  features: " + ", ".join(f"{n} {v}" for v, n in verdicts)
-              + " (trust the interpretable ones' labels; a mixed feature's texts share little)")
+    verdicts = [(v, results.get(f"n_{v}")) for v in VERDICTS]
+    if any(n is not None for _, n in verdicts):  # labelled runs: how far to trust the labels
+        print("  features: " + ", ".join(f"{n or 0} {v}" for v, n in verdicts)
+              + " (trust the interpretable ones' labels; a mixed feature's texts share little, a token one's a word-piece)")
     print("  (fve: share of the embeddings' variance explained, 1 best; l0: active features per text; dead_frac: "
-          "share of features that stopped firing; label_auroc: how well a label's embedding finds its feature's "
-          "texts, 0.5 chance, beside a random label's and TF-IDF's; docs/concepts.md)")
+          "share of features that stopped firing; label_quality: how well a label's embedding tells its feature's "
+          "texts from the nearest texts it does not fire on, 0.5 chance; docs/concepts.md)")

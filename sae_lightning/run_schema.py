@@ -12,6 +12,9 @@ METHOD_BASELINES = ("seed", "bertopic")  # KeyBERT per top text merged (the seed
 # the labels, the TF-IDF baseline, a random other feature's label, and the two method baselines
 LABEL_SETS = ("label", "tfidf", "random", *METHOD_BASELINES)
 SCORES = ("auroc", "auroc_hard", "precision", "recall")
+# The values of features.parquet's `verdict` column, most trusted first (labels/scoring/verdict.py
+# says what each means); every reader imports them from here.
+INTERPRETABLE, MIXED, TOKEN, WEAK, DEAD = VERDICTS = ("interpretable", "mixed", "token", "weak", "dead")
 # One scheme everywhere: column `<set>_<score>`, its summary `<set>_<score>_mean` / `_median`.
 SCORE_COLUMNS = [f"{s}_{kind}" for s in LABEL_SETS for kind in SCORES]
 JUDGE_COLUMNS = [f"judge_{s}_{kind}" for s in LABEL_SETS for kind in ("auroc", "auroc_hard")]
@@ -50,11 +53,54 @@ TRAIN_UNITS = {
 TRAIN_TIMINGS = ("fit",)
 # labels.json "labels": `<score>_mean` / `_median` are AUROC (0.5 chance), precision or recall
 # fractions, coherence in cosine above the random-pair baseline; counts are features.
-LABEL_COUNTS = ("n_features", "n_labelled", "n_scored", "n_interpretable", "n_mixed", "n_weak", "n_dead",
+LABEL_COUNTS = ("n_features", "n_labelled", "n_scored", *(f"n_{v}" for v in VERDICTS),
                 "n_phrases_embedded", "n_judge_embedded")
-LABEL_PHASES = ("top_examples", "scoring_sets", "coherence", "candidates", "tfidf", "doc_embeddings",
+LABEL_PHASES = ("top_examples", "scoring_sets", "coherence", "tokens", "candidates", "tfidf", "doc_embeddings",
                 "word_embeddings", "keybert", "rerank", "baselines", "concepts", "label_embeddings", "scoring", "judge",
                 "total")
+
+
+# The one label-quality figure: every reader leads with it under this name (the console line at the
+# end of sae-train and sae-label, summary.md, report.html, W&B's `labels/label_quality`, the docs).
+# It is the labels' mean AUROC against hard negatives (the non-firing texts nearest the feature's):
+# against random negatives any on-topic word scores high (0.85 on the default run, TF-IDF 0.81), so
+# only hard negatives tell a label that names the feature from one that names its neighbourhood.
+# Graded by the independent judge when the run has one (a label graded by the model that made it is
+# graded by its author), else by the store's model; its baselines are the same figure for the
+# TF-IDF top terms and for a random other feature's label.
+HEADLINE = "label_quality"
+HEADLINE_MEANING = "mean AUROC of the labels against hard negatives, 0.5 chance"
+HEADLINE_BASELINES = {"tfidf": "TF-IDF", "seed": "seed method", "bertopic": "KeyBERTInspired", "random": "random label"}
+
+
+def headline_key(source: str = "label", judged: bool = False) -> str:
+    """The labels.json key the figure is read from, for one label set."""
+    return f"{'judge_' if judged else ''}{source}_auroc_hard_mean"
+
+
+def headline(summary: dict) -> tuple[str, dict[str, float | None]]:
+    """(who graded, label set -> the figure) from a labels summary; None where not measured."""
+    judged = bool(summary.get("judge_model"))
+
+    def value(source: str) -> float | None:
+        v = summary.get(headline_key(source, judged))
+        return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+    return (f"the judge {summary['judge_model']}" if judged else "the embedding model"), {s: value(s) for s in LABEL_SETS}
+
+
+def headline_line(summary: dict) -> str:
+    """`label_quality 0.567 (TF-IDF 0.544, random label 0.437; mean AUROC ... , by the embedding model)`."""
+    who, values = headline(summary)
+    fmt = (lambda v: "n/a" if v is None else f"{v:.3f}")
+    base = ", ".join(f"{name} {fmt(values[s])}" for s, name in HEADLINE_BASELINES.items())
+    return f"{HEADLINE} {fmt(values['label'])} ({base}; {HEADLINE_MEANING}, by {who})"
+
+
+def headline_scalars(summary: dict) -> dict[str, float]:
+    """The figure and its baselines as logger scalars: label_quality, label_quality_tfidf, ..."""
+    _, values = headline(summary)
+    return {HEADLINE if s == "label" else f"{HEADLINE}_{s}": v for s, v in values.items() if v is not None}
 
 
 def label_unit(key: str) -> str:

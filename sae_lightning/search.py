@@ -26,6 +26,7 @@ from .data.store import EmbeddingStore
 from .errors import UserError
 from .models import SparseAutoencoder
 from .run_dir import RunDir
+from .run_schema import INTERPRETABLE
 from .scan.top_examples import inference_sae
 
 
@@ -38,7 +39,8 @@ class SearchRun:
 
     sae: SparseAutoencoder
     store: EmbeddingStore
-    labels: list[str]  # per feature ("" where none or no features.parquet)
+    labels: list[str]  # per feature ("" where none or no features.parquet), "[mixed]" etc. marked
+    verdicts: list[str]  # per feature ("" where the run has none)
     max_acts: np.ndarray  # per feature, its top train activation (NaN unknown): a scale for clamps
     normalize: bool  # whether the store's embeddings were unit-normalised (queries must match)
 
@@ -63,22 +65,32 @@ def open_run(run_dir: str | Path, device: str = "cpu") -> SearchRun:
     store = EmbeddingStore(Path(info["store_path"]).expanduser())
     sae = SparseAutoencoder.load(RunDir(run_dir).sae, device=device)
     labels, max_acts = [""] * sae.cfg.d_sae, np.full(sae.cfg.d_sae, np.nan)
+    verdicts = [""] * sae.cfg.d_sae
     labeling = RunDir(run_dir).labeling()
     if labeling is not None:
         df = _read_features(labeling.features, sae.cfg.d_sae, run_dir)
-        verdicts = df["verdict"] if "verdict" in df else [""] * len(df)
-        for f, lab, acts, verdict in zip(df["feature_id"], df["label"], df["top_acts"], verdicts):
-            # a label of a mixed or weak feature is shown as such, never like an interpretable one's
-            labels[f] = f"{lab} [{verdict}]" if lab and verdict not in ("", "interpretable") else (lab or "")
+        column = df["verdict"] if "verdict" in df else [""] * len(df)
+        for f, lab, acts, verdict in zip(df["feature_id"], df["label"], df["top_acts"], column):
+            verdicts[f] = verdict = str(verdict or "")
+            labels[f] = marked_label(lab or "", verdict)
             max_acts[f] = float(acts[0]) if acts is not None and len(acts) else np.nan
-    return SearchRun(sae, store, labels, max_acts, bool(store.manifest.get("normalized", False)))
+    return SearchRun(sae, store, labels, verdicts, max_acts, bool(store.manifest.get("normalized", False)))
+
+
+def marked_label(label: str, verdict: str) -> str:
+    """A label of a mixed, token or weak feature is shown as such, never like an interpretable one's."""
+    return f"{label} [{verdict}]" if label and verdict not in ("", INTERPRETABLE) else label
 
 
 def _read_features(path: Path, d_sae: int, run_dir: Path) -> pd.DataFrame:
-    """feature_id, label, top_acts of features.parquet; UserError naming the file and the fix."""
+    """feature_id, label, top_acts (and verdict, when the labelling made one) of features.parquet;
+    UserError naming the file and the fix."""
+    import pyarrow.parquet as pq
+
     fix = f"relabel the run (sae-label run_dir={run_dir}) or delete {path}"
     try:
-        df = pd.read_parquet(path, columns=["feature_id", "label", "top_acts"])
+        verdict = ["verdict"] if "verdict" in pq.read_schema(path).names else []
+        df = pd.read_parquet(path, columns=["feature_id", "label", "top_acts", *verdict])
     except Exception as err:  # pyarrow raises several types for garbage, truncated or foreign files
         raise UserError(f"{path} cannot be read as a features table ({str(err).splitlines()[0]}); {fix}") from None
     ids = pd.to_numeric(df["feature_id"], errors="coerce")
@@ -102,18 +114,27 @@ def encode(sae, emb: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 def find_features(sae, model, query: str, top: int = 10, labels: Sequence[str] | None = None,
-                  normalize: bool = False) -> pd.DataFrame:
-    """The features the query activates most: feature_id, activation, label ("" without labels).
+                  normalize: bool = False, verdicts: Sequence[str] | None = None) -> pd.DataFrame:
+    """The features the query activates: feature_id, activation, label ("" without labels), and
+    with `verdicts` their verdict, the interpretable ones first (each group by activation), so a
+    feature whose texts share only a word-piece or nothing is never the first answer to a query.
     Fewer than `top` rows when fewer features fire."""
-    return strongest(encode(sae, embed_query(model, query, normalize))[0].cpu().numpy(), top, labels)
+    z = encode(sae, embed_query(model, query, normalize))[0].cpu().numpy()
+    return strongest(z, top, labels, verdicts)
 
 
-def strongest(z: np.ndarray, top: int = 10, labels: Sequence[str] | None = None) -> pd.DataFrame:
-    """The `top` features of one activation vector [d_sae] that fire most: feature_id, activation, label."""
-    ids = np.argsort(-z, kind="stable")[:top]
-    ids = ids[z[ids] > 0]
-    return pd.DataFrame({"feature_id": ids, "activation": z[ids].astype(np.float64),
-                         "label": [labels[i] if labels is not None else "" for i in ids]})
+def strongest(z: np.ndarray, top: int = 10, labels: Sequence[str] | None = None,
+              verdicts: Sequence[str] | None = None) -> pd.DataFrame:
+    """The `top` features of one activation vector [d_sae] that fire: feature_id, activation, label,
+    and with `verdicts` their verdict, the interpretable ones first (each group by activation)."""
+    ids = np.flatnonzero(z > 0)
+    trusted = np.array([verdicts[i] == INTERPRETABLE for i in ids]) if verdicts is not None else np.ones(len(ids))
+    ids = ids[np.lexsort((ids, -z[ids], ~trusted.astype(bool)))][:top]
+    out = pd.DataFrame({"feature_id": ids, "activation": z[ids].astype(np.float64),
+                        "label": [labels[i] if labels is not None else "" for i in ids]})
+    if verdicts is not None:
+        out["verdict"] = [verdicts[i] for i in ids]
+    return out
 
 
 def steer(sae, query_emb: np.ndarray | torch.Tensor, clamp: Mapping[int, float]) -> np.ndarray:

@@ -259,6 +259,7 @@ RULES: dict[str, Rule] = {
     "labeling.coherence_min_docs": whole(2),
     "labeling.coherence_pairs": POSITIVE,
     "labeling.coherence_min": number(),
+    "labeling.token_share_gap": number(0, 1),
     "labeling.small_op_threads": whole(1, null=True),
     "labeling.judge_model": text(null=True, example="all-mpnet-base-v2"),
     # conf/families

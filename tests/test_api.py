@@ -17,6 +17,7 @@ from sae_lightning.config import CONF_DIR
 from sae_lightning.data.embed import load_model
 from sae_lightning.errors import UserError
 from sae_lightning.models import SparseAutoencoder
+from sae_lightning.search import marked_label
 
 TEXTS = ["Euler proved the formula for polyhedra.", "The empire fell to invading armies."]
 
@@ -33,7 +34,11 @@ def test_load_gives_the_runs_sae_labels_store_and_model(run, tiny_labelled_run):
     assert len(run.store) == 600
     table = pd.read_parquet(tiny_labelled_run / "features.parquet")
     by_id = table.set_index("feature_id")
-    assert run.labels == [by_id.loc[i, "label"] or "" for i in range(run.d_sae)]
+    # a label shows its verdict unless it is interpretable: "… [mixed]", "… [token]"
+    assert run.labels == [marked_label(by_id.loc[i, "label"] or "", by_id.loc[i, "verdict"]) for i in range(run.d_sae)]
+    assert any(lab.endswith(" [mixed]") for lab in run.labels)
+    f = run.feature(int(table["feature_id"][0]))
+    assert f.verdict == table["verdict"][0] and f.interpretable == (f.verdict == "interpretable")
     metrics = json.loads((tiny_labelled_run / "metrics.json").read_text())
     assert len(run.features) == len(table) and run.metrics["fve"] == pytest.approx(metrics["metrics"]["fve"])
     # the current labelling: the one labeling.json names, with its summary and settings
@@ -58,7 +63,10 @@ def test_encode_is_the_runs_model_then_its_sae(run, tiny_labelled_run):
 def test_top_features_are_the_strongest_with_their_labels_and_scores(run):
     hits = run.top_features(TEXTS[1], k=5)
     z = run.encode(TEXTS[1])
-    assert list(hits["feature_id"]) == list(np.argsort(-z, kind="stable")[:len(hits)])
+    verdict = run.features.set_index("feature_id")["verdict"].reindex(range(run.d_sae)).to_numpy()
+    fired = np.flatnonzero(z > 0)  # interpretable features first, each group by activation
+    order = fired[np.lexsort((fired, -z[fired], verdict[fired] != "interpretable"))]
+    assert list(hits["feature_id"]) == list(order[:len(hits)]) and list(hits["verdict"]) == list(verdict[hits["feature_id"]])
     assert len(hits) == min(5, int((z > 0).sum())) and (hits["activation"] > 0).all()
     for f in hits.itertuples():
         assert f.label == run.labels[f.feature_id]

@@ -28,7 +28,7 @@ from sae_lightning.models import build_sae, sae_config
 from sae_lightning.labels.naming.label_embedding import label_text
 from sae_lightning.labels.naming.phrases import PhraseAnalyzer
 from sae_lightning.run_dir import RunDir
-from sae_lightning.run_schema import LABEL_SETS
+from sae_lightning.run_schema import LABEL_SETS, TOKEN, VERDICTS
 from sae_lightning.scan.stream import top_examples
 
 D_SAE, K = 48, 6
@@ -152,8 +152,8 @@ def test_features_table_contract(labelled, tmp_path):
     for key in ("label_auroc", "label_auroc_hard", "label_precision", "label_recall", "tfidf_auroc",
                 "random_auroc_hard", "coherence", "label_score"):
         assert f"{key}_mean" in summary and f"{key}_median" in summary
-    assert back["verdict"].isin(["interpretable", "mixed", "weak", "dead"]).all()
-    assert sum(summary[f"n_{v}"] for v in ("interpretable", "mixed", "weak", "dead")) == D_SAE
+    assert back["verdict"].isin(VERDICTS).all()
+    assert sum(summary[f"n_{v}"] for v in VERDICTS) == D_SAE
     assert summary["judge_model"] == "" and df["judge_label_auroc"].isna().all()  # no judge by default
     assert summary["n_features"] == D_SAE and summary["n_dead"] >= 1
     assert summary["n_labelled"] == (df["label"] != "").sum() and (df.loc[df["label"] == "", "verdict"] != "interpretable").all()
@@ -168,6 +168,9 @@ def test_live_labels_come_from_their_top_texts(labelled):
     for _, row in live.iterrows():
         if not row["label"]:  # no keyword recurs in two top texts from distinct documents: it says so
             assert row["label_reason"].startswith("no recurring keyword") and row["verdict"] == "weak"
+            continue
+        if row["verdict"] == TOKEN:  # the label names the pattern, the reason its shares; keywords stay
+            assert row["label"].startswith(('token: "', "numbers: ")) and row["label_reason"].startswith(row["label"])
             continue
         assert row["label_reason"] == ""
         assert row["label"] == label_text(row["concept"], list(row["keywords"])) and row["concept"]

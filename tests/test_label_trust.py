@@ -211,5 +211,7 @@ def test_verdicts_and_label_score():
     coherence = np.array([np.nan, np.nan, 0.5, 3.0, 3.0])
     has_label = np.array([False, True, True, True, False])
     assert verdicts(dead, coherence, has_label, 1.75).tolist() == ["dead", "weak", "mixed", "interpretable", "weak"]
+    token = np.array([False, True, True, True, False])  # a token pattern outranks mixed, never weak or dead
+    assert verdicts(dead, coherence, has_label, 1.75, token).tolist() == ["dead", "weak", "token", "token", "weak"]
     score = label_scores(np.array([np.nan, 0.8, 0.8, 0.8, np.nan]), coherence, 1.75)
     assert score[3] == pytest.approx(0.8) and score[2] < score[3] / 3 and score[1] == 0  # same AUROC, mixed ranks lower

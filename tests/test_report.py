@@ -24,6 +24,7 @@ DOMAINS = ["Arts", "History", "Mathematics", "Philosophy and religion", "<script
 EVIL = '<script>alert("x")</script> & \'quotes\' "double" <b>bold</b>'
 SECTIONS = ["overview", "metrics", "density", "label-quality", "feature-map", "families", "features"]
 VERDICT_CYCLE = ["interpretable", "interpretable", "mixed", "weak"]
+TOKEN_ROW = 4  # an interpretable row of the cycle made a token feature
 SOURCES = ["label", "tfidf", "random"]
 METRICS = {
     "fve": 0.8123, "nmse": 0.1034, "cos_sim": 0.9312, "l0": 32.0, "dead_frac": 0.125, "dense_frac": 0.025,
@@ -47,7 +48,9 @@ def new_score_columns(df: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     n, dead = len(df), df["dead"].to_numpy()
     df = df.copy()
     df["verdict"] = np.where(dead, "dead", [VERDICT_CYCLE[i % 4] for i in range(n)])
-    mixed = df["verdict"].to_numpy() == "mixed"
+    if n > TOKEN_ROW and not dead[TOKEN_ROW]:  # one token feature, scored above everything
+        df.loc[TOKEN_ROW, ["verdict", "label"]] = ["token", 'token: "cr…"']
+    mixed = df["verdict"].isin(["mixed", "token"]).to_numpy()
     df["coherence"] = np.where(dead, np.nan, np.where(mixed, rng.uniform(0, 0.1, n), rng.uniform(0.2, 0.6, n)))
     for src in SOURCES:
         for score, lo in (("auroc", 0.5), ("auroc_hard", 0.4), ("precision", 0.0), ("recall", 0.0)):
@@ -141,8 +144,9 @@ def test_summary_opens_on_verdict_counts_and_quality(small):
     page = small[2]
     summary = page[page.index('id="overview"'):page.index('id="metrics"')]
     counts = re.findall(r'<div class="tile vt v\d"><div class="tv">([\d,]+)</div><div class="tt">(\w+)</div>', summary)
-    assert {v: int(k) for k, v in counts} == {"interpretable": 18, "mixed": 9, "weak": 8, "dead": 5}
+    assert {v: int(k) for k, v in counts} == {"interpretable": 17, "mixed": 9, "token": 1, "weak": 8, "dead": 5}
     assert "scored by the independent judge sentence-transformers/all-mpnet-base-v2" in summary
+    assert "<code>label_quality</code> (mean AUROC of the labels against hard negatives" in summary
     assert re.search(r"KeyBERT label <b>0.622</b> · TF-IDF top terms <b>0.544</b> · random other feature's "
                      r"label <b>0.497</b>", html.unescape(summary))  # the template escapes the apostrophe
 
@@ -176,11 +180,13 @@ def test_label_quality_tables_use_metrics(small):
 def test_summary_md(small):
     run = small[0]
     md = (run / "summary.md").read_text(encoding="utf-8")
-    assert "| interpretable | 18 |" in md and "| mixed | 9 |" in md and "| dead | 5 |" in md
+    assert "| interpretable | 17 |" in md and "| mixed | 9 |" in md and "| token | 1 |" in md and "| dead | 5 |" in md
+    assert "**`label_quality`** (mean AUROC of the labels against hard negatives" in md and "**0.622**" in md
     for key in ("fve", "0.8123", "0.7345", "judge", "not measured"):
         assert key in md, key
     top = [ln for ln in md.splitlines() if ln.startswith("| #")]
-    assert len(top) == 18  # interpretable features only: a mixed one (label_score 0.99) never makes this list
+    assert len(top) == 17  # interpretable features only: a mixed or token one (label_score 0.99) never makes it
+    assert not [ln for ln in top if "token" in ln]
     assert "live but unlabelled: 1 (no candidate words: 1)" in md
 
 
@@ -321,8 +327,11 @@ def _rendered_dom(page: Path, tmp_path: Path, fragment: str = "") -> str:
 def test_script_draws_cards_and_marks_mixed_features(small, tmp_path):
     dom = _rendered_dom(small[1], tmp_path)
     cards = re.findall(r'<article class="card (\w+)" id="f(\d+)"', dom)
-    assert len(cards) == 35 and {v for v, _ in cards} == {"interpretable", "mixed", "weak"}  # live ones only
-    assert [v for v, _ in cards[:18]] == ["interpretable"] * 18  # confidence order: interpretable first
+    assert len(cards) == 35 and {v for v, _ in cards} == {"interpretable", "mixed", "token", "weak"}  # live ones only
+    # confidence order: interpretable first, then mixed, the token feature (though scored highest), weak
+    assert [v for v, _ in cards] == ["interpretable"] * 17 + ["mixed"] * 9 + ["token"] + ["weak"] * 8
+    token = _rendered_dom(small[1], tmp_path, f"#f{TOKEN_ROW}")
+    assert "Token feature" in re.search(rf'<article class="card token" id="f{TOKEN_ROW}">.*?</article>', token, re.S).group(0)
     mixed = _rendered_dom(small[1], tmp_path, "#f2")  # opening a feature's link shows its card alone
     card = re.search(r'<article class="card mixed" id="f2">.*?</article>', mixed, re.S).group(0)
     assert "Mixed feature" in card and "not a confidence" in card and "· confidence" not in card

@@ -6,12 +6,15 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from sae_lightning.data.datamodule import split_indices
 from sae_lightning.errors import UserError
 from sae_lightning.label_run import read_run_info
+from sae_lightning.pipeline import train
+from sae_lightning.run_dir import RunDir
 from sae_lightning.scan.stream import top_examples
 from sae_lightning.search import (
     embed_query,
@@ -67,6 +70,30 @@ def test_search_finds_the_planted_feature_for_a_query_about_its_topic(planted):
     other = hits[hits["feature_id"] != PLANTED]
     assert other["label"].tolist() == [run.labels[f] for f in other["feature_id"]] and (other["label"] != "").any()
     assert PLANTED not in find_features(run.sae, run.model, HISTORY_QUERY, top=10)["feature_id"].tolist()
+
+
+def test_search_marks_mixed_and_token_features_and_ranks_interpretable_first(planted, tmp_path):
+    """features.parquet's verdict reaches the labels (`[mixed]`, `[token]`) and the ranking: a
+    token or mixed feature never answers a query before an interpretable one."""
+    run_dir, run = planted
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    hits = find_features(run.sae, run.model, MATH_QUERY, top=64, labels=run.labels)
+    first, second = [int(f) for f in hits["feature_id"] if f != PLANTED and run.labels[f]][:2]
+    path = RunDir(copy).labeling().features
+    df = pd.read_parquet(path)
+    df["verdict"] = "interpretable"
+    df.loc[df["feature_id"] == first, "verdict"] = "token"
+    df.loc[df["feature_id"] == second, "verdict"] = "mixed"
+    df.to_parquet(path)
+    marked = open_run(copy)
+    assert marked.labels[first].endswith(" [token]") and marked.labels[second].endswith(" [mixed]")
+    assert marked.verdicts[first] == "token" and not marked.labels[PLANTED].endswith("]")  # now interpretable
+    got = find_features(marked.sae, marked.model, MATH_QUERY, top=64, labels=marked.labels, verdicts=marked.verdicts)
+    assert list(got.columns) == ["feature_id", "activation", "label", "verdict"]
+    assert got["verdict"].tolist() == ["interpretable"] * (len(got) - 2) + ["token", "mixed"]
+    assert got["feature_id"].tolist()[-2:] == [first, second] and (np.diff(got["activation"][:-2]) <= 0).all()
+    assert sorted(got["feature_id"]) == sorted(hits["feature_id"])  # the same features, reordered
 
 
 def test_steering_up_moves_the_nearest_texts_toward_the_features_top_texts(planted):

@@ -39,6 +39,7 @@ class LabelingConfig:
     coherence_min_docs: int = 3  # fewer distinct documents in the top texts: coherence NaN, verdict weak
     coherence_pairs: int = 20000  # random text pairs of the coherence baseline
     coherence_min: float = 1.75  # coherence below this: verdict mixed
+    token_share_gap: float = 0.45  # a surface pattern's share of top texts minus of random texts: token candidate
     judge_model: str | None = None  # a second sentence-transformers model that also scores the labels
     seed: int = 0  # negatives and the random-label baseline
     batch_size: int = 4096  # store rows per SAE encode

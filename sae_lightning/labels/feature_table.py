@@ -6,6 +6,7 @@ it. Phases (each timed as `time_<phase>` in the summary):
                     density, domain mass, validation firings (absent when the caller passes a scan)
   scoring_sets      positives, random and hard negatives from the scan's validation firings
   coherence         how alike each feature's top texts from distinct documents are (coherence.py)
+  tokens            which of them share only a surface pattern of the tokenizer (token_features.py)
   candidates        one CountVectorizer pass over the train texts, features' document-term rows
   tfidf             the candidates' TF-IDF: the baseline labels and the rerank's evidence
   doc_embeddings / word_embeddings / keybert / rerank    the batched KeyBERT labelling
@@ -46,6 +47,7 @@ from .scoring.auroc import LabelScorer, auroc_columns, keyword_columns, random_l
 from .scoring.coherence import feature_coherence
 from .scoring.judge import judge_columns
 from .scoring.scoring_sets import sets_from_firing
+from .scoring.token_features import token_features
 from .scoring.verdict import VERDICTS, label_scores, verdicts
 
 log = logging.getLogger(__name__)
@@ -106,6 +108,10 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
 
     # big batches: phrases are a few tokens long, and sentence-transformers sorts them by length
     model, cache = model_and_cache(store, batch_size=1024)
+    with timer("tokens"):
+        tokens = token_features(coherence.doc_rows, coherence.n_docs, coherence.score, texts, train_idx, model.tokenizer,
+                                cache, coherence.baseline_mean, coherence.baseline_std, cfg.coherence_min,
+                                cfg.token_share_gap, cfg.seed)
     with timer("candidates"):
         # only the texts some feature's labelling (or family name) reads: the scan's top rows
         counts = cached_train_counts(store, texts, train_idx, cfg, np.unique(scan.top.rows[scan.top.rows >= 0]))
@@ -128,7 +134,8 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
     lists = ("keywords", "keyword_scores", "named", "tfidf", *METHOD_BASELINES)
     labels = {name: [[] for _ in range(d_sae)] for name in lists}
     labels.update({"concept": [""] * d_sae,
-                   "label_reason": [f"dead: never fired on the {top.n_rows} train texts"] * d_sae})
+                   "label_reason": [f"dead: never fired on the {top.n_rows} train texts"] * d_sae,
+                   "token": [label if is_token else "" for label, is_token in zip(tokens.labels, tokens.is_token)]})
     for j, f in enumerate(live):
         kws = without_concept(found.keywords[j], made["concept"][j]) if found.keywords[j] else []
         keep = [found.keywords[j].index(k) for k in kws]
@@ -137,6 +144,8 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
         labels["named"][f] = [labels["concept"][f]] + kws if kws else []  # what the label says: scored as a whole
         labels["label_reason"][f], labels["tfidf"][f] = found.reasons[j], found_tfidf[j]
         labels["seed"][f], labels["bertopic"][f] = made["seed"][j], made["bertopic"][j]
+        if labels["token"][f]:  # a token feature's label says which pattern; its keywords stay as evidence
+            labels["label_reason"][f] = tokens.reasons[f]
     rand_kws, donor = random_labels(labels["named"], cfg.seed)
 
     with timer("label_embeddings"):
@@ -154,15 +163,16 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
                               cfg.label_embedding, d_sae)
         scores.update(judge.columns)
 
-    has_label = np.array([bool(k) for k in labels["keywords"]])
-    scores["coherence"] = coherence.score
-    scores["verdict"] = verdicts(top.dead, coherence.score, has_label, cfg.coherence_min)
-    scores["label_score"] = label_scores(scores["label_auroc_hard"], coherence.score, cfg.coherence_min)
+    has_label = np.array([bool(k) or bool(t) for k, t in zip(labels["keywords"], labels["token"])])
+    scores["coherence"] = tokens.coherence  # masked where a surface pattern was found
+    scores["verdict"] = verdicts(top.dead, tokens.coherence, has_label, cfg.coherence_min, tokens.is_token)
+    scores["label_score"] = label_scores(scores["label_auroc_hard"], tokens.coherence, cfg.coherence_min)
     if not len(live):
         log.warning("every feature is dead on the %d train texts; nothing was labelled", top.n_rows)
     summary = _summary(scores, labels, top, cfg)
     summary.update({"coherence_baseline_mean": coherence.baseline_mean, "coherence_baseline_std": coherence.baseline_std,
-                    "n_phrases_embedded": int(cache.n_embedded),  # 0 on a relabel: what the caches save
+                    # phrases and masked texts: 0 on a relabel, what the caches save
+                    "n_phrases_embedded": int(cache.n_embedded),
                     "n_judge_embedded": judge.n_embedded})
     return _table(top, labels, scores, meta), summary, counts
 
@@ -179,7 +189,7 @@ def _table(top, labels: dict, scores: dict, meta: pd.DataFrame) -> pd.DataFrame:
         "dead": top.dead,
         "density": density,
         "log10_density": log10_density,
-        "label": [label_text(c, k) for c, k in zip(labels["concept"], labels["keywords"])],
+        "label": [t or label_text(c, k) for c, k, t in zip(labels["concept"], labels["keywords"], labels["token"])],
         "concept": labels["concept"],
         "label_reason": labels["label_reason"],
         "keywords": labels["keywords"],

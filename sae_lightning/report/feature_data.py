@@ -21,7 +21,8 @@ import numpy as np
 
 from .featuremap import map_coordinates
 from .load import RunData
-from .verdicts import VERDICTS, UNRATED, verdicts
+from ..run_schema import DEAD
+from .verdicts import NAMES, confidence_rank, verdicts
 
 MAX_TEXTS, MIN_TEXTS = 8, 3
 MAX_CHARS, MIN_CHARS = 300, 150  # below ~150 chars a text loses its context: show fewer texts instead
@@ -90,11 +91,11 @@ def _clip(t: str, cap: int) -> str:
 
 
 def confidence_order(run: RunData, verdict_index: list[int]) -> np.ndarray:
-    """Rows as the page's default sort shows them: interpretable, mixed, weak, then the rest,
-    each by label score (highest first), ties by row."""
+    """Rows as the page's default sort shows them: interpretable, mixed, token, weak, then the
+    rest, each by label score (highest first), ties by row."""
     score = run.floats("label_score")
     score = np.nan_to_num(score, nan=0.0) if score is not None else np.zeros(run.n)
-    rank = 3 - np.minimum(np.asarray(verdict_index, dtype=np.int64), 3)
+    rank = np.array([confidence_rank(v) for v in verdict_index], dtype=np.int64)
     return np.lexsort((np.arange(run.n), -score, -rank))
 
 
@@ -132,8 +133,7 @@ def feature_data(run: RunData, domains: list[str]) -> dict:
     n = run.n
     empty: list = [None] * n
     texts = c.get("top_texts") or [[] for _ in range(n)]
-    verdict_names = VERDICTS + [UNRATED]
-    verdict = [verdict_names.index(v) for v in verdicts(run)]
+    verdict = [NAMES.index(v) for v in verdicts(run)]
     k, cap, fits = text_plan(texts)
     detail = None if fits else detail_rows(run, texts, confidence_order(run, verdict), k, cap)
     rows = range(n) if detail is None else detail
@@ -146,7 +146,8 @@ def feature_data(run: RunData, domains: list[str]) -> dict:
                if v >= 0.01 and d in dom_index] for r in rows]
     main = c.get("main_domain") or empty
     data = {
-        "n": n, "domains": domains, "verdicts": verdict_names, "texts_per_card": k, "text_chars": cap,
+        "n": n, "domains": domains, "verdicts": NAMES, "texts_per_card": k, "text_chars": cap,
+        "rank": [confidence_rank(i) for i in range(len(NAMES))], "dead": NAMES.index(DEAD),
         "detail": detail,
         "id": [int(x) for x in run.feature_id],
         "verdict": verdict,

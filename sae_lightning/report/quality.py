@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..pages.fmt import is_num
-from ..run_schema import METHOD_BASELINES
+from ..run_schema import METHOD_BASELINES, headline_key
 from .load import RunData
 
 SOURCES = [("label", "KeyBERT label"), ("tfidf", "TF-IDF top terms"), ("random", "random other feature's label"),
@@ -94,6 +94,5 @@ def headline(run: RunData) -> tuple[str, dict[str, Cell]]:
     judge where present, else by the embedding model: the summary's one line on label quality.
     Returns (who scored, source -> cell)."""
     judged = len(label_quality(run)) > 1
-    prefix = "judge_" if judged else ""
     who = f"the independent judge {judge_model(run) or ''}".strip() if judged else "the embedding model"
-    return who, {source: _cell(run, f"{prefix}{source}_auroc_hard") for source, _ in SOURCES}
+    return who, {source: _cell(run, headline_key(source, judged).removesuffix("_mean")) for source, _ in SOURCES}

@@ -17,11 +17,12 @@ from ..pages.colors import DomainColors
 from ..pages.fmt import num
 from .load import RunData
 from .quality import SOURCES, headline, label_quality
-from .verdicts import MEANING, RELABEL_HINT, has_verdicts, verdict_counts, verdicts
+from ..run_schema import HEADLINE, HEADLINE_MEANING, INTERPRETABLE, MIXED, TOKEN, WEAK
+from .verdicts import MEANING, NAMES, RELABEL_HINT, has_verdicts, verdict_counts, verdicts
 
 DENSE = 0.1  # a feature is dense when it fires on more than 10 % of inputs
-VERDICT_CLASSES = {"interpretable": "v0", "mixed": "v1", "weak": "v2", "dead": "v3", "unrated": "v4"}
-SERIES = ("s0", "s2", "s1")  # colour classes of the label sources / verdicts in overlaid plots
+VERDICT_CLASSES = {v: f"v{i}" for i, v in enumerate(NAMES)}  # page.css colours v0..v5
+SERIES = ("s0", "s2", "s1", "s3")  # colour classes of the label sources / verdicts in overlaid plots
 FAMILY_ROWS, MAX_CHILDREN = 1000, 30
 
 # Known metrics in reading order, with what they mean.
@@ -35,6 +36,7 @@ METRIC_INFO = {
     "retrieval_recall@10": "nearest neighbours found with x̂ vs with x",
     "n_interpretable": "features whose top texts share a theme",
     "n_mixed": "features whose top texts are unrelated",
+    "n_token": "features whose top texts share a word-piece or numbers, not a meaning",
     "n_weak": "features too rare or too little shared to judge",
     "n_dead": "dead features",
     "coherence_mean": "how much a feature's top texts share, against random sets of texts",
@@ -79,7 +81,8 @@ def quality_line(run: RunData) -> dict:
     """The labels' mean hard-negative AUROC beside both baselines' (parts empty: not measured)."""
     who, cells = headline(run)
     parts = [(name, cells[src].value) for src, name in SOURCES if cells[src].value is not None]
-    return {"who": who, "parts": parts if cells["label"].value is not None else []}
+    return {"who": who, "parts": parts if cells["label"].value is not None else [], "name": HEADLINE,
+            "meaning": HEADLINE_MEANING}
 
 
 def overview(run: RunData, colors: DomainColors) -> dict:
@@ -150,7 +153,7 @@ def label_quality_section(run: RunData) -> dict:
     coh = run.floats("coherence")
     if coh is not None and np.isfinite(coh).any():
         v = verdicts(run)
-        by_verdict = [(name, coh[v == name], cls) for name, cls in zip(("interpretable", "mixed", "weak"), SERIES)
+        by_verdict = [(name, coh[v == name], cls) for name, cls in zip((INTERPRETABLE, MIXED, TOKEN, WEAK), SERIES)
                       if (v == name).any()]
         lo, hi = float(np.nanmin(coh)), float(np.nanmax(coh))
         out["coherence"] = {

@@ -11,7 +11,8 @@ from ..pages import render
 from ..pages.fmt import num, pct
 from .load import RunData
 from .quality import NOT_MEASURED, label_quality
-from .sections import domains_of, metric_keys, model_name
+from .sections import domains_of, metric_keys, model_name, quality_line
+from ..run_schema import INTERPRETABLE
 from .verdicts import MEANING, RELABEL_HINT, has_verdicts, verdict_counts, verdicts
 
 TOP_N = 20
@@ -22,7 +23,7 @@ def _top(run: RunData) -> list[list[str]]:
     score = run.floats("label_score")
     if score is None:
         return []
-    ok = np.flatnonzero((verdicts(run) == "interpretable") & np.isfinite(score))
+    ok = np.flatnonzero((verdicts(run) == INTERPRETABLE) & np.isfinite(score))
     label, main = run.cols.get("label"), run.cols.get("main_domain")
     coh, hard = run.floats("coherence"), run.floats("label_auroc_hard")
     return [[f"#{int(run.feature_id[i])}", (label[i] if label is not None else "") or "(no label)",
@@ -54,7 +55,7 @@ def render_summary(run: RunData) -> str:
     blocks = label_quality(run)
     n_dead = int(run.dead.sum())
     return render(
-        "sae_lightning.report", "summary.md.j2", title=run.run_dir.resolve().name, sections=[],
+        "sae_lightning.report", "summary.md.j2", quality=quality_line(run), title=run.run_dir.resolve().name, sections=[],
         facts=" · ".join(facts), verdicts=[(v, c, MEANING[v]) for v, c in verdict_counts(run).items()],
         has_verdicts=has_verdicts(run), hint=RELABEL_HINT,
         metrics=[(k, num(run.metrics[k])) for k in metric_keys(run.metrics)],

@@ -1,4 +1,4 @@
-"""Per-feature verdicts as the report shows them: interpretable, mixed, weak, dead.
+"""Per-feature verdicts as the report shows them: interpretable, mixed, token, weak, dead.
 
 The labelling stage writes `verdict` into features.parquet. A run labelled before verdicts
 existed has none: its dead features are still `dead` (from the dead flag), its live ones are
@@ -10,17 +10,26 @@ from collections import Counter
 
 import numpy as np
 
+from ..run_schema import DEAD, INTERPRETABLE, MIXED, TOKEN, VERDICTS as SCHEMA_VERDICTS, WEAK
 from .load import RunData
 
-VERDICTS = ["interpretable", "mixed", "weak", "dead"]
+VERDICTS = list(SCHEMA_VERDICTS)
 UNRATED = "unrated"
 MEANING = {
-    "interpretable": "its top texts share a theme; the label names it",
-    "mixed": "its top texts are unrelated: the keywords come from single texts, not a shared theme",
-    "weak": "too rare or too little shared to judge",
-    "dead": "never fires",
+    INTERPRETABLE: "its top texts share a theme; the label names it",
+    MIXED: "its top texts are unrelated: the keywords come from single texts, not a shared theme",
+    TOKEN: "its top texts share a word-piece or numbers, not a meaning; the label names the pattern",
+    WEAK: "too rare or too little shared to judge",
+    DEAD: "never fires",
     UNRATED: "labelled before verdicts existed",
 }
+NAMES = VERDICTS + [UNRATED]  # index = the page's verdict code (and its colour class v<index>)
+
+
+def confidence_rank(index: int) -> int:
+    """The default sort's rank of a verdict code, higher first: interpretable, mixed, token, weak,
+    then dead and unrated together."""
+    return max(0, NAMES.index(DEAD) - index)
 RELABEL_HINT = "relabel the run with `sae-label run_dir=<run>` to get coherence, verdicts and the new scores"
 
 
@@ -34,7 +43,7 @@ def verdicts(run: RunData) -> np.ndarray:
     out = np.array([UNRATED] * run.n, dtype=object)
     if col is not None:
         out[:] = [v if v in VERDICTS else UNRATED for v in col]
-    out[run.dead] = "dead"  # the dead flag wins: a dead feature has nothing to rate
+    out[run.dead] = DEAD  # the dead flag wins: a dead feature has nothing to rate
     return out
 
 

@@ -56,7 +56,7 @@ def search(q: QueryParams, served: ServedRun) -> dict:
     t0 = time.perf_counter()
     lab = served.labelled()
     x = served.embed(query)
-    hits = strongest(lab.run.encode_embeddings(x)[0], TOP_FEATURES)
+    hits = strongest(lab.run.encode_embeddings(x)[0], TOP_FEATURES, verdicts=lab.run.verdicts)
     feats = [_feature_row(lab.catalog, int(f), float(a)) for f, a in zip(hits["feature_id"], hits["activation"])]
     firing = set(int(f) for f in hits["feature_id"])
     feats += [_feature_row(lab.catalog, fid, 0.0) for fid in clamp if fid not in firing]  # clamped, not firing: a slider too

@@ -25,6 +25,7 @@ from ..naming.source_documents import first_per_document
 class Coherence:
     score: np.ndarray  # [F] float64, NaN where fewer than min_docs distinct documents
     n_docs: np.ndarray  # [F] distinct documents among the top texts
+    doc_rows: np.ndarray  # [F, m] the texts it is measured on: the first top text of each document, -1 padding
     baseline_mean: float  # mu: mean cosine of random pairs of train texts
     baseline_std: float  # sigma
 
@@ -67,4 +68,5 @@ def feature_coherence(top_rows: np.ndarray, embeddings, train_rows: np.ndarray, 
         local = np.searchsorted(used, np.maximum(distinct, 0))
         for f in np.flatnonzero(n_docs >= max(min_docs, 2)):
             score[f] = (mean_pairwise_cosine(unit[local[f, :n_docs[f]]]) - mu) / sigma
-    return Coherence(score=score, n_docs=n_docs.astype(np.int64), baseline_mean=mu, baseline_std=sigma)
+    return Coherence(score=score, n_docs=n_docs.astype(np.int64), doc_rows=distinct, baseline_mean=mu,
+                     baseline_std=sigma)

@@ -1,9 +1,12 @@
 """One word per feature for how far to trust its label, and one number to sort by.
 
-verdict
+verdict (the names: run_schema.VERDICTS)
   dead            never fired on the train split;
   weak            too rare to tell (fewer than `coherence_min_docs` distinct source documents in
                   its top texts) or no keyword recurs in its top texts (no label);
+  token           its top texts share a surface pattern of the tokenizer (a leading word-piece, a
+                  word-piece, numbers) and, with it masked, no more than random texts do
+                  (token_features.py); its label says which pattern;
   mixed           coherence < `coherence_min`: its top texts share little more than random texts
                   do, so whatever its keywords say, they do not name one thing;
   interpretable   the rest.
@@ -11,20 +14,26 @@ label_score
   The label's AUROC against hard negatives (by the store's model), which says whether the label
   names what the feature picks out, times a coherence factor min(1, coherence / coherence_min)
   that keeps a mixed feature's label below an interpretable one's of the same AUROC; NaN where the
-  label could not be scored.
+  label could not be scored. Coherence is the masked one where a surface pattern was found, so a
+  token feature's score is held down the same way.
 """
 from __future__ import annotations
 
 import numpy as np
 
-VERDICTS = ("interpretable", "mixed", "weak", "dead")
+from ...run_schema import DEAD, INTERPRETABLE, MIXED, TOKEN, VERDICTS, WEAK
+
+__all__ = ["VERDICTS", "label_scores", "verdicts"]
 
 
-def verdicts(dead: np.ndarray, coherence: np.ndarray, has_label: np.ndarray, coherence_min: float) -> np.ndarray:
-    out = np.full(len(dead), "interpretable", dtype=object)
-    out[np.nan_to_num(coherence, nan=np.inf) < coherence_min] = "mixed"
-    out[np.isnan(coherence) | ~has_label] = "weak"
-    out[dead] = "dead"
+def verdicts(dead: np.ndarray, coherence: np.ndarray, has_label: np.ndarray, coherence_min: float,
+             is_token: np.ndarray | None = None) -> np.ndarray:
+    out = np.full(len(dead), INTERPRETABLE, dtype=object)
+    out[np.nan_to_num(coherence, nan=np.inf) < coherence_min] = MIXED
+    if is_token is not None:
+        out[is_token] = TOKEN
+    out[np.isnan(coherence) | ~has_label] = WEAK
+    out[dead] = DEAD
     return out
 
 

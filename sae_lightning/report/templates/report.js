@@ -3,7 +3,7 @@
 (function(){
   var el=document.getElementById('report-data');if(!el)return;
   var D=JSON.parse(el.textContent),N=D.n,PER_PAGE=50;
-  var VCLS=['v0','v1','v2','v3','v4'];
+  var VCLS=D.verdicts.map(function(_,k){return 'v'+k;});
   var byId={};for(var i=0;i<N;i++)byId[D.id[i]]=i;
   // Card details (texts, keywords, scores, shares) are indexed by position in D.detail, the rows
   // that have them; D.detail null: every row has them, at its own index.
@@ -27,7 +27,7 @@
     if(key==='id')return function(i){return D.id[i];};
     if(key==='density')return function(i){return D.density[i];};
     if(key==='confidence')return function(i){var s=D.label_score?D.label_score[i]:null;
-      return (3-Math.min(D.verdict[i],3))*10+(s==null?0:s);};  // interpretable first, then mixed, weak, dead
+      return D.rank[D.verdict[i]]*10+(s==null?0:s);};  // interpretable first, then mixed, token, weak, dead
     if(D[key])return function(i){return D[key][i];};
     var col=D.scores&&D.scores[key];return function(i){var j=dj(i);return col&&j!=null?col[j]:null;};
   }
@@ -37,7 +37,7 @@
     var vi=D.verdicts.indexOf(v),ms=parseFloat(minscore.value),out=[];
     if(words.length&&!hay){hay=[];for(var i=0;i<N;i++)hay.push(haystack(i));}
     for(var i=0;i<N;i++){
-      if(v==='live'&&D.verdict[i]===3)continue;
+      if(v==='live'&&D.verdict[i]===D.dead)continue;
       if(vi>=0&&D.verdict[i]!==vi)continue;
       if(!isNaN(ms)&&!(D.label_score&&D.label_score[i]!=null&&D.label_score[i]>=ms))continue;
       var ok=true;
@@ -61,6 +61,8 @@
     c.appendChild(h3);
     if(vname==='mixed')c.appendChild(h('p','warn','Mixed feature: its top texts do not share a theme, so the keywords '+
       'come from single texts and do not name it.'+(s!=null?' Label score '+f3(s)+', not a confidence.':'')));
+    if(vname==='token')c.appendChild(h('p','warn','Token feature: its top texts share a word-piece or numbers (the label '+
+      'says which), not a meaning; without it they are as unrelated as random texts.'+(s!=null?' Label score '+f3(s)+', not a confidence.':'')));
     if(vname==='weak')c.appendChild(h('p','warn','Weak feature: too rare or too little shared to judge its label.'));
     var j=dj(i),sh=(j!=null&&D.shares[j])||[];
     if(sh.length){var bar=h('div','bar');sh.forEach(function(p){var seg=h('i','c'+p[0]);seg.style.width=(100*p[1]).toFixed(1)+'%';
@@ -129,7 +131,7 @@
       // dead and weak first so that interpretable and mixed features are drawn on top
       var order=[];for(var i=0;i<N;i++)order.push(i);order.sort(function(a,b){return D.verdict[b]-D.verdict[a];});
       order.forEach(function(i){var p=px(i);if(!p)return;
-        ctx.fillStyle=byVerdict?ver[D.verdict[i]]:(D.verdict[i]===3?dead:(D.main[i]!=null?dom[D.main[i]]:grey));
+        ctx.fillStyle=byVerdict?ver[D.verdict[i]]:(D.verdict[i]===D.dead?dead:(D.main[i]!=null?dom[D.main[i]]:grey));
         ctx.globalAlpha=0.8;ctx.beginPath();ctx.arc(p[0],p[1],3,0,6.2832);ctx.fill();});ctx.globalAlpha=1;}
     function nearest(ev){var r=cv.getBoundingClientRect(),x=(ev.clientX-r.left)*W/r.width,y=(ev.clientY-r.top)*H/r.height;
       var best=-1,bd=64;for(var i=0;i<N;i++){var p=px(i);if(!p)continue;var d=(p[0]-x)*(p[0]-x)+(p[1]-y)*(p[1]-y);

@@ -19,6 +19,7 @@ import pytorch_lightning as pl
 
 from ...labels import LabelingConfig, interpret_sae, write_features
 from ...run_dir import RunDir
+from ...run_schema import VERDICTS, headline_line, headline_scalars
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +73,13 @@ class KeyBERTLabels(pl.Callback):
         path = labeling.features
         self.last_summary, self.last_features = summary, df
         self._labelled_at_step = trainer.global_step
-        log.info("labelled %d of %d features in %.1fs (%d interpretable, %d mixed, %d weak; label_auroc_hard "
-                 "mean %.3f, tfidf %.3f, random %.3f): %s", summary["n_labelled"], summary["n_features"],
-                 summary["time_total"], summary["n_interpretable"], summary["n_mixed"], summary["n_weak"],
-                 summary["label_auroc_hard_mean"], summary["tfidf_auroc_hard_mean"], summary["random_auroc_hard_mean"], path)
+        log.info("labelled %d of %d features in %.1fs (%s; %s): %s", summary["n_labelled"], summary["n_features"],
+                 summary["time_total"], ", ".join(f"{summary[f'n_{v}']} {v}" for v in VERDICTS), headline_line(summary),
+                 path)
         self._log(trainer, df, summary)
 
     def _log(self, trainer: pl.Trainer, df: pd.DataFrame, summary: dict) -> None:
-        scalars = {f"labels/{k}": float(v) for k, v in summary.items()
+        scalars = {f"labels/{k}": float(v) for k, v in (summary | headline_scalars(summary)).items()
                    if isinstance(v, (int, float)) and math.isfinite(v)}
         for logger in trainer.loggers:
             logger.log_metrics(scalars, step=trainer.global_step)

@@ -1,0 +1,96 @@
+"""Token features (issue 21): texts alike only because they share a word-piece get their own verdict.
+
+Planted top-text lists on the real 600-sentence store (tests/conftest.py), embedded with the
+packaged MiniLM and tokenized with its own tokenizer; coherence and its masked version are the
+labelling's own functions."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sae_lightning.labels.config import LabelingConfig
+from sae_lightning.labels.naming.phrase_cache import model_and_cache
+from sae_lightning.labels.naming.source_documents import document_codes, first_per_document
+from sae_lightning.labels.scoring.coherence import feature_coherence
+from sae_lightning.labels.scoring.token_features import Patterns, pattern_label, token_features
+from sae_lightning.labels.scoring.verdict import verdicts
+from sae_lightning.run_schema import INTERPRETABLE, TOKEN
+
+# Subjects that share only their leading word-pieces "x ##yl…", in short sentences: MiniLM embeds
+# them alike (coherence ~3) for the shared pieces alone.
+XY_TEXTS = [
+    "Xylophones are played with mallets in an orchestra.", "Xylitol is a sweetener used in chewing gum.",
+    "Xylella is a bacterium that infects olive trees.", "Xylenes are solvents in the paint industry.",
+    "Xylocopa are large bees that nest in dead branches.", "Xylose is absorbed in the small intestine.",
+    "Xylography was an early printing technique.", "Xylazine is a sedative used by veterinarians.",
+]
+# Ten subjects that share only their leading word-piece "cr" (as the default run's CRT, Cronkite,
+# crochet, Cruyff feature): a craft, a journalist, an animal, a footballer, an island, a pastry ...
+CR_TEXTS = [
+    "Crochet is a process of creating textiles by using a hook to interlock loops of yarn.",
+    "Cronkite was an American broadcast journalist who anchored the evening news for two decades.",
+    "Crayfish are freshwater crustaceans belonging to the clade Astacidea.",
+    "Cruyff was a Dutch professional football player and coach.",
+    "Crete is the largest and most populous of the Greek islands.",
+    "Croissants are buttery, flaky pastries of Austrian origin.",
+    "Cryptography is the practice and study of techniques for secure communication.",
+    "Crimea is a peninsula on the northern coast of the Black Sea.",
+    "Cricket is a bat-and-ball game played between two teams of eleven players.",
+    "Cremation is a method of final disposition of a dead body through burning.",
+]
+
+
+@pytest.fixture(scope="module")
+def planted(small_store):
+    """The store's texts and embeddings plus XY_TEXTS and CR_TEXTS (each its own document), and four
+    top-text lists: the "x ##yl" texts, the "cr" texts, 12 Mathematics texts of 12 articles nearest
+    their topic's centroid, and 12 texts of 12 random articles."""
+    model, cache = model_and_cache(small_store)
+    meta = small_store.metadata()
+    n = len(meta)
+    planted = XY_TEXTS + CR_TEXTS
+    texts = np.r_[meta["text"].to_numpy().astype(object), np.array(planted, dtype=object)]
+    X = np.r_[np.asarray(small_store.embeddings, np.float32), cache.get(planted)]
+    codes = document_codes(np.r_[meta["id"].to_numpy().astype(str), [f"planted{i}#0" for i in range(len(planted))]])
+    unit = X / np.linalg.norm(X, axis=1, keepdims=True)
+    math = np.flatnonzero(meta["domain"].to_numpy() == "Mathematics")
+    ranked = first_per_document(math[np.argsort(-(unit[math] @ unit[math].mean(0)))][None], codes)[0]
+    rng = np.random.default_rng(0)
+    mixture = first_per_document(rng.permutation(n)[None], codes)[0]
+    top = np.full((4, 12), -1)
+    top[0, :len(XY_TEXTS)] = n + np.arange(len(XY_TEXTS))
+    top[1, :len(CR_TEXTS)] = n + len(XY_TEXTS) + np.arange(len(CR_TEXTS))
+    top[2], top[3] = ranked[:12], mixture[:12]
+    return model, cache, texts, X, codes, top, np.arange(n)
+
+
+def test_texts_sharing_only_a_leading_subword_get_the_token_verdict(planted):
+    model, cache, texts, X, codes, top, train_rows = planted
+    cfg = LabelingConfig()
+    coh = feature_coherence(top, X, train_rows, codes, cfg.coherence_min_docs, cfg.coherence_pairs, cfg.seed)
+    got = token_features(coh.doc_rows, coh.n_docs, coh.score, texts, train_rows, model.tokenizer, cache,
+                         coh.baseline_mean, coh.baseline_std, cfg.coherence_min, cfg.token_share_gap, cfg.seed)
+    assert got.is_token.tolist() == [True, True, False, False], (got.labels, got.coherence, coh.score)
+    # "x ##yl…" texts look coherent to the model; with the x-words deleted they share nothing
+    assert coh.score[0] >= cfg.coherence_min > got.coherence[0] and got.labels[0] == 'token: "x…"'
+    assert "without it their coherence is" in got.reasons[0]
+    # the "cr" texts are not alike even with the piece (Cricket, Crete and Crimea are whole pieces:
+    # the other 6 of 10 begin with "cr"), so they are a token feature without re-embedding
+    assert coh.score[1] < cfg.coherence_min and got.coherence[1] == coh.score[1]
+    assert got.labels[1] == 'token: "cr…"' and got.reasons[1].startswith('token: "cr…" in 60% of its top texts')
+    assert got.coherence[2] >= cfg.coherence_min  # a topic over many articles stays coherent
+    verdict = verdicts(np.zeros(4, bool), got.coherence, np.ones(4, bool), cfg.coherence_min, got.is_token)
+    assert verdict.tolist()[:3] == [TOKEN, TOKEN, INTERPRETABLE]
+    # a relabel embeds nothing: the masked texts are in the phrase cache
+    again = token_features(coh.doc_rows, coh.n_docs, coh.score, texts, train_rows, model.tokenizer, cache,
+                           coh.baseline_mean, coh.baseline_std, cfg.coherence_min, cfg.token_share_gap, cfg.seed)
+    assert again.n_embedded == 0 and again.labels == got.labels and np.allclose(again.coherence, got.coherence)
+
+
+def test_patterns_come_from_the_embedders_tokenizer(planted):
+    model = planted[0]
+    p = Patterns(model.tokenizer)
+    assert {"pre:cr", "initial:c", "any:oche"} <= set(p.of_word("crochet")) and p.of_word("1937") == ["numbers"]
+    assert p.of_word("the") == p.of_word("magnetic") == []  # a whole word is a keyword, not a sub-word pattern
+    assert pattern_label("numbers", ["1924", "1937", "1924"]) == "numbers: 1924, 1937"
+    assert pattern_label("any:ism", ["impressionism", "nihilism"]) == 'token: "…ism"'
