@@ -32,7 +32,7 @@ class LabelingConfig:
     max_features: int | None = None  # cap on the candidate vocabulary (most frequent kept)
     doc_embedding: str = "decoder"  # mean | concat | decoder (see labeling.doc_embeddings)
     label_embedding: str = "keywords"  # keywords | string: what embed(label) is (see label_embedding.py)
-    concept_contrast: float = 0.5  # concept = argmax cos(top texts) - this x cos(train hard negatives)
+    concept_contrast: float = 0.0  # concept = argmax cos(top texts) - this x cos(train hard negatives)
     m_pos: int = 20  # scoring positives: validation texts across the activation range
     n_negatives: int = 200  # random negatives: sampled validation texts where the feature is 0
     n_hard: int = 50  # hard negatives: non-firing validation texts nearest the positives

@@ -27,7 +27,7 @@ import pandas as pd
 
 from ..data.store import EmbeddingStore
 from ..run_dir import Labeling
-from ..run_schema import (FEATURE_COLUMNS, FEATURE_SCHEMA, JUDGE_COLUMNS, LABEL_SETS, METHOD_BASELINES,  # noqa: F401
+from ..run_schema import (INTERPRETABLE, FEATURE_COLUMNS, FEATURE_SCHEMA, JUDGE_COLUMNS, LABEL_SETS, METHOD_BASELINES,  # noqa: F401
                           SCORE_COLUMNS)
 from ..runtime import limited_threads
 from ..scan.domains import domain_shares, domain_specificity, main_domain, shares_json
@@ -136,12 +136,20 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
     labels.update({"concept": [""] * d_sae,
                    "label_reason": [f"dead: never fired on the {top.n_rows} train texts"] * d_sae,
                    "token": [label if is_token else "" for label, is_token in zip(tokens.labels, tokens.is_token)]})
+    has_label = np.zeros(d_sae, dtype=bool)
+    has_label[live] = [bool(k) for k in found.keywords]
+    has_label |= np.array([bool(t) for t in labels["token"]])
+    verdict = verdicts(top.dead, tokens.coherence, has_label, cfg.coherence_min, tokens.is_token)
     for j, f in enumerate(live):
-        kws = without_concept(found.keywords[j], made["concept"][j]) if found.keywords[j] else []
+        # A head term claims that the texts share one concept: only an interpretable feature's do.
+        # Named on a mixed feature it was the misleading part of the label (7 of 7 misleading
+        # labels of a blind reading, docs/interpretation/reading.md); there the keywords stand alone.
+        concept = made["concept"][j] if verdict[f] == INTERPRETABLE else ""
+        kws = without_concept(found.keywords[j], concept) if found.keywords[j] else []
         keep = [found.keywords[j].index(k) for k in kws]
         labels["keywords"][f], labels["keyword_scores"][f] = kws, [found.scores[j][i] for i in keep]
-        labels["concept"][f] = made["concept"][j] if kws else ""
-        labels["named"][f] = [labels["concept"][f]] + kws if kws else []  # what the label says: scored as a whole
+        labels["concept"][f] = concept if kws else ""
+        labels["named"][f] = [c for c in [labels["concept"][f]] if c] + kws  # what the label says: scored as a whole
         labels["label_reason"][f], labels["tfidf"][f] = found.reasons[j], found_tfidf[j]
         labels["seed"][f], labels["bertopic"][f] = made["seed"][j], made["bertopic"][j]
         if labels["token"][f]:  # a token feature's label says which pattern; its keywords stay as evidence
@@ -163,9 +171,8 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
                               cfg.label_embedding, d_sae)
         scores.update(judge.columns)
 
-    has_label = np.array([bool(k) or bool(t) for k, t in zip(labels["keywords"], labels["token"])])
     scores["coherence"] = tokens.coherence  # masked where a surface pattern was found
-    scores["verdict"] = verdicts(top.dead, tokens.coherence, has_label, cfg.coherence_min, tokens.is_token)
+    scores["verdict"] = verdict
     scores["label_score"] = label_scores(scores["label_auroc_hard"], tokens.coherence, cfg.coherence_min)
     if not len(live):
         log.warning("every feature is dead on the %d train texts; nothing was labelled", top.n_rows)
