@@ -13,6 +13,8 @@ current one only once it is whole: earlier labellings and metrics.json are never
 """
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +28,9 @@ from .run_dir import RunDir
 from .scan.loaded_run import load_run
 from .scan.run_info import read_run_info
 from .scan.stream import scan_store
+
+
+log = logging.getLogger(__name__)
 
 
 class NoTexts(UserError):
@@ -49,8 +54,13 @@ def label_run_dir(run_dir: str | Path, cfg: LabelingConfig | None = None) -> tup
         scan = scan_store(loaded.sae, loaded.store, loaded.train_idx, loaded.val_idx, m, cfg.batch_size, cfg.device,
                           min_cooccur=int(families.get("min_cooccur", 2)) if families else None,
                           small_op_threads=cfg.small_op_threads)
+    log.info("scanned %d texts for the top activations of %d features in %.0f s", len(loaded.train_idx),
+             loaded.sae.cfg.d_sae, timer.summary().get("time_scan", 0.0))
+    started = time.perf_counter()
     labelling = label_features(loaded.sae, loaded.store, loaded.train_idx, loaded.val_idx, cfg, scan)
     df, summary = labelling.features, labelling.summary
+    log.info("labelled and scored %d features in %.0f s (label AUROC mean %.3f)", len(df),
+             time.perf_counter() - started, summary.get("label_auroc_mean", float("nan")))
     with run.new_labeling() as labeling:  # a failure or Ctrl-C removes it; the earlier one stays current
         write_features(df, labeling)
         if families:
