@@ -15,6 +15,8 @@ lock, taken before the scan): a second `sae-label` is refused in one line.
 """
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -25,9 +27,13 @@ from .labels.config import LabelingConfig
 from .labels.feature_table import label_features, write_features
 from .labels.phase_timer import PhaseTimer
 from .run_dir import RunDir
+from .run_schema import headline_line
 from .scan.loaded_run import load_run
 from .scan.run_info import read_run_info
 from .scan.stream import scan_store
+
+
+log = logging.getLogger(__name__)
 
 
 class NoTexts(UserError):
@@ -54,8 +60,13 @@ def label_run_dir(run_dir: str | Path, cfg: LabelingConfig | None = None,
             scan = scan_store(loaded.sae, loaded.store, loaded.train_idx, loaded.val_idx, m, cfg.batch_size,
                               cfg.device, min_cooccur=int(families.get("min_cooccur", 2)) if families else None,
                               small_op_threads=cfg.small_op_threads)
+        log.info("scanned %d texts for the top activations of %d features in %.0f s", len(loaded.train_idx),
+                 loaded.sae.cfg.d_sae, timer.summary().get("time_scan", 0.0))
+        started = time.perf_counter()
         labelling = label_features(loaded.sae, loaded.store, loaded.train_idx, loaded.val_idx, cfg, scan)
         df, summary = labelling.features, labelling.summary
+        log.info("labelled and scored %d features in %.0f s (%s)", len(df), time.perf_counter() - started,
+                 headline_line(summary))
         write_features(df, labeling)
         if families:
             with timer("families"):

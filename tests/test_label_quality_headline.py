@@ -6,7 +6,7 @@ import pytest
 
 from sae_lightning.pipeline import train
 from sae_lightning.run_dir import RunDir
-from sae_lightning.run_schema import HEADLINE, headline, headline_line
+from sae_lightning.run_schema import HEADLINE, HEADLINE_BASELINES, headline, headline_line
 
 from .conftest import SMALL_TOPICS, compose_cfg
 from .wandb_records import logged
@@ -22,7 +22,8 @@ def test_console_files_and_wandb_lead_with_the_same_label_quality(small_store, c
     who, values = headline(summary)
     assert who == "the embedding model" and values["label"] == pytest.approx(summary["label_auroc_hard_mean"])
     line = headline_line(summary)
-    assert line.startswith(f"{HEADLINE} {values['label']:.3f} (TF-IDF {values['tfidf']:.3f}, random label ")
+    baselines = ", ".join(f"{name} {values[s]:.3f}" for s, name in HEADLINE_BASELINES.items())
+    assert line.startswith(f"{HEADLINE} {values['label']:.3f} ({baselines}; ") and "random label" in baselines
     printed = capsys.readouterr().out
     assert line in printed and "label_auroc_mean" not in printed
     md = (out / "summary.md").read_text(encoding="utf-8")

@@ -1,0 +1,64 @@
+"""What a command imports before it has work to do (issue 26: start-up is mostly imports). A
+behaviour check of the import graph, not a timing: each command's --help, sae-embed's path to a
+cached store and the labelling load none of the heavy libraries they do not use. The times
+themselves are benchmarks/bench_startup.py's."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("torch", "pytorch_lightning", "transformers", "sentence_transformers", "keybert", "wandb")
+ENTRY_POINTS = {  # as pyproject.toml's [project.scripts] names them
+    "sae-train": "sae_lightning.cli:train", "sae-embed": "sae_lightning.cli:embed",
+    "sae-label": "sae_lightning.cli:label", "sae-compare": "sae_lightning.cli:compare",
+    "sae-search": "sae_lightning.cli:search", "sae-diff": "sae_lightning.diff.cli:main",
+    "sae-export": "sae_lightning.export.sentence_transformers:main",
+}
+LOADED = """
+import contextlib, io, json, sys
+{code}
+print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)))
+"""
+
+
+def loaded_after(code: str, env: dict | None = None) -> tuple[list[str], str]:
+    """The HEAVY modules a fresh interpreter holds after running `code`, and what it printed before."""
+    res = subprocess.run([sys.executable, "-c", LOADED.format(code=code, heavy=HEAVY)], capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    *before, last = res.stdout.splitlines()
+    return json.loads(last), "\n".join(before)
+
+
+@pytest.mark.parametrize("command", ENTRY_POINTS)
+def test_help_loads_no_torch_lightning_or_models(command):
+    module, func = ENTRY_POINTS[command].split(":")
+    heavy, _ = loaded_after(f"sys.argv = [{command!r}, '--help']\nfrom {module} import {func}\n"
+                            f"with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+                            f"    {func}()")
+    assert heavy == []
+
+
+def test_embed_and_label_stages_load_no_lightning():
+    """sae-embed reaches a cached store, and sae-label a finished run, without Lightning (nor, for
+    sae-embed, the embedding model's libraries: a cache hit loads no model)."""
+    heavy, _ = loaded_after("import sae_lightning.cli\nfrom sae_lightning.data.embed import build_store_from_cfg")
+    assert "pytorch_lightning" not in heavy and "transformers" not in heavy
+    heavy, _ = loaded_after("import sae_lightning.label_run, sae_lightning.report")
+    assert "pytorch_lightning" not in heavy
+
+
+def test_wandb_offline_notice_is_dropped_when_transformers_loads_it():
+    """transformers prints a notice on stdout when its W&B integration is imported offline: the
+    commands' hook drops it at that moment, without importing transformers itself."""
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    load = "import transformers.integrations.integration_utils"
+    _, printed = loaded_after(load, env)
+    assert "WANDB offline" in printed  # the notice this guards against (else the check below says nothing)
+    heavy, printed = loaded_after(f"from sae_lightning.quiet import drop_wandb_offline_notice\n"
+                                  f"drop_wandb_offline_notice()\nassert 'transformers' not in sys.modules\n{load}", env)
+    assert printed == "" and "transformers" in heavy
