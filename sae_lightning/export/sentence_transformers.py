@@ -18,7 +18,6 @@ from pathlib import Path
 from ..atomic import atomic_folder
 from ..errors import UserError
 from ..path_checks import check_output_folder
-from ..search import PRECOMPUTED
 
 LABELS_FILE = "feature_labels.json"
 TARGETS = ("sentence-transformers",)
@@ -47,7 +46,7 @@ def export_sentence_transformers(run_dir: str | Path, out: str | Path) -> Path:
     from sentence_transformers import SparseEncoder
     from sentence_transformers.base.modules import Normalize
 
-    from ..search import open_run
+    from ..search import PRECOMPUTED, open_run
 
     out = Path(out)
     check_output_folder(out, "--out")  # not a file, not a name too long
