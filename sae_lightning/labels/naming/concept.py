@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..scoring.scoring_sets import nearest_non_firing, unit_rows
+from ..scoring.scoring_sets import nearest_non_firing, unit_rows, unit_vectors
 from .phrases import repeats
 from .source_documents import first_per_document
 
@@ -37,16 +37,11 @@ HARD_POOL = 8192  # train texts the train-side hard negatives are drawn from (al
 SCORE_BLOCK = 512  # features per [block, vocabulary] score matrix
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 def mean_direction(rows: np.ndarray, unit: np.ndarray, local: np.ndarray) -> np.ndarray:
     """[F, d] unit mean of the unit rows `unit[local[...]]` of each feature's rows (-1 padding)."""
     valid = rows >= 0
     out = (unit[np.where(valid, local, 0)] * valid[..., None]).sum(1)
-    return _unit(out)
+    return unit_vectors(out)
 
 
 def train_hard_negatives(sae, store, train_rows: np.ndarray, feature_ids: np.ndarray, top: np.ndarray,
@@ -68,7 +63,7 @@ def choose_concepts(top: np.ndarray, hard: np.ndarray, vocabulary: list[str], vo
     """top [F, d] (top_direction), hard [F, d] (train_hard_negatives) -> (concept per feature, its
     score): the argmax over `vocabulary` of cos(c, top) - contrast x cos(c, hard)."""
     direction = torch.from_numpy(np.ascontiguousarray(top - contrast * hard, dtype=np.float32))
-    words = torch.from_numpy(np.ascontiguousarray(_unit(vocab_emb)))
+    words = torch.from_numpy(np.ascontiguousarray(unit_vectors(vocab_emb)))
     best, score = np.zeros(len(top), np.int64), np.zeros(len(top))
     for s in range(0, len(top), SCORE_BLOCK):
         val, idx = (direction[s:s + SCORE_BLOCK] @ words.T).max(1)
@@ -80,7 +75,7 @@ def top_direction(top_rows: np.ndarray, doc_codes: np.ndarray, store_emb) -> np.
     """[F, d] unit mean embedding of each feature's top texts, one per source document."""
     distinct = first_per_document(top_rows, doc_codes)
     rows = np.unique(distinct[distinct >= 0])
-    return mean_direction(distinct, _unit(np.asarray(store_emb[rows], dtype=np.float32)),
+    return mean_direction(distinct, unit_vectors(np.asarray(store_emb[rows], dtype=np.float32)),
                           np.searchsorted(rows, np.maximum(distinct, 0)))
 
 

@@ -15,15 +15,12 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse import csr_matrix
 
+from ..scoring.scoring_sets import unit_vectors
+
 SEED_PER_TEXT = 5  # KeyBERT's default top_n
 SEED_MERGE_COSINE = 0.8  # keywords at least this alike are one keyword
 SEED_MERGE_POOL = 30  # each feature's most frequent keywords that are merged and ranked (bounds the cost)
 PAIR_BLOCK = 1 << 16  # (text, candidate) cosines computed at a time
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def per_text_keywords(present: csr_matrix, text_emb: np.ndarray, word_emb: np.ndarray,
@@ -35,7 +32,7 @@ def per_text_keywords(present: csr_matrix, text_emb: np.ndarray, word_emb: np.nd
     present.sort_indices()
     rows = np.repeat(np.arange(present.shape[0]), np.diff(present.indptr))
     cols = present.indices
-    unit_text, unit_word = _unit(text_emb), _unit(word_emb)
+    unit_text, unit_word = unit_vectors(text_emb), unit_vectors(word_emb)
     sims = np.empty(len(cols), dtype=np.float32)
     for s in range(0, len(cols), PAIR_BLOCK):  # gathered [block, d] pairs: bounded memory
         b = slice(s, s + PAIR_BLOCK)
@@ -82,7 +79,7 @@ def seed_labels(top_rows: np.ndarray, present: csr_matrix, present_rows: np.ndar
     rows = np.unique(top_rows[top_rows >= 0])
     local = np.searchsorted(present_rows, rows)
     picks, sims = per_text_keywords(present[local], np.asarray(store_emb[rows], dtype=np.float32), word_emb)
-    unit_words = _unit(word_emb)
+    unit_words = unit_vectors(word_emb)
     out = []
     for r in top_rows:
         at = np.searchsorted(rows, r[r >= 0])

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .keyword_hits import keyword_precision_recall
-from .scoring_sets import ScoringSets
+from .scoring_sets import ScoringSets, unit_vectors
 
 FEATURE_BLOCK = 1024  # features per block: bounds the [block, rows] similarity matrix ...
 BLOCK_ENTRIES = 1 << 24  # ... to this many entries (64 MiB of float32) however many rows are scored
@@ -46,18 +46,13 @@ def scored_rows(sets: ScoringSets) -> np.ndarray:
     return np.unique(rows[rows >= 0])
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 class LabelScorer:
     """AUROCs of any number of label sets on the same scoring sets, with one text embedding."""
 
     def __init__(self, sets: ScoringSets, rows: np.ndarray, row_embeddings: np.ndarray) -> None:
         """rows: scored_rows(sets); row_embeddings [len(rows), d] by the model that embeds labels."""
         self.rows = rows
-        self.text_emb = _unit(row_embeddings) if len(rows) else np.zeros((0, 1), np.float32)
+        self.text_emb = unit_vectors(row_embeddings) if len(rows) else np.zeros((0, 1), np.float32)
         self.local = {name: np.where(r >= 0, np.searchsorted(rows, np.maximum(r, 0)), -1)
                       for name, r in (("pos", sets.pos_rows), ("neg", sets.neg_rows), ("hard", sets.hard_rows))}
 
@@ -66,7 +61,7 @@ class LabelScorer:
         F = label_emb.shape[0]
         if not len(self.rows):  # no validation texts (val_fraction=0): nothing can be scored
             return np.full(F, np.nan), np.full(F, np.nan)
-        lab = _unit(label_emb)
+        lab = unit_vectors(label_emb)
         sims = {name: np.full(idx.shape, np.nan) for name, idx in self.local.items()}
         step = max(1, min(FEATURE_BLOCK, BLOCK_ENTRIES // len(self.rows)))
         for s in range(0, F, step):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..naming.source_documents import first_per_document
+from .scoring_sets import unit_vectors
 
 
 @dataclass
@@ -30,11 +31,6 @@ class Coherence:
     baseline_std: float  # sigma
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 def random_pair_cosines(embeddings, train_rows: np.ndarray, codes: np.ndarray, n_pairs: int, seed: int) -> np.ndarray:
     """Cosines of n_pairs seeded random pairs of train texts from distinct documents."""
     rng = np.random.default_rng(seed)
@@ -42,7 +38,7 @@ def random_pair_cosines(embeddings, train_rows: np.ndarray, codes: np.ndarray, n
     keep = codes[a] != codes[b]
     a, b = a[keep], b[keep]
     rows, inv = np.unique(np.r_[a, b], return_inverse=True)
-    unit = _unit(embeddings[rows])
+    unit = unit_vectors(embeddings[rows])
     return np.einsum("ij,ij->i", unit[inv[:len(a)]], unit[inv[len(a):]]).astype(np.float64)
 
 
@@ -64,7 +60,7 @@ def feature_coherence(top_rows: np.ndarray, embeddings, train_rows: np.ndarray, 
     score = np.full(len(top_rows), np.nan)
     used = np.unique(distinct[distinct >= 0])
     if len(used):
-        unit = _unit(embeddings[used])
+        unit = unit_vectors(embeddings[used])
         local = np.searchsorted(used, np.maximum(distinct, 0))
         for f in np.flatnonzero(n_docs >= max(min_docs, 2)):
             score[f] = (mean_pairwise_cosine(unit[local[f, :n_docs[f]]]) - mu) / sigma

@@ -108,12 +108,17 @@ def nearest_non_firing(firing: csr_matrix, centroid: np.ndarray, unit: np.ndarra
     return out
 
 
+def unit_vectors(x: np.ndarray) -> np.ndarray:
+    """x as float32 with each vector (last axis) scaled to unit length (zero vectors stay zero)."""
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
 def unit_rows(embeddings, rows: np.ndarray) -> np.ndarray:
     """[len(rows), d] float32 unit embeddings, read and normalised in blocks (no float64 copy)."""
     out = np.empty((len(rows), embeddings.shape[1]), dtype=np.float32)
     for s in range(0, len(rows), UNIT_BLOCK):
-        x = np.asarray(embeddings[rows[s:s + UNIT_BLOCK]], dtype=np.float32)
-        out[s:s + UNIT_BLOCK] = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        out[s:s + UNIT_BLOCK] = unit_vectors(embeddings[rows[s:s + UNIT_BLOCK]])
     return out
 
 

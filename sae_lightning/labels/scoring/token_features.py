@@ -30,7 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from .coherence import _unit, mean_pairwise_cosine
+from .coherence import mean_pairwise_cosine
+from .scoring_sets import unit_vectors
 
 WORD = re.compile(r"\w+")
 NUMBERS = "numbers"
@@ -154,7 +155,7 @@ def token_features(doc_rows: np.ndarray, n_docs: np.ndarray, coherence: np.ndarr
     per_feature = {f: [masked(str(texts[r]), {p for p, _, _ in found[f]}, patterns)
                        for r in doc_rows[f, :min(n_docs[f], masked_texts)]] for f in tested}
     before = cache.n_embedded
-    emb = _unit(cache.get([t for ts in per_feature.values() for t in ts]))
+    emb = unit_vectors(cache.get([t for ts in per_feature.values() for t in ts]))
     out.n_embedded = cache.n_embedded - before
     start, scores = 0, {}
     for f in tested:
