@@ -122,34 +122,38 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
         tfidf = tfidf_scores(terms, counts) if terms is not None else None
         found_tfidf = tfidf_top_terms(tfidf, terms.words if terms else None, cfg.top_n) or [[] for _ in live]
     found = keybert_labels(live, top.rows[live], texts, terms, tfidf, store, sae, model, cache, cfg, timer)
+    d_sae = sae.cfg.d_sae
+    token_label = [label if is_token else "" for label, is_token in zip(tokens.labels, tokens.is_token)]
+    has_label = np.zeros(d_sae, dtype=bool)
+    has_label[live] = [bool(k) for k in found.keywords]
+    has_label |= np.array([bool(t) for t in token_label])
+    verdict = verdicts(top.dead, tokens.coherence, has_label, cfg.coherence_min, tokens.is_token)
+    # A head term claims that the texts share one concept: only an interpretable feature's do.
+    # Named on a mixed feature it was the misleading part of the label (7 of 7 misleading labels of
+    # a blind reading, docs/interpretation/reading.md), so only interpretable features get one.
+    named = np.flatnonzero(verdict[live] == INTERPRETABLE)  # positions in `live`
     made = {"concept": [""] * len(live), "seed": [[] for _ in live], "bertopic": [[] for _ in live]}
     if terms is not None and terms.matrix.nnz:  # some feature has a candidate to choose from
         cands = used_candidates(terms, cache)
         with timer("baselines"):
             made.update(baseline_labels(top.rows[live], terms, counts, cands, store, cfg.top_n))
-        with timer("concepts"):
-            made["concept"] = concept_labels(sae, store, train_idx, live, top.rows[live], codes, cands, cfg)
+        if len(named):
+            with timer("concepts"):
+                concepts = concept_labels(sae, store, train_idx, live[named], top.rows[live][named], codes, cands, cfg)
+            for j, concept in zip(named, concepts):
+                made["concept"][j] = concept
 
-    d_sae = sae.cfg.d_sae
     lists = ("keywords", "keyword_scores", "named", "tfidf", *METHOD_BASELINES)
     labels = {name: [[] for _ in range(d_sae)] for name in lists}
-    labels.update({"concept": [""] * d_sae,
-                   "label_reason": [f"dead: never fired on the {top.n_rows} train texts"] * d_sae,
-                   "token": [label if is_token else "" for label, is_token in zip(tokens.labels, tokens.is_token)]})
-    has_label = np.zeros(d_sae, dtype=bool)
-    has_label[live] = [bool(k) for k in found.keywords]
-    has_label |= np.array([bool(t) for t in labels["token"]])
-    verdict = verdicts(top.dead, tokens.coherence, has_label, cfg.coherence_min, tokens.is_token)
+    labels.update({"concept": [""] * d_sae, "token": token_label,
+                   "label_reason": [f"dead: never fired on the {top.n_rows} train texts"] * d_sae})
     for j, f in enumerate(live):
-        # A head term claims that the texts share one concept: only an interpretable feature's do.
-        # Named on a mixed feature it was the misleading part of the label (7 of 7 misleading
-        # labels of a blind reading, docs/interpretation/reading.md); there the keywords stand alone.
-        concept = made["concept"][j] if verdict[f] == INTERPRETABLE else ""
+        concept = made["concept"][j]  # "" unless interpretable
         kws = without_concept(found.keywords[j], concept) if found.keywords[j] else []
         keep = [found.keywords[j].index(k) for k in kws]
         labels["keywords"][f], labels["keyword_scores"][f] = kws, [found.scores[j][i] for i in keep]
         labels["concept"][f] = concept if kws else ""
-        labels["named"][f] = [c for c in [labels["concept"][f]] if c] + kws  # what the label says: scored as a whole
+        labels["named"][f] = ([concept] if labels["concept"][f] else []) + kws  # the label as shown: scored whole
         labels["label_reason"][f], labels["tfidf"][f] = found.reasons[j], found_tfidf[j]
         labels["seed"][f], labels["bertopic"][f] = made["seed"][j], made["bertopic"][j]
         if labels["token"][f]:  # a token feature's label says which pattern; its keywords stay as evidence
