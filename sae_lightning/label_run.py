@@ -27,7 +27,6 @@ from .labels.config import LabelingConfig
 from .labels.feature_table import label_features, write_features
 from .labels.phase_timer import PhaseTimer
 from .run_dir import RunDir
-from .run_schema import headline_line
 from .scan.loaded_run import load_run
 from .scan.run_info import read_run_info
 from .scan.stream import scan_store
@@ -65,8 +64,8 @@ def label_run_dir(run_dir: str | Path, cfg: LabelingConfig | None = None,
         started = time.perf_counter()
         labelling = label_features(loaded.sae, loaded.store, loaded.train_idx, loaded.val_idx, cfg, scan)
         df, summary = labelling.features, labelling.summary
-        log.info("labelled and scored %d features in %.0f s (%s)", len(df), time.perf_counter() - started,
-                 headline_line(summary))
+        # the figure itself is printed once, by the command's closing lines (run_schema.headline_line)
+        log.info("labelled and scored %d features in %.0f s", len(df), time.perf_counter() - started)
         write_features(df, labeling)
         if families:
             with timer("families"):
