@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -54,6 +55,15 @@ def require_browser() -> str:
     return found
 
 
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Send sig to a process group; False when no member of it is left."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 class Chromium:
     def __init__(self, width: int = 1280, height: int = 900) -> None:
         self.width, self.height = width, height
@@ -66,11 +76,21 @@ class Chromium:
         if exe is None:
             raise RuntimeError(HOW_TO_GET)
         self._profile = tempfile.mkdtemp(prefix="sae-chromium-")
+        try:
+            return self._start(exe)
+        except BaseException:
+            self._stop()
+            raise
+
+    def _start(self, exe: str) -> "Chromium":
+        # Its own session: Chromium's helper processes (the cache writer among them) outlive the
+        # main one unless the whole group is stopped, and would write into the profile after it
+        # was removed (profiles left in /tmp).
         self.proc = subprocess.Popen(
             [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
              "--disable-background-networking", "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
              f"--user-data-dir={self._profile}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
         port = None
         deadline = time.monotonic() + WAIT_S
         while port is None and time.monotonic() < deadline:
@@ -93,14 +113,26 @@ class Chromium:
         return self
 
     def __exit__(self, *exc) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
+        """Close the connection, stop every process of the browser's group, remove its profile."""
         try:
-            self.ws.close()
+            if getattr(self, "ws", None) is not None:
+                self.ws.close()
         finally:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+            proc = getattr(self, "proc", None)
+            if proc is not None:
+                _signal_group(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    pass
+                _signal_group(proc.pid, signal.SIGKILL)  # helpers that outlived the main process
+                proc.wait()
+                deadline = time.monotonic() + WAIT_S
+                while _signal_group(proc.pid, 0) and time.monotonic() < deadline:
+                    time.sleep(0.05)
             shutil.rmtree(self._profile, ignore_errors=True)
 
     # ---- protocol ---------------------------------------------------------------------------------

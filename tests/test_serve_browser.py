@@ -128,3 +128,16 @@ def test_error_pages_are_one_line(tab, url):
     tab.errors.clear()  # the 404 itself is logged by the browser as a failed resource
     tab.open(url + "/features")
     assert tab.errors == []
+
+
+def test_the_browser_leaves_no_profile_or_process(url):
+    """The harness stops Chromium's whole process group before removing its profile: its helper
+    processes (the disk cache among them) used to outlive it and leave sae-chromium-* in /tmp."""
+    with Chromium() as chromium:
+        chromium.open(url + "/features")
+        profile, pgid = Path(chromium._profile), chromium.proc.pid
+        assert profile.is_dir()
+    time.sleep(1.0)  # long enough for a straggler to have written into the profile again
+    assert not profile.exists()
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pgid, 0)
