@@ -15,7 +15,7 @@ of a file of a run; docs/reference/run-folder.md describes the same layout.
                              current/ for people and tools that open <run>/report.html; our own
                              readers resolve the current labelling through RunDir.labeling()
 
-The atomic writers live in atomic.py and are re-exported here."""
+The atomic writers live in atomic.py; import them from there."""
 from __future__ import annotations
 
 import contextlib
@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Iterator
 
 from . import labeling_pointer as pointer
-from .atomic import DISK_FULL, alive, atomic_folder, atomic_write, move_into_place, read_json, write_json
+from .atomic import alive, move_into_place, read_json, write_json
 from .errors import UserError
 from .labeling import Labeling
 from .run_schema import metrics_file
 
-__all__ = ["DISK_FULL", "Labeling", "RunDir", "atomic_folder", "atomic_write", "read_json", "write_json"]
+__all__ = ["Labeling", "RunDir"]
 
 
 class RunDir:

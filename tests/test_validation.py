@@ -208,9 +208,9 @@ def _store_copy(run: Path, manifest_text: str) -> None:
 
 CORRUPTIONS = {
     "garbage cfg.json": (lambda r: (r / "sae" / "cfg.json").write_text("{not json"),
-                         r"sae/cfg.json: corrupt JSON .*; the SAE files are damaged"),
+                         r"sae/cfg.json is corrupt .*; the SAE files are damaged"),
     "cfg.json not an object": (lambda r: (r / "sae" / "cfg.json").write_text("[1, 2]"),
-                               r"sae/cfg.json: expected a JSON object, got list; the SAE files are damaged"),
+                               r"sae/cfg.json holds a JSON list, not an object; the SAE files are damaged"),
     "cfg.json wrong types": (lambda r: _retype_d_sae(r / "sae" / "cfg.json"), r"sae/cfg.json: .*the SAE files are damaged"),
     "truncated safetensors": (lambda r: _truncate(r / "sae" / "sae_weights.safetensors"),
                               r"sae_weights.safetensors: corrupt or truncated safetensors file .*the SAE files are damaged"),

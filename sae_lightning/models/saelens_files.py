@@ -19,6 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from ..atomic import read_json as read_json_object
 from ..errors import UserError
 from .registry import ARCHITECTURES
 
@@ -82,15 +83,9 @@ def _missing(path: Path) -> FileNotFoundError:
 
 
 def read_json(path: Path) -> dict[str, Any]:
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise _missing(path) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise SAEFileError(f"{path}: corrupt JSON ({str(err).splitlines()[0]}); {REWRITE_HINT}") from None
-    if not isinstance(raw, dict):
-        raise SAEFileError(f"{path}: expected a JSON object, got {type(raw).__name__}; {REWRITE_HINT}")
-    return raw
+    if not path.is_file():
+        raise _missing(path)
+    return read_json_object(path, REWRITE_HINT, SAEFileError)
 
 
 def read_safetensors(path: Path) -> dict[str, Tensor]:
