@@ -31,6 +31,7 @@ import pandas as pd
 from .data.store import EmbeddingStore
 from .errors import UserError
 from .run_dir import Labeling, RunDir
+from .run_reader import RunReader, finished_run_info, parse_shares
 from .run_schema import INTERPRETABLE
 from .search import (
     SearchRun,
@@ -89,15 +90,13 @@ class Run:
         self.sae, self.store = search.sae, search.store
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> "Run":
-        """Open a finished run folder (sae/, run.json, metrics.json); UserError in one line otherwise."""
-        path = Path(path).expanduser()
-        check_finished(path)
-        search = open_run(path, device=device)
-        run = RunDir(path)
-        labeling = run.labeling()
-        features = labeling.read_features() if labeling is not None else None
-        return cls(path, search, features, run.metrics(), labeling)
+    def load(cls, path: str | Path | RunReader, device: str = "cpu") -> "Run":
+        """Open a finished run folder (sae/, run.json, metrics.json), or a reader of one; UserError
+        in one line otherwise."""
+        reader = path if isinstance(path, RunReader) else RunReader(path)
+        check_finished(reader.root)
+        search = open_run(reader, device=device)
+        return cls(reader.root, search, reader.features, reader.dir.metrics(), reader.labeling)
 
     def labelings(self) -> list[Labeling]:
         """Every labelling of the run, oldest first (each with its settings() and summary())."""
@@ -172,7 +171,7 @@ class Run:
         row = rows.iloc[0]
         top = pd.DataFrame({"activation": list(row["top_acts"]), "domain": list(row["top_domains"]),
                             "id": list(row["top_ids"]), "text": list(row["top_texts"])})
-        shares = json.loads(row["domain_shares"]) if row.get("domain_shares") else {}
+        shares = parse_shares(row.get("domain_shares"))
         return Feature(i, row["label"] or "", list(row["keywords"]), float(row["density"]), bool(row["dead"]), top,
                        shares, {c: getattr(row[c], "item", lambda: row[c])() for c in SCORE_COLUMNS if c in row.index},
                        str(row.get("verdict") or ""))
@@ -205,9 +204,7 @@ class Run:
 
 def check_finished(path: Path) -> None:
     """A run folder that training finished: its SAE, run.json and metrics.json are all there."""
-    from .label_run import read_run_info
-
-    read_run_info(path)  # the folder, sae/ and run.json, each named when missing
+    finished_run_info(path)  # the folder, sae/ and run.json, each named when missing
     if not RunDir(path).metrics_file.is_file():
         raise UserError(f"{path} is not a finished run: no {RunDir.METRICS} (training stopped before the end); "
                         f"resume it with `sae-train run_dir={path} ckpt_path=last`")

@@ -2,8 +2,8 @@
 
 The stages after export (labels, then families when run.json asks for them) are all here, so
 `sae-label run_dir=<run>` finishes a run whose labelling was interrupted, failed or never ran,
-with the same result. The run is opened once (loaded_run.py: run.json, store, SAE, split) and
-scanned once (scan.py); labelling, scoring and families read that scan and what the labelling
+with the same result. The run is opened once (run_reader.RunReader.trained: run.json, store, SAE,
+split) and scanned once (scan/stream.py); labelling, scoring and families read that scan and what the labelling
 made, so no stage reloads the SAE, re-derives the split, streams the store again or re-reads
 labels from disk.
 
@@ -27,8 +27,7 @@ from .labels.config import LabelingConfig
 from .labels.feature_table import label_features, write_features
 from .labels.phase_timer import PhaseTimer
 from .run_dir import RunDir
-from .scan.loaded_run import load_run
-from .scan.run_info import read_run_info
+from .run_reader import RunReader
 from .scan.stream import scan_store
 
 
@@ -45,12 +44,12 @@ def label_run_dir(run_dir: str | Path, cfg: LabelingConfig | None = None,
     it is whole; returns its table and summary."""
     cfg = cfg or LabelingConfig()
     run_dir = Path(run_dir)
-    run = RunDir(run_dir)
-    info = read_run_info(run_dir)
+    run, reader = RunDir(run_dir), RunReader(run_dir)
+    info = reader.info
     if not info.get("has_texts", True):
         raise NoTexts(f"{run_dir} was trained on embeddings without texts (domain=npy without domain.metadata): "
                       "there is nothing to label; its SAE and metrics are complete")
-    loaded = load_run(run_dir, cfg.device)
+    loaded = reader.trained(cfg.device)
     families = info.get("families") or None
     timer = PhaseTimer()
     with run.new_labeling() as labeling:  # a failure or Ctrl-C removes it; the earlier one stays current

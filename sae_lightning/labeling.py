@@ -97,10 +97,24 @@ class Labeling:
 
     def read_features(self, columns: list[str] | None = None) -> pd.DataFrame:
         """features.parquet (those columns only when given); one line naming the file when unreadable."""
-        return _read_parquet(self.features, columns)
+        return self.read_table(self.FEATURES, columns).to_pandas()
 
     def read_families(self) -> pd.DataFrame | None:
-        return _read_parquet(self.families, None) if self.families.is_file() else None
+        return self.read_table(self.FAMILIES).to_pandas() if self.families.is_file() else None
+
+    def read_table(self, name: str, columns: list[str] | None = None):
+        """One of its tables (features.parquet, families.parquet) as a pyarrow Table: the one
+        parquet reader of a labelling; one line naming the file and the fix when it is unreadable."""
+        import pyarrow.parquet as pq
+
+        path, fix = self.folder / name, "relabel the run (sae-label run_dir=<run>)"
+        try:
+            return pq.read_table(path, columns=columns)
+        except FileNotFoundError:
+            raise UserError(f"{path} is missing; {fix}") from None
+        except Exception as err:  # pyarrow raises several types for garbage, truncated or foreign files
+            raise UserError(f"{path} cannot be read as a table ({str(err).splitlines()[0]}); "
+                            f"{fix} or delete {path}") from None
 
     def feature_columns(self) -> set[str]:
         import pyarrow.parquet as pq
@@ -115,13 +129,3 @@ def _write_parquet(path: Path, df: pd.DataFrame, schema) -> Path:
     # pandas types the columns of an empty frame float64, which arrow cannot cast to list<int64>
     table = schema.empty_table() if df.empty else pa.Table.from_pandas(df, schema=schema, preserve_index=False)
     return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
-
-
-def _read_parquet(path: Path, columns: list[str] | None) -> pd.DataFrame:
-    try:
-        return pd.read_parquet(path, columns=columns)
-    except FileNotFoundError:
-        raise UserError(f"{path} is missing; label the run (sae-label run_dir=<run>)") from None
-    except Exception as err:  # pyarrow raises several types for truncated or corrupt files
-        raise UserError(f"{path} could not be read ({type(err).__name__}: {err}); label the run again "
-                        "(sae-label run_dir=<run>) or delete the file") from None

@@ -13,6 +13,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from sae_lightning.errors import UserError
 from sae_lightning.report import write_report
 from sae_lightning.report.featuremap import spectral_2d
 from sae_lightning.run_dir import RunDir
@@ -205,17 +206,17 @@ def test_old_run_says_to_relabel(tmp_path):
 def test_unfinished_run_is_a_clear_error(tmp_path, missing):
     run = make_run(tmp_path, n=10, n_dead=1, families=False)
     (run / missing).unlink()
-    with pytest.raises(FileNotFoundError) as e:
+    with pytest.raises(UserError) as e:
         write_report(run)
     msg = str(e.value)
     assert missing in msg and "not finished" in msg and "\n" not in msg
     assert not (run / "report.html").exists()
 
 
-def test_corrupt_metrics_is_a_value_error(tmp_path):
+def test_corrupt_metrics_is_a_user_error(tmp_path):
     run = make_run(tmp_path, n=10, n_dead=1, families=False)
     (run / "metrics.json").write_text('{"fve": 0.8')  # cut off mid-write
-    with pytest.raises(ValueError, match="metrics.json"):
+    with pytest.raises(UserError, match="metrics.json"):
         write_report(run)
 
 

@@ -250,7 +250,7 @@ def test_sae_label_and_sae_search_on_corrupt_files_exit_2_in_one_line(hand_run, 
 
 def test_garbage_features_parquet_is_named_for_sae_search(hand_run, tmp_path):
     run = _damaged(hand_run, tmp_path, lambda r: (r / "features.parquet").write_bytes(b"PAR1 garbage"))
-    with pytest.raises(UserError, match=r"features.parquet cannot be read as a features table .*; relabel the run"):
+    with pytest.raises(UserError, match=r"features.parquet cannot be read as a table .*; relabel the run"):
         open_run(run)
     run2 = tmp_path / "run2"
     shutil.copytree(hand_run, run2)

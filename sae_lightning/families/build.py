@@ -41,8 +41,8 @@ from ..data.store import EmbeddingStore
 from ..labels.config import LabelingConfig
 from ..labels.naming.candidates import TrainCounts
 from ..run_dir import Labeling, RunDir
+from ..run_reader import RunReader
 from ..run_schema import FAMILY_SCHEMA  # noqa: F401 (the contract, re-exported)
-from ..scan.loaded_run import load_run
 from ..scan.stream import ScanResult, scan_store
 from .naming import family_label, name_families
 
@@ -130,7 +130,7 @@ def build_families(run_dir: str | Path, *, min_weight: float = 0.2, min_children
     copy is refreshed)."""
     run = RunDir(run_dir)
     target = into or run.labeling() or Labeling(run.root)
-    loaded = load_run(run_dir, device)
+    loaded = RunReader(run_dir).trained(device)
     scan = scan_store(loaded.sae, loaded.store, loaded.train_idx, np.zeros(0, np.int64), texts_per_member, batch_size,
                       device, min_cooccur=min_cooccur)
     df = families_from_scan(scan, loaded.store, loaded.sae, _feature_labels(target, loaded.sae.cfg.d_sae),
