@@ -32,7 +32,7 @@ from .data.store import EmbeddingStore
 from .errors import UserError
 from .run_dir import Labeling, RunDir
 from .run_reader import RunReader, finished_run_info, parse_shares
-from .run_schema import INTERPRETABLE
+from .run_schema import INTERPRETABLE, TRUST_COLUMNS
 from .search import (
     SearchRun,
     check_clamp,
@@ -47,8 +47,6 @@ from .search import (
     steer,
 )
 
-# Per-feature judgements of a label, shown next to it when features.parquet has them.
-SCORE_COLUMNS = ("verdict", "label_score", "label_auroc", "label_auroc_hard", "coherence")
 RUN_DIR_ENV = "SAE_RUN_DIR"  # a run folder, or a folder of runs (the newest finished one is used)
 OUTPUTS_ENV = "SAE_LIGHTNING_OUTPUTS"  # the root of all run folders, as in conf/paths/default.yaml
 
@@ -148,7 +146,7 @@ class Run:
 
     def top_features(self, text: str, k: int = 10) -> pd.DataFrame:
         """The k features the text turns on most: feature_id, activation, label and, when the run
-        has them, its verdict and label scores (SCORE_COLUMNS). Fewer rows when fewer fire."""
+        has them, its verdict and label scores (TRUST_COLUMNS). Fewer rows when fewer fire."""
         check_counts(k=k)
         if not isinstance(text, str):
             raise UserError(f"text must be a string, got {type(text).__name__}; top_features takes one text")
@@ -156,7 +154,7 @@ class Run:
                              self._search.verdicts)
         if self.features is not None:
             by_id = self.features.set_index("feature_id")
-            for col in (c for c in SCORE_COLUMNS if c in by_id.columns):
+            for col in (c for c in TRUST_COLUMNS if c in by_id.columns):
                 hits[col] = by_id[col].reindex(hits["feature_id"]).to_numpy()
         return hits
 
@@ -173,7 +171,7 @@ class Run:
                             "id": list(row["top_ids"]), "text": list(row["top_texts"])})
         shares = parse_shares(row.get("domain_shares"))
         return Feature(i, row["label"] or "", list(row["keywords"]), float(row["density"]), bool(row["dead"]), top,
-                       shares, {c: getattr(row[c], "item", lambda: row[c])() for c in SCORE_COLUMNS if c in row.index},
+                       shares, {c: getattr(row[c], "item", lambda: row[c])() for c in TRUST_COLUMNS if c in row.index},
                        str(row.get("verdict") or ""))
 
     def top_texts(self, i: int, n: int = 10) -> pd.DataFrame:
