@@ -53,7 +53,7 @@ def label_run_dir(run_dir: str | Path, cfg: LabelingConfig | None = None,
     families = info.get("families") or None
     timer = PhaseTimer()
     with run.new_labeling() as labeling:  # a failure or Ctrl-C removes it; the earlier one stays current
-        with timer("scan"):  # one pass: what labels, scores and families need (scan.py)
+        with timer("scan"):  # one pass: what labels, scores and families need (scan/stream.py)
             m = max(cfg.m, int(families.get("texts_per_member", 5))) if families else cfg.m
             scan = scan_store(loaded.sae, loaded.store, loaded.train_idx, loaded.val_idx, m, cfg.batch_size,
                               cfg.device, min_cooccur=int(families.get("min_cooccur", 2)) if families else None,
@@ -61,8 +61,8 @@ def label_run_dir(run_dir: str | Path, cfg: LabelingConfig | None = None,
         log.info("scanned %d texts for the top activations of %d features in %.0f s", len(loaded.train_idx),
                  loaded.sae.cfg.d_sae, timer.summary().get("time_scan", 0.0))
         started = time.perf_counter()
-        labelling = label_features(loaded.sae, loaded.store, loaded.train_idx, loaded.val_idx, cfg, scan)
-        df, summary = labelling.features, labelling.summary
+        result = label_features(loaded.sae, loaded.store, loaded.train_idx, loaded.val_idx, cfg, scan)
+        df, summary = result.features, result.summary
         # the figure itself is printed once, by the command's closing lines (run_schema.headline_line)
         log.info("labelled and scored %d features in %.0f s", len(df), time.perf_counter() - started)
         write_features(df, labeling)
@@ -71,7 +71,7 @@ def label_run_dir(run_dir: str | Path, cfg: LabelingConfig | None = None,
                 settings = {k: v for k, v in families.items() if k not in ("batch_size", "device")}
                 labeling.write_families(families_from_scan(scan, loaded.store, loaded.sae,
                                                            feature_labels(df, loaded.sae.cfg.d_sae),
-                                                           labelling.counts, cfg, **settings))
+                                                           result.counts, cfg, **settings))
         summary.update(timer.summary())
         summary["time_total"] = round(summary["time_total"] + summary["time_scan"], 3)
         labeling.write_labels(cfg.to_dict(), info.get("families"), summary)
