@@ -6,7 +6,7 @@ graph over the training split.
     build_families("outputs/train/runs/wiki_all/2025-01-01_12-00-00")   # -> the current labelling's families.parquet
 
 1. Co-activation: C = AᵀA with A the binary firing matrix of the train rows, counted by the
-   post-training scan (scan.py, coactivation.py) batch by batch in bounded memory; `label_run_dir`
+   post-training scan (scan/stream.py, scan/coactivation.py) batch by batch in bounded memory; `label_run_dir`
    hands the families step that scan, the loaded SAE and store, the labels just made and the
    top texts' n-gram counts, so nothing is read or computed twice.
 2. Edge weight: the overlap coefficient C_ij / min(C_ii, C_jj), i.e. P(both fire | the rarer one
