@@ -31,7 +31,7 @@ from . import labeling_pointer as pointer
 from .atomic import alive, move_into_place, read_json, write_json
 from .errors import UserError
 from .labeling import Labeling
-from .run_schema import metrics_file
+from .run_schema import SAE_CFG_FILE, SAE_WEIGHTS_FILE, SPARSITY_FILE, metrics_file
 
 __all__ = ["Labeling", "RunDir"]
 
@@ -40,7 +40,7 @@ class RunDir:
     """One run's folder. Nothing else spells the names of its files."""
 
     RUN, METRICS, SAE, CHECKPOINTS, LAST = "run.json", "metrics.json", "sae", "checkpoints", "last.ckpt"
-    SAE_CFG, SAE_WEIGHTS, SPARSITY = "cfg.json", "sae_weights.safetensors", "sparsity.safetensors"
+    SAE_CFG, SAE_WEIGHTS, SPARSITY = SAE_CFG_FILE, SAE_WEIGHTS_FILE, SPARSITY_FILE
     LABELINGS, CURRENT, HYDRA_CONFIG, DIFF = pointer.LABELINGS, Labeling.POINTER, ".hydra/config.yaml", "diff"
     LOCK = ".lock"  # in labelings/: one labelling of a run at a time
     FINISHED = (f"{SAE}/{SAE_CFG}", f"{SAE}/{SAE_WEIGHTS}", METRICS)  # what training leaves, metrics.json last

@@ -29,6 +29,7 @@ import numpy as np
 from .atomic import read_json
 from .errors import UserError
 from .run_dir import Labeling, RunDir
+from .run_schema import OWN_CONFIG_KEY
 
 if TYPE_CHECKING:  # torch, pandas and pyarrow load on first use: a reader of run.json alone stays light
     import pandas as pd
@@ -124,7 +125,7 @@ class RunReader:
     @cached_property
     def cfg(self) -> dict:
         cfg = read_json(self.dir.sae / RunDir.SAE_CFG, "the SAE files are damaged: retrain the run")
-        own = cfg.get("sae_lightning")
+        own = cfg.get(OWN_CONFIG_KEY)
         return {**cfg, **own} if isinstance(own, dict) else cfg
 
     @cached_property

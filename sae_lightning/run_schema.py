@@ -8,6 +8,13 @@ import math
 
 import pyarrow as pa
 
+# The SAE folder's files (SAELens' names, so `sae_lens.SAE.load_from_disk` opens it): written by
+# models/saelens_files.py, found in a run under sae/ (RunDir.SAE_CFG, ...).
+SAE_CFG_FILE, SAE_WEIGHTS_FILE, SPARSITY_FILE = "cfg.json", "sae_weights.safetensors", "sparsity.safetensors"
+# cfg.json's block of our complete SAEConfig (architecture under our name, the variant's fields),
+# beside SAELens' own keys, which SAELens reads and this block it ignores.
+OWN_CONFIG_KEY = "sae_lightning"
+
 METHOD_BASELINES = ("seed", "bertopic")  # KeyBERT per top text merged (the seed project's), BERTopic's KeyBERTInspired
 # the labels, the TF-IDF baseline, a random other feature's label, and the two method baselines
 LABEL_SETS = ("label", "tfidf", "random", *METHOD_BASELINES)
