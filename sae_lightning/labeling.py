@@ -10,9 +10,7 @@ wrote, never changed by a later one.
 `<id>` is `<YYYY-MM-DD_HH-MM-SS>_<6 hex>`. A labelling is written into `labelings/.<id>.<pid>.tmp/`
 and renamed into place only when its tables, labels.json and report are all there (RunDir.commit),
 then made current by one rename of the `<run>/current` link (labeling_pointer.py); a killed
-labelling leaves a hidden temp folder and the earlier labelling current. A run labelled
-before labelings existed has its files at the top of the run folder: `Labeling(run_root)` reads
-them the same way (its `id` is "")."""
+labelling leaves a hidden temp folder and the earlier labelling current."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -80,9 +78,7 @@ class Labeling:
 
     # ---- readers ------------------------------------------------------------------------------
     def info(self) -> dict:
-        """labels.json ({} for a labelling written before labels.json existed)."""
-        if not self.labels_path.is_file():
-            return {}
+        """labels.json (every finished labelling has one: RunDir.commit requires it)."""
         return read_json(self.labels_path, f"label the run again (sae-label run_dir={self.folder.parent.parent})")
 
     def summary(self) -> dict:

@@ -127,9 +127,16 @@ def build_families(run_dir: str | Path, *, min_weight: float = 0.2, min_children
     """Find the feature families of a finished run on their own (loads the run and scans its train
     split; `label_run_dir` instead hands its scan to families_from_scan) and write them into the
     labelling `into`, named with its labels (default: the run's current labelling, whose top-level
-    copy is refreshed)."""
+    copy is refreshed; for an unlabelled run, a new labelling that holds only them)."""
     run = RunDir(run_dir)
-    target = into or run.labeling() or Labeling(run.root)
+    target = into or run.labeling()
+    if target is None:
+        settings = {"min_weight": min_weight, "min_children": min_children, "min_cooccur": min_cooccur,
+                    "max_density": max_density, "texts_per_member": texts_per_member}
+        with run.new_labeling() as new:
+            df = build_families(run_dir, **settings, labeling=labeling, batch_size=batch_size, device=device, into=new)
+            new.write_labels({}, settings, {})
+        return df
     loaded = RunReader(run_dir).trained(device)
     scan = scan_store(loaded.sae, loaded.store, loaded.train_idx, np.zeros(0, np.int64), texts_per_member, batch_size,
                       device, min_cooccur=min_cooccur)
@@ -138,7 +145,7 @@ def build_families(run_dir: str | Path, *, min_weight: float = 0.2, min_children
                             min_cooccur=min_cooccur, max_density=max_density, texts_per_member=texts_per_member)
     target.write_families(df)
     if into is None:
-        run.publish(target)
+        run.publish()
     return df
 
 

@@ -42,5 +42,5 @@ def write_report(run_dir: str | Path, labeling: Labeling | None = None) -> Path:
     target.write_text(Labeling.SUMMARY, render_summary(data))
     if labeling is not None:
         return labeling.report
-    run.publish(target)
+    run.publish()
     return run / Labeling.REPORT

@@ -98,9 +98,6 @@ def report_data(run: str | Path | RunReader, labeling: Labeling | None = None) -
         dead = np.array([bool(v) for v in cols["dead"]], dtype=bool)
     else:
         dead = density == 0  # NaN compares False: unknown density is not called dead
-        reasons = cols.get("label_reason")
-        if reasons is not None:
-            dead |= np.array([r == "dead" for r in reasons], dtype=bool)
 
     domain_shares = reader.domain_shares or [{} for _ in range(n)]
     W_dec = None
