@@ -93,8 +93,8 @@ class Run:
         in one line otherwise."""
         reader = path if isinstance(path, RunReader) else RunReader(path)
         check_finished(reader.root)
-        search = open_run(reader, device=device)
-        return cls(reader.root, search, reader.features, reader.dir.metrics(), reader.labeling)
+        features = reader.features  # read whole first: search's columns then come from it
+        return cls(reader.root, open_run(reader, device=device), features, reader.dir.metrics(), reader.labeling)
 
     def labelings(self) -> list[Labeling]:
         """Every labelling of the run, oldest first (each with its settings() and summary())."""

@@ -92,30 +92,28 @@ class Labeling:
         return dict(self.info().get("settings") or {})
 
     def read_features(self, columns: list[str] | None = None) -> pd.DataFrame:
-        """features.parquet (those columns only when given); one line naming the file when unreadable."""
+        """features.parquet (only those of `columns` it has, when given); one line naming the file when unreadable."""
         return self.read_table(self.FEATURES, columns).to_pandas()
 
     def read_families(self) -> pd.DataFrame | None:
         return self.read_table(self.FAMILIES).to_pandas() if self.families.is_file() else None
 
     def read_table(self, name: str, columns: list[str] | None = None):
-        """One of its tables (features.parquet, families.parquet) as a pyarrow Table: the one
-        parquet reader of a labelling; one line naming the file and the fix when it is unreadable."""
+        """One of its tables (features.parquet, families.parquet) as a pyarrow Table, only those of
+        `columns` it has when given: the one parquet reader of a labelling; one line naming the
+        file and the fix when it is unreadable."""
         import pyarrow.parquet as pq
 
         path, fix = self.folder / name, "relabel the run (sae-label run_dir=<run>)"
         try:
+            if columns is not None:
+                columns = [c for c in columns if c in pq.read_schema(path).names]
             return pq.read_table(path, columns=columns)
         except FileNotFoundError:
             raise UserError(f"{path} is missing; {fix}") from None
         except Exception as err:  # pyarrow raises several types for garbage, truncated or foreign files
             raise UserError(f"{path} cannot be read as a table ({str(err).splitlines()[0]}); "
                             f"{fix} or delete {path}") from None
-
-    def feature_columns(self) -> set[str]:
-        import pyarrow.parquet as pq
-
-        return set(pq.read_schema(self.features).names)
 
 
 def _write_parquet(path: Path, df: pd.DataFrame, schema) -> Path:

@@ -8,7 +8,8 @@ RunDir (run_dir.py) names the files and writes them; this module reads them:
     cfg             sae/cfg.json, our own names (relu, batchtopk) over SAELens' (standard, jumprelu)
     W_dec           the decoder rows of sae/sae_weights.safetensors, [d_sae, d_in] float32
     log10_density   sae/sparsity.safetensors (None when the run has none)
-    features        the labelling's features.parquet: `feature_columns` (column -> list) or a DataFrame
+    features        the labelling's features.parquet: `feature_columns` (column -> list), a DataFrame,
+                    or some of its columns (`features_of`)
     families        the labelling's families.parquet (column -> list), None when it has none
     domain_shares   features.parquet's domain_shares column, parsed: one {domain: share} per row
     store, sae()    the embedding store run.json names and the SAE on a device
@@ -197,6 +198,16 @@ class RunReader:
     @cached_property
     def features(self) -> pd.DataFrame | None:
         return None if self.feature_table is None else self.feature_table.to_pandas()
+
+    def features_of(self, columns: list[str]) -> pd.DataFrame | None:
+        """Those of `columns` that features.parquet has, read alone (sae-search needs four of its
+        columns, not the top texts) unless the whole table is read already."""
+        if self.labeling is None:
+            return None
+        if "feature_table" in self.__dict__:
+            table = self.feature_table
+            return table.select([c for c in columns if c in table.column_names]).to_pandas()
+        return self.labeling.read_table(Labeling.FEATURES, columns).to_pandas()
 
     @cached_property
     def families(self) -> dict[str, list] | None:

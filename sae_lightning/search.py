@@ -77,8 +77,9 @@ def marked_label(label: str, verdict: str) -> str:
 
 
 def _checked_features(reader: RunReader, d_sae: int) -> pd.DataFrame:
-    """features.parquet, its feature ids checked to be this SAE's; UserError naming the file and the fix."""
-    df, path = reader.features, reader.labeling.features
+    """The columns of features.parquet search reads, its feature ids checked to be this SAE's;
+    UserError naming the file and the fix."""
+    df, path = reader.features_of(["feature_id", "label", "top_acts", "verdict"]), reader.labeling.features
     ids = pd.to_numeric(df["feature_id"], errors="coerce")
     if ids.isna().any() or not ids.between(0, d_sae - 1).all():
         raise UserError(f"{path} holds feature ids outside 0..{d_sae - 1} of this SAE; "
