@@ -36,9 +36,9 @@ def newest_run() -> Path | None:
 
 def run_domains(run: Path) -> list[str]:
     from sae_lightning.data.store import EmbeddingStore
-    from sae_lightning.label_run import read_run_info
+    from sae_lightning.run_reader import finished_run_info
 
-    return list(EmbeddingStore(read_run_info(run)["store_path"]).manifest.get("domains", []))
+    return list(EmbeddingStore(finished_run_info(run)["store_path"]).manifest.get("domains", []))
 
 
 def commands(run: Path | None, scratch: Path) -> dict[str, list[str]]:

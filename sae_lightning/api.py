@@ -31,7 +31,8 @@ import pandas as pd
 from .data.store import EmbeddingStore
 from .errors import UserError
 from .run_dir import Labeling, RunDir
-from .run_schema import INTERPRETABLE
+from .run_reader import RunReader, finished_run_info, parse_shares
+from .run_schema import INTERPRETABLE, TRUST_COLUMNS
 from .search import (
     SearchRun,
     check_clamp,
@@ -46,8 +47,6 @@ from .search import (
     steer,
 )
 
-# Per-feature judgements of a label, shown next to it when features.parquet has them.
-SCORE_COLUMNS = ("verdict", "label_score", "label_auroc", "label_auroc_hard", "coherence")
 RUN_DIR_ENV = "SAE_RUN_DIR"  # a run folder, or a folder of runs (the newest finished one is used)
 OUTPUTS_ENV = "SAE_LIGHTNING_OUTPUTS"  # the root of all run folders, as in conf/paths/default.yaml
 
@@ -89,15 +88,13 @@ class Run:
         self.sae, self.store = search.sae, search.store
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> "Run":
-        """Open a finished run folder (sae/, run.json, metrics.json); UserError in one line otherwise."""
-        path = Path(path).expanduser()
-        check_finished(path)
-        search = open_run(path, device=device)
-        run = RunDir(path)
-        labeling = run.labeling()
-        features = labeling.read_features() if labeling is not None else None
-        return cls(path, search, features, run.metrics(), labeling)
+    def load(cls, path: str | Path | RunReader, device: str = "cpu") -> "Run":
+        """Open a finished run folder (sae/, run.json, metrics.json), or a reader of one; UserError
+        in one line otherwise."""
+        reader = path if isinstance(path, RunReader) else RunReader(path)
+        check_finished(reader.root)
+        features = reader.features  # read whole first: search's columns then come from it
+        return cls(reader.root, open_run(reader, device=device), features, reader.dir.metrics(), reader.labeling)
 
     def labelings(self) -> list[Labeling]:
         """Every labelling of the run, oldest first (each with its settings() and summary())."""
@@ -149,7 +146,7 @@ class Run:
 
     def top_features(self, text: str, k: int = 10) -> pd.DataFrame:
         """The k features the text turns on most: feature_id, activation, label and, when the run
-        has them, its verdict and label scores (SCORE_COLUMNS). Fewer rows when fewer fire."""
+        has them, its verdict and label scores (TRUST_COLUMNS). Fewer rows when fewer fire."""
         check_counts(k=k)
         if not isinstance(text, str):
             raise UserError(f"text must be a string, got {type(text).__name__}; top_features takes one text")
@@ -157,7 +154,7 @@ class Run:
                              self._search.verdicts)
         if self.features is not None:
             by_id = self.features.set_index("feature_id")
-            for col in (c for c in SCORE_COLUMNS if c in by_id.columns):
+            for col in (c for c in TRUST_COLUMNS if c in by_id.columns):
                 hits[col] = by_id[col].reindex(hits["feature_id"]).to_numpy()
         return hits
 
@@ -172,9 +169,9 @@ class Run:
         row = rows.iloc[0]
         top = pd.DataFrame({"activation": list(row["top_acts"]), "domain": list(row["top_domains"]),
                             "id": list(row["top_ids"]), "text": list(row["top_texts"])})
-        shares = json.loads(row["domain_shares"]) if row.get("domain_shares") else {}
+        shares = parse_shares(row.get("domain_shares"))
         return Feature(i, row["label"] or "", list(row["keywords"]), float(row["density"]), bool(row["dead"]), top,
-                       shares, {c: getattr(row[c], "item", lambda: row[c])() for c in SCORE_COLUMNS if c in row.index},
+                       shares, {c: getattr(row[c], "item", lambda: row[c])() for c in TRUST_COLUMNS if c in row.index},
                        str(row.get("verdict") or ""))
 
     def top_texts(self, i: int, n: int = 10) -> pd.DataFrame:
@@ -205,9 +202,7 @@ class Run:
 
 def check_finished(path: Path) -> None:
     """A run folder that training finished: its SAE, run.json and metrics.json are all there."""
-    from .label_run import read_run_info
-
-    read_run_info(path)  # the folder, sae/ and run.json, each named when missing
+    finished_run_info(path)  # the folder, sae/ and run.json, each named when missing
     if not RunDir(path).metrics_file.is_file():
         raise UserError(f"{path} is not a finished run: no {RunDir.METRICS} (training stopped before the end); "
                         f"resume it with `sae-train run_dir={path} ckpt_path=last`")

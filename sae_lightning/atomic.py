@@ -202,16 +202,16 @@ def write_json(path: str | Path, obj: dict) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
-def read_json(path: Path, fix: str) -> dict:
-    """A JSON object file, or one line naming the file and `fix`."""
+def read_json(path: Path, fix: str, error: type[UserError] = UserError) -> dict:
+    """A JSON object file, or one line (`error`, a UserError) naming the file, what is wrong with it
+    and `fix`. The one reader of the project's JSON files: run.json, metrics.json, labels.json,
+    labeling.json, a store's manifest.json and an SAE's cfg.json."""
     try:
         obj = json.loads(path.read_text())
     except FileNotFoundError:
-        raise UserError(f"{path} is missing; {fix}") from None
+        raise error(f"{path} is missing; {fix}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UserError(f"{path} is corrupt ({err}); {fix}") from None
+        raise error(f"{path} is corrupt ({str(err).splitlines()[0]}); {fix}") from None
     if not isinstance(obj, dict):
-        raise UserError(f"{path} must hold a JSON object; {fix}")
+        raise error(f"{path} holds a JSON {type(obj).__name__}, not an object; {fix}") from None
     return obj
-
-

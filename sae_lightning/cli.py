@@ -136,11 +136,12 @@ def _label(cfg: DictConfig) -> None:
 
     settings = LabelingConfig.from_dict(OmegaConf.to_container(cfg.labeling, resolve=True))
     _, summary = label_run_dir(cfg.run_dir, settings, report=cfg.report)  # the report is part of the labelling
-    labeling = RunDir(cfg.run_dir).labeling()
+    run = RunDir(cfg.run_dir)
+    labeling = run.labeling()
     print(f"labelling {labeling.id} (now current; earlier ones kept under {labeling.folder.parent})")
     print(f"features: {labeling.features}\n{headline_line(summary)}")
     if labeling.report.is_file():
-        print(f"report: {RunDir(cfg.run_dir) / labeling.REPORT}")
+        print(f"report: {run / labeling.REPORT}")
 
 
 def embed() -> None:
@@ -161,7 +162,7 @@ def label() -> None:
 # ---- argparse commands (no Hydra config to compose: they read finished run dirs) ----------------
 
 
-def _plain_command(main: Callable[[list[str]], None]) -> Callable[[], None]:
+def plain_command(main: Callable[[list[str]], None]) -> Callable[[], None]:
     """Bad input (UserError) ends a plain command with one line and exit status 2, as in _launch."""
 
     @functools.wraps(main)
@@ -205,7 +206,7 @@ def _compare(argv: list[str]) -> None:
     print(f"page: {files['compare.html']}\ntables: {files['matches.parquet']}, {files['feature_classes.parquet']}")
 
 
-compare = _plain_command(_compare)
+compare = plain_command(_compare)
 compare.__doc__ = "sae-compare: which features the domains' SAEs share and which one domain has."
 
 
@@ -245,5 +246,5 @@ def _search(argv: list[str]) -> None:
             print(f"  {t.cos:.3f}  [{printable(t.domain)}] {printable(t.text)}")
 
 
-search = _plain_command(_search)
+search = plain_command(_search)
 search.__doc__ = "sae-search: the features a query activates; steer it by clamping features, see the nearest texts."

@@ -2,8 +2,8 @@
 
 The stages after export (labels, then families when run.json asks for them) are all here, so
 `sae-label run_dir=<run>` finishes a run whose labelling was interrupted, failed or never ran,
-with the same result. The run is opened once (loaded_run.py: run.json, store, SAE, split) and
-scanned once (scan.py); labelling, scoring and families read that scan and what the labelling
+with the same result. The run is opened once (run_reader.RunReader.trained: run.json, store, SAE,
+split) and scanned once (scan/stream.py); labelling, scoring and families read that scan and what the labelling
 made, so no stage reloads the SAE, re-derives the split, streams the store again or re-reads
 labels from disk.
 
@@ -27,8 +27,7 @@ from .labels.config import LabelingConfig
 from .labels.feature_table import label_features, write_features
 from .labels.phase_timer import PhaseTimer
 from .run_dir import RunDir
-from .scan.loaded_run import load_run
-from .scan.run_info import read_run_info
+from .run_reader import RunReader
 from .scan.stream import scan_store
 
 
@@ -45,16 +44,16 @@ def label_run_dir(run_dir: str | Path, cfg: LabelingConfig | None = None,
     it is whole; returns its table and summary."""
     cfg = cfg or LabelingConfig()
     run_dir = Path(run_dir)
-    run = RunDir(run_dir)
-    info = read_run_info(run_dir)
+    run, reader = RunDir(run_dir), RunReader(run_dir)
+    info = reader.info
     if not info.get("has_texts", True):
         raise NoTexts(f"{run_dir} was trained on embeddings without texts (domain=npy without domain.metadata): "
                       "there is nothing to label; its SAE and metrics are complete")
-    loaded = load_run(run_dir, cfg.device)
+    loaded = reader.trained(cfg.device)
     families = info.get("families") or None
     timer = PhaseTimer()
     with run.new_labeling() as labeling:  # a failure or Ctrl-C removes it; the earlier one stays current
-        with timer("scan"):  # one pass: what labels, scores and families need (scan.py)
+        with timer("scan"):  # one pass: what labels, scores and families need (scan/stream.py)
             m = max(cfg.m, int(families.get("texts_per_member", 5))) if families else cfg.m
             scan = scan_store(loaded.sae, loaded.store, loaded.train_idx, loaded.val_idx, m, cfg.batch_size,
                               cfg.device, min_cooccur=int(families.get("min_cooccur", 2)) if families else None,
@@ -62,8 +61,8 @@ def label_run_dir(run_dir: str | Path, cfg: LabelingConfig | None = None,
         log.info("scanned %d texts for the top activations of %d features in %.0f s", len(loaded.train_idx),
                  loaded.sae.cfg.d_sae, timer.summary().get("time_scan", 0.0))
         started = time.perf_counter()
-        labelling = label_features(loaded.sae, loaded.store, loaded.train_idx, loaded.val_idx, cfg, scan)
-        df, summary = labelling.features, labelling.summary
+        result = label_features(loaded.sae, loaded.store, loaded.train_idx, loaded.val_idx, cfg, scan)
+        df, summary = result.features, result.summary
         # the figure itself is printed once, by the command's closing lines (run_schema.headline_line)
         log.info("labelled and scored %d features in %.0f s", len(df), time.perf_counter() - started)
         write_features(df, labeling)
@@ -72,7 +71,7 @@ def label_run_dir(run_dir: str | Path, cfg: LabelingConfig | None = None,
                 settings = {k: v for k, v in families.items() if k not in ("batch_size", "device")}
                 labeling.write_families(families_from_scan(scan, loaded.store, loaded.sae,
                                                            feature_labels(df, loaded.sae.cfg.d_sae),
-                                                           labelling.counts, cfg, **settings))
+                                                           result.counts, cfg, **settings))
         summary.update(timer.summary())
         summary["time_total"] = round(summary["time_total"] + summary["time_scan"], 3)
         labeling.write_labels(cfg.to_dict(), info.get("families"), summary)

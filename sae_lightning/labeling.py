@@ -10,9 +10,7 @@ wrote, never changed by a later one.
 `<id>` is `<YYYY-MM-DD_HH-MM-SS>_<6 hex>`. A labelling is written into `labelings/.<id>.<pid>.tmp/`
 and renamed into place only when its tables, labels.json and report are all there (RunDir.commit),
 then made current by one rename of the `<run>/current` link (labeling_pointer.py); a killed
-labelling leaves a hidden temp folder and the earlier labelling current. A run labelled
-before labelings existed has its files at the top of the run folder: `Labeling(run_root)` reads
-them the same way (its `id` is "")."""
+labelling leaves a hidden temp folder and the earlier labelling current."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -80,9 +78,7 @@ class Labeling:
 
     # ---- readers ------------------------------------------------------------------------------
     def info(self) -> dict:
-        """labels.json ({} for a labelling written before labels.json existed)."""
-        if not self.labels_path.is_file():
-            return {}
+        """labels.json (every finished labelling has one: RunDir.commit requires it)."""
         return read_json(self.labels_path, f"label the run again (sae-label run_dir={self.folder.parent.parent})")
 
     def summary(self) -> dict:
@@ -96,16 +92,28 @@ class Labeling:
         return dict(self.info().get("settings") or {})
 
     def read_features(self, columns: list[str] | None = None) -> pd.DataFrame:
-        """features.parquet (those columns only when given); one line naming the file when unreadable."""
-        return _read_parquet(self.features, columns)
+        """features.parquet (only those of `columns` it has, when given); one line naming the file when unreadable."""
+        return self.read_table(self.FEATURES, columns).to_pandas()
 
     def read_families(self) -> pd.DataFrame | None:
-        return _read_parquet(self.families, None) if self.families.is_file() else None
+        return self.read_table(self.FAMILIES).to_pandas() if self.families.is_file() else None
 
-    def feature_columns(self) -> set[str]:
+    def read_table(self, name: str, columns: list[str] | None = None):
+        """One of its tables (features.parquet, families.parquet) as a pyarrow Table, only those of
+        `columns` it has when given: the one parquet reader of a labelling; one line naming the
+        file and the fix when it is unreadable."""
         import pyarrow.parquet as pq
 
-        return set(pq.read_schema(self.features).names)
+        path, fix = self.folder / name, "relabel the run (sae-label run_dir=<run>)"
+        try:
+            if columns is not None:
+                columns = [c for c in columns if c in pq.read_schema(path).names]
+            return pq.read_table(path, columns=columns)
+        except FileNotFoundError:
+            raise UserError(f"{path} is missing; {fix}") from None
+        except Exception as err:  # pyarrow raises several types for garbage, truncated or foreign files
+            raise UserError(f"{path} cannot be read as a table ({str(err).splitlines()[0]}); "
+                            f"{fix} or delete {path}") from None
 
 
 def _write_parquet(path: Path, df: pd.DataFrame, schema) -> Path:
@@ -115,13 +123,3 @@ def _write_parquet(path: Path, df: pd.DataFrame, schema) -> Path:
     # pandas types the columns of an empty frame float64, which arrow cannot cast to list<int64>
     table = schema.empty_table() if df.empty else pa.Table.from_pandas(df, schema=schema, preserve_index=False)
     return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
-
-
-def _read_parquet(path: Path, columns: list[str] | None) -> pd.DataFrame:
-    try:
-        return pd.read_parquet(path, columns=columns)
-    except FileNotFoundError:
-        raise UserError(f"{path} is missing; label the run (sae-label run_dir=<run>)") from None
-    except Exception as err:  # pyarrow raises several types for truncated or corrupt files
-        raise UserError(f"{path} could not be read ({type(err).__name__}: {err}); label the run again "
-                        "(sae-label run_dir=<run>) or delete the file") from None

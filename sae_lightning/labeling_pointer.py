@@ -4,11 +4,10 @@ fixed link through it (`<run>/report.html -> current/report.html`, and so on for
 families.parquet, labels.json, summary.md and labeling.json), so a reader of the top level sees one
 labelling whole or the next one whole, never a mix, and a kill at any point leaves one or the other.
 
-Runs written before the link existed (labeling.json a file, the top-level files hard links, or
-the files of a run labelled before labelings/ at the top itself) are converted on their next
-labelling, the old labelling staying current and whole until the switch: their labeling.json is
-read (its id must be a plain folder name inside labelings/), and top-level files that are a
-labelling of their own are first kept as one under labelings/ (LEGACY_ID), never overwritten."""
+A copy of a run made by a tool that follows links (shutil.copytree, cp -L) has `current/` as a
+folder, labeling.json as a file and the top-level files as copies: labeling.json still names the
+current labelling (its id must be a plain folder name inside labelings/), and the next labelling
+or report makes the links again."""
 from __future__ import annotations
 
 import contextlib
@@ -17,12 +16,11 @@ import re
 import shutil
 from pathlib import Path
 
-from .atomic import atomic_write, fsync_dir, read_json, write_json
+from .atomic import fsync_dir, read_json, write_json
 from .errors import UserError
 from .labeling import Labeling
 
 LINK, LABELINGS = "current", "labelings"
-LEGACY_ID = "0000-00-00_00-00-00_legacy"  # sorts first: it was made before any labelling with a time
 _PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 MIRRORED = (*Labeling.FILES, Labeling.POINTER)
 
@@ -33,8 +31,8 @@ def plain_id(value: object) -> bool:
 
 
 def current_id(root: Path) -> str | None:
-    """The id `<run>/current` (else the older labeling.json file) names, checked to be a plain
-    name; None when the run has no labelling pointer."""
+    """The id `<run>/current` (else, in a copy that followed the link, the labeling.json file)
+    names, checked to be a plain name; None when the run has no labelling pointer."""
     link, fix = root / LINK, f"label the run again (sae-label run_dir={root})"
     if link.is_symlink():
         target = Path(os.readlink(link))
@@ -54,14 +52,14 @@ def current_id(root: Path) -> str | None:
 
 def switch(root: Path, labeling: Labeling) -> None:
     """Make `labeling` (a finished folder labelings/<id>/) the current one, in one rename."""
-    _convert_older_layout(root)
+    _relink_copy(root)
     _mirror_links(root)
     _replace_link(root / LINK, Path(LABELINGS) / labeling.id)
 
 
 def mirror(root: Path) -> None:
-    """Make sure the top-level files are the links through `current` (a run written before them)."""
-    _convert_older_layout(root)
+    """Make sure the top-level files are the links through `current` (a copy that followed them)."""
+    _relink_copy(root)
     if (root / LINK).is_symlink():
         _mirror_links(root)
 
@@ -80,32 +78,17 @@ def _mirror_links(root: Path) -> None:
     labelling the old files are copies of, each replacement changes no content anyone reads."""
     for name in MIRRORED:
         dst, target = root / name, Path(LINK) / name
-        # hard links the older mirror left as temp files (a rename onto the same inode does nothing)
-        for stale in root.glob(f".{Path(name).stem}.*.tmp{Path(name).suffix}"):
-            if stale.is_file() and stale.stat().st_nlink > 1:
-                stale.unlink()
         if dst.is_symlink() and Path(os.readlink(dst)) == target:
             continue
         _replace_link(dst, target)
 
 
-def _convert_older_layout(root: Path) -> None:
-    """Give a run written before the `current` link one, naming the labelling it has now (its
-    labeling.json's, or its own top-level files kept as labelings/LEGACY_ID)."""
+def _relink_copy(root: Path) -> None:
+    """Give a copy of a run that followed the `current` link (current/ a folder, labeling.json a
+    file) the link again, naming the labelling its labeling.json names."""
     if (root / LINK).is_symlink():
         return
     old = current_id(root)
-    if old is None and (root / Labeling.FEATURES).is_file():  # labelled before labelings/: keep it
-        old = LEGACY_ID
-        folder = root / LABELINGS / old
-        if not folder.is_dir():
-            tmp = root / LABELINGS / f".{old}.{os.getpid()}.tmp"
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-            for name in Labeling.FILES:
-                if (root / name).is_file():
-                    _link_or_copy(root / name, tmp / name)
-            os.replace(tmp, folder)
     if old is None:
         return
     folder = root / LABELINGS / old
@@ -134,10 +117,3 @@ def write_pointer(labeling: Labeling) -> None:
     """labelings/<id>/labeling.json: {"current": "<id>"}, what <run>/labeling.json shows through the link."""
     if not (labeling.folder / Labeling.POINTER).is_file():
         write_json(labeling.folder / Labeling.POINTER, {"current": labeling.id})
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))

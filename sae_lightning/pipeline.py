@@ -26,7 +26,7 @@ from .failed_run import discard_failed_run
 from .labels.config import LabelingConfig
 from .run_dir import RunDir
 from .run_schema import VERDICTS, headline_line, headline_scalars
-from .runtime import kept_global_state
+from .runtime import kept_global_state, restore_environ
 from .training.callbacks import RunExport
 from .training.callbacks.stop_on_signal import StopOnSignal
 from .training.checkpoint_io import AtomicCheckpointIO, check_checkpoint_fits, load_checkpoint_file, prune_epoch_checkpoints
@@ -69,7 +69,7 @@ def build_module(cfg: DictConfig, store: EmbeddingStore) -> SAEModule:
 def build_callbacks(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> list[pl.Callback]:
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None and "_target_" in c]
     if cfg.labeling.enabled and cfg.labeling.every_n_epochs:  # the final labelling is a stage after export
-        from .training.callbacks.keybert_labels import KeyBERTLabels
+        from .labels.training_callback import KeyBERTLabels
 
         settings = OmegaConf.to_container(cfg.labeling, resolve=True)
         callbacks.append(KeyBERTLabels(output_dir=str(run), **settings))
@@ -120,7 +120,7 @@ def data_settings(cfg: DictConfig) -> dict:
             **{k: cfg.data.get(k) for k in ("shuffle", "block_rows", "window_blocks", "drop_last")}}
 
 
-def run_info(cfg: DictConfig, store: EmbeddingStore) -> dict:
+def describe_run(cfg: DictConfig, store: EmbeddingStore) -> dict:
     """run.json: what resume checks and what `sae-label` needs to finish the run without the config."""
     families = OmegaConf.to_container(cfg.families, resolve=True) if cfg.labeling.enabled else None
     texts = store.metadata()["text"]
@@ -192,7 +192,7 @@ def _train(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> dict | Non
     if not cfg.get("train", True):
         return None
 
-    info = run_info(cfg, store)
+    info = describe_run(cfg, store)
     if resuming:
         check_resume(run, cfg, info)
     datamodule = instantiate(cfg.data, store_path=str(store.path))
@@ -281,9 +281,7 @@ def forget_ddp(env_before: dict[str, str]) -> None:
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
-    for key in set(os.environ) - set(env_before):
-        del os.environ[key]
-    os.environ.update(env_before)
+    restore_environ(env_before)
 
 
 def log_labels(trainer: pl.Trainer, run: RunDir) -> None:

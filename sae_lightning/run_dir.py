@@ -15,7 +15,7 @@ of a file of a run; docs/reference/run-folder.md describes the same layout.
                              current/ for people and tools that open <run>/report.html; our own
                              readers resolve the current labelling through RunDir.labeling()
 
-The atomic writers live in atomic.py and are re-exported here."""
+The atomic writers live in atomic.py; import them from there."""
 from __future__ import annotations
 
 import contextlib
@@ -28,19 +28,19 @@ from pathlib import Path
 from typing import Iterator
 
 from . import labeling_pointer as pointer
-from .atomic import DISK_FULL, alive, atomic_folder, atomic_write, move_into_place, read_json, write_json
+from .atomic import alive, move_into_place, read_json, write_json
 from .errors import UserError
 from .labeling import Labeling
-from .run_schema import metrics_file
+from .run_schema import SAE_CFG_FILE, SAE_WEIGHTS_FILE, SPARSITY_FILE, metrics_file
 
-__all__ = ["DISK_FULL", "Labeling", "RunDir", "atomic_folder", "atomic_write", "read_json", "write_json"]
+__all__ = ["Labeling", "RunDir"]
 
 
 class RunDir:
     """One run's folder. Nothing else spells the names of its files."""
 
     RUN, METRICS, SAE, CHECKPOINTS, LAST = "run.json", "metrics.json", "sae", "checkpoints", "last.ckpt"
-    SAE_CFG, SAE_WEIGHTS, SPARSITY = "cfg.json", "sae_weights.safetensors", "sparsity.safetensors"
+    SAE_CFG, SAE_WEIGHTS, SPARSITY = SAE_CFG_FILE, SAE_WEIGHTS_FILE, SPARSITY_FILE
     LABELINGS, CURRENT, HYDRA_CONFIG, DIFF = pointer.LABELINGS, Labeling.POINTER, ".hydra/config.yaml", "diff"
     LOCK = ".lock"  # in labelings/: one labelling of a run at a time
     FINISHED = (f"{SAE}/{SAE_CFG}", f"{SAE}/{SAE_WEIGHTS}", METRICS)  # what training leaves, metrics.json last
@@ -113,9 +113,12 @@ class RunDir:
         return read_json(self.metrics_file, f"resume the training with `sae-train run_dir={self.root} ckpt_path=last`")
 
     def metrics(self) -> dict:
-        """metrics.json's "metrics" (fve, l0, dead_frac, ...); a flat file of an older run as it is."""
+        """metrics.json's "metrics" (fve, l0, dead_frac, ...)."""
         data = self._metrics_json()
-        return dict(data["metrics"]) if isinstance(data.get("metrics"), dict) else data
+        if not isinstance(data.get("metrics"), dict):
+            raise UserError(f"{self.metrics_file} has no \"metrics\" section, so training did not write it; "
+                            f"resume the training with `sae-train run_dir={self.root} ckpt_path=last`")
+        return dict(data["metrics"])
 
     def timings(self) -> dict:
         """metrics.json's "timings_s": seconds of training."""
@@ -137,18 +140,17 @@ class RunDir:
         return self.root / self.CURRENT
 
     def labeling(self) -> Labeling | None:
-        """The run's current labelling: the one `<run>/current` (or an older run's labeling.json)
-        names, a plain folder name inside labelings/ (else one line); for a run labelled before
-        labelings/ existed, its top-level files; None when the run is not labelled."""
+        """The run's current labelling: the one `<run>/current` (or, in a copy that followed the
+        link, labeling.json) names, a plain folder name inside labelings/ (else one line); None when
+        the run is not labelled."""
         current = pointer.current_id(self.root)
-        if current is not None:
-            folder = self.root / self.LABELINGS / current
-            if not folder.is_dir():
-                raise UserError(f"the current labelling {current!r} of {self.root} is not under "
-                                f"{self.root / self.LABELINGS}; label the run again (sae-label run_dir={self.root})")
-            return Labeling(folder, current)
-        legacy = Labeling(self.root)
-        return legacy if legacy.has_features() else None
+        if current is None:
+            return None
+        folder = self.root / self.LABELINGS / current
+        if not folder.is_dir():
+            raise UserError(f"the current labelling {current!r} of {self.root} is not under "
+                            f"{self.root / self.LABELINGS}; label the run again (sae-label run_dir={self.root})")
+        return Labeling(folder, current)
 
     def labelings(self) -> list[Labeling]:
         """Every finished labelling of the run, oldest first (by labels.json's `created`)."""
@@ -219,8 +221,7 @@ class RunDir:
         pointer.switch(self.root, labeling)
         return labeling
 
-    def publish(self, labeling: Labeling) -> None:
-        """The top-level files show the current labelling through `<run>/current`; for a run from
-        before that link, this converts them (nothing to do for a run labelled before labelings/)."""
-        if labeling.folder != self.root:
-            pointer.mirror(self.root)
+    def publish(self) -> None:
+        """The top-level files show the current labelling through `<run>/current`; in a copy of the
+        run that followed the links, this makes them links again."""
+        pointer.mirror(self.root)

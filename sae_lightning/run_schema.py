@@ -8,6 +8,13 @@ import math
 
 import pyarrow as pa
 
+# The SAE folder's files (SAELens' names, so `sae_lens.SAE.load_from_disk` opens it): written by
+# models/saelens_files.py, found in a run under sae/ (RunDir.SAE_CFG, ...).
+SAE_CFG_FILE, SAE_WEIGHTS_FILE, SPARSITY_FILE = "cfg.json", "sae_weights.safetensors", "sparsity.safetensors"
+# cfg.json's block of our complete SAEConfig (architecture under our name, the variant's fields),
+# beside SAELens' own keys, which SAELens reads and this block it ignores.
+OWN_CONFIG_KEY = "sae_lightning"
+
 METHOD_BASELINES = ("seed", "bertopic")  # KeyBERT per top text merged (the seed project's), BERTopic's KeyBERTInspired
 # the labels, the TF-IDF baseline, a random other feature's label, and the two method baselines
 LABEL_SETS = ("label", "tfidf", "random", *METHOD_BASELINES)
@@ -18,6 +25,8 @@ INTERPRETABLE, MIXED, TOKEN, WEAK, DEAD = VERDICTS = ("interpretable", "mixed", 
 # One scheme everywhere: column `<set>_<score>`, its summary `<set>_<score>_mean` / `_median`.
 SCORE_COLUMNS = [f"{s}_{kind}" for s in LABEL_SETS for kind in SCORES]
 JUDGE_COLUMNS = [f"judge_{s}_{kind}" for s in LABEL_SETS for kind in ("auroc", "auroc_hard")]
+# What says how far to trust a feature's label, shown beside it (the API's top_features and Feature.scores).
+TRUST_COLUMNS = ("verdict", "label_score", "label_auroc", "label_auroc_hard", "coherence")
 
 # features.parquet, one row per feature: column -> arrow type.
 FEATURE_SCHEMA = pa.schema([
@@ -41,6 +50,10 @@ FAMILY_SCHEMA = pa.schema([
     ("parent_density", pa.float64()), ("parent_label", pa.string()),
 ])
 
+# metrics.json's dense_frac: the share of latents firing on more than this share of inputs (a
+# dense feature fires on too much to be named); the training log and the report use the same.
+DENSE_THRESHOLD = 0.1
+
 # metrics.json "metrics": key -> unit. Reconstruction on the validation split, dictionary health
 # from the training densities, and how far training went.
 TRAIN_UNITS = {
@@ -49,15 +62,10 @@ TRAIN_UNITS = {
     "dead_frac": "fraction", "dense_frac": "fraction", "mean_log10_density": "log10 fraction",
     "epochs": "epochs", "global_step": "optimizer steps",
 }
-# metrics.json "timings_s": seconds.
-TRAIN_TIMINGS = ("fit",)
 # labels.json "labels": `<score>_mean` / `_median` are AUROC (0.5 chance), precision or recall
 # fractions, coherence in cosine above the random-pair baseline; counts are features.
 LABEL_COUNTS = ("n_features", "n_labelled", "n_scored", *(f"n_{v}" for v in VERDICTS),
                 "n_phrases_embedded", "n_judge_embedded")
-LABEL_PHASES = ("top_examples", "scoring_sets", "coherence", "tokens", "candidates", "tfidf", "doc_embeddings",
-                "word_embeddings", "keybert", "rerank", "baselines", "concepts", "label_embeddings", "scoring", "judge",
-                "total")
 
 
 # The one label-quality figure: every reader leads with it under this name (the console line at the

@@ -125,7 +125,13 @@ def kept_global_state() -> Iterator[None]:
         torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
         torch.utils.deterministic.fill_uninitialized_memory = fill
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = benchmark, cudnn_deterministic
-        for key in set(os.environ) - set(env):
-            del os.environ[key]
-        os.environ.update(env)
+        restore_environ(env)
+
+
+def restore_environ(saved: dict[str, str]) -> None:
+    """Put os.environ back as `saved` (a `dict(os.environ)` taken before): what was added since is
+    removed, what was changed is reset."""
+    for key in set(os.environ) - set(saved):
+        del os.environ[key]
+    os.environ.update(saved)
 

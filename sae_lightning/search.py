@@ -25,7 +25,7 @@ from .data.embed import load_model
 from .data.store import EmbeddingStore
 from .errors import UserError
 from .models import SparseAutoencoder
-from .run_dir import RunDir
+from .run_reader import RunReader
 from .run_schema import INTERPRETABLE
 from .scan.top_examples import inference_sae
 
@@ -54,21 +54,15 @@ class SearchRun:
         return load_model(name)
 
 
-def open_run(run_dir: str | Path, device: str = "cpu") -> SearchRun:
-    from .scan.run_info import read_run_info
-
-    run_dir = Path(run_dir)
-    try:
-        info = read_run_info(run_dir)
-    except ValueError as err:
-        raise UserError(str(err)) from None
-    store = EmbeddingStore(Path(info["store_path"]).expanduser())
-    sae = SparseAutoencoder.load(RunDir(run_dir).sae, device=device)
+def open_run(run: str | Path | RunReader, device: str = "cpu") -> SearchRun:
+    """The run (a folder, or a reader of it) as search and steering read it."""
+    reader = run if isinstance(run, RunReader) else RunReader(run)
+    reader.info  # run.json, checked: one line naming what makes it not a finished run
+    store, sae = reader.store, reader.sae(device)
     labels, max_acts = [""] * sae.cfg.d_sae, np.full(sae.cfg.d_sae, np.nan)
     verdicts = [""] * sae.cfg.d_sae
-    labeling = RunDir(run_dir).labeling()
-    if labeling is not None:
-        df = _read_features(labeling.features, sae.cfg.d_sae, run_dir)
+    if reader.labeling is not None:
+        df = _checked_features(reader, sae.cfg.d_sae)
         column = df["verdict"] if "verdict" in df else [""] * len(df)
         for f, lab, acts, verdict in zip(df["feature_id"], df["label"], df["top_acts"], column):
             verdicts[f] = verdict = str(verdict or "")
@@ -82,20 +76,14 @@ def marked_label(label: str, verdict: str) -> str:
     return f"{label} [{verdict}]" if label and verdict not in ("", INTERPRETABLE) else label
 
 
-def _read_features(path: Path, d_sae: int, run_dir: Path) -> pd.DataFrame:
-    """feature_id, label, top_acts (and verdict, when the labelling made one) of features.parquet;
+def _checked_features(reader: RunReader, d_sae: int) -> pd.DataFrame:
+    """The columns of features.parquet search reads, its feature ids checked to be this SAE's;
     UserError naming the file and the fix."""
-    import pyarrow.parquet as pq
-
-    fix = f"relabel the run (sae-label run_dir={run_dir}) or delete {path}"
-    try:
-        verdict = ["verdict"] if "verdict" in pq.read_schema(path).names else []
-        df = pd.read_parquet(path, columns=["feature_id", "label", "top_acts", *verdict])
-    except Exception as err:  # pyarrow raises several types for garbage, truncated or foreign files
-        raise UserError(f"{path} cannot be read as a features table ({str(err).splitlines()[0]}); {fix}") from None
+    df, path = reader.features_of(["feature_id", "label", "top_acts", "verdict"]), reader.labeling.features
     ids = pd.to_numeric(df["feature_id"], errors="coerce")
     if ids.isna().any() or not ids.between(0, d_sae - 1).all():
-        raise UserError(f"{path} holds feature ids outside 0..{d_sae - 1} of this SAE; {fix}")
+        raise UserError(f"{path} holds feature ids outside 0..{d_sae - 1} of this SAE; "
+                        f"relabel the run (sae-label run_dir={reader.root}) or delete {path}")
     return df.assign(feature_id=ids.astype(int))
 
 

@@ -4,9 +4,30 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytorch_lightning as pl
 
+from sae_lightning.labeling import Labeling
 from sae_lightning.models import sparse_dictionary_data
+from sae_lightning.run_dir import RunDir
+from sae_lightning.run_schema import TRAIN_UNITS
+
+
+def write_labelled_run(run: Path, features: pd.DataFrame, families: pd.DataFrame | None = None,
+                       results: dict | None = None) -> Labeling:
+    """Hand-made tables written as the pipeline lays out a run: `results` (one flat dict, as
+    RunDir.results() reads it back) split into metrics.json's training metrics and the labelling's
+    labels.json summary, the tables in a new labelling made current. The tables are written as
+    given (a test's subset of the columns too)."""
+    folder = RunDir(run)
+    if results is not None:
+        folder.write_metrics({k: v for k, v in results.items() if k in TRAIN_UNITS})
+    with folder.new_labeling() as labeling:
+        features.to_parquet(labeling.features)
+        if families is not None:
+            families.to_parquet(labeling.families)
+        labeling.write_labels({}, None, {k: v for k, v in (results or {}).items() if k not in TRAIN_UNITS})
+    return folder.labeling()
 
 
 def synthetic_npy(folder: Path, n_dirs: int, seed: int) -> Path:

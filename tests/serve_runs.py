@@ -56,7 +56,7 @@ def hostile_run(src: Path, dst: Path) -> Path:
 
     labeling = RunDir(dst).labeling()
     rewrite_features(labeling.features, poison)
-    RunDir(dst).publish(labeling)
+    RunDir(dst).publish()
     return dst
 
 

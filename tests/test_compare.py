@@ -17,6 +17,7 @@ from sae_lightning.models import SAEConfig, build_sae
 from sae_lightning.pipeline import train
 
 from .conftest import compose_cfg
+from .helpers import write_labelled_run
 
 QUIET = ["logger=none", "labeling.enabled=false", "trainer.enable_progress_bar=false"]
 N_SHARED, N_ONLY, D_IN = 8, 8, 48
@@ -112,8 +113,8 @@ def test_real_runs_with_labels_side_by_side(tmp_path, cache_dir):
                                "data.batch_size=32", "trainer.max_epochs=2"], tmp_path / dom, cache_dir))
     for run, word in zip(runs, ("math", "hist")):  # stand-in labels: labelling is tested elsewhere
         n = json.loads((run / "sae" / "cfg.json").read_text())["d_sae"]
-        pd.DataFrame({"feature_id": range(n), "dead": False, "density": 0.1,
-                      "label": [f"{word} {i}" for i in range(n)]}).to_parquet(run / "features.parquet")
+        write_labelled_run(run, pd.DataFrame({"feature_id": range(n), "dead": False, "density": 0.1,
+                                              "label": [f"{word} {i}" for i in range(n)]}))
     result = compare_runs(runs)
     assert result.names == ["Mathematics", "History"]
     # One seed, two epochs: both decoders are still close to the same random init, and it says so.
@@ -168,9 +169,9 @@ def test_joint_run_reports_features_per_domain(planted_runs, tmp_path):
                       lambda c: c["metadata"].update(domain="wiki_all", domains=["Arts", "History", "Mathematics"]))
     shares = [{"Mathematics": 0.9, "History": 0.1}, {"History": 0.95, "Arts": 0.05}, {"Arts": 0.5, "History": 0.5},
               {"Mathematics": 0.6, "Arts": 0.4}] * 8
-    pd.DataFrame({"feature_id": range(32), "dead": [False] * 31 + [True], "density": 0.01,
-                  "label": [f"f{i}" for i in range(32)], "domain_shares": [json.dumps(s) for s in shares],
-                  }).to_parquet(joint / "features.parquet")
+    write_labelled_run(joint, pd.DataFrame({"feature_id": range(32), "dead": [False] * 31 + [True], "density": 0.01,
+                                            "label": [f"f{i}" for i in range(32)],
+                                            "domain_shares": [json.dumps(s) for s in shares]}))
     result = compare_runs([joint])
     (j,) = result.joint
     counts = j.counts.set_index("domain")[["n_main", "n_active", "n_specific"]]

@@ -186,18 +186,17 @@ def test_an_unfinished_run_is_refused(tiny_labelled_run, tmp_path):
     assert not (run / "diff").exists()
 
 
-def test_labels_verdicts_and_coherence_come_from_new_runs_and_stay_blank_for_old_ones(tiny_labelled_run, tmp_path):
+def test_labels_verdicts_and_coherence_come_from_the_labelling_and_stay_blank_without_one(tiny_labelled_run,
+                                                                                         tmp_path):
     from sae_lightning.diff.analysis import feature_info
 
     df = pd.read_parquet(tiny_labelled_run / "features.parquet")
     real = feature_info(tiny_labelled_run, 128).set_index("feature_id")
     assert set(real["verdict"]) <= {"interpretable", "mixed", "weak", "dead"}
     assert np.allclose(real.loc[df["feature_id"], "coherence"], df["coherence"], equal_nan=True)
-    (tmp_path / "old").mkdir()  # a table labelled before verdicts existed: blanks, not errors
-    df.drop(columns=["verdict", "coherence", "label_score"]).to_parquet(tmp_path / "old" / "features.parquet")
-    old = feature_info(tmp_path / "old", 128)
-    assert (old["verdict"] == "").all() and old["coherence"].isna().all() and (old["label"] != "").any()
-    assert old["label_score"].isna().all()
+    (tmp_path / "unlabelled").mkdir()  # no labelling: blanks, not errors
+    bare = feature_info(tmp_path / "unlabelled", 128)
+    assert (bare["verdict"] == "").all() and (bare["label"] == "").all() and bare["label_score"].isna().all()
 
 
 def test_the_forest_plot_alone_is_the_pages_plot(tiny_labelled_run, tmp_path):

@@ -46,10 +46,10 @@ def test_rerank_names_what_the_top_texts_hold(tiny_labelled_run, small_store):
     """On a trained SAE, the default (evidence_power 0.5) against KeyBERT's own pick from the same
     candidates: the labels' keywords occur in more of each feature's top texts (what lifts
     keyword precision and recall on the full corpus, README "Label quality"), still drawn from those texts."""
-    from sae_lightning.label_run import read_run_info
+    from sae_lightning.run_reader import finished_run_info
     from sae_lightning.models import SparseAutoencoder
 
-    info = read_run_info(tiny_labelled_run)
+    info = finished_run_info(tiny_labelled_run)
     sae = SparseAutoencoder.load(tiny_labelled_run / "sae")
     rows = split_indices(len(small_store), info["val_fraction"], info["seed"])
     plain, _ = interpret_sae(sae, small_store, *rows, LabelingConfig(m=30, seed=0, evidence_power=0))

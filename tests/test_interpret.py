@@ -310,7 +310,7 @@ class TinySAEModule(pl.LightningModule):
 def test_callback_writes_features_and_wandb_table(small_store, tmp_path):
     from pytorch_lightning.loggers import WandbLogger
 
-    from sae_lightning.training.callbacks.keybert_labels import KeyBERTLabels
+    from sae_lightning.labels.training_callback import KeyBERTLabels
 
     sae = topk_sae(small_store.dim, d_sae=32, k=4)
     dm = EmbeddingDataModule(store_path=small_store.path, batch_size=128, val_fraction=0.2, seed=0)
@@ -333,7 +333,7 @@ def test_callback_writes_features_and_wandb_table(small_store, tmp_path):
 
 
 def test_callback_disabled_does_nothing(small_store, tmp_path):
-    from sae_lightning.training.callbacks.keybert_labels import KeyBERTLabels
+    from sae_lightning.labels.training_callback import KeyBERTLabels
 
     callback = KeyBERTLabels(enabled=False, every_n_epochs=1, output_dir=tmp_path)
     dm = EmbeddingDataModule(store_path=small_store.path, batch_size=128, val_fraction=0.2, seed=0)

@@ -49,9 +49,9 @@ def evil_run(root: Path, seed: int = 0) -> Path:
     df.to_parquet(run / "features.parquet")
     pd.DataFrame({"family_id": [0], "parent": [2], "children": [[4, 5]], "label": [EVIL]}).to_parquet(
         run / "families.parquet")
-    metrics = json.loads((run / "metrics.json").read_text())
-    metrics.update(judge_model=EVIL, **{EVIL: 1.0})
-    (run / "metrics.json").write_text(json.dumps(metrics))
+    labels = json.loads((run / "labels.json").read_text())  # through the link: the current labelling's
+    labels["labels"].update(judge_model=EVIL, **{EVIL: 1.0})
+    (run / "labels.json").write_text(json.dumps(labels))
     cfg = json.loads((run / "sae" / "cfg.json").read_text())
     cfg.update(architecture=EVIL, metadata={"model_name": EVIL, "domains": [EVIL + str(seed)], "domain": EVIL})
     (run / "sae" / "cfg.json").write_text(json.dumps(cfg))

@@ -13,11 +13,13 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from sae_lightning.errors import UserError
 from sae_lightning.report import write_report
 from sae_lightning.report.featuremap import spectral_2d
 from sae_lightning.run_dir import RunDir
 
 from .browser import require_browser
+from .helpers import write_labelled_run
 from .html_checks import check_html, page_data, table_rows
 
 DOMAINS = ["Arts", "History", "Mathematics", "Philosophy and religion", "<script>alert(1)</script>"]
@@ -71,7 +73,6 @@ def make_run(root: Path, n: int = 40, d_in: int = 16, n_dead: int = 5, n_texts: 
     (run / "sae").mkdir(parents=True)
     (run / ".hydra").mkdir()
     metrics = METRICS if new_scores else {k: v for k, v in METRICS.items() if k.startswith(("fve", "l0", "n_"))}
-    (run / "metrics.json").write_text(json.dumps(metrics))
     (run / ".hydra" / "config.yaml").write_text("sae:\n  k: 4\ndomain:\n  name: wiki_vital  # <not html>\n")
     (run / "sae" / "cfg.json").write_text(json.dumps({
         "architecture": "topk", "d_in": d_in, "d_sae": n, "k": 4, "dtype": "float32",
@@ -111,10 +112,9 @@ def make_run(root: Path, n: int = 40, d_in: int = 16, n_dead: int = 5, n_texts: 
             "tfidf_auroc": float(rng.uniform(0.6, 0.95)) if labelled else float("nan"),
         })
     df = pd.DataFrame(rows)
-    (new_score_columns(df, seed) if new_scores else df).to_parquet(run / "features.parquet")
-    if families:
-        pd.DataFrame({"family_id": [0, 1], "parent": [2, 3], "children": [[4, 5, 6], [7]],
-                      "label": ["family <zero>", "family one"]}).to_parquet(run / "families.parquet")
+    fams = pd.DataFrame({"family_id": [0, 1], "parent": [2, 3], "children": [[4, 5, 6], [7]],
+                         "label": ["family <zero>", "family one"]}) if families else None
+    write_labelled_run(run, new_score_columns(df, seed) if new_scores else df, fams, metrics)
     return run
 
 
@@ -204,18 +204,18 @@ def test_old_run_says_to_relabel(tmp_path):
 @pytest.mark.parametrize("missing", ["metrics.json", "features.parquet"])
 def test_unfinished_run_is_a_clear_error(tmp_path, missing):
     run = make_run(tmp_path, n=10, n_dead=1, families=False)
-    (run / missing).unlink()
-    with pytest.raises(FileNotFoundError) as e:
+    (run / missing).resolve().unlink()  # the file itself, not the top-level link to it
+    with pytest.raises(UserError) as e:
         write_report(run)
     msg = str(e.value)
     assert missing in msg and "not finished" in msg and "\n" not in msg
     assert not (run / "report.html").exists()
 
 
-def test_corrupt_metrics_is_a_value_error(tmp_path):
+def test_corrupt_metrics_is_a_user_error(tmp_path):
     run = make_run(tmp_path, n=10, n_dead=1, families=False)
     (run / "metrics.json").write_text('{"fve": 0.8')  # cut off mid-write
-    with pytest.raises(ValueError, match="metrics.json"):
+    with pytest.raises(UserError, match="metrics.json"):
         write_report(run)
 
 
@@ -223,16 +223,16 @@ def test_minimal_run_degrades_to_not_available(tmp_path):
     """Only the two required files, with few columns: every section still renders."""
     run = tmp_path / "bare"
     run.mkdir()
-    (run / "metrics.json").write_text(json.dumps({"fve": 0.5, "label_auroc_mean": float("nan")}))
-    pd.DataFrame({"feature_id": [0, 1, 2], "label": ["a & b", "", "c"],
-                  "label_auroc": [0.9, float("nan"), 0.7]}).to_parquet(run / "features.parquet")
+    write_labelled_run(run, pd.DataFrame({"feature_id": [0, 1, 2], "label": ["a & b", "", "c"],
+                                          "label_auroc": [0.9, float("nan"), 0.7]}),
+                       results={"fve": 0.5})
     page = write_report(run).read_text(encoding="utf-8")
     c = check_html(page)
     for sid in SECTIONS:
         assert (sid in c.ids) == (sid != "families"), sid  # families only when families.parquet exists
     assert "not available" in page and page_data(page)["label"] == ["a & b", "", "c"]
     rows = table_rows(page, "label-quality-table")
-    assert rows["KeyBERT label"][0] == "n/a"  # metrics.json says NaN: metrics.json wins over the column
+    assert rows["KeyBERT label"][0] == "0.8†"  # no summary figure: the column's mean, marked
     assert rows["TF-IDF top terms"][:4] == ["not measured"] * 4
     assert "fve" in (run / "summary.md").read_text()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -60,23 +59,6 @@ def test_every_key_and_column_is_documented(tiny_labelled_run):
     assert missing == [], f"not in {DOC.name}: {missing}"
 
 
-def test_a_run_labelled_before_labelings_is_read_the_same_way(tiny_labelled_run, tmp_path):
-    """Flat metrics.json and top-level features.parquet (the layout before labelings/): RunDir reads
-    them as the training metrics and the current labelling."""
-    old = tmp_path / "old"
-    shutil.copytree(tiny_labelled_run, old)
-    current = RunDir(old).labeling()
-    flat = {**RunDir(old).metrics(), **current.summary(), "time_total": 1.0}
-    shutil.rmtree(old / "labelings")
-    (old / "labeling.json").unlink()
-    (old / "labels.json").unlink()
-    (old / "metrics.json").write_text(json.dumps(flat))
-    run = RunDir(old)
-    assert run.labeling().folder == old and run.labeling().id == ""
-    assert run.metrics()["fve"] == flat["fve"] and run.results()["label_auroc_mean"] == flat["label_auroc_mean"]
-    assert len(run.labeling().read_features()) == 128 and run.labelings() == []
-
-
 def test_the_top_level_files_are_the_current_labellings(tiny_labelled_run):
     run = RunDir(tiny_labelled_run)
     current = run.labeling()
@@ -90,13 +72,11 @@ def test_report_of_a_run_with_labellings_reads_the_current_one(tmp_path):
     """Training metrics from metrics.json's sections, labels from the current labelling's
     labels.json; the page goes into that labelling, mirrored at the top; an earlier labelling's
     page stays its own."""
-    legacy = make_run(tmp_path)
-    run = RunDir(legacy)
+    root = make_run(tmp_path)  # its own labelling first, then two more
+    run = RunDir(root)
     train_keys = ("fve", "nmse", "cos_sim", "l0", "dead_frac", "dense_frac", "retrieval_recall@10")
     run.write_metrics({k: METRICS[k] for k in train_keys}, {"fit": 1.0})
-    features, families = pd.read_parquet(legacy / "features.parquet"), pd.read_parquet(legacy / "families.parquet")
-    for name in ("features.parquet", "families.parquet"):
-        (legacy / name).unlink()
+    features, families = pd.read_parquet(root / "features.parquet"), pd.read_parquet(root / "families.parquet")
     pages = []
     for fve_shift in (0.0, 0.1):
         with run.new_labeling() as lab:
@@ -104,10 +84,10 @@ def test_report_of_a_run_with_labellings_reads_the_current_one(tmp_path):
             families.to_parquet(lab.families)
             summary = {k: v for k, v in METRICS.items() if k not in train_keys}
             lab.write_labels({"top_n": 3}, None, {**summary, "label_auroc_mean": 0.9012 - fve_shift, "time_total": 2.0})
-        pages.append(write_report(legacy).read_text(encoding="utf-8"))
-    first, second = run.labelings()
+        pages.append(write_report(root).read_text(encoding="utf-8"))
+    _, first, second = run.labelings()
     assert run.labeling().id == second.id and first.report.read_text(encoding="utf-8") == pages[0]
-    assert (legacy / "report.html").read_text(encoding="utf-8") == second.report.read_text(encoding="utf-8") == pages[1]
+    assert (root / "report.html").read_text(encoding="utf-8") == second.report.read_text(encoding="utf-8") == pages[1]
     assert table_rows(pages[0], "label-quality-table")["KeyBERT label"][0] == "0.901"
     assert table_rows(pages[1], "label-quality-table")["KeyBERT label"][0] == "0.801"
     assert "0.8123" in pages[1] and "time_total" not in pages[1]  # training metrics shown, timings not

@@ -107,7 +107,7 @@ def test_the_current_labelling_must_be_a_folder_inside_the_run(pointer, tiny_lab
     other = copy_run(tiny_labelled_run, tmp_path / "other")
     run = copy_run(tiny_labelled_run, tmp_path / "run")
     target = f"../../other/labelings/{RunDir(other).labeling().id}"
-    if pointer == "file":  # a run of the layout before the link, or one a user edited
+    if pointer == "file":  # a copy that followed the link, or one a user edited
         (run / "current").unlink(missing_ok=True)
         (run / "labeling.json").unlink()
         (run / "labeling.json").write_text(json.dumps({"current": target}))
@@ -150,10 +150,10 @@ def test_a_second_labelling_at_the_same_time_is_refused_in_one_line(tiny_labelle
     assert snapshot(run) == before
 
 
-def test_a_relabel_of_an_older_run_keeps_every_labelling_and_leaves_no_temp_files(tiny_labelled_run, tmp_path):
-    """A run of the layout before the link (labeling.json a file, the top-level files hard links,
-    as shutil.copytree leaves them too) is converted on its next labelling: nothing lost, the
-    top level shows the new labelling whole, no hidden temp file at the top."""
+def test_a_relabel_of_a_copied_run_keeps_every_labelling_and_leaves_no_temp_files(tiny_labelled_run, tmp_path):
+    """A copy that followed the links (labeling.json a file, current/ a folder, the top-level files
+    copies, as shutil.copytree leaves them) gets the links back on its next labelling: nothing
+    lost, the top level shows the new labelling whole, no hidden temp file at the top."""
     run = tmp_path / "run"
     shutil.copytree(tiny_labelled_run, run)  # follows links: current/ a folder, top-level files plain
     first = RunDir(run).labeling()
@@ -167,20 +167,6 @@ def test_a_relabel_of_an_older_run_keeps_every_labelling_and_leaves_no_temp_file
         assert (run / name).read_bytes() == (new.folder / name).read_bytes(), name
     assert not [p.name for p in run.iterdir() if p.name.startswith(".") and p.name != ".hydra"]
     assert not list((run / "labelings").glob(".*.tmp"))
-
-
-def test_a_run_labelled_before_labelings_keeps_its_labelling_when_relabelled(tiny_labelled_run, tmp_path):
-    run = tmp_path / "run"
-    shutil.copytree(tiny_labelled_run, run)
-    shutil.rmtree(run / "labelings")
-    shutil.rmtree(run / "current")
-    (run / "labeling.json").unlink()
-    old = {n: (run / n).read_bytes() for n in Labeling.FILES}
-    label_run_dir(run, LabelingConfig(top_n=2))
-    kept = RunDir(run).labelings()[0]
-    assert kept.id == "0000-00-00_00-00-00_legacy"
-    assert {n: (kept.folder / n).read_bytes() for n in Labeling.FILES} == old
-    assert RunDir(run).labeling().id != kept.id
 
 
 # ---- 5. the umask --------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def test_load_errors_name_the_file(tmp_path):
         SparseAutoencoder.load(tmp_path)
 
     cfg_path.write_text("{not json")
-    with pytest.raises(ValueError, match="cfg.json: corrupt JSON"):
+    with pytest.raises(ValueError, match="cfg.json is corrupt"):
         SparseAutoencoder.load(tmp_path)
 
     cfg_path.write_text(json.dumps(cfg))

@@ -12,7 +12,7 @@ import torch
 
 from sae_lightning.data.datamodule import split_indices
 from sae_lightning.errors import UserError
-from sae_lightning.label_run import read_run_info
+from sae_lightning.run_reader import finished_run_info
 from sae_lightning.pipeline import train
 from sae_lightning.run_dir import RunDir
 from sae_lightning.scan.stream import top_examples
@@ -98,7 +98,7 @@ def test_search_marks_mixed_and_token_features_and_ranks_interpretable_first(pla
 
 def test_steering_up_moves_the_nearest_texts_toward_the_features_top_texts(planted):
     run_dir, run = planted
-    info = read_run_info(run_dir)
+    info = finished_run_info(run_dir)
     train_idx, _ = split_indices(len(run.store), info["val_fraction"], info["seed"])
     top = set(top_examples(run.sae, run.store, train_idx, m=30).rows[PLANTED].tolist()) - {-1}
     x = embed_query(run.model, HISTORY_QUERY)

@@ -25,6 +25,7 @@ from sae_lightning.search import open_run
 from sae_lightning.validate import RULES, check_config, leaf_keys
 
 from .conftest import compose_cfg
+from .helpers import write_labelled_run
 
 BIN = Path(sys.executable).parent
 
@@ -208,9 +209,9 @@ def _store_copy(run: Path, manifest_text: str) -> None:
 
 CORRUPTIONS = {
     "garbage cfg.json": (lambda r: (r / "sae" / "cfg.json").write_text("{not json"),
-                         r"sae/cfg.json: corrupt JSON .*; the SAE files are damaged"),
+                         r"sae/cfg.json is corrupt .*; the SAE files are damaged"),
     "cfg.json not an object": (lambda r: (r / "sae" / "cfg.json").write_text("[1, 2]"),
-                               r"sae/cfg.json: expected a JSON object, got list; the SAE files are damaged"),
+                               r"sae/cfg.json holds a JSON list, not an object; the SAE files are damaged"),
     "cfg.json wrong types": (lambda r: _retype_d_sae(r / "sae" / "cfg.json"), r"sae/cfg.json: .*the SAE files are damaged"),
     "truncated safetensors": (lambda r: _truncate(r / "sae" / "sae_weights.safetensors"),
                               r"sae_weights.safetensors: corrupt or truncated safetensors file .*the SAE files are damaged"),
@@ -249,12 +250,16 @@ def test_sae_label_and_sae_search_on_corrupt_files_exit_2_in_one_line(hand_run, 
 
 
 def test_garbage_features_parquet_is_named_for_sae_search(hand_run, tmp_path):
-    run = _damaged(hand_run, tmp_path, lambda r: (r / "features.parquet").write_bytes(b"PAR1 garbage"))
-    with pytest.raises(UserError, match=r"features.parquet cannot be read as a features table .*; relabel the run"):
+    def garbage(run: Path) -> None:
+        write_labelled_run(run, pd.DataFrame({"feature_id": [0], "label": ["x"], "top_acts": [[1.0]]}))
+        (run / "features.parquet").write_bytes(b"PAR1 garbage")  # through the link: the labelling's own file
+
+    run = _damaged(hand_run, tmp_path, garbage)
+    with pytest.raises(UserError, match=r"features.parquet cannot be read as a table .*; relabel the run"):
         open_run(run)
     run2 = tmp_path / "run2"
     shutil.copytree(hand_run, run2)
-    pd.DataFrame({"feature_id": [99], "label": ["x"], "top_acts": [[1.0]]}).to_parquet(run2 / "features.parquet")
+    write_labelled_run(run2, pd.DataFrame({"feature_id": [99], "label": ["x"], "top_acts": [[1.0]]}))
     with pytest.raises(UserError, match=r"feature ids outside 0..31"):
         open_run(run2)
 

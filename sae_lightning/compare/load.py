@@ -6,7 +6,6 @@ runs trained on another machine can be compared as long as their folders are her
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,13 +15,9 @@ import numpy as np
 
 from ..errors import UserError
 from ..run_dir import RunDir
+from ..run_reader import RunReader
 
 log = logging.getLogger(__name__)
-
-# What a finished run holds. metrics.json is written last (RunExport.on_fit_end), so a folder with
-# run.json but without these is a job that crashed or is still training.
-FINISHED_FILES = RunDir.FINISHED
-
 
 @dataclass
 class RunSAE:
@@ -99,51 +94,20 @@ def find_run_dirs(paths: Sequence[str | Path]) -> tuple[list[Path], Path | None]
     return unique, sweep
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise UserError(f"{path} cannot be read ({str(err).splitlines()[0]})") from err
-    if not isinstance(data, dict):
-        raise UserError(f"{path} must hold a JSON object")
-    return data
-
-
-def _read_tensor(path: Path, key: str) -> np.ndarray | None:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:  # through torch: numpy has no bfloat16
-            return f.get_tensor(key).float().numpy() if key in f.keys() else None
-    except Exception as err:  # safetensors raises several types for damaged files
-        raise UserError(f"{path} cannot be read ({str(err).splitlines()[0]}); is the run finished?") from err
-
-
-def _shares(value) -> dict[str, float]:
-    if not isinstance(value, str) or not value.strip():
-        return {}
-    try:
-        return {str(k): float(v) for k, v in json.loads(value).items()}
-    except (ValueError, AttributeError):
-        return {}
-
-
-def load_run_sae(path: Path) -> RunSAE:
-    folder = RunDir(path)
-    cfg = _read_json(folder.sae / RunDir.SAE_CFG)
-    cfg.update(cfg.get("sae_lightning") or {})  # our names (relu, batchtopk), over SAELens' (standard, jumprelu)
-    run = _read_json(folder.run_file) if folder.run_file.is_file() else {}
+def load_run_sae(run: Path | RunReader) -> RunSAE:
+    """The run (a folder, or a reader of it) as a comparison sees it."""
+    reader = run if isinstance(run, RunReader) else RunReader(run)
+    path, folder = reader.root, reader.dir
+    cfg = reader.cfg
+    info = folder.run_info() if folder.run_file.is_file() else {}
     meta = cfg.get("metadata") or {}
-    W = _read_tensor(folder.sae / RunDir.SAE_WEIGHTS, "W_dec")
-    if W is None or W.ndim != 2:
-        raise UserError(f"{folder.sae / RunDir.SAE_WEIGHTS} holds no 2-D W_dec")
+    W = reader.W_dec
     W = W / np.maximum(np.linalg.norm(W, axis=1, keepdims=True), 1e-12)
     d_sae = W.shape[0]
     live, density = np.ones(d_sae, bool), np.full(d_sae, np.nan)
     labels, shares = [""] * d_sae, []
-    labeling = folder.labeling()
-    if labeling is not None:
-        df = labeling.read_features()
+    if reader.labeling is not None:
+        df = reader.features.assign(domain_shares=reader.domain_shares) if reader.domain_shares else reader.features
         df = df.set_index("feature_id").reindex(range(d_sae)) if "feature_id" in df else df
         if "dead" in df:
             live = ~df["dead"].fillna(True).astype(bool).to_numpy()
@@ -152,17 +116,16 @@ def load_run_sae(path: Path) -> RunSAE:
         if "label" in df:
             labels = [str(s) if isinstance(s, str) else "" for s in df["label"]]
         if "domain_shares" in df:
-            shares = [_shares(s) for s in df["domain_shares"]]
+            shares = [s if isinstance(s, dict) else {} for s in df["domain_shares"]]
     else:  # no labels: the dead-feature statistics of training still tell live from dead
-        sparsity = folder.sae / RunDir.SPARSITY
-        log10 = _read_tensor(sparsity, "sparsity") if sparsity.is_file() else None
+        log10 = reader.log10_density
         if log10 is not None and log10.shape == (d_sae,):
             live, density = np.isfinite(log10), np.power(10.0, log10.astype(np.float64))
-    metrics = folder.results() if folder.metrics_file.is_file() else {}  # training metrics + label summary
+    metrics = folder.results(reader.labeling) if folder.metrics_file.is_file() else {}  # training + label summary
     return RunSAE(
-        path=path, name="", domain=str(run.get("domain") or meta.get("domain") or path.name),
+        path=path, name="", domain=str(info.get("domain") or meta.get("domain") or path.name),
         store_domains=[str(d) for d in meta.get("domains") or []],
-        model_name=str(meta.get("model_name") or run.get("model_name") or "unknown"),
+        model_name=str(meta.get("model_name") or info.get("model_name") or "unknown"),
         d_in=int(cfg.get("d_in", W.shape[1])), d_sae=d_sae, architecture=str(cfg.get("architecture", "?")),
         k=cfg.get("k"), W_dec=W.astype(np.float32), live=live, labels=labels, density=density,
         shares=shares, metrics=metrics)

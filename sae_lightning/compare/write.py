@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..run_dir import atomic_write
+from ..atomic import atomic_write
 from .analysis import ComparisonResult
 from .page import render_compare_page
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..run_dir import atomic_write
+from ..atomic import atomic_write
 from .embed_shards import embed_missing
 from .model_packages import MPNET_HUB_ID, MPNET_NAME, assemble_mpnet, mpnet_parts_installed, sha256_of
 from .sources import NpyEmbeddings, SourceError, load_npy

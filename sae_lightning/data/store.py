@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from ..errors import UserError
-from ..run_dir import atomic_write, write_json
+from ..atomic import atomic_write, read_json, write_json
 from .shard_claims import ShardClaims
 from .store_meta import iter_metadata, read_row_group, read_rows
 
@@ -55,12 +55,7 @@ def store_lock(path: Path) -> Iterator[None]:
 def read_manifest(path: Path) -> dict:
     """<store>/manifest.json as a dict; StoreError naming the file and the fix when it is not one."""
     file, fix = path / "manifest.json", f"delete {path} and run `sae-embed` again"
-    try:
-        manifest = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise StoreError(f"{file} is corrupt ({err}); {fix}") from None
-    if not isinstance(manifest, dict):
-        raise StoreError(f"{file} holds a JSON {type(manifest).__name__}, not an object; {fix}")
+    manifest = read_json(file, fix, StoreError)
     missing = [k for k in ("count", "dim", "dtype", "model_name", "fingerprint") if k not in manifest]
     if manifest.get("complete") and missing:
         raise StoreError(f"{file} lacks {', '.join(missing)}; {fix}")

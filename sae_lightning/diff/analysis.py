@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from ..run_dir import RunDir
+from ..run_reader import RunReader
 from ..search import SearchRun, open_run
 from .groups import Group, check_groups, check_size, resolve_group, store_group
 from .scan import GroupScan, scan_group
 from .stats import benjamini_hochberg, fisher_two_sided, log_odds_ratio, separating
 
-# Labelling columns carried into the table when the run has them (older runs lack the last three).
+# Labelling columns carried into the table when the run has them.
 LABEL_COLUMNS = {"label": "", "verdict": "", "coherence": np.nan, "label_score": np.nan}
 
 
@@ -76,28 +76,23 @@ class MatrixResult:
                 "settings": asdict(self.settings)}
 
 
-def open_finished_run(run_dir: str | Path) -> SearchRun:
-    run_dir = Path(run_dir).expanduser()
-    missing = RunDir(run_dir).missing()
+def open_finished_run(reader: RunReader) -> SearchRun:
+    run_dir, missing = reader.root, reader.dir.missing()
     if not run_dir.is_dir() or missing:
         what = "does not exist" if not run_dir.is_dir() else f"is not a finished run (missing {', '.join(missing)})"
         raise UserError(f"{run_dir} {what}; give a run folder that sae-train completed "
                         "(resume an interrupted one with sae-train run_dir=<it> ckpt_path=last)")
-    return open_run(run_dir)
+    return open_run(reader)
 
 
-def feature_info(run_dir: Path, d_sae: int) -> pd.DataFrame:
-    """label, verdict, coherence, label_score per feature; blanks for a run labelled before those
-    columns existed, or not labelled at all."""
+def feature_info(run: Path | RunReader, d_sae: int) -> pd.DataFrame:
+    """label, verdict, coherence, label_score per feature of the run's labelling (a folder, or a
+    reader of it); blanks where the run is not labelled."""
     info = pd.DataFrame({"feature_id": np.arange(d_sae)})
-    labeling = RunDir(run_dir).labeling()  # the current one
-    cols = []
-    if labeling is not None:
-        have = labeling.feature_columns()
-        cols = [c for c in LABEL_COLUMNS if c in have]
-        if "feature_id" in have and cols:
-            df = labeling.read_features(["feature_id", *cols]).drop_duplicates("feature_id")
-            info = info.merge(df, on="feature_id", how="left")
+    df = (run if isinstance(run, RunReader) else RunReader(run)).features
+    cols = [c for c in LABEL_COLUMNS if df is not None and c in df]
+    if df is not None and "feature_id" in df and cols:
+        info = info.merge(df[["feature_id", *cols]].drop_duplicates("feature_id"), on="feature_id", how="left")
     for c, blank in LABEL_COLUMNS.items():
         info[c] = info[c].fillna(blank) if c in info else blank
     return info
@@ -134,14 +129,15 @@ def _add_examples(table: pd.DataFrame, groups: tuple[Group, Group], scans: tuple
 def diff_groups(run_dir: str | Path, spec_a: str, spec_b: str, settings: DiffSettings | None = None) -> DiffResult:
     """Rank the run's features by how differently they fire in group A and group B."""
     settings = settings or DiffSettings()
-    run = open_finished_run(run_dir)
+    reader = RunReader(run_dir)
+    run = open_finished_run(reader)
     a, b = resolve_group(spec_a, run.store, settings.seed), resolve_group(spec_b, run.store, settings.seed)
     if a.name == b.name:
         b.name = f"{b.name} (B)"
     check_groups(a, b, settings.min_texts)
     scans = (scan_group(run.sae, a, settings.examples, settings.batch_size),
              scan_group(run.sae, b, settings.examples, settings.batch_size))
-    info = feature_info(Path(run_dir).expanduser(), run.sae.cfg.d_sae)
+    info = feature_info(reader, run.sae.cfg.d_sae)
     table = diff_table(scans[0].fire_counts, scans[0].n, scans[1].fire_counts, scans[1].n, a.name, b.name,
                        settings, info)
     _add_examples(table, (a, b), scans)
@@ -153,7 +149,7 @@ def domain_matrix(run_dir: str | Path, settings: DiffSettings | None = None) -> 
     """For every pair of the run's store domains, how many features separate them (the same test
     as diff_groups). One pass over the store; every domain must hold min_texts texts."""
     settings = settings or DiffSettings()
-    run = open_finished_run(run_dir)
+    run = open_finished_run(RunReader(run_dir))
     domains = sorted(run.store.metadata()["domain"].astype(str).unique())
     if len(domains) < 2:
         raise UserError(f"{run_dir} was trained on one domain ({domains[0]}); sae-diff -m needs a joint run "

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import OmegaConf
 
-from ..cli import _plain_command
+from ..cli import plain_command
 from ..config import CONF_DIR
 from ..validate import check_settings
 
@@ -78,5 +78,5 @@ def _main(argv: list[str]) -> None:
     print(f"page: {files['diff.html']}\ntable: {files['diff.parquet']}, {files['diff.csv']}")
 
 
-main = _plain_command(_main)
+main = plain_command(_main)
 main.__doc__ = "sae-diff: which features separate two groups of texts, named by the run's labels."

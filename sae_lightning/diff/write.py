@@ -10,9 +10,9 @@ from typing import Callable
 
 import pandas as pd
 
-from ..atomic import check_replaceable
+from ..atomic import atomic_folder, check_replaceable
 from ..config import slug
-from ..run_dir import RunDir, atomic_folder
+from ..run_dir import RunDir
 from .analysis import DiffResult, MatrixResult
 from .page import render_diff_page, render_matrix_page
 

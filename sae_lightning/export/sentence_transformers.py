@@ -86,9 +86,9 @@ def _export(argv: list[str]) -> None:
 
 
 def main() -> None:
-    from ..cli import _plain_command
+    from ..cli import plain_command
 
-    _plain_command(_export)()
+    plain_command(_export)()
 
 
 if __name__ == "__main__":

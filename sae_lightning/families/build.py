@@ -6,7 +6,7 @@ graph over the training split.
     build_families("outputs/train/runs/wiki_all/2025-01-01_12-00-00")   # -> the current labelling's families.parquet
 
 1. Co-activation: C = AᵀA with A the binary firing matrix of the train rows, counted by the
-   post-training scan (scan.py, coactivation.py) batch by batch in bounded memory; `label_run_dir`
+   post-training scan (scan/stream.py, scan/coactivation.py) batch by batch in bounded memory; `label_run_dir`
    hands the families step that scan, the loaded SAE and store, the labels just made and the
    top texts' n-gram counts, so nothing is read or computed twice.
 2. Edge weight: the overlap coefficient C_ij / min(C_ii, C_jj), i.e. P(both fire | the rarer one
@@ -41,8 +41,8 @@ from ..data.store import EmbeddingStore
 from ..labels.config import LabelingConfig
 from ..labels.naming.candidates import TrainCounts
 from ..run_dir import Labeling, RunDir
+from ..run_reader import RunReader
 from ..run_schema import FAMILY_SCHEMA  # noqa: F401 (the contract, re-exported)
-from ..scan.loaded_run import load_run
 from ..scan.stream import ScanResult, scan_store
 from .naming import family_label, name_families
 
@@ -127,10 +127,17 @@ def build_families(run_dir: str | Path, *, min_weight: float = 0.2, min_children
     """Find the feature families of a finished run on their own (loads the run and scans its train
     split; `label_run_dir` instead hands its scan to families_from_scan) and write them into the
     labelling `into`, named with its labels (default: the run's current labelling, whose top-level
-    copy is refreshed)."""
+    copy is refreshed; for an unlabelled run, a new labelling that holds only them)."""
     run = RunDir(run_dir)
-    target = into or run.labeling() or Labeling(run.root)
-    loaded = load_run(run_dir, device)
+    target = into or run.labeling()
+    if target is None:
+        settings = {"min_weight": min_weight, "min_children": min_children, "min_cooccur": min_cooccur,
+                    "max_density": max_density, "texts_per_member": texts_per_member}
+        with run.new_labeling() as new:
+            df = build_families(run_dir, **settings, labeling=labeling, batch_size=batch_size, device=device, into=new)
+            new.write_labels({}, settings, {})
+        return df
+    loaded = RunReader(run_dir).trained(device)
     scan = scan_store(loaded.sae, loaded.store, loaded.train_idx, np.zeros(0, np.int64), texts_per_member, batch_size,
                       device, min_cooccur=min_cooccur)
     df = families_from_scan(scan, loaded.store, loaded.sae, _feature_labels(target, loaded.sae.cfg.d_sae),
@@ -138,7 +145,7 @@ def build_families(run_dir: str | Path, *, min_weight: float = 0.2, min_children
                             min_cooccur=min_cooccur, max_density=max_density, texts_per_member=texts_per_member)
     target.write_families(df)
     if into is None:
-        run.publish(target)
+        run.publish()
     return df
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-DOC_EMBEDDINGS = ("mean", "concat", "decoder")
 LABEL_EMBEDDINGS = ("keywords", "string")
 
 

@@ -2,7 +2,7 @@
 
 The one entry point of labelling: the KeyBERTLabels callback, `label_run_dir` and `sae-label` call
 it. Phases (each timed as `time_<phase>` in the summary):
-  scan              the one streamed pass over train and validation rows (scan.py): top-m texts,
+  scan              the one streamed pass over train and validation rows (scan/stream.py): top-m texts,
                     density, domain mass, validation firings (absent when the caller passes a scan)
   scoring_sets      positives, random and hard negatives from the scan's validation firings
   coherence         how alike each feature's top texts from distinct documents are (coherence.py)
@@ -28,7 +28,7 @@ import pandas as pd
 from ..data.store import EmbeddingStore
 from ..run_dir import Labeling
 from ..run_schema import (INTERPRETABLE, FEATURE_COLUMNS, FEATURE_SCHEMA, JUDGE_COLUMNS, LABEL_SETS, METHOD_BASELINES,  # noqa: F401
-                          SCORE_COLUMNS)
+                          SCORE_COLUMNS, VERDICTS)
 from ..runtime import limited_threads
 from ..scan.domains import domain_shares, domain_specificity, main_domain, shares_json
 from ..scan.stream import ScanResult, scan_store
@@ -48,7 +48,7 @@ from .scoring.coherence import feature_coherence
 from .scoring.judge import judge_columns
 from .scoring.scoring_sets import sets_from_firing
 from .scoring.token_features import token_features
-from .scoring.verdict import VERDICTS, label_scores, verdicts
+from .scoring.verdict import label_scores, verdicts
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,9 @@ def _stats(values: np.ndarray, name: str) -> dict[str, float]:
 
 
 @dataclass
-class Labelling:
+class LabelResult:
+    """What one labelling computed (a Labeling, labeling.py, is the folder it is written to)."""
+
     features: pd.DataFrame  # FEATURE_COLUMNS, one row per feature
     summary: dict  # score means/medians, counts, seconds per phase
     counts: TrainCounts | None  # n-gram counts of the scan's top texts (families are named from them)
@@ -71,7 +73,7 @@ def interpret_sae(sae, store: EmbeddingStore, train_idx: np.ndarray, val_idx: np
     """Label every live feature of `sae` with KeyBERT and score the labels against baselines.
 
     train_idx rows give the top examples and labels, val_idx rows the scores (never the texts that
-    produced a label). `scan`: the scan of these rows if the caller has it (scan.py; its top
+    produced a label). `scan`: the scan of these rows if the caller has it (scan/stream.py; its top
     examples may keep more than cfg.m per feature), else it is made here. Returns the features
     table (FEATURE_COLUMNS, one row per feature) and the summary (means/medians of the scores,
     counts, seconds per phase)."""
@@ -80,7 +82,7 @@ def interpret_sae(sae, store: EmbeddingStore, train_idx: np.ndarray, val_idx: np
 
 
 def label_features(sae, store: EmbeddingStore, train_idx: np.ndarray, val_idx: np.ndarray,
-                   cfg: LabelingConfig | None = None, scan: ScanResult | None = None) -> Labelling:
+                   cfg: LabelingConfig | None = None, scan: ScanResult | None = None) -> LabelResult:
     """interpret_sae, also handing back what the families step reuses."""
     cfg = cfg or LabelingConfig()
     timer = PhaseTimer()
@@ -91,7 +93,7 @@ def label_features(sae, store: EmbeddingStore, train_idx: np.ndarray, val_idx: n
                                   small_op_threads=cfg.small_op_threads)
         df, summary, counts = _interpret(sae, store, np.asarray(train_idx), scan, cfg, timer)
     summary.update(timer.summary())
-    return Labelling(df, summary, counts)
+    return LabelResult(df, summary, counts)
 
 
 def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.DataFrame, dict, TrainCounts | None]:

@@ -19,21 +19,18 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from ..atomic import read_json as read_json_object
 from ..errors import UserError
+from ..run_schema import OWN_CONFIG_KEY, SAE_CFG_FILE as CFG_FILE, SAE_WEIGHTS_FILE as WEIGHTS_FILE, SPARSITY_FILE
 from .registry import ARCHITECTURES
 
 # The functions below take a SparseAutoencoder (base.py imports this module, so it is not imported here).
 SparseAutoencoder = nn.Module
 
-CFG_FILE = "cfg.json"
 REWRITE_HINT = "the SAE files are damaged: save the SAE again (or retrain the run)"
-WEIGHTS_FILE = "sae_weights.safetensors"
-SPARSITY_FILE = "sparsity.safetensors"
 
 # The dtypes an SAE's weights may be saved in (cfg.dtype)
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
-# Our complete SAEConfig (architecture under our name and the variant's own fields).
-OWN_CONFIG_KEY = "sae_lightning"
 # SAELens treats a cfg.json without a version as pre-6.0 and then drops metadata keys it does not
 # know (model_name, domain); this marks the file as the 6.x layout it is.
 SAELENS_FORMAT_VERSION = "6.0.0"
@@ -82,15 +79,9 @@ def _missing(path: Path) -> FileNotFoundError:
 
 
 def read_json(path: Path) -> dict[str, Any]:
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise _missing(path) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise SAEFileError(f"{path}: corrupt JSON ({str(err).splitlines()[0]}); {REWRITE_HINT}") from None
-    if not isinstance(raw, dict):
-        raise SAEFileError(f"{path}: expected a JSON object, got {type(raw).__name__}; {REWRITE_HINT}")
-    return raw
+    if not path.is_file():
+        raise _missing(path)
+    return read_json_object(path, REWRITE_HINT, SAEFileError)
 
 
 def read_safetensors(path: Path) -> dict[str, Tensor]:

@@ -4,7 +4,7 @@
     from sae_lightning.report import write_report
     write_report("outputs/2025-01-01/12-00-00")   # -> Path to report.html
 
-Reads only files of the run dir, through RunDir. Needs metrics.json and a labelling's
+Reads only files of the run dir, through run_reader.RunReader. Needs metrics.json and a labelling's
 features.parquet; everything else is optional and shown as "not available" when missing.
 
 Files: load.py (read the run dir), verdicts.py (interpretable / mixed / weak / dead), quality.py
@@ -19,11 +19,11 @@ from pathlib import Path
 
 from ..run_dir import Labeling, RunDir
 
-from .load import RunData, load_run
+from .load import RunData, report_data
 from .page import render_page
 from .summary import render_summary
 
-__all__ = ["write_report", "load_run", "render_page", "render_summary", "RunData"]
+__all__ = ["write_report", "report_data", "render_page", "render_summary", "RunData"]
 
 
 def write_report(run_dir: str | Path, labeling: Labeling | None = None) -> Path:
@@ -31,16 +31,16 @@ def write_report(run_dir: str | Path, labeling: Labeling | None = None) -> Path:
     being written, before it is made current); return the path of the top-level report.html (the
     current labelling's, through <run>/current), or `labeling`'s own.
 
-    Raises FileNotFoundError (or ValueError for an unreadable file) with one line naming the
-    missing file when the run is not finished.
+    Raises UserError with one line naming the missing or unreadable file when the run is not
+    finished.
     """
     run = RunDir(run_dir)
     target = labeling or run.labeling()
-    data = load_run(run_dir, target)
+    data = report_data(run_dir, target)
     # Through the one atomic writer: a crash never leaves a half page that looks complete.
     target.write_text(Labeling.REPORT, render_page(data))
     target.write_text(Labeling.SUMMARY, render_summary(data))
     if labeling is not None:
         return labeling.report
-    run.publish(target)
+    run.publish()
     return run / Labeling.REPORT

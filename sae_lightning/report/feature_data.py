@@ -21,26 +21,22 @@ import numpy as np
 
 from .featuremap import map_coordinates
 from .load import RunData
-from ..run_schema import DEAD
-from .verdicts import NAMES, confidence_rank, verdicts
+from ..run_schema import DEAD, LABEL_SETS, SCORES
+from .verdicts import NAMES, confidence_rank, read_verdicts
 
 MAX_TEXTS, MIN_TEXTS = 8, 3
 MAX_CHARS, MIN_CHARS = 300, 150  # below ~150 chars a text loses its context: show fewer texts instead
 MAX_KEYWORDS = 10
 TEXT_BUDGET = 4_000_000  # UTF-8 bytes of top texts in the page: ~1.3 KB per feature at 3,072 features
 DETAIL_BUDGET = 3_000_000  # bytes of card details when not every feature's fit (d_sae beyond ~8k)
-# short names of the label sets in a card's score grid (run_schema.LABEL_SETS)
-BASELINE_NAMES = (("label", "label"), ("tfidf", "TF-IDF"), ("random", "random"), ("seed", "seed"),
-                  ("bertopic", "BERTopic"))
+# short names of the label sets in a card's score grid, in run_schema.LABEL_SETS' order
+BASELINE_NAMES = {"label": "label", "tfidf": "TF-IDF", "random": "random", "seed": "seed", "bertopic": "BERTopic"}
+SCORE_TITLES = {"auroc": "AUROC", "auroc_hard": "AUROC hard", "precision": "precision", "recall": "recall"}
 # Per-feature scores shown in a card's score grid: column -> (row: label source, grid column).
-# The first three are the columns of runs labelled before the scoring rework.
-SCORE_COLUMNS = {
-    "label_auroc": ("label", "AUROC"), "tfidf_auroc": ("TF-IDF", "AUROC"), "random_label_auroc": ("random", "AUROC"),
-    **{f"{src}_{key}": (name, title) for src, name in BASELINE_NAMES
-       for key, title in (("auroc", "AUROC"), ("auroc_hard", "AUROC hard"), ("precision", "precision"),
-                          ("recall", "recall"))},
-    **{f"judge_{src}_{key}": (name, f"judge {title}") for src, name in BASELINE_NAMES
-       for key, title in (("auroc", "AUROC"), ("auroc_hard", "AUROC hard"))},
+SCORE_GRID = {
+    **{f"{src}_{key}": (BASELINE_NAMES[src], SCORE_TITLES[key]) for src in LABEL_SETS for key in SCORES},
+    **{f"judge_{src}_{key}": (BASELINE_NAMES[src], f"judge {SCORE_TITLES[key]}") for src in LABEL_SETS
+       for key in ("auroc", "auroc_hard")},
 }
 
 
@@ -103,7 +99,7 @@ def detail_rows(run: RunData, texts: list[list[str]], order: np.ndarray, k: int,
                 budget: int = DETAIL_BUDGET) -> list[int]:
     """The rows whose card details (k texts cut to cap chars, keywords, scores, shares; measured as
     JSON) fit the budget together, taken in `order`."""
-    extra = [run.cols.get(col) for col in ("keywords", "tfidf_label", "top_acts", "top_domains", *SCORE_COLUMNS)]
+    extra = [run.cols.get(col) for col in ("keywords", "tfidf_label", "top_acts", "top_domains", *SCORE_GRID)]
     extra = [col for col in extra if col is not None]
 
     def cost(r: int) -> int:
@@ -133,7 +129,7 @@ def feature_data(run: RunData, domains: list[str]) -> dict:
     n = run.n
     empty: list = [None] * n
     texts = c.get("top_texts") or [[] for _ in range(n)]
-    verdict = [NAMES.index(v) for v in verdicts(run)]
+    verdict = [NAMES.index(v) for v in read_verdicts(run)]
     k, cap, fits = text_plan(texts)
     detail = None if fits else detail_rows(run, texts, confidence_order(run, verdict), k, cap)
     rows = range(n) if detail is None else detail
@@ -161,8 +157,8 @@ def feature_data(run: RunData, domains: list[str]) -> dict:
         "texts": [[_clip(t or "", cap) for t in (tx or [])[:k]] for tx in pick(texts)],
         "acts": [[_round(a, 3) for a in (ac or [])[:k]] for ac in pick(acts)],
         "tdom": [[dom_index.get(d) for d in (td or [])[:k]] for td in pick(tdoms)],
-        "scores": {col: pick(_floats(run, col)) for col in SCORE_COLUMNS if col in c},
-        "score_grid": {col: SCORE_COLUMNS[col] for col in SCORE_COLUMNS if col in c},
+        "scores": {col: pick(_floats(run, col)) for col in SCORE_GRID if col in c},
+        "score_grid": {col: SCORE_GRID[col] for col in SCORE_GRID if col in c},
     }
     for name in ("coherence", "label_score", "domain_specificity"):
         data[name] = _floats(run, name)

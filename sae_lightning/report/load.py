@@ -1,22 +1,23 @@
 """Read one run directory into plain Python/numpy objects for the report.
 
-Only metrics.json and the current labelling's features.parquet are required (found through
-RunDir): without them the run is not finished and we fail with one line that names the missing file. Everything else (SAE weights, cfg.json,
+Only metrics.json and the current labelling's features.parquet are required (read through
+run_reader.RunReader): without them the run is not finished and we fail with one UserError line
+that names the missing file. Everything else (SAE weights, cfg.json,
 sparsity, families, Hydra config, optional feature columns) is optional: a missing piece turns
 into "not available" on the page instead of an error, because reports are also written for
 runs that were stopped early or trained elsewhere.
 """
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..errors import UserError
 from ..run_dir import Labeling, RunDir
+from ..run_reader import RunReader
 
 
 @dataclass
@@ -47,95 +48,34 @@ class RunData:
         return np.array([np.nan if v is None else v for v in c], dtype=np.float64)
 
 
-def _not_finished(path: Path, run_dir: Path) -> FileNotFoundError:
-    return FileNotFoundError(
-        f"{path.name} not found in {run_dir}: the run is not finished "
-        "(write_report needs metrics.json and features.parquet)"
-    )
-
-
-def _results(run: RunDir, labeling: Labeling | None) -> dict[str, Any]:
-    """RunDir.results(), with its one-line errors as the ValueError the report raises."""
-    from ..errors import UserError
-
-    try:
-        return run.results(labeling)
-    except UserError as e:
-        raise ValueError(str(e)) from None
-
-
-def read_table(path: Path) -> dict[str, list]:
-    """A parquet file as {column: list}; pyarrow's to_pylist keeps list columns as Python lists."""
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except Exception as e:  # pyarrow raises several types for truncated/corrupt files
-        raise ValueError(f"{path} could not be read as parquet ({e}); the run may not be finished") from None
-    return {name: table.column(name).to_pylist() for name in table.column_names}
-
-
-def _parse_shares(v: Any) -> dict[str, float]:
-    # domain_shares is a JSON string by contract; accept a dict/map column too.
-    if v is None:
-        return {}
-    if isinstance(v, str):
-        if not v.strip():
-            return {}
-        try:
-            v = json.loads(v)
-        except ValueError:
-            return {}
-    if isinstance(v, list):  # pyarrow map<str,float> -> list of (key, value) tuples
-        v = dict(v)
-    if not isinstance(v, dict):
-        return {}
-    out = {}
-    for k, s in v.items():
-        try:
-            s = float(s)
-        except (TypeError, ValueError):
-            continue
-        if math.isfinite(s) and s > 0:
-            out[str(k)] = s
-    return out
-
-
-def _load_tensor(path: Path, key: str) -> np.ndarray | None:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            return f.get_tensor(key) if key in f.keys() else None
-    except (TypeError, ValueError):
-        # numpy has no bfloat16: go through torch for such files (torch is a dependency anyway).
-        with safe_open(str(path), framework="pt") as f:
-            return f.get_tensor(key).float().numpy() if key in f.keys() else None
-
-
-def load_run(run_dir: str | Path, labeling: Labeling | None = None) -> RunData:
-    """The run with its current labelling, or with `labeling` (one not yet made current)."""
-    run_dir = Path(run_dir)
+def report_data(run: str | Path | RunReader, labeling: Labeling | None = None) -> RunData:
+    """The run (a folder, or a reader of it) with its current labelling, or with `labeling` (one
+    not yet made current)."""
+    reader = run if isinstance(run, RunReader) else RunReader(run, labeling)
+    run_dir = reader.root
     if not run_dir.is_dir():
-        raise FileNotFoundError(f"run dir {run_dir} does not exist")
-    run = RunDir(run_dir)
-    labeling = labeling or run.labeling()
-    for p in (run.metrics_file, labeling.features if labeling else run / Labeling.FEATURES):
+        raise UserError(f"run dir {run_dir} does not exist; pass a finished run folder")
+    labeling = reader.labeling
+    for p in (reader.dir.metrics_file, labeling.features if labeling else run_dir / Labeling.FEATURES):
         if not p.is_file():
-            raise _not_finished(p, run_dir)
-    metrics = _results(run, labeling)
-    cols = read_table(labeling.features)
+            raise UserError(f"{p.name} not found in {run_dir}: the run is not finished "
+                            "(write_report needs metrics.json and features.parquet)")
+    metrics = reader.dir.results(labeling)
+    cols = reader.feature_columns
     n = len(next(iter(cols.values()))) if cols else 0
     notes: list[str] = []
 
-    cfg: dict[str, Any] = {}
-    cfg_path = run.sae / RunDir.SAE_CFG
-    if cfg_path.is_file():
+    def optional(read, what: str):
+        """An optional file: None and a note on the page when it cannot be read."""
         try:
-            cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-            cfg.update(cfg.get("sae_lightning") or {})  # our names (relu), over SAELens' (standard)
-        except ValueError as e:
-            notes.append(f"{cfg_path.relative_to(run_dir)} unreadable: {e}")
+            return read()
+        except UserError as e:
+            notes.append(f"{what} unreadable: {e}")
+            return None
+
+    cfg: dict[str, Any] = {}
+    if (reader.dir.sae / RunDir.SAE_CFG).is_file():
+        cfg = optional(lambda: reader.cfg, f"{RunDir.SAE}/{RunDir.SAE_CFG}") or {}
 
     fid = cols.get("feature_id")
     feature_id = np.arange(n, dtype=np.int64) if fid is None else np.asarray(fid, dtype=np.int64)
@@ -148,14 +88,9 @@ def load_run(run_dir: str | Path, labeling: Labeling | None = None) -> RunData:
         log10 = np.array([np.nan if v is None else v for v in cols["log10_density"]], dtype=np.float64)
         density = np.where(np.isnan(density), np.power(10.0, log10), density)
     if np.isnan(density).any():
-        sp_path = run.sae / RunDir.SPARSITY
-        if sp_path.is_file():
-            try:
-                sp = _load_tensor(sp_path, "sparsity")
-                if sp is not None and n and feature_id.max() < sp.shape[0] and feature_id.min() >= 0:
-                    density = np.where(np.isnan(density), np.power(10.0, sp.astype(np.float64)[feature_id]), density)
-            except Exception as e:  # optional file: note it, keep going
-                notes.append(f"{sp_path.relative_to(run_dir)} unreadable: {e}")
+        sp = optional(lambda: reader.log10_density, f"{RunDir.SAE}/{RunDir.SPARSITY}")
+        if sp is not None and n and feature_id.max() < sp.shape[0] and feature_id.min() >= 0:
+            density = np.where(np.isnan(density), np.power(10.0, sp.astype(np.float64)[feature_id]), density)
     with np.errstate(divide="ignore", invalid="ignore"):
         log10_density = np.log10(density)  # 0 -> -inf, which the histogram counts as dead
 
@@ -163,37 +98,14 @@ def load_run(run_dir: str | Path, labeling: Labeling | None = None) -> RunData:
         dead = np.array([bool(v) for v in cols["dead"]], dtype=bool)
     else:
         dead = density == 0  # NaN compares False: unknown density is not called dead
-        reasons = cols.get("label_reason")
-        if reasons is not None:
-            dead |= np.array([r == "dead" for r in reasons], dtype=bool)
 
-    shares_col = cols.get("domain_shares")
-    domain_shares = [_parse_shares(v) for v in shares_col] if shares_col is not None else [{} for _ in range(n)]
-
+    domain_shares = reader.domain_shares or [{} for _ in range(n)]
     W_dec = None
-    w_path = run.sae / RunDir.SAE_WEIGHTS
-    if w_path.is_file():
-        try:
-            W_dec = _load_tensor(w_path, "W_dec")
-            d_sae = cfg.get("d_sae")
-            if W_dec is not None and W_dec.ndim == 2 and d_sae and W_dec.shape[0] != d_sae and W_dec.shape[1] == d_sae:
-                W_dec = W_dec.T  # stored [d_in, d_sae] by some other tool
-            if W_dec is not None:
-                W_dec = np.asarray(W_dec, dtype=np.float32)
-        except Exception as e:
-            notes.append(f"{w_path.relative_to(run_dir)} unreadable: {e}")
-            W_dec = None
-
-    families = None
-    fam_path = labeling.families
-    if fam_path.is_file():
-        try:
-            families = read_table(fam_path)
-        except ValueError as e:
-            notes.append(str(e))
-
+    if (reader.dir.sae / RunDir.SAE_WEIGHTS).is_file():
+        W_dec = optional(lambda: reader.W_dec, f"{RunDir.SAE}/{RunDir.SAE_WEIGHTS}")
+    families = optional(lambda: reader.families, str(labeling.families))
     hydra_config = None
-    hc = run.hydra_config
+    hc = reader.dir.hydra_config
     if hc.is_file():
         hydra_config = hc.read_text(encoding="utf-8", errors="replace")
 

@@ -17,10 +17,9 @@ from ..pages.colors import DomainColors
 from ..pages.fmt import num
 from .load import RunData
 from .quality import SOURCES, headline, label_quality
-from ..run_schema import HEADLINE, HEADLINE_MEANING, INTERPRETABLE, MIXED, TOKEN, WEAK
-from .verdicts import MEANING, NAMES, RELABEL_HINT, has_verdicts, verdict_counts, verdicts
+from ..run_schema import DEAD, DENSE_THRESHOLD, HEADLINE, HEADLINE_MEANING, INTERPRETABLE, MIXED, TOKEN, WEAK
+from .verdicts import MEANING, NAMES, RELABEL_HINT, has_verdicts, verdict_counts, read_verdicts
 
-DENSE = 0.1  # a feature is dense when it fires on more than 10 % of inputs
 VERDICT_CLASSES = {v: f"v{i}" for i, v in enumerate(NAMES)}  # page.css colours v0..v5
 SERIES = ("s0", "s2", "s1", "s3")  # colour classes of the label sources / verdicts in overlaid plots
 FAMILY_ROWS, MAX_CHILDREN = 1000, 30
@@ -32,13 +31,13 @@ METRIC_INFO = {
     "cos_sim": "mean cosine(x, x̂)",
     "l0": "mean active latents per input",
     "dead_frac": "share of features that never fire",
-    "dense_frac": "share of features firing on > 10 % of inputs",
+    "dense_frac": f"share of features firing on > {DENSE_THRESHOLD * 100:g} % of inputs",
     "retrieval_recall@10": "nearest neighbours found with x̂ vs with x",
-    "n_interpretable": "features whose top texts share a theme",
-    "n_mixed": "features whose top texts are unrelated",
-    "n_token": "features whose top texts share a word-piece or numbers, not a meaning",
-    "n_weak": "features too rare or too little shared to judge",
-    "n_dead": "dead features",
+    f"n_{INTERPRETABLE}": "features whose top texts share a theme",
+    f"n_{MIXED}": "features whose top texts are unrelated",
+    f"n_{TOKEN}": "features whose top texts share a word-piece or numbers, not a meaning",
+    f"n_{WEAK}": "features too rare or too little shared to judge",
+    f"n_{DEAD}": "dead features",
     "coherence_mean": "how much a feature's top texts share, against random sets of texts",
     "label_score_mean": "per-feature label confidence",
     "label_auroc_mean": "KeyBERT label: AUROC of cos(label, text), positives vs random non-activating texts",
@@ -133,9 +132,9 @@ def density(run: RunData) -> dict:
     return {
         "hist": plots.histogram([("live features", ld, "s0")], bins=40, lo=lo, hi=0.0,
                                 xlabel="log10 feature density (fraction of inputs a feature fires on)",
-                                vlines=[(math.log10(DENSE), "dense (>10%)")]),
-        "bars": plots.hbar(["live", "dense (> 10 %)", "dead"],
-                           [int(live.sum()) - zero_live, int((run.density[live] > DENSE).sum()), n_dead],
+                                vlines=[(math.log10(DENSE_THRESHOLD), f"dense (>{DENSE_THRESHOLD:.0%})")]),
+        "bars": plots.hbar(["live", f"dense (> {DENSE_THRESHOLD * 100:g} %)", "dead"],
+                           [int(live.sum()) - zero_live, int((run.density[live] > DENSE_THRESHOLD).sum()), n_dead],
                            ["s0", "s2", "cdead"], row=20),
         "n_hist": int(ld.size), "n_dead": n_dead, "zero_live": zero_live, "unknown": int((~known).sum()),
     }
@@ -152,7 +151,7 @@ def label_quality_section(run: RunData) -> dict:
                         "legend": [(name, cls) for name, _, cls in series]}
     coh = run.floats("coherence")
     if coh is not None and np.isfinite(coh).any():
-        v = verdicts(run)
+        v = read_verdicts(run)
         by_verdict = [(name, coh[v == name], cls) for name, cls in zip((INTERPRETABLE, MIXED, TOKEN, WEAK), SERIES)
                       if (v == name).any()]
         lo, hi = float(np.nanmin(coh)), float(np.nanmax(coh))

@@ -13,7 +13,7 @@ from .load import RunData
 from .quality import NOT_MEASURED, label_quality
 from .sections import domains_of, metric_keys, model_name, quality_line
 from ..run_schema import INTERPRETABLE
-from .verdicts import MEANING, RELABEL_HINT, has_verdicts, verdict_counts, verdicts
+from .verdicts import MEANING, RELABEL_HINT, has_verdicts, verdict_counts, read_verdicts
 
 TOP_N = 20
 
@@ -23,7 +23,7 @@ def _top(run: RunData) -> list[list[str]]:
     score = run.floats("label_score")
     if score is None:
         return []
-    ok = np.flatnonzero((verdicts(run) == INTERPRETABLE) & np.isfinite(score))
+    ok = np.flatnonzero((read_verdicts(run) == INTERPRETABLE) & np.isfinite(score))
     label, main = run.cols.get("label"), run.cols.get("main_domain")
     coh, hard = run.floats("coherence"), run.floats("label_auroc_hard")
     return [[f"#{int(run.feature_id[i])}", (label[i] if label is not None else "") or "(no label)",

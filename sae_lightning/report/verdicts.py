@@ -10,10 +10,9 @@ from collections import Counter
 
 import numpy as np
 
-from ..run_schema import DEAD, INTERPRETABLE, MIXED, TOKEN, VERDICTS as SCHEMA_VERDICTS, WEAK
+from ..run_schema import DEAD, INTERPRETABLE, MIXED, TOKEN, VERDICTS, WEAK
 from .load import RunData
 
-VERDICTS = list(SCHEMA_VERDICTS)
 UNRATED = "unrated"
 MEANING = {
     INTERPRETABLE: "its top texts share a theme; the label names it",
@@ -23,7 +22,7 @@ MEANING = {
     DEAD: "never fires",
     UNRATED: "labelled before verdicts existed",
 }
-NAMES = VERDICTS + [UNRATED]  # index = the page's verdict code (and its colour class v<index>)
+NAMES = [*VERDICTS, UNRATED]  # index = the page's verdict code (and its colour class v<index>)
 
 
 def confidence_rank(index: int) -> int:
@@ -37,8 +36,9 @@ def has_verdicts(run: RunData) -> bool:
     return "verdict" in run.cols
 
 
-def verdicts(run: RunData) -> np.ndarray:
-    """One verdict string per row of features.parquet."""
+def read_verdicts(run: RunData) -> np.ndarray:
+    """One verdict string per row of features.parquet, as the labelling wrote it (computed by
+    labels/scoring/verdict.py)."""
     col = run.cols.get("verdict")
     out = np.array([UNRATED] * run.n, dtype=object)
     if col is not None:
@@ -49,7 +49,7 @@ def verdicts(run: RunData) -> np.ndarray:
 
 def verdict_counts(run: RunData) -> dict[str, int]:
     """Counts in VERDICTS order (zeros kept), with `unrated` only when some feature is unrated."""
-    c = Counter(verdicts(run))
+    c = Counter(read_verdicts(run))
     out = {v: int(c.get(v, 0)) for v in VERDICTS}
     if c.get(UNRATED):
         out[UNRATED] = int(c[UNRATED])

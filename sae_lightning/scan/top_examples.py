@@ -1,4 +1,4 @@
-"""The pieces of a streaming pass of an SAE over store rows (scan.py runs the pass): batches of
+"""The pieces of a streaming pass of an SAE over store rows (stream.py runs the pass): batches of
 activations, the running per-feature top-k and what it yields (TopExamples).
 
 Memory is O(d_sae x k) however many rows are read: each batch's activations are merged into a

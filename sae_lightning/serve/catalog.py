@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..labels.scoring.verdict import VERDICTS
-from ..report.load import RunData, load_run
+from ..report.load import RunData, report_data
 from ..report.sections import domains_of
 from ..report.verdicts import UNRATED
+from ..run_reader import RunReader
+from ..run_schema import DEAD, VERDICTS
 
 CONCEPT = "concept"  # the head concept of a feature's label, when the labelling wrote that column
 
@@ -61,12 +62,12 @@ class Catalog:
         return 0 if self.data.families is None else len(self.data.families["family_id"])
 
 
-def load_catalog(run_dir: Path) -> Catalog:
-    data = load_run(run_dir)
+def load_catalog(run: Path | RunReader) -> Catalog:
+    data = report_data(run)
     c, n = data.cols, data.n
     raw = c.get("verdict")
     verdict = np.array([v or UNRATED for v in raw] if raw is not None else [UNRATED] * n, dtype=object)
-    verdict[data.dead] = "dead"  # the dead flag wins, as in the report: a dead feature has nothing to rate
+    verdict[data.dead] = DEAD  # the dead flag wins, as in the report: a dead feature has nothing to rate
     label = [v or "" for v in (c.get("label") or [""] * n)]
     concept = [v or "" for v in c[CONCEPT]] if CONCEPT in c else None
     keywords = c.get("keywords") or [[] for _ in range(n)]

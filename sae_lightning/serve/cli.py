@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import _plain_command
+from ..cli import plain_command
 from ..runtime import RuntimeSettings, apply
 from .server import bind, load_served, make_server, url_of
 from .settings import serve_settings
@@ -34,5 +34,5 @@ def _main(argv: list[str]) -> None:
     make_server(served).run(sockets=[sock])
 
 
-main = _plain_command(_main)
+main = plain_command(_main)
 main.__doc__ = "sae-serve: explore finished runs in the browser."

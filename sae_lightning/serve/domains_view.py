@@ -79,7 +79,7 @@ class DomainDiffs:
         masks = [np.isin(served.domain_of_row, names) for names in (a_names, b_names)]
         counts = [served.acts.fire_counts(m) for m in masks]
         n_a, n_b = int(masks[0].sum()), int(masks[1].sum())
-        info = feature_info(served.path, served.d_sae)
+        info = feature_info(served.labelled().reader, served.d_sae)
         table = diff_table(counts[0], n_a, counts[1], n_b, a.name, b.name, s, info)
         res = DiffResult(served.path, a.name, b.name, n_a, n_b, table, s, store.model_name)
         shown = set(res.top(a.name).index) | set(res.top(b.name).index)

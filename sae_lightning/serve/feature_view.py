@@ -13,7 +13,7 @@ import numpy as np
 
 from ..pages import plots
 from ..pages.colors import DomainColors
-from ..report.feature_data import SCORE_COLUMNS
+from ..report.feature_data import SCORE_GRID
 from .activations import range_sample
 from .state import ServedRun
 
@@ -30,7 +30,7 @@ def _clip(text: str) -> str:
 def score_grid(cat, row: int) -> dict:
     """{rows: label sources, cols: score names, cells: {(row, col): value}} of the scores present."""
     cells = {}
-    for col, (source, title) in SCORE_COLUMNS.items():
+    for col, (source, title) in SCORE_GRID.items():
         v = cat.col(col, row)
         if v is not None and math.isfinite(float(v)):
             cells[(source, title)] = float(v)

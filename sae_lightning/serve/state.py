@@ -19,7 +19,9 @@ import numpy as np
 
 from ..api import Run
 from ..compare.load import load_run_sae
+from ..errors import UserError
 from ..run_dir import Labeling, RunDir
+from ..run_reader import RunReader
 from .activations import StoreActivations, store_activations
 from .catalog import Catalog, load_catalog
 from .settings import ServeSettings
@@ -36,15 +38,17 @@ class Labelled:
     run: Run  # labels, verdicts and scores of top_features come from the labelling too
     catalog: Catalog
     labeling_id: str
+    reader: RunReader  # the run's files as this labelling read them (a relabel shares its SAE and store)
 
 
 class ServedRun:
     def __init__(self, name: str, path: Path, settings: ServeSettings) -> None:
         self.name, self.path = name, path
-        self.decoder = load_run_sae(path)  # unit decoder rows and live flags (sae-compare's loader)
+        reader = RunReader(path)  # one reader: the decoder, the API's Run and the catalog share its files
+        self.decoder = load_run_sae(reader)  # unit decoder rows and live flags (sae-compare's loader)
         self.decoder.name = name
         self._lock, self._reload = threading.Lock(), threading.Lock()
-        self._labelled = self._load()
+        self._labelled = self._load(reader)
         run = self._labelled.run
         self.acts: StoreActivations = store_activations(run.sae, run.store)
         self.domain_of_row = run.store.metadata()["domain"].astype(str).to_numpy()
@@ -74,14 +78,12 @@ class ServedRun:
         st = marker.stat() if marker.is_file() else None
         return (st.st_mtime_ns, st.st_size, st.st_ino) if st else ()
 
-    def _load(self) -> Labelled:
+    def _load(self, reader: RunReader) -> Labelled:
         stamp = self._stamp()
-        run = Run.load(self.path)
+        run = Run.load(reader)
         if run.features is None:
-            from ..errors import UserError
-
             raise UserError(f"{self.path} is not labelled; label it first with `sae-label run_dir={self.path}`")
-        return Labelled(stamp, run, load_catalog(self.path), run.labeling.id if run.labeling else "")
+        return Labelled(stamp, run, load_catalog(reader), run.labeling.id if run.labeling else "", reader)
 
     def labelled(self) -> Labelled:
         """The current labelling's views; rebuilt here when the run was relabelled since."""
@@ -91,7 +93,7 @@ class ServedRun:
         with self._reload:  # one rebuild however many requests notice it together
             if self._stamp() != self._labelled.stamp:
                 log.warning("%s was relabelled: reading its new labelling", self.path)
-                self._labelled = self._load()
+                self._labelled = self._load(self._labelled.reader.relabelled())
             return self._labelled
 
     @property

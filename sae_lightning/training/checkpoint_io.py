@@ -12,7 +12,7 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from ..errors import UserError
-from ..run_dir import atomic_write
+from ..atomic import atomic_write
 
 
 def load_checkpoint_file(path: str | Path, map_location: Any = "cpu") -> dict:

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from ..errors import UserError
 from ..models import SAEConfig, build_sae
+from ..run_schema import DENSE_THRESHOLD
 
 def lr_factor(total: int, warm: int, decay: str, decay_fraction: float):
     """The learning-rate multiplier per step: linear warm-up, then flat, then cosine or linear decay
@@ -211,7 +212,7 @@ class SAEModule(pl.LightningModule):
         metrics = {
             "val/fve": 1 - v["sse"] / sst, "val/nmse": v["sse"] / v["sq"], "val/mse": v["sse"] / n,
             "val/cos_sim": v["cos"] / n, "val/l0": v["active"] / n,
-            "val/dense_frac": (density > 0.1).float().mean(), "val/never_fired_frac": (density == 0).float().mean(),
+            "val/dense_frac": (density > DENSE_THRESHOLD).float().mean(), "val/never_fired_frac": (density == 0).float().mean(),
         }
         x = torch.cat([a for a, _ in self._val_pairs])
         x_hat = torch.cat([b for _, b in self._val_pairs])

@@ -13,7 +13,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from ..run_dir import atomic_write
+from ..atomic import atomic_write
 
 log = logging.getLogger(__name__)
 

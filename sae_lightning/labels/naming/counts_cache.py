@@ -22,7 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ...errors import UserError
-from ...run_dir import atomic_folder
+from ...atomic import atomic_folder
 from ..config import LabelingConfig
 from .candidates import TrainCounts, analyzer_settings, count_train_texts
 

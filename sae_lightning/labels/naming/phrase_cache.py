@@ -25,7 +25,7 @@ import pandas as pd
 from ...data.embed import load_model, resolve_model
 from ...data.store import store_lock
 from ...errors import UserError
-from ...run_dir import atomic_write
+from ...atomic import atomic_write
 
 log = logging.getLogger(__name__)
 

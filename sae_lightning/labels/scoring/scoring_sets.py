@@ -1,6 +1,6 @@
 """The validation texts a label is scored on, per feature (never the train texts that made it).
 
-The scan (scan.py) keeps every firing (row, feature, act) triple of the validation rows; a sparse
+The scan (scan/stream.py) keeps every firing (row, feature, act) triple of the validation rows; a sparse
 SAE fires k of d_sae latents per row, so this is O(rows x k). From it:
 
 - positives: up to m_pos firing rows stratified over the feature's activation range (evenly

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...run_schema import DEAD, INTERPRETABLE, MIXED, TOKEN, VERDICTS, WEAK
+from ...run_schema import DEAD, INTERPRETABLE, MIXED, TOKEN, WEAK
 
-__all__ = ["VERDICTS", "label_scores", "verdicts"]
+__all__ = ["label_scores", "verdicts"]
 
 
 def verdicts(dead: np.ndarray, coherence: np.ndarray, has_label: np.ndarray, coherence_min: float,

@@ -10,13 +10,15 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
+from ...run_schema import DENSE_THRESHOLD
+
 
 def log10_density(pl_module: pl.LightningModule) -> Tensor:
     """log10 of each latent's firing rate over the last epoch (-inf for never fired)."""
     return torch.log10(pl_module.epoch_density())
 
 
-def dead_summary(pl_module: pl.LightningModule, dense_threshold: float = 0.1) -> dict[str, float]:
+def dead_summary(pl_module: pl.LightningModule, dense_threshold: float = DENSE_THRESHOLD) -> dict[str, float]:
     log10 = log10_density(pl_module)
     live = log10[torch.isfinite(log10)]
     return {"dead_frac": float(pl_module.dead_mask.float().mean()),
@@ -25,7 +27,7 @@ def dead_summary(pl_module: pl.LightningModule, dense_threshold: float = 0.1) ->
 
 
 class DeadFeatureStats(pl.Callback):
-    def __init__(self, dense_threshold: float = 0.1) -> None:
+    def __init__(self, dense_threshold: float = DENSE_THRESHOLD) -> None:
         self.dense_threshold = dense_threshold
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

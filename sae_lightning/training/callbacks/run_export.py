@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 
-from ...run_dir import RunDir, atomic_folder
+from ...atomic import atomic_folder
+from ...run_dir import RunDir
 from .dead_features import dead_summary, log10_density
 
 

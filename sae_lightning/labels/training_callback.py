@@ -1,4 +1,7 @@
-"""KeyBERTLabels: name and score every feature during and after training (issue 4).
+"""KeyBERTLabels: name and score every feature during training, every `every_n_epochs` epochs.
+
+It lives with the labelling, not under training/: the composition root (pipeline.build_callbacks)
+adds it when `labeling.every_n_epochs` asks for it, so training/ never depends on labels/.
 
 At the end of every `every_n_epochs`-th training epoch, on rank zero only and never in the sanity
 check, it runs `interpret_sae` on `pl_module.sae` over the datamodule's store and split, writes
@@ -17,9 +20,10 @@ from typing import Any
 import pandas as pd
 import pytorch_lightning as pl
 
-from ...labels import LabelingConfig, interpret_sae, write_features
-from ...run_dir import RunDir
-from ...run_schema import VERDICTS, headline_line, headline_scalars
+from ..run_dir import RunDir
+from ..run_schema import VERDICTS, headline_line, headline_scalars
+from .config import LabelingConfig
+from .feature_table import interpret_sae, write_features
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +54,7 @@ class KeyBERTLabels(pl.Callback):
         self.output_dir = Path(output_dir) if output_dir else None
         self.table_top_texts = int(table_top_texts)
         self.cfg = LabelingConfig(**labeling)
-        self.last_summary: dict | None = None
-        self.last_features: pd.DataFrame | None = None
-        self._labelled_at_step: int | None = None
+        self.last_summary: dict | None = None  # kept in checkpoints: a resumed run knows its last labelling
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.every_n_epochs > 0 and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
@@ -71,8 +73,7 @@ class KeyBERTLabels(pl.Callback):
             write_features(df, labeling)
             labeling.write_labels(self.cfg.to_dict(), None, summary)
         path = labeling.features
-        self.last_summary, self.last_features = summary, df
-        self._labelled_at_step = trainer.global_step
+        self.last_summary = summary
         log.info("labelled %d of %d features in %.1fs (%s; %s): %s", summary["n_labelled"], summary["n_features"],
                  summary["time_total"], ", ".join(f"{summary[f'n_{v}']} {v}" for v in VERDICTS), headline_line(summary),
                  path)
