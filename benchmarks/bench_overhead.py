@@ -39,7 +39,8 @@ CLI = ["-c", "from sae_lightning.cli import train; train()"]
 BASE = ["labeling.enabled=false"]
 PIECES = {  # row -> the overrides that take the piece out of sae-train
     "periodic checkpoint off": ["~callbacks.periodic_checkpoint"],
-    "both checkpoints off": ["~callbacks.periodic_checkpoint", "~callbacks.model_checkpoint"],
+    "both checkpoints off": ["~callbacks.periodic_checkpoint", "~callbacks.model_checkpoint",
+                             "+trainer.enable_checkpointing=false"],  # else Lightning adds its own
     "validation off": ["+trainer.limit_val_batches=0"],
     "W&B logger off": ["logger=none"],
     "epoch log lines off": ["trainer.enable_progress_bar=false"],
@@ -142,13 +143,16 @@ def run(args) -> dict:
 
 def markdown(result: dict) -> str:
     m = result["machine"]
+    t = {r["row"]: r["fit s (median)"] for r in result["rows"]}
+    ratios = [f"sae-train's speed is {t[name] / t['sae-train']:.2f}× the {name}'s"
+              for name in ("bare loop", "sparsify, batch 512") if name in t and "sae-train" in t]
     return "\n".join([
         f"### sae-train's fit against the bare loop, piece by piece ({result['epochs']} epochs of the built-in "
         f"sentences, TopK 3072/32, batch 512; median of {result['rounds']} interleaved rounds, one process at a time, "
         f"{m['cores']} cores, {m['cpu']})", "",
         "`sae-train minus this` is what the piece that row turns off costs (negative: noise larger than the piece); "
         "the load column is the 1-minute load average around each round's process.", "",
-        md_table(result["rows"])])
+        md_table(result["rows"]), "", "; ".join(ratios) + "." if ratios else ""])
 
 
 def main() -> None:
