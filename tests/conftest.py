@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -55,9 +56,11 @@ def pytest_terminal_summary(terminalreporter) -> None:
 
 
 def _tree(folder: Path) -> dict[str, list[int]]:
-    """Every file under `folder` with its size and modification time: what a reader never changes."""
+    """Every file under `folder` with its size and modification time: what a reader never changes.
+    W&B's offline folders are left out: its service process still appends to its log and run file
+    after the run has finished, in the background, whoever reads the run."""
     return {str(p.relative_to(folder)): [p.lstat().st_size, p.lstat().st_mtime_ns]
-            for p in sorted(folder.rglob("*")) if not p.is_dir()}
+            for p in sorted(folder.rglob("*")) if not p.is_dir() and "wandb" not in p.relative_to(folder).parts}
 
 
 def shared_folder(tmp_path_factory, worker_id: str, name: str, build: Callable[[Path], None]) -> Iterator[Path]:
@@ -118,16 +121,26 @@ def compose_cfg(overrides: list[str], output_dir: Path, cache_dir: Path, config_
     return cfg
 
 
+def printed_by(run: Path) -> str:
+    """What sae-train printed on stdout while it made the shared run `run` (kept beside it)."""
+    return (run.parent / f"{run.name}.stdout").read_text(encoding="utf-8")
+
+
 @pytest.fixture(scope="session")
 def tiny_labelled_run(tmp_path_factory, worker_id, small_store, cache_dir) -> Iterator[Path]:
-    """A finished default-style run (labels, families, report) on the 600-sentence store."""
+    """A finished default-style run (labels, families, report, W&B offline files) on the
+    600-sentence store; what training printed is `printed_by(run)`."""
     from sae_lightning.pipeline import train
 
     topics = "[" + ",".join(f'"{t}"' for t in SMALL_TOPICS) + "]"
-    yield from shared_folder(tmp_path_factory, worker_id, "nb_run", lambda out: train(compose_cfg(
-        ["domain=wiki_all", f"domain.topics={topics}", "domain.limit=600", "sae.d_sae=128", "sae.k=8",
-         "data.batch_size=128", "trainer.max_epochs=2", "logger=none", "trainer.enable_progress_bar=false"],
-        out, cache_dir)))
+
+    def build(out: Path) -> None:
+        with open(out.parent / f"{out.name}.stdout", "w", encoding="utf-8") as printed, redirect_stdout(printed):
+            train(compose_cfg(["domain=wiki_all", f"domain.topics={topics}", "domain.limit=600", "sae.d_sae=128",
+                               "sae.k=8", "data.batch_size=128", "trainer.max_epochs=2", "logger=wandb",
+                               "trainer.enable_progress_bar=false"], out, cache_dir))
+
+    yield from shared_folder(tmp_path_factory, worker_id, "nb_run", build)
 
 
 @pytest.fixture(scope="session")
