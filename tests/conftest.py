@@ -14,9 +14,9 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable, Iterator
 from contextlib import redirect_stdout
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 from filelock import FileLock

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from sae_lightning.run_dir import RunDir
-from sae_lightning.run_schema import HEADLINE, HEADLINE_BASELINES, headline, headline_line
+from sae_lightning.run_schema import (
+    HEADLINE,
+    HEADLINE_BASELINES,
+    headline,
+    headline_line,
+)
 
 from .conftest import printed_by
 from .wandb_records import logged
