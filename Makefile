@@ -33,8 +33,8 @@ install: $(STAMP)
 run: $(CORE)
 	$(VENV)/bin/sae-train $(ARGS)
 
-# On every core (at most 4 workers: each holds its own session fixtures, a few hundred MB);
-# PYTEST_ARGS="-n 0" runs it in one process.
+# On every core (at most 4 workers, a few hundred MB each; the session's trained runs and stores are
+# built once and shared by all of them: tests/conftest.py); PYTEST_ARGS="-n 0" runs it in one process.
 test: $(STAMP)
 	$(PY) -m pytest -n auto --maxprocesses=4 $(PYTEST_ARGS)
 

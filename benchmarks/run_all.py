@@ -13,7 +13,9 @@ RESULTS.md is rewritten after each one, so an interrupted run keeps what it meas
 4. bench_labeling.py    features labelled and scored per second vs one KeyBERT call per feature
 5. bench_scale.py       every stage (store, 1 epoch, scan, labels, scores, families, report) at 2k
                         and 20k texts: time, peak RSS, growth (`bench_scale.py --full`: 100k and 1M)
-6. bench_startup.py     start-up of the commands with little to do (--help, a cached store, one
+6. bench_overhead.py    sae-train's fit against the bare loop piece by piece (checkpoints,
+                        validation, W&B, log lines, OpenMP policy) and sparsify at batch 512
+7. bench_startup.py     start-up of the commands with little to do (--help, a cached store, one
                         search, one diff) against the code before issue 26's lazy imports
 
 The children run in the caller's environment, as `sae-train` would. OpenMP's wait policy matters on
@@ -135,7 +137,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
     ap.add_argument("--quick", action="store_true", help="small sizes, to check that everything runs")
-    ap.add_argument("--only", nargs="*", default=None, help="embedding training streaming labeling scale startup")
+    ap.add_argument("--only", nargs="*", default=None, help="embedding training streaming labeling scale overhead startup")
     args = ap.parse_args()
     start = time.time()
     info = machine()
@@ -161,7 +163,7 @@ def main() -> None:
     results: dict[str, dict] = {}
     tmp = Path(tempfile.mkdtemp(prefix="bench_json_"))
     quick = args.quick
-    want = set(args.only) if args.only else {"embedding", "training", "streaming", "labeling", "scale", "startup"}
+    want = set(args.only) if args.only else {"embedding", "training", "streaming", "labeling", "scale", "overhead", "startup"}
 
     def write(final: bool = False) -> None:
         parts = header[:]
@@ -199,6 +201,9 @@ def main() -> None:
     if "scale" in want:
         plan.append(("scale", "Scale: every stage at two corpus sizes, time and peak RSS and their growth",
                      ["benchmarks/bench_scale.py", *(["--sizes", "1000", "10000", "--d-sae", "512"] if quick else [])]))
+    if "overhead" in want:
+        plan.append(("overhead", "Training overhead: sae-train's fit against the bare loop, piece by piece",
+                     ["benchmarks/bench_overhead.py", "--epochs", "1" if quick else "4", "--rounds", "1" if quick else "3"]))
     if "startup" in want:  # after the store exists (a cache hit is what it times)
         plan.append(("startup", "Start-up: commands with little to do, before and after the lazy imports",
                      ["benchmarks/bench_startup.py", "--rounds", "2" if quick else "5"]))

@@ -5,16 +5,15 @@ import functools
 import logging
 import os
 import sys
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import hydra
-from omegaconf import DictConfig
-
-from .conf_dir import check_conf_files
-from .config import CONF_DIR, check_choices, compose_and_check, ddp_child_argv, register_resolvers
 from .errors import UserError
 from .quiet import drop_third_party_warnings, drop_wandb_offline_notice, no_model_loading_bars
-from .validate import check_config
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+# Hydra, the config tree and its checks are imported by the Hydra commands (_launch), not at import:
+# the plain commands (sae-search, sae-compare) never compose a config.
 
 log = logging.getLogger("sae_lightning")
 # This process's failed multirun jobs, one line each: printed when the sweep ends, in place of
@@ -45,6 +44,8 @@ def _one_line_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConf
 
     @functools.wraps(task)
     def wrapper(cfg: DictConfig) -> object:
+        from .validate import check_config
+
         try:
             check_config(cfg)  # again per job: a multirun's jobs are composed only here
             apply_runtime(cfg)  # first: OpenMP's wait policy must be set before torch is imported
@@ -81,6 +82,11 @@ def apply_runtime(cfg: DictConfig) -> None:
 
 
 def _launch(task: Callable[[DictConfig], object], config_name: str) -> None:
+    import hydra
+
+    from .conf_dir import check_conf_files
+    from .config import CONF_DIR, check_choices, compose_and_check, ddp_child_argv, register_resolvers
+
     register_resolvers()
     _failed_jobs.clear()
     sys.argv[1:] = ddp_child_argv(sys.argv[1:])

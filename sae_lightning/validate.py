@@ -225,6 +225,7 @@ RULES: dict[str, Rule] = {
     "callbacks.periodic_checkpoint.save_last": flag(also=("link",)),
     "callbacks.periodic_checkpoint.save_top_k": whole(-1),
     "callbacks.periodic_checkpoint.every_n_train_steps": whole(0, null=True),
+    "callbacks.periodic_checkpoint.every_n_seconds": number(0, lo_open=True, null=True),
     "callbacks.periodic_checkpoint.enable_version_counter": flag(),
     "callbacks.dead_features.dense_threshold": number(0, 1, lo_open=True),
     # conf/labeling

@@ -1,17 +1,25 @@
 """Shared fixtures: real model, real corpus, small limits. Stores are embedded once per session.
 
-The suite runs under pytest-xdist (pyproject's addopts: `--dist loadfile`): each worker is its own
-session, so a session fixture is built once per worker, and a test file's tests all run on one
-worker, so module fixtures are built once. A trained run that several files need belongs here, as a
-session fixture (tiny_labelled_run, wiki_topk_run); a test that changes such a run copies it first
-(shutil.copytree into tmp_path), since the other tests of its worker see the same folder."""
+The suite runs under pytest-xdist (pyproject's addopts: `--dist loadfile`): a test file's tests all
+run on one worker, so module fixtures are built once. The session fixtures here (the cache, the
+small store, the trained runs tiny_labelled_run and wiki_topk_run) are built once for the whole
+session, not once per worker: the first worker that needs one builds it in the temp folder all
+workers share, the others wait on its file lock and read it (pytest-xdist's documented pattern).
+A test that changes such a run copies it first (shutil.copytree into tmp_path), since tests on
+every worker read the same folder at the same time; a shared folder that a test changed anyway
+fails the session at teardown, naming the file."""
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
@@ -47,14 +55,56 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.write_line(HOW_TO_GET, yellow=True)
 
 
+def _tree(folder: Path) -> dict[str, list[int]]:
+    """Every file under `folder` with its size and modification time: what a reader never changes.
+    W&B's offline folders are left out: its service process still appends to its log and run file
+    after the run has finished, in the background, whoever reads the run."""
+    return {str(p.relative_to(folder)): [p.lstat().st_size, p.lstat().st_mtime_ns]
+            for p in sorted(folder.rglob("*")) if not p.is_dir() and "wandb" not in p.relative_to(folder).parts}
+
+
+def shared_folder(tmp_path_factory, worker_id: str, name: str, build: Callable[[Path], None]) -> Iterator[Path]:
+    """Folder `name`, built by `build(folder)` once per test session. Under xdist it lives in the
+    session's base temp folder, which every worker shares (`getbasetemp().parent`); the first worker
+    to ask builds it under a file lock, the others wait and reuse it. In one process (worker_id
+    "master") that parent is shared by earlier sessions too, so the folder is this session's own.
+    After the session the folder must be as it was built (read-only by contract)."""
+    if worker_id == "master":
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        record = _tree(folder)
+    else:
+        root = tmp_path_factory.getbasetemp().parent
+        folder, done = root / name, root / f"{name}.built.json"
+        with FileLock(str(root / f"{name}.lock")):
+            if not done.is_file():
+                shutil.rmtree(folder, ignore_errors=True)  # a half-built one: its builder failed
+                folder.mkdir()
+                build(folder)
+                done.write_text(json.dumps(_tree(folder)))
+        record = json.loads(done.read_text())
+    yield folder
+    now = _tree(folder)
+    changed = sorted(k for k in record.keys() | now.keys() if record.get(k) != now.get(k))
+    assert not changed, (f"a test changed the shared session folder {folder} ({', '.join(changed[:5])}): "
+                         "copy it into tmp_path first (shutil.copytree)")
+
+
 @pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("cache")
+def cache_dir(tmp_path_factory, worker_id) -> Path:
+    """The embedding cache of the whole session (the stores in it are built under their own lock,
+    as in a user's shared ~/.cache); not checked for changes: tests add stores to it."""
+    if worker_id == "master":
+        return tmp_path_factory.mktemp("cache")
+    cache = tmp_path_factory.getbasetemp().parent / "cache"
+    cache.mkdir(exist_ok=True)
+    return cache
 
 
 @pytest.fixture(scope="session")
 def small_store(cache_dir):
-    """600 sentences over three topics, embedded with the packaged MiniLM (a few seconds)."""
+    """600 sentences over three topics, embedded with the packaged MiniLM (a few seconds); the
+    store's own lock makes the workers embed it once."""
     source = WikiVitalArticles(topics=SMALL_TOPICS, limit=600, seed=0)
     return build_store(source, Embedder(show_progress=False), cache_dir)
 
@@ -71,32 +121,40 @@ def compose_cfg(overrides: list[str], output_dir: Path, cache_dir: Path, config_
     return cfg
 
 
+def printed_by(run: Path) -> str:
+    """What sae-train printed on stdout while it made the shared run `run` (kept beside it)."""
+    return (run.parent / f"{run.name}.stdout").read_text(encoding="utf-8")
+
+
 @pytest.fixture(scope="session")
-def tiny_labelled_run(tmp_path_factory, small_store, cache_dir) -> Path:
-    """A finished default-style run (labels, families, report) on the 600-sentence store."""
+def tiny_labelled_run(tmp_path_factory, worker_id, small_store, cache_dir) -> Iterator[Path]:
+    """A finished default-style run (labels, families, report, W&B offline files) on the
+    600-sentence store; what training printed is `printed_by(run)`."""
     from sae_lightning.pipeline import train
 
-    out = tmp_path_factory.mktemp("nb_run")
     topics = "[" + ",".join(f'"{t}"' for t in SMALL_TOPICS) + "]"
-    cfg = compose_cfg(["domain=wiki_all", f"domain.topics={topics}", "domain.limit=600", "sae.d_sae=128",
-                       "sae.k=8", "data.batch_size=128", "trainer.max_epochs=2", "logger=none",
-                       "trainer.enable_progress_bar=false"], out, cache_dir)
-    train(cfg)
-    return out
+
+    def build(out: Path) -> None:
+        with open(out.parent / f"{out.name}.stdout", "w", encoding="utf-8") as printed, redirect_stdout(printed):
+            train(compose_cfg(["domain=wiki_all", f"domain.topics={topics}", "domain.limit=600", "sae.d_sae=128",
+                               "sae.k=8", "data.batch_size=128", "trainer.max_epochs=2", "logger=wandb",
+                               "trainer.enable_progress_bar=false"], out, cache_dir))
+
+    yield from shared_folder(tmp_path_factory, worker_id, "nb_run", build)
 
 
 @pytest.fixture(scope="session")
-def wiki_topk_run(tmp_path_factory, cache_dir) -> Path:
+def wiki_topk_run(tmp_path_factory, worker_id, cache_dir) -> Iterator[Path]:
     """A tiny labelled TopK run over the small store's 600 sentences (d_sae 64, k 4, 3 epochs of
     batches of 32), shared by the families and search tests; read-only (copy it to change it)."""
     from sae_lightning.pipeline import train
 
-    out = tmp_path_factory.mktemp("wiki_topk") / "run"
     topics = "[" + ",".join(SMALL_TOPICS) + "]"
-    train(compose_cfg(["domain=wiki_all", f"domain.topics={topics}", "domain.limit=600", "sae=topk", "sae.d_sae=64",
-                       "sae.k=4", "data.batch_size=32", "trainer.max_epochs=3", "logger=none",
-                       "trainer.enable_progress_bar=false"], out, cache_dir))
-    return out
+    for parent in shared_folder(tmp_path_factory, worker_id, "wiki_topk", lambda out: train(compose_cfg(
+            ["domain=wiki_all", f"domain.topics={topics}", "domain.limit=600", "sae=topk", "sae.d_sae=64", "sae.k=4",
+             "data.batch_size=32", "trainer.max_epochs=3", "logger=none", "trainer.enable_progress_bar=false"],
+            out / "run", cache_dir))):
+        yield parent / "run"
 
 
 @pytest.fixture

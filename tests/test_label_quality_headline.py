@@ -4,27 +4,28 @@ from __future__ import annotations
 
 import pytest
 
-from sae_lightning.pipeline import train
 from sae_lightning.run_dir import RunDir
-from sae_lightning.run_schema import HEADLINE, HEADLINE_BASELINES, headline, headline_line
+from sae_lightning.run_schema import (
+    HEADLINE,
+    HEADLINE_BASELINES,
+    headline,
+    headline_line,
+)
 
-from .conftest import SMALL_TOPICS, compose_cfg
+from .conftest import printed_by
 from .wandb_records import logged
 
 
-def test_console_files_and_wandb_lead_with_the_same_label_quality(small_store, cache_dir, tmp_path, capsys):
-    out = tmp_path / "run"
-    topics = "[" + ",".join(f'"{t}"' for t in SMALL_TOPICS) + "]"
-    train(compose_cfg(["domain=wiki_all", f"domain.topics={topics}", "domain.limit=600", "sae.d_sae=64", "sae.k=4",
-                       "data.batch_size=128", "trainer.max_epochs=1", "logger=wandb", "trainer.enable_progress_bar=false"],
-                      out, cache_dir))
+def test_console_files_and_wandb_lead_with_the_same_label_quality(tiny_labelled_run):
+    """On the shared run (trained with logger=wandb; what it printed kept by the fixture)."""
+    out = tiny_labelled_run
     summary = RunDir(out).labeling().summary()
     who, values = headline(summary)
     assert who == "the embedding model" and values["label"] == pytest.approx(summary["label_auroc_hard_mean"])
     line = headline_line(summary)
     baselines = ", ".join(f"{name} {values[s]:.3f}" for s, name in HEADLINE_BASELINES.items())
     assert line.startswith(f"{HEADLINE} {values['label']:.3f} ({baselines}; ") and "random label" in baselines
-    printed = capsys.readouterr().out
+    printed = printed_by(out)
     assert line in printed and "label_auroc_mean" not in printed
     md = (out / "summary.md").read_text(encoding="utf-8")
     assert f"**`{HEADLINE}`**" in md and f"**{values['label']:.3f}**" in md.split("## Verdicts")[0]

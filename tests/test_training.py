@@ -262,3 +262,26 @@ def test_both_checkpoint_callbacks_write_the_one_last_ckpt(synthetic_npy, tmp_pa
     step = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
     steps_per_epoch = int(4000 * (1 - 0.1)) // 256
     assert step == 2 * steps_per_epoch
+
+
+def test_the_periodic_checkpoint_follows_training_time_unless_a_step_count_is_set(synthetic_npy, tmp_path, cache_dir):
+    """conf/callbacks' periodic checkpoint rewrites last.ckpt after every `every_n_seconds` of
+    training (a microsecond here: each step, the epoch checkpoint off, so last.ckpt is the last
+    step's); every_n_train_steps, when given, replaces the time (Lightning takes one of the two)."""
+    from datetime import timedelta
+
+    from hydra.utils import instantiate
+
+    periodic = compose_cfg([], tmp_path, cache_dir).callbacks.periodic_checkpoint
+    by_time = instantiate(periodic)
+    assert by_time._train_time_interval == timedelta(seconds=periodic.every_n_seconds)
+    assert by_time._every_n_train_steps == 0 and by_time._every_n_epochs == 0
+    by_steps = instantiate(compose_cfg(["callbacks.periodic_checkpoint.every_n_train_steps=5"], tmp_path,
+                                       cache_dir).callbacks.periodic_checkpoint)
+    assert by_steps._train_time_interval is None and by_steps._every_n_train_steps == 5
+    path, _ = synthetic_npy
+    out = run(["sae.d_sae=64", "sae.k=4", "data.batch_size=256", "trainer.max_epochs=2", "~callbacks.model_checkpoint",
+               "callbacks.periodic_checkpoint.every_n_seconds=1e-6", *npy_args(path), *QUIET], tmp_path / "run", cache_dir)
+    assert sorted(p.name for p in (out / "checkpoints").glob("*.ckpt")) == ["last.ckpt"]
+    step = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert step == 2 * (int(4000 * (1 - 0.1)) // 256)

@@ -1,0 +1,172 @@
+"""What sae-train's fit costs beyond the project's own bare training loop, piece by piece (issue 26).
+
+    python benchmarks/bench_overhead.py [--epochs 4] [--rounds 2] [--only NAME ...]
+
+Every row is one fresh process, run one at a time (never two at once), the rows interleaved over
+`--rounds` so that a change of load on shared cores falls on all of them; the table gives each
+row's median and the 1-minute load average around it. The default TopK SAE (d_sae 3072, k 32,
+batch 512) on the built-in wiki sentences, `--epochs` passes:
+
+- `bare loop`: bench_training.train_bare, the same math as SAEModule (loss, AuxK, Adam, schedule,
+  clipping, decoder projection) over an in-RAM tensor; the loop alone is timed.
+- `sparsify, batch 512`: bench_training.train_sparsify, sparsify's SparseCoder stepped the way its
+  Trainer steps it, on the same rows (skipped when eai-sparsify is not installed: `make bench`
+  installs it).
+- `sae-train`: the command itself (labelling off, everything else its defaults: W&B offline, the
+  epoch checkpoint, the periodic checkpoint, validation per epoch, one log line per epoch);
+  its time is the fit alone, metrics.json's `timings_s.fit`.
+- `sae-train, X off`: the same with one piece removed, so `sae-train` minus it is what X costs.
+- `..., OMP_WAIT_POLICY=ACTIVE`: OpenMP's threads spin between parallel regions (OpenMP's
+  default) instead of sleeping (conf/runtime's `omp_wait_policy: passive`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import common
+from common import ROOT, machine, md_table
+
+CLI = ["-c", "from sae_lightning.cli import train; train()"]
+BASE = ["labeling.enabled=false"]
+PIECES = {  # row -> the overrides that take the piece out of sae-train
+    "periodic checkpoint off": ["~callbacks.periodic_checkpoint"],
+    "both checkpoints off": ["~callbacks.periodic_checkpoint", "~callbacks.model_checkpoint",
+                             "+trainer.enable_checkpointing=false"],  # else Lightning adds its own
+    "validation off": ["+trainer.limit_val_batches=0"],
+    "W&B logger off": ["logger=none"],
+    "epoch log lines off": ["trainer.enable_progress_bar=false"],
+}
+ALL_OFF = list(dict.fromkeys(o for overrides in PIECES.values() for o in overrides))
+
+
+def rows(epochs: int) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """row name -> (python argv, extra environment)."""
+    passive, active = {"OMP_WAIT_POLICY": "PASSIVE"}, {"OMP_WAIT_POLICY": "ACTIVE"}
+    cli = [*CLI, *BASE, f"trainer.max_epochs={epochs}"]
+    child = [str(Path(__file__).resolve()), "--child"]
+    out = {"bare loop": ([*child, "bare", "--epochs", str(epochs)], passive),
+           "sae-train": (cli, passive)}
+    out.update({f"sae-train, {name}": ([*cli, *overrides], passive) for name, overrides in PIECES.items()})
+    out["sae-train, all of them off"] = ([*cli, *ALL_OFF], passive)
+    out["bare loop, OMP_WAIT_POLICY=ACTIVE"] = ([*child, "bare", "--epochs", str(epochs)], active)
+    out["sae-train, OMP_WAIT_POLICY=ACTIVE"] = (cli, active)
+    try:
+        import sparsify  # noqa: F401
+    except ImportError:
+        print("eai-sparsify is not installed (make bench installs .[bench]): no sparsify row", file=sys.stderr)
+    else:
+        out["sparsify, batch 512"] = ([*child, "sparsify", "--epochs", str(epochs)], passive)
+    return out
+
+
+def measure(argv: list[str], env_extra: dict[str, str], scratch: Path) -> float:
+    """Seconds of training, read from what the process leaves: sae-train's metrics.json, or the
+    child's last printed line."""
+    logs = Path(tempfile.mkdtemp(dir=scratch))
+    cli = argv[:2] == CLI
+    env = {**os.environ, **env_extra, "PYTHONPATH": str(ROOT), "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
+    full = [sys.executable, *argv, *([f"paths.log_dir={logs}"] if cli else [])]
+    done = subprocess.run(full, cwd=scratch, env=env, capture_output=True, text=True, timeout=3600, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{argv} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    if cli:
+        metrics = next(logs.glob("train/runs/*/*/metrics.json"))
+        seconds = json.loads(metrics.read_text())["timings_s"]["fit"]
+    else:
+        seconds = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+    shutil.rmtree(logs, ignore_errors=True)
+    return float(seconds)
+
+
+def child(kind: str, epochs: int) -> None:
+    """One timed loop in this fresh process, over the training rows the DataModule would use."""
+    from sae_lightning import runtime
+
+    # What sae-train applies, before torch loads OpenMP (the environment's OMP_WAIT_POLICY wins).
+    runtime.apply(runtime.RuntimeSettings())
+    import numpy as np
+    import torch
+    from bench_training import builtin_store, compose, train_bare, train_sparsify
+
+    from sae_lightning.data.datamodule import split_indices
+
+    cfg = compose(3072, None)
+    store = builtin_store(None)
+    train_idx, _ = split_indices(len(store), float(cfg.data.val_fraction), int(cfg.seed))
+    X = torch.from_numpy(np.asarray(store.embeddings[np.sort(train_idx)], dtype=np.float32))
+    bs = int(cfg.data.batch_size)
+    steps = epochs * (len(X) // bs)  # drop_last, as the DataModule
+    start = time.perf_counter()
+    if kind == "bare":
+        train_bare(cfg, X, steps)
+    else:
+        train_sparsify(X, int(cfg.sae.d_sae), bs, steps)
+    print(json.dumps({"seconds": time.perf_counter() - start, "steps": steps}))
+
+
+def run(args) -> dict:
+    specs = {name: spec for name, spec in rows(args.epochs).items()
+             if not args.only or any(sel in name for sel in args.only)}
+    scratch = Path(tempfile.mkdtemp(prefix="bench_overhead_"))
+    times: dict[str, list[float]] = {name: [] for name in specs}
+    loads: dict[str, list[float]] = {name: [] for name in specs}
+    try:
+        for r in range(args.rounds):
+            for name, (argv, env_extra) in specs.items():
+                before = os.getloadavg()[0]
+                times[name].append(measure(argv, env_extra, scratch))
+                loads[name].append(round((before + os.getloadavg()[0]) / 2, 2))
+                print(json.dumps({"round": r, "row": name, "seconds": round(times[name][-1], 2),
+                                  "load": loads[name][-1]}), flush=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    bare = statistics.median(times["bare loop"]) if "bare loop" in times else None
+    cli = statistics.median(times["sae-train"]) if "sae-train" in times else None
+    table = []
+    for name in specs:
+        t = statistics.median(times[name])
+        table.append({"row": name, "fit s (median)": round(t, 2), "each round": ", ".join(f"{x:.1f}" for x in times[name]),
+                      "× bare loop": round(t / bare, 2) if bare else None,
+                      "sae-train minus this (s)": round(cli - t, 2) if cli and name.startswith("sae-train,") else None,
+                      "load (1 min)": ", ".join(f"{x:.1f}" for x in loads[name])})
+    return {"machine": machine(), "epochs": args.epochs, "rounds": args.rounds, "rows": table}
+
+
+def markdown(result: dict) -> str:
+    m = result["machine"]
+    t = {r["row"]: r["fit s (median)"] for r in result["rows"]}
+    ratios = [f"sae-train's speed is {t[name] / t['sae-train']:.2f}× the {name}'s"
+              for name in ("bare loop", "sparsify, batch 512") if name in t and "sae-train" in t]
+    title = (f"### sae-train's fit against the bare loop, piece by piece ({result['epochs']} epochs of the built-in "
+             f"sentences, TopK 3072/32, batch 512; median of {result['rounds']} interleaved rounds, one process at a "
+             f"time, {m['cores']} cores, {m['cpu']})")
+    note = ("`sae-train minus this` is what the piece that row turns off costs (negative: noise larger than the "
+            "piece); the load column is the 1-minute load average around each round's process.")
+    return "\n".join([title, "", note, "", md_table(result["rows"]), "", "; ".join(ratios) + "." if ratios else ""])
+
+
+def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--child":
+        ap = argparse.ArgumentParser()
+        ap.add_argument("kind", choices=["bare", "sparsify"])
+        ap.add_argument("--epochs", type=int, required=True)
+        a = ap.parse_args(sys.argv[2:])
+        return child(a.kind, a.epochs)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--epochs", type=int, default=4, help="passes over the built-in sentences (57 steps each)")
+    ap.add_argument("--rounds", type=int, default=2, help="times each row runs (interleaved); the table has the median")
+    ap.add_argument("--only", nargs="+", default=None, help="substrings of the row names to run")
+    common.run_and_emit(ap, run, markdown)
+
+
+if __name__ == "__main__":
+    main()
