@@ -28,7 +28,7 @@ import pandas as pd
 from ..data.store import EmbeddingStore
 from ..run_dir import Labeling
 from ..run_schema import (INTERPRETABLE, FEATURE_COLUMNS, FEATURE_SCHEMA, JUDGE_COLUMNS, LABEL_SETS, METHOD_BASELINES,  # noqa: F401
-                          SCORE_COLUMNS)
+                          SCORE_COLUMNS, verdict_marked)
 from ..runtime import limited_threads
 from ..scan.domains import domain_shares, domain_specificity, main_domain, shares_json
 from ..scan.stream import ScanResult, scan_store
@@ -188,6 +188,16 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
     return _table(top, labels, scores, meta), summary, counts
 
 
+def shown_label(concept: str, keywords: list[str], token: str, verdict: str) -> str:
+    """The label column: a token feature's pattern; "concept — keywords" for an interpretable one;
+    the keywords behind the verdict for the rest ("mixed: measles, pregnancy"), whose texts share
+    no one meaning, so their keywords must not read as its name."""
+    if token:
+        return token
+    text = label_text(concept, keywords)
+    return text if verdict == INTERPRETABLE or not text else verdict_marked(verdict, text)
+
+
 def _table(top, labels: dict, scores: dict, meta: pd.DataFrame) -> pd.DataFrame:
     texts, ids, domains = (meta[c].astype(str).to_numpy() for c in ("text", "id", "domain"))
     shares = domain_shares(top.domain_mass)
@@ -200,7 +210,8 @@ def _table(top, labels: dict, scores: dict, meta: pd.DataFrame) -> pd.DataFrame:
         "dead": top.dead,
         "density": density,
         "log10_density": log10_density,
-        "label": [t or label_text(c, k) for c, k, t in zip(labels["concept"], labels["keywords"], labels["token"])],
+        "label": [shown_label(c, k, t, v) for c, k, t, v in zip(labels["concept"], labels["keywords"], labels["token"],
+                                                               scores["verdict"])],
         "concept": labels["concept"],
         "label_reason": labels["label_reason"],
         "keywords": labels["keywords"],
