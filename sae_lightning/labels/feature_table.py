@@ -40,6 +40,7 @@ from .naming.concept import without_concept
 from .naming.label_embedding import LABEL_SEPARATOR, embed_labels, label_text
 from .naming.label_sets import baseline_labels, concept_labels, used_candidates
 from .naming.phrase_cache import model_and_cache
+from .naming.phrases import stop_set
 from .naming.source_documents import document_codes
 from .naming.tfidf_baseline import tfidf_scores, tfidf_top_terms
 from .phase_timer import PhaseTimer
@@ -48,6 +49,7 @@ from .scoring.coherence import feature_coherence
 from .scoring.judge import judge_columns
 from .scoring.scoring_sets import sets_from_firing
 from .scoring.token_features import token_features
+from .scoring.word_features import word_features
 from .scoring.verdict import VERDICTS, label_scores, verdicts
 
 log = logging.getLogger(__name__)
@@ -112,6 +114,15 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
         tokens = token_features(coherence.doc_rows, coherence.n_docs, coherence.score, texts, train_idx, model.tokenizer,
                                 cache, coherence.baseline_mean, coherence.baseline_std, cfg.coherence_min,
                                 cfg.token_share_gap, cfg.seed)
+        # one whole word in unrelated senses ("brown": colour, bears, surname), among the features
+        # that would otherwise be interpretable
+        maybe = (tokens.coherence >= cfg.coherence_min) & ~tokens.is_token & (coherence.n_docs >= cfg.coherence_min_docs)
+        words = word_features(coherence.doc_rows, coherence.n_docs, maybe, texts, train_idx, cache,
+                              stop_set(cfg.stop_words), coherence.baseline_mean, coherence.baseline_std,
+                              cfg.token_share_gap, cfg.seed)
+        for f in np.flatnonzero(words.is_token):
+            tokens.is_token[f], tokens.labels[f], tokens.reasons[f] = True, words.labels[f], words.reasons[f]
+            tokens.coherence[f] = words.coherence[f]
     with timer("candidates"):
         # only the texts some feature's labelling (or family name) reads: the scan's top rows
         counts = cached_train_counts(store, texts, train_idx, cfg, np.unique(scan.top.rows[scan.top.rows >= 0]))
