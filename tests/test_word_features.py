@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from sae_lightning.labels.config import LabelingConfig
-from sae_lightning.labels.naming.phrase_cache import model_and_cache
 from sae_lightning.labels.naming.phrases import stop_set
-from sae_lightning.labels.naming.source_documents import document_codes
 from sae_lightning.labels.scoring.coherence import feature_coherence
 from sae_lightning.labels.scoring.verdict import verdicts
 from sae_lightning.labels.scoring.word_features import shared_word, without_word, word_features
 from sae_lightning.run_schema import INTERPRETABLE, TOKEN
+
+from .planted_texts import with_planted
 
 # "brown" in twelve unrelated senses: a colour, an animal, people, a university, foods, a star ...
 BROWN_TEXTS = [
@@ -52,14 +52,8 @@ FRANCE_TEXTS = [
 @pytest.fixture(scope="module")
 def planted(small_store):
     """The store's texts and embeddings plus both planted lists (each text its own document)."""
-    model, cache = model_and_cache(small_store)
-    meta = small_store.metadata()
-    n = len(meta)
-    planted = BROWN_TEXTS + FRANCE_TEXTS
-    texts = np.r_[meta["text"].to_numpy().astype(object), np.array(planted, dtype=object)]
-    X = np.r_[np.asarray(small_store.embeddings, np.float32), cache.get(planted)]
-    codes = document_codes(np.r_[meta["id"].to_numpy().astype(str), [f"planted{i}#0" for i in range(len(planted))]])
-    top = (n + np.arange(len(planted))).reshape(2, 12)
+    _, cache, texts, X, codes, n = with_planted(small_store, BROWN_TEXTS + FRANCE_TEXTS)
+    top = (n + np.arange(24)).reshape(2, 12)
     return cache, texts, X, codes, top, np.arange(n)
 
 
