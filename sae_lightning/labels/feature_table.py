@@ -7,6 +7,7 @@ it. Phases (each timed as `time_<phase>` in the summary):
   scoring_sets      positives, random and hard negatives from the scan's validation firings
   coherence         how alike each feature's top texts from distinct documents are (coherence.py)
   tokens            which of them share only a surface pattern of the tokenizer (token_features.py)
+                    or one whole word in unrelated senses (word_features.py)
   candidates        one CountVectorizer pass over the train texts, features' document-term rows
   tfidf             the candidates' TF-IDF: the baseline labels and the rerank's evidence
   doc_embeddings / word_embeddings / keybert / rerank    the batched KeyBERT labelling
