@@ -111,8 +111,9 @@ class Run:
 
     @property
     def labels(self) -> list[str]:
-        """The label of every feature by id ("" where none), marked "[mixed]", "[token]" or "[weak]"
-        unless its verdict is interpretable (as sae-search shows it; `feature(i).verdict` alone)."""
+        """The label of every feature by id ("" where none); unless its verdict is interpretable the
+        label says it ("mixed: …", 'token: "cr…"'; "… [mixed]" for a run labelled before the mark),
+        as sae-search shows it (`feature(i).verdict` alone)."""
         return self._search.labels
 
     @property

@@ -22,6 +22,22 @@ SCORES = ("auroc", "auroc_hard", "precision", "recall")
 # The values of features.parquet's `verdict` column, most trusted first (labels/scoring/verdict.py
 # says what each means); every reader imports them from here.
 INTERPRETABLE, MIXED, TOKEN, WEAK, DEAD = VERDICTS = ("interpretable", "mixed", "token", "weak", "dead")
+# A feature that is not interpretable has a label that says so first ("mixed: measles, pregnancy",
+# 'token: "cr…"'): a bare keyword list reads as a name, and blind readers took it for one
+# (docs/interpretation/reading.md).
+VERDICT_MARK = ": "
+
+
+def verdict_marked(verdict: str, text: str) -> str:
+    """The label of a feature that is not interpretable: its verdict, then what it responds to."""
+    return f"{verdict}{VERDICT_MARK}{text}"
+
+
+def says_verdict(label: str, verdict: str) -> bool:
+    """Whether a label already says its verdict (so no reader adds "[mixed]" to "mixed: …")."""
+    return bool(verdict) and label.startswith(f"{verdict}{VERDICT_MARK}")
+
+
 # One scheme everywhere: column `<set>_<score>`, its summary `<set>_<score>_mean` / `_median`.
 SCORE_COLUMNS = [f"{s}_{kind}" for s in LABEL_SETS for kind in SCORES]
 JUDGE_COLUMNS = [f"judge_{s}_{kind}" for s in LABEL_SETS for kind in ("auroc", "auroc_hard")]

@@ -26,7 +26,7 @@ from .data.store import EmbeddingStore
 from .errors import UserError
 from .models import SparseAutoencoder
 from .run_reader import RunReader
-from .run_schema import INTERPRETABLE
+from .run_schema import INTERPRETABLE, says_verdict
 from .scan.top_examples import inference_sae
 
 
@@ -72,8 +72,11 @@ def open_run(run: str | Path | RunReader, device: str = "cpu") -> SearchRun:
 
 
 def marked_label(label: str, verdict: str) -> str:
-    """A label of a mixed, token or weak feature is shown as such, never like an interpretable one's."""
-    return f"{label} [{verdict}]" if label and verdict not in ("", INTERPRETABLE) else label
+    """A label of a mixed, token or weak feature is shown as such, never like an interpretable one's
+    (once: a label that already says its verdict, "mixed: measles, pregnancy", is shown as it is)."""
+    if not label or verdict in ("", INTERPRETABLE) or says_verdict(label, verdict):
+        return label
+    return f"{label} [{verdict}]"
 
 
 def _checked_features(reader: RunReader, d_sae: int) -> pd.DataFrame:

@@ -193,6 +193,9 @@ def test_labels_verdicts_and_coherence_come_from_the_labelling_and_stay_blank_wi
     df = pd.read_parquet(tiny_labelled_run / "features.parquet")
     real = feature_info(tiny_labelled_run, 128).set_index("feature_id")
     assert set(real["verdict"]) <= {"interpretable", "mixed", "weak", "dead"}
+    # a mixed feature's label, as the tables show it, says so itself ("mixed: …"), never a bare list
+    mixed = real.loc[real["verdict"] == "mixed", "label"]
+    assert len(mixed) and all(lab.startswith("mixed: ") for lab in mixed if lab)
     assert np.allclose(real.loc[df["feature_id"], "coherence"], df["coherence"], equal_nan=True)
     (tmp_path / "unlabelled").mkdir()  # no labelling: blanks, not errors
     bare = feature_info(tmp_path / "unlabelled", 128)

@@ -20,6 +20,7 @@ from sae_lightning.search import (
     embed_query,
     encode,
     find_features,
+    marked_label,
     nearest_texts,
     open_run,
     parse_clamps,
@@ -87,8 +88,13 @@ def test_search_marks_mixed_and_token_features_and_ranks_interpretable_first(pla
     df.loc[df["feature_id"] == second, "verdict"] = "mixed"
     df.to_parquet(path)
     marked = open_run(copy)
-    assert marked.labels[first].endswith(" [token]") and marked.labels[second].endswith(" [mixed]")
+    # marked once: "… [mixed]", or as the labelling writes a mixed feature's label, "mixed: …"
+    assert marked.labels[first].endswith(" [token]")
+    assert marked.labels[second].startswith("mixed: ") != marked.labels[second].endswith(" [mixed]")
     assert marked.verdicts[first] == "token" and not marked.labels[PLANTED].endswith("]")  # now interpretable
+    # a label that says its verdict already ("mixed: …", as the labelling writes them) is not marked twice
+    assert marked_label("mixed: measles, pregnancy", "mixed") == "mixed: measles, pregnancy"
+    assert marked_label("measles, pregnancy", "mixed") == "measles, pregnancy [mixed]"
     got = find_features(marked.sae, marked.model, MATH_QUERY, top=64, labels=marked.labels, verdicts=marked.verdicts)
     assert list(got.columns) == ["feature_id", "activation", "label", "verdict"]
     assert got["verdict"].tolist() == ["interpretable"] * (len(got) - 2) + ["token", "mixed"]

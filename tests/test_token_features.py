@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 
 from sae_lightning.labels.config import LabelingConfig
-from sae_lightning.labels.naming.phrase_cache import model_and_cache
-from sae_lightning.labels.naming.source_documents import document_codes, first_per_document
+from sae_lightning.labels.naming.source_documents import first_per_document
 from sae_lightning.labels.scoring.coherence import feature_coherence
 from sae_lightning.labels.scoring.token_features import Patterns, pattern_label, token_features
 from sae_lightning.labels.scoring.verdict import verdicts
 from sae_lightning.run_schema import INTERPRETABLE, TOKEN
+
+from .planted_texts import with_planted
 
 # Subjects that share only their leading word-pieces "x ##yl…", in short sentences: MiniLM embeds
 # them alike (coherence ~3) for the shared pieces alone.
@@ -45,13 +46,8 @@ def planted(small_store):
     """The store's texts and embeddings plus XY_TEXTS and CR_TEXTS (each its own document), and four
     top-text lists: the "x ##yl" texts, the "cr" texts, 12 Mathematics texts of 12 articles nearest
     their topic's centroid, and 12 texts of 12 random articles."""
-    model, cache = model_and_cache(small_store)
+    model, cache, texts, X, codes, n = with_planted(small_store, XY_TEXTS + CR_TEXTS)
     meta = small_store.metadata()
-    n = len(meta)
-    planted = XY_TEXTS + CR_TEXTS
-    texts = np.r_[meta["text"].to_numpy().astype(object), np.array(planted, dtype=object)]
-    X = np.r_[np.asarray(small_store.embeddings, np.float32), cache.get(planted)]
-    codes = document_codes(np.r_[meta["id"].to_numpy().astype(str), [f"planted{i}#0" for i in range(len(planted))]])
     unit = X / np.linalg.norm(X, axis=1, keepdims=True)
     math = np.flatnonzero(meta["domain"].to_numpy() == "Mathematics")
     ranked = first_per_document(math[np.argsort(-(unit[math] @ unit[math].mean(0)))][None], codes)[0]

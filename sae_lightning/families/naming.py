@@ -12,7 +12,7 @@ from ..labels.naming.candidates import TrainCounts, count_train_texts, doc_term_
 from ..labels.naming.keybert import keybert_labels
 from ..labels.naming.phrase_cache import model_and_cache
 from ..labels.naming.tfidf_baseline import tfidf_scores
-from ..run_schema import DEAD, INTERPRETABLE, MIXED, TOKEN
+from ..run_schema import DEAD, INTERPRETABLE, MIXED, TOKEN, verdict_marked
 
 
 def family_rows(members: list[list[int]], top_rows: np.ndarray) -> np.ndarray:
@@ -48,9 +48,6 @@ def name_families(members: list[list[int]], top_rows: np.ndarray, store: Embeddi
     return labels.keywords
 
 
-MIXED_PREFIX, TOKEN_PREFIX = f"{MIXED}: ", f"{TOKEN}: "
-
-
 def family_label(keywords: list[str], member_verdicts: list[str]) -> str:
     """The family's name; when fewer than half of its (non-dead) members are interpretable it is
     prefixed "mixed: " ("token: " when most of them are token features), so a family of
@@ -58,5 +55,5 @@ def family_label(keywords: list[str], member_verdicts: list[str]) -> str:
     label = ", ".join(keywords)
     known = [v for v in member_verdicts if v and v != DEAD]
     if label and known and sum(v == INTERPRETABLE for v in known) * 2 < len(known):
-        return (TOKEN_PREFIX if sum(v == TOKEN for v in known) * 2 > len(known) else MIXED_PREFIX) + label
+        return verdict_marked(TOKEN if sum(v == TOKEN for v in known) * 2 > len(known) else MIXED, label)
     return label

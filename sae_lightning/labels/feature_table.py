@@ -7,6 +7,7 @@ it. Phases (each timed as `time_<phase>` in the summary):
   scoring_sets      positives, random and hard negatives from the scan's validation firings
   coherence         how alike each feature's top texts from distinct documents are (coherence.py)
   tokens            which of them share only a surface pattern of the tokenizer (token_features.py)
+                    or one whole word in unrelated senses (word_features.py)
   candidates        one CountVectorizer pass over the train texts, features' document-term rows
   tfidf             the candidates' TF-IDF: the baseline labels and the rerank's evidence
   doc_embeddings / word_embeddings / keybert / rerank    the batched KeyBERT labelling
@@ -28,7 +29,7 @@ import pandas as pd
 from ..data.store import EmbeddingStore
 from ..run_dir import Labeling
 from ..run_schema import (INTERPRETABLE, FEATURE_COLUMNS, FEATURE_SCHEMA, JUDGE_COLUMNS, LABEL_SETS, METHOD_BASELINES,  # noqa: F401
-                          SCORE_COLUMNS, VERDICTS)
+                          SCORE_COLUMNS, VERDICTS, verdict_marked)
 from ..runtime import limited_threads
 from ..scan.domains import domain_shares, domain_specificity, main_domain, shares_json
 from ..scan.stream import ScanResult, scan_store
@@ -40,6 +41,7 @@ from .naming.concept import without_concept
 from .naming.label_embedding import LABEL_SEPARATOR, embed_labels, label_text
 from .naming.label_sets import baseline_labels, concept_labels, used_candidates
 from .naming.phrase_cache import model_and_cache
+from .naming.phrases import stop_set
 from .naming.source_documents import document_codes
 from .naming.tfidf_baseline import tfidf_scores, tfidf_top_terms
 from .phase_timer import PhaseTimer
@@ -49,6 +51,7 @@ from .scoring.judge import judge_columns
 from .scoring.scoring_sets import sets_from_firing
 from .scoring.token_features import token_features
 from .scoring.verdict import label_scores, verdicts
+from .scoring.word_features import word_features
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +117,15 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
         tokens = token_features(coherence.doc_rows, coherence.n_docs, coherence.score, texts, train_idx, model.tokenizer,
                                 cache, coherence.baseline_mean, coherence.baseline_std, cfg.coherence_min,
                                 cfg.token_share_gap, cfg.seed)
+        # one whole word in unrelated senses ("brown": colour, bears, surname), among the features
+        # that would otherwise be interpretable
+        maybe = (tokens.coherence >= cfg.coherence_min) & ~tokens.is_token & (coherence.n_docs >= cfg.coherence_min_docs)
+        words = word_features(coherence.doc_rows, coherence.n_docs, maybe, texts, train_idx, cache,
+                              stop_set(cfg.stop_words), coherence.baseline_mean, coherence.baseline_std,
+                              cfg.token_share_gap, cfg.seed)
+        for f in np.flatnonzero(words.is_token):
+            tokens.is_token[f], tokens.labels[f], tokens.reasons[f] = True, words.labels[f], words.reasons[f]
+            tokens.coherence[f] = words.coherence[f]
     with timer("candidates"):
         # only the texts some feature's labelling (or family name) reads: the scan's top rows
         counts = cached_train_counts(store, texts, train_idx, cfg, np.unique(scan.top.rows[scan.top.rows >= 0]))
@@ -190,6 +202,16 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
     return _table(top, labels, scores, meta), summary, counts
 
 
+def shown_label(concept: str, keywords: list[str], token: str, verdict: str) -> str:
+    """The label column: a token feature's pattern; "concept — keywords" for an interpretable one;
+    the keywords behind the verdict for the rest ("mixed: measles, pregnancy"), whose texts share
+    no one meaning, so their keywords must not read as its name."""
+    if token:
+        return token
+    text = label_text(concept, keywords)
+    return text if verdict == INTERPRETABLE or not text else verdict_marked(verdict, text)
+
+
 def _table(top, labels: dict, scores: dict, meta: pd.DataFrame) -> pd.DataFrame:
     texts, ids, domains = (meta[c].astype(str).to_numpy() for c in ("text", "id", "domain"))
     shares = domain_shares(top.domain_mass)
@@ -202,7 +224,8 @@ def _table(top, labels: dict, scores: dict, meta: pd.DataFrame) -> pd.DataFrame:
         "dead": top.dead,
         "density": density,
         "log10_density": log10_density,
-        "label": [t or label_text(c, k) for c, k, t in zip(labels["concept"], labels["keywords"], labels["token"])],
+        "label": [shown_label(c, k, t, v) for c, k, t, v in zip(labels["concept"], labels["keywords"], labels["token"],
+                                                               scores["verdict"])],
         "concept": labels["concept"],
         "label_reason": labels["label_reason"],
         "keywords": labels["keywords"],

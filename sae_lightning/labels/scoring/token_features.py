@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.sparse import csr_matrix
 
+from ...run_schema import TOKEN, verdict_marked
 from .coherence import mean_pairwise_cosine
 from .scoring_sets import unit_vectors
 
@@ -87,9 +88,9 @@ def pattern_label(pattern: str, words: list[str]) -> str:
         return "numbers: " + ", ".join(w for w, _ in Counter(words).most_common(2))
     kind, piece = pattern.split(":", 1)
     if kind in ("pre", "initial"):
-        return f'token: "{piece}…"'
+        return verdict_marked(TOKEN, f'"{piece}…"')
     ends = sum(w.lower().endswith(piece) for w in words) * 2 >= len(words)
-    return f'token: "…{piece}"' if ends else f'token: "…{piece}…"'
+    return verdict_marked(TOKEN, f'"…{piece}"' if ends else f'"…{piece}…"')
 
 
 def _pattern_matrix(texts: list[str], patterns: Patterns) -> tuple[csr_matrix, list[str]]:

@@ -6,7 +6,8 @@ verdict (the names: run_schema.VERDICTS)
                   its top texts) or no keyword recurs in its top texts (no label);
   token           its top texts share a surface pattern of the tokenizer (a leading word-piece, a
                   word-piece, numbers) and, with it masked, no more than random texts do
-                  (token_features.py); its label says which pattern;
+                  (token_features.py), or one whole word in unrelated senses, and almost
+                  nothing without it (word_features.py); its label says which pattern;
   mixed           coherence < `coherence_min`: its top texts share little more than random texts
                   do, so whatever its keywords say, they do not name one thing;
   interpretable   the rest.
