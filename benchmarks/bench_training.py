@@ -106,9 +106,9 @@ def compose(d_sae: int, batch: int | None, select_dtype: str = "float32", extra:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    from sae_lightning.config import CONF_DIR, register_resolvers
+    from sae_lightning.hydra_setup import CONF_DIR, register_hydra
 
-    register_resolvers()
+    register_hydra()
     overrides = ["logger=none", "labeling.enabled=false", "sae=topk", f"sae.d_sae={d_sae}", f"sae.k={K}",
                  f"sae.select_dtype={select_dtype}"]
     if batch:

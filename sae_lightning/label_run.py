@@ -23,7 +23,7 @@ import pandas as pd
 
 from .errors import UserError
 from .families.build import families_from_scan, feature_labels
-from .labels.config import LabelingConfig
+from .schemas.labeling import LabelingConfig
 from .labels.feature_table import label_features, write_features
 from .labels.phase_timer import PhaseTimer
 from .run_dir import RunDir

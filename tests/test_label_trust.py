@@ -11,7 +11,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from sae_lightning.config import CONF_DIR
+from sae_lightning.hydra_setup import CONF_DIR
 from sae_lightning.data.datamodule import split_indices
 from sae_lightning.data.embed import load_model, resolve_model
 from sae_lightning.data.store import EmbeddingStore

@@ -75,7 +75,7 @@ def test_wheel_carries_every_config_file(wheel):
 @pytest.mark.slow
 def test_installed_wheel_trains_embeds_and_answers_from_another_folder(venv, tmp_path):
     bin_dir = venv / "bin"
-    where = run([str(bin_dir / "python"), "-c", "import sae_lightning.config as c; print(c.__file__, c.CONF_DIR)"],
+    where = run([str(bin_dir / "python"), "-c", "import sae_lightning.hydra_setup as c; print(c.__file__, c.CONF_DIR)"],
                 cwd=tmp_path)
     module_file, conf_dir = where.stdout.split()
     assert module_file.startswith(str(venv)) and conf_dir == str(Path(module_file).parent / "conf"), where.stdout

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sae_lightning.labels.config import LabelingConfig
+from sae_lightning.schemas.labeling import LabelingConfig
 from sae_lightning.labels.naming.phrase_cache import model_and_cache
 from sae_lightning.labels.naming.source_documents import document_codes, first_per_document
 from sae_lightning.labels.scoring.coherence import feature_coherence

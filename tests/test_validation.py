@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
 from sae_lightning.cli import _own_error
-from sae_lightning.config import CONF_DIR, group_options
+from sae_lightning.hydra_setup import CONF_DIR, group_options
 from sae_lightning.data.store import EmbeddingStore
 from sae_lightning.errors import UserError
 from sae_lightning.label_run import label_run_dir

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from omegaconf import OmegaConf
 
 from ..cli import _plain_command
-from ..config import CONF_DIR
+from ..hydra_setup import CONF_DIR
 from ..validate import check_settings
 
 if TYPE_CHECKING:  # the analysis (torch, scipy) loads once the arguments are read: --help stays instant

@@ -38,7 +38,7 @@ from scipy.sparse import coo_matrix, csr_matrix, triu
 from scipy.sparse.csgraph import minimum_spanning_tree
 
 from ..data.store import EmbeddingStore
-from ..labels.config import LabelingConfig
+from ..schemas.labeling import LabelingConfig
 from ..labels.naming.candidates import TrainCounts
 from ..run_dir import Labeling, RunDir
 from ..run_schema import FAMILY_SCHEMA  # noqa: F401 (the contract, re-exported)

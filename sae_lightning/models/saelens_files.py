@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from ..errors import UserError
+from ..schemas.sae import WEIGHT_DTYPES
 from .registry import ARCHITECTURES
 
 # The functions below take a SparseAutoencoder (base.py imports this module, so it is not imported here).
@@ -31,7 +32,7 @@ WEIGHTS_FILE = "sae_weights.safetensors"
 SPARSITY_FILE = "sparsity.safetensors"
 
 # The dtypes an SAE's weights may be saved in (cfg.dtype)
-DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DTYPES = {name: getattr(torch, name) for name in WEIGHT_DTYPES}
 # Our complete SAEConfig (architecture under our name and the variant's own fields).
 OWN_CONFIG_KEY = "sae_lightning"
 # SAELens treats a cfg.json without a version as pre-6.0 and then drops metadata keys it does not

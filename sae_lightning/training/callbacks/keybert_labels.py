@@ -12,7 +12,6 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytorch_lightning as pl
@@ -43,13 +42,12 @@ def wandb_table(df: pd.DataFrame, top_texts: int) -> pd.DataFrame:
 
 
 class KeyBERTLabels(pl.Callback):
-    def __init__(self, enabled: bool = True, every_n_epochs: int = 0, output_dir: str | Path | None = None,
-                 table_top_texts: int = 5, **labeling: Any) -> None:
-        """labeling: LabelingConfig fields (m, top_n, diversity, ...); an unknown one is an error."""
-        self.enabled, self.every_n_epochs = bool(enabled), int(every_n_epochs or 0)
+    def __init__(self, cfg: LabelingConfig, output_dir: str | Path | None = None, table_top_texts: int = 5) -> None:
+        """cfg: the labelling's settings, with whether (`enabled`) and how often (`every_n_epochs`) to label."""
+        self.enabled, self.every_n_epochs = cfg.enabled, cfg.every_n_epochs
         self.output_dir = Path(output_dir) if output_dir else None
         self.table_top_texts = int(table_top_texts)
-        self.cfg = LabelingConfig(**labeling)
+        self.cfg = cfg
         self.last_summary: dict | None = None
         self.last_features: pd.DataFrame | None = None
         self._labelled_at_step: int | None = None
