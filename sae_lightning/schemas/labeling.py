@@ -67,10 +67,10 @@ class LabelingConfig:
                                   "texts then fall below coherence_min: verdict token", number(0, 1))
     judge_model: str | None = knob(None, "a second sentence-transformers model (path or name) that also scores the "
                                    "labels", text(null=True, example="all-mpnet-base-v2"))
-    seed: int = knob(0, "random-label baseline and negative sampling (the preset ties it to the run's seed)", SEED)
+    seed: int = knob(0, "random-label baseline and negative sampling", SEED)
     batch_size: int = knob(4096, "rows per SAE encode pass", POSITIVE)
     small_op_threads: int | None = knob(1, "threads of the small-op phases (top-k merges, KeyBERT's loop, scoring); "
-                                        "the preset takes runtime.small_op_threads (null: the caller's)",
+                                        "null: the caller's",
                                         whole(1, null=True))
     device: str | None = None  # not a knob: None labels wherever the SAE's parameters are
 

@@ -47,7 +47,7 @@ class DataConfig:
     val_batch_size: int = knob(8192, "embeddings per validation step", POSITIVE)
     val_fraction: float = knob(0.1, "held-out share for validation metrics and label scoring",
                                number(0, 1, hi_open=True))
-    seed: int = knob(0, "fixes the split and the per-epoch order (the preset ties it to the run's seed)", SEED)
+    seed: int = knob(0, "fixes the split and the per-epoch order", SEED)
     num_workers: int = knob(0, "DataLoader worker processes (0: read in the training process)", whole(0))
     in_memory: bool = knob(False, "true: copy the whole store into RAM first", flag())
     drop_last: bool = knob(True, "drop the last, smaller training batch of each epoch", flag())
