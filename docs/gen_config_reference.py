@@ -97,6 +97,8 @@ def schema_rows(group: str, entry: str, preset: list[Knob]) -> list[str]:
         if f.name in own:
             value, doc = own[f.name].value, f"{doc} (this preset: {own[f.name].comment or 'set here'})"
         rows.append(f"| `{f.name}` | `{_cell(value)}` | {_cell(doc)} | {_cell(f.metadata['rule'].what)} |")
+    rows += [f"| `{k.path}` | `{_cell(k.value)}` | {_cell(k.comment or 'the class Hydra builds')} | |"
+             for k in preset if k.path not in node]  # not a knob: which class Hydra builds (_target_)
     return rows + [""]
 
 

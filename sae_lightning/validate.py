@@ -58,26 +58,6 @@ RULES: dict[str, Rule] = {
     "domain.split": text(),
     "domain.metadata": text(null=True),
     "domain.model_name": text(),
-    # conf/embedder
-    "embedder.model": text(),
-    "embedder.batch_size": POSITIVE,
-    "embedder.normalize": flag(),
-    "embedder.dtype": one_of("float32", "float16"),
-    "embedder.max_seq_length": whole(1, null=True),
-    "embedder.shard_size": POSITIVE,
-    "embedder.device": Rule("cpu, cuda, cuda:N or mps, or null",
-                            lambda v: isinstance(v, str) and re.fullmatch(r"cpu|cuda(:\d+)?|mps", v) is not None, True),
-    "embedder.show_progress": flag(),
-    "embedder.dtype_compute": one_of("auto", "float32", "bfloat16", "float16"),
-    "embedder.devices": Rule("a list of cpu / cuda:N devices such as [cuda:0, cuda:1], or null",
-                             lambda v: isinstance(v, (list, ListConfig)) and len(v) > 0 and all(
-                                 isinstance(d, str) and re.fullmatch(r"cpu|cuda(:\d+)?|mps", d) for d in v), True),
-    # conf/runtime
-    "runtime.keep_freed_mib": whole(0),
-    "runtime.fill_uninitialized_memory": flag(),
-    "runtime.torch_threads": whole(1, null=True),
-    "runtime.small_op_threads": whole(1, null=True),
-    "runtime.omp_wait_policy": one_of("passive", "active", null=True),
     # conf/trainer
     "trainer.default_root_dir": PATH,
     "trainer.accelerator": one_of("cpu", "gpu", "cuda", "mps", "tpu", "auto"),
@@ -130,7 +110,7 @@ RULES: dict[str, Rule] = {
     "diff.batch_size": POSITIVE,
     "diff.top": POSITIVE,
     "diff.seed": SEED,
-    # conf/sae, conf/module, conf/data, conf/labeling: from their schemas' fields
+    # conf/sae, conf/module, conf/data, conf/labeling, conf/embedder, conf/runtime: from their schemas' fields
     **schema_rules(),
 }
 

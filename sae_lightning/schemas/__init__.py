@@ -4,14 +4,16 @@ default, type, meaning and range (knobs.py). They are stored in Hydra's ConfigSt
 preset that starts from it (`defaults: [_schema]`), so a default is stated once, here. validate.py
 takes their rules, docs/gen_config_reference.py their docs, and the library's objects the instances.
 
-Groups still written as YAML only (domain, embedder, trainer, logger, callbacks, families, runtime,
-paths, hydra) keep their rules in validate.py."""
+Groups still written as YAML only (domain, trainer, logger, callbacks, families, paths, hydra) keep
+their rules in validate.py."""
 from __future__ import annotations
 
 from typing import Any
 
+from .embedder import EmbedderConfig
 from .knobs import Rule, checked_fields, defaults_of
 from .labeling import LabelingConfig
+from .runtime import RuntimeSettings
 from .sae import SAE_CONFIGS
 from .training import DataConfig, ModuleConfig
 
@@ -21,6 +23,8 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "module": {"": ModuleConfig},
     "data": {"": DataConfig},
     "labeling": {"": LabelingConfig},
+    "embedder": {"": EmbedderConfig},
+    "runtime": {"": RuntimeSettings},
 }
 
 
