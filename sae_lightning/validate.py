@@ -95,13 +95,6 @@ RULES: dict[str, Rule] = {
     "callbacks.periodic_checkpoint.every_n_train_steps": whole(0, null=True),
     "callbacks.periodic_checkpoint.enable_version_counter": flag(),
     "callbacks.dead_features.dense_threshold": number(0, 1, lo_open=True),
-    # conf/families
-    "families.enabled": flag(),
-    "families.min_weight": number(0, 1),
-    "families.min_children": POSITIVE,
-    "families.min_cooccur": POSITIVE,
-    "families.max_density": number(0, 1, lo_open=True),
-    "families.texts_per_member": POSITIVE,
     # sae-diff's options (conf/diff.yaml; diff/cli.py checks them with check_settings("diff", ...))
     "diff.alpha": number(0, 1, lo_open=True, hi_open=True),
     "diff.min_log_odds": number(0),
@@ -110,7 +103,8 @@ RULES: dict[str, Rule] = {
     "diff.batch_size": POSITIVE,
     "diff.top": POSITIVE,
     "diff.seed": SEED,
-    # conf/sae, conf/module, conf/data, conf/labeling, conf/embedder, conf/runtime: from their schemas' fields
+    # conf/sae, conf/module, conf/data, conf/labeling, conf/embedder, conf/runtime,
+    # conf/families: from their schemas' fields
     **schema_rules(),
 }
 

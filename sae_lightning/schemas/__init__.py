@@ -4,13 +4,14 @@ default, type, meaning and range (knobs.py). They are stored in Hydra's ConfigSt
 preset that starts from it (`defaults: [_schema]`), so a default is stated once, here. validate.py
 takes their rules, docs/gen_config_reference.py their docs, and the library's objects the instances.
 
-Groups still written as YAML only (domain, trainer, logger, callbacks, families, paths, hydra) keep
+Groups still written as YAML only (domain, trainer, logger, callbacks, paths, hydra) keep
 their rules in validate.py."""
 from __future__ import annotations
 
 from typing import Any
 
 from .embedder import EmbedderConfig
+from .families import FamiliesConfig
 from .knobs import Rule, checked_fields, defaults_of
 from .labeling import LabelingConfig
 from .runtime import RuntimeSettings
@@ -25,6 +26,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "labeling": {"": LabelingConfig},
     "embedder": {"": EmbedderConfig},
     "runtime": {"": RuntimeSettings},
+    "families": {"": FamiliesConfig},
 }
 
 
