@@ -24,6 +24,7 @@ import pandas as pd
 from .errors import UserError
 from .families.build import families_from_scan, feature_labels
 from .schemas.families import FamiliesConfig
+from .schemas.knobs import from_node
 from .schemas.labeling import LabelingConfig
 from .labels.feature_table import label_features, write_features
 from .labels.phase_timer import PhaseTimer
@@ -52,7 +53,7 @@ def label_run_dir(run_dir: str | Path, cfg: LabelingConfig | None = None,
         raise NoTexts(f"{run_dir} was trained on embeddings without texts (domain=npy without domain.metadata): "
                       "there is nothing to label; its SAE and metrics are complete")
     loaded = load_run(run_dir, cfg.device)
-    families = FamiliesConfig.from_dict(info["families"]) if info.get("families") else None
+    families = from_node(FamiliesConfig, info["families"]) if info.get("families") else None
     timer = PhaseTimer()
     with run.new_labeling() as labeling:  # a failure or Ctrl-C removes it; the earlier one stays current
         with timer("scan"):  # one pass: what labels, scores and families need (scan.py)

@@ -20,6 +20,7 @@ import os
 import sys
 from typing import Any, Iterator
 
+from .schemas.knobs import from_node
 from .schemas.runtime import RuntimeSettings
 
 # torch is imported inside the functions: `apply` must set OpenMP's wait policy before torch (and
@@ -47,7 +48,7 @@ def keep_freed_memory(limit: int) -> bool:
 def apply(settings: RuntimeSettings | dict[str, Any] | None) -> dict[str, Any]:
     """For entry points only: set the process-wide settings; returns (and records in APPLIED) what was set."""
     if not isinstance(settings, RuntimeSettings):
-        settings = RuntimeSettings.from_dict(settings)
+        settings = from_node(RuntimeSettings, settings)
     done: dict[str, Any] = {}
     if settings.omp_wait_policy and "torch" not in sys.modules:  # later, OpenMP has read it already
         done["omp_wait_policy"] = os.environ.setdefault("OMP_WAIT_POLICY", settings.omp_wait_policy.upper())

@@ -18,7 +18,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..run_dir import atomic_write
-from ..schemas.embedder import COMPUTE_DTYPES, DEFAULT_MODEL, EmbedderConfig
+from ..schemas.embedder import DEFAULT_MODEL, EmbedderConfig
 from .embed_shards import embed_missing
 from .model_packages import MPNET_HUB_ID, MPNET_NAME, assemble_mpnet, mpnet_parts_installed, sha256_of
 from .sources import NpyEmbeddings, SourceError, load_npy

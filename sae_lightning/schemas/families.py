@@ -4,8 +4,7 @@ once; conf/families/default.yaml is a preset on top, and run.json keeps the run'
 `enabled`) so that `sae-label` builds the same families."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 from .knobs import POSITIVE, check_fields, flag, knob, number
 
@@ -25,9 +24,3 @@ class FamiliesConfig:
 
     def __post_init__(self) -> None:
         check_fields(self, "families")
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any] | None) -> FamiliesConfig:
-        """From run.json's "families" (or a composed node as a dict); keys that are no field are left out."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in dict(raw or {}).items() if k in names})

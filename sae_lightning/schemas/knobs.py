@@ -134,11 +134,11 @@ def check_fields(obj: Any, group: str) -> None:
             raise UserError(invalid(f"{group}.{f.name}", value, f.metadata["rule"]))
 
 
-def from_node(cls: type, raw: Any, **fixed: Any) -> Any:
-    """A schema instance from a composed node (a DictConfig or dict), resolved; keys that are not
-    fields of `cls` are left out (`enabled` of a group another object reads, `_target_`)."""
+def from_node(cls: type, raw: Any) -> Any:
+    """A schema instance from a composed node (a DictConfig, resolved) or a dict (run.json's copy);
+    keys that are not fields of `cls` are left out (`_target_`, which names the class Hydra builds)."""
     from omegaconf import DictConfig, OmegaConf
 
     values = OmegaConf.to_container(raw, resolve=True) if isinstance(raw, DictConfig) else dict(raw or {})
     names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in values.items() if k in names}, **fixed)
+    return cls(**{k: v for k, v in values.items() if k in names})

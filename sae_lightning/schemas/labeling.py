@@ -4,7 +4,7 @@ once; conf/labeling/keybert.yaml is a preset on top (it ties `seed` and `small_o
 run's), and a LabelingConfig built in Python is checked by the same rules as the command line's."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from .knobs import POSITIVE, SEED, Rule, check_fields, flag, knob, list_of, number, one_of, text, whole
@@ -83,12 +83,6 @@ class LabelingConfig:
             self.ngram_range = list(self.ngram_range)
         check_fields(self, "labeling")
         self.ngram_range = tuple(self.ngram_range)  # type: ignore[assignment]
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any] | None) -> LabelingConfig:
-        """Build from a `labeling` node or a saved labeling.json, ignoring keys that are no field."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in dict(raw or {}).items() if k in names})
 
     def to_dict(self) -> dict[str, Any]:
         """The settings of the pass (labeling.json): whether and when to label is the pipeline's."""

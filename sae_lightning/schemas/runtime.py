@@ -3,8 +3,7 @@ work (sae_lightning/runtime.py); the Python API never changes them. Each field s
 type, meaning and range once; conf/runtime/default.yaml is a preset on top."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 from .knobs import check_fields, flag, knob, one_of, whole
 
@@ -30,8 +29,3 @@ class RuntimeSettings:
 
     def __post_init__(self) -> None:
         check_fields(self, "runtime")
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any] | None) -> RuntimeSettings:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in dict(raw or {}).items() if k in names})
