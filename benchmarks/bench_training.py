@@ -126,10 +126,13 @@ def train_lightning(cfg, store, steps: int, workdir: Path):
     from hydra.utils import instantiate
     from pytorch_lightning.loggers import CSVLogger
 
+    from sae_lightning.data.datamodule import EmbeddingDataModule
     from sae_lightning.pipeline import build_module
+    from sae_lightning.schemas.knobs import from_node
+    from sae_lightning.schemas.training import DataConfig
 
     pl.seed_everything(0, verbose=False)
-    dm = instantiate(cfg.data, store_path=str(store.path))
+    dm = EmbeddingDataModule(str(store.path), from_node(DataConfig, cfg.data))
     module = build_module(cfg, store)
     dead = cfg.callbacks.dead_features
     callbacks = [instantiate(dead)]

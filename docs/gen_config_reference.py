@@ -105,7 +105,7 @@ def schema_rows(group: str, entry: str, preset: list[Knob]) -> list[str]:
 def config_reference(conf_dir: Path) -> str:
     out = ["# Config reference", "",
            "Every knob under `conf/`, with its default and what it does: for the groups with a typed schema "
-           "(`sae`, `module`, `data`, `labeling`; `sae_lightning/schemas/`) from the dataclass field, which also "
+           "(`sae_lightning/schemas/`, see Typed configs) from the dataclass field, which also "
            "gives the valid values; for the others from the comment beside it in the YAML file. This page is "
            "generated at every docs build (`docs/gen_config_reference.py`), so it cannot drift. "
            "Override any knob on the command line: `sae-train sae.k=64 trainer.max_epochs=3`; pick a config of a "

@@ -23,15 +23,15 @@ import pandas as pd
 
 from .errors import UserError
 from .families.build import families_from_scan, feature_labels
-from .schemas.families import FamiliesConfig
-from .schemas.knobs import from_node
-from .schemas.labeling import LabelingConfig
 from .labels.feature_table import label_features, write_features
 from .labels.phase_timer import PhaseTimer
 from .run_dir import RunDir
 from .scan.loaded_run import load_run
 from .scan.run_info import read_run_info
 from .scan.stream import scan_store
+from .schemas.families import FamiliesConfig
+from .schemas.knobs import from_node
+from .schemas.labeling import LabelingConfig
 
 
 log = logging.getLogger(__name__)

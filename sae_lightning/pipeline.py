@@ -23,13 +23,13 @@ from .data.embed import build_store_from_cfg
 from .data.store import EmbeddingStore
 from .errors import UserError
 from .failed_run import discard_failed_run
-from .schemas.sae import SAEConfig
-from .schemas.knobs import from_node
-from .schemas.labeling import LabelingConfig
-from .schemas.training import DataConfig, ModuleConfig
 from .run_dir import RunDir
 from .run_schema import VERDICTS, headline_line, headline_scalars
 from .runtime import kept_global_state
+from .schemas.knobs import from_node
+from .schemas.labeling import LabelingConfig
+from .schemas.sae import SAEConfig
+from .schemas.training import DataConfig, ModuleConfig
 from .training.callbacks import RunExport
 from .training.callbacks.stop_on_signal import StopOnSignal
 from .training.checkpoint_io import AtomicCheckpointIO, check_checkpoint_fits, load_checkpoint_file, prune_epoch_checkpoints

@@ -1,6 +1,6 @@
 """Process-wide settings: the malloc thresholds, torch's thread count and its deterministic-mode
 memory fill. Only the command-line entry points call `apply`, once, from the `runtime` config group
-(conf/runtime/default.yaml, schemas/runtime.py); importing or calling the library leaves the process as it found it.
+(its schema: schemas/runtime.py); importing or calling the library leaves the process as it found it.
 
 Where library code needs a setting for a while (fewer threads in a loop of small operations;
 the flags Lightning's Trainer sets for a fit) it uses the scoped context managers at the end of this

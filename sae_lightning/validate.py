@@ -17,7 +17,8 @@ from .data.sources import WIKI_TOPICS
 from .data.sources.wiki import UNITS
 from .errors import UserError
 from .schemas import schema_rules
-from .schemas.knobs import POSITIVE, SEED, Rule, flag, folder_name, invalid, is_int, list_of, number, one_of, text, whole
+from .schemas.knobs import (POSITIVE, SEED, Rule, flag, folder_name, invalid, is_int, list_of, number, one_of,
+                            text, whole)
 from .schemas.sae import tied_problem
 
 

@@ -22,12 +22,14 @@ from .conftest import compose_cfg
 SCHEMA_CLASSES = [(group, choice, cls) for group, choices in SCHEMAS.items() for choice, cls in choices.items()]
 
 
-@pytest.mark.parametrize("group, choice, cls", SCHEMA_CLASSES, ids=[f"{g}-{c or 'schema'}" for g, c, _ in SCHEMA_CLASSES])
+@pytest.mark.parametrize("group, choice, cls", SCHEMA_CLASSES,
+                         ids=[f"{g}-{c or 'schema'}" for g, c, _ in SCHEMA_CLASSES])
 def test_every_knob_has_a_meaning_and_its_default_passes_its_rule(group, choice, cls):
     for f in knob_fields(cls):
         assert f.metadata["doc"].strip(), f"{group}.{f.name} has no one-line meaning"
         default = schema_node(group, choice)[f.name]
-        assert default == "???" or f.metadata["rule"].accepts(list(default) if isinstance(default, tuple) else default), \
+        value = list(default) if isinstance(default, tuple) else default
+        assert default == "???" or f.metadata["rule"].accepts(value), \
             f"{group}.{f.name}'s default {default!r} breaks its own rule ({f.metadata['rule'].what})"
 
 

@@ -118,7 +118,8 @@ def test_errors_inside_instantiated_objects_are_unwrapped_bugs_are_not():
         instantiate({"_target_": "sae_lightning.data.embed.Embedder", "dtype": "int8"})
     assert "Error in call to target" in str(wrapped.value)
     own = _own_error(wrapped.value)
-    assert isinstance(own, UserError) and str(own) == "embedder.dtype=int8 is invalid; set embedder.dtype to one of float32 | float16"
+    assert isinstance(own, UserError)
+    assert str(own) == "embedder.dtype=int8 is invalid; set embedder.dtype to one of float32 | float16"
     with pytest.raises(Exception) as bug:
         instantiate({"_target_": "math.sqrt", "_args_": ["x"]})
     assert _own_error(bug.value) is None  # a genuine bug keeps its traceback

@@ -131,7 +131,8 @@ class EmbeddingDataModule(pl.LightningDataModule):
     def __init__(self, store_path: str | Path | None = None, settings: DataConfig | None = None) -> None:
         super().__init__()
         self.settings = settings = settings if settings is not None else DataConfig()
-        self.shuffle, self.block_rows, self.window_blocks = settings.shuffle, settings.block_rows, settings.window_blocks
+        self.shuffle, self.block_rows = settings.shuffle, settings.block_rows
+        self.window_blocks = settings.window_blocks
         self.store_path, self.batch_size = store_path, settings.batch_size
         self.val_fraction, self.seed = settings.val_fraction, settings.seed
         self.num_workers, self.in_memory, self.drop_last = settings.num_workers, settings.in_memory, settings.drop_last

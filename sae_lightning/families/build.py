@@ -150,7 +150,8 @@ def families_from_scan(scan: ScanResult, store: EmbeddingStore, sae, feature_lab
     here). Families are ordered by size, then by parent density; `family_id` is that rank."""
     s = settings if settings is not None else FamiliesConfig()
     if scan.min_cooccur > s.min_cooccur:
-        raise ValueError(f"the scan kept pairs seen >= {scan.min_cooccur} times; families need min_cooccur={s.min_cooccur}")
+        raise ValueError(f"the scan kept pairs seen >= {scan.min_cooccur} times; "
+                         f"families need min_cooccur={s.min_cooccur}")
     co = from_scan(scan, s.texts_per_member)
     T = max_spanning_tree(coactivation_weights(co, s.min_cooccur, s.max_density))
     fams = extract_families(T, co.fires, s.min_weight, s.min_children)

@@ -1,6 +1,7 @@
 """What every SAE variant shares: the encoder/decoder algebra, decoder-norm handling and
 initialisation; the settings (SAEConfig and each variant's config) are schemas/sae.py. A variant
-only says how pre-activations become latents (`activate`) and what it minimises (`loss_terms`). Files: saelens_files.py; the output container: output.py."""
+only says how pre-activations become latents (`activate`) and what it minimises (`loss_terms`).
+Files: saelens_files.py; the output container: output.py."""
 
 from __future__ import annotations
 
