@@ -44,12 +44,13 @@ CASE = """
 import os, time, numpy as np, torch
 torch.set_num_threads(1)
 from sae_lightning.data.datamodule import EmbeddingDataModule
+from sae_lightning.schemas.training import DataConfig
 store, batch, n_batches, in_memory, cold, shuffle = {store!r}, {batch}, {n_batches}, {in_memory}, {cold}, {shuffle!r}
 if cold:
     fd = os.open(os.path.join(store, "embeddings.npy"), os.O_RDONLY)
     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     os.close(fd)
-dm = EmbeddingDataModule(store, batch_size=batch, in_memory=in_memory, seed=0, shuffle=shuffle)
+dm = EmbeddingDataModule(store, DataConfig(batch_size=batch, in_memory=in_memory, seed=0, shuffle=shuffle))
 dm.setup("fit")
 assert dm.blocks == (shuffle == "blocks")
 t0 = time.perf_counter()
@@ -109,9 +110,9 @@ def warm_page_cache(path: Path, chunk: int = 1 << 26, cold: bool = False) -> flo
 def run(args) -> dict:
     from hydra import compose, initialize_config_dir
 
-    from sae_lightning.config import CONF_DIR, register_resolvers
+    from sae_lightning.hydra_setup import CONF_DIR, register_hydra
 
-    register_resolvers()
+    register_hydra()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         batch = args.batch or int(compose("config").data.batch_size)
     tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_streaming_", dir=args.tmp))

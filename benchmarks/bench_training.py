@@ -106,9 +106,9 @@ def compose(d_sae: int, batch: int | None, select_dtype: str = "float32", extra:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    from sae_lightning.config import CONF_DIR, register_resolvers
+    from sae_lightning.hydra_setup import CONF_DIR, register_hydra
 
-    register_resolvers()
+    register_hydra()
     overrides = ["logger=none", "labeling.enabled=false", "sae=topk", f"sae.d_sae={d_sae}", f"sae.k={K}",
                  f"sae.select_dtype={select_dtype}"]
     if batch:
@@ -126,10 +126,13 @@ def train_lightning(cfg, store, steps: int, workdir: Path):
     from hydra.utils import instantiate
     from pytorch_lightning.loggers import CSVLogger
 
+    from sae_lightning.data.datamodule import EmbeddingDataModule
     from sae_lightning.pipeline import build_module
+    from sae_lightning.schemas.knobs import from_node
+    from sae_lightning.schemas.training import DataConfig
 
     pl.seed_everything(0, verbose=False)
-    dm = instantiate(cfg.data, store_path=str(store.path))
+    dm = EmbeddingDataModule(str(store.path), from_node(DataConfig, cfg.data))
     module = build_module(cfg, store)
     dead = cfg.callbacks.dead_features
     callbacks = [instantiate(dead)]

@@ -1,5 +1,7 @@
 """The config reference page, generated from conf/**/*.yaml and their comments at every build (an
-mkdocs hook, docs/hooks.py), so it cannot drift from the configs.
+mkdocs hook, docs/hooks.py), so it cannot drift from the configs. A preset that starts from a typed
+schema (`defaults: [_schema]`, sae_lightning/schemas) is shown as the schema's knobs, each with its
+default (the preset's value where it sets one), meaning and valid values, read from the dataclass.
 
 Each `key: value  # comment` line is a knob; nested keys get dotted paths (hydra.run.dir); list
 items belong to their key; `defaults:` lists pick other configs and are shown as such, not as
@@ -71,10 +73,41 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _yaml_value(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_yaml_value(v) for v in value) + "]"
+    return str(value)
+
+
+def schema_rows(group: str, entry: str, preset: list[Knob]) -> list[str]:
+    """The table of a preset over a schema: every knob of the schema, the preset's value winning."""
+    from sae_lightning.schemas import SCHEMA_PREFIX, SCHEMAS, schema_node
+    from sae_lightning.schemas.knobs import knob_fields
+
+    choice = entry[len(SCHEMA_PREFIX):].lstrip("_")
+    cls, node, own = SCHEMAS[group][choice], schema_node(group, choice), {k.path: k for k in preset}
+    rows = [f"Schema: `{cls.__module__}.{cls.__name__}`", "",
+            "| knob | default | what it does | valid values |", "| --- | --- | --- | --- |"]
+    for f in knob_fields(cls):
+        value, doc = _yaml_value(node[f.name]), f.metadata["doc"]
+        if f.name in own:
+            value, doc = own[f.name].value, f"{doc} (this preset: {own[f.name].comment or 'set here'})"
+        rows.append(f"| `{f.name}` | `{_cell(value)}` | {_cell(doc)} | {_cell(f.metadata['rule'].what)} |")
+    rows += [f"| `{k.path}` | `{_cell(k.value)}` | {_cell(k.comment or 'the class Hydra builds')} | |"
+             for k in preset if k.path not in node]  # not a knob: which class Hydra builds (_target_)
+    return rows + [""]
+
+
 def config_reference(conf_dir: Path) -> str:
     out = ["# Config reference", "",
-           "Every knob under `conf/`, with its default and the comment beside it in the YAML file. This page is "
-           "generated from those files at every docs build (`docs/gen_config_reference.py`), so it cannot drift. "
+           "Every knob under `conf/`, with its default and what it does: for the groups with a typed schema "
+           "(`sae_lightning/schemas/`, see Typed configs) from the dataclass field, which also "
+           "gives the valid values; for the others from the comment beside it in the YAML file. This page is "
+           "generated at every docs build (`docs/gen_config_reference.py`), so it cannot drift. "
            "Override any knob on the command line: `sae-train sae.k=64 trainer.max_epochs=3`; pick a config of a "
            "group with `group=name` (`sae=relu`).", ""]
     files = sorted(conf_dir.rglob("*.yaml"), key=lambda p: (p.parent != conf_dir, str(p.relative_to(conf_dir))))
@@ -89,9 +122,12 @@ def config_reference(conf_dir: Path) -> str:
         out += [f"### `conf/{rel}`", ""]
         if description:
             out += [description, ""]
+        schema = next((d for d in defaults if d.startswith("_schema")), None)
         if defaults:
             out += ["Composes: " + ", ".join(f"`{_cell(d)}`" for d in defaults), ""]
-        if knobs:
+        if schema is not None:
+            out += schema_rows(str(rel.parent), schema, knobs)
+        elif knobs:
             out += ["| knob | default | what it does |", "| --- | --- | --- |"]
             out += [f"| `{_cell(k.path)}` | {'`' + _cell(k.value) + '`' if k.value else ''} | {_cell(k.comment)} |"
                     for k in knobs]

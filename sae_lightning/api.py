@@ -299,10 +299,10 @@ def compose_train_config(overrides: list[str], output_dir: str | Path | None = N
     from omegaconf import OmegaConf, open_dict
     from omegaconf.errors import OmegaConfBaseException
 
-    from .config import CONF_DIR, check_choices, check_output_folders, new_run_suffix, register_resolvers
+    from .hydra_setup import CONF_DIR, check_choices, check_output_folders, new_run_suffix, register_hydra
     from .validate import check_config
 
-    register_resolvers()
+    register_hydra()
     check_choices(overrides)
     new_run_suffix()  # two calls within a second get two folders
     try:

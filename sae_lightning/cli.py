@@ -85,9 +85,9 @@ def _launch(task: Callable[[DictConfig], object], config_name: str) -> None:
     import hydra
 
     from .conf_dir import check_conf_files
-    from .config import CONF_DIR, check_choices, compose_and_check, ddp_child_argv, register_resolvers
+    from .hydra_setup import CONF_DIR, check_choices, compose_and_check, ddp_child_argv, register_hydra
 
-    register_resolvers()
+    register_hydra()
     _failed_jobs.clear()
     sys.argv[1:] = ddp_child_argv(sys.argv[1:])
     try:
@@ -133,14 +133,13 @@ def _train(cfg: DictConfig) -> float | None:
 
 
 def _label(cfg: DictConfig) -> None:
-    from omegaconf import OmegaConf
-
     from .label_run import label_run_dir
-    from .labels import LabelingConfig
     from .run_dir import RunDir
     from .run_schema import headline_line
+    from .schemas.knobs import from_node
+    from .schemas.labeling import LabelingConfig
 
-    settings = LabelingConfig.from_dict(OmegaConf.to_container(cfg.labeling, resolve=True))
+    settings = from_node(LabelingConfig, cfg.labeling)
     _, summary = label_run_dir(cfg.run_dir, settings, report=cfg.report)  # the report is part of the labelling
     run = RunDir(cfg.run_dir)
     labeling = run.labeling()

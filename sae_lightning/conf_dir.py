@@ -30,10 +30,13 @@ def _loader() -> type:
 def _named_by_defaults(path: Path, conf_dir: Path, raw: dict) -> list[Path]:
     """The config files a defaults list names: `- _base` beside this file, `- group: option` in
     conf/group/ (from a top-level file). Overrides, optional entries, Hydra's own groups (plugins
-    provide them), null and interpolated choices are Hydra's to resolve."""
+    provide them), null and interpolated choices are Hydra's to resolve; a schema is no file (it is
+    in Hydra's ConfigStore, sae_lightning/schemas)."""
+    from .schemas import SCHEMA_PREFIX
+
     named = []
     for entry in raw.get("defaults") or []:
-        if isinstance(entry, str) and entry != "_self_" and "${" not in entry:
+        if isinstance(entry, str) and entry != "_self_" and "${" not in entry and not entry.startswith(SCHEMA_PREFIX):
             named.append((conf_dir if path.parent == conf_dir else path.parent) / f"{entry}.yaml")
         elif isinstance(entry, dict) and path.parent == conf_dir:
             for group, option in entry.items():

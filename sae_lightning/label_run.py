@@ -23,12 +23,14 @@ import pandas as pd
 
 from .errors import UserError
 from .families.build import families_from_scan, feature_labels
-from .labels.config import LabelingConfig
 from .labels.feature_table import label_features, write_features
 from .labels.phase_timer import PhaseTimer
 from .run_dir import RunDir
 from .run_reader import RunReader
 from .scan.stream import scan_store
+from .schemas.families import FamiliesConfig
+from .schemas.knobs import from_node
+from .schemas.labeling import LabelingConfig
 
 
 log = logging.getLogger(__name__)
@@ -50,13 +52,13 @@ def label_run_dir(run_dir: str | Path, cfg: LabelingConfig | None = None,
         raise NoTexts(f"{run_dir} was trained on embeddings without texts (domain=npy without domain.metadata): "
                       "there is nothing to label; its SAE and metrics are complete")
     loaded = reader.trained(cfg.device)
-    families = info.get("families") or None
+    families = from_node(FamiliesConfig, info["families"]) if info.get("families") else None
     timer = PhaseTimer()
     with run.new_labeling() as labeling:  # a failure or Ctrl-C removes it; the earlier one stays current
         with timer("scan"):  # one pass: what labels, scores and families need (scan/stream.py)
-            m = max(cfg.m, int(families.get("texts_per_member", 5))) if families else cfg.m
+            m = max(cfg.m, families.texts_per_member) if families else cfg.m
             scan = scan_store(loaded.sae, loaded.store, loaded.train_idx, loaded.val_idx, m, cfg.batch_size,
-                              cfg.device, min_cooccur=int(families.get("min_cooccur", 2)) if families else None,
+                              cfg.device, min_cooccur=families.min_cooccur if families else None,
                               small_op_threads=cfg.small_op_threads)
         log.info("scanned %d texts for the top activations of %d features in %.0f s", len(loaded.train_idx),
                  loaded.sae.cfg.d_sae, timer.summary().get("time_scan", 0.0))
@@ -68,10 +70,9 @@ def label_run_dir(run_dir: str | Path, cfg: LabelingConfig | None = None,
         write_features(df, labeling)
         if families:
             with timer("families"):
-                settings = {k: v for k, v in families.items() if k not in ("batch_size", "device")}
                 labeling.write_families(families_from_scan(scan, loaded.store, loaded.sae,
                                                            feature_labels(df, loaded.sae.cfg.d_sae),
-                                                           result.counts, cfg, **settings))
+                                                           result.counts, cfg, families))
         summary.update(timer.summary())
         summary["time_total"] = round(summary["time_total"] + summary["time_scan"], 3)
         labeling.write_labels(cfg.to_dict(), info.get("families"), summary)

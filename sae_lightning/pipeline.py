@@ -18,15 +18,18 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from .data.datamodule import split_indices
+from .data.datamodule import EmbeddingDataModule, split_indices
 from .data.embed import build_store_from_cfg
 from .data.store import EmbeddingStore
 from .errors import UserError
 from .failed_run import discard_failed_run
-from .labels.config import LabelingConfig
 from .run_dir import RunDir
 from .run_schema import VERDICTS, headline_line, headline_scalars
 from .runtime import kept_global_state, restore_environ
+from .schemas.knobs import from_node
+from .schemas.labeling import LabelingConfig
+from .schemas.sae import SAEConfig
+from .schemas.training import DataConfig, ModuleConfig
 from .training.callbacks import RunExport
 from .training.callbacks.stop_on_signal import StopOnSignal
 from .training.checkpoint_io import AtomicCheckpointIO, check_checkpoint_fits, load_checkpoint_file, prune_epoch_checkpoints
@@ -37,7 +40,7 @@ from .training.module import NonFiniteError, SAEModule
 log = logging.getLogger(__name__)
 
 
-def sae_settings(cfg: DictConfig, store: EmbeddingStore) -> dict:
+def sae_settings(cfg: DictConfig, store: EmbeddingStore) -> SAEConfig:
     """The SAE's config: the `sae` group plus what only the store knows (width, model, domain)."""
     sae = OmegaConf.to_container(cfg.sae, resolve=True)
     d_in = sae.pop("d_in", None)
@@ -54,16 +57,13 @@ def sae_settings(cfg: DictConfig, store: EmbeddingStore) -> dict:
         sae["dead_after_samples"] = n_train
     sae["metadata"] = {"model_name": store.model_name, "domain": cfg.domain.get("name"),
                        "store_fingerprint": store.fingerprint, "domains": store.manifest.get("domains", [])}
-    return sae
+    return SAEConfig.from_dict(sae)
 
 
 def build_module(cfg: DictConfig, store: EmbeddingStore) -> SAEModule:
-    settings = sae_settings(cfg, store)
-    check_training_fits(settings["d_in"], int(settings["d_sae"]), int(cfg.data.batch_size), str(cfg.trainer.accelerator))
-    try:
-        return SAEModule(settings, **OmegaConf.to_container(cfg.module, resolve=True))
-    except ValueError as err:  # the SAE config's own checks: k >= d_sae, unknown architecture, ...
-        raise UserError(f"sae: {err}") from err
+    sae = sae_settings(cfg, store)
+    check_training_fits(sae.d_in, sae.d_sae, int(cfg.data.batch_size), str(cfg.trainer.accelerator))
+    return SAEModule(sae, from_node(ModuleConfig, cfg.module))
 
 
 def build_callbacks(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> list[pl.Callback]:
@@ -71,8 +71,7 @@ def build_callbacks(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> l
     if cfg.labeling.enabled and cfg.labeling.every_n_epochs:  # the final labelling is a stage after export
         from .labels.training_callback import KeyBERTLabels
 
-        settings = OmegaConf.to_container(cfg.labeling, resolve=True)
-        callbacks.append(KeyBERTLabels(output_dir=str(run), **settings))
+        callbacks.append(KeyBERTLabels(from_node(LabelingConfig, cfg.labeling), output_dir=str(run)))
     if cfg.trainer.get("enable_progress_bar", True):  # Lightning's own bar would write to stdout
         from .training.callbacks.progress import EpochLines, StderrProgressBar, bars_wanted
 
@@ -195,7 +194,7 @@ def _train(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> dict | Non
     info = describe_run(cfg, store)
     if resuming:
         check_resume(run, cfg, info)
-    datamodule = instantiate(cfg.data, store_path=str(store.path))
+    datamodule = EmbeddingDataModule(str(store.path), from_node(DataConfig, cfg.data))
     module = build_module(cfg, store)  # config errors before the folder is claimed
     ckpt_path = resolve_ckpt(cfg, run)
     if ckpt_path is not None:
@@ -228,7 +227,7 @@ def _train(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> dict | Non
         if rank_zero_only.rank != 0:
             return None
         prune_epoch_checkpoints(trainer, run.checkpoints)
-        finish_run(run, LabelingConfig.from_dict(OmegaConf.to_container(cfg.labeling, resolve=True)))
+        finish_run(run, from_node(LabelingConfig, cfg.labeling))
         log_labels(trainer, run)
     finally:
         finish_loggers(trainer)
@@ -266,7 +265,7 @@ def export_job_for_ddp_children(out: Path) -> None:
 
     from hydra.core.hydra_config import HydraConfig
 
-    from .config import JOB_DIR_ENV, JOB_OVERRIDES_ENV
+    from .hydra_setup import JOB_DIR_ENV, JOB_OVERRIDES_ENV
 
     if HydraConfig.initialized() and rank_zero_only.rank == 0:
         os.environ[JOB_DIR_ENV] = str(out)

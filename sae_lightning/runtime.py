@@ -1,6 +1,6 @@
 """Process-wide settings: the malloc thresholds, torch's thread count and its deterministic-mode
 memory fill. Only the command-line entry points call `apply`, once, from the `runtime` config group
-(conf/runtime/default.yaml); importing or calling the library leaves the process as it found it.
+(its schema: schemas/runtime.py); importing or calling the library leaves the process as it found it.
 
 Where library code needs a setting for a while (fewer threads in a loop of small operations;
 the flags Lightning's Trainer sets for a fit) it uses the scoped context managers at the end of this
@@ -18,8 +18,10 @@ import contextlib
 import ctypes
 import os
 import sys
-from dataclasses import dataclass, fields
 from typing import Any, Iterator
+
+from .schemas.knobs import from_node
+from .schemas.runtime import RuntimeSettings
 
 # torch is imported inside the functions: `apply` must set OpenMP's wait policy before torch (and
 # its OpenMP runtime, which reads the variable once when it loads) is first imported.
@@ -28,22 +30,6 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's <malloc.h>
 
 # What `apply` set in this process, by setting: mallopt's thresholds cannot be read back.
 APPLIED: dict[str, Any] = {}
-
-
-@dataclass(frozen=True)
-class RuntimeSettings:
-    """conf/runtime/default.yaml; the defaults here equal it (tests/test_defaults.py)."""
-
-    keep_freed_mib: int = 1024  # 0: glibc's own thresholds
-    fill_uninitialized_memory: bool = False  # torch's NaN fill of new tensors under deterministic mode
-    torch_threads: int | None = None  # None: torch's default (one per core)
-    small_op_threads: int | None = 1  # read by the labelling (labeling.small_op_threads), not set here
-    omp_wait_policy: str | None = "passive"  # OMP_WAIT_POLICY unless the environment sets it; None: OpenMP's default
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any] | None) -> RuntimeSettings:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in dict(raw or {}).items() if k in names})
 
 
 def keep_freed_memory(limit: int) -> bool:
@@ -62,7 +48,7 @@ def keep_freed_memory(limit: int) -> bool:
 def apply(settings: RuntimeSettings | dict[str, Any] | None) -> dict[str, Any]:
     """For entry points only: set the process-wide settings; returns (and records in APPLIED) what was set."""
     if not isinstance(settings, RuntimeSettings):
-        settings = RuntimeSettings.from_dict(settings)
+        settings = from_node(RuntimeSettings, settings)
     done: dict[str, Any] = {}
     if settings.omp_wait_policy and "torch" not in sys.modules:  # later, OpenMP has read it already
         done["omp_wait_policy"] = os.environ.setdefault("OMP_WAIT_POLICY", settings.omp_wait_policy.upper())

@@ -23,13 +23,13 @@ from filelock import FileLock
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
-from sae_lightning.config import CONF_DIR, register_resolvers
+from sae_lightning.hydra_setup import CONF_DIR, register_hydra
 from sae_lightning.data.embed import Embedder, build_store
 from sae_lightning.data.sources import WikiVitalArticles
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
-register_resolvers()
+register_hydra()
 
 SMALL_TOPICS = ["Mathematics", "History", "Arts"]
 

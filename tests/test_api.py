@@ -9,15 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 import sae_lightning as sl
 from sae_lightning.api import run_roots
-from sae_lightning.config import CONF_DIR
 from sae_lightning.data.embed import load_model
 from sae_lightning.errors import UserError
 from sae_lightning.models import SparseAutoencoder
 from sae_lightning.search import marked_label
+
+from .conftest import compose_cfg
 
 TEXTS = ["Euler proved the formula for polyhedra.", "The empire fell to invading armies."]
 
@@ -144,12 +144,13 @@ def test_train_sae_refuses_nan_unknown_settings_and_a_second_domain(tmp_path):
 
 
 def test_train_sae_on_an_array_uses_the_yaml_defaults(small_store, cache_dir, tmp_path, monkeypatch):
-    """Settings not given come from conf/ (one source of defaults); the run folder is sae-train's."""
+    """Settings not given are sae-train's (the schemas' defaults and conf/'s presets); so is the run folder."""
     monkeypatch.chdir(tmp_path)
     x = torch.from_numpy(np.array(small_store.embeddings[:400], dtype=np.float32))
     run = sl.train_sae(x, sae={"d_sae": 64}, data={"batch_size": 64}, trainer={"max_epochs": 1},
                        logger="none", labeling={"enabled": False}, paths={"cache_dir": str(cache_dir)})
-    topk, module = OmegaConf.load(CONF_DIR / "sae" / "topk.yaml"), OmegaConf.load(CONF_DIR / "module" / "default.yaml")
+    default = compose_cfg([], tmp_path, tmp_path)  # what sae-train composes
+    topk, module = default.sae, default.module
     assert run.sae.cfg.k == topk.k and run.sae.cfg.d_sae == 64 and run.sae.cfg.architecture == "topk"
     hparams = torch.load(run.path / "checkpoints" / "last.ckpt", weights_only=False)["hyper_parameters"]
     assert hparams["lr"] == module.lr and hparams["warmup_steps"] == module.warmup_steps

@@ -7,7 +7,7 @@ import sys
 import pytest
 from hydra.utils import instantiate
 
-from sae_lightning.config import check_choices, group_options
+from sae_lightning.hydra_setup import check_choices, group_options
 from sae_lightning.data.sources import WIKI_TOPICS, WikiVitalArticles
 from sae_lightning.errors import UserError
 
@@ -67,7 +67,7 @@ def test_empty_group_choice_is_one_line_listing_options():
     ("domain.limit=abc", r"^domain.limit=abc is invalid; set domain.limit to a whole number >= 1, or null$"),
 ])
 def test_composition_and_value_errors_are_one_line_before_hydra_runs(override, message):
-    from sae_lightning.config import compose_and_check
+    from sae_lightning.hydra_setup import compose_and_check
 
     with pytest.raises(UserError, match=message) as err:
         compose_and_check("config", [override])

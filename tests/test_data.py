@@ -7,6 +7,7 @@ import torch
 
 from sae_lightning.data.block_reader import BlockReader, block_shuffled_order
 from sae_lightning.data.datamodule import BatchIndexSampler, EmbeddingDataModule, split_indices
+from sae_lightning.schemas.training import DataConfig
 from sae_lightning.data.store import StoreError
 from sae_lightning.errors import UserError
 
@@ -25,7 +26,7 @@ def test_split_is_deterministic_disjoint_and_complete():
 
 
 def test_batches_are_store_rows_and_each_train_row_appears_once_per_epoch(small_store):
-    dm = EmbeddingDataModule(store_path=small_store.path, batch_size=64, val_fraction=0.1, seed=0, drop_last=False)
+    dm = EmbeddingDataModule(small_store.path, DataConfig(batch_size=64, val_fraction=0.1, seed=0, drop_last=False))
     dm.setup("fit")
     emb = np.asarray(small_store.embeddings)
     seen = []
@@ -85,18 +86,18 @@ def test_ranks_get_disjoint_equal_shards(monkeypatch, blocks):
 
 
 def test_memory_map_by_default_and_in_memory_on_request(small_store):
-    dm = EmbeddingDataModule(store_path=small_store.path, batch_size=32)
+    dm = EmbeddingDataModule(small_store.path, DataConfig(batch_size=32))
     dm.setup("fit")
     assert isinstance(dm.dataset.array, np.memmap)
-    dm = EmbeddingDataModule(store_path=small_store.path, batch_size=32, in_memory=True)
+    dm = EmbeddingDataModule(small_store.path, DataConfig(batch_size=32, in_memory=True))
     dm.setup("fit")
     assert not isinstance(dm.dataset.array, np.memmap)
     assert dm.dataset.array.flags.owndata  # a real copy in RAM, not a view of the map
 
 
 def test_workers_read_the_same_batches(small_store):
-    kw = dict(store_path=small_store.path, batch_size=50, seed=1)
-    dm0, dm2 = EmbeddingDataModule(**kw, num_workers=0), EmbeddingDataModule(**kw, num_workers=2)
+    kw = dict(batch_size=50, seed=1)
+    dm0, dm2 = (EmbeddingDataModule(small_store.path, DataConfig(**kw, num_workers=n)) for n in (0, 2))
     dm0.setup("fit"), dm2.setup("fit")
     for a, b in zip(dm0.train_dataloader(), dm2.train_dataloader()):
         assert torch.equal(a, b)
@@ -118,7 +119,7 @@ def test_block_order_takes_each_train_row_once_window_by_window():
 
 
 def test_block_mode_reads_each_block_once_and_returns_the_stored_rows(small_store):
-    dm = EmbeddingDataModule(store_path=small_store.path, batch_size=32, seed=0, drop_last=False, **BLOCKS)
+    dm = EmbeddingDataModule(small_store.path, DataConfig(batch_size=32, seed=0, drop_last=False, **BLOCKS))
     dm.setup("fit")
     assert dm.blocks and dm.dataset.reader is not None  # auto: 600 rows > 16 x 4
     emb, reader = np.asarray(small_store.embeddings), dm.dataset.reader
@@ -142,22 +143,22 @@ def test_block_mode_reads_each_block_once_and_returns_the_stored_rows(small_stor
 
 
 def test_auto_keeps_the_full_shuffle_for_small_stores_and_in_memory(small_store):
-    dm = EmbeddingDataModule(store_path=small_store.path, batch_size=32)  # 600 rows < 8192 x 32
+    dm = EmbeddingDataModule(small_store.path, DataConfig(batch_size=32))  # 600 rows < 8192 x 32
     dm.setup("fit")
     assert not dm.blocks and dm.dataset.reader is None and dm.train_dataloader().sampler.block_rows is None
-    dm = EmbeddingDataModule(store_path=small_store.path, batch_size=32, in_memory=True, **BLOCKS)
+    dm = EmbeddingDataModule(small_store.path, DataConfig(batch_size=32, in_memory=True, **BLOCKS))
     dm.setup("fit")
     assert not dm.blocks and dm.dataset.array.flags.owndata
-    dm = EmbeddingDataModule(store_path=small_store.path, batch_size=32, shuffle="blocks")
+    dm = EmbeddingDataModule(small_store.path, DataConfig(batch_size=32, shuffle="blocks"))
     dm.setup("fit")
     assert dm.blocks and dm.dataset.reader is not None
-    with pytest.raises(UserError, match="data.shuffle='rows'; known: auto, full, blocks"):
-        EmbeddingDataModule(store_path=small_store.path, shuffle="rows")
+    with pytest.raises(UserError, match=r"^data.shuffle=rows is invalid; set data.shuffle to one of auto \| full"):
+        EmbeddingDataModule(small_store.path, DataConfig(shuffle="rows"))
 
 
 def test_workers_read_the_same_blocks(small_store):
-    kw = dict(store_path=small_store.path, batch_size=50, seed=1, **BLOCKS)
-    dm0, dm2 = EmbeddingDataModule(**kw, num_workers=0), EmbeddingDataModule(**kw, num_workers=2)
+    kw = dict(batch_size=50, seed=1, **BLOCKS)
+    dm0, dm2 = (EmbeddingDataModule(small_store.path, DataConfig(**kw, num_workers=n)) for n in (0, 2))
     dm0.setup("fit"), dm2.setup("fit")
     assert dm2.blocks and dm2.dataset.reader._fd is None  # opened in each worker, not pickled open
     pairs = list(zip(dm0.train_dataloader(), dm2.train_dataloader()))

@@ -30,6 +30,7 @@ from sae_lightning.label_run import label_run_dir
 from sae_lightning.labels import LabelingConfig
 from sae_lightning.models import SparseAutoencoder, build_sae, sae_config
 from sae_lightning.pipeline import train
+from sae_lightning.schemas.families import FamiliesConfig
 from sae_lightning.report import write_report
 from sae_lightning.run_dir import RunDir
 
@@ -165,11 +166,12 @@ def _kruskal_max_weight(W) -> float:
 
 def test_families_of_a_real_run_hang_on_a_maximum_spanning_tree(real_run):
     sae, store, train_idx = _loaded(real_run)
-    df = build_families(real_run, min_children=1)
+    df = build_families(real_run, FamiliesConfig(min_children=1))
     assert len(df) >= 3
     assert pd.read_parquet(real_run / FAMILIES_FILE)["family_id"].tolist() == list(range(len(df)))
     co = coactivation(sae, store, train_idx, m=5)
-    W = coactivation_weights(co)
+    defaults = FamiliesConfig()
+    W = coactivation_weights(co, defaults.min_cooccur, defaults.max_density)
     T = max_spanning_tree(W)
     # T is a spanning forest of W (edges = nodes touched - components) of maximum total weight.
     from scipy.sparse.csgraph import connected_components

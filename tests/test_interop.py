@@ -13,6 +13,8 @@ import sae_lens  # the interop extra (make test installs it)
 import torch
 
 from sae_lightning.data.datamodule import EmbeddingDataModule
+from sae_lightning.schemas.sae import SAEConfig
+from sae_lightning.schemas.training import DataConfig, ModuleConfig
 from sae_lightning.data.embed import Embedder, build_store
 from sae_lightning.data.sources import WikiVitalArticles
 from sae_lightning.errors import UserError
@@ -50,9 +52,9 @@ def trained(interop_store):
     out = {}
     for name, (architecture, extra, _) in VARIANTS.items():
         pl.seed_everything(0)
-        dm = EmbeddingDataModule(store_path=interop_store.path, batch_size=64, val_fraction=0.2, seed=0)
+        dm = EmbeddingDataModule(interop_store.path, DataConfig(batch_size=64, val_fraction=0.2, seed=0))
         sae_cfg = dict(architecture=architecture, d_in=interop_store.dim, d_sae=D_SAE, k=K, l1_warmup_steps=50, **extra)
-        module = SAEModule(sae_cfg, warmup_steps=10, init_sample_size=1024)
+        module = SAEModule(SAEConfig.from_dict(sae_cfg), ModuleConfig(warmup_steps=10, init_sample_size=1024))
         trainer = pl.Trainer(max_epochs=3, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                              enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
         trainer.fit(module, datamodule=dm)

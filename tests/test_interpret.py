@@ -18,6 +18,7 @@ import torch
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from sae_lightning.data.datamodule import EmbeddingDataModule, split_indices
+from sae_lightning.schemas.training import DataConfig
 from sae_lightning.data.embed import Embedder, build_store, load_model
 from sae_lightning.data.sources import TextFiles
 from sae_lightning.label_run import label_run_dir
@@ -313,9 +314,9 @@ def test_callback_writes_features_and_wandb_table(small_store, tmp_path):
     from sae_lightning.labels.training_callback import KeyBERTLabels
 
     sae = topk_sae(small_store.dim, d_sae=32, k=4)
-    dm = EmbeddingDataModule(store_path=small_store.path, batch_size=128, val_fraction=0.2, seed=0)
+    dm = EmbeddingDataModule(small_store.path, DataConfig(batch_size=128, val_fraction=0.2, seed=0))
     logger = WandbLogger(offline=True, save_dir=str(tmp_path), project="sae-lightning-tests")
-    callback = KeyBERTLabels(every_n_epochs=1, output_dir=tmp_path / "run", m=10, top_n=2)
+    callback = KeyBERTLabels(LabelingConfig(every_n_epochs=1, m=10, top_n=2), output_dir=tmp_path / "run")
     trainer = pl.Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=logger, callbacks=[callback],
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          limit_val_batches=0)
@@ -335,8 +336,8 @@ def test_callback_writes_features_and_wandb_table(small_store, tmp_path):
 def test_callback_disabled_does_nothing(small_store, tmp_path):
     from sae_lightning.labels.training_callback import KeyBERTLabels
 
-    callback = KeyBERTLabels(enabled=False, every_n_epochs=1, output_dir=tmp_path)
-    dm = EmbeddingDataModule(store_path=small_store.path, batch_size=128, val_fraction=0.2, seed=0)
+    callback = KeyBERTLabels(LabelingConfig(enabled=False, every_n_epochs=1), output_dir=tmp_path)
+    dm = EmbeddingDataModule(small_store.path, DataConfig(batch_size=128, val_fraction=0.2, seed=0))
     trainer = pl.Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=False, callbacks=[callback],
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          limit_val_batches=0)

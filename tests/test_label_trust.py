@@ -9,9 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
-from sae_lightning.config import CONF_DIR
 from sae_lightning.data.datamodule import split_indices
 from sae_lightning.data.embed import load_model, resolve_model
 from sae_lightning.data.store import EmbeddingStore
@@ -188,20 +186,6 @@ def test_judge_embeds_each_distinct_text_once_and_a_relabel_nothing(math_feature
     for name, values in first.columns.items():
         np.testing.assert_array_equal(values, again.columns[name])
     assert np.isfinite(first.columns["judge_label_auroc"][PLANTED])
-
-
-def test_python_defaults_equal_the_yaml():
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config")
-    from omegaconf import OmegaConf
-
-    yaml = OmegaConf.to_container(cfg.labeling, resolve=True)
-    built = LabelingConfig().to_dict()
-    for key, value in built.items():
-        if key in ("seed", "device"):  # seed interpolates the run's seed; device is not a labelling choice
-            continue
-        assert key in yaml, f"labeling.{key} is missing from conf/labeling/keybert.yaml"
-        assert (list(value) if isinstance(value, tuple) else value) == yaml[key], key
 
 
 def test_verdicts_and_label_score():

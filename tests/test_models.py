@@ -345,23 +345,25 @@ def test_jumprelu_gates_at_the_threshold_and_trains_it():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"architecture": "topk", "d_sae": 64, "k": 64}, "0 < k < d_sae"),
-        ({"architecture": "topk", "d_sae": 64, "k": 0}, "0 < k < d_sae"),
-        ({"architecture": "batchtopk", "d_sae": 64, "k": None}, "k=None"),
-        ({"architecture": "relu", "d_sae": 0}, "d_sae=0 must be positive"),
-        ({"architecture": "topk", "d_sae": 64, "k": 4, "select_dtype": "fp8"}, "select_dtype='fp8' must be float32 or bfloat16"),
+        # the command line's messages: the same rules (schemas/sae.py) check a config built in Python
+        ({"architecture": "topk", "d_sae": 64, "k": 64}, "sae.k=64 must be below sae.d_sae=64"),
+        ({"architecture": "topk", "d_sae": 64, "k": 0}, "sae.k=0 is invalid; set sae.k to a whole number >= 1"),
+        ({"architecture": "batchtopk", "d_sae": 64, "k": None}, "sae.k=null is invalid"),
+        ({"architecture": "relu", "d_sae": 0}, "sae.d_sae=0 is invalid; set sae.d_sae to a whole number >= 1"),
+        ({"architecture": "topk", "d_sae": 64, "k": 4, "select_dtype": "fp8"},
+         "sae.select_dtype=fp8 is invalid; set sae.select_dtype to one of float32 | bfloat16"),
         (
             {"architecture": "gated", "d_sae": 64},
             "unknown architecture 'gated'; known architectures: "
             "batchtopk, jumprelu, matryoshka, relu, topk",
         ),
         ({"architecture": "matryoshka", "d_sae": 64, "k": 4, "matryoshka_prefixes": [32, 16, 64]},
-         "strictly increasing"),
+         "set sae.matryoshka_prefixes to an increasing list"),
         ({"architecture": "matryoshka", "d_sae": 64, "k": 4, "matryoshka_prefixes": [16, 32]},
-         "end at d_sae=64"),
+         "must end at sae.d_sae=64"),
         ({"architecture": "matryoshka", "d_sae": 64, "k": 4, "matryoshka_base": "relu"},
-         "matryoshka_base='relu'"),
-        ({"architecture": "jumprelu", "d_sae": 64, "bandwidth": 0.0}, "bandwidth > 0"),
+         "sae.matryoshka_base=relu is invalid"),
+        ({"architecture": "jumprelu", "d_sae": 64, "bandwidth": 0.0}, "sae.bandwidth=0.0 is invalid"),
         ({"architecture": "relu", "d_sae": 64, "dtype": "int8"}, "dtype='int8'"),
     ],
 )

@@ -75,7 +75,7 @@ def test_wheel_carries_every_config_file(wheel):
 @pytest.mark.slow
 def test_installed_wheel_trains_embeds_and_answers_from_another_folder(venv, tmp_path):
     bin_dir = venv / "bin"
-    where = run([str(bin_dir / "python"), "-c", "import sae_lightning.config as c; print(c.__file__, c.CONF_DIR)"],
+    where = run([str(bin_dir / "python"), "-c", "import sae_lightning.hydra_setup as c; print(c.__file__, c.CONF_DIR)"],
                 cwd=tmp_path)
     module_file, conf_dir = where.stdout.split()
     assert module_file.startswith(str(venv)) and conf_dir == str(Path(module_file).parent / "conf"), where.stdout
@@ -101,7 +101,7 @@ def test_installed_wheel_trains_embeds_and_answers_from_another_folder(venv, tmp
 @pytest.mark.parametrize("damage, message", [
     (lambda conf: (conf / "sae" / "topk.yaml").unlink(), "sae/topk.yaml is missing (named in the defaults of"),
     (lambda conf: (conf / "data" / "default.yaml").write_text("batch_size: [512\n"), "data/default.yaml: corrupt YAML"),
-    (lambda conf: (conf / "sae" / "_base.yaml").unlink(), "sae/_base.yaml is missing (named in the defaults of"),
+    (lambda conf: (conf / "domain" / "_wiki.yaml").unlink(), "domain/_wiki.yaml is missing (named in the defaults of"),
 ])
 def test_an_installed_package_with_a_broken_config_names_the_file(venv, tmp_path, damage, message):
     purelib = Path(run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],

@@ -105,7 +105,7 @@ def test_limited_threads_restores_the_callers_threads():
 
 OMP_PROBE = """
 import os, sys
-import sae_lightning.cli, sae_lightning.validate, sae_lightning.config  # what a command loads before its job
+import sae_lightning.cli, sae_lightning.validate, sae_lightning.hydra_setup  # what a command loads before its job
 assert "torch" not in sys.modules, "torch is imported before the runtime settings can set OMP_WAIT_POLICY"
 from sae_lightning import runtime
 done = runtime.apply({"omp_wait_policy": "passive", "keep_freed_mib": 0})

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sae_lightning.labels.config import LabelingConfig
 from sae_lightning.labels.naming.source_documents import first_per_document
+from sae_lightning.schemas.labeling import LabelingConfig
 from sae_lightning.labels.scoring.coherence import feature_coherence
 from sae_lightning.labels.scoring.token_features import Patterns, pattern_label, token_features
 from sae_lightning.labels.scoring.verdict import verdicts

@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
 from sae_lightning.cli import _own_error
-from sae_lightning.config import CONF_DIR, group_options
+from sae_lightning.hydra_setup import CONF_DIR, group_options
 from sae_lightning.data.store import EmbeddingStore
 from sae_lightning.errors import UserError
 from sae_lightning.label_run import label_run_dir
@@ -119,7 +119,8 @@ def test_errors_inside_instantiated_objects_are_unwrapped_bugs_are_not():
         instantiate({"_target_": "sae_lightning.data.embed.Embedder", "dtype": "int8"})
     assert "Error in call to target" in str(wrapped.value)
     own = _own_error(wrapped.value)
-    assert isinstance(own, UserError) and str(own) == "embedder.dtype='int8' must be float32 or float16"
+    assert isinstance(own, UserError)
+    assert str(own) == "embedder.dtype=int8 is invalid; set embedder.dtype to one of float32 | float16"
     with pytest.raises(Exception) as bug:
         instantiate({"_target_": "math.sqrt", "_args_": ["x"]})
     assert _own_error(bug.value) is None  # a genuine bug keeps its traceback

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sae_lightning.labels.config import LabelingConfig
+from sae_lightning.schemas.labeling import LabelingConfig
 from sae_lightning.labels.naming.phrases import stop_set
 from sae_lightning.labels.scoring.coherence import feature_coherence
 from sae_lightning.labels.scoring.verdict import verdicts

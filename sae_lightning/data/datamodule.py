@@ -18,12 +18,10 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..errors import UserError
+from ..schemas.training import DataConfig
 from .block_reader import BlockReader, block_shuffled_order
 from .split import split_indices  # its home is split.py (no Lightning there); imported from here too
 from .store import EmbeddingStore
-
-SHUFFLES = ("auto", "full", "blocks")
 
 
 def _dist_rank_world() -> tuple[int, int]:
@@ -130,19 +128,15 @@ class RowsDataset(Dataset):
 
 
 class EmbeddingDataModule(pl.LightningDataModule):
-    def __init__(self, store_path: str | Path | None = None, batch_size: int = 512, val_fraction: float = 0.1,
-                 seed: int = 0, num_workers: int = 0, in_memory: bool = False, drop_last: bool = True,
-                 val_batch_size: int | None = 8192, shuffle: str = "auto", block_rows: int = 8192,
-                 window_blocks: int = 32) -> None:
+    def __init__(self, store_path: str | Path | None = None, settings: DataConfig | None = None) -> None:
         super().__init__()
-        if shuffle not in SHUFFLES:
-            raise UserError(f"data.shuffle={shuffle!r}; known: {', '.join(SHUFFLES)}")
-        if block_rows < 1 or window_blocks < 1:
-            raise UserError(f"data.block_rows={block_rows} and data.window_blocks={window_blocks} must be >= 1")
-        self.shuffle, self.block_rows, self.window_blocks = shuffle, block_rows, window_blocks
-        self.store_path, self.batch_size, self.val_fraction, self.seed = store_path, batch_size, val_fraction, seed
-        self.num_workers, self.in_memory, self.drop_last = num_workers, in_memory, drop_last
-        self.val_batch_size = val_batch_size or batch_size
+        self.settings = settings = settings if settings is not None else DataConfig()
+        self.shuffle, self.block_rows = settings.shuffle, settings.block_rows
+        self.window_blocks = settings.window_blocks
+        self.store_path, self.batch_size = store_path, settings.batch_size
+        self.val_fraction, self.seed = settings.val_fraction, settings.seed
+        self.num_workers, self.in_memory, self.drop_last = settings.num_workers, settings.in_memory, settings.drop_last
+        self.val_batch_size = settings.val_batch_size
         self.train_idx: np.ndarray | None = None
         self.val_idx: np.ndarray | None = None
         self._train_sampler: BatchIndexSampler | None = None

@@ -18,6 +18,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_write
+from ..schemas.embedder import DEFAULT_MODEL, EmbedderConfig
 from .embed_shards import embed_missing
 from .model_packages import MPNET_HUB_ID, MPNET_NAME, assemble_mpnet, mpnet_parts_installed, sha256_of
 from .sources import NpyEmbeddings, SourceError, load_npy
@@ -26,7 +27,6 @@ from .store_meta import write_metadata
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {"default", DEFAULT_MODEL, "all-MiniLM-L6-v2"}
 
 
@@ -55,7 +55,6 @@ def canonical_model_name(name: str) -> str:
     return DEFAULT_MODEL if name in _DEFAULT_ALIASES else MPNET_HUB_ID if name == MPNET_NAME else name
 
 
-COMPUTE_DTYPES = ("auto", "float32", "bfloat16", "float16")
 _models: dict[tuple[str, str | None, str], object] = {}
 
 
@@ -126,30 +125,11 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype_compu
 
 
 @dataclass
-class Embedder:
-    """How texts become vectors. Every field except `device`, `devices`, `show_progress` and
-    `shard_size` is part of the store fingerprint (`dtype_compute` as resolved, and only when it is
-    not float32, so float32 stores embedded before it existed keep their fingerprint)."""
-
-    model: str = DEFAULT_MODEL
-    batch_size: int = 32
-    normalize: bool = False
-    dtype: str = "float32"
-    dtype_compute: str = "auto"
-    max_seq_length: int | None = None
-    shard_size: int = 4096
-    device: str | None = None
-    devices: list[str] | None = None
-    show_progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.dtype not in ("float32", "float16"):
-            raise SourceError(f"embedder.dtype={self.dtype!r} must be float32 or float16")
-        if self.dtype_compute not in COMPUTE_DTYPES:
-            raise SourceError(f"embedder.dtype_compute={self.dtype_compute!r} must be one of {', '.join(COMPUTE_DTYPES)}")
-        if self.batch_size <= 0 or self.shard_size <= 0:
-            raise SourceError("embedder.batch_size and embedder.shard_size must be positive")
-        self.devices = [str(d) for d in self.devices] if self.devices else None
+class Embedder(EmbedderConfig):
+    """How texts become vectors: the `embedder` schema's settings (schemas/embedder.py), which are
+    checked on construction, and the methods that embed. Every field except `device`, `devices`,
+    `show_progress` and `shard_size` is part of the store fingerprint (`dtype_compute` as resolved,
+    and only when it is not float32, so float32 stores embedded before it existed keep their fingerprint)."""
 
     @cached_property
     def compute_dtype(self) -> str:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from omegaconf import OmegaConf
 
 from ..cli import plain_command
-from ..config import CONF_DIR
+from ..hydra_setup import CONF_DIR
 from ..run_schema import says_verdict
 from ..validate import check_settings
 

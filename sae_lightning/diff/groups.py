@@ -57,9 +57,9 @@ def store_group(store: EmbeddingStore, names: list[str], label: str | None = Non
 def _compose_source(overrides: list[str]):
     from hydra import compose, initialize_config_dir
 
-    from ..config import CONF_DIR, check_choices, register_resolvers
+    from ..hydra_setup import CONF_DIR, check_choices, register_hydra
 
-    register_resolvers()
+    register_hydra()
     check_choices(overrides)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         try:

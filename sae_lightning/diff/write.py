@@ -11,7 +11,7 @@ from typing import Callable
 import pandas as pd
 
 from ..atomic import atomic_folder, check_replaceable
-from ..config import slug
+from ..hydra_setup import slug
 from ..run_dir import RunDir
 from .analysis import DiffResult, MatrixResult
 from .page import render_diff_page, render_matrix_page

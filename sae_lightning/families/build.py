@@ -28,7 +28,7 @@ graph over the training split.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,8 @@ from scipy.sparse import coo_matrix, csr_matrix, triu
 from scipy.sparse.csgraph import minimum_spanning_tree
 
 from ..data.store import EmbeddingStore
-from ..labels.config import LabelingConfig
+from ..schemas.families import FamiliesConfig
+from ..schemas.labeling import LabelingConfig
 from ..labels.naming.candidates import TrainCounts
 from ..run_dir import Labeling, RunDir
 from ..run_reader import RunReader
@@ -76,7 +77,7 @@ def coactivation(sae, store: EmbeddingStore, rows: np.ndarray, m: int = 5, batch
     return from_scan(scan, m)
 
 
-def coactivation_weights(co: CoActivation, min_cooccur: int = 2, max_density: float = 0.1) -> csr_matrix:
+def coactivation_weights(co: CoActivation, min_cooccur: int, max_density: float) -> csr_matrix:
     """Symmetric [d_sae, d_sae] overlap-coefficient weights, zero diagonal (see module doc, 2.)."""
     fires = co.fires
     C = triu(co.counts, k=1).tocoo()  # each pair once
@@ -95,7 +96,7 @@ def max_spanning_tree(W: csr_matrix) -> csr_matrix:
     return (T + T.T).tocsr()
 
 
-def extract_families(T: csr_matrix, fires: np.ndarray, min_weight: float = 0.2, min_children: int = 2
+def extract_families(T: csr_matrix, fires: np.ndarray, min_weight: float, min_children: int
                      ) -> list[tuple[int, list[int], list[float]]]:
     """(parent, children, their tree weights), strongest tie first, for every parent with at least
     `min_children`. A feature hangs from its strongest tree neighbour among the more frequent ones
@@ -120,29 +121,26 @@ def extract_families(T: csr_matrix, fires: np.ndarray, min_weight: float = 0.2, 
     return out
 
 
-def build_families(run_dir: str | Path, *, min_weight: float = 0.2, min_children: int = 2,
-                   min_cooccur: int = 2, max_density: float = 0.1, texts_per_member: int = 5,
+def build_families(run_dir: str | Path, settings: FamiliesConfig | None = None, *,
                    labeling: LabelingConfig | None = None, batch_size: int = 4096,
                    device: str | None = None, into: Labeling | None = None) -> pd.DataFrame:
     """Find the feature families of a finished run on their own (loads the run and scans its train
     split; `label_run_dir` instead hands its scan to families_from_scan) and write them into the
     labelling `into`, named with its labels (default: the run's current labelling, whose top-level
     copy is refreshed; for an unlabelled run, a new labelling that holds only them)."""
+    settings = settings if settings is not None else FamiliesConfig()
     run = RunDir(run_dir)
     target = into or run.labeling()
     if target is None:
-        settings = {"min_weight": min_weight, "min_children": min_children, "min_cooccur": min_cooccur,
-                    "max_density": max_density, "texts_per_member": texts_per_member}
         with run.new_labeling() as new:
-            df = build_families(run_dir, **settings, labeling=labeling, batch_size=batch_size, device=device, into=new)
-            new.write_labels({}, settings, {})
+            df = build_families(run_dir, settings, labeling=labeling, batch_size=batch_size, device=device, into=new)
+            new.write_labels({}, asdict(settings), {})
         return df
     loaded = RunReader(run_dir).trained(device)
-    scan = scan_store(loaded.sae, loaded.store, loaded.train_idx, np.zeros(0, np.int64), texts_per_member, batch_size,
-                      device, min_cooccur=min_cooccur)
+    scan = scan_store(loaded.sae, loaded.store, loaded.train_idx, np.zeros(0, np.int64), settings.texts_per_member,
+                      batch_size, device, min_cooccur=settings.min_cooccur)
     df = families_from_scan(scan, loaded.store, loaded.sae, _feature_labels(target, loaded.sae.cfg.d_sae),
-                            labeling=labeling, min_weight=min_weight, min_children=min_children,
-                            min_cooccur=min_cooccur, max_density=max_density, texts_per_member=texts_per_member)
+                            labeling=labeling, settings=settings)
     target.write_families(df)
     if into is None:
         run.publish()
@@ -150,17 +148,18 @@ def build_families(run_dir: str | Path, *, min_weight: float = 0.2, min_children
 
 
 def families_from_scan(scan: ScanResult, store: EmbeddingStore, sae, feature_labels: tuple[list[str], list[str]],
-                       counts: TrainCounts | None = None, labeling: LabelingConfig | None = None, *,
-                       min_weight: float = 0.2, min_children: int = 2, min_cooccur: int = 2,
-                       max_density: float = 0.1, texts_per_member: int = 5) -> pd.DataFrame:
+                       counts: TrainCounts | None = None, labeling: LabelingConfig | None = None,
+                       settings: FamiliesConfig | None = None) -> pd.DataFrame:
     """The families table from the scan. feature_labels: (label, verdict) per feature ("" unknown);
     counts: the labelling's n-gram counts of the top texts (None: the families' texts are counted
     here). Families are ordered by size, then by parent density; `family_id` is that rank."""
-    if scan.min_cooccur > min_cooccur:
-        raise ValueError(f"the scan kept pairs seen >= {scan.min_cooccur} times; families need min_cooccur={min_cooccur}")
-    co = from_scan(scan, texts_per_member)
-    T = max_spanning_tree(coactivation_weights(co, min_cooccur, max_density))
-    fams = extract_families(T, co.fires, min_weight, min_children)
+    s = settings if settings is not None else FamiliesConfig()
+    if scan.min_cooccur > s.min_cooccur:
+        raise ValueError(f"the scan kept pairs seen >= {scan.min_cooccur} times; "
+                         f"families need min_cooccur={s.min_cooccur}")
+    co = from_scan(scan, s.texts_per_member)
+    T = max_spanning_tree(coactivation_weights(co, s.min_cooccur, s.max_density))
+    fams = extract_families(T, co.fires, s.min_weight, s.min_children)
     fams.sort(key=lambda f: (-len(f[1]), -co.fires[f[0]], f[0]))
     members = [[p, *children] for p, children, _ in fams]
     keywords = name_families(members, co.top_rows, store, labeling or LabelingConfig(), sae, counts)
@@ -180,7 +179,7 @@ def families_from_scan(scan: ScanResult, store: EmbeddingStore, sae, feature_lab
     if not fams:
         log.warning("no feature families: no parent has %d children tied to it with weight >= %s "
                     "(features that fire together at least %d times, each on at most %s of %d rows); "
-                    "families.parquet is empty", min_children, min_weight, min_cooccur, max_density, co.n_rows)
+                    "families.parquet is empty", s.min_children, s.min_weight, s.min_cooccur, s.max_density, co.n_rows)
     else:
         log.info("%d feature families (%d features in them)", len(df), int(df["size"].sum()))
     return df

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.store import EmbeddingStore
-from ..labels.config import LabelingConfig
+from ..schemas.labeling import LabelingConfig
 from ..labels.naming.candidates import TrainCounts, count_train_texts, doc_term_matrix
 from ..labels.naming.keybert import keybert_labels
 from ..labels.naming.phrase_cache import model_and_cache

@@ -33,7 +33,7 @@ from ..run_schema import (INTERPRETABLE, FEATURE_COLUMNS, FEATURE_SCHEMA, JUDGE_
 from ..runtime import limited_threads
 from ..scan.domains import domain_shares, domain_specificity, main_domain, shares_json
 from ..scan.stream import ScanResult, scan_store
-from .config import LabelingConfig
+from ..schemas.labeling import LabelingConfig
 from .naming.candidates import TrainCounts, analyzer_params, doc_term_matrix
 from .naming.counts_cache import cached_train_counts
 from .naming.keybert import keybert_labels

@@ -15,14 +15,13 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytorch_lightning as pl
 
 from ..run_dir import RunDir
 from ..run_schema import VERDICTS, headline_line, headline_scalars
-from .config import LabelingConfig
+from ..schemas.labeling import LabelingConfig
 from .feature_table import interpret_sae, write_features
 
 log = logging.getLogger(__name__)
@@ -47,13 +46,12 @@ def wandb_table(df: pd.DataFrame, top_texts: int) -> pd.DataFrame:
 
 
 class KeyBERTLabels(pl.Callback):
-    def __init__(self, enabled: bool = True, every_n_epochs: int = 0, output_dir: str | Path | None = None,
-                 table_top_texts: int = 5, **labeling: Any) -> None:
-        """labeling: LabelingConfig fields (m, top_n, diversity, ...); an unknown one is an error."""
-        self.enabled, self.every_n_epochs = bool(enabled), int(every_n_epochs or 0)
+    def __init__(self, cfg: LabelingConfig, output_dir: str | Path | None = None, table_top_texts: int = 5) -> None:
+        """cfg: the labelling's settings, with whether (`enabled`) and how often (`every_n_epochs`) to label."""
+        self.enabled, self.every_n_epochs = cfg.enabled, cfg.every_n_epochs
         self.output_dir = Path(output_dir) if output_dir else None
         self.table_top_texts = int(table_top_texts)
-        self.cfg = LabelingConfig(**labeling)
+        self.cfg = cfg
         self.last_summary: dict | None = None  # kept in checkpoints: a resumed run knows its last labelling
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -1,11 +1,10 @@
-"""What every SAE variant shares: the settings every one has (SAEConfig, which each variant's own
-config extends beside its class), the encoder/decoder algebra, decoder-norm handling and
-initialisation. A variant only says how pre-activations become latents (`activate`) and what it
-minimises (`loss_terms`). Files: saelens_files.py; the output container: output.py."""
+"""What every SAE variant shares: the encoder/decoder algebra, decoder-norm handling and
+initialisation; the settings (SAEConfig and each variant's config) are schemas/sae.py. A variant
+only says how pre-activations become latents (`activate`) and what it minimises (`loss_terms`).
+Files: saelens_files.py; the output container: output.py."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -13,60 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..schemas.sae import SAEConfig
 from . import saelens_files
 from .output import SAEOutput
 from .registry import ARCHITECTURES, variant_class
-from .saelens_files import DTYPES
 from .training import geometric_median
-
-
-@dataclass
-class SAEConfig:
-    """The settings of every variant. Each variant extends it with its own (TopKConfig, ...) and
-    writes only its `config_fields` to cfg.json. Build one with `sae_config(architecture, d_in, ...)`
-    or `SAEConfig.from_dict(raw)`, which both pick the variant's class."""
-
-    architecture: str
-    d_in: int
-    # Defaults equal conf/sae/ (tests/test_defaults.py): a config built in Python trains as the CLI does.
-    d_sae: int = 3072
-    # A latent is dead when it did not fire on the last N training samples. The module counts;
-    # it lives here so that the SAE files say how "dead" was measured.
-    dead_after_samples: int = 10_000
-    dtype: str = "float32"  # dtype of the saved weights; the math is always float32
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        # Hydra hands over ListConfig/DictConfig; plain containers keep cfg.json serialisable.
-        self.metadata = {"model_name": None, **dict(self.metadata)}
-        expected = variant_class(self.architecture).config_class
-        if type(self) is not expected:
-            raise ValueError(f"a {self.architecture} SAE takes a {expected.__name__}, not {type(self).__name__}; "
-                             "build it with sae_config(architecture, d_in, ...)")
-        if self.d_in <= 0:
-            raise ValueError(f"d_in={self.d_in} must be positive; set it to the embedding width")
-        if self.d_sae <= 0:
-            raise ValueError(
-                f"d_sae={self.d_sae} must be positive; set it to the dictionary size "
-                f"(e.g. 8 * d_in = {8 * self.d_in})"
-            )
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype={self.dtype!r} is not one of {', '.join(DTYPES)}")
-
-    @classmethod
-    def field_names(cls) -> set[str]:
-        return {f.name for f in fields(cls)}
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> SAEConfig:
-        """Build from a dict that may carry extra keys (cfg.json written by SAELens or by us, the
-        whole `sae` config group): the class named by raw["architecture"] keeps its own fields."""
-        target = variant_class(raw.get("architecture")).config_class if cls is SAEConfig else cls
-        names = target.field_names()
-        return target(**{key: value for key, value in raw.items() if key in names})
 
 
 class SparseAutoencoder(nn.Module):

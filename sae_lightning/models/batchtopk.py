@@ -3,30 +3,12 @@ inputs share a sparsity budget; inference, which has no batch, uses a threshold 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
 from .output import SAEOutput
-from .topk import TopKConfig, TopKSAE
-
-
-@dataclass
-class BatchTopKConfig(TopKConfig):
-    """conf/sae/batchtopk.yaml: TopK's settings plus the inference threshold's EMA."""
-
-    # decay of the bias-corrected EMA of the inference threshold (~the last 100 steps at 0.99)
-    threshold_decay: float = 0.99
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_threshold_decay(self.threshold_decay)
-
-
-def check_threshold_decay(decay: float) -> None:
-    if not 0 <= decay < 1:
-        raise ValueError(f"threshold_decay={decay} must be in [0, 1), e.g. 0.99")
+from ..schemas.sae import BatchTopKConfig
+from .topk import TopKSAE
 
 
 class BatchTopKSAE(TopKSAE, architecture="batchtopk"):

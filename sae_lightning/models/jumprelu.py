@@ -4,33 +4,14 @@ trained through a straight-through estimator, and sparsity is an L0 penalty. Fol
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from .base import SAEConfig, SparseAutoencoder
+from ..schemas.sae import JumpReLUConfig
+from .base import SparseAutoencoder
 from .output import SAEOutput
 from .training import warmed_up
-
-
-@dataclass
-class JumpReLUConfig(SAEConfig):
-    """conf/sae/jumprelu.yaml (Rajamanoharan et al. 2024)."""
-
-    initial_threshold: float = 0.02
-    bandwidth: float = 0.01  # width of the straight-through estimator's rectangle kernel
-    l0_coefficient: float = 1e-3
-    l1_warmup_steps: int = 1000  # the L0 weight rises linearly from 0 over these steps
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.initial_threshold <= 0 or self.bandwidth <= 0:
-            raise ValueError(
-                f"jumprelu needs initial_threshold > 0 and bandwidth > 0, got "
-                f"{self.initial_threshold} and {self.bandwidth}; "
-                "e.g. 0.02 and 0.01 for unit-norm embeddings"
-            )
 
 
 def _rectangle(x: Tensor) -> Tensor:

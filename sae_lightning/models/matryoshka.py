@@ -4,44 +4,13 @@ them, instead of general features being split up as the dictionary grows."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
-from .batchtopk import BatchTopKSAE, check_threshold_decay
+from ..schemas.sae import MatryoshkaConfig
+from .batchtopk import BatchTopKSAE
 from .output import SAEOutput
-from .topk import TopKConfig, TopKSAE, fvu
-
-BASES = ("topk", "batchtopk")
-
-
-@dataclass
-class MatryoshkaConfig(TopKConfig):
-    """conf/sae/matryoshka.yaml: the base's settings plus the nested prefix sizes."""
-
-    # nested prefix sizes (None means d_sae/16, /8, /4, /2, d_sae)
-    matryoshka_prefixes: list[int] | None = None
-    matryoshka_base: str = "batchtopk"  # topk | batchtopk: the activation of the whole dictionary
-    threshold_decay: float = 0.99  # batchtopk base: as BatchTopKConfig.threshold_decay
-
-    def __post_init__(self) -> None:
-        if self.matryoshka_prefixes is not None:  # Hydra hands a ListConfig
-            self.matryoshka_prefixes = [int(m) for m in self.matryoshka_prefixes]
-        super().__post_init__()
-        if self.matryoshka_base not in BASES:
-            raise ValueError(f"matryoshka_base={self.matryoshka_base!r} must be one of {', '.join(BASES)}")
-        check_threshold_decay(self.threshold_decay)
-        if self.matryoshka_prefixes is None:
-            self.matryoshka_prefixes = sorted({self.d_sae // 2**i for i in range(5)} - {0})
-        prefixes = self.matryoshka_prefixes
-        increasing = all(a < b for a, b in zip([0] + prefixes, prefixes))
-        if not prefixes or not increasing or prefixes[-1] != self.d_sae:
-            raise ValueError(
-                f"matryoshka_prefixes={prefixes} must be positive, strictly increasing and end at "
-                f"d_sae={self.d_sae}; e.g. {sorted({self.d_sae // 4, self.d_sae // 2, self.d_sae})}"
-            )
-
+from .topk import TopKSAE, fvu
 
 class MatryoshkaSAE(TopKSAE, architecture="matryoshka"):
     """Latents from a TopK or BatchTopK base (cfg.matryoshka_base);

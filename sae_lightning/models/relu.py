@@ -3,21 +3,12 @@ April 2024 update)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from torch import Tensor
 
-from .base import SAEConfig, SparseAutoencoder
+from ..schemas.sae import ReLUConfig
+from .base import SparseAutoencoder
 from .output import SAEOutput
 from .training import warmed_up
-
-
-@dataclass
-class ReLUConfig(SAEConfig):
-    """conf/sae/relu.yaml. The L1 weight suits unit-norm sentence embeddings (pre-activations ~0.04 at init)."""
-
-    l1_coefficient: float = 0.05
-    l1_warmup_steps: int = 1000  # the L1 weight rises linearly from 0 over these steps
 
 
 class ReLUSAE(SparseAutoencoder, architecture="relu"):

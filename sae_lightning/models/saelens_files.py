@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from ..atomic import read_json as read_json_object
 from ..errors import UserError
 from ..run_schema import OWN_CONFIG_KEY, SAE_CFG_FILE as CFG_FILE, SAE_WEIGHTS_FILE as WEIGHTS_FILE, SPARSITY_FILE
+from ..schemas.sae import WEIGHT_DTYPES
 from .registry import ARCHITECTURES
 
 # The functions below take a SparseAutoencoder (base.py imports this module, so it is not imported here).
@@ -30,7 +31,7 @@ SparseAutoencoder = nn.Module
 REWRITE_HINT = "the SAE files are damaged: save the SAE again (or retrain the run)"
 
 # The dtypes an SAE's weights may be saved in (cfg.dtype)
-DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DTYPES = {name: getattr(torch, name) for name in WEIGHT_DTYPES}
 # SAELens treats a cfg.json without a version as pre-6.0 and then drops metadata keys it does not
 # know (model_name, domain); this marks the file as the 6.x layout it is.
 SAELENS_FORMAT_VERSION = "6.0.0"

@@ -5,13 +5,12 @@ runs the sparse products of kernels/active.py and the top-k kernel of kernels/to
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import SAEConfig, SparseAutoencoder
+from ..schemas.sae import TopKConfig
+from .base import SparseAutoencoder
 from .kernels.active import ActivePattern, GatherActive, SparseDecode
 from .kernels.topk_kernel import supports, topk_indices
 from .output import SAEOutput, densify
@@ -27,33 +26,6 @@ def fvu(x_hat: Tensor, x: Tensor) -> Tensor:
     # mse_loss: one fused kernel forwards and one backwards, where (x_hat - x).pow(2).sum() is three and two
     ratio = F.mse_loss(x_hat, x, reduction="sum") / variance.clamp_min(1e-12)
     return torch.where(variance > 1e-12, ratio, torch.zeros_like(ratio))
-
-
-@dataclass
-class TopKConfig(SAEConfig):
-    """conf/sae/topk.yaml. Defaults suit unit-norm sentence embeddings."""
-
-    k: int | None = 32  # active latents per input (batchtopk: on average)
-    # AuxK (Gao et al. 2024, App. A.2); None means d_in // 2, their k_aux
-    aux_k: int | None = None
-    aux_coefficient: float = 1 / 32
-    # CPU training: dtype of the matmul that picks the k active latents. bfloat16 pays off on CPUs
-    # with AMX at large batches (benchmarks/); the activations themselves are always float32.
-    select_dtype: str = "float32"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.select_dtype not in ("float32", "bfloat16"):
-            raise ValueError(f"select_dtype={self.select_dtype!r} must be float32 or bfloat16")
-        if self.aux_k is None:
-            self.aux_k = max(1, self.d_in // 2)
-        if self.k is None or not 0 < self.k < self.d_sae:
-            raise ValueError(
-                f"{self.architecture} needs 0 < k < d_sae, got k={self.k}, d_sae={self.d_sae}; "
-                "set k to the number of active latents per input (e.g. 32) below d_sae"
-            )
-        if self.aux_k <= 0:
-            raise ValueError(f"aux_k={self.aux_k} must be positive; leave it None for d_in // 2")
 
 
 class TopKSAE(SparseAutoencoder, architecture="topk"):

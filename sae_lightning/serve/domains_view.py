@@ -16,7 +16,7 @@ import numpy as np
 from omegaconf import OmegaConf
 from starlette.datastructures import QueryParams
 
-from ..config import CONF_DIR
+from ..hydra_setup import CONF_DIR
 from ..diff.analysis import DiffResult, DiffSettings, diff_table, feature_info, matrix_from_counts
 from ..diff.groups import check_groups, store_group
 from ..diff.page import diff_context, matrix_plots

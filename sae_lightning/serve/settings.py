@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 
 from omegaconf import OmegaConf
 
-from ..config import CONF_DIR
+from ..hydra_setup import CONF_DIR
 
 
 @dataclass(frozen=True)

@@ -7,15 +7,17 @@ checkpoint and a resumed run counts on exactly where it stopped. Callbacks only 
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..errors import UserError
-from ..models import SAEConfig, build_sae
+from ..models import build_sae
 from ..run_schema import DENSE_THRESHOLD
+from ..schemas.sae import SAEConfig
+from ..schemas.training import ModuleConfig
 
 def lr_factor(total: int, warm: int, decay: str, decay_fraction: float):
     """The learning-rate multiplier per step: linear warm-up, then flat, then cosine or linear decay
@@ -46,15 +48,12 @@ class NonFiniteError(RuntimeError):
 
 
 class SAEModule(pl.LightningModule):
-    def __init__(self, sae: dict, lr: float = 4e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 warmup_steps: int = 100, decay: str = "cosine", decay_fraction: float = 0.2,
-                 retrieval_k: int = 10, retrieval_queries: int = 2048, init_b_dec: str = "geometric_median",
-                 init_sample_size: int = 8192, max_weight_rms: float = 100.0) -> None:
+    def __init__(self, sae: SAEConfig, settings: ModuleConfig | None = None) -> None:
         super().__init__()
-        if decay not in ("none", "cosine", "linear"):
-            raise UserError(f"module.decay={decay!r} must be none, cosine or linear")
-        self.save_hyperparameters()
-        self.sae = build_sae(SAEConfig.from_dict(dict(sae)))
+        self.settings = settings if settings is not None else ModuleConfig()
+        # Plain values for the loggers and the checkpoint (which loads with weights_only=True).
+        self.save_hyperparameters({"sae": sae.to_dict(), **asdict(self.settings)})
+        self.sae = build_sae(sae)
         d_sae = self.sae.cfg.d_sae
         self.register_buffer("samples_since_fired", torch.zeros(d_sae, dtype=torch.long))
         self.register_buffer("epoch_fired", torch.zeros(d_sae, dtype=torch.long))
@@ -70,23 +69,23 @@ class SAEModule(pl.LightningModule):
 
     def on_fit_start(self) -> None:
         # b_dec from the data once, at a fresh start; a resumed run restores it from the checkpoint.
-        if self.trainer.ckpt_path is None and self.global_step == 0 and self.hparams.init_b_dec:
+        if self.trainer.ckpt_path is None and self.global_step == 0 and self.settings.init_b_dec:
             dm = self.trainer.datamodule
-            rows = dm.train_idx[: self.hparams.init_sample_size]
+            rows = dm.train_idx[: self.settings.init_sample_size]
             sample = dm.dataset[rows].to(self.device)
             if not all_finite(sample):
                 raise NonFiniteError("the training sample for the b_dec init holds NaN or Inf embeddings; "
                                      "rebuild the embedding store (sae-embed) and check its source")
             # Every rank draws the same rows (the split is seeded), so b_dec agrees across DDP ranks.
-            self.sae.init_b_dec(sample, self.hparams.init_b_dec)
+            self.sae.init_b_dec(sample, self.settings.init_b_dec)
 
     def configure_optimizers(self):
         # fused: one kernel per parameter instead of ~10 (on CPU torch's default is the per-op loop)
         fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in self.sae.parameters())
-        opt = torch.optim.Adam(self.sae.parameters(), lr=self.hparams.lr, betas=tuple(self.hparams.betas),
+        opt = torch.optim.Adam(self.sae.parameters(), lr=self.settings.lr, betas=tuple(self.settings.betas),
                                fused=fused or None)
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        factor = lr_factor(total, self.hparams.warmup_steps, self.hparams.decay, self.hparams.decay_fraction)
+        factor = lr_factor(total, self.settings.warmup_steps, self.settings.decay, self.settings.decay_fraction)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
@@ -155,10 +154,10 @@ class SAEModule(pl.LightningModule):
         norms = torch.stack(torch._foreach_norm(params))
         rms = norms / torch.tensor([math.sqrt(p.numel()) for p in params], device=norms.device)
         worst = int(rms.argmax())
-        if not bool(torch.isfinite(rms[worst])) or float(rms[worst]) > self.hparams.max_weight_rms:
+        if not bool(torch.isfinite(rms[worst])) or float(rms[worst]) > self.settings.max_weight_rms:
             name = [n for n, p in self.sae.named_parameters() if p.numel()][worst]
             raise NonFiniteError(f"training diverged at step {self.global_step}: the update made {name}'s rms "
-                                 f"{float(rms[worst]):.3g} (limit module.max_weight_rms={self.hparams.max_weight_rms:g})")
+                                 f"{float(rms[worst]):.3g} (limit module.max_weight_rms={self.settings.max_weight_rms:g})")
 
     # ---- validation: sums per rank, reduced once at the end ---------------------------------
 
@@ -177,8 +176,8 @@ class SAEModule(pl.LightningModule):
         for key, value in stats.items():
             self._val[key] = self._val.get(key, 0) + value
         held = sum(len(a) for a, _ in self._val_pairs)
-        if held < self.hparams.retrieval_queries:
-            take = self.hparams.retrieval_queries - held
+        if held < self.settings.retrieval_queries:
+            take = self.settings.retrieval_queries - held
             self._val_pairs.append((x[:take].detach(), x_hat[:take].detach()))
 
     def on_validation_epoch_end(self) -> None:
@@ -216,8 +215,8 @@ class SAEModule(pl.LightningModule):
         }
         x = torch.cat([a for a, _ in self._val_pairs])
         x_hat = torch.cat([b for _, b in self._val_pairs])
-        k = f"val/retrieval_recall@{self.hparams.retrieval_k}"
-        recall = retrieval_recall(x, x_hat, self.hparams.retrieval_k)
+        k = f"val/retrieval_recall@{self.settings.retrieval_k}"
+        recall = retrieval_recall(x, x_hat, self.settings.retrieval_k)
         metrics[k] = self.trainer.strategy.reduce(recall, reduce_op="mean")
         return metrics
 

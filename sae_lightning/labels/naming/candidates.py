@@ -16,7 +16,7 @@ import numpy as np
 from scipy.sparse import csr_matrix, diags
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 
-from ..config import LabelingConfig
+from ...schemas.labeling import LabelingConfig
 from .phrases import PhraseAnalyzer
 
 

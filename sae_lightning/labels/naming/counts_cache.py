@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from ...errors import UserError
 from ...atomic import atomic_folder
-from ..config import LabelingConfig
+from ...schemas.labeling import LabelingConfig
 from .candidates import TrainCounts, analyzer_settings, count_train_texts
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ import torch
 from scipy.sparse import csr_matrix
 
 from ...runtime import limited_threads
-from ..config import LabelingConfig
+from ...schemas.labeling import LabelingConfig
 from ..phase_timer import PhaseTimer
 from .candidates import DocTerms, PrecountedVectorizer, analyzer_params
 from .evidence_rerank import rerank

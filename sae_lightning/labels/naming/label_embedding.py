@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from ..config import LABEL_EMBEDDINGS
+from ...schemas.labeling import LABEL_EMBEDDINGS
 from .phrase_cache import PhraseEmbeddingCache
 from .phrases import repeats
 

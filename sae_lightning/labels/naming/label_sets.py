@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import LabelingConfig
+from ...schemas.labeling import LabelingConfig
 from .bertopic_baseline import bertopic_labels
 from .candidates import DocTerms, TrainCounts
 from .concept import choose_concepts, top_direction, train_hard_negatives

@@ -1,5 +1,6 @@
-"""Hydra glue shared by the commands: where the configs live, custom resolvers, and a check of
-group choices that fails in one line (Hydra's own message spans a screen)."""
+"""Hydra glue shared by the commands: where the configs live, custom resolvers, the registration of
+the typed schemas (sae_lightning/schemas), and a check of group choices that fails in one line
+(Hydra's own message spans a screen)."""
 from __future__ import annotations
 
 import json
@@ -50,7 +51,12 @@ def new_run_suffix() -> None:
     RUN_SUFFIX = f"{os.getpid()}-{secrets.token_hex(2)}"
 
 
-def register_resolvers() -> None:
+def register_hydra() -> None:
+    """What every composition needs, once per process: the custom resolvers and the config schemas
+    (sae_lightning/schemas) that conf/'s presets start from."""
+    from .schemas import register
+
+    register()
     resolvers = {"wandb_offline": lambda: not wandb_logged_in(), "slug": slug, "run_suffix": lambda: RUN_SUFFIX,
                  "if_null": lambda value, default: default if value is None else value}
     for name, fn in resolvers.items():

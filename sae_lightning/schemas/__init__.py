@@ -1,0 +1,66 @@
+"""The typed configs: one dataclass per config group (per variant for `sae`), each field holding its
+default, type, meaning and range (knobs.py). They are stored in Hydra's ConfigStore as
+`<group>/_schema` (`sae/_schema_<variant>`), and the YAML file of each choice under conf/ is a
+preset that starts from it (`defaults: [_schema]`), so a default is stated once, here. validate.py
+takes their rules, docs/gen_config_reference.py their docs, and the library's objects the instances.
+
+Groups still written as YAML only (domain, trainer, logger, callbacks, paths, hydra) keep
+their rules in validate.py."""
+from __future__ import annotations
+
+from typing import Any
+
+from .embedder import EmbedderConfig
+from .families import FamiliesConfig
+from .knobs import Rule, checked_fields, defaults_of
+from .labeling import LabelingConfig
+from .runtime import RuntimeSettings
+from .sae import SAE_CONFIGS
+from .training import DataConfig, ModuleConfig
+
+# group -> {choice: schema}; a group with one schema has the choice "" (stored as `_schema`).
+SCHEMAS: dict[str, dict[str, type]] = {
+    "sae": SAE_CONFIGS,
+    "module": {"": ModuleConfig},
+    "data": {"": DataConfig},
+    "labeling": {"": LabelingConfig},
+    "embedder": {"": EmbedderConfig},
+    "runtime": {"": RuntimeSettings},
+    "families": {"": FamiliesConfig},
+}
+
+
+SCHEMA_PREFIX = "_schema"  # a leading _: not a choice of the group, as conf/'s _ files are not
+
+
+def schema_name(choice: str) -> str:
+    """The ConfigStore name of a group's schema: `_schema`, or `_schema_<choice>` for `sae`."""
+    return f"{SCHEMA_PREFIX}_{choice}" if choice else SCHEMA_PREFIX
+
+
+def schema_node(group: str, choice: str) -> dict[str, Any]:
+    node = defaults_of(SCHEMAS[group][choice])
+    return {**node, "architecture": choice} if group == "sae" else node
+
+
+def register() -> None:
+    """Store every schema in Hydra's ConfigStore, once per process, before any composition. The node
+    stored is the schema's defaults, untyped: OmegaConf's own type check would refuse a bad value
+    in its multi-line wording before validate.py's one-line rules (generated from the same fields)
+    could name the knob and the fix, and would turn `yes` into true."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    for group, choices in SCHEMAS.items():
+        for choice in choices:
+            store.store(group=group, name=schema_name(choice), node=schema_node(group, choice))
+
+
+def schema_rules() -> dict[str, Rule]:
+    """`group.knob` -> its rule, for every field with one (the filled ones such as sae.d_in too)."""
+    rules: dict[str, Rule] = {}
+    for group, choices in SCHEMAS.items():
+        for cls in choices.values():
+            for f in checked_fields(cls):
+                rules.setdefault(f"{group}.{f.name}", f.metadata["rule"])
+    return rules

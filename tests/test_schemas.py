@@ -1,0 +1,80 @@
+"""The typed schemas (sae_lightning/schemas) are the one home of every default and range of their
+groups: each knob says what it is and which values it takes, conf/'s presets restate none of them,
+and a config built in Python is refused with the command line's own line (one code path checks both)."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from sae_lightning.errors import UserError
+from sae_lightning.hydra_setup import CONF_DIR, group_options
+from sae_lightning.schemas import SCHEMA_PREFIX, SCHEMAS, schema_node
+from sae_lightning.schemas.embedder import EmbedderConfig
+from sae_lightning.schemas.knobs import knob_fields
+from sae_lightning.schemas.labeling import LabelingConfig
+from sae_lightning.schemas.runtime import RuntimeSettings
+from sae_lightning.schemas.sae import SAEConfig
+from sae_lightning.schemas.training import DataConfig, ModuleConfig
+from sae_lightning.validate import check_config
+
+from .conftest import compose_cfg
+
+SCHEMA_CLASSES = [(group, choice, cls) for group, choices in SCHEMAS.items() for choice, cls in choices.items()]
+
+
+@pytest.mark.parametrize("group, choice, cls", SCHEMA_CLASSES,
+                         ids=[f"{g}-{c or 'schema'}" for g, c, _ in SCHEMA_CLASSES])
+def test_every_knob_has_a_meaning_and_its_default_passes_its_rule(group, choice, cls):
+    for f in knob_fields(cls):
+        assert f.metadata["doc"].strip(), f"{group}.{f.name} has no one-line meaning"
+        default = schema_node(group, choice)[f.name]
+        value = list(default) if isinstance(default, tuple) else default
+        assert default == "???" or f.metadata["rule"].accepts(value), \
+            f"{group}.{f.name}'s default {default!r} breaks its own rule ({f.metadata['rule'].what})"
+
+
+def schema_of(group: str, option: str) -> tuple[str, dict]:
+    """The schema entry a preset starts from (directly, or through another preset it names) and the preset."""
+    preset = yaml.safe_load((CONF_DIR / group / f"{option}.yaml").read_text()) or {}
+    entries = [str(d) for d in preset.get("defaults", []) if str(d) != "_self_"]
+    entry = next((d for d in entries if d.startswith(SCHEMA_PREFIX)), None)
+    return (entry if entry is not None else schema_of(group, entries[0])[0]), preset
+
+
+def restated_defaults(group: str, entry: str, preset: dict) -> list[str]:
+    """Keys a preset sets to the value its schema already has: a default stated twice."""
+    node = schema_node(group, entry[len(SCHEMA_PREFIX):].lstrip("_"))
+    return [f"{group}.{k}" for k, v in preset.items() if k != "defaults" and k in node and node[k] == v]
+
+
+@pytest.mark.parametrize("group", sorted(SCHEMAS))
+def test_presets_start_from_the_schema_and_restate_no_default(group):
+    for option in group_options(group):
+        entry, preset = schema_of(group, option)  # a preset naming neither fails here (no entries)
+        assert restated_defaults(group, entry, preset) == []
+        node = schema_node(group, entry[len(SCHEMA_PREFIX):].lstrip("_"))
+        unknown = set(preset) - {"defaults", "_target_"} - set(node)
+        assert not unknown, f"conf/{group}/{option}.yaml sets {unknown}, which its schema does not have"
+
+
+def test_a_restated_default_is_caught():
+    """The comparison itself: a preset that repeats the schema's k is found, an override is not."""
+    preset = {"defaults": ["_schema_topk"], "k": 32, "d_sae": 512}
+    assert restated_defaults("sae", "_schema_topk", preset) == ["sae.k"]
+
+
+@pytest.mark.parametrize("override, build", [
+    ("module.lr=-1", lambda: ModuleConfig(lr=-1)),
+    ("data.shuffle=rows", lambda: DataConfig(shuffle="rows")),
+    ("labeling.coherence_min_docs=1", lambda: LabelingConfig(coherence_min_docs=1)),
+    ("sae.k=0", lambda: SAEConfig.from_dict({"architecture": "topk", "d_in": 384, "k": 0})),
+    ("sae.k=4096", lambda: SAEConfig.from_dict({"architecture": "topk", "d_in": 384, "k": 4096})),
+    ("embedder.dtype=int8", lambda: EmbedderConfig(dtype="int8")),
+    ("runtime.torch_threads=0", lambda: RuntimeSettings(torch_threads=0)),
+])
+def test_python_and_the_command_line_refuse_with_the_same_line(override, build, tmp_path):
+    with pytest.raises(UserError) as cli:
+        check_config(compose_cfg([override], tmp_path, tmp_path))
+    with pytest.raises(UserError) as python:
+        build()
+    assert str(python.value) == str(cli.value)
