@@ -96,7 +96,6 @@ RULES: dict[str, Rule] = {
     "callbacks.periodic_checkpoint.every_n_train_steps": whole(0, null=True),
     "callbacks.periodic_checkpoint.every_n_seconds": number(0, lo_open=True, null=True),
     "callbacks.periodic_checkpoint.enable_version_counter": flag(),
-    "callbacks.dead_features.dense_threshold": number(0, 1, lo_open=True),
     # sae-diff's options (conf/diff.yaml; diff/cli.py checks them with check_settings("diff", ...))
     "diff.alpha": number(0, 1, lo_open=True, hi_open=True),
     "diff.min_log_odds": number(0),

@@ -18,24 +18,24 @@ def log10_density(pl_module: pl.LightningModule) -> Tensor:
     return torch.log10(pl_module.epoch_density())
 
 
-def dead_summary(pl_module: pl.LightningModule, dense_threshold: float = DENSE_THRESHOLD) -> dict[str, float]:
+def dead_summary(pl_module: pl.LightningModule) -> dict[str, float]:
     log10 = log10_density(pl_module)
     live = log10[torch.isfinite(log10)]
     return {"dead_frac": float(pl_module.dead_mask.float().mean()),
-            "dense_frac": float((pl_module.epoch_density() > dense_threshold).float().mean()),
+            "dense_frac": float((pl_module.epoch_density() > DENSE_THRESHOLD).float().mean()),
             "mean_log10_density": float(live.mean()) if len(live) else float("nan")}
 
 
 class DeadFeatureStats(pl.Callback):
-    def __init__(self, dense_threshold: float = DENSE_THRESHOLD) -> None:
-        self.dense_threshold = dense_threshold
+    """Dense: fires on more than run_schema.DENSE_THRESHOLD of the inputs, the one threshold that
+    metrics.json, the training log and the report share (so it is not a knob of this callback)."""
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if (trainer.global_step % max(1, trainer.log_every_n_steps)) != 0:
             return  # the counters are the module's; logging them every step would cost more than the step
         density = pl_module.epoch_fired.float() / max(int(pl_module.epoch_seen), 1)
         pl_module.log_dict({"train/dead_frac": pl_module.dead_mask.float().mean(),
-                            "train/dense_frac": (density > self.dense_threshold).float().mean()},
+                            "train/dense_frac": (density > DENSE_THRESHOLD).float().mean()},
                            on_step=True, on_epoch=False)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
