@@ -12,7 +12,11 @@ from sae_lightning.schemas.labeling import LabelingConfig
 from sae_lightning.labels.naming.phrases import stop_set
 from sae_lightning.labels.scoring.coherence import feature_coherence
 from sae_lightning.labels.scoring.verdict import verdicts
-from sae_lightning.labels.scoring.word_features import shared_word, without_word, word_features
+from sae_lightning.labels.scoring.word_features import (
+    shared_word,
+    without_word,
+    word_features,
+)
 from sae_lightning.run_schema import INTERPRETABLE, TOKEN
 
 from .planted_texts import with_planted
@@ -31,6 +35,22 @@ BROWN_TEXTS = [
     "The brown trout is a European species of salmonid fish.",
     "Brown coal, or lignite, is a soft combustible sedimentary rock.",
     "Charlie Brown is the principal character of the comic strip Peanuts.",
+]
+# "record" in unrelated senses, in 8 of the 12 texts (its other forms in the rest): below the 3 of 4
+# that a shared word once needed.
+RECORD_TEXTS = [
+    "The world record in the marathon.",
+    "A vinyl record of jazz.",
+    "The fossil record of birds.",
+    "The hottest year on record.",
+    "He has a criminal record.",
+    "The team had a winning record.",
+    "A record label in London.",
+    "A medical record of a patient.",
+    "The band recorded an album.",
+    "Parish records of a village.",
+    "A flight data recorder.",
+    "Guinness World Records book.",
 ]
 # Twelve texts on France, each naming it: one concept, named by one word.
 FRANCE_TEXTS = [
@@ -52,8 +72,8 @@ FRANCE_TEXTS = [
 @pytest.fixture(scope="module")
 def planted(small_store):
     """The store's texts and embeddings plus both planted lists (each text its own document)."""
-    _, cache, texts, X, codes, n = with_planted(small_store, BROWN_TEXTS + FRANCE_TEXTS)
-    top = (n + np.arange(24)).reshape(2, 12)
+    _, cache, texts, X, codes, n = with_planted(small_store, BROWN_TEXTS + FRANCE_TEXTS + RECORD_TEXTS)
+    top = (n + np.arange(36)).reshape(3, 12)
     return cache, texts, X, codes, top, np.arange(n)
 
 
@@ -63,17 +83,18 @@ def test_one_word_in_unrelated_senses_is_a_token_feature_and_a_self_named_concep
     coh = feature_coherence(top, X, train_rows, codes, cfg.coherence_min_docs, cfg.coherence_pairs, cfg.seed)
     # both look coherent to the model: the brown texts because they share the word
     assert (coh.score >= cfg.coherence_min).all(), coh.score
-    got = word_features(coh.doc_rows, coh.n_docs, np.ones(2, bool), texts, train_rows, cache, stop_set("english"),
+    got = word_features(coh.doc_rows, coh.n_docs, np.ones(3, bool), texts, train_rows, cache, stop_set("english"),
                         coh.baseline_mean, coh.baseline_std, cfg.token_share_gap, cfg.seed)
-    assert got.is_token.tolist() == [True, False], (got.coherence, coh.score)
-    assert got.labels == ['token: "brown"', ""] and "without it their coherence is" in got.reasons[0]
+    assert got.is_token.tolist() == [True, False, True], (got.coherence, coh.score)
+    assert got.labels == ['token: "brown"', "", 'token: "record"'] and "without it their coherence is" in got.reasons[0]
+    assert "in 67% of its top texts" in got.reasons[2]
     # France without "France" is still about France
     assert got.coherence[1] > got.coherence[0]
-    verdict = verdicts(np.zeros(2, bool), np.where(got.is_token, got.coherence, coh.score), np.ones(2, bool),
+    verdict = verdicts(np.zeros(3, bool), np.where(got.is_token, got.coherence, coh.score), np.ones(3, bool),
                        cfg.coherence_min, got.is_token)
-    assert verdict.tolist() == [TOKEN, INTERPRETABLE]
+    assert verdict.tolist() == [TOKEN, INTERPRETABLE, TOKEN]
     # a relabel embeds nothing: the masked texts are in the phrase cache
-    again = word_features(coh.doc_rows, coh.n_docs, np.ones(2, bool), texts, train_rows, cache, stop_set("english"),
+    again = word_features(coh.doc_rows, coh.n_docs, np.ones(3, bool), texts, train_rows, cache, stop_set("english"),
                           coh.baseline_mean, coh.baseline_std, cfg.token_share_gap, cfg.seed)
     assert again.n_embedded == 0 and again.labels == got.labels
 

@@ -29,10 +29,13 @@ from .coherence import mean_pairwise_cosine
 from .scoring_sets import unit_vectors
 from .token_features import BASE_TEXTS, MASKED_TEXTS, WORD
 
-# Share of a feature's top texts (one per document) holding the word: a word in three of four
-# texts. At 0.5 the default run tests 593 interpretable features, at 0.75 about 200 (a third of
-# the embedding cost), and of the read whole-word features only "record" (in 6 of 12) is lost.
-MIN_SHARE = 0.75
+# Share of a feature's top texts (one per document) holding the word: half of them. The share
+# above random texts (`labeling.token_share_gap`) keeps common words out, and the masked-coherence
+# floor keeps self-named concepts interpretable. At 0.75 the default run tested about 240 features
+# and missed words in 6-8 of 12 texts ("record", "line", "code", "bear", "age"); at 0.5 it tests
+# about 600 (2,000 masked texts embedded once per store instead of 300), and on the dev readings
+# no feature read coherent becomes a token feature that did not at 0.75.
+MIN_SHARE = 0.5
 # Masked coherence below which the texts share only the word. Set on the blind readings of the
 # default run (docs/interpretation/reading.md, "Whole words"): the whole-word features read as
 # such fall to 0.04-1.07 with their word masked, coherent self-named ones stay at 1.5 or above
