@@ -94,12 +94,13 @@ def aggregate(sweep: Path) -> dict:
     jobs = sorted(p.parent for p in sweep.glob("*/*/metrics.json"))
     rows = [dict(run_row(j), axis=j.parent.name) for j in jobs]
     points = {}
-    for point, group in itertools.groupby(sorted(rows, key=lambda r: (r["point"], r["seed"])), key=lambda r: r["point"]):
+    by_point = lambda r: (r["axis"], r["point"])  # noqa: E731 (an axis' config file fixes what its overrides do not say)
+    for (axis, point), group in itertools.groupby(sorted(rows, key=lambda r: (*by_point(r), r["seed"])), key=by_point):
         group = list(group)
         pairs = [stability(a["job"], b["job"]) for a, b in itertools.combinations(group, 2)]
         figures = {c: interval([r[c] for r in group]) for c in COLUMNS if c != "stability"}
         figures["stability"] = interval(pairs) if len(pairs) > 1 else {"mean": pairs[0] if pairs else None, "ci95": None, "n": len(pairs)}
-        points[point] = {"axis": group[0]["axis"], "seeds": [r["seed"] for r in group], "figures": figures,
+        points[f"{axis}: {point}"] = {"axis": axis, "point": point, "seeds": [r["seed"] for r in group], "figures": figures,
                          "runs": [{k: v for k, v in r.items() if k != "job"} for r in group]}
     return {"stable_cosine": STABLE_COSINE, "interval": "95 % t-interval over seeds", "peak_rss_mib": peak_rss_mib(sweep),
             "points": points}
@@ -115,9 +116,9 @@ def cell(fig: dict, digits: int) -> str:
 def table(study: dict) -> str:
     head = ["axis", "point", "seeds", *(h for h, _ in COLUMNS.values())]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for point, p in sorted(study["points"].items(), key=lambda kv: (kv[1]["axis"] != "base", kv[1]["axis"], kv[0])):
+    for _, p in sorted(study["points"].items(), key=lambda kv: (kv[1]["axis"] != "base", kv[0])):
         cells = [cell(p["figures"][c], d) for c, (_, d) in COLUMNS.items()]
-        lines.append("| " + " | ".join([p["axis"], f"`{point}`", str(len(p["seeds"])), *cells]) + " |")
+        lines.append("| " + " | ".join([p["axis"], f"`{p['point']}`", str(len(p["seeds"])), *cells]) + " |")
     rss = ", ".join(f"{axis} {mib:,} MiB" for axis, mib in study["peak_rss_mib"].items())
     return "\n".join(lines) + (f"\n\nPeak resident memory of each axis' multirun process (GNU time): {rss}.\n" if rss else "\n")
 
