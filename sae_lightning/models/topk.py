@@ -33,7 +33,7 @@ def fvu(x_hat: Tensor, x: Tensor) -> Tensor:
 class TopKConfig(SAEConfig):
     """conf/sae/topk.yaml. Defaults suit unit-norm sentence embeddings."""
 
-    k: int | None = 32  # active latents per input (batchtopk: on average)
+    k: int | None = 16  # active latents per input (batchtopk: on average)
     # AuxK (Gao et al. 2024, App. A.2); None means d_in // 2, their k_aux
     aux_k: int | None = None
     aux_coefficient: float = 1 / 32
