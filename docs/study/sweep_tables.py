@@ -2,8 +2,9 @@
 
     python docs/study/sweep_tables.py <sweep folder> [<tables folder> [<figure folder>]]
 
-<sweep folder> holds one multirun per axis (`<axis>/<n>_<domain>/`, `<axis>.time` from GNU time);
-a point is a job's Hydra overrides less the seed, its seeds are averaged with a t-interval.
+<sweep folder> holds the multiruns (`<folder>/<n>_<domain>/`, `<folder>.time` from GNU time); a
+job's axis is its `hparams_search=study_<axis>`, its point its other overrides less the seed, and
+the seeds of a point are averaged with a t-interval.
 Writes sweep.json, sweep.md and sweep_pareto.svg (default: docs/application/generated and
 docs/application/figures). Run folders are read, never written."""
 from __future__ import annotations
@@ -44,11 +45,13 @@ def run_row(job: Path) -> dict:
     verdicts = pd.read_parquet(labeling.features, columns=["verdict"])["verdict"].value_counts() if labeling else {}
     live = sum(int(verdicts.get(v, 0)) for v in (INTERPRETABLE, TOKEN, MIXED, WEAK))
     overrides = yaml.safe_load((job / ".hydra/overrides.yaml").read_text())
+    limit = yaml.safe_load(run.hydra_config.read_text())["domain"].get("limit")
     seed = next(int(o.split("=", 1)[1]) for o in overrides if o.startswith("seed="))
     point = " ".join(sorted(o for o in overrides if not o.startswith(IGNORED))) or "default"
+    axis = next(o.split("=", 1)[1] for o in overrides if o.startswith("hparams_search=")).removeprefix("study_")
     judged = labels.get(headline_key(judged=True))
     return {
-        "point": point, "seed": seed, "job": str(job), "fve": m.get("fve"), "l0": m.get("l0"),
+        "axis": axis, "point": point, "seed": seed, "full_corpus": limit is None, "job": str(job), "fve": m.get("fve"), "l0": m.get("l0"),
         "dead_frac": m.get("dead_frac"), "dense_frac": m.get("dense_frac"),
         "interpretable": int(verdicts.get(INTERPRETABLE, 0)) / live if live else None,
         "n_interpretable": int(verdicts.get(INTERPRETABLE, 0)) if labeling else None,
@@ -92,7 +95,7 @@ def peak_rss_mib(sweep: Path) -> dict:
 
 def aggregate(sweep: Path) -> dict:
     jobs = sorted(p.parent for p in sweep.glob("*/*/metrics.json"))
-    rows = [dict(run_row(j), axis=j.parent.name) for j in jobs]
+    rows = [run_row(j) for j in jobs]
     points = {}
     by_point = lambda r: (r["axis"], r["point"])  # noqa: E731 (an axis' config file fixes what its overrides do not say)
     for (axis, point), group in itertools.groupby(sorted(rows, key=lambda r: (*by_point(r), r["seed"])), key=by_point):
@@ -100,7 +103,7 @@ def aggregate(sweep: Path) -> dict:
         pairs = [stability(a["job"], b["job"]) for a, b in itertools.combinations(group, 2)]
         figures = {c: interval([r[c] for r in group]) for c in COLUMNS if c != "stability"}
         figures["stability"] = interval(pairs) if len(pairs) > 1 else {"mean": pairs[0] if pairs else None, "ci95": None, "n": len(pairs)}
-        points[f"{axis}: {point}"] = {"axis": axis, "point": point, "seeds": [r["seed"] for r in group], "figures": figures,
+        points[f"{axis}: {point}"] = {"axis": axis, "point": point, "full_corpus": group[0]["full_corpus"], "seeds": [r["seed"] for r in group], "figures": figures,
                          "runs": [{k: v for k, v in r.items() if k != "job"} for r in group]}
     return {"stable_cosine": STABLE_COSINE, "interval": "95 % t-interval over seeds", "peak_rss_mib": peak_rss_mib(sweep),
             "points": points}
@@ -123,25 +126,48 @@ def table(study: dict) -> str:
     return "\n".join(lines) + (f"\n\nPeak resident memory of each axis' multirun process (GNU time): {rss}.\n" if rss else "\n")
 
 
-def pareto_svg(study: dict, width: int = 640, height: int = 400, pad: int = 56) -> str:
-    """Interpretable features (count) against val fve, one dot per point with its intervals; the
-    points no other point beats on both are ringed and named."""
-    pts = [(n, p["figures"]) for n, p in study["points"].items()
-           if p["figures"]["fve"]["mean"] is not None and p["figures"]["n_interpretable"]["mean"] is not None]
+REFERENCE, NEW_DEFAULT = "base: default", "candidates: sae.d_sae=3072"  # the pre-study default run and the new one
+# the issue's targets for the new default run: column -> (wording, the bar it must reach)
+TARGETS = {"fve": ("≥ 0.75", lambda ref: 0.75), "interpretable": ("≥ 0.50", lambda ref: 0.50),
+           HEADLINE: ("≥ the reference", lambda ref: ref)}
+
+
+def targets_table(study: dict) -> str:
+    """The reference and the new default against the targets, each mean with its interval."""
+    ref, new = study["points"].get(REFERENCE), study["points"].get(NEW_DEFAULT)
+    if not (ref and new):
+        return ""
+    lines = ["| figure | target | before (k 32, 10 epochs) | new default (k 16, 20 epochs) | reached |", "|---|---|---|---|---|"]
+    for col in (*TARGETS, "n_interpretable", f"judge_{HEADLINE}"):
+        header, digits = COLUMNS[col]
+        wording, bar = TARGETS.get(col, ("–", None))
+        mean, half = new["figures"][col]["mean"], new["figures"][col]["ci95"] or 0.0
+        reached = "–" if bar is None or mean is None else (
+            "yes" if mean - half >= bar(ref["figures"][col]["mean"]) else
+            "by the mean, not the interval" if mean >= bar(ref["figures"][col]["mean"]) else "**no**")
+        lines.append(f"| {header} | {wording} | {cell(ref['figures'][col], digits)} | {cell(new['figures'][col], digits)} | {reached} |")
+    return "\n".join(lines) + "\n"
+
+
+def pareto_svg(study: dict, width: int = 760, height: int = 440, pad: int = 56) -> str:
+    """Interpretable features (count) against val fve on the full corpus, one dot per point with
+    its intervals; the points no other point beats on both are red."""
+    pts = [(n, p["figures"]) for n, p in study["points"].items() if p["full_corpus"]
+           and p["figures"]["fve"]["mean"] is not None and p["figures"]["n_interpretable"]["mean"] is not None]
     if not pts:
         return ""
     xs = [f["fve"]["mean"] for _, f in pts]
     ys = [f["n_interpretable"]["mean"] for _, f in pts]
     x0, x1 = min(xs) - 0.02, max(xs) + 0.02
     y0, y1 = 0.0, max(ys) * 1.1
-    sx = lambda x: pad + (x - x0) / (x1 - x0) * (width - 2 * pad)  # noqa: E731
+    sx = lambda x: pad + (x - x0) / (x1 - x0) * (width - 3 * pad)  # noqa: E731 (room for the names on the right)
     sy = lambda y: height - pad - (y - y0) / (y1 - y0) * (height - 2 * pad)  # noqa: E731
     front = {n for n, f in pts if not any(g["fve"]["mean"] >= f["fve"]["mean"] and g["n_interpretable"]["mean"] >= f["n_interpretable"]["mean"]
                                           and g is not f and (g["fve"]["mean"], g["n_interpretable"]["mean"]) != (f["fve"]["mean"], f["n_interpretable"]["mean"])
                                           for _, g in pts)}
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">',
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="10">',
            f'<rect width="{width}" height="{height}" fill="white"/>',
-           f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="black"/>',
+           f'<line x1="{pad}" y1="{height - pad}" x2="{width - 2 * pad}" y2="{height - pad}" stroke="black"/>',
            f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="black"/>',
            f'<text x="{width / 2}" y="{height - 16}" text-anchor="middle">validation fve (mean of seeds, bars: 95 % t-interval)</text>',
            f'<text x="16" y="{height / 2}" text-anchor="middle" transform="rotate(-90 16 {height / 2})">interpretable features (count)</text>']
@@ -167,6 +193,7 @@ def main(argv: list[str]) -> None:
     study = aggregate(sweep)
     (gen / "sweep.json").write_text(json.dumps(study, indent=1, sort_keys=True) + "\n")
     (gen / "sweep.md").write_text(table(study))
+    (gen / "sweep_targets.md").write_text(targets_table(study))
     (fig / "sweep_pareto.svg").write_text(pareto_svg(study))
     print(table(study))
 
