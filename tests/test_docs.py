@@ -38,7 +38,7 @@ def test_config_reference_carries_values_and_comments():
     reference = config_reference(ROOT / "conf")
     assert "| `alpha` | `0.05` | Benjamini-Hochberg false-discovery rate" in reference
     assert "| `hydra.sweeper.sampler.n_startup_trials` | `5` | random trials before TPE takes over |" in reference
-    assert "| `k` | `32` |" in reference  # conf/sae/topk.yaml
+    assert "| `k` | `16` |" in reference  # conf/sae/topk.yaml
 
 
 def test_docs_build_strictly(tmp_path):

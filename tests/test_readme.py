@@ -30,7 +30,7 @@ SCRIPTS = tomllib.loads((README.parent / "pyproject.toml").read_text())["project
 TINY = {"domain.limit": "120", "sae.d_sae": "64", "sae.k": "8", "data.batch_size": "32",
         "trainer.max_epochs": "1", "trainer.enable_progress_bar": "false"}
 TRAINS = ("sae-train", "sae-embed")
-EXTRA = [("hparams_search=", {"hydra.sweeper.n_trials": "2"})]  # an Optuna study: two trials
+EXTRA = [("hparams_search=topk_fve", {"hydra.sweeper.n_trials": "2"})]  # an Optuna study: two trials
 # Appended to commands that test statistics on a run's groups: the tiny runs hold ~11 texts a domain.
 SMALL_GROUPS = {"sae-diff": ["--min-texts", "5"]}
 FILL = {"domain": "wiki_mathematics"}  # `key=...` in the README: "your choice here"

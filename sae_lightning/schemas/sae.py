@@ -76,7 +76,8 @@ class SAEConfig:
 class TopKConfig(SAEConfig):
     """TopK (Gao et al. 2024): k active latents per input, AuxK revives dead ones."""
 
-    k: int = knob(32, "active latents per input (batchtopk: on average)", POSITIVE)
+    # 16: the SAE study's pick for the built-in corpus (docs/application/choosing-an-sae.md)
+    k: int = knob(16, "active latents per input (batchtopk: on average)", POSITIVE)
     aux_k: int | None = knob(None, "dead latents used by AuxK (null: d_in / 2, Gao et al.'s k_aux)",
                              whole(1, null=True))
     aux_coefficient: float = knob(1 / 32, "AuxK loss weight (1/32)", number(0))
