@@ -33,9 +33,12 @@ install: $(STAMP)
 run: $(CORE)
 	$(VENV)/bin/sae-train $(ARGS)
 
-# On every core (at most 4 workers, a few hundred MB each; the session's trained runs and stores are
+# Lint and format checked first (ruff, [tool.ruff] in pyproject.toml: `ruff format .` fixes the format),
+# then the suite on every core (at most 4 workers, a few hundred MB each; the session's trained runs and stores are
 # built once and shared by all of them: tests/conftest.py); PYTEST_ARGS="-n 0" runs it in one process.
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -n auto --maxprocesses=4 $(PYTEST_ARGS)
 
 bench: $(STAMP)

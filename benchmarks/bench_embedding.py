@@ -13,6 +13,7 @@ Then `embedder.dtype_compute`: the same texts (`--dtype-texts`, at least 1000) e
 and bfloat16 weights, alternately, texts/s of each and the cosine of every bf16 embedding to its
 float32 one (min and mean): what decides whether bf16 may be the default on this CPU.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,6 @@ from pathlib import Path
 
 import common  # noqa: F401
 import torch
-
 from common import load, md_table, run_and_emit
 
 
@@ -46,8 +46,16 @@ def run(args) -> dict:
     rows = []
 
     def record(name: str, seconds: float, note: str) -> None:
-        rows.append({"path": name, "texts": len(texts), "seconds": round(seconds, 1), "texts/s": len(texts) / seconds,
-                     "note": note, "load": load()})
+        rows.append(
+            {
+                "path": name,
+                "texts": len(texts),
+                "seconds": round(seconds, 1),
+                "texts/s": len(texts) / seconds,
+                "note": note,
+                "load": load(),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
 
     for _ in range(args.repeats):
@@ -56,17 +64,25 @@ def run(args) -> dict:
         record("bare SentenceTransformer.encode", time.perf_counter() - t, "batch_size=128")
         t = time.perf_counter()
         model.encode(texts, batch_size=embedder.batch_size, convert_to_numpy=True, show_progress_bar=False)
-        record("bare SentenceTransformer.encode", time.perf_counter() - t, f"batch_size={embedder.batch_size} (the Embedder's)")
+        record(
+            "bare SentenceTransformer.encode",
+            time.perf_counter() - t,
+            f"batch_size={embedder.batch_size} (the Embedder's)",
+        )
         cache = Path(tempfile.mkdtemp(prefix="bench_embedding_"))
         try:
             t = time.perf_counter()
             store = build_store(source, embedder, cache)
-            record("embedding stage: build_store", time.perf_counter() - t,
-                   f"fresh cache; {len(store)} rows, shards of {embedder.shard_size}, fingerprint, parquet, manifest")
+            record(
+                "embedding stage: build_store",
+                time.perf_counter() - t,
+                f"fresh cache; {len(store)} rows, shards of {embedder.shard_size}, fingerprint, parquet, manifest",
+            )
         finally:
             shutil.rmtree(cache, ignore_errors=True)
-    dtype_rows = compare_dtypes(list(WikiVitalArticles(topics=list(WIKI_TOPICS.values()), limit=args.dtype_texts)
-                                     .load().texts), args.repeats)
+    dtype_rows = compare_dtypes(
+        list(WikiVitalArticles(topics=list(WIKI_TOPICS.values()), limit=args.dtype_texts).load().texts), args.repeats
+    )
     best = {}
     for r in rows:
         key = (r["path"], r["note"])
@@ -74,8 +90,14 @@ def run(args) -> dict:
             best[key] = r
     stage = max(r["texts/s"] for r in rows if r["path"].startswith("embedding stage"))
     bare = max(r["texts/s"] for r in rows if r["path"].startswith("bare") and "Embedder" in r["note"])
-    return {"rows": list(best.values()), "model_load_s": load_s, "threads": args.threads,
-            "stage_vs_bare": stage / bare, "repeats": args.repeats, "dtypes": dtype_rows}
+    return {
+        "rows": list(best.values()),
+        "model_load_s": load_s,
+        "threads": args.threads,
+        "stage_vs_bare": stage / bare,
+        "repeats": args.repeats,
+        "dtypes": dtype_rows,
+    }
 
 
 def compare_dtypes(texts: list[str], repeats: int) -> list[dict]:
@@ -98,24 +120,46 @@ def compare_dtypes(texts: list[str], repeats: int) -> list[dict]:
     cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
     rows = []
     for d in embedders:
-        row = {"dtype_compute": d, "texts": len(texts), "seconds": round(best[d], 2), "texts/s": len(texts) / best[d],
-               "vs float32": f"{best['float32'] / best[d]:.2f}×",
-               "cosine to float32 (min / mean)": "1 / 1" if d == "float32" else f"{cos.min():.4f} / {cos.mean():.4f}",
-               "load": load()}
+        row = {
+            "dtype_compute": d,
+            "texts": len(texts),
+            "seconds": round(best[d], 2),
+            "texts/s": len(texts) / best[d],
+            "vs float32": f"{best['float32'] / best[d]:.2f}×",
+            "cosine to float32 (min / mean)": "1 / 1" if d == "float32" else f"{cos.min():.4f} / {cos.mean():.4f}",
+            "load": load(),
+        }
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
 
 
 def markdown(result: dict) -> str:
-    return "\n".join([
-        f"### Embedding: texts/s, built-in sentences, all-MiniLM-L6-v2 on CPU (torch threads {result['threads']}, "
-        f"best of {result['repeats']}; model load {result['model_load_s']:.1f} s, not timed)", "",
-        md_table(result["rows"], ["path", "note", "texts", "seconds", "texts/s", "load"]), "",
-        f"The embedding stage runs at {result['stage_vs_bare']:.0%} of the bare encode at the same batch size.", "",
-        "#### `embedder.dtype_compute`: float32 vs bfloat16 weights, same texts, best of the alternating repeats", "",
-        md_table(result["dtypes"], ["dtype_compute", "texts", "seconds", "texts/s", "vs float32",
-                                    "cosine to float32 (min / mean)", "load"])])
+    return "\n".join(
+        [
+            f"### Embedding: texts/s, built-in sentences, all-MiniLM-L6-v2 on CPU (torch threads {result['threads']}, "
+            f"best of {result['repeats']}; model load {result['model_load_s']:.1f} s, not timed)",
+            "",
+            md_table(result["rows"], ["path", "note", "texts", "seconds", "texts/s", "load"]),
+            "",
+            f"The embedding stage runs at {result['stage_vs_bare']:.0%} of the bare encode at the same batch size.",
+            "",
+            "#### `embedder.dtype_compute`: float32 vs bfloat16 weights, same texts, best of the alternating repeats",
+            "",
+            md_table(
+                result["dtypes"],
+                [
+                    "dtype_compute",
+                    "texts",
+                    "seconds",
+                    "texts/s",
+                    "vs float32",
+                    "cosine to float32 (min / mean)",
+                    "load",
+                ],
+            ),
+        ]
+    )
 
 
 def main() -> None:

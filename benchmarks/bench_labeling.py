@@ -10,6 +10,7 @@ and label embedded), then "warm" (a relabel). The naive loop embeds each feature
 candidates inside KeyBERT, one call per feature; it is timed on a sample of live features and
 extrapolated linearly to all of them (said so in the table).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,9 @@ def quick_topk_sae(store, train_idx: np.ndarray, d_sae: int, k: int, epochs: int
     if (folder / "cfg.json").is_file():
         return SparseAutoencoder.load(folder)
     torch.manual_seed(0)
-    sae = build_sae(sae_config(architecture="topk", d_in=store.dim, d_sae=d_sae, k=k,
-                              metadata={"model_name": store.model_name}))
+    sae = build_sae(
+        sae_config(architecture="topk", d_in=store.dim, d_sae=d_sae, k=k, metadata={"model_name": store.model_name})
+    )
     X = torch.from_numpy(np.asarray(store.embeddings[train_idx], dtype=np.float32))
     sae.init_b_dec(X[:4096], "mean")
     opt = torch.optim.Adam(sae.parameters(), lr=2e-3)
@@ -71,8 +73,14 @@ def naive_seconds_per_feature(df, cfg: LabelingConfig, model, sample: int, seed:
     start = time.perf_counter()
     for f in pick:
         doc = "\n".join(df.at[f, "top_texts"])
-        kw.extract_keywords(doc, keyphrase_ngram_range=tuple(cfg.ngram_range), stop_words=cfg.stop_words,
-                            use_mmr=cfg.use_mmr, diversity=cfg.diversity, top_n=cfg.top_n)
+        kw.extract_keywords(
+            doc,
+            keyphrase_ngram_range=tuple(cfg.ngram_range),
+            stop_words=cfg.stop_words,
+            use_mmr=cfg.use_mmr,
+            diversity=cfg.diversity,
+            top_n=cfg.top_n,
+        )
     return (time.perf_counter() - start) / len(pick), len(pick)
 
 
@@ -85,20 +93,29 @@ def main() -> None:
     ap.add_argument("--naive-sample", type=int, default=50)
     args = ap.parse_args()
 
-    store = build_store(WikiVitalArticles(topics=list(WIKI_TOPICS.values())), Embedder(show_progress=False),
-                        args.cache_dir)
+    store = build_store(
+        WikiVitalArticles(topics=list(WIKI_TOPICS.values())), Embedder(show_progress=False), args.cache_dir
+    )
     train_idx, val_idx = split_indices(len(store), 0.1, 0)
     cfg = LabelingConfig()
     model = load_model(store.model_name)
-    print(f"store: {len(store)} texts ({len(train_idx)} train, {len(val_idx)} val), {store.model_name}; "
-          f"torch threads: {torch.get_num_threads()}, CPUs: {os.cpu_count()}; load average at start: "
-          f"{os.getloadavg()[0]:.1f}")
+    print(
+        f"store: {len(store)} texts ({len(train_idx)} train, {len(val_idx)} val), {store.model_name}; "
+        f"torch threads: {torch.get_num_threads()}, CPUs: {os.cpu_count()}; load average at start: "
+        f"{os.getloadavg()[0]:.1f}"
+    )
 
     results = {}
     for d_sae in args.d_sae:
         t = time.perf_counter()
-        sae = quick_topk_sae(store, train_idx, d_sae, args.k, args.epochs,
-                             Path(args.cache_dir) / "bench_sae" / f"topk_{d_sae}_k{args.k}_e{args.epochs}")
+        sae = quick_topk_sae(
+            store,
+            train_idx,
+            d_sae,
+            args.k,
+            args.epochs,
+            Path(args.cache_dir) / "bench_sae" / f"topk_{d_sae}_k{args.k}_e{args.epochs}",
+        )
         print(f"d_sae={d_sae}: SAE ready in {time.perf_counter() - t:.0f}s")
         runs = {}
         for temp in ("cold", "warm"):
@@ -118,20 +135,45 @@ def main() -> None:
         vals = [results[d][0][t].get(ph, 0.0) for d in args.d_sae for t in ("cold", "warm")]
         name = f"**{ph[5:]}**" if ph == "time_total" else ph[5:]
         print(f"| {name} | " + " | ".join(f"{v:.1f}" for v in vals) + " |")
-    print("| CPU seconds of the process (all threads) | " + " | ".join(
-        f"{results[d][0][t]['cpu_total']:.1f}" for d in args.d_sae for t in ("cold", "warm")) + " |")
-    print("| phrases embedded | " + " | ".join(str(results[d][0][t]["n_phrases_embedded"])
-                                             for d in args.d_sae for t in ("cold", "warm")) + " |")
+    print(
+        "| CPU seconds of the process (all threads) | "
+        + " | ".join(f"{results[d][0][t]['cpu_total']:.1f}" for d in args.d_sae for t in ("cold", "warm"))
+        + " |"
+    )
+    print(
+        "| phrases embedded | "
+        + " | ".join(str(results[d][0][t]["n_phrases_embedded"]) for d in args.d_sae for t in ("cold", "warm"))
+        + " |"
+    )
     print("\n| naive loop (KeyBERT once per feature) | " + " | ".join(f"d_sae={d}" for d in args.d_sae) + " |")
     print("|---|" + "---:|" * len(args.d_sae))
-    print("| s per feature (measured) | " + " | ".join(f"{results[d][1]:.2f} (n={results[d][2]})" for d in args.d_sae) + " |")
-    print("| labelling all live features (extrapolated) | " + " | ".join(
-        f"{results[d][1] * results[d][3]:.0f} s ({results[d][3]} live)" for d in args.d_sae) + " |")
+    print(
+        "| s per feature (measured) | "
+        + " | ".join(f"{results[d][1]:.2f} (n={results[d][2]})" for d in args.d_sae)
+        + " |"
+    )
+    print(
+        "| labelling all live features (extrapolated) | "
+        + " | ".join(f"{results[d][1] * results[d][3]:.0f} s ({results[d][3]} live)" for d in args.d_sae)
+        + " |"
+    )
     print("\n| label quality | " + " | ".join(f"d_sae={d}" for d in args.d_sae) + " |")
     print("|---|" + "---:|" * len(args.d_sae))
-    for key in ("label_auroc_mean", "random_auroc_mean", "tfidf_auroc_mean", "label_auroc_hard_mean",
-                "random_auroc_hard_mean", "tfidf_auroc_hard_mean", "label_precision_mean", "label_recall_mean",
-                "coherence_mean", "n_interpretable", "n_mixed", "n_labelled", "n_dead"):
+    for key in (
+        "label_auroc_mean",
+        "random_auroc_mean",
+        "tfidf_auroc_mean",
+        "label_auroc_hard_mean",
+        "random_auroc_hard_mean",
+        "tfidf_auroc_hard_mean",
+        "label_precision_mean",
+        "label_recall_mean",
+        "coherence_mean",
+        "n_interpretable",
+        "n_mixed",
+        "n_labelled",
+        "n_dead",
+    ):
         print(f"| {key} | " + " | ".join(f"{results[d][0]['warm'][key]:.3g}" for d in args.d_sae) + " |")
     print(f"\nload average at end: {os.getloadavg()[0]:.1f} (other processes share the 2 cores)")
 

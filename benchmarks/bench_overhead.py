@@ -19,6 +19,7 @@ batch 512) on the built-in wiki sentences, `--epochs` passes:
 - `..., OMP_WAIT_POLICY=ACTIVE`: OpenMP's threads spin between parallel regions (OpenMP's
   default) instead of sleeping (conf/runtime's `omp_wait_policy: passive`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,11 @@ CLI = ["-c", "from sae_lightning.cli import train; train()"]
 BASE = ["labeling.enabled=false"]
 PIECES = {  # row -> the overrides that take the piece out of sae-train
     "periodic checkpoint off": ["~callbacks.periodic_checkpoint"],
-    "both checkpoints off": ["~callbacks.periodic_checkpoint", "~callbacks.model_checkpoint",
-                             "+trainer.enable_checkpointing=false"],  # else Lightning adds its own
+    "both checkpoints off": [
+        "~callbacks.periodic_checkpoint",
+        "~callbacks.model_checkpoint",
+        "+trainer.enable_checkpointing=false",
+    ],  # else Lightning adds its own
     "validation off": ["+trainer.limit_val_batches=0"],
     "W&B logger off": ["logger=none"],
     "epoch log lines off": ["trainer.enable_progress_bar=false"],
@@ -53,8 +57,7 @@ def rows(epochs: int) -> dict[str, tuple[list[str], dict[str, str]]]:
     passive, active = {"OMP_WAIT_POLICY": "PASSIVE"}, {"OMP_WAIT_POLICY": "ACTIVE"}
     cli = [*CLI, *BASE, f"trainer.max_epochs={epochs}"]
     child = [str(Path(__file__).resolve()), "--child"]
-    out = {"bare loop": ([*child, "bare", "--epochs", str(epochs)], passive),
-           "sae-train": (cli, passive)}
+    out = {"bare loop": ([*child, "bare", "--epochs", str(epochs)], passive), "sae-train": (cli, passive)}
     out.update({f"sae-train, {name}": ([*cli, *overrides], passive) for name, overrides in PIECES.items()})
     out["sae-train, all of them off"] = ([*cli, *ALL_OFF], passive)
     out["bare loop, OMP_WAIT_POLICY=ACTIVE"] = ([*child, "bare", "--epochs", str(epochs)], active)
@@ -114,8 +117,9 @@ def child(kind: str, epochs: int) -> None:
 
 
 def run(args) -> dict:
-    specs = {name: spec for name, spec in rows(args.epochs).items()
-             if not args.only or any(sel in name for sel in args.only)}
+    specs = {
+        name: spec for name, spec in rows(args.epochs).items() if not args.only or any(sel in name for sel in args.only)
+    }
     scratch = Path(tempfile.mkdtemp(prefix="bench_overhead_"))
     times: dict[str, list[float]] = {name: [] for name in specs}
     loads: dict[str, list[float]] = {name: [] for name in specs}
@@ -125,8 +129,12 @@ def run(args) -> dict:
                 before = os.getloadavg()[0]
                 times[name].append(measure(argv, env_extra, scratch))
                 loads[name].append(round((before + os.getloadavg()[0]) / 2, 2))
-                print(json.dumps({"round": r, "row": name, "seconds": round(times[name][-1], 2),
-                                  "load": loads[name][-1]}), flush=True)
+                print(
+                    json.dumps(
+                        {"round": r, "row": name, "seconds": round(times[name][-1], 2), "load": loads[name][-1]}
+                    ),
+                    flush=True,
+                )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     bare = statistics.median(times["bare loop"]) if "bare loop" in times else None
@@ -134,23 +142,36 @@ def run(args) -> dict:
     table = []
     for name in specs:
         t = statistics.median(times[name])
-        table.append({"row": name, "fit s (median)": round(t, 2), "each round": ", ".join(f"{x:.1f}" for x in times[name]),
-                      "× bare loop": round(t / bare, 2) if bare else None,
-                      "sae-train minus this (s)": round(cli - t, 2) if cli and name.startswith("sae-train,") else None,
-                      "load (1 min)": ", ".join(f"{x:.1f}" for x in loads[name])})
+        table.append(
+            {
+                "row": name,
+                "fit s (median)": round(t, 2),
+                "each round": ", ".join(f"{x:.1f}" for x in times[name]),
+                "× bare loop": round(t / bare, 2) if bare else None,
+                "sae-train minus this (s)": round(cli - t, 2) if cli and name.startswith("sae-train,") else None,
+                "load (1 min)": ", ".join(f"{x:.1f}" for x in loads[name]),
+            }
+        )
     return {"machine": machine(), "epochs": args.epochs, "rounds": args.rounds, "rows": table}
 
 
 def markdown(result: dict) -> str:
     m = result["machine"]
     t = {r["row"]: r["fit s (median)"] for r in result["rows"]}
-    ratios = [f"sae-train's speed is {t[name] / t['sae-train']:.2f}× the {name}'s"
-              for name in ("bare loop", "sparsify, batch 512") if name in t and "sae-train" in t]
-    title = (f"### sae-train's fit against the bare loop, piece by piece ({result['epochs']} epochs of the built-in "
-             f"sentences, TopK 3072/32, batch 512; median of {result['rounds']} interleaved rounds, one process at a "
-             f"time, {m['cores']} cores, {m['cpu']})")
-    note = ("`sae-train minus this` is what the piece that row turns off costs (negative: noise larger than the "
-            "piece); the load column is the 1-minute load average around each round's process.")
+    ratios = [
+        f"sae-train's speed is {t[name] / t['sae-train']:.2f}× the {name}'s"
+        for name in ("bare loop", "sparsify, batch 512")
+        if name in t and "sae-train" in t
+    ]
+    title = (
+        f"### sae-train's fit against the bare loop, piece by piece ({result['epochs']} epochs of the built-in "
+        f"sentences, TopK 3072/32, batch 512; median of {result['rounds']} interleaved rounds, one process at a "
+        f"time, {m['cores']} cores, {m['cpu']})"
+    )
+    note = (
+        "`sae-train minus this` is what the piece that row turns off costs (negative: noise larger than the "
+        "piece); the load column is the 1-minute load average around each round's process."
+    )
     return "\n".join([title, "", note, "", md_table(result["rows"]), "", "; ".join(ratios) + "." if ratios else ""])
 
 

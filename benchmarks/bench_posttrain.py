@@ -11,6 +11,7 @@ samples the process's RSS every 20 ms; every labelling phase (PhaseTimer) report
 the largest RSS seen while it ran. The train-counts cache is deleted before each run (so counting
 is measured); the phrase-embedding cache is kept (a model cost that does not grow with the texts).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,14 +67,18 @@ def make_run(store, d_sae: int, k: int, root: Path) -> Path:
     from sae_lightning.models import build_sae, sae_config
 
     torch.manual_seed(0)
-    sae = build_sae(sae_config(architecture="topk", d_in=store.dim, d_sae=d_sae, k=k,
-                              metadata={"model_name": store.model_name}))
+    sae = build_sae(
+        sae_config(architecture="topk", d_in=store.dim, d_sae=d_sae, k=k, metadata={"model_name": store.model_name})
+    )
     run = root / f"run_n{len(store)}_d{d_sae}"
     shutil.rmtree(run, ignore_errors=True)
     sae.save(run / "sae")
     families = {"min_weight": 0.2, "min_children": 2, "min_cooccur": 2, "max_density": 0.1, "texts_per_member": 5}
-    (run / "run.json").write_text(json.dumps({"store_path": str(store.path), "val_fraction": 0.1, "seed": 0,
-                                              "has_texts": True, "families": families}))
+    (run / "run.json").write_text(
+        json.dumps(
+            {"store_path": str(store.path), "val_fraction": 0.1, "seed": 0, "has_texts": True, "families": families}
+        )
+    )
     return run
 
 
@@ -128,8 +133,18 @@ def run_sizes(args) -> list[dict]:
     out = []
     for n in args.sizes:
         scale_store(n, args.cache_dir)  # built (or found) here, so the child measures only the stages
-        cmd = [sys.executable, __file__, "--one", str(n), "--d-sae", str(args.d_sae), "--k", str(args.k),
-               "--cache-dir", args.cache_dir]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--one",
+            str(n),
+            "--d-sae",
+            str(args.d_sae),
+            "--k",
+            str(args.k),
+            "--cache-dir",
+            args.cache_dir,
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         if proc.returncode != 0:
             sys.exit(f"size {n} failed:\n{proc.stderr[-4000:]}")
@@ -160,15 +175,18 @@ def stage_rows(results: list[dict]) -> list[dict]:
 
 def table(results: list[dict]) -> str:
     rows = stage_rows(results)
-    head = ", ".join(f"n={r['n']:,}: RSS at start {r['start_rss_mib']:,.0f} MiB, VmHWM {r['vmhwm_mib']:,.0f} MiB"
-                     for r in results)
+    head = ", ".join(
+        f"n={r['n']:,}: RSS at start {r['start_rss_mib']:,.0f} MiB, VmHWM {r['vmhwm_mib']:,.0f} MiB" for r in results
+    )
     return head + "\n\n" + md_table(rows)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--full", action="store_true", help="also 1,000,000 texts")
-    ap.add_argument("--sizes", type=int, nargs="*", default=None, help="texts per store (default 100000, + 1M with --full)")
+    ap.add_argument(
+        "--sizes", type=int, nargs="*", default=None, help="texts per store (default 100000, + 1M with --full)"
+    )
     ap.add_argument("--d-sae", type=int, default=16384)
     ap.add_argument("--k", type=int, default=32)
     ap.add_argument("--cache-dir", default="/tmp/sae-bench-posttrain")

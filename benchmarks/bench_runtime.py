@@ -8,6 +8,7 @@ fresh process per setting (glibc's malloc thresholds cannot be put back). Settin
 `--rounds` times each, and the table gives the median samples/s and its ratio to "none", the state a
 Python user who calls the library gets (`sae-train` applies the runtime defaults: "cli defaults").
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,7 +18,6 @@ import subprocess
 import sys
 
 import common  # noqa: F401  (sets sys.path and env first)
-
 from common import machine, md_table
 
 SETTINGS = {
@@ -55,8 +55,12 @@ print(json.dumps({"samples_per_s": steps * batch / (time.perf_counter() - start)
 
 
 def measure(settings: dict, batch: int, steps: int) -> float:
-    out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(settings), str(batch), str(steps)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(settings), str(batch), str(steps)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])["samples_per_s"]
 
 

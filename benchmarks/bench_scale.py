@@ -11,6 +11,7 @@ resampled, real MiniLM embeddings plus seeded noise, written shard by shard) and
 really trained, one epoch through the Lightning Trainer (what `sae-train` runs), before the
 stages run on it. Each size runs in a fresh process, so one size's peak RSS cannot hide another's.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,8 +81,18 @@ def run(args) -> dict:
     sizes, d_sae = args.sizes or sizes, args.d_sae or d_sae
     results = []
     for n in sizes:
-        cmd = [sys.executable, __file__, "--one", str(n), "--d-sae", str(d_sae), "--k", str(args.k),
-               "--cache-dir", args.cache_dir]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--one",
+            str(n),
+            "--d-sae",
+            str(d_sae),
+            "--k",
+            str(args.k),
+            "--cache-dir",
+            args.cache_dir,
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         if proc.returncode != 0:
             raise SystemExit(f"size {n} failed:\n{proc.stderr[-4000:]}")
@@ -97,8 +108,15 @@ def markdown(result: dict) -> str:
     rows = bp.stage_rows(res)
     head = ", ".join(f"{r['n']:,} texts: VmHWM {r['vmhwm_mib']:,.0f} MiB" for r in res)
     sizes = " and ".join(f"{r['n']:,}" for r in res)
-    return "\n".join([f"### Scale: every stage at {sizes} texts "
-                      f"(TopK d_sae {result['d_sae']}, k {result['k']})", "", head, "", md_table(rows)])
+    return "\n".join(
+        [
+            f"### Scale: every stage at {sizes} texts (TopK d_sae {result['d_sae']}, k {result['k']})",
+            "",
+            head,
+            "",
+            md_table(rows),
+        ]
+    )
 
 
 def main() -> None:

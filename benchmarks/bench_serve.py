@@ -12,6 +12,7 @@ p50/p95 latency per kind, errors (any non-200 answer or failed request), and the
 resident memory after loading, after a warm-up pass, and after the load. Before the load it waits
 for the domain matrix the server computes at start, and times 20 searches of one client alone.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,19 +31,29 @@ from collections import defaultdict
 
 import common  # noqa: F401  (sets sys.path and env first)
 import psutil
-
 from common import load, machine, md_table, run_and_emit
 
-QUERIES = ["The Roman empire fell to invading armies.", "A prime number is divisible only by one and itself.",
-           "Photosynthesis turns light into chemical energy.", "The symphony was first performed in Vienna.",
-           "Plate tectonics explains earthquakes and volcanoes.", "The treaty ended the war between the kingdoms.",
-           "Neurons transmit signals across synapses.", "The painter worked in oils on large canvases."]
+QUERIES = [
+    "The Roman empire fell to invading armies.",
+    "A prime number is divisible only by one and itself.",
+    "Photosynthesis turns light into chemical energy.",
+    "The symphony was first performed in Vienna.",
+    "Plate tectonics explains earthquakes and volcanoes.",
+    "The treaty ended the war between the kingdoms.",
+    "Neurons transmit signals across synapses.",
+    "The painter worked in oils on large canvases.",
+]
 WORDS = ["river", "theorem", "dynasty", "protein", "novel", "election", "galaxy", "market", "temple", "engine"]
 
 
 def start_server(run: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "sae_lightning.serve", run, "--port", "0"], cwd=common.ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sae_lightning.serve", run, "--port", "0"],
+        cwd=common.ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     line = proc.stdout.readline()  # printed once every run is loaded
     m = re.search(r"at (http://\S+?)/ ", line)
     if not m:
@@ -123,8 +134,10 @@ def run(args) -> dict:
         rss_warm = mem.memory_info().rss / 2**20
         times, errors = defaultdict(list), []
         stop_at = time.monotonic() + args.seconds
-        threads = [threading.Thread(target=client, args=(base, i, stop_at, d_sae, domains, times, errors))
-                   for i in range(args.clients)]
+        threads = [
+            threading.Thread(target=client, args=(base, i, stop_at, d_sae, domains, times, errors))
+            for i in range(args.clients)
+        ]
         load_before = load()
         for t in threads:
             t.start()
@@ -137,15 +150,42 @@ def run(args) -> dict:
     rows = []
     for kind in sorted(times):
         ms = sorted(1000 * x for x in times[kind])
-        rows.append({"request": kind, "count": len(ms), "p50 ms": statistics.median(ms),
-                     "p95 ms": ms[min(len(ms) - 1, int(0.95 * len(ms)))], "max ms": ms[-1]})
+        rows.append(
+            {
+                "request": kind,
+                "count": len(ms),
+                "p50 ms": statistics.median(ms),
+                "p95 ms": ms[min(len(ms) - 1, int(0.95 * len(ms)))],
+                "max ms": ms[-1],
+            }
+        )
     every = sorted(1000 * x for k in times for x in times[k])
-    rows.append({"request": "all", "count": len(every), "p50 ms": statistics.median(every),
-                 "p95 ms": every[min(len(every) - 1, int(0.95 * len(every)))], "max ms": every[-1]})
-    return {"machine": machine(), "run": target, "clients": args.clients, "seconds": args.seconds, "load_s": load_s,
-            "matrix_s": matrix_s, "alone_p50_ms": statistics.median(alone), "alone_max_ms": max(alone),
-            "rss_loaded_mib": rss_loaded, "rss_warm_mib": rss_warm, "rss_after_mib": rss_after, "errors": errors,
-            "load_avg_before": load_before, "load_avg_after": load(), "rows": rows}
+    rows.append(
+        {
+            "request": "all",
+            "count": len(every),
+            "p50 ms": statistics.median(every),
+            "p95 ms": every[min(len(every) - 1, int(0.95 * len(every)))],
+            "max ms": every[-1],
+        }
+    )
+    return {
+        "machine": machine(),
+        "run": target,
+        "clients": args.clients,
+        "seconds": args.seconds,
+        "load_s": load_s,
+        "matrix_s": matrix_s,
+        "alone_p50_ms": statistics.median(alone),
+        "alone_max_ms": max(alone),
+        "rss_loaded_mib": rss_loaded,
+        "rss_warm_mib": rss_warm,
+        "rss_after_mib": rss_after,
+        "errors": errors,
+        "load_avg_before": load_before,
+        "load_avg_after": load(),
+        "rows": rows,
+    }
 
 
 def urllib_error_body(url: str) -> str:
@@ -157,17 +197,23 @@ def urllib_error_body(url: str) -> str:
 
 def markdown(r: dict) -> str:
     m = r["machine"]
-    return "\n".join([
-        f"sae-serve load test: {r['clients']} clients for {r['seconds']} s on loopback, run {r['run']}",
-        f"machine: {m.get('cpu')}, {m.get('cores')} cores (load average {r['load_avg_before']} before, "
-        f"{r['load_avg_after']} after: shared with other work)",
-        f"server start (runs loaded, activations computed): {r['load_s']:.1f} s; the domain matrix after it "
-        f"(in the background): {r['matrix_s']:.1f} s",
-        f"one client alone, 20 new sentences: search p50 {r['alone_p50_ms']:.0f} ms, max {r['alone_max_ms']:.0f} ms",
-        "", md_table(r["rows"]), "",
-        f"errors: {len(r['errors'])}" + (f" (first: {r['errors'][0]})" if r["errors"] else ""),
-        f"server memory (RSS): {r['rss_loaded_mib']:.0f} MiB loaded, {r['rss_warm_mib']:.0f} MiB after a warm-up, "
-        f"{r['rss_after_mib']:.0f} MiB after the load"])
+    return "\n".join(
+        [
+            f"sae-serve load test: {r['clients']} clients for {r['seconds']} s on loopback, run {r['run']}",
+            f"machine: {m.get('cpu')}, {m.get('cores')} cores (load average {r['load_avg_before']} before, "
+            f"{r['load_avg_after']} after: shared with other work)",
+            f"server start (runs loaded, activations computed): {r['load_s']:.1f} s; the domain matrix after it "
+            f"(in the background): {r['matrix_s']:.1f} s",
+            f"one client alone, 20 new sentences: search p50 {r['alone_p50_ms']:.0f} ms, "
+            f"max {r['alone_max_ms']:.0f} ms",
+            "",
+            md_table(r["rows"]),
+            "",
+            f"errors: {len(r['errors'])}" + (f" (first: {r['errors'][0]})" if r["errors"] else ""),
+            f"server memory (RSS): {r['rss_loaded_mib']:.0f} MiB loaded, {r['rss_warm_mib']:.0f} MiB after a warm-up, "
+            f"{r['rss_after_mib']:.0f} MiB after the load",
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ query and `sae-diff` of two domains on a finished run (the newest under outputs/
 and put first on PYTHONPATH), interleaved with this checkout's, `--rounds` times; the table gives
 the medians. The load average is printed with them: on shared cores, compare the ratio.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,10 @@ QUERY = "the fall of the Roman empire"
 
 
 def newest_run() -> Path | None:
-    done = sorted((p.parent for p in (ROOT / "outputs" / "train" / "runs").glob("*/*/features.parquet")),
-                  key=lambda p: p.stat().st_mtime)
+    done = sorted(
+        (p.parent for p in (ROOT / "outputs" / "train" / "runs").glob("*/*/features.parquet")),
+        key=lambda p: p.stat().st_mtime,
+    )
     return done[-1] if done else None
 
 
@@ -43,16 +46,20 @@ def run_domains(run: Path) -> list[str]:
 
 def commands(run: Path | None, scratch: Path) -> dict[str, list[str]]:
     """name -> python code's argv (an entry point called as its console script would be)."""
+
     def entry(module: str, func: str, prog: str, *argv: str) -> list[str]:
         return ["-c", f"import sys; sys.argv = {[prog, *argv]!r}; from {module} import {func}; sys.exit({func}())"]
 
-    out = {"sae-train --help": entry("sae_lightning.cli", "train", "sae-train", "--help"),
-           "sae-embed (store in the cache)": entry("sae_lightning.cli", "embed", "sae-embed")}
+    out = {
+        "sae-train --help": entry("sae_lightning.cli", "train", "sae-train", "--help"),
+        "sae-embed (store in the cache)": entry("sae_lightning.cli", "embed", "sae-embed"),
+    }
     if run is not None:
         out["sae-search (one query)"] = entry("sae_lightning.cli", "search", "sae-search", str(run), QUERY)
         a, b = run_domains(run)[:2]
-        out["sae-diff (two domains)"] = entry("sae_lightning.diff.cli", "main", "sae-diff", str(run), a, b,
-                                              "--out", str(scratch / "diff-{n}"))
+        out["sae-diff (two domains)"] = entry(
+            "sae_lightning.diff.cli", "main", "sae-diff", str(run), a, b, "--out", str(scratch / "diff-{n}")
+        )
     return out
 
 
@@ -68,7 +75,9 @@ def timed(argv: list[str], code_root: Path, cwd: Path) -> float:
 
 def extract(ref: str, into: Path) -> Path:
     """The package and conf/ as they were at `ref` (pyproject.toml marks the folder a checkout)."""
-    archive = subprocess.run(["git", "archive", ref, "sae_lightning", "conf", "pyproject.toml"], cwd=ROOT, capture_output=True, check=True)
+    archive = subprocess.run(
+        ["git", "archive", ref, "sae_lightning", "conf", "pyproject.toml"], cwd=ROOT, capture_output=True, check=True
+    )
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
     return into
 
@@ -99,20 +108,31 @@ def run(args) -> dict:
             if "before" in sides:
                 row["after / before"] = round(row["after (s)"] / row["before (s)"], 2)
             rows.append(row)
-        return {"machine": machine(), "load": [load_before, os.getloadavg()[0]], "baseline": args.baseline,
-                "run": str(run_dir) if run_dir else None, "rounds": args.rounds, "rows": rows}
+        return {
+            "machine": machine(),
+            "load": [load_before, os.getloadavg()[0]],
+            "baseline": args.baseline,
+            "run": str(run_dir) if run_dir else None,
+            "rounds": args.rounds,
+            "rows": rows,
+        }
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
 def markdown(result: dict) -> str:
     m = result["machine"]
-    lines = [f"Start-up, median of {result['rounds']} fresh processes each, interleaved; before = `{result['baseline']}`, "
-             f"after = this checkout; run: `{result['run']}`. Load average before/after: "
-             f"{result['load'][0]:.2f} / {result['load'][1]:.2f} (1 min) on {m['cores']} cores.",
-             "", md_table(result["rows"])]
+    lines = [
+        f"Start-up, median of {result['rounds']} fresh processes each, interleaved; before = `{result['baseline']}`, "
+        f"after = this checkout; run: `{result['run']}`. Load average before/after: "
+        f"{result['load'][0]:.2f} / {result['load'][1]:.2f} (1 min) on {m['cores']} cores.",
+        "",
+        md_table(result["rows"]),
+    ]
     if result["run"] is None:
-        lines.append("\n(no finished run under outputs/train/runs/: sae-search and sae-diff not measured; `make run` first)")
+        lines.append(
+            "\n(no finished run under outputs/train/runs/: sae-search and sae-diff not measured; `make run` first)"
+        )
     return "\n".join(lines)
 
 

@@ -8,7 +8,8 @@ deleted at the end. Every case runs `EmbeddingDataModule.train_dataloader()` (sh
 the configured size, data.batch_size in conf/data/default.yaml unless --batch) in a fresh Python
 process, so the peak RSS it reports is that case's alone; the timed loop includes the first batch
 (the epoch's order, and for blocks the cache's first fill). The cases run --repeats times in turn
-and each keeps its best rate and highest peak RSS: shared cores made single runs swing by 20 %. Peak RSS is VmHWM: the process's own
+and each keeps its best rate and highest peak RSS: shared cores made single runs swing by 20 %.
+Peak RSS is VmHWM: the process's own
 memory plus every page of the store it has mapped and touched (page-cache pages the kernel may
 reclaim, but RSS all the same); peak anon RSS is the process's own memory alone (RssAnon, sampled
 every 50 batches). The target is judged on the block reader (what `data.shuffle: auto` picks for
@@ -23,6 +24,7 @@ this store), on batches/s against in RAM and on peak RSS.
   epoch after the first on a machine with the RAM to spare);
 - in RAM: `in_memory: true` (the whole store copied into the process first; the copy is not timed).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,7 +37,6 @@ from pathlib import Path
 
 import common  # noqa: F401
 import numpy as np
-
 from common import md_table, run_and_emit, run_child
 
 D = 384
@@ -83,15 +84,28 @@ def build_store(rows: int, folder: Path, shard: int = 250_000):
 
     from sae_lightning.data.store import StoreWriter
 
-    writer = StoreWriter(folder, {"fingerprint": f"stream-{rows}", "model_name": "synthetic", "dim": D, "count": rows,
-                                  "dtype": "float16", "normalized": False, "domains": ["synthetic"],
-                                  "source": {"source": "synthetic"}}, shard)
+    writer = StoreWriter(
+        folder,
+        {
+            "fingerprint": f"stream-{rows}",
+            "model_name": "synthetic",
+            "dim": D,
+            "count": rows,
+            "dtype": "float16",
+            "normalized": False,
+            "domains": ["synthetic"],
+            "source": {"source": "synthetic"},
+        },
+        shard,
+    )
     rng = np.random.default_rng(0)
     for i in writer.missing_shards():
         r = writer.shard_rows(i)
         writer.write_shard(i, (rng.standard_normal((r.stop - r.start, D), dtype=np.float32) * 0.05).astype(np.float16))
     ids = pd.array(np.arange(rows).astype(str), dtype="string")
-    meta = pd.DataFrame({"id": ids, "text": pd.Categorical([""] * rows), "domain": pd.Categorical(["synthetic"] * rows)})
+    meta = pd.DataFrame(
+        {"id": ids, "text": pd.Categorical([""] * rows), "domain": pd.Categorical(["synthetic"] * rows)}
+    )
     return writer.finalize(meta)
 
 
@@ -126,11 +140,13 @@ def run(args) -> dict:
         print(f"store: {args.rows:,} x {D} float16, {size / 2**30:.2f} GiB, written in {built:.0f}s", flush=True)
         rows, notes = [], []
         # (name, shuffle, in_memory, cold, batches); warm cases run after cold ones have filled the cache
-        cases = [("memmap, full shuffle, cold page cache", "full", False, True, args.cold_batches),
-                 ("blocks, cold page cache", "blocks", False, True, args.batches),
-                 ("memmap, full shuffle, page cache", "full", False, False, args.batches),
-                 ("blocks, page cache", "blocks", False, False, args.batches),
-                 ("in RAM (in_memory=true)", "full", True, False, args.batches)]
+        cases = [
+            ("memmap, full shuffle, cold page cache", "full", False, True, args.cold_batches),
+            ("blocks, cold page cache", "blocks", False, True, args.batches),
+            ("memmap, full shuffle, page cache", "full", False, False, args.batches),
+            ("blocks, page cache", "blocks", False, False, args.batches),
+            ("in RAM (in_memory=true)", "full", True, False, args.batches),
+        ]
         # Every case runs `repeats` times, the cases interleaved, and keeps its best rate (and its
         # highest peak RSS): on shared cores one run of a case swung by +-20 % from one run to the next.
         best: dict[str, dict] = {}
@@ -138,14 +154,33 @@ def run(args) -> dict:
             for name, shuffle, in_memory, cold, n in cases:
                 if not cold:
                     warm_page_cache(store.path / "embeddings.npy")
-                r = run_child(CASE.format(store=str(store.path), batch=batch, n_batches=n, in_memory=in_memory,
-                                          cold=cold, shuffle=shuffle, d=D), timeout=args.timeout)
-                row = {"case": name, "batch": batch, "batches": r["batches"], "batches/s": r["batches_per_s"],
-                       "rows/s": r["rows_per_s"], "peak RSS MiB": r["peak_rss_mib"],
-                       "peak anon RSS MiB": r["peak_anon_mib"], "blocks read": r["blocks_read"],
-                       "load into RAM s": round(r["prepare_s"], 1) if in_memory else None}
+                r = run_child(
+                    CASE.format(
+                        store=str(store.path),
+                        batch=batch,
+                        n_batches=n,
+                        in_memory=in_memory,
+                        cold=cold,
+                        shuffle=shuffle,
+                        d=D,
+                    ),
+                    timeout=args.timeout,
+                )
+                row = {
+                    "case": name,
+                    "batch": batch,
+                    "batches": r["batches"],
+                    "batches/s": r["batches_per_s"],
+                    "rows/s": r["rows_per_s"],
+                    "peak RSS MiB": r["peak_rss_mib"],
+                    "peak anon RSS MiB": r["peak_anon_mib"],
+                    "blocks read": r["blocks_read"],
+                    "load into RAM s": round(r["prepare_s"], 1) if in_memory else None,
+                }
                 if in_memory and not r["in_memory_copied"]:
-                    notes.append("`in_memory=true` did not copy the store into RAM; the in-RAM row reads the memory map.")
+                    notes.append(
+                        "`in_memory=true` did not copy the store into RAM; the in-RAM row reads the memory map."
+                    )
                 print(json.dumps(row), flush=True)
                 kept = best.get(name, row)
                 peaks = {k: max(row[k], kept[k]) for k in ("peak RSS MiB", "peak anon RSS MiB")}
@@ -154,35 +189,67 @@ def run(args) -> dict:
         in_ram = rows[-1]["batches/s"]
         disk = warm_page_cache(store.path / "embeddings.npy", cold=True)
         ceiling = disk / (batch * D * 2 / (1 - 0.1))  # a batch's share of whole blocks, val rows included
-        notes.append(f"the disk reads this store sequentially at {disk / 2**30:.2f} GiB/s: from a cold page cache no "
-                     f"reader can pass {ceiling:,.0f} batches/s ({ceiling / in_ram:.0%} of in RAM)")
+        notes.append(
+            f"the disk reads this store sequentially at {disk / 2**30:.2f} GiB/s: from a cold page cache no "
+            f"reader can pass {ceiling:,.0f} batches/s ({ceiling / in_ram:.0%} of in RAM)"
+        )
         for r in rows:
             r["vs in RAM"] = f"{r['batches/s'] / in_ram:.0%}"
-            r["target (>=90 %, < 2 GiB)"] = ("met" if r["batches/s"] >= 0.9 * in_ram and r["peak RSS MiB"] < 2048
-                                             else "missed") if r["case"].startswith("blocks") else ""
-        return {"rows": rows, "store_gib": size / 2**30, "build_s": built, "n_rows": args.rows,
-                "notes": sorted(set(notes)), "repeats": args.repeats}
+            r["target (>=90 %, < 2 GiB)"] = (
+                ("met" if r["batches/s"] >= 0.9 * in_ram and r["peak RSS MiB"] < 2048 else "missed")
+                if r["case"].startswith("blocks")
+                else ""
+            )
+        return {
+            "rows": rows,
+            "store_gib": size / 2**30,
+            "build_s": built,
+            "n_rows": args.rows,
+            "notes": sorted(set(notes)),
+            "repeats": args.repeats,
+        }
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
 def markdown(result: dict) -> str:
-    cols = ["case", "batch", "batches", "batches/s", "rows/s", "vs in RAM", "peak RSS MiB", "peak anon RSS MiB",
-            "blocks read", "load into RAM s", "target (>=90 %, < 2 GiB)"]
-    return "\n".join([f"### Streaming: {result['n_rows']:,} x {D} float16 store ({result['store_gib']:.2f} GiB, "
-                      f"written in {result['build_s']:.0f} s) through EmbeddingDataModule; each case the best of "
-                      f"{result.get('repeats', 1)} runs, interleaved", "",
-                      md_table(result["rows"], cols)] + [f"\nNote: {n}" for n in result.get("notes", [])])
+    cols = [
+        "case",
+        "batch",
+        "batches",
+        "batches/s",
+        "rows/s",
+        "vs in RAM",
+        "peak RSS MiB",
+        "peak anon RSS MiB",
+        "blocks read",
+        "load into RAM s",
+        "target (>=90 %, < 2 GiB)",
+    ]
+    return "\n".join(
+        [
+            f"### Streaming: {result['n_rows']:,} x {D} float16 store ({result['store_gib']:.2f} GiB, "
+            f"written in {result['build_s']:.0f} s) through EmbeddingDataModule; each case the best of "
+            f"{result.get('repeats', 1)} runs, interleaved",
+            "",
+            md_table(result["rows"], cols),
+        ]
+        + [f"\nNote: {n}" for n in result.get("notes", [])]
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=5_000_000)
     ap.add_argument("--batch", type=int, default=None, help="default: data.batch_size of conf/")
-    ap.add_argument("--batches", type=int, default=8000,
-                    help="batches timed per case (8000 of 512: 90 %% of an epoch of the 5M store, so the block "
-                         "reader's first fill weighs as much as it does in training)")
+    ap.add_argument(
+        "--batches",
+        type=int,
+        default=8000,
+        help="batches timed per case (8000 of 512: 90 %% of an epoch of the 5M store, so the block "
+        "reader's first fill weighs as much as it does in training)",
+    )
     ap.add_argument("--cold-batches", type=int, default=200, help="batches timed with a cold page cache (memmap)")
     ap.add_argument("--tmp", default=None, help="where to write the temporary store")
     ap.add_argument("--keep", default=None, help="write (and keep) the store here instead")

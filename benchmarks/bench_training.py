@@ -24,6 +24,7 @@ The floor: the float32 `torch.mm` rate measured here for the encoder's shape, tu
 for the encoder's forward FLOPs (2 d_in d_sae per sample); each trainer's share of it is its
 samples/s divided by that.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,6 @@ import common  # noqa: F401  (sets sys.path and env first)
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from common import floor_samples_per_s, load, machine, matmul_rate, md_table, run_and_emit
 
 D_IN, K = 384, 32
@@ -55,8 +55,7 @@ def builtin_store(cache_dir: str | None):
     return build_store(WikiVitalArticles(topics=list(WIKI_TOPICS.values())), Embedder(show_progress=False), cache_dir)
 
 
-def synthetic_embeddings(n: int, d: int, n_dirs: int = 4096, active: int = 16, seed: int = 0,
-                         chunk: int = 20_000):
+def synthetic_embeddings(n: int, d: int, n_dirs: int = 4096, active: int = 16, seed: int = 0, chunk: int = 20_000):
     """Rows that are each a sum of `active` of `n_dirs` random unit directions (coefficients
     uniform in [0.5, 1.5), the recipe of `sparse_dictionary_data`), L2-normalised like MiniLM's
     embeddings. More directions than either SAE has latents, so neither reaches fve 1."""
@@ -66,8 +65,9 @@ def synthetic_embeddings(n: int, d: int, n_dirs: int = 4096, active: int = 16, s
         m = min(chunk, n - start)
         support = torch.randint(0, n_dirs, (m, active), generator=gen)
         coef = 0.5 + torch.rand(m, active, generator=gen)
-        x = F.embedding_bag(support.flatten(), dirs, torch.arange(0, m * active, active), mode="sum",
-                            per_sample_weights=coef.flatten())
+        x = F.embedding_bag(
+            support.flatten(), dirs, torch.arange(0, m * active, active), mode="sum", per_sample_weights=coef.flatten()
+        )
         yield F.normalize(x, dim=1).numpy()
 
 
@@ -78,9 +78,20 @@ def synthetic_store(n: int, folder: Path, seed: int = 0):
     from sae_lightning.data.store import StoreWriter
 
     shard = 20_000
-    writer = StoreWriter(folder, {"fingerprint": f"synthetic-{n}-{seed}", "model_name": "synthetic", "dim": D_IN,
-                                  "count": n, "dtype": "float32", "normalized": True, "domains": ["synthetic"],
-                                  "source": {"source": "synthetic"}}, shard)
+    writer = StoreWriter(
+        folder,
+        {
+            "fingerprint": f"synthetic-{n}-{seed}",
+            "model_name": "synthetic",
+            "dim": D_IN,
+            "count": n,
+            "dtype": "float32",
+            "normalized": True,
+            "domains": ["synthetic"],
+            "source": {"source": "synthetic"},
+        },
+        shard,
+    )
     for i, block in enumerate(synthetic_embeddings(n, D_IN, seed=seed, chunk=shard)):
         writer.write_shard(i, block)
     ids = [str(i) for i in range(n)]
@@ -109,8 +120,14 @@ def compose(d_sae: int, batch: int | None, select_dtype: str = "float32", extra:
     from sae_lightning.hydra_setup import CONF_DIR, register_hydra
 
     register_hydra()
-    overrides = ["logger=none", "labeling.enabled=false", "sae=topk", f"sae.d_sae={d_sae}", f"sae.k={K}",
-                 f"sae.select_dtype={select_dtype}"]
+    overrides = [
+        "logger=none",
+        "labeling.enabled=false",
+        "sae=topk",
+        f"sae.d_sae={d_sae}",
+        f"sae.k={K}",
+        f"sae.select_dtype={select_dtype}",
+    ]
     if batch:
         overrides.append(f"data.batch_size={batch}")
     overrides += list(extra)
@@ -136,9 +153,18 @@ def train_lightning(cfg, store, steps: int, workdir: Path):
     module = build_module(cfg, store)
     dead = cfg.callbacks.dead_features
     callbacks = [instantiate(dead)]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=CSVLogger(str(workdir), name="csv"),
-                          max_epochs=-1, max_steps=steps, limit_val_batches=0, enable_progress_bar=False,
-                          enable_checkpointing=False, default_root_dir=str(workdir), enable_model_summary=False)
+    trainer = instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=CSVLogger(str(workdir), name="csv"),
+        max_epochs=-1,
+        max_steps=steps,
+        limit_val_batches=0,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        default_root_dir=str(workdir),
+        enable_model_summary=False,
+    )
     deterministic = torch.are_deterministic_algorithms_enabled()
     fill = torch.utils.deterministic.fill_uninitialized_memory
     try:
@@ -161,17 +187,16 @@ def shuffled_batches(X: torch.Tensor, batch: int, steps: int, seed: int = 0):
         for start in range(0, len(X) - batch + 1, batch):
             if step == steps:
                 return
-            yield X[order[start:start + batch]]
+            yield X[order[start : start + batch]]
             step += 1
 
 
 def train_bare(cfg, X: torch.Tensor, steps: int):
     """The same math as SAEModule + DeadFeatureStats, in a plain loop over an in-RAM tensor."""
-    from sae_lightning.training.module import lr_factor
-
     from omegaconf import OmegaConf
 
     from sae_lightning.models import SAEConfig, build_sae
+    from sae_lightning.training.module import lr_factor
 
     torch.manual_seed(0)
     m = cfg.module
@@ -277,21 +302,44 @@ def run(args) -> dict:
                 for threads in sorted({1, common.cores()}):
                     torch.set_num_threads(threads)
                     rate = matmul_rate(bs, D_IN, d_sae)
-                    floors.append({"data": name, "d_sae": d_sae, "batch": bs, "torch threads": threads,
-                                   "matmul GFLOP/s (best)": rate["gflops_best"],
-                                   "matmul GFLOP/s (median)": rate["gflops_median"],
-                                   "floor samples/s": floor_samples_per_s(rate["gflops_best"], D_IN, d_sae)})
+                    floors.append(
+                        {
+                            "data": name,
+                            "d_sae": d_sae,
+                            "batch": bs,
+                            "torch threads": threads,
+                            "matmul GFLOP/s (best)": rate["gflops_best"],
+                            "matmul GFLOP/s (median)": rate["gflops_median"],
+                            "floor samples/s": floor_samples_per_s(rate["gflops_best"], D_IN, d_sae),
+                        }
+                    )
                 torch.set_num_threads(args.threads)
                 # Each entry: (train(n_steps) -> (recon, samples), batch, settings).
                 runs = {
-                    "sae-lightning (Lightning Trainer)": (lambda n: train_lightning(cfg, store, n, work / f"pl_{name}_{d_sae}_{n}"),
-                                                          bs, f"Adam lr {cfg.module.lr}, warm-up {cfg.module.warmup_steps}, {cfg.module.decay}"
-                                                          + (f", {args.select_dtype} select" if args.select_dtype != "float32" else "")),
+                    "sae-lightning (Lightning Trainer)": (
+                        lambda n: train_lightning(cfg, store, n, work / f"pl_{name}_{d_sae}_{n}"),
+                        bs,
+                        f"Adam lr {cfg.module.lr}, warm-up {cfg.module.warmup_steps}, {cfg.module.decay}"
+                        + (f", {args.select_dtype} select" if args.select_dtype != "float32" else ""),
+                    ),
                     "bare PyTorch loop, same math": (lambda n: train_bare(cfg, X, n), bs, "as above"),
-                    "HypotheSAEs train_sae (recommended)": (lambda n: train_hypothesaes(X, d_sae, 512, n * bs), 512, "Adam lr 5e-4, bs 512"),
-                    "HypotheSAEs train_sae (matched batch)": (lambda n: train_hypothesaes(X, d_sae, bs, n * bs), bs, "Adam lr 5e-4")
-                    if bs != 512 else None,  # the same run as the one above
-                    "sparsify SparseCoder (its defaults)": (lambda n: train_sparsify(X, d_sae, bs, n), bs, "SignSGD+ScheduleFree"),
+                    "HypotheSAEs train_sae (recommended)": (
+                        lambda n: train_hypothesaes(X, d_sae, 512, n * bs),
+                        512,
+                        "Adam lr 5e-4, bs 512",
+                    ),
+                    "HypotheSAEs train_sae (matched batch)": (
+                        lambda n: train_hypothesaes(X, d_sae, bs, n * bs),
+                        bs,
+                        "Adam lr 5e-4",
+                    )
+                    if bs != 512
+                    else None,  # the same run as the one above
+                    "sparsify SparseCoder (its defaults)": (
+                        lambda n: train_sparsify(X, d_sae, bs, n),
+                        bs,
+                        "SignSGD+ScheduleFree",
+                    ),
                 }
                 for trainer, spec in runs.items():
                     if spec is None or not any(sel in trainer.lower() for sel in args.trainers):
@@ -303,10 +351,18 @@ def run(args) -> dict:
                     t = time.perf_counter()
                     recon, seen = fn(steps)
                     seconds = time.perf_counter() - t
-                    row = {"data": name, "d_sae": d_sae, "trainer": trainer, "batch": batch, "settings": settings,
-                           "samples": seen, "seconds": round(seconds, 1), "samples/s": seen / seconds,
-                           "val fve": round(fve(recon, X_val), 4),
-                           "load": load()}
+                    row = {
+                        "data": name,
+                        "d_sae": d_sae,
+                        "trainer": trainer,
+                        "batch": batch,
+                        "settings": settings,
+                        "samples": seen,
+                        "seconds": round(seconds, 1),
+                        "samples/s": seen / seconds,
+                        "val fve": round(fve(recon, X_val), 4),
+                        "load": load(),
+                    }
                     rows.append(row)
                     print(json.dumps(row), flush=True)
     finally:
@@ -316,9 +372,16 @@ def run(args) -> dict:
     for r in rows:
         same = [f for f in floors if f["d_sae"] == r["d_sae"]]
         r["share of floor"] = f"{r['samples/s'] / max(f['floor samples/s'] for f in same):.1%}"
-        r["share of 1-thread floor"] = f"{r['samples/s'] / max(f['floor samples/s'] for f in same if f['torch threads'] == 1):.1%}"
-    return {"rows": rows, "floors": floors, "summary": summarise(rows), "threads": args.threads,
-            "samples_note": f"{args.epochs} epochs of the built-in sentences"}
+        r["share of 1-thread floor"] = (
+            f"{r['samples/s'] / max(f['floor samples/s'] for f in same if f['torch threads'] == 1):.1%}"
+        )
+    return {
+        "rows": rows,
+        "floors": floors,
+        "summary": summarise(rows),
+        "threads": args.threads,
+        "samples_note": f"{args.epochs} epochs of the built-in sentences",
+    }
 
 
 def summarise(rows: list[dict]) -> list[dict]:
@@ -329,34 +392,68 @@ def summarise(rows: list[dict]) -> list[dict]:
         ours = group.get("sae-lightning (Lightning Trainer)")
         if not ours:
             continue
-        line = {"data": key[0], "d_sae": key[1], "sae-lightning samples/s": ours["samples/s"],
-                "share of floor": ours["share of floor"], "fve": ours["val fve"]}
-        for label, trainer in (("× HypotheSAEs (rec.)", "HypotheSAEs train_sae (recommended)"),
-                               ("× HypotheSAEs (bs)", "HypotheSAEs train_sae (matched batch)"),
-                               ("× sparsify", "sparsify SparseCoder (its defaults)"),
-                               ("× bare loop", "bare PyTorch loop, same math")):
+        line = {
+            "data": key[0],
+            "d_sae": key[1],
+            "sae-lightning samples/s": ours["samples/s"],
+            "share of floor": ours["share of floor"],
+            "fve": ours["val fve"],
+        }
+        for label, trainer in (
+            ("× HypotheSAEs (rec.)", "HypotheSAEs train_sae (recommended)"),
+            ("× HypotheSAEs (bs)", "HypotheSAEs train_sae (matched batch)"),
+            ("× sparsify", "sparsify SparseCoder (its defaults)"),
+            ("× bare loop", "bare PyTorch loop, same math"),
+        ):
             peer = group.get(trainer)
             if peer:
-                line[label] = f"{ours['samples/s'] / peer['samples/s']:.2f}× (fve {ours['val fve'] - peer['val fve']:+.3f})"
+                line[label] = (
+                    f"{ours['samples/s'] / peer['samples/s']:.2f}× (fve {ours['val fve'] - peer['val fve']:+.3f})"
+                )
         out.append(line)
     return out
 
 
 def markdown(result: dict) -> str:
-    cols = ["data", "d_sae", "trainer", "batch", "settings", "samples", "seconds", "samples/s", "share of floor",
-            "share of 1-thread floor", "val fve", "load"]
+    cols = [
+        "data",
+        "d_sae",
+        "trainer",
+        "batch",
+        "settings",
+        "samples",
+        "seconds",
+        "samples/s",
+        "share of floor",
+        "share of 1-thread floor",
+        "val fve",
+        "load",
+    ]
     note = result.get("samples_note", "")
-    parts = [f"### Training throughput and quality ({note}, the same number of samples on the synthetic set; "
-             "fve on the same held-out rows for every trainer)", "", md_table(result["rows"], cols)]
+    parts = [
+        f"### Training throughput and quality ({note}, the same number of samples on the synthetic set; "
+        "fve on the same held-out rows for every trainer)",
+        "",
+        md_table(result["rows"], cols),
+    ]
     if result["summary"]:
-        parts += ["", "this project against each peer: speed ratio (fve difference; + means ours is better)", "",
-                  md_table(result["summary"])]
-    parts += ["", "### The floor: float32 torch.mm at the encoder's shape [batch, 384] @ [384, d_sae]", "",
-              "Best and median rate over ~3 s of repeats; floor samples/s = best rate / (2 * 384 * d_sae), the "
-              "encoder's forward FLOPs alone. `share of floor` above is against the best floor measured for that "
-              "width anywhere in this run (the machine's limit), `share of 1-thread floor` against the best with "
-              f"one torch thread. Trainers ran with {result.get('threads')} torch threads.", "",
-              md_table(result["floors"])]
+        parts += [
+            "",
+            "this project against each peer: speed ratio (fve difference; + means ours is better)",
+            "",
+            md_table(result["summary"]),
+        ]
+    parts += [
+        "",
+        "### The floor: float32 torch.mm at the encoder's shape [batch, 384] @ [384, d_sae]",
+        "",
+        "Best and median rate over ~3 s of repeats; floor samples/s = best rate / (2 * 384 * d_sae), the "
+        "encoder's forward FLOPs alone. `share of floor` above is against the best floor measured for that "
+        "width anywhere in this run (the machine's limit), `share of 1-thread floor` against the best with "
+        f"one torch thread. Trainers ran with {result.get('threads')} torch threads.",
+        "",
+        md_table(result["floors"]),
+    ]
     return "\n".join(parts)
 
 
@@ -364,20 +461,36 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--d-sae", type=int, nargs="+", default=[3072, 6144])
     ap.add_argument("--datasets", nargs="+", default=["builtin", "synthetic"], choices=["builtin", "synthetic"])
-    ap.add_argument("--trainers", nargs="+", default=["lightning", "bare", "hypothesaes", "sparsify"],
-                    help="substrings of the trainer names to run")
+    ap.add_argument(
+        "--trainers",
+        nargs="+",
+        default=["lightning", "bare", "hypothesaes", "sparsify"],
+        help="substrings of the trainer names to run",
+    )
     ap.add_argument("--epochs", type=int, default=6, help="epochs over the built-in sentences (sets the sample budget)")
     ap.add_argument("--synthetic-n", type=int, default=200_000)
-    ap.add_argument("--synthetic-samples", type=int, default=None,
-                    help="samples trained on the synthetic set (default: the built-in budget)")
+    ap.add_argument(
+        "--synthetic-samples",
+        type=int,
+        default=None,
+        help="samples trained on the synthetic set (default: the built-in budget)",
+    )
     ap.add_argument("--batch", type=int, default=None, help="matched batch size (default: conf/data/default.yaml)")
-    ap.add_argument("--select-dtype", default="float32", choices=["float32", "bfloat16"],
-                    help="sae.select_dtype of this project's trainers (bfloat16: AMX CPUs, large batches)")
+    ap.add_argument(
+        "--select-dtype",
+        default="float32",
+        choices=["float32", "bfloat16"],
+        help="sae.select_dtype of this project's trainers (bfloat16: AMX CPUs, large batches)",
+    )
     ap.add_argument("--cache-dir", default=None, help="embedding store cache (default: the project's)")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch threads for every trainer (default: torch's, all cores). On a machine shared with "
-                         "other jobs set OMP_WAIT_POLICY=PASSIVE or use 1: spinning OpenMP threads made each "
-                         "step several times slower here")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads for every trainer (default: torch's, all cores). On a machine shared with "
+        "other jobs set OMP_WAIT_POLICY=PASSIVE or use 1: spinning OpenMP threads made each "
+        "step several times slower here",
+    )
     run_and_emit(ap, run, markdown, prepare)
 
 

@@ -1,9 +1,10 @@
 """What every benchmark script shares: the machine description, Markdown tables, the matmul floor,
 peak-RSS measurement in a child process, and the import path (scripts run as `python benchmarks/x.py`)."""
+
 from __future__ import annotations
 
-import datetime as _dt
 import argparse
+import datetime as _dt
 import json
 import os
 import platform
@@ -47,9 +48,17 @@ def machine() -> dict:
     except ImportError:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return {"date": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"), "cpu": cpu_model(),
-            "cores": cores_, "torch_threads": torch.get_num_threads(), "memory_gib": mem, "gpu": gpu,
-            "torch": torch.__version__, "python": platform.python_version(), "load_avg_1m": round(os.getloadavg()[0], 2)}
+    return {
+        "date": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "cpu": cpu_model(),
+        "cores": cores_,
+        "torch_threads": torch.get_num_threads(),
+        "memory_gib": mem,
+        "gpu": gpu,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
 
 
 def load() -> float:
@@ -59,8 +68,14 @@ def load() -> float:
 
 def md_table(rows: list[dict], columns: list[str] | None = None) -> str:
     columns = columns or list(rows[0])
-    fmt = lambda v: "" if v is None else (f"{v:,.0f}" if isinstance(v, float) and abs(v) >= 100 else  # noqa: E731
-                                          f"{v:.3g}" if isinstance(v, float) else str(v))
+
+    def fmt(v) -> str:
+        if v is None:
+            return ""
+        if isinstance(v, float):
+            return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+        return str(v)
+
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     lines += ["| " + " | ".join(fmt(r.get(c)) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
@@ -105,9 +120,12 @@ def peak_rss_mib() -> float:
 def run_child(code: str, timeout: float = 600) -> dict:
     """Run python code in a fresh interpreter (so its peak RSS is its own) and return the JSON it
     prints on its last line (the dict RESULT the code fills), with that process's peak RSS (MiB)."""
-    wrapper = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(ROOT / 'benchmarks')!r})\n"
-               + code + "\nimport json as _j\nfrom common import peak_rss_mib as _peak\n"
-               "print(_j.dumps({**RESULT, 'peak_rss_mib': _peak()}))\n")
+    wrapper = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(ROOT / 'benchmarks')!r})\n"
+        + code
+        + "\nimport json as _j\nfrom common import peak_rss_mib as _peak\n"
+        "print(_j.dumps({**RESULT, 'peak_rss_mib': _peak()}))\n"
+    )
     proc = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")

@@ -8,6 +8,7 @@ and data; with the GPU's measured fp32 and bf16 matmul rates at the encoder's sh
 Data: the fp16 store benchmarks/gpu_check.sh --prepare writes (real wiki MiniLM embeddings), held
 on the GPU. Run by benchmarks/gpu_check.sh; its table goes into RESULTS.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -99,11 +100,16 @@ def run(args) -> dict:
         cfg = bt.compose(d_sae, args.batch, "float32", tuple(trainer))
         for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
             tf = matmul_tflops(dev, dtype, args.batch, store.dim, d_sae)
-            floors.append({"d_sae": d_sae, "matmul": name, "TFLOP/s (best)": tf,
-                           "floor samples/s": tf * 1e12 / (2 * store.dim * d_sae)})
+            floors.append(
+                {
+                    "d_sae": d_sae,
+                    "matmul": name,
+                    "TFLOP/s (best)": tf,
+                    "floor samples/s": tf * 1e12 / (2 * store.dim * d_sae),
+                }
+            )
         runs = {
-            "sae-lightning (Lightning Trainer)":
-                lambda n: bt.train_lightning(cfg, store, n, work / f"pl_{d_sae}_{n}"),
+            "sae-lightning (Lightning Trainer)": lambda n: bt.train_lightning(cfg, store, n, work / f"pl_{d_sae}_{n}"),
             "sae-lightning bare loop, same math": lambda n: bt.train_bare(cfg, X, n),
             "sparsify SparseCoder (its defaults)": lambda n: bt.train_sparsify(X, d_sae, args.batch, n, dev),
         }
@@ -111,30 +117,51 @@ def run(args) -> dict:
             if args.only and not any(s in trainer_name for s in args.only):
                 continue
             recon, seen, seconds = timed(dev, fn, args.steps)
-            row = {"d_sae": d_sae, "trainer": trainer_name, "batch": args.batch, "steps": args.steps,
-                   "seconds": round(seconds, 2), "samples/s": seen / seconds, "val fve": round(bt.fve(recon, X_val), 4)}
+            row = {
+                "d_sae": d_sae,
+                "trainer": trainer_name,
+                "batch": args.batch,
+                "steps": args.steps,
+                "seconds": round(seconds, 2),
+                "samples/s": seen / seconds,
+                "val fve": round(bt.fve(recon, X_val), 4),
+            }
             rows.append(row)
             print(json.dumps(row), flush=True)
     fp32 = {f["d_sae"]: f["floor samples/s"] for f in floors if f["matmul"] == "fp32"}
     for r in rows:
         r["share of fp32 floor"] = f"{r['samples/s'] / fp32[r['d_sae']]:.1%}"
     name = torch.cuda.get_device_name(0) if dev.startswith("cuda") else "CPU (dry run)"
-    return {"device": name, "torch": torch.__version__, "rows": rows, "floors": floors,
-            "tf32": torch.backends.cuda.matmul.allow_tf32, "store": f"{len(store)} x {store.dim} {store.embeddings.dtype}"}
+    return {
+        "device": name,
+        "torch": torch.__version__,
+        "rows": rows,
+        "floors": floors,
+        "tf32": torch.backends.cuda.matmul.allow_tf32,
+        "store": f"{len(store)} x {store.dim} {store.embeddings.dtype}",
+    }
 
 
 def markdown(result: dict) -> str:
     from common import md_table
 
-    return "\n".join([
-        f"### GPU training throughput: {result['device']} (torch {result['torch']}, TF32 matmul "
-        f"{'on' if result['tf32'] else 'off'}; data: {result['store']} wiki MiniLM embeddings, held on the device "
-        "by the bare loop and sparsify, streamed from the store by the Trainer)", "",
-        md_table(result["rows"], ["d_sae", "trainer", "batch", "steps", "seconds", "samples/s", "share of fp32 floor",
-                                  "val fve"]), "",
-        "The floor: torch.mm at the encoder's shape [batch, 384] @ [384, d_sae], best of ~1 s of repeats; "
-        "floor samples/s = rate / (2 * 384 * d_sae), the encoder's forward FLOPs alone.", "",
-        md_table(result["floors"])])
+    return "\n".join(
+        [
+            f"### GPU training throughput: {result['device']} (torch {result['torch']}, TF32 matmul "
+            f"{'on' if result['tf32'] else 'off'}; data: {result['store']} wiki MiniLM embeddings, held on the device "
+            "by the bare loop and sparsify, streamed from the store by the Trainer)",
+            "",
+            md_table(
+                result["rows"],
+                ["d_sae", "trainer", "batch", "steps", "seconds", "samples/s", "share of fp32 floor", "val fve"],
+            ),
+            "",
+            "The floor: torch.mm at the encoder's shape [batch, 384] @ [384, d_sae], best of ~1 s of repeats; "
+            "floor samples/s = rate / (2 * 384 * d_sae), the encoder's forward FLOPs alone.",
+            "",
+            md_table(result["floors"]),
+        ]
+    )
 
 
 def main() -> None:

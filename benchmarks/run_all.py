@@ -25,6 +25,7 @@ other jobs share the cores (200 ms instead of 18 ms per batch-512 step beside a 
 shared machine run `OMP_WAIT_POLICY=PASSIVE make bench`; the policy is written at the top of RESULTS.md.
 Everything runs with torch's default thread count (all cores).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import common
 from common import ROOT, machine
 
 HERE = Path(__file__).resolve().parent
@@ -56,8 +56,9 @@ def child_env() -> dict:
 def run_script(args: list[str], timeout: float) -> tuple[int, str, str, float]:
     start = time.perf_counter()
     try:
-        proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=child_env(), capture_output=True, text=True,
-                              timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, *args], cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=timeout
+        )
         code, out, err = proc.returncode, proc.stdout, proc.stderr
     except subprocess.TimeoutExpired as exc:
         code = -1
@@ -67,25 +68,32 @@ def run_script(args: list[str], timeout: float) -> tuple[int, str, str, float]:
 
 
 def ensure_builtin_store(timeout: float) -> str:
-    code = ("import time, json, sys\n"
-            f"sys.path.insert(0, {str(HERE)!r})\n"
-            "import common\n"
-            "from sae_lightning.data.embed import Embedder, build_store\n"
-            "from sae_lightning.data.store import default_cache_dir\n"
-            "from sae_lightning.data.sources import WikiVitalArticles\n"
-            "from sae_lightning.data.sources.wiki import WIKI_TOPICS\n"
-            "src = WikiVitalArticles(topics=list(WIKI_TOPICS.values()))\n"
-            "t = time.perf_counter()\n"
-            "store = build_store(src, Embedder(show_progress=False), None)\n"
-            "print(json.dumps({'path': str(store.path), 'n': len(store), 'seconds': time.perf_counter() - t}))\n")
+    code = (
+        "import time, json, sys\n"
+        f"sys.path.insert(0, {str(HERE)!r})\n"
+        "import common\n"
+        "from sae_lightning.data.embed import Embedder, build_store\n"
+        "from sae_lightning.data.store import default_cache_dir\n"
+        "from sae_lightning.data.sources import WikiVitalArticles\n"
+        "from sae_lightning.data.sources.wiki import WIKI_TOPICS\n"
+        "src = WikiVitalArticles(topics=list(WIKI_TOPICS.values()))\n"
+        "t = time.perf_counter()\n"
+        "store = build_store(src, Embedder(show_progress=False), None)\n"
+        "print(json.dumps({'path': str(store.path), 'n': len(store), 'seconds': time.perf_counter() - t}))\n"
+    )
     rc, out, err, wall = run_script(["-c", code], timeout)
     if rc != 0:
         return f"### Built-in store\n\nFAILED ({rc}):\n\n```\n{err[-2000:]}\n```"
     info = json.loads(out.strip().splitlines()[-1])
-    what = ("already in the cache" if info["seconds"] < 30 else
-            f"embedded now: {info['n'] / info['seconds']:.0f} texts/s end to end")
-    return (f"### Built-in store\n\n{info['n']:,} wiki sentences x 384 (all-MiniLM-L6-v2) at `{info['path']}`: "
-            f"{what} ({info['seconds']:.0f} s).")
+    what = (
+        "already in the cache"
+        if info["seconds"] < 30
+        else f"embedded now: {info['n'] / info['seconds']:.0f} texts/s end to end"
+    )
+    return (
+        f"### Built-in store\n\n{info['n']:,} wiki sentences x 384 (all-MiniLM-L6-v2) at `{info['path']}`: "
+        f"{what} ({info['seconds']:.0f} s)."
+    )
 
 
 def section(title: str, rc: int, out: str, err: str, wall: float, body: str | None) -> str:
@@ -104,32 +112,46 @@ def targets(training: dict | None, large: dict | None, streaming: dict | None) -
                 continue
             rows = {x["trainer"]: x for x in training["rows"] if (x["data"], x["d_sae"]) == (r["data"], 3072)}
             ours = rows["sae-lightning (Lightning Trainer)"]
-            for label, key, need in (("≥ 1.5× HypotheSAEs (recommended) samples/s at ≥ its fve",
-                                      "HypotheSAEs train_sae (recommended)", 1.5),
-                                     ("≥ 1.5× HypotheSAEs (matched batch) samples/s at ≥ its fve",
-                                      "HypotheSAEs train_sae (matched batch)", 1.5),
-                                     ("≥ 1.0× sparsify samples/s at ≥ its fve", "sparsify SparseCoder (its defaults)", 1.0)):
+            for label, key, need in (
+                ("≥ 1.5× HypotheSAEs (recommended) samples/s at ≥ its fve", "HypotheSAEs train_sae (recommended)", 1.5),
+                (
+                    "≥ 1.5× HypotheSAEs (matched batch) samples/s at ≥ its fve",
+                    "HypotheSAEs train_sae (matched batch)",
+                    1.5,
+                ),
+                ("≥ 1.0× sparsify samples/s at ≥ its fve", "sparsify SparseCoder (its defaults)", 1.0),
+            ):
                 peer = rows.get(key)
                 if not peer:
                     continue
                 ratio, dfve = ours["samples/s"] / peer["samples/s"], ours["val fve"] - peer["val fve"]
                 ok = ratio >= need and dfve >= -0.005
-                lines.append(f"| {label} ({r['data']}) | {ratio:.2f}×, fve {ours['val fve']:.3f} vs {peer['val fve']:.3f} "
-                             f"| {'met' if ok else 'missed'} |")
+                lines.append(
+                    f"| {label} ({r['data']}) | {ratio:.2f}×, fve {ours['val fve']:.3f} vs {peer['val fve']:.3f} "
+                    f"| {'met' if ok else 'missed'} |"
+                )
             share = float(ours["share of floor"].rstrip("%")) / 100
-            lines.append(f"| ≥ 40 % of the matmul floor ({r['data']}) | {share:.1%} | {'met' if share >= 0.4 else 'missed'} |")
+            lines.append(
+                f"| ≥ 40 % of the matmul floor ({r['data']}) | {share:.1%} | {'met' if share >= 0.4 else 'missed'} |"
+            )
     if large and large["summary"]:
         # Against the machine's limit: the best floor measured in either training run (the matmul at
         # batch 4096 alone measured anywhere from 290 to 440 GFLOP/s on these shared cores).
         r = large["summary"][0]
-        floors = [f["floor samples/s"] for run in (training, large) if run for f in run["floors"] if f["d_sae"] == r["d_sae"]]
+        floors = [
+            f["floor samples/s"] for run in (training, large) if run for f in run["floors"] if f["d_sae"] == r["d_sae"]
+        ]
         share = r["sae-lightning samples/s"] / max(floors)
-        lines.append(f"| ≥ 40 % of the matmul floor, batch {LARGE_BATCH} ({r['data']}, fve {r['fve']:.3f}) | {share:.1%} "
-                     f"| {'met' if share >= 0.4 else 'missed'} |")
+        lines.append(
+            f"| ≥ 40 % of the matmul floor, batch {LARGE_BATCH} ({r['data']}, fve {r['fve']:.3f}) | {share:.1%} "
+            f"| {'met' if share >= 0.4 else 'missed'} |"
+        )
     if streaming:
         for r in [r for r in streaming["rows"] if r["target (>=90 %, < 2 GiB)"]]:
-            lines.append(f"| streaming ≥ 90 % of in-RAM batches/s, peak RSS < 2 GiB ({r['case']}) | {r['vs in RAM']}, "
-                         f"{r['peak RSS MiB']:.0f} MiB | {r['target (>=90 %, < 2 GiB)']} |")
+            lines.append(
+                f"| streaming ≥ 90 % of in-RAM batches/s, peak RSS < 2 GiB ({r['case']}) | {r['vs in RAM']}, "
+                f"{r['peak RSS MiB']:.0f} MiB | {r['target (>=90 %, < 2 GiB)']} |"
+            )
     return "\n".join(lines)
 
 
@@ -137,14 +159,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
     ap.add_argument("--quick", action="store_true", help="small sizes, to check that everything runs")
-    ap.add_argument("--only", nargs="*", default=None, help="embedding training streaming labeling scale overhead startup")
+    ap.add_argument(
+        "--only", nargs="*", default=None, help="embedding training streaming labeling scale overhead startup"
+    )
     args = ap.parse_args()
     start = time.time()
     info = machine()
     header = [
         "# Benchmarks",
         "",
-        f"Written by `make bench` (`python benchmarks/run_all.py{' --quick' if args.quick else ''}`) on {info['date']}.",
+        f"Written by `make bench` (`python benchmarks/run_all.py{' --quick' if args.quick else ''}`) "
+        f"on {info['date']}.",
         "",
         "| machine | |",
         "|---|---|",
@@ -163,7 +188,11 @@ def main() -> None:
     results: dict[str, dict] = {}
     tmp = Path(tempfile.mkdtemp(prefix="bench_json_"))
     quick = args.quick
-    want = set(args.only) if args.only else {"embedding", "training", "streaming", "labeling", "scale", "overhead", "startup"}
+    want = (
+        set(args.only)
+        if args.only
+        else {"embedding", "training", "streaming", "labeling", "scale", "overhead", "startup"}
+    )
 
     def write(final: bool = False) -> None:
         parts = header[:]
@@ -181,32 +210,85 @@ def main() -> None:
 
     plan = []
     if "embedding" in want:
-        plan.append(("embedding", "Embedding: the embedding stage vs a bare SentenceTransformer.encode",
-                     ["benchmarks/bench_embedding.py", "--texts", "300" if quick else "2000", "--repeats", "1"]))
+        plan.append(
+            (
+                "embedding",
+                "Embedding: the embedding stage vs a bare SentenceTransformer.encode",
+                ["benchmarks/bench_embedding.py", "--texts", "300" if quick else "2000", "--repeats", "1"],
+            )
+        )
     if "training" in want:
-        plan.append(("training", "Training: sae-lightning vs a bare loop, HypotheSAEs and sparsify; the matmul floor",
-                     ["benchmarks/bench_training.py", *(["--epochs", "1", "--synthetic-n", "20000", "--d-sae", "3072"]
-                                                        if quick else [])]))
+        plan.append(
+            (
+                "training",
+                "Training: sae-lightning vs a bare loop, HypotheSAEs and sparsify; the matmul floor",
+                [
+                    "benchmarks/bench_training.py",
+                    *(["--epochs", "1", "--synthetic-n", "20000", "--d-sae", "3072"] if quick else []),
+                ],
+            )
+        )
         # The floor share at a large batch, where the per-step costs (Adam, decoder renormalisation)
         # are spread over 8x the samples: on the 200k synthetic set, 300 steps for each trainer.
-        plan.append(("training_large", f"Training at batch {LARGE_BATCH}: sae-lightning vs a bare loop and sparsify",
-                     ["benchmarks/bench_training.py", "--batch", str(LARGE_BATCH), "--datasets", "synthetic",
-                      "--d-sae", "3072", "--trainers", "lightning", "bare", "sparsify", "--select-dtype", "bfloat16",
-                      "--synthetic-samples",
-                      str((20 if quick else 300) * LARGE_BATCH), *(["--synthetic-n", "20000"] if quick else [])]))
+        plan.append(
+            (
+                "training_large",
+                f"Training at batch {LARGE_BATCH}: sae-lightning vs a bare loop and sparsify",
+                [
+                    "benchmarks/bench_training.py",
+                    "--batch",
+                    str(LARGE_BATCH),
+                    "--datasets",
+                    "synthetic",
+                    "--d-sae",
+                    "3072",
+                    "--trainers",
+                    "lightning",
+                    "bare",
+                    "sparsify",
+                    "--select-dtype",
+                    "bfloat16",
+                    "--synthetic-samples",
+                    str((20 if quick else 300) * LARGE_BATCH),
+                    *(["--synthetic-n", "20000"] if quick else []),
+                ],
+            )
+        )
     if "streaming" in want:
-        plan.append(("streaming", "Streaming: EmbeddingDataModule from disk vs RAM",
-                     ["benchmarks/bench_streaming.py", *(["--rows", "200000", "--batches", "300", "--cold-batches", "50"]
-                                                         if quick else [])]))
+        plan.append(
+            (
+                "streaming",
+                "Streaming: EmbeddingDataModule from disk vs RAM",
+                [
+                    "benchmarks/bench_streaming.py",
+                    *(["--rows", "200000", "--batches", "300", "--cold-batches", "50"] if quick else []),
+                ],
+            )
+        )
     if "scale" in want:
-        plan.append(("scale", "Scale: every stage at two corpus sizes, time and peak RSS and their growth",
-                     ["benchmarks/bench_scale.py", *(["--sizes", "1000", "10000", "--d-sae", "512"] if quick else [])]))
+        plan.append(
+            (
+                "scale",
+                "Scale: every stage at two corpus sizes, time and peak RSS and their growth",
+                ["benchmarks/bench_scale.py", *(["--sizes", "1000", "10000", "--d-sae", "512"] if quick else [])],
+            )
+        )
     if "overhead" in want:
-        plan.append(("overhead", "Training overhead: sae-train's fit against the bare loop, piece by piece",
-                     ["benchmarks/bench_overhead.py", "--epochs", "1" if quick else "4", "--rounds", "1" if quick else "3"]))
+        plan.append(
+            (
+                "overhead",
+                "Training overhead: sae-train's fit against the bare loop, piece by piece",
+                ["benchmarks/bench_overhead.py", "--epochs", "1" if quick else "4", "--rounds", "1" if quick else "3"],
+            )
+        )
     if "startup" in want:  # after the store exists (a cache hit is what it times)
-        plan.append(("startup", "Start-up: commands with little to do, before and after the lazy imports",
-                     ["benchmarks/bench_startup.py", "--rounds", "2" if quick else "5"]))
+        plan.append(
+            (
+                "startup",
+                "Start-up: commands with little to do, before and after the lazy imports",
+                ["benchmarks/bench_startup.py", "--rounds", "2" if quick else "5"],
+            )
+        )
     for key, title, cmd in plan:
         js = tmp / f"{key}.json"
         rc, out, err, wall = run_script([*cmd, "--json", str(js)], timeout=3600)
@@ -223,9 +305,11 @@ def main() -> None:
         title = "Labelling: features labelled and scored per second vs one KeyBERT call per feature"
         script = HERE / "bench_labeling.py"
         if not script.exists():
-            sections["labeling"] = (f"## {title}\n\nNOT RUN: benchmarks/bench_labeling.py is not in this checkout yet "
-                                    "(another engineer owns it); run_all.py calls it with `--cache-dir <project cache>` "
-                                    "and copies its Markdown tables here.\n")
+            sections["labeling"] = (
+                f"## {title}\n\nNOT RUN: benchmarks/bench_labeling.py is not in this checkout yet "
+                "(another engineer owns it); run_all.py calls it with `--cache-dir <project cache>` "
+                "and copies its Markdown tables here.\n"
+            )
         else:
             from sae_lightning.data.store import default_cache_dir
 

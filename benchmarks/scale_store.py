@@ -12,6 +12,7 @@ shard, so RAM stays at one shard of embeddings plus the metadata. A copy of a se
 article (ids `<title>#<sentence>.<copy>`), so per-document rules (coherence, support) see
 resampled copies as sentences of the same article, as they would be in a real corpus.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -49,21 +50,34 @@ def scale_store(n: int, cache_dir: str | Path, n_distinct: int = 4000, noise: fl
     order = np.argsort(pick, kind="stable")
     starts = np.r_[0, np.flatnonzero(np.diff(pick[order])) + 1]
     copy[order] = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n]))
-    writer = StoreWriter(path, {
-        "fingerprint": f"scale-{n}-{n_distinct}-{seed}-{base.fingerprint}", "model_name": base.model_name,
-        "dim": base.dim, "count": int(n), "dtype": str(base.embeddings.dtype), "normalized": True,
-        "source": f"{n} resampled from {len(base)} wiki sentences (benchmarks/scale_store.py)",
-        "domains": sorted(set(meta["domain"])),
-    }, SHARD)
+    writer = StoreWriter(
+        path,
+        {
+            "fingerprint": f"scale-{n}-{n_distinct}-{seed}-{base.fingerprint}",
+            "model_name": base.model_name,
+            "dim": base.dim,
+            "count": int(n),
+            "dtype": str(base.embeddings.dtype),
+            "normalized": True,
+            "source": f"{n} resampled from {len(base)} wiki sentences (benchmarks/scale_store.py)",
+            "domains": sorted(set(meta["domain"])),
+        },
+        SHARD,
+    )
     for i in writer.missing_shards():
         rows = writer.shard_rows(i)
         x = emb[pick[rows]] + rng.standard_normal((rows.stop - rows.start, base.dim)).astype(np.float32) * noise
         writer.write_shard(i, x / np.linalg.norm(x, axis=1, keepdims=True))
     ids = meta["id"].to_numpy(dtype=object)[pick]
-    store = writer.finalize(pd.DataFrame({
-        "id": [f"{i}.{c}" for i, c in zip(ids, copy)],
-        "text": meta["text"].to_numpy(dtype=object)[pick],
-        "domain": meta["domain"].to_numpy(dtype=object)[pick]}))
+    store = writer.finalize(
+        pd.DataFrame(
+            {
+                "id": [f"{i}.{c}" for i, c in zip(ids, copy)],
+                "text": meta["text"].to_numpy(dtype=object)[pick],
+                "domain": meta["domain"].to_numpy(dtype=object)[pick],
+            }
+        )
+    )
     share_phrase_caches(path)
     return store
 

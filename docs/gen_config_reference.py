@@ -6,6 +6,7 @@ default (the preset's value where it sets one), meaning and valid values, read f
 Each `key: value  # comment` line is a knob; nested keys get dotted paths (hydra.run.dir); list
 items belong to their key; `defaults:` lists pick other configs and are shown as such, not as
 knobs. The comment lines at the top of a file describe the file."""
+
 from __future__ import annotations
 
 import re
@@ -29,7 +30,7 @@ def split_comment(text: str) -> tuple[str, str]:
         if ch in "'\"" and quote in (None, ch):
             quote = None if quote == ch else ch
         elif ch == "#" and quote is None and (i == 0 or text[i - 1].isspace()):
-            return text[:i].strip(), text[i + 1:].strip()
+            return text[:i].strip(), text[i + 1 :].strip()
     return text.strip(), ""
 
 
@@ -88,28 +89,39 @@ def schema_rows(group: str, entry: str, preset: list[Knob]) -> list[str]:
     from sae_lightning.schemas import SCHEMA_PREFIX, SCHEMAS, schema_node
     from sae_lightning.schemas.knobs import knob_fields
 
-    choice = entry[len(SCHEMA_PREFIX):].lstrip("_")
+    choice = entry[len(SCHEMA_PREFIX) :].lstrip("_")
     cls, node, own = SCHEMAS[group][choice], schema_node(group, choice), {k.path: k for k in preset}
-    rows = [f"Schema: `{cls.__module__}.{cls.__name__}`", "",
-            "| knob | default | what it does | valid values |", "| --- | --- | --- | --- |"]
+    rows = [
+        f"Schema: `{cls.__module__}.{cls.__name__}`",
+        "",
+        "| knob | default | what it does | valid values |",
+        "| --- | --- | --- | --- |",
+    ]
     for f in knob_fields(cls):
         value, doc = _yaml_value(node[f.name]), f.metadata["doc"]
         if f.name in own:
             value, doc = own[f.name].value, f"{doc} (this preset: {own[f.name].comment or 'set here'})"
         rows.append(f"| `{f.name}` | `{_cell(value)}` | {_cell(doc)} | {_cell(f.metadata['rule'].what)} |")
-    rows += [f"| `{k.path}` | `{_cell(k.value)}` | {_cell(k.comment or 'the class Hydra builds')} | |"
-             for k in preset if k.path not in node]  # not a knob: which class Hydra builds (_target_)
+    rows += [
+        f"| `{k.path}` | `{_cell(k.value)}` | {_cell(k.comment or 'the class Hydra builds')} | |"
+        for k in preset
+        if k.path not in node
+    ]  # not a knob: which class Hydra builds (_target_)
     return rows + [""]
 
 
 def config_reference(conf_dir: Path) -> str:
-    out = ["# Config reference", "",
-           "Every knob under `conf/`, with its default and what it does: for the groups with a typed schema "
-           "(`sae_lightning/schemas/`, see Typed configs) from the dataclass field, which also "
-           "gives the valid values; for the others from the comment beside it in the YAML file. This page is "
-           "generated at every docs build (`docs/gen_config_reference.py`), so it cannot drift. "
-           "Override any knob on the command line: `sae-train sae.k=64 trainer.max_epochs=3`; pick a config of a "
-           "group with `group=name` (`sae=relu`).", ""]
+    out = [
+        "# Config reference",
+        "",
+        "Every knob under `conf/`, with its default and what it does: for the groups with a typed schema "
+        "(`sae_lightning/schemas/`, see Typed configs) from the dataclass field, which also "
+        "gives the valid values; for the others from the comment beside it in the YAML file. This page is "
+        "generated at every docs build (`docs/gen_config_reference.py`), so it cannot drift. "
+        "Override any knob on the command line: `sae-train sae.k=64 trainer.max_epochs=3`; pick a config of a "
+        "group with `group=name` (`sae=relu`).",
+        "",
+    ]
     files = sorted(conf_dir.rglob("*.yaml"), key=lambda p: (p.parent != conf_dir, str(p.relative_to(conf_dir))))
     group = None
     for path in files:
@@ -129,8 +141,10 @@ def config_reference(conf_dir: Path) -> str:
             out += schema_rows(str(rel.parent), schema, knobs)
         elif knobs:
             out += ["| knob | default | what it does |", "| --- | --- | --- |"]
-            out += [f"| `{_cell(k.path)}` | {'`' + _cell(k.value) + '`' if k.value else ''} | {_cell(k.comment)} |"
-                    for k in knobs]
+            out += [
+                f"| `{_cell(k.path)}` | {'`' + _cell(k.value) + '`' if k.value else ''} | {_cell(k.comment)} |"
+                for k in knobs
+            ]
             out.append("")
     return "\n".join(out) + "\n"
 

@@ -1,4 +1,5 @@
 """mkdocs hook: adds the generated config reference (reference/config.md) to the site."""
+
 from __future__ import annotations
 
 import sys

@@ -9,6 +9,7 @@ The Python API (sae_lightning/api.py), without Hydra:
 
 Names are imported on first use, so `import sae_lightning.cli` stays quick for the commands.
 """
+
 from __future__ import annotations
 
 __all__ = ["Feature", "Run", "UserError", "find_runs", "latest_run", "train_sae"]

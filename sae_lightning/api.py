@@ -14,6 +14,7 @@ the same pipeline, so its defaults are the command line's. Bad input (an array t
 float, an unfinished run, a feature id out of range, an unknown setting) raises
 `sae_lightning.errors.UserError` with one line that names the problem and the fix.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,9 +22,9 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -79,8 +80,14 @@ class Run:
     labeling  the current labelling (its folder, id, settings()), None when unlabelled; labelings() all of them
     features  its features.parquet, one row per feature (None when unlabelled)"""
 
-    def __init__(self, path: Path, search: SearchRun, features: pd.DataFrame | None, metrics: dict,
-                 labeling: Labeling | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        search: SearchRun,
+        features: pd.DataFrame | None,
+        metrics: dict,
+        labeling: Labeling | None = None,
+    ) -> None:
         self.path, self._search, self.metrics = path, search, metrics
         self.labeling = labeling
         self.labels_summary = labeling.summary() if labeling is not None else {}
@@ -88,7 +95,7 @@ class Run:
         self.sae, self.store = search.sae, search.store
 
     @classmethod
-    def load(cls, path: str | Path | RunReader, device: str = "cpu") -> "Run":
+    def load(cls, path: str | Path | RunReader, device: str = "cpu") -> Run:
         """Open a finished run folder (sae/, run.json, metrics.json), or a reader of one; UserError
         in one line otherwise."""
         reader = path if isinstance(path, RunReader) else RunReader(path)
@@ -141,8 +148,10 @@ class Run:
         """Embeddings [n, d_in] (or [d_in]) made by the run's model -> activations [n, d_sae]."""
         x = as_float_matrix(embeddings, "embeddings", allow_vector=True)
         if x.shape[1] != self.sae.cfg.d_in:
-            raise UserError(f"embeddings are {x.shape[1]} wide but this SAE reads {self.sae.cfg.d_in}; "
-                            f"embed them with {self.model_name} (run.encode(texts) does)")
+            raise UserError(
+                f"embeddings are {x.shape[1]} wide but this SAE reads {self.sae.cfg.d_in}; "
+                f"embed them with {self.model_name} (run.encode(texts) does)"
+            )
         return encode(self.sae, x).cpu().numpy()
 
     def top_features(self, text: str, k: int = 10) -> pd.DataFrame:
@@ -151,8 +160,9 @@ class Run:
         check_counts(k=k)
         if not isinstance(text, str):
             raise UserError(f"text must be a string, got {type(text).__name__}; top_features takes one text")
-        hits = find_features(self.sae, self._search.model, text, k, self.labels, self._search.normalize,
-                             self._search.verdicts)
+        hits = find_features(
+            self.sae, self._search.model, text, k, self.labels, self._search.normalize, self._search.verdicts
+        )
         if self.features is not None:
             by_id = self.features.set_index("feature_id")
             for col in (c for c in TRUST_COLUMNS if c in by_id.columns):
@@ -168,12 +178,26 @@ class Run:
             empty = pd.DataFrame(columns=["activation", "domain", "id", "text"])
             return Feature(i, "", [], float("nan"), False, empty)
         row = rows.iloc[0]
-        top = pd.DataFrame({"activation": list(row["top_acts"]), "domain": list(row["top_domains"]),
-                            "id": list(row["top_ids"]), "text": list(row["top_texts"])})
+        top = pd.DataFrame(
+            {
+                "activation": list(row["top_acts"]),
+                "domain": list(row["top_domains"]),
+                "id": list(row["top_ids"]),
+                "text": list(row["top_texts"]),
+            }
+        )
         shares = parse_shares(row.get("domain_shares"))
-        return Feature(i, row["label"] or "", list(row["keywords"]), float(row["density"]), bool(row["dead"]), top,
-                       shares, {c: getattr(row[c], "item", lambda: row[c])() for c in TRUST_COLUMNS if c in row.index},
-                       str(row.get("verdict") or ""))
+        return Feature(
+            i,
+            row["label"] or "",
+            list(row["keywords"]),
+            float(row["density"]),
+            bool(row["dead"]),
+            top,
+            shares,
+            {c: getattr(row[c], "item", lambda: row[c])() for c in TRUST_COLUMNS if c in row.index},
+            str(row.get("verdict") or ""),
+        )
 
     def top_texts(self, i: int, n: int = 10) -> pd.DataFrame:
         """Feature `i`'s n top-activating training texts (activation, domain, id, text)."""
@@ -205,8 +229,10 @@ def check_finished(path: Path) -> None:
     """A run folder that training finished: its SAE, run.json and metrics.json are all there."""
     finished_run_info(path)  # the folder, sae/ and run.json, each named when missing
     if not RunDir(path).metrics_file.is_file():
-        raise UserError(f"{path} is not a finished run: no {RunDir.METRICS} (training stopped before the end); "
-                        f"resume it with `sae-train run_dir={path} ckpt_path=last`")
+        raise UserError(
+            f"{path} is not a finished run: no {RunDir.METRICS} (training stopped before the end); "
+            f"resume it with `sae-train run_dir={path} ckpt_path=last`"
+        )
 
 
 def check_texts(texts) -> str | list[str]:
@@ -214,8 +240,10 @@ def check_texts(texts) -> str | list[str]:
     encode_embeddings, which takes embeddings)."""
     if isinstance(texts, str) or (isinstance(texts, (list, tuple)) and all(isinstance(t, str) for t in texts)):
         return texts if isinstance(texts, str) else list(texts)
-    raise UserError(f"texts must be a string or a list of strings, got {type(texts).__name__}; "
-                    "pass embeddings to run.encode_embeddings")
+    raise UserError(
+        f"texts must be a string or a list of strings, got {type(texts).__name__}; "
+        "pass embeddings to run.encode_embeddings"
+    )
 
 
 def as_float_matrix(data, what: str, allow_vector: bool = False) -> np.ndarray:
@@ -226,8 +254,9 @@ def as_float_matrix(data, what: str, allow_vector: bool = False) -> np.ndarray:
     if allow_vector and arr.ndim == 1:
         arr = arr[None, :]
     if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.floating) or 0 in arr.shape:
-        raise UserError(f"{what} must be a non-empty 2-D float array (N texts x d dims); got {arr.dtype} of "
-                        f"shape {arr.shape}")
+        raise UserError(
+            f"{what} must be a non-empty 2-D float array (N texts x d dims); got {arr.dtype} of shape {arr.shape}"
+        )
     if not np.isfinite(arr).all():
         row = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
         raise UserError(f"{what} hold NaN or Inf (first at row {row}); clean them first")
@@ -352,9 +381,12 @@ def data_overrides(data) -> Iterator[list[str]]:
     if isinstance(data, (str, Path)) and Path(data).expanduser().is_dir():
         data = EmbeddingStore(data)
     if isinstance(data, EmbeddingStore):
-        yield ["domain=npy", f"domain.path={override_value(str(data.path / 'embeddings.npy'))}",
-               f"domain.metadata={override_value(str(data.path / 'metadata.parquet'))}",
-               f"domain.model_name={override_value(data.model_name)}"]
+        yield [
+            "domain=npy",
+            f"domain.path={override_value(str(data.path / 'embeddings.npy'))}",
+            f"domain.metadata={override_value(str(data.path / 'metadata.parquet'))}",
+            f"domain.model_name={override_value(data.model_name)}",
+        ]
     elif isinstance(data, (str, Path)):
         yield ["domain=npy", f"domain.path={override_value(str(Path(data).expanduser()))}"]
     else:

@@ -5,6 +5,7 @@ a kill leaves the old file or the new one, never a part. A full disk is one line
 file goes with it. Files and folders get the modes the user's umask gives (mkstemp and mkdtemp
 make them 0600 / 0700, which would hide a run from colleagues). A folder replaces only an earlier
 output of the same writer, never a folder with files of someone else's."""
+
 from __future__ import annotations
 
 import contextlib
@@ -16,8 +17,9 @@ import re
 import shutil
 import socket
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import UserError
 from .run_schema import clean
@@ -44,8 +46,9 @@ def follow_umask(path: Path, folder: bool = False) -> None:
 
 
 def _is_disk_full(err: BaseException) -> bool:
-    return isinstance(err, OSError) and (err.errno in DISK_FULL
-                                         or (err.errno is None and bool(_SHORT_WRITE.search(str(err)))))
+    return isinstance(err, OSError) and (
+        err.errno in DISK_FULL or (err.errno is None and bool(_SHORT_WRITE.search(str(err))))
+    )
 
 
 def _fsync(path: Path) -> None:
@@ -87,7 +90,7 @@ def remove_abandoned(parent: Path, name: str) -> None:
         return
     host = _writer_tag().rsplit("-", 1)[0]
     for tmp in parent.glob(f".{glob.escape(name)}.*.tmp*"):
-        tag_host, _, pid = tmp.name[len(name) + 2:].split(".", 1)[0].rpartition("-")
+        tag_host, _, pid = tmp.name[len(name) + 2 :].split(".", 1)[0].rpartition("-")
         if tag_host == host and pid.isdigit() and not alive(int(pid)):
             if tmp.is_dir() and not tmp.is_symlink():
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -101,9 +104,11 @@ def fsync_dir(folder: Path) -> None:
 
 
 def _disk_full(path: Path, err: OSError) -> UserError:
-    return UserError(f"disk full while writing {path} ({os.strerror(err.errno or errno.ENOSPC)}); "
-                     "nothing was left half-written: "
-                     f"free space on {path.parent} (or write elsewhere) and run the command again")
+    return UserError(
+        f"disk full while writing {path} ({os.strerror(err.errno or errno.ENOSPC)}); "
+        "nothing was left half-written: "
+        f"free space on {path.parent} (or write elsewhere) and run the command again"
+    )
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
@@ -162,8 +167,10 @@ def check_replaceable(path: str | Path, names: set[str], fix: str) -> None:
         raise UserError(f"{path} is the current folder (or holds it) and cannot be replaced; {fix}")
     foreign = sorted(p.name for p in path.iterdir() if p.name not in names)
     if foreign:
-        raise UserError(f"{path} exists and holds files this command did not write ({', '.join(foreign[:3])}"
-                        f"{', ...' if len(foreign) > 3 else ''}); {fix}")
+        raise UserError(
+            f"{path} exists and holds files this command did not write ({', '.join(foreign[:3])}"
+            f"{', ...' if len(foreign) > 3 else ''}); {fix}"
+        )
 
 
 def atomic_folder(path: str | Path, write: Callable[[Path], Any], fix: str = "give a new or empty folder") -> Path:

@@ -1,11 +1,13 @@
 """Console entry points. Thin on purpose: compose the config with Hydra, check it, call a stage."""
+
 from __future__ import annotations
 
 import functools
 import logging
 import os
 import sys
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .errors import UserError
 from .quiet import drop_third_party_warnings, drop_wandb_offline_notice, no_model_loading_bars
@@ -191,8 +193,11 @@ def _compare(argv: list[str]) -> None:
 
     from .compare import DEFAULT_THRESHOLD, compare_runs, default_compare_dir, write_comparison
 
-    p = argparse.ArgumentParser(prog="sae-compare", description="Match features across per-domain SAEs by decoder "
-                                "direction; per-domain feature counts of joint SAEs. Writes tables and compare.html.")
+    p = argparse.ArgumentParser(
+        prog="sae-compare",
+        description="Match features across per-domain SAEs by decoder "
+        "direction; per-domain feature counts of joint SAEs. Writes tables and compare.html.",
+    )
     p.add_argument("paths", nargs="+", help="a sweep dir (Hydra multirun folder) or run dirs")
     p.add_argument("--out", help="output folder (default: the sweep dir, else outputs/compare/<time>/)")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="decoder cosine for 'same feature'")
@@ -206,8 +211,10 @@ def _compare(argv: list[str]) -> None:
     for name in result.names if len(counts.columns) else []:
         print(f"{name}: " + ", ".join(f"{c} {int(counts.loc[name, c])}" for c in counts.columns))
     for j in result.joint:
-        print(f"{j.run} (joint), features per domain (main/active/specific): " + ", ".join(
-            f"{r.domain} {r.n_main}/{r.n_active}/{r.n_specific}" for r in j.counts.itertuples()))
+        print(
+            f"{j.run} (joint), features per domain (main/active/specific): "
+            + ", ".join(f"{r.domain} {r.n_main}/{r.n_active}/{r.n_specific}" for r in j.counts.itertuples())
+        )
     print(f"page: {files['compare.html']}\ntables: {files['matches.parquet']}, {files['feature_classes.parquet']}")
 
 
@@ -218,12 +225,20 @@ compare.__doc__ = "sae-compare: which features the domains' SAEs share and which
 def _search(argv: list[str]) -> None:
     import argparse
 
-    p = argparse.ArgumentParser(prog="sae-search", description="The features a query activates, and the store's "
-                                "nearest texts before and after clamping features up or down.")
+    p = argparse.ArgumentParser(
+        prog="sae-search",
+        description="The features a query activates, and the store's "
+        "nearest texts before and after clamping features up or down.",
+    )
     p.add_argument("run_dir", help="a finished run dir")
     p.add_argument("query", help="a sentence")
-    p.add_argument("--clamp", action="append", default=[], metavar="FEATURE=VALUE",
-                   help="set a feature's activation, e.g. 123=0.5, 77=0 or 123=3x (3 times its top activation)")
+    p.add_argument(
+        "--clamp",
+        action="append",
+        default=[],
+        metavar="FEATURE=VALUE",
+        help="set a feature's activation, e.g. 123=0.5, 77=0 or 123=3x (3 times its top activation)",
+    )
     p.add_argument("--top", type=int, default=10, help="features to list")
     p.add_argument("-k", type=int, default=5, help="nearest texts to list")
     a = p.parse_args(argv)
@@ -238,8 +253,12 @@ def _search(argv: list[str]) -> None:
     x = embed_query(run.model, a.query, run.normalize)
     shown = [("nearest texts:", nearest_texts(run.store, x, a.k))]
     if clamp:
-        shown.append(("nearest texts after " + ", ".join(f"#{f}={v:.4g}" for f, v in clamp.items()) + ":",
-                      nearest_texts(run.store, steer(run.sae, x, clamp), a.k)))
+        shown.append(
+            (
+                "nearest texts after " + ", ".join(f"#{f}={v:.4g}" for f, v in clamp.items()) + ":",
+                nearest_texts(run.store, steer(run.sae, x, clamp), a.k),
+            )
+        )
     from .terminal import printable  # texts and labels are data: never terminal control sequences
 
     print(f"query: {printable(a.query)}\nfeatures it activates:")

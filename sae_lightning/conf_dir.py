@@ -2,6 +2,7 @@
 
 conf/ lives at the top of the repository; a wheel ships the same files inside the package as
 sae_lightning/conf (pyproject.toml maps the package sae_lightning.conf onto conf/)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,8 +41,13 @@ def _named_by_defaults(path: Path, conf_dir: Path, raw: dict) -> list[Path]:
             named.append((conf_dir if path.parent == conf_dir else path.parent) / f"{entry}.yaml")
         elif isinstance(entry, dict) and path.parent == conf_dir:
             for group, option in entry.items():
-                if (isinstance(option, str) and "${" not in option and not group.startswith(("override", "optional"))
-                        and group.lstrip("/").split("/")[0] != "hydra" and (conf_dir / group).is_dir()):
+                if (
+                    isinstance(option, str)
+                    and "${" not in option
+                    and not group.startswith(("override", "optional"))
+                    and group.lstrip("/").split("/")[0] != "hydra"
+                    and (conf_dir / group).is_dir()
+                ):
                     named.append(conf_dir / group / f"{option}.yaml")
     return named
 
@@ -50,7 +56,9 @@ def check_conf_files(conf_dir: Path) -> None:
     """One line naming the file when a config is missing or unreadable (Hydra's own message is a
     multi-line traceback that does not say which file of an installed package broke)."""
     if not (conf_dir / "config.yaml").is_file():
-        raise UserError(f"{conf_dir / 'config.yaml'} is missing: the configs of sae-lightning are not installed; {REINSTALL}")
+        raise UserError(
+            f"{conf_dir / 'config.yaml'} is missing: the configs of sae-lightning are not installed; {REINSTALL}"
+        )
     for path in sorted(conf_dir.rglob("*.yaml")):
         try:
             raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_loader())

@@ -5,6 +5,7 @@ too when Hydra made it fresh for this command (no run_dir= given: its name carri
 Kept: anything of value or not ours. A folder with a checkpoint or sae/ (a diverged run keeps its
 last good state, docs/training/runs.md), a resumed run's folder, and a run_dir= you gave (it may
 have existed before; only what this process wrote into it after claiming it goes)."""
+
 from __future__ import annotations
 
 import shutil

@@ -1,6 +1,7 @@
 """Hydra glue shared by the commands: where the configs live, custom resolvers, the registration of
 the typed schemas (sae_lightning/schemas), and a check of group choices that fails in one line
 (Hydra's own message spans a screen)."""
+
 from __future__ import annotations
 
 import json
@@ -57,8 +58,12 @@ def register_hydra() -> None:
     from .schemas import register
 
     register()
-    resolvers = {"wandb_offline": lambda: not wandb_logged_in(), "slug": slug, "run_suffix": lambda: RUN_SUFFIX,
-                 "if_null": lambda value, default: default if value is None else value}
+    resolvers = {
+        "wandb_offline": lambda: not wandb_logged_in(),
+        "slug": slug,
+        "run_suffix": lambda: RUN_SUFFIX,
+        "if_null": lambda value, default: default if value is None else value,
+    }
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

@@ -13,6 +13,7 @@ commit), which becomes the run's current one only once it is whole, in one step:
 labellings and metrics.json are never rewritten. One labelling of a run at a time (the run's
 lock, taken before the scan): a second `sae-label` is refused in one line.
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,7 +33,6 @@ from .schemas.families import FamiliesConfig
 from .schemas.knobs import from_node
 from .schemas.labeling import LabelingConfig
 
-
 log = logging.getLogger(__name__)
 
 
@@ -40,8 +40,9 @@ class NoTexts(UserError):
     """The run's store holds embeddings without texts: there is nothing to name features with."""
 
 
-def label_run_dir(run_dir: str | Path, cfg: LabelingConfig | None = None,
-                  report: bool = True) -> tuple[pd.DataFrame, dict]:
+def label_run_dir(
+    run_dir: str | Path, cfg: LabelingConfig | None = None, report: bool = True
+) -> tuple[pd.DataFrame, dict]:
     """A new labelling of the run, its report included (unless `report` is False), made current when
     it is whole; returns its table and summary."""
     cfg = cfg or LabelingConfig()
@@ -49,19 +50,33 @@ def label_run_dir(run_dir: str | Path, cfg: LabelingConfig | None = None,
     run, reader = RunDir(run_dir), RunReader(run_dir)
     info = reader.info
     if not info.get("has_texts", True):
-        raise NoTexts(f"{run_dir} was trained on embeddings without texts (domain=npy without domain.metadata): "
-                      "there is nothing to label; its SAE and metrics are complete")
+        raise NoTexts(
+            f"{run_dir} was trained on embeddings without texts (domain=npy without domain.metadata): "
+            "there is nothing to label; its SAE and metrics are complete"
+        )
     loaded = reader.trained(cfg.device)
     families = from_node(FamiliesConfig, info["families"]) if info.get("families") else None
     timer = PhaseTimer()
     with run.new_labeling() as labeling:  # a failure or Ctrl-C removes it; the earlier one stays current
         with timer("scan"):  # one pass: what labels, scores and families need (scan/stream.py)
             m = max(cfg.m, families.texts_per_member) if families else cfg.m
-            scan = scan_store(loaded.sae, loaded.store, loaded.train_idx, loaded.val_idx, m, cfg.batch_size,
-                              cfg.device, min_cooccur=families.min_cooccur if families else None,
-                              small_op_threads=cfg.small_op_threads)
-        log.info("scanned %d texts for the top activations of %d features in %.0f s", len(loaded.train_idx),
-                 loaded.sae.cfg.d_sae, timer.summary().get("time_scan", 0.0))
+            scan = scan_store(
+                loaded.sae,
+                loaded.store,
+                loaded.train_idx,
+                loaded.val_idx,
+                m,
+                cfg.batch_size,
+                cfg.device,
+                min_cooccur=families.min_cooccur if families else None,
+                small_op_threads=cfg.small_op_threads,
+            )
+        log.info(
+            "scanned %d texts for the top activations of %d features in %.0f s",
+            len(loaded.train_idx),
+            loaded.sae.cfg.d_sae,
+            timer.summary().get("time_scan", 0.0),
+        )
         started = time.perf_counter()
         result = label_features(loaded.sae, loaded.store, loaded.train_idx, loaded.val_idx, cfg, scan)
         df, summary = result.features, result.summary
@@ -70,9 +85,17 @@ def label_run_dir(run_dir: str | Path, cfg: LabelingConfig | None = None,
         write_features(df, labeling)
         if families:
             with timer("families"):
-                labeling.write_families(families_from_scan(scan, loaded.store, loaded.sae,
-                                                           feature_labels(df, loaded.sae.cfg.d_sae),
-                                                           result.counts, cfg, families))
+                labeling.write_families(
+                    families_from_scan(
+                        scan,
+                        loaded.store,
+                        loaded.sae,
+                        feature_labels(df, loaded.sae.cfg.d_sae),
+                        result.counts,
+                        cfg,
+                        families,
+                    )
+                )
         summary.update(timer.summary())
         summary["time_total"] = round(summary["time_total"] + summary["time_scan"], 3)
         labeling.write_labels(cfg.to_dict(), info.get("families"), summary)

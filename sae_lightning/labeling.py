@@ -11,6 +11,7 @@ wrote, never changed by a later one.
 and renamed into place only when its tables, labels.json and report are all there (RunDir.commit),
 then made current by one rename of the `<run>/current` link (labeling_pointer.py); a killed
 labelling leaves a hidden temp folder and the earlier labelling current."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -112,8 +113,9 @@ class Labeling:
         except FileNotFoundError:
             raise UserError(f"{path} is missing; {fix}") from None
         except Exception as err:  # pyarrow raises several types for garbage, truncated or foreign files
-            raise UserError(f"{path} cannot be read as a table ({str(err).splitlines()[0]}); "
-                            f"{fix} or delete {path}") from None
+            raise UserError(
+                f"{path} cannot be read as a table ({str(err).splitlines()[0]}); {fix} or delete {path}"
+            ) from None
 
 
 def _write_parquet(path: Path, df: pd.DataFrame, schema) -> Path:

@@ -8,6 +8,7 @@ A copy of a run made by a tool that follows links (shutil.copytree, cp -L) has `
 folder, labeling.json as a file and the top-level files as copies: labeling.json still names the
 current labelling (its id must be a plain folder name inside labelings/), and the next labelling
 or report makes the links again."""
+
 from __future__ import annotations
 
 import contextlib
@@ -37,16 +38,20 @@ def current_id(root: Path) -> str | None:
     if link.is_symlink():
         target = Path(os.readlink(link))
         if len(target.parts) != 2 or target.parts[0] != LABELINGS or not plain_id(target.parts[1]):
-            raise UserError(f"{link} points to {str(target)!r}, not to a labelling {LABELINGS}/<id> of this run; "
-                            f"point it at one (ln -sfn {LABELINGS}/<id> {link}) or {fix}")
+            raise UserError(
+                f"{link} points to {str(target)!r}, not to a labelling {LABELINGS}/<id> of this run; "
+                f"point it at one (ln -sfn {LABELINGS}/<id> {link}) or {fix}"
+            )
         return target.parts[1]
     pointer = root / Labeling.POINTER
     if not pointer.is_file():
         return None
     current = read_json(pointer, fix).get("current")
     if not plain_id(current):
-        raise UserError(f"{pointer} names labelling {current!r}, which is not a plain folder name inside "
-                        f"{root / LABELINGS}; write the id of one of its labellings there or {fix}")
+        raise UserError(
+            f"{pointer} names labelling {current!r}, which is not a plain folder name inside "
+            f"{root / LABELINGS}; write the id of one of its labellings there or {fix}"
+        )
     return current
 
 
@@ -93,8 +98,10 @@ def _relink_copy(root: Path) -> None:
         return
     folder = root / LABELINGS / old
     if not folder.is_dir():
-        raise UserError(f"{root / Labeling.POINTER} names labelling {old!r}, which is not under {root / LABELINGS}; "
-                        f"label the run again (sae-label run_dir={root})")
+        raise UserError(
+            f"{root / Labeling.POINTER} names labelling {old!r}, which is not under {root / LABELINGS}; "
+            f"label the run again (sae-label run_dir={root})"
+        )
     write_pointer(Labeling(folder, old))
     _drop_dereferenced_copy(root / LINK, folder)
     _replace_link(root / LINK, Path(LABELINGS) / old)
@@ -108,8 +115,10 @@ def _drop_dereferenced_copy(path: Path, folder: Path) -> None:
         return
     foreign = [p.name for p in path.iterdir() if p.name not in MIRRORED or p.is_dir()]
     if foreign:
-        raise UserError(f"{path} is a folder, not the link to the current labelling, and holds {foreign[0]}; "
-                        f"move it away, then label the run again (sae-label run_dir={path.parent})")
+        raise UserError(
+            f"{path} is a folder, not the link to the current labelling, and holds {foreign[0]}; "
+            f"move it away, then label the run again (sae-label run_dir={path.parent})"
+        )
     shutil.rmtree(path)
 
 

@@ -1,6 +1,7 @@
 """Output folders checked before anything is created: a folder path that names a file, or a name
 longer than the file system allows (ENAMETOOLONG), is one line naming the setting to change, not
 a traceback from deep inside Hydra's or our own mkdir."""
+
 from __future__ import annotations
 
 import os
@@ -33,13 +34,17 @@ def check_output_folder(path: str | Path, settings: str) -> None:
     name_max, path_max = _limits(folder)
     for part in folder.parts:
         if len(os.fsencode(part)) > name_max:
-            raise UserError(f"the folder name {part[:40]}... is {len(os.fsencode(part))} bytes long, over the "
-                            f"file system's {name_max}; shorten {settings}")
+            raise UserError(
+                f"the folder name {part[:40]}... is {len(os.fsencode(part))} bytes long, over the "
+                f"file system's {name_max}; shorten {settings}"
+            )
     if len(os.fsencode(str(folder))) > path_max - ROOM_INSIDE:
-        raise UserError(f"the output folder's path is {len(os.fsencode(str(folder)))} bytes long, over the "
-                        f"{path_max - ROOM_INSIDE} that leaves room for its files; shorten {settings}")
+        raise UserError(
+            f"the output folder's path is {len(os.fsencode(str(folder)))} bytes long, over the "
+            f"{path_max - ROOM_INSIDE} that leaves room for its files; shorten {settings}"
+        )
     blocker = next((p for p in (folder, *folder.parents) if _exists(p) and not p.is_dir()), None)
     if blocker is not None:
-        raise UserError(f"{blocker} is a file, not a folder, so {folder} cannot be the output folder; "
-                        f"change {settings}")
-
+        raise UserError(
+            f"{blocker} is a file, not a folder, so {folder} cannot be the output folder; change {settings}"
+        )

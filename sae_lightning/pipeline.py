@@ -3,6 +3,7 @@
 Stages: embed -> train (checkpoints) -> export (sae/ and metrics.json, the moment training ends) ->
 label -> families -> report, as in docs/concepts.md. Each step is a call into the module that owns
 it; the stages after export are `finish_run`, which `sae-label run_dir=<run>` also runs."""
+
 from __future__ import annotations
 
 import logging
@@ -15,7 +16,6 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
-
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from .data.datamodule import EmbeddingDataModule, split_indices
@@ -32,9 +32,14 @@ from .schemas.sae import SAEConfig
 from .schemas.training import DataConfig, ModuleConfig
 from .training.callbacks import RunExport
 from .training.callbacks.stop_on_signal import StopOnSignal
-from .training.checkpoint_io import AtomicCheckpointIO, check_checkpoint_fits, load_checkpoint_file, prune_epoch_checkpoints
-from .training.memory import check_training_fits
+from .training.checkpoint_io import (
+    AtomicCheckpointIO,
+    check_checkpoint_fits,
+    load_checkpoint_file,
+    prune_epoch_checkpoints,
+)
 from .training.interrupts import DeferredSignals, RunInterrupted
+from .training.memory import check_training_fits
 from .training.module import NonFiniteError, SAEModule
 
 log = logging.getLogger(__name__)
@@ -45,18 +50,27 @@ def sae_settings(cfg: DictConfig, store: EmbeddingStore) -> SAEConfig:
     sae = OmegaConf.to_container(cfg.sae, resolve=True)
     d_in = sae.pop("d_in", None)
     if d_in is not None and int(d_in) != store.dim:
-        raise UserError(f"sae.d_in={d_in} but the embedding store {store.path} is {store.dim} wide; "
-                        "drop sae.d_in (it is taken from the store) or use another store")
+        raise UserError(
+            f"sae.d_in={d_in} but the embedding store {store.path} is {store.dim} wide; "
+            "drop sae.d_in (it is taken from the store) or use another store"
+        )
     sae["d_in"] = store.dim
     # AuxK's "dead" is counted over dead_after_samples training samples; more than the store's train
     # split would take several epochs to call any latent dead. Fitted here, before cfg.json records it.
     n_train = len(split_indices(len(store), cfg.data.val_fraction, 0)[0])  # its size needs no seed
     if sae.get("dead_after_samples") and int(sae["dead_after_samples"]) > n_train:
-        log.warning("sae.dead_after_samples=%d exceeds the %d training samples; counting over one epoch instead",
-                    sae["dead_after_samples"], n_train)
+        log.warning(
+            "sae.dead_after_samples=%d exceeds the %d training samples; counting over one epoch instead",
+            sae["dead_after_samples"],
+            n_train,
+        )
         sae["dead_after_samples"] = n_train
-    sae["metadata"] = {"model_name": store.model_name, "domain": cfg.domain.get("name"),
-                       "store_fingerprint": store.fingerprint, "domains": store.manifest.get("domains", [])}
+    sae["metadata"] = {
+        "model_name": store.model_name,
+        "domain": cfg.domain.get("name"),
+        "store_fingerprint": store.fingerprint,
+        "domains": store.manifest.get("domains", []),
+    }
     return SAEConfig.from_dict(sae)
 
 
@@ -102,8 +116,10 @@ def resolve_ckpt(cfg: DictConfig, run: RunDir) -> str | None:
         return None
     path = run.last_ckpt if cfg.ckpt_path == "last" else Path(cfg.ckpt_path)
     if not path.is_file():
-        raise UserError(f"no checkpoint at {path}; pass run_dir=<an earlier run folder> with ckpt_path=last, "
-                        "or ckpt_path=<a .ckpt file>")
+        raise UserError(
+            f"no checkpoint at {path}; pass run_dir=<an earlier run folder> with ckpt_path=last, "
+            "or ckpt_path=<a .ckpt file>"
+        )
     return str(path)
 
 
@@ -115,19 +131,30 @@ def requeued_by_slurm(run: RunDir) -> bool:
 def data_settings(cfg: DictConfig) -> dict:
     """The settings that decide which rows a run trains and validates on, and in what order: the
     split (seed, val_fraction) and the shuffle. run.json keeps them; a resume must not change them."""
-    return {"seed": cfg.seed, "val_fraction": cfg.data.val_fraction,
-            **{k: cfg.data.get(k) for k in ("shuffle", "block_rows", "window_blocks", "drop_last")}}
+    return {
+        "seed": cfg.seed,
+        "val_fraction": cfg.data.val_fraction,
+        **{k: cfg.data.get(k) for k in ("shuffle", "block_rows", "window_blocks", "drop_last")},
+    }
 
 
 def describe_run(cfg: DictConfig, store: EmbeddingStore) -> dict:
     """run.json: what resume checks and what `sae-label` needs to finish the run without the config."""
     families = OmegaConf.to_container(cfg.families, resolve=True) if cfg.labeling.enabled else None
     texts = store.metadata()["text"]
-    return {"store_path": str(store.path), "store_fingerprint": store.fingerprint, **data_settings(cfg),
-            "domain": cfg.domain.get("name"), "model_name": store.model_name,
-            "architecture": cfg.sae.architecture, "d_in": store.dim, "d_sae": cfg.sae.d_sae,
-            "has_texts": bool(texts.astype(str).str.len().gt(0).any()), "labeling": bool(cfg.labeling.enabled),
-            "families": families if families and families.pop("enabled") else None}
+    return {
+        "store_path": str(store.path),
+        "store_fingerprint": store.fingerprint,
+        **data_settings(cfg),
+        "domain": cfg.domain.get("name"),
+        "model_name": store.model_name,
+        "architecture": cfg.sae.architecture,
+        "d_in": store.dim,
+        "d_sae": cfg.sae.d_sae,
+        "has_texts": bool(texts.astype(str).str.len().gt(0).any()),
+        "labeling": bool(cfg.labeling.enabled),
+        "families": families if families and families.pop("enabled") else None,
+    }
 
 
 # What a resume must keep: the data (the store, which the domain's source options and limit key,
@@ -142,15 +169,21 @@ def check_resume(run: RunDir, cfg: DictConfig, info: dict | None = None) -> None
         return  # a checkpoint from elsewhere (ckpt_path=<file>): Lightning checks the weights' shapes
     before = run.run_info()
     if info is None:
-        now = {"domain": cfg.domain.get("name"), "architecture": cfg.sae.architecture, "d_sae": cfg.sae.d_sae,
-               **data_settings(cfg)}
+        now = {
+            "domain": cfg.domain.get("name"),
+            "architecture": cfg.sae.architecture,
+            "d_sae": cfg.sae.d_sae,
+            **data_settings(cfg),
+        }
         keys = tuple(now)
     else:
         keys, now = RESUME_KEYS, info
     changed = [f"{k}={now[k]} (the run has {before[k]})" for k in keys if k in before and before[k] != now[k]]
     if changed:
-        raise UserError(f"cannot resume {run}: {', '.join(changed)}; resume with the run's own settings, "
-                        "or leave run_dir unset to start a new run")
+        raise UserError(
+            f"cannot resume {run}: {', '.join(changed)}; resume with the run's own settings, "
+            "or leave run_dir unset to start a new run"
+        )
 
 
 def train(cfg: DictConfig) -> dict | None:
@@ -183,8 +216,10 @@ def _train(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> dict | Non
     if resuming:
         check_resume(run, cfg)
         if run.has_export():  # nothing to train; finishing is sae-label's job, and it changes nothing here
-            print(f"{run} has finished training (sae/, metrics.json); nothing to resume. "
-                  f"Label or finish it with: sae-label run_dir={run}")
+            print(
+                f"{run} has finished training (sae/, metrics.json); nothing to resume. "
+                f"Label or finish it with: sae-label run_dir={run}"
+            )
             return run.metrics()
     store = build_store_from_cfg(cfg)
     log.info("store ready: %s", store)
@@ -203,8 +238,9 @@ def _train(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> dict | Non
     callbacks = build_callbacks(cfg, run, signals)
     export = next(c for c in callbacks if isinstance(c, RunExport))
     bars = any(isinstance(c, pl.callbacks.ProgressBar) for c in callbacks)  # else Lightning adds its own, on stdout
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg) or False,
-                                      plugins=plugins, enable_progress_bar=bars)
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg) or False, plugins=plugins, enable_progress_bar=bars
+    )
     if rank_zero_only.rank == 0 and not resuming and not requeued_by_slurm(run):
         run.write_run_info(info)
     for logger in trainer.loggers:  # the whole composed config, so every run is reproducible from W&B
@@ -246,8 +282,7 @@ def kept_checkpoint(run: RunDir) -> str:
 
 def finish_run(run: RunDir, labeling: LabelingConfig) -> None:
     """The stages after export: labels, families and the report, each one `sae-label` can redo."""
-    from .label_run import label_run_dir
-    from .label_run import NoTexts
+    from .label_run import NoTexts, label_run_dir
 
     if not run.run_info().get("labeling", True):
         return
@@ -322,8 +357,14 @@ def report(run: RunDir) -> None:
     print("  " + ", ".join(f"{k}={results[k]:.4g}" for k in shown if results.get(k) is not None))
     verdicts = [(v, results.get(f"n_{v}")) for v in VERDICTS]
     if any(n is not None for _, n in verdicts):  # labelled runs: how far to trust the labels
-        print("  features: " + ", ".join(f"{n or 0} {v}" for v, n in verdicts)
-              + " (trust the interpretable ones' labels; a mixed feature's texts share little, a token one's a word-piece)")
-    print("  (fve: share of the embeddings' variance explained, 1 best; l0: active features per text; dead_frac: "
-          "share of features that stopped firing; label_quality: how well a label's embedding tells its feature's "
-          "texts from the nearest texts it does not fire on, 0.5 chance; docs/concepts.md)")
+        print(
+            "  features: "
+            + ", ".join(f"{n or 0} {v}" for v, n in verdicts)
+            + " (trust the interpretable ones' labels; a mixed feature's texts share little, "
+            "a token one's a word-piece)"
+        )
+    print(
+        "  (fve: share of the embeddings' variance explained, 1 best; l0: active features per text; dead_frac: "
+        "share of features that stopped firing; label_quality: how well a label's embedding tells its feature's "
+        "texts from the nearest texts it does not fire on, 0.5 chance; docs/concepts.md)"
+    )

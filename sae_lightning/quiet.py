@@ -1,5 +1,6 @@
 """What the entry points do to keep a command's output to its results (library code never does
 this: it changes process-wide logging and progress-bar state)."""
+
 from __future__ import annotations
 
 import contextlib

@@ -16,6 +16,7 @@ of a file of a run; docs/reference/run-folder.md describes the same layout.
                              readers resolve the current labelling through RunDir.labeling()
 
 The atomic writers live in atomic.py; import them from there."""
+
 from __future__ import annotations
 
 import contextlib
@@ -23,9 +24,9 @@ import fcntl
 import os
 import secrets
 import shutil
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
 from . import labeling_pointer as pointer
 from .atomic import alive, move_into_place, read_json, write_json
@@ -90,8 +91,10 @@ class RunDir:
         try:
             self.checkpoints.mkdir()
         except FileExistsError:
-            raise UserError(f"{self.root} already holds a run (it has {self.CHECKPOINTS}/); resume it with "
-                            f"`sae-train run_dir={self.root} ckpt_path=last`, or leave run_dir unset for a new folder") from None
+            raise UserError(
+                f"{self.root} already holds a run (it has {self.CHECKPOINTS}/); resume it with "
+                f"`sae-train run_dir={self.root} ckpt_path=last`, or leave run_dir unset for a new folder"
+            ) from None
         self.claimed = True
 
     def has_export(self) -> bool:
@@ -116,8 +119,10 @@ class RunDir:
         """metrics.json's "metrics" (fve, l0, dead_frac, ...)."""
         data = self._metrics_json()
         if not isinstance(data.get("metrics"), dict):
-            raise UserError(f"{self.metrics_file} has no \"metrics\" section, so training did not write it; "
-                            f"resume the training with `sae-train run_dir={self.root} ckpt_path=last`")
+            raise UserError(
+                f'{self.metrics_file} has no "metrics" section, so training did not write it; '
+                f"resume the training with `sae-train run_dir={self.root} ckpt_path=last`"
+            )
         return dict(data["metrics"])
 
     def timings(self) -> dict:
@@ -148,15 +153,20 @@ class RunDir:
             return None
         folder = self.root / self.LABELINGS / current
         if not folder.is_dir():
-            raise UserError(f"the current labelling {current!r} of {self.root} is not under "
-                            f"{self.root / self.LABELINGS}; label the run again (sae-label run_dir={self.root})")
+            raise UserError(
+                f"the current labelling {current!r} of {self.root} is not under "
+                f"{self.root / self.LABELINGS}; label the run again (sae-label run_dir={self.root})"
+            )
         return Labeling(folder, current)
 
     def labelings(self) -> list[Labeling]:
         """Every finished labelling of the run, oldest first (by labels.json's `created`)."""
         folder = self.root / self.LABELINGS
-        found = [Labeling(p, p.name) for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")] \
-            if folder.is_dir() else []
+        found = (
+            [Labeling(p, p.name) for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+            if folder.is_dir()
+            else []
+        )
         return sorted(found, key=lambda lab: (lab.info().get("created", ""), lab.id))  # two in one second too
 
     @contextlib.contextmanager
@@ -188,8 +198,10 @@ class RunDir:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise UserError(f"{self.root} is being labelled by another process (sae-label or sae-train); "
-                                "wait for it to finish, then label it again if you still want to") from None
+                raise UserError(
+                    f"{self.root} is being labelled by another process (sae-label or sae-train); "
+                    "wait for it to finish, then label it again if you still want to"
+                ) from None
             try:
                 yield
             finally:

@@ -16,6 +16,7 @@ RunDir (run_dir.py) names the files and writes them; this module reads them:
     trained()       what the labelling starts from: run.json, store, SAE and the train/val split
 
 Nothing here writes into the run."""
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,10 @@ def finished_run_info(run_dir: str | Path) -> dict:
         what = "it is a file, not a folder" if run.root.exists() else "the folder does not exist"
         raise UserError(f"{run.root} is not a run dir: {what}; pass run_dir=<a finished run folder>")
     if not run.has_export() and run.last_ckpt.is_file():
-        raise UserError(f"{run.root} has not finished training (no sae/ or metrics.json, but a checkpoint): "
-                        f"`sae-train run_dir={run.root} ckpt_path=last` recovers it")
+        raise UserError(
+            f"{run.root} has not finished training (no sae/ or metrics.json, but a checkpoint): "
+            f"`sae-train run_dir={run.root} ckpt_path=last` recovers it"
+        )
     missing = [f for f in RunDir.FINISHED[:2] if not (run / f).is_file()]
     info: dict = {}
     if not run.run_file.is_file():
@@ -59,9 +62,11 @@ def finished_run_info(run_dir: str | Path) -> dict:
         info = run.run_info()
         missing += [f"{RunDir.RUN}:{key}" for key in RUN_KEYS if key not in info]
     if missing:
-        raise UserError(f"{run.root} is not a finished run: missing {', '.join(missing)} "
-                        "(a run dir needs sae/cfg.json, sae/sae_weights.safetensors and run.json "
-                        "with store_path, val_fraction and seed)")
+        raise UserError(
+            f"{run.root} is not a finished run: missing {', '.join(missing)} "
+            "(a run dir needs sae/cfg.json, sae/sae_weights.safetensors and run.json "
+            "with store_path, val_fraction and seed)"
+        )
     return info
 
 
@@ -175,8 +180,10 @@ class RunReader:
 
         info, store, sae = self.info, self.store, self.sae(device)
         if sae.cfg.d_in != store.dim:
-            raise UserError(f"{self.root}: the SAE reads d_in={sae.cfg.d_in} but the store {store.path} holds "
-                            f"{store.dim}-dimensional embeddings; run.json points at the wrong store")
+            raise UserError(
+                f"{self.root}: the SAE reads d_in={sae.cfg.d_in} but the store {store.path} holds "
+                f"{store.dim}-dimensional embeddings; run.json points at the wrong store"
+            )
         train_idx, val_idx = split_indices(len(store), float(info["val_fraction"]), int(info["seed"]))
         return TrainedRun(info, store, sae, train_idx, val_idx)
 

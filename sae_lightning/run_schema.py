@@ -2,6 +2,7 @@
 each with its unit. RunDir (run_dir.py) writes and reads the files; this module says what is in
 them, so the columns and keys are spelled once (docs/reference/run-folder.md lists the same, and
 tests/test_run_dir.py checks that every key here is documented there)."""
+
 from __future__ import annotations
 
 import math
@@ -45,26 +46,49 @@ JUDGE_COLUMNS = [f"judge_{s}_{kind}" for s in LABEL_SETS for kind in ("auroc", "
 TRUST_COLUMNS = ("verdict", "label_score", "label_auroc", "label_auroc_hard", "coherence")
 
 # features.parquet, one row per feature: column -> arrow type.
-FEATURE_SCHEMA = pa.schema([
-    ("feature_id", pa.int64()), ("dead", pa.bool_()), ("density", pa.float64()), ("log10_density", pa.float64()),
-    ("label", pa.string()), ("concept", pa.string()), ("label_reason", pa.string()),
-    ("keywords", pa.list_(pa.string())), ("keyword_scores", pa.list_(pa.float64())),
-    ("top_ids", pa.list_(pa.string())), ("top_texts", pa.list_(pa.string())),
-    ("top_acts", pa.list_(pa.float64())), ("top_domains", pa.list_(pa.string())),
-    ("domain_shares", pa.string()), ("main_domain", pa.string()), ("domain_specificity", pa.float64()),
-    ("tfidf_label", pa.string()), *[(f"{b}_label", pa.string()) for b in METHOD_BASELINES],
-    ("coherence", pa.float64()), ("verdict", pa.string()),
-    *[(c, pa.float64()) for c in SCORE_COLUMNS + JUDGE_COLUMNS], ("label_score", pa.float64()),
-])
+FEATURE_SCHEMA = pa.schema(
+    [
+        ("feature_id", pa.int64()),
+        ("dead", pa.bool_()),
+        ("density", pa.float64()),
+        ("log10_density", pa.float64()),
+        ("label", pa.string()),
+        ("concept", pa.string()),
+        ("label_reason", pa.string()),
+        ("keywords", pa.list_(pa.string())),
+        ("keyword_scores", pa.list_(pa.float64())),
+        ("top_ids", pa.list_(pa.string())),
+        ("top_texts", pa.list_(pa.string())),
+        ("top_acts", pa.list_(pa.float64())),
+        ("top_domains", pa.list_(pa.string())),
+        ("domain_shares", pa.string()),
+        ("main_domain", pa.string()),
+        ("domain_specificity", pa.float64()),
+        ("tfidf_label", pa.string()),
+        *[(f"{b}_label", pa.string()) for b in METHOD_BASELINES],
+        ("coherence", pa.float64()),
+        ("verdict", pa.string()),
+        *[(c, pa.float64()) for c in SCORE_COLUMNS + JUDGE_COLUMNS],
+        ("label_score", pa.float64()),
+    ]
+)
 FEATURE_COLUMNS = FEATURE_SCHEMA.names
 
 # families.parquet, one row per family.
-FAMILY_SCHEMA = pa.schema([
-    ("family_id", pa.int64()), ("parent", pa.int64()), ("children", pa.list_(pa.int64())),
-    ("label", pa.string()), ("keywords", pa.list_(pa.string())),
-    ("size", pa.int64()), ("child_weights", pa.list_(pa.float64())), ("mean_weight", pa.float64()),
-    ("parent_density", pa.float64()), ("parent_label", pa.string()),
-])
+FAMILY_SCHEMA = pa.schema(
+    [
+        ("family_id", pa.int64()),
+        ("parent", pa.int64()),
+        ("children", pa.list_(pa.int64())),
+        ("label", pa.string()),
+        ("keywords", pa.list_(pa.string())),
+        ("size", pa.int64()),
+        ("child_weights", pa.list_(pa.float64())),
+        ("mean_weight", pa.float64()),
+        ("parent_density", pa.float64()),
+        ("parent_label", pa.string()),
+    ]
+)
 
 # metrics.json's dense_frac: the share of latents firing on more than this share of inputs (a
 # dense feature fires on too much to be named); the training log and the report use the same.
@@ -73,15 +97,29 @@ DENSE_THRESHOLD = 0.1
 # metrics.json "metrics": key -> unit. Reconstruction on the validation split, dictionary health
 # from the training densities, and how far training went.
 TRAIN_UNITS = {
-    "fve": "fraction", "nmse": "fraction", "mse": "squared embedding units", "cos_sim": "cosine",
-    "l0": "latents per input", "never_fired_frac": "fraction", "retrieval_recall@10": "fraction",
-    "dead_frac": "fraction", "dense_frac": "fraction", "mean_log10_density": "log10 fraction",
-    "epochs": "epochs", "global_step": "optimizer steps",
+    "fve": "fraction",
+    "nmse": "fraction",
+    "mse": "squared embedding units",
+    "cos_sim": "cosine",
+    "l0": "latents per input",
+    "never_fired_frac": "fraction",
+    "retrieval_recall@10": "fraction",
+    "dead_frac": "fraction",
+    "dense_frac": "fraction",
+    "mean_log10_density": "log10 fraction",
+    "epochs": "epochs",
+    "global_step": "optimizer steps",
 }
 # labels.json "labels": `<score>_mean` / `_median` are AUROC (0.5 chance), precision or recall
 # fractions, coherence in cosine above the random-pair baseline; counts are features.
-LABEL_COUNTS = ("n_features", "n_labelled", "n_scored", *(f"n_{v}" for v in VERDICTS),
-                "n_phrases_embedded", "n_judge_embedded")
+LABEL_COUNTS = (
+    "n_features",
+    "n_labelled",
+    "n_scored",
+    *(f"n_{v}" for v in VERDICTS),
+    "n_phrases_embedded",
+    "n_judge_embedded",
+)
 
 
 # The one label-quality figure: every reader leads with it under this name (the console line at the
@@ -110,13 +148,18 @@ def headline(summary: dict) -> tuple[str, dict[str, float | None]]:
         v = summary.get(headline_key(source, judged))
         return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
 
-    return (f"the judge {summary['judge_model']}" if judged else "the embedding model"), {s: value(s) for s in LABEL_SETS}
+    return (f"the judge {summary['judge_model']}" if judged else "the embedding model"), {
+        s: value(s) for s in LABEL_SETS
+    }
 
 
 def headline_line(summary: dict) -> str:
     """`label_quality 0.567 (TF-IDF 0.544, random label 0.437; mean AUROC ... , by the embedding model)`."""
     who, values = headline(summary)
-    fmt = (lambda v: "n/a" if v is None else f"{v:.3f}")
+
+    def fmt(v):
+        return "n/a" if v is None else f"{v:.3f}"
+
     base = ", ".join(f"{name} {fmt(values[s])}" for s, name in HEADLINE_BASELINES.items())
     return f"{HEADLINE} {fmt(values['label'])} ({base}; {HEADLINE_MEANING}, by {who})"
 
@@ -143,7 +186,7 @@ def label_unit(key: str) -> str:
 def split_label_summary(summary: dict) -> tuple[dict, dict]:
     """interpret_sae's summary -> (labels, timings_s): its `time_<phase>` keys are the timings."""
     labels = {k: v for k, v in summary.items() if not k.startswith("time_")}
-    timings = {k[len("time_"):]: v for k, v in summary.items() if k.startswith("time_")}
+    timings = {k[len("time_") :]: v for k, v in summary.items() if k.startswith("time_")}
     return labels, timings
 
 
@@ -166,5 +209,14 @@ def labels_file(labeling_id: str, created: str, settings: dict, families: dict |
     """labels.json's contents: which labelling, its settings, its summary and its timings."""
     labels, timings = split_label_summary(summary)
     units = {k: label_unit(k) for k in labels} | {f"timings_s.{k}": "s" for k in timings}
-    return clean({"id": labeling_id, "created": created, "settings": settings, "families": families,
-                  "labels": labels, "timings_s": timings, "units": units})
+    return clean(
+        {
+            "id": labeling_id,
+            "created": created,
+            "settings": settings,
+            "families": families,
+            "labels": labels,
+            "timings_s": timings,
+            "units": units,
+        }
+    )

@@ -12,13 +12,15 @@ KiB, raised on the fly to at most 32 MiB) with a fresh mmap and trims the heap t
 threshold, so the next step page-faults and the kernel zero-fills the same pages again. Raising both
 keeps the blocks for reuse, as jemalloc or tcmalloc would, without an LD_PRELOAD; the price is that
 the process holds on to its peak heap until it exits (benchmarks/bench_runtime.py measures it)."""
+
 from __future__ import annotations
 
 import contextlib
 import ctypes
 import os
 import sys
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from .schemas.knobs import from_node
 from .schemas.runtime import RuntimeSettings
@@ -101,9 +103,14 @@ def kept_global_state() -> Iterator[None]:
     environment (CUBLAS_WORKSPACE_CONFIG, PL_GLOBAL_SEED, DDP's ranks and ports)."""
     import torch
 
-    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-             torch.utils.deterministic.fill_uninitialized_memory, torch.backends.cudnn.benchmark,
-             torch.backends.cudnn.deterministic, dict(os.environ))
+    saved = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.utils.deterministic.fill_uninitialized_memory,
+        torch.backends.cudnn.benchmark,
+        torch.backends.cudnn.deterministic,
+        dict(os.environ),
+    )
     try:
         yield
     finally:
@@ -120,4 +127,3 @@ def restore_environ(saved: dict[str, str]) -> None:
     for key in set(os.environ) - set(saved):
         del os.environ[key]
     os.environ.update(saved)
-

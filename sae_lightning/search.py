@@ -11,11 +11,12 @@ would also drop the SAE's reconstruction error x - decode(z), moving every query
 not a feature was touched; with the difference, clamping a feature to the value it already has
 returns x unchanged.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,6 @@ from .models import SparseAutoencoder
 from .run_reader import RunReader
 from .run_schema import INTERPRETABLE, says_verdict
 from .scan.top_examples import inference_sae
-
 
 PRECOMPUTED = ("synthetic", "unknown")  # model names of stores that hold embeddings made without a model
 
@@ -49,8 +49,10 @@ class SearchRun:
         """The run's embedding model (loaded on first use, cached per process by load_model)."""
         name = self.store.model_name
         if name in PRECOMPUTED:
-            raise UserError(f"the store {self.store.path} holds precomputed embeddings (model {name!r}); "
-                            "queries cannot be embedded the same way: pass embeddings to steer/nearest_texts")
+            raise UserError(
+                f"the store {self.store.path} holds precomputed embeddings (model {name!r}); "
+                "queries cannot be embedded the same way: pass embeddings to steer/nearest_texts"
+            )
         return load_model(name)
 
 
@@ -85,15 +87,21 @@ def _checked_features(reader: RunReader, d_sae: int) -> pd.DataFrame:
     df, path = reader.features_of(["feature_id", "label", "top_acts", "verdict"]), reader.labeling.features
     ids = pd.to_numeric(df["feature_id"], errors="coerce")
     if ids.isna().any() or not ids.between(0, d_sae - 1).all():
-        raise UserError(f"{path} holds feature ids outside 0..{d_sae - 1} of this SAE; "
-                        f"relabel the run (sae-label run_dir={reader.root}) or delete {path}")
+        raise UserError(
+            f"{path} holds feature ids outside 0..{d_sae - 1} of this SAE; "
+            f"relabel the run (sae-label run_dir={reader.root}) or delete {path}"
+        )
     return df.assign(feature_id=ids.astype(int))
 
 
 def embed_query(model, query: str | Sequence[str], normalize: bool = False) -> np.ndarray:
     """[d] for one query, [n, d] for a list; embedded as the store's texts were."""
-    emb = model.encode([query] if isinstance(query, str) else list(query), convert_to_numpy=True,
-                       normalize_embeddings=normalize, show_progress_bar=False).astype(np.float32)
+    emb = model.encode(
+        [query] if isinstance(query, str) else list(query),
+        convert_to_numpy=True,
+        normalize_embeddings=normalize,
+        show_progress_bar=False,
+    ).astype(np.float32)
     return emb[0] if isinstance(query, str) else emb
 
 
@@ -104,8 +112,15 @@ def encode(sae, emb: np.ndarray | torch.Tensor) -> torch.Tensor:
         return model.encode(x.reshape(-1, x.shape[-1])).float()
 
 
-def find_features(sae, model, query: str, top: int = 10, labels: Sequence[str] | None = None,
-                  normalize: bool = False, verdicts: Sequence[str] | None = None) -> pd.DataFrame:
+def find_features(
+    sae,
+    model,
+    query: str,
+    top: int = 10,
+    labels: Sequence[str] | None = None,
+    normalize: bool = False,
+    verdicts: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """The features the query activates: feature_id, activation, label ("" without labels), and
     with `verdicts` their verdict, the interpretable ones first (each group by activation), so a
     feature whose texts share only a word-piece or nothing is never the first answer to a query.
@@ -114,15 +129,21 @@ def find_features(sae, model, query: str, top: int = 10, labels: Sequence[str] |
     return strongest(z, top, labels, verdicts)
 
 
-def strongest(z: np.ndarray, top: int = 10, labels: Sequence[str] | None = None,
-              verdicts: Sequence[str] | None = None) -> pd.DataFrame:
+def strongest(
+    z: np.ndarray, top: int = 10, labels: Sequence[str] | None = None, verdicts: Sequence[str] | None = None
+) -> pd.DataFrame:
     """The `top` features of one activation vector [d_sae] that fire: feature_id, activation, label,
     and with `verdicts` their verdict, the interpretable ones first (each group by activation)."""
     ids = np.flatnonzero(z > 0)
     trusted = np.array([verdicts[i] == INTERPRETABLE for i in ids]) if verdicts is not None else np.ones(len(ids))
     ids = ids[np.lexsort((ids, -z[ids], ~trusted.astype(bool)))][:top]
-    out = pd.DataFrame({"feature_id": ids, "activation": z[ids].astype(np.float64),
-                        "label": [labels[i] if labels is not None else "" for i in ids]})
+    out = pd.DataFrame(
+        {
+            "feature_id": ids,
+            "activation": z[ids].astype(np.float64),
+            "label": [labels[i] if labels is not None else "" for i in ids],
+        }
+    )
     if verdicts is not None:
         out["verdict"] = [verdicts[i] for i in ids]
     return out
@@ -164,10 +185,15 @@ def check_clamp(clamp, d_sae: int) -> None:
     if not isinstance(clamp, Mapping):
         raise UserError(f"clamp must be a mapping {{feature id: value}}, e.g. {{123: 0.5}}; got {_brief(clamp)}")
     check_features(clamp, d_sae)
-    bad = [v for v in clamp.values() if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number))
-           or not np.isfinite(v)]
+    bad = [
+        v
+        for v in clamp.values()
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number)) or not np.isfinite(v)
+    ]
     if bad:
-        raise UserError(f"clamp value {_brief(bad[0])} is not a finite number; give each feature a number, e.g. 0.5 or 0")
+        raise UserError(
+            f"clamp value {_brief(bad[0])} is not a finite number; give each feature a number, e.g. 0.5 or 0"
+        )
 
 
 def check_counts(**counts: int) -> None:
@@ -184,15 +210,22 @@ def nearest_texts(store: EmbeddingStore, emb: np.ndarray, k: int = 10, batch_siz
     q = q / max(float(np.linalg.norm(q)), 1e-12)
     best_rows, best_cos = np.zeros(0, np.int64), np.zeros(0, np.float32)
     for start in range(0, len(store), batch_size):
-        X = np.asarray(store.embeddings[start:start + batch_size], dtype=np.float32)
+        X = np.asarray(store.embeddings[start : start + batch_size], dtype=np.float32)
         cos = X @ q / np.maximum(np.linalg.norm(X, axis=1), 1e-12)
         rows = np.concatenate([best_rows, start + np.arange(len(X))])
         cos = np.concatenate([best_cos, cos])
         keep = np.argsort(-cos, kind="stable")[:k]  # a running top-k: memory O(batch + k)
         best_rows, best_cos = rows[keep], cos[keep]
     meta = store.metadata().iloc[best_rows]
-    return pd.DataFrame({"row": best_rows, "cos": best_cos.astype(np.float64), "id": meta["id"].to_numpy(),
-                         "domain": meta["domain"].to_numpy(), "text": meta["text"].to_numpy()})
+    return pd.DataFrame(
+        {
+            "row": best_rows,
+            "cos": best_cos.astype(np.float64),
+            "id": meta["id"].to_numpy(),
+            "domain": meta["domain"].to_numpy(),
+            "text": meta["text"].to_numpy(),
+        }
+    )
 
 
 def parse_clamps(items: Sequence[str], run: SearchRun | None = None) -> dict[int, float]:
@@ -207,15 +240,19 @@ def parse_clamps(items: Sequence[str], run: SearchRun | None = None) -> dict[int
             if not np.isfinite(value):
                 raise ValueError(value)
         except ValueError:
-            raise UserError(f"--clamp {item!r}: use FEATURE=VALUE with a finite number, e.g. 123=0.5, 77=0, "
-                            "or 123=3x (3 times its top activation)") from None
+            raise UserError(
+                f"--clamp {item!r}: use FEATURE=VALUE with a finite number, e.g. 123=0.5, 77=0, "
+                "or 123=3x (3 times its top activation)"
+            ) from None
         if run is not None:
             check_features([f], run.sae.cfg.d_sae)
         if times:
             scale = run.max_acts[f] if run is not None else np.nan
             if not np.isfinite(scale):
-                raise UserError(f"--clamp {item}: feature {f} has no known top activation (no features.parquet, "
-                                f"or a dead feature); give the value itself, e.g. {f}=0.5")
+                raise UserError(
+                    f"--clamp {item}: feature {f} has no known top activation (no features.parquet, "
+                    f"or a dead feature); give the value itself, e.g. {f}=0.5"
+                )
             value *= float(scale)
         out[f] = value
     return out

@@ -5,6 +5,7 @@ rules with their fields; a knob of a YAML-only group is one line here.
 `check_config(cfg)` raises one UserError naming the first bad value and what it must be. Values are
 resolved first, so `data.seed=${seed}` is checked as the number it becomes. Keys without a rule
 are left alone here; tests/test_validation.py fails when a knob under conf/ has none."""
+
 from __future__ import annotations
 
 import re
@@ -17,8 +18,20 @@ from .data.sources import WIKI_TOPICS
 from .data.sources.wiki import UNITS
 from .errors import UserError
 from .schemas import schema_rules
-from .schemas.knobs import (POSITIVE, SEED, Rule, flag, folder_name, invalid, is_int, list_of, number, one_of,
-                            text, whole)
+from .schemas.knobs import (
+    POSITIVE,
+    SEED,
+    Rule,
+    flag,
+    folder_name,
+    invalid,
+    is_int,
+    list_of,
+    number,
+    one_of,
+    text,
+    whole,
+)
 from .schemas.sae import tied_problem
 
 
@@ -41,11 +54,16 @@ RULES: dict[str, Rule] = {
     "train": flag(),
     "report": flag(),
     # conf/paths
-    "paths.cache_dir": PATH, "paths.log_dir": PATH, "paths.output_dir": PATH,
+    "paths.cache_dir": PATH,
+    "paths.log_dir": PATH,
+    "paths.output_dir": PATH,
     # conf/domain (every source)
     "domain.name": text(null=True),
-    "domain.topics": list_of(one_of(*WIKI_TOPICS.values()), "a non-empty list of topics among "
-                             + ", ".join(WIKI_TOPICS.values()), check=lambda v: len(v) > 0),
+    "domain.topics": list_of(
+        one_of(*WIKI_TOPICS.values()),
+        "a non-empty list of topics among " + ", ".join(WIKI_TOPICS.values()),
+        check=lambda v: len(v) > 0,
+    ),
     "domain.unit": one_of(*UNITS),
     "domain.limit": whole(1, null=True),
     "domain.min_words": whole(1),
@@ -65,8 +83,10 @@ RULES: dict[str, Rule] = {
     "trainer.devices": Rule("a number of devices >= 1, -1 (all), auto, or a list of device ids", _devices),
     "trainer.num_nodes": POSITIVE,
     "trainer.strategy": text(),
-    "trainer.plugins": Rule("a list of plugin configs, each with a _target_ (see conf/trainer/slurm.yaml)",
-                            lambda v: isinstance(v, list) and all(isinstance(p, dict) and "_target_" in p for p in v)),
+    "trainer.plugins": Rule(
+        "a list of plugin configs, each with a _target_ (see conf/trainer/slurm.yaml)",
+        lambda v: isinstance(v, list) and all(isinstance(p, dict) and "_target_" in p for p in v),
+    ),
     "trainer.max_epochs": POSITIVE,
     "trainer.check_val_every_n_epoch": whole(1, null=True),
     "trainer.log_every_n_steps": POSITIVE,
@@ -78,11 +98,17 @@ RULES: dict[str, Rule] = {
     "trainer.num_sanity_val_steps": whole(-1),
     "trainer.enable_progress_bar": flag(),
     # conf/logger
-    "logger.wandb.project": text(), "logger.wandb.name": text(), "logger.wandb.save_dir": PATH,
-    "logger.wandb.offline": flag(), "logger.wandb.log_model": flag(also=("all",)), "logger.wandb.group": text(),
+    "logger.wandb.project": text(),
+    "logger.wandb.name": text(),
+    "logger.wandb.save_dir": PATH,
+    "logger.wandb.offline": flag(),
+    "logger.wandb.log_model": flag(also=("all",)),
+    "logger.wandb.group": text(),
     "logger.wandb.tags": list_of(text(), "a list of strings"),
-    "logger.wandb.settings.silent": flag(), "logger.wandb.settings.console": one_of("off", "auto", "wrap", "redirect", "wrap_raw", "wrap_emu"),
-    "logger.csv.save_dir": PATH, "logger.csv.name": text(),
+    "logger.wandb.settings.silent": flag(),
+    "logger.wandb.settings.console": one_of("off", "auto", "wrap", "redirect", "wrap_raw", "wrap_emu"),
+    "logger.csv.save_dir": PATH,
+    "logger.csv.name": text(),
     # conf/callbacks
     "callbacks.model_checkpoint.dirpath": PATH,
     "callbacks.model_checkpoint.save_last": flag(also=("link",)),
@@ -128,7 +154,9 @@ def unknown_key(cfg: DictConfig, key: str) -> str | None:
         return None
     group = key.rpartition(".")[0]
     known = sorted(k.rpartition(".")[2] for k in RULES if k.rpartition(".")[0] == group and k in leaf_keys(cfg))
-    where = f"the {group} settings are: {', '.join(known)}" if known else "the docs' Config knobs page lists every setting"
+    where = (
+        f"the {group} settings are: {', '.join(known)}" if known else "the docs' Config knobs page lists every setting"
+    )
     return f"{key} is not a setting ({where}); check its spelling, or drop it"
 
 
@@ -143,8 +171,11 @@ def _tied_rules(cfg: DictConfig) -> str | None:
     if problem:
         return problem
     domain = _get(cfg, "domain")
-    if domain is not None and str(domain.get("_target_", "")).endswith("HFDataset") and not (
-            _get(cfg, "domain.name") or _get(cfg, "domain.path")):
+    if (
+        domain is not None
+        and str(domain.get("_target_", "")).endswith("HFDataset")
+        and not (_get(cfg, "domain.name") or _get(cfg, "domain.path"))
+    ):
         return "domain=hf needs domain.name=<hub id> or domain.path=<a save_to_disk folder>"
     return None
 

@@ -12,6 +12,7 @@ exceptions and dialogs (an alert() from injected markup would open one), and tak
 Tests that need it call `require_browser()`: a skip that says how to get it, or a failure where
 SAE_REQUIRE_CHROMIUM is set (CI installs the browser, so a missing one there is a fault, not a skip).
 """
+
 from __future__ import annotations
 
 import base64
@@ -30,8 +31,10 @@ from pathlib import Path
 
 # Debian's small headless-only package first; then the full browsers, which run headless too.
 NAMES = ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome")
-HOW_TO_GET = ("no headless Chromium (looked for $SAE_CHROMIUM, " + ", ".join(NAMES) + "): install it with "
-              "`sudo apt-get install chromium-headless-shell` (Debian/Ubuntu) or any Chromium")
+HOW_TO_GET = (
+    "no headless Chromium (looked for $SAE_CHROMIUM, " + ", ".join(NAMES) + "): install it with "
+    "`sudo apt-get install chromium-headless-shell` (Debian/Ubuntu) or any Chromium"
+)
 WAIT_S = 30.0  # the longest a page load or a wait_for may take (a bound, not a timing check)
 
 
@@ -71,7 +74,7 @@ class Chromium:
         self.dialogs: list[str] = []
         self._ids = itertools.count(1)
 
-    def __enter__(self) -> "Chromium":
+    def __enter__(self) -> Chromium:
         exe = find_browser()
         if exe is None:
             raise RuntimeError(HOW_TO_GET)
@@ -82,15 +85,29 @@ class Chromium:
             self._stop()
             raise
 
-    def _start(self, exe: str) -> "Chromium":
+    def _start(self, exe: str) -> Chromium:
         # Its own session: Chromium's helper processes (the cache writer among them) outlive the
         # main one unless the whole group is stopped, and would write into the profile after it
         # was removed (profiles left in /tmp).
         self.proc = subprocess.Popen(
-            [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
-             "--disable-background-networking", "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
-             f"--user-data-dir={self._profile}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+            [
+                exe,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-extensions",
+                "--disable-background-networking",
+                "--remote-debugging-address=127.0.0.1",
+                "--remote-debugging-port=0",
+                f"--user-data-dir={self._profile}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         port = None
         deadline = time.monotonic() + WAIT_S
         while port is None and time.monotonic() < deadline:
@@ -108,8 +125,13 @@ class Chromium:
         self.ws = websocket.create_connection(target["webSocketDebuggerUrl"], timeout=WAIT_S, suppress_origin=True)
         for method in ("Page.enable", "Runtime.enable", "Log.enable"):
             self.call(method)
-        self.call("Emulation.setDeviceMetricsOverride", width=self.width, height=self.height, deviceScaleFactor=1,
-                  mobile=False)
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=self.width,
+            height=self.height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
         return self
 
     def __exit__(self, *exc) -> None:
@@ -201,15 +223,21 @@ class Chromium:
 
     def submit(self, form_selector: str) -> None:
         """Submit a form the way a click on its button does, and wait for the next page."""
-        self._send("Runtime.evaluate", expression=f"document.querySelector({json.dumps(form_selector)}).requestSubmit()")
+        self._send(
+            "Runtime.evaluate", expression=f"document.querySelector({json.dumps(form_selector)}).requestSubmit()"
+        )
         self._until_event("Page.loadEventFired")
 
     def screenshot(self, path: Path, top: float = 0, height: float = 4000) -> Path:
         """The page from `top` down (not only the window; at most `height` px) as a PNG."""
         size = self.call("Page.getLayoutMetrics")["cssContentSize"]
         h = min(int(size["height"]) + 1 - top, height)
-        png = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
-                        clip={"x": 0, "y": top, "width": self.width, "height": h, "scale": 1})["data"]
+        png = self.call(
+            "Page.captureScreenshot",
+            format="png",
+            captureBeyondViewport=True,
+            clip={"x": 0, "y": top, "width": self.width, "height": h, "scale": 1},
+        )["data"]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(png))
         return path

@@ -1,14 +1,15 @@
 """A console command run in this process, the way its console script runs it (sys.argv, SystemExit),
 with its exit status, stdout and stderr: what the error tests and the Hypothesis properties check,
 without a new interpreter per call (seconds each)."""
+
 from __future__ import annotations
 
 import io
 import sys
+from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 
 @dataclass

@@ -8,6 +8,7 @@ workers share, the others wait on its file lock and read it (pytest-xdist's docu
 A test that changes such a run copies it first (shutil.copytree into tmp_path), since tests on
 every worker read the same folder at the same time; a shared folder that a test changed anyway
 fails the session at teardown, naming the file."""
+
 from __future__ import annotations
 
 import json
@@ -23,9 +24,9 @@ from filelock import FileLock
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
-from sae_lightning.hydra_setup import CONF_DIR, register_hydra
 from sae_lightning.data.embed import Embedder, build_store
 from sae_lightning.data.sources import WikiVitalArticles
+from sae_lightning.hydra_setup import CONF_DIR, register_hydra
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -40,8 +41,9 @@ def pytest_collection_modifyitems(config, items) -> None:
 
     if torch.cuda.is_available():
         return
-    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False); "
-                                   "run benchmarks/gpu_check.sh on a GPU machine")
+    skip = pytest.mark.skip(
+        reason="needs a CUDA GPU (torch.cuda.is_available() is False); run benchmarks/gpu_check.sh on a GPU machine"
+    )
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
@@ -59,8 +61,11 @@ def _tree(folder: Path) -> dict[str, list[int]]:
     """Every file under `folder` with its size and modification time: what a reader never changes.
     W&B's offline folders are left out: its service process still appends to its log and run file
     after the run has finished, in the background, whoever reads the run."""
-    return {str(p.relative_to(folder)): [p.lstat().st_size, p.lstat().st_mtime_ns]
-            for p in sorted(folder.rglob("*")) if not p.is_dir() and "wandb" not in p.relative_to(folder).parts}
+    return {
+        str(p.relative_to(folder)): [p.lstat().st_size, p.lstat().st_mtime_ns]
+        for p in sorted(folder.rglob("*"))
+        if not p.is_dir() and "wandb" not in p.relative_to(folder).parts
+    }
 
 
 def shared_folder(tmp_path_factory, worker_id: str, name: str, build: Callable[[Path], None]) -> Iterator[Path]:
@@ -86,8 +91,10 @@ def shared_folder(tmp_path_factory, worker_id: str, name: str, build: Callable[[
     yield folder
     now = _tree(folder)
     changed = sorted(k for k in record.keys() | now.keys() if record.get(k) != now.get(k))
-    assert not changed, (f"a test changed the shared session folder {folder} ({', '.join(changed[:5])}): "
-                         "copy it into tmp_path first (shutil.copytree)")
+    assert not changed, (
+        f"a test changed the shared session folder {folder} ({', '.join(changed[:5])}): "
+        "copy it into tmp_path first (shutil.copytree)"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -136,9 +143,23 @@ def tiny_labelled_run(tmp_path_factory, worker_id, small_store, cache_dir) -> It
 
     def build(out: Path) -> None:
         with open(out.parent / f"{out.name}.stdout", "w", encoding="utf-8") as printed, redirect_stdout(printed):
-            train(compose_cfg(["domain=wiki_all", f"domain.topics={topics}", "domain.limit=600", "sae.d_sae=128",
-                               "sae.k=8", "data.batch_size=128", "trainer.max_epochs=2", "logger=wandb",
-                               "trainer.enable_progress_bar=false"], out, cache_dir))
+            train(
+                compose_cfg(
+                    [
+                        "domain=wiki_all",
+                        f"domain.topics={topics}",
+                        "domain.limit=600",
+                        "sae.d_sae=128",
+                        "sae.k=8",
+                        "data.batch_size=128",
+                        "trainer.max_epochs=2",
+                        "logger=wandb",
+                        "trainer.enable_progress_bar=false",
+                    ],
+                    out,
+                    cache_dir,
+                )
+            )
 
     yield from shared_folder(tmp_path_factory, worker_id, "nb_run", build)
 
@@ -150,10 +171,29 @@ def wiki_topk_run(tmp_path_factory, worker_id, cache_dir) -> Iterator[Path]:
     from sae_lightning.pipeline import train
 
     topics = "[" + ",".join(SMALL_TOPICS) + "]"
-    for parent in shared_folder(tmp_path_factory, worker_id, "wiki_topk", lambda out: train(compose_cfg(
-            ["domain=wiki_all", f"domain.topics={topics}", "domain.limit=600", "sae=topk", "sae.d_sae=64", "sae.k=4",
-             "data.batch_size=32", "trainer.max_epochs=3", "logger=none", "trainer.enable_progress_bar=false"],
-            out / "run", cache_dir))):
+    for parent in shared_folder(
+        tmp_path_factory,
+        worker_id,
+        "wiki_topk",
+        lambda out: train(
+            compose_cfg(
+                [
+                    "domain=wiki_all",
+                    f"domain.topics={topics}",
+                    "domain.limit=600",
+                    "sae=topk",
+                    "sae.d_sae=64",
+                    "sae.k=4",
+                    "data.batch_size=32",
+                    "trainer.max_epochs=3",
+                    "logger=none",
+                    "trainer.enable_progress_bar=false",
+                ],
+                out / "run",
+                cache_dir,
+            )
+        ),
+    ):
         yield parent / "run"
 
 

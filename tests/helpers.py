@@ -1,4 +1,5 @@
 """Test-side pieces that are real code paths, used through the config like any callback."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,8 +14,9 @@ from sae_lightning.run_dir import RunDir
 from sae_lightning.run_schema import TRAIN_UNITS
 
 
-def write_labelled_run(run: Path, features: pd.DataFrame, families: pd.DataFrame | None = None,
-                       results: dict | None = None) -> Labeling:
+def write_labelled_run(
+    run: Path, features: pd.DataFrame, families: pd.DataFrame | None = None, results: dict | None = None
+) -> Labeling:
     """Hand-made tables written as the pipeline lays out a run: `results` (one flat dict, as
     RunDir.results() reads it back) split into metrics.json's training metrics and the labelling's
     labels.json summary, the tables in a new labelling made current. The tables are written as

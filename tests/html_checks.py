@@ -1,4 +1,5 @@
 """Reading the pages the tests check: well-formed HTML, the JSON a page embeds, table rows."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,34 @@ import re
 from html.parser import HTMLParser
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
-BLOCK = {"address", "article", "aside", "details", "div", "dl", "fieldset", "figure", "footer", "form", "h1", "h2",
-         "h3", "h4", "h5", "h6", "header", "hr", "main", "nav", "ol", "p", "pre", "section", "table", "ul"}
+BLOCK = {
+    "address",
+    "article",
+    "aside",
+    "details",
+    "div",
+    "dl",
+    "fieldset",
+    "figure",
+    "footer",
+    "form",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "header",
+    "hr",
+    "main",
+    "nav",
+    "ol",
+    "p",
+    "pre",
+    "section",
+    "table",
+    "ul",
+}
 
 
 class Checker(HTMLParser):

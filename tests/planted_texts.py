@@ -1,4 +1,5 @@
 """A small store with planted texts added: what the token and whole-word tests label."""
+
 from __future__ import annotations
 
 import numpy as np

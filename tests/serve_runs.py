@@ -1,6 +1,7 @@
 """Runs for sae-serve's tests: a copy of a finished run whose labelling and store carry hostile
 text (markup that would run script if a page let it through), and a relabelling done the way
 sae-label commits one (RunDir.new_labeling), to check that a server picks it up."""
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,7 @@ import pyarrow.parquet as pq
 from sae_lightning.run_dir import Labeling, RunDir
 
 # Each sets window.__xss if it ever runs; alert() would open a dialog the browser records.
-HOSTILE_LABEL = '<script>window.__xss=1;alert(1)</script>'
+HOSTILE_LABEL = "<script>window.__xss=1;alert(1)</script>"
 HOSTILE_TEXT = '<img src=x onerror="window.__xss=2;alert(2)"> & "quotes"'
 HOSTILE_KEYWORD = '<b onmouseover="window.__xss=3">bold</b>'
 HOSTILE_FEATURE = 0
@@ -46,8 +47,11 @@ def hostile_run(src: Path, dst: Path) -> Path:
     texts = meta.column("text").to_pylist()
     for row in range(0, len(texts), 7):  # one text in seven: some are near any query and fire any feature
         texts[row] = f"{HOSTILE_TEXT} {texts[row]}"
-    pq.write_table(_set(meta, "text", texts), store / "metadata.parquet",
-                   row_group_size=max(1, pq.ParquetFile(store / "metadata.parquet").metadata.row_group(0).num_rows))
+    pq.write_table(
+        _set(meta, "text", texts),
+        store / "metadata.parquet",
+        row_group_size=max(1, pq.ParquetFile(store / "metadata.parquet").metadata.row_group(0).num_rows),
+    )
 
     def poison(cols: dict) -> None:
         cols["label"][HOSTILE_FEATURE] = HOSTILE_LABEL

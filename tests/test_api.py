@@ -1,4 +1,5 @@
 """The public Python API (sae_lightning.api) on real runs: load, encode, look up, train from Python."""
+
 from __future__ import annotations
 
 import json
@@ -69,7 +70,9 @@ def test_top_features_are_the_strongest_with_their_labels_and_scores(run):
     verdict = run.features.set_index("feature_id")["verdict"].reindex(range(run.d_sae)).to_numpy()
     fired = np.flatnonzero(z > 0)  # interpretable features first, each group by activation
     order = fired[np.lexsort((fired, -z[fired], verdict[fired] != "interpretable"))]
-    assert list(hits["feature_id"]) == list(order[:len(hits)]) and list(hits["verdict"]) == list(verdict[hits["feature_id"]])
+    assert list(hits["feature_id"]) == list(order[: len(hits)]) and list(hits["verdict"]) == list(
+        verdict[hits["feature_id"]]
+    )
     assert len(hits) == min(5, int((z > 0).sum())) and (hits["activation"] > 0).all()
     for f in hits.itertuples():
         assert f.label == run.labels[f.feature_id]
@@ -115,13 +118,16 @@ def test_unfinished_runs_are_refused_in_one_line(tiny_labelled_run, tmp_path):
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("array, what", [
-    (np.zeros((4, 8), dtype=np.int64), "int64 of shape \\(4, 8\\)"),
-    (np.zeros(8, dtype=np.float32), "float32 of shape \\(8,\\)"),
-    (np.zeros((2, 3, 4), dtype=np.float32), "float32 of shape \\(2, 3, 4\\)"),
-    (np.zeros((0, 8), dtype=np.float32), "float32 of shape \\(0, 8\\)"),
-    (np.array([["a", "b"]]), "of shape \\(1, 2\\)"),
-])
+@pytest.mark.parametrize(
+    "array, what",
+    [
+        (np.zeros((4, 8), dtype=np.int64), "int64 of shape \\(4, 8\\)"),
+        (np.zeros(8, dtype=np.float32), "float32 of shape \\(8,\\)"),
+        (np.zeros((2, 3, 4), dtype=np.float32), "float32 of shape \\(2, 3, 4\\)"),
+        (np.zeros((0, 8), dtype=np.float32), "float32 of shape \\(0, 8\\)"),
+        (np.array([["a", "b"]]), "of shape \\(1, 2\\)"),
+    ],
+)
 def test_train_sae_refuses_arrays_that_are_not_2d_float(array, what, tmp_path):
     with pytest.raises(UserError, match="embeddings must be a non-empty 2-D float array .*" + what):
         sl.train_sae(array, output_dir=tmp_path / "run")
@@ -147,8 +153,15 @@ def test_train_sae_on_an_array_uses_the_yaml_defaults(small_store, cache_dir, tm
     """Settings not given are sae-train's (the schemas' defaults and conf/'s presets); so is the run folder."""
     monkeypatch.chdir(tmp_path)
     x = torch.from_numpy(np.array(small_store.embeddings[:400], dtype=np.float32))
-    run = sl.train_sae(x, sae={"d_sae": 64}, data={"batch_size": 64}, trainer={"max_epochs": 1},
-                       logger="none", labeling={"enabled": False}, paths={"cache_dir": str(cache_dir)})
+    run = sl.train_sae(
+        x,
+        sae={"d_sae": 64},
+        data={"batch_size": 64},
+        trainer={"max_epochs": 1},
+        logger="none",
+        labeling={"enabled": False},
+        paths={"cache_dir": str(cache_dir)},
+    )
     default = compose_cfg([], tmp_path, tmp_path)  # what sae-train composes
     topk, module = default.sae, default.module
     assert run.sae.cfg.k == topk.k and run.sae.cfg.d_sae == 64 and run.sae.cfg.architecture == "topk"
@@ -164,13 +177,23 @@ def test_train_sae_on_an_array_uses_the_yaml_defaults(small_store, cache_dir, tm
 
 
 def test_train_sae_on_a_store_keeps_its_model_and_texts(small_store, cache_dir, tmp_path):
-    run = sl.train_sae(small_store.path, "sae=relu", "sae.d_sae=64", "trainer.max_epochs=1", "logger=none",
-                       "labeling.enabled=false", data={"batch_size": 128}, paths={"cache_dir": str(cache_dir)},
-                       output_dir=tmp_path / "run")
+    run = sl.train_sae(
+        small_store.path,
+        "sae=relu",
+        "sae.d_sae=64",
+        "trainer.max_epochs=1",
+        "logger=none",
+        "labeling.enabled=false",
+        data={"batch_size": 128},
+        paths={"cache_dir": str(cache_dir)},
+        output_dir=tmp_path / "run",
+    )
     assert run.path == (tmp_path / "run").resolve() and run.sae.cfg.architecture == "relu"
     assert run.model_name == small_store.model_name and len(run.store) == len(small_store)
-    assert run.nearest_texts(small_store.metadata()["text"].iloc[0], k=1)["text"].iloc[0] == \
-        small_store.metadata()["text"].iloc[0]
+    assert (
+        run.nearest_texts(small_store.metadata()["text"].iloc[0], k=1)["text"].iloc[0]
+        == small_store.metadata()["text"].iloc[0]
+    )
     assert run.encode(TEXTS).shape == (2, 64)
 
 

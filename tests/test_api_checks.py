@@ -1,6 +1,7 @@
 """Issue 22's Python API cases: train_sae checks what sae-train checks (the same rules, the same
 code path), two runs in one second get two folders, and encode / top_features / feature refuse
 what they cannot take in one line instead of guessing."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,17 +27,21 @@ def npy_run(tmp_path_factory):
     return sl.train_sae(_x(), **TINY, paths={"cache_dir": str(tmp / "cache")}, output_dir=tmp / "run")
 
 
-@pytest.mark.parametrize("settings,message", [
-    ({"sae": {"k": 3.5}}, "sae.k=3.5 is invalid; set sae.k to a whole number >= 1"),
-    ({"data": {"batch_size": 0}}, "data.batch_size=0 is invalid; set data.batch_size to a whole number >= 1"),
-    ({"module": {"lr": float("nan")}}, "module.lr=nan is invalid"),
-    ({"task_name": "../../x"}, "task_name=../../x is invalid"),
-    ({"sae": {"d_sae": 10**10, "k": 4}}, "sae.d_sae=10000000000 at d_in=16"),
-])
+@pytest.mark.parametrize(
+    "settings,message",
+    [
+        ({"sae": {"k": 3.5}}, "sae.k=3.5 is invalid; set sae.k to a whole number >= 1"),
+        ({"data": {"batch_size": 0}}, "data.batch_size=0 is invalid; set data.batch_size to a whole number >= 1"),
+        ({"module": {"lr": float("nan")}}, "module.lr=nan is invalid"),
+        ({"task_name": "../../x"}, "task_name=../../x is invalid"),
+        ({"sae": {"d_sae": 10**10, "k": 4}}, "sae.d_sae=10000000000 at d_in=16"),
+    ],
+)
 def test_train_sae_refuses_what_sae_train_refuses(settings, message, tmp_path):
     with pytest.raises(UserError) as err:
-        sl.train_sae(_x(), **{**TINY, **settings}, paths={"cache_dir": str(tmp_path / "cache"),
-                                                          "log_dir": str(tmp_path / "out")})
+        sl.train_sae(
+            _x(), **{**TINY, **settings}, paths={"cache_dir": str(tmp_path / "cache"), "log_dir": str(tmp_path / "out")}
+        )
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
     assert not list(tmp_path.rglob("run.json")) and not list(tmp_path.rglob("checkpoints"))
 
@@ -79,12 +84,15 @@ def test_feature_refuses_ids_that_are_not_whole_numbers(npy_run, i):
     assert npy_run.feature(np.int64(3)).id == 3
 
 
-@pytest.mark.parametrize("clamp,message", [
-    (None, r"^clamp must be a mapping \{feature id: value\}, e.g. \{123: 0.5\}; got None$"),
-    ({3: "up"}, r"^clamp value 'up' is not a finite number"),
-    ({3: float("nan")}, r"^clamp value nan is not a finite number"),
-    ({1.5: 0.0}, r"^feature 1.5 is not a feature id"),
-])
+@pytest.mark.parametrize(
+    "clamp,message",
+    [
+        (None, r"^clamp must be a mapping \{feature id: value\}, e.g. \{123: 0.5\}; got None$"),
+        ({3: "up"}, r"^clamp value 'up' is not a finite number"),
+        ({3: float("nan")}, r"^clamp value nan is not a finite number"),
+        ({1.5: 0.0}, r"^feature 1.5 is not a feature id"),
+    ],
+)
 def test_steer_refuses_a_clamp_that_is_not_ids_to_numbers(npy_run, clamp, message):
     """Found by the Hypothesis property over Run's methods: steer(text, None) was a TypeError."""
     with pytest.raises(UserError, match=message):

@@ -1,4 +1,5 @@
 """sae-compare: matching features across per-domain SAEs, on runs trained by the real pipeline."""
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,11 @@ def planted(tmp_path_factory):
     rng = np.random.default_rng(0)
     dirs = rng.standard_normal((N_SHARED + 2 * N_ONLY, D_IN))
     dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
-    roles = {"shared": np.arange(N_SHARED), "A": N_SHARED + np.arange(N_ONLY), "B": N_SHARED + N_ONLY + np.arange(N_ONLY)}
+    roles = {
+        "shared": np.arange(N_SHARED),
+        "A": N_SHARED + np.arange(N_ONLY),
+        "B": N_SHARED + N_ONLY + np.arange(N_ONLY),
+    }
     root = tmp_path_factory.mktemp("planted")
     paths = {}
     for dom in ("A", "B"):
@@ -53,9 +58,23 @@ def planted_runs(planted, tmp_path_factory, cache_dir):
     paths, _, _ = planted
     sweep = tmp_path_factory.mktemp("sweep")
     for i, dom in enumerate(("A", "B")):
-        train_run(["domain=npy", f"domain.path={paths[dom]}", f"domain.domain={dom}", "domain.model_name=synthetic",
-                   "sae=topk", "sae.d_sae=32", "sae.k=3", "data.batch_size=48", "trainer.max_epochs=6",
-                   "module.lr=0.006", "module.warmup_steps=30"], sweep / f"{i}_{dom}", cache_dir)
+        train_run(
+            [
+                "domain=npy",
+                f"domain.path={paths[dom]}",
+                f"domain.domain={dom}",
+                "domain.model_name=synthetic",
+                "sae=topk",
+                "sae.d_sae=32",
+                "sae.k=3",
+                "data.batch_size=48",
+                "trainer.max_epochs=6",
+                "module.lr=0.006",
+                "module.warmup_steps=30",
+            ],
+            sweep / f"{i}_{dom}",
+            cache_dir,
+        )
     return sweep
 
 
@@ -86,13 +105,30 @@ def test_planted_shared_and_domain_only_directions_are_classified(planted, plant
 
 def test_sae_compare_command_writes_tables_and_page(planted_runs, tmp_path):
     out = tmp_path / "cmp"
-    res = subprocess.run([sys.executable, "-c", "from sae_lightning.cli import compare; compare()",
-                          str(planted_runs / "0_A"), str(planted_runs / "1_B"), "--out", str(out)],
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from sae_lightning.cli import compare; compare()",
+            str(planted_runs / "0_A"),
+            str(planted_runs / "1_B"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     assert "A: universal" in res.stdout and "compare.html" in res.stdout
-    for name in ("matches.parquet", "matches.csv", "feature_classes.parquet", "feature_classes.csv",
-                 "compare.json", "compare.html"):
+    for name in (
+        "matches.parquet",
+        "matches.csv",
+        "feature_classes.parquet",
+        "feature_classes.csv",
+        "compare.json",
+        "compare.html",
+    ):
         assert (out / name).is_file(), name
     matches = pd.read_parquet(out / "matches.parquet")
     assert set(matches["run_a"]) == {"A"} and set(matches["run_b"]) == {"B"}
@@ -109,12 +145,29 @@ def test_real_runs_with_labels_side_by_side(tmp_path, cache_dir):
     of features.parquet side by side."""
     runs = []
     for dom in ("wiki_mathematics", "wiki_history"):
-        runs.append(train_run([f"domain={dom}", "domain.limit=160", "sae=topk", "sae.d_sae=32", "sae.k=4",
-                               "data.batch_size=32", "trainer.max_epochs=2"], tmp_path / dom, cache_dir))
+        runs.append(
+            train_run(
+                [
+                    f"domain={dom}",
+                    "domain.limit=160",
+                    "sae=topk",
+                    "sae.d_sae=32",
+                    "sae.k=4",
+                    "data.batch_size=32",
+                    "trainer.max_epochs=2",
+                ],
+                tmp_path / dom,
+                cache_dir,
+            )
+        )
     for run, word in zip(runs, ("math", "hist")):  # stand-in labels: labelling is tested elsewhere
         n = json.loads((run / "sae" / "cfg.json").read_text())["d_sae"]
-        write_labelled_run(run, pd.DataFrame({"feature_id": range(n), "dead": False, "density": 0.1,
-                                              "label": [f"{word} {i}" for i in range(n)]}))
+        write_labelled_run(
+            run,
+            pd.DataFrame(
+                {"feature_id": range(n), "dead": False, "density": 0.1, "label": [f"{word} {i}" for i in range(n)]}
+            ),
+        )
     result = compare_runs(runs)
     assert result.names == ["Mathematics", "History"]
     # One seed, two epochs: both decoders are still close to the same random init, and it says so.
@@ -152,8 +205,12 @@ def test_sweep_dir_without_finished_runs_is_one_line_error(tmp_path):
     empty = tmp_path / "sweep"
     (empty / "0_x").mkdir(parents=True)
     (empty / "0_x" / "run.json").write_text("{}")  # started, never finished
-    res = subprocess.run([sys.executable, "-c", "from sae_lightning.cli import compare; compare()", str(empty)],
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-c", "from sae_lightning.cli import compare; compare()", str(empty)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 2
     err = res.stderr.strip().splitlines()
     assert err[-1].startswith("error: ") and "holds no finished run" in err[-1] and "1 unfinished" in err[-1]
@@ -165,13 +222,29 @@ def test_sweep_dir_without_finished_runs_is_one_line_error(tmp_path):
 
 def test_joint_run_reports_features_per_domain(planted_runs, tmp_path):
     """A joint SAE (trained on three domains) is read through its features' domain shares."""
-    joint = _copy_run(planted_runs / "0_A", tmp_path / "joint",
-                      lambda c: c["metadata"].update(domain="wiki_all", domains=["Arts", "History", "Mathematics"]))
-    shares = [{"Mathematics": 0.9, "History": 0.1}, {"History": 0.95, "Arts": 0.05}, {"Arts": 0.5, "History": 0.5},
-              {"Mathematics": 0.6, "Arts": 0.4}] * 8
-    write_labelled_run(joint, pd.DataFrame({"feature_id": range(32), "dead": [False] * 31 + [True], "density": 0.01,
-                                            "label": [f"f{i}" for i in range(32)],
-                                            "domain_shares": [json.dumps(s) for s in shares]}))
+    joint = _copy_run(
+        planted_runs / "0_A",
+        tmp_path / "joint",
+        lambda c: c["metadata"].update(domain="wiki_all", domains=["Arts", "History", "Mathematics"]),
+    )
+    shares = [
+        {"Mathematics": 0.9, "History": 0.1},
+        {"History": 0.95, "Arts": 0.05},
+        {"Arts": 0.5, "History": 0.5},
+        {"Mathematics": 0.6, "Arts": 0.4},
+    ] * 8
+    write_labelled_run(
+        joint,
+        pd.DataFrame(
+            {
+                "feature_id": range(32),
+                "dead": [False] * 31 + [True],
+                "density": 0.01,
+                "label": [f"f{i}" for i in range(32)],
+                "domain_shares": [json.dumps(s) for s in shares],
+            }
+        ),
+    )
     result = compare_runs([joint])
     (j,) = result.joint
     counts = j.counts.set_index("domain")[["n_main", "n_active", "n_specific"]]

@@ -1,4 +1,5 @@
 """Hydra composition of the real config tree: every domain, embedder and SAE option composes."""
+
 from __future__ import annotations
 
 import subprocess
@@ -7,9 +8,9 @@ import sys
 import pytest
 from hydra.utils import instantiate
 
-from sae_lightning.hydra_setup import check_choices, group_options
 from sae_lightning.data.sources import WIKI_TOPICS, WikiVitalArticles
 from sae_lightning.errors import UserError
+from sae_lightning.hydra_setup import check_choices, group_options
 
 from .conftest import compose_cfg
 
@@ -25,7 +26,7 @@ def test_wiki_domains_compose_and_instantiate(domain, tmp_path):
     source = instantiate(cfg.domain)
     assert isinstance(source, WikiVitalArticles)
     assert cfg.domain.name == domain
-    expected = list(WIKI_TOPICS.values()) if domain == "wiki_all" else [WIKI_TOPICS[domain[len("wiki_"):]]]
+    expected = list(WIKI_TOPICS.values()) if domain == "wiki_all" else [WIKI_TOPICS[domain[len("wiki_") :]]]
     assert source.topics == expected
 
 
@@ -46,8 +47,9 @@ def test_cli_unknown_domain_and_bad_limit_exit_nonzero_in_one_line(tmp_path):
     cmd = [sys.executable, "-c", "from sae_lightning.cli import embed; embed()", f"paths.log_dir={tmp_path}"]
     res = subprocess.run(cmd + ["domain=wiki_nowhere"], capture_output=True, text=True)
     assert res.returncode == 2 and res.stderr.strip().count("\n") == 0 and "known: " in res.stderr
-    res = subprocess.run(cmd + ["domain=wiki_arts", "domain.limit=-1", f"paths.cache_dir={tmp_path}"],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        cmd + ["domain=wiki_arts", "domain.limit=-1", f"paths.cache_dir={tmp_path}"], capture_output=True, text=True
+    )
     assert res.returncode == 2 and res.stderr.strip().splitlines()[-1].startswith("error: domain.limit=-1")
     assert not (tmp_path / "stores").exists()  # nothing half-written
 
@@ -57,15 +59,24 @@ def test_empty_group_choice_is_one_line_listing_options():
         check_choices(["domain="])
 
 
-@pytest.mark.parametrize("override,message", [
-    ("data.batchsize=3", r"^Could not override 'data.batchsize'; To append to your config use \+data.batchsize=3; "
-                         r"Key 'batchsize' is not in struct$"),
-    ("domain.topics=[Arts", r"^no viable alternative at input '\[Arts'"),
-    ("~domain.nothing", r"^Could not delete from config. 'domain.nothing' does not exist$"),
-    ("hydra/launcher=nope", r"^In 'hydra/config': Could not find 'hydra/launcher/nope'; Available options in "
-                            r"'hydra/launcher'; basic"),
-    ("domain.limit=abc", r"^domain.limit=abc is invalid; set domain.limit to a whole number >= 1, or null$"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        (
+            "data.batchsize=3",
+            r"^Could not override 'data.batchsize'; To append to your config use \+data.batchsize=3; "
+            r"Key 'batchsize' is not in struct$",
+        ),
+        ("domain.topics=[Arts", r"^no viable alternative at input '\[Arts'"),
+        ("~domain.nothing", r"^Could not delete from config. 'domain.nothing' does not exist$"),
+        (
+            "hydra/launcher=nope",
+            r"^In 'hydra/config': Could not find 'hydra/launcher/nope'; Available options in "
+            r"'hydra/launcher'; basic",
+        ),
+        ("domain.limit=abc", r"^domain.limit=abc is invalid; set domain.limit to a whole number >= 1, or null$"),
+    ],
+)
 def test_composition_and_value_errors_are_one_line_before_hydra_runs(override, message):
     from sae_lightning.hydra_setup import compose_and_check
 

@@ -1,6 +1,7 @@
 """The corpus-size presets (conf/experiment/corpus_*.yaml) of docs/application/choosing-an-sae.md:
 each composes through real Hydra, passes validation, and follows the rule the study set for small
 corpora (enough optimiser steps that training is more than warm-up and decay)."""
+
 from __future__ import annotations
 
 import pytest
@@ -10,7 +11,9 @@ from sae_lightning.validate import check_config
 from .conftest import compose_cfg
 
 BANDS = {"corpus_10k": 10_000, "corpus_100k": 100_000}  # the corpus size each preset is for
-MIN_STEPS = 570  # the pre-study default run (32,562 sentences, batches of 512, 10 epochs); the 30 % corpus at 512 got 170
+MIN_STEPS = (
+    570  # the pre-study default run (32,562 sentences, batches of 512, 10 epochs); the 30 % corpus at 512 got 170
+)
 
 
 def steps(cfg, n_texts: int) -> int:

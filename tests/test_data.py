@@ -1,4 +1,5 @@
 """EmbeddingDataModule: deterministic split, shuffled batch reads, rank sharding, no whole-store load."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,9 +8,9 @@ import torch
 
 from sae_lightning.data.block_reader import BlockReader, block_shuffled_order
 from sae_lightning.data.datamodule import BatchIndexSampler, EmbeddingDataModule, split_indices
-from sae_lightning.schemas.training import DataConfig
 from sae_lightning.data.store import StoreError
 from sae_lightning.errors import UserError
+from sae_lightning.schemas.training import DataConfig
 
 # Small blocks and windows, so the 600-row store spans many windows and `auto` picks blocks.
 BLOCKS = dict(block_rows=16, window_blocks=4)
@@ -111,9 +112,9 @@ def test_block_order_takes_each_train_row_once_window_by_window():
     assert not np.array_equal(a, block_shuffled_order(train, 3, 1, 64, 5)[0])
     assert sorted(read_order) == list(range(3000 // 64 + 1))
     for w in range(0, len(read_order), 5):  # the rows of one window come from its blocks alone
-        n = np.isin(train // 64, read_order[w:w + 5]).sum()
+        n = np.isin(train // 64, read_order[w : w + 5]).sum()
         window, a = a[:n], a[n:]
-        assert set(window // 64) <= set(read_order[w:w + 5])
+        assert set(window // 64) <= set(read_order[w : w + 5])
     sampler = BatchIndexSampler(train, 100, shuffle=True, seed=3, drop_last=True, block_rows=64, window_blocks=5)
     assert len(list(sampler)) == len(train) // 100  # drop_last drops only the final partial batch
 
@@ -168,7 +169,7 @@ def test_workers_read_the_same_blocks(small_store):
 def test_a_damaged_embeddings_file_is_a_one_line_error(small_store, tmp_path):
     npy = tmp_path / "embeddings.npy"
     data = (small_store.path / "embeddings.npy").read_bytes()
-    npy.write_bytes(data[:len(data) - 1000])
+    npy.write_bytes(data[: len(data) - 1000])
     with pytest.raises(StoreError, match=f"{npy} is truncated .*; delete {tmp_path}"):
         BlockReader(npy, 16, 4)
     npy.write_bytes(b"not an npy file" + data[100:])
@@ -176,6 +177,6 @@ def test_a_damaged_embeddings_file_is_a_one_line_error(small_store, tmp_path):
         BlockReader(npy, 16, 4)
     npy.write_bytes(data)
     reader = BlockReader(npy, 16, 4)
-    npy.write_bytes(data[:len(data) // 2])  # cut short after it was opened
+    npy.write_bytes(data[: len(data) // 2])  # cut short after it was opened
     with pytest.raises(StoreError, match=f"{npy} ends inside row \\d+ .*it is truncated"):
         reader.read(np.arange(590, 600))

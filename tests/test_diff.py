@@ -1,5 +1,6 @@
 """sae-diff: planted differences are found with the right direction and significance and nothing
 else is reported; the statistics agree with scipy; bad input is one line; the command end to end."""
+
 from __future__ import annotations
 
 import json
@@ -36,7 +37,7 @@ def planted_rates(n_features: int, rng: np.random.Generator) -> tuple[np.ndarray
 def group_of(name: str, X: np.ndarray) -> Group:
     def batches(size: int):
         for s in range(0, len(X), size):
-            yield X[s:s + size]
+            yield X[s : s + size]
 
     return Group(name, np.array([f"{name} text {i}" for i in range(len(X))]), np.array([name] * len(X)), batches)
 
@@ -57,7 +58,9 @@ def test_planted_features_found_through_a_real_sae_with_direction_and_significan
     a, b = group_of("A", XA), group_of("B", XB)
     scans = scan_group(sae, a, examples=2, batch_size=64), scan_group(sae, b, examples=2, batch_size=64)
     assert np.array_equal(scans[0].fire_counts, (XA > 0).sum(0)) and scans[0].n == n
-    table = diff_table(scans[0].fire_counts, n, scans[1].fire_counts, n, "A", "B", DiffSettings()).set_index("feature_id")
+    table = diff_table(scans[0].fire_counts, n, scans[1].fire_counts, n, "A", "B", DiffSettings()).set_index(
+        "feature_id"
+    )
     sep = table[table["separating"]]
     assert set(sep.index) == set(UP_IN_A + UP_IN_B)  # all planted found, no null feature reported
     assert (sep.loc[UP_IN_A, "more_in"] == "A").all() and (sep.loc[UP_IN_B, "more_in"] == "B").all()
@@ -88,7 +91,9 @@ def test_statistics_agree_with_scipy_and_hand_computation():
     p = fisher_two_sided(a, n_a, c, n_b)
     for i in range(len(a)):
         table = [[a[i], n_a - a[i]], [c[i], n_b - c[i]]]
-        one_sided = min(stats.fisher_exact(table, alternative="less")[1], stats.fisher_exact(table, alternative="greater")[1])
+        one_sided = min(
+            stats.fisher_exact(table, alternative="less")[1], stats.fisher_exact(table, alternative="greater")[1]
+        )
         assert p[i] == pytest.approx(min(1.0, 2 * one_sided), rel=1e-9)
     lor, lo, hi = log_odds_ratio(a, n_a, c, n_b, 0.05)
     expected = np.log((0.5 * 71.5) / (60.5 * 9.5))  # feature 0: a=0, b=60, c=9, d=71, each +0.5
@@ -118,7 +123,9 @@ def test_cli_end_to_end_on_a_real_run(tiny_labelled_run, tmp_path):
     sep = table[table["separating"]]
     assert len(sep) > 0 and set(sep["more_in"]) <= {"Mathematics", "History"}
     assert (sep["q_value"] < 0.05).all() and (sep["log_odds"].abs() >= 1.0).all()
-    labels = pd.read_parquet(tiny_labelled_run / "features.parquet", columns=["feature_id", "label"]).set_index("feature_id")
+    labels = pd.read_parquet(tiny_labelled_run / "features.parquet", columns=["feature_id", "label"]).set_index(
+        "feature_id"
+    )
     first = sep.iloc[0]
     assert first["label"] == labels.loc[first["feature_id"], "label"]
     side = "examples_a" if first["more_in"] == "Mathematics" else "examples_b"
@@ -151,11 +158,17 @@ def test_a_text_source_group_is_embedded_with_the_runs_model(tiny_labelled_run, 
     assert res.n_a == 40 and res.a == "wiki_physical_sciences" and res.table["separating"].any()
 
 
-@pytest.mark.parametrize("groups, message", [
-    (["Astrology", "History"], r"group 'Astrology' matches no texts: the run's store has the domains Arts, History, Mathematics"),
-    (["Mathematics,History", "History"], r"the groups overlap: domain 'History' is in both"),
-    (["Mathematics", "History", "--min-texts", "100000"], r"has \d+ texts, fewer than the 100000 the test needs"),
-])
+@pytest.mark.parametrize(
+    "groups, message",
+    [
+        (
+            ["Astrology", "History"],
+            r"group 'Astrology' matches no texts: the run's store has the domains Arts, History, Mathematics",
+        ),
+        (["Mathematics,History", "History"], r"the groups overlap: domain 'History' is in both"),
+        (["Mathematics", "History", "--min-texts", "100000"], r"has \d+ texts, fewer than the 100000 the test needs"),
+    ],
+)
 def test_bad_groups_are_one_line_and_write_nothing(tiny_labelled_run, tmp_path, groups, message):
     res = sae_diff(tiny_labelled_run, *groups, "--out", tmp_path / "x", check=False)
     assert res.returncode == 2 and res.stderr.strip().count("\n") == 0, res.stderr
@@ -173,7 +186,9 @@ def test_a_source_group_sharing_texts_with_the_other_side_overlaps(tiny_labelled
 def test_a_group_from_another_model_is_refused_naming_both(tiny_labelled_run, tmp_path):
     np.save(tmp_path / "e.npy", np.zeros((30, 384), np.float32))
     spec = f"domain=npy domain.path={tmp_path / 'e.npy'} domain.model_name=BAAI/bge-small-en-v1.5"
-    with pytest.raises(UserError, match=r"encoded by BAAI/bge-small-en-v1.5 but .* trained on sentence-transformers/all-MiniLM-L6-v2"):
+    with pytest.raises(
+        UserError, match=r"encoded by BAAI/bge-small-en-v1.5 but .* trained on sentence-transformers/all-MiniLM-L6-v2"
+    ):
         diff_groups(tiny_labelled_run, spec, "History")
 
 
@@ -186,8 +201,7 @@ def test_an_unfinished_run_is_refused(tiny_labelled_run, tmp_path):
     assert not (run / "diff").exists()
 
 
-def test_labels_verdicts_and_coherence_come_from_the_labelling_and_stay_blank_without_one(tiny_labelled_run,
-                                                                                         tmp_path):
+def test_labels_verdicts_and_coherence_come_from_the_labelling_and_stay_blank_without_one(tiny_labelled_run, tmp_path):
     from sae_lightning.diff.analysis import feature_info
 
     df = pd.read_parquet(tiny_labelled_run / "features.parquet")

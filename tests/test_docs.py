@@ -1,5 +1,6 @@
 """The documentation site builds with `mkdocs build --strict` (no broken link, include or API
 reference), and its config reference, generated from conf/, lists every knob there."""
+
 from __future__ import annotations
 
 import subprocess
@@ -43,15 +44,21 @@ def test_config_reference_carries_values_and_comments():
 
 def test_docs_build_strictly(tmp_path):
     site = tmp_path / "site"
-    res = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
-                         cwd=ROOT, capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     config_page = (site / "reference" / "config" / "index.html").read_text()
     assert "min_log_odds" in config_page and "dead_after_samples" in config_page
     assert "sae_lightning.diff.analysis.diff_groups" in (site / "reference" / "api" / "index.html").read_text()
     study = (site / "application" / "study" / "index.html").read_text()
     assert "features separate them" in study and "--8&lt;--" not in study  # includes resolved, real output
-    assert "<th>verdict</th>" in study and "<th>coherence</th>" in study  # the diff tables carry the labelling's judgement
+    assert (
+        "<th>verdict</th>" in study and "<th>coherence</th>" in study
+    )  # the diff tables carry the labelling's judgement
     retrieval = (site / "application" / "retrieval" / "index.html").read_text()
     assert "recall@10, same article" in retrieval and "near because of" in retrieval  # retrieval.py's real output
     started = (site / "getting-started" / "index.html").read_text()
@@ -64,8 +71,14 @@ def test_readme_is_the_front_page_linking_every_section():
     """The README is short: the two commands first, then links into each docs section."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert len(readme.splitlines()) < 80
-    for page in ("docs/getting-started.md", "docs/training/index.md", "docs/interpretation/index.md",
-                 "docs/application/index.md", "docs/reference/index.md", "docs/benchmarks.md"):
+    for page in (
+        "docs/getting-started.md",
+        "docs/training/index.md",
+        "docs/interpretation/index.md",
+        "docs/application/index.md",
+        "docs/reference/index.md",
+        "docs/benchmarks.md",
+    ):
         assert f"]({page})" in readme and (ROOT / page).is_file(), page
 
 

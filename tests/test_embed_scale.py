@@ -1,5 +1,6 @@
 """Embedding at scale: metadata read in slices, bf16 inference keyed into the fingerprint, and the
 same store bit for bit whether one process, a two-worker pool or two concurrent `sae-embed` build it."""
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,11 @@ def _same_store(a: EmbeddingStore, b: EmbeddingStore) -> None:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> EmbeddingStore:
     """200 sentences in shards of 25, one process, the default (auto) precision."""
-    return build_store(WikiVitalArticles(**SOURCE), Embedder(shard_size=25, batch_size=25, show_progress=False),
-                       tmp_path_factory.mktemp("ref"))
+    return build_store(
+        WikiVitalArticles(**SOURCE),
+        Embedder(shard_size=25, batch_size=25, show_progress=False),
+        tmp_path_factory.mktemp("ref"),
+    )
 
 
 def test_metadata_is_written_in_shard_row_groups_and_read_in_slices(reference):
@@ -51,9 +55,14 @@ def test_metadata_is_written_in_shard_row_groups_and_read_in_slices(reference):
 
 
 def test_bfloat16_inference_is_another_store_close_to_float32(tmp_path):
-    f32, bf16 = (build_store(WikiVitalArticles(**SOURCE), Embedder(shard_size=25, batch_size=25, dtype_compute=d,
-                                                                   show_progress=False), tmp_path)
-                 for d in ("float32", "bfloat16"))
+    f32, bf16 = (
+        build_store(
+            WikiVitalArticles(**SOURCE),
+            Embedder(shard_size=25, batch_size=25, dtype_compute=d, show_progress=False),
+            tmp_path,
+        )
+        for d in ("float32", "bfloat16")
+    )
     assert bf16.fingerprint != f32.fingerprint and bf16.manifest["embedder"]["dtype_compute"] == "bfloat16"
     assert "dtype_compute" not in f32.manifest["embedder"]  # float32 stores keep their old fingerprint
     a, b = np.asarray(f32.embeddings), np.asarray(bf16.embeddings)
@@ -95,31 +104,49 @@ def test_auto_is_bfloat16_exactly_where_the_hardware_has_it():
 
 
 def test_float16_inference_on_cpu_is_refused_in_one_line(tmp_path):
-    with pytest.raises(SourceError, match=r"^embedder.dtype_compute=float16 needs a GPU .* use embedder.dtype_compute=bfloat16"):
-        build_store(WikiVitalArticles(**SOURCE), Embedder(dtype_compute="float16", device="cpu", show_progress=False),
-                    tmp_path)
+    with pytest.raises(
+        SourceError, match=r"^embedder.dtype_compute=float16 needs a GPU .* use embedder.dtype_compute=bfloat16"
+    ):
+        build_store(
+            WikiVitalArticles(**SOURCE), Embedder(dtype_compute="float16", device="cpu", show_progress=False), tmp_path
+        )
     assert not list((tmp_path / "stores").glob("*/manifest.json"))
 
 
 def test_two_worker_pool_gives_the_single_process_store(reference, tmp_path):
-    pooled = build_store(WikiVitalArticles(**SOURCE),
-                         Embedder(shard_size=25, batch_size=25, devices=["cpu", "cpu"], show_progress=False), tmp_path)
+    pooled = build_store(
+        WikiVitalArticles(**SOURCE),
+        Embedder(shard_size=25, batch_size=25, devices=["cpu", "cpu"], show_progress=False),
+        tmp_path,
+    )
     _same_store(reference, pooled)
 
 
 def _embed_cmd(cache: Path) -> list[str]:
-    return [sys.executable, "-c", "from sae_lightning.cli import embed; embed()", "domain=wiki_all",
-            "domain.topics=[Mathematics,Arts]", "domain.limit=200", "domain.seed=1", "embedder.shard_size=25",
-            "embedder.batch_size=25", f"paths.cache_dir={cache}", f"paths.log_dir={cache / 'logs'}",
-            "embedder.show_progress=false"]
+    return [
+        sys.executable,
+        "-c",
+        "from sae_lightning.cli import embed; embed()",
+        "domain=wiki_all",
+        "domain.topics=[Mathematics,Arts]",
+        "domain.limit=200",
+        "domain.seed=1",
+        "embedder.shard_size=25",
+        "embedder.batch_size=25",
+        f"paths.cache_dir={cache}",
+        f"paths.log_dir={cache / 'logs'}",
+        "embedder.show_progress=false",
+    ]
 
 
 def test_two_concurrent_sae_embed_share_the_shards_and_make_the_same_store(reference, tmp_path):
     """Two processes on one store, as two tasks of a SLURM array would: each shard is embedded by
     exactly one of them, and the finished store equals the single-process one."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    procs = [subprocess.Popen(_embed_cmd(tmp_path), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(_embed_cmd(tmp_path), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=600)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     done = [int(m) for out in outs for m in re.findall(r"this process embedded (\d+) of the store's 8 shards", out)]

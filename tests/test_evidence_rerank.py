@@ -1,4 +1,5 @@
 """The evidence rerank of KeyBERT's shortlist (labels/naming/evidence_rerank.py) on real KeyBERT."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,8 +47,8 @@ def test_rerank_names_what_the_top_texts_hold(tiny_labelled_run, small_store):
     """On a trained SAE, the default (evidence_power 0.5) against KeyBERT's own pick from the same
     candidates: the labels' keywords occur in more of each feature's top texts (what lifts
     keyword precision and recall on the full corpus, README "Label quality"), still drawn from those texts."""
-    from sae_lightning.run_reader import finished_run_info
     from sae_lightning.models import SparseAutoencoder
+    from sae_lightning.run_reader import finished_run_info
 
     info = finished_run_info(tiny_labelled_run)
     sae = SparseAutoencoder.load(tiny_labelled_run / "sae")
@@ -58,8 +59,14 @@ def test_rerank_names_what_the_top_texts_hold(tiny_labelled_run, small_store):
 
     def coverage(df: pd.DataFrame) -> float:
         live = df[df["label"] != ""]
-        return float(np.mean([np.mean([bool(set(kws) & set(analyzer(t))) for t in texts])
-                              for kws, texts in zip(live["keywords"], live["top_texts"])]))
+        return float(
+            np.mean(
+                [
+                    np.mean([bool(set(kws) & set(analyzer(t))) for t in texts])
+                    for kws, texts in zip(live["keywords"], live["top_texts"])
+                ]
+            )
+        )
 
     assert (reranked["label"] != plain["label"]).any()
     # 1.045x here (1.09x before interpretable features' head terms took the keywords they repeat);

@@ -1,4 +1,5 @@
 """Feature families: co-activation counts, the maximum spanning tree, families named by KeyBERT."""
+
 from __future__ import annotations
 
 import json
@@ -30,9 +31,9 @@ from sae_lightning.label_run import label_run_dir
 from sae_lightning.labels import LabelingConfig
 from sae_lightning.models import SparseAutoencoder, build_sae, sae_config
 from sae_lightning.pipeline import train
-from sae_lightning.schemas.families import FamiliesConfig
 from sae_lightning.report import write_report
 from sae_lightning.run_dir import RunDir
+from sae_lightning.schemas.families import FamiliesConfig
 
 from .conftest import compose_cfg
 
@@ -55,8 +56,9 @@ def planted_run(tmp_path_factory, cache_dir):
     x = (0.5 + rng.random((n, 1))) * dirs[parent]
     x[child >= 0] += (0.5 + rng.random(((child >= 0).sum(), 1))) * dirs[child[child >= 0]]
     np.save(root / "x.npy", x.astype(np.float32))
-    store = build_store(NpyEmbeddings(path=str(root / "x.npy"), model_name="synthetic"), Embedder(show_progress=False),
-                        cache_dir)
+    store = build_store(
+        NpyEmbeddings(path=str(root / "x.npy"), model_name="synthetic"), Embedder(show_progress=False), cache_dir
+    )
     sae = build_sae(sae_config(architecture="topk", d_in=48, d_sae=n_dirs, k=2, metadata={"model_name": "synthetic"}))
     with torch.no_grad():
         sae.W_dec.copy_(torch.from_numpy(dirs).float())
@@ -127,8 +129,9 @@ def test_families_from_the_one_scan_equal_the_old_two_pass_way(real_run, tmp_pat
     assert [list(k) for k in got["keywords"]] == name_families(members, top_rows, store, LabelingConfig(), sae)
     labels, verdicts = _feature_labels(RunDir(run).labeling(), sae.cfg.d_sae)
     assert got["parent_label"].tolist() == [labels[p] for p, _, _ in fams]
-    assert got["label"].tolist() == [family_label(list(k), [verdicts[f] for f in fam])
-                                     for k, fam in zip(got["keywords"], members)]
+    assert got["label"].tolist() == [
+        family_label(list(k), [verdicts[f] for f in fam]) for k, fam in zip(got["keywords"], members)
+    ]
 
 
 def test_coactivation_counts_equal_brute_force(real_run):
@@ -139,8 +142,11 @@ def test_coactivation_counts_equal_brute_force(real_run):
     fired = (acts > 0).astype(np.int64)
     assert np.array_equal(co.counts.toarray(), fired.T @ fired)
     best = np.sort(acts, axis=0)[::-1][:3].T  # [d_sae, 3] the three largest activations
-    got = np.where(co.top_rows >= 0, acts[np.searchsorted(train_idx, np.maximum(co.top_rows, 0)),
-                                          np.arange(acts.shape[1])[:, None]], 0)
+    got = np.where(
+        co.top_rows >= 0,
+        acts[np.searchsorted(train_idx, np.maximum(co.top_rows, 0)), np.arange(acts.shape[1])[:, None]],
+        0,
+    )
     assert np.allclose(got, np.where(best > 0, best, 0), atol=1e-6)
 
 
@@ -199,10 +205,13 @@ def test_families_of_a_real_run_hang_on_a_maximum_spanning_tree(real_run):
 def _hand_built_run(root: Path, x: np.ndarray, cache_dir: Path) -> Path:
     """A run dir over an npy store of `x`, with a random TopK SAE (d_sae 32, k 4)."""
     np.save(root / "x.npy", x.astype(np.float32))
-    store = build_store(NpyEmbeddings(path=str(root / "x.npy"), model_name="synthetic"), Embedder(show_progress=False),
-                        cache_dir)
+    store = build_store(
+        NpyEmbeddings(path=str(root / "x.npy"), model_name="synthetic"), Embedder(show_progress=False), cache_dir
+    )
     torch.manual_seed(0)
-    sae = build_sae(sae_config(architecture="topk", d_in=x.shape[1], d_sae=32, k=4, metadata={"model_name": "synthetic"}))
+    sae = build_sae(
+        sae_config(architecture="topk", d_in=x.shape[1], d_sae=32, k=4, metadata={"model_name": "synthetic"})
+    )
     run = root / "run"
     sae.save(run / "sae")
     (run / "run.json").write_text(json.dumps({"store_path": str(store.path), "val_fraction": 0.1, "seed": 0}))
@@ -240,8 +249,20 @@ def test_tree_edges_all_below_min_weight_give_no_family():
 def test_the_issue_run_ends_with_an_empty_families_table(tmp_path, cache_dir):
     """`sae-train domain=wiki_mathematics domain.limit=300 sae.d_sae=64 sae.k=16` crashed at the families step."""
     out = tmp_path / "run"
-    train(compose_cfg(["domain=wiki_mathematics", "domain.limit=300", "sae.d_sae=64", "sae.k=16", "logger=none",
-                       "trainer.enable_progress_bar=false"], out, cache_dir))
+    train(
+        compose_cfg(
+            [
+                "domain=wiki_mathematics",
+                "domain.limit=300",
+                "sae.d_sae=64",
+                "sae.k=16",
+                "logger=none",
+                "trainer.enable_progress_bar=false",
+            ],
+            out,
+            cache_dir,
+        )
+    )
     assert (out / "features.parquet").is_file() and (out / "report.html").is_file()
     families = pd.read_parquet(out / FAMILIES_FILE)
     page = (out / "report.html").read_text()

@@ -1,6 +1,7 @@
 """Faults from outside, as they happen to real runs: kill -9 at each stage, Ctrl-C and SIGTERM, two
 runs at once, a damaged checkpoint, a resume with other settings, a diverging run. Every process
 is the real console script; a kill lands when a file it writes appears (observed from outside)."""
+
 from __future__ import annotations
 
 import os
@@ -30,14 +31,28 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
 QUIET = ["logger=none", "trainer.enable_progress_bar=false"]
 TOPICS = "[" + ",".join(f'"{t}"' for t in SMALL_TOPICS) + "]"
 # The conftest's small run: 600 sentences, 540 for training, 4 steps of 128 per epoch.
-WIKI = ["domain=wiki_all", f"domain.topics={TOPICS}", "domain.limit=600", "sae.d_sae=128", "sae.k=8",
-        "data.batch_size=128", "trainer.max_epochs=3", "callbacks.periodic_checkpoint.every_n_train_steps=2",
-        *QUIET]
+WIKI = [
+    "domain=wiki_all",
+    f"domain.topics={TOPICS}",
+    "domain.limit=600",
+    "sae.d_sae=128",
+    "sae.k=8",
+    "data.batch_size=128",
+    "trainer.max_epochs=3",
+    "callbacks.periodic_checkpoint.every_n_train_steps=2",
+    *QUIET,
+]
 
 
 def start(cmd: str, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([str(BIN / cmd), *args], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    return subprocess.Popen(
+        [str(BIN / cmd), *args],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def finish(cmd: str, *args: str) -> subprocess.CompletedProcess:
@@ -93,17 +108,22 @@ def test_kill9_at_every_stage_then_resume_ends_like_an_uninterrupted_run(tmp_pat
     resumed the documented way. The end equals one uninterrupted run's, store included."""
     # Shards of 100 texts are embedded in batches unlike the session store's, so the reference has its own.
     reference = tmp_path / "reference"
-    finish("sae-train", *WIKI, f"paths.cache_dir={tmp_path / 'ref_cache'}", "embedder.shard_size=100",
-           f"run_dir={reference}")
+    finish(
+        "sae-train",
+        *WIKI,
+        f"paths.cache_dir={tmp_path / 'ref_cache'}",
+        "embedder.shard_size=100",
+        f"run_dir={reference}",
+    )
 
     run, cache = tmp_path / "run", tmp_path / "cache"
     args = [*WIKI, f"paths.cache_dir={cache}", f"run_dir={run}", "embedder.shard_size=100"]
     kill9_when(start("sae-train", *args), lambda: any(cache.glob("stores/*/shards/shard_*.npy")))  # embed
-    kill9_when(start("sae-train", *args), lambda: (run / "checkpoints" / "last.ckpt").is_file())    # train
+    kill9_when(start("sae-train", *args), lambda: (run / "checkpoints" / "last.ckpt").is_file())  # train
     step = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
     assert 0 < step < 12 and step % 4, f"the kill should land mid-epoch, not at step {step}"
-    kill9_when(start(*resume(run, args)), lambda: (run / "sae").is_dir())                          # export
-    kill9_when(start(*resume(run, args)), lambda: (run / "metrics.json").is_file())                # label
+    kill9_when(start(*resume(run, args)), lambda: (run / "sae").is_dir())  # export
+    kill9_when(start(*resume(run, args)), lambda: (run / "metrics.json").is_file())  # label
     assert (run / "sae" / "sae_weights.safetensors").is_file(), "the SAE is written before labelling"
     kill9_when(start(*resume(run, args)), lambda: any(run.glob("labelings/.*.tmp/features.parquet")))  # families
     assert RunDir(run).labeling() is None, "a killed labelling is never current"
@@ -112,7 +132,9 @@ def test_kill9_at_every_stage_then_resume_ends_like_an_uninterrupted_run(tmp_pat
     finish(*resume(run, args))
     assert not list(run.glob("labelings/.*.tmp")), "the killed labellings' temp folders are removed"
 
-    stores = [EmbeddingStore(next(p for p in (c / "stores").iterdir() if p.is_dir())) for c in (cache, tmp_path / "ref_cache")]
+    stores = [
+        EmbeddingStore(next(p for p in (c / "stores").iterdir() if p.is_dir())) for c in (cache, tmp_path / "ref_cache")
+    ]
     assert np.array_equal(np.asarray(stores[0].embeddings), np.asarray(stores[1].embeddings))
     same_results(reference, run)
 
@@ -123,8 +145,10 @@ def test_a_killed_relabel_leaves_the_earlier_labelling_intact_and_current(tiny_l
     before = RunDir(run).labeling()
     files = {p: p.read_bytes() for p in before.folder.iterdir()}
     top = {n: (run / n).read_bytes() for n in ("features.parquet", "families.parquet", "report.html")}
-    kill9_when(start("sae-label", f"run_dir={run}", "labeling.top_n=2", f"paths.log_dir={tmp_path / 'logs'}"),
-               lambda: any(run.glob("labelings/.*.tmp/features.parquet")))
+    kill9_when(
+        start("sae-label", f"run_dir={run}", "labeling.top_n=2", f"paths.log_dir={tmp_path / 'logs'}"),
+        lambda: any(run.glob("labelings/.*.tmp/features.parquet")),
+    )
     assert RunDir(run).labeling().id == before.id
     assert files == {p: p.read_bytes() for p in before.folder.iterdir()}
     assert top == {n: (run / n).read_bytes() for n in top}
@@ -140,8 +164,15 @@ def npy(tmp_path_factory) -> Path:
 
 
 def npy_args(path: Path, cache: Path) -> list[str]:
-    return ["domain=npy", f"domain.path={path}", "sae.d_sae=64", "sae.k=4", "data.batch_size=64",
-            f"paths.cache_dir={cache}", *QUIET]
+    return [
+        "domain=npy",
+        f"domain.path={path}",
+        "sae.d_sae=64",
+        "sae.k=4",
+        "data.batch_size=64",
+        f"paths.cache_dir={cache}",
+        *QUIET,
+    ]
 
 
 def test_two_runs_started_together_get_two_folders_and_skip_labelling_without_texts(npy, tmp_path):
@@ -161,11 +192,20 @@ def test_two_runs_started_together_get_two_folders_and_skip_labelling_without_te
 
 
 def test_two_runs_pointed_at_one_folder_never_share_it(npy, tmp_path):
-    args = [*npy_args(npy, tmp_path / "cache"), "trainer.max_epochs=1", "labeling.enabled=false",
-            f"run_dir={tmp_path / 'run'}"]
+    args = [
+        *npy_args(npy, tmp_path / "cache"),
+        "trainer.max_epochs=1",
+        "labeling.enabled=false",
+        f"run_dir={tmp_path / 'run'}",
+    ]
     # The store first, so both reach the folder at about the same time.
-    finish("sae-embed", "domain=npy", f"domain.path={npy}", f"paths.cache_dir={tmp_path / 'cache'}",
-           f"paths.log_dir={tmp_path / 'logs'}")
+    finish(
+        "sae-embed",
+        "domain=npy",
+        f"domain.path={npy}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"paths.log_dir={tmp_path / 'logs'}",
+    )
     procs = [start("sae-train", *args) for _ in range(2)]
     results = sorted((p.wait(timeout=600), p.communicate()[1]) for p in procs)
     assert [code for code, _ in results] == [0, 2], results
@@ -176,15 +216,22 @@ def test_two_runs_pointed_at_one_folder_never_share_it(npy, tmp_path):
 @pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_and_sigterm_save_print_the_resume_line_and_exit_non_zero(signum, code, npy, tmp_path):
     run = tmp_path / "run"
-    args = [*npy_args(npy, tmp_path / "cache"), "trainer.max_epochs=4", "labeling.enabled=false",
-            "callbacks.periodic_checkpoint.every_n_train_steps=5", f"run_dir={run}"]
+    args = [
+        *npy_args(npy, tmp_path / "cache"),
+        "trainer.max_epochs=4",
+        "labeling.enabled=false",
+        "callbacks.periodic_checkpoint.every_n_train_steps=5",
+        f"run_dir={run}",
+    ]
     proc = start("sae-train", *args)
     wait_for(proc, lambda: (run / "checkpoints" / "last.ckpt").is_file())
     os.killpg(proc.pid, signum)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == code, err[-3000:]
-    assert err.strip().splitlines()[-1] == f"interrupted by {signal.Signals(signum).name}; resume with: " \
-                                          f"sae-train run_dir={run} ckpt_path=last"
+    assert (
+        err.strip().splitlines()[-1] == f"interrupted by {signal.Signals(signum).name}; resume with: "
+        f"sae-train run_dir={run} ckpt_path=last"
+    )
     assert not (run / "sae").exists() and not (run / "metrics.json").exists()
     finish("sae-train", *args, "ckpt_path=last")
     assert RunDir(run).metrics()["epochs"] == 4
@@ -192,8 +239,7 @@ def test_ctrl_c_and_sigterm_save_print_the_resume_line_and_exit_non_zero(signum,
 
 def _interrupted_run(npy: Path, tmp_path: Path) -> tuple[Path, list[str]]:
     """An in-process run stopped by a real SIGINT after step 5 (what Ctrl-C leaves behind)."""
-    run, base = tmp_path / "run", [*npy_args(npy, tmp_path / "cache"), "trainer.max_epochs=2",
-                                   "labeling.enabled=false"]
+    run, base = tmp_path / "run", [*npy_args(npy, tmp_path / "cache"), "trainer.max_epochs=2", "labeling.enabled=false"]
     stop = ["+callbacks.stop._target_=tests.helpers.SignalAtStep", "+callbacks.stop.step=5"]
     with pytest.raises(SystemExit):
         train(compose_cfg(base + stop, run, tmp_path / "cache"))
@@ -210,16 +256,19 @@ def test_a_damaged_last_ckpt_is_one_line_naming_it(damage, npy, tmp_path):
         train(compose_cfg(base + ["ckpt_path=last"], run, tmp_path / "cache"))
 
 
-@pytest.mark.parametrize("change,message", [
-    (["domain=wiki_all", "domain.limit=50"], r"domain=wiki_all \(the run has npy\)"),
-    (["sae.d_sae=32"], r"d_sae=32 \(the run has 64\)"),
-    (["sae=batchtopk"], r"architecture=batchtopk \(the run has topk\)"),
-    # the data a run sees: another split or order would validate on texts it has trained on
-    (["seed=1"], r"seed=1 \(the run has 0\)"),
-    (["data.val_fraction=0.2"], r"val_fraction=0.2 \(the run has 0.1\)"),
-    (["data.shuffle=blocks"], r"shuffle=blocks \(the run has auto\)"),
-    (["data.drop_last=false"], r"drop_last=False \(the run has True\)"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (["domain=wiki_all", "domain.limit=50"], r"domain=wiki_all \(the run has npy\)"),
+        (["sae.d_sae=32"], r"d_sae=32 \(the run has 64\)"),
+        (["sae=batchtopk"], r"architecture=batchtopk \(the run has topk\)"),
+        # the data a run sees: another split or order would validate on texts it has trained on
+        (["seed=1"], r"seed=1 \(the run has 0\)"),
+        (["data.val_fraction=0.2"], r"val_fraction=0.2 \(the run has 0.1\)"),
+        (["data.shuffle=blocks"], r"shuffle=blocks \(the run has auto\)"),
+        (["data.drop_last=false"], r"drop_last=False \(the run has True\)"),
+    ],
+)
 def test_resume_with_other_settings_is_refused_in_one_line(change, message, npy, tmp_path):
     run, base = _interrupted_run(npy, tmp_path)
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and ".hydra" not in p.parts}
@@ -257,8 +306,10 @@ def test_npy_run_without_texts_never_loads_a_model(npy, tmp_path, monkeypatch, c
 
     monkeypatch.setattr(sae_lightning.data.embed, "load_model", refuse)
     run = tmp_path / "run"
-    assert train(compose_cfg([*npy_args(npy, tmp_path / "cache"), "trainer.max_epochs=1"], run,
-                             tmp_path / "cache")) is not None
+    assert (
+        train(compose_cfg([*npy_args(npy, tmp_path / "cache"), "trainer.max_epochs=1"], run, tmp_path / "cache"))
+        is not None
+    )
     assert "has no texts" in capsys.readouterr().out
     assert (run / "sae" / "cfg.json").is_file() and RunDir(run).metrics()["fve"] is not None
 
@@ -269,8 +320,10 @@ def test_a_moved_run_resumed_keeps_only_its_newest_epoch_checkpoint(npy, tmp_pat
     first = tmp_path / "first"
     args = [*npy_args(npy, tmp_path / "cache"), "trainer.max_epochs=3", "labeling.enabled=false"]
     ckpts = first / "checkpoints"
-    kill9_when(start("sae-train", *args, f"run_dir={first}"),
-               lambda: any(ckpts.glob("epoch=*.ckpt")) and (ckpts / "last.ckpt").is_file())
+    kill9_when(
+        start("sae-train", *args, f"run_dir={first}"),
+        lambda: any(ckpts.glob("epoch=*.ckpt")) and (ckpts / "last.ckpt").is_file(),
+    )
     run = tmp_path / "moved"
     first.rename(run)
     finish("sae-train", *args, f"run_dir={run}", "ckpt_path=last")

@@ -3,6 +3,7 @@ sae-export (each stage reached by polling for the file it writes first, observed
 tests/test_faults.py does for sae-train). After every kill the run folder is hashed: nothing but
 the command's own new output may differ, and the run still shows one whole labelling. Then the
 same command runs again and finishes. docs/reference/reliability.md tables these cases."""
+
 from __future__ import annotations
 
 import hashlib
@@ -55,8 +56,9 @@ LABEL_STAGES = {  # stage -> what appears when the stage begins (the first file 
     "features": lambda run, known, pid: _temp(run, pid, "features.parquet"),
     "families": lambda run, known, pid: _temp(run, pid, "families.parquet"),
     "report": lambda run, known, pid: _temp(run, pid, "labels.json"),
-    "switch": lambda run, known, pid: lambda: any(p.name not in known for p in (run / "labelings").iterdir()
-                                                  if not p.name.startswith(".")),
+    "switch": lambda run, known, pid: (
+        lambda: any(p.name not in known for p in (run / "labelings").iterdir() if not p.name.startswith("."))
+    ),
 }
 
 
@@ -76,8 +78,9 @@ def test_kill9_at_each_stage_of_sae_label(run, tmp_path):
         if stage == "switch" and os.readlink(run / "current") != pointer["current"]:
             before = {k: v for k, v in before.items() if k != "current"}  # killed just after the one switch
             now.pop("current")
-        assert {k: v for k, v in now.items() if not k.startswith("labelings")} == \
-               {k: v for k, v in before.items() if not k.startswith("labelings")}, stage
+        assert {k: v for k, v in now.items() if not k.startswith("labelings")} == {
+            k: v for k, v in before.items() if not k.startswith("labelings")
+        }, stage
         assert {n: os.readlink(run / n) for n in Labeling.FILES} == {n: pointer[n] for n in Labeling.FILES}
         assert_one_whole_labelling(run)
         if stage != "switch":

@@ -6,6 +6,7 @@ On the CPU, TopK trains through its own backward (`_GatherActive`, `_SparseDecod
 top-k kernel; on CUDA through dense autograd and torch.topk. Same init and batches, a few Adam
 steps: the weight updates must agree to a small fraction of their size (a near-tie at the k-th
 place may go the other way on one device, which moves one latent's update, never the whole)."""
+
 from __future__ import annotations
 
 import copy
@@ -69,12 +70,27 @@ def test_a_few_steps_on_cuda_match_the_cpu(name):
 def _sae_train(tmp_path, trainer: str, *extra: str) -> subprocess.CompletedProcess:
     x = sparse_dictionary_data(6000, D_IN, 256, 4, seed=1)[0].numpy().astype(np.float16)
     np.save(tmp_path / "x.npy", x)
-    cmd = [sys.executable, "-c", "from sae_lightning.cli import train; train()", "domain=npy",
-           f"domain.path={tmp_path / 'x.npy'}", f"trainer={trainer}", "trainer.max_epochs=2", "logger=csv",
-           "labeling.enabled=false", "sae.d_sae=512", "sae.k=16", "data.batch_size=256",
-           f"paths.cache_dir={tmp_path / 'cache'}", f"paths.log_dir={tmp_path / 'outputs'}", "embedder.dtype=float16", *extra]
-    return subprocess.run(cmd, cwd=tmp_path, env={**os.environ, "WANDB_MODE": "offline"}, capture_output=True,
-                          text=True, timeout=600)
+    cmd = [
+        sys.executable,
+        "-c",
+        "from sae_lightning.cli import train; train()",
+        "domain=npy",
+        f"domain.path={tmp_path / 'x.npy'}",
+        f"trainer={trainer}",
+        "trainer.max_epochs=2",
+        "logger=csv",
+        "labeling.enabled=false",
+        "sae.d_sae=512",
+        "sae.k=16",
+        "data.batch_size=256",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"paths.log_dir={tmp_path / 'outputs'}",
+        "embedder.dtype=float16",
+        *extra,
+    ]
+    return subprocess.run(
+        cmd, cwd=tmp_path, env={**os.environ, "WANDB_MODE": "offline"}, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.mark.parametrize("trainer", ["gpu", "ddp"])

@@ -2,6 +2,7 @@
 gradients (`GatherActive`, `SparseDecode`) and the CSR products under them (`ActivePattern`), for
 each TopK-family variant and loss (AuxK and Matryoshka's prefixes included), and JumpReLU's
 straight-through pieces (`_JumpReLU`, `_Step`)."""
+
 from __future__ import annotations
 
 import pytest
@@ -51,11 +52,17 @@ def grads(sae, loss: torch.Tensor) -> dict[str, torch.Tensor]:
     return {name: getattr(sae, name).grad.clone() for name in PARAMS}
 
 
-@pytest.mark.parametrize("architecture, extra", [
-    ("topk", {}), ("topk", {"select_dtype": "bfloat16"}), ("batchtopk", {}),
-    ("matryoshka", {"matryoshka_base": "topk", "matryoshka_prefixes": [6, 24, 48]}),
-    ("matryoshka", {"matryoshka_prefixes": [6, 24, 48]}),
-], ids=["topk", "topk-bf16-select", "batchtopk", "matryoshka-topk", "matryoshka-batchtopk"])
+@pytest.mark.parametrize(
+    "architecture, extra",
+    [
+        ("topk", {}),
+        ("topk", {"select_dtype": "bfloat16"}),
+        ("batchtopk", {}),
+        ("matryoshka", {"matryoshka_base": "topk", "matryoshka_prefixes": [6, 24, 48]}),
+        ("matryoshka", {"matryoshka_prefixes": [6, 24, 48]}),
+    ],
+    ids=["topk", "topk-bf16-select", "batchtopk", "matryoshka-topk", "matryoshka-batchtopk"],
+)
 def test_sparse_training_gradients_equal_dense_autograd(architecture, extra):
     sae = make(architecture, **extra)
     x = torch.randn(B, D_IN, dtype=torch.float64)
@@ -119,13 +126,16 @@ def test_jumprelu_straight_through_backward_equals_dense_autograd(function, scal
     assert theta.grad.abs().sum() > 0
     if scale:  # d/dpre of pre·H(pre - θ) is the true one, H: gradcheck it where no pre sits at θ
         torch.testing.assert_close(pre.grad, custom[0])
-        assert torch.autograd.gradcheck(lambda p: _JumpReLU.apply(p, theta.detach(), bandwidth), (pre.detach()[:3].requires_grad_(),))
+        assert torch.autograd.gradcheck(
+            lambda p: _JumpReLU.apply(p, theta.detach(), bandwidth), (pre.detach()[:3].requires_grad_(),)
+        )
     else:
         assert custom[0] is None  # the L0 count sends no gradient to the pre-activations
 
 
-@pytest.mark.parametrize("function, expected", [(_JumpReLU, lambda t: -t), (_Step, lambda t: -1.0)],
-                         ids=["jumprelu", "step"])
+@pytest.mark.parametrize(
+    "function, expected", [(_JumpReLU, lambda t: -t), (_Step, lambda t: -1.0)], ids=["jumprelu", "step"]
+)
 def test_straight_through_threshold_gradient_is_unbiased(function, expected):
     """For pre ~ U(0, 1): E[pre·H(pre - θ)] = (1 - θ²)/2 and E[H(pre - θ)] = 1 - θ, so their exact
     θ-derivatives are -θ and -1; the pseudo-derivative's mean over many samples must match them."""

@@ -1,6 +1,7 @@
 """Other libraries read our files: SAELens loads every variant's sae/ folder and reproduces our
 encode and decode, the BatchTopK inference threshold gives k active latents on held-out texts, and
 `sae-export` writes a sentence-transformers SparseEncoder whose encode is the run's own."""
+
 from __future__ import annotations
 
 import subprocess
@@ -13,18 +14,17 @@ import sae_lens  # the interop extra (make test installs it)
 import torch
 
 from sae_lightning.data.datamodule import EmbeddingDataModule
-from sae_lightning.schemas.sae import SAEConfig
-from sae_lightning.schemas.training import DataConfig, ModuleConfig
 from sae_lightning.data.embed import Embedder, build_store
 from sae_lightning.data.sources import WikiVitalArticles
 from sae_lightning.errors import UserError
 from sae_lightning.export.sentence_transformers import feature_labels, sparse_autoencoder_module
 from sae_lightning.models import SparseAutoencoder
+from sae_lightning.schemas.sae import SAEConfig
+from sae_lightning.schemas.training import DataConfig, ModuleConfig
 from sae_lightning.search import marked_label
 from sae_lightning.training.module import SAEModule
 
 from .conftest import SMALL_TOPICS
-
 
 D_SAE, K = 256, 8
 # (our architecture, extra config, the SAELens class it loads as)
@@ -55,8 +55,16 @@ def trained(interop_store):
         dm = EmbeddingDataModule(interop_store.path, DataConfig(batch_size=64, val_fraction=0.2, seed=0))
         sae_cfg = dict(architecture=architecture, d_in=interop_store.dim, d_sae=D_SAE, k=K, l1_warmup_steps=50, **extra)
         module = SAEModule(SAEConfig.from_dict(sae_cfg), ModuleConfig(warmup_steps=10, init_sample_size=1024))
-        trainer = pl.Trainer(max_epochs=3, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                             enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
+        trainer = pl.Trainer(
+            max_epochs=3,
+            accelerator="cpu",
+            devices=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            limit_val_batches=0,
+        )
         trainer.fit(module, datamodule=dm)
         out[name] = (module.sae.eval(), dm.dataset[dm.val_idx])
     return out
@@ -82,8 +90,10 @@ def test_saelens_loads_every_variant_and_reproduces_encode_and_decode(name, trai
     assert (~same).float().mean() <= 0.01, f"{(~same).sum()} of {len(z)} rows select other latents"
     torch.testing.assert_close(z_theirs[~same].sort(dim=1).values, z[~same].sort(dim=1).values, rtol=0, atol=1e-5)
     diff = (x_hat - x_hat_theirs)[same].abs().max().item()
-    print(f"{name}: SAELens {type(theirs).__name__}, max |x_hat diff| {diff:.2e}, "
-          f"max |z diff| {(z - z_theirs)[same].abs().max().item():.2e}, k-th place ties {(~same).sum().item()}")
+    print(
+        f"{name}: SAELens {type(theirs).__name__}, max |x_hat diff| {diff:.2e}, "
+        f"max |z diff| {(z - z_theirs)[same].abs().max().item():.2e}, k-th place ties {(~same).sum().item()}"
+    )
     assert diff <= 1e-5
 
 
@@ -100,12 +110,17 @@ def test_batchtopk_threshold_gives_k_active_latents_on_held_out_texts(name, trai
 
 # ---- sentence-transformers SparseEncoder --------------------------------------------------------
 
-SENTENCES = ["Prime numbers have exactly two divisors.", "The Roman Empire fell in 476.",
-             "Impressionist painters worked outdoors."]
+SENTENCES = [
+    "Prime numbers have exactly two divisors.",
+    "The Roman Empire fell in 476.",
+    "Impressionist painters worked outdoors.",
+]
 
 
 def export(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sae_lightning.export.sentence_transformers", *args], capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "sae_lightning.export.sentence_transformers", *args], capture_output=True, text=True
+    )
 
 
 def test_sparse_encoder_export_encodes_like_the_run(tiny_labelled_run, tmp_path):
@@ -129,7 +144,9 @@ def test_sparse_encoder_export_encodes_like_the_run(tiny_labelled_run, tmp_path)
     table = pd.read_parquet(tiny_labelled_run / "features.parquet", columns=["feature_id", "label", "verdict"])
     assert len(labels) == run.sae.cfg.d_sae and sum(map(bool, labels)) > 0
     # the labels as sae-search shows them: a feature that is not interpretable is marked so
-    assert all(labels[f] == marked_label(lab or "", v) for f, lab, v in zip(table.feature_id, table.label, table.verdict))
+    assert all(
+        labels[f] == marked_label(lab or "", v) for f, lab, v in zip(table.feature_id, table.label, table.verdict)
+    )
     for sentence, row in zip(SENTENCES, theirs):
         top = torch.topk(row, 3).indices.tolist()
         print(sentence, "->", [(f, labels[f], round(float(row[f]), 3)) for f in top])

@@ -3,6 +3,7 @@
 SAEs are real `build_sae` TopK SAEs; where a test needs a feature with a known meaning, its
 encoder column and decoder row are planted on the centroid of one group of texts, with a bias that
 makes it fire on that group only."""
+
 from __future__ import annotations
 
 import json
@@ -18,19 +19,19 @@ import torch
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from sae_lightning.data.datamodule import EmbeddingDataModule, split_indices
-from sae_lightning.schemas.training import DataConfig
 from sae_lightning.data.embed import Embedder, build_store, load_model
 from sae_lightning.data.sources import TextFiles
 from sae_lightning.label_run import label_run_dir
 from sae_lightning.labels import FEATURE_COLUMNS, LabelingConfig, interpret_sae, write_features
+from sae_lightning.labels.naming.label_embedding import label_text
+from sae_lightning.labels.naming.phrases import PhraseAnalyzer
 from sae_lightning.labels.scoring.auroc import mann_whitney_auroc
 from sae_lightning.labels.scoring.scoring_sets import scoring_sets
 from sae_lightning.models import build_sae, sae_config
-from sae_lightning.labels.naming.label_embedding import label_text
-from sae_lightning.labels.naming.phrases import PhraseAnalyzer
 from sae_lightning.run_dir import RunDir
 from sae_lightning.run_schema import LABEL_SETS, TOKEN, VERDICTS
 from sae_lightning.scan.stream import top_examples
+from sae_lightning.schemas.training import DataConfig
 
 D_SAE, K = 48, 6
 PLANTED, DEAD = 0, 1
@@ -94,6 +95,7 @@ def labelled(planted_sae, small_store, split):
 
 # ---- the top-example pass ------------------------------------------------------------------------
 
+
 def test_top_examples_equal_brute_force(small_store, split):
     train_idx, val_idx = split
     sae = topk_sae(small_store.dim, d_sae=40, k=5, seed=1)
@@ -140,6 +142,7 @@ def test_auroc_formula():
 
 # ---- labels and scores ---------------------------------------------------------------------------
 
+
 def test_features_table_contract(labelled, tmp_path):
     df, summary = labelled
     assert list(df.columns) == FEATURE_COLUMNS and len(df) == D_SAE
@@ -150,14 +153,25 @@ def test_features_table_contract(labelled, tmp_path):
     assert schema.field("top_acts").type.value_type == pa.float64()
     back = pd.read_parquet(path)
     assert back["label"].tolist() == df["label"].tolist()
-    for key in ("label_auroc", "label_auroc_hard", "label_precision", "label_recall", "tfidf_auroc",
-                "random_auroc_hard", "coherence", "label_score"):
+    for key in (
+        "label_auroc",
+        "label_auroc_hard",
+        "label_precision",
+        "label_recall",
+        "tfidf_auroc",
+        "random_auroc_hard",
+        "coherence",
+        "label_score",
+    ):
         assert f"{key}_mean" in summary and f"{key}_median" in summary
     assert back["verdict"].isin(VERDICTS).all()
     assert sum(summary[f"n_{v}"] for v in VERDICTS) == D_SAE
     assert summary["judge_model"] == "" and df["judge_label_auroc"].isna().all()  # no judge by default
     assert summary["n_features"] == D_SAE and summary["n_dead"] >= 1
-    assert summary["n_labelled"] == (df["label"] != "").sum() and (df.loc[df["label"] == "", "verdict"] != "interpretable").all()
+    assert (
+        summary["n_labelled"] == (df["label"] != "").sum()
+        and (df.loc[df["label"] == "", "verdict"] != "interpretable").all()
+    )
     assert all(k.startswith("time_") for k in summary if "time" in k) and summary["time_total"] > 0
 
 
@@ -211,8 +225,10 @@ def test_planted_feature_is_named_after_its_topic(labelled, small_store):
     X = np.asarray(small_store.embeddings, dtype=np.float32)
     domains = small_store.metadata()["domain"].to_numpy()
     label = load_model(small_store.model_name).encode([row["label"]])[0]
-    sims = {d: float(np.dot(label, X[domains == d].mean(0)) / np.linalg.norm(X[domains == d].mean(0)))
-            for d in np.unique(domains)}
+    sims = {
+        d: float(np.dot(label, X[domains == d].mean(0)) / np.linalg.norm(X[domains == d].mean(0)))
+        for d in np.unique(domains)
+    }
     assert max(sims, key=sims.get) == "Mathematics", (row["label"], sims)
 
 
@@ -240,24 +256,43 @@ def test_other_doc_embeddings_label_the_planted_feature(planted_sae, small_store
 
 # ---- bad input: texts without candidate words, non-English texts ---------------------------------
 
+
 @pytest.fixture(scope="module")
 def odd_store(cache_dir, tmp_path_factory):
     """English, German and stop-words-only texts: the last give a vectorizer no candidate at all."""
     rng = np.random.default_rng(0)
-    english = ["The cat sat on the warm mat near the kitchen window.", "Dogs chase balls in the park every morning.",
-               "Stock markets fell sharply after the bank raised interest rates.", "Rain is expected across the valley tonight.",
-               "The orchestra played a symphony by Beethoven.", "Farmers harvest wheat in late summer.",
-               "The new bridge connects the island to the mainland.", "Children learn to read with picture books.",
-               "Volcanoes erupt when magma reaches the surface.", "The chef cooked pasta with fresh tomatoes.",
-               "Satellites orbit the earth and relay signals.", "The museum opened a gallery of ancient coins."]
-    german = ["Der Hund spielt im Garten mit dem Ball.", "Die Katze schläft auf dem warmen Sofa.",
-              "Morgen regnet es in ganz Bayern.", "Der Zug nach Berlin fährt um acht Uhr ab.",
-              "Die Kinder lesen ein spannendes Buch über Drachen.", "Im Winter schneit es oft in den Alpen.",
-              "Das Orchester spielt eine Sinfonie von Mozart.", "Der Bäcker backt frisches Brot mit Körnern."]
+    english = [
+        "The cat sat on the warm mat near the kitchen window.",
+        "Dogs chase balls in the park every morning.",
+        "Stock markets fell sharply after the bank raised interest rates.",
+        "Rain is expected across the valley tonight.",
+        "The orchestra played a symphony by Beethoven.",
+        "Farmers harvest wheat in late summer.",
+        "The new bridge connects the island to the mainland.",
+        "Children learn to read with picture books.",
+        "Volcanoes erupt when magma reaches the surface.",
+        "The chef cooked pasta with fresh tomatoes.",
+        "Satellites orbit the earth and relay signals.",
+        "The museum opened a gallery of ancient coins.",
+    ]
+    german = [
+        "Der Hund spielt im Garten mit dem Ball.",
+        "Die Katze schläft auf dem warmen Sofa.",
+        "Morgen regnet es in ganz Bayern.",
+        "Der Zug nach Berlin fährt um acht Uhr ab.",
+        "Die Kinder lesen ein spannendes Buch über Drachen.",
+        "Im Winter schneit es oft in den Alpen.",
+        "Das Orchester spielt eine Sinfonie von Mozart.",
+        "Der Bäcker backt frisches Brot mit Körnern.",
+    ]
     stop = sorted(ENGLISH_STOP_WORDS)
     stopwords_only = [" ".join(rng.choice(stop, 6)).capitalize() + "." for _ in range(8)] + ["a b c", "I x"]
-    frame = pd.DataFrame({"text": english + german + stopwords_only,
-                          "domain": ["en"] * len(english) + ["de"] * len(german) + ["stop"] * len(stopwords_only)})
+    frame = pd.DataFrame(
+        {
+            "text": english + german + stopwords_only,
+            "domain": ["en"] * len(english) + ["de"] * len(german) + ["stop"] * len(stopwords_only),
+        }
+    )
     path = tmp_path_factory.mktemp("odd") / "odd.csv"
     frame.to_csv(path, index=False)
     return build_store(TextFiles(path=str(path), domain_column="domain"), Embedder(show_progress=False), cache_dir)
@@ -296,6 +331,7 @@ def test_no_candidate_words_and_german_texts(odd_store):
 
 # ---- the callback in a real Trainer --------------------------------------------------------------
 
+
 class TinySAEModule(pl.LightningModule):
     def __init__(self, sae) -> None:
         super().__init__()
@@ -317,9 +353,17 @@ def test_callback_writes_features_and_wandb_table(small_store, tmp_path):
     dm = EmbeddingDataModule(small_store.path, DataConfig(batch_size=128, val_fraction=0.2, seed=0))
     logger = WandbLogger(offline=True, save_dir=str(tmp_path), project="sae-lightning-tests")
     callback = KeyBERTLabels(LabelingConfig(every_n_epochs=1, m=10, top_n=2), output_dir=tmp_path / "run")
-    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=logger, callbacks=[callback],
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         limit_val_batches=0)
+    trainer = pl.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        devices=1,
+        logger=logger,
+        callbacks=[callback],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
     trainer.fit(TinySAEModule(sae), datamodule=dm)
     run_dir = Path(logger.experiment.dir)
     logger.experiment.finish()
@@ -338,14 +382,23 @@ def test_callback_disabled_does_nothing(small_store, tmp_path):
 
     callback = KeyBERTLabels(LabelingConfig(enabled=False, every_n_epochs=1), output_dir=tmp_path)
     dm = EmbeddingDataModule(small_store.path, DataConfig(batch_size=128, val_fraction=0.2, seed=0))
-    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=False, callbacks=[callback],
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         limit_val_batches=0)
+    trainer = pl.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        callbacks=[callback],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
     trainer.fit(TinySAEModule(topk_sae(small_store.dim, d_sae=16, k=2)), datamodule=dm)
     assert callback.last_summary is None and RunDir(tmp_path).labeling() is None
 
 
 # ---- relabelling a saved run ---------------------------------------------------------------------
+
 
 def test_label_run_dir(planted_sae, small_store, tmp_path):
     run = tmp_path / "run"
@@ -367,7 +420,9 @@ def test_label_run_dir_rejects_unfinished_runs(small_store, tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         label_run_dir(tmp_path / "nowhere")
     (tmp_path / "half").mkdir()
-    with pytest.raises(ValueError, match=r"not a finished run: missing sae/cfg.json, sae/sae_weights.safetensors, run.json"):
+    with pytest.raises(
+        ValueError, match=r"not a finished run: missing sae/cfg.json, sae/sae_weights.safetensors, run.json"
+    ):
         label_run_dir(tmp_path / "half")
     topk_sae(small_store.dim, d_sae=8, k=2).save(tmp_path / "half" / "sae")
     (tmp_path / "half" / "run.json").write_text(json.dumps({"store_path": str(small_store.path)}))

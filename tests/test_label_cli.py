@@ -1,4 +1,5 @@
 """sae-label: relabel a finished run with other settings, without retraining; refuse non-runs."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,12 @@ SAE_LABEL = str(Path(sys.executable).parent / "sae-label")
 
 
 def _label(run: Path, tmp_path: Path, *settings: str) -> subprocess.CompletedProcess:
-    res = subprocess.run([SAE_LABEL, f"run_dir={run}", *settings, f"paths.log_dir={tmp_path / 'logs'}"],
-                         capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [SAE_LABEL, f"run_dir={run}", *settings, f"paths.log_dir={tmp_path / 'logs'}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     return res
 
@@ -80,8 +85,9 @@ def test_a_failed_relabel_leaves_the_current_labelling(tiny_labelled_run, tmp_pa
 
 def test_not_a_run_is_one_line_and_creates_nothing(tmp_path):
     target = tmp_path / "nowhere"
-    res = subprocess.run([SAE_LABEL, f"run_dir={target}", f"paths.log_dir={tmp_path / 'logs'}"],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [SAE_LABEL, f"run_dir={target}", f"paths.log_dir={tmp_path / 'logs'}"], capture_output=True, text=True
+    )
     assert res.returncode == 2
     assert res.stderr.strip().splitlines()[-1].startswith(f"error: {target} is not a run dir")
     assert not target.exists()

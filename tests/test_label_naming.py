@@ -1,6 +1,7 @@
 """Keywords the evidence supports, a name for the concept, and the two method baselines (issue 21).
 
 Planted cases on the real 600-sentence store (tests/conftest.py), the packaged MiniLM and real KeyBERT."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,8 +12,12 @@ from scipy.sparse import csr_matrix
 from sae_lightning.data.datamodule import split_indices
 from sae_lightning.data.embed import load_model
 from sae_lightning.labels import LabelingConfig, interpret_sae
-from sae_lightning.labels.naming.bertopic_baseline import (BERTOPIC_CANDIDATES, BERTOPIC_REPR_DOCS, bertopic_labels,
-                                                             class_tfidf)
+from sae_lightning.labels.naming.bertopic_baseline import (
+    BERTOPIC_CANDIDATES,
+    BERTOPIC_REPR_DOCS,
+    bertopic_labels,
+    class_tfidf,
+)
 from sae_lightning.labels.naming.candidates import PrecountedVectorizer, count_train_texts, doc_term_matrix
 from sae_lightning.labels.naming.concept import without_concept
 from sae_lightning.labels.naming.evidence_rerank import rerank
@@ -26,7 +31,8 @@ from tests.test_label_trust import math_feature, store_parts  # noqa: F401 (fixt
 
 def test_phrases_are_adjacent_words_never_glued_to_a_filler():
     grams = PhraseAnalyzer((1, 2), "english")(
-        "Its hymns are known for their melodies. Ulaanbaatar is the capital, and San Francisco a city.")
+        "Its hymns are known for their melodies. Ulaanbaatar is the capital, and San Francisco a city."
+    )
     assert "hymns known" not in grams and "ulaanbaatar capital" not in grams and "known" not in grams
     assert {"hymns", "melodies", "ulaanbaatar", "capital", "san francisco", "san", "francisco"} <= set(grams)
     assert "capital san" not in grams  # a comma ends a phrase
@@ -40,10 +46,12 @@ def _shortlist(words, cosines):
 def test_contained_keywords_are_deduplicated_and_weak_ones_left_out():
     words = np.array(["san", "francisco", "san francisco", "parallel", "parallel computing", "bridge"])
     emb = np.eye(len(words), dtype=np.float32)  # all unlike: only the containment rule can merge them
-    evidence = csr_matrix(np.array([[3., 3., 3., 0, 0, 2.], [0, 0, 0, 3., 2., 1.]]))
-    support = csr_matrix(np.array([[4., 4., 4., 0, 0, 3.], [0, 0, 0, 5., 3., 2.]]))
-    lists = [_shortlist(["san", "francisco", "san francisco", "bridge"], [0.6, 0.55, 0.58, 0.3]),
-             _shortlist(["parallel", "parallel computing", "bridge"], [0.5, 0.6, 0.1])]
+    evidence = csr_matrix(np.array([[3.0, 3.0, 3.0, 0, 0, 2.0], [0, 0, 0, 3.0, 2.0, 1.0]]))
+    support = csr_matrix(np.array([[4.0, 4.0, 4.0, 0, 0, 3.0], [0, 0, 0, 5.0, 3.0, 2.0]]))
+    lists = [
+        _shortlist(["san", "francisco", "san francisco", "bridge"], [0.6, 0.55, 0.58, 0.3]),
+        _shortlist(["parallel", "parallel computing", "bridge"], [0.5, 0.6, 0.1]),
+    ]
     got = rerank(lists, evidence, words, emb, 3, 0.5, 0.3, support, 0.0)
     assert [k for k, _ in got[0]] == ["san francisco", "bridge"]  # "san" and "francisco" say less, as often
     picked = [k for k, _ in got[1]]
@@ -55,9 +63,16 @@ def test_contained_keywords_are_deduplicated_and_weak_ones_left_out():
 
 def test_a_keyword_of_one_article_is_never_a_candidate():
     """Three sentences of one article share "zanzibar"; two articles share "spice trade"."""
-    texts = np.array(["Zanzibar lies off the coast and traded in spice trade goods.",
-                      "Zanzibar had a sultan.", "Zanzibar town grew.",
-                      "The spice trade reached Venice.", "Lisbon grew rich on the spice trade.", "Cats purr."])
+    texts = np.array(
+        [
+            "Zanzibar lies off the coast and traded in spice trade goods.",
+            "Zanzibar had a sultan.",
+            "Zanzibar town grew.",
+            "The spice trade reached Venice.",
+            "Lisbon grew rich on the spice trade.",
+            "Cats purr.",
+        ]
+    )
     ids = np.array(["Zanzibar#0", "Zanzibar#1", "Zanzibar#2", "Venice#0", "Lisbon#0", "Cat#0"])
     cfg = LabelingConfig()
     counts = count_train_texts(texts, np.arange(6), cfg)
@@ -78,8 +93,9 @@ def test_seed_baseline_picks_what_keybert_picks_per_text(small_store):
     present.data[:] = 1
     cols, sims = per_text_keywords(present, doc_emb, word_emb, 5)
     vec = PrecountedVectorizer().set_counts(counts.counts, words)
-    want = KeyBERT(model=model).extract_keywords(list(texts), vectorizer=vec, doc_embeddings=doc_emb,
-                                                 word_embeddings=word_emb, top_n=5)
+    want = KeyBERT(model=model).extract_keywords(
+        list(texts), vectorizer=vec, doc_embeddings=doc_emb, word_embeddings=word_emb, top_n=5
+    )
     for c, s, kws in zip(cols, sims, want):
         assert [str(words[i]) for i in c] == [k for k, _ in kws]
         np.testing.assert_allclose(s, [v for _, v in kws], atol=1e-3)
@@ -91,10 +107,10 @@ def test_seed_baseline_picks_what_keybert_picks_per_text(small_store):
 
 
 def test_class_tfidf_is_bertopics_formula():
-    X = csr_matrix(np.array([[2., 0, 1], [0, 3., 1]]))
+    X = csr_matrix(np.array([[2.0, 0, 1], [0, 3.0, 1]]))
     got, idf = class_tfidf(X)
     avg = 7 / 2
-    want_idf = np.log(1 + avg / np.array([2., 3., 2.]))
+    want_idf = np.log(1 + avg / np.array([2.0, 3.0, 2.0]))
     np.testing.assert_allclose(idf, want_idf)
     np.testing.assert_allclose(got.toarray(), np.array([[2 / 3, 0, 1 / 3], [0, 3 / 4, 1 / 4]]) * want_idf)
 
@@ -134,7 +150,7 @@ def test_a_label_never_repeats_its_concept():
 
 
 @pytest.fixture(scope="module")
-def spread_topic(math_feature, small_store):
+def spread_topic(math_feature, small_store):  # noqa: F811 (the imported fixture, by name)
     """test_label_trust's feature 0: the Mathematics texts nearest their topic's direction, one
     concept over many articles, no text naming it as such."""
     train_idx, val_idx = split_indices(len(small_store), 0.5, 0)

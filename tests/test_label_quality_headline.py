@@ -1,5 +1,6 @@
 """One label-quality figure, everywhere (issue 21): the console line at the end of sae-train,
 labels.json, summary.md, report.html and the W&B summary lead with the same `label_quality`."""
+
 from __future__ import annotations
 
 import pytest

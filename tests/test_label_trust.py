@@ -1,6 +1,7 @@
 """Labels a researcher can trust (issue 11): coherence, discriminating scores, the judge, numbers.
 
 Everything runs on the real 600-sentence store (tests/conftest.py) with the packaged MiniLM."""
+
 from __future__ import annotations
 
 import shutil
@@ -14,7 +15,7 @@ from sae_lightning.data.datamodule import split_indices
 from sae_lightning.data.embed import load_model, resolve_model
 from sae_lightning.data.store import EmbeddingStore
 from sae_lightning.labels import LabelingConfig, interpret_sae
-from sae_lightning.labels.naming.candidates import is_bare_number, number_share, membership, count_train_texts
+from sae_lightning.labels.naming.candidates import count_train_texts, is_bare_number, membership, number_share
 from sae_lightning.labels.naming.source_documents import document_codes, first_per_document
 from sae_lightning.labels.scoring.auroc import LabelScorer, auroc_columns, scored_rows
 from sae_lightning.labels.scoring.coherence import feature_coherence
@@ -36,7 +37,9 @@ def test_sentence_ids_name_their_article():
     assert codes[0] == codes[1] != codes[2] and len(set(codes)) == 3
     assert len(set(document_codes(np.array(["x1", "x2", "x3"])))) == 3  # no structure: one text, one document
     rows = np.array([[4, 5, 6, -1], [0, 1, 2, 3]])
-    np.testing.assert_array_equal(first_per_document(rows, np.array([0, 0, 1, 1, 2, 2, 3])), [[4, 6, -1, -1], [0, 2, -1, -1]])
+    np.testing.assert_array_equal(
+        first_per_document(rows, np.array([0, 0, 1, 1, 2, 2, 3])), [[4, 6, -1, -1], [0, 2, -1, -1]]
+    )
 
 
 def test_coherence_separates_a_topic_from_a_mixture(small_store, store_parts):
@@ -105,15 +108,24 @@ def test_scores_rank_a_right_label_above_a_wrong_one(math_feature, small_store):
     rows = scored_rows(sets)
     scorer = LabelScorer(sets, rows, np.asarray(small_store.embeddings[rows]))
     model = load_model(small_store.model_name)
-    labels = {"right": ["mathematics", "theorem", "algebra"], "wrong": ["painting", "sculpture", "artist"],
-              "vague": ["history", "century", "world"]}
+    labels = {
+        "right": ["mathematics", "theorem", "algebra"],
+        "wrong": ["painting", "sculpture", "artist"],
+        "vague": ["history", "century", "world"],
+    }
     d = math_feature.cfg.d_sae
-    sets_in = {name: ([kws if f == PLANTED else [] for f in range(d)],
-                      np.tile(model.encode(kws).mean(0), (d, 1))) for name, kws in labels.items()}
+    sets_in = {
+        name: ([kws if f == PLANTED else [] for f in range(d)], np.tile(model.encode(kws).mean(0), (d, 1)))
+        for name, kws in labels.items()
+    }
     got = auroc_columns(scorer, sets_in)
     texts = small_store.metadata()["text"].to_numpy()[sets.val_rows]
-    pr = {name: keyword_precision_recall(kws, texts, sets.firing, {"ngram_range": (1, 2), "stop_words": "english",
-                                                                     "lowercase": True}) for name, (kws, _) in sets_in.items()}
+    pr = {
+        name: keyword_precision_recall(
+            kws, texts, sets.firing, {"ngram_range": (1, 2), "stop_words": "english", "lowercase": True}
+        )
+        for name, (kws, _) in sets_in.items()
+    }
     for bad in ("wrong", "vague"):
         assert got["right_auroc"][PLANTED] > got[f"{bad}_auroc"][PLANTED] + 0.2
         assert got["right_auroc_hard"][PLANTED] > got[f"{bad}_auroc_hard"][PLANTED] + 0.1
@@ -124,10 +136,14 @@ def test_scores_rank_a_right_label_above_a_wrong_one(math_feature, small_store):
 def test_bare_numbers_only_where_the_texts_are_about_numbers(small_store):
     assert all(is_bare_number(w) for w in ("2024", "000", "848", "1990s", "19th", "1,200", "2024 848"))
     assert not any(is_bare_number(w) for w in ("population", "2024 census", "b52", "seven"))
-    texts = np.array(["The census of 2024 counted 848 people, 312 homes and 95 farms in 12 villages.",
-                      "In 2021 there were 1,200 residents, 410 households and 77 shops in 9 hamlets.",
-                      "The castle was rebuilt in 1850 after a fire destroyed the old wooden hall and the chapel.",
-                      "In 1850 the abbey church received a new tower, organ and painted ceiling for the monks."])
+    texts = np.array(
+        [
+            "The census of 2024 counted 848 people, 312 homes and 95 farms in 12 villages.",
+            "In 2021 there were 1,200 residents, 410 households and 77 shops in 9 hamlets.",
+            "The castle was rebuilt in 1850 after a fire destroyed the old wooden hall and the chapel.",
+            "In 1850 the abbey church received a new tower, organ and painted ceiling for the monks.",
+        ]
+    )
     counts = count_train_texts(texts, np.arange(4), LabelingConfig())
     share = number_share(membership(np.array([[0, 1], [2, 3]]), counts), counts)
     assert share[0] > 0.4 and share[1] < 0.2, share  # a census feature is about numbers; a castle one is not

@@ -2,6 +2,7 @@
 stages after it (it imports nothing of labels/, scan/, data/ or report/ when it loads: the
 composition root hands it the optional labelling callback), and no source file over 400 lines
 (short files with one job each). test_pages.test_no_import_cycle checks that no import closes a cycle."""
+
 from __future__ import annotations
 
 import ast
@@ -66,12 +67,18 @@ def test_the_walk_reads_the_real_imports():
 
 def test_training_does_not_import_the_stages_after_it():
     above = ("sae_lightning.labels", "sae_lightning.scan", "sae_lightning.data", "sae_lightning.report")
-    leaks = {name: sorted(t for t in targets if t.startswith(above))
-             for name, targets in GRAPH.items() if name.startswith("sae_lightning.training")}
+    leaks = {
+        name: sorted(t for t in targets if t.startswith(above))
+        for name, targets in GRAPH.items()
+        if name.startswith("sae_lightning.training")
+    }
     assert {name: t for name, t in leaks.items() if t} == {}
 
 
 def test_no_source_file_over_400_lines():
-    long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
-            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    long = {
+        str(p.relative_to(PACKAGE)): n
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
     assert long == {}

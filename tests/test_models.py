@@ -17,12 +17,12 @@ from sae_lightning.models import (
     MatryoshkaBatchTopKSAE,
     MatryoshkaSAE,
     ReLUSAE,
-    sae_config,
     SparseAutoencoder,
     TopKSAE,
     build_sae,
     fvu,
     geometric_median,
+    sae_config,
     sparse_dictionary_data,
 )
 
@@ -350,19 +350,26 @@ def test_jumprelu_gates_at_the_threshold_and_trains_it():
         ({"architecture": "topk", "d_sae": 64, "k": 0}, "sae.k=0 is invalid; set sae.k to a whole number >= 1"),
         ({"architecture": "batchtopk", "d_sae": 64, "k": None}, "sae.k=null is invalid"),
         ({"architecture": "relu", "d_sae": 0}, "sae.d_sae=0 is invalid; set sae.d_sae to a whole number >= 1"),
-        ({"architecture": "topk", "d_sae": 64, "k": 4, "select_dtype": "fp8"},
-         "sae.select_dtype=fp8 is invalid; set sae.select_dtype to one of float32 | bfloat16"),
+        (
+            {"architecture": "topk", "d_sae": 64, "k": 4, "select_dtype": "fp8"},
+            "sae.select_dtype=fp8 is invalid; set sae.select_dtype to one of float32 | bfloat16",
+        ),
         (
             {"architecture": "gated", "d_sae": 64},
-            "unknown architecture 'gated'; known architectures: "
-            "batchtopk, jumprelu, matryoshka, relu, topk",
+            "unknown architecture 'gated'; known architectures: batchtopk, jumprelu, matryoshka, relu, topk",
         ),
-        ({"architecture": "matryoshka", "d_sae": 64, "k": 4, "matryoshka_prefixes": [32, 16, 64]},
-         "set sae.matryoshka_prefixes to an increasing list"),
-        ({"architecture": "matryoshka", "d_sae": 64, "k": 4, "matryoshka_prefixes": [16, 32]},
-         "must end at sae.d_sae=64"),
-        ({"architecture": "matryoshka", "d_sae": 64, "k": 4, "matryoshka_base": "relu"},
-         "sae.matryoshka_base=relu is invalid"),
+        (
+            {"architecture": "matryoshka", "d_sae": 64, "k": 4, "matryoshka_prefixes": [32, 16, 64]},
+            "set sae.matryoshka_prefixes to an increasing list",
+        ),
+        (
+            {"architecture": "matryoshka", "d_sae": 64, "k": 4, "matryoshka_prefixes": [16, 32]},
+            "must end at sae.d_sae=64",
+        ),
+        (
+            {"architecture": "matryoshka", "d_sae": 64, "k": 4, "matryoshka_base": "relu"},
+            "sae.matryoshka_base=relu is invalid",
+        ),
         ({"architecture": "jumprelu", "d_sae": 64, "bandwidth": 0.0}, "sae.bandwidth=0.0 is invalid"),
         ({"architecture": "relu", "d_sae": 64, "dtype": "int8"}, "dtype='int8'"),
     ],

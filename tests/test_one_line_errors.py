@@ -1,6 +1,7 @@
 """Issue 22's "one-line errors still missing", each named: a bad path, checkpoint, name, size, key,
 sweep job, data file or flag ends the command with one line on stderr and exit status 2, and
 writes nothing. The commands run in this process through their console entry points."""
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,16 @@ def _npy(folder: Path, name: str = "emb.npy", rows: int = 200, dim: int = 16, fi
 def train(tmp: Path, *args: str, npy: Path | None = None):
     """sae-train on a small .npy, outputs and cache under tmp."""
     npy = npy or (tmp / "emb.npy" if (tmp / "emb.npy").is_file() else _npy(tmp))
-    return run_command(cli.train, "sae-train", "domain=npy", f"domain.path={npy}", *TINY,
-                       f"paths.log_dir={tmp / 'out'}", f"paths.cache_dir={tmp / 'cache'}", *args)
+    return run_command(
+        cli.train,
+        "sae-train",
+        "domain=npy",
+        f"domain.path={npy}",
+        *TINY,
+        f"paths.log_dir={tmp / 'out'}",
+        f"paths.cache_dir={tmp / 'cache'}",
+        *args,
+    )
 
 
 def refused(res, start: str) -> bool:
@@ -115,9 +124,22 @@ def test_unknown_keys_are_refused_with_or_without_plus(tmp_path):
 
 def test_a_multirun_with_a_bad_job_ends_in_one_line_per_failed_job(tmp_path):
     npy = _npy(tmp_path)
-    res = subprocess.run([str(BIN / "sae-train"), "-m", "domain=npy", f"domain.path={npy}", *TINY,
-                          f"paths.log_dir={tmp_path / 'out'}", f"paths.cache_dir={tmp_path / 'cache'}",
-                          "sae.k=4,40,48"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    res = subprocess.run(
+        [
+            str(BIN / "sae-train"),
+            "-m",
+            "domain=npy",
+            f"domain.path={npy}",
+            *TINY,
+            f"paths.log_dir={tmp_path / 'out'}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            "sae.k=4,40,48",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error: ")]
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-3000:]
     assert [e.split(":")[1].split("(")[0].strip() for e in errors] == ["job #1", "job #2"]
@@ -137,12 +159,15 @@ def test_all_zero_embeddings_and_metadata_without_texts(tmp_path):
     assert refused(res, f"domain.metadata={meta} has no text column (it has id, sentence)"), res.err
 
 
-@pytest.mark.parametrize("flag,value,start", [
-    ("--batch-size", "0", "--batch-size=0 is invalid; set --batch-size to a whole number >= 1"),
-    ("--alpha", "2", "--alpha=2.0 is invalid; set --alpha to a finite number > 0 and < 1"),
-    ("--alpha", "nan", "--alpha=nan is invalid"),
-    ("--examples", "-1", "--examples=-1 is invalid; set --examples to a whole number >= 0"),
-])
+@pytest.mark.parametrize(
+    "flag,value,start",
+    [
+        ("--batch-size", "0", "--batch-size=0 is invalid; set --batch-size to a whole number >= 1"),
+        ("--alpha", "2", "--alpha=2.0 is invalid; set --alpha to a finite number > 0 and < 1"),
+        ("--alpha", "nan", "--alpha=nan is invalid"),
+        ("--examples", "-1", "--examples=-1 is invalid; set --examples to a whole number >= 0"),
+    ],
+)
 def test_sae_diff_option_ranges(flag, value, start, npy_run):
     before = files_under(npy_run)
     res = run_command(diff_main, "sae-diff", npy_run, "a", "b", flag, value)
@@ -165,10 +190,21 @@ def test_sae_search_never_prints_a_texts_escape_sequences(tmp_path):
     texts[3] = "Prime numbers \x1b]0;pwned\x07 and \x1b[2J\x1b[H cleared screens."
     csv = tmp_path / "texts.csv"
     pd.DataFrame({"text": texts}).to_csv(csv, index=False)
-    res = run_command(cli.train, "sae-train", "domain=files", f"domain.path={csv}", "sae.d_sae=16", "sae.k=2",
-                      "logger=none", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
-                      "labeling.enabled=false", "embedder.show_progress=false",
-                      f"paths.log_dir={tmp_path / 'out'}", f"paths.cache_dir={tmp_path / 'cache'}")
+    res = run_command(
+        cli.train,
+        "sae-train",
+        "domain=files",
+        f"domain.path={csv}",
+        "sae.d_sae=16",
+        "sae.k=2",
+        "logger=none",
+        "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false",
+        "labeling.enabled=false",
+        "embedder.show_progress=false",
+        f"paths.log_dir={tmp_path / 'out'}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+    )
     assert res.code == 0, res.err[-2000:]
     run = next((tmp_path / "out").rglob("metrics.json")).parent
     res = run_command(cli.search, "sae-search", run, "prime numbers \x1b[31m", "-k", "60")

@@ -1,6 +1,7 @@
 """The templated pages (report.html, compare.html, diff.html, matrix.html) on run data whose every
 text field carries markup, quotes and ampersands: no run string may reach a page as markup, in
 element content, in attributes or in the embedded JSON. And the package has no import cycle."""
+
 from __future__ import annotations
 
 import ast
@@ -48,7 +49,8 @@ def evil_run(root: Path, seed: int = 0) -> Path:
     df["domain_shares"] = [json.dumps({EVIL: 0.6, EVIL + "2": 0.4}) for _ in range(len(df))]
     df.to_parquet(run / "features.parquet")
     pd.DataFrame({"family_id": [0], "parent": [2], "children": [[4, 5]], "label": [EVIL]}).to_parquet(
-        run / "families.parquet")
+        run / "families.parquet"
+    )
     labels = json.loads((run / "labels.json").read_text())  # through the link: the current labelling's
     labels["labels"].update(judge_model=EVIL, **{EVIL: 1.0})
     (run / "labels.json").write_text(json.dumps(labels))
@@ -94,8 +96,9 @@ def test_every_diff_text_field_is_escaped(tmp_path):
     assert_no_injection(page)
     assert "<circle" in page and page.count("&lt;evil-tag") > 20
     doms = [EVIL, "plain"]
-    matrix = MatrixResult(tmp_path, doms, [10, 20], np.array([[0, 3], [3, 0]]), np.array([[0, 1], [2, 0]]),
-                          DiffSettings())
+    matrix = MatrixResult(
+        tmp_path, doms, [10, 20], np.array([[0, 3], [3, 0]]), np.array([[0, 1], [2, 0]]), DiffSettings()
+    )
     assert_no_injection(render_matrix_page(matrix))
 
 
@@ -109,7 +112,7 @@ def _imports(path: Path, module: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = pkg.split(".")
-                base = ".".join(base[:len(base) - node.level + 1])
+                base = ".".join(base[: len(base) - node.level + 1])
                 name = f"{base}.{node.module}" if node.module else base
             else:
                 name = node.module or ""
@@ -132,15 +135,17 @@ def test_no_import_cycle():
         modules[".".join(parts)] = path
     graph = {m: {d for d in _imports(p, m) if d in modules and d != m} for m, p in modules.items()}
     # A package's __init__ importing its own submodules is the package exposing them, not a cycle.
-    graph = {m: {d for d in deps if not (d.startswith(m + ".") and modules[m].name == "__init__.py")}
-             for m, deps in graph.items()}
+    graph = {
+        m: {d for d in deps if not (d.startswith(m + ".") and modules[m].name == "__init__.py")}
+        for m, deps in graph.items()
+    }
     state: dict[str, int] = {}
 
     def visit(m: str, stack: list[str]) -> None:
         state[m] = 1
         for d in sorted(graph[m]):
             if state.get(d) == 1:
-                raise AssertionError("import cycle: " + " -> ".join(stack[stack.index(d):] + [m, d]))
+                raise AssertionError("import cycle: " + " -> ".join(stack[stack.index(d) :] + [m, d]))
             if d not in state:
                 visit(d, stack + [m])
         state[m] = 2
@@ -149,6 +154,10 @@ def test_no_import_cycle():
         if m not in state:
             visit(m, [])
     importable = [m for m in sorted(modules) if not m.endswith("__main__") and ".conf" not in m]
-    res = subprocess.run([sys.executable, "-c", "import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module(m)",
-                          *importable], capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-c", "import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module(m)", *importable],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-2000:]

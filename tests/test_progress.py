@@ -1,6 +1,7 @@
 """sae-train's progress: Lightning's bars, on stderr, where a terminal shows them; one line per epoch
 in a log (stdout or stderr redirected: a file, a pipe, CI), with no bar redrawn per step. Either way
 stdout ends with the run's results, and nothing a third-party library says about its own internals."""
+
 from __future__ import annotations
 
 import fcntl
@@ -21,16 +22,28 @@ from .helpers import synthetic_npy
 
 ENV = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
 BAR = re.compile(r"it/s|\r|Epoch \d+: +\d+%")
-EPOCH_LINE = re.compile(r"epoch (\d+)/2, step (\d+)/(\d+), loss [\d.e-]+, (?:fve [\d.e-]+, )?val fve [\d.e-]+, "
-                        r"[\d.]+ steps/s(?:, \d+m\d\ds left)?$", re.M)
+EPOCH_LINE = re.compile(
+    r"epoch (\d+)/2, step (\d+)/(\d+), loss [\d.e-]+, (?:fve [\d.e-]+, )?val fve [\d.e-]+, "
+    r"[\d.]+ steps/s(?:, \d+m\d\ds left)?$",
+    re.M,
+)
 
 
 def sae_train_argv(tmp_path: Path) -> list[str]:
     """A two-epoch run on synthetic embeddings with the default progress setting (bars on)."""
     npy = synthetic_npy(tmp_path, n_dirs=32, seed=0)
-    return [str(Path(sys.executable).parent / "sae-train"), "domain=npy", f"domain.path={npy}", "sae.d_sae=32",
-            "sae.k=4", "data.batch_size=256", "trainer.max_epochs=2", "logger=none",
-            f"paths.cache_dir={tmp_path / 'cache'}", f"run_dir={tmp_path / 'run'}"]
+    return [
+        str(Path(sys.executable).parent / "sae-train"),
+        "domain=npy",
+        f"domain.path={npy}",
+        "sae.d_sae=32",
+        "sae.k=4",
+        "data.batch_size=256",
+        "trainer.max_epochs=2",
+        "logger=none",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"run_dir={tmp_path / 'run'}",
+    ]
 
 
 def in_terminals(argv: list[str], timeout: float = 600) -> tuple[int, str, str]:

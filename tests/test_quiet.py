@@ -1,4 +1,5 @@
 """Commands print their results and nothing else on stdout, and write only under outputs/."""
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,18 @@ def run_command(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_sae_search_prints_only_results_and_no_progress_bars(tiny_labelled_run, tmp_path):
-    res = run_command([str(BIN / "sae-search"), str(tiny_labelled_run), "The Roman Empire conquered Gaul.",
-                       "--clamp", "0=0", "-k", "3"], tmp_path)
+    res = run_command(
+        [
+            str(BIN / "sae-search"),
+            str(tiny_labelled_run),
+            "The Roman Empire conquered Gaul.",
+            "--clamp",
+            "0=0",
+            "-k",
+            "3",
+        ],
+        tmp_path,
+    )
     lines = res.stdout.splitlines()
     result_line = re.compile(r"^(query: .*|features it activates:|  #\d+ .*|nearest texts.*:|  -?\d\.\d{3}  \[.*)$")
     assert lines[0] == "query: The Roman Empire conquered Gaul." and len(lines) >= 10

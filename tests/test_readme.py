@@ -5,6 +5,7 @@ placeholders (`<time>`, `<run>`, `domain=...`) filled from what the earlier comm
 what needs the network, a cluster, or is `make` itself is skipped, each with its reason; a command
 that is neither run nor skipped fails the test, so the README, the docs and this file cannot drift
 apart silently. (docs/study/ and the generated includes are the study's outputs, not commands.)"""
+
 from __future__ import annotations
 
 import os
@@ -12,43 +13,58 @@ import re
 import shlex
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 # Pages whose commands are run: the README, then every docs page (the study's own folders excepted).
-PAGES = [README] + sorted(p for p in (ROOT / "docs").rglob("*.md")
-                          if not {"study", "generated"} & set(p.relative_to(ROOT / "docs").parts))
+PAGES = [README] + sorted(
+    p for p in (ROOT / "docs").rglob("*.md") if not {"study", "generated"} & set(p.relative_to(ROOT / "docs").parts)
+)
 BIN = Path(sys.executable).parent  # the venv's console scripts: sae-train, sae-compare, ...
 # Console scripts declared by the package; one the venv has not installed yet is run from its entry point.
 SCRIPTS = tomllib.loads((README.parent / "pyproject.toml").read_text())["project"]["scripts"]
 
 # Appended to every command that trains or embeds (replacing the README's own value of the key).
-TINY = {"domain.limit": "120", "sae.d_sae": "64", "sae.k": "8", "data.batch_size": "32",
-        "trainer.max_epochs": "1", "trainer.enable_progress_bar": "false"}
+TINY = {
+    "domain.limit": "120",
+    "sae.d_sae": "64",
+    "sae.k": "8",
+    "data.batch_size": "32",
+    "trainer.max_epochs": "1",
+    "trainer.enable_progress_bar": "false",
+}
 TRAINS = ("sae-train", "sae-embed")
 EXTRA = [("hparams_search=topk_fve", {"hydra.sweeper.n_trials": "2"})]  # an Optuna study: two trials
 # Appended to commands that test statistics on a run's groups: the tiny runs hold ~11 texts a domain.
 SMALL_GROUPS = {"sae-diff": ["--min-texts", "5"]}
 FILL = {"domain": "wiki_mathematics"}  # `key=...` in the README: "your choice here"
 # Files a page's commands read as "your own data", written into the scratch folder first.
-FILES = {"new.csv": "text\n" + "".join(f"Sentence {i} of a new corpus about rivers, mountains and coasts.\n"
-                                        for i in range(30))}
+FILES = {
+    "new.csv": "text\n"
+    + "".join(f"Sentence {i} of a new corpus about rivers, mountains and coasts.\n" for i in range(30))
+}
 
 # (pattern, why it is not run). Checked before anything runs.
 SKIP = [
-    (r"^make (run|test|bench|install|docs)\b", "`make` itself: what it runs (sae-train, pytest) is tested here and by the suite"),
+    (
+        r"^make (run|test|bench|install|docs)\b",
+        "`make` itself: what it runs (sae-train, pytest) is tested here and by the suite",
+    ),
     (r"submitit_slurm", "needs a SLURM cluster"),
     (r"domain=(hf|arxiv_\w+)\b(?!.*domain\.path=)", "downloads a Hugging Face hub dataset (needs the network)"),
     (r"^(pip|python3? -m pip|\S*/pip)\b", "installs packages (the packaging test builds and installs the wheel)"),
     (r"^(python3? -m venv|source|\. )", "sets up a shell environment, not a command to test"),
     (r"^wandb (login|sync)\b", "talks to the W&B servers (needs the network)"),
     (r"^\S*jupyter (notebook|lab)\b", "starts a notebook server (tests/test_notebook.py executes the notebook)"),
-    (r"^(\.venv/bin/)?sae-serve\b", "starts a web server that runs until stopped (tests/test_serve.py and "
-                                     "tests/test_serve_browser.py serve runs and drive every page)"),
+    (
+        r"^(\.venv/bin/)?sae-serve\b",
+        "starts a web server that runs until stopped (tests/test_serve.py and "
+        "tests/test_serve_browser.py serve runs and drive every page)",
+    ),
 ]
 
 
@@ -69,8 +85,11 @@ def page_commands(text: str) -> list[str]:
 
 
 README_COMMANDS = page_commands(README.read_text(encoding="utf-8"))
-COMMANDS = [(str(page.relative_to(ROOT)), command) for page in PAGES
-            for command in page_commands(page.read_text(encoding="utf-8"))]
+COMMANDS = [
+    (str(page.relative_to(ROOT)), command)
+    for page in PAGES
+    for command in page_commands(page.read_text(encoding="utf-8"))
+]
 
 
 def skip_reason(command: str) -> str | None:
@@ -115,12 +134,20 @@ def fill_placeholder(arg: str, workspace: Path, env: dict) -> str:
         matches = [p for p in workspace.glob(re.sub(r"<[^>]+>", "*", value).rstrip("/")) if p.is_dir()]
     else:  # <run> and the like: a folder that holds a finished run (a tiny default run when none is there yet)
         if not finished_runs(workspace):
-            subprocess.run(command_argv("sae-train") + tiny_argv("sae-train", []), cwd=workspace, env=env,
-                           capture_output=True, text=True, timeout=1200, check=True)
+            subprocess.run(
+                command_argv("sae-train") + tiny_argv("sae-train", []),
+                cwd=workspace,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=1200,
+                check=True,
+            )
         matches = finished_runs(workspace)
     if not matches:
-        raise AssertionError(f"placeholder {arg!r}: nothing under {workspace} matches; the command before "
-                             "it should have written it")
+        raise AssertionError(
+            f"placeholder {arg!r}: nothing under {workspace} matches; the command before it should have written it"
+        )
     newest = max(matches, key=lambda p: p.stat().st_mtime)
     return f"{key}{eq}{newest}{'/' if value.endswith('/') else ''}"
 
@@ -130,8 +157,10 @@ def runnable(command: str, workspace: Path, env: dict) -> list[str]:
     args = shlex.split(command)
     exe = args[0].removeprefix(".venv/bin/")
     if exe not in SCRIPTS:
-        raise AssertionError(f"documented command {command!r}: {exe!r} is not a console script of the package "
-                             f"(pyproject [project.scripts]); run it here or add a SKIP rule with the reason in {__file__}")
+        raise AssertionError(
+            f"documented command {command!r}: {exe!r} is not a console script of the package "
+            f"(pyproject [project.scripts]); run it here or add a SKIP rule with the reason in {__file__}"
+        )
     rest = [fill_placeholder(a, workspace, env) for a in args[1:]]
     return command_argv(exe) + (tiny_argv(exe, rest) if exe in TRAINS else rest + SMALL_GROUPS.get(exe, []))
 
@@ -147,8 +176,13 @@ def workspace(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> dict:
     """The user's environment with a scratch cache (stores of the tiny limits) and no network."""
-    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "HF_HUB_OFFLINE": "1",
-            "XDG_CACHE_HOME": str(tmp_path_factory.mktemp("readme_cache")), "WANDB_MODE": "offline"}
+    return {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "HF_HUB_OFFLINE": "1",
+        "XDG_CACHE_HOME": str(tmp_path_factory.mktemp("readme_cache")),
+        "WANDB_MODE": "offline",
+    }
 
 
 def test_the_readme_starts_with_the_two_commands_and_every_documented_command_is_run_or_skipped():
@@ -171,8 +205,10 @@ def test_documented_command_works(page, command, workspace, env):
     argv = runnable(command, workspace, env)
     before = {p.name for p in workspace.iterdir()}
     res = subprocess.run(argv, cwd=workspace, env=env, capture_output=True, text=True, timeout=1200)
-    assert res.returncode == 0, (f"{page}: command `{command}` (run as `{shlex.join(argv)}`) exited "
-                                 f"{res.returncode}; stderr tail:\n{res.stderr[-3000:]}\nstdout tail:\n{res.stdout[-1500:]}")
+    assert res.returncode == 0, (
+        f"{page}: command `{command}` (run as `{shlex.join(argv)}`) exited "
+        f"{res.returncode}; stderr tail:\n{res.stderr[-3000:]}\nstdout tail:\n{res.stdout[-1500:]}"
+    )
     if command.startswith("sae-train") and "-m" not in argv:  # quiet: the summary is the last thing printed
         assert "Run history" not in res.stdout + res.stderr, "W&B printed its run history"
         assert res.stdout.rstrip().splitlines()[-1].startswith("  (fve: "), res.stdout[-1500:]
@@ -184,8 +220,9 @@ def test_documented_command_works(page, command, workspace, env):
 def test_docs_cited_by_the_code_exist():
     """Docstrings and the README cite docs/*.md inside the repo, never a file the repo lacks."""
     root = README.parent
-    texts = [README.read_text(encoding="utf-8")] + [p.read_text(encoding="utf-8") for p in
-                                                     (root / "sae_lightning").rglob("*.py")]
+    texts = [README.read_text(encoding="utf-8")] + [
+        p.read_text(encoding="utf-8") for p in (root / "sae_lightning").rglob("*.py")
+    ]
     cited = {m for t in texts for m in re.findall(r"docs/[\w./-]+\.md", t)}
     assert cited and all((root / c).is_file() for c in cited), sorted(c for c in cited if not (root / c).is_file())
     assert not [t for t in texts if "DESIGN.md" in t]

@@ -1,5 +1,6 @@
 """Tests of sae_lightning.report on synthetic run dirs (real files, no training) and on the tiny
 real run with the labelling stage's new columns added (test data for the renderer)."""
+
 from __future__ import annotations
 
 import html
@@ -29,17 +30,39 @@ VERDICT_CYCLE = ["interpretable", "interpretable", "mixed", "weak"]
 TOKEN_ROW = 4  # an interpretable row of the cycle made a token feature
 SOURCES = ["label", "tfidf", "random"]
 METRICS = {
-    "fve": 0.8123, "nmse": 0.1034, "cos_sim": 0.9312, "l0": 32.0, "dead_frac": 0.125, "dense_frac": 0.025,
-    "retrieval_recall@10": 0.6071, "n_features": 40, "n_labelled": 34, "n_dead": 5,
-    "label_auroc_mean": 0.9012, "label_auroc_hard_mean": 0.7345, "label_precision_mean": 0.4567,
-    "label_recall_mean": 0.3456, "tfidf_auroc_mean": 0.8512, "tfidf_auroc_hard_mean": 0.6789,
-    "tfidf_precision_mean": 0.3012, "tfidf_recall_mean": 0.2345, "random_auroc_mean": 0.5021,
-    "random_auroc_hard_mean": 0.4987, "random_precision_mean": 0.0312,
+    "fve": 0.8123,
+    "nmse": 0.1034,
+    "cos_sim": 0.9312,
+    "l0": 32.0,
+    "dead_frac": 0.125,
+    "dense_frac": 0.025,
+    "retrieval_recall@10": 0.6071,
+    "n_features": 40,
+    "n_labelled": 34,
+    "n_dead": 5,
+    "label_auroc_mean": 0.9012,
+    "label_auroc_hard_mean": 0.7345,
+    "label_precision_mean": 0.4567,
+    "label_recall_mean": 0.3456,
+    "tfidf_auroc_mean": 0.8512,
+    "tfidf_auroc_hard_mean": 0.6789,
+    "tfidf_precision_mean": 0.3012,
+    "tfidf_recall_mean": 0.2345,
+    "random_auroc_mean": 0.5021,
+    "random_auroc_hard_mean": 0.4987,
+    "random_precision_mean": 0.0312,
     # random_recall_mean deliberately absent and its column too: that cell must say "not measured"
-    "judge_label_auroc_mean": 0.8111, "judge_label_auroc_hard_mean": 0.6222, "judge_tfidf_auroc_mean": 0.7333,
-    "judge_tfidf_auroc_hard_mean": 0.5444, "judge_random_auroc_mean": 0.5055, "judge_random_auroc_hard_mean": 0.4966,
+    "judge_label_auroc_mean": 0.8111,
+    "judge_label_auroc_hard_mean": 0.6222,
+    "judge_tfidf_auroc_mean": 0.7333,
+    "judge_tfidf_auroc_hard_mean": 0.5444,
+    "judge_random_auroc_mean": 0.5055,
+    "judge_random_auroc_hard_mean": 0.4966,
     "judge_model": "sentence-transformers/all-mpnet-base-v2",
-    "n_interpretable": 17, "n_mixed": 9, "n_weak": 9, "coherence_mean": 0.21,
+    "n_interpretable": 17,
+    "n_mixed": 9,
+    "n_weak": 9,
+    "coherence_mean": 0.21,
 }
 
 
@@ -61,12 +84,26 @@ def new_score_columns(df: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
         for score in ("auroc", "auroc_hard"):
             df[f"judge_{src}_{score}"] = np.where(dead, np.nan, rng.uniform(0.4, 1.0, n))
     df["label_score"] = np.where(dead, np.nan, np.where(mixed, 0.99, rng.uniform(0.3, 0.9, n)))
-    return df.drop(columns=[c for c in ("keyword_hit_lift", "random_label_auroc", "random_keyword_hit_lift",
-                                        "tfidf_keyword_hit_lift") if c in df])
+    return df.drop(
+        columns=[
+            c
+            for c in ("keyword_hit_lift", "random_label_auroc", "random_keyword_hit_lift", "tfidf_keyword_hit_lift")
+            if c in df
+        ]
+    )
 
 
-def make_run(root: Path, n: int = 40, d_in: int = 16, n_dead: int = 5, n_texts: int = 3,
-             text_len: int | None = None, families: bool = True, new_scores: bool = True, seed: int = 0) -> Path:
+def make_run(
+    root: Path,
+    n: int = 40,
+    d_in: int = 16,
+    n_dead: int = 5,
+    n_texts: int = 3,
+    text_len: int | None = None,
+    families: bool = True,
+    new_scores: bool = True,
+    seed: int = 0,
+) -> Path:
     """A finished run dir as the pipeline writes it (docs/run-folder.md)."""
     rng = np.random.default_rng(seed)
     run = root / "run"
@@ -74,15 +111,26 @@ def make_run(root: Path, n: int = 40, d_in: int = 16, n_dead: int = 5, n_texts: 
     (run / ".hydra").mkdir()
     metrics = METRICS if new_scores else {k: v for k, v in METRICS.items() if k.startswith(("fve", "l0", "n_"))}
     (run / ".hydra" / "config.yaml").write_text("sae:\n  k: 4\ndomain:\n  name: wiki_vital  # <not html>\n")
-    (run / "sae" / "cfg.json").write_text(json.dumps({
-        "architecture": "topk", "d_in": d_in, "d_sae": n, "k": 4, "dtype": "float32",
-        "metadata": {"model_name": "all-MiniLM-L6-v2"}}))
+    (run / "sae" / "cfg.json").write_text(
+        json.dumps(
+            {
+                "architecture": "topk",
+                "d_in": d_in,
+                "d_sae": n,
+                "k": 4,
+                "dtype": "float32",
+                "metadata": {"model_name": "all-MiniLM-L6-v2"},
+            }
+        )
+    )
     W = torch.randn(n, d_in)
     W = W / W.norm(dim=1, keepdim=True)
-    save_file({"W_enc": W.T.contiguous(), "b_enc": torch.zeros(n), "W_dec": W, "b_dec": torch.zeros(d_in)},
-              str(run / "sae" / "sae_weights.safetensors"))
+    save_file(
+        {"W_enc": W.T.contiguous(), "b_enc": torch.zeros(n), "W_dec": W, "b_dec": torch.zeros(d_in)},
+        str(run / "sae" / "sae_weights.safetensors"),
+    )
     dead = np.zeros(n, dtype=bool)
-    dead[n - n_dead:] = True
+    dead[n - n_dead :] = True
     density = np.where(dead, 0.0, 10 ** rng.uniform(-4, -0.5, n))
     filler = "lorem ipsum dolor sit amet " * 20
     rows = []
@@ -91,29 +139,46 @@ def make_run(root: Path, n: int = 40, d_in: int = 16, n_dead: int = 5, n_texts: 
         labelled = live and i != 1  # feature 1: live but no label
         main = DOMAINS[i % len(DOMAINS)]
         k = n_texts if live else 0
-        rows.append({
-            "feature_id": i, "dead": bool(dead[i]), "density": float(density[i]),
-            "log10_density": float(np.log10(density[i])) if density[i] > 0 else float("-inf"),
-            "label": (EVIL if i == 0 else f"label {i} {main.lower()}") if labelled else "",
-            "label_reason": "" if labelled else ("dead" if dead[i] else "no candidate words"),
-            "keywords": [f"kw{i}a", f"kw{i}b", "x<y"] if labelled else [],
-            "keyword_scores": [0.61, 0.52, 0.4] if labelled else [],
-            "top_ids": [f"wiki:{i}:{j}" for j in range(k)],
-            "top_texts": [f"text {i}.{j} " + (EVIL if i == 0 and j == 0 else "") + (filler[:text_len] if text_len else "")
-                          for j in range(k)],
-            "top_acts": [float(3 - 0.5 * j) for j in range(k)],
-            "top_domains": [DOMAINS[(i + j) % len(DOMAINS)] for j in range(k)],
-            "domain_shares": json.dumps({main: 0.7, DOMAINS[(i + 1) % len(DOMAINS)]: 0.3} if live else {}),
-            "main_domain": main if live else "", "domain_specificity": 0.6 if live else float("nan"),
-            "label_auroc": float(rng.uniform(0.7, 1)) if labelled else float("nan"),
-            "keyword_hit_lift": float(rng.uniform(1, 6)) if labelled else float("nan"),
-            "random_label_auroc": float(rng.uniform(0.3, 0.7)) if labelled else float("nan"),
-            "tfidf_label": f"tfidf {i} & co" if live else "",
-            "tfidf_auroc": float(rng.uniform(0.6, 0.95)) if labelled else float("nan"),
-        })
+        rows.append(
+            {
+                "feature_id": i,
+                "dead": bool(dead[i]),
+                "density": float(density[i]),
+                "log10_density": float(np.log10(density[i])) if density[i] > 0 else float("-inf"),
+                "label": (EVIL if i == 0 else f"label {i} {main.lower()}") if labelled else "",
+                "label_reason": "" if labelled else ("dead" if dead[i] else "no candidate words"),
+                "keywords": [f"kw{i}a", f"kw{i}b", "x<y"] if labelled else [],
+                "keyword_scores": [0.61, 0.52, 0.4] if labelled else [],
+                "top_ids": [f"wiki:{i}:{j}" for j in range(k)],
+                "top_texts": [
+                    f"text {i}.{j} " + (EVIL if i == 0 and j == 0 else "") + (filler[:text_len] if text_len else "")
+                    for j in range(k)
+                ],
+                "top_acts": [float(3 - 0.5 * j) for j in range(k)],
+                "top_domains": [DOMAINS[(i + j) % len(DOMAINS)] for j in range(k)],
+                "domain_shares": json.dumps({main: 0.7, DOMAINS[(i + 1) % len(DOMAINS)]: 0.3} if live else {}),
+                "main_domain": main if live else "",
+                "domain_specificity": 0.6 if live else float("nan"),
+                "label_auroc": float(rng.uniform(0.7, 1)) if labelled else float("nan"),
+                "keyword_hit_lift": float(rng.uniform(1, 6)) if labelled else float("nan"),
+                "random_label_auroc": float(rng.uniform(0.3, 0.7)) if labelled else float("nan"),
+                "tfidf_label": f"tfidf {i} & co" if live else "",
+                "tfidf_auroc": float(rng.uniform(0.6, 0.95)) if labelled else float("nan"),
+            }
+        )
     df = pd.DataFrame(rows)
-    fams = pd.DataFrame({"family_id": [0, 1], "parent": [2, 3], "children": [[4, 5, 6], [7]],
-                         "label": ["family <zero>", "family one"]}) if families else None
+    fams = (
+        pd.DataFrame(
+            {
+                "family_id": [0, 1],
+                "parent": [2, 3],
+                "children": [[4, 5, 6], [7]],
+                "label": ["family <zero>", "family one"],
+            }
+        )
+        if families
+        else None
+    )
     write_labelled_run(run, new_score_columns(df, seed) if new_scores else df, fams, metrics)
     return run
 
@@ -142,13 +207,16 @@ def test_sections_present_and_html_well_formed(small):
 
 def test_summary_opens_on_verdict_counts_and_quality(small):
     page = small[2]
-    summary = page[page.index('id="overview"'):page.index('id="metrics"')]
+    summary = page[page.index('id="overview"') : page.index('id="metrics"')]
     counts = re.findall(r'<div class="tile vt v\d"><div class="tv">([\d,]+)</div><div class="tt">(\w+)</div>', summary)
     assert {v: int(k) for k, v in counts} == {"interpretable": 17, "mixed": 9, "token": 1, "weak": 8, "dead": 5}
     assert "scored by the independent judge sentence-transformers/all-mpnet-base-v2" in summary
     assert "<code>label_quality</code> (mean AUROC of the labels against hard negatives" in summary
-    assert re.search(r"KeyBERT label <b>0.622</b> · TF-IDF top terms <b>0.544</b> · random other feature's "
-                     r"label <b>0.497</b>", html.unescape(summary))  # the template escapes the apostrophe
+    assert re.search(
+        r"KeyBERT label <b>0.622</b> · TF-IDF top terms <b>0.544</b> · random other feature's "
+        r"label <b>0.497</b>",
+        html.unescape(summary),
+    )  # the template escapes the apostrophe
 
 
 def test_no_network_references(small):
@@ -223,9 +291,11 @@ def test_minimal_run_degrades_to_not_available(tmp_path):
     """Only the two required files, with few columns: every section still renders."""
     run = tmp_path / "bare"
     run.mkdir()
-    write_labelled_run(run, pd.DataFrame({"feature_id": [0, 1, 2], "label": ["a & b", "", "c"],
-                                          "label_auroc": [0.9, float("nan"), 0.7]}),
-                       results={"fve": 0.5})
+    write_labelled_run(
+        run,
+        pd.DataFrame({"feature_id": [0, 1, 2], "label": ["a & b", "", "c"], "label_auroc": [0.9, float("nan"), 0.7]}),
+        results={"fve": 0.5},
+    )
     page = write_report(run).read_text(encoding="utf-8")
     c = check_html(page)
     for sid in SECTIONS:
@@ -312,11 +382,27 @@ def _rendered_dom(page: Path, tmp_path: Path, fragment: str = "") -> str:
     import subprocess
 
     browser = require_browser()
-    res = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                          f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=3000", "--dump-dom",
-                          "--enable-logging=stderr", "--v=0", page.as_uri() + fragment],
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+            "--enable-logging=stderr",
+            "--v=0",
+            page.as_uri() + fragment,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     # The page's console, as Chromium logs it: any error of the script (or a blocked fetch) fails.
     console = [ln for ln in res.stderr.splitlines() if ":CONSOLE" in ln]
@@ -331,7 +417,9 @@ def test_script_draws_cards_and_marks_mixed_features(small, tmp_path):
     # confidence order: interpretable first, then mixed, the token feature (though scored highest), weak
     assert [v for v, _ in cards] == ["interpretable"] * 17 + ["mixed"] * 9 + ["token"] + ["weak"] * 8
     token = _rendered_dom(small[1], tmp_path, f"#f{TOKEN_ROW}")
-    assert "Token feature" in re.search(rf'<article class="card token" id="f{TOKEN_ROW}">.*?</article>', token, re.S).group(0)
+    assert "Token feature" in re.search(
+        rf'<article class="card token" id="f{TOKEN_ROW}">.*?</article>', token, re.S
+    ).group(0)
     mixed = _rendered_dom(small[1], tmp_path, "#f2")  # opening a feature's link shows its card alone
     card = re.search(r'<article class="card mixed" id="f2">.*?</article>', mixed, re.S).group(0)
     assert "Mixed feature" in card and "not a confidence" in card and "· confidence" not in card

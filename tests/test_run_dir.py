@@ -1,6 +1,7 @@
 """The run folder's contract (sae_lightning/run_dir.py, run_schema.py): metrics.json's sections and
 units, every key documented in docs/reference/run-folder.md, runs from before labelings/ still
 read (sae-train's progress output: tests/test_progress.py)."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,10 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "reference" / "run-folde
 
 def _strict(path: Path) -> dict:
     """The file as a strict JSON reader (jq) sees it: NaN or Infinity fail."""
+
     def refuse(name):
         raise AssertionError(f"{path} holds {name}, which jq and strict JSON readers refuse")
+
     return json.loads(path.read_text(), parse_constant=refuse)
 
 
@@ -48,8 +51,15 @@ def test_every_key_and_column_is_documented(tiny_labelled_run):
     named = set(re.findall(r"`([^`]+)`", doc))
     run = RunDir(tiny_labelled_run)
     data, labels = _strict(run.metrics_file), run.labeling().info()
-    keys = [*data["metrics"], *(f"timings_s.{k}" for k in data["timings_s"]), *labels,
-            *(f"timings_s.{k}" for k in labels["timings_s"]), *run.run_info(), *FEATURE_COLUMNS, *FAMILY_SCHEMA.names]
+    keys = [
+        *data["metrics"],
+        *(f"timings_s.{k}" for k in data["timings_s"]),
+        *labels,
+        *(f"timings_s.{k}" for k in labels["timings_s"]),
+        *run.run_info(),
+        *FEATURE_COLUMNS,
+        *FAMILY_SCHEMA.names,
+    ]
     scores = {f"{s}_{k}" for s in ("label", "tfidf", "random") for k in ("auroc", "auroc_hard", "precision", "recall")}
     missing = [k for k in keys if k not in named and k.split(".")[-1] not in named]
     for key in labels["labels"]:  # itself, or `<score>_mean` / `_median` of a named score
@@ -63,8 +73,9 @@ def test_the_top_level_files_are_the_current_labellings(tiny_labelled_run):
     run = RunDir(tiny_labelled_run)
     current = run.labeling()
     for name in Labeling.FILES:
-        assert (run / name).samefile(current.folder / name) or \
-            (run / name).read_bytes() == (current.folder / name).read_bytes(), name
+        assert (run / name).samefile(current.folder / name) or (run / name).read_bytes() == (
+            current.folder / name
+        ).read_bytes(), name
     assert list(pd.read_parquet(run / "features.parquet").columns) == FEATURE_COLUMNS
 
 

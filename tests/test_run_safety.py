@@ -1,6 +1,7 @@
 """Nothing lost, nothing leaked (issue 22): no folder replaced that a command did not write, a
 resume that cannot change the data, a labelling pointer that stays inside its run and switches in
 one step, files that follow the umask, no temp files left behind, a full disk in one line."""
+
 from __future__ import annotations
 
 import contextlib
@@ -27,8 +28,14 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
 
 
 def run_cmd(*args: str, umask: int | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / args[0]), *args[1:]], env=ENV, capture_output=True, text=True, timeout=600,
-                          preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
+    return subprocess.run(
+        [str(BIN / args[0]), *args[1:]],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        preexec_fn=(lambda: os.umask(umask)) if umask is not None else None,
+    )
 
 
 def snapshot(folder: Path) -> dict[str, bytes | str]:
@@ -59,6 +66,7 @@ def umask_set(mask: int):
 
 # ---- 1. never replace a folder the command did not write --------------------------------------
 
+
 def test_atomic_folder_replaces_only_its_own_earlier_output(tmp_path, monkeypatch):
     mine = tmp_path / "mydata"
     mine.mkdir()
@@ -88,8 +96,14 @@ def test_sae_diff_out_never_deletes_a_folder_it_did_not_write(tiny_labelled_run,
         assert len(res.stderr.strip().splitlines()) == 1 and "did not write" in res.stderr
     assert (mine / "thesis.txt").read_text() == "precious" and len(list(mine.iterdir())) == 1
     assert snapshot(run) == before
-    res = subprocess.run([str(BIN / "sae-diff"), str(run), "Mathematics", "History", "--out", "."], env=ENV,
-                         capture_output=True, text=True, timeout=600, cwd=mine)
+    res = subprocess.run(
+        [str(BIN / "sae-diff"), str(run), "Mathematics", "History", "--out", "."],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=mine,
+    )
     assert res.returncode == 2 and "current folder" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     # an earlier diff of its own is replaced, and the pages follow the umask like every other file
     res = run_cmd("sae-diff", str(run), "Mathematics", "History", "--out", str(tmp_path / "d"), umask=0o022)
@@ -101,6 +115,7 @@ def test_sae_diff_out_never_deletes_a_folder_it_did_not_write(tiny_labelled_run,
 
 
 # ---- 3. labeling.json / current stay inside the run ------------------------------------------
+
 
 @pytest.mark.parametrize("pointer", ["file", "link"])
 def test_the_current_labelling_must_be_a_folder_inside_the_run(pointer, tiny_labelled_run, tmp_path):
@@ -127,6 +142,7 @@ def test_the_current_labelling_must_be_a_folder_inside_the_run(pointer, tiny_lab
 
 
 # ---- 4. one atomic switch, one labelling at a time --------------------------------------------
+
 
 def test_the_top_level_shows_one_labelling_through_one_link(tiny_labelled_run):
     run = RunDir(tiny_labelled_run)
@@ -161,8 +177,10 @@ def test_a_relabel_of_a_copied_run_keeps_every_labelling_and_leaves_no_temp_file
     label_run_dir(run, LabelingConfig(top_n=2))
     rd = RunDir(run)
     new = rd.labeling()
-    assert new.id != first.id and snapshot(first.folder) == {**first_files, **{Labeling.POINTER: (
-        first.folder / Labeling.POINTER).read_bytes()}}
+    assert new.id != first.id and snapshot(first.folder) == {
+        **first_files,
+        **{Labeling.POINTER: (first.folder / Labeling.POINTER).read_bytes()},
+    }
     for name in (*Labeling.FILES, Labeling.POINTER):
         assert (run / name).read_bytes() == (new.folder / name).read_bytes(), name
     assert not [p.name for p in run.iterdir() if p.name.startswith(".") and p.name != ".hydra"]
@@ -171,8 +189,10 @@ def test_a_relabel_of_a_copied_run_keeps_every_labelling_and_leaves_no_temp_file
 
 # ---- 5. the umask --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("mask,file_mode,dir_mode", [(0o022, 0o644, 0o755), (0o002, 0o664, 0o775),
-                                                     (0o077, 0o600, 0o700)])
+
+@pytest.mark.parametrize(
+    "mask,file_mode,dir_mode", [(0o022, 0o644, 0o755), (0o002, 0o664, 0o775), (0o077, 0o600, 0o700)]
+)
 def test_atomic_files_and_folders_follow_the_umask(mask, file_mode, dir_mode, tmp_path):
     with umask_set(mask):
         f = atomic_write(tmp_path / "a.json", lambda tmp: tmp.write_text("{}"))
@@ -187,9 +207,20 @@ def test_a_runs_store_and_files_follow_the_umask(tmp_path):
 
     npy = synthetic_npy(tmp_path, n_dirs=16, seed=0)
     run, cache = tmp_path / "run", tmp_path / "cache"
-    res = run_cmd("sae-train", "domain=npy", f"domain.path={npy}", "sae.d_sae=16", "sae.k=2", "data.batch_size=256",
-                  "trainer.max_epochs=1", "logger=none", "trainer.enable_progress_bar=false",
-                  f"paths.cache_dir={cache}", f"run_dir={run}", umask=0o002)
+    res = run_cmd(
+        "sae-train",
+        "domain=npy",
+        f"domain.path={npy}",
+        "sae.d_sae=16",
+        "sae.k=2",
+        "data.batch_size=256",
+        "trainer.max_epochs=1",
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+        f"paths.cache_dir={cache}",
+        f"run_dir={run}",
+        umask=0o002,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     for root in (run, cache):
         for p in [root, *root.rglob("*")]:
@@ -201,6 +232,7 @@ def test_a_runs_store_and_files_follow_the_umask(tmp_path):
 
 # ---- 7. a full disk while numpy writes ------------------------------------------------------------
 
+
 def test_a_full_disk_while_numpy_writes_is_one_line(tiny_disk):
     big = np.zeros((512, 1024), np.float32)  # 2 MiB onto 1 MiB: numpy's short write has no errno
     with pytest.raises(UserError, match=r"^disk full while writing .*shard_00000.npy \(No space left on device\)"):
@@ -210,14 +242,23 @@ def test_a_full_disk_while_numpy_writes_is_one_line(tiny_disk):
 
 # ---- 8. a run that fails on bad data leaves no run folder ---------------------------------------
 
+
 def test_a_run_that_fails_on_bad_data_leaves_no_run_folder(tmp_path):
     bad = tmp_path / "bad.npy"
     x = np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32)
     x[7, 3] = np.nan
     np.save(bad, x)
     out = tmp_path / "out"
-    res = run_cmd("sae-train", "domain=npy", f"domain.path={bad}", "sae.d_sae=16", "sae.k=2", "logger=none",
-                  f"paths.log_dir={out}", f"paths.cache_dir={tmp_path / 'cache'}")
+    res = run_cmd(
+        "sae-train",
+        "domain=npy",
+        f"domain.path={bad}",
+        "sae.d_sae=16",
+        "sae.k=2",
+        "logger=none",
+        f"paths.log_dir={out}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+    )
     assert res.returncode == 2 and "NaN" in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
     left = [p.relative_to(out).as_posix() for p in out.rglob("*") if not p.is_dir()] if out.exists() else []
     assert left == [] and not [p for p in out.rglob("*") if p.name in (".hydra", "run.json")], left

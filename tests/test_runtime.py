@@ -1,6 +1,7 @@
 """Process-wide state belongs to the commands: training and labelling through the Python API leave
 thread counts, deterministic flags, the environment and malloc exactly as they found them, and
 `runtime.apply` (what the sae-* commands call) is what sets them."""
+
 from __future__ import annotations
 
 import json
@@ -66,8 +67,12 @@ def common_pools(a: dict, b: dict) -> tuple[dict, dict]:
 
 @pytest.mark.slow
 def test_fit_and_label_through_the_api_change_no_process_wide_state(small_store, cache_dir, tmp_path):
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(small_store.path), str(cache_dir), str(tmp_path / "run")],
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(small_store.path), str(cache_dir), str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
     before = found["before"]

@@ -14,8 +14,15 @@ from sae_lightning.models import BatchTopKSAE, ReLUSAE, SparseAutoencoder
 from .test_models import D_IN, D_SAE, USES_K, VARIANTS, WITH_THRESHOLD, batch, make, one_thread, variants  # noqa: F401
 
 # The SAELens inference class each variant is saved as (its encode equals ours at inference).
-SAELENS_ARCHITECTURE = {"relu": "standard", "topk": "topk", "batchtopk": "jumprelu", "jumprelu": "jumprelu",
-                        "matryoshka-topk": "topk", "matryoshka-batchtopk": "jumprelu"}
+SAELENS_ARCHITECTURE = {
+    "relu": "standard",
+    "topk": "topk",
+    "batchtopk": "jumprelu",
+    "jumprelu": "jumprelu",
+    "matryoshka-topk": "topk",
+    "matryoshka-batchtopk": "jumprelu",
+}
+
 
 @variants
 def test_save_load_round_trip_in_saelens_layout(name, tmp_path):

@@ -1,5 +1,6 @@
 """The one post-training scan (scan/stream.py) against a brute-force dense computation on a
 small real store, both pair accumulators, and the bounded text counting it feeds."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -71,7 +72,7 @@ def test_sparse_pairs_past_their_bound_only_undercount():
     feats = np.sort(np.stack([rng.choice(d, k, replace=False) for _ in range(n)]), axis=1)
     exact, capped = PairCounts(d, dense_bytes=0), PairCounts(d, dense_bytes=0, max_pairs=60, flush=50)
     for block in range(0, n, 40):  # batches of 40 rows
-        f = feats[block:block + 40]
+        f = feats[block : block + 40]
         r = np.repeat(np.arange(len(f)), k)
         exact.add(r, f.ravel())
         capped.add(r, f.ravel())
@@ -104,7 +105,8 @@ def test_counting_only_the_top_texts_gives_the_same_candidates_and_tfidf(small_s
 def test_feature_blocks_bounded_by_entries_give_the_same_scores(small_store, dense, monkeypatch):
     """The hard-negative search, the AUROC scorer and the keyword hits work on feature blocks sized
     so that a [block, n_val] matrix stays bounded; blocks of a few features give the same numbers."""
-    from sae_lightning.labels.scoring import keyword_hits, auroc as label_scoring, scoring_sets
+    from sae_lightning.labels.scoring import auroc as label_scoring
+    from sae_lightning.labels.scoring import keyword_hits, scoring_sets
     from sae_lightning.labels.scoring.auroc import LabelScorer, scored_rows
 
     sae, train_idx, val_idx, _ = dense
@@ -123,7 +125,11 @@ def test_feature_blocks_bounded_by_entries_give_the_same_scores(small_store, den
         return sets.hard_rows, auroc, hits
 
     want = scores()
-    for module, name in ((scoring_sets, "BLOCK_ENTRIES"), (label_scoring, "BLOCK_ENTRIES"), (keyword_hits, "HOLDS_ENTRIES")):
+    for module, name in (
+        (scoring_sets, "BLOCK_ENTRIES"),
+        (label_scoring, "BLOCK_ENTRIES"),
+        (keyword_hits, "HOLDS_ENTRIES"),
+    ):
         monkeypatch.setattr(module, name, 3 * len(val_idx))  # three features per block
     got = scores()
     np.testing.assert_array_equal(got[0], want[0])

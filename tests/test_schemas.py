@@ -1,6 +1,7 @@
 """The typed schemas (sae_lightning/schemas) are the one home of every default and range of their
 groups: each knob says what it is and which values it takes, conf/'s presets restate none of them,
 and a config built in Python is refused with the command line's own line (one code path checks both)."""
+
 from __future__ import annotations
 
 import pytest
@@ -22,15 +23,17 @@ from .conftest import compose_cfg
 SCHEMA_CLASSES = [(group, choice, cls) for group, choices in SCHEMAS.items() for choice, cls in choices.items()]
 
 
-@pytest.mark.parametrize("group, choice, cls", SCHEMA_CLASSES,
-                         ids=[f"{g}-{c or 'schema'}" for g, c, _ in SCHEMA_CLASSES])
+@pytest.mark.parametrize(
+    "group, choice, cls", SCHEMA_CLASSES, ids=[f"{g}-{c or 'schema'}" for g, c, _ in SCHEMA_CLASSES]
+)
 def test_every_knob_has_a_meaning_and_its_default_passes_its_rule(group, choice, cls):
     for f in knob_fields(cls):
         assert f.metadata["doc"].strip(), f"{group}.{f.name} has no one-line meaning"
         default = schema_node(group, choice)[f.name]
         value = list(default) if isinstance(default, tuple) else default
-        assert default == "???" or f.metadata["rule"].accepts(value), \
+        assert default == "???" or f.metadata["rule"].accepts(value), (
             f"{group}.{f.name}'s default {default!r} breaks its own rule ({f.metadata['rule'].what})"
+        )
 
 
 def schema_of(group: str, option: str) -> tuple[str, dict]:
@@ -43,7 +46,7 @@ def schema_of(group: str, option: str) -> tuple[str, dict]:
 
 def restated_defaults(group: str, entry: str, preset: dict) -> list[str]:
     """Keys a preset sets to the value its schema already has: a default stated twice."""
-    node = schema_node(group, entry[len(SCHEMA_PREFIX):].lstrip("_"))
+    node = schema_node(group, entry[len(SCHEMA_PREFIX) :].lstrip("_"))
     return [f"{group}.{k}" for k, v in preset.items() if k != "defaults" and k in node and node[k] == v]
 
 
@@ -52,7 +55,7 @@ def test_presets_start_from_the_schema_and_restate_no_default(group):
     for option in group_options(group):
         entry, preset = schema_of(group, option)  # a preset naming neither fails here (no entries)
         assert restated_defaults(group, entry, preset) == []
-        node = schema_node(group, entry[len(SCHEMA_PREFIX):].lstrip("_"))
+        node = schema_node(group, entry[len(SCHEMA_PREFIX) :].lstrip("_"))
         unknown = set(preset) - {"defaults", "_target_"} - set(node)
         assert not unknown, f"conf/{group}/{option}.yaml sets {unknown}, which its schema does not have"
 
@@ -63,15 +66,18 @@ def test_a_restated_default_is_caught():
     assert restated_defaults("sae", "_schema_topk", preset) == ["sae.k"]
 
 
-@pytest.mark.parametrize("override, build", [
-    ("module.lr=-1", lambda: ModuleConfig(lr=-1)),
-    ("data.shuffle=rows", lambda: DataConfig(shuffle="rows")),
-    ("labeling.coherence_min_docs=1", lambda: LabelingConfig(coherence_min_docs=1)),
-    ("sae.k=0", lambda: SAEConfig.from_dict({"architecture": "topk", "d_in": 384, "k": 0})),
-    ("sae.k=4096", lambda: SAEConfig.from_dict({"architecture": "topk", "d_in": 384, "k": 4096})),
-    ("embedder.dtype=int8", lambda: EmbedderConfig(dtype="int8")),
-    ("runtime.torch_threads=0", lambda: RuntimeSettings(torch_threads=0)),
-])
+@pytest.mark.parametrize(
+    "override, build",
+    [
+        ("module.lr=-1", lambda: ModuleConfig(lr=-1)),
+        ("data.shuffle=rows", lambda: DataConfig(shuffle="rows")),
+        ("labeling.coherence_min_docs=1", lambda: LabelingConfig(coherence_min_docs=1)),
+        ("sae.k=0", lambda: SAEConfig.from_dict({"architecture": "topk", "d_in": 384, "k": 0})),
+        ("sae.k=4096", lambda: SAEConfig.from_dict({"architecture": "topk", "d_in": 384, "k": 4096})),
+        ("embedder.dtype=int8", lambda: EmbedderConfig(dtype="int8")),
+        ("runtime.torch_threads=0", lambda: RuntimeSettings(torch_threads=0)),
+    ],
+)
 def test_python_and_the_command_line_refuse_with_the_same_line(override, build, tmp_path):
     with pytest.raises(UserError) as cli:
         check_config(compose_cfg([override], tmp_path, tmp_path))

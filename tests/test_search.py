@@ -1,4 +1,5 @@
 """Feature search and steering on a tiny real run, with one feature planted along "Mathematics"."""
+
 from __future__ import annotations
 
 import shutil
@@ -12,9 +13,8 @@ import torch
 
 from sae_lightning.data.datamodule import split_indices
 from sae_lightning.errors import UserError
-from sae_lightning.run_reader import finished_run_info
-from sae_lightning.pipeline import train
 from sae_lightning.run_dir import RunDir
+from sae_lightning.run_reader import finished_run_info
 from sae_lightning.scan.stream import top_examples
 from sae_lightning.search import (
     embed_query,
@@ -26,7 +26,6 @@ from sae_lightning.search import (
     parse_clamps,
     steer,
 )
-
 
 MATH_QUERY = "A prime number is divisible only by one and itself, a theorem of number theory."
 HISTORY_QUERY = "The dynasty collapsed when invading armies conquered the capital of the empire."
@@ -137,10 +136,19 @@ def test_nearest_texts_equal_brute_force(planted):
 def test_clamp_arguments(planted):
     _, run = planted
     live = int(np.flatnonzero(np.isfinite(run.max_acts) & (run.max_acts > 0))[0])
-    assert parse_clamps([f"{live}=2x", "3=0", "4=0.25"], run) == {live: pytest.approx(2 * run.max_acts[live]), 3: 0.0,
-                                                                    4: 0.25}
-    for bad, msg in (("7", "use FEATURE=VALUE"), ("a=1", "use FEATURE=VALUE"), ("64=1", "features 0..63"),
-                     ("3=nan", "with a finite number"), ("3=-inf", "with a finite number"), ("3=nanx", "finite")):
+    assert parse_clamps([f"{live}=2x", "3=0", "4=0.25"], run) == {
+        live: pytest.approx(2 * run.max_acts[live]),
+        3: 0.0,
+        4: 0.25,
+    }
+    for bad, msg in (
+        ("7", "use FEATURE=VALUE"),
+        ("a=1", "use FEATURE=VALUE"),
+        ("64=1", "features 0..63"),
+        ("3=nan", "with a finite number"),
+        ("3=-inf", "with a finite number"),
+        ("3=nanx", "finite"),
+    ):
         with pytest.raises(UserError, match=msg):
             parse_clamps([bad], run)
 
@@ -155,5 +163,7 @@ def test_sae_search_command_prints_features_and_texts_before_and_after(planted):
     after = out.split("after")[1]
     assert after.count("[Mathematics]") >= 2
     res = subprocess.run([*cmd, "--clamp", "99=1"], capture_output=True, text=True, timeout=300)
-    assert res.returncode == 2 and res.stderr.strip().splitlines()[-1] == \
-        "error: feature 99 does not exist: this SAE has features 0..63"
+    assert (
+        res.returncode == 2
+        and res.stderr.strip().splitlines()[-1] == "error: feature 99 does not exist: this SAE has features 0..63"
+    )

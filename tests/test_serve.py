@@ -2,12 +2,13 @@
 the multi-run matching): every page over HTTP, one-line 4xx errors, escaping, concurrency, a
 relabel picked up while serving, and the command's refusals. tests/test_serve_browser.py drives
 the same pages in a real Chromium."""
+
 from __future__ import annotations
 
 import re
-import threading
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -46,11 +47,18 @@ def get(url: str) -> tuple[int, str]:
         return err.code, err.read().decode()
 
 
-PAGES = ["/", "/r/hostile/features", "/r/hostile/features?verdict=mixed&sort=density&page=2&q=a",
-         f"/r/hostile/features/{HOSTILE_FEATURE}", "/r/hostile/search?q=" + urllib.parse.quote(QUERY),
-         "/r/hostile/search?q=" + urllib.parse.quote(QUERY) + "&clamp=3%3D2x&clamp=7%3D0",
-         "/r/hostile/search/nearest?q=prime&clamp=3%3D0.5", "/r/hostile/domains",
-         "/r/hostile/domains?a=Mathematics&b=History&b=Arts", "/r/twin/features/5"]
+PAGES = [
+    "/",
+    "/r/hostile/features",
+    "/r/hostile/features?verdict=mixed&sort=density&page=2&q=a",
+    f"/r/hostile/features/{HOSTILE_FEATURE}",
+    "/r/hostile/search?q=" + urllib.parse.quote(QUERY),
+    "/r/hostile/search?q=" + urllib.parse.quote(QUERY) + "&clamp=3%3D2x&clamp=7%3D0",
+    "/r/hostile/search/nearest?q=prime&clamp=3%3D0.5",
+    "/r/hostile/domains",
+    "/r/hostile/domains?a=Mathematics&b=History&b=Arts",
+    "/r/twin/features/5",
+]
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -88,8 +96,12 @@ def test_bad_input_is_a_one_line_4xx(url, path):
 
 
 def test_run_text_is_escaped(url):
-    for path in (f"/r/hostile/features/{HOSTILE_FEATURE}", "/r/hostile/features?q=" + urllib.parse.quote("window.__xss"),
-                 "/r/hostile/search?q=" + urllib.parse.quote(QUERY), "/r/hostile/domains?a=Mathematics&b=History"):
+    for path in (
+        f"/r/hostile/features/{HOSTILE_FEATURE}",
+        "/r/hostile/features?q=" + urllib.parse.quote("window.__xss"),
+        "/r/hostile/search?q=" + urllib.parse.quote(QUERY),
+        "/r/hostile/domains?a=Mathematics&b=History",
+    ):
         _, body = get(url + path)
         assert "__xss" in body, path  # the hostile strings are on the page ...
         assert "<script>window.__xss" not in body and "<img src=x onerror" not in body, path  # ... as text only
@@ -111,8 +123,14 @@ def test_concurrent_requests_are_all_served(url):
 
 def test_feature_page_shows_its_parts_and_the_twin_run(url):
     _, body = get(url + "/r/hostile/features/5")
-    for part in ("Scores beside the baselines", "Across the activation range", "Activation histogram",
-                 "Domain shares", "Nearest features by decoder cosine", "In the other runs"):
+    for part in (
+        "Scores beside the baselines",
+        "Across the activation range",
+        "Activation histogram",
+        "Domain shares",
+        "Nearest features by decoder cosine",
+        "In the other runs",
+    ):
         assert part in body
     # the twin has the same decoder: feature 5's assigned partner there is feature 5, at cosine 1
     assert re.search(r'<a href="/r/twin/features/5">#5</a></td><td class="n">1</td>', body)
@@ -127,8 +145,12 @@ def test_relabel_while_serving_is_picked_up(url, runs):
 
 
 def test_command_refuses_bad_runs_in_one_line(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "sae_lightning.serve", str(tmp_path / "missing"), "--port", "0"],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "sae_lightning.serve", str(tmp_path / "missing"), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 2 and done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
 
 
@@ -151,9 +173,10 @@ def test_a_query_in_progress_never_blocks_page_loads(url, served):
     held = [served.compute.submit(gate.wait, 120) for _ in range(served.settings.workers)]
     held.append(served.diff_pool.submit(gate.wait, 120))
     answers: dict[str, int] = {}
-    waiting = [threading.Thread(target=lambda k=k, p=p: answers.__setitem__(k, get(url + p)[0]))
-               for k, p in (("search", "/r/hostile/search?q=a+new+question"),
-                            ("diff", "/r/hostile/domains?a=Arts&b=History"))]
+    waiting = [
+        threading.Thread(target=lambda k=k, p=p: answers.__setitem__(k, get(url + p)[0]))
+        for k, p in (("search", "/r/hostile/search?q=a+new+question"), ("diff", "/r/hostile/domains?a=Arts&b=History"))
+    ]
     try:
         for t in waiting:
             t.start()

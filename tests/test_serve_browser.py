@@ -5,6 +5,7 @@ stay inert (no script runs, no dialog opens, the markup shows as text).
 
 Screenshots of each page go to $SAE_SERVE_SHOTS when set (the docs' Application pages use them;
 docs/application/serve.md says how they were made), else to the test's tmp folder."""
+
 from __future__ import annotations
 
 import os
@@ -41,7 +42,9 @@ def tab():
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory) -> Path:
-    return Path(os.environ["SAE_SERVE_SHOTS"]) if os.environ.get("SAE_SERVE_SHOTS") else tmp_path_factory.mktemp("shots")
+    return (
+        Path(os.environ["SAE_SERVE_SHOTS"]) if os.environ.get("SAE_SERVE_SHOTS") else tmp_path_factory.mktemp("shots")
+    )
 
 
 def assert_clean(tab: Chromium) -> None:
@@ -57,7 +60,9 @@ def text_of(tab: Chromium) -> str:
 def test_features_page_filters_by_text(tab, url, shots):
     tab.open(url + "/features")
     assert_clean(tab)
-    assert tab.eval("document.querySelectorAll('#features tbody tr td:first-child a').length") == 50  # a page of 50 of 128
+    assert (
+        tab.eval("document.querySelectorAll('#features tbody tr td:first-child a').length") == 50
+    )  # a page of 50 of 128
     tab.screenshot(shots / "features.png")
     tab.eval("document.getElementById('q').value = 'window.__xss'")
     tab.submit("form.filters")
@@ -109,7 +114,8 @@ def test_domains_diff_renders(tab, url, shots):
         tab.open(url + "/domains")
     assert_clean(tab)
     assert tab.eval("document.querySelectorAll('#matrix svg.plot').length") == 2
-    tab.eval("""(() => { const pick = (name, value) => { for (const o of document.querySelector(`select[name=${name}]`).options)
+    tab.eval("""(() => { const pick = (name, value) => {
+                   for (const o of document.querySelector(`select[name=${name}]`).options)
                    o.selected = o.value === value; };
                  pick('a', 'Mathematics'); pick('b', 'History'); })()""")
     tab.submit("#diff-form")
@@ -123,8 +129,10 @@ def test_domains_diff_renders(tab, url, shots):
 
 def test_error_pages_are_one_line(tab, url):
     tab.open(url + "/features/100000")
-    assert tab.eval("document.body.innerText").strip() == \
-        "error 404: feature 100000 does not exist: this run has features 0..127"
+    assert (
+        tab.eval("document.body.innerText").strip()
+        == "error 404: feature 100000 does not exist: this run has features 0..127"
+    )
     tab.errors.clear()  # the 404 itself is logged by the browser as a failed resource
     tab.open(url + "/features")
     assert tab.errors == []

@@ -1,4 +1,5 @@
 """Text sources: the built-in corpus, tabular files, HF save_to_disk folders, .npy, and bad input."""
+
 from __future__ import annotations
 
 import collections
@@ -53,12 +54,18 @@ def test_unknown_topic_lists_known_ones():
 
 @pytest.mark.parametrize("suffix", ["csv", "jsonl", "parquet"])
 def test_files_with_text_and_domain_columns(tmp_path, suffix):
-    frame = pd.DataFrame({"abstract": ["Galaxies merge over time.", "  ", "Neural nets learn features.", None],
-                          "field": ["astro", "astro", "cs", "cs"]})
+    frame = pd.DataFrame(
+        {
+            "abstract": ["Galaxies merge over time.", "  ", "Neural nets learn features.", None],
+            "field": ["astro", "astro", "cs", "cs"],
+        }
+    )
     path = tmp_path / f"data.{suffix}"
-    {"csv": lambda: frame.to_csv(path, index=False),
-     "jsonl": lambda: frame.to_json(path, orient="records", lines=True),
-     "parquet": lambda: frame.to_parquet(path)}[suffix]()
+    {
+        "csv": lambda: frame.to_csv(path, index=False),
+        "jsonl": lambda: frame.to_json(path, orient="records", lines=True),
+        "parquet": lambda: frame.to_parquet(path),
+    }[suffix]()
     corpus = TextFiles(path=str(path), text_column="abstract", domain_column="field").load()
     assert corpus.texts == ["Galaxies merge over time.", "Neural nets learn features."]
     assert corpus.domains == ["astro", "cs"]
@@ -87,8 +94,11 @@ def test_only_empty_texts_is_an_error(tmp_path):
 def test_numeric_text_column_is_named_not_called_empty(tmp_path):
     path = tmp_path / "d.csv"
     pd.DataFrame({"text": [1, 2, 3], "body": ["a b c d"] * 3}).to_csv(path, index=False)
-    with pytest.raises(SourceError, match=r"d.csv: text column 'text' holds numbers \(int64\), not texts; "
-                                          r"set domain.text_column .*'body'"):
+    with pytest.raises(
+        SourceError,
+        match=r"d.csv: text column 'text' holds numbers \(int64\), not texts; "
+        r"set domain.text_column .*'body'",
+    ):
         TextFiles(path=str(path)).load()
     assert TextFiles(path=str(path), text_column="body").load().texts == ["a b c d"] * 3
 
@@ -105,8 +115,9 @@ def test_missing_and_unparseable_files(tmp_path):
 def test_hf_save_to_disk_folder(tmp_path):
     import datasets
 
-    ds = datasets.Dataset.from_dict({"text": ["Stars burn hydrogen into helium.", "Loss goes down with data."],
-                                     "label": ["astro", "ml"]})
+    ds = datasets.Dataset.from_dict(
+        {"text": ["Stars burn hydrogen into helium.", "Loss goes down with data."], "label": ["astro", "ml"]}
+    )
     ds.save_to_disk(str(tmp_path / "ds"))
     corpus = HFDataset(path=str(tmp_path / "ds"), domain_column="label").load()
     assert corpus.domains == ["astro", "ml"]
@@ -120,8 +131,10 @@ def test_npy_validation(tmp_path):
     good = tmp_path / "good.npy"
     np.save(good, np.random.default_rng(0).normal(size=(10, 8)).astype(np.float32))
     assert load_npy(good).shape == (10, 8)
-    for name, arr, msg in [("one_d.npy", np.zeros(5, np.float32), "expected a 2-D float array"),
-                           ("ints.npy", np.zeros((3, 2), np.int64), "expected a 2-D float array")]:
+    for name, arr, msg in [
+        ("one_d.npy", np.zeros(5, np.float32), "expected a 2-D float array"),
+        ("ints.npy", np.zeros((3, 2), np.int64), "expected a 2-D float array"),
+    ]:
         np.save(tmp_path / name, arr)
         with pytest.raises(SourceError, match=msg):
             load_npy(tmp_path / name)

@@ -2,6 +2,7 @@
 behaviour check of the import graph, not a timing: each command's --help, sae-embed's path to a
 cached store and the labelling load none of the heavy libraries they do not use. The times
 themselves are benchmarks/bench_startup.py's."""
+
 from __future__ import annotations
 
 import json
@@ -13,9 +14,12 @@ import pytest
 
 HEAVY = ("torch", "pytorch_lightning", "transformers", "sentence_transformers", "keybert", "wandb")
 ENTRY_POINTS = {  # as pyproject.toml's [project.scripts] names them
-    "sae-train": "sae_lightning.cli:train", "sae-embed": "sae_lightning.cli:embed",
-    "sae-label": "sae_lightning.cli:label", "sae-compare": "sae_lightning.cli:compare",
-    "sae-search": "sae_lightning.cli:search", "sae-diff": "sae_lightning.diff.cli:main",
+    "sae-train": "sae_lightning.cli:train",
+    "sae-embed": "sae_lightning.cli:embed",
+    "sae-label": "sae_lightning.cli:label",
+    "sae-compare": "sae_lightning.cli:compare",
+    "sae-search": "sae_lightning.cli:search",
+    "sae-diff": "sae_lightning.diff.cli:main",
     "sae-export": "sae_lightning.export.sentence_transformers:main",
 }
 LOADED = """
@@ -27,8 +31,13 @@ print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)))
 
 def loaded_after(code: str, env: dict | None = None) -> tuple[list[str], str]:
     """The HEAVY modules a fresh interpreter holds after running `code`, and what it printed before."""
-    res = subprocess.run([sys.executable, "-c", LOADED.format(code=code, heavy=HEAVY)], capture_output=True, text=True,
-                         timeout=300, env=env)
+    res = subprocess.run(
+        [sys.executable, "-c", LOADED.format(code=code, heavy=HEAVY)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     *before, last = res.stdout.splitlines()
     return json.loads(last), "\n".join(before)
@@ -37,9 +46,11 @@ def loaded_after(code: str, env: dict | None = None) -> tuple[list[str], str]:
 @pytest.mark.parametrize("command", ENTRY_POINTS)
 def test_help_loads_no_torch_lightning_or_models(command):
     module, func = ENTRY_POINTS[command].split(":")
-    heavy, _ = loaded_after(f"sys.argv = [{command!r}, '--help']\nfrom {module} import {func}\n"
-                            f"with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
-                            f"    {func}()")
+    heavy, _ = loaded_after(
+        f"sys.argv = [{command!r}, '--help']\nfrom {module} import {func}\n"
+        f"with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    {func}()"
+    )
     assert heavy == []
 
 
@@ -59,6 +70,9 @@ def test_wandb_offline_notice_is_dropped_when_transformers_loads_it():
     load = "import transformers.integrations.integration_utils"
     _, printed = loaded_after(load, env)
     assert "WANDB offline" in printed  # the notice this guards against (else the check below says nothing)
-    heavy, printed = loaded_after(f"from sae_lightning.quiet import drop_wandb_offline_notice\n"
-                                  f"drop_wandb_offline_notice()\nassert 'transformers' not in sys.modules\n{load}", env)
+    heavy, printed = loaded_after(
+        f"from sae_lightning.quiet import drop_wandb_offline_notice\n"
+        f"drop_wandb_offline_notice()\nassert 'transformers' not in sys.modules\n{load}",
+        env,
+    )
     assert printed == "" and "transformers" in heavy

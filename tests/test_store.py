@@ -1,4 +1,5 @@
 """The embedding store: real model, fingerprinted reuse, kill -9 resume, and corrupt stores."""
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,11 @@ def test_same_fingerprint_embeds_nothing(small_store, cache_dir, monkeypatch):
         raise AssertionError("a complete store must not be embedded again")
 
     monkeypatch.setattr(Embedder, "encode", refuse)
-    again = build_store(WikiVitalArticles(topics=["Mathematics", "History", "Arts"], limit=600, seed=0),
-                        Embedder(show_progress=False), cache_dir)
+    again = build_store(
+        WikiVitalArticles(topics=["Mathematics", "History", "Arts"], limit=600, seed=0),
+        Embedder(show_progress=False),
+        cache_dir,
+    )
     assert again.path == small_store.path
 
 
@@ -49,9 +53,18 @@ def test_options_change_the_fingerprint(cache_dir, small_store):
 
 
 def _embed_cmd(cache: Path, log_dir: Path) -> list[str]:
-    return [sys.executable, "-c", "from sae_lightning.cli import embed; embed()",
-            "domain=wiki_mathematics", "domain.limit=400", "embedder.shard_size=25", "embedder.batch_size=25",
-            f"paths.cache_dir={cache}", f"paths.log_dir={log_dir}", "embedder.show_progress=false"]
+    return [
+        sys.executable,
+        "-c",
+        "from sae_lightning.cli import embed; embed()",
+        "domain=wiki_mathematics",
+        "domain.limit=400",
+        "embedder.shard_size=25",
+        "embedder.batch_size=25",
+        f"paths.cache_dir={cache}",
+        f"paths.log_dir={log_dir}",
+        "embedder.show_progress=false",
+    ]
 
 
 def _store_dirs(cache: Path) -> list[Path]:
@@ -66,8 +79,13 @@ def test_killed_run_resumes_to_the_same_store(tmp_path):
     assert whole.returncode == 0, whole.stderr
     (ref_dir,) = _store_dirs(tmp_path / "a")
 
-    proc = subprocess.Popen(_embed_cmd(tmp_path / "b", tmp_path / "logs"), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        _embed_cmd(tmp_path / "b", tmp_path / "logs"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 120
     shards = []
     while time.time() < deadline and len(shards) < 6:
@@ -122,8 +140,11 @@ def test_truncated_or_mismatched_store_is_refused(small_store, tmp_path):
 def test_npy_source_becomes_a_store(tmp_path, cache_dir):
     arr = np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32)
     np.save(tmp_path / "x.npy", arr)
-    store = build_store(NpyEmbeddings(path=str(tmp_path / "x.npy"), domain="synthetic"),
-                        Embedder(show_progress=False, shard_size=64), cache_dir)
+    store = build_store(
+        NpyEmbeddings(path=str(tmp_path / "x.npy"), domain="synthetic"),
+        Embedder(show_progress=False, shard_size=64),
+        cache_dir,
+    )
     assert np.array_equal(np.asarray(store.embeddings), arr)
     assert set(store.metadata()["domain"]) == {"synthetic"}
 
@@ -133,8 +154,11 @@ def test_npy_with_nan_is_refused_and_leaves_nothing(tmp_path):
     arr[57, 2] = np.nan
     np.save(tmp_path / "x.npy", arr)
     with pytest.raises(SourceError, match="NaN or Inf .*row 57"):
-        build_store(NpyEmbeddings(path=str(tmp_path / "x.npy")), Embedder(show_progress=False, shard_size=32),
-                    tmp_path / "cache")
+        build_store(
+            NpyEmbeddings(path=str(tmp_path / "x.npy")),
+            Embedder(show_progress=False, shard_size=32),
+            tmp_path / "cache",
+        )
     assert not any((tmp_path / "cache" / "stores").glob("*/manifest.json"))
 
 
@@ -152,8 +176,11 @@ def test_npy_store_follows_the_metadata_content_and_the_model_name(tmp_path):
     meta.write_text("text\n" + "".join(f"old text {i}\n" for i in range(40)))
 
     def store(**extra):
-        return build_store(NpyEmbeddings(path=str(tmp_path / "x.npy"), metadata=str(meta), **extra),
-                           Embedder(show_progress=False), tmp_path / "cache")
+        return build_store(
+            NpyEmbeddings(path=str(tmp_path / "x.npy"), metadata=str(meta), **extra),
+            Embedder(show_progress=False),
+            tmp_path / "cache",
+        )
 
     first = store()
     meta.write_text("text\n" + "".join(f"new text {i}\n" for i in range(40)))
@@ -167,8 +194,9 @@ def test_full_disk_is_one_line_and_leaves_no_temp_file_and_no_complete_store(tin
     # 3,000 x 64 float32 = 750 KiB: the shards fit, the finished embeddings.npy beside them does not.
     np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(3000, 64)).astype(np.float32))
     with pytest.raises(UserError, match=r"^disk full while writing .*embeddings.npy .*free space on"):
-        build_store(NpyEmbeddings(path=str(tmp_path / "x.npy")), Embedder(show_progress=False, shard_size=1000),
-                    tiny_disk)
+        build_store(
+            NpyEmbeddings(path=str(tmp_path / "x.npy")), Embedder(show_progress=False, shard_size=1000), tiny_disk
+        )
     (store,) = _store_dirs(tiny_disk)
     assert not list(store.rglob("*.tmp*")), "a temp file keeps the disk full"
     assert not json.loads((store / "manifest.json").read_text())["complete"]

@@ -1,5 +1,6 @@
 """Hydra multirun across domains: one folder per job (also with DDP), failures reported without
 stopping the sweep, clean W&B runs per job, the Optuna sweeper and the submitit launcher."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,15 @@ from .helpers import synthetic_npy
 from .wandb_records import finished_records
 
 SAE_TRAIN = str(Path(sys.executable).parent / "sae-train")
-FAST = ["sae.d_sae=64", "sae.k=4", "data.batch_size=256", "trainer.max_epochs=1", "labeling.enabled=false",
-        "trainer.enable_progress_bar=false", "embedder.show_progress=false"]
+FAST = [
+    "sae.d_sae=64",
+    "sae.k=4",
+    "data.batch_size=256",
+    "trainer.max_epochs=1",
+    "labeling.enabled=false",
+    "trainer.enable_progress_bar=false",
+    "embedder.show_progress=false",
+]
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +33,12 @@ def npy_path(tmp_path_factory) -> Path:
 
 
 def sweep(args: list[str], tmp_path: Path, cache: Path) -> tuple[subprocess.CompletedProcess, Path]:
-    res = subprocess.run([SAE_TRAIN, "-m", *args, f"paths.log_dir={tmp_path}", f"paths.cache_dir={cache}"],
-                         capture_output=True, text=True, timeout=900)
+    res = subprocess.run(
+        [SAE_TRAIN, "-m", *args, f"paths.log_dir={tmp_path}", f"paths.cache_dir={cache}"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     (sweep_dir,) = (tmp_path / "train" / "multiruns").iterdir()
     return res, sweep_dir
 
@@ -37,8 +49,9 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
 
 @pytest.mark.slow
 def test_two_domain_sweep_gives_two_finished_runs_with_clean_wandb_runs(tmp_path, cache_dir):
-    res, sweep_dir = sweep(["domain=wiki_mathematics,wiki_history", "domain.limit=150", "logger=wandb", *FAST],
-                           tmp_path, cache_dir)
+    res, sweep_dir = sweep(
+        ["domain=wiki_mathematics,wiki_history", "domain.limit=150", "logger=wandb", *FAST], tmp_path, cache_dir
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     jobs = job_dirs(sweep_dir)
     assert [p.name for p in jobs] == ["0_wiki_mathematics", "1_wiki_history"]
@@ -55,8 +68,9 @@ def test_two_domain_sweep_gives_two_finished_runs_with_clean_wandb_runs(tmp_path
 
 @pytest.mark.slow
 def test_a_failing_job_is_reported_and_the_others_run(npy_path, tmp_path, cache_dir):
-    res, sweep_dir = sweep(["domain=npy", f"domain.path={npy_path}", "sae.d_sae=0,64,32", "logger=none", *FAST[1:]],
-                           tmp_path, cache_dir)
+    res, sweep_dir = sweep(
+        ["domain=npy", f"domain.path={npy_path}", "sae.d_sae=0,64,32", "logger=none", *FAST[1:]], tmp_path, cache_dir
+    )
     assert res.returncode != 0  # the sweep as a whole says something failed
     summary = json.loads((sweep_dir / "sweep_summary.json").read_text())
     assert [j["status"] for j in summary] == ["failed", "finished", "finished"]
@@ -65,15 +79,28 @@ def test_a_failing_job_is_reported_and_the_others_run(npy_path, tmp_path, cache_
 
 
 def test_unknown_domain_in_a_sweep_list_is_one_line(tmp_path):
-    res = subprocess.run([SAE_TRAIN, "-m", "domain=wiki_mathematics,wiki_cooking", f"paths.log_dir={tmp_path}"],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [SAE_TRAIN, "-m", "domain=wiki_mathematics,wiki_cooking", f"paths.log_dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 2 and res.stderr.strip().startswith("error: unknown domain wiki_cooking; known:")
 
 
 @pytest.mark.slow
 def test_ddp_inside_a_multirun_writes_one_folder_per_job(npy_path, tmp_path, cache_dir):
-    res, sweep_dir = sweep(["domain=npy", f"domain.path={npy_path}", "trainer=ddp_cpu", "sae.k=2,4", "logger=none",
-                            *[a for a in FAST if not a.startswith("sae.k")]], tmp_path, cache_dir)
+    res, sweep_dir = sweep(
+        [
+            "domain=npy",
+            f"domain.path={npy_path}",
+            "trainer=ddp_cpu",
+            "sae.k=2,4",
+            "logger=none",
+            *[a for a in FAST if not a.startswith("sae.k")],
+        ],
+        tmp_path,
+        cache_dir,
+    )
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
     assert len(list((tmp_path / "train" / "multiruns").iterdir())) == 1  # no sweep of the child ranks
     folders = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir())
@@ -85,9 +112,18 @@ def test_ddp_inside_a_multirun_writes_one_folder_per_job(npy_path, tmp_path, cac
 
 @pytest.mark.slow
 def test_optuna_sweeper_runs_trials_and_reports_the_best(npy_path, tmp_path, cache_dir):
-    res, sweep_dir = sweep(["hparams_search=topk_fve", "hydra.sweeper.n_trials=2", "domain=npy",
-                            f"domain.path={npy_path}",
-                            "logger=none", *[a for a in FAST if not a.startswith("sae.")]], tmp_path, cache_dir)
+    res, sweep_dir = sweep(
+        [
+            "hparams_search=topk_fve",
+            "hydra.sweeper.n_trials=2",
+            "domain=npy",
+            f"domain.path={npy_path}",
+            "logger=none",
+            *[a for a in FAST if not a.startswith("sae.")],
+        ],
+        tmp_path,
+        cache_dir,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     best = (sweep_dir / "optimization_results.yaml").read_text()
     assert "best_value" in best and "module.lr" in best
@@ -96,9 +132,19 @@ def test_optuna_sweeper_runs_trials_and_reports_the_best(npy_path, tmp_path, cac
 
 @pytest.mark.slow
 def test_submitit_local_launcher_runs_a_two_job_sweep(npy_path, tmp_path, cache_dir):
-    res, sweep_dir = sweep(["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", "domain=npy",
-                            f"domain.path={npy_path}", "sae.k=2,4", "logger=none",
-                            *[a for a in FAST if not a.startswith("sae.k")]], tmp_path, cache_dir)
+    res, sweep_dir = sweep(
+        [
+            "hydra/launcher=submitit_local",
+            "hydra.launcher.timeout_min=10",
+            "domain=npy",
+            f"domain.path={npy_path}",
+            "sae.k=2,4",
+            "logger=none",
+            *[a for a in FAST if not a.startswith("sae.k")],
+        ],
+        tmp_path,
+        cache_dir,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     jobs = job_dirs(sweep_dir)
     assert len(jobs) == 2 and all((j / "metrics.json").exists() for j in jobs)

@@ -3,27 +3,32 @@
 Planted top-text lists on the real 600-sentence store (tests/conftest.py), embedded with the
 packaged MiniLM and tokenized with its own tokenizer; coherence and its masked version are the
 labelling's own functions."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from sae_lightning.labels.naming.source_documents import first_per_document
-from sae_lightning.schemas.labeling import LabelingConfig
 from sae_lightning.labels.scoring.coherence import feature_coherence
 from sae_lightning.labels.scoring.token_features import Patterns, pattern_label, token_features
 from sae_lightning.labels.scoring.verdict import verdicts
 from sae_lightning.run_schema import INTERPRETABLE, TOKEN
+from sae_lightning.schemas.labeling import LabelingConfig
 
 from .planted_texts import with_planted
 
 # Subjects that share only their leading word-pieces "x ##yl…", in short sentences: MiniLM embeds
 # them alike (coherence ~3) for the shared pieces alone.
 XY_TEXTS = [
-    "Xylophones are played with mallets in an orchestra.", "Xylitol is a sweetener used in chewing gum.",
-    "Xylella is a bacterium that infects olive trees.", "Xylenes are solvents in the paint industry.",
-    "Xylocopa are large bees that nest in dead branches.", "Xylose is absorbed in the small intestine.",
-    "Xylography was an early printing technique.", "Xylazine is a sedative used by veterinarians.",
+    "Xylophones are played with mallets in an orchestra.",
+    "Xylitol is a sweetener used in chewing gum.",
+    "Xylella is a bacterium that infects olive trees.",
+    "Xylenes are solvents in the paint industry.",
+    "Xylocopa are large bees that nest in dead branches.",
+    "Xylose is absorbed in the small intestine.",
+    "Xylography was an early printing technique.",
+    "Xylazine is a sedative used by veterinarians.",
 ]
 # Ten subjects that share only their leading word-piece "cr" (as the default run's CRT, Cronkite,
 # crochet, Cruyff feature): a craft, a journalist, an animal, a footballer, an island, a pastry ...
@@ -54,8 +59,8 @@ def planted(small_store):
     rng = np.random.default_rng(0)
     mixture = first_per_document(rng.permutation(n)[None], codes)[0]
     top = np.full((4, 12), -1)
-    top[0, :len(XY_TEXTS)] = n + np.arange(len(XY_TEXTS))
-    top[1, :len(CR_TEXTS)] = n + len(XY_TEXTS) + np.arange(len(CR_TEXTS))
+    top[0, : len(XY_TEXTS)] = n + np.arange(len(XY_TEXTS))
+    top[1, : len(CR_TEXTS)] = n + len(XY_TEXTS) + np.arange(len(CR_TEXTS))
     top[2], top[3] = ranked[:12], mixture[:12]
     return model, cache, texts, X, codes, top, np.arange(n)
 
@@ -64,8 +69,20 @@ def test_texts_sharing_only_a_leading_subword_get_the_token_verdict(planted):
     model, cache, texts, X, codes, top, train_rows = planted
     cfg = LabelingConfig()
     coh = feature_coherence(top, X, train_rows, codes, cfg.coherence_min_docs, cfg.coherence_pairs, cfg.seed)
-    got = token_features(coh.doc_rows, coh.n_docs, coh.score, texts, train_rows, model.tokenizer, cache,
-                         coh.baseline_mean, coh.baseline_std, cfg.coherence_min, cfg.token_share_gap, cfg.seed)
+    got = token_features(
+        coh.doc_rows,
+        coh.n_docs,
+        coh.score,
+        texts,
+        train_rows,
+        model.tokenizer,
+        cache,
+        coh.baseline_mean,
+        coh.baseline_std,
+        cfg.coherence_min,
+        cfg.token_share_gap,
+        cfg.seed,
+    )
     assert got.is_token.tolist() == [True, True, False, False], (got.labels, got.coherence, coh.score)
     # "x ##yl…" texts look coherent to the model; with the x-words deleted they share nothing
     assert coh.score[0] >= cfg.coherence_min > got.coherence[0] and got.labels[0] == 'token: "x…"'
@@ -78,8 +95,20 @@ def test_texts_sharing_only_a_leading_subword_get_the_token_verdict(planted):
     verdict = verdicts(np.zeros(4, bool), got.coherence, np.ones(4, bool), cfg.coherence_min, got.is_token)
     assert verdict.tolist()[:3] == [TOKEN, TOKEN, INTERPRETABLE]
     # a relabel embeds nothing: the masked texts are in the phrase cache
-    again = token_features(coh.doc_rows, coh.n_docs, coh.score, texts, train_rows, model.tokenizer, cache,
-                           coh.baseline_mean, coh.baseline_std, cfg.coherence_min, cfg.token_share_gap, cfg.seed)
+    again = token_features(
+        coh.doc_rows,
+        coh.n_docs,
+        coh.score,
+        texts,
+        train_rows,
+        model.tokenizer,
+        cache,
+        coh.baseline_mean,
+        coh.baseline_std,
+        cfg.coherence_min,
+        cfg.token_share_gap,
+        cfg.seed,
+    )
     assert again.n_embedded == 0 and again.labels == got.labels and np.allclose(again.coherence, got.coherence)
 
 

@@ -24,8 +24,11 @@ def test_topk_kernel_returns_the_k_largest(shape, k, dtype):
     from sae_lightning.models.kernels.topk_kernel import topk_indices
 
     gen = torch.Generator().manual_seed(0)
-    cases = [torch.randn(shape, generator=gen), torch.randn(shape, generator=gen) - 3,
-             torch.randint(0, 5, shape, generator=gen).float()]
+    cases = [
+        torch.randn(shape, generator=gen),
+        torch.randn(shape, generator=gen) - 3,
+        torch.randint(0, 5, shape, generator=gen).float(),
+    ]
     for pre in [c.to(dtype) for c in cases] + ([_special_values(dtype)] if shape[1] == 12 else []):
         idx = topk_indices(pre, k)
         assert idx.dtype == torch.int64 and idx.shape == (len(pre), k)
@@ -62,7 +65,9 @@ def test_latent_order_is_a_stable_sort_by_latent():
     offsets = torch.cumsum(counts, 0) - counts
     starts, entry, row = latent_order(idx, offsets, 24)
     assert torch.equal(entry, torch.argsort(idx, stable=True))
-    assert torch.equal(starts.long(), torch.cat([torch.zeros(1, dtype=torch.long), torch.bincount(idx, minlength=24).cumsum(0)]))
+    assert torch.equal(
+        starts.long(), torch.cat([torch.zeros(1, dtype=torch.long), torch.bincount(idx, minlength=24).cumsum(0)])
+    )
     assert torch.equal(row.long(), torch.repeat_interleave(torch.arange(5), counts)[entry])
     vals, g = torch.randn(len(idx), generator=gen), torch.randn(5, 6, generator=gen)
     S = torch.zeros(5, 24).index_put_((torch.repeat_interleave(torch.arange(5), counts), idx), vals, accumulate=True)

@@ -1,4 +1,5 @@
 """SAE training through the real Hydra config, DataModule and Lightning Trainer."""
+
 from __future__ import annotations
 
 import json
@@ -48,9 +49,20 @@ def npy_args(path: Path) -> list[str]:
 def test_every_variant_trains_end_to_end_saves_and_loads(arch, synthetic_npy, tmp_path, cache_dir):
     path, _ = synthetic_npy
     extra = ["sae.matryoshka_prefixes=[16,64,256]"] if arch == "matryoshka" else []
-    out = run([f"sae={arch}", "sae.d_sae=256", *(["sae.k=8"] if arch in ("topk", "batchtopk", "matryoshka") else []),
-               "data.batch_size=256", "trainer.max_epochs=2", *extra, *npy_args(path), *QUIET],
-              tmp_path / "run", cache_dir)
+    out = run(
+        [
+            f"sae={arch}",
+            "sae.d_sae=256",
+            *(["sae.k=8"] if arch in ("topk", "batchtopk", "matryoshka") else []),
+            "data.batch_size=256",
+            "trainer.max_epochs=2",
+            *extra,
+            *npy_args(path),
+            *QUIET,
+        ],
+        tmp_path / "run",
+        cache_dir,
+    )
     cfg = json.loads((out / "sae" / "cfg.json").read_text())
     assert cfg["sae_lightning"]["architecture"] == arch and cfg["d_in"] == 32 and cfg["d_sae"] == 256
     assert cfg["metadata"]["model_name"] == "synthetic"
@@ -76,8 +88,9 @@ def test_dead_after_samples_in_cfg_json_is_the_one_the_dead_mask_uses(synthetic_
     from sae_lightning.pipeline import build_module, build_store_from_cfg
 
     path, _ = synthetic_npy
-    cfg = compose_cfg([*npy_args(path), "sae.d_sae=64", "sae.k=4", "sae.dead_after_samples=1000000", *QUIET],
-                      tmp_path, cache_dir)
+    cfg = compose_cfg(
+        [*npy_args(path), "sae.d_sae=64", "sae.k=4", "sae.dead_after_samples=1000000", *QUIET], tmp_path, cache_dir
+    )
     store = build_store_from_cfg(cfg)
     module = build_module(cfg, store)
     n_train = len(split_indices(len(store), cfg.data.val_fraction, cfg.seed)[0])
@@ -91,13 +104,29 @@ def test_dead_after_samples_in_cfg_json_is_the_one_the_dead_mask_uses(synthetic_
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch,extra", [("topk", ["sae.k=4", "module.lr=0.004"]),
-                                        ("relu", ["sae.l1_coefficient=0.2", "sae.l1_warmup_steps=200",
-                                                  "module.lr=0.004"])])
+@pytest.mark.parametrize(
+    "arch,extra",
+    [
+        ("topk", ["sae.k=4", "module.lr=0.004"]),
+        ("relu", ["sae.l1_coefficient=0.2", "sae.l1_warmup_steps=200", "module.lr=0.004"]),
+    ],
+)
 def test_recovers_a_known_sparse_dictionary(arch, extra, synthetic_npy, tmp_path, cache_dir):
     path, true_dirs = synthetic_npy
-    out = run([f"sae={arch}", "sae.d_sae=256", "data.batch_size=64", "trainer.max_epochs=25",
-               "module.warmup_steps=50", *extra, *npy_args(path), *QUIET], tmp_path / "run", cache_dir)
+    out = run(
+        [
+            f"sae={arch}",
+            "sae.d_sae=256",
+            "data.batch_size=64",
+            "trainer.max_epochs=25",
+            "module.warmup_steps=50",
+            *extra,
+            *npy_args(path),
+            *QUIET,
+        ],
+        tmp_path / "run",
+        cache_dir,
+    )
     learned = torch.nn.functional.normalize(SparseAutoencoder.load(out / "sae").W_dec, dim=1)
     mean_max_cos = (true_dirs @ learned.T).max(dim=1).values.mean().item()
     assert mean_max_cos >= 0.9, f"{arch}: mean max cosine {mean_max_cos:.3f}"
@@ -105,16 +134,28 @@ def test_recovers_a_known_sparse_dictionary(arch, extra, synthetic_npy, tmp_path
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signal_mid_epoch_then_resume_ends_with_the_same_weights(signum, code, synthetic_npy, tmp_path, cache_dir,
-                                                                capsys):
+def test_signal_mid_epoch_then_resume_ends_with_the_same_weights(
+    signum, code, synthetic_npy, tmp_path, cache_dir, capsys
+):
     """Ctrl-C / SIGTERM after step 6 of 31 per epoch (epoch 0, batch 6): a checkpoint, the resume
     line, exit 130 / 143; the resumed run's weights, sparsity and metrics equal an uninterrupted one's."""
     path, _ = synthetic_npy
-    base = ["sae=topk", "sae.d_sae=128", "sae.k=8", "data.batch_size=128", "trainer.max_epochs=2",
-            "sae.dead_after_samples=500", *npy_args(path), *QUIET]
+    base = [
+        "sae=topk",
+        "sae.d_sae=128",
+        "sae.k=8",
+        "data.batch_size=128",
+        "trainer.max_epochs=2",
+        "sae.dead_after_samples=500",
+        *npy_args(path),
+        *QUIET,
+    ]
     whole = run(base, tmp_path / "whole", cache_dir)
-    stop = ["+callbacks.stop._target_=tests.helpers.SignalAtStep", "+callbacks.stop.step=6",
-            f"+callbacks.stop.signum={int(signum)}"]
+    stop = [
+        "+callbacks.stop._target_=tests.helpers.SignalAtStep",
+        "+callbacks.stop.step=6",
+        f"+callbacks.stop.signum={int(signum)}",
+    ]
     part = tmp_path / "part"
     with pytest.raises(SystemExit) as exited:
         run(base + stop, part, cache_dir)
@@ -139,12 +180,15 @@ def test_ckpt_last_without_a_checkpoint_is_a_clear_error(synthetic_npy, tmp_path
         run(["ckpt_path=last", *npy_args(path), *QUIET], tmp_path / "new", cache_dir)
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (["sae.k=300", "sae.d_sae=256"], "k=300"),
-    (["sae.d_sae=0"], "d_sae=0 must be positive"),
-    (["sae.architecture=gated"], "known architectures: batchtopk, jumprelu, matryoshka, relu, topk"),
-    (["+sae.d_in=768"], "sae.d_in=768 but the embedding store .* is 32 wide"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["sae.k=300", "sae.d_sae=256"], "k=300"),
+        (["sae.d_sae=0"], "d_sae=0 must be positive"),
+        (["sae.architecture=gated"], "known architectures: batchtopk, jumprelu, matryoshka, relu, topk"),
+        (["+sae.d_in=768"], "sae.d_in=768 but the embedding store .* is 32 wide"),
+    ],
+)
 def test_config_errors_are_caught_before_any_work(overrides, message, synthetic_npy, tmp_path, cache_dir):
     path, _ = synthetic_npy
     with pytest.raises(UserError, match=message):
@@ -158,8 +202,9 @@ def _corrupt_store_copy(cache_dir: Path, tmp_path: Path, npy: Path, value: float
     from sae_lightning.data.sources import NpyEmbeddings
 
     # The same store the run asks for: the fingerprint covers domain.model_name.
-    store = build_store(NpyEmbeddings(path=str(npy), model_name="synthetic"), Embedder(show_progress=False),
-                        tmp_path / "cache")
+    store = build_store(
+        NpyEmbeddings(path=str(npy), model_name="synthetic"), Embedder(show_progress=False), tmp_path / "cache"
+    )
     emb = np.load(store.path / "embeddings.npy", mmap_mode="r+")
     emb[700:710] = value
     emb.flush()
@@ -198,9 +243,23 @@ def test_a_diverging_run_stops_and_keeps_a_checkpoint_from_before(lr, warmup, sy
     written every step, holds a state from before the bad update."""
     path, _ = synthetic_npy
     out = tmp_path / "run"
-    with pytest.raises(UserError, match=r"training stopped: .*at step (\d+).*; (no checkpoint|.*last.ckpt \(step \d+\) keeps)") as err:
-        run(["sae.d_sae=64", "sae.k=4", "data.batch_size=256", f"module.lr={lr}", f"module.warmup_steps={warmup}",
-             "callbacks.periodic_checkpoint.every_n_train_steps=1", *npy_args(path), *QUIET], out, cache_dir)
+    with pytest.raises(
+        UserError, match=r"training stopped: .*at step (\d+).*; (no checkpoint|.*last.ckpt \(step \d+\) keeps)"
+    ) as err:
+        run(
+            [
+                "sae.d_sae=64",
+                "sae.k=4",
+                "data.batch_size=256",
+                f"module.lr={lr}",
+                f"module.warmup_steps={warmup}",
+                "callbacks.periodic_checkpoint.every_n_train_steps=1",
+                *npy_args(path),
+                *QUIET,
+            ],
+            out,
+            cache_dir,
+        )
     assert not (out / "sae").exists() and not (out / "metrics.json").exists()
     failed_at = int(re.search(r"at step (\d+)", str(err.value)).group(1))
     if warmup == 0:
@@ -217,13 +276,33 @@ def test_a_diverging_run_stops_and_keeps_a_checkpoint_from_before(lr, warmup, sy
 @pytest.mark.slow
 def test_wandb_offline_run_holds_the_logged_metrics(synthetic_npy, tmp_path, cache_dir):
     path, _ = synthetic_npy
-    out = run(["logger=wandb", "labeling.enabled=false", "trainer.enable_progress_bar=false", "sae.d_sae=64",
-               "sae.k=4", "data.batch_size=256", "trainer.max_epochs=2", "trainer.log_every_n_steps=2",
-               *npy_args(path)], tmp_path / "run", cache_dir)
+    out = run(
+        [
+            "logger=wandb",
+            "labeling.enabled=false",
+            "trainer.enable_progress_bar=false",
+            "sae.d_sae=64",
+            "sae.k=4",
+            "data.batch_size=256",
+            "trainer.max_epochs=2",
+            "trainer.log_every_n_steps=2",
+            *npy_args(path),
+        ],
+        tmp_path / "run",
+        cache_dir,
+    )
     (run_file,) = (out / "wandb").glob("offline-run-*/run-*.wandb")
     config, summary, history = logged(run_file)
-    for key in ("val/fve", "val/l0", "val/retrieval_recall@10", "train/loss", "train/dead_frac", "train/dense_frac",
-                "train/lr", "train/log10_feature_density/bins"):
+    for key in (
+        "val/fve",
+        "val/l0",
+        "val/retrieval_recall@10",
+        "train/loss",
+        "train/dead_frac",
+        "train/dense_frac",
+        "train/lr",
+        "train/log10_feature_density/bins",
+    ):
         assert key in summary, key
     assert abs(summary["val/fve"] - RunDir(out).metrics()["fve"]) < 1e-6
     assert sum("train/loss" in row for row in history) >= 2  # logged per step, not only once
@@ -235,14 +314,24 @@ def test_ddp_on_cpu_matches_a_single_process(synthetic_npy, tmp_path):
     """2 gloo processes with half the batch each take the same steps over the same data as one
     process: their metrics agree within noise."""
     path, _ = synthetic_npy
-    common = [*npy_args(path), "sae.d_sae=128", "sae.k=8", "trainer.max_epochs=3", *QUIET,
-              f"paths.cache_dir={tmp_path / 'cache'}"]
+    common = [
+        *npy_args(path),
+        "sae.d_sae=128",
+        "sae.k=8",
+        "trainer.max_epochs=3",
+        *QUIET,
+        f"paths.cache_dir={tmp_path / 'cache'}",
+    ]
     results = {}
     for name, extra in (("single", ["data.batch_size=128"]), ("ddp", ["trainer=ddp_cpu", "data.batch_size=64"])):
         out = tmp_path / name
         # The console script, as users run it: DDP ranks are started by re-running that command.
-        res = subprocess.run([str(Path(sys.executable).parent / "sae-train"), *common, *extra, f"run_dir={out}"],
-                             capture_output=True, text=True, timeout=600)
+        res = subprocess.run(
+            [str(Path(sys.executable).parent / "sae-train"), *common, *extra, f"run_dir={out}"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
         results[name] = RunDir(out).metrics()
         assert len(list(tmp_path.glob(f"{name}*"))) == 1  # one output folder, not one per rank
@@ -254,9 +343,19 @@ def test_both_checkpoint_callbacks_write_the_one_last_ckpt(synthetic_npy, tmp_pa
     """The epoch and the periodic ModelCheckpoint share last.ckpt; Lightning's version counter would
     make the second write last-v1.ckpt, and `ckpt_path=last` would then miss the newest steps."""
     path, _ = synthetic_npy
-    out = run(["sae.d_sae=64", "sae.k=4", "data.batch_size=256", "trainer.max_epochs=2",
-               "callbacks.periodic_checkpoint.every_n_train_steps=4", *npy_args(path), *QUIET],
-              tmp_path / "run", cache_dir)
+    out = run(
+        [
+            "sae.d_sae=64",
+            "sae.k=4",
+            "data.batch_size=256",
+            "trainer.max_epochs=2",
+            "callbacks.periodic_checkpoint.every_n_train_steps=4",
+            *npy_args(path),
+            *QUIET,
+        ],
+        tmp_path / "run",
+        cache_dir,
+    )
     names = sorted(p.name for p in (out / "checkpoints").glob("*.ckpt"))
     assert not [n for n in names if n.startswith("last-v")], names
     step = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
@@ -276,12 +375,27 @@ def test_the_periodic_checkpoint_follows_training_time_unless_a_step_count_is_se
     by_time = instantiate(periodic)
     assert by_time._train_time_interval == timedelta(seconds=periodic.every_n_seconds)
     assert by_time._every_n_train_steps == 0 and by_time._every_n_epochs == 0
-    by_steps = instantiate(compose_cfg(["callbacks.periodic_checkpoint.every_n_train_steps=5"], tmp_path,
-                                       cache_dir).callbacks.periodic_checkpoint)
+    by_steps = instantiate(
+        compose_cfg(
+            ["callbacks.periodic_checkpoint.every_n_train_steps=5"], tmp_path, cache_dir
+        ).callbacks.periodic_checkpoint
+    )
     assert by_steps._train_time_interval is None and by_steps._every_n_train_steps == 5
     path, _ = synthetic_npy
-    out = run(["sae.d_sae=64", "sae.k=4", "data.batch_size=256", "trainer.max_epochs=2", "~callbacks.model_checkpoint",
-               "callbacks.periodic_checkpoint.every_n_seconds=1e-6", *npy_args(path), *QUIET], tmp_path / "run", cache_dir)
+    out = run(
+        [
+            "sae.d_sae=64",
+            "sae.k=4",
+            "data.batch_size=256",
+            "trainer.max_epochs=2",
+            "~callbacks.model_checkpoint",
+            "callbacks.periodic_checkpoint.every_n_seconds=1e-6",
+            *npy_args(path),
+            *QUIET,
+        ],
+        tmp_path / "run",
+        cache_dir,
+    )
     assert sorted(p.name for p in (out / "checkpoints").glob("*.ckpt")) == ["last.ckpt"]
     step = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
     assert step == 2 * (int(4000 * (1 - 0.1)) // 256)

@@ -1,5 +1,6 @@
 """Bad values and corrupt files end in one line naming the problem and the fix, exit status 2,
 before any work and with nothing written (validate.py, cli.py, the load paths)."""
+
 from __future__ import annotations
 
 import json
@@ -15,9 +16,9 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
 from sae_lightning.cli import _own_error
-from sae_lightning.hydra_setup import CONF_DIR, group_options
 from sae_lightning.data.store import EmbeddingStore
 from sae_lightning.errors import UserError
+from sae_lightning.hydra_setup import CONF_DIR, group_options
 from sae_lightning.label_run import label_run_dir
 from sae_lightning.models import SparseAutoencoder, build_sae, sae_config
 from sae_lightning.run_dir import RunDir
@@ -34,7 +35,10 @@ BAD_VALUES = [
     ("module.lr=-1", "module.lr=-1 is invalid; set module.lr to a finite number > 0"),
     ("module.lr=nan", "module.lr=nan is invalid; set module.lr to a finite number > 0"),
     ("data.batch_size=0", "data.batch_size=0 is invalid; set data.batch_size to a whole number >= 1"),
-    ("data.val_fraction=1.0", "data.val_fraction=1.0 is invalid; set data.val_fraction to a finite number >= 0 and < 1"),
+    (
+        "data.val_fraction=1.0",
+        "data.val_fraction=1.0 is invalid; set data.val_fraction to a finite number >= 0 and < 1",
+    ),
     ("domain.limit=abc", "domain.limit=abc is invalid; set domain.limit to a whole number >= 1, or null"),
     ("labeling.top_n=0", "labeling.top_n=0 is invalid; set labeling.top_n to a whole number >= 1"),
     ("trainer.max_epochs=-1", "trainer.max_epochs=-1 is invalid; set trainer.max_epochs to a whole number >= 1"),
@@ -48,7 +52,10 @@ BAD_VALUES = [
     ("domain.limit=2.5", "domain.limit=2.5 is invalid"),
     ("module.betas=[0.9]", "module.betas=[0.9] is invalid; set module.betas to two numbers in [0, 1)"),
     ("labeling.ngram_range=[2,1]", "labeling.ngram_range=[2, 1] is invalid"),
-    ("domain.topics=[Cooking]", "domain.topics=['Cooking'] is invalid; set domain.topics to a non-empty list of topics"),
+    (
+        "domain.topics=[Cooking]",
+        "domain.topics=['Cooking'] is invalid; set domain.topics to a non-empty list of topics",
+    ),
     ("trainer.devices=0", "trainer.devices=0 is invalid"),
     ("embedder.device=gpu7", "embedder.device=gpu7 is invalid; set embedder.device to cpu, cuda, cuda:N or mps"),
     ("sae.k=64", "sae.k=64 must be below sae.d_sae=64; lower sae.k or raise sae.d_sae"),
@@ -62,8 +69,11 @@ def _one_line(msg: str) -> bool:
 
 @pytest.mark.parametrize("override,message", BAD_VALUES)
 def test_each_bad_value_is_one_line_naming_knob_and_fix(override, message, tmp_path):
-    cfg = compose_cfg([override, "sae.d_sae=64", "sae.k=8"] if not override.startswith("sae.k") else
-                      [override, "sae.d_sae=64"], tmp_path, tmp_path)
+    cfg = compose_cfg(
+        [override, "sae.d_sae=64", "sae.k=8"] if not override.startswith("sae.k") else [override, "sae.d_sae=64"],
+        tmp_path,
+        tmp_path,
+    )
     if message is None:
         check_config(cfg)
         return
@@ -92,14 +102,31 @@ def _label_cfg(overrides: list[str]):
 def test_required_values_and_empty_hf_domain(tmp_path):
     with pytest.raises(UserError, match=r"^domain.path is required: pass domain.path=<a file or folder>$"):
         check_config(compose_cfg(["domain=files"], tmp_path, tmp_path))
-    with pytest.raises(UserError, match=r"^domain=hf needs domain.name=<hub id> or domain.path=<a save_to_disk folder>$"):
+    with pytest.raises(
+        UserError, match=r"^domain=hf needs domain.name=<hub id> or domain.path=<a save_to_disk folder>$"
+    ):
         check_config(compose_cfg(["domain=hf"], tmp_path, tmp_path))
     with pytest.raises(UserError, match=r"^run_dir is required: pass run_dir=<a finished run folder>$"):
         check_config(_label_cfg([]), skip=("paths.output_dir",))
 
 
-@pytest.mark.parametrize("group", ["domain", "sae", "trainer", "logger", "embedder", "data", "module", "labeling",
-                                   "families", "callbacks", "experiment", "hparams_search"])
+@pytest.mark.parametrize(
+    "group",
+    [
+        "domain",
+        "sae",
+        "trainer",
+        "logger",
+        "embedder",
+        "data",
+        "module",
+        "labeling",
+        "families",
+        "callbacks",
+        "experiment",
+        "hparams_search",
+    ],
+)
 def test_every_shipped_option_passes_and_every_knob_has_a_rule(group, tmp_path):
     """No false alarms on the configs we ship, and a knob added under conf/ without a rule fails here."""
     for option in group_options(group):
@@ -139,25 +166,46 @@ def _run(cmd: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
 
 
-@pytest.mark.parametrize("args,message", [
-    (["module.lr=-1"], "error: module.lr=-1 is invalid; set module.lr to a finite number > 0"),
-    (["trainer.max_epochs=0"], "error: trainer.max_epochs=0 is invalid; set trainer.max_epochs to a whole number >= 1"),
-    (["embedder.dtype=int8"], "error: embedder.dtype=int8 is invalid; set embedder.dtype to one of float32 | float16"),
-    (["domain=hf"], "error: domain=hf needs domain.name=<hub id> or domain.path=<a save_to_disk folder>"),
-    (["data.batchsize=3"], "error: Could not override 'data.batchsize'; To append to your config use +data.batchsize=3"),
-    (["seed=${nope}"], "error: seed cannot be resolved: Interpolation key 'nope' not found; fix the interpolation"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["module.lr=-1"], "error: module.lr=-1 is invalid; set module.lr to a finite number > 0"),
+        (
+            ["trainer.max_epochs=0"],
+            "error: trainer.max_epochs=0 is invalid; set trainer.max_epochs to a whole number >= 1",
+        ),
+        (
+            ["embedder.dtype=int8"],
+            "error: embedder.dtype=int8 is invalid; set embedder.dtype to one of float32 | float16",
+        ),
+        (["domain=hf"], "error: domain=hf needs domain.name=<hub id> or domain.path=<a save_to_disk folder>"),
+        (
+            ["data.batchsize=3"],
+            "error: Could not override 'data.batchsize'; To append to your config use +data.batchsize=3",
+        ),
+        (["seed=${nope}"], "error: seed cannot be resolved: Interpolation key 'nope' not found; fix the interpolation"),
+    ],
+)
 def test_sae_train_refuses_in_one_line_and_writes_nothing(args, message, tmp_path):
-    res = _run([str(BIN / "sae-train"), *args, f"paths.log_dir={tmp_path / 'out'}",
-                f"paths.cache_dir={tmp_path / 'cache'}"], tmp_path)
+    res = _run(
+        [str(BIN / "sae-train"), *args, f"paths.log_dir={tmp_path / 'out'}", f"paths.cache_dir={tmp_path / 'cache'}"],
+        tmp_path,
+    )
     assert res.returncode == 2, res.stderr[-2000:]
     assert _one_line(res.stderr) and res.stderr.startswith(message), res.stderr
     assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()  # no run folder, no store
 
 
 def test_sae_embed_and_sae_label_refuse_in_one_line(tmp_path):
-    res = _run([str(BIN / "sae-embed"), "domain.unit=paragraph", f"paths.log_dir={tmp_path / 'out'}",
-                f"paths.cache_dir={tmp_path / 'cache'}"], tmp_path)
+    res = _run(
+        [
+            str(BIN / "sae-embed"),
+            "domain.unit=paragraph",
+            f"paths.log_dir={tmp_path / 'out'}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+        ],
+        tmp_path,
+    )
     assert res.returncode == 2 and _one_line(res.stderr) and res.stderr.startswith("error: domain.unit=paragraph")
     res = _run([str(BIN / "sae-label"), f"paths.log_dir={tmp_path / 'out'}"], tmp_path)
     assert res.returncode == 2 and _one_line(res.stderr)
@@ -174,8 +222,11 @@ def test_sae_embed_and_sae_label_refuse_in_one_line(tmp_path):
 def hand_run(tmp_path_factory, small_store) -> Path:
     """A run folder in the layout training writes (sae/, run.json) over the real 600-sentence store."""
     run = tmp_path_factory.mktemp("corrupt") / "run"
-    sae = build_sae(sae_config(architecture="topk", d_in=small_store.dim, d_sae=32, k=4,
-                              metadata={"model_name": small_store.model_name}))
+    sae = build_sae(
+        sae_config(
+            architecture="topk", d_in=small_store.dim, d_sae=32, k=4, metadata={"model_name": small_store.model_name}
+        )
+    )
     sae.save(run / "sae")
     (run / "run.json").write_text(json.dumps({"store_path": str(small_store.path), "val_fraction": 0.1, "seed": 0}))
     return run
@@ -209,16 +260,30 @@ def _store_copy(run: Path, manifest_text: str) -> None:
 
 
 CORRUPTIONS = {
-    "garbage cfg.json": (lambda r: (r / "sae" / "cfg.json").write_text("{not json"),
-                         r"sae/cfg.json is corrupt .*; the SAE files are damaged"),
-    "cfg.json not an object": (lambda r: (r / "sae" / "cfg.json").write_text("[1, 2]"),
-                               r"sae/cfg.json holds a JSON list, not an object; the SAE files are damaged"),
-    "cfg.json wrong types": (lambda r: _retype_d_sae(r / "sae" / "cfg.json"), r"sae/cfg.json: .*the SAE files are damaged"),
-    "truncated safetensors": (lambda r: _truncate(r / "sae" / "sae_weights.safetensors"),
-                              r"sae_weights.safetensors: corrupt or truncated safetensors file .*the SAE files are damaged"),
-    "manifest not JSON": (lambda r: _store_copy(r, "{"), r"manifest.json is corrupt .*; delete .* and run `sae-embed` again"),
-    "manifest not an object": (lambda r: _store_copy(r, "[]"),
-                               r"manifest.json holds a JSON list, not an object; delete .* and run `sae-embed` again"),
+    "garbage cfg.json": (
+        lambda r: (r / "sae" / "cfg.json").write_text("{not json"),
+        r"sae/cfg.json is corrupt .*; the SAE files are damaged",
+    ),
+    "cfg.json not an object": (
+        lambda r: (r / "sae" / "cfg.json").write_text("[1, 2]"),
+        r"sae/cfg.json holds a JSON list, not an object; the SAE files are damaged",
+    ),
+    "cfg.json wrong types": (
+        lambda r: _retype_d_sae(r / "sae" / "cfg.json"),
+        r"sae/cfg.json: .*the SAE files are damaged",
+    ),
+    "truncated safetensors": (
+        lambda r: _truncate(r / "sae" / "sae_weights.safetensors"),
+        r"sae_weights.safetensors: corrupt or truncated safetensors file .*the SAE files are damaged",
+    ),
+    "manifest not JSON": (
+        lambda r: _store_copy(r, "{"),
+        r"manifest.json is corrupt .*; delete .* and run `sae-embed` again",
+    ),
+    "manifest not an object": (
+        lambda r: _store_copy(r, "[]"),
+        r"manifest.json holds a JSON list, not an object; delete .* and run `sae-embed` again",
+    ),
     "manifest without its keys": (lambda r: _store_copy(r, '{"complete": true}'), r"manifest.json lacks count, dim"),
 }
 
@@ -242,8 +307,10 @@ def test_corrupt_files_are_named_with_their_fix(case, hand_run, tmp_path):
 def test_sae_label_and_sae_search_on_corrupt_files_exit_2_in_one_line(hand_run, tmp_path):
     run = _damaged(hand_run, tmp_path, lambda r: _truncate(r / "sae" / "sae_weights.safetensors"))
     before = sorted(p.name for p in run.rglob("*"))
-    for cmd in ([str(BIN / "sae-label"), f"run_dir={run}", f"paths.log_dir={tmp_path / 'logs'}"],
-                [str(BIN / "sae-search"), str(run), "a query"]):
+    for cmd in (
+        [str(BIN / "sae-label"), f"run_dir={run}", f"paths.log_dir={tmp_path / 'logs'}"],
+        [str(BIN / "sae-search"), str(run), "a query"],
+    ):
         res = _run(cmd, tmp_path)
         assert res.returncode == 2 and _one_line(res.stderr), res.stderr[-2000:]
         assert "corrupt or truncated safetensors file" in res.stderr
@@ -266,10 +333,12 @@ def test_garbage_features_parquet_is_named_for_sae_search(hand_run, tmp_path):
 
 
 def test_sae_search_argument_checks(hand_run, tmp_path):
-    for args, message in ((["--clamp", "3=nan"], "error: --clamp '3=nan': use FEATURE=VALUE with a finite number"),
-                          (["--clamp", "3=inf"], "error: --clamp '3=inf': use FEATURE=VALUE with a finite number"),
-                          (["-k", "-2"], "error: -k -2: must be 1 or more"),
-                          (["--top", "0"], "error: --top 0: must be 1 or more")):
+    for args, message in (
+        (["--clamp", "3=nan"], "error: --clamp '3=nan': use FEATURE=VALUE with a finite number"),
+        (["--clamp", "3=inf"], "error: --clamp '3=inf': use FEATURE=VALUE with a finite number"),
+        (["-k", "-2"], "error: -k -2: must be 1 or more"),
+        (["--top", "0"], "error: --top 0: must be 1 or more"),
+    ):
         res = _run([str(BIN / "sae-search"), str(hand_run), "a query", *args], tmp_path)
         assert res.returncode == 2 and _one_line(res.stderr) and res.stderr.startswith(message), res.stderr[-2000:]
 

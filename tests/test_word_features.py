@@ -3,12 +3,12 @@ senses, get the token verdict; texts on one concept that names itself do not.
 
 Planted top-text lists on the real 600-sentence store (tests/conftest.py), embedded with the
 packaged MiniLM; coherence and its masked version are the labelling's own functions."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from sae_lightning.schemas.labeling import LabelingConfig
 from sae_lightning.labels.naming.phrases import stop_set
 from sae_lightning.labels.scoring.coherence import feature_coherence
 from sae_lightning.labels.scoring.verdict import verdicts
@@ -18,6 +18,7 @@ from sae_lightning.labels.scoring.word_features import (
     word_features,
 )
 from sae_lightning.run_schema import INTERPRETABLE, TOKEN
+from sae_lightning.schemas.labeling import LabelingConfig
 
 from .planted_texts import with_planted
 
@@ -83,19 +84,46 @@ def test_one_word_in_unrelated_senses_is_a_token_feature_and_a_self_named_concep
     coh = feature_coherence(top, X, train_rows, codes, cfg.coherence_min_docs, cfg.coherence_pairs, cfg.seed)
     # both look coherent to the model: the brown texts because they share the word
     assert (coh.score >= cfg.coherence_min).all(), coh.score
-    got = word_features(coh.doc_rows, coh.n_docs, np.ones(3, bool), texts, train_rows, cache, stop_set("english"),
-                        coh.baseline_mean, coh.baseline_std, cfg.token_share_gap, cfg.seed)
+    got = word_features(
+        coh.doc_rows,
+        coh.n_docs,
+        np.ones(3, bool),
+        texts,
+        train_rows,
+        cache,
+        stop_set("english"),
+        coh.baseline_mean,
+        coh.baseline_std,
+        cfg.token_share_gap,
+        cfg.seed,
+    )
     assert got.is_token.tolist() == [True, False, True], (got.coherence, coh.score)
     assert got.labels == ['token: "brown"', "", 'token: "record"'] and "without it their coherence is" in got.reasons[0]
     assert "in 67% of its top texts" in got.reasons[2]
     # France without "France" is still about France
     assert got.coherence[1] > got.coherence[0]
-    verdict = verdicts(np.zeros(3, bool), np.where(got.is_token, got.coherence, coh.score), np.ones(3, bool),
-                       cfg.coherence_min, got.is_token)
+    verdict = verdicts(
+        np.zeros(3, bool),
+        np.where(got.is_token, got.coherence, coh.score),
+        np.ones(3, bool),
+        cfg.coherence_min,
+        got.is_token,
+    )
     assert verdict.tolist() == [TOKEN, INTERPRETABLE, TOKEN]
     # a relabel embeds nothing: the masked texts are in the phrase cache
-    again = word_features(coh.doc_rows, coh.n_docs, np.ones(3, bool), texts, train_rows, cache, stop_set("english"),
-                          coh.baseline_mean, coh.baseline_std, cfg.token_share_gap, cfg.seed)
+    again = word_features(
+        coh.doc_rows,
+        coh.n_docs,
+        np.ones(3, bool),
+        texts,
+        train_rows,
+        cache,
+        stop_set("english"),
+        coh.baseline_mean,
+        coh.baseline_std,
+        cfg.token_share_gap,
+        cfg.seed,
+    )
     assert again.n_embedded == 0 and again.labels == got.labels
 
 

@@ -3,6 +3,7 @@
 wandb 0.31 no longer ships a Python reader; the file is a LevelDB-style log: a 7-byte header
 (":W&B", magic, version), then 32 KiB blocks of records, each with a 7-byte header (crc32c,
 little-endian length, type FULL=1 / FIRST=2 / MIDDLE=3 / LAST=4)."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,8 @@ def records(path: Path) -> list[pb.Record]:
         if left_in_block < HEADER:  # a block's tail too short for a header is padding
             pos += left_in_block
             continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + HEADER])
-        chunk = data[pos + HEADER:pos + HEADER + length]
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + HEADER])
+        chunk = data[pos + HEADER : pos + HEADER + length]
         pos += HEADER + length
         if kind == 0 and length == 0:
             continue

@@ -5,6 +5,7 @@ Chromium, by the browser code the tests drive it with (tests/browser.py).
 
 Writes docs/assets/screenshots/serve-{features,feature,search,domains,matrix}.png.
 """
+
 from __future__ import annotations
 
 import sys
@@ -31,8 +32,11 @@ def main() -> None:
     served = load_served([run])
     name = next(iter(served.runs))
     cat = served.runs[name].labelled().catalog
-    best = int(cat.data.feature_id[int(max(range(cat.n), key=lambda r: (cat.verdict[r] == "interpretable",
-                                                                          -abs(cat.score[r] - 0.8))))])
+    best = int(
+        cat.data.feature_id[
+            int(max(range(cat.n), key=lambda r: (cat.verdict[r] == "interpretable", -abs(cat.score[r] - 0.8))))
+        ]
+    )
     with running(served) as url, Chromium(1280, 900) as tab:
         base = f"{url}/r/{name}"
         tab.open(base + "/features?verdict=interpretable")
@@ -41,7 +45,8 @@ def main() -> None:
         tab.screenshot(OUT / "serve-feature.png")
         tab.open(base + "/search?q=" + urllib.parse.quote(QUERY))
         tab.eval("""(() => { const s = document.querySelector('#features input.slider');
-                     s.value = s.max; s.dispatchEvent(new Event('input')); s.dispatchEvent(new Event('change')); })()""")
+                     s.value = s.max; s.dispatchEvent(new Event('input'));
+                     s.dispatchEvent(new Event('change')); })()""")
         tab.wait_for("document.getElementById('results').dataset.state")
         tab.screenshot(OUT / "serve-search.png")
         tab.open(base + "/domains?a=Mathematics&b=History")

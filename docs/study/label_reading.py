@@ -11,6 +11,7 @@ the sample's own order; the feature ids stay in an HTML comment the join reads b
 file is a JSON list of {"item", "concept": coherent|token|loose|mixed, "pattern", "label":
 right|partial|vague|misleading}; `top` samples need only "item", "concept" and "pattern".
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,15 +82,19 @@ def join(run: Path, sample_md: Path, answers: Path) -> str:
         out += ["Label reading per verdict:", "", _count_table(per)]
     conf = pd.crosstab(df.verdict, df.concept).reindex(columns=list(CONCEPTS), fill_value=0)
     out += ["Verdict (rows) against the reader's concept (columns):", "", _count_table(conf)]
-    misses = df[(df.get("reading", pd.Series("", index=df.index)).isin(["misleading", "vague"]))
-                | ((df.verdict == "interpretable") & df.concept.isin(["token", "mixed"]))
-                | ((df.verdict == "mixed") & (df.concept == "coherent"))
-                | ((df.verdict == "token") & (df.concept != "token"))]
+    misses = df[
+        (df.get("reading", pd.Series("", index=df.index)).isin(["misleading", "vague"]))
+        | ((df.verdict == "interpretable") & df.concept.isin(["token", "mixed"]))
+        | ((df.verdict == "mixed") & (df.concept == "coherent"))
+        | ((df.verdict == "token") & (df.concept != "token"))
+    ]
     out += ["Misses (a vague or misleading label, or a verdict the reading contradicts):", ""]
     for row in misses.itertuples(index=False):
         reading = f", label read {row.reading}" if "reading" in df else ""
-        out.append(f"- feature {row.feature_id} `{row.label}` ({row.verdict}{reading}): "
-                   f"reader saw {row.concept}, \"{row.pattern}\"")
+        out.append(
+            f"- feature {row.feature_id} `{row.label}` ({row.verdict}{reading}): "
+            f'reader saw {row.concept}, "{row.pattern}"'
+        )
     return "\n".join(out) + "\n"
 
 

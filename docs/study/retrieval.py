@@ -10,6 +10,7 @@ cosine: the dense MiniLM embedding x, the SAE code z (k of d_sae features nonzer
 8 strongest features. A few queries are shown with their top named features and, for the best
 sparse hit, the shared features that put it there.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,9 +23,10 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tables import md_table  # noqa: E402  (docs/study/tables.py)
+
 from sae_lightning import Run  # noqa: E402
 from sae_lightning.data.datamodule import split_indices  # noqa: E402
-from tables import md_table  # noqa: E402  (docs/study/tables.py)
 
 K = 10  # recall@K, precision@K
 SHORT = 8  # features kept in the truncated sparse code
@@ -36,9 +38,9 @@ def sparse_codes(run: Run, x: np.ndarray, keep: int | None = None, batch: int = 
     """Row-normalised SAE codes as a CSR matrix, optionally only each row's `keep` largest entries."""
     blocks = []
     for i in range(0, len(x), batch):
-        z = run.encode_embeddings(x[i:i + batch])
+        z = run.encode_embeddings(x[i : i + batch])
         if keep is not None:
-            z[z < -np.partition(-z, keep - 1, axis=1)[:, keep - 1:keep]] = 0.0
+            z[z < -np.partition(-z, keep - 1, axis=1)[:, keep - 1 : keep]] = 0.0
         z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
         blocks.append(sp.csr_matrix(z))
     return sp.vstack(blocks).tocsr()
@@ -54,18 +56,29 @@ def dense(m) -> np.ndarray:
     return m.toarray() if sp.issparse(m) else np.asarray(m)
 
 
-def evaluate(ranked: dict[str, np.ndarray], q_article: np.ndarray, q_domain: np.ndarray,
-             ix_article: np.ndarray, ix_domain: np.ndarray, n_rel: np.ndarray) -> pd.DataFrame:
+def evaluate(
+    ranked: dict[str, np.ndarray],
+    q_article: np.ndarray,
+    q_domain: np.ndarray,
+    ix_article: np.ndarray,
+    ix_domain: np.ndarray,
+    n_rel: np.ndarray,
+) -> pd.DataFrame:
     """recall@K of same-article sentences, same-domain precision@K, overlap with the dense top K."""
     rows = []
     for name, top in ranked.items():
         same_article = ix_article[top] == q_article[:, None]
-        rows.append({"index": name,
-                     f"recall@{K}, same article": (same_article.sum(1) / np.minimum(n_rel, K)).mean(),
-                     f"hit@{K}, same article": same_article.any(1).mean(),
-                     f"precision@{K}, same domain": (ix_domain[top] == q_domain[:, None]).mean(),
-                     f"overlap with dense top {K}": np.mean([len(set(a) & set(b)) / K
-                                                             for a, b in zip(top, ranked["dense MiniLM x"])])})
+        rows.append(
+            {
+                "index": name,
+                f"recall@{K}, same article": (same_article.sum(1) / np.minimum(n_rel, K)).mean(),
+                f"hit@{K}, same article": same_article.any(1).mean(),
+                f"precision@{K}, same domain": (ix_domain[top] == q_domain[:, None]).mean(),
+                f"overlap with dense top {K}": np.mean(
+                    [len(set(a) & set(b)) / K for a, b in zip(top, ranked["dense MiniLM x"])]
+                ),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -90,21 +103,36 @@ def main(run_dir: str, n_queries: int = 1000) -> str:
     queries = np.sort(np.random.default_rng(SEED).choice(val, size=min(n_queries, len(val)), replace=False))
 
     xn = x / np.linalg.norm(x, axis=1, keepdims=True)
-    codes = {"dense MiniLM x": (xn[queries], xn[train]),
-             f"sparse SAE code z ({run.sae.cfg.k} of {run.d_sae})": (sparse_codes(run, x[queries]),
-                                                                     sparse_codes(run, x[train])),
-             f"z, {SHORT} strongest features": (sparse_codes(run, x[queries], SHORT),
-                                                sparse_codes(run, x[train], SHORT))}
+    codes = {
+        "dense MiniLM x": (xn[queries], xn[train]),
+        f"sparse SAE code z ({run.sae.cfg.k} of {run.d_sae})": (
+            sparse_codes(run, x[queries]),
+            sparse_codes(run, x[train]),
+        ),
+        f"z, {SHORT} strongest features": (sparse_codes(run, x[queries], SHORT), sparse_codes(run, x[train], SHORT)),
+    }
     ranked = {name: top_k(dense(q @ ix.T)) for name, (q, ix) in codes.items()}
-    table = evaluate(ranked, article[queries], domain[queries], article[train], domain[train],
-                     counts.reindex(article[queries]).to_numpy())
+    table = evaluate(
+        ranked,
+        article[queries],
+        domain[queries],
+        article[train],
+        domain[train],
+        counts.reindex(article[queries]).to_numpy(),
+    )
     nnz = {name: (ix.nnz / ix.shape[0] if sp.issparse(ix) else ix.shape[1]) for name, (_, ix) in codes.items()}
-    table.insert(1, "stored numbers per text", [f"{nnz[n]:.0f}" if n == "dense MiniLM x" else f"{nnz[n]:.0f} (id, value) pairs"
-                                                 for n in table["index"]])
+    table.insert(
+        1,
+        "stored numbers per text",
+        [f"{nnz[n]:.0f}" if n == "dense MiniLM x" else f"{nnz[n]:.0f} (id, value) pairs" for n in table["index"]],
+    )
 
-    out = [f"{len(queries)} held-out sentences as queries (the run's validation split, seed {SEED}), "
-           f"{len(train)} training sentences as the index; a hit is a sentence of the query's own article.\n",
-           md_table(table.map(lambda v: f"{v:.3f}" if isinstance(v, float) else v)), ""]
+    out = [
+        f"{len(queries)} held-out sentences as queries (the run's validation split, seed {SEED}), "
+        f"{len(train)} training sentences as the index; a hit is a sentence of the query's own article.\n",
+        md_table(table.map(lambda v: f"{v:.3f}" if isinstance(v, float) else v)),
+        "",
+    ]
     sparse_name = list(codes)[1]
     zq_all, zi_all = codes[sparse_name]
     for dom in EXAMPLES:
@@ -114,12 +142,15 @@ def main(run_dir: str, n_queries: int = 1000) -> str:
         q = queries[pick]
         feats = run.top_features(meta["text"].iloc[q], k=4)
         best = ranked[sparse_name][pick][0]
-        out.append(f"**Query ({dom}):** {meta['text'].iloc[q]}\n\n"
-                   "- top features: " + ", ".join(f"#{r.feature_id} *{r.label or '(no label)'}* {r.activation:.2f}"
-                                                  for r in feats.itertuples()) + "\n"
-                   f"- best sparse hit ({'same' if article[train][best] == article[q] else 'another'} article, "
-                   f"{article[train][best]}): {meta['text'].iloc[train[best]]}\n"
-                   f"- near because of: {why_near(run, dense(zq_all[pick])[0], dense(zi_all[best])[0])}\n")
+        out.append(
+            f"**Query ({dom}):** {meta['text'].iloc[q]}\n\n"
+            "- top features: "
+            + ", ".join(f"#{r.feature_id} *{r.label or '(no label)'}* {r.activation:.2f}" for r in feats.itertuples())
+            + "\n"
+            f"- best sparse hit ({'same' if article[train][best] == article[q] else 'another'} article, "
+            f"{article[train][best]}): {meta['text'].iloc[train[best]]}\n"
+            f"- near because of: {why_near(run, dense(zq_all[pick])[0], dense(zi_all[best])[0])}\n"
+        )
     return "\n".join(out)
 
 

@@ -7,6 +7,7 @@ job's axis is its `hparams_search=study_<axis>`, its point its other overrides l
 the seeds of a point are averaged with a t-interval.
 Writes sweep.json, sweep.md and sweep_pareto.svg (default: docs/application/generated and
 docs/application/figures). Run folders are read, never written."""
+
 from __future__ import annotations
 
 import itertools
@@ -29,11 +30,19 @@ STABLE_COSINE = 0.9  # a feature is stable when some feature of the other seed's
 IGNORED = ("seed=", "hparams_search=", "trainer.enable_progress_bar=", "labeling.judge_model=")
 # column -> (header, digits): the order of the table
 COLUMNS = {
-    "fve": ("val fve", 3), "l0": ("L0", 1), "dead_frac": ("dead", 3), "dense_frac": ("dense", 3),
-    "interpretable": ("interpretable / live", 3), "n_interpretable": ("interpretable (count)", 0),
-    "token": ("token / live", 3), "mixed": ("mixed / live", 3), HEADLINE: (HEADLINE, 3),
-    f"judge_{HEADLINE}": ("by mpnet judge", 3), "stability": ("stable (cos > 0.9)", 3),
-    "fit_s": ("fit s", 0), "label_s": ("label s", 0),
+    "fve": ("val fve", 3),
+    "l0": ("L0", 1),
+    "dead_frac": ("dead", 3),
+    "dense_frac": ("dense", 3),
+    "interpretable": ("interpretable / live", 3),
+    "n_interpretable": ("interpretable (count)", 0),
+    "token": ("token / live", 3),
+    "mixed": ("mixed / live", 3),
+    HEADLINE: (HEADLINE, 3),
+    f"judge_{HEADLINE}": ("by mpnet judge", 3),
+    "stability": ("stable (cos > 0.9)", 3),
+    "fit_s": ("fit s", 0),
+    "label_s": ("label s", 0),
 }
 
 
@@ -51,14 +60,24 @@ def run_row(job: Path) -> dict:
     axis = next(o.split("=", 1)[1] for o in overrides if o.startswith("hparams_search=")).removeprefix("study_")
     judged = labels.get(headline_key(judged=True))
     return {
-        "axis": axis, "point": point, "seed": seed, "full_corpus": limit is None, "job": str(job), "fve": m.get("fve"), "l0": m.get("l0"),
-        "dead_frac": m.get("dead_frac"), "dense_frac": m.get("dense_frac"),
+        "axis": axis,
+        "point": point,
+        "seed": seed,
+        "full_corpus": limit is None,
+        "job": str(job),
+        "fve": m.get("fve"),
+        "l0": m.get("l0"),
+        "dead_frac": m.get("dead_frac"),
+        "dense_frac": m.get("dense_frac"),
         "interpretable": int(verdicts.get(INTERPRETABLE, 0)) / live if live else None,
         "n_interpretable": int(verdicts.get(INTERPRETABLE, 0)) if labeling else None,
         "token": int(verdicts.get(TOKEN, 0)) / live if live else None,
-        "mixed": int(verdicts.get(MIXED, 0)) / live if live else None, "n_dead": int(verdicts.get(DEAD, 0)),
-        HEADLINE: labels.get(headline_key()), f"judge_{HEADLINE}": judged,
-        "fit_s": run.timings().get("fit"), "label_s": (labeling.info().get("timings_s") or {}).get("total") if labeling else None,
+        "mixed": int(verdicts.get(MIXED, 0)) / live if live else None,
+        "n_dead": int(verdicts.get(DEAD, 0)),
+        HEADLINE: labels.get(headline_key()),
+        f"judge_{HEADLINE}": judged,
+        "fit_s": run.timings().get("fit"),
+        "label_s": (labeling.info().get("timings_s") or {}).get("total") if labeling else None,
     }
 
 
@@ -102,11 +121,23 @@ def aggregate(sweep: Path) -> dict:
         group = list(group)
         pairs = [stability(a["job"], b["job"]) for a, b in itertools.combinations(group, 2)]
         figures = {c: interval([r[c] for r in group]) for c in COLUMNS if c != "stability"}
-        figures["stability"] = interval(pairs) if len(pairs) > 1 else {"mean": pairs[0] if pairs else None, "ci95": None, "n": len(pairs)}
-        points[f"{axis}: {point}"] = {"axis": axis, "point": point, "full_corpus": group[0]["full_corpus"], "seeds": [r["seed"] for r in group], "figures": figures,
-                         "runs": [{k: v for k, v in r.items() if k != "job"} for r in group]}
-    return {"stable_cosine": STABLE_COSINE, "interval": "95 % t-interval over seeds", "peak_rss_mib": peak_rss_mib(sweep),
-            "points": points}
+        figures["stability"] = (
+            interval(pairs) if len(pairs) > 1 else {"mean": pairs[0] if pairs else None, "ci95": None, "n": len(pairs)}
+        )
+        points[f"{axis}: {point}"] = {
+            "axis": axis,
+            "point": point,
+            "full_corpus": group[0]["full_corpus"],
+            "seeds": [r["seed"] for r in group],
+            "figures": figures,
+            "runs": [{k: v for k, v in r.items() if k != "job"} for r in group],
+        }
+    return {
+        "stable_cosine": STABLE_COSINE,
+        "interval": "95 % t-interval over seeds",
+        "peak_rss_mib": peak_rss_mib(sweep),
+        "points": points,
+    }
 
 
 def cell(fig: dict, digits: int) -> str:
@@ -123,13 +154,18 @@ def table(study: dict) -> str:
         cells = [cell(p["figures"][c], d) for c, (_, d) in COLUMNS.items()]
         lines.append("| " + " | ".join([p["axis"], f"`{p['point']}`", str(len(p["seeds"])), *cells]) + " |")
     rss = ", ".join(f"{axis} {mib:,} MiB" for axis, mib in study["peak_rss_mib"].items())
-    return "\n".join(lines) + (f"\n\nPeak resident memory of each axis' multirun process (GNU time): {rss}.\n" if rss else "\n")
+    return "\n".join(lines) + (
+        f"\n\nPeak resident memory of each axis' multirun process (GNU time): {rss}.\n" if rss else "\n"
+    )
 
 
 REFERENCE, NEW_DEFAULT = "base: default", "candidates: sae.d_sae=3072"  # the pre-study default run and the new one
 # the issue's targets for the new default run: column -> (wording, the bar it must reach)
-TARGETS = {"fve": ("≥ 0.75", lambda ref: 0.75), "interpretable": ("≥ 0.50", lambda ref: 0.50),
-           HEADLINE: ("≥ the reference", lambda ref: ref)}
+TARGETS = {
+    "fve": ("≥ 0.75", lambda ref: 0.75),
+    "interpretable": ("≥ 0.50", lambda ref: 0.50),
+    HEADLINE: ("≥ the reference", lambda ref: ref),
+}
 
 
 def targets_table(study: dict) -> str:
@@ -137,23 +173,42 @@ def targets_table(study: dict) -> str:
     ref, new = study["points"].get(REFERENCE), study["points"].get(NEW_DEFAULT)
     if not (ref and new):
         return ""
-    lines = ["| figure | target | before (k 32, 10 epochs) | new default (k 16, 20 epochs) | reached |", "|---|---|---|---|---|"]
+    lines = [
+        "| figure | target | before (k 32, 10 epochs) | new default (k 16, 20 epochs) | reached |",
+        "|---|---|---|---|---|",
+    ]
     for col in (*TARGETS, "n_interpretable", f"judge_{HEADLINE}"):
         header, digits = COLUMNS[col]
         wording, bar = TARGETS.get(col, ("–", None))
         mean, half = new["figures"][col]["mean"], new["figures"][col]["ci95"] or 0.0
-        reached = "–" if bar is None or mean is None else (
-            "yes" if mean - half >= bar(ref["figures"][col]["mean"]) else
-            "by the mean, not the interval" if mean >= bar(ref["figures"][col]["mean"]) else "**no**")
-        lines.append(f"| {header} | {wording} | {cell(ref['figures'][col], digits)} | {cell(new['figures'][col], digits)} | {reached} |")
+        reached = (
+            "–"
+            if bar is None or mean is None
+            else (
+                "yes"
+                if mean - half >= bar(ref["figures"][col]["mean"])
+                else "by the mean, not the interval"
+                if mean >= bar(ref["figures"][col]["mean"])
+                else "**no**"
+            )
+        )
+        lines.append(
+            f"| {header} | {wording} | {cell(ref['figures'][col], digits)} | "
+            f"{cell(new['figures'][col], digits)} | {reached} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def pareto_svg(study: dict, width: int = 760, height: int = 440, pad: int = 56) -> str:
     """Interpretable features (count) against val fve on the full corpus, one dot per point with
     its intervals; the points no other point beats on both are red."""
-    pts = [(n, p["figures"]) for n, p in study["points"].items() if p["full_corpus"]
-           and p["figures"]["fve"]["mean"] is not None and p["figures"]["n_interpretable"]["mean"] is not None]
+    pts = [
+        (n, p["figures"])
+        for n, p in study["points"].items()
+        if p["full_corpus"]
+        and p["figures"]["fve"]["mean"] is not None
+        and p["figures"]["n_interpretable"]["mean"] is not None
+    ]
     if not pts:
         return ""
     xs = [f["fve"]["mean"] for _, f in pts]
@@ -162,15 +217,28 @@ def pareto_svg(study: dict, width: int = 760, height: int = 440, pad: int = 56) 
     y0, y1 = 0.0, max(ys) * 1.1
     sx = lambda x: pad + (x - x0) / (x1 - x0) * (width - 3 * pad)  # noqa: E731 (room for the names on the right)
     sy = lambda y: height - pad - (y - y0) / (y1 - y0) * (height - 2 * pad)  # noqa: E731
-    front = {n for n, f in pts if not any(g["fve"]["mean"] >= f["fve"]["mean"] and g["n_interpretable"]["mean"] >= f["n_interpretable"]["mean"]
-                                          and g is not f and (g["fve"]["mean"], g["n_interpretable"]["mean"]) != (f["fve"]["mean"], f["n_interpretable"]["mean"])
-                                          for _, g in pts)}
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="10">',
-           f'<rect width="{width}" height="{height}" fill="white"/>',
-           f'<line x1="{pad}" y1="{height - pad}" x2="{width - 2 * pad}" y2="{height - pad}" stroke="black"/>',
-           f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="black"/>',
-           f'<text x="{width / 2}" y="{height - 16}" text-anchor="middle">validation fve (mean of seeds, bars: 95 % t-interval)</text>',
-           f'<text x="16" y="{height / 2}" text-anchor="middle" transform="rotate(-90 16 {height / 2})">interpretable features (count)</text>']
+    front = {
+        n
+        for n, f in pts
+        if not any(
+            g["fve"]["mean"] >= f["fve"]["mean"]
+            and g["n_interpretable"]["mean"] >= f["n_interpretable"]["mean"]
+            and g is not f
+            and (g["fve"]["mean"], g["n_interpretable"]["mean"]) != (f["fve"]["mean"], f["n_interpretable"]["mean"])
+            for _, g in pts
+        )
+    }
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        'font-family="sans-serif" font-size="10">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - 2 * pad}" y2="{height - pad}" stroke="black"/>',
+        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="black"/>',
+        f'<text x="{width / 2}" y="{height - 16}" text-anchor="middle">'
+        "validation fve (mean of seeds, bars: 95 % t-interval)</text>",
+        f'<text x="16" y="{height / 2}" text-anchor="middle" transform="rotate(-90 16 {height / 2})">'
+        "interpretable features (count)</text>",
+    ]
     for t in np.linspace(x0, x1, 5):
         out.append(f'<text x="{sx(t):.1f}" y="{height - pad + 14}" text-anchor="middle">{t:.2f}</text>')
     for t in np.linspace(y0, y1, 5):
@@ -178,8 +246,14 @@ def pareto_svg(study: dict, width: int = 760, height: int = 440, pad: int = 56) 
     for name, f in pts:
         x, y = f["fve"]["mean"], f["n_interpretable"]["mean"]
         hx, hy = f["fve"]["ci95"] or 0.0, f["n_interpretable"]["ci95"] or 0.0
-        out.append(f'<line x1="{sx(max(x - hx, x0)):.1f}" y1="{sy(y):.1f}" x2="{sx(min(x + hx, x1)):.1f}" y2="{sy(y):.1f}" stroke="#999"/>')
-        out.append(f'<line x1="{sx(x):.1f}" y1="{sy(max(y - hy, y0)):.1f}" x2="{sx(x):.1f}" y2="{sy(min(y + hy, y1)):.1f}" stroke="#999"/>')
+        out.append(
+            f'<line x1="{sx(max(x - hx, x0)):.1f}" y1="{sy(y):.1f}" '
+            f'x2="{sx(min(x + hx, x1)):.1f}" y2="{sy(y):.1f}" stroke="#999"/>'
+        )
+        out.append(
+            f'<line x1="{sx(x):.1f}" y1="{sy(max(y - hy, y0)):.1f}" '
+            f'x2="{sx(x):.1f}" y2="{sy(min(y + hy, y1)):.1f}" stroke="#999"/>'
+        )
         colour = "#d62728" if name in front else "#1f77b4"
         out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="4" fill="{colour}"><title>{name}</title></circle>')
         out.append(f'<text x="{sx(x) + 6:.1f}" y="{sy(y) - 6:.1f}" fill="{colour}">{name}</text>')

@@ -9,8 +9,15 @@ match.py (one-to-one matching and presence by decoder cosine), analysis.py (clas
 overlap, joint-SAE domain counts: a ComparisonResult), page.py + templates/ (compare.html),
 write.py (everything on disk). Analysis never imports rendering: page.py and write.py import it.
 """
+
 from .analysis import DEFAULT_THRESHOLD, ComparisonResult, compare_runs
 from .write import default_compare_dir, summary, write_comparison
 
-__all__ = ["DEFAULT_THRESHOLD", "ComparisonResult", "compare_runs", "default_compare_dir", "summary",
-           "write_comparison"]
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "ComparisonResult",
+    "compare_runs",
+    "default_compare_dir",
+    "summary",
+    "write_comparison",
+]

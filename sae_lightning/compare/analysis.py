@@ -8,13 +8,14 @@ feature is universal / shared / partial / specific by how many other domains' SA
 joint SAE (one run over many domains, e.g. domain=wiki_all) is read through its features' domain
 shares instead: how many features each domain has, and which domains' features overlap.
 """
+
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -72,21 +73,25 @@ def joint_domains(run: RunSAE, min_share: float, specific_share: float) -> Joint
     main = np.where(has, S.argmax(1), -1)
     top = S.max(1)
     active = S >= min_share
-    counts = pd.DataFrame({
-        "run": run.name, "domain": domains,
-        # the domain holding most of the feature's activation mass
-        "n_main": [int(((main == j) & has).sum()) for j in range(len(domains))],
-        # a share of at least min_share: the feature serves this domain, perhaps among others
-        "n_active": active.sum(0).astype(int),
-        # main domain with at least specific_share of the mass: this domain's own feature
-        "n_specific": [int(((main == j) & (top >= specific_share)).sum()) for j in range(len(domains))],
-    })
+    counts = pd.DataFrame(
+        {
+            "run": run.name,
+            "domain": domains,
+            # the domain holding most of the feature's activation mass
+            "n_main": [int(((main == j) & has).sum()) for j in range(len(domains))],
+            # a share of at least min_share: the feature serves this domain, perhaps among others
+            "n_active": active.sum(0).astype(int),
+            # main domain with at least specific_share of the mass: this domain's own feature
+            "n_specific": [int(((main == j) & (top >= specific_share)).sum()) for j in range(len(domains))],
+        }
+    )
     A = active.astype(np.int64)
     return JointDomains(run.name, domains, counts, A.T @ A)
 
 
-def _features_table(runs: list[RunSAE], pairs: list[PairMatch], threshold: float,
-                    shared_fraction: float) -> pd.DataFrame:
+def _features_table(
+    runs: list[RunSAE], pairs: list[PairMatch], threshold: float, shared_fraction: float
+) -> pd.DataFrame:
     R = len(runs)
     groups = feature_groups([r.d_sae for r in runs], pairs, threshold)
     frames, offset = [], 0
@@ -106,16 +111,24 @@ def _features_table(runs: list[RunSAE], pairs: list[PairMatch], threshold: float
             nearest[other] = np.where(present, near, -1)
             partner, pcos = p.partner_cos(0 if p.a == i else 1, run.d_sae)
             partners[other] = np.where(pcos >= threshold, partner, -1)
-        frame = pd.DataFrame({
-            "run": run.name, "feature_id": np.arange(run.d_sae), "label": run.labels, "density": run.density,
-            "dead": ~run.live, "class": classify(n_matched, run.live, R - 1, shared_fraction) if R > 1 else "",
-            "n_matched": n_matched, "n_other_runs": R - 1, "best_match_cos": best,
-            "group": groups[offset:offset + run.d_sae],
-            # per other run, as JSON objects so the table keeps fixed columns however many runs are
-            # compared: the nearest feature there, and the one-to-one partner, where cos >= threshold
-            "nearest": _per_run_json(nearest, run.d_sae),
-            "partners": _per_run_json(partners, run.d_sae),
-        })
+        frame = pd.DataFrame(
+            {
+                "run": run.name,
+                "feature_id": np.arange(run.d_sae),
+                "label": run.labels,
+                "density": run.density,
+                "dead": ~run.live,
+                "class": classify(n_matched, run.live, R - 1, shared_fraction) if R > 1 else "",
+                "n_matched": n_matched,
+                "n_other_runs": R - 1,
+                "best_match_cos": best,
+                "group": groups[offset : offset + run.d_sae],
+                # per other run, as JSON objects so the table keeps fixed columns however many runs are
+                # compared: the nearest feature there, and the one-to-one partner, where cos >= threshold
+                "nearest": _per_run_json(nearest, run.d_sae),
+                "partners": _per_run_json(partners, run.d_sae),
+            }
+        )
         frames.append(frame)
         offset += run.d_sae
     return pd.concat(frames, ignore_index=True)
@@ -125,21 +138,45 @@ def _per_run_json(ids: dict[str, np.ndarray], n: int) -> list[str]:
     return [json.dumps({k: int(v[f]) for k, v in ids.items() if v[f] >= 0}) for f in range(n)]
 
 
-def _matches_table(runs: list[RunSAE], pairs: list[PairMatch], features: pd.DataFrame,
-                   threshold: float) -> pd.DataFrame:
+def _matches_table(
+    runs: list[RunSAE], pairs: list[PairMatch], features: pd.DataFrame, threshold: float
+) -> pd.DataFrame:
     cls = {(r, f): c for r, f, c in zip(features["run"], features["feature_id"], features["class"])}
     frames = []
     for p in pairs:
         A, B = runs[p.a], runs[p.b]
-        frames.append(pd.DataFrame({
-            "run_a": A.name, "feature_a": p.rows, "label_a": [A.labels[f] for f in p.rows],
-            "run_b": B.name, "feature_b": p.cols, "label_b": [B.labels[f] for f in p.cols],
-            "cos": p.cos, "matched": p.cos >= threshold,
-            "best_cos_a": p.best_a[p.rows], "best_cos_b": p.best_b[p.cols],
-            "class_a": [cls[(A.name, f)] for f in p.rows], "class_b": [cls[(B.name, f)] for f in p.cols],
-        }).sort_values("cos", ascending=False, kind="stable"))
-    cols = ["run_a", "feature_a", "label_a", "run_b", "feature_b", "label_b", "cos", "matched",
-            "best_cos_a", "best_cos_b", "class_a", "class_b"]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "run_a": A.name,
+                    "feature_a": p.rows,
+                    "label_a": [A.labels[f] for f in p.rows],
+                    "run_b": B.name,
+                    "feature_b": p.cols,
+                    "label_b": [B.labels[f] for f in p.cols],
+                    "cos": p.cos,
+                    "matched": p.cos >= threshold,
+                    "best_cos_a": p.best_a[p.rows],
+                    "best_cos_b": p.best_b[p.cols],
+                    "class_a": [cls[(A.name, f)] for f in p.rows],
+                    "class_b": [cls[(B.name, f)] for f in p.cols],
+                }
+            ).sort_values("cos", ascending=False, kind="stable")
+        )
+    cols = [
+        "run_a",
+        "feature_a",
+        "label_a",
+        "run_b",
+        "feature_b",
+        "label_b",
+        "cos",
+        "matched",
+        "best_cos_a",
+        "best_cos_b",
+        "class_a",
+        "class_b",
+    ]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
 
 
@@ -154,16 +191,22 @@ def shared_init_warnings(runs: list[RunSAE], pairs: list[PairMatch], threshold: 
         ok = p.cos >= threshold
         same = float((p.rows[ok] == p.cols[ok]).mean()) if ok.any() else 0.0
         if ok.sum() >= 5 and same > max(0.2, 10 / runs[p.a].d_sae):
-            out.append(f"{same:.0%} of the matched pairs of {runs[p.a].name} and {runs[p.b].name} are the same feature "
-                       "index: the runs share their initialisation (same seed) and their decoders are still close to "
-                       "it, so these matches reflect the init rather than the domains; train with different seeds "
-                       "or for longer")
+            out.append(
+                f"{same:.0%} of the matched pairs of {runs[p.a].name} and {runs[p.b].name} are the same feature "
+                "index: the runs share their initialisation (same seed) and their decoders are still close to "
+                "it, so these matches reflect the init rather than the domains; train with different seeds "
+                "or for longer"
+            )
     return out
 
 
-def compare_runs(run_dirs: Sequence[str | Path], threshold: float = DEFAULT_THRESHOLD,
-                 shared_fraction: float = 0.5, min_share: float = 0.1,
-                 specific_share: float = 0.8) -> ComparisonResult:
+def compare_runs(
+    run_dirs: Sequence[str | Path],
+    threshold: float = DEFAULT_THRESHOLD,
+    shared_fraction: float = 0.5,
+    min_share: float = 0.1,
+    specific_share: float = 0.8,
+) -> ComparisonResult:
     """Compare the SAEs of a sweep dir or of run dirs (UserError in one line for bad input).
 
     threshold        decoder cosine of an assigned pair that counts as the same feature
@@ -175,10 +218,15 @@ def compare_runs(run_dirs: Sequence[str | Path], threshold: float = DEFAULT_THRE
         raise UserError(f"threshold={threshold} must be in (0, 1]")
     runs, sweep = load_runs(run_dirs)
     if len(runs) < 2 and not runs[0].joint:
-        raise UserError(f"only one run ({runs[0].path}) and it was trained on one domain; give the runs "
-                        "of several domains, or a joint run (domain=wiki_all)")
-    pairs = [match_pair(i, j, runs[i].W_dec, runs[j].W_dec, runs[i].live, runs[j].live)
-             for i in range(len(runs)) for j in range(i + 1, len(runs))]
+        raise UserError(
+            f"only one run ({runs[0].path}) and it was trained on one domain; give the runs "
+            "of several domains, or a joint run (domain=wiki_all)"
+        )
+    pairs = [
+        match_pair(i, j, runs[i].W_dec, runs[j].W_dec, runs[i].live, runs[j].live)
+        for i in range(len(runs))
+        for j in range(i + 1, len(runs))
+    ]
     features = _features_table(runs, pairs, threshold, shared_fraction)
     overlap = np.eye(len(runs))
     for p in pairs:
@@ -189,8 +237,19 @@ def compare_runs(run_dirs: Sequence[str | Path], threshold: float = DEFAULT_THRE
     for w in warnings:
         log.warning("%s", w)
     return ComparisonResult(
-        runs=runs, threshold=threshold, pairs=pairs, features=features,
-        matches=_matches_table(runs, pairs, features, threshold), overlap=overlap, joint=joint,
-        settings={"threshold": threshold, "shared_fraction": shared_fraction, "min_share": min_share,
-                  "specific_share": specific_share, "sweep_dir": str(sweep) if sweep else None},
-        warnings=warnings)
+        runs=runs,
+        threshold=threshold,
+        pairs=pairs,
+        features=features,
+        matches=_matches_table(runs, pairs, features, threshold),
+        overlap=overlap,
+        joint=joint,
+        settings={
+            "threshold": threshold,
+            "shared_fraction": shared_fraction,
+            "min_share": min_share,
+            "specific_share": specific_share,
+            "sweep_dir": str(sweep) if sweep else None,
+        },
+        warnings=warnings,
+    )

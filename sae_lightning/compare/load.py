@@ -4,12 +4,13 @@ needs from each: decoder directions, which features are live, labels, domain sha
 Only the run's files are read (docs/run-folder.md), never its store or its model, so
 runs trained on another machine can be compared as long as their folders are here.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from ..run_dir import RunDir
 from ..run_reader import RunReader
 
 log = logging.getLogger(__name__)
+
 
 @dataclass
 class RunSAE:
@@ -77,8 +79,9 @@ def find_run_dirs(paths: Sequence[str | Path]) -> tuple[list[Path], Path | None]
             continue
         sweep = path if len(paths) == 1 else None
         marks = (RunDir.RUN, f"{RunDir.SAE}/{RunDir.SAE_CFG}")
-        candidates = sorted({p.parents[mark.count("/")] for mark in marks for p in [*path.glob(f"*/{mark}"),
-                                                                                    *path.glob(f"*/*/{mark}")]})
+        candidates = sorted(
+            {p.parents[mark.count("/")] for mark in marks for p in [*path.glob(f"*/{mark}"), *path.glob(f"*/*/{mark}")]}
+        )
         finished = []
         for c in candidates:
             missing = _missing(c)
@@ -87,8 +90,10 @@ def find_run_dirs(paths: Sequence[str | Path]) -> tuple[list[Path], Path | None]
             else:
                 finished.append(c)
         if not finished:
-            raise UserError(f"{path} holds no finished run (a run dir has run.json, sae/cfg.json, "
-                            f"sae/sae_weights.safetensors and metrics.json; {len(candidates)} unfinished found)")
+            raise UserError(
+                f"{path} holds no finished run (a run dir has run.json, sae/cfg.json, "
+                f"sae/sae_weights.safetensors and metrics.json; {len(candidates)} unfinished found)"
+            )
         found.extend(finished)
     unique = list(dict.fromkeys(p.resolve() for p in found))
     return unique, sweep
@@ -123,12 +128,22 @@ def load_run_sae(run: Path | RunReader) -> RunSAE:
             live, density = np.isfinite(log10), np.power(10.0, log10.astype(np.float64))
     metrics = folder.results(reader.labeling) if folder.metrics_file.is_file() else {}  # training + label summary
     return RunSAE(
-        path=path, name="", domain=str(info.get("domain") or meta.get("domain") or path.name),
+        path=path,
+        name="",
+        domain=str(info.get("domain") or meta.get("domain") or path.name),
         store_domains=[str(d) for d in meta.get("domains") or []],
         model_name=str(meta.get("model_name") or info.get("model_name") or "unknown"),
-        d_in=int(cfg.get("d_in", W.shape[1])), d_sae=d_sae, architecture=str(cfg.get("architecture", "?")),
-        k=cfg.get("k"), W_dec=W.astype(np.float32), live=live, labels=labels, density=density,
-        shares=shares, metrics=metrics)
+        d_in=int(cfg.get("d_in", W.shape[1])),
+        d_sae=d_sae,
+        architecture=str(cfg.get("architecture", "?")),
+        k=cfg.get("k"),
+        W_dec=W.astype(np.float32),
+        live=live,
+        labels=labels,
+        density=density,
+        shares=shares,
+        metrics=metrics,
+    )
 
 
 def name_runs(runs: list[RunSAE]) -> None:
@@ -146,8 +161,11 @@ def name_runs(runs: list[RunSAE]) -> None:
 def check_comparable(runs: list[RunSAE]) -> None:
     """Decoder directions only compare within one embedding space and at one dictionary size:
     say which property differs and how, run by run."""
-    for what, get in (("embedding models", lambda r: r.model_name), ("embedding widths (d_in)", lambda r: r.d_in),
-                      ("SAE widths (d_sae)", lambda r: r.d_sae)):
+    for what, get in (
+        ("embedding models", lambda r: r.model_name),
+        ("embedding widths (d_in)", lambda r: r.d_in),
+        ("SAE widths (d_sae)", lambda r: r.d_sae),
+    ):
         values = {get(r) for r in runs}
         if len(values) > 1:
             detail = "; ".join(f"{r.name}: {get(r)}" for r in runs)

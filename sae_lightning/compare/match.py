@@ -11,6 +11,7 @@ cosine (its nearest live row there, many-to-one allowed): an SAE often learns on
 (or splits it), and one-to-one matching can pair only one of the copies. Classes and the overlap
 heatmap use presence; the pairs table uses the assignment.
 """
+
 from __future__ import annotations
 
 import math

@@ -1,5 +1,6 @@
 """Put a comparison on disk: the tables (parquet + csv), compare.json and compare.html, each file
 atomically (a reader never sees half a table)."""
+
 from __future__ import annotations
 
 import json
@@ -20,13 +21,29 @@ def summary(result: ComparisonResult) -> dict:
     return {
         "settings": result.settings,
         "warnings": result.warnings,
-        "runs": [{"name": r.name, "path": str(r.path), "domain": r.domain, "model_name": r.model_name,
-                  "d_sae": r.d_sae, "architecture": r.architecture, "live": int(r.live.sum()),
-                  "classes": {c: int(counts.loc[r.name, c]) for c in counts.columns}}
-                 for r in result.runs],
+        "runs": [
+            {
+                "name": r.name,
+                "path": str(r.path),
+                "domain": r.domain,
+                "model_name": r.model_name,
+                "d_sae": r.d_sae,
+                "architecture": r.architecture,
+                "live": int(r.live.sum()),
+                "classes": {c: int(counts.loc[r.name, c]) for c in counts.columns},
+            }
+            for r in result.runs
+        ],
         "overlap": {"runs": result.names, "matrix": np.round(result.overlap, 4).tolist()},
-        "joint": [{"run": j.run, "domains": j.domains, "counts": j.counts.drop(columns="run").to_dict("records"),
-                   "overlap": j.overlap.tolist()} for j in result.joint],
+        "joint": [
+            {
+                "run": j.run,
+                "domains": j.domains,
+                "counts": j.counts.drop(columns="run").to_dict("records"),
+                "overlap": j.overlap.tolist(),
+            }
+            for j in result.joint
+        ],
     }
 
 
@@ -48,8 +65,10 @@ def write_comparison(result: ComparisonResult, out_dir: str | Path) -> dict[str,
     for name, df in tables.items():
         writers[f"{name}.parquet"] = lambda p, df=df: df.to_parquet(p, index=False)
         writers[f"{name}.csv"] = lambda p, df=df: df.to_csv(p, index=False)
-    for name, text in (("compare.json", json.dumps(summary(result), indent=2, allow_nan=True)),
-                       ("compare.html", render_compare_page(result))):
+    for name, text in (
+        ("compare.json", json.dumps(summary(result), indent=2, allow_nan=True)),
+        ("compare.html", render_compare_page(result)),
+    ):
         writers[name] = lambda p, text=text: p.write_text(text, encoding="utf-8")
     for name, write in writers.items():
         atomic_write(out / name, write)

@@ -5,6 +5,7 @@ Why not the memory map: every page a process touches through a map counts as its
 random shuffle over a 3.6 GiB store ends at 3.6 GiB RSS, and with a cold page cache each row is a
 random 4 KiB disk read. Reading whole blocks with pread copies them out of the page cache into a
 buffer of fixed size (the only RSS), and turns the disk reads into large sequential ones."""
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,9 @@ from .store import StoreError
 IN_FLIGHT = np.iinfo(np.int64).max
 
 
-def block_shuffled_order(indices: np.ndarray, seed: int, epoch: int, block_rows: int,
-                         window_blocks: int) -> tuple[np.ndarray, np.ndarray]:
+def block_shuffled_order(
+    indices: np.ndarray, seed: int, epoch: int, block_rows: int, window_blocks: int
+) -> tuple[np.ndarray, np.ndarray]:
     """`indices` (sorted store rows) in the order of epoch `epoch`, and the block numbers in the
     order they are read: the blocks of `block_rows` rows the indices fall into are permuted, and
     the rows of each run of `window_blocks` blocks are permuted together. A function of (seed, epoch)
@@ -33,7 +35,7 @@ def block_shuffled_order(indices: np.ndarray, seed: int, epoch: int, block_rows:
     blocks = rng.permutation(n_blocks)
     windows = []
     for w in range(0, n_blocks, window_blocks):
-        rows = np.concatenate([indices[bounds[b]:bounds[b + 1]] for b in blocks[w:w + window_blocks]])
+        rows = np.concatenate([indices[bounds[b] : bounds[b + 1]] for b in blocks[w : w + window_blocks]])
         windows.append(rows[rng.permutation(len(rows))])
     return np.concatenate(windows), blocks
 
@@ -48,7 +50,9 @@ def npy_layout(path: Path) -> tuple[int, tuple[int, int], np.dtype]:
     try:
         with open(path, "rb") as fh:
             version = np.lib.format.read_magic(fh)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            read_header = (
+                np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            )
             shape, fortran_order, dtype = read_header(fh)
             offset = fh.tell()
     except FileNotFoundError as err:
@@ -56,8 +60,10 @@ def npy_layout(path: Path) -> tuple[int, tuple[int, int], np.dtype]:
     except (ValueError, OSError) as err:
         raise StoreError(f"{path} is corrupt (bad .npy header: {str(err).splitlines()[0]}); {hint}") from err
     if len(shape) != 2 or fortran_order or dtype.hasobject:
-        raise StoreError(f"{path} holds {dtype} {shape} (fortran_order={fortran_order}), not a C-ordered 2-d "
-                         f"array of embeddings; {hint}")
+        raise StoreError(
+            f"{path} holds {dtype} {shape} (fortran_order={fortran_order}), not a C-ordered 2-d "
+            f"array of embeddings; {hint}"
+        )
     size, want = path.stat().st_size, offset + shape[0] * shape[1] * dtype.itemsize
     if size < want:
         raise StoreError(f"{path} is truncated ({size:,} bytes, its header needs {want:,}); {hint}")
@@ -114,13 +120,15 @@ class BlockReader:
     def _pread(self, block: int, slot: int) -> None:
         start = block * self.block_rows
         n = min(self.block_rows, self.shape[0] - start)
-        view = memoryview(self._buf[slot * self.block_rows:slot * self.block_rows + n]).cast("B")
+        view = memoryview(self._buf[slot * self.block_rows : slot * self.block_rows + n]).cast("B")
         pos, done = self.offset + start * self.row_bytes, 0
         while done < len(view):  # pread may return less than asked; 0 means the file ended early
             got = os.preadv(self._fd, [view[done:]], pos + done)
             if got == 0:
-                raise StoreError(f"{self.path} ends inside row {start + done // self.row_bytes} (byte {pos + done:,}); "
-                                 f"it is truncated; {rebuild_hint(self.path)}")
+                raise StoreError(
+                    f"{self.path} ends inside row {start + done // self.row_bytes} (byte {pos + done:,}); "
+                    f"it is truncated; {rebuild_hint(self.path)}"
+                )
             done += got
 
     def prefetch(self, blocks: np.ndarray) -> None:
@@ -177,7 +185,7 @@ class BlockReader:
         out[hit] = self._gather(rows[hit], slots[hit])
         missing = np.unique(block_of_row[~hit])
         for i in range(0, len(missing), self.cache_blocks):
-            group = missing[i:i + self.cache_blocks]
+            group = missing[i : i + self.cache_blocks]
             self.prefetch(group)
             self._settle(group)
             sel = np.isin(block_of_row, group)

@@ -8,10 +8,11 @@ bounded cache (block_reader.py). The split and the per-epoch order depend only o
 each DDP rank reads its own equal-sized slice of the batches. The DataModule's state (checkpointed
 by Lightning) is the epoch and the batches of it already trained on, so a run resumed mid-epoch
 sees exactly the batches an uninterrupted one would."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytorch_lightning as pl
@@ -36,9 +37,23 @@ class BatchIndexSampler(Sampler):
     `block_rows` set, shuffling is block-wise (see block_shuffled_order) instead of over all rows,
     and `prefetch`, when set, is told each next window's blocks as the current one starts."""
 
-    def __init__(self, indices: np.ndarray, batch_size: int, shuffle: bool, seed: int, drop_last: bool,
-                 block_rows: int | None = None, window_blocks: int = 32) -> None:
-        self.indices, self.batch_size, self.shuffle, self.seed, self.drop_last = indices, batch_size, shuffle, seed, drop_last
+    def __init__(
+        self,
+        indices: np.ndarray,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        drop_last: bool,
+        block_rows: int | None = None,
+        window_blocks: int = 32,
+    ) -> None:
+        self.indices, self.batch_size, self.shuffle, self.seed, self.drop_last = (
+            indices,
+            batch_size,
+            shuffle,
+            seed,
+            drop_last,
+        )
         self.block_rows, self.window_blocks = block_rows, window_blocks
         self.prefetch: Callable[[np.ndarray], None] | None = None
         self.epoch = 0
@@ -52,8 +67,9 @@ class BatchIndexSampler(Sampler):
         if not self.shuffle:
             return self.indices
         if self.block_rows:
-            order, self._block_order = block_shuffled_order(self.indices, self.seed, self.epoch, self.block_rows,
-                                                            self.window_blocks)
+            order, self._block_order = block_shuffled_order(
+                self.indices, self.seed, self.epoch, self.block_rows, self.window_blocks
+            )
             return order
         return self.indices[np.random.default_rng([self.seed, self.epoch]).permutation(len(self.indices))]
 
@@ -61,7 +77,7 @@ class BatchIndexSampler(Sampler):
         order = self._order()
         n_full = len(order) // self.batch_size
         stop = n_full * self.batch_size if self.drop_last or len(order) % self.batch_size == 0 else len(order)
-        return [order[i:i + self.batch_size] for i in range(0, stop, self.batch_size)]
+        return [order[i : i + self.batch_size] for i in range(0, stop, self.batch_size)]
 
     def _rank_batches(self) -> list[np.ndarray]:
         rank, world = _dist_rank_world()
@@ -74,7 +90,7 @@ class BatchIndexSampler(Sampler):
             return batches[rank::world][: len(batches) // world]
         # Evaluation: every row exactly once over all ranks; metrics are reduced as sums at the end.
         rows = self.indices[rank::world]
-        return [rows[i:i + self.batch_size] for i in range(0, len(rows), self.batch_size)]
+        return [rows[i : i + self.batch_size] for i in range(0, len(rows), self.batch_size)]
 
     def __iter__(self):
         batches = self._rank_batches()
@@ -89,7 +105,7 @@ class BatchIndexSampler(Sampler):
             # Once a window's first batch has been read (its blocks are in), the next one is read ahead.
             if ahead and window_of_block[b[0] // self.block_rows] != window:
                 window = window_of_block[b[0] // self.block_rows]
-                self.prefetch(self._block_order[(window + 1) * self.window_blocks:(window + 2) * self.window_blocks])
+                self.prefetch(self._block_order[(window + 1) * self.window_blocks : (window + 2) * self.window_blocks])
 
     def __len__(self) -> int:
         return len(self._rank_batches())
@@ -100,8 +116,9 @@ class RowsDataset(Dataset):
     memory map, a copy in RAM (in_memory), or, with `block_rows` set, a BlockReader caching
     `cache_blocks` blocks."""
 
-    def __init__(self, store_path: str | Path, in_memory: bool = False, block_rows: int | None = None,
-                 cache_blocks: int = 32) -> None:
+    def __init__(
+        self, store_path: str | Path, in_memory: bool = False, block_rows: int | None = None, cache_blocks: int = 32
+    ) -> None:
         self.store_path, self.in_memory = str(store_path), in_memory
         self._array: np.ndarray | None = None
         self.reader: BlockReader | None = None
@@ -155,20 +172,38 @@ class EmbeddingDataModule(pl.LightningDataModule):
             self.batch_size = len(self.train_idx)  # a tiny store still trains: one batch per epoch
         # auto: a store that fits in one window, or in RAM anyway, gains nothing from blocks
         self.blocks = self.shuffle == "blocks" or (
-            self.shuffle == "auto" and not self.in_memory and n > self.block_rows * self.window_blocks)
+            self.shuffle == "auto" and not self.in_memory and n > self.block_rows * self.window_blocks
+        )
         # The window being read, and the next one read ahead in-process (workers overlap reads by themselves).
-        self.dataset = RowsDataset(self.store_path, self.in_memory, self.block_rows if self.blocks else None,
-                                   self.window_blocks * (2 if self.num_workers == 0 else 1))
+        self.dataset = RowsDataset(
+            self.store_path,
+            self.in_memory,
+            self.block_rows if self.blocks else None,
+            self.window_blocks * (2 if self.num_workers == 0 else 1),
+        )
 
     def _loader(self, indices: np.ndarray, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
-        sampler = BatchIndexSampler(indices, batch_size, shuffle, self.seed, drop_last,
-                                    self.block_rows if self.blocks else None, self.window_blocks)
+        sampler = BatchIndexSampler(
+            indices,
+            batch_size,
+            shuffle,
+            self.seed,
+            drop_last,
+            self.block_rows if self.blocks else None,
+            self.window_blocks,
+        )
         if self.dataset.reader is not None and self.num_workers == 0:
             sampler.prefetch = self.dataset.reader.prefetch
         if shuffle:
             sampler.resume_at, self._train_sampler = self._resume_at, sampler
-        return DataLoader(self.dataset, sampler=sampler, batch_size=None, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available())
+        return DataLoader(
+            self.dataset,
+            sampler=sampler,
+            batch_size=None,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_idx, self.batch_size, True, self.drop_last)

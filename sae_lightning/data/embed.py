@@ -2,6 +2,7 @@
 
 A store is keyed by a fingerprint of (corpus content, model, options), so a second run with the
 same inputs embeds nothing, and an interrupted run resumes from its finished shards."""
+
 from __future__ import annotations
 
 import hashlib
@@ -44,8 +45,10 @@ def resolve_model(name: str) -> str:
     path = Path(name).expanduser()
     if path.exists() or name.startswith((".", "/", "~")):
         if not (path / "modules.json").is_file() and not (path / "config_sentence_transformers.json").is_file():
-            raise SourceError(f"embedder.model={name} is not a sentence-transformers model folder (no modules.json); "
-                              "point it at a folder saved with SentenceTransformer.save() or use a hub id")
+            raise SourceError(
+                f"embedder.model={name} is not a sentence-transformers model folder (no modules.json); "
+                "point it at a folder saved with SentenceTransformer.save() or use a hub id"
+            )
         return str(path.resolve())
     return name
 
@@ -97,8 +100,10 @@ def _cast(model, name: str, dtype_compute: str):
     if dtype_compute == "float32":
         return model
     if dtype_compute == "float16" and model.device.type == "cpu":
-        raise SourceError(f"embedder.dtype_compute=float16 needs a GPU but {name} runs on the CPU; "
-                          "use embedder.dtype_compute=bfloat16 (fast on CPUs with AVX512-BF16 or AMX) or float32")
+        raise SourceError(
+            f"embedder.dtype_compute=float16 needs a GPU but {name} runs on the CPU; "
+            "use embedder.dtype_compute=bfloat16 (fast on CPUs with AVX512-BF16 or AMX) or float32"
+        )
     import torch
 
     return model.to(getattr(torch, dtype_compute))
@@ -112,8 +117,10 @@ def _load_fresh(name: str, device: str | None):
     try:
         return SentenceTransformer(path, device=device, local_files_only=local)
     except Exception as err:
-        raise SourceError(f"embedder.model={name} cannot be loaded as a sentence-transformers model: "
-                          f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from err
+        raise SourceError(
+            f"embedder.model={name} cannot be loaded as a sentence-transformers model: "
+            f"{str(err).splitlines()[0] if str(err) else type(err).__name__}"
+        ) from err
 
 
 def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype_compute: str = "float32"):
@@ -139,8 +146,11 @@ class Embedder(EmbedderConfig):
     def options(self) -> dict:
         keep = ("batch_size", "normalize", "dtype", "max_seq_length")
         extra = {"dtype_compute": self.compute_dtype} if self.compute_dtype != "float32" else {}
-        return {"model": canonical_model_name(self.model), **{k: v for k, v in asdict(self).items() if k in keep},
-                **extra}
+        return {
+            "model": canonical_model_name(self.model),
+            **{k: v for k, v in asdict(self).items() if k in keep},
+            **extra,
+        }
 
     def _model(self):
         model = load_model(self.model, self.device, self.compute_dtype)
@@ -153,8 +163,9 @@ class Embedder(EmbedderConfig):
         return self._run(self._model(), texts)
 
     def _run(self, model, texts: list[str], **pool) -> np.ndarray:
-        out = model.encode(texts, batch_size=self.batch_size, convert_to_tensor=True, show_progress_bar=False,
-                           **pool).float()
+        out = model.encode(
+            texts, batch_size=self.batch_size, convert_to_tensor=True, show_progress_bar=False, **pool
+        ).float()
         if self.normalize:  # in float32: a bf16 model's own normalisation leaves norms 1 +- 4e-3
             import torch
 
@@ -166,8 +177,10 @@ class Embedder(EmbedderConfig):
         [cuda:0, cuda:1], or [cpu, cpu]). From its own copy of the model: starting a pool moves the
         model to the CPU, which must not happen to the copy labelling and search share."""
         if self.compute_dtype == "float16" and any(d.startswith("cpu") for d in self.devices):
-            raise SourceError(f"embedder.dtype_compute=float16 needs GPUs but embedder.devices={self.devices} "
-                              "has a CPU; use embedder.dtype_compute=bfloat16 or float32")
+            raise SourceError(
+                f"embedder.dtype_compute=float16 needs GPUs but embedder.devices={self.devices} "
+                "has a CPU; use embedder.dtype_compute=bfloat16 or float32"
+            )
         model = _load_fresh(self.model, "cpu")
         if self.compute_dtype != "float32":
             import torch
@@ -211,23 +224,43 @@ def build_store(source, embedder: Embedder, cache_dir: str | Path | None = None)
                 log.info("embedding store %s is complete; nothing to embed", path)
                 return EmbeddingStore(path)
             dim = load_model(embedder.model, embedder.device, embedder.compute_dtype).get_embedding_dimension()
-            writer = StoreWriter(path, {
-                "fingerprint": fp, "model_name": canonical_model_name(embedder.model), "dim": int(dim),
-                "count": stream.count, "dtype": embedder.dtype, "normalized": embedder.normalize,
-                "source": source.description(), "domains": sorted(stream.domains),
-                "skipped_empty": stream.skipped_empty, "embedder": embedder.options(),
-            }, embedder.shard_size)
+            writer = StoreWriter(
+                path,
+                {
+                    "fingerprint": fp,
+                    "model_name": canonical_model_name(embedder.model),
+                    "dim": int(dim),
+                    "count": stream.count,
+                    "dtype": embedder.dtype,
+                    "normalized": embedder.normalize,
+                    "source": source.description(),
+                    "domains": sorted(stream.domains),
+                    "skipped_empty": stream.skipped_empty,
+                    "embedder": embedder.options(),
+                },
+                embedder.shard_size,
+            )
             if not writer.metadata_file.is_file():  # else: the same rows, from an earlier or parallel run
                 atomic_write(writer.metadata_file, lambda tmp: os.replace(staged, tmp))
     finally:
         staged.unlink(missing_ok=True)
     missing = writer.missing_shards()
-    log.info("embedding %d texts into %s (%d of %d shards to do, %s weights)", stream.count, path, len(missing),
-             writer.n_shards, embedder.compute_dtype)
+    log.info(
+        "embedding %d texts into %s (%d of %d shards to do, %s weights)",
+        stream.count,
+        path,
+        len(missing),
+        writer.n_shards,
+        embedder.compute_dtype,
+    )
     try:
         # disable=None: tqdm draws the bar only where stderr is a terminal; a log gets embed_shards' lines
-        with tqdm(total=sum(writer.shard_rows(i).stop - writer.shard_rows(i).start for i in missing),
-                  unit="text", desc="embed", disable=None if embedder.show_progress else True) as bar:
+        with tqdm(
+            total=sum(writer.shard_rows(i).stop - writer.shard_rows(i).start for i in missing),
+            unit="text",
+            desc="embed",
+            disable=None if embedder.show_progress else True,
+        ) as bar:
             embed_missing(writer, embedder, missing, bar)
         with store_lock(path):
             return writer.finalize()
@@ -247,18 +280,32 @@ def _store_from_npy(source: NpyEmbeddings, embedder: Embedder, cache_dir: Path) 
     """Copy a user's .npy into a store, checking shape and finiteness chunk by chunk."""
     arr = load_npy(source.path)
     n = arr.shape[0] if source.limit is None else min(arr.shape[0], int(source.limit))
-    fp = fingerprint({"npy": sha256_of(Path(source.path).expanduser()), **source.fingerprint_parts(),
-                      "dtype": embedder.dtype})
+    fp = fingerprint(
+        {"npy": sha256_of(Path(source.path).expanduser()), **source.fingerprint_parts(), "dtype": embedder.dtype}
+    )
     path = cache_dir / "stores" / fp
     with store_lock(path):
         if (path / "manifest.json").is_file() and read_manifest(path).get("complete"):
             return EmbeddingStore(path)
         meta = source.load_metadata(arr.shape[0]).iloc[:n]
-        writer = StoreWriter(path, {
-            "fingerprint": fp, "model_name": source.model_name, "dim": int(arr.shape[1]), "count": int(n),
-            "dtype": embedder.dtype, "normalized": False, "domains": sorted(set(meta["domain"])),
-            "source": {"source": "npy", "path": str(Path(source.path).expanduser().resolve()), "limit": source.limit},
-        }, embedder.shard_size)
+        writer = StoreWriter(
+            path,
+            {
+                "fingerprint": fp,
+                "model_name": source.model_name,
+                "dim": int(arr.shape[1]),
+                "count": int(n),
+                "dtype": embedder.dtype,
+                "normalized": False,
+                "domains": sorted(set(meta["domain"])),
+                "source": {
+                    "source": "npy",
+                    "path": str(Path(source.path).expanduser().resolve()),
+                    "limit": source.limit,
+                },
+            },
+            embedder.shard_size,
+        )
         nonzero = False
         for i in writer.missing_shards():
             rows = writer.shard_rows(i)

@@ -4,6 +4,7 @@ Every process (one `sae-embed`, each task of a SLURM array, each DDP rank) runs 
 the shards nobody holds, then wait for the ones others hold and take over any whose holder died.
 A shard is always encoded as one `encode` call on exactly its own texts, by whichever process or
 pool worker gets it, so the store is the same bit for bit however the work was split."""
+
 from __future__ import annotations
 
 import logging

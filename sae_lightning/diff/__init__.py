@@ -7,10 +7,14 @@
 
 The names load on first use, so that `sae-diff --help` (diff/cli.py) loads no torch or scipy.
 """
+
 from ..lazy import lazy_names
 
-_HOMES = {**dict.fromkeys(["DiffResult", "DiffSettings", "MatrixResult", "diff_groups", "diff_table",
-                           "domain_matrix"], "analysis"),
-          **dict.fromkeys(["write_diff", "write_matrix"], "write")}
+_HOMES = {
+    **dict.fromkeys(
+        ["DiffResult", "DiffSettings", "MatrixResult", "diff_groups", "diff_table", "domain_matrix"], "analysis"
+    ),
+    **dict.fromkeys(["write_diff", "write_matrix"], "write"),
+}
 __all__ = list(_HOMES)
 __getattr__, __dir__ = lazy_names(__name__, _HOMES)

@@ -1,4 +1,5 @@
 """python -m sae_lightning.diff: the same as sae-diff (works before the console script is installed)."""
+
 from .cli import main
 
 main()

@@ -1,6 +1,7 @@
 """sae-diff's analysis: which features of a finished run fire differently in two groups of texts,
 and the domain x domain matrix of how many features separate each pair. No HTML here (page.py
 renders the results; write.py puts them on disk)."""
+
 from __future__ import annotations
 
 import itertools
@@ -52,12 +53,20 @@ class DiffResult:
 
     def summary(self) -> dict:
         sep = self.table["separating"]
-        return {"run_dir": str(self.run_dir), "a": self.a, "b": self.b, "n_a": self.n_a, "n_b": self.n_b,
-                "model_name": self.model_name, "features": int(len(self.table)),
-                "separating": int(sep.sum()), "more_in_a": int((sep & (self.table["more_in"] == self.a)).sum()),
-                "more_in_b": int((sep & (self.table["more_in"] == self.b)).sum()),
-                "test": "two-sided Fisher exact (central), Benjamini-Hochberg over all features",
-                "settings": asdict(self.settings)}
+        return {
+            "run_dir": str(self.run_dir),
+            "a": self.a,
+            "b": self.b,
+            "n_a": self.n_a,
+            "n_b": self.n_b,
+            "model_name": self.model_name,
+            "features": int(len(self.table)),
+            "separating": int(sep.sum()),
+            "more_in_a": int((sep & (self.table["more_in"] == self.a)).sum()),
+            "more_in_b": int((sep & (self.table["more_in"] == self.b)).sum()),
+            "test": "two-sided Fisher exact (central), Benjamini-Hochberg over all features",
+            "settings": asdict(self.settings),
+        }
 
 
 @dataclass
@@ -71,17 +80,24 @@ class MatrixResult:
     pairs: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per pair
 
     def summary(self) -> dict:
-        return {"run_dir": str(self.run_dir), "domains": self.domains, "sizes": self.sizes,
-                "separating": self.separating.tolist(), "more_in_row": self.more_in_row.tolist(),
-                "settings": asdict(self.settings)}
+        return {
+            "run_dir": str(self.run_dir),
+            "domains": self.domains,
+            "sizes": self.sizes,
+            "separating": self.separating.tolist(),
+            "more_in_row": self.more_in_row.tolist(),
+            "settings": asdict(self.settings),
+        }
 
 
 def open_finished_run(reader: RunReader) -> SearchRun:
     run_dir, missing = reader.root, reader.dir.missing()
     if not run_dir.is_dir() or missing:
         what = "does not exist" if not run_dir.is_dir() else f"is not a finished run (missing {', '.join(missing)})"
-        raise UserError(f"{run_dir} {what}; give a run folder that sae-train completed "
-                        "(resume an interrupted one with sae-train run_dir=<it> ckpt_path=last)")
+        raise UserError(
+            f"{run_dir} {what}; give a run folder that sae-train completed "
+            "(resume an interrupted one with sae-train run_dir=<it> ckpt_path=last)"
+        )
     return open_run(reader)
 
 
@@ -98,8 +114,16 @@ def feature_info(run: Path | RunReader, d_sae: int) -> pd.DataFrame:
     return info
 
 
-def diff_table(counts_a: np.ndarray, n_a: int, counts_b: np.ndarray, n_b: int, a: str, b: str,
-               settings: DiffSettings, info: pd.DataFrame | None = None) -> pd.DataFrame:
+def diff_table(
+    counts_a: np.ndarray,
+    n_a: int,
+    counts_b: np.ndarray,
+    n_b: int,
+    a: str,
+    b: str,
+    settings: DiffSettings,
+    info: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """The statistics of every feature (stats.py), separating features first, each ranked by how
     far its log-odds interval stays from 0 (so a rare feature with a wide interval does not
     outrank a frequent one with a certain difference); the rest by q-value."""
@@ -108,8 +132,15 @@ def diff_table(counts_a: np.ndarray, n_a: int, counts_b: np.ndarray, n_b: int, a
     p = fisher_two_sided(a_counts, n_a, b_counts, n_b)
     q = benjamini_hochberg(p)
     sep = separating(q, lor, settings.alpha, settings.min_log_odds)
-    df = pd.DataFrame({"feature_id": np.arange(len(a_counts)), "fires_a": a_counts, "fires_b": b_counts,
-                       "rate_a": a_counts / n_a, "rate_b": b_counts / n_b})
+    df = pd.DataFrame(
+        {
+            "feature_id": np.arange(len(a_counts)),
+            "fires_a": a_counts,
+            "fires_b": b_counts,
+            "rate_a": a_counts / n_a,
+            "rate_b": b_counts / n_b,
+        }
+    )
     df["rate_diff"] = df["rate_a"] - df["rate_b"]
     df["log_odds"], df["log_odds_low"], df["log_odds_high"], df["p_value"], df["q_value"] = lor, lo, hi, p, q
     df["separating"] = sep
@@ -117,8 +148,9 @@ def diff_table(counts_a: np.ndarray, n_a: int, counts_b: np.ndarray, n_b: int, a
     df["strength"] = np.maximum(lo, -hi)  # the interval's distance from 0; > 0 where it excludes 0
     if info is not None:
         df = df.merge(info, on="feature_id", how="left")
-    return df.sort_values(["separating", "strength", "q_value"], ascending=[False, False, True],
-                          kind="stable").reset_index(drop=True)
+    return df.sort_values(
+        ["separating", "strength", "q_value"], ascending=[False, False, True], kind="stable"
+    ).reset_index(drop=True)
 
 
 def _add_examples(table: pd.DataFrame, groups: tuple[Group, Group], scans: tuple[GroupScan, GroupScan]) -> None:
@@ -135,14 +167,18 @@ def diff_groups(run_dir: str | Path, spec_a: str, spec_b: str, settings: DiffSet
     if a.name == b.name:
         b.name = f"{b.name} (B)"
     check_groups(a, b, settings.min_texts)
-    scans = (scan_group(run.sae, a, settings.examples, settings.batch_size),
-             scan_group(run.sae, b, settings.examples, settings.batch_size))
+    scans = (
+        scan_group(run.sae, a, settings.examples, settings.batch_size),
+        scan_group(run.sae, b, settings.examples, settings.batch_size),
+    )
     info = feature_info(reader, run.sae.cfg.d_sae)
-    table = diff_table(scans[0].fire_counts, scans[0].n, scans[1].fire_counts, scans[1].n, a.name, b.name,
-                       settings, info)
+    table = diff_table(
+        scans[0].fire_counts, scans[0].n, scans[1].fire_counts, scans[1].n, a.name, b.name, settings, info
+    )
     _add_examples(table, (a, b), scans)
-    return DiffResult(Path(run_dir).expanduser(), a.name, b.name, scans[0].n, scans[1].n, table, settings,
-                      run.store.model_name)
+    return DiffResult(
+        Path(run_dir).expanduser(), a.name, b.name, scans[0].n, scans[1].n, table, settings, run.store.model_name
+    )
 
 
 def domain_matrix(run_dir: str | Path, settings: DiffSettings | None = None) -> MatrixResult:
@@ -152,18 +188,22 @@ def domain_matrix(run_dir: str | Path, settings: DiffSettings | None = None) -> 
     run = open_finished_run(RunReader(run_dir))
     domains = sorted(run.store.metadata()["domain"].astype(str).unique())
     if len(domains) < 2:
-        raise UserError(f"{run_dir} was trained on one domain ({domains[0]}); sae-diff -m needs a joint run "
-                        "over several domains (e.g. sae-train domain=wiki_all)")
+        raise UserError(
+            f"{run_dir} was trained on one domain ({domains[0]}); sae-diff -m needs a joint run "
+            "over several domains (e.g. sae-train domain=wiki_all)"
+        )
     groups = [store_group(run.store, [d]) for d in domains]
     for g in groups:
         check_size(g, settings.min_texts)
     scans = [scan_group(run.sae, g, 1, settings.batch_size) for g in groups]
-    return matrix_from_counts(Path(run_dir).expanduser(), domains, [s.fire_counts for s in scans],
-                              [s.n for s in scans], settings)
+    return matrix_from_counts(
+        Path(run_dir).expanduser(), domains, [s.fire_counts for s in scans], [s.n for s in scans], settings
+    )
 
 
-def matrix_from_counts(run_dir: Path, domains: list[str], counts: list[np.ndarray], sizes: list[int],
-                       settings: DiffSettings) -> MatrixResult:
+def matrix_from_counts(
+    run_dir: Path, domains: list[str], counts: list[np.ndarray], sizes: list[int], settings: DiffSettings
+) -> MatrixResult:
     """The matrix from each domain's per-feature firing counts and text count (however they were
     counted: a pass of the SAE here, activations kept in memory in sae-serve)."""
     D = len(domains)
@@ -173,6 +213,15 @@ def matrix_from_counts(run_dir: Path, domains: list[str], counts: list[np.ndarra
         n_sep, n_i = int(t["separating"].sum()), int((t["more_in"] == domains[i]).sum())
         sep_m[i, j] = sep_m[j, i] = n_sep
         more_m[i, j], more_m[j, i] = n_i, n_sep - n_i
-        rows.append({"a": domains[i], "b": domains[j], "n_a": sizes[i], "n_b": sizes[j],
-                     "separating": n_sep, "more_in_a": n_i, "more_in_b": n_sep - n_i})
+        rows.append(
+            {
+                "a": domains[i],
+                "b": domains[j],
+                "n_a": sizes[i],
+                "n_b": sizes[j],
+                "separating": n_sep,
+                "more_in_a": n_i,
+                "more_in_b": n_sep - n_i,
+            }
+        )
     return MatrixResult(run_dir, domains, list(sizes), sep_m, more_m, settings, pd.DataFrame(rows))

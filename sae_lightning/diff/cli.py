@@ -1,5 +1,6 @@
 """sae-diff: rank a run's features by how differently they fire in two groups of texts, or (-m)
 count the features separating every pair of the run's domains. Flag defaults: conf/diff.yaml."""
+
 from __future__ import annotations
 
 import argparse
@@ -18,31 +19,48 @@ if TYPE_CHECKING:  # the analysis (torch, scipy) loads once the arguments are re
 
 def build_parser() -> argparse.ArgumentParser:
     defaults = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "diff.yaml"))
-    p = argparse.ArgumentParser(prog="sae-diff", description="Which features of a finished run fire differently in "
-                                "two groups of texts (Fisher exact test, Benjamini-Hochberg), named by the run's labels.")
+    p = argparse.ArgumentParser(
+        prog="sae-diff",
+        description="Which features of a finished run fire differently in "
+        "two groups of texts (Fisher exact test, Benjamini-Hochberg), named by the run's labels.",
+    )
     p.add_argument("run_dir", help="a finished run folder")
-    p.add_argument("groups", nargs="*", metavar="GROUP",
-                   help="two groups: a domain of the run's store (Mathematics), several comma-separated, "
-                        "or a domain config with overrides ('domain=files domain.path=x.csv')")
-    p.add_argument("-m", "--matrix", action="store_true", help="every pair of the run's domains: a domain x domain matrix")
+    p.add_argument(
+        "groups",
+        nargs="*",
+        metavar="GROUP",
+        help="two groups: a domain of the run's store (Mathematics), several comma-separated, "
+        "or a domain config with overrides ('domain=files domain.path=x.csv')",
+    )
+    p.add_argument(
+        "-m", "--matrix", action="store_true", help="every pair of the run's domains: a domain x domain matrix"
+    )
     p.add_argument("--out", help="output folder (default <run>/diff/<a>-vs-<b>/ or <run>/diff/matrix/)")
     for name, default in defaults.items():  # DiffSettings' fields, whose defaults conf/diff.yaml holds
-        p.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default,
-                       help=f"(default {default}; conf/diff.yaml)")
+        p.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=type(default),
+            default=default,
+            help=f"(default {default}; conf/diff.yaml)",
+        )
     return p
 
 
 def print_diff(res: DiffResult, n: int) -> None:
     s = res.summary()
-    print(f"{res.a} ({res.n_a:,} texts) vs {res.b} ({res.n_b:,} texts): {s['separating']} of {s['features']} "
-          f"features separate them ({s['more_in_a']} more in {res.a}, {s['more_in_b']} more in {res.b}; "
-          f"Fisher exact, BH q<{res.settings.alpha}, |log-odds|>={res.settings.min_log_odds})")
+    print(
+        f"{res.a} ({res.n_a:,} texts) vs {res.b} ({res.n_b:,} texts): {s['separating']} of {s['features']} "
+        f"features separate them ({s['more_in_a']} more in {res.a}, {s['more_in_b']} more in {res.b}; "
+        f"Fisher exact, BH q<{res.settings.alpha}, |log-odds|>={res.settings.min_log_odds})"
+    )
     for side in (res.a, res.b):
         print(f"more in {side}:")
         for r in res.top(side, n).itertuples():
-            print(f"  #{r.feature_id:<5} {r.log_odds:+6.2f} [{r.log_odds_low:+.2f},{r.log_odds_high:+.2f}]  "
-                  f"{r.rate_a:6.1%} vs {r.rate_b:6.1%}  q={r.q_value:.1e}  {r.label}"
-                  + (f" ({r.verdict})" if r.verdict and not says_verdict(r.label, r.verdict) else ""))
+            print(
+                f"  #{r.feature_id:<5} {r.log_odds:+6.2f} [{r.log_odds_low:+.2f},{r.log_odds_high:+.2f}]  "
+                f"{r.rate_a:6.1%} vs {r.rate_b:6.1%}  q={r.q_value:.1e}  {r.label}"
+                + (f" ({r.verdict})" if r.verdict and not says_verdict(r.label, r.verdict) else "")
+            )
 
 
 def print_matrix(res: MatrixResult) -> None:

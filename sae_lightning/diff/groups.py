@@ -8,11 +8,12 @@ A group spec is one of
 Store domains are read from the run's memory-mapped store; other sources are embedded through the
 run's own model and options (the store's manifest says which), in batches.
 """
+
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -42,16 +43,23 @@ def store_group(store: EmbeddingStore, names: list[str], label: str | None = Non
     known = sorted(meta["domain"].astype(str).unique())
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise UserError(f"group {', '.join(unknown)!r} matches no texts: the run's store has the domains "
-                        f"{', '.join(known)}; give one of them, several comma-separated, or domain=<config>")
+        raise UserError(
+            f"group {', '.join(unknown)!r} matches no texts: the run's store has the domains "
+            f"{', '.join(known)}; give one of them, several comma-separated, or domain=<config>"
+        )
     rows = np.flatnonzero(meta["domain"].astype(str).isin(names).to_numpy())
 
     def batches(size: int) -> Iterator[np.ndarray]:
         for start in range(0, len(rows), size):
-            yield np.asarray(store.embeddings[rows[start:start + size]], dtype=np.float32)
+            yield np.asarray(store.embeddings[rows[start : start + size]], dtype=np.float32)
 
-    return Group(label or ",".join(names), meta["text"].to_numpy()[rows].astype(str),
-                 meta["domain"].to_numpy()[rows].astype(str), batches, tuple(names))
+    return Group(
+        label or ",".join(names),
+        meta["text"].to_numpy()[rows].astype(str),
+        meta["domain"].to_numpy()[rows].astype(str),
+        batches,
+        tuple(names),
+    )
 
 
 def _compose_source(overrides: list[str]):
@@ -70,8 +78,10 @@ def _compose_source(overrides: list[str]):
 
 def _check_model(spec: str, group_model: str, run_model: str) -> None:
     if canonical_model_name(group_model) != canonical_model_name(run_model):
-        raise UserError(f"group {spec!r} is encoded by {group_model} but the run's SAE was trained on {run_model} "
-                        "embeddings; embed the group with the run's model (drop the embedder/model_name override)")
+        raise UserError(
+            f"group {spec!r} is encoded by {group_model} but the run's SAE was trained on {run_model} "
+            "embeddings; embed the group with the run's model (drop the embedder/model_name override)"
+        )
 
 
 def source_group(spec: str, store: EmbeddingStore, seed: int = 0) -> Group:
@@ -95,22 +105,26 @@ def source_group(spec: str, store: EmbeddingStore, seed: int = 0) -> Group:
 
         def npy_batches(size: int) -> Iterator[np.ndarray]:
             for start in range(0, n, size):
-                yield np.asarray(arr[start:min(start + size, n)], dtype=np.float32)
+                yield np.asarray(arr[start : min(start + size, n)], dtype=np.float32)
 
         return Group(name, meta["text"].to_numpy().astype(str), meta["domain"].to_numpy().astype(str), npy_batches)
     if "embedder" in cfg and any(o.startswith("embedder") for o in overrides):
         _check_model(spec, str(cfg.embedder.model), run_model)
     corpus = source.load()
     opts = dict(store.manifest.get("embedder") or {})
-    embedder = Embedder(model=run_model, batch_size=int(opts.get("batch_size", 128)),
-                        normalize=bool(store.manifest.get("normalized", False)),
-                        max_seq_length=opts.get("max_seq_length"), show_progress=False,
-                        dtype_compute=store.compute_dtype)  # as the run's store was embedded
+    embedder = Embedder(
+        model=run_model,
+        batch_size=int(opts.get("batch_size", 128)),
+        normalize=bool(store.manifest.get("normalized", False)),
+        max_seq_length=opts.get("max_seq_length"),
+        show_progress=False,
+        dtype_compute=store.compute_dtype,
+    )  # as the run's store was embedded
     texts = np.asarray(corpus.texts, dtype=object).astype(str)
 
     def text_batches(size: int) -> Iterator[np.ndarray]:
         for start in range(0, len(texts), size):
-            yield embedder.encode(list(texts[start:start + size]))
+            yield embedder.encode(list(texts[start : start + size]))
 
     return Group(name, texts, np.asarray(corpus.domains).astype(str), text_batches)
 
@@ -128,13 +142,17 @@ def check_groups(a: Group, b: Group, min_texts: int) -> None:
     """Refuse, in one line each, what would make the test meaningless."""
     shared_domains = sorted(set(a.store_domains) & set(b.store_domains))
     if shared_domains:
-        raise UserError(f"the groups overlap: domain {shared_domains[0]!r} is in both {a.name!r} and {b.name!r}; "
-                        "give each domain to one side only")
+        raise UserError(
+            f"the groups overlap: domain {shared_domains[0]!r} is in both {a.name!r} and {b.name!r}; "
+            "give each domain to one side only"
+        )
     if not (a.store_domains and b.store_domains):  # a source group: overlap is the same text on both sides
         shared = set(a.texts.tolist()) & set(b.texts.tolist())
         if shared:
-            raise UserError(f"the groups overlap: {len(shared)} texts are in both {a.name!r} and {b.name!r} "
-                            f"(e.g. {sorted(shared)[0][:60]!r}); give two disjoint groups")
+            raise UserError(
+                f"the groups overlap: {len(shared)} texts are in both {a.name!r} and {b.name!r} "
+                f"(e.g. {sorted(shared)[0][:60]!r}); give two disjoint groups"
+            )
     for g in (a, b):
         check_size(g, min_texts)
 
@@ -143,5 +161,7 @@ def check_size(g: Group, min_texts: int) -> None:
     if len(g) == 0:
         raise UserError(f"group {g.name!r} matches no texts; check its source and filters")
     if len(g) < min_texts:
-        raise UserError(f"group {g.name!r} has {len(g)} texts, fewer than the {min_texts} the test needs; "
-                        "give a larger group, or lower --min-texts")
+        raise UserError(
+            f"group {g.name!r} has {len(g)} texts, fewer than the {min_texts} the test needs; "
+            "give a larger group, or lower --min-texts"
+        )

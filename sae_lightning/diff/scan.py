@@ -1,5 +1,6 @@
 """One streaming pass of the SAE over a group: per feature, how many texts it fires on and its
 top-activating texts there. Memory O(d_sae x examples) however large the group."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

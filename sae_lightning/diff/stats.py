@@ -14,14 +14,16 @@ the same in B. From it:
 - Benjamini-Hochberg q-values over every feature tested, so "q < alpha" bounds the expected share
   of false discoveries among the reported features by alpha.
 """
+
 from __future__ import annotations
 
 import numpy as np
 from scipy import stats
 
 
-def log_odds_ratio(a: np.ndarray, n_a: int, c: np.ndarray, n_b: int, alpha: float = 0.05
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def log_odds_ratio(
+    a: np.ndarray, n_a: int, c: np.ndarray, n_b: int, alpha: float = 0.05
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Haldane-corrected log-odds ratio of firing in A over B, and its (1 - alpha) Wald interval."""
     a, c = np.asarray(a, np.float64) + 0.5, np.asarray(c, np.float64) + 0.5
     b, d = n_a - a + 1.0, n_b - c + 1.0  # (n_a - a_raw) + 0.5

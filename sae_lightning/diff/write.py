@@ -2,11 +2,12 @@
 into a temporary sibling folder, which then replaces the target in one rename. Only an empty
 folder or an earlier diff is replaced (atomic.check_replaceable): `--out` pointed at a folder of
 the user's is refused, before any work, in one line."""
+
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
@@ -58,7 +59,9 @@ def write_folder(out: Path, files: dict[str, Callable[[Path], None]]) -> dict[st
     return {name: Path(out) / name for name in files}
 
 
-def _files(tables: dict[str, pd.DataFrame], summary: dict, page_name: str, page: str) -> dict[str, Callable[[Path], None]]:
+def _files(
+    tables: dict[str, pd.DataFrame], summary: dict, page_name: str, page: str
+) -> dict[str, Callable[[Path], None]]:
     files: dict[str, Callable[[Path], None]] = {}
     for name, df in tables.items():
         files[f"{name}.parquet"] = lambda p, df=df: df.to_parquet(p, index=False)
@@ -69,12 +72,15 @@ def _files(tables: dict[str, pd.DataFrame], summary: dict, page_name: str, page:
 
 
 def write_diff(res: DiffResult, out: str | Path | None = None) -> dict[str, Path]:
-    return write_folder(Path(out) if out else default_out(res),
-                        _files(dict(zip(DIFF_TABLES, [res.table])), res.summary(), DIFF_PAGE, render_diff_page(res)))
+    return write_folder(
+        Path(out) if out else default_out(res),
+        _files(dict(zip(DIFF_TABLES, [res.table])), res.summary(), DIFF_PAGE, render_diff_page(res)),
+    )
 
 
 def write_matrix(res: MatrixResult, out: str | Path | None = None) -> dict[str, Path]:
     matrix = pd.DataFrame(res.separating, index=res.domains, columns=res.domains).rename_axis("domain").reset_index()
-    return write_folder(Path(out) if out else default_out(res),
-                        _files(dict(zip(MATRIX_TABLES, [matrix, res.pairs])), res.summary(), MATRIX_PAGE,
-                               render_matrix_page(res)))
+    return write_folder(
+        Path(out) if out else default_out(res),
+        _files(dict(zip(MATRIX_TABLES, [matrix, res.pairs])), res.summary(), MATRIX_PAGE, render_matrix_page(res)),
+    )

@@ -9,6 +9,7 @@ encoderᵀ + latent_bias)), so pre_bias = b_dec, encoder.weight = W_encᵀ, late
 decoder is tied to the encoder, unlike ours: the folder is for encoding, not for reconstruction.
 Only TopK SAEs (and Matryoshka over a TopK base, whose inference is TopK) fit that module.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,10 @@ def sparse_autoencoder_module(sae):
     from sentence_transformers.sparse_encoder.modules import SparseAutoEncoder
 
     if sae.saelens_architecture != "topk":
-        raise UserError(f"a {sae.cfg.architecture} SAE cannot be a sentence-transformers SparseAutoEncoder "
-                        "(that module is TopK only): export a run trained with sae=topk")
+        raise UserError(
+            f"a {sae.cfg.architecture} SAE cannot be a sentence-transformers SparseAutoEncoder "
+            "(that module is TopK only): export a run trained with sae=topk"
+        )
     cfg = sae.cfg
     # k_aux=0: AuxK is a training term; the module would otherwise run a second top-k in training mode.
     module = SparseAutoEncoder(input_dim=cfg.d_in, hidden_dim=cfg.d_sae, k=cfg.k, k_aux=0, normalize=False)
@@ -55,8 +58,10 @@ def export_sentence_transformers(run_dir: str | Path, out: str | Path) -> Path:
     run = open_run(run_dir)
     module = sparse_autoencoder_module(run.sae)
     if run.store.model_name in PRECOMPUTED:
-        raise UserError(f"{run_dir} was trained on precomputed embeddings (model {run.store.model_name!r}), so there "
-                        "is no embedding model to put in front of its SAE; export a run trained on texts")
+        raise UserError(
+            f"{run_dir} was trained on precomputed embeddings (model {run.store.model_name!r}), so there "
+            "is no embedding model to put in front of its SAE; export a run trained on texts"
+        )
     model = run.model
     modules = list(model)
     if run.normalize and not isinstance(modules[-1], Normalize):

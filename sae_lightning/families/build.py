@@ -25,6 +25,7 @@ graph over the training split.
    parent of another (families nest the way the tree does).
 5. Each family is named by KeyBERT over its members' top texts (naming.py).
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,18 +34,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from scipy.sparse import coo_matrix, csr_matrix, triu
 from scipy.sparse.csgraph import minimum_spanning_tree
 
 from ..data.store import EmbeddingStore
-from ..schemas.families import FamiliesConfig
-from ..schemas.labeling import LabelingConfig
 from ..labels.naming.candidates import TrainCounts
 from ..run_dir import Labeling, RunDir
 from ..run_reader import RunReader
 from ..run_schema import FAMILY_SCHEMA  # noqa: F401 (the contract, re-exported)
 from ..scan.stream import ScanResult, scan_store
+from ..schemas.families import FamiliesConfig
+from ..schemas.labeling import LabelingConfig
 from .naming import family_label, name_families
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,15 @@ def from_scan(scan: ScanResult, m: int = 5) -> CoActivation:
     return CoActivation(scan.coactivation, scan.n_train, scan.top.rows[:, :m])
 
 
-def coactivation(sae, store: EmbeddingStore, rows: np.ndarray, m: int = 5, batch_size: int = 4096,
-                 device: str | None = None, min_cooccur: int = 1) -> CoActivation:
+def coactivation(
+    sae,
+    store: EmbeddingStore,
+    rows: np.ndarray,
+    m: int = 5,
+    batch_size: int = 4096,
+    device: str | None = None,
+    min_cooccur: int = 1,
+) -> CoActivation:
     """Scan the rows for the families alone (every pair seen at least min_cooccur times)."""
     scan = scan_store(sae, store, rows, np.zeros(0, np.int64), m, batch_size, device, min_cooccur=min_cooccur)
     return from_scan(scan, m)
@@ -96,8 +103,9 @@ def max_spanning_tree(W: csr_matrix) -> csr_matrix:
     return (T + T.T).tocsr()
 
 
-def extract_families(T: csr_matrix, fires: np.ndarray, min_weight: float, min_children: int
-                     ) -> list[tuple[int, list[int], list[float]]]:
+def extract_families(
+    T: csr_matrix, fires: np.ndarray, min_weight: float, min_children: int
+) -> list[tuple[int, list[int], list[float]]]:
     """(parent, children, their tree weights), strongest tie first, for every parent with at least
     `min_children`. A feature hangs from its strongest tree neighbour among the more frequent ones
     (weight >= min_weight), so each feature is a child in at most one family."""
@@ -121,9 +129,15 @@ def extract_families(T: csr_matrix, fires: np.ndarray, min_weight: float, min_ch
     return out
 
 
-def build_families(run_dir: str | Path, settings: FamiliesConfig | None = None, *,
-                   labeling: LabelingConfig | None = None, batch_size: int = 4096,
-                   device: str | None = None, into: Labeling | None = None) -> pd.DataFrame:
+def build_families(
+    run_dir: str | Path,
+    settings: FamiliesConfig | None = None,
+    *,
+    labeling: LabelingConfig | None = None,
+    batch_size: int = 4096,
+    device: str | None = None,
+    into: Labeling | None = None,
+) -> pd.DataFrame:
     """Find the feature families of a finished run on their own (loads the run and scans its train
     split; `label_run_dir` instead hands its scan to families_from_scan) and write them into the
     labelling `into`, named with its labels (default: the run's current labelling, whose top-level
@@ -137,26 +151,47 @@ def build_families(run_dir: str | Path, settings: FamiliesConfig | None = None, 
             new.write_labels({}, asdict(settings), {})
         return df
     loaded = RunReader(run_dir).trained(device)
-    scan = scan_store(loaded.sae, loaded.store, loaded.train_idx, np.zeros(0, np.int64), settings.texts_per_member,
-                      batch_size, device, min_cooccur=settings.min_cooccur)
-    df = families_from_scan(scan, loaded.store, loaded.sae, _feature_labels(target, loaded.sae.cfg.d_sae),
-                            labeling=labeling, settings=settings)
+    scan = scan_store(
+        loaded.sae,
+        loaded.store,
+        loaded.train_idx,
+        np.zeros(0, np.int64),
+        settings.texts_per_member,
+        batch_size,
+        device,
+        min_cooccur=settings.min_cooccur,
+    )
+    df = families_from_scan(
+        scan,
+        loaded.store,
+        loaded.sae,
+        _feature_labels(target, loaded.sae.cfg.d_sae),
+        labeling=labeling,
+        settings=settings,
+    )
     target.write_families(df)
     if into is None:
         run.publish()
     return df
 
 
-def families_from_scan(scan: ScanResult, store: EmbeddingStore, sae, feature_labels: tuple[list[str], list[str]],
-                       counts: TrainCounts | None = None, labeling: LabelingConfig | None = None,
-                       settings: FamiliesConfig | None = None) -> pd.DataFrame:
+def families_from_scan(
+    scan: ScanResult,
+    store: EmbeddingStore,
+    sae,
+    feature_labels: tuple[list[str], list[str]],
+    counts: TrainCounts | None = None,
+    labeling: LabelingConfig | None = None,
+    settings: FamiliesConfig | None = None,
+) -> pd.DataFrame:
     """The families table from the scan. feature_labels: (label, verdict) per feature ("" unknown);
     counts: the labelling's n-gram counts of the top texts (None: the families' texts are counted
     here). Families are ordered by size, then by parent density; `family_id` is that rank."""
     s = settings if settings is not None else FamiliesConfig()
     if scan.min_cooccur > s.min_cooccur:
-        raise ValueError(f"the scan kept pairs seen >= {scan.min_cooccur} times; "
-                         f"families need min_cooccur={s.min_cooccur}")
+        raise ValueError(
+            f"the scan kept pairs seen >= {scan.min_cooccur} times; families need min_cooccur={s.min_cooccur}"
+        )
     co = from_scan(scan, s.texts_per_member)
     T = max_spanning_tree(coactivation_weights(co, s.min_cooccur, s.max_density))
     fams = extract_families(T, co.fires, s.min_weight, s.min_children)
@@ -164,22 +199,31 @@ def families_from_scan(scan: ScanResult, store: EmbeddingStore, sae, feature_lab
     members = [[p, *children] for p, children, _ in fams]
     keywords = name_families(members, co.top_rows, store, labeling or LabelingConfig(), sae, counts)
     parent_labels, verdicts = feature_labels
-    df = pd.DataFrame({
-        "family_id": np.arange(len(fams), dtype=np.int64),
-        "parent": [p for p, _, _ in fams],
-        "children": [c for _, c, _ in fams],
-        "label": [family_label(k, [verdicts[f] for f in fam]) for k, fam in zip(keywords, members)],
-        "keywords": keywords,
-        "size": [1 + len(c) for _, c, _ in fams],
-        "child_weights": [w for _, _, w in fams],
-        "mean_weight": [float(np.mean(w)) for _, _, w in fams],
-        "parent_density": [co.fires[p] / max(co.n_rows, 1) for p, _, _ in fams],
-        "parent_label": [parent_labels[p] for p, _, _ in fams],
-    })
+    df = pd.DataFrame(
+        {
+            "family_id": np.arange(len(fams), dtype=np.int64),
+            "parent": [p for p, _, _ in fams],
+            "children": [c for _, c, _ in fams],
+            "label": [family_label(k, [verdicts[f] for f in fam]) for k, fam in zip(keywords, members)],
+            "keywords": keywords,
+            "size": [1 + len(c) for _, c, _ in fams],
+            "child_weights": [w for _, _, w in fams],
+            "mean_weight": [float(np.mean(w)) for _, _, w in fams],
+            "parent_density": [co.fires[p] / max(co.n_rows, 1) for p, _, _ in fams],
+            "parent_label": [parent_labels[p] for p, _, _ in fams],
+        }
+    )
     if not fams:
-        log.warning("no feature families: no parent has %d children tied to it with weight >= %s "
-                    "(features that fire together at least %d times, each on at most %s of %d rows); "
-                    "families.parquet is empty", s.min_children, s.min_weight, s.min_cooccur, s.max_density, co.n_rows)
+        log.warning(
+            "no feature families: no parent has %d children tied to it with weight >= %s "
+            "(features that fire together at least %d times, each on at most %s of %d rows); "
+            "families.parquet is empty",
+            s.min_children,
+            s.min_weight,
+            s.min_cooccur,
+            s.max_density,
+            co.n_rows,
+        )
     else:
         log.info("%d feature families (%d features in them)", len(df), int(df["size"].sum()))
     return df

@@ -2,17 +2,18 @@
 document is the union of its members' top texts, and it goes through the same candidate counting,
 phrase-embedding cache and batched KeyBERT call as a feature (labels/naming/keybert.py), so a family
 name is found among the same candidates, by the same rules, as its members' labels."""
+
 from __future__ import annotations
 
 import numpy as np
 
 from ..data.store import EmbeddingStore
-from ..schemas.labeling import LabelingConfig
 from ..labels.naming.candidates import TrainCounts, count_train_texts, doc_term_matrix
 from ..labels.naming.keybert import keybert_labels
 from ..labels.naming.phrase_cache import model_and_cache
 from ..labels.naming.tfidf_baseline import tfidf_scores
 from ..run_schema import DEAD, INTERPRETABLE, MIXED, TOKEN, verdict_marked
+from ..schemas.labeling import LabelingConfig
 
 
 def family_rows(members: list[list[int]], top_rows: np.ndarray) -> np.ndarray:
@@ -20,12 +21,18 @@ def family_rows(members: list[list[int]], top_rows: np.ndarray) -> np.ndarray:
     docs = [list(dict.fromkeys(int(r) for f in fam for r in top_rows[f] if r >= 0)) for fam in members]
     out = np.full((len(docs), max((len(d) for d in docs), default=0)), -1, dtype=np.int64)
     for i, d in enumerate(docs):
-        out[i, :len(d)] = d
+        out[i, : len(d)] = d
     return out
 
 
-def name_families(members: list[list[int]], top_rows: np.ndarray, store: EmbeddingStore, cfg: LabelingConfig,
-                  sae, counts: TrainCounts | None = None) -> list[list[str]]:
+def name_families(
+    members: list[list[int]],
+    top_rows: np.ndarray,
+    store: EmbeddingStore,
+    cfg: LabelingConfig,
+    sae,
+    counts: TrainCounts | None = None,
+) -> list[list[str]]:
     """KeyBERT keywords per family ([] where its texts hold no candidate, e.g. a store of bare
     embeddings). members: feature ids, parent first; top_rows [d_sae, m] from the scan; counts:
     the labelling's counts of the top texts, which hold every family text (None: count them here).

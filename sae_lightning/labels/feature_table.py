@@ -17,6 +17,7 @@ it. Phases (each timed as `time_<phase>` in the summary):
   scoring           AUROCs and keyword precision/recall of the labels and both baselines
   judge             the same AUROCs by `labeling.judge_model` (only when set)
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,16 +29,24 @@ import pandas as pd
 
 from ..data.store import EmbeddingStore
 from ..run_dir import Labeling
-from ..run_schema import (INTERPRETABLE, FEATURE_COLUMNS, FEATURE_SCHEMA, JUDGE_COLUMNS, LABEL_SETS, METHOD_BASELINES,  # noqa: F401
-                          SCORE_COLUMNS, VERDICTS, verdict_marked)
+from ..run_schema import (
+    FEATURE_COLUMNS,
+    INTERPRETABLE,
+    JUDGE_COLUMNS,
+    LABEL_SETS,
+    METHOD_BASELINES,  # noqa: F401
+    SCORE_COLUMNS,
+    VERDICTS,
+    verdict_marked,
+)
 from ..runtime import limited_threads
 from ..scan.domains import domain_shares, domain_specificity, main_domain, shares_json
 from ..scan.stream import ScanResult, scan_store
 from ..schemas.labeling import LabelingConfig
 from .naming.candidates import TrainCounts, analyzer_params, doc_term_matrix
+from .naming.concept import without_concept
 from .naming.counts_cache import cached_train_counts
 from .naming.keybert import keybert_labels
-from .naming.concept import without_concept
 from .naming.label_embedding import LABEL_SEPARATOR, embed_labels, label_text
 from .naming.label_sets import baseline_labels, concept_labels, used_candidates
 from .naming.phrase_cache import model_and_cache
@@ -58,8 +67,10 @@ log = logging.getLogger(__name__)
 
 def _stats(values: np.ndarray, name: str) -> dict[str, float]:
     v = values[np.isfinite(values)]
-    return {f"{name}_mean": float(v.mean()) if v.size else float("nan"),
-            f"{name}_median": float(np.median(v)) if v.size else float("nan")}
+    return {
+        f"{name}_mean": float(v.mean()) if v.size else float("nan"),
+        f"{name}_median": float(np.median(v)) if v.size else float("nan"),
+    }
 
 
 @dataclass
@@ -71,8 +82,14 @@ class LabelResult:
     counts: TrainCounts | None  # n-gram counts of the scan's top texts (families are named from them)
 
 
-def interpret_sae(sae, store: EmbeddingStore, train_idx: np.ndarray, val_idx: np.ndarray,
-                  cfg: LabelingConfig | None = None, scan: ScanResult | None = None) -> tuple[pd.DataFrame, dict]:
+def interpret_sae(
+    sae,
+    store: EmbeddingStore,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray,
+    cfg: LabelingConfig | None = None,
+    scan: ScanResult | None = None,
+) -> tuple[pd.DataFrame, dict]:
     """Label every live feature of `sae` with KeyBERT and score the labels against baselines.
 
     train_idx rows give the top examples and labels, val_idx rows the scores (never the texts that
@@ -84,16 +101,31 @@ def interpret_sae(sae, store: EmbeddingStore, train_idx: np.ndarray, val_idx: np
     return got.features, got.summary
 
 
-def label_features(sae, store: EmbeddingStore, train_idx: np.ndarray, val_idx: np.ndarray,
-                   cfg: LabelingConfig | None = None, scan: ScanResult | None = None) -> LabelResult:
+def label_features(
+    sae,
+    store: EmbeddingStore,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray,
+    cfg: LabelingConfig | None = None,
+    scan: ScanResult | None = None,
+) -> LabelResult:
     """interpret_sae, also handing back what the families step reuses."""
     cfg = cfg or LabelingConfig()
     timer = PhaseTimer()
     with timer("total"):
         if scan is None:
             with timer("scan"):
-                scan = scan_store(sae, store, train_idx, val_idx, cfg.m, cfg.batch_size, cfg.device, min_cooccur=None,
-                                  small_op_threads=cfg.small_op_threads)
+                scan = scan_store(
+                    sae,
+                    store,
+                    train_idx,
+                    val_idx,
+                    cfg.m,
+                    cfg.batch_size,
+                    cfg.device,
+                    min_cooccur=None,
+                    small_op_threads=cfg.small_op_threads,
+                )
         df, summary, counts = _interpret(sae, store, np.asarray(train_idx), scan, cfg, timer)
     summary.update(timer.summary())
     return LabelResult(df, summary, counts)
@@ -107,31 +139,63 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
     with timer("scoring_sets"):
         sets = sets_from_firing(scan.val_firing, scan.val_rows, store, cfg.m_pos, cfg.n_negatives, cfg.n_hard, cfg.seed)
     with timer("coherence"):
-        coherence = feature_coherence(top.rows, store.embeddings, train_idx, codes, cfg.coherence_min_docs,
-                                      cfg.coherence_pairs, cfg.seed)
+        coherence = feature_coherence(
+            top.rows, store.embeddings, train_idx, codes, cfg.coherence_min_docs, cfg.coherence_pairs, cfg.seed
+        )
     live = np.flatnonzero(~top.dead)
 
     # big batches: phrases are a few tokens long, and sentence-transformers sorts them by length
     model, cache = model_and_cache(store, batch_size=1024)
     with timer("tokens"):
-        tokens = token_features(coherence.doc_rows, coherence.n_docs, coherence.score, texts, train_idx, model.tokenizer,
-                                cache, coherence.baseline_mean, coherence.baseline_std, cfg.coherence_min,
-                                cfg.token_share_gap, cfg.seed)
+        tokens = token_features(
+            coherence.doc_rows,
+            coherence.n_docs,
+            coherence.score,
+            texts,
+            train_idx,
+            model.tokenizer,
+            cache,
+            coherence.baseline_mean,
+            coherence.baseline_std,
+            cfg.coherence_min,
+            cfg.token_share_gap,
+            cfg.seed,
+        )
         # one whole word in unrelated senses ("brown": colour, bears, surname), among the features
         # that would otherwise be interpretable
-        maybe = (tokens.coherence >= cfg.coherence_min) & ~tokens.is_token & (coherence.n_docs >= cfg.coherence_min_docs)
-        words = word_features(coherence.doc_rows, coherence.n_docs, maybe, texts, train_idx, cache,
-                              stop_set(cfg.stop_words), coherence.baseline_mean, coherence.baseline_std,
-                              cfg.token_share_gap, cfg.seed)
+        maybe = (
+            (tokens.coherence >= cfg.coherence_min) & ~tokens.is_token & (coherence.n_docs >= cfg.coherence_min_docs)
+        )
+        words = word_features(
+            coherence.doc_rows,
+            coherence.n_docs,
+            maybe,
+            texts,
+            train_idx,
+            cache,
+            stop_set(cfg.stop_words),
+            coherence.baseline_mean,
+            coherence.baseline_std,
+            cfg.token_share_gap,
+            cfg.seed,
+        )
         for f in np.flatnonzero(words.is_token):
             tokens.is_token[f], tokens.labels[f], tokens.reasons[f] = True, words.labels[f], words.reasons[f]
             tokens.coherence[f] = words.coherence[f]
     with timer("candidates"):
         # only the texts some feature's labelling (or family name) reads: the scan's top rows
         counts = cached_train_counts(store, texts, train_idx, cfg, np.unique(scan.top.rows[scan.top.rows >= 0]))
-        terms = (doc_term_matrix(top.rows[live], counts, cfg, codes if cfg.distinct_documents else None,
-                                 top.acts[live] if cfg.activation_weights else None)
-                 if counts is not None and len(live) else None)
+        terms = (
+            doc_term_matrix(
+                top.rows[live],
+                counts,
+                cfg,
+                codes if cfg.distinct_documents else None,
+                top.acts[live] if cfg.activation_weights else None,
+            )
+            if counts is not None and len(live)
+            else None
+        )
     with timer("tfidf"):
         tfidf = tfidf_scores(terms, counts) if terms is not None else None
         found_tfidf = tfidf_top_terms(tfidf, terms.words if terms else None, cfg.top_n) or [[] for _ in live]
@@ -159,8 +223,13 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
 
     lists = ("keywords", "keyword_scores", "named", "tfidf", *METHOD_BASELINES)
     labels = {name: [[] for _ in range(d_sae)] for name in lists}
-    labels.update({"concept": [""] * d_sae, "token": token_label,
-                   "label_reason": [f"dead: never fired on the {top.n_rows} train texts"] * d_sae})
+    labels.update(
+        {
+            "concept": [""] * d_sae,
+            "token": token_label,
+            "label_reason": [f"dead: never fired on the {top.n_rows} train texts"] * d_sae,
+        }
+    )
     for j, f in enumerate(live):
         concept = made["concept"][j]  # "" unless interpretable
         kws = without_concept(found.keywords[j], concept) if found.keywords[j] else []
@@ -176,7 +245,9 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
 
     with timer("label_embeddings"):
         shown = {name: labels["named" if name == "label" else name] for name in LABEL_SETS if name != "random"}
-        embedded = {name: (kws, embed_labels(kws, cache, cfg.label_embedding, store.dim)) for name, kws in shown.items()}
+        embedded = {
+            name: (kws, embed_labels(kws, cache, cfg.label_embedding, store.dim)) for name, kws in shown.items()
+        }
         embedded["random"] = (rand_kws, np.where((donor >= 0)[:, None], embedded["label"][1][np.maximum(donor, 0)], 0))
     kw_sets = {name: kws for name, (kws, _) in embedded.items()} | {"label": labels["keywords"]}
     with timer("scoring"), limited_threads(cfg.small_op_threads):
@@ -185,8 +256,15 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
         scores = auroc_columns(scorer, embedded)
         scores.update(keyword_columns(kw_sets, texts[sets.val_rows], sets, analyzer_params(cfg)))
     with timer("judge"):
-        judge = judge_columns(cfg.judge_model, store, texts, sets, {name: kws for name, (kws, _) in embedded.items()},
-                              cfg.label_embedding, d_sae)
+        judge = judge_columns(
+            cfg.judge_model,
+            store,
+            texts,
+            sets,
+            {name: kws for name, (kws, _) in embedded.items()},
+            cfg.label_embedding,
+            d_sae,
+        )
         scores.update(judge.columns)
 
     scores["coherence"] = tokens.coherence  # masked where a surface pattern was found
@@ -195,10 +273,15 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
     if not len(live):
         log.warning("every feature is dead on the %d train texts; nothing was labelled", top.n_rows)
     summary = _summary(scores, labels, top, cfg)
-    summary.update({"coherence_baseline_mean": coherence.baseline_mean, "coherence_baseline_std": coherence.baseline_std,
-                    # phrases and masked texts: 0 on a relabel, what the caches save
-                    "n_phrases_embedded": int(cache.n_embedded),
-                    "n_judge_embedded": judge.n_embedded})
+    summary.update(
+        {
+            "coherence_baseline_mean": coherence.baseline_mean,
+            "coherence_baseline_std": coherence.baseline_std,
+            # phrases and masked texts: 0 on a relabel, what the caches save
+            "n_phrases_embedded": int(cache.n_embedded),
+            "n_judge_embedded": judge.n_embedded,
+        }
+    )
     return _table(top, labels, scores, meta), summary, counts
 
 
@@ -219,31 +302,35 @@ def _table(top, labels: dict, scores: dict, meta: pd.DataFrame) -> pd.DataFrame:
     with np.errstate(divide="ignore"):
         log10_density = np.log10(density)  # -inf for dead features, as the report expects
     valid = top.rows >= 0
-    return pd.DataFrame({
-        "feature_id": np.arange(len(density), dtype=np.int64),
-        "dead": top.dead,
-        "density": density,
-        "log10_density": log10_density,
-        "label": [shown_label(c, k, t, v) for c, k, t, v in zip(labels["concept"], labels["keywords"], labels["token"],
-                                                               scores["verdict"])],
-        "concept": labels["concept"],
-        "label_reason": labels["label_reason"],
-        "keywords": labels["keywords"],
-        "keyword_scores": labels["keyword_scores"],
-        "top_ids": [list(ids[r[v]]) for r, v in zip(top.rows, valid)],
-        "top_texts": [list(texts[r[v]]) for r, v in zip(top.rows, valid)],
-        "top_acts": [a[v].astype(np.float64).tolist() for a, v in zip(top.acts, valid)],
-        "top_domains": [list(domains[r[v]]) for r, v in zip(top.rows, valid)],
-        "domain_shares": shares_json(shares, top.domains),
-        "main_domain": main_domain(shares, top.domains),
-        "domain_specificity": domain_specificity(shares),
-        "tfidf_label": [LABEL_SEPARATOR.join(k) for k in labels["tfidf"]],
-        **{f"{name}_label": [LABEL_SEPARATOR.join(k) for k in labels[name]] for name in METHOD_BASELINES},
-        "coherence": scores["coherence"].astype(np.float64),
-        "verdict": scores["verdict"].astype(str),
-        **{c: np.asarray(scores[c], dtype=np.float64) for c in SCORE_COLUMNS + JUDGE_COLUMNS},
-        "label_score": np.asarray(scores["label_score"], dtype=np.float64),
-    })[FEATURE_COLUMNS]
+    return pd.DataFrame(
+        {
+            "feature_id": np.arange(len(density), dtype=np.int64),
+            "dead": top.dead,
+            "density": density,
+            "log10_density": log10_density,
+            "label": [
+                shown_label(c, k, t, v)
+                for c, k, t, v in zip(labels["concept"], labels["keywords"], labels["token"], scores["verdict"])
+            ],
+            "concept": labels["concept"],
+            "label_reason": labels["label_reason"],
+            "keywords": labels["keywords"],
+            "keyword_scores": labels["keyword_scores"],
+            "top_ids": [list(ids[r[v]]) for r, v in zip(top.rows, valid)],
+            "top_texts": [list(texts[r[v]]) for r, v in zip(top.rows, valid)],
+            "top_acts": [a[v].astype(np.float64).tolist() for a, v in zip(top.acts, valid)],
+            "top_domains": [list(domains[r[v]]) for r, v in zip(top.rows, valid)],
+            "domain_shares": shares_json(shares, top.domains),
+            "main_domain": main_domain(shares, top.domains),
+            "domain_specificity": domain_specificity(shares),
+            "tfidf_label": [LABEL_SEPARATOR.join(k) for k in labels["tfidf"]],
+            **{f"{name}_label": [LABEL_SEPARATOR.join(k) for k in labels[name]] for name in METHOD_BASELINES},
+            "coherence": scores["coherence"].astype(np.float64),
+            "verdict": scores["verdict"].astype(str),
+            **{c: np.asarray(scores[c], dtype=np.float64) for c in SCORE_COLUMNS + JUDGE_COLUMNS},
+            "label_score": np.asarray(scores["label_score"], dtype=np.float64),
+        }
+    )[FEATURE_COLUMNS]
 
 
 def _summary(scores: dict, labels: dict, top, cfg: LabelingConfig) -> dict:
@@ -254,12 +341,14 @@ def _summary(scores: dict, labels: dict, top, cfg: LabelingConfig) -> dict:
         summary.update(_stats(np.asarray(scores[column], dtype=np.float64), column))
     verdict = scores["verdict"]
     summary.update({f"n_{v}": int((verdict == v).sum()) for v in VERDICTS})
-    summary.update({
-        "n_features": int(len(top.dead)),
-        "n_labelled": int(sum(1 for k in labels["keywords"] if k)),
-        "n_scored": int(np.isfinite(scores["label_auroc"]).sum()),
-        "judge_model": cfg.judge_model or "",
-    })
+    summary.update(
+        {
+            "n_features": int(len(top.dead)),
+            "n_labelled": int(sum(1 for k in labels["keywords"] if k)),
+            "n_scored": int(np.isfinite(scores["label_auroc"]).sum()),
+            "judge_model": cfg.judge_model or "",
+        }
+    )
     return summary
 
 

@@ -1,9 +1,10 @@
 """Wall-clock seconds per named phase, reported as `time_<phase>` in the label summary."""
+
 from __future__ import annotations
 
 import contextlib
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 
 class PhaseTimer:

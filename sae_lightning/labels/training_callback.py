@@ -5,10 +5,12 @@ adds it when `labeling.every_n_epochs` asks for it, so training/ never depends o
 
 At the end of every `every_n_epochs`-th training epoch, on rank zero only and never in the sanity
 check, it runs `interpret_sae` on `pl_module.sae` over the datamodule's store and split, writes
-a new labelling of the run (`<output_dir>/labelings/<id>/`, made current), logs the summary scalars to every logger under `labels/` and,
+a new labelling of the run (`<output_dir>/labelings/<id>/`, made current), logs the summary scalars
+to every logger under `labels/` and,
 for a WandbLogger, the W&B table "features". The final labelling is not here: it is a stage after
 the SAE is exported (pipeline.finish_run), so a failure in it cannot take the weights.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,11 +29,32 @@ from .feature_table import interpret_sae, write_features
 log = logging.getLogger(__name__)
 
 # verdict next to the label: a mixed feature's keywords must never read like an interpretable one's
-TABLE_COLUMNS = ["feature_id", "label", "concept", "verdict", "label_score", "coherence", "density", "main_domain", "domain_shares",
-                 "top_texts", "label_auroc", "label_auroc_hard", "label_precision", "label_recall", "tfidf_label",
-                 "tfidf_auroc", "tfidf_auroc_hard", "random_auroc", "random_auroc_hard", "seed_auroc_hard", "bertopic_auroc_hard",
-                 "judge_label_auroc_hard",
-                 "judge_tfidf_auroc_hard", "label_reason"]
+TABLE_COLUMNS = [
+    "feature_id",
+    "label",
+    "concept",
+    "verdict",
+    "label_score",
+    "coherence",
+    "density",
+    "main_domain",
+    "domain_shares",
+    "top_texts",
+    "label_auroc",
+    "label_auroc_hard",
+    "label_precision",
+    "label_recall",
+    "tfidf_label",
+    "tfidf_auroc",
+    "tfidf_auroc_hard",
+    "random_auroc",
+    "random_auroc_hard",
+    "seed_auroc_hard",
+    "bertopic_auroc_hard",
+    "judge_label_auroc_hard",
+    "judge_tfidf_auroc_hard",
+    "label_reason",
+]
 
 
 def wandb_table(df: pd.DataFrame, top_texts: int) -> pd.DataFrame:
@@ -63,8 +86,10 @@ class KeyBERTLabels(pl.Callback):
             return
         dm = trainer.datamodule
         if dm is None or getattr(dm, "train_idx", None) is None:
-            raise ValueError("KeyBERTLabels needs trainer.datamodule with .store, .train_idx and .val_idx "
-                             "(an EmbeddingDataModule after setup)")
+            raise ValueError(
+                "KeyBERTLabels needs trainer.datamodule with .store, .train_idx and .val_idx "
+                "(an EmbeddingDataModule after setup)"
+            )
         df, summary = interpret_sae(pl_module.sae, dm.store, dm.train_idx, dm.val_idx, self.cfg)
         run = RunDir(self.output_dir or Path(trainer.default_root_dir))
         with run.new_labeling() as labeling:  # one labelling per epoch labelled, the newest current
@@ -72,19 +97,29 @@ class KeyBERTLabels(pl.Callback):
             labeling.write_labels(self.cfg.to_dict(), None, summary)
         path = labeling.features
         self.last_summary = summary
-        log.info("labelled %d of %d features in %.1fs (%s; %s): %s", summary["n_labelled"], summary["n_features"],
-                 summary["time_total"], ", ".join(f"{summary[f'n_{v}']} {v}" for v in VERDICTS), headline_line(summary),
-                 path)
+        log.info(
+            "labelled %d of %d features in %.1fs (%s; %s): %s",
+            summary["n_labelled"],
+            summary["n_features"],
+            summary["time_total"],
+            ", ".join(f"{summary[f'n_{v}']} {v}" for v in VERDICTS),
+            headline_line(summary),
+            path,
+        )
         self._log(trainer, df, summary)
 
     def _log(self, trainer: pl.Trainer, df: pd.DataFrame, summary: dict) -> None:
-        scalars = {f"labels/{k}": float(v) for k, v in (summary | headline_scalars(summary)).items()
-                   if isinstance(v, (int, float)) and math.isfinite(v)}
+        scalars = {
+            f"labels/{k}": float(v)
+            for k, v in (summary | headline_scalars(summary)).items()
+            if isinstance(v, (int, float)) and math.isfinite(v)
+        }
         for logger in trainer.loggers:
             logger.log_metrics(scalars, step=trainer.global_step)
             if type(logger).__name__ == "WandbLogger":  # no wandb import for runs that do not use it
-                logger.log_table(key="features", dataframe=wandb_table(df, self.table_top_texts),
-                                 step=trainer.global_step)
+                logger.log_table(
+                    key="features", dataframe=wandb_table(df, self.table_top_texts), step=trainer.global_step
+                )
 
     def state_dict(self) -> dict:
         # Saved in checkpoints so that a resumed run still knows its last label summary.

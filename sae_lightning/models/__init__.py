@@ -1,6 +1,7 @@
 """Pure-torch sparse autoencoders (no Lightning): a small shared base (base.py), one file per variant
 (its config, the `sae` group's schema for it, is schemas/sae.py), the SAELens folder I/O
-(saelens_files.py), and the compute kernels under them (kernels/). `build_sae(sae_config("topk", d_in=384, k=32))` builds one."""
+(saelens_files.py), and the compute kernels under them (kernels/). `build_sae(sae_config("topk",
+d_in=384, k=32))` builds one."""
 
 from ..schemas.sae import BatchTopKConfig, JumpReLUConfig, MatryoshkaConfig, ReLUConfig, SAEConfig, TopKConfig
 from .base import SparseAutoencoder

@@ -117,8 +117,9 @@ class SparseAutoencoder(nn.Module):
         # g -= (<g, w> / <w, w>) w per row. The row dot products as one batched matmul and the
         # update in place: no [d_sae, d_in] temporaries, ~4x faster than normalize-mul-sum on CPU.
         dots = torch.bmm(grad.unsqueeze(1), W.unsqueeze(2)).view(-1, 1)
-        grad.addcmul_(W, dots.div_(torch.linalg.vector_norm(W, dim=1, keepdim=True).square_().clamp_min_(1e-16)),
-                      value=-1)
+        grad.addcmul_(
+            W, dots.div_(torch.linalg.vector_norm(W, dim=1, keepdim=True).square_().clamp_min_(1e-16)), value=-1
+        )
 
     @torch.no_grad()
     def init_b_dec(self, sample: Tensor, method: str = "geometric_median") -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .output import SAEOutput
 from ..schemas.sae import BatchTopKConfig
+from .output import SAEOutput
 from .topk import TopKSAE
 
 

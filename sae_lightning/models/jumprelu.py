@@ -64,7 +64,11 @@ class JumpReLUSAE(SparseAutoencoder, architecture="jumprelu"):
 
     config_class = JumpReLUConfig
     config_fields = (
-        "initial_threshold", "bandwidth", "l0_coefficient", "l1_warmup_steps", "dead_after_samples",
+        "initial_threshold",
+        "bandwidth",
+        "l0_coefficient",
+        "l1_warmup_steps",
+        "dead_after_samples",
     )
     saelens_architecture = "jumprelu"
 

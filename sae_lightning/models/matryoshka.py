@@ -12,6 +12,7 @@ from .batchtopk import BatchTopKSAE
 from .output import SAEOutput
 from .topk import TopKSAE, fvu
 
+
 class MatryoshkaSAE(TopKSAE, architecture="matryoshka"):
     """Latents from a TopK or BatchTopK base (cfg.matryoshka_base);
     L = mean over prefixes m of fvu(x, decode(z[:, :m])) + aux_coefficient * AuxK.

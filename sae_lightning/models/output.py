@@ -1,4 +1,5 @@
 """One forward pass of an SAE, dense or in the sparse (idx, vals, offsets) form of TopK variants."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,7 +45,5 @@ class SAEOutput:
 def densify(idx: Tensor, vals: Tensor, offsets: Tensor, d_sae: int) -> Tensor:
     """Scatter the sparse (idx, vals, offsets) form into a dense [B, d_sae] tensor."""
     counts = torch.diff(offsets, append=offsets.new_tensor([idx.numel()]))
-    rows = torch.repeat_interleave(
-        torch.arange(offsets.numel(), device=idx.device), counts, output_size=idx.numel()
-    )
+    rows = torch.repeat_interleave(torch.arange(offsets.numel(), device=idx.device), counts, output_size=idx.numel())
     return vals.new_zeros(offsets.numel(), d_sae).index_put((rows, idx), vals)

@@ -1,5 +1,6 @@
 """Which class is which architecture: each variant registers itself (with its config class) when
 its module is imported, and everything that builds an SAE from a name or a cfg.json asks here."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -14,7 +15,9 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {}
 def variant_class(architecture: Any) -> Any:
     """The SparseAutoencoder subclass registered for `architecture`."""
     if architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {architecture!r}; known architectures: {', '.join(sorted(ARCHITECTURES))}")
+        raise ValueError(
+            f"unknown architecture {architecture!r}; known architectures: {', '.join(sorted(ARCHITECTURES))}"
+        )
     return ARCHITECTURES[architecture]
 
 
@@ -23,8 +26,10 @@ def sae_config(architecture: str, d_in: int, d_sae: int | None = None, **knobs: 
     config_class = variant_class(architecture).config_class
     unknown = sorted(set(knobs) - config_class.field_names())
     if unknown:
-        raise ValueError(f"{architecture} SAE has no setting {', '.join(unknown)}; its settings: "
-                         f"{', '.join(sorted(config_class.field_names() - {'architecture', 'd_in'}))}")
+        raise ValueError(
+            f"{architecture} SAE has no setting {', '.join(unknown)}; its settings: "
+            f"{', '.join(sorted(config_class.field_names() - {'architecture', 'd_in'}))}"
+        )
     shape = {"d_in": d_in} if d_sae is None else {"d_in": d_in, "d_sae": d_sae}
     return config_class(architecture=architecture, **shape, **knobs)
 

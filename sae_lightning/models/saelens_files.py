@@ -21,7 +21,9 @@ from torch import Tensor, nn
 
 from ..atomic import read_json as read_json_object
 from ..errors import UserError
-from ..run_schema import OWN_CONFIG_KEY, SAE_CFG_FILE as CFG_FILE, SAE_WEIGHTS_FILE as WEIGHTS_FILE, SPARSITY_FILE
+from ..run_schema import OWN_CONFIG_KEY, SPARSITY_FILE
+from ..run_schema import SAE_CFG_FILE as CFG_FILE
+from ..run_schema import SAE_WEIGHTS_FILE as WEIGHTS_FILE
 from ..schemas.sae import WEIGHT_DTYPES
 from .registry import ARCHITECTURES
 
@@ -133,8 +135,9 @@ def assign_tensors(sae: SparseAutoencoder, tensors: dict[str, Tensor], source: s
         if name not in tensors:
             raise SAEFileError(f"{source}: no tensor {name!r}; the file is not a {sae.architecture} SAE")
         if tensors[name].shape != ref.shape:
-            raise SAEFileError(f"{source}: {name} has shape {tuple(tensors[name].shape)}, expected "
-                               f"{tuple(ref.shape)} from cfg.json")
+            raise SAEFileError(
+                f"{source}: {name} has shape {tuple(tensors[name].shape)}, expected {tuple(ref.shape)} from cfg.json"
+            )
         sae._assign(name, tensors[name].to(ref.device, ref.dtype))
 
 
@@ -144,8 +147,10 @@ def load_sae(folder: Path, cls: type[SparseAutoencoder], device: str | torch.dev
     raw = read_own_config(folder)
     architecture = raw.get("architecture")
     if architecture not in ARCHITECTURES:
-        raise SAEFileError(f"{cfg_path}: unknown architecture {architecture!r}; "
-                           f"known architectures: {', '.join(sorted(ARCHITECTURES))}")
+        raise SAEFileError(
+            f"{cfg_path}: unknown architecture {architecture!r}; "
+            f"known architectures: {', '.join(sorted(ARCHITECTURES))}"
+        )
     variant = ARCHITECTURES[architecture]
     try:
         cfg = variant.config_class.from_dict(raw)

@@ -7,9 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def sparse_dictionary_data(
-    n: int, d_in: int, n_dirs: int, active: int, seed: int = 0
-) -> tuple[Tensor, Tensor]:
+def sparse_dictionary_data(n: int, d_in: int, n_dirs: int, active: int, seed: int = 0) -> tuple[Tensor, Tensor]:
     """x [n, d_in]: each row a sum of exactly `active` of `n_dirs` random unit directions, with
     coefficients uniform in [0.5, 1.5). Returns (x, true_dirs [n_dirs, d_in]), float32 on CPU."""
     if not 0 < active <= n_dirs:

@@ -50,9 +50,7 @@ class TopKSAE(SparseAutoencoder, architecture="topk"):
     def activate(self, pre: Tensor) -> Tensor:
         return densify(*self.select(pre), pre.shape[-1])
 
-    def decode_sparse(
-        self, idx: Tensor, vals: Tensor, offsets: Tensor, *, bias: bool = True
-    ) -> Tensor:
+    def decode_sparse(self, idx: Tensor, vals: Tensor, offsets: Tensor, *, bias: bool = True) -> Tensor:
         return self._decode(ActivePattern(idx, offsets, self.cfg.d_sae), vals, bias=bias)
 
     def _decode(self, pattern: ActivePattern, vals: Tensor, *, bias: bool = True) -> Tensor:
@@ -124,8 +122,9 @@ class TopKSAE(SparseAutoencoder, architecture="topk"):
             # of the main path's (W_enc is stored column-major), and adding the two costs one plain
             # add instead of a strided copy (~6 ms of a batch-512 step with 30 dead latents).
             W_enc_dead = self.W_enc.t().index_select(0, dead)
-            pre = torch.addmm(self.b_enc.index_select(0, dead) - W_enc_dead @ self.b_dec, x.to(W_enc_dead.dtype),
-                              W_enc_dead.t())
+            pre = torch.addmm(
+                self.b_enc.index_select(0, dead) - W_enc_dead @ self.b_dec, x.to(W_enc_dead.dtype), W_enc_dead.t()
+            )
         with torch.no_grad():
             pick = pre.topk(k_aux, dim=-1, sorted=False).indices
         vals = pre.gather(1, pick).relu()

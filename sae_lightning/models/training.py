@@ -1,5 +1,6 @@
 """Helpers of SAE training that no single variant owns: coefficient warm-up and the robust centre
 that initialises b_dec."""
+
 from __future__ import annotations
 
 import torch

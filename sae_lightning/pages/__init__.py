@@ -7,6 +7,7 @@ parts.html.j2). Pages are self-contained: no script or style is fetched, nothing
 Python computes data; templates write the markup. This package imports nothing of the project
 outside itself, so analysis code never depends on rendering and rendering on nothing else.
 """
+
 from .env import environment, render, render_plot
 
 __all__ = ["environment", "render", "render_plot"]

@@ -4,13 +4,29 @@ Colours reach a page once, as CSS classes `.c0 ... .cN` written by the base temp
 `palette()`: thousands of SVG shapes and card segments then carry a short class name instead of a
 hex code, which keeps big pages small.
 """
+
 from __future__ import annotations
 
 # Tableau-20 without its greys (grey is reserved for dead features / "other").
 PALETTE = [
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22",
-    "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2",
-    "#dbdb8d", "#9edae5",
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#bcbd22",
+    "#17becf",
+    "#aec7e8",
+    "#ffbb78",
+    "#98df8a",
+    "#ff9896",
+    "#c5b0d5",
+    "#c49c94",
+    "#f7b6d2",
+    "#dbdb8d",
+    "#9edae5",
 ]
 DEAD = "#c7c7c7"
 

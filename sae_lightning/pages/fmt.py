@@ -3,6 +3,7 @@
 HTML escaping is not done here: the templates autoescape every value (env.py). Markdown has no
 autoescape, so `md_cell` escapes a summary.md table cell itself.
 """
+
 from __future__ import annotations
 
 import html

@@ -13,12 +13,12 @@ page draws cards and the map from), sections.py (each section's data), page.py a
 (render templates/report.html.j2 and templates/summary.md.j2; report.js draws the cards). The page
 skeleton, stylesheet, plot geometry and SVG macros are shared with the other pages: ../pages/.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..run_dir import Labeling, RunDir
-
 from .load import RunData, report_data
 from .page import render_page
 from .summary import render_summary

@@ -12,6 +12,7 @@ shares) are embedded for the most confident features that fit, in the page's con
 and `detail` lists their rows; the other cards say where the rest is. So the page stays a few MB
 at any d_sae: at 16,384 features the synthetic test's page is ~4.3 MB (~1.2 MB of it core).
 """
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,9 @@ import math
 
 import numpy as np
 
+from ..run_schema import DEAD, LABEL_SETS, SCORES
 from .featuremap import map_coordinates
 from .load import RunData
-from ..run_schema import DEAD, LABEL_SETS, SCORES
 from .verdicts import NAMES, confidence_rank, read_verdicts
 
 MAX_TEXTS, MIN_TEXTS = 8, 3
@@ -35,8 +36,11 @@ SCORE_TITLES = {"auroc": "AUROC", "auroc_hard": "AUROC hard", "precision": "prec
 # Per-feature scores shown in a card's score grid: column -> (row: label source, grid column).
 SCORE_GRID = {
     **{f"{src}_{key}": (BASELINE_NAMES[src], SCORE_TITLES[key]) for src in LABEL_SETS for key in SCORES},
-    **{f"judge_{src}_{key}": (BASELINE_NAMES[src], f"judge {SCORE_TITLES[key]}") for src in LABEL_SETS
-       for key in ("auroc", "auroc_hard")},
+    **{
+        f"judge_{src}_{key}": (BASELINE_NAMES[src], f"judge {SCORE_TITLES[key]}")
+        for src in LABEL_SETS
+        for key in ("auroc", "auroc_hard")
+    },
 }
 
 
@@ -95,8 +99,9 @@ def confidence_order(run: RunData, verdict_index: list[int]) -> np.ndarray:
     return np.lexsort((np.arange(run.n), -score, -rank))
 
 
-def detail_rows(run: RunData, texts: list[list[str]], order: np.ndarray, k: int, cap: int,
-                budget: int = DETAIL_BUDGET) -> list[int]:
+def detail_rows(
+    run: RunData, texts: list[list[str]], order: np.ndarray, k: int, cap: int, budget: int = DETAIL_BUDGET
+) -> list[int]:
     """The rows whose card details (k texts cut to cap chars, keywords, scores, shares; measured as
     JSON) fit the budget together, taken in `order`."""
     extra = [run.cols.get(col) for col in ("keywords", "tfidf_label", "top_acts", "top_domains", *SCORE_GRID)]
@@ -104,7 +109,9 @@ def detail_rows(run: RunData, texts: list[list[str]], order: np.ndarray, k: int,
 
     def cost(r: int) -> int:
         parts = [_clip(t or "", cap) for t in (texts[r] or [])[:k]] + [_jsonable(col[r]) for col in extra]
-        return len(json.dumps(parts, ensure_ascii=False, separators=(",", ":")).encode()) + 8 * len(run.domain_shares[r])
+        return len(json.dumps(parts, ensure_ascii=False, separators=(",", ":")).encode()) + 8 * len(
+            run.domain_shares[r]
+        )
 
     rows, used = [], 0
     for r in order:  # stop at the first row that does not fit: the rest is never measured
@@ -118,7 +125,9 @@ def detail_rows(run: RunData, texts: list[list[str]], order: np.ndarray, k: int,
 def _jsonable(v):
     if isinstance(v, (list, tuple, np.ndarray)):
         return [_jsonable(x) for x in list(v)[:MAX_TEXTS]]
-    return _round(v) if isinstance(v, (float, np.floating)) else (v if v is None or isinstance(v, (int, str)) else str(v))
+    return (
+        _round(v) if isinstance(v, (float, np.floating)) else (v if v is None or isinstance(v, (int, str)) else str(v))
+    )
 
 
 def feature_data(run: RunData, domains: list[str]) -> dict:
@@ -138,12 +147,23 @@ def feature_data(run: RunData, domains: list[str]) -> dict:
         return col if detail is None else [col[r] for r in detail]
 
     acts, tdoms = c.get("top_acts") or empty, c.get("top_domains") or empty
-    shares = [[[dom_index[d], round(v, 3)] for d, v in sorted(run.domain_shares[r].items(), key=lambda kv: -kv[1])
-               if v >= 0.01 and d in dom_index] for r in rows]
+    shares = [
+        [
+            [dom_index[d], round(v, 3)]
+            for d, v in sorted(run.domain_shares[r].items(), key=lambda kv: -kv[1])
+            if v >= 0.01 and d in dom_index
+        ]
+        for r in rows
+    ]
     main = c.get("main_domain") or empty
     data = {
-        "n": n, "domains": domains, "verdicts": NAMES, "texts_per_card": k, "text_chars": cap,
-        "rank": [confidence_rank(i) for i in range(len(NAMES))], "dead": NAMES.index(DEAD),
+        "n": n,
+        "domains": domains,
+        "verdicts": NAMES,
+        "texts_per_card": k,
+        "text_chars": cap,
+        "rank": [confidence_rank(i) for i in range(len(NAMES))],
+        "dead": NAMES.index(DEAD),
         "detail": detail,
         "id": [int(x) for x in run.feature_id],
         "verdict": verdict,
@@ -166,6 +186,7 @@ def feature_data(run: RunData, domains: list[str]) -> dict:
         ok = (run.feature_id >= 0) & (run.feature_id < run.W_dec.shape[0])
         xy = np.full((n, 2), np.nan)
         xy[ok] = map_coordinates(run.W_dec[run.feature_id[ok]], ~run.dead[ok])
-        data["xy"] = [None if not ok[i] else [int(round(1000 * xy[i, 0])), int(round(1000 * xy[i, 1]))]
-                      for i in range(n)]
+        data["xy"] = [
+            None if not ok[i] else [int(round(1000 * xy[i, 0])), int(round(1000 * xy[i, 1]))] for i in range(n)
+        ]
     return data

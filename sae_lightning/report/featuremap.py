@@ -13,6 +13,7 @@ keeps the graph connected, so isolated groups do not take up eigenvectors of the
 the 2nd and 3rd eigenvectors of the normalised adjacency (the 1st is constant). Dead features keep
 their random initial directions: they are left out and placed in the lower-left corner.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,9 +35,9 @@ def knn_graph(W: np.ndarray, k: int) -> sp.csr_matrix:
     n = X.shape[0]
     nb = np.empty((n, k), dtype=np.int64)
     for s in range(0, n, 2048):  # blocks keep the similarity matrix at 2048 x n
-        S = X[s:s + 2048] @ X.T
+        S = X[s : s + 2048] @ X.T
         S[torch.arange(S.shape[0]), torch.arange(s, s + S.shape[0])] = -torch.inf  # not one's own neighbour
-        nb[s:s + 2048] = torch.topk(S, k, dim=1, sorted=False).indices.numpy()
+        nb[s : s + 2048] = torch.topk(S, k, dim=1, sorted=False).indices.numpy()
     A = sp.csr_matrix((np.ones(n * k), (np.repeat(np.arange(n), k), nb.ravel())), shape=(n, n))
     return ((A + A.T) > 0).astype(np.float64)
 

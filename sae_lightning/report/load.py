@@ -7,6 +7,7 @@ sparsity, families, Hydra config, optional feature columns) is optional: a missi
 into "not available" on the page instead of an error, because reports are also written for
 runs that were stopped early or trained elsewhere.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -58,8 +59,10 @@ def report_data(run: str | Path | RunReader, labeling: Labeling | None = None) -
     labeling = reader.labeling
     for p in (reader.dir.metrics_file, labeling.features if labeling else run_dir / Labeling.FEATURES):
         if not p.is_file():
-            raise UserError(f"{p.name} not found in {run_dir}: the run is not finished "
-                            "(write_report needs metrics.json and features.parquet)")
+            raise UserError(
+                f"{p.name} not found in {run_dir}: the run is not finished "
+                "(write_report needs metrics.json and features.parquet)"
+            )
     metrics = reader.dir.results(labeling)
     cols = reader.feature_columns
     n = len(next(iter(cols.values()))) if cols else 0
@@ -110,7 +113,18 @@ def report_data(run: str | Path | RunReader, labeling: Labeling | None = None) -
         hydra_config = hc.read_text(encoding="utf-8", errors="replace")
 
     return RunData(
-        run_dir=run_dir, metrics=metrics, cols=cols, n=n, feature_id=feature_id, dead=dead,
-        density=density, log10_density=log10_density, domain_shares=domain_shares, cfg=cfg,
-        W_dec=W_dec, families=families, hydra_config=hydra_config, notes=notes,
+        run_dir=run_dir,
+        metrics=metrics,
+        cols=cols,
+        n=n,
+        feature_id=feature_id,
+        dead=dead,
+        density=density,
+        log10_density=log10_density,
+        domain_shares=domain_shares,
+        cfg=cfg,
+        W_dec=W_dec,
+        families=families,
+        hydra_config=hydra_config,
+        notes=notes,
     )

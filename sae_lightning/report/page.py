@@ -6,6 +6,7 @@ label-quality, feature-map, families (only when families.parquet exists), featur
 Python computes each section's data (sections.py, feature_data.py); the template writes all the
 markup, with autoescape on, so no text of the run can inject markup.
 """
+
 from __future__ import annotations
 
 from ..pages import render
@@ -30,9 +31,18 @@ def render_page(run: RunData) -> str:
     colors = DomainColors(sections.domains_of(run))
     ids = [s for s in SECTION_TITLES if s != "families" or run.families is not None]
     return render(
-        "sae_lightning.report", "report.html.j2", title=f"SAE report: {run.run_dir.resolve().name}",
-        sections=[(s, SECTION_TITLES[s]) for s in ids], colors=colors, not_measured=NOT_MEASURED,
-        overview=sections.overview(run, colors), metrics=sections.metrics(run), density=sections.density(run),
-        quality=sections.label_quality_section(run), feature_map=sections.feature_map(run, colors),
+        "sae_lightning.report",
+        "report.html.j2",
+        title=f"SAE report: {run.run_dir.resolve().name}",
+        sections=[(s, SECTION_TITLES[s]) for s in ids],
+        colors=colors,
+        not_measured=NOT_MEASURED,
+        overview=sections.overview(run, colors),
+        metrics=sections.metrics(run),
+        density=sections.density(run),
+        quality=sections.label_quality_section(run),
+        feature_map=sections.feature_map(run, colors),
         families=sections.families(run) if run.families is not None else None,
-        controls=sections.features_controls(run), data=feature_data(run, colors.domains))
+        controls=sections.features_controls(run),
+        data=feature_data(run, colors.domains),
+    )

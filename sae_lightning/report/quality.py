@@ -9,6 +9,7 @@ metrics.json (`<column>_mean`); when a key is absent but features.parquet has th
 is computed from it and marked; when neither exists the cell says "not measured". The page and
 summary.md both render from `label_quality`, so they can never disagree.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,10 +20,19 @@ from ..pages.fmt import is_num
 from ..run_schema import METHOD_BASELINES, headline_key
 from .load import RunData
 
-SOURCES = [("label", "KeyBERT label"), ("tfidf", "TF-IDF top terms"), ("random", "random other feature's label"),
-           ("seed", "seed method (KeyBERT per top text, merged)"), ("bertopic", "BERTopic KeyBERTInspired")]
-EMBEDDER_SCORES = [("auroc", "AUROC"), ("auroc_hard", "AUROC, hard negatives"),
-                   ("precision", "keyword precision"), ("recall", "keyword recall")]
+SOURCES = [
+    ("label", "KeyBERT label"),
+    ("tfidf", "TF-IDF top terms"),
+    ("random", "random other feature's label"),
+    ("seed", "seed method (KeyBERT per top text, merged)"),
+    ("bertopic", "BERTopic KeyBERTInspired"),
+]
+EMBEDDER_SCORES = [
+    ("auroc", "AUROC"),
+    ("auroc_hard", "AUROC, hard negatives"),
+    ("precision", "keyword precision"),
+    ("recall", "keyword recall"),
+]
 JUDGE_SCORES = [("auroc", "AUROC"), ("auroc_hard", "AUROC, hard negatives")]
 NOT_MEASURED = "not measured"
 
@@ -82,8 +92,9 @@ def judge_model(run: RunData) -> str | None:
 def label_quality(run: RunData) -> list[QualityBlock]:
     """The embedder block always; the judge block only when the run was judged."""
     blocks = [_block(run, "scored by the embedding model that made the labels", "", EMBEDDER_SCORES)]
-    judge = _block(run, f"scored by the independent judge ({judge_model(run) or 'unnamed model'})",
-                   "judge_", JUDGE_SCORES)
+    judge = _block(
+        run, f"scored by the independent judge ({judge_model(run) or 'unnamed model'})", "judge_", JUDGE_SCORES
+    )
     if judge_model(run) or judge.measured:
         blocks.append(judge)
     return blocks

@@ -5,6 +5,7 @@ what is missing (`{"na": ...}`), never an exception, so a partial run still gets
 The feature map and the feature list are drawn by the page's script from the embedded data;
 their sections here hold only what the controls, legends and notes need.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,10 +16,10 @@ import numpy as np
 from ..pages import plots
 from ..pages.colors import DomainColors
 from ..pages.fmt import num
+from ..run_schema import DEAD, DENSE_THRESHOLD, HEADLINE, HEADLINE_MEANING, INTERPRETABLE, MIXED, TOKEN, WEAK
 from .load import RunData
 from .quality import SOURCES, headline, label_quality
-from ..run_schema import DEAD, DENSE_THRESHOLD, HEADLINE, HEADLINE_MEANING, INTERPRETABLE, MIXED, TOKEN, WEAK
-from .verdicts import MEANING, NAMES, RELABEL_HINT, has_verdicts, verdict_counts, read_verdicts
+from .verdicts import MEANING, NAMES, RELABEL_HINT, has_verdicts, read_verdicts, verdict_counts
 
 VERDICT_CLASSES = {v: f"v{i}" for i, v in enumerate(NAMES)}  # page.css colours v0..v5
 SERIES = ("s0", "s2", "s1", "s3")  # colour classes of the label sources / verdicts in overlaid plots
@@ -71,17 +72,26 @@ def metric_keys(metrics: dict) -> list[str]:
 
 
 def verdict_tiles(run: RunData) -> dict:
-    return {"tiles": [{"verdict": v, "count": c, "meaning": MEANING[v], "cls": VERDICT_CLASSES[v]}
-                      for v, c in verdict_counts(run).items()],
-            "has_verdicts": has_verdicts(run), "hint": RELABEL_HINT}
+    return {
+        "tiles": [
+            {"verdict": v, "count": c, "meaning": MEANING[v], "cls": VERDICT_CLASSES[v]}
+            for v, c in verdict_counts(run).items()
+        ],
+        "has_verdicts": has_verdicts(run),
+        "hint": RELABEL_HINT,
+    }
 
 
 def quality_line(run: RunData) -> dict:
     """The labels' mean hard-negative AUROC beside both baselines' (parts empty: not measured)."""
     who, cells = headline(run)
     parts = [(name, cells[src].value) for src, name in SOURCES if cells[src].value is not None]
-    return {"who": who, "parts": parts if cells["label"].value is not None else [], "name": HEADLINE,
-            "meaning": HEADLINE_MEANING}
+    return {
+        "who": who,
+        "parts": parts if cells["label"].value is not None else [],
+        "name": HEADLINE,
+        "meaning": HEADLINE_MEANING,
+    }
 
 
 def overview(run: RunData, colors: DomainColors) -> dict:
@@ -100,18 +110,29 @@ def overview(run: RunData, colors: DomainColors) -> dict:
         if items:
             main_bars = plots.hbar([d for d, _ in items], [c for _, c in items], [colors.cls(d) for d, _ in items])
     return {
-        "verdicts": verdict_tiles(run), "quality": quality_line(run),
-        "tiles": [(title, m[key]) for key, title in (("fve", "FVE"), ("l0", "L0"), ("cos_sim", "cos(x, x̂)"),
-                                                     ("retrieval_recall@10", "recall@10")) if key in m],
-        "run": run.run_dir.resolve().name, "architecture": cfg.get("architecture", "not available"),
+        "verdicts": verdict_tiles(run),
+        "quality": quality_line(run),
+        "tiles": [
+            (title, m[key])
+            for key, title in (
+                ("fve", "FVE"),
+                ("l0", "L0"),
+                ("cos_sim", "cos(x, x̂)"),
+                ("retrieval_recall@10", "recall@10"),
+            )
+            if key in m
+        ],
+        "run": run.run_dir.resolve().name,
+        "architecture": cfg.get("architecture", "not available"),
         "dims": " · ".join(num(cfg[k]) if cfg.get(k) is not None else "n/a" for k in ("d_in", "d_sae", "k")),
         "model": model_name(cfg) or "not available",
         "domains": [(d, colors.cls(d)) for d in domains_of(run)],
         "features": f"{run.n:,} rows in features.parquet: {run.n - n_dead:,} live, {n_dead:,} dead"
-                    + (f", {n_lab:,} labelled" if n_lab is not None else ""),
+        + (f", {n_lab:,} labelled" if n_lab is not None else ""),
         "main_bars": main_bars,
         "cfg_json": json.dumps(run.cfg, indent=2, default=str) if run.cfg else None,
-        "hydra_config": run.hydra_config, "notes": run.notes,
+        "hydra_config": run.hydra_config,
+        "notes": run.notes,
     }
 
 
@@ -130,44 +151,77 @@ def density(run: RunData) -> dict:
     n_dead = int(run.dead.sum())
     lo = math.floor(float(ld.min())) if ld.size else -6.0
     return {
-        "hist": plots.histogram([("live features", ld, "s0")], bins=40, lo=lo, hi=0.0,
-                                xlabel="log10 feature density (fraction of inputs a feature fires on)",
-                                vlines=[(math.log10(DENSE_THRESHOLD), f"dense (>{DENSE_THRESHOLD:.0%})")]),
-        "bars": plots.hbar(["live", f"dense (> {DENSE_THRESHOLD * 100:g} %)", "dead"],
-                           [int(live.sum()) - zero_live, int((run.density[live] > DENSE_THRESHOLD).sum()), n_dead],
-                           ["s0", "s2", "cdead"], row=20),
-        "n_hist": int(ld.size), "n_dead": n_dead, "zero_live": zero_live, "unknown": int((~known).sum()),
+        "hist": plots.histogram(
+            [("live features", ld, "s0")],
+            bins=40,
+            lo=lo,
+            hi=0.0,
+            xlabel="log10 feature density (fraction of inputs a feature fires on)",
+            vlines=[(math.log10(DENSE_THRESHOLD), f"dense (>{DENSE_THRESHOLD:.0%})")],
+        ),
+        "bars": plots.hbar(
+            ["live", f"dense (> {DENSE_THRESHOLD * 100:g} %)", "dead"],
+            [int(live.sum()) - zero_live, int((run.density[live] > DENSE_THRESHOLD).sum()), n_dead],
+            ["s0", "s2", "cdead"],
+            row=20,
+        ),
+        "n_hist": int(ld.size),
+        "n_dead": n_dead,
+        "zero_live": zero_live,
+        "unknown": int((~known).sum()),
     }
 
 
 def label_quality_section(run: RunData) -> dict:
-    out = {"blocks": label_quality(run), "auroc": None, "coherence": None,
-           "hint": None if has_verdicts(run) else RELABEL_HINT}
-    series = [(name, v, cls) for (src, name), cls in zip(SOURCES, SERIES)
-              for v in [run.floats(f"{src}_auroc_hard")] if v is not None and np.isfinite(v).any()]
+    out = {
+        "blocks": label_quality(run),
+        "auroc": None,
+        "coherence": None,
+        "hint": None if has_verdicts(run) else RELABEL_HINT,
+    }
+    series = [
+        (name, v, cls)
+        for (src, name), cls in zip(SOURCES, SERIES)
+        for v in [run.floats(f"{src}_auroc_hard")]
+        if v is not None and np.isfinite(v).any()
+    ]
     if series:
-        out["auroc"] = {"plot": plots.histogram(series, bins=25, lo=0.0, hi=1.0, xlabel="AUROC, hard negatives",
-                                                vlines=[(0.5, "chance")]),
-                        "legend": [(name, cls) for name, _, cls in series]}
+        out["auroc"] = {
+            "plot": plots.histogram(
+                series, bins=25, lo=0.0, hi=1.0, xlabel="AUROC, hard negatives", vlines=[(0.5, "chance")]
+            ),
+            "legend": [(name, cls) for name, _, cls in series],
+        }
     coh = run.floats("coherence")
     if coh is not None and np.isfinite(coh).any():
         v = read_verdicts(run)
-        by_verdict = [(name, coh[v == name], cls) for name, cls in zip((INTERPRETABLE, MIXED, TOKEN, WEAK), SERIES)
-                      if (v == name).any()]
+        by_verdict = [
+            (name, coh[v == name], cls)
+            for name, cls in zip((INTERPRETABLE, MIXED, TOKEN, WEAK), SERIES)
+            if (v == name).any()
+        ]
         lo, hi = float(np.nanmin(coh)), float(np.nanmax(coh))
         out["coherence"] = {
-            "plot": plots.histogram(by_verdict or [("live features", coh[~run.dead], "s0")], bins=30, lo=lo,
-                                    hi=hi if hi > lo else lo + 1, height=180,
-                                    xlabel="coherence (how much a feature's top texts share, against random sets)"),
-            "legend": [(name, cls) for name, _, cls in by_verdict]}
+            "plot": plots.histogram(
+                by_verdict or [("live features", coh[~run.dead], "s0")],
+                bins=30,
+                lo=lo,
+                hi=hi if hi > lo else lo + 1,
+                height=180,
+                xlabel="coherence (how much a feature's top texts share, against random sets)",
+            ),
+            "legend": [(name, cls) for name, _, cls in by_verdict],
+        }
     return out
 
 
 def feature_map(run: RunData, colors: DomainColors) -> dict:
     if run.W_dec is None or run.W_dec.ndim != 2:
         return {"na": "decoder weights (sae/sae_weights.safetensors, key W_dec)"}
-    return {"domain_legend": colors.legend([("dead", "cdead"), ("unknown domain", "cx")]),
-            "verdict_legend": list(VERDICT_CLASSES.items())}
+    return {
+        "domain_legend": colors.legend([("dead", "cdead"), ("unknown domain", "cx")]),
+        "verdict_legend": list(VERDICT_CLASSES.items()),
+    }
 
 
 def families(run: RunData) -> dict:
@@ -185,9 +239,15 @@ def families(run: RunData) -> dict:
     rows = []
     for r in range(min(n, FAMILY_ROWS)):
         kids = list((ch[r] if ch is not None else None) or [])
-        rows.append({"id": fid[r] if fid is not None else r, "label": (fl[r] if fl is not None else "") or "",
-                     "parent": ref(par[r]) if par is not None else "n/a",
-                     "kids": [ref(c) for c in kids[:MAX_CHILDREN]], "more_kids": max(len(kids) - MAX_CHILDREN, 0)})
+        rows.append(
+            {
+                "id": fid[r] if fid is not None else r,
+                "label": (fl[r] if fl is not None else "") or "",
+                "parent": ref(par[r]) if par is not None else "n/a",
+                "kids": [ref(c) for c in kids[:MAX_CHILDREN]],
+                "more_kids": max(len(kids) - MAX_CHILDREN, 0),
+            }
+        )
     return {"n": n, "rows": rows, "more": max(n - FAMILY_ROWS, 0)}
 
 

@@ -1,6 +1,7 @@
 """summary.md: the few numbers worth pasting into a lab notebook or a PR, in plain Markdown,
 from templates/summary.md.j2 (every table cell through the `md` filter: labels and domain names
 are user data, and must bring no pipes, line breaks or raw HTML into the table)."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -9,11 +10,11 @@ import numpy as np
 
 from ..pages import render
 from ..pages.fmt import num, pct
+from ..run_schema import INTERPRETABLE
 from .load import RunData
 from .quality import NOT_MEASURED, label_quality
 from .sections import domains_of, metric_keys, model_name, quality_line
-from ..run_schema import INTERPRETABLE
-from .verdicts import MEANING, RELABEL_HINT, has_verdicts, verdict_counts, read_verdicts
+from .verdicts import MEANING, RELABEL_HINT, has_verdicts, read_verdicts, verdict_counts
 
 TOP_N = 20
 
@@ -26,11 +27,18 @@ def _top(run: RunData) -> list[list[str]]:
     ok = np.flatnonzero((read_verdicts(run) == INTERPRETABLE) & np.isfinite(score))
     label, main = run.cols.get("label"), run.cols.get("main_domain")
     coh, hard = run.floats("coherence"), run.floats("label_auroc_hard")
-    return [[f"#{int(run.feature_id[i])}", (label[i] if label is not None else "") or "(no label)",
-             num(score[i], 3), num(coh[i], 3) if coh is not None else "n/a",
-             num(hard[i], 3) if hard is not None else "n/a", pct(run.density[i]),
-             (main[i] if main is not None else "") or ""]
-            for i in ok[np.lexsort((run.feature_id[ok], -score[ok]))][:TOP_N]]
+    return [
+        [
+            f"#{int(run.feature_id[i])}",
+            (label[i] if label is not None else "") or "(no label)",
+            num(score[i], 3),
+            num(coh[i], 3) if coh is not None else "n/a",
+            num(hard[i], 3) if hard is not None else "n/a",
+            pct(run.density[i]),
+            (main[i] if main is not None else "") or "",
+        ]
+        for i in ok[np.lexsort((run.feature_id[ok], -score[ok]))][:TOP_N]
+    ]
 
 
 def _unlabelled(run: RunData) -> tuple[int, list[tuple[str, int]]] | None:
@@ -55,11 +63,22 @@ def render_summary(run: RunData) -> str:
     blocks = label_quality(run)
     n_dead = int(run.dead.sum())
     return render(
-        "sae_lightning.report", "summary.md.j2", quality=quality_line(run), title=run.run_dir.resolve().name, sections=[],
-        facts=" · ".join(facts), verdicts=[(v, c, MEANING[v]) for v, c in verdict_counts(run).items()],
-        has_verdicts=has_verdicts(run), hint=RELABEL_HINT,
+        "sae_lightning.report",
+        "summary.md.j2",
+        quality=quality_line(run),
+        title=run.run_dir.resolve().name,
+        sections=[],
+        facts=" · ".join(facts),
+        verdicts=[(v, c, MEANING[v]) for v, c in verdict_counts(run).items()],
+        has_verdicts=has_verdicts(run),
+        hint=RELABEL_HINT,
         metrics=[(k, num(run.metrics[k])) for k in metric_keys(run.metrics)],
         blocks=[(b.title, b.columns, [[r.name] + [_quality_cell(c) for c in r.cells] for r in b.rows]) for b in blocks],
-        top_n=TOP_N, top=_top(run),
+        top_n=TOP_N,
+        top=_top(run),
         from_features=any(c.source == "features" for b in blocks for r in b.rows for c in r.cells),
-        n=run.n, n_dead=n_dead, dead_pct=pct(n_dead / run.n) if run.n else "n/a", unlabelled=_unlabelled(run))
+        n=run.n,
+        n_dead=n_dead,
+        dead_pct=pct(n_dead / run.n) if run.n else "n/a",
+        unlabelled=_unlabelled(run),
+    )

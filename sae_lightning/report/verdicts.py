@@ -4,6 +4,7 @@ The labelling stage writes `verdict` into features.parquet. A run labelled befor
 existed has none: its dead features are still `dead` (from the dead flag), its live ones are
 `unrated`, and the page says to relabel it with `sae-label`.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -29,6 +30,8 @@ def confidence_rank(index: int) -> int:
     """The default sort's rank of a verdict code, higher first: interpretable, mixed, token, weak,
     then dead and unrated together."""
     return max(0, NAMES.index(DEAD) - index)
+
+
 RELABEL_HINT = "relabel the run with `sae-label run_dir=<run>` to get coherence, verdicts and the new scores"
 
 

@@ -14,6 +14,7 @@ adds at most B·k(k-1)/2. Two accumulators, both exact until their bound:
 `result(min_count)` gives the symmetric csr of the pairs seen at least `min_count` times (families
 need 2: a single joint firing is no edge), with each feature's firing count on the diagonal.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,8 +43,9 @@ def row_pairs(rows: np.ndarray, feats: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 class PairCounts:
-    def __init__(self, d_sae: int, dense_bytes: int = DENSE_BYTES, max_pairs: int = MAX_PAIRS,
-                 flush: int = FLUSH) -> None:
+    def __init__(
+        self, d_sae: int, dense_bytes: int = DENSE_BYTES, max_pairs: int = MAX_PAIRS, flush: int = FLUSH
+    ) -> None:
         self.d = int(d_sae)
         self.fires = np.zeros(self.d, np.int64)
         n_pairs = self.d * (self.d - 1) // 2
@@ -83,7 +85,7 @@ class PairCounts:
         total = np.bincount(inverse, weights=np.concatenate([self.counts, counts]), minlength=len(merged))
         self.keys, self.counts = merged, total.astype(np.int64)
         if len(self.keys) > self.max_pairs:  # keep the most frequent; ties broken towards low keys
-            keep = np.sort(np.argsort(-self.counts, kind="stable")[:self.max_pairs])
+            keep = np.sort(np.argsort(-self.counts, kind="stable")[: self.max_pairs])
             lost = np.ones(len(self.keys), bool)
             lost[keep] = False
             self.dropped_at = max(self.dropped_at, int(self.counts[lost].max()))
@@ -107,5 +109,6 @@ class PairCounts:
         """Symmetric [d_sae, d_sae] counts of the pairs seen >= min_count times, firings on the diagonal."""
         i, j, c = self.pairs(min_count)
         diag = np.arange(self.d)
-        return coo_matrix((np.r_[c, c, self.fires], (np.r_[i, j, diag], np.r_[j, i, diag])),
-                          shape=(self.d, self.d)).tocsr()
+        return coo_matrix(
+            (np.r_[c, c, self.fires], (np.r_[i, j, diag], np.r_[j, i, diag])), shape=(self.d, self.d)
+        ).tocsr()

@@ -7,6 +7,7 @@ is spread evenly over all of them. Chosen over "max share rescaled" because it a
 feature split over two domains from one spread over eleven. NaN for dead features and for stores
 with a single domain, where it has no meaning.
 """
+
 from __future__ import annotations
 
 import json

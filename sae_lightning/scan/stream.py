@@ -15,6 +15,7 @@ O(n_val·k) for the validation firings, which the keyword precision/recall over 
 needs; never O(rows × d_sae): each block's dense activations are dropped after it is read.
 A row may be in both splits (tests label and score on the same rows); it then counts for both.
 """
+
 from __future__ import annotations
 
 import logging
@@ -35,7 +36,9 @@ log = logging.getLogger(__name__)
 @dataclass
 class ScanResult:
     top: TopExamples  # train split: top m per feature, firing counts, domain mass
-    coactivation: csr_matrix | None  # [d_sae, d_sae] train pairs fired together >= min_cooccur times; firings on the diagonal
+    coactivation: (
+        csr_matrix | None
+    )  # [d_sae, d_sae] train pairs fired together >= min_cooccur times; firings on the diagonal
     min_cooccur: int  # the smallest pair count kept in `coactivation`
     pairs_dropped_at: int  # 0: every pair count is exact (coactivation.py, sparse mode past its bound)
     val_rows: np.ndarray  # [n_val] sorted store rows of the validation split
@@ -72,13 +75,24 @@ class _Accumulator:
 
 
 def _val_matrix(parts, d_sae: int, n_val: int) -> csr_matrix:
-    cat = (lambda i, dt: np.concatenate([p[i] for p in parts]).astype(dt) if parts else np.zeros(0, dt))
+    def cat(i, dt):
+        return np.concatenate([p[i] for p in parts]).astype(dt) if parts else np.zeros(0, dt)
+
     return csr_matrix((cat(2, np.float32), (cat(0, np.int64), cat(1, np.int64))), shape=(d_sae, n_val))
 
 
-def scan_store(sae, store: EmbeddingStore, train_idx: np.ndarray, val_idx: np.ndarray, m: int = 30,
-               batch_size: int = 4096, device: str | None = None, min_cooccur: int | None = 2,
-               pair_bytes: int = DENSE_BYTES, small_op_threads: int | None = None) -> ScanResult:
+def scan_store(
+    sae,
+    store: EmbeddingStore,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray,
+    m: int = 30,
+    batch_size: int = 4096,
+    device: str | None = None,
+    min_cooccur: int | None = 2,
+    pair_bytes: int = DENSE_BYTES,
+    small_op_threads: int | None = None,
+) -> ScanResult:
     """One streamed pass over train ∪ validation rows (see the module doc). min_cooccur None:
     no pair counts (`coactivation` is then None)."""
     train_rows = np.unique(np.asarray(train_idx, dtype=np.int64))
@@ -110,21 +124,50 @@ def scan_store(sae, store: EmbeddingStore, train_idx: np.ndarray, val_idx: np.nd
     rows_np = top.rows.cpu().numpy()
     rows_np[acts_np <= 0] = -1  # a feature that fired on fewer than m rows: the rest is padding
     acts_np[rows_np < 0] = 0.0
-    examples = TopExamples(acts=acts_np.astype(np.float32), rows=rows_np, fire_counts=acc.counts.cpu().numpy(),
-                           domain_mass=acc.mass.view(d_sae, len(domains)).cpu().numpy(), domains=domains,
-                           n_rows=int(len(train_rows)))
+    examples = TopExamples(
+        acts=acts_np.astype(np.float32),
+        rows=rows_np,
+        fire_counts=acc.counts.cpu().numpy(),
+        domain_mass=acc.mass.view(d_sae, len(domains)).cpu().numpy(),
+        domains=domains,
+        n_rows=int(len(train_rows)),
+    )
     pairs = acc.pairs
     if pairs is not None and pairs.dropped_at:
-        log.warning("more than %d distinct feature pairs fired together: the rarest were dropped, so pair counts "
-                    "up to %d may be undercounted (families near that count can be missed)",
-                    pairs.max_pairs, pairs.dropped_at)
-    return ScanResult(top=examples, coactivation=pairs.result(min_cooccur) if pairs else None,
-                      min_cooccur=int(min_cooccur or 0), pairs_dropped_at=pairs.dropped_at if pairs else 0,
-                      val_rows=val_rows, val_firing=_val_matrix(acc.val, d_sae, len(val_rows)))
+        log.warning(
+            "more than %d distinct feature pairs fired together: the rarest were dropped, so pair counts "
+            "up to %d may be undercounted (families near that count can be missed)",
+            pairs.max_pairs,
+            pairs.dropped_at,
+        )
+    return ScanResult(
+        top=examples,
+        coactivation=pairs.result(min_cooccur) if pairs else None,
+        min_cooccur=int(min_cooccur or 0),
+        pairs_dropped_at=pairs.dropped_at if pairs else 0,
+        val_rows=val_rows,
+        val_firing=_val_matrix(acc.val, d_sae, len(val_rows)),
+    )
 
 
-def top_examples(sae, store: EmbeddingStore, train_idx: np.ndarray, m: int = 15, batch_size: int = 4096,
-                 device: str | None = None, small_op_threads: int | None = None) -> TopExamples:
+def top_examples(
+    sae,
+    store: EmbeddingStore,
+    train_idx: np.ndarray,
+    m: int = 15,
+    batch_size: int = 4096,
+    device: str | None = None,
+    small_op_threads: int | None = None,
+) -> TopExamples:
     """Only the train split's top examples and statistics (search and tests; labelling scans once)."""
-    return scan_store(sae, store, train_idx, np.zeros(0, np.int64), m, batch_size, device, min_cooccur=None,
-                      small_op_threads=small_op_threads).top
+    return scan_store(
+        sae,
+        store,
+        train_idx,
+        np.zeros(0, np.int64),
+        m,
+        batch_size,
+        device,
+        min_cooccur=None,
+        small_op_threads=small_op_threads,
+    ).top

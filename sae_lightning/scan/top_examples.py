@@ -4,12 +4,13 @@ activations, the running per-feature top-k and what it yields (TopExamples).
 Memory is O(d_sae x k) however many rows are read: each batch's activations are merged into a
 running per-feature top-k (a sort of the batch's nonzero entries) and then dropped, never
 O(rows x d_sae)."""
+
 from __future__ import annotations
 
 import contextlib
 import copy
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -73,10 +74,16 @@ class TopExamples:
     def dead(self) -> np.ndarray:
         return self.fire_counts == 0
 
-    def first(self, m: int) -> "TopExamples":
+    def first(self, m: int) -> TopExamples:
         """The same with only each feature's m best rows (a scan that kept more for another stage)."""
-        return TopExamples(acts=self.acts[:, :m], rows=self.rows[:, :m], fire_counts=self.fire_counts,
-                           domain_mass=self.domain_mass, domains=self.domains, n_rows=self.n_rows)
+        return TopExamples(
+            acts=self.acts[:, :m],
+            rows=self.rows[:, :m],
+            fire_counts=self.fire_counts,
+            domain_mass=self.domain_mass,
+            domains=self.domains,
+            n_rows=self.n_rows,
+        )
 
 
 @contextlib.contextmanager
@@ -95,14 +102,15 @@ def inference_sae(sae: torch.nn.Module, device: str | torch.device | None) -> It
         model.train(was_training)
 
 
-def iter_activations(sae, store: EmbeddingStore, rows: np.ndarray, batch_size: int
-                     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def iter_activations(
+    sae, store: EmbeddingStore, rows: np.ndarray, batch_size: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(row numbers [B], dense activations [B, d_sae]) per batch; rows are read from the memory
     map in sorted order, one fancy-index read per batch."""
     device = next(sae.parameters()).device
     rows = np.sort(np.asarray(rows, dtype=np.int64))
     for start in range(0, len(rows), batch_size):
-        batch = rows[start:start + batch_size]
+        batch = rows[start : start + batch_size]
         x = torch.from_numpy(np.asarray(store.embeddings[batch], dtype=np.float32)).to(device)
         yield torch.from_numpy(batch).to(device), sae.encode(x).float()
 

@@ -6,6 +6,7 @@ takes their rules, docs/gen_config_reference.py their docs, and the library's ob
 
 Groups still written as YAML only (domain, trainer, logger, callbacks, paths, hydra) keep
 their rules in validate.py."""
+
 from __future__ import annotations
 
 from typing import Any

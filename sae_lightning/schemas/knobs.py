@@ -3,12 +3,14 @@ meaning (`doc`) and the rule its values must pass (`rule`: a range or choices). 
 the field; everything else reads the metadata: the Hydra schema node (`defaults_of`), the checks of
 a composed config (validate.py) and of a config built in Python (`check_fields`), and the docs'
 config reference. Torch-free: the commands check their config before torch may be imported."""
+
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import MISSING, Field, dataclass, field, fields
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import UserError
 
@@ -38,19 +40,28 @@ def _or_null(what: str, null: bool) -> str:
 
 def whole(lo: int | None = None, hi: int | None = None, null: bool = False) -> Rule:
     bounds = (f" from {lo} to {hi}" if hi is not None else f" >= {lo}") if lo is not None else ""
-    return Rule(_or_null(f"a whole number{bounds}", null),
-                lambda v: is_int(v) and (lo is None or v >= lo) and (hi is None or v <= hi), null)
+    return Rule(
+        _or_null(f"a whole number{bounds}", null),
+        lambda v: is_int(v) and (lo is None or v >= lo) and (hi is None or v <= hi),
+        null,
+    )
 
 
-def number(lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False,
-           null: bool = False) -> Rule:
-    parts = [f"{'>' if lo_open else '>='} {lo}" if lo is not None else "",
-             f"{'<' if hi_open else '<='} {hi}" if hi is not None else ""]
+def number(
+    lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False, null: bool = False
+) -> Rule:
+    parts = [
+        f"{'>' if lo_open else '>='} {lo}" if lo is not None else "",
+        f"{'<' if hi_open else '<='} {hi}" if hi is not None else "",
+    ]
     bounds = " and ".join(p for p in parts if p)
 
     def ok(v: Any) -> bool:
-        return is_num(v) and (lo is None or (v > lo if lo_open else v >= lo)) and (
-            hi is None or (v < hi if hi_open else v <= hi))
+        return (
+            is_num(v)
+            and (lo is None or (v > lo if lo_open else v >= lo))
+            and (hi is None or (v < hi if hi_open else v <= hi))
+        )
 
     return Rule(_or_null(f"a finite number{' ' + bounds if bounds else ''}", null), ok, null)
 
@@ -66,21 +77,31 @@ def one_of(*choices: str, null: bool = False) -> Rule:
 
 def text(null: bool = False, example: str | None = None) -> Rule:
     # Hydra reads `name=2024` as an int; a name made of digits is still a name.
-    return Rule(_or_null("a non-empty string", null),
-                lambda v: isinstance(v, (str, int, float)) and not isinstance(v, bool) and str(v).strip() != "",
-                null, example)
+    return Rule(
+        _or_null("a non-empty string", null),
+        lambda v: isinstance(v, (str, int, float)) and not isinstance(v, bool) and str(v).strip() != "",
+        null,
+        example,
+    )
 
 
 def folder_name(null: bool = False) -> Rule:
     # A name that becomes one folder under the outputs: no path separators, never hidden or `..`.
-    return Rule(_or_null("a plain folder name (letters, digits, _ - . ; not starting with . ; no /)", null),
-                lambda v: isinstance(v, (str, int)) and not isinstance(v, bool)
-                and re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}", str(v)) is not None, null)
+    return Rule(
+        _or_null("a plain folder name (letters, digits, _ - . ; not starting with . ; no /)", null),
+        lambda v: (
+            isinstance(v, (str, int))
+            and not isinstance(v, bool)
+            and re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}", str(v)) is not None
+        ),
+        null,
+    )
 
 
 def list_of(item: Rule, what: str, check: Callable[[list], bool] = lambda v: True, null: bool = False) -> Rule:
-    return Rule(_or_null(what, null), lambda v: isinstance(v, list) and all(item.accepts(x) for x in v) and check(v),
-                null)
+    return Rule(
+        _or_null(what, null), lambda v: isinstance(v, list) and all(item.accepts(x) for x in v) and check(v), null
+    )
 
 
 POSITIVE = whole(1)

@@ -2,6 +2,7 @@
 verdict, and label scores against baselines. Each field states its default, type, meaning and range
 once; conf/labeling/keybert.yaml is a preset on top (it ties `seed` and `small_op_threads` to the
 run's), and a LabelingConfig built in Python is checked by the same rules as the command line's."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -10,8 +11,11 @@ from typing import Any
 from .knobs import POSITIVE, SEED, Rule, check_fields, flag, knob, list_of, number, one_of, text, whole
 
 LABEL_EMBEDDINGS = ("keywords", "string")
-STOP_WORDS = Rule("english, a list of words, or null",
-                  lambda v: v == "english" or (isinstance(v, list) and all(isinstance(w, str) for w in v)), True)
+STOP_WORDS = Rule(
+    "english, a list of words, or null",
+    lambda v: v == "english" or (isinstance(v, list) and all(isinstance(w, str) for w in v)),
+    True,
+)
 
 
 @dataclass
@@ -22,56 +26,86 @@ class LabelingConfig:
     enabled: bool = knob(True, "false: no labelling during training (sae-label can do it later)", flag())
     every_n_epochs: int = knob(0, "also label every N epochs (0: only at the end of training)", whole(0))
     m: int = knob(30, "top-activating training texts per feature (the label's evidence)", POSITIVE)
-    top_n: int = knob(3, "keywords per label (at most: only keywords that recur across documents are kept)",
-                      POSITIVE)
+    top_n: int = knob(3, "keywords per label (at most: only keywords that recur across documents are kept)", POSITIVE)
     use_mmr: bool = knob(True, "maximal marginal relevance: diverse keywords", flag())
     shortlist: int = knob(20, "KeyBERT's best candidates per feature (by cosine) that the rerank picks from", POSITIVE)
-    evidence_power: float = knob(0.5, "rerank weight of a candidate's TF-IDF in the top texts (0: KeyBERT's own "
-                                 "top_n)", number(0))
-    keyword_min_relevance: float = knob(0.3, "a keyword after the first is kept only with this share of the "
-                                        "first's rerank relevance", number(0, 1))
+    evidence_power: float = knob(
+        0.5, "rerank weight of a candidate's TF-IDF in the top texts (0: KeyBERT's own top_n)", number(0)
+    )
+    keyword_min_relevance: float = knob(
+        0.3, "a keyword after the first is kept only with this share of the first's rerank relevance", number(0, 1)
+    )
     diversity: float = knob(0.3, "MMR diversity (0: most similar, 1: most diverse)", number(0, 1))
-    ngram_range: tuple[int, int] = knob((1, 2), "candidate keyphrase lengths in words",
-                                        list_of(POSITIVE, "[lo, hi] with 1 <= lo <= hi, e.g. [1, 2]",
-                                                check=lambda v: len(v) == 2 and v[0] <= v[1]))
+    ngram_range: tuple[int, int] = knob(
+        (1, 2),
+        "candidate keyphrase lengths in words",
+        list_of(POSITIVE, "[lo, hi] with 1 <= lo <= hi, e.g. [1, 2]", check=lambda v: len(v) == 2 and v[0] <= v[1]),
+    )
     stop_words: str | list[str] | None = knob("english", "stop-word list for candidates (null: none)", STOP_WORDS)
     min_df: int = knob(1, "a candidate must appear in at least this many features' texts", POSITIVE)
-    min_texts: int = knob(2, "... and in this many of the feature's top texts from distinct source documents",
-                          POSITIVE)
-    distinct_documents: bool = knob(True, "min_texts counts distinct source documents (false: texts; a keyword of "
-                                    "one article's sentences names that article)", flag())
-    activation_weights: bool = knob(True, "candidate counts weighted by each top text's activation (false: every "
-                                    "top text counts 1)", flag())
-    numbers_min_share: float = knob(0.2, 'bare numbers ("2024", "000") are keywords only where numbers are this '
-                                    "share of the texts' words", number(0, 1))
+    min_texts: int = knob(2, "... and in this many of the feature's top texts from distinct source documents", POSITIVE)
+    distinct_documents: bool = knob(
+        True,
+        "min_texts counts distinct source documents (false: texts; a keyword of "
+        "one article's sentences names that article)",
+        flag(),
+    )
+    activation_weights: bool = knob(
+        True, "candidate counts weighted by each top text's activation (false: every top text counts 1)", flag()
+    )
+    numbers_min_share: float = knob(
+        0.2,
+        'bare numbers ("2024", "000") are keywords only where numbers are this share of the texts\' words',
+        number(0, 1),
+    )
     max_features: int | None = knob(None, "cap on the candidate vocabulary (null: no cap)", whole(1, null=True))
-    doc_embedding: str = knob("decoder", 'a feature\'s "document" embedding for KeyBERT',
-                              one_of("decoder", "mean", "concat"))
-    label_embedding: str = knob("keywords", "keywords (mean of keyword embeddings, free) | string (embed the joined "
-                                "label)", one_of(*LABEL_EMBEDDINGS))
-    concept_contrast: float = knob(0.0, "the concept (head term) maximises cos(top texts) - this x cos(train-side "
-                                   "hard negatives); 0: the name a blind reader agrees with (docs/interpretation)",
-                                   number(0))
+    doc_embedding: str = knob(
+        "decoder", 'a feature\'s "document" embedding for KeyBERT', one_of("decoder", "mean", "concat")
+    )
+    label_embedding: str = knob(
+        "keywords",
+        "keywords (mean of keyword embeddings, free) | string (embed the joined label)",
+        one_of(*LABEL_EMBEDDINGS),
+    )
+    concept_contrast: float = knob(
+        0.0,
+        "the concept (head term) maximises cos(top texts) - this x cos(train-side "
+        "hard negatives); 0: the name a blind reader agrees with (docs/interpretation)",
+        number(0),
+    )
     m_pos: int = knob(20, "scoring positives: validation texts at evenly spaced activation ranks", POSITIVE)
     n_negatives: int = knob(200, "random negatives: validation texts where the feature is zero", POSITIVE)
-    n_hard: int = knob(50, "hard negatives: zero-activation validation texts nearest the positives' centroid",
-                       POSITIVE)
-    coherence_min_docs: int = knob(3, "fewer distinct source documents among the top texts: coherence NaN, verdict "
-                                   "weak", whole(2))
-    coherence_pairs: int = knob(20000, "random train-text pairs that give coherence its baseline (mean, spread)",
-                                POSITIVE)
-    coherence_min: float = knob(1.75, "coherence below this: verdict mixed (set from read features of the default "
-                                "run, docs/interpretation)", number())
-    token_share_gap: float = knob(0.45, "a tokenizer pattern (leading word-piece, word-piece, numbers) in this much "
-                                  "larger a share of a feature's top texts than of random texts is masked; if its "
-                                  "texts then fall below coherence_min: verdict token", number(0, 1))
-    judge_model: str | None = knob(None, "a second sentence-transformers model (path or name) that also scores the "
-                                   "labels", text(null=True, example="all-mpnet-base-v2"))
+    n_hard: int = knob(50, "hard negatives: zero-activation validation texts nearest the positives' centroid", POSITIVE)
+    coherence_min_docs: int = knob(
+        3, "fewer distinct source documents among the top texts: coherence NaN, verdict weak", whole(2)
+    )
+    coherence_pairs: int = knob(
+        20000, "random train-text pairs that give coherence its baseline (mean, spread)", POSITIVE
+    )
+    coherence_min: float = knob(
+        1.75,
+        "coherence below this: verdict mixed (set from read features of the default run, docs/interpretation)",
+        number(),
+    )
+    token_share_gap: float = knob(
+        0.45,
+        "a tokenizer pattern (leading word-piece, word-piece, numbers) in this much "
+        "larger a share of a feature's top texts than of random texts is masked; if its "
+        "texts then fall below coherence_min: verdict token",
+        number(0, 1),
+    )
+    judge_model: str | None = knob(
+        None,
+        "a second sentence-transformers model (path or name) that also scores the labels",
+        text(null=True, example="all-mpnet-base-v2"),
+    )
     seed: int = knob(0, "random-label baseline and negative sampling", SEED)
     batch_size: int = knob(4096, "rows per SAE encode pass", POSITIVE)
-    small_op_threads: int | None = knob(1, "threads of the small-op phases (top-k merges, KeyBERT's loop, scoring); "
-                                        "null: the caller's",
-                                        whole(1, null=True))
+    small_op_threads: int | None = knob(
+        1,
+        "threads of the small-op phases (top-k merges, KeyBERT's loop, scoring); null: the caller's",
+        whole(1, null=True),
+    )
     device: str | None = None  # not a knob: None labels wherever the SAE's parameters are
 
     def __post_init__(self) -> None:

@@ -11,6 +11,7 @@ and errors), server.py (uvicorn on a bound socket), cli.py (the command). Templa
 report's page skeleton (pages/templates/page.html.j2) and reuse sae-diff's table and the shared
 SVG macros; autoescape keeps every text of the run inert.
 """
+
 from .server import load_served, running
 
 __all__ = ["load_served", "running"]

@@ -5,6 +5,7 @@ Domains page count firings per group without another pass of the SAE.
 One streamed pass at start-up (the same iter_activations the labelling scans with); memory is
 O(texts x active features per text): ~26 MB for 100k texts at k=32, never O(texts x d_sae).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -5,10 +5,12 @@ Every page has a stable URL (/r/<run>/features?verdict=..., /r/<run>/features/<i
 which Starlette runs in its thread pool. Searches go to a pool of their own with `compute_workers`
 threads (one per core by default), diffs and the domain matrix to one more thread (a Fisher test
 over every feature takes a second or two): however many queries are in progress or waiting, they
-hold none of the threads page loads run in, and a burst of diffs does not hold up searches. A bad run, feature, group or parameter answers 4xx with one line of
+hold none of the threads page loads run in, and a burst of diffs does not hold up searches. A bad
+run, feature, group or parameter answers 4xx with one line of
 plain text; an unexpected error answers 500 with one line (the traceback goes to the server's log,
 never to the page).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -64,17 +66,42 @@ class Served:
 
 def page(template: str, title: str, served: Served, run: ServedRun | None, current: str, **context) -> HTMLResponse:
     colors = context.pop("colors", None)
-    html = render(PACKAGE, template, title=title, sections=[], colors=colors, also=("sae_lightning.diff",),
-                  runs=list(served.runs), run=run, current=current,
-                  labeling=run.labelled().labeling_id if run else "", **context)
+    html = render(
+        PACKAGE,
+        template,
+        title=title,
+        sections=[],
+        colors=colors,
+        also=("sae_lightning.diff",),
+        runs=list(served.runs),
+        run=run,
+        current=current,
+        labeling=run.labelled().labeling_id if run else "",
+        **context,
+    )
     return HTMLResponse(html)
 
 
 def create_app(served: Served) -> Starlette:
     def index(request: Request):
-        return page("index.html.j2", "sae-serve", served, None, "runs",
-                    items=[{"name": r.name, "path": str(r.path), "d_sae": r.d_sae, "texts": r.acts.n_texts,
-                            "domains": r.store_domains, "labeling": r.labelled().labeling_id} for r in served.order])
+        return page(
+            "index.html.j2",
+            "sae-serve",
+            served,
+            None,
+            "runs",
+            items=[
+                {
+                    "name": r.name,
+                    "path": str(r.path),
+                    "d_sae": r.d_sae,
+                    "texts": r.acts.n_texts,
+                    "domains": r.store_domains,
+                    "labeling": r.labelled().labeling_id,
+                }
+                for r in served.order
+            ],
+        )
 
     def run_home(request: Request):
         run = served.get(request.path_params["run"])
@@ -97,14 +124,18 @@ def create_app(served: Served) -> Starlette:
 
     async def search_page(request: Request):
         run = served.get(request.path_params["run"])
-        return await computed(lambda: page("search.html.j2", f"Search · {run.name}", served, run, "search",
-                                           **search(request.query_params, run)))
+        return await computed(
+            lambda: page(
+                "search.html.j2", f"Search · {run.name}", served, run, "search", **search(request.query_params, run)
+            )
+        )
 
     async def search_nearest(request: Request):
         """The nearest-texts part of the Search page alone: what a slider reloads."""
         run = served.get(request.path_params["run"])
-        return await computed(lambda: page("nearest.html.j2", "", served, run, "search",
-                                           results=steered(request.query_params, run)))
+        return await computed(
+            lambda: page("nearest.html.j2", "", served, run, "search", results=steered(request.query_params, run))
+        )
 
     async def domains(request: Request):
         run = served.get(request.path_params["run"])
@@ -113,16 +144,34 @@ def create_app(served: Served) -> Starlette:
         if bool(a) != bool(b):
             raise params.bad("give both groups: a=<domain> and b=<domain> (each repeatable)")
         diff = await computed(diffs.diff, a, b, pool=served.diff_pool) if a else None
-        return await run_in_threadpool(page, "domains.html.j2", f"Domains · {run.name}", served, run, "domains", a=a, b=b,
-                    domains=run.store_domains, diff=diff, matrix=diffs.matrix_if_ready())
+        return await run_in_threadpool(
+            page,
+            "domains.html.j2",
+            f"Domains · {run.name}",
+            served,
+            run,
+            "domains",
+            a=a,
+            b=b,
+            domains=run.store_domains,
+            diff=diff,
+            matrix=diffs.matrix_if_ready(),
+        )
 
     routes = [
-        Route("/", index), Route("/r/{run}", run_home), Route("/r/{run}/features", features),
-        Route("/r/{run}/features/{fid}", feature), Route("/r/{run}/search", search_page),
-        Route("/r/{run}/search/nearest", search_nearest), Route("/r/{run}/domains", domains),
+        Route("/", index),
+        Route("/r/{run}", run_home),
+        Route("/r/{run}/features", features),
+        Route("/r/{run}/features/{fid}", feature),
+        Route("/r/{run}/search", search_page),
+        Route("/r/{run}/search/nearest", search_nearest),
+        Route("/r/{run}/domains", domains),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(served))],
-                     exception_handlers={HTTPException: http_error, UserError: user_error, Exception: server_error})
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(served))],
+        exception_handlers={HTTPException: http_error, UserError: user_error, Exception: server_error},
+    )
 
 
 def allowed_hosts(served: Served) -> list[str]:
@@ -147,5 +196,6 @@ async def user_error(request: Request, exc: UserError) -> PlainTextResponse:
 
 async def server_error(request: Request, exc: Exception) -> PlainTextResponse:
     log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-    return PlainTextResponse(f"error 500: {type(exc).__name__}: {one_line(exc)[:200]}; see the server's log\n",
-                             status_code=500)
+    return PlainTextResponse(
+        f"error 500: {type(exc).__name__}: {one_line(exc)[:200]}; see the server's log\n", status_code=500
+    )

@@ -3,6 +3,7 @@ the page stays small whatever d_sae is. Every filter is a query parameter (a fil
 stable URL): verdict, domain (main domain), min_score (label score), min_density / max_density,
 family (a family id: its parent and children), q (text in the label, concept or keywords, or
 #id), sort, page."""
+
 from __future__ import annotations
 
 import math
@@ -54,8 +55,11 @@ def matching_rows(f: dict, cat: Catalog) -> np.ndarray:
     elif text:
         keep &= np.array([text in s for s in cat.search_text], bool)
     rows = np.flatnonzero(keep)
-    key = {"score": -np.nan_to_num(cat.score, nan=-1.0), "density": -np.nan_to_num(density, nan=-1.0),
-           "id": cat.data.feature_id.astype(np.float64)}[f["sort"]]
+    key = {
+        "score": -np.nan_to_num(cat.score, nan=-1.0),
+        "density": -np.nan_to_num(density, nan=-1.0),
+        "id": cat.data.feature_id.astype(np.float64),
+    }[f["sort"]]
     return rows[np.lexsort((cat.data.feature_id[rows], key[rows]))]
 
 
@@ -64,15 +68,33 @@ def browse(q: QueryParams, cat: Catalog) -> dict:
     rows = matching_rows(f, cat)
     pages = max(1, math.ceil(len(rows) / PER_PAGE))
     page = min(f["page"], pages)
-    shown = rows[(page - 1) * PER_PAGE:page * PER_PAGE]
+    shown = rows[(page - 1) * PER_PAGE : page * PER_PAGE]
     keywords = cat.data.cols.get("keywords")
-    items = [{"id": int(cat.data.feature_id[r]), "label": cat.label[r], "verdict": cat.verdict[r],
-              "concept": cat.concept[r] if cat.concept is not None else None,
-              "score": None if math.isnan(cat.score[r]) else float(cat.score[r]),
-              "density": float(cat.data.density[r]), "domain": cat.main[r],
-              "keywords": ", ".join(list(keywords[r] or [])[:6]) if keywords else "",
-              "families": cat.families_of.get(int(cat.data.feature_id[r]), [])} for r in shown]
+    items = [
+        {
+            "id": int(cat.data.feature_id[r]),
+            "label": cat.label[r],
+            "verdict": cat.verdict[r],
+            "concept": cat.concept[r] if cat.concept is not None else None,
+            "score": None if math.isnan(cat.score[r]) else float(cat.score[r]),
+            "density": float(cat.data.density[r]),
+            "domain": cat.main[r],
+            "keywords": ", ".join(list(keywords[r] or [])[:6]) if keywords else "",
+            "families": cat.families_of.get(int(cat.data.feature_id[r]), []),
+        }
+        for r in shown
+    ]
     link = {k: v for k, v in q.items() if k != "page"}
-    return {"filters": f, "items": items, "total": len(rows), "page": page, "pages": pages, "link": link,
-            "verdicts": cat.verdict_names(), "domains": cat.domains(), "sorts": SORTS,
-            "has_concept": cat.concept is not None, "n_families": cat.n_families()}
+    return {
+        "filters": f,
+        "items": items,
+        "total": len(rows),
+        "page": page,
+        "pages": pages,
+        "link": link,
+        "verdicts": cat.verdict_names(),
+        "domains": cat.domains(),
+        "sorts": SORTS,
+        "has_concept": cat.concept is not None,
+        "n_families": cat.n_families(),
+    }

@@ -6,6 +6,7 @@ Verdicts are read as the labelling wrote them, whatever their names: the project
 new verdict shows up without a change here. A run labelled before verdicts existed gets `dead`
 from its dead flags and `unrated` for the rest, as in the report.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -79,6 +80,15 @@ def load_catalog(run: Path | RunReader) -> Catalog:
         for fid, parent, kids in zip(data.families["family_id"], data.families["parent"], data.families["children"]):
             for member in [parent, *(kids or [])]:
                 families_of.setdefault(int(member), []).append(int(fid))
-    return Catalog(data, {int(f): i for i, f in enumerate(data.feature_id)}, verdict, label, concept, search_text,
-                   score if score is not None else np.full(n, np.nan), [v or "" for v in (c.get("main_domain") or [""] * n)],
-                   np.array([float(a[0]) if a is not None and len(a) else np.nan for a in acts]), families_of)
+    return Catalog(
+        data,
+        {int(f): i for i, f in enumerate(data.feature_id)},
+        verdict,
+        label,
+        concept,
+        search_text,
+        score if score is not None else np.full(n, np.nan),
+        [v or "" for v in (c.get("main_domain") or [""] * n)],
+        np.array([float(a[0]) if a is not None and len(a) else np.nan for a in acts]),
+        families_of,
+    )

@@ -1,6 +1,7 @@
 """sae-serve: a local web app over finished runs (Features, Feature pages, Search with steering,
 Domains). Flag defaults: conf/serve.yaml (127.0.0.1 unless told otherwise: the app has no login,
 and a run's texts are the user's data)."""
+
 from __future__ import annotations
 
 import argparse
@@ -13,11 +14,21 @@ from .settings import serve_settings
 
 def build_parser() -> argparse.ArgumentParser:
     defaults = serve_settings()
-    p = argparse.ArgumentParser(prog="sae-serve", description="Explore finished runs in the browser: features, "
-                                "search and steering, domain diffs. Read-only on the runs.")
-    p.add_argument("runs", nargs="+", metavar="RUN", help="finished, labelled run folders (several: each feature's "
-                   "counterpart in the others is shown, by sae-compare's matching)")
-    p.add_argument("--host", default=defaults.host, help=f"address to listen on (default {defaults.host}; conf/serve.yaml)")
+    p = argparse.ArgumentParser(
+        prog="sae-serve",
+        description="Explore finished runs in the browser: features, "
+        "search and steering, domain diffs. Read-only on the runs.",
+    )
+    p.add_argument(
+        "runs",
+        nargs="+",
+        metavar="RUN",
+        help="finished, labelled run folders (several: each feature's "
+        "counterpart in the others is shown, by sae-compare's matching)",
+    )
+    p.add_argument(
+        "--host", default=defaults.host, help=f"address to listen on (default {defaults.host}; conf/serve.yaml)"
+    )
     p.add_argument("--port", type=int, default=defaults.port, help=f"port (default {defaults.port}; 0: any free one)")
     return p
 

@@ -5,6 +5,7 @@ second; results are cached per labelling (labels and verdicts appear in the tabl
 
 Groups come from the URL only as names of the store's domains (`a=Mathematics&a=History&b=Arts`):
 sae-diff's `domain=<config>` groups, which read files, are not offered here."""
+
 from __future__ import annotations
 
 import logging
@@ -16,10 +17,10 @@ import numpy as np
 from omegaconf import OmegaConf
 from starlette.datastructures import QueryParams
 
-from ..hydra_setup import CONF_DIR
 from ..diff.analysis import DiffResult, DiffSettings, diff_table, feature_info, matrix_from_counts
 from ..diff.groups import check_groups, store_group
 from ..diff.page import diff_context, matrix_plots
+from ..hydra_setup import CONF_DIR
 from . import params
 from .state import ServedRun
 
@@ -85,8 +86,10 @@ class DomainDiffs:
         shown = set(res.top(a.name).index) | set(res.top(b.name).index)
         texts = store.metadata()["text"].to_numpy()
         for col, mask in (("examples_a", masks[0]), ("examples_b", masks[1])):
-            table[col] = [[str(texts[r]) for r in served.acts.top_rows(int(f), mask, s.examples)] if i in shown else []
-                          for i, f in zip(table.index, table["feature_id"])]
+            table[col] = [
+                [str(texts[r]) for r in served.acts.top_rows(int(f), mask, s.examples)] if i in shown else []
+                for i, f in zip(table.index, table["feature_id"])
+            ]
         return diff_context(res)
 
     def matrix(self) -> dict | None:
@@ -116,6 +119,11 @@ class DomainDiffs:
     def _matrix(self) -> dict:
         served = self.served
         masks = [served.domain_of_row == d for d in served.store_domains]
-        res = matrix_from_counts(served.path, served.store_domains, [served.acts.fire_counts(m) for m in masks],
-                                 [int(m.sum()) for m in masks], self.settings)
+        res = matrix_from_counts(
+            served.path,
+            served.store_domains,
+            [served.acts.fire_counts(m) for m in masks],
+            [int(m.sum()) for m in masks],
+            self.settings,
+        )
         return matrix_plots(res)

@@ -2,6 +2,7 @@
 the one-to-one assignment of decoder rows between two runs, and each feature's best match
 (compare/match.py). A pair of runs is matched on first use and kept; runs that cannot be compared
 (different embedding models or widths) say so instead."""
+
 from __future__ import annotations
 
 import threading
@@ -54,7 +55,15 @@ class Matcher:
             pair = self._pair(run, other)
             partner, cos = pair.partner_cos(0 if pair.a == run else 1, self.runs[run].d_sae)
             best, near = pair.side(run)
-            out.append({"run": served.name, "note": "", "partner": int(partner[feature]), "partner_cos": float(cos[feature]),
-                        "best": int(near[feature]), "best_cos": float(best[feature]),
-                        "present": bool(np.nan_to_num(best[feature]) >= self.threshold)})
+            out.append(
+                {
+                    "run": served.name,
+                    "note": "",
+                    "partner": int(partner[feature]),
+                    "partner_cos": float(cos[feature]),
+                    "best": int(near[feature]),
+                    "best_cos": float(best[feature]),
+                    "present": bool(np.nan_to_num(best[feature]) >= self.threshold),
+                }
+            )
         return out

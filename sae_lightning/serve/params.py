@@ -1,5 +1,6 @@
 """Query parameters read with their bounds: a bad one is a 400 whose one line names the parameter,
 what it got and what it takes. Nothing read here is ever used as a path."""
+
 from __future__ import annotations
 
 import math

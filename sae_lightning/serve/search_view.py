@@ -2,6 +2,7 @@
 nearest texts; clamps (`clamp=FEATURE=VALUE`, as `sae-search --clamp`, repeatable) steer the
 query and the page shows how the nearest texts move. One embedding of the query per request; the
 model and the store stay loaded, so an answer takes tens of milliseconds."""
+
 from __future__ import annotations
 
 import math
@@ -30,10 +31,15 @@ def clamps_of(q: QueryParams, served: ServedRun) -> dict[int, float]:
 def _feature_row(cat, fid: int, act: float) -> dict:
     row = cat.row_of.get(fid)
     top = float(cat.max_act[row]) if row is not None and math.isfinite(cat.max_act[row]) else max(act, 1.0)
-    return {"id": fid, "act": act, "label": cat.label[row] if row is not None else "",
-            "verdict": cat.verdict[row] if row is not None else "",
-            "concept": cat.concept[row] if row is not None and cat.concept is not None else None,
-            "top_act": top, "slider_max": round(SLIDER_TOP * max(top, act), 4)}
+    return {
+        "id": fid,
+        "act": act,
+        "label": cat.label[row] if row is not None else "",
+        "verdict": cat.verdict[row] if row is not None else "",
+        "concept": cat.concept[row] if row is not None and cat.concept is not None else None,
+        "top_act": top,
+        "slider_max": round(SLIDER_TOP * max(top, act), 4),
+    }
 
 
 def nearest(served: ServedRun, x: np.ndarray, clamp: dict[int, float]) -> dict:
@@ -59,13 +65,20 @@ def search(q: QueryParams, served: ServedRun) -> dict:
     hits = strongest(lab.run.encode_embeddings(x)[0], TOP_FEATURES, verdicts=lab.run.verdicts)
     feats = [_feature_row(lab.catalog, int(f), float(a)) for f, a in zip(hits["feature_id"], hits["activation"])]
     firing = set(int(f) for f in hits["feature_id"])
-    feats += [_feature_row(lab.catalog, fid, 0.0) for fid in clamp if fid not in firing]  # clamped, not firing: a slider too
+    feats += [
+        _feature_row(lab.catalog, fid, 0.0) for fid in clamp if fid not in firing
+    ]  # clamped, not firing: a slider too
     for f in feats:
         f["value"] = float(clamp.get(f["id"], f["act"]))
         f["slider_max"] = max(f["slider_max"], round(f["value"], 4))
     results = nearest(served, x, clamp)
-    return {"q": query, "clamp": clamp, "features": feats, "results": results,
-            "ms": round(1000 * (time.perf_counter() - t0))}
+    return {
+        "q": query,
+        "clamp": clamp,
+        "features": feats,
+        "results": results,
+        "ms": round(1000 * (time.perf_counter() - t0)),
+    }
 
 
 def steered(q: QueryParams, served: ServedRun) -> dict:

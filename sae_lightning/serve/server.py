@@ -1,12 +1,13 @@
 """Serving the app: load the runs, then run uvicorn on a socket bound here (port 0 picks a free
 one), in the foreground (sae-serve) or in a thread (tests, the load benchmark)."""
+
 from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import uvicorn
 
@@ -32,7 +33,9 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as err:
-        raise UserError(f"--host {host}: cannot be resolved ({err.strerror}); give an address such as 127.0.0.1") from None
+        raise UserError(
+            f"--host {host}: cannot be resolved ({err.strerror}); give an address such as 127.0.0.1"
+        ) from None
     family, _, _, _, addr = infos[0]
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -46,8 +49,9 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def make_server(served: Served, log_level: str = "warning") -> uvicorn.Server:
-    return uvicorn.Server(uvicorn.Config(create_app(served), log_level=log_level, access_log=False,
-                                         timeout_graceful_shutdown=2))
+    return uvicorn.Server(
+        uvicorn.Config(create_app(served), log_level=log_level, access_log=False, timeout_graceful_shutdown=2)
+    )
 
 
 def url_of(sock: socket.socket) -> str:

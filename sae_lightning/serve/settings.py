@@ -1,4 +1,5 @@
 """sae-serve's settings: conf/serve.yaml (its one home), read into a dataclass."""
+
 from __future__ import annotations
 
 import os

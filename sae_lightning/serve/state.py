@@ -6,6 +6,7 @@ rename) is picked up: every request looks at the file's stamp, and a changed sta
 labelling's views before the page is drawn. The SAE and the store do not change under a finished
 run, so the activations stay. Nothing here writes into the run.
 """
+
 from __future__ import annotations
 
 import logging
@@ -113,6 +114,7 @@ class ServedRun:
 
 def run_names(paths: list[Path]) -> list[str]:
     """A short URL-safe name per run: its folder name, made unique with its parent's when needed."""
+
     def clean(text: str) -> str:
         return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "run"
 

@@ -3,6 +3,7 @@
 Lightning's own TorchCheckpointIO writes the file in place: a kill while last.ckpt is rewritten
 leaves it empty. Here a checkpoint is a temp file renamed over the old one, and loading never
 unpickles code (`weights_only=True`: the state is plain tensors and containers)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,8 +12,8 @@ from typing import Any
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from ..errors import UserError
 from ..atomic import atomic_write
+from ..errors import UserError
 
 
 def load_checkpoint_file(path: str | Path, map_location: Any = "cpu") -> dict:
@@ -25,8 +26,10 @@ def load_checkpoint_file(path: str | Path, map_location: Any = "cpu") -> dict:
     except Exception as err:  # truncated (EOFError), garbage (UnpicklingError), not a zip (RuntimeError), ...
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         if path.parent.name == "checkpoints":  # a damaged checkpoint of a run (RunDir.CHECKPOINTS)
-            fix = (f"resume from another checkpoint in {path.parent} with ckpt_path=<that .ckpt>, or delete the "
-                   f"run folder {path.parent.parent} and train again")
+            fix = (
+                f"resume from another checkpoint in {path.parent} with ckpt_path=<that .ckpt>, or delete the "
+                f"run folder {path.parent.parent} and train again"
+            )
         else:
             fix = "pass ckpt_path=<a .ckpt that sae-train wrote> (<run>/checkpoints/last.ckpt), or ckpt_path=last"
         raise UserError(f"{path} is not a readable checkpoint ({first[:200]}); {fix}") from None
@@ -41,9 +44,11 @@ def check_checkpoint_fits(path: str | Path, module: torch.nn.Module) -> None:
     state, own = load_checkpoint_file(path)["state_dict"], module.state_dict()
     for key, value in state.items():
         if key in own and hasattr(value, "shape") and tuple(value.shape) != tuple(own[key].shape):
-            raise UserError(f"{path} holds {key} of shape {tuple(value.shape)}, but this run's is "
-                            f"{tuple(own[key].shape)}: it is a checkpoint of another SAE or data; resume it with "
-                            "its own domain and sae settings, or drop ckpt_path to start a new run")
+            raise UserError(
+                f"{path} holds {key} of shape {tuple(value.shape)}, but this run's is "
+                f"{tuple(own[key].shape)}: it is a checkpoint of another SAE or data; resume it with "
+                "its own domain and sae settings, or drop ckpt_path to start a new run"
+            )
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -3,12 +3,13 @@ StopOnSignal callback acts on it at the next batch (or epoch) end, where the loo
 checkpoint can resume exactly; outside training it stops the command at once (every file is
 written atomically, so nothing is left half-way). The command then exits 128 + the signal number
 (130 for Ctrl-C, 143 for SIGTERM), so a scheduler or an `&&` chain never takes the run as done."""
+
 from __future__ import annotations
 
 import contextlib
 import signal
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

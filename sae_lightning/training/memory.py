@@ -4,6 +4,7 @@ any tensor is allocated: `sae.d_sae=10000000` is one line, not an allocation tra
 The estimate is a floor: float32 weights with their gradients and Adam's two moments (16 bytes a
 parameter), and a batch's dense pre-activations, activations and their gradient (12 bytes a
 latent a sample). What it leaves out (Lightning, the data) only makes the real need larger."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,6 +41,8 @@ def check_training_fits(d_in: int, d_sae: int, batch_size: int, accelerator: str
     need = training_bytes(d_in, d_sae, batch_size)
     have = available_bytes(accelerator)
     if have is not None and need > have[0]:
-        raise UserError(f"sae.d_sae={d_sae} at d_in={d_in} and data.batch_size={batch_size} needs at least "
-                        f"{need / 2**30:.1f} GiB to train (weights, gradients, Adam, a batch), more than the "
-                        f"{have[0] / 2**30:.1f} GiB of {have[1]}; lower sae.d_sae or data.batch_size")
+        raise UserError(
+            f"sae.d_sae={d_sae} at d_in={d_in} and data.batch_size={batch_size} needs at least "
+            f"{need / 2**30:.1f} GiB to train (weights, gradients, Adam, a batch), more than the "
+            f"{have[0] / 2**30:.1f} GiB of {have[1]}; lower sae.d_sae or data.batch_size"
+        )

@@ -4,6 +4,7 @@ its schedule, the decoder-norm constraint, and the reconstruction metrics of doc
 It also owns the training state the loss needs: per latent, the training samples since it last
 fired (AuxK's dead mask) and the current epoch's firing counts, as buffers, so they are in every
 checkpoint and a resumed run counts on exactly where it stopped. Callbacks only read and log them."""
+
 from __future__ import annotations
 
 import math
@@ -18,6 +19,7 @@ from ..models import build_sae
 from ..run_schema import DENSE_THRESHOLD
 from ..schemas.sae import SAEConfig
 from ..schemas.training import ModuleConfig
+
 
 def lr_factor(total: int, warm: int, decay: str, decay_fraction: float):
     """The learning-rate multiplier per step: linear warm-up, then flat, then cosine or linear decay
@@ -74,16 +76,19 @@ class SAEModule(pl.LightningModule):
             rows = dm.train_idx[: self.settings.init_sample_size]
             sample = dm.dataset[rows].to(self.device)
             if not all_finite(sample):
-                raise NonFiniteError("the training sample for the b_dec init holds NaN or Inf embeddings; "
-                                     "rebuild the embedding store (sae-embed) and check its source")
+                raise NonFiniteError(
+                    "the training sample for the b_dec init holds NaN or Inf embeddings; "
+                    "rebuild the embedding store (sae-embed) and check its source"
+                )
             # Every rank draws the same rows (the split is seeded), so b_dec agrees across DDP ranks.
             self.sae.init_b_dec(sample, self.settings.init_b_dec)
 
     def configure_optimizers(self):
         # fused: one kernel per parameter instead of ~10 (on CPU torch's default is the per-op loop)
         fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in self.sae.parameters())
-        opt = torch.optim.Adam(self.sae.parameters(), lr=self.settings.lr, betas=tuple(self.settings.betas),
-                               fused=fused or None)
+        opt = torch.optim.Adam(
+            self.sae.parameters(), lr=self.settings.lr, betas=tuple(self.settings.betas), fused=fused or None
+        )
         total = max(1, int(self.trainer.estimated_stepping_batches))
         factor = lr_factor(total, self.settings.warmup_steps, self.settings.decay, self.settings.decay_fraction)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
@@ -93,8 +98,10 @@ class SAEModule(pl.LightningModule):
 
     def training_step(self, x: Tensor, batch_idx: int) -> dict:
         if not all_finite(x):
-            raise NonFiniteError(f"batch at step {self.global_step} holds NaN or Inf embeddings; "
-                                 "rebuild the embedding store (sae-embed) and check its source")
+            raise NonFiniteError(
+                f"batch at step {self.global_step} holds NaN or Inf embeddings; "
+                "rebuild the embedding store (sae-embed) and check its source"
+            )
         if batch_idx == 0:  # a new epoch (a run resumed mid-epoch restarts at its batch_idx, keeping the counts)
             self.epoch_fired.zero_()
             self.epoch_seen.zero_()
@@ -132,9 +139,16 @@ class SAEModule(pl.LightningModule):
         with torch.no_grad():
             stats = reconstruction_stats(x, out.x_hat)
             metrics = {f"train/{k}": v.detach() for k, v in terms.items()}
-            metrics.update({"train/mse": stats["sse"] / len(x), "train/fve": 1 - stats["sse"] / stats["sst"],
-                            "train/nmse": stats["sse"] / stats["sq"], "train/cos_sim": stats["cos"] / len(x),
-                            "train/l0": out.l0, "train/lr": self.lr_schedulers().get_last_lr()[0]})
+            metrics.update(
+                {
+                    "train/mse": stats["sse"] / len(x),
+                    "train/fve": 1 - stats["sse"] / stats["sst"],
+                    "train/nmse": stats["sse"] / stats["sq"],
+                    "train/cos_sim": stats["cos"] / len(x),
+                    "train/l0": out.l0,
+                    "train/lr": self.lr_schedulers().get_last_lr()[0],
+                }
+            )
         self.log_dict(metrics, on_step=True, on_epoch=False, prog_bar=False)
         self.log("train/fve_bar", metrics["train/fve"], prog_bar=True, logger=False)
 
@@ -156,8 +170,10 @@ class SAEModule(pl.LightningModule):
         worst = int(rms.argmax())
         if not bool(torch.isfinite(rms[worst])) or float(rms[worst]) > self.settings.max_weight_rms:
             name = [n for n, p in self.sae.named_parameters() if p.numel()][worst]
-            raise NonFiniteError(f"training diverged at step {self.global_step}: the update made {name}'s rms "
-                                 f"{float(rms[worst]):.3g} (limit module.max_weight_rms={self.settings.max_weight_rms:g})")
+            raise NonFiniteError(
+                f"training diverged at step {self.global_step}: the update made {name}'s rms "
+                f"{float(rms[worst]):.3g} (limit module.max_weight_rms={self.settings.max_weight_rms:g})"
+            )
 
     # ---- validation: sums per rank, reduced once at the end ---------------------------------
 
@@ -171,8 +187,12 @@ class SAEModule(pl.LightningModule):
         z = self.sae.encode(x)
         x_hat = self.sae.decode(z)
         stats = reconstruction_stats(x, x_hat)
-        stats.update(n=torch.tensor(float(len(x)), device=x.device), sum_x=x.sum(0),
-                     active=(z > 0).sum().float(), fired=(z > 0).sum(0).float())
+        stats.update(
+            n=torch.tensor(float(len(x)), device=x.device),
+            sum_x=x.sum(0),
+            active=(z > 0).sum().float(),
+            fired=(z > 0).sum(0).float(),
+        )
         for key, value in stats.items():
             self._val[key] = self._val.get(key, 0) + value
         held = sum(len(a) for a, _ in self._val_pairs)
@@ -185,7 +205,7 @@ class SAEModule(pl.LightningModule):
             return
         metrics = self._validation_metrics()
         self.log_dict(metrics, on_epoch=True, sync_dist=True)  # already reduced: identical on every rank
-        self.val_metrics = {k[len("val/"):]: float(v) for k, v in metrics.items()}
+        self.val_metrics = {k[len("val/") :]: float(v) for k, v in metrics.items()}
         self.val_metrics_step = self.global_step
 
     @torch.no_grad()
@@ -198,7 +218,7 @@ class SAEModule(pl.LightningModule):
         for i, x in enumerate(self.trainer.datamodule.val_dataloader()):
             self.validation_step(x.to(self.device), i)
         if self._val:
-            self.val_metrics = {k[len("val/"):]: float(v) for k, v in self._validation_metrics().items()}
+            self.val_metrics = {k[len("val/") :]: float(v) for k, v in self._validation_metrics().items()}
         self.val_metrics_step = self.global_step
         self.train(was_training)
 
@@ -209,9 +229,13 @@ class SAEModule(pl.LightningModule):
         sst = v["sq"] - (v["sum_x"] ** 2).sum() / n
         density = v["fired"] / n
         metrics = {
-            "val/fve": 1 - v["sse"] / sst, "val/nmse": v["sse"] / v["sq"], "val/mse": v["sse"] / n,
-            "val/cos_sim": v["cos"] / n, "val/l0": v["active"] / n,
-            "val/dense_frac": (density > DENSE_THRESHOLD).float().mean(), "val/never_fired_frac": (density == 0).float().mean(),
+            "val/fve": 1 - v["sse"] / sst,
+            "val/nmse": v["sse"] / v["sq"],
+            "val/mse": v["sse"] / n,
+            "val/cos_sim": v["cos"] / n,
+            "val/l0": v["active"] / n,
+            "val/dense_frac": (density > DENSE_THRESHOLD).float().mean(),
+            "val/never_fired_frac": (density == 0).float().mean(),
         }
         x = torch.cat([a for a, _ in self._val_pairs])
         x_hat = torch.cat([b for _, b in self._val_pairs])
@@ -231,8 +255,12 @@ class SAEModule(pl.LightningModule):
 def reconstruction_stats(x: Tensor, x_hat: Tensor) -> dict[str, Tensor]:
     """Per-batch sums from which fve, nmse and cos_sim follow exactly over any number of batches."""
     x, x_hat = x.float(), x_hat.float()
-    return {"sse": (x - x_hat).pow(2).sum(), "sq": x.pow(2).sum(),
-            "sst": (x - x.mean(0)).pow(2).sum(), "cos": F.cosine_similarity(x, x_hat, dim=-1).sum()}
+    return {
+        "sse": (x - x_hat).pow(2).sum(),
+        "sq": x.pow(2).sum(),
+        "sst": (x - x.mean(0)).pow(2).sum(),
+        "cos": F.cosine_similarity(x, x_hat, dim=-1).sum(),
+    }
 
 
 def retrieval_recall(x: Tensor, x_hat: Tensor, k: int) -> Tensor:

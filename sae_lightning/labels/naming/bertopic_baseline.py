@@ -13,6 +13,7 @@ own candidates), the texts are its top texts and their embeddings the store's, s
 embedded that the labeller has not. bertopic itself is not a dependency: it would bring UMAP and
 HDBSCAN for four lines of arithmetic.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -54,8 +55,16 @@ def best_per_row(row: np.ndarray, col: np.ndarray, score: np.ndarray, n: int) ->
     return order[np.arange(len(order)) - first < n]
 
 
-def bertopic_labels(top_rows: np.ndarray, class_counts: csr_matrix, text_counts: csr_matrix, text_rows: np.ndarray,
-                    store_emb, words: np.ndarray, word_emb: np.ndarray, top_n: int) -> list[list[str]]:
+def bertopic_labels(
+    top_rows: np.ndarray,
+    class_counts: csr_matrix,
+    text_counts: csr_matrix,
+    text_rows: np.ndarray,
+    store_emb,
+    words: np.ndarray,
+    word_emb: np.ndarray,
+    top_n: int,
+) -> list[list[str]]:
     """top_rows [F, m] store rows (-1 padding); class_counts [F, V] each feature's candidate counts;
     text_counts [len(text_rows), V] each counted text's counts of the same candidates (text_rows:
     their sorted store rows); word_emb [V, d] -> each feature's KeyBERTInspired keywords.
@@ -71,8 +80,10 @@ def bertopic_labels(top_rows: np.ndarray, class_counts: csr_matrix, text_counts:
     docs = (text_counts.tocsr().astype(np.float64) @ diags(idf)).tocsr()[np.searchsorted(text_rows, rows)]
     dc = docs.tocoo()
     dot = np.bincount(dc.row, weights=dc.data * lookup(ctfidf, feature[dc.row], dc.col), minlength=len(rows))
-    norms = np.sqrt(np.asarray(docs.multiply(docs).sum(1)).ravel()) * np.sqrt(
-        np.asarray(ctfidf.multiply(ctfidf).sum(1)).ravel())[feature]
+    norms = (
+        np.sqrt(np.asarray(docs.multiply(docs).sum(1)).ravel())
+        * np.sqrt(np.asarray(ctfidf.multiply(ctfidf).sum(1)).ravel())[feature]
+    )
     rep = best_per_row(feature, rows, dot / np.maximum(norms, 1e-12), BERTOPIC_REPR_DOCS)
     # 4. topic embedding: the mean of the representative documents' embeddings
     uniq, at = np.unique(rows[rep], return_inverse=True)

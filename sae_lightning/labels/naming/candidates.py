@@ -7,6 +7,7 @@ train text is tokenised once; a feature's document-term row is the sum of its to
 (`doc_term_matrix`), which equals vectorising the texts joined, minus the junk n-grams that would
 straddle two texts.
 """
+
 from __future__ import annotations
 
 import re
@@ -64,8 +65,9 @@ class TrainCounts:
         return np.searchsorted(self.rows, store_rows)
 
 
-def count_train_texts(texts: np.ndarray, train_rows: np.ndarray, cfg: LabelingConfig,
-                      rows: np.ndarray | None = None) -> TrainCounts | None:
+def count_train_texts(
+    texts: np.ndarray, train_rows: np.ndarray, cfg: LabelingConfig, rows: np.ndarray | None = None
+) -> TrainCounts | None:
     """The n-gram counts of the texts at `rows` (the features' top texts; None: every train text)
     and, when those are not the whole split, each of their words' document frequency over the
     train split, streamed in blocks: so memory follows the top texts, not the corpus, and the
@@ -84,7 +86,7 @@ def count_train_texts(texts: np.ndarray, train_rows: np.ndarray, cfg: LabelingCo
     binary = CountVectorizer(**analyzer_params(cfg), vocabulary=vec.vocabulary_, binary=True, dtype=np.float32)
     df = np.zeros(len(words), np.int64)
     for s in range(0, len(train), DF_BLOCK):
-        block = binary.transform([str(t) for t in texts[train[s:s + DF_BLOCK]]]).tocsc()
+        block = binary.transform([str(t) for t in texts[train[s : s + DF_BLOCK]]]).tocsc()
         df += np.diff(block.indptr)
     return TrainCounts(words=words, counts=counts.tocsr(), rows=rows, df=df, n_docs=int(len(train)))
 
@@ -131,8 +133,9 @@ def document_support(top_rows: np.ndarray, counts: TrainCounts, doc_codes: np.nd
     doc = doc_codes[rows] if doc_codes is not None else rows
     pair, pair_of = np.unique(np.stack([feature, doc], 1), axis=0, return_inverse=True)
     pair_of = pair_of.ravel()
-    texts = csr_matrix((np.ones(len(rows), np.float32), (pair_of, counts.local(rows))),
-                       shape=(len(pair), counts.counts.shape[0]))
+    texts = csr_matrix(
+        (np.ones(len(rows), np.float32), (pair_of, counts.local(rows))), shape=(len(pair), counts.counts.shape[0])
+    )
     held = (texts @ counts.present).tocsr()  # [pairs, V] > 0 where some text of the document holds it
     held.data[:] = 1
     group = csr_matrix((np.ones(len(pair), np.float32), (pair[:, 0], np.arange(len(pair)))), shape=(F, len(pair)))
@@ -148,14 +151,21 @@ class DocTerms:
     support: csr_matrix  # [F, V] distinct source documents among the top texts holding the candidate
 
 
-def doc_term_matrix(top_rows: np.ndarray, counts: TrainCounts, cfg: LabelingConfig,
-                    doc_codes: np.ndarray | None = None, top_acts: np.ndarray | None = None) -> DocTerms:
+def doc_term_matrix(
+    top_rows: np.ndarray,
+    counts: TrainCounts,
+    cfg: LabelingConfig,
+    doc_codes: np.ndarray | None = None,
+    top_acts: np.ndarray | None = None,
+) -> DocTerms:
     """Candidates of the features' top texts.
 
     Support rule: a candidate of feature i must occur in at least `min_texts` of its top texts,
     counted per source document when doc_codes are given (source_documents.py: a keyword of
-    one article's sentences names that article, not the feature; None: per text). A keyphrase of one text names that text, not the feature; a feature with
-    no recurring candidate gets no label (its reason says why). Numbers rule: bare-number candidates ("2024", "000") are dropped unless at least
+    one article's sentences names that article, not the feature; None: per text). A keyphrase of
+    one text names that text, not the feature; a feature with
+    no recurring candidate gets no label (its reason says why). Numbers rule: bare-number
+    candidates ("2024", "000") are dropped unless at least
     `numbers_min_share` of the word tokens of the feature's top texts are numbers (the feature is
     about numbers). Counts are weighted by activation relative to the feature's top text
     (top_acts; None: unweighted), so the strongest texts weigh most in TF-IDF and the rerank.

@@ -24,6 +24,7 @@ Tried there and not kept: the train split's document titles (the wiki's article 
 candidates scored +0.003 AUROC but named one article's subject ("united states dollar" for a
 feature on currencies, where the phrases alone give "currencies").
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,8 +45,17 @@ def mean_direction(rows: np.ndarray, unit: np.ndarray, local: np.ndarray) -> np.
     return unit_vectors(out)
 
 
-def train_hard_negatives(sae, store, train_rows: np.ndarray, feature_ids: np.ndarray, top: np.ndarray,
-                         n_hard: int, seed: int, batch_size: int, device) -> np.ndarray:
+def train_hard_negatives(
+    sae,
+    store,
+    train_rows: np.ndarray,
+    feature_ids: np.ndarray,
+    top: np.ndarray,
+    n_hard: int,
+    seed: int,
+    batch_size: int,
+    device,
+) -> np.ndarray:
     """[F, d] unit mean of each feature's train-side hard negatives: the pool texts it does not
     fire on nearest its top-text direction `top` [F, d] (zeros where none)."""
     from ...scan.stream import scan_store
@@ -58,16 +68,17 @@ def train_hard_negatives(sae, store, train_rows: np.ndarray, feature_ids: np.nda
     return mean_direction(hard, unit_pool, np.maximum(hard, 0))
 
 
-def choose_concepts(top: np.ndarray, hard: np.ndarray, vocabulary: list[str], vocab_emb: np.ndarray,
-                    contrast: float) -> tuple[list[str], np.ndarray]:
+def choose_concepts(
+    top: np.ndarray, hard: np.ndarray, vocabulary: list[str], vocab_emb: np.ndarray, contrast: float
+) -> tuple[list[str], np.ndarray]:
     """top [F, d] (top_direction), hard [F, d] (train_hard_negatives) -> (concept per feature, its
     score): the argmax over `vocabulary` of cos(c, top) - contrast x cos(c, hard)."""
     direction = torch.from_numpy(np.ascontiguousarray(top - contrast * hard, dtype=np.float32))
     words = torch.from_numpy(np.ascontiguousarray(unit_vectors(vocab_emb)))
     best, score = np.zeros(len(top), np.int64), np.zeros(len(top))
     for s in range(0, len(top), SCORE_BLOCK):
-        val, idx = (direction[s:s + SCORE_BLOCK] @ words.T).max(1)
-        best[s:s + SCORE_BLOCK], score[s:s + SCORE_BLOCK] = idx.numpy(), val.numpy()
+        val, idx = (direction[s : s + SCORE_BLOCK] @ words.T).max(1)
+        best[s : s + SCORE_BLOCK], score[s : s + SCORE_BLOCK] = idx.numpy(), val.numpy()
     return [vocabulary[i] for i in best], score
 
 
@@ -75,8 +86,11 @@ def top_direction(top_rows: np.ndarray, doc_codes: np.ndarray, store_emb) -> np.
     """[F, d] unit mean embedding of each feature's top texts, one per source document."""
     distinct = first_per_document(top_rows, doc_codes)
     rows = np.unique(distinct[distinct >= 0])
-    return mean_direction(distinct, unit_vectors(np.asarray(store_emb[rows], dtype=np.float32)),
-                          np.searchsorted(rows, np.maximum(distinct, 0)))
+    return mean_direction(
+        distinct,
+        unit_vectors(np.asarray(store_emb[rows], dtype=np.float32)),
+        np.searchsorted(rows, np.maximum(distinct, 0)),
+    )
 
 
 def without_concept(keywords: list[str], concept: str) -> list[str]:

@@ -10,6 +10,7 @@ document frequencies need one pass over the split: ~2 s for the 29k wiki sentenc
 
 The folder is written under a temporary name and renamed into place, so it is whole or absent.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,15 +22,17 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ...errors import UserError
 from ...atomic import atomic_folder
+from ...errors import UserError
 from ...schemas.labeling import LabelingConfig
 from .candidates import TrainCounts, analyzer_settings, count_train_texts
 
 log = logging.getLogger(__name__)
 
 
-def counts_folder(store_path: Path, train_rows: np.ndarray, cfg: LabelingConfig, rows: np.ndarray | None = None) -> Path:
+def counts_folder(
+    store_path: Path, train_rows: np.ndarray, cfg: LabelingConfig, rows: np.ndarray | None = None
+) -> Path:
     h = hashlib.sha256(json.dumps(analyzer_settings(cfg), sort_keys=True, default=list).encode())
     h.update(np.ascontiguousarray(np.sort(np.asarray(train_rows, dtype=np.int64))).tobytes())
     if rows is not None:
@@ -41,9 +44,13 @@ def counts_folder(store_path: Path, train_rows: np.ndarray, cfg: LabelingConfig,
 def _read(folder: Path, n_train: int) -> TrainCounts | None:
     try:
         df = np.load(folder / "df.npy") if (folder / "df.npy").is_file() else None
-        return TrainCounts(words=pd.read_parquet(folder / "words.parquet")["word"].to_numpy(dtype=object),
-                           counts=sp.load_npz(folder / "counts.npz").tocsr(), rows=np.load(folder / "rows.npy"),
-                           df=df, n_docs=n_train if df is not None else None)
+        return TrainCounts(
+            words=pd.read_parquet(folder / "words.parquet")["word"].to_numpy(dtype=object),
+            counts=sp.load_npz(folder / "counts.npz").tocsr(),
+            rows=np.load(folder / "rows.npy"),
+            df=df,
+            n_docs=n_train if df is not None else None,
+        )
     except (OSError, ValueError, KeyError):
         return None
 
@@ -62,8 +69,9 @@ def _write(folder: Path, counts: TrainCounts) -> None:
         log.debug("train counts not cached in %s (%s)", folder, err)
 
 
-def cached_train_counts(store, texts: np.ndarray, train_rows: np.ndarray, cfg: LabelingConfig,
-                        rows: np.ndarray | None = None) -> TrainCounts | None:
+def cached_train_counts(
+    store, texts: np.ndarray, train_rows: np.ndarray, cfg: LabelingConfig, rows: np.ndarray | None = None
+) -> TrainCounts | None:
     """count_train_texts(texts, train_rows, cfg, rows), read back when this store has it."""
     folder = counts_folder(store.path, train_rows, cfg, rows)
     found = _read(folder, len(np.unique(train_rows)))

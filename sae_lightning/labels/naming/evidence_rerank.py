@@ -24,6 +24,7 @@ On the default run (wiki_all, TopK 3072/k32; validation scores, scoring/auroc.py
   KeyBERT         0.543          0.310     0.072
   reranked        0.545          0.298     0.103   (shortlist 20, evidence_power 0.5, diversity 0.3)
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,8 +35,9 @@ from .phrases import words_within
 Keywords = list[tuple[str, float]]  # (keyword, KeyBERT's cosine), KeyBERT's output format
 
 
-def mmr(relevance: np.ndarray, unit_emb: np.ndarray, top_n: int, diversity: float,
-        conflicts: np.ndarray | None = None) -> list[int]:
+def mmr(
+    relevance: np.ndarray, unit_emb: np.ndarray, top_n: int, diversity: float, conflicts: np.ndarray | None = None
+) -> list[int]:
     """Maximal marginal relevance as KeyBERT computes it (keybert._mmr), but over a given relevance
     instead of cosine(word, document): the positions picked, in order. conflicts [n, n] (optional):
     True where two candidates may not both be picked."""
@@ -66,9 +68,17 @@ def _row(matrix: csr_matrix, i: int, cols: np.ndarray) -> np.ndarray:
     return matrix.data[lo:hi][np.searchsorted(matrix.indices[lo:hi], cols)]  # every col is a candidate of i
 
 
-def rerank(shortlists: list[Keywords], evidence: csr_matrix, words: np.ndarray, word_emb: np.ndarray,
-           top_n: int, power: float, diversity: float | None, support: csr_matrix | None = None,
-           min_relevance: float = 0.0) -> list[Keywords]:
+def rerank(
+    shortlists: list[Keywords],
+    evidence: csr_matrix,
+    words: np.ndarray,
+    word_emb: np.ndarray,
+    top_n: int,
+    power: float,
+    diversity: float | None,
+    support: csr_matrix | None = None,
+    min_relevance: float = 0.0,
+) -> list[Keywords]:
     """shortlists[i]: KeyBERT's candidates for row i of `evidence` [F, V] (columns = `words`, rows
     aligned with `word_emb`); diversity None: no MMR, the top_n by relevance. support [F, V]: the
     documents holding each candidate (candidates.DocTerms.support; None: no containment rule)."""

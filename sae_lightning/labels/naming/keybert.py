@@ -7,6 +7,7 @@ cache kept with the store. So KeyBERT itself embeds nothing and tokenises nothin
 to it is the per-document candidate ranking (cosine, MMR). With evidence_power > 0 KeyBERT
 returns a shortlist ranked by cosine and evidence_rerank.py picks the label from it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,8 +35,9 @@ def feature_docs(texts: np.ndarray, top_rows: np.ndarray) -> list[str]:
     return ["\n".join(str(t) for t in texts[r[r >= 0]]) for r in top_rows]
 
 
-def doc_embeddings(kind: str, top_rows: np.ndarray, feature_ids: np.ndarray, docs: list[str], store, sae,
-                   model) -> np.ndarray:
+def doc_embeddings(
+    kind: str, top_rows: np.ndarray, feature_ids: np.ndarray, docs: list[str], store, sae, model
+) -> np.ndarray:
     """What each feature's "document" is for KeyBERT (LabelingConfig.doc_embedding):
     mean    the mean store embedding of its top texts (no model call; the default),
     concat  the model's embedding of its joined top texts (truncated at the model's max length),
@@ -58,13 +60,25 @@ def doc_embeddings(kind: str, top_rows: np.ndarray, feature_ids: np.ndarray, doc
 
 def no_candidate_reason(cfg: LabelingConfig, whole_split: bool) -> str:
     where = "the train split" if whole_split else "its top texts"
-    return (f"no candidate words: {where} hold(s) only stop words or one-letter tokens "
-            f"(stop_words={cfg.stop_words}, ngram_range={list(cfg.ngram_range)})")
+    return (
+        f"no candidate words: {where} hold(s) only stop words or one-letter tokens "
+        f"(stop_words={cfg.stop_words}, ngram_range={list(cfg.ngram_range)})"
+    )
 
 
-def keybert_labels(feature_ids: np.ndarray, top_rows: np.ndarray, texts: np.ndarray, terms: DocTerms | None,
-                   evidence: csr_matrix | None, store, sae, model, cache: PhraseEmbeddingCache, cfg: LabelingConfig,
-                   timer: PhaseTimer | None = None) -> KeywordLabels:
+def keybert_labels(
+    feature_ids: np.ndarray,
+    top_rows: np.ndarray,
+    texts: np.ndarray,
+    terms: DocTerms | None,
+    evidence: csr_matrix | None,
+    store,
+    sae,
+    model,
+    cache: PhraseEmbeddingCache,
+    cfg: LabelingConfig,
+    timer: PhaseTimer | None = None,
+) -> KeywordLabels:
     """Label the given (live) features: top_rows [F, m] are their top train rows (-1 padding),
     terms their candidates (None: the train split has no candidate at all) and evidence the
     candidates' TF-IDF [F, V] that the rerank weighs (tfidf_baseline.tfidf_scores)."""
@@ -76,11 +90,15 @@ def keybert_labels(feature_ids: np.ndarray, top_rows: np.ndarray, texts: np.ndar
     matrix, words = terms.matrix, terms.words
     n_cands = np.diff(matrix.indptr)
     where = " from distinct documents" if cfg.distinct_documents else ""
-    filtered = (f"no recurring keyword: none of its words occurs in min_texts={cfg.min_texts} of its top texts"
-                f"{where} (and in the top texts of min_df={cfg.min_df} features, within "
-                f"max_features={cfg.max_features}); lower labeling.min_texts to label it anyway")
-    reasons = ["" if n else filtered if had_words else no_candidate_reason(cfg, False)
-               for n, had_words in zip(n_cands, terms.n_before > 0)]
+    filtered = (
+        f"no recurring keyword: none of its words occurs in min_texts={cfg.min_texts} of its top texts"
+        f"{where} (and in the top texts of min_df={cfg.min_df} features, within "
+        f"max_features={cfg.max_features}); lower labeling.min_texts to label it anyway"
+    )
+    reasons = [
+        "" if n else filtered if had_words else no_candidate_reason(cfg, False)
+        for n, had_words in zip(n_cands, terms.n_before > 0)
+    ]
     todo = np.flatnonzero(n_cands > 0)
     if not len(todo):
         return KeywordLabels(keywords, scores, reasons)
@@ -102,16 +120,29 @@ def keybert_labels(feature_ids: np.ndarray, top_rows: np.ndarray, texts: np.ndar
     vectorizer = PrecountedVectorizer(**analyzer_params(cfg)).set_counts(sub.tocsr(), words)
     with timer("keybert"), limited_threads(cfg.small_op_threads):  # a loop of tiny BLAS calls per document
         found = KeyBERT(model=model).extract_keywords(
-            docs, vectorizer=vectorizer, doc_embeddings=doc_emb, word_embeddings=word_emb,
-            use_mmr=cfg.use_mmr and not reranked, diversity=cfg.diversity,
-            top_n=max(cfg.shortlist, cfg.top_n) if reranked else cfg.top_n)
+            docs,
+            vectorizer=vectorizer,
+            doc_embeddings=doc_emb,
+            word_embeddings=word_emb,
+            use_mmr=cfg.use_mmr and not reranked,
+            diversity=cfg.diversity,
+            top_n=max(cfg.shortlist, cfg.top_n) if reranked else cfg.top_n,
+        )
     if len(docs) == 1:  # KeyBERT unwraps the list for a single document
         found = [found]
     if reranked:
         with timer("rerank"):
-            found = rerank(found, evidence[todo][:, used], words, word_emb, cfg.top_n, cfg.evidence_power,
-                           cfg.diversity if cfg.use_mmr else None, terms.support[todo][:, used],
-                           cfg.keyword_min_relevance)
+            found = rerank(
+                found,
+                evidence[todo][:, used],
+                words,
+                word_emb,
+                cfg.top_n,
+                cfg.evidence_power,
+                cfg.diversity if cfg.use_mmr else None,
+                terms.support[todo][:, used],
+                cfg.keyword_min_relevance,
+            )
     for i, kws in zip(todo, found):
         keywords[i] = [str(k) for k, _ in kws]
         scores[i] = [float(s) for _, s in kws]

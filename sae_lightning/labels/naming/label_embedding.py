@@ -9,6 +9,7 @@ LabelingConfig.label_embedding picks what the label's vector is:
             roughly a minute on 2 CPU cores when the phrase cache is cold).
 Unlabelled features get a zero vector; the scorer ignores them.
 """
+
 from __future__ import annotations
 
 import numpy as np

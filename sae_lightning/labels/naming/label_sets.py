@@ -1,6 +1,7 @@
 """The label sets made beside the KeyBERT keywords, all from the same candidates and train rows:
 each feature's concept (concept.py) and the two method baselines (seed_baseline.py,
 bertopic_baseline.py). The TF-IDF and random baselines are made in feature_table.py."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from .seed_baseline import seed_labels
 @dataclass
 class Candidates:
     """The candidate phrases some live feature holds, with their embeddings and count columns."""
+
     words: np.ndarray  # [V]
     emb: np.ndarray  # [V, d] from the phrase cache
     cols: np.ndarray  # [V] columns in TrainCounts.counts
@@ -30,21 +32,41 @@ def used_candidates(terms: DocTerms, cache: PhraseEmbeddingCache) -> Candidates:
     return Candidates(words, cache.get([str(w) for w in words]), terms.cols[used], used)
 
 
-def baseline_labels(top_rows: np.ndarray, terms: DocTerms, counts: TrainCounts, cands: Candidates, store,
-                    top_n: int) -> dict[str, list[list[str]]]:
+def baseline_labels(
+    top_rows: np.ndarray, terms: DocTerms, counts: TrainCounts, cands: Candidates, store, top_n: int
+) -> dict[str, list[list[str]]]:
     """{"seed": ..., "bertopic": ...} keyword lists for the features of top_rows [F, m] (terms' rows)."""
     text_counts = counts.counts[:, cands.cols].tocsr()
     present = text_counts.copy()
     present.data[:] = 1
-    return {"seed": seed_labels(top_rows, present, counts.rows, store.embeddings, cands.words, cands.emb, top_n),
-            "bertopic": bertopic_labels(top_rows, terms.matrix[:, cands.used], text_counts, counts.rows,
-                                        store.embeddings, cands.words, cands.emb, top_n)}
+    return {
+        "seed": seed_labels(top_rows, present, counts.rows, store.embeddings, cands.words, cands.emb, top_n),
+        "bertopic": bertopic_labels(
+            top_rows,
+            terms.matrix[:, cands.used],
+            text_counts,
+            counts.rows,
+            store.embeddings,
+            cands.words,
+            cands.emb,
+            top_n,
+        ),
+    }
 
 
-def concept_labels(sae, store, train_rows: np.ndarray, feature_ids: np.ndarray, top_rows: np.ndarray,
-                   doc_codes: np.ndarray, cands: Candidates, cfg: LabelingConfig) -> list[str]:
+def concept_labels(
+    sae,
+    store,
+    train_rows: np.ndarray,
+    feature_ids: np.ndarray,
+    top_rows: np.ndarray,
+    doc_codes: np.ndarray,
+    cands: Candidates,
+    cfg: LabelingConfig,
+) -> list[str]:
     """The concept of each feature of feature_ids (top_rows [F, m] its top train rows)."""
     top = top_direction(top_rows, doc_codes, store.embeddings)
-    hard = train_hard_negatives(sae, store, train_rows, feature_ids, top, cfg.n_hard, cfg.seed, cfg.batch_size,
-                                cfg.device)
+    hard = train_hard_negatives(
+        sae, store, train_rows, feature_ids, top, cfg.n_hard, cfg.seed, cfg.batch_size, cfg.device
+    )
     return choose_concepts(top, hard, [str(w) for w in cands.words], cands.emb, cfg.concept_contrast)[0]

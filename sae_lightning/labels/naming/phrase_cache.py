@@ -11,27 +11,27 @@ Both files are replaced through the run folder's atomic writer under the store's
 merges what is on disk first, so concurrent runs (multirun, DDP ranks) never lose each other's work.
 A read-only store still works: the new embeddings are then kept in memory only.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
+from ...atomic import atomic_write
 from ...data.embed import load_model, resolve_model
 from ...data.store import store_lock
 from ...errors import UserError
-from ...atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
 
-def cache_folder(store_path: Path, model_name: str, max_seq_length: int | None,
-                 dtype_compute: str = "float32") -> Path:
+def cache_folder(store_path: Path, model_name: str, max_seq_length: int | None, dtype_compute: str = "float32") -> Path:
     key = {"model": model_name, "max_seq_length": max_seq_length, "format": 1}
     if dtype_compute != "float32":  # float32 caches keep the folder they had before the knob existed
         key["dtype_compute"] = dtype_compute
@@ -54,8 +54,9 @@ def model_and_cache(store, model_name: str | None = None, batch_size: int = 256)
         out = model.encode(phrases, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False)
         return out.float().cpu().numpy()
 
-    return model, PhraseEmbeddingCache(cache_folder(store.path, key, getattr(model, "max_seq_length", None), dtype),
-                                       embed)
+    return model, PhraseEmbeddingCache(
+        cache_folder(store.path, key, getattr(model, "max_seq_length", None), dtype), embed
+    )
 
 
 class PhraseEmbeddingCache:

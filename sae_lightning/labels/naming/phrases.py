@@ -12,19 +12,22 @@ part of one. They join the stop words when stop_words is "english" (a user's own
 as given). Tokens are sklearn's default (two or more word characters, lower-cased), so a phrase
 is spelled as the CountVectorizer it replaces would spell it.
 """
+
 from __future__ import annotations
 
 import re
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-FILLER_WORDS = frozenset("""
+FILLER_WORDS = frozenset(
+    """
 known called named include includes including included consist consists consisting contain contains
 containing use used uses using refer refers referred referring consider considered regard regarded
 describe described term terms word words example examples type types kind kinds form forms
 usually commonly generally typically especially particularly largely mainly mostly widely often
 various different notable famous major main important common like according later
-""".split())
+""".split()
+)
 TOKEN = re.compile(r"(?u)\b\w\w+\b")  # sklearn's default token_pattern
 BREAK = re.compile(r"[^\w\s'’-]+")  # punctuation ends a phrase ("Paris, France" is two phrases)
 
@@ -55,7 +58,7 @@ class PhraseAnalyzer:
                     run.append(tok)
                     continue
                 for n in range(self.lo, min(self.hi, len(run)) + 1):
-                    out.extend(" ".join(run[i:i + n]) for i in range(len(run) - n + 1))
+                    out.extend(" ".join(run[i : i + n]) for i in range(len(run) - n + 1))
                 run = []
         return out
 

@@ -10,6 +10,7 @@ embedding is the store's (what KeyBERT's model would compute for it), its candid
 n-grams among the phrases the labeller embeds (the cached candidates; tests/test_label_baselines.py
 checks the picks equal KeyBERT's own), so the baseline costs about a second and embeds nothing.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,8 +24,9 @@ SEED_MERGE_POOL = 30  # each feature's most frequent keywords that are merged an
 PAIR_BLOCK = 1 << 16  # (text, candidate) cosines computed at a time
 
 
-def per_text_keywords(present: csr_matrix, text_emb: np.ndarray, word_emb: np.ndarray,
-                      per_text: int = SEED_PER_TEXT) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def per_text_keywords(
+    present: csr_matrix, text_emb: np.ndarray, word_emb: np.ndarray, per_text: int = SEED_PER_TEXT
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """present [T, V] (> 0 where text t holds word v), text_emb [T, d], word_emb [V, d] -> per text
     (word columns, cosines) of its `per_text` best candidates by cosine, best first: KeyBERT's
     extract_keywords(use_mmr=False) on each text."""
@@ -42,8 +44,10 @@ def per_text_keywords(present: csr_matrix, text_emb: np.ndarray, word_emb: np.nd
     keep = order[rank < per_text]
     bounds = np.searchsorted(rows[keep], np.arange(present.shape[0] + 1))
     kept_cols, kept_sims = cols[keep], sims[keep]
-    return ([kept_cols[a:b] for a, b in zip(bounds[:-1], bounds[1:])],
-            [kept_sims[a:b] for a, b in zip(bounds[:-1], bounds[1:])])
+    return (
+        [kept_cols[a:b] for a, b in zip(bounds[:-1], bounds[1:])],
+        [kept_sims[a:b] for a, b in zip(bounds[:-1], bounds[1:])],
+    )
 
 
 def merge_keywords(cols: np.ndarray, sims: np.ndarray, unit_words: np.ndarray, top_n: int) -> list[int]:
@@ -71,8 +75,15 @@ def merge_keywords(cols: np.ndarray, sims: np.ndarray, unit_words: np.ndarray, t
     return [int(words[i]) for i in best]
 
 
-def seed_labels(top_rows: np.ndarray, present: csr_matrix, present_rows: np.ndarray, store_emb,
-                words: np.ndarray, word_emb: np.ndarray, top_n: int) -> list[list[str]]:
+def seed_labels(
+    top_rows: np.ndarray,
+    present: csr_matrix,
+    present_rows: np.ndarray,
+    store_emb,
+    words: np.ndarray,
+    word_emb: np.ndarray,
+    top_n: int,
+) -> list[list[str]]:
     """top_rows [F, m] store rows (-1 padding); present [len(present_rows), V] which candidate
     `words` each counted text holds (present_rows: their sorted store rows); store_emb: the
     store's text embeddings -> each feature's seed-method keywords."""

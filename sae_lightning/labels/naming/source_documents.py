@@ -5,6 +5,7 @@ any "recurs in >= 2 top texts" rule although only one document holds them. The W
 writes sentence ids as `<article title>#<sentence number>` (data/sources/wiki.py), so the document is
 the id up to its last '#'. Other sources give no id structure that can be relied on: there every
 text is its own document (the rules then count texts, as before)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,5 +31,5 @@ def first_per_document(rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
         valid = r[r >= 0]
         _, first = np.unique(codes[valid], return_index=True)
         keep = valid[np.sort(first)]
-        out[f, :len(keep)] = keep
+        out[f, : len(keep)] = keep
     return out

@@ -6,10 +6,12 @@ TfidfTransformer computes it (TrainCounts.idf): the numbers `TfidfVectorizer(...
 would give. Row normalisation is skipped: it does not change the order within a row.
 The same scores are the evidence term of the KeyBERT rerank (evidence_rerank.py).
 """
+
 from __future__ import annotations
 
 import numpy as np
 from scipy.sparse import csr_matrix
+
 from .candidates import DocTerms, TrainCounts
 
 

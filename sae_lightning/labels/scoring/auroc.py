@@ -15,6 +15,7 @@ the TF-IDF top terms):
 Text embeddings are the store's (or the judge model's, judge.py); the label is embedded by the
 same model. A feature without a label, positives or negatives gets NaN.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,12 +32,12 @@ def mann_whitney_auroc(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
     pv, nv = ~np.isnan(pos), ~np.isnan(neg)
     out = np.full(pos.shape[0], np.nan)
     for start in range(0, pos.shape[0], 256):  # [256, P, N] comparisons at a time
-        p, n = pos[start:start + 256, :, None], neg[start:start + 256, None, :]
-        valid = pv[start:start + 256, :, None] & nv[start:start + 256, None, :]
+        p, n = pos[start : start + 256, :, None], neg[start : start + 256, None, :]
+        valid = pv[start : start + 256, :, None] & nv[start : start + 256, None, :]
         wins = ((p > n) + 0.5 * (p == n)) * valid
         pairs = valid.sum((1, 2))
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[start:start + 256] = np.where(pairs > 0, wins.sum((1, 2)) / pairs, np.nan)
+            out[start : start + 256] = np.where(pairs > 0, wins.sum((1, 2)) / pairs, np.nan)
     return out
 
 
@@ -53,8 +54,10 @@ class LabelScorer:
         """rows: scored_rows(sets); row_embeddings [len(rows), d] by the model that embeds labels."""
         self.rows = rows
         self.text_emb = unit_vectors(row_embeddings) if len(rows) else np.zeros((0, 1), np.float32)
-        self.local = {name: np.where(r >= 0, np.searchsorted(rows, np.maximum(r, 0)), -1)
-                      for name, r in (("pos", sets.pos_rows), ("neg", sets.neg_rows), ("hard", sets.hard_rows))}
+        self.local = {
+            name: np.where(r >= 0, np.searchsorted(rows, np.maximum(r, 0)), -1)
+            for name, r in (("pos", sets.pos_rows), ("neg", sets.neg_rows), ("hard", sets.hard_rows))
+        }
 
     def auroc(self, label_emb: np.ndarray, has_label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """label_emb [F, d] (rows of unlabelled features are ignored) -> (auroc, auroc_hard) [F]."""
@@ -65,11 +68,11 @@ class LabelScorer:
         sims = {name: np.full(idx.shape, np.nan) for name, idx in self.local.items()}
         step = max(1, min(FEATURE_BLOCK, BLOCK_ENTRIES // len(self.rows)))
         for s in range(0, F, step):
-            sim = lab[s:s + step] @ self.text_emb.T  # [block, rows]
+            sim = lab[s : s + step] @ self.text_emb.T  # [block, rows]
             for name, local in self.local.items():
-                idx = local[s:s + step]
+                idx = local[s : s + step]
                 got = np.take_along_axis(sim, np.maximum(idx, 0), axis=1)
-                sims[name][s:s + step] = np.where(idx >= 0, got, np.nan)
+                sims[name][s : s + step] = np.where(idx >= 0, got, np.nan)
         out = mann_whitney_auroc(sims["pos"], sims["neg"]), mann_whitney_auroc(sims["pos"], sims["hard"])
         for a in out:
             a[~has_label] = np.nan
@@ -101,8 +104,9 @@ def random_labels(keywords: list[list[str]], seed: int) -> tuple[list[list[str]]
     return out, donor
 
 
-def auroc_columns(scorer: LabelScorer, label_sets: dict[str, tuple[list[list[str]], np.ndarray]],
-                  prefix: str = "") -> dict[str, np.ndarray]:
+def auroc_columns(
+    scorer: LabelScorer, label_sets: dict[str, tuple[list[list[str]], np.ndarray]], prefix: str = ""
+) -> dict[str, np.ndarray]:
     """label_sets: name -> (keyword lists, label embeddings) -> {prefix+name+'_auroc', ..._auroc_hard}."""
     out = {}
     for name, (kws, emb) in label_sets.items():
@@ -111,10 +115,12 @@ def auroc_columns(scorer: LabelScorer, label_sets: dict[str, tuple[list[list[str
     return out
 
 
-def keyword_columns(label_sets: dict[str, list[list[str]]], val_texts: np.ndarray, sets: ScoringSets,
-                    vectorizer_params: dict) -> dict[str, np.ndarray]:
+def keyword_columns(
+    label_sets: dict[str, list[list[str]]], val_texts: np.ndarray, sets: ScoringSets, vectorizer_params: dict
+) -> dict[str, np.ndarray]:
     out = {}
     for name, kws in label_sets.items():
         out[f"{name}_precision"], out[f"{name}_recall"] = keyword_precision_recall(
-            kws, val_texts, sets.firing, vectorizer_params)
+            kws, val_texts, sets.firing, vectorizer_params
+        )
     return out

@@ -12,6 +12,7 @@ coherent than one with 8 for that reason alone). Cosines use the store's embeddi
 model that embedded the texts. A feature with fewer than `min_docs` distinct documents among its
 top texts gets NaN (too rare to tell; verdict `weak`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ def random_pair_cosines(embeddings, train_rows: np.ndarray, codes: np.ndarray, n
     a, b = a[keep], b[keep]
     rows, inv = np.unique(np.r_[a, b], return_inverse=True)
     unit = unit_vectors(embeddings[rows])
-    return np.einsum("ij,ij->i", unit[inv[:len(a)]], unit[inv[len(a):]]).astype(np.float64)
+    return np.einsum("ij,ij->i", unit[inv[: len(a)]], unit[inv[len(a) :]]).astype(np.float64)
 
 
 def mean_pairwise_cosine(unit: np.ndarray) -> float:
@@ -49,8 +50,15 @@ def mean_pairwise_cosine(unit: np.ndarray) -> float:
     return float((s @ s - n) / (n * (n - 1)))
 
 
-def feature_coherence(top_rows: np.ndarray, embeddings, train_rows: np.ndarray, codes: np.ndarray,
-                      min_docs: int = 3, n_baseline_pairs: int = 20000, seed: int = 0) -> Coherence:
+def feature_coherence(
+    top_rows: np.ndarray,
+    embeddings,
+    train_rows: np.ndarray,
+    codes: np.ndarray,
+    min_docs: int = 3,
+    n_baseline_pairs: int = 20000,
+    seed: int = 0,
+) -> Coherence:
     """top_rows [F, m] store rows of each feature's top train texts, best first (-1 padding);
     codes: document code per store row (source_documents.document_codes)."""
     distinct = first_per_document(top_rows, codes)
@@ -63,6 +71,7 @@ def feature_coherence(top_rows: np.ndarray, embeddings, train_rows: np.ndarray, 
         unit = unit_vectors(embeddings[used])
         local = np.searchsorted(used, np.maximum(distinct, 0))
         for f in np.flatnonzero(n_docs >= max(min_docs, 2)):
-            score[f] = (mean_pairwise_cosine(unit[local[f, :n_docs[f]]]) - mu) / sigma
-    return Coherence(score=score, n_docs=n_docs.astype(np.int64), doc_rows=distinct, baseline_mean=mu,
-                     baseline_std=sigma)
+            score[f] = (mean_pairwise_cosine(unit[local[f, : n_docs[f]]]) - mu) / sigma
+    return Coherence(
+        score=score, n_docs=n_docs.astype(np.int64), doc_rows=distinct, baseline_mean=mu, baseline_std=sigma
+    )

@@ -13,6 +13,7 @@ the model the name resolves to, so `all-mpnet-base-v2` and its folder's path sha
 relabel with the same judge embeds nothing and reproduces the scores bit for bit.
 `n_judge_embedded` in the summary says what a run had to embed. A model folder overwritten in
 place keeps its old cache: delete <store>/keybert/ then."""
+
 from __future__ import annotations
 
 import logging
@@ -44,8 +45,15 @@ def _dimension(model) -> int:
     return int(get())
 
 
-def judge_columns(judge_model: str | None, store, texts: np.ndarray, sets: ScoringSets,
-                  label_sets: dict[str, list[list[str]]], label_embedding: str, n_features: int) -> JudgeScores:
+def judge_columns(
+    judge_model: str | None,
+    store,
+    texts: np.ndarray,
+    sets: ScoringSets,
+    label_sets: dict[str, list[list[str]]],
+    label_embedding: str,
+    n_features: int,
+) -> JudgeScores:
     """The judge's AUROCs of each label set on the same scoring sets as the store's model."""
     if judge_model is None:
         return JudgeScores({name: np.full(n_features, np.nan) for name in judge_column_names(label_sets)}, 0)
@@ -56,6 +64,11 @@ def judge_columns(judge_model: str | None, store, texts: np.ndarray, sets: Scori
     n_texts = cache.n_embedded
     dim = _dimension(model)
     embedded = {name: (kws, embed_labels(kws, cache, label_embedding, dim)) for name, kws in label_sets.items()}
-    log.info("judge %s: %d distinct scoring texts (%d embedded now), label phrases: %d embedded now",
-             judge_model, len(set(row_texts)), n_texts, cache.n_embedded - n_texts)
+    log.info(
+        "judge %s: %d distinct scoring texts (%d embedded now), label phrases: %d embedded now",
+        judge_model,
+        len(set(row_texts)),
+        n_texts,
+        cache.n_embedded - n_texts,
+    )
     return JudgeScores(auroc_columns(LabelScorer(sets, rows, row_emb), embedded, prefix="judge_"), cache.n_embedded)

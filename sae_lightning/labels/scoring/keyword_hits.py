@@ -9,6 +9,7 @@ the keyword was extracted). Per feature:
 
 Plain counts, no smoothing: a label none of whose words occurs in the validation split predicts
 nothing (precision 0); a feature that never fires there has no recall (NaN)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,9 @@ from sklearn.feature_extraction.text import CountVectorizer
 HOLDS_ENTRIES = 1 << 24  # most (feature, text) cells of the keyword-holds matrix at a time
 
 
-def keyword_precision_recall(keywords: list[list[str]], val_texts: np.ndarray, firing: csr_matrix,
-                             vectorizer_params: dict) -> tuple[np.ndarray, np.ndarray]:
+def keyword_precision_recall(
+    keywords: list[list[str]], val_texts: np.ndarray, firing: csr_matrix, vectorizer_params: dict
+) -> tuple[np.ndarray, np.ndarray]:
     """keywords per feature ([] unlabelled), val_texts [n_val] aligned with firing's columns
     (firing [F, n_val] > 0 where the feature fires) -> (precision [F], recall [F])."""
     F = len(keywords)
@@ -39,10 +41,10 @@ def keyword_precision_recall(keywords: list[list[str]], val_texts: np.ndarray, f
     # [block, n_val] at a time: a common keyword holds in most texts, and F x n_val would grow with both
     step = max(1, min(F, HOLDS_ENTRIES // max(len(val_texts), 1)))
     for s in range(0, F, step):
-        holds = (L[s:s + step] @ XT).tocsr()  # > 0 where the text holds a label keyword
+        holds = (L[s : s + step] @ XT).tocsr()  # > 0 where the text holds a label keyword
         holds.data[:] = 1
-        both[s:s + step] = np.asarray(holds.multiply(fires[s:s + step]).sum(1)).ravel()
-        n_holds[s:s + step] = np.asarray(holds.sum(1)).ravel()
+        both[s : s + step] = np.asarray(holds.multiply(fires[s : s + step]).sum(1)).ravel()
+        n_holds[s : s + step] = np.asarray(holds.sum(1)).ravel()
     n_fires = np.asarray(fires.sum(1)).ravel()
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = np.where(n_holds > 0, both / np.maximum(n_holds, 1), 0.0)

@@ -12,6 +12,7 @@ SAE fires k of d_sae latents per row, so this is O(rows x k). From it:
   names the subject but not what the feature picks out of it scores 0.5 against them;
 - firing: the sparse [F, n_val] activations, for keyword precision and recall over the whole split.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ def stratified_positives(firing: csr_matrix, m_pos: int) -> np.ndarray:
             continue
         order = firing.indices[lo:hi][np.argsort(-firing.data[lo:hi], kind="stable")]
         picks = order if len(order) <= m_pos else order[np.round(np.linspace(0, len(order) - 1, m_pos)).astype(int)]
-        out[f, :len(picks)] = picks
+        out[f, : len(picks)] = picks
     return out
 
 
@@ -58,10 +59,10 @@ def random_negatives(firing: csr_matrix, n_negatives: int, seed: int) -> np.ndar
     perm = np.random.default_rng(seed).permutation(n_val)
     out = np.full((firing.shape[0], min(n_negatives, n_val)), -1, dtype=np.int64)
     for f in range(firing.shape[0]):
-        fired = firing.indices[firing.indptr[f]:firing.indptr[f + 1]]
-        head = perm[:n_negatives + len(fired)]
-        picks = head[~np.isin(head, fired)][:out.shape[1]]
-        out[f, :len(picks)] = picks
+        fired = firing.indices[firing.indptr[f] : firing.indptr[f + 1]]
+        head = perm[: n_negatives + len(fired)]
+        picks = head[~np.isin(head, fired)][: out.shape[1]]
+        out[f, : len(picks)] = picks
     return out
 
 
@@ -82,8 +83,9 @@ def hard_negatives(firing: csr_matrix, pos_cols: np.ndarray, unit_val: np.ndarra
     return nearest_non_firing(firing, centroid, unit_val, n_hard, cnt[:, 0] > 0)
 
 
-def nearest_non_firing(firing: csr_matrix, centroid: np.ndarray, unit: np.ndarray, n: int,
-                       ok_rows: np.ndarray | None = None) -> np.ndarray:
+def nearest_non_firing(
+    firing: csr_matrix, centroid: np.ndarray, unit: np.ndarray, n: int, ok_rows: np.ndarray | None = None
+) -> np.ndarray:
     """[F, n] columns of `unit` [n_cols, d] nearest (cosine) each centroid [F, d] among the columns
     where firing [F, n_cols] is 0, nearest first (-1: none, or a feature not in ok_rows)."""
     F, n_cols = firing.shape
@@ -118,24 +120,44 @@ def unit_rows(embeddings, rows: np.ndarray) -> np.ndarray:
     """[len(rows), d] float32 unit embeddings, read and normalised in blocks (no float64 copy)."""
     out = np.empty((len(rows), embeddings.shape[1]), dtype=np.float32)
     for s in range(0, len(rows), UNIT_BLOCK):
-        out[s:s + UNIT_BLOCK] = unit_vectors(embeddings[rows[s:s + UNIT_BLOCK]])
+        out[s : s + UNIT_BLOCK] = unit_vectors(embeddings[rows[s : s + UNIT_BLOCK]])
     return out
 
 
-def sets_from_firing(firing: csr_matrix, val_rows: np.ndarray, store: EmbeddingStore, m_pos: int = 20,
-                     n_negatives: int = 200, n_hard: int = 50, seed: int = 0) -> ScoringSets:
+def sets_from_firing(
+    firing: csr_matrix,
+    val_rows: np.ndarray,
+    store: EmbeddingStore,
+    m_pos: int = 20,
+    n_negatives: int = 200,
+    n_hard: int = 50,
+    seed: int = 0,
+) -> ScoringSets:
     """The scoring sets from the validation firings the scan kept (ScanResult.val_firing, val_rows)."""
     unit_val = unit_rows(store.embeddings, val_rows)
     pos = stratified_positives(firing, m_pos)
     neg = random_negatives(firing, n_negatives, seed)
     hard = hard_negatives(firing, pos, unit_val, n_hard)
-    to_rows = (lambda cols: np.where(cols >= 0, val_rows[np.maximum(cols, 0)], -1) if len(val_rows) else cols)
-    return ScoringSets(val_rows=val_rows, firing=firing, pos_rows=to_rows(pos), neg_rows=to_rows(neg),
-                       hard_rows=to_rows(hard))
+
+    def to_rows(cols):
+        return np.where(cols >= 0, val_rows[np.maximum(cols, 0)], -1) if len(val_rows) else cols
+
+    return ScoringSets(
+        val_rows=val_rows, firing=firing, pos_rows=to_rows(pos), neg_rows=to_rows(neg), hard_rows=to_rows(hard)
+    )
 
 
-def scoring_sets(sae, store: EmbeddingStore, val_idx: np.ndarray, m_pos: int = 20, n_negatives: int = 200,
-                 n_hard: int = 50, seed: int = 0, batch_size: int = 4096, device: str | None = None) -> ScoringSets:
+def scoring_sets(
+    sae,
+    store: EmbeddingStore,
+    val_idx: np.ndarray,
+    m_pos: int = 20,
+    n_negatives: int = 200,
+    n_hard: int = 50,
+    seed: int = 0,
+    batch_size: int = 4096,
+    device: str | None = None,
+) -> ScoringSets:
     """The same, scanning the validation rows first (labelling reads the scan it already has)."""
     scan = scan_store(sae, store, np.zeros(0, np.int64), val_idx, 1, batch_size, device, min_cooccur=None)
     return sets_from_firing(scan.val_firing, scan.val_rows, store, m_pos, n_negatives, n_hard, seed)

@@ -16,11 +16,13 @@ share those tokens, so coherence measured with that model calls them coherent. T
    word shared by all texts, "magnetic", is a keyword, not a sub-word pattern).
 2. A masked coherence. (A candidate whose coherence is already below `coherence_min` is a token
    feature as it is: its texts share the pattern and nothing more.) The words carrying the feature's
-   candidates are deleted from those top texts, the rest is embedded again by the store's model (through the phrase cache, so a relabel
+   candidates are deleted from those top texts, the rest is embedded again by the store's model
+   (through the phrase cache, so a relabel
    embeds nothing), and coherence is measured as before. Below `coherence_min`, the texts share
    nothing but the pattern: the verdict is `token`. Either way the feature's coherence becomes the
    lower of the two, so a shared token never makes texts look more alike than their meaning does.
 """
+
 from __future__ import annotations
 
 import re
@@ -104,18 +106,21 @@ def _pattern_matrix(texts: list[str], patterns: Patterns) -> tuple[csr_matrix, l
     return m, list(index)
 
 
-def candidates(doc_rows: np.ndarray, n_docs: np.ndarray, texts: np.ndarray, base_rows: np.ndarray,
-               patterns: Patterns, gap: float) -> dict[int, list[tuple[str, float, float]]]:
+def candidates(
+    doc_rows: np.ndarray, n_docs: np.ndarray, texts: np.ndarray, base_rows: np.ndarray, patterns: Patterns, gap: float
+) -> dict[int, list[tuple[str, float, float]]]:
     """feature -> its candidates (step 1) as (pattern, share in its top texts, share in random
     texts), the widest gap first; doc_rows [F, m] top rows one per document (-1 padding)."""
     used = np.unique(doc_rows[doc_rows >= 0])
     rows = np.r_[used, base_rows]
     m, names = _pattern_matrix([str(t) for t in texts[rows]], patterns)
-    base = np.asarray(m[len(used):].mean(0)).ravel()
+    base = np.asarray(m[len(used) :].mean(0)).ravel()
     f_idx, slot = np.nonzero(doc_rows >= 0)
-    sel = csr_matrix((np.ones(len(f_idx), np.float32), (f_idx, np.searchsorted(used, doc_rows[f_idx, slot]))),
-                     shape=(len(doc_rows), len(used)))
-    share = (sel @ m[:len(used)]).tocsr()
+    sel = csr_matrix(
+        (np.ones(len(f_idx), np.float32), (f_idx, np.searchsorted(used, doc_rows[f_idx, slot]))),
+        shape=(len(doc_rows), len(used)),
+    )
+    share = (sel @ m[: len(used)]).tocsr()
     share = share.multiply(1.0 / np.maximum(n_docs, 1)[:, None]).tocsr()
     out = {}
     for f in np.flatnonzero(n_docs >= MIN_WORDS):
@@ -124,7 +129,7 @@ def candidates(doc_rows: np.ndarray, n_docs: np.ndarray, texts: np.ndarray, base
         ok = vals - base[cols] >= gap
         # the widest gap first; among equal gaps the longer (more specific) pattern
         for c, v in sorted(zip(cols[ok], vals[ok]), key=lambda cv: (-(cv[1] - base[cv[0]]), -len(names[cv[0]]))):
-            words = {w.lower() for r in doc_rows[f, :n_docs[f]] for w in patterns.words_with(str(texts[r]), names[c])}
+            words = {w.lower() for r in doc_rows[f, : n_docs[f]] for w in patterns.words_with(str(texts[r]), names[c])}
             if len(words) >= MIN_WORDS:
                 out.setdefault(int(f), []).append((names[c], float(v), float(base[c])))
     return out
@@ -132,13 +137,26 @@ def candidates(doc_rows: np.ndarray, n_docs: np.ndarray, texts: np.ndarray, base
 
 def masked(text: str, pats: set[str], patterns: Patterns) -> str:
     """The text without the words that carry any of the patterns."""
-    return " ".join(WORD.sub(lambda w: "" if pats.intersection(patterns.of_word(w.group())) else w.group(),
-                             text).split())
+    return " ".join(
+        WORD.sub(lambda w: "" if pats.intersection(patterns.of_word(w.group())) else w.group(), text).split()
+    )
 
 
-def token_features(doc_rows: np.ndarray, n_docs: np.ndarray, coherence: np.ndarray, texts: np.ndarray,
-                   train_rows: np.ndarray, tokenizer, cache, mu: float, sigma: float, coherence_min: float,
-                   gap: float, seed: int = 0, masked_texts: int = MASKED_TEXTS) -> TokenFeatures:
+def token_features(
+    doc_rows: np.ndarray,
+    n_docs: np.ndarray,
+    coherence: np.ndarray,
+    texts: np.ndarray,
+    train_rows: np.ndarray,
+    tokenizer,
+    cache,
+    mu: float,
+    sigma: float,
+    coherence_min: float,
+    gap: float,
+    seed: int = 0,
+    masked_texts: int = MASKED_TEXTS,
+) -> TokenFeatures:
     """Steps 1 and 2 (module docstring). doc_rows/n_docs: coherence's top rows one per document;
     coherence: its scores and baseline (mu, sigma); cache: the store model's phrase cache."""
     F = len(doc_rows)
@@ -153,26 +171,34 @@ def token_features(doc_rows: np.ndarray, n_docs: np.ndarray, coherence: np.ndarr
     # run, and the step's cost is embedding the masked texts).
     tested = [f for f in found if not out.coherence[f] < coherence_min]
     # all of a feature's candidates at once: "cy…" of Cyprinidae and Cyrene may also be "c…"
-    per_feature = {f: [masked(str(texts[r]), {p for p, _, _ in found[f]}, patterns)
-                       for r in doc_rows[f, :min(n_docs[f], masked_texts)]] for f in tested}
+    per_feature = {
+        f: [
+            masked(str(texts[r]), {p for p, _, _ in found[f]}, patterns)
+            for r in doc_rows[f, : min(n_docs[f], masked_texts)]
+        ]
+        for f in tested
+    }
     before = cache.n_embedded
     emb = unit_vectors(cache.get([t for ts in per_feature.values() for t in ts]))
     out.n_embedded = cache.n_embedded - before
     start, scores = 0, {}
     for f in tested:
         n = len(per_feature[f])
-        scores[f] = (mean_pairwise_cosine(emb[start:start + n]) - mu) / sigma
+        scores[f] = (mean_pairwise_cosine(emb[start : start + n]) - mu) / sigma
         start += n
     for f, cands in found.items():
         widest = cands[0][1] - cands[0][2]
-        pattern, share, base = max((c for c in cands if c[1] - c[2] >= widest - LABEL_GAP_SLACK),
-                                   key=lambda c: len(c[0].partition(":")[2]))
+        pattern, share, base = max(
+            (c for c in cands if c[1] - c[2] >= widest - LABEL_GAP_SLACK), key=lambda c: len(c[0].partition(":")[2])
+        )
         score = scores.get(f, out.coherence[f])
         out.coherence[f] = min(out.coherence[f], score)
         out.is_token[f] = score < coherence_min
-        words = [w for r in doc_rows[f, :n_docs[f]] for w in patterns.words_with(str(texts[r]), pattern)]
+        words = [w for r in doc_rows[f, : n_docs[f]] for w in patterns.words_with(str(texts[r]), pattern)]
         out.labels[f] = pattern_label(pattern, words)
-        out.reasons[f] = (f"{out.labels[f]} in {share:.0%} of its top texts against {base:.1%} of random texts; "
-                          + (f"without it their coherence is {score:.2f}" if f in scores
-                             else f"even with it their coherence is only {score:.2f}"))
+        out.reasons[f] = f"{out.labels[f]} in {share:.0%} of its top texts against {base:.1%} of random texts; " + (
+            f"without it their coherence is {score:.2f}"
+            if f in scores
+            else f"even with it their coherence is only {score:.2f}"
+        )
     return out

@@ -18,6 +18,7 @@ label_score
   label could not be scored. Coherence is the masked one where a surface pattern was found, so a
   token feature's score is held down the same way.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,8 +28,13 @@ from ...run_schema import DEAD, INTERPRETABLE, MIXED, TOKEN, WEAK
 __all__ = ["label_scores", "verdicts"]
 
 
-def verdicts(dead: np.ndarray, coherence: np.ndarray, has_label: np.ndarray, coherence_min: float,
-             is_token: np.ndarray | None = None) -> np.ndarray:
+def verdicts(
+    dead: np.ndarray,
+    coherence: np.ndarray,
+    has_label: np.ndarray,
+    coherence_min: float,
+    is_token: np.ndarray | None = None,
+) -> np.ndarray:
     out = np.full(len(dead), INTERPRETABLE, dtype=object)
     out[np.nan_to_num(coherence, nan=np.inf) < coherence_min] = MIXED
     if is_token is not None:

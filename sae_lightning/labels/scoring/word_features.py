@@ -7,7 +7,8 @@ Sea), "second", "record", "city". Their texts are alike to the model because the
 
 A feature is tested when one word (not a stop word, not a number) is in at least `MIN_SHARE` of its
 12 most activating top texts (one per source document, as coherence counts them) and exceeds its
-share among random train texts by `labeling.token_share_gap`. The word is deleted from them, the rest embedded again by the store's model (through the phrase cache: a relabel embeds
+share among random train texts by `labeling.token_share_gap`. The word is deleted from them, the
+rest embedded again by the store's model (through the phrase cache: a relabel embeds
 nothing) and coherence measured again. Below `MASKED_COHERENCE_MIN` the texts share nothing but
 the word: a token feature, labelled `token: "brown"` (a whole word: no ellipsis).
 
@@ -16,6 +17,7 @@ coherence with the word masked too (texts on France without "France": 3.9 -> 2.2
 run; the word-piece step's floor, 1.75, made coherent country features token features), but keeps
 more than texts that share only a word ("golden" 2.3 -> 0.04, "brown" 3.2 -> 0.9).
 """
+
 from __future__ import annotations
 
 import re
@@ -55,8 +57,12 @@ class WordFeatures:
 
 def shared_word(texts: list[str], stop: frozenset[str]) -> tuple[str, float]:
     """The content word in most of the texts (ties: alphabetical) and the share holding it."""
-    counts = Counter(w for t in texts for w in {w.lower() for w in WORD.findall(t)}
-                     if len(w) >= MIN_WORD_CHARS and not w.isdigit() and w not in stop)
+    counts = Counter(
+        w
+        for t in texts
+        for w in {w.lower() for w in WORD.findall(t)}
+        if len(w) >= MIN_WORD_CHARS and not w.isdigit() and w not in stop
+    )
     if not counts:
         return "", 0.0
     word = min(counts, key=lambda w: (-counts[w], w))
@@ -67,9 +73,19 @@ def without_word(text: str, word: str) -> str:
     return " ".join(re.sub(rf"\b{re.escape(word)}\b", "", text, flags=re.IGNORECASE).split())
 
 
-def word_features(doc_rows: np.ndarray, n_docs: np.ndarray, tested: np.ndarray, texts: np.ndarray,
-                  train_rows: np.ndarray, cache, stop: frozenset[str], mu: float, sigma: float, gap: float,
-                  seed: int = 0) -> WordFeatures:
+def word_features(
+    doc_rows: np.ndarray,
+    n_docs: np.ndarray,
+    tested: np.ndarray,
+    texts: np.ndarray,
+    train_rows: np.ndarray,
+    cache,
+    stop: frozenset[str],
+    mu: float,
+    sigma: float,
+    gap: float,
+    seed: int = 0,
+) -> WordFeatures:
     """doc_rows/n_docs: coherence's top rows one per document; tested: the features to test (those
     that would be interpretable); cache: the store model's phrase cache; mu, sigma: coherence's
     random-pair baseline."""
@@ -77,7 +93,7 @@ def word_features(doc_rows: np.ndarray, n_docs: np.ndarray, tested: np.ndarray, 
     out = WordFeatures(np.zeros(F, bool), np.full(F, np.nan), [""] * F, [""] * F, 0)
     found: dict[int, tuple[str, float]] = {}
     for f in np.flatnonzero(tested):
-        word, share = shared_word([str(texts[r]) for r in doc_rows[f, :min(n_docs[f], MASKED_TEXTS)]], stop)
+        word, share = shared_word([str(texts[r]) for r in doc_rows[f, : min(n_docs[f], MASKED_TEXTS)]], stop)
         if share >= MIN_SHARE:
             found[int(f)] = (word, share)
     if not found:
@@ -87,20 +103,24 @@ def word_features(doc_rows: np.ndarray, n_docs: np.ndarray, tested: np.ndarray, 
     held = Counter(w for r in base_rows for w in {w.lower() for w in WORD.findall(str(texts[r]))} if w in words)
     base = {w: held[w] / len(base_rows) for w in words}
     found = {f: (w, s) for f, (w, s) in found.items() if s - base[w] >= gap}
-    per_feature = {f: [without_word(str(texts[r]), w) for r in doc_rows[f, :min(n_docs[f], MASKED_TEXTS)]]
-                   for f, (w, _) in found.items()}
+    per_feature = {
+        f: [without_word(str(texts[r]), w) for r in doc_rows[f, : min(n_docs[f], MASKED_TEXTS)]]
+        for f, (w, _) in found.items()
+    }
     before = cache.n_embedded
     emb = unit_vectors(cache.get([t for ts in per_feature.values() for t in ts])) if per_feature else None
     out.n_embedded = cache.n_embedded - before
     start = 0
     for f, (word, share) in found.items():
         n = len(per_feature[f])
-        score = (mean_pairwise_cosine(emb[start:start + n]) - mu) / sigma
+        score = (mean_pairwise_cosine(emb[start : start + n]) - mu) / sigma
         start += n
         out.coherence[f] = score
         if score < MASKED_COHERENCE_MIN:
             out.is_token[f] = True
             out.labels[f] = verdict_marked(TOKEN, f'"{word}"')
-            out.reasons[f] = (f'the word "{word}" in {share:.0%} of its top texts against {base[word]:.1%} of random '
-                              f"texts; without it their coherence is {score:.2f}")
+            out.reasons[f] = (
+                f'the word "{word}" in {share:.0%} of its top texts against {base[word]:.1%} of random '
+                f"texts; without it their coherence is {score:.2f}"
+            )
     return out

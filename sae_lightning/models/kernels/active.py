@@ -38,8 +38,13 @@ class ActivePattern:
         """(a @ bᵀ) read at the active entries only, in entry order: a [B, d], b [d_sae, d]."""
         with warnings.catch_warnings():  # torch calls its CSR support beta: noise in every log
             warnings.simplefilter("ignore", UserWarning)
-            s = torch.sparse_csr_tensor(self._crow(), self.idx.to(torch.int32), a.new_zeros(self.idx.numel()),
-                                        (self.n_rows, self.d_sae), check_invariants=False)
+            s = torch.sparse_csr_tensor(
+                self._crow(),
+                self.idx.to(torch.int32),
+                a.new_zeros(self.idx.numel()),
+                (self.n_rows, self.d_sae),
+                check_invariants=False,
+            )
         return torch.sparse.sampled_addmm(s, a, b.t(), beta=0.0).values()
 
     def t_matmul(self, values: Tensor, dense: Tensor) -> Tensor:
@@ -59,8 +64,15 @@ class GatherActive(torch.autograd.Function):
     sparse [B, d_sae] gradient: dW_enc = (x - b_dec)ᵀ G, db_enc = colsum(G), db_dec = -W_enc db_enc."""
 
     @staticmethod
-    def forward(ctx, vals: Tensor, W_enc: Tensor, b_enc: Tensor, b_dec: Tensor, x: Tensor,  # noqa: ANN001
-                pattern: ActivePattern) -> Tensor:
+    def forward(
+        ctx,
+        vals: Tensor,
+        W_enc: Tensor,
+        b_enc: Tensor,
+        b_dec: Tensor,
+        x: Tensor,  # noqa: ANN001
+        pattern: ActivePattern,
+    ) -> Tensor:
         ctx.save_for_backward(W_enc, b_dec, x)
         ctx.pattern = pattern
         return vals.clone()

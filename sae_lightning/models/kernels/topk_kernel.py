@@ -112,16 +112,23 @@ _KERNELS = {torch.float32: (torch.int32, _compile(32)), torch.bfloat16: (torch.i
 
 def supports(pre: Tensor, k: int) -> bool:
     """Whether `topk_indices` handles this input (else use torch.topk)."""
-    return (pre.device.type == "cpu" and pre.ndim == 2 and pre.dtype in _KERNELS
-            and 0 < k <= pre.shape[1] and pre.shape[0] > 0)
+    return (
+        pre.device.type == "cpu"
+        and pre.ndim == 2
+        and pre.dtype in _KERNELS
+        and 0 < k <= pre.shape[1]
+        and pre.shape[0] > 0
+    )
 
 
 def topk_indices(pre: Tensor, k: int) -> Tensor:
     """[B, k] int64 column indices of each row's k largest values, the set torch.topk returns (in
     another order; among tied values the leftmost are taken). See `supports` for the inputs."""
     if not supports(pre, k):
-        raise ValueError(f"topk_indices takes a non-empty 2-d float32/bfloat16 CPU tensor and 0 < k <= its width, "
-                         f"got {pre.dtype} {tuple(pre.shape)} on {pre.device} with k={k}; use torch.topk")
+        raise ValueError(
+            f"topk_indices takes a non-empty 2-d float32/bfloat16 CPU tensor and 0 < k <= its width, "
+            f"got {pre.dtype} {tuple(pre.shape)} on {pre.device} with k={k}; use torch.topk"
+        )
     int_dtype, kernel = _KERNELS[pre.dtype]
     out = torch.empty(pre.shape[0], k, dtype=torch.int64)
     # As many threads as torch has (so a caller's limit holds here too), for this call only.

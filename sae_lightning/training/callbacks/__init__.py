@@ -1,4 +1,5 @@
 """Trainer callbacks: statistics and labelling that run beside the training loop."""
+
 from .dead_features import DeadFeatureStats
 from .periodic_checkpoint import PeriodicCheckpoint
 from .run_export import RunExport

@@ -4,6 +4,7 @@ An observer: the counts it reads (samples since each latent last fired, the epoc
 are the module's training state (SAEModule.samples_since_fired, .epoch_fired), because AuxK needs
 them and they must be checkpointed with the weights. Dead = not fired on the last
 `sae.dead_after_samples` samples (counted in samples, so the verdict does not change with the batch size)."""
+
 from __future__ import annotations
 
 import pytorch_lightning as pl
@@ -21,9 +22,11 @@ def log10_density(pl_module: pl.LightningModule) -> Tensor:
 def dead_summary(pl_module: pl.LightningModule) -> dict[str, float]:
     log10 = log10_density(pl_module)
     live = log10[torch.isfinite(log10)]
-    return {"dead_frac": float(pl_module.dead_mask.float().mean()),
-            "dense_frac": float((pl_module.epoch_density() > DENSE_THRESHOLD).float().mean()),
-            "mean_log10_density": float(live.mean()) if len(live) else float("nan")}
+    return {
+        "dead_frac": float(pl_module.dead_mask.float().mean()),
+        "dense_frac": float((pl_module.epoch_density() > DENSE_THRESHOLD).float().mean()),
+        "mean_log10_density": float(live.mean()) if len(live) else float("nan"),
+    }
 
 
 class DeadFeatureStats(pl.Callback):
@@ -34,16 +37,27 @@ class DeadFeatureStats(pl.Callback):
         if (trainer.global_step % max(1, trainer.log_every_n_steps)) != 0:
             return  # the counters are the module's; logging them every step would cost more than the step
         density = pl_module.epoch_fired.float() / max(int(pl_module.epoch_seen), 1)
-        pl_module.log_dict({"train/dead_frac": pl_module.dead_mask.float().mean(),
-                            "train/dense_frac": (density > DENSE_THRESHOLD).float().mean()},
-                           on_step=True, on_epoch=False)
+        pl_module.log_dict(
+            {
+                "train/dead_frac": pl_module.dead_mask.float().mean(),
+                "train/dense_frac": (density > DENSE_THRESHOLD).float().mean(),
+            },
+            on_step=True,
+            on_epoch=False,
+        )
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         log10 = log10_density(pl_module)
         live = log10[torch.isfinite(log10)]
-        pl_module.log_dict({"train/mean_log10_density": live.mean() if len(live) else torch.tensor(float("nan")),
-                            "train/epoch_dead_frac": (pl_module.epoch_density() == 0).float().mean()},
-                           on_step=False, on_epoch=True, sync_dist=True)  # counters agree across ranks
+        pl_module.log_dict(
+            {
+                "train/mean_log10_density": live.mean() if len(live) else torch.tensor(float("nan")),
+                "train/epoch_dead_frac": (pl_module.epoch_density() == 0).float().mean(),
+            },
+            on_step=False,
+            on_epoch=True,
+            sync_dist=True,
+        )  # counters agree across ranks
         if trainer.is_global_zero:
             self._log_histogram(trainer, log10)
 
@@ -55,5 +69,9 @@ class DeadFeatureStats(pl.Callback):
                 import wandb
 
                 finite = log10[torch.isfinite(log10)].numpy()
-                logger.experiment.log({"train/log10_feature_density": wandb.Histogram(finite, num_bins=50),
-                                       "trainer/global_step": trainer.global_step})
+                logger.experiment.log(
+                    {
+                        "train/log10_feature_density": wandb.Histogram(finite, num_bins=50),
+                        "trainer/global_step": trainer.global_step,
+                    }
+                )

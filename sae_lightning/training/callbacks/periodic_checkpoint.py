@@ -4,6 +4,7 @@ A checkpoint of the default SAE (weights and Adam's moments, 28 MB, written and 
 0.1-0.8 s depending on the load; every 50 steps that was 11 of a default run's 31 checkpoint
 writes, most of them a few steps before the epoch's own checkpoint (benchmarks/bench_overhead.py).
 A time bound says what a kill may lose whatever the speed: at most `every_n_seconds` of training."""
+
 from __future__ import annotations
 
 from datetime import timedelta

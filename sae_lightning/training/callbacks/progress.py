@@ -1,5 +1,6 @@
 """Training progress: Lightning's bars on stderr in a terminal (TQDMProgressBar writes to stdout,
 where a run's results, the summary sae-train prints at the end, belong), one line per epoch in a log."""
+
 from __future__ import annotations
 
 import logging
@@ -18,8 +19,16 @@ class StderrProgressBar(TQDMProgressBar):
     """The same bars as TQDMProgressBar (descriptions, positions, leave), written to stderr."""
 
     def _tqdm(self, desc: str, leave: bool, offset: int = 0, **kwargs) -> Tqdm:
-        return Tqdm(desc=desc, position=2 * self.process_position + offset, disable=self.is_disabled, leave=leave,
-                    dynamic_ncols=True, file=sys.stderr, bar_format=self.BAR_FORMAT, **kwargs)
+        return Tqdm(
+            desc=desc,
+            position=2 * self.process_position + offset,
+            disable=self.is_disabled,
+            leave=leave,
+            dynamic_ncols=True,
+            file=sys.stderr,
+            bar_format=self.BAR_FORMAT,
+            **kwargs,
+        )
 
     def init_sanity_tqdm(self) -> Tqdm:
         return self._tqdm(self.sanity_check_description, leave=False)
@@ -79,8 +88,9 @@ class EpochLines(Callback):
         parts = [f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}", f"step {step}/{total}"]
         if self.batches:
             parts.append(f"loss {float(self.loss_sum) / self.batches:.4g}")
-        parts += [f"{name} {float(m[key]):.4g}" for name, key in (("fve", "train/fve"), ("val fve", "val/fve"))
-                  if key in m]
+        parts += [
+            f"{name} {float(m[key]):.4g}" for name, key in (("fve", "train/fve"), ("val fve", "val/fve")) if key in m
+        ]
         parts.append(f"{rate:.1f} steps/s")
         if rate > 0 and math.isfinite(total):
             parts.append(f"{_duration((total - step) / rate)} left")

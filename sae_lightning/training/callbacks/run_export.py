@@ -7,6 +7,7 @@
 Before any labelling, so no later stage (or its failure, or a kill) can take the weights. Done in a
 callback rather than after `trainer.fit` returns, because under ddp_spawn the weights live in the
 worker processes. The folder is written whole or not at all (run_dir.atomic_folder)."""
+
 from __future__ import annotations
 
 import math

@@ -3,6 +3,7 @@ at the next batch or epoch end, then stop the run with RunInterrupted.
 
 Batch end and epoch end are the points Lightning's own periodic checkpoints use, so the loop's
 state in last.ckpt resumes exactly (the data loader's position is the DataModule's state)."""
+
 from __future__ import annotations
 
 from pathlib import Path
