@@ -2,23 +2,22 @@
 
 SAEs are real `build_sae` TopK SAEs; where a test needs a feature with a known meaning, its
 encoder column and decoder row are planted on the centroid of one group of texts, with a bias that
-makes it fire on that group only."""
+makes it fire on that group only. The labelling callback inside a Trainer is tested in
+test_interpret_callback.py."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import pytorch_lightning as pl
 import torch
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from sae_lightning.data.datamodule import EmbeddingDataModule, split_indices
+from sae_lightning.data.datamodule import split_indices
 from sae_lightning.data.embed import Embedder, build_store, load_model
 from sae_lightning.data.sources import TextFiles
 from sae_lightning.label_run import label_run_dir
@@ -31,7 +30,6 @@ from sae_lightning.models import build_sae, sae_config
 from sae_lightning.run_dir import RunDir
 from sae_lightning.run_schema import LABEL_SETS, TOKEN, VERDICTS
 from sae_lightning.scan.stream import top_examples
-from sae_lightning.schemas.training import DataConfig
 
 D_SAE, K = 48, 6
 PLANTED, DEAD = 0, 1
@@ -327,74 +325,6 @@ def test_no_candidate_words_and_german_texts(odd_store):
     assert len(live) and (live["label"] == "").all()
     assert live["label_reason"].str.contains("the train split").all()
     assert summary["n_labelled"] == 0 and (live["verdict"] == "weak").all()
-
-
-# ---- the callback in a real Trainer --------------------------------------------------------------
-
-
-class TinySAEModule(pl.LightningModule):
-    def __init__(self, sae) -> None:
-        super().__init__()
-        self.sae = sae
-
-    def training_step(self, batch, batch_idx):
-        return self.sae.loss_terms(batch, self.sae(batch))["loss"]
-
-    def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=1e-3)
-
-
-def test_callback_writes_features_and_wandb_table(small_store, tmp_path):
-    from pytorch_lightning.loggers import WandbLogger
-
-    from sae_lightning.labels.training_callback import KeyBERTLabels
-
-    sae = topk_sae(small_store.dim, d_sae=32, k=4)
-    dm = EmbeddingDataModule(small_store.path, DataConfig(batch_size=128, val_fraction=0.2, seed=0))
-    logger = WandbLogger(offline=True, save_dir=str(tmp_path), project="sae-lightning-tests")
-    callback = KeyBERTLabels(LabelingConfig(every_n_epochs=1, m=10, top_n=2), output_dir=tmp_path / "run")
-    trainer = pl.Trainer(
-        max_epochs=1,
-        accelerator="cpu",
-        devices=1,
-        logger=logger,
-        callbacks=[callback],
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    )
-    trainer.fit(TinySAEModule(sae), datamodule=dm)
-    run_dir = Path(logger.experiment.dir)
-    logger.experiment.finish()
-
-    df = RunDir(tmp_path / "run").labeling().read_features()  # each labelled epoch: a labelling, the last current
-    assert list(df.columns) == FEATURE_COLUMNS and len(df) == 32 and len(RunDir(tmp_path / "run").labelings()) == 1
-    assert callback.last_summary["n_features"] == 32 and callback.last_summary["n_labelled"] > 0
-    tables = list(run_dir.glob("media/table/features_*.table.json"))
-    assert len(tables) == 1, list(run_dir.rglob("*"))  # epoch end and fit end at the same step: labelled once
-    table = json.loads(tables[0].read_text())
-    assert "label" in table["columns"] and "top_texts" in table["columns"] and len(table["data"]) == 32
-
-
-def test_callback_disabled_does_nothing(small_store, tmp_path):
-    from sae_lightning.labels.training_callback import KeyBERTLabels
-
-    callback = KeyBERTLabels(LabelingConfig(enabled=False, every_n_epochs=1), output_dir=tmp_path)
-    dm = EmbeddingDataModule(small_store.path, DataConfig(batch_size=128, val_fraction=0.2, seed=0))
-    trainer = pl.Trainer(
-        max_epochs=1,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        callbacks=[callback],
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    )
-    trainer.fit(TinySAEModule(topk_sae(small_store.dim, d_sae=16, k=2)), datamodule=dm)
-    assert callback.last_summary is None and RunDir(tmp_path).labeling() is None
 
 
 # ---- relabelling a saved run ---------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Tests of sae_lightning.report on synthetic run dirs (real files, no training) and on the tiny
-real run with the labelling stage's new columns added (test data for the renderer)."""
+real run with the labelling stage's new columns added (test data for the renderer). The page at
+scale (thousands of features) is tested in test_report_scale.py."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from safetensors.torch import save_file
 
 from sae_lightning.errors import UserError
 from sae_lightning.report import write_report
-from sae_lightning.report.featuremap import spectral_2d
 from sae_lightning.run_dir import RunDir
 
 from .browser import require_browser
@@ -307,55 +307,6 @@ def test_minimal_run_degrades_to_not_available(tmp_path):
     assert "fve" in (run / "summary.md").read_text()
 
 
-def test_map_keeps_planted_clusters_apart():
-    """Decoder rows around 6 directions: each point's nearest map neighbours are of its own cluster."""
-    rng = np.random.default_rng(0)
-    centres = rng.normal(size=(6, 64))
-    cluster = np.repeat(np.arange(6), 60)
-    W = centres[cluster] + 0.5 * rng.normal(size=(360, 64))
-    xy = spectral_2d(W)
-    assert xy.shape == (360, 2) and xy.min() >= 0 and xy.max() <= 1
-    d = ((xy[:, None] - xy[None]) ** 2).sum(-1) + np.eye(360) * 9
-    near = np.argsort(d, axis=1)[:, :5]
-    assert (cluster[near] == cluster[:, None]).mean() > 0.9
-
-
-def test_large_sae_page_stays_small(tmp_path):
-    n = 6144
-    run = make_run(tmp_path, n=n, d_in=384, n_dead=144, n_texts=8, text_len=400, families=False)
-    page = write_report(run).read_text(encoding="utf-8")
-    assert len(page.encode()) < 6e6, f"report.html is {len(page.encode()) / 1e6:.1f} MB"
-    data = page_data(page)
-    assert len(data["texts"]) == n and 3 <= data["texts_per_card"] <= 8 and 150 <= data["text_chars"] <= 300
-
-
-@pytest.mark.slow
-def test_page_stays_a_few_mb_at_d_sae_16384(tmp_path):
-    """Beyond what fits, card details go to the most confident features; every feature keeps its
-    core (map position, verdict, label, density), so the map, filters and sorting see them all."""
-    n = 16384
-    run = make_run(tmp_path, n=n, d_in=384, n_dead=384, n_texts=8, text_len=400, families=False)
-    out = write_report(run)
-    page = out.read_text(encoding="utf-8")
-    assert len(page.encode()) < 5e6, f"report.html is {len(page.encode()) / 1e6:.1f} MB"
-    data = page_data(page)
-    assert len(data["id"]) == len(data["xy"]) == len(data["label"]) == n
-    detail = data["detail"]
-    assert 1000 < len(detail) < n and len(data["texts"]) == len(data["keywords"]) == len(detail)
-    assert {data["verdicts"][data["verdict"][r]] for r in detail} == {"interpretable"}  # the most confident
-    score = pd.read_parquet(run / "features.parquet", columns=["label_score"])["label_score"].to_numpy()
-    interp = [i for i in range(n) if data["verdicts"][data["verdict"][i]] == "interpretable"]
-    cut = min(score[detail])
-    assert all(score[i] <= cut + 1e-9 for i in interp if i not in set(detail))  # nobody better left out
-    without = next(i for i in interp if i not in set(detail))
-    dom = _rendered_dom(out, tmp_path, f"#f{without}")
-    card = re.search(rf'<article class="card interpretable" id="f{without}">.*?</article>', dom, re.S).group(0)
-    assert "most confident features only" in card and "<ol" not in card
-    dom = _rendered_dom(out, tmp_path, f"#f{detail[0]}")
-    card = re.search(rf'<article class="card \w+" id="f{detail[0]}">.*?</article>', dom, re.S).group(0)
-    assert '<ol class="tx">' in card and "most confident" not in card
-
-
 def test_real_tiny_run_with_new_columns(tiny_labelled_run, tmp_path):
     """The tiny trained run's files, its features table extended with the new columns."""
     import shutil
@@ -378,7 +329,8 @@ def test_real_tiny_run_with_new_columns(tiny_labelled_run, tmp_path):
     assert "seed_auroc_hard" in data["scores"] and "bertopic_auroc_hard" in data["scores"]
 
 
-def _rendered_dom(page: Path, tmp_path: Path, fragment: str = "") -> str:
+def rendered_dom(page: Path, tmp_path: Path, fragment: str = "") -> str:
+    """The page's DOM after headless Chromium ran its script; any console error fails the test."""
     import subprocess
 
     browser = require_browser()
@@ -411,16 +363,16 @@ def _rendered_dom(page: Path, tmp_path: Path, fragment: str = "") -> str:
 
 
 def test_script_draws_cards_and_marks_mixed_features(small, tmp_path):
-    dom = _rendered_dom(small[1], tmp_path)
+    dom = rendered_dom(small[1], tmp_path)
     cards = re.findall(r'<article class="card (\w+)" id="f(\d+)"', dom)
     assert len(cards) == 35 and {v for v, _ in cards} == {"interpretable", "mixed", "token", "weak"}  # live ones only
     # confidence order: interpretable first, then mixed, the token feature (though scored highest), weak
     assert [v for v, _ in cards] == ["interpretable"] * 17 + ["mixed"] * 9 + ["token"] + ["weak"] * 8
-    token = _rendered_dom(small[1], tmp_path, f"#f{TOKEN_ROW}")
+    token = rendered_dom(small[1], tmp_path, f"#f{TOKEN_ROW}")
     assert "Token feature" in re.search(
         rf'<article class="card token" id="f{TOKEN_ROW}">.*?</article>', token, re.S
     ).group(0)
-    mixed = _rendered_dom(small[1], tmp_path, "#f2")  # opening a feature's link shows its card alone
+    mixed = rendered_dom(small[1], tmp_path, "#f2")  # opening a feature's link shows its card alone
     card = re.search(r'<article class="card mixed" id="f2">.*?</article>', mixed, re.S).group(0)
     assert "Mixed feature" in card and "not a confidence" in card and "· confidence" not in card
     assert "<script>alert" not in dom  # run strings reach the page as text, never as markup

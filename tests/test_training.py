@@ -1,10 +1,11 @@
-"""SAE training through the real Hydra config, DataModule and Lightning Trainer."""
+"""SAE training through the real Hydra config, DataModule and Lightning Trainer: every variant end to
+end, recovery of a known dictionary, config and data errors, divergence, W&B offline files and DDP.
+Checkpoints and resuming are tested in test_training_checkpoints.py."""
 
 from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -130,54 +131,6 @@ def test_recovers_a_known_sparse_dictionary(arch, extra, synthetic_npy, tmp_path
     learned = torch.nn.functional.normalize(SparseAutoencoder.load(out / "sae").W_dec, dim=1)
     mean_max_cos = (true_dirs @ learned.T).max(dim=1).values.mean().item()
     assert mean_max_cos >= 0.9, f"{arch}: mean max cosine {mean_max_cos:.3f}"
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signal_mid_epoch_then_resume_ends_with_the_same_weights(
-    signum, code, synthetic_npy, tmp_path, cache_dir, capsys
-):
-    """Ctrl-C / SIGTERM after step 6 of 31 per epoch (epoch 0, batch 6): a checkpoint, the resume
-    line, exit 130 / 143; the resumed run's weights, sparsity and metrics equal an uninterrupted one's."""
-    path, _ = synthetic_npy
-    base = [
-        "sae=topk",
-        "sae.d_sae=128",
-        "sae.k=8",
-        "data.batch_size=128",
-        "trainer.max_epochs=2",
-        "sae.dead_after_samples=500",
-        *npy_args(path),
-        *QUIET,
-    ]
-    whole = run(base, tmp_path / "whole", cache_dir)
-    stop = [
-        "+callbacks.stop._target_=tests.helpers.SignalAtStep",
-        "+callbacks.stop.step=6",
-        f"+callbacks.stop.signum={int(signum)}",
-    ]
-    part = tmp_path / "part"
-    with pytest.raises(SystemExit) as exited:
-        run(base + stop, part, cache_dir)
-    assert exited.value.code == code
-    assert f"resume with: sae-train run_dir={part} ckpt_path=last" in capsys.readouterr().err
-    assert not (part / "sae").exists() and not (part / "metrics.json").exists()
-    assert torch.load(part / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
-    with pytest.raises(UserError, match="already holds a run"):  # no earlier run is overwritten
-        run(base, part, cache_dir)
-    run(base + ["ckpt_path=last"], part, cache_dir)
-    for name in ("sae_weights.safetensors", "sparsity.safetensors"):
-        a, b = load_file(whole / "sae" / name), load_file(part / "sae" / name)
-        for key in a:
-            assert torch.equal(a[key], b[key]), (name, key)
-    ma, mb = (RunDir(p).metrics() for p in (whole, part))  # the metrics; not the timings
-    assert ma == mb
-
-
-def test_ckpt_last_without_a_checkpoint_is_a_clear_error(synthetic_npy, tmp_path, cache_dir):
-    path, _ = synthetic_npy
-    with pytest.raises(UserError, match="no checkpoint at .*last.ckpt"):
-        run(["ckpt_path=last", *npy_args(path), *QUIET], tmp_path / "new", cache_dir)
 
 
 @pytest.mark.parametrize(
@@ -337,65 +290,3 @@ def test_ddp_on_cpu_matches_a_single_process(synthetic_npy, tmp_path):
         assert len(list(tmp_path.glob(f"{name}*"))) == 1  # one output folder, not one per rank
     assert abs(results["single"]["fve"] - results["ddp"]["fve"]) < 0.03
     assert abs(results["single"]["l0"] - results["ddp"]["l0"]) < 1.0
-
-
-def test_both_checkpoint_callbacks_write_the_one_last_ckpt(synthetic_npy, tmp_path, cache_dir):
-    """The epoch and the periodic ModelCheckpoint share last.ckpt; Lightning's version counter would
-    make the second write last-v1.ckpt, and `ckpt_path=last` would then miss the newest steps."""
-    path, _ = synthetic_npy
-    out = run(
-        [
-            "sae.d_sae=64",
-            "sae.k=4",
-            "data.batch_size=256",
-            "trainer.max_epochs=2",
-            "callbacks.periodic_checkpoint.every_n_train_steps=4",
-            *npy_args(path),
-            *QUIET,
-        ],
-        tmp_path / "run",
-        cache_dir,
-    )
-    names = sorted(p.name for p in (out / "checkpoints").glob("*.ckpt"))
-    assert not [n for n in names if n.startswith("last-v")], names
-    step = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
-    steps_per_epoch = int(4000 * (1 - 0.1)) // 256
-    assert step == 2 * steps_per_epoch
-
-
-def test_the_periodic_checkpoint_follows_training_time_unless_a_step_count_is_set(synthetic_npy, tmp_path, cache_dir):
-    """conf/callbacks' periodic checkpoint rewrites last.ckpt after every `every_n_seconds` of
-    training (a microsecond here: each step, the epoch checkpoint off, so last.ckpt is the last
-    step's); every_n_train_steps, when given, replaces the time (Lightning takes one of the two)."""
-    from datetime import timedelta
-
-    from hydra.utils import instantiate
-
-    periodic = compose_cfg([], tmp_path, cache_dir).callbacks.periodic_checkpoint
-    by_time = instantiate(periodic)
-    assert by_time._train_time_interval == timedelta(seconds=periodic.every_n_seconds)
-    assert by_time._every_n_train_steps == 0 and by_time._every_n_epochs == 0
-    by_steps = instantiate(
-        compose_cfg(
-            ["callbacks.periodic_checkpoint.every_n_train_steps=5"], tmp_path, cache_dir
-        ).callbacks.periodic_checkpoint
-    )
-    assert by_steps._train_time_interval is None and by_steps._every_n_train_steps == 5
-    path, _ = synthetic_npy
-    out = run(
-        [
-            "sae.d_sae=64",
-            "sae.k=4",
-            "data.batch_size=256",
-            "trainer.max_epochs=2",
-            "~callbacks.model_checkpoint",
-            "callbacks.periodic_checkpoint.every_n_seconds=1e-6",
-            *npy_args(path),
-            *QUIET,
-        ],
-        tmp_path / "run",
-        cache_dir,
-    )
-    assert sorted(p.name for p in (out / "checkpoints").glob("*.ckpt")) == ["last.ckpt"]
-    step = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
-    assert step == 2 * (int(4000 * (1 - 0.1)) // 256)
