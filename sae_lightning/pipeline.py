@@ -361,7 +361,7 @@ def report(run: RunDir) -> None:
             "  features: "
             + ", ".join(f"{n or 0} {v}" for v, n in verdicts)
             + " (trust the interpretable ones' labels; a mixed feature's texts share little, "
-            "a token one's a word-piece)"
+            "a token one's a shared word or word-piece)"
         )
     print(
         "  (fve: share of the embeddings' variance explained, 1 best; l0: active features per text; dead_frac: "
