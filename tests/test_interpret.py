@@ -28,7 +28,7 @@ from sae_lightning.labels.scoring.auroc import mann_whitney_auroc
 from sae_lightning.labels.scoring.scoring_sets import scoring_sets
 from sae_lightning.models import build_sae, sae_config
 from sae_lightning.run_dir import RunDir
-from sae_lightning.run_schema import LABEL_SETS, TOKEN, VERDICTS
+from sae_lightning.run_schema import INTERPRETABLE, LABEL_SETS, TOKEN, VERDICTS, verdict_marked
 from sae_lightning.scan.stream import top_examples
 
 D_SAE, K = 48, 6
@@ -186,7 +186,9 @@ def test_live_labels_come_from_their_top_texts(labelled):
             assert row["label"].startswith(('token: "', "numbers: ")) and row["label_reason"].startswith(row["label"])
             continue
         assert row["label_reason"] == ""
-        assert row["label"] == label_text(row["concept"], list(row["keywords"]))
+        # a mixed or weak feature's label says its verdict first ("mixed: measles, pregnancy")
+        named = label_text(row["concept"], list(row["keywords"]))
+        assert row["label"] == (named if row["verdict"] == INTERPRETABLE else verdict_marked(row["verdict"], named))
         assert bool(row["concept"]) == (row["verdict"] == "interpretable")  # a head term only where texts share one
         assert len(row["keywords"]) == len(row["keyword_scores"]) <= 3
         # every keyword is held by top texts of two distinct articles, as adjacent words

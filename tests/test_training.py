@@ -137,7 +137,7 @@ def test_recovers_a_known_sparse_dictionary(arch, extra, synthetic_npy, tmp_path
     "overrides,message",
     [
         (["sae.k=300", "sae.d_sae=256"], "k=300"),
-        (["sae.d_sae=0"], "d_sae=0 must be positive"),
+        (["sae.d_sae=0"], r"sae.d_sae=0 is invalid; set sae.d_sae to a whole number >= 1"),
         (["sae.architecture=gated"], "known architectures: batchtopk, jumprelu, matryoshka, relu, topk"),
         (["+sae.d_in=768"], "sae.d_in=768 but the embedding store .* is 32 wide"),
     ],
