@@ -15,7 +15,7 @@ unset WANDB_MODE
 RUN="${STUDY_RUN:-outputs/study/wiki_all}"
 GEN=docs/application/generated
 FIG=docs/application/figures
-mkdir -p "$GEN" "$FIG"
+mkdir -p "$GEN" "$FIG" "$(dirname "$RUN")"
 
 # 1. The joint SAE: the default run (wiki_all sentences, TopK 3072, k 32), once.
 #    Its closing summary, as printed (paths relative to the repo), is quoted by Getting started.
