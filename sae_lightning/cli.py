@@ -97,18 +97,26 @@ def _launch(task: Callable[[DictConfig], object], config_name: str) -> None:
         check_choices([a for a in sys.argv[1:] if not a.startswith("-")])
         if not any(a.startswith("-") for a in sys.argv[1:]):  # flags (-m, --cfg, ...): checked per job
             compose_and_check(config_name, sys.argv[1:])
-    except UserError as err:
+    except Exception as raised:  # a UserError, or a value that does not resolve (task_name=${nope})
+        err = _own_error(raised)
+        if err is None:
+            raise
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     multirun = any(a in ("-m", "--multirun") or a.startswith(("hparams_search=", "hydra.mode=")) for a in sys.argv[1:])
-    if multirun:  # a failed job's error reaches us below instead of Hydra printing its traceback
-        os.environ["HYDRA_FULL_ERROR"] = "1"
+    # An error Hydra meets itself (a job's, or a value of its own run folder such as task_name=${nope})
+    # reaches us below instead of Hydra printing its traceback.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(_one_line_errors(task))()
     except Exception as raised:
         from hydra.errors import HydraException
 
-        if not multirun or (_own_error(raised) is None and not isinstance(raised, HydraException)):
+        own = _own_error(raised)
+        if not multirun and own is not None:
+            print(f"error: {own}", file=sys.stderr)
+            sys.exit(2)
+        if not multirun or (own is None and not isinstance(raised, HydraException)):
             raise
         if not _failed_jobs:  # the sweep itself failed: a job's config does not compose
             _failed_jobs.append(str(_own_error(raised) or raised).splitlines()[0])

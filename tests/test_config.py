@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from hydra.utils import instantiate
 
@@ -84,3 +85,28 @@ def test_composition_and_value_errors_are_one_line_before_hydra_runs(override, m
         compose_and_check("config", [override])
     assert "\n" not in str(err.value)
     compose_and_check("config", ["trainer.max_epochs=3"])  # a good override passes
+
+
+@pytest.mark.parametrize("flags", [[], ["-m"]])
+def test_a_value_of_the_run_folder_that_does_not_resolve_is_one_line(flags, tmp_path):
+    """task_name=${nope} breaks hydra.run.dir, which Hydra resolves before any job runs: the
+    command still ends in one line and status 2, and writes nothing (found by the property tests)."""
+    np.save(tmp_path / "x.npy", np.ones((40, 8), np.float32))
+    out = tmp_path / "out"
+    cmd = [
+        sys.executable,
+        "-c",
+        "from sae_lightning.cli import train; train()",
+        *flags,
+        "domain=npy",
+        f"domain.path={tmp_path / 'x.npy'}",
+        "task_name=${nope}",
+        f"paths.log_dir={out}",
+        "logger=none",
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert res.stderr.strip().splitlines() == [
+        "error: config: Interpolation key 'nope' not found; fix the value on the command line or under conf/"
+    ]
+    assert not out.exists()

@@ -62,7 +62,8 @@ def test_presets_start_from_the_schema_and_restate_no_default(group):
 
 def test_a_restated_default_is_caught():
     """The comparison itself: a preset that repeats the schema's k is found, an override is not."""
-    preset = {"defaults": ["_schema_topk"], "k": 32, "d_sae": 512}
+    k = schema_node("sae", "topk")["k"]
+    preset = {"defaults": ["_schema_topk"], "k": k, "d_sae": 512}
     assert restated_defaults("sae", "_schema_topk", preset) == ["sae.k"]
 
 
