@@ -6,6 +6,8 @@ labelling's own functions."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 
@@ -69,7 +71,8 @@ def test_texts_sharing_only_a_leading_subword_get_the_token_verdict(planted):
     model, cache, texts, X, codes, top, train_rows = planted
     cfg = LabelingConfig()
     coh = feature_coherence(top, X, train_rows, codes, cfg.coherence_min_docs, cfg.coherence_pairs, cfg.seed)
-    got = token_features(
+    label = partial(
+        token_features,
         coh.doc_rows,
         coh.n_docs,
         coh.score,
@@ -83,6 +86,7 @@ def test_texts_sharing_only_a_leading_subword_get_the_token_verdict(planted):
         cfg.token_share_gap,
         cfg.seed,
     )
+    got = label()
     assert got.is_token.tolist() == [True, True, False, False], (got.labels, got.coherence, coh.score)
     # "x ##yl…" texts look coherent to the model; with the x-words deleted they share nothing
     assert coh.score[0] >= cfg.coherence_min > got.coherence[0] and got.labels[0] == 'token: "x…"'
@@ -95,20 +99,7 @@ def test_texts_sharing_only_a_leading_subword_get_the_token_verdict(planted):
     verdict = verdicts(np.zeros(4, bool), got.coherence, np.ones(4, bool), cfg.coherence_min, got.is_token)
     assert verdict.tolist()[:3] == [TOKEN, TOKEN, INTERPRETABLE]
     # a relabel embeds nothing: the masked texts are in the phrase cache
-    again = token_features(
-        coh.doc_rows,
-        coh.n_docs,
-        coh.score,
-        texts,
-        train_rows,
-        model.tokenizer,
-        cache,
-        coh.baseline_mean,
-        coh.baseline_std,
-        cfg.coherence_min,
-        cfg.token_share_gap,
-        cfg.seed,
-    )
+    again = label()
     assert again.n_embedded == 0 and again.labels == got.labels and np.allclose(again.coherence, got.coherence)
 
 

@@ -6,6 +6,8 @@ packaged MiniLM; coherence and its masked version are the labelling's own functi
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 
@@ -84,7 +86,8 @@ def test_one_word_in_unrelated_senses_is_a_token_feature_and_a_self_named_concep
     coh = feature_coherence(top, X, train_rows, codes, cfg.coherence_min_docs, cfg.coherence_pairs, cfg.seed)
     # both look coherent to the model: the brown texts because they share the word
     assert (coh.score >= cfg.coherence_min).all(), coh.score
-    got = word_features(
+    label = partial(
+        word_features,
         coh.doc_rows,
         coh.n_docs,
         np.ones(3, bool),
@@ -97,6 +100,7 @@ def test_one_word_in_unrelated_senses_is_a_token_feature_and_a_self_named_concep
         cfg.token_share_gap,
         cfg.seed,
     )
+    got = label()
     assert got.is_token.tolist() == [True, False, True], (got.coherence, coh.score)
     assert got.labels == ['token: "brown"', "", 'token: "record"'] and "without it their coherence is" in got.reasons[0]
     assert "in 67% of its top texts" in got.reasons[2]
@@ -111,19 +115,7 @@ def test_one_word_in_unrelated_senses_is_a_token_feature_and_a_self_named_concep
     )
     assert verdict.tolist() == [TOKEN, INTERPRETABLE, TOKEN]
     # a relabel embeds nothing: the masked texts are in the phrase cache
-    again = word_features(
-        coh.doc_rows,
-        coh.n_docs,
-        np.ones(3, bool),
-        texts,
-        train_rows,
-        cache,
-        stop_set("english"),
-        coh.baseline_mean,
-        coh.baseline_std,
-        cfg.token_share_gap,
-        cfg.seed,
-    )
+    again = label()
     assert again.n_embedded == 0 and again.labels == got.labels
 
 

@@ -135,6 +135,25 @@ def candidates(
     return out
 
 
+def base_sample(train_rows: np.ndarray, seed: int) -> np.ndarray:
+    """The random train texts that give a pattern's (or a whole word's) base rate."""
+    return np.random.default_rng(seed).choice(train_rows, min(BASE_TEXTS, len(train_rows)), replace=False)
+
+
+def masked_coherence(per_feature: dict[int, list[str]], cache, mu: float, sigma: float) -> tuple[dict[int, float], int]:
+    """feature -> the coherence of its masked top texts (embedded by the store's model through the
+    phrase cache, in one batch), and how many texts that embedded now (0 on a warm cache)."""
+    if not per_feature:
+        return {}, 0
+    before = cache.n_embedded
+    emb = unit_vectors(cache.get([t for ts in per_feature.values() for t in ts]))
+    start, scores = 0, {}
+    for f, ts in per_feature.items():
+        scores[f] = (mean_pairwise_cosine(emb[start : start + len(ts)]) - mu) / sigma
+        start += len(ts)
+    return scores, cache.n_embedded - before
+
+
 def masked(text: str, pats: set[str], patterns: Patterns) -> str:
     """The text without the words that carry any of the patterns."""
     return " ".join(
@@ -162,7 +181,7 @@ def token_features(
     F = len(doc_rows)
     out = TokenFeatures(np.zeros(F, bool), np.asarray(coherence, np.float64).copy(), [""] * F, [""] * F, 0)
     patterns = Patterns(tokenizer)
-    base_rows = np.random.default_rng(seed).choice(train_rows, min(BASE_TEXTS, len(train_rows)), replace=False)
+    base_rows = base_sample(train_rows, seed)
     found = candidates(doc_rows, n_docs, texts, base_rows, patterns, gap)
     if not found:
         return out
@@ -178,14 +197,7 @@ def token_features(
         ]
         for f in tested
     }
-    before = cache.n_embedded
-    emb = unit_vectors(cache.get([t for ts in per_feature.values() for t in ts]))
-    out.n_embedded = cache.n_embedded - before
-    start, scores = 0, {}
-    for f in tested:
-        n = len(per_feature[f])
-        scores[f] = (mean_pairwise_cosine(emb[start : start + n]) - mu) / sigma
-        start += n
+    scores, out.n_embedded = masked_coherence(per_feature, cache, mu, sigma)
     for f, cands in found.items():
         widest = cands[0][1] - cands[0][2]
         pattern, share, base = max(

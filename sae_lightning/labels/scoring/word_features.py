@@ -27,9 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...run_schema import TOKEN, verdict_marked
-from .coherence import mean_pairwise_cosine
-from .scoring_sets import unit_vectors
-from .token_features import BASE_TEXTS, MASKED_TEXTS, WORD
+from .token_features import MASKED_TEXTS, WORD, base_sample, masked_coherence
 
 # Share of a feature's top texts (one per document) holding the word: half of them. The share
 # above random texts (`labeling.token_share_gap`) keeps common words out, and the masked-coherence
@@ -98,7 +96,7 @@ def word_features(
             found[int(f)] = (word, share)
     if not found:
         return out
-    base_rows = np.random.default_rng(seed).choice(train_rows, min(BASE_TEXTS, len(train_rows)), replace=False)
+    base_rows = base_sample(train_rows, seed)
     words = {w for w, _ in found.values()}
     held = Counter(w for r in base_rows for w in {w.lower() for w in WORD.findall(str(texts[r]))} if w in words)
     base = {w: held[w] / len(base_rows) for w in words}
@@ -107,14 +105,9 @@ def word_features(
         f: [without_word(str(texts[r]), w) for r in doc_rows[f, : min(n_docs[f], MASKED_TEXTS)]]
         for f, (w, _) in found.items()
     }
-    before = cache.n_embedded
-    emb = unit_vectors(cache.get([t for ts in per_feature.values() for t in ts])) if per_feature else None
-    out.n_embedded = cache.n_embedded - before
-    start = 0
+    scores, out.n_embedded = masked_coherence(per_feature, cache, mu, sigma)
     for f, (word, share) in found.items():
-        n = len(per_feature[f])
-        score = (mean_pairwise_cosine(emb[start : start + n]) - mu) / sigma
-        start += n
+        score = scores[f]
         out.coherence[f] = score
         if score < MASKED_COHERENCE_MIN:
             out.is_token[f] = True
