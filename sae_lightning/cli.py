@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from .errors import UserError
 from .quiet import drop_third_party_warnings, drop_wandb_offline_notice, no_model_loading_bars
@@ -21,6 +21,13 @@ log = logging.getLogger("sae_lightning")
 # This process's failed multirun jobs, one line each: printed when the sweep ends, in place of
 # Hydra's traceback of the first one.
 _failed_jobs: list[str] = []
+
+
+def refuse(*errors: object) -> NoReturn:
+    """End the command on bad input: one `error:` line each, exit status 2 (never a traceback)."""
+    for err in errors:
+        print(f"error: {err}", file=sys.stderr)
+    sys.exit(2)
 
 
 def _own_error(err: BaseException) -> UserError | None:
@@ -67,8 +74,7 @@ def _one_line_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConf
                 hc = HydraConfig.get()
                 _failed_jobs.append(f"job #{hc.job.num} ({' '.join(hc.overrides.task) or 'defaults'}): {err}")
                 raise err from None
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(2)
+            refuse(err)
 
     return wrapper
 
@@ -101,8 +107,7 @@ def _launch(task: Callable[[DictConfig], object], config_name: str) -> None:
         err = _own_error(raised)
         if err is None:
             raise
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        refuse(err)
     multirun = any(a in ("-m", "--multirun") or a.startswith(("hparams_search=", "hydra.mode=")) for a in sys.argv[1:])
     # An error Hydra meets itself (a job's, or a value of its own run folder such as task_name=${nope})
     # reaches us below instead of Hydra printing its traceback.
@@ -114,16 +119,13 @@ def _launch(task: Callable[[DictConfig], object], config_name: str) -> None:
 
         own = _own_error(raised)
         if not multirun and own is not None:
-            print(f"error: {own}", file=sys.stderr)
-            sys.exit(2)
+            refuse(own)
         if not multirun or (own is None and not isinstance(raised, HydraException)):
             raise
         if not _failed_jobs:  # the sweep itself failed: a job's config does not compose
             _failed_jobs.append(str(_own_error(raised) or raised).splitlines()[0])
     if _failed_jobs:
-        for line in _failed_jobs:
-            print(f"error: {line}", file=sys.stderr)
-        sys.exit(2)
+        refuse(*_failed_jobs)
 
 
 def _embed(cfg: DictConfig) -> None:
@@ -188,8 +190,7 @@ def plain_command(main: Callable[[list[str]], None]) -> Callable[[], None]:
         try:
             main(sys.argv[1:])
         except UserError as err:
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(2)
+            refuse(err)
 
     return wrapper
 
