@@ -3,11 +3,12 @@
     python benchmarks/bench_startup.py [--baseline REF] [--run RUN_DIR] [--rounds 5]
 
 Each command runs in a fresh process with its wall time taken from outside, as a user waits for it:
-`sae-train --help`, `sae-embed` on the built-in store already in the cache, `sae-search` for one
-query and `sae-diff` of two domains on a finished run (the newest under outputs/train/runs/, or
---run). The same commands run from the code at `--baseline` (a git ref, extracted to a temp folder
-and put first on PYTHONPATH), interleaved with this checkout's, `--rounds` times; the table gives
-the medians. The load average is printed with them: on shared cores, compare the ratio.
+the Hydra commands' `--help` (`sae-train`, `sae-embed`, `sae-label`), `sae-embed` on the built-in
+store already in the cache, `sae-search` for one query and `sae-diff` of two domains on a finished
+run (the newest under outputs/train/runs/, or --run). The same commands run from the code at
+`--baseline` (a git ref, extracted to a temp folder and put first on PYTHONPATH), interleaved with
+this checkout's, `--rounds` times; the table gives the medians. The load average is printed with
+them: on shared cores, compare the ratio. `--only help` times the rows whose name holds `help`.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ def commands(run: Path | None, scratch: Path) -> dict[str, list[str]]:
 
     out = {
         "sae-train --help": entry("sae_lightning.cli", "train", "sae-train", "--help"),
+        "sae-embed --help": entry("sae_lightning.cli", "embed", "sae-embed", "--help"),
+        "sae-label --help": entry("sae_lightning.cli", "label", "sae-label", "--help"),
         "sae-embed (store in the cache)": entry("sae_lightning.cli", "embed", "sae-embed"),
     }
     if run is not None:
@@ -90,7 +93,7 @@ def run(args) -> dict:
         sides = {"after": ROOT}
         if args.baseline:
             sides = {"before": extract(args.baseline, Path(tempfile.mkdtemp(dir=scratch))), **sides}
-        cmds = commands(run_dir, scratch)
+        cmds = {k: v for k, v in commands(run_dir, scratch).items() if not args.only or any(o in k for o in args.only)}
         times: dict[tuple[str, str], list[float]] = {}
         n = 0
         for r in range(args.rounds + 1):  # round 0 warms the caches (and builds the store if missing)
@@ -141,6 +144,7 @@ def main() -> None:
     ap.add_argument("--baseline", default=BEFORE_ISSUE_26, help="git ref to compare with ('' for none)")
     ap.add_argument("--run", default=None, help="a finished run dir (default: the newest under outputs/train/runs/)")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--only", nargs="+", default=None, help="substrings of the row names to run")
     common.run_and_emit(ap, run, markdown)
 
 

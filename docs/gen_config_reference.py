@@ -84,29 +84,42 @@ def _yaml_value(value: object) -> str:
     return str(value)
 
 
+def _flat(node: dict, prefix: str = "") -> dict:
+    """A nested schema node as dotted keys (`wandb.settings.silent`)."""
+    out: dict = {}
+    for key, value in node.items():
+        out |= _flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key: value}
+    return out
+
+
 def schema_rows(group: str, entry: str, preset: list[Knob]) -> list[str]:
-    """The table of a preset over a schema: every knob of the schema, the preset's value winning."""
+    """The table of a preset over a schema: every knob of the schema (its sections' as dotted
+    paths), the preset's value winning; then the classes Hydra builds (`_target_`)."""
     from sae_lightning.schemas import SCHEMA_PREFIX, SCHEMAS, schema_node
-    from sae_lightning.schemas.knobs import knob_fields
+    from sae_lightning.schemas.knobs import knob_paths
 
     choice = entry[len(SCHEMA_PREFIX) :].lstrip("_")
-    cls, node, own = SCHEMAS[group][choice], schema_node(group, choice), {k.path: k for k in preset}
+    cls, own = SCHEMAS[group][choice], {k.path: k for k in preset}
+    node = _flat(schema_node(group, choice))
     rows = [
         f"Schema: `{cls.__module__}.{cls.__name__}`",
         "",
         "| knob | default | what it does | valid values |",
         "| --- | --- | --- | --- |",
     ]
-    for f in knob_fields(cls):
-        value, doc = _yaml_value(node[f.name]), f.metadata["doc"]
-        if f.name in own:
-            value, doc = own[f.name].value, f"{doc} (this preset: {own[f.name].comment or 'set here'})"
-        rows.append(f"| `{f.name}` | `{_cell(value)}` | {_cell(doc)} | {_cell(f.metadata['rule'].what)} |")
+    for path, f in knob_paths(cls):
+        value, doc = _yaml_value(node[path]), f.metadata["doc"]
+        if path in own:
+            value, doc = own[path].value, f"{doc} (this preset: {own[path].comment or 'set here'})"
+        rows.append(f"| `{path}` | `{_cell(value)}` | {_cell(doc)} | {_cell(f.metadata['rule'].what)} |")
+    targets = {k: v for k, v in node.items() if k.rpartition(".")[2] == "_target_"}
+    targets |= {k.path: k.value for k in preset if k.path.rpartition(".")[2] == "_target_"}
     rows += [
-        f"| `{k.path}` | `{_cell(k.value)}` | {_cell(k.comment or 'the class Hydra builds')} | |"
+        f"| `{k.path}` | `{_cell(k.value)}` | {_cell(k.comment or 'set by this preset')} | |"
         for k in preset
-        if k.path not in node
-    ]  # not a knob: which class Hydra builds (_target_)
+        if k.path not in node and k.value and k.path not in targets
+    ]
+    rows += [""] + [f"- builds `{target}` (`{path}`)" for path, target in targets.items()]
     return rows + [""]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -89,10 +90,11 @@ def apply_runtime(cfg: DictConfig) -> None:
         log.debug("runtime settings applied: %s", runtime.apply(OmegaConf.to_container(cfg.runtime, resolve=True)))
 
 
-def _launch(task: Callable[[DictConfig], object], config_name: str) -> None:
+def _launch(task: Callable[[DictConfig], object], config_name: str, command: str) -> None:
     import hydra
 
     from .conf_dir import check_conf_files
+    from .hydra_help import help_page, wants_help
     from .hydra_setup import CONF_DIR, check_choices, compose_and_check, ddp_child_argv, register_hydra
 
     register_hydra()
@@ -101,6 +103,9 @@ def _launch(task: Callable[[DictConfig], object], config_name: str) -> None:
     try:
         check_conf_files(CONF_DIR)
         check_choices([a for a in sys.argv[1:] if not a.startswith("-")])
+        if wants_help(sys.argv[1:]) and "--hydra-help" not in sys.argv[1:]:
+            print(help_page(config_name, command, sys.argv[1:]))  # Hydra's page, without its slow listing
+            return
         if not any(a.startswith("-") for a in sys.argv[1:]):  # flags (-m, --cfg, ...): checked per job
             compose_and_check(config_name, sys.argv[1:])
     except Exception as raised:  # a UserError, or a value that does not resolve (task_name=${nope})
@@ -147,11 +152,14 @@ def _train(cfg: DictConfig) -> float | None:
 def _label(cfg: DictConfig) -> None:
     from .label_run import label_run_dir
     from .run_dir import RunDir
+    from .run_reader import finished_run_info
     from .run_schema import headline_line
     from .schemas.knobs import from_node
     from .schemas.labeling import LabelingConfig
 
     settings = from_node(LabelingConfig, cfg.labeling)
+    if not _on_command_line("seed", "labeling.seed"):  # a relabel samples as the run's own labelling did
+        settings = dataclasses.replace(settings, seed=int(finished_run_info(cfg.run_dir)["seed"]))
     _, summary = label_run_dir(cfg.run_dir, settings, report=cfg.report)  # the report is part of the labelling
     run = RunDir(cfg.run_dir)
     labeling = run.labeling()
@@ -161,19 +169,26 @@ def _label(cfg: DictConfig) -> None:
         print(f"report: {run / labeling.REPORT}")
 
 
+def _on_command_line(*keys: str) -> bool:
+    """Whether this job's overrides set one of `keys` (`seed=1`, `+labeling.seed=1`)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return any(a.split("=", 1)[0].lstrip("+~") in keys for a in HydraConfig.get().overrides.task)
+
+
 def embed() -> None:
     """sae-embed: build (or find) the embedding store for a domain and embedder."""
-    _launch(_embed, "embed")
+    _launch(_embed, "embed", "sae-embed")
 
 
 def train() -> None:
     """sae-train: embed if needed, train the SAE, label its features, write the run folder."""
-    _launch(_train, "config")
+    _launch(_train, "config", "sae-train")
 
 
 def label() -> None:
     """sae-label: label a finished run folder again, without retraining."""
-    _launch(_label, "label")
+    _launch(_label, "label", "sae-label")
 
 
 # ---- argparse commands (no Hydra config to compose: they read finished run dirs) ----------------

@@ -93,21 +93,16 @@ def check_choices(overrides: list[str]) -> None:
             raise UserError(f"unknown {group} {', '.join(unknown)}; known: {', '.join(known)}")
 
 
-def compose_and_check(config_name: str, overrides: list[str]) -> None:
-    """Compose the config the way Hydra will and check every value, before Hydra creates a run
-    folder: a bad override then stops the command with nothing written. Hydra's own composition
-    errors (unknown key, bad override syntax) become one UserError line."""
+def compose_config(config_name: str, overrides: list[str], job_name: str = "app"):
+    """The config the way Hydra will compose it (its `hydra` node included); Hydra's own
+    composition errors (unknown key, bad override syntax) become one UserError line."""
     from hydra import compose, initialize_config_dir
-    from hydra.core.hydra_config import HydraConfig
     from hydra.errors import HydraException
-    from omegaconf import open_dict
     from omegaconf.errors import OmegaConfBaseException
 
-    from .validate import check_config
-
     try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name=job_name):
+            return compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as err:
         # Hydra appends its search path to a missing-config message: noise for a user
         text = str(err).split("Config search path")[0]
@@ -116,6 +111,17 @@ def compose_and_check(config_name: str, overrides: list[str]) -> None:
         if isinstance(cause, OmegaConfBaseException) and str(cause).splitlines():
             lines.append(str(cause).splitlines()[0])
         raise UserError("; ".join(lines) or type(err).__name__) from None
+
+
+def compose_and_check(config_name: str, overrides: list[str]) -> None:
+    """Compose the config the way Hydra will and check every value, before Hydra creates a run
+    folder: a bad override then stops the command with nothing written."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from .validate import check_config
+
+    cfg = compose_config(config_name, overrides)
     # `${hydra:runtime.output_dir}` resolves only inside a Hydra job; a stand-in lets the values
     # built on it be checked (the folder itself is created by Hydra later, never here).
     check_output_folders(cfg, *_run_folder(cfg))

@@ -44,11 +44,12 @@ def label_run_dir(
     run_dir: str | Path, cfg: LabelingConfig | None = None, report: bool = True
 ) -> tuple[pd.DataFrame, dict]:
     """A new labelling of the run, its report included (unless `report` is False), made current when
-    it is whole; returns its table and summary."""
-    cfg = cfg or LabelingConfig()
+    it is whole; returns its table and summary. Without `cfg`, the default settings with the run's
+    own seed (run.json), so the labelling samples as the one made at the end of training did."""
     run_dir = Path(run_dir)
     run, reader = RunDir(run_dir), RunReader(run_dir)
     info = reader.info
+    cfg = cfg or LabelingConfig(seed=int(info["seed"]))
     if not info.get("has_texts", True):
         raise NoTexts(
             f"{run_dir} was trained on embeddings without texts (domain=npy without domain.metadata): "

@@ -1,6 +1,6 @@
 """Every config value checked before any work: one rule per knob (type, range, choices), plus a few
-rules that tie two knobs together. The groups with a schema (sae_lightning/schemas) bring their
-rules with their fields; a knob of a YAML-only group is one line here.
+rules that tie two knobs together. Every config group has a schema (sae_lightning/schemas) and
+brings its rules with its fields; the commands' top-level keys and sae-diff's options are here.
 
 `check_config(cfg)` raises one UserError naming the first bad value and what it must be. Values are
 resolved first, so `data.seed=${seed}` is checked as the number it becomes. Keys without a rule
@@ -8,42 +8,15 @@ are left alone here; tests/test_validation.py fails when a knob under conf/ has 
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from .data.sources import WIKI_TOPICS
-from .data.sources.wiki import UNITS
 from .errors import UserError
 from .schemas import schema_rules
-from .schemas.knobs import (
-    POSITIVE,
-    SEED,
-    Rule,
-    flag,
-    folder_name,
-    invalid,
-    is_int,
-    list_of,
-    number,
-    one_of,
-    text,
-    whole,
-)
+from .schemas.knobs import POSITIVE, SEED, Rule, flag, folder_name, invalid, number, text, whole
 from .schemas.sae import tied_problem
-
-
-def _devices(v: Any) -> bool:
-    if is_int(v):
-        return v >= 1 or v == -1
-    if isinstance(v, str):
-        return v == "auto" or re.fullmatch(r"\d+(,\d+)*,?", v) is not None
-    return isinstance(v, list) and len(v) > 0 and all(is_int(x) and x >= 0 for x in v)
-
-
-PATH = text(example="<a folder>")
 
 RULES: dict[str, Rule] = {
     # conf/config.yaml, conf/label.yaml
@@ -53,75 +26,6 @@ RULES: dict[str, Rule] = {
     "run_dir": text(null=True, example="<a finished run folder>"),
     "train": flag(),
     "report": flag(),
-    # conf/paths
-    "paths.cache_dir": PATH,
-    "paths.log_dir": PATH,
-    "paths.output_dir": PATH,
-    # conf/domain (every source)
-    "domain.name": text(null=True),
-    "domain.topics": list_of(
-        one_of(*WIKI_TOPICS.values()),
-        "a non-empty list of topics among " + ", ".join(WIKI_TOPICS.values()),
-        check=lambda v: len(v) > 0,
-    ),
-    "domain.unit": one_of(*UNITS),
-    "domain.limit": whole(1, null=True),
-    "domain.min_words": whole(1),
-    "domain.seed": SEED,
-    "domain.path": text(null=True, example="<a file or folder>"),
-    "domain.text_column": text(),
-    "domain.domain_column": text(null=True),
-    "domain.domain": text(null=True),
-    "domain.id_column": text(null=True),
-    "domain.subset": text(null=True),
-    "domain.split": text(),
-    "domain.metadata": text(null=True),
-    "domain.model_name": text(),
-    # conf/trainer
-    "trainer.default_root_dir": PATH,
-    "trainer.accelerator": one_of("cpu", "gpu", "cuda", "mps", "tpu", "auto"),
-    "trainer.devices": Rule("a number of devices >= 1, -1 (all), auto, or a list of device ids", _devices),
-    "trainer.num_nodes": POSITIVE,
-    "trainer.strategy": text(),
-    "trainer.plugins": Rule(
-        "a list of plugin configs, each with a _target_ (see conf/trainer/slurm.yaml)",
-        lambda v: isinstance(v, list) and all(isinstance(p, dict) and "_target_" in p for p in v),
-    ),
-    "trainer.max_epochs": POSITIVE,
-    "trainer.check_val_every_n_epoch": whole(1, null=True),
-    "trainer.log_every_n_steps": POSITIVE,
-    "trainer.gradient_clip_val": number(0, null=True),
-    "trainer.deterministic": flag(also=("warn",)),
-    "trainer.sync_batchnorm": flag(),
-    "trainer.use_distributed_sampler": flag(),
-    "trainer.enable_model_summary": flag(),
-    "trainer.num_sanity_val_steps": whole(-1),
-    "trainer.enable_progress_bar": flag(),
-    # conf/logger
-    "logger.wandb.project": text(),
-    "logger.wandb.name": text(),
-    "logger.wandb.save_dir": PATH,
-    "logger.wandb.offline": flag(),
-    "logger.wandb.log_model": flag(also=("all",)),
-    "logger.wandb.group": text(),
-    "logger.wandb.tags": list_of(text(), "a list of strings"),
-    "logger.wandb.settings.silent": flag(),
-    "logger.wandb.settings.console": one_of("off", "auto", "wrap", "redirect", "wrap_raw", "wrap_emu"),
-    "logger.csv.save_dir": PATH,
-    "logger.csv.name": text(),
-    # conf/callbacks
-    "callbacks.model_checkpoint.dirpath": PATH,
-    "callbacks.model_checkpoint.save_last": flag(also=("link",)),
-    "callbacks.model_checkpoint.save_top_k": whole(-1),
-    "callbacks.model_checkpoint.every_n_epochs": whole(0, null=True),
-    "callbacks.model_checkpoint.save_on_exception": flag(),
-    "callbacks.model_checkpoint.enable_version_counter": flag(),
-    "callbacks.periodic_checkpoint.dirpath": PATH,
-    "callbacks.periodic_checkpoint.save_last": flag(also=("link",)),
-    "callbacks.periodic_checkpoint.save_top_k": whole(-1),
-    "callbacks.periodic_checkpoint.every_n_train_steps": whole(0, null=True),
-    "callbacks.periodic_checkpoint.every_n_seconds": number(0, lo_open=True, null=True),
-    "callbacks.periodic_checkpoint.enable_version_counter": flag(),
     # sae-diff's options (conf/diff.yaml; diff/cli.py checks them with check_settings("diff", ...))
     "diff.alpha": number(0, 1, lo_open=True, hi_open=True),
     "diff.min_log_odds": number(0),
@@ -130,8 +34,8 @@ RULES: dict[str, Rule] = {
     "diff.batch_size": POSITIVE,
     "diff.top": POSITIVE,
     "diff.seed": SEED,
-    # conf/sae, conf/module, conf/data, conf/labeling, conf/embedder, conf/runtime,
-    # conf/families: from their schemas' fields
+    # every config group under conf/ (sae, module, data, labeling, embedder, runtime, families,
+    # domain, trainer, callbacks, logger, paths): from their schemas' fields
     **schema_rules(),
 }
 

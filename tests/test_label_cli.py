@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from sae_lightning.run_dir import RunDir
@@ -91,3 +92,30 @@ def test_not_a_run_is_one_line_and_creates_nothing(tmp_path):
     assert res.returncode == 2
     assert res.stderr.strip().splitlines()[-1].startswith(f"error: {target} is not a run dir")
     assert not target.exists()
+
+
+@pytest.mark.slow
+def test_a_relabel_uses_the_runs_own_seed(small_store, cache_dir, tmp_path):
+    """sae-label without seed= samples its negatives and random labels with the run's seed: a relabel
+    of a seed-1 run writes the features its training-time labelling wrote, verdicts included;
+    seed=0 on the command line is used as given, and moves the seed-dependent scores."""
+    from sae_lightning.pipeline import train
+
+    from .conftest import SMALL_TOPICS, compose_cfg
+
+    run = tmp_path / "run"
+    topics = "[" + ",".join(SMALL_TOPICS) + "]"
+    overrides = ["seed=1", "domain=wiki_all", f"domain.topics={topics}", "domain.limit=600", "domain.seed=0"]
+    small = ["sae.d_sae=64", "sae.k=4", "data.batch_size=32", "trainer.max_epochs=2", "logger=none"]
+    train(compose_cfg([*overrides, *small, "trainer.enable_progress_bar=false"], run, cache_dir))
+    at_training = RunDir(run).labeling().read_features()
+
+    _label(run, tmp_path, "report=false")
+    relabel = RunDir(run).labeling()
+    assert relabel.settings()["seed"] == 1
+    pd.testing.assert_frame_equal(relabel.read_features(), at_training)
+
+    _label(run, tmp_path, "report=false", "seed=0")
+    other = RunDir(run).labeling()
+    assert other.settings()["seed"] == 0
+    assert not other.read_features().equals(at_training)  # the check above can tell the seeds apart

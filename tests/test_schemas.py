@@ -11,7 +11,7 @@ from sae_lightning.errors import UserError
 from sae_lightning.hydra_setup import CONF_DIR, group_options
 from sae_lightning.schemas import SCHEMA_PREFIX, SCHEMAS, schema_node
 from sae_lightning.schemas.embedder import EmbedderConfig
-from sae_lightning.schemas.knobs import knob_fields
+from sae_lightning.schemas.knobs import knob_paths
 from sae_lightning.schemas.labeling import LabelingConfig
 from sae_lightning.schemas.runtime import RuntimeSettings
 from sae_lightning.schemas.sae import SAEConfig
@@ -27,13 +27,37 @@ SCHEMA_CLASSES = [(group, choice, cls) for group, choices in SCHEMAS.items() for
     "group, choice, cls", SCHEMA_CLASSES, ids=[f"{g}-{c or 'schema'}" for g, c, _ in SCHEMA_CLASSES]
 )
 def test_every_knob_has_a_meaning_and_its_default_passes_its_rule(group, choice, cls):
-    for f in knob_fields(cls):
-        assert f.metadata["doc"].strip(), f"{group}.{f.name} has no one-line meaning"
-        default = schema_node(group, choice)[f.name]
+    node = flat(schema_node(group, choice))
+    for path, f in knob_paths(cls):
+        assert f.metadata["doc"].strip(), f"{group}.{path} has no one-line meaning"
+        default = node[path]
         value = list(default) if isinstance(default, tuple) else default
-        assert default == "???" or f.metadata["rule"].accepts(value), (
-            f"{group}.{f.name}'s default {default!r} breaks its own rule ({f.metadata['rule'].what})"
+        interpolated = isinstance(default, str) and default.startswith("${")  # checked once it resolves
+        assert default == "???" or interpolated or f.metadata["rule"].accepts(value), (
+            f"{group}.{path}'s default {default!r} breaks its own rule ({f.metadata['rule'].what})"
         )
+
+
+@pytest.mark.parametrize("group", sorted(g for g, choices in SCHEMAS.items() if len(choices) > 1))
+def test_a_knob_of_several_schemas_of_a_group_has_one_rule(group):
+    """validate.py keeps one rule per `group.knob`: where two sources (or variants) share a knob,
+    its rule must be the same in both."""
+    rules: dict[str, set[str]] = {}
+    for cls in SCHEMAS[group].values():
+        for path, f in knob_paths(cls, filled=True):
+            rules.setdefault(path, set()).add(f.metadata["rule"].what)
+    assert {k: v for k, v in rules.items() if len(v) > 1} == {}
+
+
+def flat(node: dict, prefix: str = "") -> dict:
+    """A nested node as dotted keys (`wandb.settings.silent`), `_target_` included."""
+    out = {}
+    for key, value in node.items():
+        if isinstance(value, dict) and key != "defaults":
+            out |= flat(value, f"{prefix}{key}.")
+        else:
+            out[prefix + key] = value
+    return out
 
 
 def schema_of(group: str, option: str) -> tuple[str, dict]:
@@ -46,17 +70,19 @@ def schema_of(group: str, option: str) -> tuple[str, dict]:
 
 def restated_defaults(group: str, entry: str, preset: dict) -> list[str]:
     """Keys a preset sets to the value its schema already has: a default stated twice."""
-    node = schema_node(group, entry[len(SCHEMA_PREFIX) :].lstrip("_"))
-    return [f"{group}.{k}" for k, v in preset.items() if k != "defaults" and k in node and node[k] == v]
+    node = flat(schema_node(group, entry[len(SCHEMA_PREFIX) :].lstrip("_")))
+    return [f"{group}.{k}" for k, v in flat(preset).items() if k != "defaults" and k in node and node[k] == v]
 
 
 @pytest.mark.parametrize("group", sorted(SCHEMAS))
 def test_presets_start_from_the_schema_and_restate_no_default(group):
     for option in group_options(group):
+        if not yaml.safe_load((CONF_DIR / group / f"{option}.yaml").read_text()):
+            continue  # a choice of nothing (logger=none)
         entry, preset = schema_of(group, option)  # a preset naming neither fails here (no entries)
         assert restated_defaults(group, entry, preset) == []
-        node = schema_node(group, entry[len(SCHEMA_PREFIX) :].lstrip("_"))
-        unknown = set(preset) - {"defaults", "_target_"} - set(node)
+        node = flat(schema_node(group, entry[len(SCHEMA_PREFIX) :].lstrip("_")))
+        unknown = set(flat(preset)) - {"defaults", "_target_"} - set(node)
         assert not unknown, f"conf/{group}/{option}.yaml sets {unknown}, which its schema does not have"
 
 

@@ -3,18 +3,21 @@ default, type, meaning and range (knobs.py). They are stored in Hydra's ConfigSt
 `<group>/_schema` (`sae/_schema_<variant>`), and the YAML file of each choice under conf/ is a
 preset that starts from it (`defaults: [_schema]`), so a default is stated once, here. validate.py
 takes their rules, docs/gen_config_reference.py their docs, and the library's objects the instances.
+Groups of several schemas (`sae`, `domain`, `logger`) store one per choice, `<group>/_schema_<choice>`.
 
-Groups still written as YAML only (domain, trainer, logger, callbacks, paths, hydra) keep
-their rules in validate.py."""
+The top-level keys of each command's config (seed, run_dir, ...) and sae-diff's options keep
+their rules in validate.py; `hydra` is Hydra's own."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from .domain import DOMAIN_CONFIGS
 from .embedder import EmbedderConfig
 from .families import FamiliesConfig
-from .knobs import Rule, checked_fields, defaults_of
+from .knobs import Rule, defaults_of, knob_paths
 from .labeling import LabelingConfig
+from .lightning import LOGGER_CONFIGS, CallbacksConfig, PathsConfig, TrainerConfig
 from .runtime import RuntimeSettings
 from .sae import SAE_CONFIGS
 from .training import DataConfig, ModuleConfig
@@ -28,6 +31,11 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "embedder": {"": EmbedderConfig},
     "runtime": {"": RuntimeSettings},
     "families": {"": FamiliesConfig},
+    "domain": DOMAIN_CONFIGS,
+    "trainer": {"": TrainerConfig},
+    "callbacks": {"": CallbacksConfig},
+    "logger": LOGGER_CONFIGS,
+    "paths": {"": PathsConfig},
 }
 
 
@@ -35,7 +43,7 @@ SCHEMA_PREFIX = "_schema"  # a leading _: not a choice of the group, as conf/'s 
 
 
 def schema_name(choice: str) -> str:
-    """The ConfigStore name of a group's schema: `_schema`, or `_schema_<choice>` for `sae`."""
+    """The ConfigStore name of a group's schema: `_schema`, or `_schema_<choice>` in a group of several."""
     return f"{SCHEMA_PREFIX}_{choice}" if choice else SCHEMA_PREFIX
 
 
@@ -58,10 +66,12 @@ def register() -> None:
 
 
 def schema_rules() -> dict[str, Rule]:
-    """`group.knob` -> its rule, for every field with one (the filled ones such as sae.d_in too)."""
+    """`group.knob` -> its rule, for every field with one (the filled ones such as sae.d_in too, the
+    sections' as `logger.wandb.settings.silent`). A knob several schemas of a group share has one
+    rule (tests/test_schemas.py), so the first schema's stands for all."""
     rules: dict[str, Rule] = {}
     for group, choices in SCHEMAS.items():
         for cls in choices.values():
-            for f in checked_fields(cls):
-                rules.setdefault(f"{group}.{f.name}", f.metadata["rule"])
+            for path, f in knob_paths(cls, filled=True):
+                rules.setdefault(f"{group}.{path}", f.metadata["rule"])
     return rules

@@ -116,6 +116,23 @@ def knob(default: Any, doc: str, rule: Rule) -> Any:
     return field(default=default, metadata={"doc": doc, "rule": rule})  # MISSING: required (??? in the node)
 
 
+def section(cls: type, doc: str) -> Any:
+    """A field holding a nested group of knobs: one callback of `callbacks`, a logger's `settings`."""
+    return field(default_factory=cls, metadata={"doc": doc, "section": cls})
+
+
+def knob_paths(cls: type, prefix: str = "", filled: bool = False) -> list[tuple[str, Field]]:
+    """(dotted path, field) of every knob of a schema, its sections' too (`wandb.settings.silent`);
+    filled: also the values code fills (an SAE's d_in)."""
+    out: list[tuple[str, Field]] = []
+    for f in fields(cls):
+        if "section" in f.metadata:
+            out += knob_paths(f.metadata["section"], f"{prefix}{f.name}.", filled)
+        elif "rule" in f.metadata and (filled or not f.metadata.get("filled")):
+            out.append((prefix + f.name, f))
+    return out
+
+
 def checked_fields(cls: type) -> list[Field]:
     """The fields of a schema that have a rule: its knobs and the values code fills (an SAE's d_in)."""
     return [f for f in fields(cls) if "rule" in f.metadata]
@@ -133,8 +150,15 @@ def default_of(f: Field) -> Any:
 
 
 def defaults_of(cls: type) -> dict[str, Any]:
-    """The schema as the node Hydra composes: every knob at its default (??? where it has none)."""
-    return {f.name: default_of(f) for f in knob_fields(cls)}
+    """The schema as the node Hydra composes: every knob at its default (??? where it has none),
+    sections nested, and `_target_` first where the schema names the class Hydra builds (TARGET)."""
+    node: dict[str, Any] = {"_target_": cls.TARGET} if getattr(cls, "TARGET", None) else {}
+    for f in fields(cls):
+        if "section" in f.metadata:
+            node[f.name] = defaults_of(f.metadata["section"])
+        elif "rule" in f.metadata and not f.metadata.get("filled"):
+            node[f.name] = default_of(f)
+    return node
 
 
 def shown(value: Any) -> str:

@@ -8,25 +8,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from ...schemas.domain import UNITS, WIKI_TOPICS  # their one home: the commands check topics before numpy loads
 from .corpus import SourceError, TextChunk
 from .stream import StreamedSource
-
-# Config slug -> topic name in the data file. "Uncategorized" is left out on purpose: it is not a
-# knowledge domain, and `wiki_all` means "all 11 named topics".
-WIKI_TOPICS = {
-    "arts": "Arts",
-    "biology_and_health_sciences": "Biology and health sciences",
-    "everyday_life": "Everyday life",
-    "geography": "Geography",
-    "history": "History",
-    "mathematics": "Mathematics",
-    "people": "People",
-    "philosophy_and_religion": "Philosophy and religion",
-    "physical_sciences": "Physical sciences",
-    "society_and_social_sciences": "Society and social sciences",
-    "technology": "Technology",
-}
-UNITS = ("sentence", "article")
 
 # Split after ., ! or ? followed by whitespace and an upper-case letter, digit or quote; keeps
 # abbreviations such as "e.g. the" together, which is what matters for short encyclopedic prose.
