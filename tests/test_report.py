@@ -101,7 +101,6 @@ def make_run(
     n_texts: int = 3,
     text_len: int | None = None,
     families: bool = True,
-    new_scores: bool = True,
     seed: int = 0,
 ) -> Path:
     """A finished run dir as the pipeline writes it (docs/run-folder.md)."""
@@ -109,7 +108,6 @@ def make_run(
     run = root / "run"
     (run / "sae").mkdir(parents=True)
     (run / ".hydra").mkdir()
-    metrics = METRICS if new_scores else {k: v for k, v in METRICS.items() if k.startswith(("fve", "l0", "n_"))}
     (run / ".hydra" / "config.yaml").write_text("sae:\n  k: 4\ndomain:\n  name: wiki_vital  # <not html>\n")
     (run / "sae" / "cfg.json").write_text(
         json.dumps(
@@ -179,7 +177,7 @@ def make_run(
         if families
         else None
     )
-    write_labelled_run(run, new_score_columns(df, seed) if new_scores else df, fams, metrics)
+    write_labelled_run(run, new_score_columns(df, seed), fams, METRICS)
     return run
 
 
@@ -258,15 +256,18 @@ def test_summary_md(small):
     assert "live but unlabelled: 1 (no candidate words: 1)" in md
 
 
-def test_old_run_says_to_relabel(tmp_path):
-    run = make_run(tmp_path, new_scores=False)
-    page = write_report(run).read_text(encoding="utf-8")
-    check_html(page)
-    assert "sae-label run_dir=" in page and "sae-label run_dir=" in (run / "summary.md").read_text()
-    data = page_data(page)
-    assert {data["verdicts"][v] for v in data["verdict"]} == {"unrated", "dead"}
-    mean = pd.read_parquet(run / "features.parquet")["label_auroc"].mean()
-    assert table_rows(page, "label-quality-table")["KeyBERT label"][0] == f"{mean:.3g}†"  # from the old column
+@pytest.mark.parametrize("verdicts", [None, "unrated"])
+def test_a_table_without_verdicts_is_refused_in_one_line(tmp_path, verdicts):
+    """features.parquet holds one of the labelling's verdicts per feature; a table without them
+    (another labeller's, or damaged) is one line that says to relabel, and no page is written."""
+    run = make_run(tmp_path, n=10, n_dead=1, families=False)
+    path = RunDir(run).labeling().features
+    df = pd.read_parquet(path)
+    df = df.drop(columns="verdict") if verdicts is None else df.assign(verdict=verdicts)
+    df.to_parquet(path)
+    with pytest.raises(UserError, match=r"has no verdicts this version knows .*relabel the run with `sae-label run_dir="):
+        write_report(run)
+    assert not RunDir(run).labeling().report.exists()
 
 
 @pytest.mark.parametrize("missing", ["metrics.json", "features.parquet"])
@@ -288,12 +289,20 @@ def test_corrupt_metrics_is_a_user_error(tmp_path):
 
 
 def test_minimal_run_degrades_to_not_available(tmp_path):
-    """Only the two required files, with few columns: every section still renders."""
+    """Only the two required files, with few columns (a verdict per feature, which the report
+    needs): every section still renders."""
     run = tmp_path / "bare"
     run.mkdir()
     write_labelled_run(
         run,
-        pd.DataFrame({"feature_id": [0, 1, 2], "label": ["a & b", "", "c"], "label_auroc": [0.9, float("nan"), 0.7]}),
+        pd.DataFrame(
+            {
+                "feature_id": [0, 1, 2],
+                "label": ["a & b", "", "c"],
+                "label_auroc": [0.9, float("nan"), 0.7],
+                "verdict": ["interpretable", "weak", "interpretable"],
+            }
+        ),
         results={"fve": 0.5},
     )
     page = write_report(run).read_text(encoding="utf-8")

@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import UserError
 from ..run_dir import Labeling, RunDir
 from ..run_reader import RunReader
+from ..run_schema import VERDICTS
 
 
 @dataclass
@@ -66,6 +67,14 @@ def report_data(run: str | Path | RunReader, labeling: Labeling | None = None) -
     metrics = reader.dir.results(labeling)
     cols = reader.feature_columns
     n = len(next(iter(cols.values()))) if cols else 0
+    # The labelling writes one of VERDICTS per feature (labels/scoring/verdict.py); a table without
+    # them was not written by this version's labelling.
+    unknown = sorted({str(v) for v in cols["verdict"]} - set(VERDICTS)) if "verdict" in cols else ["no column"]
+    if unknown:
+        raise UserError(
+            f"{labeling.features} has no verdicts this version knows ({', '.join(unknown[:3])}); "
+            f"relabel the run with `sae-label run_dir={run_dir}`"
+        )
     notes: list[str] = []
 
     def optional(read, what: str):

@@ -19,7 +19,7 @@ from ..pages.fmt import num
 from ..run_schema import DEAD, DENSE_THRESHOLD, HEADLINE, HEADLINE_MEANING, INTERPRETABLE, MIXED, TOKEN, WEAK
 from .load import RunData
 from .quality import SOURCES, headline, label_quality
-from .verdicts import MEANING, NAMES, RELABEL_HINT, has_verdicts, read_verdicts, verdict_counts
+from .verdicts import MEANING, NAMES, read_verdicts, verdict_counts
 
 VERDICT_CLASSES = {v: f"v{i}" for i, v in enumerate(NAMES)}  # page.css colours v0..v5
 SERIES = ("s0", "s2", "s1", "s3")  # colour classes of the label sources / verdicts in overlaid plots
@@ -77,8 +77,6 @@ def verdict_tiles(run: RunData) -> dict:
             {"verdict": v, "count": c, "meaning": MEANING[v], "cls": VERDICT_CLASSES[v]}
             for v, c in verdict_counts(run).items()
         ],
-        "has_verdicts": has_verdicts(run),
-        "hint": RELABEL_HINT,
     }
 
 
@@ -177,7 +175,6 @@ def label_quality_section(run: RunData) -> dict:
         "blocks": label_quality(run),
         "auroc": None,
         "coherence": None,
-        "hint": None if has_verdicts(run) else RELABEL_HINT,
     }
     series = [
         (name, v, cls)

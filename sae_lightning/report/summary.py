@@ -14,7 +14,7 @@ from ..run_schema import INTERPRETABLE
 from .load import RunData
 from .quality import NOT_MEASURED, label_quality
 from .sections import domains_of, metric_keys, model_name, quality_line
-from .verdicts import MEANING, RELABEL_HINT, has_verdicts, read_verdicts, verdict_counts
+from .verdicts import MEANING, read_verdicts, verdict_counts
 
 TOP_N = 20
 
@@ -70,8 +70,6 @@ def render_summary(run: RunData) -> str:
         sections=[],
         facts=" · ".join(facts),
         verdicts=[(v, c, MEANING[v]) for v, c in verdict_counts(run).items()],
-        has_verdicts=has_verdicts(run),
-        hint=RELABEL_HINT,
         metrics=[(k, num(run.metrics[k])) for k in metric_keys(run.metrics)],
         blocks=[(b.title, b.columns, [[r.name] + [_quality_cell(c) for c in r.cells] for r in b.rows]) for b in blocks],
         top_n=TOP_N,

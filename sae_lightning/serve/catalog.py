@@ -1,10 +1,8 @@
 """The current labelling of a served run as arrays the pages filter and look up: one Catalog per
 labelling, rebuilt when the run is relabelled (state.py notices).
 
-Verdicts are read as the labelling wrote them, whatever their names: the project's own
-(labels/scoring/verdict.py) come first in menus, any other a newer labelling writes follows, so a
-new verdict shows up without a change here. A run labelled before verdicts existed gets `dead`
-from its dead flags and `unrated` for the rest, as in the report.
+Verdicts are read as the report reads them (report/verdicts.py), in the order the labelling
+names them (labels/scoring/verdict.py).
 """
 
 from __future__ import annotations
@@ -16,9 +14,9 @@ import numpy as np
 
 from ..report.load import RunData, report_data
 from ..report.sections import domains_of
-from ..report.verdicts import UNRATED
+from ..report.verdicts import read_verdicts
 from ..run_reader import RunReader
-from ..run_schema import DEAD, VERDICTS
+from ..run_schema import VERDICTS
 
 CONCEPT = "concept"  # the head concept of a feature's label, when the labelling wrote that column
 
@@ -42,8 +40,8 @@ class Catalog:
 
     def verdict_names(self) -> list[str]:
         """The project's verdicts in their order (a filter for one no feature has is an empty list,
-        not an error), then any other the run holds (unrated, or one a newer labelling wrote)."""
-        return list(VERDICTS) + sorted(set(self.verdict.tolist()) - set(VERDICTS))
+        not an error)."""
+        return list(VERDICTS)
 
     def domains(self) -> list[str]:
         return domains_of(self.data)
@@ -66,9 +64,7 @@ class Catalog:
 def load_catalog(run: Path | RunReader) -> Catalog:
     data = report_data(run)
     c, n = data.cols, data.n
-    raw = c.get("verdict")
-    verdict = np.array([v or UNRATED for v in raw] if raw is not None else [UNRATED] * n, dtype=object)
-    verdict[data.dead] = DEAD  # the dead flag wins, as in the report: a dead feature has nothing to rate
+    verdict = read_verdicts(data)
     label = [v or "" for v in (c.get("label") or [""] * n)]
     concept = [v or "" for v in c[CONCEPT]] if CONCEPT in c else None
     keywords = c.get("keywords") or [[] for _ in range(n)]
