@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from .knobs import POSITIVE, Rule, check_fields, flag, knob, one_of, text, whole
 
@@ -29,6 +29,8 @@ def _devices(v: Any) -> bool:
 class EmbedderConfig:
     """Sentence-transformers embedding stage; every field but device, devices, shard_size and
     show_progress keys the embedding store."""
+
+    TARGET: ClassVar[str] = "sae_lightning.data.embed.Embedder"  # what Hydra builds from the node
 
     model: str = knob(DEFAULT_MODEL, "packaged offline weights; or a local folder, or a hub id", text())
     batch_size: int = knob(
