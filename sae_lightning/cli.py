@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from .errors import UserError
@@ -21,6 +22,8 @@ log = logging.getLogger("sae_lightning")
 # This process's failed multirun jobs, one line each: printed when the sweep ends, in place of
 # Hydra's traceback of the first one.
 _failed_jobs: list[str] = []
+# What existed of a single run's log folder before Hydra created it: a failed command removes the rest.
+_existed_before: list[Path] = []
 
 
 def refuse(*errors: object) -> NoReturn:
@@ -69,14 +72,27 @@ def _one_line_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConf
             from hydra.core.hydra_config import HydraConfig
             from hydra.types import RunMode
 
-            log.error("%s", err)
             if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+                log.error("%s", err)  # the job's line in the sweep's log and console
                 hc = HydraConfig.get()
                 _failed_jobs.append(f"job #{hc.job.num} ({' '.join(hc.overrides.task) or 'defaults'}): {err}")
                 raise err from None
+            _log_to_files(err)  # the console gets it once, from refuse()
+            if HydraConfig.initialized() and _existed_before:
+                from .failed_run import discard_log_folder
+
+                discard_log_folder(HydraConfig.get().runtime.output_dir, _existed_before[0])
             refuse(err)
 
     return wrapper
+
+
+def _log_to_files(err: UserError) -> None:
+    """The error into the run's log files only: a log kept after a failure says why it ended."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s", (err,), None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 def apply_runtime(cfg: DictConfig) -> None:
@@ -97,12 +113,17 @@ def _launch(task: Callable[[DictConfig], object], config_name: str) -> None:
 
     register_hydra()
     _failed_jobs.clear()
+    _existed_before.clear()
     sys.argv[1:] = ddp_child_argv(sys.argv[1:])
     try:
         check_conf_files(CONF_DIR)
         check_choices([a for a in sys.argv[1:] if not a.startswith("-")])
         if not any(a.startswith("-") for a in sys.argv[1:]):  # flags (-m, --cfg, ...): checked per job
-            compose_and_check(config_name, sys.argv[1:])
+            run_folder = compose_and_check(config_name, sys.argv[1:])
+            if run_folder is not None:
+                from .failed_run import existing_ancestor
+
+                _existed_before.append(existing_ancestor(run_folder))
     except Exception as raised:  # a UserError, or a value that does not resolve (task_name=${nope})
         err = _own_error(raised)
         if err is None:
