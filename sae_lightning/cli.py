@@ -275,6 +275,8 @@ def _search(argv: list[str]) -> None:
     from .search import check_counts, embed_query, find_features, nearest_texts, open_run, parse_clamps, steer
 
     check_counts(**{"--top": a.top, "-k": a.k})
+    if not a.query.strip():
+        raise UserError("the query is empty; give a sentence to search for, e.g. 'the fall of the Roman empire'")
     run = open_run(a.run_dir)
     clamp = parse_clamps(a.clamp, run)
     # Everything is computed before the first line is printed, so whatever the model's libraries

@@ -130,6 +130,13 @@ RULES: dict[str, Rule] = {
     "diff.batch_size": POSITIVE,
     "diff.top": POSITIVE,
     "diff.seed": SEED,
+    # sae-serve's settings (conf/serve.yaml; serve/settings.py checks them with check_settings("serve", ...))
+    "serve.host": text(),
+    "serve.port": whole(0, 65535),
+    "serve.compute_workers": whole(0),
+    "serve.torch_threads": POSITIVE,
+    "serve.embed_cache": whole(0),
+    "serve.index_max_mib": whole(0),
     # conf/sae, conf/module, conf/data, conf/labeling, conf/embedder, conf/runtime,
     # conf/families: from their schemas' fields
     **schema_rules(),

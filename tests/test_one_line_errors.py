@@ -17,6 +17,7 @@ from sae_lightning import cli
 from sae_lightning.diff.analysis import DiffSettings
 from sae_lightning.diff.cli import main as diff_main
 from sae_lightning.export.sentence_transformers import main as export_main
+from sae_lightning.serve.cli import main as serve_main
 from sae_lightning.terminal import printable
 from sae_lightning.validate import RULES
 
@@ -163,6 +164,19 @@ def test_a_failed_command_leaves_no_log_folder_and_says_it_once(tmp_path):
     mine = tmp_path / "outputs" / "label" / "runs"
     mine.mkdir(parents=True)
     assert sae_label().returncode == 2 and list(mine.iterdir()) == []
+
+
+@pytest.mark.parametrize("port", ["99999", "-5"])
+def test_a_port_out_of_range_is_refused_before_loading(port, npy_run):
+    """A port above 65535 used to bind to itself mod 65536, a negative one failed as a bad host."""
+    res = run_command(serve_main, "sae-serve", npy_run, "--port", port)
+    assert refused(res, f"--port={port} is invalid; set --port to a whole number from 0 to 65535"), res.err
+
+
+@pytest.mark.parametrize("query", ["", "   "])
+def test_an_empty_search_query_is_refused(query, npy_run):
+    res = run_command(cli.search, "sae-search", npy_run, query)
+    assert refused(res, "the query is empty; give a sentence to search for"), res.err
 
 
 def test_all_zero_embeddings_and_metadata_without_texts(tmp_path):
