@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -33,6 +36,30 @@ def refuse(*errors: object) -> NoReturn:
     sys.exit(2)
 
 
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """Ctrl-C and SIGTERM end a command with one line and status 128 + the signal (130, 143), not a
+    traceback. SIGTERM arrives as an exception too, like Ctrl-C, so every writer removes what it had
+    not finished on the way out (a relabel's temp folder; sae-train checkpoints first, pipeline.train)
+    instead of leaving it for the next run to sweep up."""
+    from .training.interrupts import RunInterrupted
+
+    def on_term(signum: int, frame: object) -> NoReturn:
+        raise RunInterrupted(signum)
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_term) if main else None
+    try:
+        yield
+    except (KeyboardInterrupt, RunInterrupted) as raised:
+        stop = raised if isinstance(raised, RunInterrupted) else RunInterrupted(signal.SIGINT)
+        print(f"interrupted by {stop}: stopped; nothing half-written is left", file=sys.stderr)
+        sys.exit(stop.exit_code)
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def _own_error(err: BaseException) -> UserError | None:
     """The project's error behind `err`: itself, or the cause Hydra's instantiate wrapped in a
     multi-line InstantiationException; a config value that is missing or does not resolve counts as
@@ -56,6 +83,7 @@ def _one_line_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConf
 
     @functools.wraps(task)
     def wrapper(cfg: DictConfig) -> object:
+        from .training.interrupts import RunInterrupted
         from .validate import check_config
 
         try:
@@ -65,6 +93,9 @@ def _one_line_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConf
             no_model_loading_bars()
             drop_third_party_warnings()
             return task(cfg)
+        except (KeyboardInterrupt, RunInterrupted):
+            _discard_log_folder()
+            raise
         except Exception as raised:
             err = _own_error(raised)
             if err is None:
@@ -78,13 +109,20 @@ def _one_line_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConf
                 _failed_jobs.append(f"job #{hc.job.num} ({' '.join(hc.overrides.task) or 'defaults'}): {err}")
                 raise err from None
             _log_to_files(err)  # the console gets it once, from refuse()
-            if HydraConfig.initialized() and _existed_before:
-                from .failed_run import discard_log_folder
-
-                discard_log_folder(HydraConfig.get().runtime.output_dir, _existed_before[0])
+            _discard_log_folder()
             refuse(err)
 
     return wrapper
+
+
+def _discard_log_folder() -> None:
+    """A single run that ends on bad input or an interrupt leaves no log folder of its own."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized() and _existed_before:
+        from .failed_run import discard_log_folder
+
+        discard_log_folder(HydraConfig.get().runtime.output_dir, _existed_before[0])
 
 
 def _log_to_files(err: UserError) -> None:
@@ -105,6 +143,7 @@ def apply_runtime(cfg: DictConfig) -> None:
         log.debug("runtime settings applied: %s", runtime.apply(OmegaConf.to_container(cfg.runtime, resolve=True)))
 
 
+@_interruptible()
 def _launch(task: Callable[[DictConfig], object], config_name: str) -> None:
     import hydra
 
@@ -209,7 +248,8 @@ def plain_command(main: Callable[[list[str]], None]) -> Callable[[], None]:
         drop_wandb_offline_notice()
         no_model_loading_bars()
         try:
-            main(sys.argv[1:])
+            with _interruptible():
+                main(sys.argv[1:])
         except UserError as err:
             refuse(err)
 
