@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
 import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from .errors import UserError
@@ -22,6 +26,8 @@ log = logging.getLogger("sae_lightning")
 # This process's failed multirun jobs, one line each: printed when the sweep ends, in place of
 # Hydra's traceback of the first one.
 _failed_jobs: list[str] = []
+# What existed of a single run's log folder before Hydra created it: a failed command removes the rest.
+_existed_before: list[Path] = []
 
 
 def refuse(*errors: object) -> NoReturn:
@@ -29,6 +35,30 @@ def refuse(*errors: object) -> NoReturn:
     for err in errors:
         print(f"error: {err}", file=sys.stderr)
     sys.exit(2)
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """Ctrl-C and SIGTERM end a command with one line and status 128 + the signal (130, 143), not a
+    traceback. SIGTERM arrives as an exception too, like Ctrl-C, so every writer removes what it had
+    not finished on the way out (a relabel's temp folder; sae-train checkpoints first, pipeline.train)
+    instead of leaving it for the next run to sweep up."""
+    from .training.interrupts import RunInterrupted
+
+    def on_term(signum: int, frame: object) -> NoReturn:
+        raise RunInterrupted(signum)
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_term) if main else None
+    try:
+        yield
+    except (KeyboardInterrupt, RunInterrupted) as raised:
+        stop = raised if isinstance(raised, RunInterrupted) else RunInterrupted(signal.SIGINT)
+        print(f"interrupted by {stop}: stopped; nothing half-written is left", file=sys.stderr)
+        sys.exit(stop.exit_code)
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _own_error(err: BaseException) -> UserError | None:
@@ -54,6 +84,7 @@ def _one_line_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConf
 
     @functools.wraps(task)
     def wrapper(cfg: DictConfig) -> object:
+        from .training.interrupts import RunInterrupted
         from .validate import check_config
 
         try:
@@ -63,6 +94,9 @@ def _one_line_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConf
             no_model_loading_bars()
             drop_third_party_warnings()
             return task(cfg)
+        except (KeyboardInterrupt, RunInterrupted):
+            _discard_log_folder()
+            raise
         except Exception as raised:
             err = _own_error(raised)
             if err is None:
@@ -70,14 +104,34 @@ def _one_line_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConf
             from hydra.core.hydra_config import HydraConfig
             from hydra.types import RunMode
 
-            log.error("%s", err)
             if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+                log.error("%s", err)  # the job's line in the sweep's log and console
                 hc = HydraConfig.get()
                 _failed_jobs.append(f"job #{hc.job.num} ({' '.join(hc.overrides.task) or 'defaults'}): {err}")
                 raise err from None
+            _log_to_files(err)  # the console gets it once, from refuse()
+            _discard_log_folder()
             refuse(err)
 
     return wrapper
+
+
+def _discard_log_folder() -> None:
+    """A single run that ends on bad input or an interrupt leaves no log folder of its own."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized() and _existed_before:
+        from .failed_run import discard_log_folder
+
+        discard_log_folder(HydraConfig.get().runtime.output_dir, _existed_before[0])
+
+
+def _log_to_files(err: UserError) -> None:
+    """The error into the run's log files only: a log kept after a failure says why it ended."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "%s", (err,), None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 def apply_runtime(cfg: DictConfig) -> None:
@@ -90,6 +144,7 @@ def apply_runtime(cfg: DictConfig) -> None:
         log.debug("runtime settings applied: %s", runtime.apply(OmegaConf.to_container(cfg.runtime, resolve=True)))
 
 
+@_interruptible()
 def _launch(task: Callable[[DictConfig], object], config_name: str, command: str) -> None:
     import hydra
 
@@ -99,6 +154,7 @@ def _launch(task: Callable[[DictConfig], object], config_name: str, command: str
 
     register_hydra()
     _failed_jobs.clear()
+    _existed_before.clear()
     sys.argv[1:] = ddp_child_argv(sys.argv[1:])
     try:
         check_conf_files(CONF_DIR)
@@ -107,7 +163,11 @@ def _launch(task: Callable[[DictConfig], object], config_name: str, command: str
             print(help_page(config_name, command, sys.argv[1:]))  # Hydra's page, without its slow listing
             return
         if not any(a.startswith("-") for a in sys.argv[1:]):  # flags (-m, --cfg, ...): checked per job
-            compose_and_check(config_name, sys.argv[1:])
+            run_folder = compose_and_check(config_name, sys.argv[1:])
+            if run_folder is not None:
+                from .failed_run import existing_ancestor
+
+                _existed_before.append(existing_ancestor(run_folder))
     except Exception as raised:  # a UserError, or a value that does not resolve (task_name=${nope})
         err = _own_error(raised)
         if err is None:
@@ -203,7 +263,8 @@ def plain_command(main: Callable[[list[str]], None]) -> Callable[[], None]:
         drop_wandb_offline_notice()
         no_model_loading_bars()
         try:
-            main(sys.argv[1:])
+            with _interruptible():
+                main(sys.argv[1:])
         except UserError as err:
             refuse(err)
 
@@ -269,6 +330,8 @@ def _search(argv: list[str]) -> None:
     from .search import check_counts, embed_query, find_features, nearest_texts, open_run, parse_clamps, steer
 
     check_counts(**{"--top": a.top, "-k": a.k})
+    if not a.query.strip():
+        raise UserError("the query is empty; give a sentence to search for, e.g. 'the fall of the Roman empire'")
     run = open_run(a.run_dir)
     clamp = parse_clamps(a.clamp, run)
     # Everything is computed before the first line is printed, so whatever the model's libraries

@@ -1,4 +1,6 @@
-"""A run that fails on bad input (a store error, non-finite data in the first batches, a config
+"""What a command that fails on bad input leaves behind: nothing of its own.
+
+A run that fails on bad input (a store error, non-finite data in the first batches, a config
 the SAE refuses) leaves no run folder: what this process wrote into it is removed, and the folder
 too when Hydra made it fresh for this command (no run_dir= given: its name carries the pid).
 
@@ -16,6 +18,37 @@ from omegaconf import DictConfig
 from .run_dir import RunDir
 
 WRITTEN_BY_THE_RUN = (RunDir.RUN, RunDir.CHECKPOINTS, "wandb")
+# What Hydra writes into a command's log folder before the command starts: its log, the composed config.
+HYDRA_LOG_FILES = (".hydra", "cli.log")
+
+
+def existing_ancestor(folder: str | Path) -> Path:
+    """The deepest part of `folder` that exists now: before Hydra creates it, what was already there."""
+    path = Path(folder).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def discard_log_folder(folder: str | Path, existed: Path) -> None:
+    """After a UserError of any Hydra command (single run): remove the log folder Hydra created for
+    it, and the empty parents it created, when they hold nothing but Hydra's own files. `existed` is
+    what `existing_ancestor` found before the command started: it and everything above it stay."""
+    folder = Path(folder).absolute()
+    if existed not in folder.parents:
+        return  # a folder that was there before (a run_dir= you gave): not ours to remove
+    if folder.is_dir():  # sae-train's discard_failed_run may have removed it already
+        if any(entry.name not in HYDRA_LOG_FILES for entry in folder.iterdir()):
+            return
+        shutil.rmtree(folder / ".hydra", ignore_errors=True)
+        (folder / "cli.log").unlink(missing_ok=True)
+    while folder != existed:
+        try:
+            if folder.exists():
+                folder.rmdir()  # only when empty: anything else in it stays
+        except OSError:
+            return
+        folder = folder.parent
 
 
 def discard_failed_run(run: RunDir, cfg: DictConfig, claimed: bool) -> None:

@@ -113,9 +113,10 @@ def compose_config(config_name: str, overrides: list[str], job_name: str = "app"
         raise UserError("; ".join(lines) or type(err).__name__) from None
 
 
-def compose_and_check(config_name: str, overrides: list[str]) -> None:
+def compose_and_check(config_name: str, overrides: list[str]) -> str | None:
     """Compose the config the way Hydra will and check every value, before Hydra creates a run
-    folder: a bad override then stops the command with nothing written."""
+    folder: a bad override then stops the command with nothing written. Returns the folder a
+    single run will log into (None for a multirun)."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
@@ -124,7 +125,8 @@ def compose_and_check(config_name: str, overrides: list[str]) -> None:
     cfg = compose_config(config_name, overrides)
     # `${hydra:runtime.output_dir}` resolves only inside a Hydra job; a stand-in lets the values
     # built on it be checked (the folder itself is created by Hydra later, never here).
-    check_output_folders(cfg, *_run_folder(cfg))
+    run_folder, chosen_by = _run_folder(cfg)
+    check_output_folders(cfg, run_folder, chosen_by)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = "<run folder>"
     hydra_cfg = HydraConfig.instance()
@@ -134,6 +136,7 @@ def compose_and_check(config_name: str, overrides: list[str]) -> None:
         check_config(cfg, skip=("hydra",))
     finally:
         hydra_cfg.cfg = previous
+    return run_folder
 
 
 def check_output_folders(cfg, run_folder: str | None, chosen_by: str) -> None:

@@ -34,6 +34,13 @@ RULES: dict[str, Rule] = {
     "diff.batch_size": POSITIVE,
     "diff.top": POSITIVE,
     "diff.seed": SEED,
+    # sae-serve's settings (conf/serve.yaml; serve/settings.py checks them with check_settings("serve", ...))
+    "serve.host": text(),
+    "serve.port": whole(0, 65535),
+    "serve.compute_workers": whole(0),
+    "serve.torch_threads": POSITIVE,
+    "serve.embed_cache": whole(0),
+    "serve.index_max_mib": whole(0),
     # every config group under conf/ (sae, module, data, labeling, embedder, runtime, families,
     # domain, trainer, callbacks, logger, paths): from their schemas' fields
     **schema_rules(),

@@ -45,10 +45,9 @@ def files_under(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} if folder.exists() else set()
 
 
-# Files that are no output: what Hydra writes into a run folder before the command starts (its log
-# and the composed config; issue 22's item 8, a failed run leaving no folder, is another change, and
-# until it lands these may stay) and a store's lock file (empty; unlinking a lock is never safe).
-NOT_OUTPUT = (".hydra/", "cli.log", ".lock")
+# Files that are no output: a store's lock file (empty; unlinking a lock is never safe). A failed
+# command's log folder is removed with it (sae_lightning/failed_run.py), so Hydra's files are output.
+NOT_OUTPUT = (".lock",)
 
 
 def wrote_nothing(*folders: Path) -> bool:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -84,14 +86,36 @@ def test_a_failed_relabel_leaves_the_current_labelling(tiny_labelled_run, tmp_pa
     assert [p.name for p in (run / "labelings").iterdir() if p.name != RunDir.LOCK] == [before]
 
 
+def test_sigterm_during_a_relabel_leaves_the_run_as_it_was(tiny_labelled_run, tmp_path):
+    """SIGTERM (a scheduler's stop, `kill`) ends sae-label like Ctrl-C: one line, status 143, its
+    temp labelling removed at once (not left for the next labelling to sweep up), no log folder."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_labelled_run, run)
+    before = RunDir(run).labeling().id
+    argv = [SAE_LABEL, f"run_dir={run}", f"paths.log_dir={tmp_path / 'logs'}"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not list((run / "labelings").glob(".*.tmp")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # the signal lands while the new labelling is being written
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 143, err[-2000:]
+    assert err.strip().splitlines()[-1] == "interrupted by SIGTERM: stopped; nothing half-written is left"
+    assert RunDir(run).labeling().id == before
+    assert [p.name for p in (run / "labelings").iterdir() if p.name != RunDir.LOCK] == [before]
+    assert not (tmp_path / "logs").exists()
+
+
 def test_not_a_run_is_one_line_and_creates_nothing(tmp_path):
     target = tmp_path / "nowhere"
     res = subprocess.run(
         [SAE_LABEL, f"run_dir={target}", f"paths.log_dir={tmp_path / 'logs'}"], capture_output=True, text=True
     )
     assert res.returncode == 2
-    assert res.stderr.strip().splitlines()[-1].startswith(f"error: {target} is not a run dir")
-    assert not target.exists()
+    assert res.stderr.strip().splitlines() == [
+        f"error: {target} is not a run dir: the folder does not exist; pass run_dir=<a finished run folder>"
+    ]
+    assert not target.exists() and not (tmp_path / "logs").exists()
 
 
 @pytest.mark.slow

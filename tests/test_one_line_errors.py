@@ -17,6 +17,7 @@ from sae_lightning import cli
 from sae_lightning.diff.analysis import DiffSettings
 from sae_lightning.diff.cli import main as diff_main
 from sae_lightning.export.sentence_transformers import main as export_main
+from sae_lightning.serve.cli import main as serve_main
 from sae_lightning.terminal import printable
 from sae_lightning.validate import RULES
 
@@ -148,11 +149,41 @@ def test_a_multirun_with_a_bad_job_ends_in_one_line_per_failed_job(tmp_path):
     assert [j["status"] for j in summary] == ["finished", "failed", "failed"]
 
 
+def test_a_failed_command_leaves_no_log_folder_and_says_it_once(tmp_path):
+    """The console shows the error once (the run log's copy goes to the file only), and the log
+    folder Hydra made goes with its empty parents; folders that were there before stay."""
+
+    def sae_label() -> subprocess.CompletedProcess:
+        argv = [str(BIN / "sae-label"), f"run_dir={tmp_path / 'missing'}"]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+
+    res = sae_label()
+    why = "is not a run dir: the folder does not exist; pass run_dir=<a finished run folder>"
+    assert res.returncode == 2 and res.stderr.splitlines() == [f"error: {tmp_path / 'missing'} {why}"], res.stderr
+    assert list(tmp_path.iterdir()) == [], list(tmp_path.rglob("*"))
+    mine = tmp_path / "outputs" / "label" / "runs"
+    mine.mkdir(parents=True)
+    assert sae_label().returncode == 2 and list(mine.iterdir()) == []
+
+
+@pytest.mark.parametrize("port", ["99999", "-5"])
+def test_a_port_out_of_range_is_refused_before_loading(port, npy_run):
+    """A port above 65535 used to bind to itself mod 65536, a negative one failed as a bad host."""
+    res = run_command(serve_main, "sae-serve", npy_run, "--port", port)
+    assert refused(res, f"--port={port} is invalid; set --port to a whole number from 0 to 65535"), res.err
+
+
+@pytest.mark.parametrize("query", ["", "   "])
+def test_an_empty_search_query_is_refused(query, npy_run):
+    res = run_command(cli.search, "sae-search", npy_run, query)
+    assert refused(res, "the query is empty; give a sentence to search for"), res.err
+
+
 def test_all_zero_embeddings_and_metadata_without_texts(tmp_path):
     zeros = _npy(tmp_path, "zeros.npy", fill=np.zeros((200, 16), np.float32))
     res = train(tmp_path, npy=zeros)
     assert refused(res, f"{zeros} holds only zeros"), res.err
-    assert wrote_nothing(tmp_path / "cache") and not list((tmp_path / "out").rglob("run.json"))
+    assert wrote_nothing(tmp_path / "cache") and not (tmp_path / "out").exists()
     meta = tmp_path / "meta.csv"
     pd.DataFrame({"id": range(200), "sentence": ["a text"] * 200}).to_csv(meta, index=False)
     res = train(tmp_path, f"domain.metadata={meta}")

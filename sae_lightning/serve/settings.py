@@ -27,5 +27,11 @@ class ServeSettings:
 
 
 def serve_settings(**overrides) -> ServeSettings:
+    """conf/serve.yaml with the command's flags over it, each value checked by validate.py's rule
+    (a port of 99999 would otherwise bind to 99999 mod 65536)."""
+    from ..validate import check_settings
+
     conf = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "serve.yaml"))
+    check_settings("serve", {name: conf[name] for name in conf if name not in overrides})
+    check_settings("serve", overrides, flags=True)
     return ServeSettings(**{f.name: overrides.get(f.name, conf[f.name]) for f in fields(ServeSettings)})

@@ -46,6 +46,7 @@ class ServedRun:
     def __init__(self, name: str, path: Path, settings: ServeSettings) -> None:
         self.name, self.path = name, path
         reader = RunReader(path)  # one reader: the decoder, the API's Run and the catalog share its files
+        reader.info  # run.json first: a folder that is no run is named so, not as damaged SAE files
         self.decoder = load_run_sae(reader)  # unit decoder rows and live flags (sae-compare's loader)
         self.decoder.name = name
         self._lock, self._reload = threading.Lock(), threading.Lock()
