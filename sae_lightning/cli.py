@@ -40,9 +40,9 @@ def refuse(*errors: object) -> NoReturn:
 @contextlib.contextmanager
 def _interruptible() -> Iterator[None]:
     """Ctrl-C and SIGTERM end a command with one line and status 128 + the signal (130, 143), not a
-    traceback. SIGTERM arrives as an exception too, like Ctrl-C, so every writer removes what it had
-    not finished on the way out (a relabel's temp folder; sae-train checkpoints first, pipeline.train)
-    instead of leaving it for the next run to sweep up."""
+    traceback; a closed pipe ends it silently (141). SIGTERM arrives as an exception too, like
+    Ctrl-C, so every writer removes what it had not finished on the way out (a relabel's temp
+    folder; sae-train checkpoints first, pipeline.train) instead of leaving it for the next run."""
     from .training.interrupts import RunInterrupted
 
     def on_term(signum: int, frame: object) -> NoReturn:
@@ -56,6 +56,9 @@ def _interruptible() -> Iterator[None]:
         stop = raised if isinstance(raised, RunInterrupted) else RunInterrupted(signal.SIGINT)
         print(f"interrupted by {stop}: stopped; nothing half-written is left", file=sys.stderr)
         sys.exit(stop.exit_code)
+    except BrokenPipeError:  # the reader went away (`sae-search ... | head`): stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        sys.exit(128 + signal.SIGPIPE)
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous)

@@ -62,3 +62,12 @@ def test_help_applies_overrides_and_refuses_bad_ones_in_one_line():
 def test_hydra_help_is_still_hydras():
     res = helped("sae-train", "--hydra-help")
     assert res.returncode == 0 and "== Flags ==" in res.stdout
+
+
+def test_help_into_a_closed_pipe_ends_quietly():
+    """`sae-train --help | head -1` once ended in a BrokenPipeError traceback."""
+    code = "import sys; sys.argv = ['sae-train', '--help']; from sae_lightning.cli import train; train()"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # the reader is gone before the page is written (the command takes a second to start)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 141 and err == "", err
