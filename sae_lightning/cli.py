@@ -279,7 +279,9 @@ def _compare(argv: list[str]) -> None:
     import time
     from pathlib import Path
 
-    from .compare import DEFAULT_THRESHOLD, compare_runs, default_compare_dir, write_comparison
+    from .compare import compare_runs, default_compare_dir, write_comparison
+    from .conf_dir import command_defaults
+    from .validate import check_settings
 
     p = argparse.ArgumentParser(
         prog="sae-compare",
@@ -288,10 +290,14 @@ def _compare(argv: list[str]) -> None:
     )
     p.add_argument("paths", nargs="+", help="a sweep dir (Hydra multirun folder) or run dirs")
     p.add_argument("--out", help="output folder (default: the sweep dir, else outputs/compare/<time>/)")
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="decoder cosine for 'same feature'")
-    p.add_argument("--shared-fraction", type=float, default=0.5, help="share of other runs for 'shared'")
+    defaults = command_defaults("compare")
+    for name, default in defaults.items():
+        flag, help = f"--{name.replace('_', '-')}", f"(default {default}; conf/compare.yaml)"
+        p.add_argument(flag, type=float, default=default, help=help)
     a = p.parse_args(argv)
-    result = compare_runs(a.paths, threshold=a.threshold, shared_fraction=a.shared_fraction)
+    settings = {name: getattr(a, name) for name in defaults}
+    check_settings("compare", settings, flags=True)  # the ranges are validate.py's rules
+    result = compare_runs(a.paths, **settings)
     sweep = result.settings.get("sweep_dir")
     out = Path(a.out) if a.out else Path(sweep) if sweep else default_compare_dir(time.strftime("%Y-%m-%d_%H-%M-%S"))
     files = write_comparison(result, out)

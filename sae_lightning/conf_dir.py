@@ -24,6 +24,14 @@ def find_conf_dir() -> Path:
     return _PACKAGE / "conf"
 
 
+def command_defaults(command: str) -> dict:
+    """The option defaults of a plain command (sae-diff, sae-compare, sae-serve): conf/<command>.yaml,
+    their one home. The flags, the library's settings classes and the docs all read this file;
+    validate.py holds each option's range (`<command>.<option>`)."""
+    with open(find_conf_dir() / f"{command}.yaml", encoding="utf-8") as fh:
+        return yaml.load(fh, Loader=_loader())
+
+
 def _loader() -> type:
     return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

@@ -34,6 +34,11 @@ RULES: dict[str, Rule] = {
     "diff.batch_size": POSITIVE,
     "diff.top": POSITIVE,
     "diff.seed": SEED,
+    # sae-compare's options (conf/compare.yaml; compare_runs checks them with check_settings("compare", ...))
+    "compare.threshold": number(0, 1, lo_open=True),
+    "compare.shared_fraction": number(0, 1, lo_open=True),
+    "compare.min_share": number(0, 1, lo_open=True),
+    "compare.specific_share": number(0, 1, lo_open=True),
     # sae-serve's settings (conf/serve.yaml; serve/settings.py checks them with check_settings("serve", ...))
     "serve.host": text(),
     "serve.port": whole(0, 65535),

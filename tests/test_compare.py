@@ -199,6 +199,8 @@ def test_runs_that_cannot_be_compared_say_what_differs(planted_runs, tmp_path):
     build_sae(SAEConfig.from_dict({**cfg, "d_sae": 64})).save(wide / "sae")
     with pytest.raises(UserError, match=r"different SAE widths \(d_sae\): A \(0_A\): 32; A \(w\): 64"):
         compare_runs([a, wide])
+    with pytest.raises(UserError, match=r"compare.shared_fraction=0 is invalid; set compare.shared_fraction to"):
+        compare_runs([a, planted_runs / "1_B"], shared_fraction=0)  # the API gets the command's rules
 
 
 def test_sweep_dir_without_finished_runs_is_one_line_error(tmp_path):

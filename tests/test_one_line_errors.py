@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from sae_lightning import cli
+from sae_lightning.conf_dir import command_defaults
 from sae_lightning.diff.analysis import DiffSettings
 from sae_lightning.diff.cli import main as diff_main
 from sae_lightning.export.sentence_transformers import main as export_main
@@ -208,6 +209,17 @@ def test_sae_diff_option_ranges(flag, value, start, npy_run):
 
 def test_every_sae_diff_option_has_a_rule():
     assert [f.name for f in DiffSettings.__dataclass_fields__.values() if f"diff.{f.name}" not in RULES] == []
+
+
+@pytest.mark.parametrize("command", ["diff", "compare", "serve"])
+def test_every_option_of_a_plain_command_has_a_rule(command):
+    """conf/<command>.yaml holds the defaults, validate.py the ranges: a new option needs both."""
+    assert [name for name in command_defaults(command) if f"{command}.{name}" not in RULES] == []
+
+
+def test_sae_compare_option_ranges(npy_run):
+    res = run_command(cli.compare, "sae-compare", npy_run, "--threshold", "2")
+    assert refused(res, "--threshold=2.0 is invalid; set --threshold to a finite number > 0 and <= 1"), res.err
 
 
 def test_terminal_output_shows_control_characters_as_escapes():

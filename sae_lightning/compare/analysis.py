@@ -20,13 +20,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..conf_dir import command_defaults
 from ..errors import UserError
 from .load import RunSAE, load_runs
 from .match import CLASSES, PairMatch, classify, feature_groups, match_pair
 
 log = logging.getLogger(__name__)
 
-DEFAULT_THRESHOLD = 0.7  # decoder cosine at which two features count as the same one
+_DEFAULTS = command_defaults("compare")  # each setting's default and meaning; its range: validate.py
+DEFAULT_THRESHOLD = _DEFAULTS["threshold"]  # also sae-serve's matching of features across runs
 
 
 @dataclass
@@ -203,9 +205,9 @@ def shared_init_warnings(runs: list[RunSAE], pairs: list[PairMatch], threshold: 
 def compare_runs(
     run_dirs: Sequence[str | Path],
     threshold: float = DEFAULT_THRESHOLD,
-    shared_fraction: float = 0.5,
-    min_share: float = 0.1,
-    specific_share: float = 0.8,
+    shared_fraction: float = _DEFAULTS["shared_fraction"],
+    min_share: float = _DEFAULTS["min_share"],
+    specific_share: float = _DEFAULTS["specific_share"],
 ) -> ComparisonResult:
     """Compare the SAEs of a sweep dir or of run dirs (UserError in one line for bad input).
 
@@ -214,8 +216,11 @@ def compare_runs(
     min_share, specific_share   joint SAEs: a feature serves a domain holding >= min_share of
                      its activation mass, and is that domain's own with >= specific_share
     """
-    if not 0.0 < threshold <= 1.0:
-        raise UserError(f"threshold={threshold} must be in (0, 1]")
+    from ..validate import check_settings
+
+    chosen = {"threshold": threshold, "shared_fraction": shared_fraction}
+    chosen |= {"min_share": min_share, "specific_share": specific_share}
+    check_settings("compare", chosen)
     runs, sweep = load_runs(run_dirs)
     if len(runs) < 2 and not runs[0].joint:
         raise UserError(
@@ -244,12 +249,6 @@ def compare_runs(
         matches=_matches_table(runs, pairs, features, threshold),
         overlap=overlap,
         joint=joint,
-        settings={
-            "threshold": threshold,
-            "shared_fraction": shared_fraction,
-            "min_share": min_share,
-            "specific_share": specific_share,
-            "sweep_dir": str(sweep) if sweep else None,
-        },
+        settings={**chosen, "sweep_dir": str(sweep) if sweep else None},
         warnings=warnings,
     )

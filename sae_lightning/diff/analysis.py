@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..conf_dir import command_defaults
 from ..errors import UserError
 from ..run_reader import RunReader
 from ..search import SearchRun, open_run
@@ -22,17 +23,20 @@ from .stats import benjamini_hochberg, fisher_two_sided, log_odds_ratio, separat
 LABEL_COLUMNS = {"label": "", "verdict": "", "coherence": np.nan, "label_score": np.nan}
 
 
+_DEFAULTS = command_defaults("diff")
+
+
 @dataclass
 class DiffSettings:
-    """Defaults live in conf/diff.yaml (the CLI reads them from there)."""
+    """sae-diff's settings; each one's default and meaning: conf/diff.yaml, its range: validate.py."""
 
-    alpha: float = 0.05  # BH false-discovery rate, also 1 - the log-odds interval's level
-    min_log_odds: float = 1.0  # |log-odds ratio| a separating feature needs besides significance
-    min_texts: int = 20  # the smallest group the test accepts
-    examples: int = 3  # top-activating texts shown per feature and side
-    batch_size: int = 1024  # texts per SAE (and embedding) batch
-    top: int = 20  # features listed each way on the page and in the console
-    seed: int = 0  # which texts a `domain.limit` on a source group keeps
+    alpha: float = _DEFAULTS["alpha"]
+    min_log_odds: float = _DEFAULTS["min_log_odds"]
+    min_texts: int = _DEFAULTS["min_texts"]
+    examples: int = _DEFAULTS["examples"]
+    batch_size: int = _DEFAULTS["batch_size"]
+    top: int = _DEFAULTS["top"]
+    seed: int = _DEFAULTS["seed"]
 
 
 @dataclass

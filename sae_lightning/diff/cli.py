@@ -6,10 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from omegaconf import OmegaConf
-
 from ..cli import plain_command
-from ..hydra_setup import CONF_DIR
+from ..conf_dir import command_defaults
 from ..run_schema import says_verdict
 from ..validate import check_settings
 
@@ -18,7 +16,7 @@ if TYPE_CHECKING:  # the analysis (torch, scipy) loads once the arguments are re
 
 
 def build_parser() -> argparse.ArgumentParser:
-    defaults = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "diff.yaml"))
+    defaults = command_defaults("diff")
     p = argparse.ArgumentParser(
         prog="sae-diff",
         description="Which features of a finished run fire differently in "

@@ -11,16 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from dataclasses import fields
 
 import numpy as np
-from omegaconf import OmegaConf
 from starlette.datastructures import QueryParams
 
 from ..diff.analysis import DiffResult, DiffSettings, diff_table, feature_info, matrix_from_counts
 from ..diff.groups import check_groups, store_group
 from ..diff.page import diff_context, matrix_plots
-from ..hydra_setup import CONF_DIR
 from . import params
 from .state import ServedRun
 
@@ -28,16 +25,10 @@ CACHE_SIZE = 64
 log = logging.getLogger(__name__)
 
 
-def diff_settings() -> DiffSettings:
-    """sae-diff's defaults, from the same conf/diff.yaml its command line reads."""
-    conf = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "diff.yaml"))
-    return DiffSettings(**{f.name: conf[f.name] for f in fields(DiffSettings)})
-
-
 class DomainDiffs:
     def __init__(self, served: ServedRun) -> None:
         self.served = served
-        self.settings = diff_settings()
+        self.settings = DiffSettings()  # sae-diff's defaults (conf/diff.yaml)
         self._cache: OrderedDict = OrderedDict()
         self._computing: dict = {}  # key -> lock held while it is computed (the same diff asked twice: once)
         self._lock = threading.Lock()

@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 
-from omegaconf import OmegaConf
-
-from ..hydra_setup import CONF_DIR
+from ..conf_dir import command_defaults
 
 
 @dataclass(frozen=True)
@@ -31,7 +29,7 @@ def serve_settings(**overrides) -> ServeSettings:
     (a port of 99999 would otherwise bind to 99999 mod 65536)."""
     from ..validate import check_settings
 
-    conf = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "serve.yaml"))
+    conf = command_defaults("serve")
     check_settings("serve", {name: conf[name] for name in conf if name not in overrides})
     check_settings("serve", overrides, flags=True)
     return ServeSettings(**{f.name: overrides.get(f.name, conf[f.name]) for f in fields(ServeSettings)})
