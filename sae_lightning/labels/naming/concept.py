@@ -29,9 +29,11 @@ cosine with each of the feature's 12 top texts (one per document, as the token c
 above the median of its cosines with random train texts, in units of their lower spread (median
 minus the 16th percentile: a standard deviation for a normal spread, and not widened by random
 texts on the concept's own topic), averaged. On the blind-read features of the default runs
-(seed 0 and 1) the head terms read misleading sit at 3.5-4.0 ("mammal" over aardvark and armour
-texts, "frankenstein", "yogyakarta"; "protozoa" at 4.8 and "prominent mathematicians" at 5.4 are
-not caught), those read right at 4.4 and above, most above 5.5. Below
+(seed 0 and 1) the head terms read misleading or naming one document sit at 2.5-3.9 ("mammal" over
+aardvark and armour texts 3.5, "yogyakarta" over reggae texts 3.7, "upper mesopotamia" 2.5); not
+caught: "frankenstein" over Watsons and Frank... words (4.3), "protozoa" over comp.../pro... words
+(4.7), "prominent mathematicians" over "He is known for" sentences (5.0). Those read right sit at
+4.2 and above, most above 5. Below
 `labeling.concept_support_min` (4.0) the feature is `mixed` (feature_table.py): no name fits its
 texts, so its label must not read as one.
 
