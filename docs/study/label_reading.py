@@ -54,7 +54,8 @@ def sample(run: Path, seed: int, out: Path, n: int) -> None:
 
 def top(run: Path, out: Path, n: int) -> None:
     df = _features(run)
-    best = df[df.verdict == "interpretable"].sort_values("label_score", ascending=False).head(n)
+    # the order summary.md and the report use: label score, ties (many at 1.0) by feature id
+    best = df[df.verdict == "interpretable"].sort_values(["label_score", "feature_id"], ascending=[False, True]).head(n)
     # shuffled, so the reader cannot tell the rank either
     _write(best.sample(frac=1.0, random_state=0), out, f"Blind sample: {n} features")
 

@@ -35,6 +35,7 @@ from ..run_schema import (
     JUDGE_COLUMNS,
     LABEL_SETS,
     METHOD_BASELINES,  # noqa: F401
+    MIXED,
     SCORE_COLUMNS,
     VERDICTS,
     verdict_marked,
@@ -211,15 +212,25 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
     # a blind reading, docs/interpretation/reading.md), so only interpretable features get one.
     named = np.flatnonzero(verdict[live] == INTERPRETABLE)  # positions in `live`
     made = {"concept": [""] * len(live), "seed": [[] for _ in live], "bertopic": [[] for _ in live]}
+    unnamed: dict[int, str] = {}  # position in `live` -> why an interpretable-looking feature is mixed
     if terms is not None and terms.matrix.nnz:  # some feature has a candidate to choose from
         cands = used_candidates(terms, cache)
         with timer("baselines"):
             made.update(baseline_labels(top.rows[live], terms, counts, cands, store, cfg.top_n))
         if len(named):
             with timer("concepts"):
-                concepts = concept_labels(sae, store, train_idx, live[named], top.rows[live][named], codes, cands, cfg)
-            for j, concept in zip(named, concepts):
-                made["concept"][j] = concept
+                concepts, support = concept_labels(
+                    sae, store, train_idx, live[named], top.rows[live][named], codes, cands, cfg
+                )
+            for j, concept, fit in zip(named, concepts, support):
+                if fit >= cfg.concept_support_min:
+                    made["concept"][j] = concept
+                else:  # no name fits its texts (concept.py, "Support"): its label must not read as one
+                    verdict[live[j]] = MIXED
+                    unnamed[j] = (
+                        f'no name fits its top texts: the nearest, "{concept}", is {fit:.1f} spreads above '
+                        f"random texts in cosine with them (a name needs {cfg.concept_support_min:g})"
+                    )
 
     lists = ("keywords", "keyword_scores", "named", "tfidf", *METHOD_BASELINES)
     labels = {name: [[] for _ in range(d_sae)] for name in lists}
@@ -237,7 +248,7 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
         labels["keywords"][f], labels["keyword_scores"][f] = kws, [found.scores[j][i] for i in keep]
         labels["concept"][f] = concept if kws else ""
         labels["named"][f] = ([concept] if labels["concept"][f] else []) + kws  # the label as shown: scored whole
-        labels["label_reason"][f], labels["tfidf"][f] = found.reasons[j], found_tfidf[j]
+        labels["label_reason"][f], labels["tfidf"][f] = unnamed.get(j, found.reasons[j]), found_tfidf[j]
         labels["seed"][f], labels["bertopic"][f] = made["seed"][j], made["bertopic"][j]
         if labels["token"][f]:  # a token feature's label says which pattern; its keywords stay as evidence
             labels["label_reason"][f] = tokens.reasons[f]

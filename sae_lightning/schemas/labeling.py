@@ -73,6 +73,12 @@ class LabelingConfig:
         "hard negatives); 0: the name a blind reader agrees with (docs/interpretation)",
         number(0),
     )
+    concept_support_min: float = knob(
+        4.0,
+        "an interpretable feature whose best head term sits on average less than this many spreads "
+        "above random texts in cosine with its top texts is mixed: no name fits them (docs/interpretation)",
+        number(),
+    )
     m_pos: int = knob(20, "scoring positives: validation texts at evenly spaced activation ranks", POSITIVE)
     n_negatives: int = knob(200, "random negatives: validation texts where the feature is zero", POSITIVE)
     n_hard: int = knob(50, "hard negatives: zero-activation validation texts nearest the positives' centroid", POSITIVE)

@@ -11,9 +11,10 @@ import numpy as np
 from ...schemas.labeling import LabelingConfig
 from .bertopic_baseline import bertopic_labels
 from .candidates import DocTerms, TrainCounts
-from .concept import choose_concepts, top_direction, train_hard_negatives
+from .concept import choose_concepts, concept_support, top_direction, train_hard_negatives
 from .phrase_cache import PhraseEmbeddingCache
 from .seed_baseline import seed_labels
+from .source_documents import first_per_document
 
 
 @dataclass
@@ -63,10 +64,16 @@ def concept_labels(
     doc_codes: np.ndarray,
     cands: Candidates,
     cfg: LabelingConfig,
-) -> list[str]:
-    """The concept of each feature of feature_ids (top_rows [F, m] its top train rows)."""
+) -> tuple[list[str], np.ndarray]:
+    """The concept of each feature of feature_ids (top_rows [F, m] its top train rows) and how well
+    it fits the feature's top texts (concept.concept_support)."""
     top = top_direction(top_rows, doc_codes, store.embeddings)
     hard = train_hard_negatives(
         sae, store, train_rows, feature_ids, top, cfg.n_hard, cfg.seed, cfg.batch_size, cfg.device
     )
-    return choose_concepts(top, hard, [str(w) for w in cands.words], cands.emb, cfg.concept_contrast)[0]
+    words = [str(w) for w in cands.words]
+    concepts = choose_concepts(top, hard, words, cands.emb, cfg.concept_contrast)[0]
+    index = {w: i for i, w in enumerate(words)}
+    emb = cands.emb[[index[c] for c in concepts]]
+    support = concept_support(emb, first_per_document(top_rows, doc_codes), store.embeddings, train_rows, cfg.seed)
+    return concepts, support

@@ -9,7 +9,9 @@ verdict (the names: run_schema.VERDICTS)
                   (token_features.py), or one whole word in unrelated senses, and almost
                   nothing without it (word_features.py); its label says which pattern;
   mixed           coherence < `coherence_min`: its top texts share little more than random texts
-                  do, so whatever its keywords say, they do not name one thing;
+                  do, so whatever its keywords say, they do not name one thing; or, set after its
+                  head term is chosen (feature_table.py), no head term fits them (below
+                  `concept_support_min`, naming/concept.py);
   interpretable   the rest.
 label_score
   The label's AUROC against hard negatives (by the store's model), which says whether the label
