@@ -2,6 +2,7 @@
 100k texts and, with --full, 1M, and how they grow: linear is 10x for 10x the texts (issue 14.3).
 
     nice -n 10 python benchmarks/bench_posttrain.py [--full] [--d-sae 16384] [--cache-dir /tmp/sae-bench]
+    nice -n 10 python benchmarks/bench_posttrain.py --sizes 10000 --d-sae 3072 --ks 32 256   # L0 axis
 
 The store is benchmarks/scale_store.py's (real wiki sentences resampled, real MiniLM embeddings
 plus noise); the SAE a seeded random-init TopK (d_sae 16384, k 32): what costs memory and time is
@@ -10,6 +11,10 @@ the number of texts and features, not what the features mean. Each size runs `la
 samples the process's RSS every 20 ms; every labelling phase (PhaseTimer) reports its seconds and
 the largest RSS seen while it ran. The train-counts cache is deleted before each run (so counting
 is measured); the phrase-embedding cache is kept (a model cost that does not grow with the texts).
+
+`--ks` measures the other axis, the SAE's density, at one size: a TopK fires exactly k latents
+per text, so k stands for the L0 of a ReLU or JumpReLU SAE (the study's ran at L0 ~270-320),
+whose co-firing pairs grow as L0² per text (scan/coactivation.py).
 """
 
 from __future__ import annotations
@@ -173,6 +178,25 @@ def stage_rows(results: list[dict]) -> list[dict]:
     return rows
 
 
+def density_rows(by_k: dict[int, dict]) -> list[dict]:
+    """One row per k (one size): the scan's and the whole labelling's seconds and peak RSS."""
+    rows = []
+    for k, r in by_k.items():
+        stage = {s["stage"]: s for s in r["stages"]}
+        rows.append(
+            {
+                "k (= L0)": k,
+                "texts": f"{r['n']:,}",
+                "scan s": stage["scan"]["seconds"],
+                "scan peak MiB": stage["scan"]["peak_rss_mib"],
+                "labelling s": stage["label_run_dir (all)"]["seconds"],
+                "labelling peak MiB": stage["label_run_dir (all)"]["peak_rss_mib"],
+                "VmHWM MiB": r["vmhwm_mib"],
+            }
+        )
+    return rows
+
+
 def table(results: list[dict]) -> str:
     rows = stage_rows(results)
     head = ", ".join(
@@ -189,6 +213,7 @@ def main() -> None:
     )
     ap.add_argument("--d-sae", type=int, default=16384)
     ap.add_argument("--k", type=int, default=32)
+    ap.add_argument("--ks", type=int, nargs="*", default=None, help="the L0 axis: the first size at each of these k")
     ap.add_argument("--cache-dir", default="/tmp/sae-bench-posttrain")
     ap.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--json", default=None, help="also write the results here")
@@ -196,6 +221,14 @@ def main() -> None:
     if args.one:
         return one_size(args)
     args.sizes = args.sizes or ([100_000, 1_000_000] if args.full else [100_000])
+    if args.ks:
+        args.sizes, by_k = args.sizes[:1], {}
+        for k in args.ks:
+            args.k = k
+            by_k[k] = run_sizes(args)[0]
+        if args.json:
+            Path(args.json).write_text(json.dumps(by_k, indent=1))
+        return print(md_table(density_rows(by_k)))
     results = run_sizes(args)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))

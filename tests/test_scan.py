@@ -13,6 +13,7 @@ from sae_lightning.labels import LabelingConfig
 from sae_lightning.labels.naming.candidates import count_train_texts, doc_term_matrix
 from sae_lightning.labels.naming.tfidf_baseline import tfidf_scores
 from sae_lightning.models import build_sae, sae_config
+from sae_lightning.scan import coactivation
 from sae_lightning.scan.coactivation import PairCounts
 from sae_lightning.scan.stream import scan_store
 
@@ -81,6 +82,32 @@ def test_sparse_pairs_past_their_bound_only_undercount():
     assert (got <= full).all() and np.array_equal(np.diag(got), np.diag(full))  # ... never invented
     assert (full - got).max() <= capped.dropped_at * (n // 40)
     assert np.count_nonzero(np.triu(got, 1)) <= 60
+
+
+@pytest.mark.parametrize("chunk", [100, 3000], ids=["a-row-a-run", "runs-of-rows"])
+@pytest.mark.parametrize("dense_bytes", [1 << 30, 0], ids=["dense-pairs", "sparse-pairs"])
+def test_a_dense_sae_s_pairs_are_expanded_in_bounded_runs_and_counted_exactly(
+    small_store, monkeypatch, chunk, dense_bytes
+):
+    """A ReLU SAE fires on about half its latents, so a batch holds B·L0²/2 pairs (6.5 GB of
+    indices for the study's JumpReLU at L0 271): they are expanded a run of whole rows at a time,
+    never more than `chunk` pairs at once (or one row's, where that row alone holds more), and
+    every pair is still counted."""
+    torch.manual_seed(0)
+    sae = build_sae(sae_config(architecture="relu", d_in=small_store.dim, d_sae=64))
+    with torch.no_grad():
+        acts = sae.eval().encode(torch.from_numpy(np.array(small_store.embeddings[:200], np.float32))).numpy()
+    fired = acts > 0
+    per_row = fired.sum(1)
+    assert per_row.mean() > 16  # dense: L0 well above a TopK's k
+    expanded, real = [], coactivation.row_pairs
+    monkeypatch.setattr(coactivation, "row_pairs", lambda r, f: expanded.append(len(real(r, f)[0])) or real(r, f))
+    counts = PairCounts(64, dense_bytes=dense_bytes, chunk=chunk)
+    counts.add(*np.nonzero(fired))  # rows sorted, features increasing per row: what the scan hands over
+    both = fired.astype(np.int64)
+    np.testing.assert_array_equal(counts.result().toarray(), both.T @ both)
+    assert sum(expanded) == int((per_row * (per_row - 1) // 2).sum()) and len(expanded) > 10
+    assert max(expanded) <= max(chunk, int((per_row * (per_row - 1) // 2).max()))
 
 
 def test_counting_only_the_top_texts_gives_the_same_candidates_and_tfidf(small_store):

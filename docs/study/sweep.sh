@@ -12,7 +12,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 WANDB_MODE=
 BIN="${BIN:-.venv/bin}"
 OUT="${STUDY_SWEEP:-outputs/study/sweep}"
 mkdir -p "$OUT"
-for axis in ${*:-base width k variant data epochs embedder small small_k small_narrow narrow_k candidates}; do
+for axis in ${*:-base width k variant data epochs embedder embedder_full small small_k small_narrow narrow_k candidates}; do
   if [ -d "$OUT/$axis" ]; then echo "kept: $OUT/$axis"; continue; fi
   /usr/bin/time -v -o "$OUT/$axis.time" nice -n 10 "$BIN/sae-train" -m "hparams_search=study_$axis" \
     "hydra.sweep.dir=$OUT/$axis" trainer.enable_progress_bar=false

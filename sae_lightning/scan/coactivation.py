@@ -2,7 +2,10 @@
 the number of rows (the scan's part for families.py).
 
 A row on which n features fire adds its n(n-1)/2 pairs; a TopK SAE fires k of d_sae, so a batch
-adds at most B·k(k-1)/2. Two accumulators, both exact until their bound:
+adds at most B·k(k-1)/2, but a dense SAE (ReLU or JumpReLU at L0 ~300) adds B·L0²/2: 150M pairs in
+a batch of 4096 rows, 6.5 GB of index arrays at once. So a batch's pairs are expanded a run of
+whole rows at a time, at most `PAIR_CHUNK` pairs (or one row's) per run. Two accumulators, both
+exact until their bound:
 
 - dense: one int32 counter per unordered pair, d_sae(d_sae-1)/2 of them (512 MiB at d_sae 16384),
   used while that fits `dense_bytes`; O(1) per pair, no sorting;
@@ -24,6 +27,27 @@ from scipy.sparse import coo_matrix, csr_matrix
 DENSE_BYTES = 1 << 30  # the dense counter up to d_sae ~ 23k
 MAX_PAIRS = 100_000_000  # sparse mode: distinct pairs kept (about 1.2 GiB of keys and counts)
 FLUSH = 16_000_000  # sparse mode: pair occurrences buffered between merges
+PAIR_CHUNK = 4_000_000  # pairs expanded at once (~150 MB of index arrays); TopK at k 32 adds 2M a batch
+
+
+def row_runs(rows: np.ndarray, chunk: int) -> list[tuple[int, int]]:
+    """[lo, hi) spans of the entries (rows sorted), each of whole rows and holding at most `chunk`
+    pairs, or one row's pairs where that row alone holds more."""
+    if not len(rows):
+        return []
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    n = np.diff(np.r_[starts, len(rows)])
+    pairs = n * (n - 1) // 2
+    if pairs.sum() <= chunk:
+        return [(0, len(rows))]
+    spans, lo, held = [], 0, 0
+    for start, p in zip(starts.tolist(), pairs.tolist()):  # a few thousand rows a batch
+        if held and held + p > chunk:
+            spans.append((lo, start))
+            lo, held = start, 0
+        held += p
+    spans.append((lo, len(rows)))
+    return spans
 
 
 def row_pairs(rows: np.ndarray, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -44,9 +68,14 @@ def row_pairs(rows: np.ndarray, feats: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 class PairCounts:
     def __init__(
-        self, d_sae: int, dense_bytes: int = DENSE_BYTES, max_pairs: int = MAX_PAIRS, flush: int = FLUSH
+        self,
+        d_sae: int,
+        dense_bytes: int = DENSE_BYTES,
+        max_pairs: int = MAX_PAIRS,
+        flush: int = FLUSH,
+        chunk: int = PAIR_CHUNK,
     ) -> None:
-        self.d = int(d_sae)
+        self.d, self.chunk = int(d_sae), int(chunk)
         self.fires = np.zeros(self.d, np.int64)
         n_pairs = self.d * (self.d - 1) // 2
         # int32 (a pair fires together at most once per row: 2^31 rows), a torch tensor for its
@@ -65,7 +94,10 @@ class PairCounts:
     def add(self, rows: np.ndarray, feats: np.ndarray) -> None:
         """The firing (row, feature) entries of one batch, rows sorted, features increasing per row."""
         self.fires += np.bincount(feats, minlength=self.d)
-        i, j = row_pairs(rows, feats)
+        for lo, hi in row_runs(rows, self.chunk):
+            self._add_pairs(*row_pairs(rows[lo:hi], feats[lo:hi]))
+
+    def _add_pairs(self, i: np.ndarray, j: np.ndarray) -> None:
         if self.dense is not None:
             idx = torch.from_numpy(self._tri(i, j))
             self.dense.scatter_add_(0, idx, torch.ones(len(idx), dtype=torch.int32))
