@@ -6,6 +6,9 @@ labelling's own functions."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from functools import partial
 
 import numpy as np
@@ -110,3 +113,26 @@ def test_patterns_come_from_the_embedders_tokenizer(planted):
     assert p.of_word("the") == p.of_word("magnetic") == []  # a whole word is a keyword, not a sub-word pattern
     assert pattern_label("numbers", ["1924", "1937", "1924"]) == "numbers: 1924, 1937"
     assert pattern_label("any:ism", ["impressionism", "nihilism"]) == 'token: "…ism"'
+
+
+def test_pattern_columns_do_not_follow_the_string_hash():
+    """Ties between equally good patterns are broken by column order: that order must be the same in
+    every process (it followed a set's iteration, so a relabel could name another pattern)."""
+    code = (
+        "from transformers import AutoTokenizer; from sae_lightning.data.embed import resolve_model, DEFAULT_MODEL; "
+        "from sae_lightning.labels.scoring.token_features import Patterns, _pattern_matrix; "
+        "p = Patterns(AutoTokenizer.from_pretrained(resolve_model(DEFAULT_MODEL))); "
+        "print(_pattern_matrix(['Cruyff crocheted chrysanthemums in 1937', 'Enugu, Enlil and enthalpy'], p)[1])"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "PYTHONHASHSEED": seed, "HF_HUB_OFFLINE": "1"},
+        )
+        for seed in ("1", "2")
+    ]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr[-2000:]
+    assert runs[0].stdout == runs[1].stdout and "pre:" in runs[0].stdout

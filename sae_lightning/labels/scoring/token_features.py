@@ -100,7 +100,9 @@ def _pattern_matrix(texts: list[str], patterns: Patterns) -> tuple[csr_matrix, l
     index: dict[str, int] = {}
     indptr, cols = [0], []
     for t in texts:
-        cols.extend(index.setdefault(p, len(index)) for p in patterns.of_text(t))
+        # sorted: a set's order follows the per-process string hash, and the columns' order breaks
+        # ties between equally good patterns, so an unsorted set made labels differ between runs
+        cols.extend(index.setdefault(p, len(index)) for p in sorted(patterns.of_text(t)))
         indptr.append(len(cols))
     m = csr_matrix((np.ones(len(cols), np.float32), cols, indptr), shape=(len(texts), len(index)))
     return m, list(index)
