@@ -136,6 +136,10 @@ RULES: dict[str, Rule] = {
 }
 
 
+# Ours, but Lightning's class with one method changed: the arguments it adds are Lightning's to check.
+LIGHTNING_SUBCLASSES = ("sae_lightning.training.callbacks.EpochCheckpoint",)
+
+
 def _foreign_argument(cfg: DictConfig, key: str) -> bool:
     """An argument of an object another library builds (a Lightning callback, logger or trainer
     argument the user adds with `+`): that library checks its own arguments. Our own objects'
@@ -144,7 +148,7 @@ def _foreign_argument(cfg: DictConfig, key: str) -> bool:
     for end in range(len(parts) - 1, 0, -1):
         target = OmegaConf.select(cfg, ".".join(parts[:end]) + "._target_", default=None)
         if target is not None:
-            return not str(target).startswith("sae_lightning.")
+            return not str(target).startswith("sae_lightning.") or str(target) in LIGHTNING_SUBCLASSES
     return False
 
 
