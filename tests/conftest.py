@@ -1,9 +1,8 @@
 """Shared fixtures: real model, real corpus, small limits. Stores are embedded once per session.
 
 The suite runs under pytest-xdist (pyproject's addopts: `--dist loadfile`): a test file's tests all
-run on one worker, so module fixtures are built once; the longest files go first (LONGEST_FIRST).
-The session fixtures here (the cache, the small store, the trained runs tiny_labelled_run and
-wiki_topk_run) are built once for the whole
+run on one worker, so module fixtures are built once. The session fixtures here (the cache, the
+small store, the trained runs tiny_labelled_run and wiki_topk_run) are built once for the whole
 session, not once per worker: the first worker that needs one builds it in the temp folder all
 workers share, the others wait on its file lock and read it (pytest-xdist's documented pattern).
 A test that changes such a run copies it first (shutil.copytree into tmp_path), since tests on
@@ -36,33 +35,10 @@ register_hydra()
 SMALL_TOPICS = ["Mathematics", "History", "Arts"]
 
 
-# The files that take longest, longest first (measured with --durations under `make test`). xdist
-# hands whole files to the workers in collection order (pyproject's addopts: --dist loadfile
-# --no-loadscope-reorder), so these start at once and the short files fill in beside them; a long
-# file that started last would hold the wall time on its own (test_readme.py's 37 commands run in
-# order, in one workspace). The other files follow in their usual order.
-LONGEST_FIRST = (
-    "test_readme.py",
-    "test_faults.py",
-    "test_training.py",
-    "test_interop.py",
-    "test_validation.py",
-    "test_store.py",
-    "test_faults_commands.py",
-    "test_run_safety.py",
-    "test_packaging.py",
-    "test_sweeps.py",
-    "test_training_checkpoints.py",
-)
-
-
 def pytest_collection_modifyitems(config, items) -> None:
-    """The longest files first (LONGEST_FIRST; a stable sort, so each file keeps its own order), and
-    `gpu` tests skipped without CUDA, saying so (benchmarks/gpu_check.sh runs them)."""
+    """`gpu` tests need CUDA: without it they are skipped, saying so (benchmarks/gpu_check.sh runs them)."""
     import torch
 
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(
