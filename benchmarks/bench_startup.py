@@ -5,8 +5,9 @@
 Each command runs in a fresh process with its wall time taken from outside, as a user waits for it:
 the Hydra commands' `--help` (`sae-train`, `sae-embed`, `sae-label`), `sae-embed` on the built-in
 store already in the cache, `sae-search` for one query and `sae-diff` of two domains on a finished
-run (the newest under outputs/train/runs/, or --run). The same commands run from the code at
-`--baseline` (a git ref, extracted to a temp folder and put first on PYTHONPATH), interleaved with
+run (the newest under outputs/train/runs/, or --run), then the floors of sae-search (FLOORS: torch,
+sentence-transformers and the model alone, this checkout only). The same commands run from the code
+at `--baseline` (a git ref, extracted to a temp folder and put first on PYTHONPATH), interleaved with
 this checkout's, `--rounds` times; the table gives the medians. The load average is printed with
 them: on shared cores, compare the ratio. `--only help` times the rows whose name holds `help`.
 """
@@ -66,6 +67,17 @@ def commands(run: Path | None, scratch: Path) -> dict[str, list[str]]:
     return out
 
 
+# What any sae-search must wait for before its own work, each in a fresh process of this checkout:
+# the rows under the commands, so the table shows how much of sae-search is ours (issue 26).
+FLOORS = {
+    "floor: import torch": "import torch",
+    "floor: import sentence_transformers (torch, transformers, scikit-learn inside)": "import sentence_transformers",
+    "floor: the model loaded and one query embedded": (
+        "from sae_lightning.data.embed import load_model; load_model().encode(['a query'])"
+    ),
+}
+
+
 def timed(argv: list[str], code_root: Path, cwd: Path) -> float:
     env = {**os.environ, "PYTHONPATH": str(code_root), "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
     start = time.perf_counter()
@@ -94,21 +106,22 @@ def run(args) -> dict:
         if args.baseline:
             sides = {"before": extract(args.baseline, Path(tempfile.mkdtemp(dir=scratch))), **sides}
         cmds = {k: v for k, v in commands(run_dir, scratch).items() if not args.only or any(o in k for o in args.only)}
+        floors = {name: ["-c", code] for name, code in FLOORS.items()} if run_dir is not None and args.floors else {}
         times: dict[tuple[str, str], list[float]] = {}
         n = 0
         for r in range(args.rounds + 1):  # round 0 warms the caches (and builds the store if missing)
-            for name, argv in cmds.items():
-                for side, code_root in sides.items():
+            for name, argv in [*cmds.items(), *floors.items()]:
+                for side, code_root in sides.items() if name in cmds else [("after", ROOT)]:
                     n += 1
                     wall = timed([a.replace("{n}", str(n)) for a in argv], code_root, scratch)
                     if r:
                         times.setdefault((name, side), []).append(wall)
         rows = []
-        for name in cmds:
+        for name in [*cmds, *floors]:
             row = {"command": name}
             for side in sides:
-                row[f"{side} (s)"] = round(statistics.median(times[(name, side)]), 2)
-            if "before" in sides:
+                row[f"{side} (s)"] = round(statistics.median(times[(name, side)]), 2) if (name, side) in times else None
+            if row.get("before (s)"):
                 row["after / before"] = round(row["after (s)"] / row["before (s)"], 2)
             rows.append(row)
         return {
@@ -145,6 +158,9 @@ def main() -> None:
     ap.add_argument("--run", default=None, help="a finished run dir (default: the newest under outputs/train/runs/)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--only", nargs="+", default=None, help="substrings of the row names to run")
+    ap.add_argument(
+        "--no-floors", dest="floors", action="store_false", help="skip the floor rows (what sae-search waits for)"
+    )
     common.run_and_emit(ap, run, markdown)
 
 

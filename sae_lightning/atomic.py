@@ -136,6 +136,24 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     return path
 
 
+def atomic_link(source: str | Path, path: str | Path) -> Path:
+    """`path` becomes a second name of the finished file `source` (a hard link made under a temp
+    name, then renamed over `path`): no byte is written twice, and since every writer here replaces
+    a file by renaming, never in place, the two names keep the same content until one is replaced.
+    A file system without hard links gets a copy instead."""
+
+    def link(tmp: Path) -> None:
+        tmp.unlink()  # mkstemp's empty file: the link takes its unique name
+        try:
+            os.link(source, tmp)
+        except OSError as err:
+            if _is_disk_full(err):
+                raise
+            shutil.copyfile(source, tmp)
+
+    return atomic_write(path, link)
+
+
 def move_into_place(tmp: Path, path: Path) -> Path | None:
     """Rename the finished folder `tmp` to `path` durably: every file in it fsynced, the rename,
     then the parent fsynced. An existing `path` (an earlier output of the same writer, see

@@ -336,7 +336,7 @@ def _search(argv: list[str]) -> None:
     p.add_argument("--top", type=int, default=10, help="features to list")
     p.add_argument("-k", type=int, default=5, help="nearest texts to list")
     a = p.parse_args(argv)
-    from .search import check_counts, embed_query, find_features, nearest_texts, open_run, parse_clamps, steer
+    from .search import check_counts, embed_query, encode, nearest_texts, open_run, parse_clamps, steer, strongest
 
     check_counts(**{"--top": a.top, "-k": a.k})
     if not a.query.strip():
@@ -345,8 +345,8 @@ def _search(argv: list[str]) -> None:
     clamp = parse_clamps(a.clamp, run)
     # Everything is computed before the first line is printed, so whatever the model's libraries
     # write while loading never lands between results.
-    hits = find_features(run.sae, run.model, a.query, a.top, run.labels, run.normalize, run.verdicts)
-    x = embed_query(run.model, a.query, run.normalize)
+    x = embed_query(run.model, a.query, run.normalize)  # once: the features and the nearest texts share it
+    hits = strongest(encode(run.sae, x)[0].cpu().numpy(), a.top, run.labels, run.verdicts)
     shown = [("nearest texts:", nearest_texts(run.store, x, a.k))]
     if clamp:
         shown.append(

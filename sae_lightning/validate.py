@@ -16,6 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 from .errors import UserError
 from .schemas import schema_rules
 from .schemas.knobs import POSITIVE, SEED, Rule, flag, folder_name, invalid, number, text, whole
+from .schemas.lightning import EpochCheckpointConfig
 from .schemas.sae import tied_problem
 
 RULES: dict[str, Rule] = {
@@ -52,6 +53,10 @@ RULES: dict[str, Rule] = {
 }
 
 
+# Ours, but Lightning's class with one method changed: the arguments it adds are Lightning's to check.
+LIGHTNING_SUBCLASSES = (EpochCheckpointConfig.TARGET,)
+
+
 def _foreign_argument(cfg: DictConfig, key: str) -> bool:
     """An argument of an object another library builds (a Lightning callback, logger or trainer
     argument the user adds with `+`): that library checks its own arguments. Our own objects'
@@ -60,7 +65,7 @@ def _foreign_argument(cfg: DictConfig, key: str) -> bool:
     for end in range(len(parts) - 1, 0, -1):
         target = OmegaConf.select(cfg, ".".join(parts[:end]) + "._target_", default=None)
         if target is not None:
-            return not str(target).startswith("sae_lightning.")
+            return not str(target).startswith("sae_lightning.") or str(target) in LIGHTNING_SUBCLASSES
     return False
 
 

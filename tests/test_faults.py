@@ -237,23 +237,34 @@ def test_ctrl_c_and_sigterm_save_print_the_resume_line_and_exit_non_zero(signum,
     assert RunDir(run).metrics()["epochs"] == 4
 
 
-def _interrupted_run(npy: Path, tmp_path: Path) -> tuple[Path, list[str]]:
-    """An in-process run stopped by a real SIGINT after step 5 (what Ctrl-C leaves behind)."""
-    run, base = tmp_path / "run", [*npy_args(npy, tmp_path / "cache"), "trainer.max_epochs=2", "labeling.enabled=false"]
+@pytest.fixture(scope="module")
+def interrupted(npy, tmp_path_factory) -> tuple[Path, Path, list[str]]:
+    """An in-process run stopped by a real SIGINT after step 5 (what Ctrl-C leaves behind), made
+    once for the tests below: (run, its cache, the run's arguments). Each test works on a copy."""
+    folder = tmp_path_factory.mktemp("interrupted")
+    run, cache = folder / "run", folder / "cache"
+    base = [*npy_args(npy, cache), "trainer.max_epochs=2", "labeling.enabled=false"]
     stop = ["+callbacks.stop._target_=tests.helpers.SignalAtStep", "+callbacks.stop.step=5"]
     with pytest.raises(SystemExit):
-        train(compose_cfg(base + stop, run, tmp_path / "cache"))
-    return run, base
+        train(compose_cfg(base + stop, run, cache))
+    return run, cache, base
+
+
+def _interrupted_run(interrupted, tmp_path: Path) -> tuple[Path, list[str], Path]:
+    """A copy of the interrupted run in tmp_path (a moved run: resuming it is exact, see
+    test_a_moved_run_resumed_from_an_epoch_checkpoint_ends_like_an_uninterrupted_one)."""
+    run, cache, base = interrupted
+    return Path(shutil.copytree(run, tmp_path / "run", symlinks=True)), base, cache
 
 
 @pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])
-def test_a_damaged_last_ckpt_is_one_line_naming_it(damage, npy, tmp_path):
-    run, base = _interrupted_run(npy, tmp_path)
+def test_a_damaged_last_ckpt_is_one_line_naming_it(damage, interrupted, tmp_path):
+    run, base, cache = _interrupted_run(interrupted, tmp_path)
     ckpt = run / "checkpoints" / "last.ckpt"
     data = ckpt.read_bytes()
     ckpt.write_bytes({"empty": b"", "truncated": data[: len(data) // 2], "garbage": os.urandom(4096)}[damage])
     with pytest.raises(UserError, match=rf"^{ckpt} is not a readable checkpoint .*ckpt_path=<that .ckpt>"):
-        train(compose_cfg(base + ["ckpt_path=last"], run, tmp_path / "cache"))
+        train(compose_cfg(base + ["ckpt_path=last"], run, cache))
 
 
 @pytest.mark.parametrize(
@@ -269,30 +280,30 @@ def test_a_damaged_last_ckpt_is_one_line_naming_it(damage, npy, tmp_path):
         (["data.drop_last=false"], r"drop_last=False \(the run has True\)"),
     ],
 )
-def test_resume_with_other_settings_is_refused_in_one_line(change, message, npy, tmp_path):
-    run, base = _interrupted_run(npy, tmp_path)
+def test_resume_with_other_settings_is_refused_in_one_line(change, message, interrupted, tmp_path):
+    run, base, cache = _interrupted_run(interrupted, tmp_path)
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and ".hydra" not in p.parts}
     if change[0].startswith("domain="):  # another domain: none of the npy domain's settings
         base = [a for a in base if not a.startswith("domain")]
     with pytest.raises(UserError, match=rf"^cannot resume {run}: {message}; resume with the run's own settings"):
-        train(compose_cfg(base + change + ["ckpt_path=last"], run, tmp_path / "cache"))
+        train(compose_cfg(base + change + ["ckpt_path=last"], run, cache))
     assert before == {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and ".hydra" not in p.parts}
 
 
-def test_resume_on_other_embeddings_is_refused(npy, tmp_path):
-    run, base = _interrupted_run(npy, tmp_path)
+def test_resume_on_other_embeddings_is_refused(npy, interrupted, tmp_path):
+    run, base, cache = _interrupted_run(interrupted, tmp_path)
     other = tmp_path / "other.npy"
     np.save(other, np.load(npy)[::-1].copy())  # same shape and domain name, other content
     with pytest.raises(UserError, match=r"store_fingerprint=\w+ \(the run has \w+\)"):
-        train(compose_cfg(base + [f"domain.path={other}", "ckpt_path=last"], run, tmp_path / "cache"))
+        train(compose_cfg(base + [f"domain.path={other}", "ckpt_path=last"], run, cache))
 
 
-def test_resuming_a_finished_run_says_so_and_changes_nothing(npy, tmp_path, capsys):
-    run, base = _interrupted_run(npy, tmp_path)
-    train(compose_cfg(base + ["ckpt_path=last"], run, tmp_path / "cache"))
+def test_resuming_a_finished_run_says_so_and_changes_nothing(interrupted, tmp_path, capsys):
+    run, base, cache = _interrupted_run(interrupted, tmp_path)
+    train(compose_cfg(base + ["ckpt_path=last"], run, cache))
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and ".hydra" not in p.parts}
     assert "fve" in RunDir(run).metrics()
-    train(compose_cfg(base + ["ckpt_path=last"], run, tmp_path / "cache"))
+    train(compose_cfg(base + ["ckpt_path=last"], run, cache))
     assert "has finished training" in capsys.readouterr().out
     assert before == {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and ".hydra" not in p.parts}
 
@@ -314,9 +325,11 @@ def test_npy_run_without_texts_never_loads_a_model(npy, tmp_path, monkeypatch, c
     assert (run / "sae" / "cfg.json").is_file() and RunDir(run).metrics()["fve"] is not None
 
 
-def test_a_moved_run_resumed_keeps_only_its_newest_epoch_checkpoint(npy, tmp_path):
-    """Lightning forgets the epoch checkpoint it would replace when the run folder has moved since
-    (its dirpath differs); the resumed run still ends with one epoch checkpoint."""
+def test_a_moved_run_resumed_from_an_epoch_checkpoint_ends_like_an_uninterrupted_one(npy, tmp_path):
+    """Killed at an epoch boundary, where last.ckpt is a second name (hard link) of the epoch file
+    just written, then moved and resumed: the weights and metrics equal an uninterrupted run's,
+    and the resumed run still ends with one epoch checkpoint (Lightning forgets the one it would
+    replace when the run folder has moved since: its dirpath differs)."""
     first = tmp_path / "first"
     args = [*npy_args(npy, tmp_path / "cache"), "trainer.max_epochs=3", "labeling.enabled=false"]
     ckpts = first / "checkpoints"
@@ -324,8 +337,17 @@ def test_a_moved_run_resumed_keeps_only_its_newest_epoch_checkpoint(npy, tmp_pat
         start("sae-train", *args, f"run_dir={first}"),
         lambda: any(ckpts.glob("epoch=*.ckpt")) and (ckpts / "last.ckpt").is_file(),
     )
+    last = ckpts / "last.ckpt"
+    assert any(last.samefile(epoch) for epoch in ckpts.glob("epoch=*.ckpt")), "the kill should land on a link"
+    assert torch.load(last, weights_only=True)["global_step"] < 3 * 2000 * 9 // 10 // 64
     run = tmp_path / "moved"
     first.rename(run)
     finish("sae-train", *args, f"run_dir={run}", "ckpt_path=last")
     names = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert names[-1] == "last.ckpt" and len(names) == 2 and names[0].startswith("epoch=2-"), names
+    reference = tmp_path / "reference"
+    finish("sae-train", *args, f"run_dir={reference}")
+    for name in ("sae_weights.safetensors", "sparsity.safetensors"):
+        a, b = load_file(reference / "sae" / name), load_file(run / "sae" / name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    assert RunDir(reference).metrics() == RunDir(run).metrics()

@@ -109,18 +109,21 @@ def test_dead_after_samples_in_cfg_json_is_the_one_the_dead_mask_uses(synthetic_
     "arch,extra",
     [
         ("topk", ["sae.k=4", "module.lr=0.004"]),
-        ("relu", ["sae.l1_coefficient=0.2", "sae.l1_warmup_steps=200", "module.lr=0.004"]),
+        ("relu", ["sae.l1_coefficient=0.2", "sae.l1_warmup_steps=50", "module.lr=0.004"]),
     ],
 )
 def test_recovers_a_known_sparse_dictionary(arch, extra, synthetic_npy, tmp_path, cache_dir):
+    """112 steps of 256 (8 epochs) through the whole pipeline find the 128 planted directions:
+    mean best cosine 0.989 (topk) and 0.971 (relu) when measured, against 0.48 for a random
+    dictionary of the same size (the test ran 25 epochs of 64, 12 times the steps, before)."""
     path, true_dirs = synthetic_npy
     out = run(
         [
             f"sae={arch}",
             "sae.d_sae=256",
-            "data.batch_size=64",
-            "trainer.max_epochs=25",
-            "module.warmup_steps=50",
+            "data.batch_size=256",
+            "trainer.max_epochs=8",
+            "module.warmup_steps=20",
             *extra,
             *npy_args(path),
             *QUIET,

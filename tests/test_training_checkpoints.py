@@ -92,6 +92,9 @@ def test_both_checkpoint_callbacks_write_the_one_last_ckpt(synthetic_npy, tmp_pa
     step = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
     steps_per_epoch = int(4000 * (1 - 0.1)) // 256
     assert step == 2 * steps_per_epoch
+    # The epoch's state is serialised once: last.ckpt is a second name of the epoch file, not a copy.
+    (epoch_file,) = (out / "checkpoints").glob("epoch=1-*.ckpt")
+    assert (out / "checkpoints" / "last.ckpt").samefile(epoch_file) and epoch_file.stat().st_nlink == 2
 
 
 def test_the_periodic_checkpoint_follows_training_time_unless_a_step_count_is_set(synthetic_npy, tmp_path, cache_dir):  # noqa: F811 (the imported fixture, by name)
@@ -130,3 +133,19 @@ def test_the_periodic_checkpoint_follows_training_time_unless_a_step_count_is_se
     assert sorted(p.name for p in (out / "checkpoints").glob("*.ckpt")) == ["last.ckpt"]
     step = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
     assert step == 2 * (int(4000 * (1 - 0.1)) // 256)
+
+
+def test_lightning_arguments_of_the_epoch_checkpoint_pass_the_config_check(tmp_path, cache_dir):
+    """The epoch checkpoint is ours (EpochCheckpoint) but takes every ModelCheckpoint argument:
+    one the config does not list is Lightning's to check, as it was before the subclass."""
+    from hydra.utils import instantiate
+
+    from sae_lightning.training.callbacks import EpochCheckpoint
+    from sae_lightning.validate import check_config
+
+    cfg = compose_cfg(
+        ["+callbacks.model_checkpoint.monitor=val/fve", "+callbacks.model_checkpoint.mode=max"], tmp_path, cache_dir
+    )
+    check_config(cfg)
+    made = instantiate(cfg.callbacks.model_checkpoint)
+    assert isinstance(made, EpochCheckpoint) and made.monitor == "val/fve" and made.mode == "max"

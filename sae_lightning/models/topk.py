@@ -12,7 +12,6 @@ from torch import Tensor
 from ..schemas.sae import TopKConfig
 from .base import SparseAutoencoder
 from .kernels.active import ActivePattern, GatherActive, SparseDecode
-from .kernels.topk_kernel import supports, topk_indices
 from .output import SAEOutput, densify
 
 
@@ -28,6 +27,21 @@ def fvu(x_hat: Tensor, x: Tensor) -> Tensor:
     return torch.where(variance > 1e-12, ratio, torch.zeros_like(ratio))
 
 
+# Fewer rows than this (a search query, a handful of texts) go through torch.topk: there the
+# kernel's speed is nothing beside loading numba and the compiled kernel (~0.5-1 s of a command).
+KERNEL_MIN_ROWS = 64
+
+
+def _kernel_topk(pre: Tensor, k: int) -> Tensor | None:
+    """The CPU threshold kernel's top-k indices (~3x faster than torch.topk at training shapes),
+    or None where it does not apply (GPU, other dtypes, few rows)."""
+    if pre.ndim != 2 or pre.shape[0] < KERNEL_MIN_ROWS or pre.device.type != "cpu":
+        return None
+    from .kernels.topk_kernel import supports, topk_indices
+
+    return topk_indices(pre, k) if supports(pre, k) else None
+
+
 class TopKSAE(SparseAutoencoder, architecture="topk"):
     """z = TopK_k(ReLU(pre));  L = fvu + aux_coefficient * AuxK."""
 
@@ -39,8 +53,8 @@ class TopKSAE(SparseAutoencoder, architecture="topk"):
     def select(self, pre: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The active latents as (idx, vals, offsets), the form `decode_sparse` reads."""
         k = self.cfg.k
-        if supports(pre, k):  # CPU: a threshold kernel, ~3x faster than torch.topk at these shapes
-            idx = topk_indices(pre, k)
+        idx = _kernel_topk(pre, k)
+        if idx is not None:
             vals = pre.gather(1, idx)
         else:
             vals, idx = pre.topk(k, dim=-1, sorted=False)

@@ -77,9 +77,9 @@ class _Checkpoint:
 
 @dataclass
 class EpochCheckpointConfig(_Checkpoint):
-    """Lightning's ModelCheckpoint, once per epoch."""
+    """Lightning's ModelCheckpoint, once per epoch; last.ckpt a hard link to the epoch file (one write)."""
 
-    TARGET: ClassVar[str] = "pytorch_lightning.callbacks.ModelCheckpoint"
+    TARGET: ClassVar[str] = "sae_lightning.training.callbacks.EpochCheckpoint"
     save_top_k: int = knob(1, "keep the newest epoch checkpoint beside last.ckpt (-1: all)", whole(-1))
     every_n_epochs: int | None = knob(1, "checkpoint every N epochs", whole(0, null=True))
 

@@ -14,8 +14,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .latent_order import latent_order
-
 
 class ActivePattern:
     """Where the active latents of a batch sit: entry e is latent idx[e] of sample row(e), with
@@ -50,6 +48,8 @@ class ActivePattern:
     def t_matmul(self, values: Tensor, dense: Tensor) -> Tensor:
         """Sᵀ @ dense for S the [B, d_sae] matrix holding `values` at the active entries: [d_sae, d]."""
         if self._by_latent is None:
+            from .latent_order import latent_order  # numba: loaded by the first backward, not by inference
+
             self._by_latent = latent_order(self.idx, self.offsets, self.d_sae)
         crow, order, rows = self._by_latent
         with warnings.catch_warnings():
