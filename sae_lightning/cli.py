@@ -126,7 +126,13 @@ def _discard_log_folder() -> None:
     if HydraConfig.initialized() and _existed_before:
         from .failed_run import discard_log_folder
 
-        discard_log_folder(HydraConfig.get().runtime.output_dir, _existed_before[0])
+        folder = Path(HydraConfig.get().runtime.output_dir).absolute()
+        root = logging.getLogger()
+        for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
+            if Path(handler.baseFilename).parent == folder:  # its file goes with the folder
+                root.removeHandler(handler)
+                handler.close()
+        discard_log_folder(folder, _existed_before[0])
 
 
 def _log_to_files(err: UserError) -> None:

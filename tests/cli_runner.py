@@ -5,6 +5,7 @@ without a new interpreter per call (seconds each)."""
 from __future__ import annotations
 
 import io
+import logging
 import sys
 from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
@@ -25,7 +26,7 @@ class Result:
 
 
 def run_command(entry: Callable[[], None], prog: str, *argv: object) -> Result:
-    saved = sys.argv
+    saved, handlers = sys.argv, logging.getLogger().handlers[:]
     sys.argv = [prog, *map(str, argv)]
     out, err = io.StringIO(), io.StringIO()
     try:
@@ -37,7 +38,21 @@ def run_command(entry: Callable[[], None], prog: str, *argv: object) -> Result:
                 code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
     finally:
         sys.argv = saved
+        restore_root_handlers(handlers)
     return Result(code, out.getvalue(), err.getvalue())
+
+
+def restore_root_handlers(handlers: list[logging.Handler]) -> None:
+    """A Hydra command sets up logging for its run (a file handler into its run folder); in a real
+    process that ends with the command, here the next tests would log into a folder long gone."""
+    root = logging.getLogger()
+    for handler in root.handlers[:]:
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
 
 
 def files_under(folder: Path) -> set[str]:

@@ -4,9 +4,12 @@ writes nothing. The commands run in this process through their console entry poi
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import subprocess
 import sys
+from contextlib import redirect_stderr
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +25,7 @@ from sae_lightning.serve.cli import main as serve_main
 from sae_lightning.terminal import printable
 from sae_lightning.validate import RULES
 
-from .cli_runner import files_under, run_command, wrote_nothing
+from .cli_runner import files_under, restore_root_handlers, run_command, wrote_nothing
 
 BIN = Path(sys.executable).parent
 TINY = ["sae.d_sae=32", "sae.k=4", "logger=none", "trainer.max_epochs=1", "trainer.enable_progress_bar=false"]
@@ -165,6 +168,21 @@ def test_a_failed_command_leaves_no_log_folder_and_says_it_once(tmp_path):
     mine = tmp_path / "outputs" / "label" / "runs"
     mine.mkdir(parents=True)
     assert sae_label().returncode == 2 and list(mine.iterdir()) == []
+
+
+def test_a_failed_command_detaches_the_log_file_it_removed(tmp_path):
+    """In one process (the API, a notebook, these tests) a later warning must not go to a file handler
+    whose folder the failed command removed: it would reopen the file and fail."""
+    argv, before = sys.argv, logging.getLogger().handlers[:]
+    sys.argv = ["sae-label", f"run_dir={tmp_path / 'missing'}", f"paths.log_dir={tmp_path / 'out'}"]
+    try:
+        with pytest.raises(SystemExit), redirect_stderr(io.StringIO()):
+            cli.label()
+        files = [Path(h.baseFilename) for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    finally:
+        sys.argv = argv
+        restore_root_handlers(before)
+    assert not (tmp_path / "out").exists() and [f for f in files if not f.parent.exists()] == []
 
 
 @pytest.mark.parametrize("port", ["99999", "-5"])
