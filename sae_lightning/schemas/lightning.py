@@ -2,7 +2,7 @@
 (Lightning's ModelCheckpoint, ours beside it) and `logger` (Lightning's W&B and CSV loggers). A
 schema holds the arguments the project sets and documents, each with its default, meaning and
 rule; conf/trainer/*.yaml, conf/callbacks/default.yaml and conf/logger/*.yaml are presets over
-them. Any other argument of those classes is passed with `+` (`+trainer.gradient_clip_val=1.0`,
+them. Any other argument of those classes is passed with `+` (`+trainer.limit_val_batches=2`,
 `+callbacks.model_checkpoint.save_on_exception=true`) and checked by the library that takes it,
 as validate.py lets a key through under a `_target_` that is not ours."""
 
