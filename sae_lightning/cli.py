@@ -286,7 +286,7 @@ def _compare(argv: list[str]) -> None:
     from pathlib import Path
 
     from .compare import compare_runs, default_compare_dir, write_comparison
-    from .conf_dir import command_defaults
+    from .conf_dir import add_default_flags
     from .validate import check_settings
 
     p = argparse.ArgumentParser(
@@ -296,10 +296,7 @@ def _compare(argv: list[str]) -> None:
     )
     p.add_argument("paths", nargs="+", help="a sweep dir (Hydra multirun folder) or run dirs")
     p.add_argument("--out", help="output folder (default: the sweep dir, else outputs/compare/<time>/)")
-    defaults = command_defaults("compare")
-    for name, default in defaults.items():
-        flag, help = f"--{name.replace('_', '-')}", f"(default {default}; conf/compare.yaml)"
-        p.add_argument(flag, type=float, default=default, help=help)
+    defaults = add_default_flags(p, "compare")
     a = p.parse_args(argv)
     settings = {name: getattr(a, name) for name in defaults}
     check_settings("compare", settings, flags=True)  # the ranges are validate.py's rules

@@ -32,6 +32,20 @@ def command_defaults(command: str) -> dict:
         return yaml.load(fh, Loader=_loader())
 
 
+def add_default_flags(parser, command: str) -> dict:
+    """One flag per setting of conf/<command>.yaml (`--min-log-odds` for min_log_odds), typed and
+    defaulted from there; returns the defaults, whose names the caller reads back from the args."""
+    defaults = command_defaults(command)
+    for name, default in defaults.items():
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=type(default),
+            default=default,
+            help=f"(default {default}; conf/{command}.yaml)",
+        )
+    return defaults
+
+
 def _loader() -> type:
     return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

@@ -7,7 +7,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from ..cli import plain_command
-from ..conf_dir import command_defaults
+from ..conf_dir import add_default_flags
 from ..run_schema import says_verdict
 from ..validate import check_settings
 
@@ -16,7 +16,6 @@ if TYPE_CHECKING:  # the analysis (torch, scipy) loads once the arguments are re
 
 
 def build_parser() -> argparse.ArgumentParser:
-    defaults = command_defaults("diff")
     p = argparse.ArgumentParser(
         prog="sae-diff",
         description="Which features of a finished run fire differently in "
@@ -34,13 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-m", "--matrix", action="store_true", help="every pair of the run's domains: a domain x domain matrix"
     )
     p.add_argument("--out", help="output folder (default <run>/diff/<a>-vs-<b>/ or <run>/diff/matrix/)")
-    for name, default in defaults.items():  # DiffSettings' fields, whose defaults conf/diff.yaml holds
-        p.add_argument(
-            f"--{name.replace('_', '-')}",
-            type=type(default),
-            default=default,
-            help=f"(default {default}; conf/diff.yaml)",
-        )
+    add_default_flags(p, "diff")  # DiffSettings' fields, whose defaults conf/diff.yaml holds
     return p
 
 
