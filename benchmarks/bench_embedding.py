@@ -25,17 +25,15 @@ from pathlib import Path
 
 import common  # noqa: F401
 import torch
-from common import load, md_table, run_and_emit
+from common import load, md_table, run_and_emit, wiki_all_source
 
 
 def run(args) -> dict:
     from sae_lightning.data.embed import Embedder, build_store, load_model
-    from sae_lightning.data.sources import WikiVitalArticles
-    from sae_lightning.data.sources.wiki import WIKI_TOPICS
 
     args.threads = args.threads or torch.get_num_threads()
     torch.set_num_threads(args.threads)
-    source = WikiVitalArticles(topics=list(WIKI_TOPICS.values()), limit=args.texts)
+    source = wiki_all_source(limit=args.texts)
     texts = list(source.load().texts)
     embedder = Embedder(dtype_compute="float32", show_progress=False)
     t = time.perf_counter()
@@ -80,9 +78,7 @@ def run(args) -> dict:
             )
         finally:
             shutil.rmtree(cache, ignore_errors=True)
-    dtype_rows = compare_dtypes(
-        list(WikiVitalArticles(topics=list(WIKI_TOPICS.values()), limit=args.dtype_texts).load().texts), args.repeats
-    )
+    dtype_rows = compare_dtypes(list(wiki_all_source(limit=args.dtype_texts).load().texts), args.repeats)
     best = {}
     for r in rows:
         key = (r["path"], r["note"])

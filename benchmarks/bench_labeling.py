@@ -25,10 +25,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common import wiki_all_source  # noqa: E402
+
 from sae_lightning.data.datamodule import split_indices  # noqa: E402
 from sae_lightning.data.embed import Embedder, build_store, load_model  # noqa: E402
-from sae_lightning.data.sources import WikiVitalArticles  # noqa: E402
-from sae_lightning.data.sources.wiki import WIKI_TOPICS  # noqa: E402
 from sae_lightning.labels import LabelingConfig, interpret_sae  # noqa: E402
 from sae_lightning.models import SparseAutoencoder, build_sae, sae_config  # noqa: E402
 
@@ -93,9 +93,7 @@ def main() -> None:
     ap.add_argument("--naive-sample", type=int, default=50)
     args = ap.parse_args()
 
-    store = build_store(
-        WikiVitalArticles(topics=list(WIKI_TOPICS.values())), Embedder(show_progress=False), args.cache_dir
-    )
+    store = build_store(wiki_all_source(), Embedder(show_progress=False), args.cache_dir)
     train_idx, val_idx = split_indices(len(store), 0.1, 0)
     cfg = LabelingConfig()
     model = load_model(store.model_name)

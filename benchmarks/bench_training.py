@@ -36,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import common  # noqa: F401  (sets sys.path and env first)
+import common  # (sets sys.path and env first)
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -52,10 +52,8 @@ WARMUP_STEPS = 5  # untimed steps of each trainer before its timed run
 
 def builtin_store(cache_dir: str | None):
     from sae_lightning.data.embed import Embedder, build_store
-    from sae_lightning.data.sources import WikiVitalArticles
-    from sae_lightning.data.sources.wiki import WIKI_TOPICS
 
-    return build_store(WikiVitalArticles(topics=list(WIKI_TOPICS.values())), Embedder(show_progress=False), cache_dir)
+    return build_store(common.wiki_all_source(), Embedder(show_progress=False), cache_dir)
 
 
 def synthetic_embeddings(n: int, d: int, n_dirs: int = 4096, active: int = 16, seed: int = 0, chunk: int = 20_000):

@@ -1,5 +1,6 @@
 """What every benchmark script shares: the machine description, Markdown tables, the matmul floor,
-peak-RSS measurement in a child process, and the import path (scripts run as `python benchmarks/x.py`)."""
+peak-RSS measurement in a child process, the built-in corpus as a source, and the import path
+(scripts run as `python benchmarks/x.py`)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,14 @@ def cpu_model() -> str:
 
 def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def wiki_all_source(limit: int | None = None, seed: int = 0):
+    """The built-in corpus over its 11 topics (what `domain=wiki_all` composes), from its typed config."""
+    from sae_lightning.data.sources import WikiVitalArticles
+    from sae_lightning.schemas.domain import WIKI_TOPICS, WikiConfig
+
+    return WikiVitalArticles(WikiConfig(name="wiki_all", topics=list(WIKI_TOPICS.values()), limit=limit, seed=seed))
 
 
 def machine() -> dict:

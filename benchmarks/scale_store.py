@@ -25,11 +25,11 @@ SHARD = 50_000  # rows per written shard: bounds the builder's RAM
 
 def distinct_store(cache_dir: Path, n_distinct: int = 4000, seed: int = 0):
     """The real store of `n_distinct` wiki sentences over every topic, embedded by the default model."""
-    from sae_lightning.data.embed import Embedder, build_store
-    from sae_lightning.data.sources import WikiVitalArticles
-    from sae_lightning.data.sources.wiki import WIKI_TOPICS
+    from common import wiki_all_source
 
-    source = WikiVitalArticles(topics=sorted(WIKI_TOPICS.values()), limit=n_distinct, seed=seed)
+    from sae_lightning.data.embed import Embedder, build_store
+
+    source = wiki_all_source(limit=n_distinct, seed=seed)
     return build_store(source, Embedder(show_progress=False), cache_dir)
 
 

@@ -15,7 +15,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from .errors import UserError
 from .schemas import schema_rules
-from .schemas.knobs import POSITIVE, SEED, Rule, flag, folder_name, invalid, number, text, whole
+from .schemas.domain import HFConfig, hf_problem
+from .schemas.knobs import POSITIVE, SEED, Rule, flag, folder_name, invalid, number, required, text, whole
 from .schemas.lightning import EpochCheckpointConfig
 from .schemas.sae import tied_problem
 
@@ -92,12 +93,8 @@ def _tied_rules(cfg: DictConfig) -> str | None:
     if problem:
         return problem
     domain = _get(cfg, "domain")
-    if (
-        domain is not None
-        and str(domain.get("_target_", "")).endswith("HFDataset")
-        and not (_get(cfg, "domain.name") or _get(cfg, "domain.path"))
-    ):
-        return "domain=hf needs domain.name=<hub id> or domain.path=<a save_to_disk folder>"
+    if domain is not None and domain.get("_target_") == HFConfig.TARGET:
+        return hf_problem(_get(cfg, "domain.name"), _get(cfg, "domain.path"))
     return None
 
 
@@ -132,8 +129,7 @@ def check_config(cfg: DictConfig, skip: tuple[str, ...] = ()) -> None:
         parent, _, name = key.rpartition(".")
         rule = RULES.get(key)
         if OmegaConf.is_missing(OmegaConf.select(cfg, parent) if parent else cfg, name):
-            example = rule.example if rule and rule.example else "..."
-            raise UserError(f"{key} is required: pass {key}={example}")
+            raise UserError(required(key, rule))
         try:
             value = OmegaConf.select(cfg, key, throw_on_resolution_failure=True)
         except OmegaConfBaseException as err:

@@ -27,12 +27,18 @@ from omegaconf import DictConfig, open_dict
 from sae_lightning.data.embed import Embedder, build_store
 from sae_lightning.data.sources import WikiVitalArticles
 from sae_lightning.hydra_setup import CONF_DIR, register_hydra
+from sae_lightning.schemas.domain import WikiConfig
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 register_hydra()
 
 SMALL_TOPICS = ["Mathematics", "History", "Arts"]
+
+
+def wiki_source(**settings) -> WikiVitalArticles:
+    """The built-in corpus from its typed config (`name` only names a run: any will do here)."""
+    return WikiVitalArticles(WikiConfig(name="test", **settings))
 
 
 def pytest_collection_modifyitems(config, items) -> None:
@@ -112,7 +118,7 @@ def cache_dir(tmp_path_factory, worker_id) -> Path:
 def small_store(cache_dir):
     """600 sentences over three topics, embedded with the packaged MiniLM (a few seconds); the
     store's own lock makes the workers embed it once."""
-    source = WikiVitalArticles(topics=SMALL_TOPICS, limit=600, seed=0)
+    source = wiki_source(topics=SMALL_TOPICS, limit=600, seed=0)
     return build_store(source, Embedder(show_progress=False), cache_dir)
 
 

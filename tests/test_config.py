@@ -7,11 +7,11 @@ import sys
 
 import numpy as np
 import pytest
-from hydra.utils import instantiate
 
-from sae_lightning.data.sources import WIKI_TOPICS, WikiVitalArticles
+from sae_lightning.data.sources import WikiVitalArticles, build_source
 from sae_lightning.errors import UserError
 from sae_lightning.hydra_setup import check_choices, group_options
+from sae_lightning.schemas.domain import WIKI_TOPICS
 
 from .conftest import compose_cfg
 
@@ -24,11 +24,11 @@ def test_a_domain_config_per_topic_plus_all():
 @pytest.mark.parametrize("domain", [o for o in group_options("domain") if o.startswith("wiki_")])
 def test_wiki_domains_compose_and_instantiate(domain, tmp_path):
     cfg = compose_cfg([f"domain={domain}"], tmp_path, tmp_path)
-    source = instantiate(cfg.domain)
+    source = build_source(cfg.domain)
     assert isinstance(source, WikiVitalArticles)
     assert cfg.domain.name == domain
     expected = list(WIKI_TOPICS.values()) if domain == "wiki_all" else [WIKI_TOPICS[domain[len("wiki_") :]]]
-    assert source.topics == expected
+    assert source.cfg.topics == expected
 
 
 @pytest.mark.parametrize("group", ["sae", "trainer", "logger", "embedder", "data"])

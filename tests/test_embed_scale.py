@@ -14,8 +14,10 @@ import pandas as pd
 import pytest
 
 from sae_lightning.data.embed import Embedder, build_store
-from sae_lightning.data.sources import SourceError, WikiVitalArticles
+from sae_lightning.data.sources import SourceError
 from sae_lightning.data.store import EmbeddingStore
+
+from .conftest import wiki_source
 
 SOURCE = dict(topics=["Mathematics", "Arts"], limit=200, seed=1)
 
@@ -30,7 +32,7 @@ def _same_store(a: EmbeddingStore, b: EmbeddingStore) -> None:
 def reference(tmp_path_factory) -> EmbeddingStore:
     """200 sentences in shards of 25, one process, the default (auto) precision."""
     return build_store(
-        WikiVitalArticles(**SOURCE),
+        wiki_source(**SOURCE),
         Embedder(shard_size=25, batch_size=25, show_progress=False),
         tmp_path_factory.mktemp("ref"),
     )
@@ -57,7 +59,7 @@ def test_metadata_is_written_in_shard_row_groups_and_read_in_slices(reference):
 def test_bfloat16_inference_is_another_store_close_to_float32(tmp_path):
     f32, bf16 = (
         build_store(
-            WikiVitalArticles(**SOURCE),
+            wiki_source(**SOURCE),
             Embedder(shard_size=25, batch_size=25, dtype_compute=d, show_progress=False),
             tmp_path,
         )
@@ -108,14 +110,14 @@ def test_float16_inference_on_cpu_is_refused_in_one_line(tmp_path):
         SourceError, match=r"^embedder.dtype_compute=float16 needs a GPU .* use embedder.dtype_compute=bfloat16"
     ):
         build_store(
-            WikiVitalArticles(**SOURCE), Embedder(dtype_compute="float16", device="cpu", show_progress=False), tmp_path
+            wiki_source(**SOURCE), Embedder(dtype_compute="float16", device="cpu", show_progress=False), tmp_path
         )
     assert not list((tmp_path / "stores").glob("*/manifest.json"))
 
 
 def test_two_worker_pool_gives_the_single_process_store(reference, tmp_path):
     pooled = build_store(
-        WikiVitalArticles(**SOURCE),
+        wiki_source(**SOURCE),
         Embedder(shard_size=25, batch_size=25, devices=["cpu", "cpu"], show_progress=False),
         tmp_path,
     )

@@ -33,6 +33,7 @@ from sae_lightning.models import SparseAutoencoder, build_sae, sae_config
 from sae_lightning.pipeline import train
 from sae_lightning.report import write_report
 from sae_lightning.run_dir import RunDir
+from sae_lightning.schemas.domain import NpyConfig
 from sae_lightning.schemas.families import FamiliesConfig
 
 from .conftest import compose_cfg
@@ -57,7 +58,9 @@ def planted_run(tmp_path_factory, cache_dir):
     x[child >= 0] += (0.5 + rng.random(((child >= 0).sum(), 1))) * dirs[child[child >= 0]]
     np.save(root / "x.npy", x.astype(np.float32))
     store = build_store(
-        NpyEmbeddings(path=str(root / "x.npy"), model_name="synthetic"), Embedder(show_progress=False), cache_dir
+        NpyEmbeddings(NpyConfig(path=str(root / "x.npy"), model_name="synthetic")),
+        Embedder(show_progress=False),
+        cache_dir,
     )
     sae = build_sae(sae_config(architecture="topk", d_in=48, d_sae=n_dirs, k=2, metadata={"model_name": "synthetic"}))
     with torch.no_grad():
@@ -206,7 +209,9 @@ def _hand_built_run(root: Path, x: np.ndarray, cache_dir: Path) -> Path:
     """A run dir over an npy store of `x`, with a random TopK SAE (d_sae 32, k 4)."""
     np.save(root / "x.npy", x.astype(np.float32))
     store = build_store(
-        NpyEmbeddings(path=str(root / "x.npy"), model_name="synthetic"), Embedder(show_progress=False), cache_dir
+        NpyEmbeddings(NpyConfig(path=str(root / "x.npy"), model_name="synthetic")),
+        Embedder(show_progress=False),
+        cache_dir,
     )
     torch.manual_seed(0)
     sae = build_sae(

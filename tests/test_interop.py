@@ -15,7 +15,6 @@ import torch
 
 from sae_lightning.data.datamodule import EmbeddingDataModule
 from sae_lightning.data.embed import Embedder, build_store
-from sae_lightning.data.sources import WikiVitalArticles
 from sae_lightning.errors import UserError
 from sae_lightning.export.sentence_transformers import feature_labels, sparse_autoencoder_module
 from sae_lightning.models import SparseAutoencoder
@@ -24,7 +23,7 @@ from sae_lightning.schemas.training import DataConfig, ModuleConfig
 from sae_lightning.search import marked_label
 from sae_lightning.training.module import SAEModule
 
-from .conftest import SMALL_TOPICS
+from .conftest import SMALL_TOPICS, wiki_source
 
 D_SAE, K = 256, 8
 # (our architecture, extra config, the SAELens class it loads as)
@@ -42,7 +41,7 @@ VARIANTS = {
 def interop_store(cache_dir):
     """3,000 sentences: enough that 256 latents do not memorise the training split, so held-out
     statistics say something about the estimator rather than about overfitting."""
-    source = WikiVitalArticles(topics=SMALL_TOPICS, limit=3000, seed=0)
+    source = wiki_source(topics=SMALL_TOPICS, limit=3000, seed=0)
     return build_store(source, Embedder(show_progress=False), cache_dir)
 
 

@@ -30,6 +30,7 @@ from sae_lightning.models import build_sae, sae_config
 from sae_lightning.run_dir import RunDir
 from sae_lightning.run_schema import INTERPRETABLE, LABEL_SETS, TOKEN, VERDICTS, verdict_marked
 from sae_lightning.scan.stream import top_examples
+from sae_lightning.schemas.domain import FilesConfig
 
 D_SAE, K = 48, 6
 PLANTED, DEAD = 0, 1
@@ -295,7 +296,9 @@ def odd_store(cache_dir, tmp_path_factory):
     )
     path = tmp_path_factory.mktemp("odd") / "odd.csv"
     frame.to_csv(path, index=False)
-    return build_store(TextFiles(path=str(path), domain_column="domain"), Embedder(show_progress=False), cache_dir)
+    return build_store(
+        TextFiles(FilesConfig(path=str(path), domain_column="domain")), Embedder(show_progress=False), cache_dir
+    )
 
 
 def test_no_candidate_words_and_german_texts(odd_store):

@@ -10,6 +10,7 @@ import yaml
 from sae_lightning.errors import UserError
 from sae_lightning.hydra_setup import CONF_DIR, group_options
 from sae_lightning.schemas import SCHEMA_PREFIX, SCHEMAS, schema_node
+from sae_lightning.schemas.domain import WikiConfig
 from sae_lightning.schemas.embedder import EmbedderConfig
 from sae_lightning.schemas.knobs import knob_paths
 from sae_lightning.schemas.labeling import LabelingConfig
@@ -103,6 +104,10 @@ def test_a_restated_default_is_caught():
         ("sae.k=4096", lambda: SAEConfig.from_dict({"architecture": "topk", "d_in": 384, "k": 4096})),
         ("embedder.dtype=int8", lambda: EmbedderConfig(dtype="int8")),
         ("runtime.torch_threads=0", lambda: RuntimeSettings(torch_threads=0)),
+        ("domain.limit=0", lambda: WikiConfig(name="wiki_all", topics=["Arts"], limit=0)),
+        ("domain.topics=[Astrology]", lambda: WikiConfig(name="wiki_all", topics=["Astrology"])),
+        ("domain.topics=[]", lambda: WikiConfig(name="wiki_all", topics=[])),
+        ("domain.unit=paragraph", lambda: WikiConfig(name="wiki_all", topics=["Arts"], unit="paragraph")),
     ],
 )
 def test_python_and_the_command_line_refuse_with_the_same_line(override, build, tmp_path):

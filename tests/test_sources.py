@@ -9,18 +9,22 @@ import pandas as pd
 import pytest
 
 from sae_lightning.data.sources import (
-    WIKI_TOPICS,
     HFDataset,
     NpyEmbeddings,
     SourceError,
     TextFiles,
-    WikiVitalArticles,
+    build_source,
     load_npy,
 )
+from sae_lightning.errors import UserError
+from sae_lightning.schemas.domain import WIKI_TOPICS, FilesConfig, HFConfig, NpyConfig
+from sae_lightning.validate import check_config
+
+from .conftest import compose_cfg, wiki_source
 
 
 def test_wiki_topic_sentences_keep_their_topic():
-    corpus = WikiVitalArticles(topics=["Mathematics"]).load()
+    corpus = wiki_source(topics=["Mathematics"]).load()
     assert len(corpus) > 700
     assert set(corpus.domains) == {"Mathematics"}
     assert all(len(t.split()) >= 4 for t in corpus.texts)
@@ -28,28 +32,51 @@ def test_wiki_topic_sentences_keep_their_topic():
 
 
 def test_wiki_all_covers_the_eleven_topics_and_articles_unit():
-    corpus = WikiVitalArticles(topics=list(WIKI_TOPICS.values()), unit="article").load()
+    corpus = wiki_source(topics=list(WIKI_TOPICS.values()), unit="article").load()
     assert set(corpus.domains) == set(WIKI_TOPICS.values())
     assert 8000 < len(corpus) < 10000  # one text per article, Uncategorized left out
 
 
 def test_limit_is_spread_over_domains_and_deterministic():
-    a = WikiVitalArticles(topics=list(WIKI_TOPICS.values()), limit=110, seed=3).load()
-    b = WikiVitalArticles(topics=list(WIKI_TOPICS.values()), limit=110, seed=3).load()
-    c = WikiVitalArticles(topics=list(WIKI_TOPICS.values()), limit=110, seed=4).load()
+    a = wiki_source(topics=list(WIKI_TOPICS.values()), limit=110, seed=3).load()
+    b = wiki_source(topics=list(WIKI_TOPICS.values()), limit=110, seed=3).load()
+    c = wiki_source(topics=list(WIKI_TOPICS.values()), limit=110, seed=4).load()
     assert len(a) == 110 and a.ids == b.ids and a.ids != c.ids
     assert set(collections.Counter(a.domains).values()) == {10}
 
 
-@pytest.mark.parametrize("limit", [0, -5])
-def test_limit_must_be_positive(limit):
-    with pytest.raises(SourceError, match="must be a positive number"):
-        WikiVitalArticles(topics=["Arts"], limit=limit).load()
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: FilesConfig(path="x.csv", limit=0),
+        lambda: HFConfig(name="ag_news", limit=0),
+        lambda: NpyConfig(path="x.npy", limit=0),
+    ],
+)
+def test_every_source_config_refuses_a_bad_limit_in_one_line(build):
+    with pytest.raises(
+        UserError, match=r"^domain.limit=0 is invalid; set domain.limit to a whole number >= 1, or null$"
+    ):
+        build()
 
 
-def test_unknown_topic_lists_known_ones():
-    with pytest.raises(SourceError, match="known topics: .*Mathematics"):
-        WikiVitalArticles(topics=["Astrology"])
+def test_hf_needs_a_hub_id_or_a_folder_in_python_and_on_the_command_line(tmp_path):
+    with pytest.raises(UserError, match=r"^domain=hf needs domain.name=<hub id> or domain.path="):
+        HFConfig()
+    with pytest.raises(UserError, match=r"^domain=hf needs domain.name=<hub id> or domain.path="):
+        check_config(compose_cfg(["domain=hf"], tmp_path, tmp_path))
+
+
+def test_a_source_refuses_another_sources_config():
+    with pytest.raises(SourceError, match="^TextFiles takes a FilesConfig, not NpyConfig$"):
+        TextFiles(NpyConfig(path="x.npy"))
+
+
+def test_build_source_gives_the_class_its_typed_config(tmp_path):
+    cfg = compose_cfg(["domain=files", f"domain.path={tmp_path / 'd.csv'}", "domain.limit=3"], tmp_path, tmp_path)
+    source = build_source(cfg.domain)
+    assert isinstance(source, TextFiles) and isinstance(source.cfg, FilesConfig)
+    assert (source.cfg.limit, source.cfg.domain, source.cfg.seed) == (3, "default", cfg.seed)
 
 
 @pytest.mark.parametrize("suffix", ["csv", "jsonl", "parquet"])
@@ -66,7 +93,7 @@ def test_files_with_text_and_domain_columns(tmp_path, suffix):
         "jsonl": lambda: frame.to_json(path, orient="records", lines=True),
         "parquet": lambda: frame.to_parquet(path),
     }[suffix]()
-    corpus = TextFiles(path=str(path), text_column="abstract", domain_column="field").load()
+    corpus = TextFiles(FilesConfig(path=str(path), text_column="abstract", domain_column="field")).load()
     assert corpus.texts == ["Galaxies merge over time.", "Neural nets learn features."]
     assert corpus.domains == ["astro", "cs"]
     assert corpus.skipped_empty == 2
@@ -76,19 +103,19 @@ def test_missing_column_names_existing_columns(tmp_path):
     path = tmp_path / "d.csv"
     pd.DataFrame({"body": ["a b c d"], "topic": ["x"]}).to_csv(path, index=False)
     with pytest.raises(SourceError, match=r"no text column 'text'; columns are \['body', 'topic'\]"):
-        TextFiles(path=str(path)).load()
+        TextFiles(FilesConfig(path=str(path))).load()
     with pytest.raises(SourceError, match=r"no domain column 'field'"):
-        TextFiles(path=str(path), text_column="body", domain_column="field").load()
+        TextFiles(FilesConfig(path=str(path), text_column="body", domain_column="field")).load()
 
 
 def test_only_empty_texts_is_an_error(tmp_path):
     path = tmp_path / "d.csv"
     pd.DataFrame({"text": ["   ", "\t"], "domain": ["a", "b"]}).to_csv(path, index=False)
     with pytest.raises(SourceError, match="all 2 texts are empty"):
-        TextFiles(path=str(path)).load()
+        TextFiles(FilesConfig(path=str(path))).load()
     (tmp_path / "header_only.csv").write_text("text\n")
     with pytest.raises(SourceError, match="holds no texts"):
-        TextFiles(path=str(tmp_path / "header_only.csv")).load()
+        TextFiles(FilesConfig(path=str(tmp_path / "header_only.csv"))).load()
 
 
 def test_numeric_text_column_is_named_not_called_empty(tmp_path):
@@ -99,17 +126,17 @@ def test_numeric_text_column_is_named_not_called_empty(tmp_path):
         match=r"d.csv: text column 'text' holds numbers \(int64\), not texts; "
         r"set domain.text_column .*'body'",
     ):
-        TextFiles(path=str(path)).load()
-    assert TextFiles(path=str(path), text_column="body").load().texts == ["a b c d"] * 3
+        TextFiles(FilesConfig(path=str(path))).load()
+    assert TextFiles(FilesConfig(path=str(path), text_column="body")).load().texts == ["a b c d"] * 3
 
 
 def test_missing_and_unparseable_files(tmp_path):
     with pytest.raises(SourceError, match="no such csv/tsv/jsonl/parquet file"):
-        TextFiles(path=str(tmp_path / "nope.csv")).load()
+        TextFiles(FilesConfig(path=str(tmp_path / "nope.csv"))).load()
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(b"this is not parquet")
     with pytest.raises(SourceError, match="bad.parquet cannot be parsed as parquet"):
-        TextFiles(path=str(bad)).load()
+        TextFiles(FilesConfig(path=str(bad))).load()
 
 
 def test_hf_save_to_disk_folder(tmp_path):
@@ -119,12 +146,12 @@ def test_hf_save_to_disk_folder(tmp_path):
         {"text": ["Stars burn hydrogen into helium.", "Loss goes down with data."], "label": ["astro", "ml"]}
     )
     ds.save_to_disk(str(tmp_path / "ds"))
-    corpus = HFDataset(path=str(tmp_path / "ds"), domain_column="label").load()
+    corpus = HFDataset(HFConfig(path=str(tmp_path / "ds"), domain_column="label")).load()
     assert corpus.domains == ["astro", "ml"]
     with pytest.raises(SourceError, match=r"no column 'abstract'; columns are \['text', 'label'\]"):
-        HFDataset(path=str(tmp_path / "ds"), text_column="abstract").load()
+        HFDataset(HFConfig(path=str(tmp_path / "ds"), text_column="abstract")).load()
     with pytest.raises(SourceError, match="cannot be loaded"):
-        HFDataset(path=str(tmp_path / "missing")).load()
+        HFDataset(HFConfig(path=str(tmp_path / "missing"))).load()
 
 
 def test_npy_validation(tmp_path):
@@ -144,4 +171,11 @@ def test_npy_validation(tmp_path):
     meta = tmp_path / "meta.csv"
     pd.DataFrame({"text": ["a"] * 9}).to_csv(meta, index=False)
     with pytest.raises(SourceError, match="has 9 rows but .* has 10 embeddings"):
-        NpyEmbeddings(path=str(good), metadata=str(meta)).load_metadata(10)
+        NpyEmbeddings(NpyConfig(path=str(good), metadata=str(meta))).load_metadata(10)
+
+
+def test_build_source_names_a_required_knob_left_unset(tmp_path):
+    """sae-diff composes its groups without the command's validation: the build names the ??? itself."""
+    cfg = compose_cfg(["domain=files"], tmp_path, tmp_path)
+    with pytest.raises(UserError, match=r"^domain.path is required: pass domain.path=<a file or folder>$"):
+        build_source(cfg.domain)

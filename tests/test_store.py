@@ -15,9 +15,12 @@ import pandas as pd
 import pytest
 
 from sae_lightning.data.embed import Embedder, build_store
-from sae_lightning.data.sources import NpyEmbeddings, SourceError, WikiVitalArticles
+from sae_lightning.data.sources import NpyEmbeddings, SourceError
 from sae_lightning.data.store import EmbeddingStore, StoreError
 from sae_lightning.errors import UserError
+from sae_lightning.schemas.domain import NpyConfig
+
+from .conftest import wiki_source
 
 
 def test_small_store_is_finite_384_wide_one_row_per_text(small_store):
@@ -36,7 +39,7 @@ def test_same_fingerprint_embeds_nothing(small_store, cache_dir, monkeypatch):
 
     monkeypatch.setattr(Embedder, "encode", refuse)
     again = build_store(
-        WikiVitalArticles(topics=["Mathematics", "History", "Arts"], limit=600, seed=0),
+        wiki_source(topics=["Mathematics", "History", "Arts"], limit=600, seed=0),
         Embedder(show_progress=False),
         cache_dir,
     )
@@ -44,7 +47,7 @@ def test_same_fingerprint_embeds_nothing(small_store, cache_dir, monkeypatch):
 
 
 def test_options_change_the_fingerprint(cache_dir, small_store):
-    source = WikiVitalArticles(topics=["Mathematics", "History", "Arts"], limit=600, seed=0)
+    source = wiki_source(topics=["Mathematics", "History", "Arts"], limit=600, seed=0)
     half = build_store(source, Embedder(dtype="float16", normalize=True, show_progress=False), cache_dir)
     assert half.path != small_store.path
     assert half.embeddings.dtype == np.float16
@@ -141,7 +144,7 @@ def test_npy_source_becomes_a_store(tmp_path, cache_dir):
     arr = np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32)
     np.save(tmp_path / "x.npy", arr)
     store = build_store(
-        NpyEmbeddings(path=str(tmp_path / "x.npy"), domain="synthetic"),
+        NpyEmbeddings(NpyConfig(path=str(tmp_path / "x.npy"), domain="synthetic")),
         Embedder(show_progress=False, shard_size=64),
         cache_dir,
     )
@@ -155,7 +158,7 @@ def test_npy_with_nan_is_refused_and_leaves_nothing(tmp_path):
     np.save(tmp_path / "x.npy", arr)
     with pytest.raises(SourceError, match="NaN or Inf .*row 57"):
         build_store(
-            NpyEmbeddings(path=str(tmp_path / "x.npy")),
+            NpyEmbeddings(NpyConfig(path=str(tmp_path / "x.npy"))),
             Embedder(show_progress=False, shard_size=32),
             tmp_path / "cache",
         )
@@ -166,7 +169,7 @@ def test_model_path_that_is_not_a_sentence_transformer(tmp_path):
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "config.json").write_text("{}")
     with pytest.raises(SourceError, match="not a sentence-transformers model folder"):
-        build_store(WikiVitalArticles(topics=["Arts"], limit=10), Embedder(model=str(tmp_path / "model")), tmp_path)
+        build_store(wiki_source(topics=["Arts"], limit=10), Embedder(model=str(tmp_path / "model")), tmp_path)
 
 
 def test_npy_store_follows_the_metadata_content_and_the_model_name(tmp_path):
@@ -177,7 +180,7 @@ def test_npy_store_follows_the_metadata_content_and_the_model_name(tmp_path):
 
     def store(**extra):
         return build_store(
-            NpyEmbeddings(path=str(tmp_path / "x.npy"), metadata=str(meta), **extra),
+            NpyEmbeddings(NpyConfig(path=str(tmp_path / "x.npy"), metadata=str(meta), **extra)),
             Embedder(show_progress=False),
             tmp_path / "cache",
         )
@@ -195,7 +198,9 @@ def test_full_disk_is_one_line_and_leaves_no_temp_file_and_no_complete_store(tin
     np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(3000, 64)).astype(np.float32))
     with pytest.raises(UserError, match=r"^disk full while writing .*embeddings.npy .*free space on"):
         build_store(
-            NpyEmbeddings(path=str(tmp_path / "x.npy")), Embedder(show_progress=False, shard_size=1000), tiny_disk
+            NpyEmbeddings(NpyConfig(path=str(tmp_path / "x.npy"))),
+            Embedder(show_progress=False, shard_size=1000),
+            tiny_disk,
         )
     (store,) = _store_dirs(tiny_disk)
     assert not list(store.rglob("*.tmp*")), "a temp file keeps the disk full"

@@ -156,10 +156,13 @@ def _corrupt_store_copy(cache_dir: Path, tmp_path: Path, npy: Path, value: float
     """A real store whose embeddings file was damaged after it was written (NaN or huge values)."""
     from sae_lightning.data.embed import Embedder, build_store
     from sae_lightning.data.sources import NpyEmbeddings
+    from sae_lightning.schemas.domain import NpyConfig
 
     # The same store the run asks for: the fingerprint covers domain.model_name.
     store = build_store(
-        NpyEmbeddings(path=str(npy), model_name="synthetic"), Embedder(show_progress=False), tmp_path / "cache"
+        NpyEmbeddings(NpyConfig(path=str(npy), model_name="synthetic")),
+        Embedder(show_progress=False),
+        tmp_path / "cache",
     )
     emb = np.load(store.path / "embeddings.npy", mmap_mode="r+")
     emb[700:710] = value

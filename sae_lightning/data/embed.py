@@ -22,7 +22,7 @@ from ..atomic import atomic_write
 from ..schemas.embedder import DEFAULT_MODEL, EmbedderConfig
 from .embed_shards import embed_missing
 from .model_packages import MPNET_HUB_ID, MPNET_NAME, assemble_mpnet, mpnet_parts_installed, sha256_of
-from .sources import NpyEmbeddings, SourceError, load_npy
+from .sources import NpyEmbeddings, SourceError, build_source, load_npy
 from .store import EmbeddingStore, StoreWriter, default_cache_dir, read_manifest, store_lock
 from .store_meta import write_metadata
 
@@ -273,13 +273,13 @@ def build_store_from_cfg(cfg) -> EmbeddingStore:
     store or embed it now. Here rather than in the pipeline so that sae-embed loads no Lightning."""
     from hydra.utils import instantiate
 
-    return build_store(instantiate(cfg.domain), instantiate(cfg.embedder), cfg.paths.cache_dir)
+    return build_store(build_source(cfg.domain), instantiate(cfg.embedder), cfg.paths.cache_dir)
 
 
 def _store_from_npy(source: NpyEmbeddings, embedder: Embedder, cache_dir: Path) -> EmbeddingStore:
     """Copy a user's .npy into a store, checking shape and finiteness chunk by chunk."""
     arr = load_npy(source.path)
-    n = arr.shape[0] if source.limit is None else min(arr.shape[0], int(source.limit))
+    n = source.rows(arr.shape[0])
     fp = fingerprint(
         {"npy": sha256_of(Path(source.path).expanduser()), **source.fingerprint_parts(), "dtype": embedder.dtype}
     )
@@ -292,7 +292,7 @@ def _store_from_npy(source: NpyEmbeddings, embedder: Embedder, cache_dir: Path) 
             path,
             {
                 "fingerprint": fp,
-                "model_name": source.model_name,
+                "model_name": source.cfg.model_name,
                 "dim": int(arr.shape[1]),
                 "count": int(n),
                 "dtype": embedder.dtype,
@@ -301,7 +301,7 @@ def _store_from_npy(source: NpyEmbeddings, embedder: Embedder, cache_dir: Path) 
                 "source": {
                     "source": "npy",
                     "path": str(Path(source.path).expanduser().resolve()),
-                    "limit": source.limit,
+                    "limit": source.cfg.limit,
                 },
             },
             embedder.shard_size,

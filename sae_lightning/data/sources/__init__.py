@@ -1,12 +1,15 @@
-"""Where texts come from. Each text source streams chunks (`stream()`) or loads all (`load()`);
-`NpyEmbeddings` skips the model.
+"""Where texts come from. Each text source receives its typed config (schemas/domain.py) and
+streams chunks (`stream()`) or loads all (`load()`); `NpyEmbeddings` skips the model.
+`build_source` builds the one a composed config's `domain` names.
 
-The names load on first use: the commands check their config against WIKI_TOPICS before any work,
-and that check should not pay for pandas, which only the table and .npy sources need."""
+The names load on first use: importing one source should not pay for pandas, which only the table
+and .npy sources need."""
 
 from ...lazy import lazy_names
 
 _HOMES = {
+    "build_source": "build",
+    "Source": "corpus",
     "SourceError": "corpus",
     "TextChunk": "corpus",
     "TextCorpus": "corpus",
@@ -16,7 +19,6 @@ _HOMES = {
     "StreamedSource": "stream",
     "HFDataset": "tables",
     "TextFiles": "tables",
-    "WIKI_TOPICS": "wiki",
     "WikiVitalArticles": "wiki",
 }
 __all__ = list(_HOMES)

@@ -1,11 +1,13 @@
-"""What every text source produces: chunks of (id, text, domain) rows, or all of them as one
-`TextCorpus`; and the clean-up and sampling all sources share."""
+"""What every text source is and produces: a class built from its typed config, chunks of
+(id, text, domain) rows, or all of them as one `TextCorpus`; and the clean-up and sampling all
+sources share."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -16,6 +18,19 @@ log = logging.getLogger(__name__)
 
 class SourceError(UserError):
     """Bad input from a text source: the message names the problem and the fix."""
+
+
+class Source:
+    """A source receives its schema's typed config (`config_class`, schemas/domain.py), which
+    checked every knob by the CLI's rules when it was built; the source checks only what needs
+    the files or the data."""
+
+    config_class: ClassVar[type]
+
+    def __init__(self, cfg: Any) -> None:
+        if not isinstance(cfg, self.config_class):
+            raise SourceError(f"{type(self).__name__} takes a {self.config_class.__name__}, not {type(cfg).__name__}")
+        self.cfg = cfg
 
 
 @dataclass
@@ -82,11 +97,6 @@ def clean(chunk: TextChunk) -> tuple[TextChunk, int]:
         [str(chunk.ids[i]) for i in keep], [chunk.texts[i].strip() for i in keep], [str(chunk.domains[i]) for i in keep]
     )
     return kept, len(chunk) - len(keep)
-
-
-def check_limit(limit: int | None) -> None:
-    if limit is not None and int(limit) <= 0:
-        raise SourceError(f"domain.limit={limit} must be a positive number of texts, or null for all")
 
 
 def sample_indices(codes: np.ndarray, names: list[str], limit: int, seed: int) -> np.ndarray:

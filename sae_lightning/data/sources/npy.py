@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ...schemas.domain import NpyConfig
 from ..model_packages import sha256_of
-from .corpus import SourceError, check_limit
+from .corpus import Source, SourceError
 
 
 def load_npy(path: str | Path, mmap: bool = True) -> np.ndarray:
@@ -26,43 +27,36 @@ def load_npy(path: str | Path, mmap: bool = True) -> np.ndarray:
     return arr
 
 
-class NpyEmbeddings:
+class NpyEmbeddings(Source):
     """Embeddings made elsewhere. `metadata` (csv/parquet with id/text/domain columns, one row per
     embedding) is optional; without it ids are row numbers and every row has `domain`."""
 
-    def __init__(
-        self,
-        path: str,
-        metadata: str | None = None,
-        domain: str = "default",
-        model_name: str = "unknown",
-        limit: int | None = None,
-        **_: object,
-    ) -> None:
-        check_limit(limit)
-        self.path, self.metadata, self.domain, self.model_name, self.limit = (
-            str(path),
-            metadata,
-            domain,
-            model_name,
-            limit,
-        )
+    config_class = NpyConfig
+
+    @property
+    def path(self) -> str:
+        return str(self.cfg.path)  # Hydra reads a path of digits as a number
+
+    def rows(self, n: int) -> int:
+        """How many of the file's `n` embeddings the source uses: all, or the first `limit`."""
+        return n if self.cfg.limit is None else min(n, self.cfg.limit)
 
     def fingerprint_parts(self) -> dict:
         """What, besides the .npy's bytes, makes the store: the metadata file's content (not its
         path: an edited file must not reuse the old store), the model name, domain and limit."""
-        meta = None
-        if self.metadata:
-            p = Path(self.metadata).expanduser()
+        cfg, meta = self.cfg, None
+        if cfg.metadata:
+            p = Path(cfg.metadata).expanduser()
             if not p.is_file():
                 raise SourceError(f"domain.metadata={p}: no such file")
             meta = sha256_of(p)
-        return {"metadata": meta, "model_name": self.model_name, "domain": self.domain, "limit": self.limit}
+        return {"metadata": meta, "model_name": cfg.model_name, "domain": cfg.domain, "limit": cfg.limit}
 
     def load_metadata(self, n: int) -> pd.DataFrame:
-        if not self.metadata:
-            return pd.DataFrame({"id": [str(i) for i in range(n)], "text": [""] * n, "domain": [self.domain] * n})
-        p = Path(self.metadata).expanduser()
+        cfg = self.cfg
+        if not cfg.metadata:
+            return pd.DataFrame({"id": [str(i) for i in range(n)], "text": [""] * n, "domain": [cfg.domain] * n})
+        p = Path(cfg.metadata).expanduser()
         if not p.is_file():
             raise SourceError(f"domain.metadata={p}: no such file")
         try:
@@ -81,5 +75,5 @@ class NpyEmbeddings:
         frame = frame.copy()
         frame["id"] = frame["id"].astype(str) if "id" in frame else [str(i) for i in range(n)]
         frame["text"] = frame["text"].fillna("").astype(str)
-        frame["domain"] = frame["domain"].astype(str) if "domain" in frame else self.domain
+        frame["domain"] = frame["domain"].astype(str) if "domain" in frame else cfg.domain
         return frame[["id", "text", "domain"]].reset_index(drop=True)

