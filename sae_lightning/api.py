@@ -118,9 +118,9 @@ class Run:
 
     @property
     def labels(self) -> list[str]:
-        """The label of every feature by id ("" where none); unless its verdict is interpretable the
-        label says it ("mixed: …", 'token: "cr…"'; "… [mixed]" for a run labelled before the mark),
-        as sae-search shows it (`feature(i).verdict` alone)."""
+        """The label of every feature by id ("" where none), as the labelling wrote it: a mixed or weak
+        feature's says so first ("mixed: …"), a token feature's names its pattern ('token: "cr…"',
+        'numbers: 1924, 1937'); `verdicts` holds each feature's verdict."""
         return self._search.labels
 
     @property

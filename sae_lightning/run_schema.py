@@ -34,9 +34,10 @@ def verdict_marked(verdict: str, text: str) -> str:
     return f"{verdict}{VERDICT_MARK}{text}"
 
 
-def says_verdict(label: str, verdict: str) -> bool:
-    """Whether a label already says its verdict (so no reader adds "[mixed]" to "mixed: …")."""
-    return bool(verdict) and label.startswith(f"{verdict}{VERDICT_MARK}")
+def verdict_note(label: str, verdict: str) -> str:
+    """What a listing prints after a label to give its verdict: " (token)" where the label does not
+    say it ('numbers: 1924, 1937' of a token feature), nothing where it does ("mixed: …")."""
+    return f" ({verdict})" if verdict and not label.startswith(f"{verdict}{VERDICT_MARK}") else ""
 
 
 # One scheme everywhere: column `<set>_<score>`, its summary `<set>_<score>_mean` / `_median`.

@@ -27,7 +27,7 @@ from .data.store import EmbeddingStore
 from .errors import UserError
 from .models import SparseAutoencoder
 from .run_reader import RunReader
-from .run_schema import INTERPRETABLE, says_verdict
+from .run_schema import INTERPRETABLE
 from .scan.top_examples import inference_sae
 
 PRECOMPUTED = ("synthetic", "unknown")  # model names of stores that hold embeddings made without a model
@@ -39,7 +39,7 @@ class SearchRun:
 
     sae: SparseAutoencoder
     store: EmbeddingStore
-    labels: list[str]  # per feature ("" where none or no features.parquet), "[mixed]" etc. marked
+    labels: list[str]  # per feature, as the labelling wrote it ("" where none or no features.parquet)
     verdicts: list[str]  # per feature ("" where the run has none)
     max_acts: np.ndarray  # per feature, its top train activation (NaN unknown): a scale for clamps
     normalize: bool  # whether the store's embeddings were unit-normalised (queries must match)
@@ -67,18 +67,9 @@ def open_run(run: str | Path | RunReader, device: str = "cpu") -> SearchRun:
         df = _checked_features(reader, sae.cfg.d_sae)
         column = df["verdict"] if "verdict" in df else [""] * len(df)
         for f, lab, acts, verdict in zip(df["feature_id"], df["label"], df["top_acts"], column):
-            verdicts[f] = verdict = str(verdict or "")
-            labels[f] = marked_label(lab or "", verdict)
+            verdicts[f], labels[f] = str(verdict or ""), lab or ""
             max_acts[f] = float(acts[0]) if acts is not None and len(acts) else np.nan
     return SearchRun(sae, store, labels, verdicts, max_acts, bool(store.manifest.get("normalized", False)))
-
-
-def marked_label(label: str, verdict: str) -> str:
-    """A label of a mixed, token or weak feature is shown as such, never like an interpretable one's
-    (once: a label that already says its verdict, "mixed: measles, pregnancy", is shown as it is)."""
-    if not label or verdict in ("", INTERPRETABLE) or says_verdict(label, verdict):
-        return label
-    return f"{label} [{verdict}]"
 
 
 def _checked_features(reader: RunReader, d_sae: int) -> pd.DataFrame:

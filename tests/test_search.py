@@ -15,12 +15,12 @@ from sae_lightning.data.datamodule import split_indices
 from sae_lightning.errors import UserError
 from sae_lightning.run_dir import RunDir
 from sae_lightning.run_reader import finished_run_info
+from sae_lightning.run_schema import verdict_marked
 from sae_lightning.scan.stream import top_examples
 from sae_lightning.search import (
     embed_query,
     encode,
     find_features,
-    marked_label,
     nearest_texts,
     open_run,
     parse_clamps,
@@ -72,9 +72,10 @@ def test_search_finds_the_planted_feature_for_a_query_about_its_topic(planted):
     assert PLANTED not in find_features(run.sae, run.model, HISTORY_QUERY, top=10)["feature_id"].tolist()
 
 
-def test_search_marks_mixed_and_token_features_and_ranks_interpretable_first(planted, tmp_path):
-    """features.parquet's verdict reaches the labels (`[mixed]`, `[token]`) and the ranking: a
-    token or mixed feature never answers a query before an interpretable one."""
+def test_search_shows_each_verdict_and_ranks_interpretable_first(planted, tmp_path):
+    """features.parquet's verdict reaches the ranking and sae-search's lines: a token or mixed feature
+    never answers a query before an interpretable one; the labels are shown as written, and a label
+    that does not say its verdict (a token feature's 'numbers: 1924, 1937') is followed by it."""
     run_dir, run = planted
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
@@ -83,21 +84,23 @@ def test_search_marks_mixed_and_token_features_and_ranks_interpretable_first(pla
     path = RunDir(copy).labeling().features
     df = pd.read_parquet(path)
     df["verdict"] = "interpretable"
-    df.loc[df["feature_id"] == first, "verdict"] = "token"
-    df.loc[df["feature_id"] == second, "verdict"] = "mixed"
+    df.loc[df["feature_id"] == first, ["verdict", "label"]] = ["token", "numbers: 1924, 1937"]
+    df.loc[df["feature_id"] == second, ["verdict", "label"]] = ["mixed", verdict_marked("mixed", "measles, pregnancy")]
     df.to_parquet(path)
     marked = open_run(copy)
-    # marked once: "… [mixed]", or as the labelling writes a mixed feature's label, "mixed: …"
-    assert marked.labels[first].endswith(" [token]")
-    assert marked.labels[second].startswith("mixed: ") != marked.labels[second].endswith(" [mixed]")
-    assert marked.verdicts[first] == "token" and not marked.labels[PLANTED].endswith("]")  # now interpretable
-    # a label that says its verdict already ("mixed: …", as the labelling writes them) is not marked twice
-    assert marked_label("mixed: measles, pregnancy", "mixed") == "mixed: measles, pregnancy"
-    assert marked_label("measles, pregnancy", "mixed") == "measles, pregnancy [mixed]"
+    assert marked.labels[first] == "numbers: 1924, 1937" and marked.labels[second] == "mixed: measles, pregnancy"
+    assert marked.verdicts[first] == "token" and marked.verdicts[PLANTED] == "interpretable"
     got = find_features(marked.sae, marked.model, MATH_QUERY, top=64, labels=marked.labels, verdicts=marked.verdicts)
     assert list(got.columns) == ["feature_id", "activation", "label", "verdict"]
     assert got["verdict"].tolist() == ["interpretable"] * (len(got) - 2) + ["token", "mixed"]
     assert got["feature_id"].tolist()[-2:] == [first, second] and (np.diff(got["activation"][:-2]) <= 0).all()
+    cmd = [sys.executable, "-c", "from sae_lightning.cli import search; search()", str(copy), MATH_QUERY]
+    res = subprocess.run([*cmd, "--top", "64", "-k", "1"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = {int(line.split()[0][1:]): line for line in res.stdout.splitlines() if line.startswith("  #")}
+    assert lines[first].endswith("  numbers: 1924, 1937 (token)")  # the verdict its label does not say
+    assert lines[second].endswith("  mixed: measles, pregnancy")  # said once, by the label
+    assert not any(line.endswith(")") for f, line in lines.items() if f not in (first, second))
     assert sorted(got["feature_id"]) == sorted(hits["feature_id"])  # the same features, reordered
 
 

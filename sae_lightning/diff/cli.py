@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..cli import plain_command
 from ..conf_dir import add_default_flags
-from ..run_schema import says_verdict
+from ..run_schema import verdict_note
 from ..validate import check_settings
 
 if TYPE_CHECKING:  # the analysis (torch, scipy) loads once the arguments are read: --help stays instant
@@ -49,8 +49,7 @@ def print_diff(res: DiffResult, n: int) -> None:
         for r in res.top(side, n).itertuples():
             print(
                 f"  #{r.feature_id:<5} {r.log_odds:+6.2f} [{r.log_odds_low:+.2f},{r.log_odds_high:+.2f}]  "
-                f"{r.rate_a:6.1%} vs {r.rate_b:6.1%}  q={r.q_value:.1e}  {r.label}"
-                + (f" ({r.verdict})" if r.verdict and not says_verdict(r.label, r.verdict) else "")
+                f"{r.rate_a:6.1%} vs {r.rate_b:6.1%}  q={r.q_value:.1e}  {r.label}" + verdict_note(r.label, r.verdict)
             )
 
 

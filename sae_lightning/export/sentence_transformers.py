@@ -2,7 +2,7 @@
 sentence-transformers `SparseEncoder` folder, the run's embedding model followed by its SAE as a
 `SparseAutoEncoder` module, so that `SparseEncoder(folder).encode(texts)` gives the run's feature
 activations. The feature labels go beside it in feature_labels.json (a list: entry i names feature i,
-marked "[mixed]", "[token]" or "[weak]" unless interpretable, as sae-search shows them).
+as the labelling wrote it: a mixed feature's says so, "mixed: …", a token feature's 'token: "cr…"').
 
 sentence-transformers' SparseAutoEncoder is a TopK SAE whose encode is ours: ReLU(TopK((x - pre_bias)
 encoderᵀ + latent_bias)), so pre_bias = b_dec, encoder.weight = W_encᵀ, latent_bias = b_enc. Its
