@@ -37,7 +37,7 @@ def discard_log_folder(folder: str | Path, existed: Path) -> None:
     folder = Path(folder).absolute()
     if existed not in folder.parents:
         return  # a folder that was there before (a run_dir= you gave): not ours to remove
-    if folder.is_dir():  # sae-train's discard_failed_run may have removed it already
+    if folder.is_dir():  # sae-train's discard_failed_run may have removed it already (through here)
         if any(entry.name not in HYDRA_LOG_FILES for entry in folder.iterdir()):
             return
         shutil.rmtree(folder / ".hydra", ignore_errors=True)
@@ -52,7 +52,8 @@ def discard_log_folder(folder: str | Path, existed: Path) -> None:
 
 
 def discard_failed_run(run: RunDir, cfg: DictConfig, claimed: bool) -> None:
-    """After a UserError of `sae-train` (single run): remove what it wrote, when nothing of value."""
+    """After a UserError of `sae-train` (single run): remove what it wrote, when nothing of value,
+    and the folder itself when Hydra made it for this run and nothing else is left in it."""
     if cfg.get("ckpt_path") is not None or not run.root.is_dir():
         return
     if run.sae.exists() or any(run.checkpoints.glob("*.ckpt")):
@@ -65,13 +66,7 @@ def discard_failed_run(run: RunDir, cfg: DictConfig, claimed: bool) -> None:
             else:
                 path.unlink(missing_ok=True)
     if cfg.get("run_dir") is None and _made_by_hydra_for_this_run(run):
-        shutil.rmtree(run / ".hydra", ignore_errors=True)
-        for log in run.root.glob("*.log"):
-            log.unlink(missing_ok=True)
-        try:
-            run.root.rmdir()  # only when empty: anything else in it stays
-        except OSError:
-            pass
+        discard_log_folder(run.root, existed=run.root.parent)  # its parents: the command's own clean-up
 
 
 def _made_by_hydra_for_this_run(run: RunDir) -> bool:

@@ -262,3 +262,31 @@ def test_a_run_that_fails_on_bad_data_leaves_no_run_folder(tmp_path):
     assert res.returncode == 2 and "NaN" in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
     left = [p.relative_to(out).as_posix() for p in out.rglob("*") if not p.is_dir()] if out.exists() else []
     assert left == [] and not [p for p in out.rglob("*") if p.name in (".hydra", "run.json")], left
+
+
+def test_a_run_that_fails_after_claiming_its_folder_leaves_no_run_folder(tmp_path):
+    """Non-finite embeddings found at the b_dec init, after the run claimed its folder: what the run
+    wrote and the folder Hydra made for it go (failed_run.discard_failed_run, through discard_log_folder)."""
+    from sae_lightning.data.embed import Embedder, build_store
+    from sae_lightning.data.sources import NpyEmbeddings
+    from sae_lightning.schemas.domain import NpyConfig
+
+    npy = tmp_path / "x.npy"
+    np.save(npy, np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32))
+    store = build_store(NpyEmbeddings(NpyConfig(path=str(npy))), Embedder(show_progress=False), tmp_path / "cache")
+    emb = np.load(store.path / "embeddings.npy", mmap_mode="r+")
+    emb[:] = np.nan  # damaged after it was written: the store itself looks whole
+    emb.flush()
+    out = tmp_path / "out"
+    res = run_cmd(
+        "sae-train",
+        "domain=npy",
+        f"domain.path={npy}",
+        "sae.d_sae=16",
+        "sae.k=2",
+        "logger=none",
+        f"paths.log_dir={out}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+    )
+    assert res.returncode == 2 and "b_dec init holds NaN" in res.stderr, res.stderr[-2000:]
+    assert not out.exists() or not any(out.rglob("*")), sorted(p.as_posix() for p in out.rglob("*"))
