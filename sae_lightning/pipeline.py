@@ -294,7 +294,7 @@ def finish_run(run: RunDir, labeling: LabelingConfig) -> None:
 
 def export_job_for_ddp_children(out: Path) -> None:
     """Tell DDP ranks started as subprocesses which folder and overrides are this job's (read by
-    cli._ddp_child_argv): one output folder per job, also inside a multirun."""
+    hydra_setup.ddp_child_argv): one output folder per job, also inside a multirun."""
     import json
     import os
 

@@ -1,4 +1,4 @@
-"""Feature interpretation on real data: real MiniLM, real KeyBERT, small stores (issue 4).
+"""Feature interpretation on real data: real MiniLM, real KeyBERT, small stores.
 
 SAEs are real `build_sae` TopK SAEs; where a test needs a feature with a known meaning, its
 encoder column and decoder row are planted on the centroid of one group of texts, with a bias that

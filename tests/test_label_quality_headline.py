@@ -1,4 +1,4 @@
-"""One label-quality figure, everywhere (issue 21): the console line at the end of sae-train,
+"""One label-quality figure, everywhere: the console line at the end of sae-train,
 labels.json, summary.md, report.html and the W&B summary lead with the same `label_quality`."""
 
 from __future__ import annotations

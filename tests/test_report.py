@@ -330,7 +330,7 @@ def test_real_tiny_run_with_new_columns(tiny_labelled_run, tmp_path):
     data = page_data(page)
     assert len(data["id"]) == 128 and len(data["xy"]) == 128 and data["coherence"] is not None
     assert "Mathematics" in data["domains"] and "label_auroc_hard" in data["scores"]
-    # every score table shows the two method baselines beside TF-IDF and random (issue 21)
+    # every score table shows the two method baselines beside TF-IDF and random
     rows = table_rows(page, "label-quality-table")
     md = (run / "summary.md").read_text(encoding="utf-8")
     for name in ("seed method (KeyBERT per top text, merged)", "BERTopic KeyBERTInspired"):

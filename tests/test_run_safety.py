@@ -1,4 +1,4 @@
-"""Nothing lost, nothing leaked (issue 22): no folder replaced that a command did not write, a
+"""Nothing lost, nothing leaked: no folder replaced that a command did not write, a
 resume that cannot change the data, a labelling pointer that stays inside its run and switches in
 one step, files that follow the umask, no temp files left behind, a full disk in one line."""
 
@@ -243,40 +243,24 @@ def test_a_full_disk_while_numpy_writes_is_one_line(tiny_disk):
 # ---- 8. a run that fails on bad data leaves no run folder ---------------------------------------
 
 
-def test_a_run_that_fails_on_bad_data_leaves_no_run_folder(tmp_path):
-    bad = tmp_path / "bad.npy"
-    x = np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32)
-    x[7, 3] = np.nan
-    np.save(bad, x)
-    out = tmp_path / "out"
-    res = run_cmd(
-        "sae-train",
-        "domain=npy",
-        f"domain.path={bad}",
-        "sae.d_sae=16",
-        "sae.k=2",
-        "logger=none",
-        f"paths.log_dir={out}",
-        f"paths.cache_dir={tmp_path / 'cache'}",
-    )
-    assert res.returncode == 2 and "NaN" in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
-    left = [p.relative_to(out).as_posix() for p in out.rglob("*") if not p.is_dir()] if out.exists() else []
-    assert left == [] and not [p for p in out.rglob("*") if p.name in (".hydra", "run.json")], left
-
-
-def test_a_run_that_fails_after_claiming_its_folder_leaves_no_run_folder(tmp_path):
-    """Non-finite embeddings found at the b_dec init, after the run claimed its folder: what the run
-    wrote and the folder Hydra made for it go (failed_run.discard_failed_run, through discard_log_folder)."""
+@pytest.mark.parametrize("damaged, message", [("npy", "holds NaN or Inf"), ("store", "b_dec init holds NaN")])
+def test_a_run_that_fails_on_bad_data_leaves_no_run_folder(tmp_path, damaged, message):
+    """Bad data found while embedding (a NaN in the .npy) or after the run claimed its folder (a store
+    damaged after it was written, at the b_dec init): what the run wrote and the folder Hydra made
+    for it go (failed_run.discard_failed_run, through discard_log_folder)."""
     from sae_lightning.data.embed import Embedder, build_store
     from sae_lightning.data.sources import NpyEmbeddings
     from sae_lightning.schemas.domain import NpyConfig
 
     npy = tmp_path / "x.npy"
-    np.save(npy, np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32))
-    store = build_store(NpyEmbeddings(NpyConfig(path=str(npy))), Embedder(show_progress=False), tmp_path / "cache")
-    emb = np.load(store.path / "embeddings.npy", mmap_mode="r+")
-    emb[:] = np.nan  # damaged after it was written: the store itself looks whole
-    emb.flush()
+    x = np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32)
+    x[7, 3] = np.nan if damaged == "npy" else x[7, 3]
+    np.save(npy, x)
+    if damaged == "store":
+        store = build_store(NpyEmbeddings(NpyConfig(path=str(npy))), Embedder(show_progress=False), tmp_path / "cache")
+        emb = np.load(store.path / "embeddings.npy", mmap_mode="r+")
+        emb[:] = np.nan  # the store itself still looks whole
+        emb.flush()
     out = tmp_path / "out"
     res = run_cmd(
         "sae-train",
@@ -288,5 +272,6 @@ def test_a_run_that_fails_after_claiming_its_folder_leaves_no_run_folder(tmp_pat
         f"paths.log_dir={out}",
         f"paths.cache_dir={tmp_path / 'cache'}",
     )
-    assert res.returncode == 2 and "b_dec init holds NaN" in res.stderr, res.stderr[-2000:]
-    assert not out.exists() or not any(out.rglob("*")), sorted(p.as_posix() for p in out.rglob("*"))
+    assert res.returncode == 2 and message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    left = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) if out.exists() else []
+    assert left == [], left

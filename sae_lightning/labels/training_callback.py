@@ -71,18 +71,18 @@ def wandb_table(df: pd.DataFrame, top_texts: int) -> pd.DataFrame:
 class KeyBERTLabels(pl.Callback):
     def __init__(self, cfg: LabelingConfig, output_dir: str | Path | None = None, table_top_texts: int = 5) -> None:
         """cfg: the labelling's settings, with whether (`enabled`) and how often (`every_n_epochs`) to label."""
-        self.enabled, self.every_n_epochs = cfg.enabled, cfg.every_n_epochs
         self.output_dir = Path(output_dir) if output_dir else None
         self.table_top_texts = int(table_top_texts)
         self.cfg = cfg
         self.last_summary: dict | None = None  # kept in checkpoints: a resumed run knows its last labelling
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.every_n_epochs > 0 and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
+        every = self.cfg.every_n_epochs
+        if every > 0 and (trainer.current_epoch + 1) % every == 0:
             self._label(trainer, pl_module)
 
     def _label(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self.enabled or trainer.sanity_checking or not trainer.is_global_zero:
+        if not self.cfg.enabled or trainer.sanity_checking or not trainer.is_global_zero:
             return
         dm = trainer.datamodule
         if dm is None or getattr(dm, "train_idx", None) is None:

@@ -7,7 +7,7 @@ keywords by mean similarity x log(1 + number of texts that gave them).
 
 Here KeyBERT's per-document step runs vectorised over every distinct top text at once: a text's
 embedding is the store's (what KeyBERT's model would compute for it), its candidates are its own
-n-grams among the phrases the labeller embeds (the cached candidates; tests/test_label_baselines.py
+n-grams among the phrases the labeller embeds (the cached candidates; tests/test_label_naming.py
 checks the picks equal KeyBERT's own), so the baseline costs about a second and embeds nothing.
 """
 
