@@ -112,11 +112,10 @@ def source_group(spec: str, store: EmbeddingStore, seed: int = 0) -> Group:
     opts = dict(store.manifest.get("embedder") or {})
     embedder = Embedder(
         model=run_model,
-        batch_size=int(opts.get("batch_size", 128)),
         normalize=bool(store.manifest.get("normalized", False)),
-        max_seq_length=opts.get("max_seq_length"),
         show_progress=False,
         dtype_compute=store.compute_dtype,
+        **{k: opts[k] for k in ("batch_size", "max_seq_length") if k in opts},
     )  # as the run's store was embedded
     texts = np.asarray(corpus.texts, dtype=object).astype(str)
 
