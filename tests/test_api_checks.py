@@ -1,4 +1,4 @@
-"""Issue 22's Python API cases: train_sae checks what sae-train checks (the same rules, the same
+"""The Python API's checks: train_sae checks what sae-train checks (the same rules, the same
 code path), two runs in one second get two folders, and encode / top_features / feature refuse
 what they cannot take in one line instead of guessing."""
 
@@ -35,6 +35,7 @@ def npy_run(tmp_path_factory):
         ({"module": {"lr": float("nan")}}, "module.lr=nan is invalid"),
         ({"task_name": "../../x"}, "task_name=../../x is invalid"),
         ({"sae": {"d_sae": 10**10, "k": 4}}, "sae.d_sae=10000000000 at d_in=16"),
+        ({"domain": {"limit": 0}}, "domain.limit=0 is invalid; set domain.limit to a whole number >= 1, or null"),
     ],
 )
 def test_train_sae_refuses_what_sae_train_refuses(settings, message, tmp_path):
