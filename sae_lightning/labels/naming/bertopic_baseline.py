@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse import csr_matrix, diags
 
+from ..scoring.scoring_sets import unit_vectors
+
 BERTOPIC_CANDIDATES = 100  # KeyBERTInspired's nr_candidate_words
 BERTOPIC_REPR_DOCS = 5  # KeyBERTInspired's nr_repr_docs
 
@@ -32,10 +34,6 @@ def class_tfidf(class_counts: csr_matrix) -> tuple[csr_matrix, np.ndarray]:
     totals = np.asarray(X.sum(1)).ravel()
     tf = diags(1 / np.maximum(totals, 1e-12)) @ X
     return (tf @ diags(idf)).tocsr(), idf
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def lookup(matrix: csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -87,15 +85,15 @@ def bertopic_labels(
     rep = best_per_row(feature, rows, dot / np.maximum(norms, 1e-12), BERTOPIC_REPR_DOCS)
     # 4. topic embedding: the mean of the representative documents' embeddings
     uniq, at = np.unique(rows[rep], return_inverse=True)
-    emb = _unit(np.asarray(store_emb[uniq], dtype=np.float32))
+    emb = unit_vectors(store_emb[uniq])
     topic = np.zeros((F, emb.shape[1]), dtype=np.float32)
     np.add.at(topic, feature[rep], emb[at.ravel()])
-    topic = _unit(topic)
+    topic = unit_vectors(topic)
     # 2. candidates: each feature's best words by c-TF-IDF, then ranked by cosine to the topic
     coo = ctfidf.tocoo()
     cand = best_per_row(coo.row, coo.col, coo.data, BERTOPIC_CANDIDATES)
     f_of, w_of = coo.row[cand], coo.col[cand]
-    unit_words = _unit(np.asarray(word_emb, dtype=np.float32))
+    unit_words = unit_vectors(word_emb)
     score = np.einsum("ij,ij->i", unit_words[w_of], topic[f_of])
     best = best_per_row(f_of, w_of, score, top_n)
     out: list[list[str]] = [[] for _ in range(F)]

@@ -16,6 +16,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from ...schemas.labeling import LABEL_EMBEDDINGS
+from ..scoring.scoring_sets import unit_vectors
 from .phrase_cache import PhraseEmbeddingCache
 from .phrases import repeats
 
@@ -32,10 +33,6 @@ def label_text(concept: str, keywords: list[str]) -> str:
     return f"{concept}{CONCEPT_SEPARATOR}{LABEL_SEPARATOR.join(shown)}" if shown else concept
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 def embed_labels(keyword_lists: list[list[str]], cache: PhraseEmbeddingCache, mode: str, dim: int) -> np.ndarray:
     """[n, dim] float32, one row per keyword list (zeros where the list is empty)."""
     out = np.zeros((len(keyword_lists), dim), dtype=np.float32)
@@ -49,7 +46,7 @@ def embed_labels(keyword_lists: list[list[str]], cache: PhraseEmbeddingCache, mo
     if mode != "keywords":
         raise ValueError(f"labeling.label_embedding={mode!r} must be one of {', '.join(LABEL_EMBEDDINGS)}")
     flat = [k for i in has for k in keyword_lists[i]]
-    emb = _unit(cache.get(flat))
+    emb = unit_vectors(cache.get(flat))
     sizes = np.array([len(keyword_lists[i]) for i in has])
     owner = np.repeat(np.arange(len(has)), sizes)
     mean = csr_matrix(((1.0 / sizes)[owner], (owner, np.arange(len(flat)))), shape=(len(has), len(flat)))
