@@ -3,7 +3,7 @@ encode, store files) against a bare `SentenceTransformer.encode` call on the sam
 
     python benchmarks/bench_embedding.py [--texts 3000] [--threads 1] [--dtype-texts 1000]
 
-The texts are built-in wiki sentences spread evenly over the 11 topics (`WikiVitalArticles(limit=N)`),
+The texts are built-in wiki sentences spread evenly over the 11 topics (`common.wiki_all_source(limit=N)`),
 the model the packaged all-MiniLM-L6-v2, loaded once before anything is timed (its load time is
 reported apart). The stage runs in float32 here, like the bare call, which runs at the Embedder's
 batch (32, sentence-transformers' default too) and at 128 (the Embedder's until it measured
