@@ -20,10 +20,10 @@ import math
 
 import numpy as np
 
-from ..run_schema import DEAD, LABEL_SETS, SCORES
+from ..run_schema import DEAD, INTERPRETABLE, LABEL_SETS, SCORES
 from .featuremap import map_coordinates
 from .load import RunData
-from .verdicts import NAMES, confidence_rank, read_verdicts
+from .verdicts import CARD_NOTES, NAMES, confidence_rank, read_verdicts
 
 MAX_TEXTS, MIN_TEXTS = 8, 3
 MAX_CHARS, MIN_CHARS = 300, 150  # below ~150 chars a text loses its context: show fewer texts instead
@@ -164,6 +164,8 @@ def feature_data(run: RunData, domains: list[str]) -> dict:
         "text_chars": cap,
         "rank": [confidence_rank(i) for i in range(len(NAMES))],
         "dead": NAMES.index(DEAD),
+        "trusted": NAMES.index(INTERPRETABLE),  # the verdict whose label score is a confidence
+        "notes": [CARD_NOTES.get(v) for v in NAMES],  # per verdict code: [warning, score follows] or null
         "detail": detail,
         "id": [int(x) for x in run.feature_id],
         "verdict": verdict,

@@ -21,6 +21,20 @@ MEANING = {
     DEAD: "never fires",
 }
 NAMES = list(VERDICTS)  # index = the page's verdict code (and its colour class v<index>)
+# The warning on a feature's card in report.html, and whether its label score follows it (a mixed
+# or token feature's score is not a confidence; an interpretable one's card shows it as one).
+CARD_NOTES = {
+    MIXED: (
+        "Mixed feature: its top texts do not share a theme, so the keywords come from single texts and do not name it.",
+        True,
+    ),
+    TOKEN: (
+        "Token feature: its top texts share a word-piece or numbers (the label says which), not a meaning; "
+        "without it they are as unrelated as random texts.",
+        True,
+    ),
+    WEAK: ("Weak feature: too rare or too little shared to judge its label.", False),
+}
 
 
 def confidence_rank(index: int) -> int:

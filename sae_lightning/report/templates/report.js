@@ -51,19 +51,15 @@
     rows=out;page=0;render();
   }
   function card(i){
-    var vname=D.verdicts[D.verdict[i]],c=h('article','card '+vname);c.id='f'+D.id[i];
+    var v=D.verdict[i],vname=D.verdicts[v],note=D.notes[v],c=h('article','card '+vname);c.id='f'+D.id[i];
     var h3=h('h3');h3.appendChild(h('span','fid','#'+D.id[i]+' '));
     h3.appendChild(h('span','badge '+VCLS[D.verdict[i]],vname));
     if(D.label[i])h3.appendChild(h('span','lab',D.label[i]));
     else{h3.appendChild(h('em','nolab','no label'));if(D.why[i])h3.appendChild(h('span','why',' ('+D.why[i]+')'));}
     var s=D.label_score?D.label_score[i]:null;
-    if(vname==='interpretable'&&s!=null)h3.appendChild(h('span','why',' · confidence '+f3(s)));
+    if(v===D.trusted&&s!=null)h3.appendChild(h('span','why',' · confidence '+f3(s)));
     c.appendChild(h3);
-    if(vname==='mixed')c.appendChild(h('p','warn','Mixed feature: its top texts do not share a theme, so the keywords '+
-      'come from single texts and do not name it.'+(s!=null?' Label score '+f3(s)+', not a confidence.':'')));
-    if(vname==='token')c.appendChild(h('p','warn','Token feature: its top texts share a word-piece or numbers (the label '+
-      'says which), not a meaning; without it they are as unrelated as random texts.'+(s!=null?' Label score '+f3(s)+', not a confidence.':'')));
-    if(vname==='weak')c.appendChild(h('p','warn','Weak feature: too rare or too little shared to judge its label.'));
+    if(note)c.appendChild(h('p','warn',note[0]+(note[1]&&s!=null?' Label score '+f3(s)+', not a confidence.':'')));
     var j=dj(i),sh=(j!=null&&D.shares[j])||[];
     if(sh.length){var bar=h('div','bar');sh.forEach(function(p){var seg=h('i','c'+p[0]);seg.style.width=(100*p[1]).toFixed(1)+'%';
       seg.title=D.domains[p[0]]+' '+pct(p[1]);bar.appendChild(seg);});c.appendChild(bar);}
