@@ -17,16 +17,23 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..pages.fmt import is_num
-from ..run_schema import METHOD_BASELINES, headline_key
+from ..run_schema import LABEL_SETS, headline_key
 from .load import RunData
 
-SOURCES = [
-    ("label", "KeyBERT label"),
-    ("tfidf", "TF-IDF top terms"),
-    ("random", "random other feature's label"),
-    ("seed", "seed method (KeyBERT per top text, merged)"),
-    ("bertopic", "BERTopic KeyBERTInspired"),
-]
+# (label set, its row's name), in run_schema.LABEL_SETS' order
+SOURCES = list(
+    zip(
+        LABEL_SETS,
+        (
+            "KeyBERT label",
+            "TF-IDF top terms",
+            "random other feature's label",
+            "seed method (KeyBERT per top text, merged)",
+            "BERTopic KeyBERTInspired",
+        ),
+        strict=True,
+    )
+)
 EMBEDDER_SCORES = [
     ("auroc", "AUROC"),
     ("auroc_hard", "AUROC, hard negatives"),
@@ -78,8 +85,6 @@ def _block(run: RunData, title: str, prefix: str, scores: list[tuple[str, str]])
         columns = [f"{prefix}{source}_{s}" for s, _ in scores]
         first = run.floats(columns[0])
         cells = [_cell(run, c) for c in columns]
-        if source in METHOD_BASELINES and not any(c.source for c in cells):
-            continue  # a run labelled before these baselines existed: no row of "not measured"
         rows.append(QualityRow(name, cells, int(np.isfinite(first).sum()) if first is not None else None))
     return QualityBlock(title, [t for _, t in scores], rows)
 
