@@ -66,7 +66,7 @@ def write_sae_folder(folder: Path, cfg_json: dict[str, Any], tensors: dict[str, 
 
 def read_own_config(folder: Path) -> dict[str, Any]:
     """The SAEConfig fields of a folder: our block when present, else the SAELens keys themselves
-    (folders written before the block existed, or by SAELens for the architectures we share)."""
+    (a folder SAELens wrote, for the architectures we share)."""
     raw = read_json(folder / CFG_FILE)
     own = raw.get(OWN_CONFIG_KEY)
     spec = dict(own) if isinstance(own, dict) else dict(raw)
