@@ -18,7 +18,10 @@ label_score
   names what the feature picks out, times a coherence factor min(1, coherence / coherence_min)
   that keeps a mixed feature's label below an interpretable one's of the same AUROC; NaN where the
   label could not be scored. Coherence is the masked one where a surface pattern was found, so a
-  token feature's score is held down the same way.
+  token feature's score is held down the same way, and, where one word is in half of the top
+  texts (word_features.py), the lower of it and their coherence without the word: a feature whose
+  texts are alike mostly through one word ("giant", "Irving": 1.1 to `coherence_min` without it)
+  stays interpretable but ranks below one whose texts share a meaning beyond their word.
 """
 
 from __future__ import annotations
