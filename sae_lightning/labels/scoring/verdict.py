@@ -49,6 +49,11 @@ def verdicts(
     return out
 
 
-def label_scores(auroc_hard: np.ndarray, coherence: np.ndarray, coherence_min: float) -> np.ndarray:
+def label_scores(
+    auroc_hard: np.ndarray, coherence: np.ndarray, coherence_min: float, without_word: np.ndarray | None = None
+) -> np.ndarray:
+    """without_word: the top texts' coherence without their shared word (NaN where none was tested)."""
+    if without_word is not None:
+        coherence = np.where(np.isnan(without_word), coherence, np.fmin(coherence, without_word))
     factor = np.clip(np.nan_to_num(coherence, nan=0.0) / max(coherence_min, 1e-12), 0.0, 1.0)
     return auroc_hard * factor
