@@ -215,3 +215,10 @@ def test_verdicts_and_label_score():
     assert verdicts(dead, coherence, has_label, 1.75, token).tolist() == ["dead", "weak", "token", "token", "weak"]
     score = label_scores(np.array([np.nan, 0.8, 0.8, 0.8, np.nan]), coherence, 1.75)
     assert score[3] == pytest.approx(0.8) and score[2] < score[3] / 3 and score[1] == 0  # same AUROC, mixed ranks lower
+    # texts alike mostly through one shared word (1.4 without it, 3.0 with) rank below texts alike
+    # without theirs (2.5) or with none tested (NaN)
+    without = np.array([np.nan, np.nan, np.nan, 1.4, np.nan])
+    ranked = label_scores(np.full(5, 0.8), np.array([3.0, 3.0, 3.0, 3.0, 3.0]), 1.75, without)
+    assert ranked[3] == pytest.approx(0.8 * 1.4 / 1.75) and (ranked[[0, 1, 2, 4]] == pytest.approx(0.8))
+    kept = label_scores(np.full(2, 0.8), np.array([3.0, 1.0]), 1.75, np.array([2.5, 2.5]))
+    assert kept.tolist() == pytest.approx([0.8, 0.8 / 1.75])  # never raised by the masked coherence

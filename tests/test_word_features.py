@@ -16,6 +16,7 @@ from sae_lightning.labels.scoring.coherence import feature_coherence
 from sae_lightning.labels.scoring.verdict import verdicts
 from sae_lightning.labels.scoring.word_features import (
     shared_word,
+    shared_words,
     without_word,
     word_features,
 )
@@ -39,8 +40,8 @@ BROWN_TEXTS = [
     "Brown coal, or lignite, is a soft combustible sedimentary rock.",
     "Charlie Brown is the principal character of the comic strip Peanuts.",
 ]
-# "record" in unrelated senses, in 8 of the 12 texts (its other forms in the rest): below the 3 of 4
-# that a shared word once needed.
+# "record" in unrelated senses, in 8 of the 12 texts and "records" in 2 more ("recorded" and
+# "recorder", other words, in the rest): a word and its plural count as one.
 RECORD_TEXTS = [
     "The world record in the marathon.",
     "A vinyl record of jazz.",
@@ -72,18 +73,53 @@ FRANCE_TEXTS = [
 ]
 
 
+# "giant" and "giants" in unrelated senses, neither form in half of the texts: only counted as one
+# word do they reach the share a shared word needs (the r6 top 50's "giant star — giants").
+GIANT_TEXTS = [
+    "A red giant is a luminous star in a late phase of its evolution.",
+    "The giant panda is a bear species endemic to China.",
+    "Goliath was a giant warrior slain by David in the Bible.",
+    "The giant squid lives in the deep ocean.",
+    "Jupiter is a gas giant, the largest planet of the Solar System.",
+    "In Norse myth, frost giants live in Jotunheim.",
+    "The New York Giants are a professional American football team.",
+    "Tech giants such as Apple dominate the stock market.",
+    "The San Francisco Giants won the World Series in 2010.",
+    "Gentle giants: elephants are the largest land animals.",
+    "Gigantism causes excessive growth in children.",
+    "A colossal statue stood at the harbour of Rhodes.",
+]
+# Twelve texts on volcanoes, the word in one form or the other: one concept that names itself.
+VOLCANO_TEXTS = [
+    "A volcano is a rupture in the crust through which lava and gases escape.",
+    "Volcanoes erupt when magma rises from the mantle to the surface.",
+    "Mount Etna is an active volcano on the east coast of Sicily.",
+    "Iceland has many volcanoes along the Mid-Atlantic Ridge.",
+    "A shield volcano is built by fluid lava flows, like Mauna Loa.",
+    "The Ring of Fire holds most of the world's active volcanoes.",
+    "Vesuvius is the volcano that buried Pompeii in 79 AD.",
+    "Ash clouds from volcanoes can ground aircraft for days.",
+    "A dormant volcano has not erupted for a long time but may again.",
+    "Hawaii's volcanoes formed over a hotspot in the Pacific plate.",
+    "Krakatoa's eruption in 1883 was one of the deadliest in history.",
+    "Pyroclastic flows race down the slopes of an erupting mountain.",
+]
+
+
 @pytest.fixture(scope="module")
 def planted(small_store):
-    """The store's texts and embeddings plus both planted lists (each text its own document)."""
-    _, cache, texts, X, codes, n = with_planted(small_store, BROWN_TEXTS + FRANCE_TEXTS + RECORD_TEXTS)
-    top = (n + np.arange(36)).reshape(3, 12)
+    """The store's texts and embeddings plus the planted lists, one feature's top texts each (each
+    text its own document)."""
+    planted = BROWN_TEXTS + FRANCE_TEXTS + RECORD_TEXTS + GIANT_TEXTS + VOLCANO_TEXTS
+    _, cache, texts, X, codes, n = with_planted(small_store, planted)
+    top = (n + np.arange(len(planted))).reshape(-1, 12)
     return cache, texts, X, codes, top, np.arange(n)
 
 
 def test_one_word_in_unrelated_senses_is_a_token_feature_and_a_self_named_concept_is_not(planted):
     cache, texts, X, codes, top, train_rows = planted
     cfg = LabelingConfig()
-    coh = feature_coherence(top, X, train_rows, codes, cfg.coherence_min_docs, cfg.coherence_pairs, cfg.seed)
+    coh = feature_coherence(top[:3], X, train_rows, codes, cfg.coherence_min_docs, cfg.coherence_pairs, cfg.seed)
     # both look coherent to the model: the brown texts because they share the word
     assert (coh.score >= cfg.coherence_min).all(), coh.score
     label = partial(
@@ -103,9 +139,10 @@ def test_one_word_in_unrelated_senses_is_a_token_feature_and_a_self_named_concep
     got = label()
     assert got.is_token.tolist() == [True, False, True], (got.coherence, coh.score)
     assert got.labels == ['token: "brown"', "", 'token: "record"'] and "without it their coherence is" in got.reasons[0]
-    assert "in 67% of its top texts" in got.reasons[2]
-    # France without "France" is still about France
-    assert got.coherence[1] > got.coherence[0]
+    assert "in 83% of its top texts" in got.reasons[2]
+    # France without "France" is still about France, less alike than with it: the coherence the
+    # feature's label_score takes (verdict.label_scores)
+    assert got.coherence[0] < got.coherence[1] < coh.score[1]
     verdict = verdicts(
         np.zeros(3, bool),
         np.where(got.is_token, got.coherence, coh.score),
@@ -124,3 +161,26 @@ def test_the_shared_word_is_a_content_word_and_is_masked_whole():
     assert shared_word(["The brown bear.", "Brown sugar is sweet.", "A red car."], stop) == ("brown", 2 / 3)
     assert shared_word(["The 1924 games", "In 1924 the"], stop)[0] == "games"  # numbers and stop words never
     assert without_word("Brown sugar, brownies and brown rice.", "brown") == "sugar, brownies and rice."
+
+
+def test_a_word_and_its_plural_count_as_one_and_are_masked_together():
+    stop = stop_set("english")
+    texts = ["A giant squid.", "Red giants are stars.", "The giants of Norse myth.", "A small cat."]
+    assert shared_words(texts, stop) == [("giant", 0.75), ("cat", 0.25)]
+    assert shared_words(["Ash trees.", "Volcanic ashes.", "Ash Wednesday."], stop)[0] == ("ash", 1.0)
+    # a plural without its singular stays itself, and "glass" is no plural of "glas"
+    assert shared_words(["Glass beads.", "Stained glass."], stop)[0] == ("glass", 1.0)
+    assert without_word("Giants and a giant, gigantic.", "giant") == "and a , gigantic."
+
+
+def test_a_word_in_several_senses_across_its_forms_is_a_token_feature(planted):
+    cache, texts, X, codes, top, train_rows = planted
+    cfg = LabelingConfig()
+    coh = feature_coherence(top[3:], X, train_rows, codes, cfg.coherence_min_docs, cfg.coherence_pairs, cfg.seed)
+    args = (coh.doc_rows, coh.n_docs, np.ones(2, bool), texts, train_rows, cache, stop_set("english"))
+    got = word_features(*args, coh.baseline_mean, coh.baseline_std, cfg.token_share_gap, cfg.seed)
+    # neither "giant" nor "giants" alone is in half of the texts; together in 10 of 12
+    assert got.is_token.tolist() == [True, False], (got.coherence, coh.score)
+    assert got.labels[0] == 'token: "giant"' and "in 83% of its top texts" in got.reasons[0]
+    # volcanoes without "volcano"/"volcanoes" are still about lava and eruptions
+    assert got.coherence[1] > got.coherence[0]

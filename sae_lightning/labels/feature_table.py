@@ -280,7 +280,11 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
 
     scores["coherence"] = tokens.coherence  # masked where a surface pattern was found
     scores["verdict"] = verdict
-    scores["label_score"] = label_scores(scores["label_auroc_hard"], tokens.coherence, cfg.coherence_min)
+    # ranked on the meaning beyond any one shared word: texts alike mostly through "giant" or "Irving"
+    # (coherence without it 1.1-1.75, still interpretable) rank below texts alike without their word
+    scores["label_score"] = label_scores(
+        scores["label_auroc_hard"], tokens.coherence, cfg.coherence_min, words.coherence
+    )
     if not len(live):
         log.warning("every feature is dead on the %d train texts; nothing was labelled", top.n_rows)
     summary = _summary(scores, labels, top, cfg)

@@ -18,7 +18,10 @@ label_score
   names what the feature picks out, times a coherence factor min(1, coherence / coherence_min)
   that keeps a mixed feature's label below an interpretable one's of the same AUROC; NaN where the
   label could not be scored. Coherence is the masked one where a surface pattern was found, so a
-  token feature's score is held down the same way.
+  token feature's score is held down the same way, and, where one word is in half of the top
+  texts (word_features.py), the lower of it and their coherence without the word: a feature whose
+  texts are alike mostly through one word ("giant", "Irving": 1.1 to `coherence_min` without it)
+  stays interpretable but ranks below one whose texts share a meaning beyond their word.
 """
 
 from __future__ import annotations
@@ -46,6 +49,11 @@ def verdicts(
     return out
 
 
-def label_scores(auroc_hard: np.ndarray, coherence: np.ndarray, coherence_min: float) -> np.ndarray:
+def label_scores(
+    auroc_hard: np.ndarray, coherence: np.ndarray, coherence_min: float, without_word: np.ndarray | None = None
+) -> np.ndarray:
+    """without_word: the top texts' coherence without their shared word (NaN where none was tested)."""
+    if without_word is not None:
+        coherence = np.where(np.isnan(without_word), coherence, np.fmin(coherence, without_word))
     factor = np.clip(np.nan_to_num(coherence, nan=0.0) / max(coherence_min, 1e-12), 0.0, 1.0)
     return auroc_hard * factor
