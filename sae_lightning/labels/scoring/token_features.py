@@ -12,8 +12,13 @@ share those tokens, so coherence measured with that model calls them coherent. T
      numbers   a word of digits
    A pattern is a candidate of a feature when the share of its top texts (one per source document,
    as coherence counts them) holding it exceeds the share of random train texts holding it by at
-   least `labeling.token_share_gap`, and it is carried by at least MIN_WORDS distinct words (one
-   word shared by all texts, "magnetic", is a keyword, not a sub-word pattern).
+   least `labeling.token_share_gap`, and it is carried by words of at least MIN_FAMILIES word
+   families. One word shared by all texts ("magnetic") is a keyword, not a sub-word pattern, and so
+   is one word family: "…deh…" of aldehydes, formaldehyde and acetaldehyde, "…asa…" of quasar and
+   quasars. A word is of another's family when they have one stem or its stem holds the other's
+   (`word_families`); such a feature is left to the whole-word step (word_features.py), whose
+   masked-coherence floor suits a concept named by one word. Pieces of unrelated words stay
+   patterns: CRT, Cronkite, crochet, Cruyff; impressionism, cubism, surrealism; Kaliningrad, Kalidasa.
 2. A masked coherence. (A candidate whose coherence is already below `coherence_min` is a token
    feature as it is: its texts share the pattern and nothing more.) The words carrying the feature's
    candidates are deleted from those top texts, the rest is embedded again by the store's model
@@ -28,6 +33,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 from scipy.sparse import csr_matrix
@@ -38,7 +44,12 @@ from .scoring_sets import unit_vectors
 
 WORD = re.compile(r"\w+")
 NUMBERS = "numbers"
-MIN_WORDS = 3  # distinct words carrying a pattern among a feature's top texts
+MIN_FAMILIES = 3  # word families carrying a pattern among a feature's top texts
+# A word whose stem holds another word's stem of this many letters is of its family ("formaldehyde"
+# holds "aldehyd", "meteorites" "meteor"). Shorter stems are often a leading piece of unrelated words
+# ("gang" of the Ganges, ganglia and gangrene; "kali" of Kaliningrad and Kalidasa). On the default
+# runs 5 also joined candied with Candide (stem "candi"), 7 kept "tellur…" and "amorph…" apart.
+FAMILY_STEM_MIN = 6
 # The label names the longest pattern whose gap is within this of the widest: "cart…" rather than
 # "c…" when both cover about as many of the texts.
 LABEL_GAP_SLACK = 0.15
@@ -84,6 +95,39 @@ class Patterns:
         return [w for w in WORD.findall(text) if pattern in self.of_word(w)]
 
 
+@cache
+def _stemmer():
+    # imported here: only the labelling needs it (0.2 s of import), not every command that loads this module
+    from nltk.stem.snowball import EnglishStemmer
+
+    return EnglishStemmer()
+
+
+@cache
+def _stem(word: str) -> str:
+    return _stemmer().stem(word)
+
+
+def word_families(words: set[str]) -> int:
+    """How many word families the (lower-case) words make: words of one stem ("quasar", "quasars")
+    are one, and so is a word whose stem holds another's of FAMILY_STEM_MIN letters or more
+    ("formaldehyde", "acetaldehyde" and "aldehydes" hold "aldehyd")."""
+    stems = sorted({_stem(w) for w in words}, key=lambda s: (len(s), s))
+    root = list(range(len(stems)))
+
+    def find(i: int) -> int:
+        while root[i] != i:
+            i = root[i]
+        return i
+
+    for i, short in enumerate(stems):
+        if len(short) >= FAMILY_STEM_MIN:
+            for j in range(i + 1, len(stems)):
+                if short in stems[j]:
+                    root[find(j)] = find(i)
+    return len({find(i) for i in range(len(stems))})
+
+
 def pattern_label(pattern: str, words: list[str]) -> str:
     """What the feature responds to, as the label shows it."""
     if pattern == NUMBERS:
@@ -125,14 +169,14 @@ def candidates(
     share = (sel @ m[: len(used)]).tocsr()
     share = share.multiply(1.0 / np.maximum(n_docs, 1)[:, None]).tocsr()
     out = {}
-    for f in np.flatnonzero(n_docs >= MIN_WORDS):
+    for f in np.flatnonzero(n_docs >= MIN_FAMILIES):
         lo, hi = share.indptr[f], share.indptr[f + 1]
         cols, vals = share.indices[lo:hi], share.data[lo:hi]
         ok = vals - base[cols] >= gap
         # the widest gap first; among equal gaps the longer (more specific) pattern
         for c, v in sorted(zip(cols[ok], vals[ok]), key=lambda cv: (-(cv[1] - base[cv[0]]), -len(names[cv[0]]))):
             words = {w.lower() for r in doc_rows[f, : n_docs[f]] for w in patterns.words_with(str(texts[r]), names[c])}
-            if len(words) >= MIN_WORDS:
+            if word_families(words) >= MIN_FAMILIES:
                 out.setdefault(int(f), []).append((names[c], float(v), float(base[c])))
     return out
 
