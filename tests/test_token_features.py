@@ -16,7 +16,7 @@ import pytest
 
 from sae_lightning.labels.naming.source_documents import first_per_document
 from sae_lightning.labels.scoring.coherence import feature_coherence
-from sae_lightning.labels.scoring.token_features import Patterns, pattern_label, token_features
+from sae_lightning.labels.scoring.token_features import Patterns, pattern_label, token_features, word_families
 from sae_lightning.labels.scoring.verdict import verdicts
 from sae_lightning.run_schema import INTERPRETABLE, TOKEN
 from sae_lightning.schemas.labeling import LabelingConfig
@@ -50,23 +50,37 @@ CR_TEXTS = [
     "Cremation is a method of final disposition of a dead body through burning.",
 ]
 
+# Texts on one concept named by one word family, whose words share the pieces "al ##deh ##yde" (as
+# the default run's aldehyde feature, labelled 'token: "…deh…"' when words were counted, not families)
+ALDEHYDE_TEXTS = [
+    "Formaldehyde is a pungent colourless gas used to make resins.",
+    "Aldehydes are organic compounds with a carbonyl group bonded to hydrogen.",
+    "Acetaldehyde is formed in the liver when ethanol is broken down.",
+    "An aldehyde can be oxidised to a carboxylic acid.",
+    "Formaldehyde solution preserves tissue samples in laboratories.",
+    "Aldehydes give many fruits and perfumes their smell.",
+    "Acetaldehyde occurs naturally in coffee, bread and ripe fruit.",
+    "The aldehyde group is also called a formyl group.",
+]
+
 
 @pytest.fixture(scope="module")
 def planted(small_store):
-    """The store's texts and embeddings plus XY_TEXTS and CR_TEXTS (each its own document), and four
-    top-text lists: the "x ##yl" texts, the "cr" texts, 12 Mathematics texts of 12 articles nearest
-    their topic's centroid, and 12 texts of 12 random articles."""
-    model, cache, texts, X, codes, n = with_planted(small_store, XY_TEXTS + CR_TEXTS)
+    """The store's texts and embeddings plus XY_TEXTS, CR_TEXTS and ALDEHYDE_TEXTS (each its own
+    document), and five top-text lists: the "x ##yl" texts, the "cr" texts, 12 Mathematics texts of
+    12 articles nearest their topic's centroid, 12 texts of 12 random articles, the aldehyde texts."""
+    model, cache, texts, X, codes, n = with_planted(small_store, XY_TEXTS + CR_TEXTS + ALDEHYDE_TEXTS)
     meta = small_store.metadata()
     unit = X / np.linalg.norm(X, axis=1, keepdims=True)
     math = np.flatnonzero(meta["domain"].to_numpy() == "Mathematics")
     ranked = first_per_document(math[np.argsort(-(unit[math] @ unit[math].mean(0)))][None], codes)[0]
     rng = np.random.default_rng(0)
     mixture = first_per_document(rng.permutation(n)[None], codes)[0]
-    top = np.full((4, 12), -1)
+    top = np.full((5, 12), -1)
     top[0, : len(XY_TEXTS)] = n + np.arange(len(XY_TEXTS))
     top[1, : len(CR_TEXTS)] = n + len(XY_TEXTS) + np.arange(len(CR_TEXTS))
     top[2], top[3] = ranked[:12], mixture[:12]
+    top[4, : len(ALDEHYDE_TEXTS)] = n + len(XY_TEXTS) + len(CR_TEXTS) + np.arange(len(ALDEHYDE_TEXTS))
     return model, cache, texts, X, codes, top, np.arange(n)
 
 
@@ -90,7 +104,7 @@ def test_texts_sharing_only_a_leading_subword_get_the_token_verdict(planted):
         cfg.seed,
     )
     got = label()
-    assert got.is_token.tolist() == [True, True, False, False], (got.labels, got.coherence, coh.score)
+    assert got.is_token.tolist() == [True, True, False, False, False], (got.labels, got.coherence, coh.score)
     # "x ##yl…" texts look coherent to the model; with the x-words deleted they share nothing
     assert coh.score[0] >= cfg.coherence_min > got.coherence[0] and got.labels[0] == 'token: "x…"'
     assert "without it their coherence is" in got.reasons[0]
@@ -99,8 +113,11 @@ def test_texts_sharing_only_a_leading_subword_get_the_token_verdict(planted):
     assert coh.score[1] < cfg.coherence_min and got.coherence[1] == coh.score[1]
     assert got.labels[1] == 'token: "cr…"' and got.reasons[1].startswith('token: "cr…" in 60% of its top texts')
     assert got.coherence[2] >= cfg.coherence_min  # a topic over many articles stays coherent
-    verdict = verdicts(np.zeros(4, bool), got.coherence, np.ones(4, bool), cfg.coherence_min, got.is_token)
-    assert verdict.tolist()[:3] == [TOKEN, TOKEN, INTERPRETABLE]
+    # one word family (aldehyde, aldehydes, formaldehyde, acetaldehyde) is no sub-word pattern: its
+    # pieces "…deh…", "…yde…" are no candidate, so nothing is masked and the coherence stays
+    assert got.labels[4] == got.reasons[4] == "" and got.coherence[4] == coh.score[4] >= cfg.coherence_min
+    verdict = verdicts(np.zeros(5, bool), got.coherence, np.ones(5, bool), cfg.coherence_min, got.is_token)
+    assert verdict.tolist() == [TOKEN, TOKEN, INTERPRETABLE, verdict[3], INTERPRETABLE]
     # a relabel embeds nothing: the masked texts are in the phrase cache
     again = label()
     assert again.n_embedded == 0 and again.labels == got.labels and np.allclose(again.coherence, got.coherence)
@@ -113,6 +130,17 @@ def test_patterns_come_from_the_embedders_tokenizer(planted):
     assert p.of_word("the") == p.of_word("magnetic") == []  # a whole word is a keyword, not a sub-word pattern
     assert pattern_label("numbers", ["1924", "1937", "1924"]) == "numbers: 1924, 1937"
     assert pattern_label("any:ism", ["impressionism", "nihilism"]) == 'token: "…ism"'
+
+
+def test_words_of_one_family_count_once():
+    """A word and the words sharing its stem, or holding it, are one family (Snowball stems); a
+    leading piece shared by unrelated words is not."""
+    assert word_families({"aldehydes", "formaldehyde", "acetaldehyde"}) == 1
+    assert word_families({"quasar", "quasars", "maasai"}) == word_families({"tick", "ticks", "ticked", "ganges"}) == 2
+    assert word_families({"crt", "cronkite", "crochet", "cruyff"}) == 4
+    assert word_families({"impressionism", "cubism", "surrealism"}) == 3
+    # short stems are leading pieces, not families: Kali of Kaliningrad and Kalidasa, gang of ganglia
+    assert word_families({"kali", "kaliningrad", "kalidasa"}) == word_families({"ganges", "ganglia", "gangrene"}) == 3
 
 
 def test_pattern_columns_do_not_follow_the_string_hash():
