@@ -1,5 +1,5 @@
 """Time per phase of `interpret_sae` (KeyBERT labels + scoring of every feature) against a naive
-loop that calls KeyBERT once per feature, on the built-in wiki sentences (issue 4, "Speed").
+loop that calls KeyBERT once per feature, on the built-in wiki sentences.
 
     python benchmarks/bench_labeling.py [--d-sae 3072 6144] [--cache-dir /tmp/sae-cache] [--naive-sample 50]
 

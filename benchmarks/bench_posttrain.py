@@ -1,5 +1,5 @@
 """Time and peak RSS of every post-training stage (the scan, labelling, scoring, families) at
-100k texts and, with --full, 1M, and how they grow: linear is 10x for 10x the texts (issue 14.3).
+100k texts and, with --full, 1M, and how they grow: linear is 10x for 10x the texts.
 
     nice -n 10 python benchmarks/bench_posttrain.py [--full] [--d-sae 16384] [--cache-dir /tmp/sae-bench]
     nice -n 10 python benchmarks/bench_posttrain.py --sizes 10000 --d-sae 3072 --ks 32 256   # L0 axis

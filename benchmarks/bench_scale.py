@@ -1,4 +1,4 @@
-"""Time and peak RSS of every stage at two corpus sizes, and how they grow (issue 14.4): build the
+"""Time and peak RSS of every stage at two corpus sizes, and how they grow: build the
 store, train one epoch, then the post-training stages (one scan, labels, scores, families), the
 report and sae-compare. Linear is 10x for 10x the texts; memory should stay flat.
 

@@ -1,5 +1,5 @@
 """DataModule batches/s and peak RSS reading a 5,000,000 x 384 float16 store, against the same data
-in RAM (issue 6: streaming must hold >= 90 % of the in-RAM batch rate with peak RSS < 2 GiB).
+in RAM (the target: streaming must hold >= 90 % of the in-RAM batch rate with peak RSS < 2 GiB).
 
     python benchmarks/bench_streaming.py [--rows 5000000] [--batches 400] [--keep /path]
 

@@ -16,7 +16,7 @@ RESULTS.md is rewritten after each one, so an interrupted run keeps what it meas
 6. bench_overhead.py    sae-train's fit against the bare loop piece by piece (checkpoints,
                         validation, W&B, log lines, OpenMP policy) and sparsify at batch 512
 7. bench_startup.py     start-up of the commands with little to do (--help, a cached store, one
-                        search, one diff) against the code before issue 26's lazy imports
+                        search, one diff) against the code before the lazy imports
 
 The children run in the caller's environment, as `sae-train` would. OpenMP's wait policy matters on
 2 cores: GNU OpenMP threads spin between parallel regions by default, which is fastest on a quiet
@@ -43,7 +43,7 @@ from common import ROOT, machine
 HERE = Path(__file__).resolve().parent
 LARGE_BATCH = 4096
 
-TARGETS_NOTE = """Targets of issue 6 on this machine, d_sae = 3072, k = 32 (from the rows below, one run):"""
+TARGETS_NOTE = """Streaming and training targets on this machine, d_sae 3072, k 32 (from the rows below, one run):"""
 
 
 def child_env() -> dict:

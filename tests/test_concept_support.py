@@ -1,4 +1,4 @@
-"""A head term must fit the texts it names (issue 21): the vocabulary's nearest phrase to texts
+"""A head term must fit the texts it names: the vocabulary's nearest phrase to texts
 that share no concept ("frankenstein" over Watsons, Kant and Frank... words, from a blind reading
 of the default run) sits below `concept_support_min`, and the feature is mixed; a concept its texts
 are about ("france") sits above it.

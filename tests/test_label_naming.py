@@ -1,4 +1,4 @@
-"""Keywords the evidence supports, a name for the concept, and the two method baselines (issue 21).
+"""Keywords the evidence supports, a name for the concept, and the two method baselines.
 
 Planted cases on the real 600-sentence store (tests/conftest.py), the packaged MiniLM and real KeyBERT."""
 

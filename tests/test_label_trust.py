@@ -1,4 +1,4 @@
-"""Labels a researcher can trust (issue 11): coherence, discriminating scores, the judge, numbers.
+"""Labels a researcher can trust: coherence, discriminating scores, the judge, numbers.
 
 Everything runs on the real 600-sentence store (tests/conftest.py) with the packaged MiniLM."""
 

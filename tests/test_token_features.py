@@ -1,4 +1,4 @@
-"""Token features (issue 21): texts alike only because they share a word-piece get their own verdict.
+"""Token features: texts alike only because they share a word-piece get their own verdict.
 
 Planted top-text lists on the real 600-sentence store (tests/conftest.py), embedded with the
 packaged MiniLM and tokenized with its own tokenizer; coherence and its masked version are the

@@ -1,4 +1,4 @@
-"""Whole-word features (issue 21): texts alike only because they share one word, in unrelated
+"""Whole-word features: texts alike only because they share one word, in unrelated
 senses, get the token verdict; texts on one concept that names itself do not.
 
 Planted top-text lists on the real 600-sentence store (tests/conftest.py), embedded with the
