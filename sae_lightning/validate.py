@@ -16,7 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 from .errors import UserError
 from .schemas import schema_rules
 from .schemas.knobs import POSITIVE, SEED, Rule, flag, folder_name, invalid, number, text, whole
-from .schemas.lightning import EpochCheckpointConfig
+from .schemas.lightning import EpochCheckpointConfig, precision_problem
 from .schemas.sae import tied_problem
 
 RULES: dict[str, Rule] = {
@@ -91,6 +91,11 @@ def _tied_rules(cfg: DictConfig) -> str | None:
     problem = tied_problem(OmegaConf.to_container(sae, resolve=True)) if sae is not None else None
     if problem:
         return problem
+    trainer = _get(cfg, "trainer")
+    if trainer is not None:
+        problem = precision_problem(OmegaConf.to_container(trainer, resolve=True), _get(cfg, "sae.architecture"))
+        if problem:
+            return problem
     domain = _get(cfg, "domain")
     if (
         domain is not None

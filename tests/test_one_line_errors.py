@@ -127,6 +127,17 @@ def test_unknown_keys_are_refused_with_or_without_plus(tmp_path):
     assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
 
 
+def test_a_precision_the_sae_cannot_train_under_on_a_cpu_is_refused(tmp_path):
+    """Half-precision weights have no sparse CSR kernel on a CPU (TopK's backward), and a value
+    Lightning does not know would only fail inside it: both refused before any work, naming the fix."""
+    res = train(tmp_path, "+trainer.precision=bf16-true")
+    assert refused(res, "trainer.precision=bf16-true cannot train a topk SAE on a CPU"), res.err
+    assert "use trainer.precision=bf16-mixed" in res.err
+    res = train(tmp_path, "+trainer.precision=fp8")
+    assert refused(res, "trainer.precision=fp8 is not a precision the SAE trains under on a CPU"), res.err
+    assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
+
+
 def test_a_multirun_with_a_bad_job_ends_in_one_line_per_failed_job(tmp_path):
     npy = _npy(tmp_path)
     res = subprocess.run(
