@@ -91,9 +91,9 @@ def _tied_rules(cfg: DictConfig) -> str | None:
     problem = tied_problem(OmegaConf.to_container(sae, resolve=True)) if sae is not None else None
     if problem:
         return problem
-    trainer = _get(cfg, "trainer")
-    if trainer is not None:
-        problem = precision_problem(OmegaConf.to_container(trainer, resolve=True), _get(cfg, "sae.architecture"))
+    if _get(cfg, "trainer") is not None:
+        trainer = {key: _get(cfg, f"trainer.{key}") for key in ("precision", "accelerator")}
+        problem = precision_problem(trainer, _get(cfg, "sae.architecture"))
         if problem:
             return problem
     domain = _get(cfg, "domain")
