@@ -19,6 +19,9 @@ batch 512) on the built-in wiki sentences, `--epochs` passes:
 - `sae-train, last.ckpt serialised again`: the epoch checkpoint as Lightning's ModelCheckpoint writes
   it (the state saved twice per epoch, the default before EpochCheckpoint): `sae-train` minus it is
   what the hard-linked last.ckpt saves.
+- `sae-train, +trainer.precision=bf16-mixed` / `sae.select_dtype=bfloat16`: bf16 on an AMX CPU,
+  Lightning's autocast or the knob that picks the k latents alone in bf16; the fve column shows
+  what each costs in quality (every row is seeded: one fve per row).
 - `..., OMP_WAIT_POLICY=ACTIVE`: OpenMP's threads spin between parallel regions (OpenMP's
   default) instead of sleeping (conf/runtime's `omp_wait_policy: passive`).
 """
@@ -72,6 +75,10 @@ def rows(epochs: int) -> dict[str, tuple[list[str], dict[str, str]]]:
     out.update({f"sae-train, {name}": ([*cli, *overrides], passive) for name, overrides in PIECES.items()})
     out.update({f"sae-train, {name}": ([*cli, *overrides], passive) for name, overrides in BEFORE.items()})
     out["sae-train, all of them off"] = ([*cli, *ALL_OFF], passive)
+    # bf16 on an AMX CPU: autocast (the encoder matmul in bf16, the sparse products in float32),
+    # and the knob that picks the k latents alone in bf16 (values float32)
+    out["sae-train, +trainer.precision=bf16-mixed"] = ([*cli, "+trainer.precision=bf16-mixed"], passive)
+    out["sae-train, sae.select_dtype=bfloat16"] = ([*cli, "sae.select_dtype=bfloat16"], passive)
     out["bare loop, OMP_WAIT_POLICY=ACTIVE"] = ([*child, "bare", "--epochs", str(epochs)], active)
     out["sae-train, OMP_WAIT_POLICY=ACTIVE"] = (cli, active)
     try:
@@ -83,9 +90,9 @@ def rows(epochs: int) -> dict[str, tuple[list[str], dict[str, str]]]:
     return out
 
 
-def measure(argv: list[str], env_extra: dict[str, str], scratch: Path) -> float:
+def measure(argv: list[str], env_extra: dict[str, str], scratch: Path) -> tuple[float, float | None]:
     """Seconds of training, read from what the process leaves: sae-train's metrics.json, or the
-    child's last printed line."""
+    child's last printed line; and sae-train's final fve (None for the loops)."""
     logs = Path(tempfile.mkdtemp(dir=scratch))
     cli = argv[:2] == CLI
     env = {**os.environ, **env_extra, "PYTHONPATH": str(ROOT), "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
@@ -93,13 +100,14 @@ def measure(argv: list[str], env_extra: dict[str, str], scratch: Path) -> float:
     done = subprocess.run(full, cwd=scratch, env=env, capture_output=True, text=True, timeout=3600, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{argv} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    fve = None
     if cli:
-        metrics = next(logs.glob("train/runs/*/*/metrics.json"))
-        seconds = json.loads(metrics.read_text())["timings_s"]["fit"]
+        metrics = json.loads(next(logs.glob("train/runs/*/*/metrics.json")).read_text())
+        seconds, fve = metrics["timings_s"]["fit"], metrics["metrics"]["fve"]
     else:
         seconds = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
     shutil.rmtree(logs, ignore_errors=True)
-    return float(seconds)
+    return float(seconds), fve
 
 
 def child(kind: str, epochs: int) -> None:
@@ -136,12 +144,14 @@ def run(args) -> dict:
     }
     scratch = Path(tempfile.mkdtemp(prefix="bench_overhead_"))
     times: dict[str, list[float]] = {name: [] for name in specs}
+    fves: dict[str, float | None] = {}
     loads: dict[str, list[float]] = {name: [] for name in specs}
     try:
         for r in range(args.rounds):
             for name, (argv, env_extra) in specs.items():
                 before = os.getloadavg()[0]
-                times[name].append(measure(argv, env_extra, scratch))
+                seconds, fves[name] = measure(argv, env_extra, scratch)  # seeded: the same fve every round
+                times[name].append(seconds)
                 loads[name].append(round((before + os.getloadavg()[0]) / 2, 2))
                 print(
                     json.dumps(
@@ -163,6 +173,7 @@ def run(args) -> dict:
                 "each round": ", ".join(f"{x:.1f}" for x in times[name]),
                 "× bare loop": round(t / bare, 2) if bare else None,
                 "sae-train minus this (s)": round(cli - t, 2) if cli and name.startswith("sae-train,") else None,
+                "fve": round(fves[name], 4) if fves.get(name) is not None else None,
                 "load (1 min)": ", ".join(f"{x:.1f}" for x in loads[name]),
             }
         )

@@ -4,10 +4,11 @@ this: it changes process-wide logging and progress-bar state)."""
 from __future__ import annotations
 
 import contextlib
-import importlib.abc
 import io
 import logging
 import sys
+
+from .import_hooks import WrappedLoader, wrap_exec
 
 
 def apply_hydra_logger_levels() -> None:
@@ -56,37 +57,12 @@ def drop_third_party_warnings() -> None:
 WANDB_NOTICE_MODULE = "transformers.integrations.integration_utils"
 
 
-class _SilentExec(importlib.abc.Loader):
-    """Runs a module's top level with stdout dropped, then behaves as the loader it wraps."""
-
-    def __init__(self, loader: importlib.abc.Loader) -> None:
-        self.loader = loader
-
-    def create_module(self, spec):
-        return self.loader.create_module(spec)
+class _SilentExec(WrappedLoader):
+    """Runs a module's top level with stdout dropped."""
 
     def exec_module(self, module) -> None:
         with contextlib.redirect_stdout(io.StringIO()):
             self.loader.exec_module(module)
-
-    def __getattr__(self, name: str):  # get_source, is_package, ... as the real loader answers them
-        return getattr(self.loader, name)
-
-
-class _WandbNoticeFinder(importlib.abc.MetaPathFinder):
-    """Finds nothing itself: for WANDB_NOTICE_MODULE it asks the other finders and wraps their loader."""
-
-    def find_spec(self, name, path, target=None):
-        if name != WANDB_NOTICE_MODULE:
-            return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(name, path, target)
-            if spec is not None and spec.loader is not None:
-                spec.loader = _SilentExec(spec.loader)
-                return spec
-        return None
 
 
 def drop_wandb_offline_notice() -> None:
@@ -95,6 +71,4 @@ def drop_wandb_offline_notice() -> None:
     its stderr one line on bad input, so that module's top level runs with stdout dropped, whenever
     something (Lightning's W&B logger, sentence-transformers) imports it. Importing it here instead
     would cost every command transformers' import (seconds; 10 s on loaded cores), needed or not."""
-    if WANDB_NOTICE_MODULE in sys.modules or any(isinstance(f, _WandbNoticeFinder) for f in sys.meta_path):
-        return
-    sys.meta_path.insert(0, _WandbNoticeFinder())
+    wrap_exec(WANDB_NOTICE_MODULE, _SilentExec)

@@ -17,7 +17,7 @@ from .errors import UserError
 from .schemas import schema_rules
 from .schemas.domain import HFConfig, hf_problem
 from .schemas.knobs import POSITIVE, SEED, Rule, flag, folder_name, invalid, number, required, text, whole
-from .schemas.lightning import EpochCheckpointConfig
+from .schemas.lightning import EpochCheckpointConfig, precision_problem
 from .schemas.sae import tied_problem
 
 RULES: dict[str, Rule] = {
@@ -92,6 +92,11 @@ def _tied_rules(cfg: DictConfig) -> str | None:
     problem = tied_problem(OmegaConf.to_container(sae, resolve=True)) if sae is not None else None
     if problem:
         return problem
+    if _get(cfg, "trainer") is not None:
+        trainer = {key: _get(cfg, f"trainer.{key}") for key in ("precision", "accelerator")}
+        problem = precision_problem(trainer, _get(cfg, "sae.architecture"))
+        if problem:
+            return problem
     domain = _get(cfg, "domain")
     if domain is not None and domain.get("_target_") == HFConfig.TARGET:
         return hf_problem(_get(cfg, "domain.name"), _get(cfg, "domain.path"))

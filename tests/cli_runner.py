@@ -4,6 +4,7 @@ without a new interpreter per call (seconds each)."""
 
 from __future__ import annotations
 
+import importlib
 import io
 import logging
 import sys
@@ -11,6 +12,9 @@ from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
+import tomllib
 
 
 @dataclass
@@ -40,6 +44,23 @@ def run_command(entry: Callable[[], None], prog: str, *argv: object) -> Result:
         sys.argv = saved
         restore_root_handlers(handlers)
     return Result(code, out.getvalue(), err.getvalue())
+
+
+# The package's console scripts, name -> "module:function" (pyproject.toml's [project.scripts]).
+SCRIPTS: dict[str, str] = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())[
+    "project"
+]["scripts"]
+
+
+def run_script(exe: str, *argv: object, cwd: Path | None = None, env: dict[str, str] | None = None) -> Result:
+    """Console script `exe` run by `run_command`, from `cwd` with `env`'s variables set meanwhile."""
+    module, func = SCRIPTS[exe].split(":")
+    with pytest.MonkeyPatch.context() as patch:
+        if cwd is not None:
+            patch.chdir(cwd)
+        for name, value in (env or {}).items():
+            patch.setenv(name, value)
+        return run_command(getattr(importlib.import_module(module), func), exe, *argv)
 
 
 def restore_root_handlers(handlers: list[logging.Handler]) -> None:

@@ -22,6 +22,8 @@ from sae_lightning.diff.stats import benjamini_hochberg, fisher_two_sided, log_o
 from sae_lightning.errors import UserError
 from sae_lightning.models import build_sae, sae_config
 
+from .cli_runner import Result, run_script
+
 UP_IN_A, UP_IN_B = list(range(0, 5)), list(range(5, 10))
 
 
@@ -106,16 +108,20 @@ def test_statistics_agree_with_scipy_and_hand_computation():
 # ---- the command on a small real run ------------------------------------------------------------
 
 
-def sae_diff(*args, check: bool = True) -> subprocess.CompletedProcess:
-    res = subprocess.run([sys.executable, "-m", "sae_lightning.diff", *map(str, args)], capture_output=True, text=True)
+def sae_diff(*args, check: bool = True) -> Result:
+    """sae-diff run in this process (cli_runner)."""
+    res = run_script("sae-diff", *args)
     if check:
-        assert res.returncode == 0, res.stderr
+        assert res.code == 0, res.err
     return res
 
 
 def test_cli_end_to_end_on_a_real_run(tiny_labelled_run, tmp_path):
+    """`python -m sae_lightning.diff` (the command before its console script is installed), as a process."""
     out = tmp_path / "mh"
-    res = sae_diff(tiny_labelled_run, "Mathematics", "History", "--out", out, "--top", 5)
+    args = [tiny_labelled_run, "Mathematics", "History", "--out", out, "--top", 5]
+    res = subprocess.run([sys.executable, "-m", "sae_lightning.diff", *map(str, args)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
     assert "Mathematics (" in res.stdout and "features separate them" in res.stdout and "more in History:" in res.stdout
     table = pd.read_parquet(out / "diff.parquet")
     csv = pd.read_csv(out / "diff.csv")
@@ -147,7 +153,7 @@ def test_default_output_folder_and_the_domain_matrix(tiny_labelled_run, tmp_path
     assert list(matrix.index) == ["Arts", "History", "Mathematics"]
     assert (np.diag(matrix.to_numpy()) == 0).all() and (matrix.to_numpy() == matrix.to_numpy().T).all()
     single = pd.read_parquet(run / "diff" / "Mathematics-vs-Arts_History" / "diff.parquet")
-    assert "features separating each pair" in res.stdout and (matrix.to_numpy() > 0).any()
+    assert "features separating each pair" in res.out and (matrix.to_numpy() > 0).any()
     assert "<svg" in (run / "diff" / "matrix" / "matrix.html").read_text()
     assert single["separating"].sum() > 0
 
@@ -171,8 +177,8 @@ def test_a_text_source_group_is_embedded_with_the_runs_model(tiny_labelled_run, 
 )
 def test_bad_groups_are_one_line_and_write_nothing(tiny_labelled_run, tmp_path, groups, message):
     res = sae_diff(tiny_labelled_run, *groups, "--out", tmp_path / "x", check=False)
-    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0, res.stderr
-    assert re.search(message, res.stderr), res.stderr
+    assert res.code == 2 and res.err.strip().count("\n") == 0, res.err
+    assert re.search(message, res.err), res.err
     assert not (tmp_path / "x").exists()
 
 
@@ -197,7 +203,7 @@ def test_an_unfinished_run_is_refused(tiny_labelled_run, tmp_path):
     shutil.copytree(tiny_labelled_run / "sae", run / "sae")
     shutil.copy(tiny_labelled_run / "run.json", run / "run.json")
     res = sae_diff(run, "Mathematics", "History", check=False)
-    assert res.returncode == 2 and "is not a finished run (missing metrics.json)" in res.stderr
+    assert res.code == 2 and "is not a finished run (missing metrics.json)" in res.err
     assert not (run / "diff").exists()
 
 

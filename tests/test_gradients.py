@@ -87,6 +87,26 @@ def test_sparse_decode_backward_passes_gradcheck():
     assert torch.autograd.gradcheck(lambda v, w: SparseDecode.apply(v, w, pattern), (vals, W_dec))
 
 
+def test_sparse_decode_runs_in_float32_under_bf16_autocast():
+    """Lightning's bf16-mixed on a CPU hands bfloat16 values in; torch has no bf16 CSR matmul there,
+    so the sparse decoder casts them to float32 and runs forwards and backwards with autocast off:
+    the same output and weight gradient as float32 on the same (bf16-rounded) values."""
+    torch.manual_seed(1)
+    pattern = ActivePattern(torch.randint(0, D_SAE, (B * K,)), torch.arange(0, B * K, K), D_SAE)
+    vals = torch.randn(B * K).bfloat16().requires_grad_()
+    W_dec = torch.randn(D_SAE, D_IN, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = SparseDecode.apply(vals, W_dec, pattern)
+    out.square().sum().backward()
+    vals32, W32 = vals.detach().float().requires_grad_(), W_dec.detach().clone().requires_grad_()
+    out32 = SparseDecode.apply(vals32, W32, pattern)
+    out32.square().sum().backward()
+    assert out.dtype == torch.float32 and W_dec.grad.dtype == torch.float32
+    torch.testing.assert_close(out, out32, rtol=0, atol=0)
+    torch.testing.assert_close(W_dec.grad, W32.grad, rtol=0, atol=0)
+    torch.testing.assert_close(vals.grad, vals32.grad.bfloat16(), rtol=0, atol=0)
+
+
 def test_active_pattern_products_equal_the_dense_ones():
     """sampled: (a bᵀ) at the active entries; t_matmul: Sᵀ @ dense; uneven rows and repeated latents."""
     torch.manual_seed(2)

@@ -22,6 +22,7 @@ from sae_lightning.schemas.sae import SAEConfig
 from sae_lightning.schemas.training import DataConfig, ModuleConfig
 from sae_lightning.training.module import SAEModule
 
+from .cli_runner import run_script
 from .conftest import SMALL_TOPICS, wiki_source
 
 D_SAE, K = 256, 8
@@ -116,6 +117,7 @@ SENTENCES = [
 
 
 def export(*args: str) -> subprocess.CompletedProcess:
+    """`python -m sae_lightning.export.sentence_transformers`, as a process (the module form)."""
     return subprocess.run(
         [sys.executable, "-m", "sae_lightning.export.sentence_transformers", *args], capture_output=True, text=True
     )
@@ -153,10 +155,10 @@ def test_sparse_encoder_export_refuses_what_it_cannot_write(tiny_labelled_run, t
         sparse_autoencoder_module(trained["relu"][0])
     assert sparse_autoencoder_module(trained["matryoshka-topk"][0]).k == K  # TopK at inference: fits
 
-    done = export(str(tmp_path / "nowhere"), "--to", "sentence-transformers", "--out", str(tmp_path / "o"))
-    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and "not a run dir" in done.stderr
+    done = run_script("sae-export", tmp_path / "nowhere", "--to", "sentence-transformers", "--out", tmp_path / "o")
+    assert done.code == 2 and done.err.strip().count("\n") == 0 and "not a run dir" in done.err
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("keep me")
-    done = export(str(tiny_labelled_run), "--to", "sentence-transformers", "--out", str(tmp_path / "full"))
-    assert done.returncode == 2 and "is not empty" in done.stderr
+    done = run_script("sae-export", tiny_labelled_run, "--to", "sentence-transformers", "--out", tmp_path / "full")
+    assert done.code == 2 and "is not empty" in done.err
     assert [p.name for p in (tmp_path / "full").iterdir()] == ["x"]  # nothing written into it

@@ -15,17 +15,15 @@ import pytest
 
 from sae_lightning.run_dir import RunDir
 
+from .cli_runner import Result, run_script
+
 SAE_LABEL = str(Path(sys.executable).parent / "sae-label")
 
 
-def _label(run: Path, tmp_path: Path, *settings: str) -> subprocess.CompletedProcess:
-    res = subprocess.run(
-        [SAE_LABEL, f"run_dir={run}", *settings, f"paths.log_dir={tmp_path / 'logs'}"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert res.returncode == 0, res.stderr[-2000:]
+def _label(run: Path, tmp_path: Path, *settings: str) -> Result:
+    """sae-label run in this process (cli_runner)."""
+    res = run_script("sae-label", f"run_dir={run}", *settings, f"paths.log_dir={tmp_path / 'logs'}")
+    assert res.code == 0, res.err[-2000:]
     return res
 
 
@@ -41,7 +39,7 @@ def test_relabel_a_finished_run_with_other_settings(tiny_labelled_run, tmp_path,
     metrics_before = (run / "metrics.json").read_bytes()
 
     res = _label(run, tmp_path, "labeling.top_n=5", "labeling.doc_embedding=mean")
-    assert "report:" in res.stdout
+    assert "report:" in res.out
     _label(run, tmp_path, "labeling.top_n=2")
     rd = RunDir(run)
     labelings = rd.labelings()
@@ -108,11 +106,9 @@ def test_sigterm_during_a_relabel_leaves_the_run_as_it_was(tiny_labelled_run, tm
 
 def test_not_a_run_is_one_line_and_creates_nothing(tmp_path):
     target = tmp_path / "nowhere"
-    res = subprocess.run(
-        [SAE_LABEL, f"run_dir={target}", f"paths.log_dir={tmp_path / 'logs'}"], capture_output=True, text=True
-    )
-    assert res.returncode == 2
-    assert res.stderr.strip().splitlines() == [
+    res = run_script("sae-label", f"run_dir={target}", f"paths.log_dir={tmp_path / 'logs'}")
+    assert res.code == 2
+    assert res.err.strip().splitlines() == [
         f"error: {target} is not a run dir: the folder does not exist; pass run_dir=<a finished run folder>"
     ]
     assert not target.exists() and not (tmp_path / "logs").exists()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import subprocess
 import sys
 from contextlib import redirect_stderr
 from pathlib import Path
@@ -25,9 +24,8 @@ from sae_lightning.serve.cli import main as serve_main
 from sae_lightning.terminal import printable
 from sae_lightning.validate import RULES
 
-from .cli_runner import files_under, restore_root_handlers, run_command, wrote_nothing
+from .cli_runner import Result, files_under, restore_root_handlers, run_command, run_script, wrote_nothing
 
-BIN = Path(sys.executable).parent
 TINY = ["sae.d_sae=32", "sae.k=4", "logger=none", "trainer.max_epochs=1", "trainer.enable_progress_bar=false"]
 
 
@@ -127,26 +125,32 @@ def test_unknown_keys_are_refused_with_or_without_plus(tmp_path):
     assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
 
 
+def test_a_precision_the_sae_cannot_train_under_on_a_cpu_is_refused(tmp_path):
+    """Half-precision weights have no sparse CSR kernel on a CPU (TopK's backward), and a value
+    Lightning does not know would only fail inside it: both refused before any work, naming the fix."""
+    res = train(tmp_path, "+trainer.precision=bf16-true")
+    assert refused(res, "trainer.precision=bf16-true cannot train a topk SAE on a CPU"), res.err
+    assert "use trainer.precision=bf16-mixed" in res.err
+    res = train(tmp_path, "+trainer.precision=fp8")
+    assert refused(res, "trainer.precision=fp8 is not a precision the SAE trains under on a CPU"), res.err
+    assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
+
+
 def test_a_multirun_with_a_bad_job_ends_in_one_line_per_failed_job(tmp_path):
     npy = _npy(tmp_path)
-    res = subprocess.run(
-        [
-            str(BIN / "sae-train"),
-            "-m",
-            "domain=npy",
-            f"domain.path={npy}",
-            *TINY,
-            f"paths.log_dir={tmp_path / 'out'}",
-            f"paths.cache_dir={tmp_path / 'cache'}",
-            "sae.k=4,40,48",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    res = run_script(
+        "sae-train",
+        "-m",
+        "domain=npy",
+        f"domain.path={npy}",
+        *TINY,
+        f"paths.log_dir={tmp_path / 'out'}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        "sae.k=4,40,48",
         cwd=tmp_path,
     )
-    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error: ")]
-    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-3000:]
+    errors = [ln for ln in res.err.splitlines() if ln.startswith("error: ")]
+    assert res.code == 2 and "Traceback" not in res.err, res.err[-3000:]
     assert [e.split(":")[1].split("(")[0].strip() for e in errors] == ["job #1", "job #2"]
     assert "sae.k=40 must be below sae.d_sae=32" in errors[0] and "sae.k=48" in errors[1]
     summary = json.loads(next((tmp_path / "out").rglob("sweep_summary.json")).read_text())
@@ -157,17 +161,16 @@ def test_a_failed_command_leaves_no_log_folder_and_says_it_once(tmp_path):
     """The console shows the error once (the run log's copy goes to the file only), and the log
     folder Hydra made goes with its empty parents; folders that were there before stay."""
 
-    def sae_label() -> subprocess.CompletedProcess:
-        argv = [str(BIN / "sae-label"), f"run_dir={tmp_path / 'missing'}"]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    def sae_label() -> Result:
+        return run_script("sae-label", f"run_dir={tmp_path / 'missing'}", cwd=tmp_path)
 
     res = sae_label()
     why = "is not a run dir: the folder does not exist; pass run_dir=<a finished run folder>"
-    assert res.returncode == 2 and res.stderr.splitlines() == [f"error: {tmp_path / 'missing'} {why}"], res.stderr
+    assert res.code == 2 and res.err.splitlines() == [f"error: {tmp_path / 'missing'} {why}"], res.err
     assert list(tmp_path.iterdir()) == [], list(tmp_path.rglob("*"))
     mine = tmp_path / "outputs" / "label" / "runs"
     mine.mkdir(parents=True)
-    assert sae_label().returncode == 2 and list(mine.iterdir()) == []
+    assert sae_label().code == 2 and list(mine.iterdir()) == []
 
 
 def test_a_failed_command_detaches_the_log_file_it_removed(tmp_path):

@@ -8,15 +8,13 @@ apart silently. (docs/study/ and the generated includes are the study's outputs,
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import tomllib
+
+from .cli_runner import SCRIPTS, Result, run_script
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -24,9 +22,6 @@ README = ROOT / "README.md"
 PAGES = [README] + sorted(
     p for p in (ROOT / "docs").rglob("*.md") if not {"study", "generated"} & set(p.relative_to(ROOT / "docs").parts)
 )
-BIN = Path(sys.executable).parent  # the venv's console scripts: sae-train, sae-compare, ...
-# Console scripts declared by the package; one the venv has not installed yet is run from its entry point.
-SCRIPTS = tomllib.loads((README.parent / "pyproject.toml").read_text())["project"]["scripts"]
 
 # Appended to every command that trains or embeds (replacing the README's own value of the key).
 TINY = {
@@ -96,12 +91,12 @@ def skip_reason(command: str) -> str | None:
     return next((why for pattern, why in SKIP if re.search(pattern, command)), None)
 
 
-def command_argv(exe: str) -> list[str]:
-    """How to start console script `exe`: the venv's script, else the pyproject entry point."""
-    if (BIN / exe).is_file():
-        return [str(BIN / exe)]
-    module, func = SCRIPTS[exe].split(":")
-    return [sys.executable, "-c", f"import sys; sys.argv[0] = {exe!r}; from {module} import {func}; {func}()"]
+def run_documented(exe: str, args: list[str], workspace: Path, env: dict) -> Result:
+    """Console script `exe` run with `args` in this process, the way its script runs it (cli_runner),
+    from `workspace` with `env`'s variables: a new interpreter per command would spend seconds on
+    imports each, and the scripts themselves are the package's entry points (test_startup and the
+    packaging test start them as processes)."""
+    return run_script(exe, *args, cwd=workspace, env=env)
 
 
 def tiny_argv(exe: str, args: list[str]) -> list[str]:
@@ -134,15 +129,8 @@ def fill_placeholder(arg: str, workspace: Path, env: dict) -> str:
         matches = [p for p in workspace.glob(re.sub(r"<[^>]+>", "*", value).rstrip("/")) if p.is_dir()]
     else:  # <run> and the like: a folder that holds a finished run (a tiny default run when none is there yet)
         if not finished_runs(workspace):
-            subprocess.run(
-                command_argv("sae-train") + tiny_argv("sae-train", []),
-                cwd=workspace,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=1200,
-                check=True,
-            )
+            res = run_documented("sae-train", tiny_argv("sae-train", []), workspace, env)
+            assert res.code == 0, f"the tiny default run for {arg!r} failed:\n{res.err[-3000:]}"
         matches = finished_runs(workspace)
     if not matches:
         raise AssertionError(
@@ -152,8 +140,8 @@ def fill_placeholder(arg: str, workspace: Path, env: dict) -> str:
     return f"{key}{eq}{newest}{'/' if value.endswith('/') else ''}"
 
 
-def runnable(command: str, workspace: Path, env: dict) -> list[str]:
-    """The argv that runs `command`: the package's script, placeholders filled, tiny limits appended."""
+def runnable(command: str, workspace: Path, env: dict) -> tuple[str, list[str]]:
+    """The console script that runs `command` and its arguments: placeholders filled, tiny limits appended."""
     args = shlex.split(command)
     exe = args[0].removeprefix(".venv/bin/")
     if exe not in SCRIPTS:
@@ -162,7 +150,7 @@ def runnable(command: str, workspace: Path, env: dict) -> list[str]:
             f"(pyproject [project.scripts]); run it here or add a SKIP rule with the reason in {__file__}"
         )
     rest = [fill_placeholder(a, workspace, env) for a in args[1:]]
-    return command_argv(exe) + (tiny_argv(exe, rest) if exe in TRAINS else rest + SMALL_GROUPS.get(exe, []))
+    return exe, tiny_argv(exe, rest) if exe in TRAINS else rest + SMALL_GROUPS.get(exe, [])
 
 
 @pytest.fixture(scope="module")
@@ -175,10 +163,8 @@ def workspace(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> dict:
-    """The user's environment with a scratch cache (stores of the tiny limits) and no network."""
+    """What the commands' environment changes: a scratch cache (stores of the tiny limits), no network."""
     return {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "HF_HUB_OFFLINE": "1",
         "XDG_CACHE_HOME": str(tmp_path_factory.mktemp("readme_cache")),
         "WANDB_MODE": "offline",
@@ -202,17 +188,17 @@ def test_documented_command_works(page, command, workspace, env):
     reason = skip_reason(command)
     if reason:
         pytest.skip(f"{command}: {reason}")
-    argv = runnable(command, workspace, env)
+    exe, args = runnable(command, workspace, env)
     before = {p.name for p in workspace.iterdir()}
-    res = subprocess.run(argv, cwd=workspace, env=env, capture_output=True, text=True, timeout=1200)
-    assert res.returncode == 0, (
-        f"{page}: command `{command}` (run as `{shlex.join(argv)}`) exited "
-        f"{res.returncode}; stderr tail:\n{res.stderr[-3000:]}\nstdout tail:\n{res.stdout[-1500:]}"
+    res = run_documented(exe, args, workspace, env)
+    assert res.code == 0, (
+        f"{page}: command `{command}` (run as `{shlex.join([exe, *args])}`) exited "
+        f"{res.code}; stderr tail:\n{res.err[-3000:]}\nstdout tail:\n{res.out[-1500:]}"
     )
-    if command.startswith("sae-train") and "-m" not in argv:  # quiet: the summary is the last thing printed
-        assert "Run history" not in res.stdout + res.stderr, "W&B printed its run history"
-        assert res.stdout.rstrip().splitlines()[-1].startswith("  (fve: "), res.stdout[-1500:]
-    named = {Path(a).parts[0] for a in argv[1:] if a and not a.startswith("-")}  # e.g. `--out sparse_model`
+    if command.startswith("sae-train") and "-m" not in args:  # quiet: the summary is the last thing printed
+        assert "Run history" not in res.out + res.err, "W&B printed its run history"
+        assert res.out.rstrip().splitlines()[-1].startswith("  (fve: "), res.out[-1500:]
+    named = {Path(a).parts[0] for a in args if a and not a.startswith("-")}  # e.g. `--out sparse_model`
     stray = sorted(p.name for p in workspace.iterdir() if p.name not in before | named | {"outputs"})
     assert not stray, f"{page}: command `{command}` wrote {stray} into the working directory (outputs/ only)"
 

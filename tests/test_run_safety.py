@@ -10,8 +10,6 @@ import json
 import os
 import shutil
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,19 +21,15 @@ from sae_lightning.label_run import label_run_dir
 from sae_lightning.labels import LabelingConfig
 from sae_lightning.run_dir import Labeling, RunDir
 
-BIN = Path(sys.executable).parent
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
+from .cli_runner import Result, run_script
+
+ENV = {"HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
 
 
-def run_cmd(*args: str, umask: int | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN / args[0]), *args[1:]],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        preexec_fn=(lambda: os.umask(umask)) if umask is not None else None,
-    )
+def run_cmd(*args: str, umask: int | None = None, cwd: Path | None = None) -> Result:
+    """Console script args[0] run in this process (cli_runner), under `umask` if given."""
+    with umask_set(umask) if umask is not None else contextlib.nullcontext():
+        return run_script(args[0], *args[1:], cwd=cwd, env=ENV)
 
 
 def snapshot(folder: Path) -> dict[str, bytes | str]:
@@ -92,24 +86,17 @@ def test_sae_diff_out_never_deletes_a_folder_it_did_not_write(tiny_labelled_run,
     before = snapshot(run)
     for out in (mine, run):
         res = run_cmd("sae-diff", str(run), "Mathematics", "History", "--out", str(out))
-        assert res.returncode == 2, res.stderr[-2000:]
-        assert len(res.stderr.strip().splitlines()) == 1 and "did not write" in res.stderr
+        assert res.code == 2, res.err[-2000:]
+        assert len(res.err.strip().splitlines()) == 1 and "did not write" in res.err
     assert (mine / "thesis.txt").read_text() == "precious" and len(list(mine.iterdir())) == 1
     assert snapshot(run) == before
-    res = subprocess.run(
-        [str(BIN / "sae-diff"), str(run), "Mathematics", "History", "--out", "."],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=mine,
-    )
-    assert res.returncode == 2 and "current folder" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    res = run_cmd("sae-diff", str(run), "Mathematics", "History", "--out", ".", cwd=mine)
+    assert res.code == 2 and "current folder" in res.err and len(res.err.strip().splitlines()) == 1
     # an earlier diff of its own is replaced, and the pages follow the umask like every other file
     res = run_cmd("sae-diff", str(run), "Mathematics", "History", "--out", str(tmp_path / "d"), umask=0o022)
-    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.code == 0, res.err[-2000:]
     res = run_cmd("sae-diff", str(run), "Mathematics", "History", "--out", str(tmp_path / "d"), umask=0o002)
-    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.code == 0, res.err[-2000:]
     assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o775
     assert {stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "d").iterdir()} == {0o664}
 
@@ -138,7 +125,7 @@ def test_the_current_labelling_must_be_a_folder_inside_the_run(pointer, tiny_lab
         write_report(run)
     assert snapshot(other) == other_before
     res = run_cmd("sae-search", str(run), "algebra")
-    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr[-2000:]
+    assert res.code == 2 and len(res.err.strip().splitlines()) == 1, res.err[-2000:]
 
 
 # ---- 4. one atomic switch, one labelling at a time --------------------------------------------
@@ -161,8 +148,8 @@ def test_a_second_labelling_at_the_same_time_is_refused_in_one_line(tiny_labelle
         with pytest.raises(UserError, match="is being labelled by another process"):
             label_run_dir(run, LabelingConfig(top_n=2))
         res = run_cmd("sae-label", f"run_dir={run}", f"paths.log_dir={tmp_path / 'logs'}")
-    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr[-2000:]
-    assert "now current" not in res.stdout
+    assert res.code == 2 and len(res.err.strip().splitlines()) == 1, res.err[-2000:]
+    assert "now current" not in res.out
     assert snapshot(run) == before
 
 
@@ -221,7 +208,7 @@ def test_a_runs_store_and_files_follow_the_umask(tmp_path):
         f"run_dir={run}",
         umask=0o002,
     )
-    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.code == 0, res.err[-3000:]
     for root in (run, cache):
         for p in [root, *root.rglob("*")]:
             if p.name.endswith(".lock") or ".hydra" in p.parts or "wandb" in p.parts:
@@ -272,6 +259,6 @@ def test_a_run_that_fails_on_bad_data_leaves_no_run_folder(tmp_path, damaged, me
         f"paths.log_dir={out}",
         f"paths.cache_dir={tmp_path / 'cache'}",
     )
-    assert res.returncode == 2 and message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert res.code == 2 and message in res.err and len(res.err.strip().splitlines()) == 1, res.err
     left = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) if out.exists() else []
     assert left == [], left

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -26,6 +24,8 @@ from sae_lightning.search import (
     parse_clamps,
     steer,
 )
+
+from .cli_runner import run_script
 
 MATH_QUERY = "A prime number is divisible only by one and itself, a theorem of number theory."
 HISTORY_QUERY = "The dynasty collapsed when invading armies conquered the capital of the empire."
@@ -158,15 +158,14 @@ def test_clamp_arguments(planted):
 
 def test_sae_search_command_prints_features_and_texts_before_and_after(planted):
     run_dir, _ = planted
-    cmd = [sys.executable, "-c", "from sae_lightning.cli import search; search()", str(run_dir), HISTORY_QUERY]
-    res = subprocess.run([*cmd, "--clamp", f"{PLANTED}=0.8", "-k", "3"], capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
-    out = res.stdout
+    res = run_script("sae-search", run_dir, HISTORY_QUERY, "--clamp", f"{PLANTED}=0.8", "-k", "3")
+    assert res.code == 0, res.err[-3000:]
+    out = res.out
     assert "features it activates:" in out and "nearest texts:" in out and f"after #{PLANTED}=0.8:" in out
     after = out.split("after")[1]
     assert after.count("[Mathematics]") >= 2
-    res = subprocess.run([*cmd, "--clamp", "99=1"], capture_output=True, text=True, timeout=300)
+    res = run_script("sae-search", run_dir, HISTORY_QUERY, "--clamp", "99=1")
     assert (
-        res.returncode == 2
-        and res.stderr.strip().splitlines()[-1] == "error: feature 99 does not exist: this SAE has features 0..63"
+        res.code == 2
+        and res.err.strip().splitlines()[-1] == "error: feature 99 does not exist: this SAE has features 0..63"
     )

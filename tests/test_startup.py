@@ -76,3 +76,27 @@ def test_wandb_offline_notice_is_dropped_when_transformers_loads_it():
         env,
     )
     assert printed == "" and "transformers" in heavy
+
+
+def test_the_embedding_model_loads_without_scikit_learn_and_embeds_the_same():
+    """sentence-transformers imports scikit-learn (with scipy.stats and pandas) for one helper that
+    embedding never calls: under the commands' hook the model loads and embeds without it, to the
+    same vectors as in this process (which loaded it the ordinary way), and the helper is
+    scikit-learn's own at its first call."""
+    import numpy as np
+
+    from sae_lightning.data.embed import load_model
+
+    query = "the fall of the Roman empire"
+    heavy, printed = loaded_after(
+        "from sae_lightning.lean_imports import defer_sklearn\ndefer_sklearn()\n"
+        "from sae_lightning.data.embed import load_model\n"
+        f"print('embedding:', load_model().encode([{query!r}])[0].tolist())\n"
+        "assert not [m for m in ('sklearn', 'scipy.stats') if m in sys.modules], 'scikit-learn was imported'\n"
+        "import numpy as np\nfrom sentence_transformers.util.similarity import pairwise_distances\n"
+        "from sklearn.metrics import pairwise_distances as own\n"
+        "assert (pairwise_distances(np.eye(3)) == own(np.eye(3))).all()"
+    )
+    assert "sentence_transformers" in heavy
+    vector = next(line for line in printed.splitlines() if line.startswith("embedding: ")).removeprefix("embedding: ")
+    np.testing.assert_allclose(json.loads(vector), load_model().encode([query])[0], rtol=0, atol=1e-6)

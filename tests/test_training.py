@@ -136,6 +136,22 @@ def test_recovers_a_known_sparse_dictionary(arch, extra, synthetic_npy, tmp_path
     assert mean_max_cos >= 0.9, f"{arch}: mean max cosine {mean_max_cos:.3f}"
 
 
+def test_bf16_mixed_trains_a_topk_sae_on_cpu_as_well_as_float32(synthetic_npy, tmp_path, cache_dir):
+    """+trainer.precision=bf16-mixed on a CPU: autocast runs the encoder's matmul in bfloat16 and the
+    sparse products (no bf16 CSR kernel in torch) in float32. The run trains, its numbers differ from
+    float32's (so bfloat16 did run) by no more than rounding does: fve within 0.01."""
+    path, _ = synthetic_npy
+    common = ["sae=topk", "sae.d_sae=128", "sae.k=4", "data.batch_size=256", "trainer.max_epochs=3"]
+    fve = {
+        precision: RunDir(
+            run([*common, f"+trainer.precision={precision}", *npy_args(path), *QUIET], tmp_path / precision, cache_dir)
+        ).metrics()["fve"]
+        for precision in ("32-true", "bf16-mixed")
+    }
+    assert fve["32-true"] > 0.5, fve
+    assert fve["bf16-mixed"] != fve["32-true"] and abs(fve["bf16-mixed"] - fve["32-true"]) < 0.01, fve
+
+
 @pytest.mark.parametrize(
     "overrides,message",
     [

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -25,10 +23,9 @@ from sae_lightning.run_dir import RunDir
 from sae_lightning.search import open_run
 from sae_lightning.validate import RULES, check_config, leaf_keys
 
+from .cli_runner import run_script
 from .conftest import compose_cfg
 from .helpers import write_labelled_run
-
-BIN = Path(sys.executable).parent
 
 # (override, what the one line must say): every value the issue lists, and one per kind of rule.
 BAD_VALUES = [
@@ -162,10 +159,6 @@ def test_errors_inside_instantiated_objects_are_unwrapped_bugs_are_not():
     assert _own_error(no_key.value) is None
 
 
-def _run(cmd: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
-
-
 @pytest.mark.parametrize(
     "args,message",
     [
@@ -187,31 +180,28 @@ def _run(cmd: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     ],
 )
 def test_sae_train_refuses_in_one_line_and_writes_nothing(args, message, tmp_path):
-    res = _run(
-        [str(BIN / "sae-train"), *args, f"paths.log_dir={tmp_path / 'out'}", f"paths.cache_dir={tmp_path / 'cache'}"],
-        tmp_path,
+    res = run_script(
+        "sae-train", *args, f"paths.log_dir={tmp_path / 'out'}", f"paths.cache_dir={tmp_path / 'cache'}", cwd=tmp_path
     )
-    assert res.returncode == 2, res.stderr[-2000:]
-    assert _one_line(res.stderr) and res.stderr.startswith(message), res.stderr
+    assert res.code == 2, res.err[-2000:]
+    assert _one_line(res.err) and res.err.startswith(message), res.err
     assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()  # no run folder, no store
 
 
 def test_sae_embed_and_sae_label_refuse_in_one_line(tmp_path):
-    res = _run(
-        [
-            str(BIN / "sae-embed"),
-            "domain.unit=paragraph",
-            f"paths.log_dir={tmp_path / 'out'}",
-            f"paths.cache_dir={tmp_path / 'cache'}",
-        ],
-        tmp_path,
+    res = run_script(
+        "sae-embed",
+        "domain.unit=paragraph",
+        f"paths.log_dir={tmp_path / 'out'}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        cwd=tmp_path,
     )
-    assert res.returncode == 2 and _one_line(res.stderr) and res.stderr.startswith("error: domain.unit=paragraph")
-    res = _run([str(BIN / "sae-label"), f"paths.log_dir={tmp_path / 'out'}"], tmp_path)
-    assert res.returncode == 2 and _one_line(res.stderr)
-    assert res.stderr.strip() == "error: run_dir is required: pass run_dir=<a finished run folder>"
-    res = _run([str(BIN / "sae-label"), "run_dir=x", "labeling.top_n=0", f"paths.log_dir={tmp_path / 'out'}"], tmp_path)
-    assert res.returncode == 2 and res.stderr.strip().startswith("error: labeling.top_n=0 is invalid")
+    assert res.code == 2 and _one_line(res.err) and res.err.startswith("error: domain.unit=paragraph")
+    res = run_script("sae-label", f"paths.log_dir={tmp_path / 'out'}", cwd=tmp_path)
+    assert res.code == 2 and _one_line(res.err)
+    assert res.err.strip() == "error: run_dir is required: pass run_dir=<a finished run folder>"
+    res = run_script("sae-label", "run_dir=x", "labeling.top_n=0", f"paths.log_dir={tmp_path / 'out'}", cwd=tmp_path)
+    assert res.code == 2 and res.err.strip().startswith("error: labeling.top_n=0 is invalid")
     assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
 
 
@@ -308,12 +298,12 @@ def test_sae_label_and_sae_search_on_corrupt_files_exit_2_in_one_line(hand_run, 
     run = _damaged(hand_run, tmp_path, lambda r: _truncate(r / "sae" / "sae_weights.safetensors"))
     before = sorted(p.name for p in run.rglob("*"))
     for cmd in (
-        [str(BIN / "sae-label"), f"run_dir={run}", f"paths.log_dir={tmp_path / 'logs'}"],
-        [str(BIN / "sae-search"), str(run), "a query"],
+        ["sae-label", f"run_dir={run}", f"paths.log_dir={tmp_path / 'logs'}"],
+        ["sae-search", run, "a query"],
     ):
-        res = _run(cmd, tmp_path)
-        assert res.returncode == 2 and _one_line(res.stderr), res.stderr[-2000:]
-        assert "corrupt or truncated safetensors file" in res.stderr
+        res = run_script(*cmd, cwd=tmp_path)
+        assert res.code == 2 and _one_line(res.err), res.err[-2000:]
+        assert "corrupt or truncated safetensors file" in res.err
     assert sorted(p.name for p in run.rglob("*")) == before  # nothing written into the run
 
 
@@ -339,8 +329,8 @@ def test_sae_search_argument_checks(hand_run, tmp_path):
         (["-k", "-2"], "error: -k -2: must be 1 or more"),
         (["--top", "0"], "error: --top 0: must be 1 or more"),
     ):
-        res = _run([str(BIN / "sae-search"), str(hand_run), "a query", *args], tmp_path)
-        assert res.returncode == 2 and _one_line(res.stderr) and res.stderr.startswith(message), res.stderr[-2000:]
+        res = run_script("sae-search", hand_run, "a query", *args, cwd=tmp_path)
+        assert res.code == 2 and _one_line(res.err) and res.err.startswith(message), res.err[-2000:]
 
 
 def test_domain_names_reach_summary_md_and_report_escaped(tiny_labelled_run, tmp_path):

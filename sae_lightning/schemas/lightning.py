@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .knobs import POSITIVE, Rule, flag, is_int, knob, list_of, number, one_of, section, text, whole
+from .sae import SAE_CONFIGS
 
 PATH = text(example="<a folder>")  # one rule for every folder setting (paths, save_dir, dirpath)
 
@@ -63,6 +64,40 @@ class TrainerConfig:
     num_sanity_val_steps: int = knob(0, "validation runs at epoch end anyway", whole(-1))
     enable_progress_bar: bool = knob(
         True, "bars on stderr in a terminal, one line per epoch in a log (false: neither)", flag()
+    )
+
+
+# Lightning's `precision` (passed with +trainer.precision=...) that the SAE trains under on a CPU:
+# float32 or float64 weights, or bf16 autocast (TopK's sparse products then run in float32,
+# kernels/active.py; Lightning runs "16-mixed" on a CPU as bf16-mixed, and says so). Half-precision
+# weights ("bf16-true", "16-true") only where the SAE has no sparse kernels (SAEConfig.cpu_half_weights):
+# torch's sparse CSR products have no bf16/fp16 CPU kernel.
+CPU_PRECISIONS = ("32-true", "32", "64-true", "64", "bf16-mixed", "bf16", "16-mixed", "16")
+HALF_WEIGHTS = ("bf16-true", "16-true")
+FIX_PRECISION = "use trainer.precision=bf16-mixed (float32 weights, bf16 matmuls), 32-true or 64-true"
+
+
+def precision_problem(trainer: dict[str, Any], architecture: str | None) -> str | None:
+    """The one line refusing a `trainer.precision` the SAE `architecture` cannot train under on a CPU, or None:
+    before any work, where Lightning would fail at the first backward pass with a traceback."""
+    precision, accelerator = trainer.get("precision"), trainer.get("accelerator")
+    if precision is None or str(precision) in CPU_PRECISIONS:
+        return None
+    if accelerator != "cpu":
+        if accelerator != "auto":
+            return None  # a GPU's precisions are Lightning's to check
+        import torch
+
+        if torch.cuda.is_available():
+            return None
+    if str(precision) not in HALF_WEIGHTS:
+        return f"trainer.precision={precision} is not a precision the SAE trains under on a CPU; {FIX_PRECISION}"
+    variant = SAE_CONFIGS.get(architecture)
+    if variant is not None and variant.cpu_half_weights:
+        return None
+    return (
+        f"trainer.precision={precision} cannot train a {architecture} SAE on a CPU (its sparse products have no "
+        f"bf16/fp16 kernel there); {FIX_PRECISION}"
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
 from ..errors import UserError
 from .knobs import POSITIVE, check_fields, knob, list_of, number, one_of, whole
@@ -35,6 +35,8 @@ class SAEConfig:
     )
     dtype: str = "float32"  # not a knob: the dtype of the saved weights (the math is always float32)
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Trains with bf16/fp16 weights on a CPU (trainer.precision=bf16-true): dense matmuls only.
+    cpu_half_weights: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         # Hydra hands over ListConfig/DictConfig; plain containers keep cfg.json serialisable.
@@ -82,6 +84,8 @@ class SAEConfig:
 @dataclass
 class TopKConfig(SAEConfig):
     """TopK (Gao et al. 2024): k active latents per input, AuxK revives dead ones."""
+
+    cpu_half_weights: ClassVar[bool] = False  # its CPU training runs torch's sparse CSR products: float32/64 only
 
     # 16: the SAE study's pick for the built-in corpus (docs/application/choosing-an-sae.md)
     k: int = knob(16, "active latents per input (batchtopk: on average)", POSITIVE)

@@ -14,6 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+# Under CPU autocast (Lightning's bf16-mixed) the sparse products run in float32 with autocast off,
+# inputs cast to it: torch's MKL sparse CSR matmul has no bfloat16 kernel, and these products touch
+# only the k active entries per row, so float32 costs little; the dense encoder matmul that
+# picks them is the one autocast speeds up. custom_bwd runs backward under forward's autocast state.
+_FLOAT32 = torch.amp.custom_fwd(device_type="cpu", cast_inputs=torch.float32)
+_SAME_AS_FORWARD = torch.amp.custom_bwd(device_type="cpu")
+
 
 class ActivePattern:
     """Where the active latents of a batch sit: entry e is latent idx[e] of sample row(e), with
@@ -64,6 +71,7 @@ class GatherActive(torch.autograd.Function):
     sparse [B, d_sae] gradient: dW_enc = (x - b_dec)ᵀ G, db_enc = colsum(G), db_dec = -W_enc db_enc."""
 
     @staticmethod
+    @_FLOAT32
     def forward(
         ctx,
         vals: Tensor,
@@ -78,6 +86,7 @@ class GatherActive(torch.autograd.Function):
         return vals.clone()
 
     @staticmethod
+    @_SAME_AS_FORWARD
     def backward(ctx, grad: Tensor):  # noqa: ANN205
         W_enc, b_dec, x = ctx.saved_tensors
         pattern: ActivePattern = ctx.pattern
@@ -100,12 +109,14 @@ class SparseDecode(torch.autograd.Function):
     which touches only the active rows."""
 
     @staticmethod
+    @_FLOAT32
     def forward(ctx, vals: Tensor, W_dec: Tensor, pattern: ActivePattern) -> Tensor:  # noqa: ANN001
         ctx.save_for_backward(vals, W_dec)
         ctx.pattern = pattern
         return F.embedding_bag(pattern.idx, W_dec, pattern.offsets, mode="sum", per_sample_weights=vals)
 
     @staticmethod
+    @_SAME_AS_FORWARD
     def backward(ctx, grad: Tensor):  # noqa: ANN205
         vals, W_dec = ctx.saved_tensors
         pattern: ActivePattern = ctx.pattern
