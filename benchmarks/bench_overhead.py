@@ -1,4 +1,4 @@
-"""What sae-train's fit costs beyond the project's own bare training loop, piece by piece (issue 26).
+"""What sae-train's fit costs beyond the project's own bare training loop, piece by piece.
 
     python benchmarks/bench_overhead.py [--epochs 4] [--rounds 2] [--only NAME ...]
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import common
 from common import ROOT, machine, md_table
 
-BEFORE_ISSUE_26 = "21b2323"  # the last commit before the lazy imports of issue 26
+BEFORE_LAZY_IMPORTS = "21b2323"  # the last commit before the commands imported lazily
 QUERY = "the fall of the Roman empire"
 
 
@@ -68,7 +68,7 @@ def commands(run: Path | None, scratch: Path) -> dict[str, list[str]]:
 
 
 # What any sae-search must wait for before its own work, each in a fresh process of this checkout:
-# the rows under the commands, so the table shows how much of sae-search is ours (issue 26).
+# the rows under the commands, so the table shows how much of sae-search is ours.
 FLOORS = {
     "floor: import torch": "import torch",
     "floor: import sentence_transformers (torch, transformers, scikit-learn inside)": "import sentence_transformers",
@@ -157,7 +157,7 @@ def markdown(result: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--baseline", default=BEFORE_ISSUE_26, help="git ref to compare with ('' for none)")
+    ap.add_argument("--baseline", default=BEFORE_LAZY_IMPORTS, help="git ref to compare with ('' for none)")
     ap.add_argument("--run", default=None, help="a finished run dir (default: the newest under outputs/train/runs/)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--only", nargs="+", default=None, help="substrings of the row names to run")

@@ -1,4 +1,5 @@
-"""What an entry point does so that loading the embedding model imports less (issue 26: sae-search).
+"""What an entry point does so that loading the embedding model imports less (sae-search's
+start-up is mostly imports).
 
 sentence-transformers imports scikit-learn at its top, in `sentence_transformers.util.similarity`,
 for one name: `pairwise_distances`, a helper of its similarity functions that embedding texts never
@@ -38,10 +39,19 @@ class _SklearnOnFirstCall(WrappedLoader):
         sys.modules.update(deferred)
         try:
             self.loader.exec_module(module)
+        except ImportError:
+            # A sentence-transformers that wants more of scikit-learn at its top than this module
+            # offers: drop the stand-ins and import the real one, slower but right.
+            self._drop(deferred)
+            self.loader.exec_module(module)
         finally:
-            for name, placeholder in deferred.items():
-                if sys.modules.get(name) is placeholder:
-                    del sys.modules[name]
+            self._drop(deferred)
+
+    @staticmethod
+    def _drop(deferred: dict) -> None:
+        for name, placeholder in deferred.items():
+            if sys.modules.get(name) is placeholder:
+                del sys.modules[name]
 
 
 def defer_sklearn() -> None:

@@ -1,4 +1,4 @@
-"""Issue 22's "one-line errors still missing", each named: a bad path, checkpoint, name, size, key,
+"""One-line errors, each named: a bad path, checkpoint, name, size, key,
 sweep job, data file or flag ends the command with one line on stderr and exit status 2, and
 writes nothing. The commands run in this process through their console entry points."""
 

@@ -94,10 +94,9 @@ def test_search_shows_each_verdict_and_ranks_interpretable_first(planted, tmp_pa
     assert list(got.columns) == ["feature_id", "activation", "label", "verdict"]
     assert got["verdict"].tolist() == ["interpretable"] * (len(got) - 2) + ["token", "mixed"]
     assert got["feature_id"].tolist()[-2:] == [first, second] and (np.diff(got["activation"][:-2]) <= 0).all()
-    cmd = [sys.executable, "-c", "from sae_lightning.cli import search; search()", str(copy), MATH_QUERY]
-    res = subprocess.run([*cmd, "--top", "64", "-k", "1"], capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
-    lines = {int(line.split()[0][1:]): line for line in res.stdout.splitlines() if line.startswith("  #")}
+    res = run_script("sae-search", copy, MATH_QUERY, "--top", "64", "-k", "1")
+    assert res.code == 0, res.err[-3000:]
+    lines = {int(line.split()[0][1:]): line for line in res.out.splitlines() if line.startswith("  #")}
     assert lines[first].endswith("  numbers: 1924, 1937 (token)")  # the verdict its label does not say
     assert lines[second].endswith("  mixed: measles, pregnancy")  # said once, by the label
     assert not any(line.endswith(")") for f, line in lines.items() if f not in (first, second))

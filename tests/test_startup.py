@@ -1,4 +1,4 @@
-"""What a command imports before it has work to do (issue 26: start-up is mostly imports). A
+"""What a command imports before it has work to do (start-up is mostly imports). A
 behaviour check of the import graph, not a timing: each command's --help, sae-embed's path to a
 cached store and the labelling load none of the heavy libraries they do not use. The times
 themselves are benchmarks/bench_startup.py's."""
