@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Hashable
 from dataclasses import dataclass
 from functools import cache
 
@@ -186,9 +187,10 @@ def base_sample(train_rows: np.ndarray, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).choice(train_rows, min(BASE_TEXTS, len(train_rows)), replace=False)
 
 
-def masked_coherence(per_feature: dict[int, list[str]], cache, mu: float, sigma: float) -> tuple[dict[int, float], int]:
-    """feature -> the coherence of its masked top texts (embedded by the store's model through the
-    phrase cache, in one batch), and how many texts that embedded now (0 on a warm cache)."""
+def masked_coherence(per_feature: dict[Hashable, list[str]], cache, mu: float, sigma: float) -> tuple[dict, int]:
+    """key (a feature, or a feature and the word masked) -> the coherence of its masked top texts
+    (embedded by the store's model through the phrase cache, in one batch), and how many texts
+    that embedded now (0 on a warm cache)."""
     if not per_feature:
         return {}, 0
     before = cache.n_embedded

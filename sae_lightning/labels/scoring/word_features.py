@@ -29,9 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...run_schema import TOKEN, verdict_marked
-from .coherence import mean_pairwise_cosine
-from .scoring_sets import unit_vectors
-from .token_features import MASKED_TEXTS, WORD, base_sample
+from .token_features import MASKED_TEXTS, WORD, base_sample, masked_coherence
 
 # Share of a feature's top texts (one per document) holding the word or its plural: half of them.
 # The share above random texts (`labeling.token_share_gap`) keeps common words out, and the
@@ -125,15 +123,11 @@ def word_features(
     )
     base = {w: sum(held[v] for v in (w, w + "s", w + "es")) / len(base_rows) for w in words}
     tests = [(f, w, s) for f, ws in found.items() for w, s in ws if s - base[w] >= gap]
-    masked = [without_word(t, w) for f, w, _ in tests for t in tops[f]]
-    before = cache.n_embedded
-    unit = unit_vectors(cache.get(masked)) if masked else np.zeros((0, 1), np.float32)
-    out.n_embedded = cache.n_embedded - before
-    start, chosen = 0, {}  # feature -> the masked coherence of the word its label names
+    masked = {(f, w): [without_word(t, w) for t in tops[f]] for f, w, _ in tests}
+    scores, out.n_embedded = masked_coherence(masked, cache, mu, sigma)
+    chosen = {}  # feature -> the masked coherence of the word its label names
     for f, word, share in tests:
-        ts = tops[f]
-        emb, start = unit[start : start + len(ts)], start + len(ts)
-        score = (mean_pairwise_cosine(emb) - mu) / sigma
+        score = scores[(f, word)]
         out.coherence[f] = score if np.isnan(out.coherence[f]) else min(score, out.coherence[f])
         # of two words that fire, the label names the one the texts lean on more: "irving", not
         # "american", over texts on Irving Berlin and Irving Langmuir, American both
