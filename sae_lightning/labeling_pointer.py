@@ -70,7 +70,11 @@ def mirror(root: Path) -> None:
 
 
 def _replace_link(path: Path, target: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # The new link is made inside labelings/ and renamed over `path` (same file system, one rename):
+    # a kill -9 between the two leaves its temp where the run's own files are not, for the next
+    # labelling to sweep (RunDir._remove_abandoned). `target` is relative to `path`'s folder, which
+    # is where the link is read from once renamed.
+    tmp = path.parent / LABELINGS / f".{path.name}.{os.getpid()}.tmp"
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()
     os.symlink(target, tmp)
