@@ -36,7 +36,7 @@ METRIC_INFO = {
     "retrieval_recall@10": "nearest neighbours found with x̂ vs with x",
     f"n_{INTERPRETABLE}": "features whose top texts share a theme",
     f"n_{MIXED}": "features whose top texts are unrelated",
-    f"n_{TOKEN}": "features whose top texts share a word-piece or numbers, not a meaning",
+    f"n_{TOKEN}": "features whose top texts share a word-piece, numbers or one word, not a meaning",
     f"n_{WEAK}": "features too rare or too little shared to judge",
     f"n_{DEAD}": "dead features",
     "coherence_mean": "how much a feature's top texts share, against random sets of texts",

@@ -16,7 +16,7 @@ from .load import RunData
 MEANING = {
     INTERPRETABLE: "its top texts share a theme; the label names it",
     MIXED: "its top texts are unrelated: the keywords come from single texts, not a shared theme",
-    TOKEN: "its top texts share a word-piece or numbers, not a meaning; the label names the pattern",
+    TOKEN: "its top texts share a word-piece, numbers or one word in several senses, not a meaning; the label names it",
     WEAK: "too rare or too little shared to judge",
     DEAD: "never fires",
 }
@@ -29,7 +29,8 @@ CARD_NOTES = {
         True,
     ),
     TOKEN: (
-        "Token feature: its top texts share a word-piece or numbers (the label says which), not a meaning; "
+        "Token feature: its top texts share a word-piece, numbers or one word in unrelated senses (the label "
+        "says which), not a meaning; "
         "without it they are as unrelated as random texts.",
         True,
     ),
