@@ -152,6 +152,33 @@ def test_bf16_mixed_trains_a_topk_sae_on_cpu_as_well_as_float32(synthetic_npy, t
     assert fve["bf16-mixed"] != fve["32-true"] and abs(fve["bf16-mixed"] - fve["32-true"]) < 0.01, fve
 
 
+def test_weight_decay_shrinks_the_weight_matrices_and_spares_the_biases(synthetic_npy, tmp_path, cache_dir):
+    """module.weight_decay > 0 trains with AdamW, decaying W_enc and W_dec (W_dec is renormalised
+    after each step, so W_enc shows it) and neither bias; 0, the default, is the plain Adam run."""
+    path, _ = synthetic_npy
+    common = [
+        "sae=topk",
+        "sae.d_sae=128",
+        "sae.k=4",
+        "data.batch_size=256",
+        "trainer.max_epochs=2",
+        "module.warmup_steps=0",
+    ]
+    weights = {
+        wd: load_file(
+            run([*common, f"module.weight_decay={wd}", *npy_args(path), *QUIET], tmp_path / str(wd), cache_dir)
+            / "sae"
+            / "sae_weights.safetensors"
+        )
+        for wd in (0.0, 5.0)
+    }
+    assert weights[5.0]["W_enc"].norm() < 0.9 * weights[0.0]["W_enc"].norm()  # ~(1 - 4e-3 x 5) per step, 28 steps
+    # b_dec starts at the same geometric median and moves only by its (undecayed) gradients
+    assert torch.allclose(weights[5.0]["b_dec"], weights[0.0]["b_dec"], atol=0.05)
+    with pytest.raises(UserError, match=r"module.weight_decay=-0.1 is invalid"):
+        run([*common, "module.weight_decay=-0.1", *npy_args(path), *QUIET], tmp_path / "bad", cache_dir)
+
+
 @pytest.mark.parametrize(
     "overrides,message",
     [

@@ -2,9 +2,10 @@
 
     python docs/study/sweep_tables.py <sweep folder> [<tables folder> [<figure folder>]]
 
-<sweep folder> holds the multiruns (`<folder>/<n>_<domain>/`, `<folder>.time` from GNU time); a
-job's axis is its `hparams_search=study_<axis>`, its point its other overrides less the seed, and
-the seeds of a point are averaged with a t-interval.
+<sweep folder> holds the multiruns (`<folder>/<n>_<domain>/`) and, beside each job, GNU time's
+reports of its labelling (`<job>.label.time`) and of its training alone (`<job>.train.time`, seed 0
+only); a job's axis is its `hparams_search=study_<axis>`, its point its other overrides less the
+seed, and the seeds of a point are averaged with a t-interval.
 Writes sweep.json, sweep.md and sweep_pareto.svg (default: docs/application/generated and
 docs/application/figures). Run folders are read, never written."""
 
@@ -43,6 +44,8 @@ COLUMNS = {
     "stability": ("stable (cos > 0.9)", 3),
     "fit_s": ("fit s", 0),
     "label_s": ("label s", 0),
+    "train_mib": ("train peak MiB", 0),
+    "label_mib": ("label peak MiB", 0),
 }
 
 
@@ -78,6 +81,8 @@ def run_row(job: Path) -> dict:
         f"judge_{HEADLINE}": judged,
         "fit_s": run.timings().get("fit"),
         "label_s": (labeling.info().get("timings_s") or {}).get("total") if labeling else None,
+        "train_mib": peak_rss_mib(job.with_name(job.name + ".train.time")),
+        "label_mib": peak_rss_mib(job.with_name(job.name + ".label.time")),
     }
 
 
@@ -102,14 +107,10 @@ def interval(values: list) -> dict:
     return {"mean": float(v.mean()), "ci95": half, "n": int(len(v))}
 
 
-def peak_rss_mib(sweep: Path) -> dict:
-    """GNU time's maximum resident set size of each axis' multirun process, in MiB."""
-    out = {}
-    for f in sorted(sweep.glob("*.time")):
-        hit = re.search(r"Maximum resident set size \(kbytes\): (\d+)", f.read_text())
-        if hit:
-            out[f.stem] = round(int(hit.group(1)) / 1024)
-    return out
+def peak_rss_mib(report: Path) -> float | None:
+    """GNU time's maximum resident set size in a `time -v` report, in MiB (None without one)."""
+    hit = re.search(r"Maximum resident set size \(kbytes\): (\d+)", report.read_text()) if report.is_file() else None
+    return int(hit.group(1)) / 1024 if hit else None
 
 
 def aggregate(sweep: Path) -> dict:
@@ -135,7 +136,6 @@ def aggregate(sweep: Path) -> dict:
     return {
         "stable_cosine": STABLE_COSINE,
         "interval": "95 % t-interval over seeds",
-        "peak_rss_mib": peak_rss_mib(sweep),
         "points": points,
     }
 
@@ -153,10 +153,7 @@ def table(study: dict) -> str:
     for _, p in sorted(study["points"].items(), key=lambda kv: (kv[1]["axis"] != "base", kv[0])):
         cells = [cell(p["figures"][c], d) for c, (_, d) in COLUMNS.items()]
         lines.append("| " + " | ".join([p["axis"], f"`{p['point']}`", str(len(p["seeds"])), *cells]) + " |")
-    rss = ", ".join(f"{axis} {mib:,} MiB" for axis, mib in study["peak_rss_mib"].items())
-    return "\n".join(lines) + (
-        f"\n\nPeak resident memory of each axis' multirun process (GNU time): {rss}.\n" if rss else "\n"
-    )
+    return "\n".join(lines) + "\n"
 
 
 REFERENCE, NEW_DEFAULT = "base: default", "candidates: sae.d_sae=3072"  # the pre-study default run and the new one

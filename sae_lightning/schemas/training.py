@@ -23,6 +23,11 @@ class ModuleConfig:
         "Adam betas",
         list_of(number(0, 1, hi_open=True), "two numbers in [0, 1), e.g. [0.9, 0.999]", check=lambda v: len(v) == 2),
     )
+    weight_decay: float = knob(
+        0.0,
+        "decoupled weight decay (AdamW) on W_enc and W_dec; 0: plain Adam (0.01 and 0.1 measured: no better)",
+        number(0),
+    )
     warmup_steps: int = knob(100, "linear learning-rate warm-up", whole(0))
     decay: str = knob("cosine", "decay over the last `decay_fraction` of training", one_of("none", "cosine", "linear"))
     decay_fraction: float = knob(0.2, "share of training spent decaying to zero", number(0, 1))

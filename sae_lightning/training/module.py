@@ -88,9 +88,17 @@ class SAEModule(pl.LightningModule):
     def configure_optimizers(self):
         # fused: one kernel per parameter instead of ~10 (on CPU torch's default is the per-op loop)
         fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in self.sae.parameters())
-        opt = torch.optim.Adam(
-            self.sae.parameters(), lr=self.settings.lr, betas=tuple(self.settings.betas), fused=fused or None
-        )
+        kwargs = {"lr": self.settings.lr, "betas": tuple(self.settings.betas), "fused": fused or None}
+        if self.settings.weight_decay:
+            # decay the weight matrices only: biases and JumpReLU's thresholds set offsets, not scales
+            params = list(self.sae.parameters())
+            groups = [
+                {"params": [p for p in params if p.ndim >= 2], "weight_decay": self.settings.weight_decay},
+                {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+            ]
+            opt = torch.optim.AdamW(groups, **kwargs)
+        else:
+            opt = torch.optim.Adam(self.sae.parameters(), **kwargs)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         factor = lr_factor(total, self.settings.warmup_steps, self.settings.decay, self.settings.decay_fraction)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
