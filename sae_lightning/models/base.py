@@ -85,6 +85,12 @@ class SparseAutoencoder(nn.Module):
     def decode(self, z: Tensor) -> Tensor:
         return z.to(self.W_dec.dtype) @ self.W_dec + self.b_dec
 
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor) -> SAEOutput:
+        """`decode(encode(x))` with its pre-activations and latents, without a graph: what validation
+        measures. Sparse variants decode from the active latents alone."""
+        return SparseAutoencoder.forward(self, x)
+
     def forward(self, x: Tensor) -> SAEOutput:
         pre = self.encode_pre(x)
         z = self.activate(pre)
