@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import common  # noqa: F401  (sets sys.path and env first)
 import torch
-
-K = 32  # TopK's k for every trainer here
+from common import K  # (common sets sys.path and env first)
 
 # ---- the common yardstick -----------------------------------------------------------------------
 

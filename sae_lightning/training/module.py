@@ -171,22 +171,28 @@ class SAEModule(pl.LightningModule):
 
     def optimizer_step(self, *args, **kwargs) -> None:
         super().optimizer_step(*args, **kwargs)
-        self.sae.set_decoder_norm_to_unit_norm()
-        self._check_not_diverged()
+        self._check_not_diverged(self.sae.set_decoder_norm_to_unit_norm())
 
     @torch.no_grad()
-    def _check_not_diverged(self) -> None:
+    def _check_not_diverged(self, decoder_norms: Tensor) -> None:
         """Stop at the update that wrecked the weights, before any checkpoint of them is written (the
-        step's checkpoints come after this), so last.ckpt keeps the state from before it."""
-        params = [p for p in self.sae.parameters() if p.numel()]
-        norms = torch.stack(torch._foreach_norm(params))
-        rms = norms / torch.tensor([math.sqrt(p.numel()) for p in params], device=norms.device)
+        step's checkpoints come after this), so last.ckpt keeps the state from before it.
+
+        W_dec has just been renormalised (unit rows: rms 1/sqrt(d_in)), so only its finiteness is
+        in question, which the rows' norms from before tell (a NaN or Inf entry makes its row's
+        norm one); reading the other weights alone halves the check's pass over memory."""
+        named = [(n, p) for n, p in self.sae.named_parameters() if p.numel() and p is not self.sae.W_dec]
+        norms = torch.stack(torch._foreach_norm([p for _, p in named]))
+        rms = norms / torch.tensor([math.sqrt(p.numel()) for _, p in named], device=norms.device)
         worst = int(rms.argmax())
-        if not bool(torch.isfinite(rms[worst])) or float(rms[worst]) > self.settings.max_weight_rms:
-            name = [n for n, p in self.sae.named_parameters() if p.numel()][worst]
+        name, value = named[worst][0], float(rms[worst])
+        if not all_finite(decoder_norms):
+            name, value = "W_dec", float("nan")
+        limit = self.settings.max_weight_rms  # null: only NaN and Inf stop the run
+        if not math.isfinite(value) or (limit is not None and value > limit):
             raise NonFiniteError(
                 f"training diverged at step {self.global_step}: the update made {name}'s rms "
-                f"{float(rms[worst]):.3g} (limit module.max_weight_rms={self.settings.max_weight_rms:g})"
+                f"{value:.3g} (limit module.max_weight_rms={limit})"
             )
 
     # ---- validation: sums per rank, reduced once at the end ---------------------------------
@@ -279,9 +285,8 @@ def reconstruction_stats(x: Tensor, x_hat: Tensor) -> dict[str, Tensor]:
 def nearest(queries: Tensor, corpus: Tensor, k: int) -> Tensor:
     """Indices of each query's k nearest rows of `corpus` by cosine, the query's own row excluded
     (queries and corpus are the same rows, as in retrieval_recall)."""
-    rows = F.normalize(corpus.float(), dim=-1)
-    self_mask = torch.eye(len(queries), dtype=torch.bool, device=queries.device)
-    return (F.normalize(queries.float(), dim=-1) @ rows.T).masked_fill(self_mask, -2).topk(k, dim=1).indices
+    scores = F.normalize(queries.float(), dim=-1) @ F.normalize(corpus.float(), dim=-1).T
+    return scores.fill_diagonal_(-2).topk(k, dim=1).indices  # in place: no [n, n] mask and copy
 
 
 def retrieval_recall(x: Tensor, x_hat: Tensor, k: int, true: Tensor | None = None) -> Tensor:
