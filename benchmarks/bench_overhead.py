@@ -4,8 +4,9 @@
 
 Every row is one fresh process, run one at a time (never two at once), the rows interleaved over
 `--rounds` so that a change of load on shared cores falls on all of them; the table gives each
-row's median and the 1-minute load average around it. The default TopK SAE at k 32 (the default k
-is 16; d_sae 3072, batch 512) on the built-in wiki sentences, `--epochs` passes:
+row's median and the 1-minute load average around it. sae-train's default TopK SAE but at k 32 for
+every row (sae.k's default is 16), d_sae 3072, batch 512, on the built-in wiki sentences, `--epochs`
+passes:
 
 - `bare loop`: trainers.train_bare, the same math as SAEModule (loss, AuxK, fused Adam, schedule,
   clipping, decoder projection) over an in-RAM tensor, in sae-train's own batch order and from its

@@ -97,7 +97,7 @@ class TopKSAE(SparseAutoencoder, architecture="topk"):
     @torch.no_grad()
     def reconstruct(self, x: Tensor) -> SAEOutput:
         # encode's float32 selection (never select_dtype's), decoded from the k active rows: the dense
-        # z @ W_dec of decode() and the passes over a dense z cost ~2/3 of a validation (3.6k rows)
+        # z @ W_dec of decode() and the passes over a dense z were ~2/3 of a default run's validation
         pre = self.encode_pre(x)
         idx, vals, offsets = self.select(pre)
         return SAEOutput(x_hat=self.decode_sparse(idx, vals, offsets), pre=pre, idx=idx, vals=vals, offsets=offsets)

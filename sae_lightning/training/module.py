@@ -283,8 +283,8 @@ def reconstruction_stats(x: Tensor, x_hat: Tensor) -> dict[str, Tensor]:
 
 
 def nearest(queries: Tensor, corpus: Tensor, k: int) -> Tensor:
-    """Indices of each query's k nearest rows of `corpus` by cosine, the query's own row excluded
-    (queries and corpus are the same rows, as in retrieval_recall)."""
+    """Indices of each query's k nearest rows of `corpus` by cosine, its own row excluded: query i
+    is corpus row i itself or its reconstruction (retrieval_recall's two searches)."""
     scores = F.normalize(queries.float(), dim=-1) @ F.normalize(corpus.float(), dim=-1).T
     return scores.fill_diagonal_(-2).topk(k, dim=1).indices  # in place: no [n, n] mask and copy
 
