@@ -4,11 +4,14 @@
 
 Every row is one fresh process, run one at a time (never two at once), the rows interleaved over
 `--rounds` so that a change of load on shared cores falls on all of them; the table gives each
-row's median and the 1-minute load average around it. The default TopK SAE (d_sae 3072, k 32,
-batch 512) on the built-in wiki sentences, `--epochs` passes:
+row's median and the 1-minute load average around it. sae-train's default TopK SAE but at k 32 for
+every row (sae.k's default is 16), d_sae 3072, batch 512, on the built-in wiki sentences, `--epochs`
+passes:
 
-- `bare loop`: bench_training.train_bare, the same math as SAEModule (loss, AuxK, Adam, schedule,
-  clipping, decoder projection) over an in-RAM tensor; the loop alone is timed.
+- `bare loop`: trainers.train_bare, the same math as SAEModule (loss, AuxK, fused Adam, schedule,
+  clipping, decoder projection) over an in-RAM tensor, in sae-train's own batch order and from its
+  own start (seed, b_dec sample), so both do the same work: its fve column is sae-train's when the
+  two agree. The loop alone is timed.
 - `sparsify, batch 512`: bench_training.train_sparsify, sparsify's SparseCoder stepped the way its
   Trainer steps it, on the same rows (skipped when eai-sparsify is not installed: `make bench`
   installs it).
@@ -22,6 +25,8 @@ batch 512) on the built-in wiki sentences, `--epochs` passes:
 - `sae-train, +trainer.precision=bf16-mixed` / `sae.select_dtype=bfloat16`: bf16 on an AMX CPU,
   Lightning's autocast or the knob that picks the k latents alone in bf16; the fve column shows
   what each costs in quality (every row is seeded: one fve per row).
+- `sae-train, <folder>` (with `--base-tree <folder>`): sae-train from another checkout, e.g. a
+  `git worktree add --detach <folder> main`, to weigh a change before and after in one run.
 - `..., OMP_WAIT_POLICY=ACTIVE`: OpenMP's threads spin between parallel regions (OpenMP's
   default) instead of sleeping (conf/runtime's `omp_wait_policy: passive`).
 """
@@ -40,10 +45,11 @@ import time
 from pathlib import Path
 
 import common
-from common import ROOT, machine, md_table
+from common import ROOT, K, machine, md_table
 
 CLI = ["-c", "from sae_lightning.cli import train; train()"]
-BASE = ["labeling.enabled=false"]
+# the loops' k (the default sae.k is 16: at it sae-train did less work than the rows it was compared with)
+BASE = ["labeling.enabled=false", f"sae.k={K}"]
 PIECES = {  # row -> the overrides that take the piece out of sae-train
     "periodic checkpoint off": ["~callbacks.periodic_checkpoint"],
     "both checkpoints off": [
@@ -66,12 +72,14 @@ BEFORE = {
 }
 
 
-def rows(epochs: int) -> dict[str, tuple[list[str], dict[str, str]]]:
+def rows(epochs: int, base_tree: Path | None = None) -> dict[str, tuple[list[str], dict[str, str]]]:
     """row name -> (python argv, extra environment)."""
     passive, active = {"OMP_WAIT_POLICY": "PASSIVE"}, {"OMP_WAIT_POLICY": "ACTIVE"}
     cli = [*CLI, *BASE, f"trainer.max_epochs={epochs}"]
     child = [str(Path(__file__).resolve()), "--child"]
     out = {"bare loop": ([*child, "bare", "--epochs", str(epochs)], passive), "sae-train": (cli, passive)}
+    if base_tree is not None:  # the same command from another checkout: a change's before and after in one run
+        out[f"sae-train, {base_tree.name}"] = (cli, {**passive, "PYTHONPATH": str(base_tree.resolve())})
     out.update({f"sae-train, {name}": ([*cli, *overrides], passive) for name, overrides in PIECES.items()})
     out.update({f"sae-train, {name}": ([*cli, *overrides], passive) for name, overrides in BEFORE.items()})
     out["sae-train, all of them off"] = ([*cli, *ALL_OFF], passive)
@@ -95,7 +103,7 @@ def measure(argv: list[str], env_extra: dict[str, str], scratch: Path) -> tuple[
     child's last printed line; and sae-train's final fve (None for the loops)."""
     logs = Path(tempfile.mkdtemp(dir=scratch))
     cli = argv[:2] == CLI
-    env = {**os.environ, **env_extra, "PYTHONPATH": str(ROOT), "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **env_extra, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
     full = [sys.executable, *argv, *([f"paths.log_dir={logs}"] if cli else [])]
     done = subprocess.run(full, cwd=scratch, env=env, capture_output=True, text=True, timeout=3600, check=False)
     if done.returncode != 0:
@@ -105,9 +113,23 @@ def measure(argv: list[str], env_extra: dict[str, str], scratch: Path) -> tuple[
         metrics = json.loads(next(logs.glob("train/runs/*/*/metrics.json")).read_text())
         seconds, fve = metrics["timings_s"]["fit"], metrics["metrics"]["fve"]
     else:
-        seconds = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+        last = json.loads(done.stdout.strip().splitlines()[-1])
+        seconds, fve = last["seconds"], last.get("fve")
     shutil.rmtree(logs, ignore_errors=True)
     return float(seconds), fve
+
+
+def val_fve(recon, rows) -> float:
+    """sae-train's val/fve (SAEModule's sums over the validation rows, in one batch as its 8192 rows
+    hold them), of a loop's recon fn."""
+    import torch
+
+    from sae_lightning.training.module import reconstruction_stats
+
+    x = torch.from_numpy(rows)
+    with torch.no_grad():
+        stats = reconstruction_stats(x, recon(x))
+    return float(1 - stats["sse"] / (stats["sq"] - (x.sum(0) ** 2).sum() / float(len(x))))
 
 
 def child(kind: str, epochs: int) -> None:
@@ -120,26 +142,42 @@ def child(kind: str, epochs: int) -> None:
     import torch
     from bench_training import builtin_store, compose, train_bare, train_sparsify
 
-    from sae_lightning.data.datamodule import split_indices
+    from sae_lightning.data.datamodule import BatchIndexSampler, split_indices
 
     cfg = compose(3072, None)
     store = builtin_store(None)
-    train_idx, _ = split_indices(len(store), float(cfg.data.val_fraction), int(cfg.seed))
-    X = torch.from_numpy(np.asarray(store.embeddings[np.sort(train_idx)], dtype=np.float32))
-    bs = int(cfg.data.batch_size)
+    train_idx, val_idx = split_indices(len(store), float(cfg.data.val_fraction), int(cfg.seed))
+    X = torch.from_numpy(np.asarray(store.embeddings[train_idx], dtype=np.float32))  # sorted rows
+    bs, seed = int(cfg.data.batch_size), int(cfg.seed)
     steps = epochs * (len(X) // bs)  # drop_last, as the DataModule
+    fve = None
     start = time.perf_counter()
     if kind == "bare":
-        train_bare(cfg, X, steps)
+        # sae-train's work exactly: its seed, its b_dec sample (the first training rows), its batches
+        # (the DataModule's sampler, epoch by epoch), under Trainer(deterministic=True)'s flag; so
+        # AuxK runs on the same steps and the fve below is sae-train's.
+        torch.use_deterministic_algorithms(True)
+        sampler = BatchIndexSampler(train_idx, bs, True, seed, True)
+
+        def batches():
+            for epoch in range(epochs):
+                sampler.set_epoch(epoch)
+                for rows in sampler:
+                    yield X[torch.from_numpy(np.searchsorted(train_idx, rows))]
+
+        recon, _ = train_bare(cfg, X, steps, batches(), X[: int(cfg.module.init_sample_size)])
+        seconds = time.perf_counter() - start
+        fve = val_fve(recon, np.asarray(store.embeddings[val_idx], dtype=np.float32))
     else:
         train_sparsify(X, int(cfg.sae.d_sae), bs, steps)
-    print(json.dumps({"seconds": time.perf_counter() - start, "steps": steps}))
+        seconds = time.perf_counter() - start
+    print(json.dumps({"seconds": seconds, "steps": steps, "fve": fve}))
 
 
 def run(args) -> dict:
     specs = {
         name: spec
-        for name, spec in rows(args.epochs).items()
+        for name, spec in rows(args.epochs, args.base_tree).items()
         if (not args.only or any(sel in name for sel in args.only)) and not any(sel in name for sel in args.skip)
     }
     scratch = Path(tempfile.mkdtemp(prefix="bench_overhead_"))
@@ -190,7 +228,7 @@ def markdown(result: dict) -> str:
     ]
     title = (
         f"### sae-train's fit against the bare loop, piece by piece ({result['epochs']} epochs of the built-in "
-        f"sentences, TopK 3072/32, batch 512; median of {result['rounds']} interleaved rounds, one process at a "
+        f"sentences, TopK 3072/{K}, batch 512; median of {result['rounds']} interleaved rounds, one process at a "
         f"time, {m['cores']} cores, {m['cpu']})"
     )
     note = (
@@ -212,6 +250,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="times each row runs (interleaved); the table has the median")
     ap.add_argument("--only", nargs="+", default=None, help="substrings of the row names to run")
     ap.add_argument("--skip", nargs="+", default=[], help="substrings of the row names not to run")
+    ap.add_argument(
+        "--base-tree",
+        type=Path,
+        default=None,
+        help="another checkout of the project (e.g. a `git worktree` of main): adds a row 'sae-train, <its folder "
+        "name>' running sae-train from it, to weigh a change before and after in one run",
+    )
     common.run_and_emit(ap, run, markdown)
 
 

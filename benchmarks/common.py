@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+K = 32  # TopK's k for every trainer the training benchmarks compare (trainers.py, bench_overhead.py)
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 

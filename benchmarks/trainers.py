@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import common  # noqa: F401  (sets sys.path and env first)
 import torch
-
-K = 32  # TopK's k for every trainer here
+from common import K  # (common sets sys.path and env first)
 
 # ---- the common yardstick -----------------------------------------------------------------------
 
@@ -109,8 +107,11 @@ def shuffled_batches(X: torch.Tensor, batch: int, steps: int, seed: int = 0):
             step += 1
 
 
-def train_bare(cfg, X: torch.Tensor, steps: int):
-    """The same math as SAEModule + DeadFeatureStats, in a plain loop over an in-RAM tensor."""
+def train_bare(cfg, X: torch.Tensor, steps: int, batches=None, init_sample: torch.Tensor | None = None):
+    """The same math as SAEModule + DeadFeatureStats (its fused Adam included), in a plain loop over
+    an in-RAM tensor. `batches` (an iterator of at least `steps` batches; default: X reshuffled each
+    epoch) and `init_sample` (the rows b_dec starts from; default: a random sample of X) let it
+    follow sae-train's own order and start, so that both do the same work (bench_overhead.py)."""
     from omegaconf import OmegaConf
 
     from sae_lightning.models import SAEConfig, build_sae
@@ -121,14 +122,15 @@ def train_bare(cfg, X: torch.Tensor, steps: int):
     sae_cfg = OmegaConf.to_container(cfg.sae, resolve=True)
     sae_cfg.update(d_in=X.shape[1], metadata={})
     sae = build_sae(SAEConfig.from_dict(sae_cfg))
-    sample = X[torch.randperm(len(X))[: m.init_sample_size]]
+    sample = X[torch.randperm(len(X))[: m.init_sample_size]] if init_sample is None else init_sample
     sae.init_b_dec(sample, m.init_b_dec)
-    opt = torch.optim.Adam(sae.parameters(), lr=m.lr, betas=tuple(m.betas))
+    opt = torch.optim.Adam(sae.parameters(), lr=m.lr, betas=tuple(m.betas), fused=True)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(steps, m.warmup_steps, m.decay, m.decay_fraction))
     bs, clip = cfg.data.batch_size, cfg.trainer.gradient_clip_val
     dead_after = min(int(cfg.sae.dead_after_samples), len(X))
     since = torch.zeros(sae.cfg.d_sae, dtype=torch.long)
-    for step, x in enumerate(shuffled_batches(X, bs, steps)):
+    batches = shuffled_batches(X, bs, steps) if batches is None else batches
+    for step, x in zip(range(steps), batches):
         out = sae(x)
         loss = sae.loss_terms(x, out, step=step, dead_mask=since >= dead_after)["loss"]
         opt.zero_grad(set_to_none=True)

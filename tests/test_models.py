@@ -91,6 +91,11 @@ def test_forward_shapes_and_encode_decode_agree(name):
     torch.testing.assert_close(sae.decode(z), out.x_hat, atol=1e-5, rtol=1e-5)
     assert torch.equal(out.fire_counts, (out.z > 0).sum(0))
     torch.testing.assert_close(out.l0, (out.z > 0).sum(-1).float().mean())
+    # validation's pass: the same latents, x̂ decoded from the active ones alone, no graph
+    seen = sae.reconstruct(x.requires_grad_())
+    torch.testing.assert_close(seen.z, z)
+    torch.testing.assert_close(seen.x_hat, sae.decode(z), atol=1e-5, rtol=1e-5)
+    assert torch.equal(seen.fire_counts, (z > 0).sum(0)) and not seen.x_hat.requires_grad
 
 
 @variants

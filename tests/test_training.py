@@ -237,6 +237,20 @@ def test_all_finite_answers_for_every_kind_of_batch():
     assert all_finite(torch.full((4, 4), 3e38))  # the sum is inf, every entry finite
 
 
+def test_retrieval_recall_with_the_queries_own_neighbours_given_is_the_same():
+    """Validation finds the queries' true neighbours once per run and passes them in: the recall
+    must not change, and x̂ = x (or a rescaled x) finds every neighbour."""
+    from sae_lightning.training.module import nearest, retrieval_recall
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 16, generator=gen)
+    x_hat = x + 0.5 * torch.randn(200, 16, generator=gen)
+    given = retrieval_recall(x, x_hat, 10, true=nearest(x, x, 10))
+    assert given == retrieval_recall(x, x_hat, 10) and 0 < given < 1
+    assert retrieval_recall(x, 3 * x, 10, true=nearest(x, x, 10)) == 1
+    assert 10 not in nearest(x, x, 10)[10]  # a query is never its own neighbour
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("lr,warmup", [(1e6, 0), (1e6, 100_000)])
 def test_a_diverging_run_stops_and_keeps_a_checkpoint_from_before(lr, warmup, synthetic_npy, tmp_path, cache_dir):

@@ -85,6 +85,12 @@ class SparseAutoencoder(nn.Module):
     def decode(self, z: Tensor) -> Tensor:
         return z.to(self.W_dec.dtype) @ self.W_dec + self.b_dec
 
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor) -> SAEOutput:
+        """`decode(encode(x))` with its pre-activations and latents, without a graph: what validation
+        measures. Sparse variants decode from the active latents alone."""
+        return SparseAutoencoder.forward(self, x)
+
     def forward(self, x: Tensor) -> SAEOutput:
         pre = self.encode_pre(x)
         z = self.activate(pre)
@@ -102,10 +108,12 @@ class SparseAutoencoder(nn.Module):
     # ---- decoder geometry ------------------------------------------------------------------
 
     @torch.no_grad()
-    def set_decoder_norm_to_unit_norm(self) -> None:
+    def set_decoder_norm_to_unit_norm(self) -> Tensor:
         """Call after each optimiser step: without it the sparsity penalty is cheated by shrinking
-        z and growing the decoder rows."""
-        self.W_dec.div_(torch.linalg.vector_norm(self.W_dec, dim=1, keepdim=True).clamp_min(1e-8))
+        z and growing the decoder rows. Returns the rows' norms before (non-finite where a row was)."""
+        norms = torch.linalg.vector_norm(self.W_dec, dim=1, keepdim=True)
+        self.W_dec.div_(norms.clamp_min(1e-8))
+        return norms
 
     @torch.no_grad()
     def remove_gradient_parallel_to_decoder_directions(self) -> None:

@@ -68,6 +68,7 @@ class SAEModule(pl.LightningModule):
         self.val_metrics_step: int | None = None
         self._val: dict[str, Tensor] = {}
         self._val_pairs: list[tuple[Tensor, Tensor]] = []
+        self._true_neighbours: tuple[Tensor, Tensor] | None = None  # (queries, their k nearest), see below
 
     # ---- set-up --------------------------------------------------------------------------------
 
@@ -178,22 +179,28 @@ class SAEModule(pl.LightningModule):
 
     def optimizer_step(self, *args, **kwargs) -> None:
         super().optimizer_step(*args, **kwargs)
-        self.sae.set_decoder_norm_to_unit_norm()
-        self._check_not_diverged()
+        self._check_not_diverged(self.sae.set_decoder_norm_to_unit_norm())
 
     @torch.no_grad()
-    def _check_not_diverged(self) -> None:
+    def _check_not_diverged(self, decoder_norms: Tensor) -> None:
         """Stop at the update that wrecked the weights, before any checkpoint of them is written (the
-        step's checkpoints come after this), so last.ckpt keeps the state from before it."""
-        params = [p for p in self.sae.parameters() if p.numel()]
-        norms = torch.stack(torch._foreach_norm(params))
-        rms = norms / torch.tensor([math.sqrt(p.numel()) for p in params], device=norms.device)
+        step's checkpoints come after this), so last.ckpt keeps the state from before it.
+
+        W_dec has just been renormalised (unit rows: rms 1/sqrt(d_in)), so only its finiteness is
+        in question, which the rows' norms from before tell (a NaN or Inf entry makes its row's
+        norm one); reading the other weights alone halves the check's pass over memory."""
+        named = [(n, p) for n, p in self.sae.named_parameters() if p.numel() and p is not self.sae.W_dec]
+        norms = torch.stack(torch._foreach_norm([p for _, p in named]))
+        rms = norms / torch.tensor([math.sqrt(p.numel()) for _, p in named], device=norms.device)
         worst = int(rms.argmax())
-        if not bool(torch.isfinite(rms[worst])) or float(rms[worst]) > self.settings.max_weight_rms:
-            name = [n for n, p in self.sae.named_parameters() if p.numel()][worst]
+        name, value = named[worst][0], float(rms[worst])
+        if not all_finite(decoder_norms):
+            name, value = "W_dec", float("nan")
+        limit = self.settings.max_weight_rms  # null: only NaN and Inf stop the run
+        if not math.isfinite(value) or (limit is not None and value > limit):
             raise NonFiniteError(
                 f"training diverged at step {self.global_step}: the update made {name}'s rms "
-                f"{float(rms[worst]):.3g} (limit module.max_weight_rms={self.settings.max_weight_rms:g})"
+                f"{value:.3g} (limit module.max_weight_rms={limit})"
             )
 
     # ---- validation: sums per rank, reduced once at the end ---------------------------------
@@ -205,15 +212,10 @@ class SAEModule(pl.LightningModule):
     def validation_step(self, x: Tensor, batch_idx: int) -> None:
         if not all_finite(x):
             raise NonFiniteError(f"validation batch {batch_idx} holds NaN or Inf embeddings; rebuild the store")
-        z = self.sae.encode(x)
-        x_hat = self.sae.decode(z)
+        out = self.sae.reconstruct(x)
+        x_hat, fired = out.x_hat, out.fire_counts.float()
         stats = reconstruction_stats(x, x_hat)
-        stats.update(
-            n=torch.tensor(float(len(x)), device=x.device),
-            sum_x=x.sum(0),
-            active=(z > 0).sum().float(),
-            fired=(z > 0).sum(0).float(),
-        )
+        stats.update(n=torch.tensor(float(len(x)), device=x.device), sum_x=x.sum(0), active=fired.sum(), fired=fired)
         for key, value in stats.items():
             self._val[key] = self._val.get(key, 0) + value
         held = sum(len(a) for a, _ in self._val_pairs)
@@ -261,7 +263,11 @@ class SAEModule(pl.LightningModule):
         x = torch.cat([a for a, _ in self._val_pairs])
         x_hat = torch.cat([b for _, b in self._val_pairs])
         k = f"val/retrieval_recall@{self.settings.retrieval_k}"
-        recall = retrieval_recall(x, x_hat, self.settings.retrieval_k)
+        # The queries are the same validation rows every epoch: their true neighbours are found once.
+        n_near, cached = min(self.settings.retrieval_k, len(x) - 1), self._true_neighbours
+        if n_near > 0 and (cached is None or cached[0].shape != x.shape or not torch.equal(cached[0], x)):
+            cached = self._true_neighbours = (x, nearest(x, x, n_near))
+        recall = retrieval_recall(x, x_hat, self.settings.retrieval_k, true=cached[1] if n_near > 0 else None)
         metrics[k] = self.trainer.strategy.reduce(recall, reduce_op="mean")
         return metrics
 
@@ -284,17 +290,23 @@ def reconstruction_stats(x: Tensor, x_hat: Tensor) -> dict[str, Tensor]:
     }
 
 
-def retrieval_recall(x: Tensor, x_hat: Tensor, k: int) -> Tensor:
+def nearest(queries: Tensor, corpus: Tensor, k: int) -> Tensor:
+    """Indices of each query's k nearest rows of `corpus` by cosine, its own row excluded: query i
+    is corpus row i itself or its reconstruction (retrieval_recall's two searches)."""
+    scores = F.normalize(queries.float(), dim=-1) @ F.normalize(corpus.float(), dim=-1).T
+    return scores.fill_diagonal_(-2).topk(k, dim=1).indices  # in place: no [n, n] mask and copy
+
+
+def retrieval_recall(x: Tensor, x_hat: Tensor, k: int, true: Tensor | None = None) -> Tensor:
     """Share of each query's k nearest neighbours (by cosine, among the other queries) found with the
     reconstruction x̂ that are also found with the original x: the embedding-model analogue of
-    "loss recovered"."""
+    "loss recovered". `true`: x's own neighbours, `nearest(x, x, k)`, when the caller has them."""
     n = len(x)
     k = min(k, n - 1)
     if k <= 0:
         return torch.tensor(float("nan"), device=x.device)
-    corpus = F.normalize(x.float(), dim=-1)
-    self_mask = torch.eye(n, dtype=torch.bool, device=x.device)
-    true = (corpus @ corpus.T).masked_fill(self_mask, -2).topk(k, dim=1).indices
-    found = (F.normalize(x_hat.float(), dim=-1) @ corpus.T).masked_fill(self_mask, -2).topk(k, dim=1).indices
+    if true is None or true.shape[1] != k:
+        true = nearest(x, x, k)
+    found = nearest(x_hat, x, k)
     hits = (true.unsqueeze(2) == found.unsqueeze(1)).any(2).float().sum(1)
     return (hits / k).mean()

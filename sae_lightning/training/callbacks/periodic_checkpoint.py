@@ -22,3 +22,18 @@ class PeriodicCheckpoint(ModelCheckpoint):
         if interval is None and not every_n_train_steps:
             kwargs["every_n_epochs"] = 0  # both off: no save at all (Lightning would save each epoch)
         super().__init__(every_n_train_steps=every_n_train_steps, train_time_interval=interval, **kwargs)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        # Lightning writes last.ckpt at the end of training when this callback never saved (a fit
+        # shorter than every_n_seconds: a default run on quiet cores), though the epoch checkpoint
+        # has just made it at this very step: a second serialisation of the same state (28 MB,
+        # fsynced). Only when nothing wrote this step does it save.
+        if any(
+            cb is not self
+            and cb.save_last
+            and cb.dirpath == self.dirpath
+            and cb._last_global_step_saved == trainer.global_step
+            for cb in trainer.checkpoint_callbacks
+        ):
+            return
+        super().on_train_end(trainer, pl_module)
