@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import io
 import logging
+import subprocess
 import sys
 from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
@@ -61,6 +62,13 @@ def run_script(exe: str, *argv: object, cwd: Path | None = None, env: dict[str, 
         for name, value in (env or {}).items():
             patch.setenv(name, value)
         return run_command(getattr(importlib.import_module(module), func), exe, *argv)
+
+
+def run_process(*argv: object, timeout: float = 900) -> Result:
+    """argv run as a new process, for what only a process shows (DDP ranks started by running the
+    command line again, signals, a fresh interpreter's imports)."""
+    done = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=timeout)
+    return Result(done.returncode, done.stdout, done.stderr)
 
 
 def restore_root_handlers(handlers: list[logging.Handler]) -> None:

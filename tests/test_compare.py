@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ from sae_lightning.errors import UserError
 from sae_lightning.models import SAEConfig, build_sae
 from sae_lightning.pipeline import train
 
+from .cli_runner import run_script
 from .conftest import compose_cfg
 from .helpers import write_labelled_run
 
@@ -105,22 +104,9 @@ def test_planted_shared_and_domain_only_directions_are_classified(planted, plant
 
 def test_sae_compare_command_writes_tables_and_page(planted_runs, tmp_path):
     out = tmp_path / "cmp"
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from sae_lightning.cli import compare; compare()",
-            str(planted_runs / "0_A"),
-            str(planted_runs / "1_B"),
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert "A: universal" in res.stdout and "compare.html" in res.stdout
+    res = run_script("sae-compare", planted_runs / "0_A", planted_runs / "1_B", "--out", out)
+    assert res.code == 0, res.err[-3000:]
+    assert "A: universal" in res.out and "compare.html" in res.out
     for name in (
         "matches.parquet",
         "matches.csv",
@@ -207,14 +193,9 @@ def test_sweep_dir_without_finished_runs_is_one_line_error(tmp_path):
     empty = tmp_path / "sweep"
     (empty / "0_x").mkdir(parents=True)
     (empty / "0_x" / "run.json").write_text("{}")  # started, never finished
-    res = subprocess.run(
-        [sys.executable, "-c", "from sae_lightning.cli import compare; compare()", str(empty)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert res.returncode == 2
-    err = res.stderr.strip().splitlines()
+    res = run_script("sae-compare", empty)
+    assert res.code == 2
+    err = res.err.strip().splitlines()
     assert err[-1].startswith("error: ") and "holds no finished run" in err[-1] and "1 unfinished" in err[-1]
     with pytest.raises(UserError, match="no finished run"):
         compare_runs([tmp_path / "sweep"])

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -13,6 +10,7 @@ from sae_lightning.errors import UserError
 from sae_lightning.hydra_setup import check_choices, group_options
 from sae_lightning.schemas.domain import WIKI_TOPICS
 
+from .cli_runner import run_script
 from .conftest import compose_cfg
 
 
@@ -45,13 +43,12 @@ def test_unknown_domain_is_one_line_listing_known_ones():
 
 
 def test_cli_unknown_domain_and_bad_limit_exit_nonzero_in_one_line(tmp_path):
-    cmd = [sys.executable, "-c", "from sae_lightning.cli import embed; embed()", f"paths.log_dir={tmp_path}"]
-    res = subprocess.run(cmd + ["domain=wiki_nowhere"], capture_output=True, text=True)
-    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0 and "known: " in res.stderr
-    res = subprocess.run(
-        cmd + ["domain=wiki_arts", "domain.limit=-1", f"paths.cache_dir={tmp_path}"], capture_output=True, text=True
+    res = run_script("sae-embed", f"paths.log_dir={tmp_path}", "domain=wiki_nowhere")
+    assert res.code == 2 and res.err.strip().count("\n") == 0 and "known: " in res.err
+    res = run_script(
+        "sae-embed", f"paths.log_dir={tmp_path}", "domain=wiki_arts", "domain.limit=-1", f"paths.cache_dir={tmp_path}"
     )
-    assert res.returncode == 2 and res.stderr.strip().splitlines()[-1].startswith("error: domain.limit=-1")
+    assert res.code == 2 and res.err.strip().splitlines()[-1].startswith("error: domain.limit=-1")
     assert not (tmp_path / "stores").exists()  # nothing half-written
 
 
@@ -93,20 +90,17 @@ def test_a_value_of_the_run_folder_that_does_not_resolve_is_one_line(flags, tmp_
     command still ends in one line and status 2, and writes nothing (found by the property tests)."""
     np.save(tmp_path / "x.npy", np.ones((40, 8), np.float32))
     out = tmp_path / "out"
-    cmd = [
-        sys.executable,
-        "-c",
-        "from sae_lightning.cli import train; train()",
+    res = run_script(
+        "sae-train",
         *flags,
         "domain=npy",
         f"domain.path={tmp_path / 'x.npy'}",
         "task_name=${nope}",
         f"paths.log_dir={out}",
         "logger=none",
-    ]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
-    assert res.returncode == 2, res.stderr[-2000:]
-    assert res.stderr.strip().splitlines() == [
+    )
+    assert res.code == 2, res.err[-2000:]
+    assert res.err.strip().splitlines() == [
         "error: config: Interpolation key 'nope' not found; fix the value on the command line or under conf/"
     ]
     assert not out.exists()

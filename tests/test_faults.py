@@ -1,6 +1,8 @@
 """Faults from outside, as they happen to real runs: kill -9 at each stage, Ctrl-C and SIGTERM, two
 runs at once, a damaged checkpoint, a resume with other settings, a diverging run. Every process
-is the real console script; a kill lands when a file it writes appears (observed from outside)."""
+that is killed or signalled is the real console script; a kill lands when a file it writes appears
+(observed from outside). What only has to finish afterwards (a store made first, a resume whose
+numbers are not compared bit for bit with a process's) runs in this process (cli_runner)."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from sae_lightning.errors import UserError
 from sae_lightning.pipeline import train
 from sae_lightning.run_dir import RunDir
 
+from .cli_runner import Result, run_script
 from .conftest import SMALL_TOPICS, compose_cfg
 from .helpers import synthetic_npy
 
@@ -58,6 +61,13 @@ def start(cmd: str, *args: str) -> subprocess.Popen:
 def finish(cmd: str, *args: str) -> subprocess.CompletedProcess:
     res = subprocess.run([str(BIN / cmd), *args], env=ENV, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    return res
+
+
+def rerun(cmd: str, *args: object) -> Result:
+    """Console script `cmd` run to the end in this process (cli_runner): no new interpreter's imports."""
+    res = run_script(cmd, *args)
+    assert res.code == 0, res.out[-2000:] + res.err[-3000:]
     return res
 
 
@@ -199,7 +209,7 @@ def test_two_runs_pointed_at_one_folder_never_share_it(npy, tmp_path):
         f"run_dir={tmp_path / 'run'}",
     ]
     # The store first, so both reach the folder at about the same time.
-    finish(
+    rerun(
         "sae-embed",
         "domain=npy",
         f"domain.path={npy}",
@@ -233,7 +243,7 @@ def test_ctrl_c_and_sigterm_save_print_the_resume_line_and_exit_non_zero(signum,
         f"sae-train run_dir={run} ckpt_path=last"
     )
     assert not (run / "sae").exists() and not (run / "metrics.json").exists()
-    finish("sae-train", *args, "ckpt_path=last")
+    rerun("sae-train", *args, "ckpt_path=last")
     assert RunDir(run).metrics()["epochs"] == 4
 
 

@@ -2,7 +2,8 @@
 sae-export (each stage reached by polling for the file it writes first, observed from outside, as
 tests/test_faults.py does for sae-train). After every kill the run folder is hashed: nothing but
 the command's own new output may differ, and the run still shows one whole labelling. Then the
-same command runs again and finishes. docs/reference/reliability.md tables these cases."""
+same command runs again (in this process: the kill is what needs a process) and finishes.
+docs/reference/reliability.md tables these cases."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 
 from sae_lightning.run_dir import Labeling, RunDir
 
-from .test_faults import finish, kill9_when, start
+from .test_faults import kill9_when, rerun, start
 
 
 def tree_hash(folder: Path, new_output: tuple[str, ...] = ()) -> dict[str, str]:
@@ -85,7 +86,7 @@ def test_kill9_at_each_stage_of_sae_label(run, tmp_path):
         assert_one_whole_labelling(run)
         if stage != "switch":
             assert RunDir(run).labeling().id == first, f"killed at {stage}, the new labelling became current"
-    finish(*label)
+    rerun(*label)
     assert_one_whole_labelling(run)
     assert RunDir(run).labeling().id != first
     assert not list((run / "labelings").glob(".*.tmp")), "the killed labellings' temp folders are removed"
@@ -98,7 +99,7 @@ def test_kill9_while_sae_diff_writes_then_rerun(run, tmp_path):
     kill9_when(start("sae-diff", str(run), "Mathematics", "History"), lambda: any((run / "diff").glob(".*.tmp")))
     assert not out.exists(), "a killed diff leaves no folder that looks whole"
     assert tree_hash(run, ("diff",)) == before
-    finish("sae-diff", str(run), "Mathematics", "History")
+    rerun("sae-diff", str(run), "Mathematics", "History")
     assert (out / "diff.html").is_file() and tree_hash(run, ("diff",)) == before
     assert [p.name for p in (run / "diff").iterdir()] == [out.name], "no temp folder is left"
 
@@ -112,7 +113,7 @@ def test_kill9_while_sae_compare_writes_then_rerun(run, tmp_path):
     kill9_when(start("sae-compare", *args), lambda: (out / "matches.parquet").is_file())
     assert not (out / "compare.html").exists() or (out / "compare.json").is_file()  # the page comes last
     assert (tree_hash(run), tree_hash(other)) == before
-    finish("sae-compare", *args)
+    rerun("sae-compare", *args)
     assert (out / "compare.html").is_file() and (tree_hash(run), tree_hash(other)) == before
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "no temp file is left"
 
@@ -125,6 +126,6 @@ def test_kill9_while_sae_export_saves_then_rerun(run, tmp_path):
     kill9_when(start("sae-export", *args), lambda: any(tmp_path.glob(".sparse.*.tmp")))
     assert not out.exists(), "a killed export leaves no folder that looks whole"
     assert tree_hash(run) == before
-    finish("sae-export", *args)
+    rerun("sae-export", *args)
     assert (out / "feature_labels.json").is_file() and tree_hash(run) == before
     assert not list(tmp_path.glob(".sparse.*")), "the killed export's temp folder does not stay"

@@ -4,7 +4,6 @@ stopping the sweep, clean W&B runs per job, the Optuna sweeper and the submitit 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 
 from sae_lightning.run_dir import RunDir
 
+from .cli_runner import Result, run_process, run_script
 from .helpers import synthetic_npy
 from .wandb_records import finished_records
 
@@ -32,13 +32,13 @@ def npy_path(tmp_path_factory) -> Path:
     return synthetic_npy(tmp_path_factory.mktemp("sweep_npy"), n_dirs=32, seed=1)
 
 
-def sweep(args: list[str], tmp_path: Path, cache: Path) -> tuple[subprocess.CompletedProcess, Path]:
-    res = subprocess.run(
-        [SAE_TRAIN, "-m", *args, f"paths.log_dir={tmp_path}", f"paths.cache_dir={cache}"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+def sweep(args: list[str], tmp_path: Path, cache: Path, process: bool = False) -> tuple[Result, Path]:
+    """`sae-train -m args` in this process (cli_runner), or as a process where the test needs one."""
+    argv = ["-m", *args, f"paths.log_dir={tmp_path}", f"paths.cache_dir={cache}"]
+    if process:
+        res = run_process(SAE_TRAIN, *argv)
+    else:
+        res = run_script("sae-train", *argv)
     (sweep_dir,) = (tmp_path / "train" / "multiruns").iterdir()
     return res, sweep_dir
 
@@ -52,7 +52,7 @@ def test_two_domain_sweep_gives_two_finished_runs_with_clean_wandb_runs(tmp_path
     res, sweep_dir = sweep(
         ["domain=wiki_mathematics,wiki_history", "domain.limit=150", "logger=wandb", *FAST], tmp_path, cache_dir
     )
-    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.code == 0, res.err[-3000:]
     jobs = job_dirs(sweep_dir)
     assert [p.name for p in jobs] == ["0_wiki_mathematics", "1_wiki_history"]
     run_ids = set()
@@ -71,20 +71,16 @@ def test_a_failing_job_is_reported_and_the_others_run(npy_path, tmp_path, cache_
     res, sweep_dir = sweep(
         ["domain=npy", f"domain.path={npy_path}", "sae.d_sae=0,64,32", "logger=none", *FAST[1:]], tmp_path, cache_dir
     )
-    assert res.returncode != 0  # the sweep as a whole says something failed
+    assert res.code != 0  # the sweep as a whole says something failed
     summary = json.loads((sweep_dir / "sweep_summary.json").read_text())
     assert [j["status"] for j in summary] == ["failed", "finished", "finished"]
     assert "sae.d_sae=0 is invalid" in summary[0]["error"]  # refused by validate.py before the job did any work
-    assert "sweep so far: 2 finished, 1 failed" in res.stdout + res.stderr
+    assert "sweep so far: 2 finished, 1 failed" in res.out + res.err
 
 
 def test_unknown_domain_in_a_sweep_list_is_one_line(tmp_path):
-    res = subprocess.run(
-        [SAE_TRAIN, "-m", "domain=wiki_mathematics,wiki_cooking", f"paths.log_dir={tmp_path}"],
-        capture_output=True,
-        text=True,
-    )
-    assert res.returncode == 2 and res.stderr.strip().startswith("error: unknown domain wiki_cooking; known:")
+    res = run_script("sae-train", "-m", "domain=wiki_mathematics,wiki_cooking", f"paths.log_dir={tmp_path}")
+    assert res.code == 2 and res.err.strip().startswith("error: unknown domain wiki_cooking; known:")
 
 
 @pytest.mark.slow
@@ -100,8 +96,9 @@ def test_ddp_inside_a_multirun_writes_one_folder_per_job(npy_path, tmp_path, cac
         ],
         tmp_path,
         cache_dir,
+        process=True,  # DDP starts its ranks by running the command line again
     )
-    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    assert res.code == 0, res.out[-2000:] + res.err[-3000:]
     assert len(list((tmp_path / "train" / "multiruns").iterdir())) == 1  # no sweep of the child ranks
     folders = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir())
     assert folders == ["0_npy", "1_npy"], folders
@@ -124,7 +121,7 @@ def test_optuna_sweeper_runs_trials_and_reports_the_best(npy_path, tmp_path, cac
         tmp_path,
         cache_dir,
     )
-    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.code == 0, res.err[-3000:]
     best = (sweep_dir / "optimization_results.yaml").read_text()
     assert "best_value" in best and "module.lr" in best
     assert len(job_dirs(sweep_dir)) == 2
@@ -145,7 +142,7 @@ def test_submitit_local_launcher_runs_a_two_job_sweep(npy_path, tmp_path, cache_
         tmp_path,
         cache_dir,
     )
-    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.code == 0, res.err[-3000:]
     jobs = job_dirs(sweep_dir)
     assert len(jobs) == 2 and all((j / "metrics.json").exists() for j in jobs)
     assert (sweep_dir / ".submitit").is_dir()

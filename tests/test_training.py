@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from sae_lightning.models import ARCHITECTURES, SparseAutoencoder, sparse_dictio
 from sae_lightning.pipeline import train
 from sae_lightning.run_dir import RunDir
 
+from .cli_runner import run_process, run_script
 from .conftest import compose_cfg
 from .wandb_records import logged
 
@@ -341,14 +341,12 @@ def test_ddp_on_cpu_matches_a_single_process(synthetic_npy, tmp_path):
     results = {}
     for name, extra in (("single", ["data.batch_size=128"]), ("ddp", ["trainer=ddp_cpu", "data.batch_size=64"])):
         out = tmp_path / name
-        # The console script, as users run it: DDP ranks are started by re-running that command.
-        res = subprocess.run(
-            [str(Path(sys.executable).parent / "sae-train"), *common, *extra, f"run_dir={out}"],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+        argv = [*common, *extra, f"run_dir={out}"]
+        if name == "ddp":  # the console script, as users run it: DDP ranks are started by re-running that command
+            res = run_process(Path(sys.executable).parent / "sae-train", *argv, timeout=600)
+        else:
+            res = run_script("sae-train", *argv)
+        assert res.code == 0, res.out[-2000:] + res.err[-3000:]
         results[name] = RunDir(out).metrics()
         assert len(list(tmp_path.glob(f"{name}*"))) == 1  # one output folder, not one per rank
     assert abs(results["single"]["fve"] - results["ddp"]["fve"]) < 0.03
