@@ -24,6 +24,7 @@ from filelock import FileLock
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
+from sae_lightning import runtime
 from sae_lightning.data.embed import Embedder, build_store
 from sae_lightning.data.sources import WikiVitalArticles
 from sae_lightning.hydra_setup import CONF_DIR, register_hydra
@@ -32,6 +33,15 @@ from sae_lightning.schemas.domain import WikiConfig
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 register_hydra()
+# The commands' own process settings (sae_lightning/runtime.py), applied before any test loads torch
+# (nothing imported above does): its OpenMP runtime reads the wait policy once, when it loads. The
+# suite trains, embeds and labels inside its xdist workers (the session's runs, cli_runner's
+# in-process commands); left to OpenMP's default, each worker's idle threads spin on the cores the
+# other worker needs (test_interop's store and six small trainings: 99 s of CPU spinning, 22 s
+# sleeping, on two cores other jobs shared). In-process commands apply the same settings again, as
+# their scripts do. Not in tests/__init__.py: `python3 -m tests.browser` (.ci/run) runs before the
+# venv exists.
+runtime.apply({})
 
 SMALL_TOPICS = ["Mathematics", "History", "Arts"]
 
