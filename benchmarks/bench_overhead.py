@@ -124,12 +124,12 @@ def val_fve(recon, rows) -> float:
     hold them), of a loop's recon fn."""
     import torch
 
-    from sae_lightning.training.module import reconstruction_stats
+    from sae_lightning.training.module import fve_from_sums, reconstruction_stats
 
     x = torch.from_numpy(rows)
     with torch.no_grad():
         stats = reconstruction_stats(x, recon(x))
-    return float(1 - stats["sse"] / (stats["sq"] - (x.sum(0) ** 2).sum() / float(len(x))))
+    return float(fve_from_sums(stats["sse"], stats["sq"], x.sum(0), float(len(x))))
 
 
 def child(kind: str, epochs: int) -> None:

@@ -248,11 +248,9 @@ class SAEModule(pl.LightningModule):
     def _validation_metrics(self) -> dict[str, Tensor]:
         v = {k: self.trainer.strategy.reduce(t, reduce_op="sum") for k, t in self._val.items()}
         n = v["n"]
-        # Σ‖x − x̄‖² from running sums, so the validation mean needs no second pass.
-        sst = v["sq"] - (v["sum_x"] ** 2).sum() / n
         density = v["fired"] / n
         metrics = {
-            "val/fve": 1 - v["sse"] / sst,
+            "val/fve": fve_from_sums(v["sse"], v["sq"], v["sum_x"], n),
             "val/nmse": v["sse"] / v["sq"],
             "val/mse": v["sse"] / n,
             "val/cos_sim": v["cos"] / n,
@@ -288,6 +286,12 @@ def reconstruction_stats(x: Tensor, x_hat: Tensor) -> dict[str, Tensor]:
         "sst": (x - x.mean(0)).pow(2).sum(),
         "cos": F.cosine_similarity(x, x_hat, dim=-1).sum(),
     }
+
+
+def fve_from_sums(sse: Tensor, sq: Tensor, sum_x: Tensor, n: Tensor | float) -> Tensor:
+    """Validation fve from sums over any number of batches: Σ‖x − x̄‖² = Σ‖x‖² − ‖Σx‖²/n, so the
+    mean needs no second pass."""
+    return 1 - sse / (sq - (sum_x**2).sum() / n)
 
 
 def nearest(queries: Tensor, corpus: Tensor, k: int) -> Tensor:
