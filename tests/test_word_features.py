@@ -15,7 +15,6 @@ from sae_lightning.labels.naming.phrases import stop_set
 from sae_lightning.labels.scoring.coherence import feature_coherence
 from sae_lightning.labels.scoring.verdict import verdicts
 from sae_lightning.labels.scoring.word_features import (
-    shared_word,
     shared_words,
     without_word,
     word_features,
@@ -158,8 +157,8 @@ def test_one_word_in_unrelated_senses_is_a_token_feature_and_a_self_named_concep
 
 def test_the_shared_word_is_a_content_word_and_is_masked_whole():
     stop = stop_set("english")
-    assert shared_word(["The brown bear.", "Brown sugar is sweet.", "A red car."], stop) == ("brown", 2 / 3)
-    assert shared_word(["The 1924 games", "In 1924 the"], stop)[0] == "games"  # numbers and stop words never
+    assert shared_words(["The brown bear.", "Brown sugar is sweet.", "A red car."], stop, 1) == [("brown", 2 / 3)]
+    assert shared_words(["The 1924 games", "In 1924 the"], stop, 1)[0][0] == "games"  # numbers and stop words never
     assert without_word("Brown sugar, brownies and brown rice.", "brown") == "sugar, brownies and rice."
 
 

@@ -81,11 +81,6 @@ def shared_words(texts: list[str], stop: frozenset[str], n: int = CANDIDATES) ->
     return [(w, counts[w] / len(texts)) for w in sorted(counts, key=lambda w: (-counts[w], w))[:n]]
 
 
-def shared_word(texts: list[str], stop: frozenset[str]) -> tuple[str, float]:
-    """The content word in most of the texts and the share holding it ("", 0 when none)."""
-    return (shared_words(texts, stop, 1) or [("", 0.0)])[0]
-
-
 def without_word(text: str, word: str) -> str:
     """The text without the word and its plural."""
     return " ".join(_pattern(word).sub("", text).split())
