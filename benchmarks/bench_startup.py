@@ -72,8 +72,9 @@ def commands(run: Path | None, scratch: Path) -> dict[str, list[str]]:
 FLOORS = {
     "floor: import torch": "import torch",
     "floor: import sentence_transformers (torch, transformers, scikit-learn inside)": "import sentence_transformers",
-    "floor: import sentence_transformers, scikit-learn deferred (the commands' hook, lean_imports.py)": (
-        "from sae_lightning.lean_imports import defer_sklearn; defer_sklearn(); import sentence_transformers"
+    "floor: import sentence_transformers, scikit-learn and scipy.optimize deferred (lean_imports.py)": (
+        "from sae_lightning.lean_imports import defer_heavy_helpers\n"
+        "defer_heavy_helpers()\nimport sentence_transformers"
     ),
     "floor: the model loaded and one query embedded": (
         "from sae_lightning.data.embed import load_model; load_model().encode(['a query'])"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from .errors import UserError
-from .lean_imports import defer_sklearn
+from .lean_imports import defer_heavy_helpers
 from .quiet import drop_third_party_warnings, drop_wandb_offline_notice, no_model_loading_bars
 
 if TYPE_CHECKING:
@@ -272,7 +272,7 @@ def plain_command(main: Callable[[list[str]], None]) -> Callable[[], None]:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
         drop_wandb_offline_notice()
         no_model_loading_bars()
-        defer_sklearn()
+        defer_heavy_helpers()
         try:
             with _interruptible():
                 main(sys.argv[1:])

@@ -1,7 +1,7 @@
 """One third-party module's top level run in a changed setting, whenever something imports it: a
 meta-path finder that finds nothing itself, asks the other finders for that module and wraps the
 loader they return. Entry points install such hooks (they change process-wide import state;
-library code never does): quiet.drop_wandb_offline_notice and lean_imports.defer_sklearn."""
+library code never does): quiet.drop_wandb_offline_notice and lean_imports.defer_heavy_helpers."""
 
 from __future__ import annotations
 

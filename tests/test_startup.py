@@ -78,24 +78,30 @@ def test_wandb_offline_notice_is_dropped_when_transformers_loads_it():
     assert printed == "" and "transformers" in heavy
 
 
-def test_the_embedding_model_loads_without_scikit_learn_and_embeds_the_same():
-    """sentence-transformers imports scikit-learn (with scipy.stats and pandas) for one helper that
-    embedding never calls: under the commands' hook the model loads and embeds without it, to the
-    same vectors as in this process (which loaded it the ordinary way), and the helper is
-    scikit-learn's own at its first call."""
+def test_the_embedding_model_loads_without_scikit_learn_or_scipy_optimize_and_embeds_the_same():
+    """sentence-transformers imports scikit-learn (with scipy.stats and pandas), and transformers'
+    loss modules scipy.optimize, for helpers that embedding never calls: under the commands' hook
+    the model loads and embeds without them, to the same vectors as in this process (which loaded
+    it the ordinary way), and each helper is the library's own at its first call."""
     import numpy as np
 
     from sae_lightning.data.embed import load_model
 
     query = "the fall of the Roman empire"
     heavy, printed = loaded_after(
-        "from sae_lightning.lean_imports import defer_sklearn\ndefer_sklearn()\n"
+        "from sae_lightning.lean_imports import defer_heavy_helpers\ndefer_heavy_helpers()\n"
         "from sae_lightning.data.embed import load_model\n"
         f"print('embedding:', load_model().encode([{query!r}])[0].tolist())\n"
-        "assert not [m for m in ('sklearn', 'scipy.stats') if m in sys.modules], 'scikit-learn was imported'\n"
+        "assert 'transformers.loss.loss_utils' in sys.modules  # the module the scipy hook runs\n"
+        "deferred = ('sklearn', 'scipy.stats', 'scipy.optimize')\n"
+        "assert not [m for m in deferred if m in sys.modules], [m for m in deferred if m in sys.modules]\n"
         "import numpy as np\nfrom sentence_transformers.util.similarity import pairwise_distances\n"
         "from sklearn.metrics import pairwise_distances as own\n"
-        "assert (pairwise_distances(np.eye(3)) == own(np.eye(3))).all()"
+        "assert (pairwise_distances(np.eye(3)) == own(np.eye(3))).all()\n"
+        "from transformers.loss.loss_for_object_detection import linear_sum_assignment\n"
+        "from scipy.optimize import linear_sum_assignment as scipys\n"
+        "cost = np.array([[4.0, 1.0, 3.0], [2.0, 0.0, 5.0], [3.0, 2.0, 2.0]])\n"
+        "assert all((a == b).all() for a, b in zip(linear_sum_assignment(cost), scipys(cost)))"
     )
     assert "sentence_transformers" in heavy
     vector = next(line for line in printed.splitlines() if line.startswith("embedding: ")).removeprefix("embedding: ")
