@@ -103,6 +103,25 @@ def fsync_dir(folder: Path) -> None:
     _fsync(folder)
 
 
+@contextlib.contextmanager
+def creating(path: Path, fix: str = "write somewhere you can create files"):
+    """Folder and temp-file creation for `path`: a folder that cannot be made or written (a file in
+    its way, read-only, a file system without files of ours such as /proc) is one line naming `fix`,
+    not a traceback; a full disk is _disk_full's line."""
+    try:
+        yield
+    except OSError as err:
+        if _is_disk_full(err):
+            raise _disk_full(path, err) from None
+        tried = Path(err.filename or path)
+        blocker = next((p for p in (tried, *tried.parents) if p.exists() and not p.is_dir()), None)
+        if err.errno in (errno.EEXIST, errno.ENOTDIR) and blocker is not None:
+            reason = f"{blocker} is a file, not a folder"
+        else:
+            reason = os.strerror(err.errno) if err.errno else str(err)
+        raise UserError(f"cannot create {path} ({reason}); {fix}") from None
+
+
 def _disk_full(path: Path, err: OSError) -> UserError:
     return UserError(
         f"disk full while writing {path} ({os.strerror(err.errno or errno.ENOSPC)}); "
@@ -115,9 +134,11 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     """`write(tmp)` fills a temp file beside `path` (same suffix, so np.save keeps the name), which
     then replaces `path`. Anything raised, a full disk included, removes the temp file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    with creating(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
     remove_abandoned(path.parent, path.stem)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path.stem), suffix=f".tmp{path.suffix}")
+    with creating(path):
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path.stem), suffix=f".tmp{path.suffix}")
     os.close(fd)
     tmp = Path(name)
     try:
@@ -199,9 +220,11 @@ def atomic_folder(path: str | Path, write: Callable[[Path], Any], fix: str = "gi
     path = Path(path).absolute()
     # before the work: a file or the current folder (the folder's own entries are no objection yet)
     check_replaceable(path, {p.name for p in path.iterdir()} if path.is_dir() else set(), fix)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    with creating(path, fix):
+        path.parent.mkdir(parents=True, exist_ok=True)
     remove_abandoned(path.parent, path.name)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temp_prefix(path.name), suffix=".tmp"))
+    with creating(path, fix):
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temp_prefix(path.name), suffix=".tmp"))
     old = None
     try:
         write(tmp)

@@ -289,6 +289,7 @@ def _compare(argv: list[str]) -> None:
 
     from .compare import compare_runs, default_compare_dir, write_comparison
     from .conf_dir import add_default_flags
+    from .path_checks import check_output_folder
     from .validate import check_settings
 
     p = argparse.ArgumentParser(
@@ -302,6 +303,8 @@ def _compare(argv: list[str]) -> None:
     a = p.parse_args(argv)
     settings = {name: getattr(a, name) for name in defaults}
     check_settings("compare", settings, flags=True)  # the ranges are validate.py's rules
+    if a.out:
+        check_output_folder(a.out, "--out")  # a file in its way is refused before the matching
     result = compare_runs(a.paths, **settings)
     sweep = result.settings.get("sweep_dir")
     out = Path(a.out) if a.out else Path(sweep) if sweep else default_compare_dir(time.strftime("%Y-%m-%d_%H-%M-%S"))

@@ -1,10 +1,12 @@
-"""Output folders checked before anything is created: a folder path that names a file, or a name
-longer than the file system allows (ENAMETOOLONG), is one line naming the setting to change, not
-a traceback from deep inside Hydra's or our own mkdir."""
+"""Output folders checked before anything is created: a folder path that names a file, a name
+longer than the file system allows (ENAMETOOLONG), or a place where no folder can be made
+(read-only, no permission, a file system such as /proc) is one line naming the setting to change,
+not a traceback from deep inside Hydra's or our own mkdir."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from .errors import UserError
@@ -48,3 +50,18 @@ def check_output_folder(path: str | Path, settings: str) -> None:
         raise UserError(
             f"{blocker} is a file, not a folder, so {folder} cannot be the output folder; change {settings}"
         )
+    _check_creatable(folder, settings)
+
+
+def _check_creatable(folder: Path, settings: str) -> None:
+    """A folder can be made where `folder` will be: tried for real (a temp folder made and removed
+    in its nearest existing ancestor), since permission bits say nothing for root, and nothing says
+    in advance that /proc takes no folders."""
+    if folder.is_dir():
+        return
+    ancestor = next((p for p in folder.parents if _exists(p)), Path("/"))
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=ancestor, prefix=".sae-lightning-probe-"))
+    except OSError as err:
+        reason = os.strerror(err.errno) if err.errno else str(err)
+        raise UserError(f"cannot create {folder} ({reason} in {ancestor}); change {settings}") from None

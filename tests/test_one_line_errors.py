@@ -84,6 +84,18 @@ def test_export_out_a_file_and_an_npy_run(npy_run, tmp_path):
     assert "steer" not in res.err and not (tmp_path / "x").exists() and afile.read_text() == "mine"
 
 
+def test_diff_and_compare_out_under_a_file_are_refused_before_any_work(npy_run, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    before = files_under(npy_run)
+    res = run_command(diff_main, "sae-diff", npy_run, "a", "b", "--out", afile / "x")
+    assert refused(res, f"{afile} is a file, not a folder, so {afile / 'x'} cannot be the output folder"), res.err
+    res = run_command(cli.compare, "sae-compare", npy_run, "--out", afile)
+    assert refused(res, f"{afile} is a file, not a folder"), res.err
+    assert "change --out" in res.err and afile.read_text() == "mine" and files_under(npy_run) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
 def test_a_checkpoint_of_another_d_in_and_a_file_that_is_no_checkpoint(npy_run, tmp_path):
     other = _npy(tmp_path, "eight.npy", dim=8)
     res = train(tmp_path, f"ckpt_path={npy_run / 'checkpoints' / 'last.ckpt'}", npy=other)
@@ -106,6 +118,24 @@ def test_names_too_long_and_names_outside_the_outputs(tmp_path):
     assert res.code == 0, res.err[-2000:]
     (folder,) = (tmp_path / "out" / "train" / "runs").iterdir()
     assert folder.name == "a" * 100
+
+
+def test_output_folders_where_none_can_be_made_are_refused_before_any_work(npy_run, tmp_path):
+    """/proc takes no folders, for root too (a read-only folder would not stop root)."""
+    res = train(tmp_path, "paths.log_dir=/proc/sae-lightning-x")
+    assert refused(res, "cannot create /proc/sae-lightning-x/train/runs/npy/"), res.err
+    assert "(No such file or directory in /proc); change paths.log_dir" in res.err
+    res = train(tmp_path, "paths.cache_dir=/proc/sae-lightning-x")
+    assert refused(res, "cannot create /proc/sae-lightning-x (No such file or directory in /proc)"), res.err
+    assert "change paths.cache_dir" in res.err and wrote_nothing(tmp_path / "out", tmp_path / "cache")
+    for command, main, args in (
+        ("sae-diff", diff_main, ["a", "b"]),
+        ("sae-compare", cli.compare, []),
+        ("sae-export", export_main, ["--to", "sentence-transformers"]),
+    ):
+        res = run_command(main, command, npy_run, *args, "--out", "/proc/sae-lightning-x")
+        assert refused(res, "cannot create /proc/sae-lightning-x"), (command, res.err)
+        assert "change --out" in res.err, (command, res.err)
 
 
 def test_an_sae_too_big_for_memory_is_refused_before_allocating(tmp_path):

@@ -78,6 +78,22 @@ def test_atomic_folder_replaces_only_its_own_earlier_output(tmp_path, monkeypatc
     assert (out / "out.csv").read_text() == "2" and not list(tmp_path.glob(".*.tmp"))
 
 
+@pytest.mark.parametrize("where", ["under a file", "on /proc"])
+def test_a_folder_that_cannot_be_made_is_one_line_naming_the_fix(where, tmp_path):
+    """A file in the way, or a file system that holds no files of ours (/proc: every user, root
+    included, is refused there, so this runs where a read-only folder would not refuse root)."""
+    blocker = tmp_path / "afile"
+    blocker.write_text("mine")
+    base = blocker if where == "under a file" else Path("/proc")
+    for write in (
+        lambda path: atomic_folder(path, lambda tmp: (tmp / "out.csv").write_text("x"), "change --out"),
+        lambda path: atomic_write(path / "out.csv", lambda tmp: tmp.write_text("x")),
+    ):
+        with pytest.raises(UserError, match=rf"^cannot create {base}/sae-lightning-x.* \(.+\); "):
+            write(base / "sae-lightning-x")
+    assert blocker.read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
 def test_sae_diff_out_never_deletes_a_folder_it_did_not_write(tiny_labelled_run, tmp_path):
     mine = tmp_path / "mydata"
     mine.mkdir()

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, creating
 from .analysis import ComparisonResult
 from .page import render_compare_page
 
@@ -57,7 +57,8 @@ def write_comparison(result: ComparisonResult, out_dir: str | Path) -> dict[str,
     """Write the tables (parquet + csv), compare.json and compare.html into out_dir, each file
     atomically (a reader never sees half a table)."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with creating(out, "change --out"):
+        out.mkdir(parents=True, exist_ok=True)
     tables = {"matches": result.matches, "feature_classes": result.features}
     if result.joint:
         tables["domain_counts"] = pd.concat([j.counts for j in result.joint], ignore_index=True)

@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..atomic import atomic_folder, check_replaceable
 from ..hydra_setup import slug
+from ..path_checks import check_output_folder
 from ..run_dir import RunDir
 from .analysis import DiffResult, MatrixResult
 from .page import render_diff_page, render_matrix_page
@@ -36,8 +37,10 @@ def file_names(matrix: bool) -> set[str]:
 
 
 def check_out(out: str | Path | None, matrix: bool) -> None:
-    """Refuse an --out that holds anything but an earlier diff, before the analysis runs."""
+    """Refuse an --out that cannot be a folder or holds anything but an earlier diff, before the
+    analysis runs."""
     if out is not None:
+        check_output_folder(out, "--out")
         check_replaceable(out, file_names(matrix), OUT_FIX)
 
 
