@@ -15,6 +15,7 @@ from sae_lightning.labels.naming.phrases import stop_set
 from sae_lightning.labels.scoring.coherence import feature_coherence
 from sae_lightning.labels.scoring.verdict import verdicts
 from sae_lightning.labels.scoring.word_features import (
+    base_shares,
     shared_words,
     without_word,
     word_features,
@@ -170,6 +171,14 @@ def test_a_word_and_its_plural_count_as_one_and_are_masked_together():
     # a plural without its singular stays itself, and "glass" is no plural of "glas"
     assert shared_words(["Glass beads.", "Stained glass."], stop)[0] == ("glass", 1.0)
     assert without_word("Giants and a giant, gigantic.", "giant") == "and a , gigantic."
+
+
+def test_a_random_text_counts_once_for_a_word_whatever_forms_it_holds():
+    """The word's share among random texts, which a feature's share must exceed by the gap: a text
+    holding "giant" and "giants" is one text holding the word, not two."""
+    texts = ["a giant among giants", "the giant", "giants of industry", "a dwarf", "ashes to ashes", "an ash tree"]
+    shares = base_shares(texts, {"giant", "ash"})
+    assert shares == {"giant": pytest.approx(3 / 6), "ash": pytest.approx(2 / 6)}
 
 
 def test_a_word_in_several_senses_across_its_forms_is_a_token_feature(planted):

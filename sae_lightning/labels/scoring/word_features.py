@@ -81,6 +81,13 @@ def shared_words(texts: list[str], stop: frozenset[str], n: int = CANDIDATES) ->
     return [(w, counts[w] / len(texts)) for w in sorted(counts, key=lambda w: (-counts[w], w))[:n]]
 
 
+def base_shares(texts: list[str], words: set[str]) -> dict[str, float]:
+    """The share of `texts` holding each word or its plural: a text counts once, whichever of the
+    forms it holds ("a giant among giants")."""
+    held = Counter(b for t in texts for b in {_singular(w.lower(), words) for w in WORD.findall(t)} if b in words)
+    return {w: held[w] / max(len(texts), 1) for w in words}
+
+
 def without_word(text: str, word: str) -> str:
     """The text without the word and its plural."""
     return " ".join(_pattern(word).sub("", text).split())
@@ -113,10 +120,7 @@ def word_features(
         return out
     base_rows = base_sample(train_rows, seed)
     words = {w for ws in found.values() for w, _ in ws}
-    held = Counter(
-        w for r in base_rows for w in {w.lower() for w in WORD.findall(str(texts[r]))} if _singular(w, words) in words
-    )
-    base = {w: sum(held[v] for v in (w, w + "s", w + "es")) / len(base_rows) for w in words}
+    base = base_shares([str(texts[r]) for r in base_rows], words)
     tests = [(f, w, s) for f, ws in found.items() for w, s in ws if s - base[w] >= gap]
     masked = {(f, w): [without_word(t, w) for t in tops[f]] for f, w, _ in tests}
     scores, out.n_embedded = masked_coherence(masked, cache, mu, sigma)
