@@ -13,10 +13,11 @@ import sys
 from pathlib import Path
 
 import pytorch_lightning as pl
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
-from pytorch_lightning.utilities.exceptions import SIGTERMException
+from pytorch_lightning.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from .data.datamodule import EmbeddingDataModule, split_indices
 from .data.embed import build_store_from_cfg
@@ -209,6 +210,21 @@ def train(cfg: DictConfig) -> dict | None:
             raise SystemExit(stop.exit_code) from None
 
 
+def _trainer(cfg: DictConfig, **parts) -> pl.Trainer:
+    """Lightning's Trainer from cfg.trainer. What it refuses to run here (trainer.accelerator=gpu
+    without a GPU, a strategy it does not know) is bad input, refused before any step: one line."""
+    try:
+        return instantiate(cfg.trainer, **parts)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if not isinstance(cause, (MisconfigurationException, ValueError)):
+            raise
+        raise UserError(
+            f"the trainer settings cannot run here: {str(cause).splitlines()[0]}; change trainer.accelerator, "
+            "trainer.devices or trainer.strategy (trainer.accelerator=auto uses what this machine has)"
+        ) from None
+
+
 def _train(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> dict | None:
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
@@ -238,8 +254,8 @@ def _train(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> dict | Non
     callbacks = build_callbacks(cfg, run, signals)
     export = next(c for c in callbacks if isinstance(c, RunExport))
     bars = any(isinstance(c, pl.callbacks.ProgressBar) for c in callbacks)  # else Lightning adds its own, on stdout
-    trainer: pl.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=build_loggers(cfg) or False, plugins=plugins, enable_progress_bar=bars
+    trainer = _trainer(
+        cfg, callbacks=callbacks, logger=build_loggers(cfg) or False, plugins=plugins, enable_progress_bar=bars
     )
     if rank_zero_only.rank == 0 and not resuming and not requeued_by_slurm(run):
         run.write_run_info(info)

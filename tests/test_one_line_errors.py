@@ -138,6 +138,20 @@ def test_output_folders_where_none_can_be_made_are_refused_before_any_work(npy_r
         assert "change --out" in res.err, (command, res.err)
 
 
+@pytest.mark.parametrize(
+    "setting,says",
+    [
+        ("trainer.accelerator=mps", "`MPSAccelerator` can not run on your system"),  # no MPS on Linux, GPU or not
+        ("trainer.strategy=nope", "You selected an invalid strategy name"),
+    ],
+)
+def test_trainer_settings_lightning_cannot_run_here_are_one_line_and_leave_no_run(setting, says, tmp_path):
+    res = train(tmp_path, setting)
+    assert refused(res, f"the trainer settings cannot run here: {says}"), res.err
+    assert "trainer.accelerator=auto uses what this machine has" in res.err
+    assert wrote_nothing(tmp_path / "out")
+
+
 def test_an_sae_too_big_for_memory_is_refused_before_allocating(tmp_path):
     res = train(tmp_path, "sae.d_sae=10000000000")
     assert refused(res, "sae.d_sae=10000000000 at d_in=16 and data.batch_size=512 needs at least"), res.err
