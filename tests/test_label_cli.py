@@ -104,6 +104,28 @@ def test_sigterm_during_a_relabel_leaves_the_run_as_it_was(tiny_labelled_run, tm
     assert not (tmp_path / "logs").exists()
 
 
+@pytest.mark.parametrize("judge", ["a folder", "a name no cache holds"])
+def test_a_judge_that_cannot_load_is_refused_before_the_work(judge, tiny_labelled_run, tmp_path):
+    """One line naming labeling.judge_model (not the store's embedder.model) and its fix, before
+    the labelling runs; the run keeps its labelling and gains no folder."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_labelled_run, run)
+    before = sorted(p.name for p in (run / "labelings").iterdir())
+    name = str(tmp_path) if judge == "a folder" else "no-such-judge-model"
+    res = run_script(
+        "sae-label", f"run_dir={run}", f"labeling.judge_model={name}", f"paths.log_dir={tmp_path / 'logs'}"
+    )
+    lines = res.err.strip().splitlines()
+    assert res.code == 2 and len(lines) == 1, res.err[-2000:]
+    says, fix = (
+        ("is not a sentence-transformers model folder", "point it at a folder saved with SentenceTransformer.save()")
+        if judge == "a folder"
+        else ("cannot be loaded as a sentence-transformers model", "set labeling.judge_model to a model folder")
+    )
+    assert lines[0].startswith(f"error: labeling.judge_model={name} {says}") and fix in lines[0], lines[0]
+    assert sorted(p.name for p in (run / "labelings").iterdir()) == before and not (tmp_path / "logs").exists()
+
+
 def test_not_a_run_is_one_line_and_creates_nothing(tmp_path):
     target = tmp_path / "nowhere"
     res = run_script("sae-label", f"run_dir={target}", f"paths.log_dir={tmp_path / 'logs'}")

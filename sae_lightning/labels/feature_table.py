@@ -57,7 +57,7 @@ from .naming.tfidf_baseline import tfidf_scores, tfidf_top_terms
 from .phase_timer import PhaseTimer
 from .scoring.auroc import LabelScorer, auroc_columns, keyword_columns, random_labels, scored_rows
 from .scoring.coherence import feature_coherence
-from .scoring.judge import judge_columns
+from .scoring.judge import judge_columns, load_judge
 from .scoring.scoring_sets import sets_from_firing
 from .scoring.token_features import token_features
 from .scoring.verdict import label_scores, verdicts
@@ -114,6 +114,8 @@ def label_features(
     cfg = cfg or LabelingConfig()
     timer = PhaseTimer()
     with timer("total"):
+        if cfg.judge_model is not None:  # a judge that cannot load is refused before the work, not after
+            load_judge(store, cfg.judge_model)
         if scan is None:
             with timer("scan"):
                 scan = scan_store(

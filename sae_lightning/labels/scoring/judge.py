@@ -27,6 +27,7 @@ from .auroc import LabelScorer, auroc_columns, scored_rows
 from .scoring_sets import ScoringSets
 
 log = logging.getLogger(__name__)
+JUDGE_SETTING = "labeling.judge_model"
 
 
 @dataclass
@@ -45,6 +46,12 @@ def _dimension(model) -> int:
     return int(get())
 
 
+def load_judge(store, judge_model: str):
+    """The judge model and the store's cache of its embeddings (a model that cannot be loaded is
+    one line naming labeling.judge_model)."""
+    return model_and_cache(store, judge_model, setting=JUDGE_SETTING)
+
+
 def judge_columns(
     judge_model: str | None,
     store,
@@ -57,7 +64,7 @@ def judge_columns(
     """The judge's AUROCs of each label set on the same scoring sets as the store's model."""
     if judge_model is None:
         return JudgeScores({name: np.full(n_features, np.nan) for name in judge_column_names(label_sets)}, 0)
-    model, cache = model_and_cache(store, judge_model)
+    model, cache = load_judge(store, judge_model)
     rows = scored_rows(sets)
     row_texts = [str(t) for t in texts[rows]]
     row_emb = cache.get(row_texts) if len(rows) else np.zeros((0, 1), np.float32)
