@@ -363,13 +363,12 @@ def _search(argv: list[str]) -> None:
                 nearest_texts(run.store, steer(run.sae, x, clamp), a.k),
             )
         )
-    from .run_schema import INTERPRETABLE, verdict_note
+    from .run_schema import verdict_note
     from .terminal import printable  # texts and labels are data: never terminal control sequences
 
     print(f"query: {printable(a.query)}\nfeatures it activates:")
     for f in hits.itertuples():
-        note = verdict_note(f.label, f.verdict) if f.verdict != INTERPRETABLE else ""  # a token feature's 'numbers: …'
-        print(f"  #{f.feature_id:<6} {f.activation:8.4f}  {printable(f.label)}{note}")
+        print(f"  #{f.feature_id:<6} {f.activation:8.4f}  {printable(f.label)}{verdict_note(f.label, f.verdict)}")
     for title, texts in shown:
         print(title)
         for t in texts.itertuples():

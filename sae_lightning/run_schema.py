@@ -36,8 +36,11 @@ def verdict_marked(verdict: str, text: str) -> str:
 
 def verdict_note(label: str, verdict: str) -> str:
     """What a listing prints after a label to give its verdict: " (token)" where the label does not
-    say it ('numbers: 1924, 1937' of a token feature), nothing where it does ("mixed: …")."""
-    return f" ({verdict})" if verdict and not label.startswith(f"{verdict}{VERDICT_MARK}") else ""
+    say it ('numbers: 1924, 1937' of a token feature), nothing where it does ("mixed: …") or where
+    there is nothing to warn of (interpretable, or no verdict)."""
+    if not verdict or verdict == INTERPRETABLE or label.startswith(f"{verdict}{VERDICT_MARK}"):
+        return ""
+    return f" ({verdict})"
 
 
 # One scheme everywhere: column `<set>_<score>`, its summary `<set>_<score>_mean` / `_median`.

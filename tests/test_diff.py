@@ -227,8 +227,11 @@ def test_the_forest_plot_alone_is_the_pages_plot(tiny_labelled_run, tmp_path):
     from sae_lightning.diff.page import forest_svg
 
     out = tmp_path / "mh"
-    sae_diff(tiny_labelled_run, "Mathematics", "History", "--out", out, "--top", 5)
+    res = sae_diff(tiny_labelled_run, "Mathematics", "History", "--out", out, "--top", 5)
     sep = pd.read_parquet(out / "diff.parquet").query("separating")
+    # the listing notes a verdict only where its label does not say it, as sae-search's does
+    listed = [line for line in res.out.splitlines() if line.startswith("  #")]
+    assert listed and not any(line.endswith("(interpretable)") for line in listed)
     svg = forest_svg(sep.head(6), "Mathematics", "History")
     assert svg.startswith("<svg") and svg.count("<circle") + svg.count("<rect") >= 1
     assert forest_svg(sep.head(0), "Mathematics", "History") == ""

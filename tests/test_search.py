@@ -13,7 +13,7 @@ from sae_lightning.data.datamodule import split_indices
 from sae_lightning.errors import UserError
 from sae_lightning.run_dir import RunDir
 from sae_lightning.run_reader import finished_run_info
-from sae_lightning.run_schema import verdict_marked
+from sae_lightning.run_schema import verdict_marked, verdict_note
 from sae_lightning.scan.stream import top_examples
 from sae_lightning.search import (
     embed_query,
@@ -101,6 +101,14 @@ def test_search_shows_each_verdict_and_ranks_interpretable_first(planted, tmp_pa
     assert lines[second].endswith("  mixed: measles, pregnancy")  # said once, by the label
     assert not any(line.endswith(")") for f, line in lines.items() if f not in (first, second))
     assert sorted(got["feature_id"]) == sorted(hits["feature_id"])  # the same features, reordered
+
+
+def test_listings_note_only_the_verdicts_a_label_does_not_say():
+    """sae-search and sae-diff print a label, then its verdict where the label leaves it out."""
+    assert verdict_note("numbers: 1924, 1937", "token") == " (token)"
+    assert verdict_note("mixed: measles, pregnancy", "mixed") == ""
+    assert verdict_note("poet — writer, poetry", "interpretable") == "" and verdict_note("", "") == ""
+    assert verdict_note("", "weak") == " (weak)"
 
 
 def test_steering_up_moves_the_nearest_texts_toward_the_features_top_texts(planted):
