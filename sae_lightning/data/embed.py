@@ -113,7 +113,7 @@ def _cast(model, name: str, dtype_compute: str):
     return model.to(getattr(torch, dtype_compute))
 
 
-def _load_fresh(name: str, device: str | None, setting: str):
+def _load_fresh(name: str, device: str | None, setting: str = MODEL_SETTING):
     from sentence_transformers import SentenceTransformer
 
     path = resolve_model(name, setting)
