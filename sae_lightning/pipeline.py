@@ -234,9 +234,7 @@ def _train(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> dict | Non
     ckpt_path = resolve_ckpt(cfg, run)
     if ckpt_path is not None:
         check_checkpoint_fits(ckpt_path, module)
-    # W&B's log_model reads each checkpoint file when it is saved: then the loop writes them itself
-    uploads = any(c.get("log_model") for c in (cfg.get("logger") or {}).values() if c is not None)
-    plugins = [*instantiate(cfg.trainer.get("plugins") or []), AtomicCheckpointIO(background=not uploads)]
+    plugins = [*instantiate(cfg.trainer.get("plugins") or []), AtomicCheckpointIO()]
     callbacks = build_callbacks(cfg, run, signals)
     export = next(c for c in callbacks if isinstance(c, RunExport))
     bars = any(isinstance(c, pl.callbacks.ProgressBar) for c in callbacks)  # else Lightning adds its own, on stdout

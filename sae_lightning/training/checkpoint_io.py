@@ -2,28 +2,17 @@
 
 Lightning's own TorchCheckpointIO writes the file in place: a kill while last.ckpt is rewritten
 leaves it empty. Here a checkpoint is a temp file renamed over the old one, and loading never
-unpickles code (`weights_only=True`: the state is plain tensors and containers).
-
-Writing a checkpoint goes to one writer thread (`background`, the default): serialising, writing,
-fsyncing and renaming the default SAE's 28 MB held the loop up ~50 ms an epoch, of which the I/O
-waits overlap the next steps instead (benchmarks/RESULTS.md). The caller's thread first copies the
-state's tensors (~4 ms; into RAM, also from a GPU), since the next step changes them in place: the
-file holds the state at the save, as a synchronous save writes it. Writes, links and removals run
-in the order they were asked for; the fit's end (teardown, also after an exception) waits for the
-last of them, and a failed write is raised there or at the next checkpoint operation."""
+unpickles code (`weights_only=True`: the state is plain tensors and containers)."""
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from ..atomic import atomic_link, atomic_write
+from ..atomic import atomic_write
 from ..errors import UserError
 
 
@@ -62,83 +51,9 @@ def check_checkpoint_fits(path: str | Path, module: torch.nn.Module) -> None:
             )
 
 
-# Lightning's SLURM requeue checkpoint (hpc_ckpt_<n>.ckpt): the job is requeued, and so ended, right
-# after it is saved, so it is written before the save returns.
-SLURM_REQUEUE_PREFIX = "hpc_ckpt_"
-
-
-def snapshot(obj: Any) -> Any:
-    """`obj` with every tensor copied into RAM and every dict, list and tuple rebuilt around the
-    copies; a dict keeps its type and attributes (a state_dict's `_metadata`), other values are shared."""
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().to("cpu", copy=True)
-    if isinstance(obj, dict):
-        out = copy.copy(obj)
-        for key, value in obj.items():
-            out[key] = snapshot(value)
-        return out
-    if isinstance(obj, list):
-        return [snapshot(value) for value in obj]
-    if isinstance(obj, tuple):
-        values = [snapshot(value) for value in obj]
-        return type(obj)(*values) if hasattr(obj, "_fields") else type(obj)(values)  # a namedtuple takes fields
-    return obj
-
-
 class AtomicCheckpointIO(TorchCheckpointIO):
-    def __init__(self, background: bool = True) -> None:
-        self.background = background
-        self._writer: ThreadPoolExecutor | None = None
-        self._pending: list[Future] = []
-
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
-        if not self.background or Path(path).name.startswith(SLURM_REQUEUE_PREFIX):
-            self.wait()  # after the writes asked for before it
-            atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
-            return
-        state = snapshot(checkpoint)  # now: the next step changes the tensors in place
-        self._submit(atomic_write, path, lambda tmp: torch.save(state, tmp))
-
-    def link(self, source: str | Path, path: str | Path) -> None:
-        """`path` becomes a second name of the checkpoint `source` (atomic_link), after `source`'s
-        own write when that is still in flight."""
-        self._submit(atomic_link, source, path)
-
-    def remove_checkpoint(self, path: str | Path) -> None:
-        self._submit(super().remove_checkpoint, path)
-
-    def _submit(self, job: Callable, *args: Any) -> None:
-        self._raise_failed()
-        if not self.background:
-            job(*args)
-            return
-        if self._writer is None:
-            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-writer")
-        self._pending.append(self._writer.submit(job, *args))
-
-    def _raise_failed(self, wait: bool = False) -> None:
-        """Drop the finished jobs (all of them when `wait`), raising the first one that failed."""
-        if wait:
-            for job in self._pending:
-                job.exception()  # waits; what it raised is raised below, in order
-        done = [job for job in self._pending if job.done()]  # read once: a job may finish meanwhile
-        self._pending = [job for job in self._pending if job not in done]
-        for job in done:
-            if job.exception() is not None:
-                self._pending = []  # a failed write stops the run: the later jobs are not reported again
-                raise job.exception()
-
-    def wait(self) -> None:
-        """Every checkpoint asked for is on disk (or its failure raised)."""
-        self._raise_failed(wait=True)
-
-    def teardown(self) -> None:
-        try:
-            self.wait()
-        finally:
-            if self._writer is not None:
-                self._writer.shutdown(wait=True)
-                self._writer = None
+        atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
 
     def load_checkpoint(self, path: str | Path, map_location: Any = None, weights_only: bool | None = None) -> dict:
         return load_checkpoint_file(path, map_location if map_location is not None else "cpu")

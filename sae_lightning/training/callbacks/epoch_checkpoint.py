@@ -15,7 +15,6 @@ from __future__ import annotations
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from ...atomic import atomic_link
-from ..checkpoint_io import AtomicCheckpointIO
 
 
 class EpochCheckpoint(ModelCheckpoint):
@@ -32,10 +31,6 @@ class EpochCheckpoint(ModelCheckpoint):
         if filepath != self.last_model_path or not same_step or written == filepath:
             return super()._save_checkpoint(trainer, filepath)
         if trainer.is_global_zero:
-            io = trainer.strategy.checkpoint_io
-            if isinstance(io, AtomicCheckpointIO):  # queued behind the epoch file's own write
-                io.link(written, filepath)
-            else:
-                atomic_link(written, filepath)
+            atomic_link(written, filepath)
         trainer.strategy.barrier("EpochCheckpoint.link")
         self._last_checkpoint_saved = filepath
