@@ -176,8 +176,11 @@ def _launch(task: Callable[[DictConfig], object], config_name: str, command: str
             run_folder = compose_and_check(config_name, sys.argv[1:])
             if run_folder is not None:
                 from .failed_run import existing_ancestor
+                from .run_dir import RunDir
 
                 _existed_before.append(existing_ancestor(run_folder))
+                if RunDir(run_folder).holds_run():  # a resume: the run's .hydra/ keeps how it was made
+                    sys.argv.append("hydra.output_subdir=null")
     except Exception as raised:  # a UserError, or a value that does not resolve (task_name=${nope})
         err = _own_error(raised)
         if err is None:

@@ -127,6 +127,10 @@ def compose_and_check(config_name: str, overrides: list[str]) -> str | None:
     # built on it be checked (the folder itself is created by Hydra later, never here).
     run_folder, chosen_by = _run_folder(cfg)
     check_output_folders(cfg, run_folder, chosen_by)
+    if chosen_by == "run_dir" and "ckpt_path" in cfg and cfg.get("ckpt_path") is None and _first_start():
+        from .run_dir import RunDir
+
+        RunDir(run_folder).check_free()  # a new run into an old one's folder: refused before Hydra writes there
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = "<run folder>"
     hydra_cfg = HydraConfig.instance()
@@ -137,6 +141,12 @@ def compose_and_check(config_name: str, overrides: list[str]) -> str | None:
     finally:
         hydra_cfg.cfg = previous
     return run_folder
+
+
+def _first_start() -> bool:
+    """Not a DDP rank > 0 that Lightning started into its parent's claimed folder, nor a SLURM job
+    requeued into its own (pipeline.resolve_ckpt skips the claim for both)."""
+    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("SLURM_RESTART_COUNT", "0") == "0"
 
 
 def check_output_folders(cfg, run_folder: str | None, chosen_by: str) -> None:

@@ -91,11 +91,24 @@ class RunDir:
         try:
             self.checkpoints.mkdir()
         except FileExistsError:
-            raise UserError(
-                f"{self.root} already holds a run (it has {self.CHECKPOINTS}/); resume it with "
-                f"`sae-train run_dir={self.root} ckpt_path=last`, or leave run_dir unset for a new folder"
-            ) from None
+            raise self._taken() from None
         self.claimed = True
+
+    def check_free(self) -> None:
+        """claim()'s refusal, before anything is written: sae-train checks a run_dir= before Hydra
+        writes its .hydra/ and log into it (claim() stays the atomic check of two racing runs)."""
+        if self.checkpoints.exists():
+            raise self._taken()
+
+    def holds_run(self) -> bool:
+        """A run was started here (run.json or checkpoints/): its .hydra/ records how."""
+        return self.run_file.is_file() or self.checkpoints.is_dir()
+
+    def _taken(self) -> UserError:
+        return UserError(
+            f"{self.root} already holds a run (it has {self.CHECKPOINTS}/); resume it with "
+            f"`sae-train run_dir={self.root} ckpt_path=last`, or leave run_dir unset for a new folder"
+        )
 
     def has_export(self) -> bool:
         """The SAE and metrics.json are written (training ended and nothing of it can be lost)."""

@@ -96,6 +96,28 @@ def test_diff_and_compare_out_under_a_file_are_refused_before_any_work(npy_run, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
 
 
+def test_a_run_dir_that_holds_a_run_keeps_its_record_of_how_it_was_made(npy_run, tmp_path):
+    """A new run pointed at a finished one is refused before Hydra writes there: the run's
+    .hydra/ (what its report shows as its config) and its log stay byte for byte. A resume keeps
+    .hydra/ too, since the run's settings are the ones it was made with."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(npy_run, run, symlinks=True)
+
+    def contents() -> dict[str, bytes]:
+        return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+
+    before = contents()
+    res = train(tmp_path, f"run_dir={run}", "sae.k=2")
+    assert refused(res, f"{run} already holds a run (it has checkpoints/)"), res.err
+    assert contents() == before
+    res = train(tmp_path, f"run_dir={run}", "ckpt_path=last", "trainer.max_epochs=2")
+    assert res.code == 0, res.err[-2000:]
+    after = contents()  # Hydra would have written the resume's overrides (ckpt_path=last) over the run's
+    assert all(after[name] == before[name] for name in before if name.startswith(".hydra/"))
+
+
 def test_a_checkpoint_of_another_d_in_and_a_file_that_is_no_checkpoint(npy_run, tmp_path):
     other = _npy(tmp_path, "eight.npy", dim=8)
     res = train(tmp_path, f"ckpt_path={npy_run / 'checkpoints' / 'last.ckpt'}", npy=other)
