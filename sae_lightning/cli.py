@@ -291,8 +291,8 @@ def _compare(argv: list[str]) -> None:
     from pathlib import Path
 
     from .compare import compare_runs, default_compare_dir, write_comparison
+    from .compare.write import check_out
     from .conf_dir import add_default_flags
-    from .path_checks import check_output_folder
     from .validate import check_settings
 
     p = argparse.ArgumentParser(
@@ -307,7 +307,7 @@ def _compare(argv: list[str]) -> None:
     settings = {name: getattr(a, name) for name in defaults}
     check_settings("compare", settings, flags=True)  # the ranges are validate.py's rules
     if a.out:
-        check_output_folder(a.out, "--out")  # a file in its way is refused before the matching
+        check_out(a.out)  # a file in its way, or a folder of yours, refused before the matching
     result = compare_runs(a.paths, **settings)
     sweep = result.settings.get("sweep_dir")
     out = Path(a.out) if a.out else Path(sweep) if sweep else default_compare_dir(time.strftime("%Y-%m-%d_%H-%M-%S"))

@@ -94,6 +94,15 @@ def test_diff_and_compare_out_under_a_file_are_refused_before_any_work(npy_run, 
     assert refused(res, f"{afile} is a file, not a folder"), res.err
     assert "change --out" in res.err and afile.read_text() == "mine" and files_under(npy_run) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+    # sae-compare adds its files to --out one by one: a folder of yours is refused, not written into
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "matches.csv").write_text("my own table")
+    (mine / "thesis.txt").write_text("mine")
+    res = run_command(cli.compare, "sae-compare", npy_run, "--out", mine)
+    assert refused(res, f"{mine} exists and holds files this command did not write (thesis.txt)"), res.err
+    assert sorted(p.name for p in mine.iterdir()) == ["matches.csv", "thesis.txt"]
+    assert (mine / "matches.csv").read_text() == "my own table"  # a name of its own files: not replaced either
 
 
 def test_a_run_dir_that_holds_a_run_keeps_its_record_of_how_it_was_made(npy_run, tmp_path):

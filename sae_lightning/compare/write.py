@@ -10,9 +10,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..atomic import atomic_write, creating
+from ..atomic import atomic_write, check_replaceable, creating
+from ..path_checks import check_output_folder
 from .analysis import ComparisonResult
 from .page import render_compare_page
+
+TABLES = ("matches", "feature_classes", "domain_counts")  # each as .parquet and .csv
+PAGES = ("compare.json", "compare.html")
+FILES = frozenset({f"{t}.{ext}" for t in TABLES for ext in ("parquet", "csv")} | set(PAGES))
+OUT_FIX = "give --out a new or empty folder (or one an earlier sae-compare wrote), or leave --out out"
+
+
+def check_out(out: str | Path) -> None:
+    """Refuse, before the matching, an --out that cannot be a folder or holds files sae-compare
+    does not write (a folder of yours, a run folder, the current folder): its files are added to
+    the folder one by one, so a file of yours of the same name would be replaced."""
+    check_output_folder(out, "--out")
+    check_replaceable(out, FILES, OUT_FIX)
 
 
 def summary(result: ComparisonResult) -> dict:
@@ -59,17 +73,15 @@ def write_comparison(result: ComparisonResult, out_dir: str | Path) -> dict[str,
     out = Path(out_dir)
     with creating(out, "change --out"):
         out.mkdir(parents=True, exist_ok=True)
-    tables = {"matches": result.matches, "feature_classes": result.features}
+    matches, classes, counts = TABLES
+    tables = {matches: result.matches, classes: result.features}
     if result.joint:
-        tables["domain_counts"] = pd.concat([j.counts for j in result.joint], ignore_index=True)
+        tables[counts] = pd.concat([j.counts for j in result.joint], ignore_index=True)
     writers = {}
     for name, df in tables.items():
         writers[f"{name}.parquet"] = lambda p, df=df: df.to_parquet(p, index=False)
         writers[f"{name}.csv"] = lambda p, df=df: df.to_csv(p, index=False)
-    for name, text in (
-        ("compare.json", json.dumps(summary(result), indent=2, allow_nan=True)),
-        ("compare.html", render_compare_page(result)),
-    ):
+    for name, text in zip(PAGES, (json.dumps(summary(result), indent=2, allow_nan=True), render_compare_page(result))):
         writers[name] = lambda p, text=text: p.write_text(text, encoding="utf-8")
     for name, write in writers.items():
         atomic_write(out / name, write)
