@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..atomic import atomic_write, check_replaceable, creating
+from ..atomic import atomic_write, check_replaceable, creating, remove_abandoned
 from ..path_checks import check_output_folder
 from .analysis import ComparisonResult
 from .page import render_compare_page
@@ -26,6 +26,8 @@ def check_out(out: str | Path) -> None:
     does not write (a folder of yours, a run folder, the current folder): its files are added to
     the folder one by one, so a file of yours of the same name would be replaced."""
     check_output_folder(out, "--out")
+    for name in FILES:  # what a killed sae-compare left there is its own, not yours
+        remove_abandoned(Path(out), Path(name).stem)
     check_replaceable(out, FILES, OUT_FIX)
 
 
