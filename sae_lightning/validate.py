@@ -32,7 +32,9 @@ RULES: dict[str, Rule] = {
     "diff.alpha": number(0, 1, lo_open=True, hi_open=True),
     "diff.min_log_odds": number(0),
     "diff.min_texts": POSITIVE,
-    "diff.examples": whole(0),
+    # texts shown per feature and group; the scan keeps d_sae x examples of them in memory at once
+    # (100,000 examples at d_sae 3072 filled 24 GiB), and a page shows a handful
+    "diff.examples": whole(0, 100),
     "diff.batch_size": POSITIVE,
     "diff.top": POSITIVE,
     "diff.seed": SEED,

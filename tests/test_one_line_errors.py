@@ -183,6 +183,14 @@ def test_trainer_settings_lightning_cannot_run_here_are_one_line_and_leave_no_ru
     assert not (tmp_path / "out").exists()  # no run folder, and none of the folders above it
 
 
+def test_sizes_whose_memory_grows_with_the_sae_are_bounded(tmp_path):
+    """labeling.m texts per feature and sae-diff's --examples are held for every feature at once:
+    a mistyped size is refused in one line, not run until the machine runs out of memory."""
+    res = train(tmp_path, "labeling.m=1000000")
+    assert refused(res, "labeling.m=1000000 is invalid; set labeling.m to a whole number from 1 to 1000"), res.err
+    assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
+
+
 def test_an_sae_too_big_for_memory_is_refused_before_allocating(tmp_path):
     res = train(tmp_path, "sae.d_sae=10000000000")
     assert refused(res, "sae.d_sae=10000000000 at d_in=16 and data.batch_size=512 needs at least"), res.err
@@ -293,7 +301,8 @@ def test_all_zero_embeddings_and_metadata_without_texts(tmp_path):
         ("--batch-size", "0", "--batch-size=0 is invalid; set --batch-size to a whole number >= 1"),
         ("--alpha", "2", "--alpha=2.0 is invalid; set --alpha to a finite number > 0 and < 1"),
         ("--alpha", "nan", "--alpha=nan is invalid"),
-        ("--examples", "-1", "--examples=-1 is invalid; set --examples to a whole number >= 0"),
+        ("--examples", "-1", "--examples=-1 is invalid; set --examples to a whole number from 0 to 100"),
+        ("--examples", "100000", "--examples=100000 is invalid; set --examples to a whole number from 0 to 100"),
     ],
 )
 def test_sae_diff_option_ranges(flag, value, start, npy_run):
