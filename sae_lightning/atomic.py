@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
+from .path_checks import file_in_the_way, os_reason
 from .run_schema import clean
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -113,12 +114,11 @@ def creating(path: Path, fix: str = "write somewhere you can create files"):
     except OSError as err:
         if _is_disk_full(err):
             raise _disk_full(path, err) from None
-        tried = Path(err.filename or path)
-        blocker = next((p for p in (tried, *tried.parents) if p.exists() and not p.is_dir()), None)
+        blocker = file_in_the_way(Path(err.filename or path))
         if err.errno in (errno.EEXIST, errno.ENOTDIR) and blocker is not None:
             reason = f"{blocker} is a file, not a folder"
         else:
-            reason = os.strerror(err.errno) if err.errno else str(err)
+            reason = os_reason(err)
         raise UserError(f"cannot create {path} ({reason}); {fix}") from None
 
 

@@ -127,10 +127,12 @@ def compose_and_check(config_name: str, overrides: list[str]) -> str | None:
     # built on it be checked (the folder itself is created by Hydra later, never here).
     run_folder, chosen_by = _run_folder(cfg)
     check_output_folders(cfg, run_folder, chosen_by)
-    if chosen_by == "run_dir" and "ckpt_path" in cfg and cfg.get("ckpt_path") is None and _first_start():
+    if chosen_by == "run_dir" and "ckpt_path" in cfg and cfg.get("ckpt_path") is None and not _ddp_child():
         from .run_dir import RunDir
 
-        RunDir(run_folder).check_free()  # a new run into an old one's folder: refused before Hydra writes there
+        run = RunDir(run_folder)
+        if not run.requeued_by_slurm():  # a DDP rank > 0 or a requeue starts into its claimed folder
+            run.check_free()  # a new run into an old one's folder: refused before Hydra writes there
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = "<run folder>"
     hydra_cfg = HydraConfig.instance()
@@ -143,10 +145,9 @@ def compose_and_check(config_name: str, overrides: list[str]) -> str | None:
     return run_folder
 
 
-def _first_start() -> bool:
-    """Not a DDP rank > 0 that Lightning started into its parent's claimed folder, nor a SLURM job
-    requeued into its own (pipeline.resolve_ckpt skips the claim for both)."""
-    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("SLURM_RESTART_COUNT", "0") == "0"
+def _ddp_child() -> bool:
+    """A DDP rank > 0, which Lightning starts by re-running the command."""
+    return os.environ.get("LOCAL_RANK", "0") != "0"
 
 
 def check_output_folders(cfg, run_folder: str | None, chosen_by: str) -> None:
@@ -179,7 +180,7 @@ def ddp_child_argv(argv: list[str]) -> list[str]:
     rank would start sweeps of its own and write new folders. A child runs its job's overrides in
     its job's folder instead."""
     job_dir, overrides = os.environ.get(JOB_DIR_ENV), os.environ.get(JOB_OVERRIDES_ENV)
-    if not job_dir or overrides is None or os.environ.get("LOCAL_RANK", "0") == "0":
+    if not job_dir or overrides is None or not _ddp_child():
         return argv
     keep = [a for a in argv if a.startswith(("hydra.job.name=", "hydra.output_subdir="))]
     job = [a for a in json.loads(overrides) if not a.startswith("run_dir=")]

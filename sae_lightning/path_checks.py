@@ -30,6 +30,16 @@ def _limits(path: Path) -> tuple[int, int]:
         return 255, 4096
 
 
+def file_in_the_way(path: Path) -> Path | None:
+    """The file (not folder) that `path` or one of its parents is, which no folder can be made under."""
+    return next((p for p in (path, *path.parents) if _exists(p) and not p.is_dir()), None)
+
+
+def os_reason(err: OSError) -> str:
+    """An OSError's reason in words, without its errno and path."""
+    return os.strerror(err.errno) if err.errno else str(err)
+
+
 def check_output_folder(path: str | Path, settings: str) -> None:
     """`path` can be created as a folder (or is one); `settings` names what chose it, for the fix."""
     folder = Path(path).expanduser().absolute()
@@ -45,7 +55,7 @@ def check_output_folder(path: str | Path, settings: str) -> None:
             f"the output folder's path is {len(os.fsencode(str(folder)))} bytes long, over the "
             f"{path_max - ROOM_INSIDE} that leaves room for its files; shorten {settings}"
         )
-    blocker = next((p for p in (folder, *folder.parents) if _exists(p) and not p.is_dir()), None)
+    blocker = file_in_the_way(folder)
     if blocker is not None:
         raise UserError(
             f"{blocker} is a file, not a folder, so {folder} cannot be the output folder; change {settings}"
@@ -63,5 +73,4 @@ def _check_creatable(folder: Path, settings: str) -> None:
     try:
         os.rmdir(tempfile.mkdtemp(dir=ancestor, prefix=".sae-lightning-probe-"))
     except OSError as err:
-        reason = os.strerror(err.errno) if err.errno else str(err)
-        raise UserError(f"cannot create {folder} ({reason} in {ancestor}); change {settings}") from None
+        raise UserError(f"cannot create {folder} ({os_reason(err)} in {ancestor}); change {settings}") from None

@@ -110,7 +110,7 @@ def resolve_ckpt(cfg: DictConfig, run: RunDir) -> str | None:
     """`ckpt_path=last` means this run folder's last.ckpt; a fresh run claims its folder first, so
     it never writes into a folder another run (finished or running) owns."""
     if cfg.ckpt_path is None:
-        if requeued_by_slurm(run):
+        if run.requeued_by_slurm():
             return None  # Lightning resumes from the hpc checkpoint it wrote before the requeue
         if rank_zero_only.rank == 0:
             run.claim()
@@ -122,11 +122,6 @@ def resolve_ckpt(cfg: DictConfig, run: RunDir) -> str | None:
             "or ckpt_path=<a .ckpt file>"
         )
     return str(path)
-
-
-def requeued_by_slurm(run: RunDir) -> bool:
-    """A SLURM job requeued by Lightning's auto-requeue (trainer=slurm) starts again in its folder."""
-    return os.environ.get("SLURM_RESTART_COUNT", "0") != "0" and any(run.root.glob("hpc_ckpt_*.ckpt"))
 
 
 def data_settings(cfg: DictConfig) -> dict:
@@ -257,7 +252,7 @@ def _train(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> dict | Non
     trainer = _trainer(
         cfg, callbacks=callbacks, logger=build_loggers(cfg) or False, plugins=plugins, enable_progress_bar=bars
     )
-    if rank_zero_only.rank == 0 and not resuming and not requeued_by_slurm(run):
+    if rank_zero_only.rank == 0 and not resuming and not run.requeued_by_slurm():
         run.write_run_info(info)
     for logger in trainer.loggers:  # the whole composed config, so every run is reproducible from W&B
         logger.log_hyperparams({"cfg": OmegaConf.to_container(cfg, resolve=True), "store": store.manifest})

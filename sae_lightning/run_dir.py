@@ -100,6 +100,10 @@ class RunDir:
         if self.checkpoints.exists():
             raise self._taken()
 
+    def requeued_by_slurm(self) -> bool:
+        """A SLURM job requeued by Lightning's auto-requeue (trainer=slurm) starts again in its folder."""
+        return os.environ.get("SLURM_RESTART_COUNT", "0") != "0" and any(self.root.glob("hpc_ckpt_*.ckpt"))
+
     def holds_run(self) -> bool:
         """A run was started here (run.json or checkpoints/): its .hydra/ records how."""
         return self.run_file.is_file() or self.checkpoints.is_dir()

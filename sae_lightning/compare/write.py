@@ -26,8 +26,8 @@ def check_out(out: str | Path) -> None:
     does not write (a folder of yours, a run folder, the current folder): its files are added to
     the folder one by one, so a file of yours of the same name would be replaced."""
     check_output_folder(out, "--out")
-    for name in FILES:  # what a killed sae-compare left there is its own, not yours
-        remove_abandoned(Path(out), Path(name).stem)
+    for stem in {Path(name).stem for name in FILES}:  # what a killed sae-compare left there is its own
+        remove_abandoned(Path(out), stem)
     check_replaceable(out, FILES, OUT_FIX)
 
 

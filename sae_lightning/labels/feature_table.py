@@ -115,7 +115,7 @@ def label_features(
     timer = PhaseTimer()
     with timer("total"):
         if cfg.judge_model is not None:  # a judge that cannot load is refused before the work, not after
-            load_judge(store, cfg.judge_model)
+            load_judge(cfg.judge_model)
         if scan is None:
             with timer("scan"):
                 scan = scan_store(

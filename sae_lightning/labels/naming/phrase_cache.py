@@ -38,18 +38,27 @@ def cache_folder(store_path: Path, model_name: str, max_seq_length: int | None, 
     return Path(store_path) / "keybert" / hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
+NAMED_MODEL_DTYPE = "float32"  # a model named apart from the store's (the judge) runs in float32
+
+
+def load_named_model(model_name: str, setting: str = MODEL_SETTING):
+    """A model named apart from the store's, as model_and_cache loads it (cached per process);
+    `setting` is the setting that named it, for the error where it cannot be loaded."""
+    return load_model(model_name, None, NAMED_MODEL_DTYPE, setting)
+
+
 def model_and_cache(store, model_name: str | None = None, batch_size: int = 256, setting: str = MODEL_SETTING):
     """A sentence-transformers model and the store's cache of its phrase embeddings.
 
     Without `model_name`: the store's own model in the precision its texts were embedded in, so
     keywords, labels and the store's texts are embeddings of one kind (`dtype_compute=auto` made
-    the store in bfloat16 on a bf16 CPU). A named model (the judge) runs in float32; `setting` is
-    the setting that named it, for the error where it cannot be loaded."""
+    the store in bfloat16 on a bf16 CPU). A named model (the judge): load_named_model's."""
     if model_name is None:
-        model_name, key, dtype = store.model_name, store.model_name, store.compute_dtype
+        key, dtype = store.model_name, store.compute_dtype
+        model = load_model(store.model_name, None, dtype)
     else:  # keyed by what the name resolves to: `all-mpnet-base-v2` and its assembled folder are one model
-        key, dtype = resolve_model(model_name, setting), "float32"
-    model = load_model(model_name, None, dtype, setting)
+        key, dtype = resolve_model(model_name, setting), NAMED_MODEL_DTYPE
+        model = load_named_model(model_name, setting)
 
     def embed(phrases: list[str]) -> np.ndarray:
         out = model.encode(phrases, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..naming.label_embedding import embed_labels
-from ..naming.phrase_cache import model_and_cache
+from ..naming.phrase_cache import load_named_model, model_and_cache
 from .auroc import LabelScorer, auroc_columns, scored_rows
 from .scoring_sets import ScoringSets
 
@@ -46,10 +46,10 @@ def _dimension(model) -> int:
     return int(get())
 
 
-def load_judge(store, judge_model: str):
-    """The judge model and the store's cache of its embeddings (a model that cannot be loaded is
-    one line naming labeling.judge_model)."""
-    return model_and_cache(store, judge_model, setting=JUDGE_SETTING)
+def load_judge(judge_model: str):
+    """The judge model, loaded once per process: the labelling calls this before its work, so a
+    model that cannot be loaded is one line naming labeling.judge_model, not a failure at the end."""
+    return load_named_model(judge_model, JUDGE_SETTING)
 
 
 def judge_columns(
@@ -64,7 +64,7 @@ def judge_columns(
     """The judge's AUROCs of each label set on the same scoring sets as the store's model."""
     if judge_model is None:
         return JudgeScores({name: np.full(n_features, np.nan) for name in judge_column_names(label_sets)}, 0)
-    model, cache = load_judge(store, judge_model)
+    model, cache = model_and_cache(store, judge_model, setting=JUDGE_SETTING)
     rows = scored_rows(sets)
     row_texts = [str(t) for t in texts[rows]]
     row_emb = cache.get(row_texts) if len(rows) else np.zeros((0, 1), np.float32)
