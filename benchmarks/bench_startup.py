@@ -6,7 +6,7 @@ Each command runs in a fresh process with its wall time taken from outside, as a
 the Hydra commands' `--help` (`sae-train`, `sae-embed`, `sae-label`), `sae-embed` on the built-in
 store already in the cache, `sae-search` for one query and `sae-diff` of two domains on a finished
 run (the newest under outputs/train/runs/, or --run), then the floors of sae-search (FLOORS: torch,
-sentence-transformers and the model alone, this checkout only). The same commands run from the code
+sentence-transformers, and the model alone by each path, this checkout only). The same commands run from the code
 at `--baseline` (a git ref, extracted to a temp folder and put first on PYTHONPATH), interleaved with
 this checkout's, `--rounds` times; the table gives the medians. The load average is printed with
 them: on shared cores, compare the ratio. `--only help` times the rows whose name holds `help`.
@@ -76,8 +76,12 @@ FLOORS = {
         "from sae_lightning.lean_imports import defer_heavy_helpers\n"
         "defer_heavy_helpers()\nimport sentence_transformers"
     ),
-    "floor: the model loaded and one query embedded": (
+    "floor: the model loaded by sentence-transformers and one query embedded": (
         "from sae_lightning.data.embed import load_model; load_model().encode(['a query'])"
+    ),
+    "floor: the model loaded by the lean encoder (what sae-search runs) and one query embedded": (
+        "from sae_lightning.data import lean_encoder\nfrom sae_lightning.data.embed import resolve_model\n"
+        "lean_encoder.load(resolve_model('default')).encode(['a query'])"
     ),
 }
 

@@ -133,7 +133,7 @@ class Run:
         texts = check_texts(texts)
         if not len(texts):
             return np.zeros((0, self.sae.cfg.d_in), np.float32)
-        return embed_query(self._search.model, texts, self._search.normalize)
+        return embed_query(self._search.query_encoder, texts, self._search.normalize)
 
     def encode(self, texts: str | Sequence[str] | np.ndarray) -> np.ndarray:
         """Texts -> feature activations: [d_sae] for one text, [n, d_sae] for a list (mostly zeros).
@@ -161,7 +161,7 @@ class Run:
         if not isinstance(text, str):
             raise UserError(f"text must be a string, got {type(text).__name__}; top_features takes one text")
         hits = find_features(
-            self.sae, self._search.model, text, k, self.labels, self._search.normalize, self._search.verdicts
+            self.sae, self._search.query_encoder, text, k, self.labels, self._search.normalize, self._search.verdicts
         )
         if self.features is not None:
             by_id = self.features.set_index("feature_id")

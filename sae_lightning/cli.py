@@ -356,7 +356,7 @@ def _search(argv: list[str]) -> None:
     clamp = parse_clamps(a.clamp, run)
     # Everything is computed before the first line is printed, so whatever the model's libraries
     # write while loading never lands between results.
-    x = embed_query(run.model, a.query, run.normalize)  # once: the features and the nearest texts share it
+    x = embed_query(run.query_encoder, a.query, run.normalize)  # once: the features and the nearest texts share it
     hits = strongest(encode(run.sae, x)[0].cpu().numpy(), a.top, run.labels, run.verdicts)
     shown = [("nearest texts:", nearest_texts(run.store, x, a.k))]
     if clamp:

@@ -1,8 +1,8 @@
 """Feature search and steering (O'Neill et al. 2024, section on steering queries).
 
     run = open_run("outputs/train/runs/wiki_all/...")
-    find_features(run.sae, run.model, "prime numbers and divisibility", labels=run.labels)
-    x = embed_query(run.model, "the fall of the Roman empire")
+    find_features(run.sae, run.query_encoder, "prime numbers and divisibility", labels=run.labels)
+    x = embed_query(run.query_encoder, "the fall of the Roman empire")
     x2 = steer(run.sae, x, {123: 0.8, 77: 0.0})     # feature 123 up, 77 off
     nearest_texts(run.store, x2, k=5)
 
@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data.embed import load_model
+from .data import lean_encoder
+from .data.embed import load_model, resolve_model
 from .data.store import EmbeddingStore
 from .errors import UserError
 from .models import SparseAutoencoder
@@ -54,6 +55,17 @@ class SearchRun:
                 "queries cannot be embedded the same way: pass embeddings to steer/nearest_texts"
             )
         return load_model(name)
+
+    @property
+    def query_encoder(self):
+        """What embeds queries: the model run by torch alone where its folder has the common BERT
+        shape (data/lean_encoder.py: the default model, without importing sentence-transformers or
+        transformers), else `model`. Both give the same vectors, to float32 rounding."""
+        if self.store.model_name not in PRECOMPUTED:
+            lean = lean_encoder.load(resolve_model(self.store.model_name))
+            if lean is not None:
+                return lean
+        return self.model
 
 
 def open_run(run: str | Path | RunReader, device: str = "cpu") -> SearchRun:

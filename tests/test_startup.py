@@ -106,3 +106,18 @@ def test_the_embedding_model_loads_without_scikit_learn_or_scipy_optimize_and_em
     assert "sentence_transformers" in heavy
     vector = next(line for line in printed.splitlines() if line.startswith("embedding: ")).removeprefix("embedding: ")
     np.testing.assert_allclose(json.loads(vector), load_model().encode([query])[0], rtol=0, atol=1e-6)
+
+
+def test_search_on_the_default_model_loads_neither_transformers_nor_sentence_transformers(wiki_topk_run):
+    """sae-search embeds its query with the lean encoder (data/lean_encoder.py) and prints the same
+    features as the API, which here runs in a process that also holds sentence-transformers."""
+    from sae_lightning.api import Run
+
+    query = "prime numbers and divisibility"
+    heavy, printed = loaded_after(
+        f"sys.argv = ['sae-search', {str(wiki_topk_run)!r}, {query!r}, '--top', '3', '-k', '1']\n"
+        "from sae_lightning.cli import search\nsearch()"
+    )
+    assert "torch" in heavy and "transformers" not in heavy and "sentence_transformers" not in heavy
+    shown = [line.split()[0] for line in printed.splitlines() if line.startswith("  #")]
+    assert shown == [f"#{f}" for f in Run.load(wiki_topk_run).top_features(query, 3)["feature_id"]]
