@@ -39,7 +39,12 @@ texts, so its label must not read as one.
 
 Tried there and not kept: the train split's document titles (the wiki's article titles) as more
 candidates scored +0.003 AUROC but named one article's subject ("united states dollar" for a
-feature on currencies, where the phrases alone give "currencies").
+feature on currencies, where the phrases alone give "currencies"). So did a name chosen to fit every
+text rather than their mean (a quantile of its cosines with the 12 texts, against readers' "too
+narrow" head terms such as "canoe" over paddled and rowed boats): on the 88 seed-0 features blind
+readers read coherent or loose (r6-r8), the cosine by all-mpnet-base-v2 between the head term and
+the reader's own words was 0.654 for the mean direction, 0.646 for the median, 0.594 for the lower
+quartile and 0.491 for the minimum ("autopsy" became "forensic" and "climatology").
 """
 
 from __future__ import annotations
