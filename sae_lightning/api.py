@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data.store import EmbeddingStore
+from .data.store import EMBEDDINGS, METADATA, EmbeddingStore
 from .errors import UserError
 from .run_dir import Labeling, RunDir
 from .run_reader import RunReader, finished_run_info, parse_shares
@@ -383,8 +383,8 @@ def data_overrides(data) -> Iterator[list[str]]:
     if isinstance(data, EmbeddingStore):
         yield [
             "domain=npy",
-            f"domain.path={override_value(str(data.path / 'embeddings.npy'))}",
-            f"domain.metadata={override_value(str(data.path / 'metadata.parquet'))}",
+            f"domain.path={override_value(str(data.path / EMBEDDINGS))}",
+            f"domain.metadata={override_value(str(data.path / METADATA))}",
             f"domain.model_name={override_value(data.model_name)}",
         ]
     elif isinstance(data, (str, Path)):

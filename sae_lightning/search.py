@@ -24,7 +24,7 @@ import torch
 
 from .data import lean_encoder
 from .data.embed import load_model, resolve_model
-from .data.store import EmbeddingStore
+from .data.store import MANIFEST, EmbeddingStore
 from .errors import UserError
 from .models import SparseAutoencoder
 from .run_reader import RunReader
@@ -54,7 +54,12 @@ class SearchRun:
                 f"the store {self.store.path} holds precomputed embeddings (model {name!r}); "
                 "queries cannot be embedded the same way: pass embeddings to steer/nearest_texts"
             )
-        return load_model(name)
+        return load_model(name, setting=self._model_setting)
+
+    @property
+    def _model_setting(self) -> str:
+        """What names the model, for an error's fix: the store's manifest, not a setting of this command."""
+        return f"model_name in {Path(self.store.path) / MANIFEST}"
 
     @property
     def query_encoder(self):
@@ -62,7 +67,7 @@ class SearchRun:
         shape (data/lean_encoder.py: the default model, without importing sentence-transformers or
         transformers), else `model`. Both give the same vectors, to float32 rounding."""
         if self.store.model_name not in PRECOMPUTED:
-            lean = lean_encoder.load(resolve_model(self.store.model_name))
+            lean = lean_encoder.load(resolve_model(self.store.model_name, self._model_setting))
             if lean is not None:
                 return lean
         return self.model

@@ -5,6 +5,7 @@ default model never imports transformers."""
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 
@@ -13,7 +14,8 @@ import pytest
 
 from sae_lightning.data import lean_encoder
 from sae_lightning.data.embed import load_model, resolve_model
-from sae_lightning.search import SearchRun
+from sae_lightning.errors import UserError
+from sae_lightning.search import open_run
 
 DENSE = "sentence_transformers.models.Dense"
 
@@ -66,12 +68,17 @@ def test_other_shapes_go_to_sentence_transformers(default_folder, tmp_path):
     assert lean_encoder.load(str(tmp_path / "not-there")) is None
 
 
-def test_search_run_uses_it_for_the_default_model(default_folder):
-    class Store:  # only the attribute query_encoder reads
-        model_name = "sentence-transformers/all-MiniLM-L6-v2"
+def test_search_run_uses_it_for_the_default_model(wiki_topk_run):
+    assert isinstance(open_run(wiki_topk_run).query_encoder, lean_encoder.LeanEncoder)
 
-    run = SearchRun(sae=None, store=Store(), labels=[], verdicts=[], max_acts=np.zeros(0), normalize=False)
-    assert isinstance(run.query_encoder, lean_encoder.LeanEncoder)
+
+def test_a_store_whose_model_is_gone_names_its_manifest(wiki_topk_run, tmp_path):
+    """A store embedded with a local model folder since deleted: search says which file names it."""
+    run = open_run(wiki_topk_run)
+    run.store = copy.copy(run.store)
+    run.store.manifest = {**run.store.manifest, "model_name": str(tmp_path / "deleted-model")}
+    with pytest.raises(UserError, match=r"model_name in .*manifest\.json=.*deleted-model is not a sentence-trans"):
+        run.query_encoder
 
 
 def test_unreadable_weights_go_to_sentence_transformers(default_folder, tmp_path):

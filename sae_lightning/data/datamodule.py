@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from ..schemas.training import DataConfig
 from .block_reader import BlockReader, block_shuffled_order
 from .split import split_indices  # its home is split.py (no Lightning there); imported from here too
-from .store import EmbeddingStore
+from .store import EMBEDDINGS, EmbeddingStore
 
 
 def _dist_rank_world() -> tuple[int, int]:
@@ -124,7 +124,7 @@ class RowsDataset(Dataset):
         self.reader: BlockReader | None = None
         if block_rows and not in_memory:
             store = EmbeddingStore(self.store_path)  # checks the store against its manifest first
-            self.reader = BlockReader(store.path / "embeddings.npy", block_rows, cache_blocks)
+            self.reader = BlockReader(store.path / EMBEDDINGS, block_rows, cache_blocks)
 
     @property
     def array(self) -> np.ndarray:

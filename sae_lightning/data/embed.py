@@ -23,7 +23,7 @@ from ..schemas.embedder import DEFAULT_MODEL, EmbedderConfig
 from .embed_shards import embed_missing
 from .model_packages import MPNET_HUB_ID, MPNET_NAME, assemble_mpnet, mpnet_parts_installed, sha256_of
 from .sources import NpyEmbeddings, SourceError, build_source, load_npy
-from .store import EmbeddingStore, StoreWriter, default_cache_dir, read_manifest, store_lock
+from .store import MANIFEST, EmbeddingStore, StoreWriter, default_cache_dir, read_manifest, store_lock
 from .store_meta import write_metadata
 
 log = logging.getLogger(__name__)
@@ -227,7 +227,7 @@ def build_store(source, embedder: Embedder, cache_dir: str | Path | None = None)
         fp = fingerprint({"corpus": stream.content_hash, "embedder": embedder.options()})
         path = cache_dir / "stores" / fp
         with store_lock(path):
-            if (path / "manifest.json").is_file() and read_manifest(path).get("complete"):
+            if (path / MANIFEST).is_file() and read_manifest(path).get("complete"):
                 log.info("embedding store %s is complete; nothing to embed", path)
                 return EmbeddingStore(path)
             dim = load_model(embedder.model, embedder.device, embedder.compute_dtype).get_embedding_dimension()
@@ -292,7 +292,7 @@ def _store_from_npy(source: NpyEmbeddings, embedder: Embedder, cache_dir: Path) 
     )
     path = cache_dir / "stores" / fp
     with store_lock(path):
-        if (path / "manifest.json").is_file() and read_manifest(path).get("complete"):
+        if (path / MANIFEST).is_file() and read_manifest(path).get("complete"):
             return EmbeddingStore(path)
         meta = source.load_metadata(arr.shape[0]).iloc[:n]
         writer = StoreWriter(

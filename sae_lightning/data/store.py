@@ -29,6 +29,8 @@ from .shard_claims import ShardClaims
 from .store_meta import iter_metadata, read_row_group, read_rows
 
 FORMAT_VERSION = 1
+# The store's files, named in the layout above
+MANIFEST, EMBEDDINGS, METADATA = "manifest.json", "embeddings.npy", "metadata.parquet"
 
 
 class StoreError(UserError):
@@ -54,7 +56,7 @@ def store_lock(path: Path) -> Iterator[None]:
 
 def read_manifest(path: Path) -> dict:
     """<store>/manifest.json as a dict; StoreError naming the file and the fix when it is not one."""
-    file, fix = path / "manifest.json", f"delete {path} and run `sae-embed` again"
+    file, fix = path / MANIFEST, f"delete {path} and run `sae-embed` again"
     manifest = read_json(file, fix, StoreError)
     missing = [k for k in ("count", "dim", "dtype", "model_name", "fingerprint") if k not in manifest]
     if manifest.get("complete") and missing:
@@ -67,7 +69,7 @@ class EmbeddingStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
-        manifest_file = self.path / "manifest.json"
+        manifest_file = self.path / MANIFEST
         if not manifest_file.is_file():
             raise StoreError(f"{self.path} is not an embedding store (no manifest.json); run `sae-embed` to build it")
         self.manifest = read_manifest(self.path)
@@ -79,7 +81,7 @@ class EmbeddingStore:
         self._metadata: pd.DataFrame | None = None
 
     def _check_files(self) -> None:
-        emb_file, meta_file = self.path / "embeddings.npy", self.path / "metadata.parquet"
+        emb_file, meta_file = self.path / EMBEDDINGS, self.path / METADATA
         hint = f"delete {self.path} and run `sae-embed` again"
         try:
             arr = np.load(emb_file, mmap_mode="r")
@@ -125,17 +127,17 @@ class EmbeddingStore:
         """id, text, domain per row, all in memory (read once, then cached). At scale prefer
         `iter_metadata` or `metadata_rows`, which read only what they return."""
         if self._metadata is None:
-            self._metadata = pd.read_parquet(self.path / "metadata.parquet")
+            self._metadata = pd.read_parquet(self.path / METADATA)
         return self._metadata
 
     def iter_metadata(self, columns: list[str] | None = None, batch_rows: int = 65536) -> Iterator[pd.DataFrame]:
         """The metadata in row order, `batch_rows` rows at a time, indexed by row number."""
-        return iter_metadata(self.path / "metadata.parquet", columns, batch_rows)
+        return iter_metadata(self.path / METADATA, columns, batch_rows)
 
     def metadata_rows(self, rows, columns: list[str] | None = None) -> pd.DataFrame:
         """The metadata of these row numbers (in the order given), decoding only the row groups
         that hold them; indexed by row number."""
-        return read_rows(self.path / "metadata.parquet", rows, columns)
+        return read_rows(self.path / METADATA, rows, columns)
 
     def __repr__(self) -> str:
         return f"EmbeddingStore({self.path}, count={len(self)}, dim={self.dim}, model={self.model_name})"
@@ -156,12 +158,12 @@ class StoreWriter:
         if stale:  # a different layout under the same name cannot be resumed
             shutil.rmtree(self.path)
         self.shards.mkdir(parents=True, exist_ok=True)
-        write_json(self.path / "manifest.json", self.manifest)
+        write_json(self.path / MANIFEST, self.manifest)
         self.claims = ShardClaims(self.path / "claims")
 
     @property
     def metadata_file(self) -> Path:
-        return self.path / "metadata.parquet"
+        return self.path / METADATA
 
     def is_complete(self) -> bool:
         """Whether another process has finished the store meanwhile."""
@@ -172,7 +174,7 @@ class StoreWriter:
 
     def _partial_manifest(self) -> dict | None:
         try:
-            return json.loads((self.path / "manifest.json").read_text())
+            return json.loads((self.path / MANIFEST).read_text())
         except (OSError, json.JSONDecodeError):
             return None
 
@@ -235,11 +237,11 @@ class StoreWriter:
                 for i in range(self.n_shards):
                     fh.write(np.ascontiguousarray(np.load(self._shard_file(i)), dtype=dtype).tobytes())
 
-        atomic_write(self.path / "embeddings.npy", write_embeddings)
+        atomic_write(self.path / EMBEDDINGS, write_embeddings)
         if metadata is not None:
             meta = metadata[["id", "text", "domain"]].reset_index(drop=True)
             atomic_write(self.metadata_file, lambda p: meta.to_parquet(p, index=False))
-        write_json(self.path / "manifest.json", {**self.manifest, "complete": True})
+        write_json(self.path / MANIFEST, {**self.manifest, "complete": True})
         shutil.rmtree(self.shards, ignore_errors=True)
         (self.path / "claims").unlink(missing_ok=True)
         return EmbeddingStore(self.path)
