@@ -11,6 +11,8 @@ from datetime import timedelta
 
 from pytorch_lightning.callbacks import ModelCheckpoint
 
+from .epoch_checkpoint import last_ckpt_written_now
+
 
 class PeriodicCheckpoint(ModelCheckpoint):
     """ModelCheckpoint saving after every `every_n_seconds` of training (Lightning's
@@ -28,12 +30,6 @@ class PeriodicCheckpoint(ModelCheckpoint):
         # shorter than every_n_seconds: a default run on quiet cores), though the epoch checkpoint
         # has just made it at this very step: a second serialisation of the same state (28 MB,
         # fsynced). Only when nothing wrote this step does it save.
-        if any(
-            cb is not self
-            and cb.save_last
-            and cb.dirpath == self.dirpath
-            and cb._last_global_step_saved == trainer.global_step
-            for cb in trainer.checkpoint_callbacks
-        ):
+        if last_ckpt_written_now(trainer, self.dirpath):
             return
         super().on_train_end(trainer, pl_module)
