@@ -58,6 +58,7 @@ class EpochCheckpoint(ModelCheckpoint):
         self._last_write = time.monotonic()  # any checkpoint of this run (on_save_checkpoint), or the train start
 
     def on_train_start(self, trainer, pl_module) -> None:
+        super().on_train_start(trainer, pl_module)
         self._last_write = time.monotonic()  # a resumed run counts from its own start
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
