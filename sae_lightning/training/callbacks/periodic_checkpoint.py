@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pytorch_lightning.callbacks import ModelCheckpoint
-
-from .epoch_checkpoint import last_ckpt_written_now
+from .epoch_checkpoint import KeyedCheckpoint, last_ckpt_written_now
 
 
-class PeriodicCheckpoint(ModelCheckpoint):
+class PeriodicCheckpoint(KeyedCheckpoint):
     """ModelCheckpoint saving after every `every_n_seconds` of training (Lightning's
     train_time_interval), or every `every_n_train_steps` optimiser steps when that is set (the
     step count wins: Lightning takes one of the two). Resuming from either is exact."""
