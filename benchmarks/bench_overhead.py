@@ -32,6 +32,9 @@ passes:
   `git worktree add --detach <folder> main`, to weigh a change before and after in one run.
 - `..., OMP_WAIT_POLICY=ACTIVE`: OpenMP's threads spin between parallel regions (OpenMP's
   default) instead of sleeping (conf/runtime's `omp_wait_policy: passive`).
+
+A piece below ~0.3 s hides in the rounds' noise on shared cores; bench_overhead_pieces.py times the
+pieces inside one fit instead.
 """
 
 from __future__ import annotations
