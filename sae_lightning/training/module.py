@@ -311,6 +311,7 @@ class SAEModule(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         saved = checkpoint.get("val_metrics") or {}
         self.val_metrics, self.val_metrics_step = dict(saved.get("metrics", {})), saved.get("step")
+        self._healthy_step = int(checkpoint.get("global_step", 0)) - 1  # checked before it was written
 
 
 def logged_value(value: Tensor | float) -> Tensor:
