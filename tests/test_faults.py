@@ -341,7 +341,13 @@ def test_a_moved_run_resumed_from_an_epoch_checkpoint_ends_like_an_uninterrupted
     and the resumed run still ends with one epoch checkpoint (Lightning forgets the one it would
     replace when the run folder has moved since: its dirpath differs)."""
     first = tmp_path / "first"
-    args = [*npy_args(npy, tmp_path / "cache"), "trainer.max_epochs=3", "labeling.enabled=false"]
+    # every epoch's checkpoint (a run this short would otherwise write only the last one's)
+    args = [
+        *npy_args(npy, tmp_path / "cache"),
+        "trainer.max_epochs=3",
+        "labeling.enabled=false",
+        "callbacks.model_checkpoint.min_interval_seconds=null",
+    ]
     ckpts = first / "checkpoints"
     kill9_when(
         start("sae-train", *args, f"run_dir={first}"),

@@ -97,6 +97,21 @@ def test_both_checkpoint_callbacks_write_the_one_last_ckpt(synthetic_npy, tmp_pa
     assert (out / "checkpoints" / "last.ckpt").samefile(epoch_file) and epoch_file.stat().st_nlink == 2
 
 
+def test_the_epoch_checkpoint_skips_epochs_within_its_interval_but_never_the_last(synthetic_npy, tmp_path, cache_dir):  # noqa: F811 (the imported fixture, by name)
+    """An epoch end writes only once the run's last checkpoint is min_interval_seconds old (the
+    periodic checkpoint's every_n_seconds by default: 30 s, longer than this whole run), and the
+    last epoch always writes; at 0 every epoch writes (all kept here: save_top_k=-1)."""
+    path, _ = synthetic_npy
+    base = ["sae.d_sae=64", "sae.k=4", "data.batch_size=256", "trainer.max_epochs=3", *npy_args(path), *QUIET]
+    keep_all = ["callbacks.model_checkpoint.save_top_k=-1"]
+    for interval, epochs in ((None, [2]), (0, [0, 1, 2])):
+        extra = [] if interval is None else [f"callbacks.model_checkpoint.min_interval_seconds={interval}"]
+        out = run([*base, *keep_all, *extra], tmp_path / f"run{interval}", cache_dir)
+        files = sorted((out / "checkpoints").glob("epoch=*.ckpt"))
+        assert [int(f.name.split("-")[0].split("=")[1]) for f in files] == epochs, files
+        assert (out / "checkpoints" / "last.ckpt").samefile(files[-1])  # the final state, written once
+
+
 def test_the_periodic_checkpoint_follows_training_time_unless_a_step_count_is_set(synthetic_npy, tmp_path, cache_dir):  # noqa: F811 (the imported fixture, by name)
     """conf/callbacks' periodic checkpoint rewrites last.ckpt after every `every_n_seconds` of
     training (a microsecond here: each step, the epoch checkpoint off, so last.ckpt is the last

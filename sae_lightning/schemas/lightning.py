@@ -112,11 +112,18 @@ class _Checkpoint:
 
 @dataclass
 class EpochCheckpointConfig(_Checkpoint):
-    """Lightning's ModelCheckpoint, once per epoch; last.ckpt a hard link to the epoch file (one write)."""
+    """Lightning's ModelCheckpoint at epoch ends, at most once per min_interval_seconds and at the last
+    epoch; last.ckpt a hard link to the epoch file (one write)."""
 
     TARGET: ClassVar[str] = "sae_lightning.training.callbacks.EpochCheckpoint"
     save_top_k: int = knob(1, "keep the newest epoch checkpoint beside last.ckpt (-1: all)", whole(-1))
     every_n_epochs: int | None = knob(1, "checkpoint every N epochs", whole(0, null=True))
+    min_interval_seconds: float | None = knob(
+        "${oc.select:callbacks.periodic_checkpoint.every_n_seconds,null}",
+        "skip an epoch's checkpoint while the run's last checkpoint is younger than this much training time "
+        "(the last epoch's is always written; default: the periodic checkpoint's every_n_seconds; null: every epoch)",
+        number(0, null=True),
+    )
 
 
 @dataclass

@@ -60,10 +60,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def prune_epoch_checkpoints(trainer, folder: Path) -> None:
-    """Keep one epoch checkpoint (what callbacks.model_checkpoint.save_top_k=1 promises) after a
-    fit: Lightning forgets the one it would replace when a resumed run's folder has moved since
+    """Keep the epoch checkpoints callbacks.model_checkpoint.save_top_k promises (one by default) after
+    a fit: Lightning forgets the one it would replace when a resumed run's folder has moved since
     the checkpoint was written. Only `epoch=*.ckpt` files of this run's own checkpoints/ go."""
-    keep = {Path(cb.best_model_path).resolve() for cb in trainer.checkpoint_callbacks if cb.best_model_path}
+    callbacks = trainer.checkpoint_callbacks
+    if any(cb.save_top_k < 0 for cb in callbacks):
+        return  # save_top_k=-1: every one is kept
+    keep = {Path(p).resolve() for cb in callbacks for p in (cb.best_model_path, *cb.best_k_models) if p}
     if not keep:
         return
     for old in Path(folder).glob("epoch=*.ckpt"):

@@ -37,13 +37,11 @@ class DeadFeatureStats(pl.Callback):
         if (trainer.global_step % max(1, trainer.log_every_n_steps)) != 0:
             return  # the counters are the module's; logging them every step would cost more than the step
         density = pl_module.epoch_fired.float() / max(int(pl_module.epoch_seen), 1)
-        pl_module.log_dict(
+        pl_module.log_step(  # into the step's one row for the loggers (SAEModule.log_step)
             {
                 "train/dead_frac": pl_module.dead_mask.float().mean(),
                 "train/dense_frac": (density > DENSE_THRESHOLD).float().mean(),
-            },
-            on_step=True,
-            on_epoch=False,
+            }
         )
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pytorch_lightning.callbacks import ModelCheckpoint
+from .epoch_checkpoint import KeyedCheckpoint, last_ckpt_written_now
 
 
-class PeriodicCheckpoint(ModelCheckpoint):
+class PeriodicCheckpoint(KeyedCheckpoint):
     """ModelCheckpoint saving after every `every_n_seconds` of training (Lightning's
     train_time_interval), or every `every_n_train_steps` optimiser steps when that is set (the
     step count wins: Lightning takes one of the two). Resuming from either is exact."""
@@ -28,12 +28,6 @@ class PeriodicCheckpoint(ModelCheckpoint):
         # shorter than every_n_seconds: a default run on quiet cores), though the epoch checkpoint
         # has just made it at this very step: a second serialisation of the same state (28 MB,
         # fsynced). Only when nothing wrote this step does it save.
-        if any(
-            cb is not self
-            and cb.save_last
-            and cb.dirpath == self.dirpath
-            and cb._last_global_step_saved == trainer.global_step
-            for cb in trainer.checkpoint_callbacks
-        ):
+        if last_ckpt_written_now(trainer, self.dirpath):
             return
         super().on_train_end(trainer, pl_module)
