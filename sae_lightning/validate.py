@@ -58,6 +58,8 @@ RULES: dict[str, Rule] = {
 
 # Ours, but Lightning's class with one method changed: the arguments it adds are Lightning's to check.
 LIGHTNING_SUBCLASSES = (EpochCheckpointConfig.TARGET,)
+# Groups whose entries `<group>.<name>=null` drops (CallbacksConfig: the pipeline builds the others).
+DROPPABLE = ("callbacks",)
 
 
 def _foreign_argument(cfg: DictConfig, key: str) -> bool:
@@ -143,6 +145,8 @@ def check_config(cfg: DictConfig, skip: tuple[str, ...] = ()) -> None:
             raise UserError(f"{key} cannot be resolved: {str(err).splitlines()[0]}; fix the interpolation") from None
         if isinstance(value, (DictConfig, ListConfig)):
             value = OmegaConf.to_container(value, resolve=True)
+        if value is None and parent in DROPPABLE:
+            continue  # a callback dropped with callbacks.<name>=null
         if rule is None and (problem := unknown_key(cfg, key)):
             raise UserError(problem)
         if rule is not None and not rule.accepts(value):

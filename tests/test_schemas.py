@@ -153,3 +153,19 @@ def test_other_arguments_of_lightnings_classes_pass_with_plus(tmp_path):
     assert cfg.trainer.limit_train_batches == 5 and cfg.callbacks.model_checkpoint.save_on_exception is True
     with pytest.raises(UserError, match=r"^callbacks.periodic_checkpoint.save_every is not a setting"):
         check_config(compose_cfg(["+callbacks.periodic_checkpoint.save_every=3"], tmp_path, tmp_path))
+
+
+def test_a_callback_set_to_null_is_dropped(tmp_path):
+    """`callbacks.<name>=null` drops that callback (CallbacksConfig's docstring), checked and built;
+    the epoch checkpoint then writes every epoch (its interval follows the periodic one's)."""
+    from sae_lightning.pipeline import build_callbacks
+    from sae_lightning.run_dir import RunDir
+    from sae_lightning.training.callbacks import EpochCheckpoint, PeriodicCheckpoint
+    from sae_lightning.training.interrupts import DeferredSignals
+
+    cfg = compose_cfg(["callbacks.periodic_checkpoint=null"], tmp_path, tmp_path)
+    check_config(cfg)
+    assert cfg.callbacks.model_checkpoint.min_interval_seconds is None
+    built = build_callbacks(cfg, RunDir(tmp_path), DeferredSignals())
+    assert any(isinstance(c, EpochCheckpoint) for c in built)
+    assert not any(isinstance(c, PeriodicCheckpoint) for c in built)

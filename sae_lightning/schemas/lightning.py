@@ -155,7 +155,7 @@ class CallbacksConfig:
     """The Trainer's callbacks: checkpoints and dead-feature statistics (labels are a stage after export).
     `callbacks.<name>=null` drops one; `+callbacks.<name>._target_=...` adds one."""
 
-    model_checkpoint: EpochCheckpointConfig = section(EpochCheckpointConfig, "the checkpoint each epoch")
+    model_checkpoint: EpochCheckpointConfig = section(EpochCheckpointConfig, "the checkpoint at epoch ends")
     periodic_checkpoint: PeriodicCheckpointConfig = section(PeriodicCheckpointConfig, "the checkpoint mid-epoch")
     dead_features: DeadFeaturesConfig = section(DeadFeaturesConfig, "dead-feature statistics")
 
