@@ -13,6 +13,7 @@ the model with sentence-transformers as before. all-MiniLM-L6-v2, the default, h
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -34,22 +35,32 @@ def _read(path: Path) -> dict | list | None:
         return None
 
 
-def _shape_ok(root: Path) -> bool:
-    """Whether the folder is the shape this module computes exactly (else sentence-transformers)."""
+@dataclass
+class Shape:
+    """What the folder's configs say the forward pass is, once read."""
+
+    config: dict  # config.json: the BERT's sizes
+    max_seq_length: int  # sentence_bert_config.json: longer texts are truncated
+    normalize: bool  # modules.json ends in Normalize
+
+
+def _shape(root: Path) -> Shape | None:
+    """The folder's shape where it is the one this module computes exactly, else None
+    (sentence-transformers then loads it)."""
     modules = _read(root / "modules.json")
     if not isinstance(modules, list) or not modules:
-        return False
+        return None
     kinds = [m.get("type") for m in modules]
     if kinds not in ([TRANSFORMER, POOLING], [TRANSFORMER, POOLING, NORMALIZE]) or modules[0].get("path"):
-        return False
+        return None
     pooling = _read(root / modules[1].get("path", "") / "config.json")
     pooling = pooling if isinstance(pooling, dict) else {}
     modes = {k: v for k, v in pooling.items() if k.startswith("pooling_mode") and v}
     if modes != MEAN_ONLY:
-        return False
+        return None
     config, st_config = _read(root / "config.json"), _read(root / "sentence_bert_config.json")
     st_model = _read(root / "config_sentence_transformers.json") or {}
-    return (
+    ok = (
         isinstance(config, dict)
         and config.get("model_type") == "bert"
         and config.get("hidden_act") == "gelu"
@@ -62,16 +73,17 @@ def _shape_ok(root: Path) -> bool:
         and (root / "model.safetensors").is_file()
         and (root / "tokenizer.json").is_file()
     )
+    return Shape(config, st_config["max_seq_length"], kinds[-1] == NORMALIZE) if ok else None
 
 
 class LeanEncoder:
     """`encode` as `SentenceTransformer.encode` computes it for this folder's model, float32, CPU."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, shape: Shape) -> None:
         from safetensors.torch import load_file
         from tokenizers import Tokenizer
 
-        config = _read(root / "config.json")
+        config = shape.config
         self.heads, self.layers = config["num_attention_heads"], config["num_hidden_layers"]
         self.eps = config["layer_norm_eps"]
         weights = load_file(str(root / "model.safetensors"))
@@ -79,9 +91,9 @@ class LeanEncoder:
         prefix = "" if "embeddings.word_embeddings.weight" in weights else "bert."
         self.w = {k[len(prefix) :]: v.float() for k, v in weights.items() if k.startswith(prefix)}
         self.tokenizer = Tokenizer.from_file(str(root / "tokenizer.json"))
-        self.tokenizer.enable_truncation(_read(root / "sentence_bert_config.json")["max_seq_length"])
+        self.tokenizer.enable_truncation(shape.max_seq_length)
         self.tokenizer.no_padding()
-        self.normalize = len(_read(root / "modules.json")) == 3
+        self.normalize = shape.normalize
 
     def _norm(self, x: torch.Tensor, name: str) -> torch.Tensor:
         return F.layer_norm(x, x.shape[-1:], self.w[f"{name}.weight"], self.w[f"{name}.bias"], self.eps)
@@ -145,9 +157,10 @@ def load(path: str) -> LeanEncoder | None:
     """The folder's model as a LeanEncoder, cached per process; None where its shape is not the
     one above (the caller then loads it with sentence-transformers)."""
     root = Path(path)
-    if not (root.is_dir() and _shape_ok(root)):
+    shape = _shape(root) if root.is_dir() else None
+    if shape is None:
         return None
     try:
-        return LeanEncoder(root)
+        return LeanEncoder(root, shape)
     except Exception:  # unreadable weights or tokenizer: sentence-transformers' load says what is wrong, in one line
         return None

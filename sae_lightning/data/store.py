@@ -31,6 +31,7 @@ from .store_meta import iter_metadata, read_row_group, read_rows
 FORMAT_VERSION = 1
 # The store's files, named in the layout above
 MANIFEST, EMBEDDINGS, METADATA = "manifest.json", "embeddings.npy", "metadata.parquet"
+SHARDS, CLAIMS = "shards", "claims"  # only while writing
 
 
 class StoreError(UserError):
@@ -71,7 +72,7 @@ class EmbeddingStore:
         self.path = Path(path).expanduser()
         manifest_file = self.path / MANIFEST
         if not manifest_file.is_file():
-            raise StoreError(f"{self.path} is not an embedding store (no manifest.json); run `sae-embed` to build it")
+            raise StoreError(f"{self.path} is not an embedding store (no {MANIFEST}); run `sae-embed` to build it")
         self.manifest = read_manifest(self.path)
         if not self.manifest.get("complete"):
             raise StoreError(
@@ -150,7 +151,7 @@ class StoreWriter:
     def __init__(self, path: Path, manifest: dict, shard_size: int) -> None:
         self.path, self.shard_size = Path(path), int(shard_size)
         self.manifest = {**manifest, "format_version": FORMAT_VERSION, "shard_size": self.shard_size, "complete": False}
-        self.shards = self.path / "shards"
+        self.shards = self.path / SHARDS
         old = self._partial_manifest()
         stale = old is not None and any(
             old.get(k) != self.manifest.get(k) for k in ("fingerprint", "count", "dim", "dtype", "shard_size")
@@ -159,7 +160,7 @@ class StoreWriter:
             shutil.rmtree(self.path)
         self.shards.mkdir(parents=True, exist_ok=True)
         write_json(self.path / MANIFEST, self.manifest)
-        self.claims = ShardClaims(self.path / "claims")
+        self.claims = ShardClaims(self.path / CLAIMS)
 
     @property
     def metadata_file(self) -> Path:
@@ -243,5 +244,5 @@ class StoreWriter:
             atomic_write(self.metadata_file, lambda p: meta.to_parquet(p, index=False))
         write_json(self.path / MANIFEST, {**self.manifest, "complete": True})
         shutil.rmtree(self.shards, ignore_errors=True)
-        (self.path / "claims").unlink(missing_ok=True)
+        (self.path / CLAIMS).unlink(missing_ok=True)
         return EmbeddingStore(self.path)
