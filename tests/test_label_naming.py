@@ -61,6 +61,27 @@ def test_contained_keywords_are_deduplicated_and_weak_ones_left_out():
     assert [k for k, _ in strong[0]] == [picked[0]] and len(picked) == 2 and "bridge" in picked
 
 
+def test_two_forms_of_one_word_are_never_both_keywords():
+    """"apples, apple" and "police officer, police officers" were 147 of the default run's labels:
+    one keyword spelled twice. The more relevant form names it; a different word still follows."""
+    from sae_lightning.labels.naming.phrases import same_stems
+
+    assert same_stems("apples", "apple") and same_stems("police officers", "police officer")
+    assert not same_stems("apple", "apple") and not same_stems("apple", "apple pie")
+    assert not same_stems("police", "policy") and not same_stems("arm", "army")  # other words, other stems
+    words = np.array(["apple", "apples", "orchard", "police officer", "police officers", "patrol"])
+    emb = np.eye(len(words), dtype=np.float32)  # all unlike: only the forms rule can keep one out
+    evidence = csr_matrix(np.array([[3.0, 4.0, 2.0, 0, 0, 0], [0, 0, 0, 3.0, 3.0, 2.0]]))
+    support = csr_matrix(np.array([[3.0, 4.0, 2.0, 0, 0, 0], [0, 0, 0, 3.0, 3.0, 2.0]]))
+    lists = [
+        _shortlist(["apple", "apples", "orchard"], [0.6, 0.59, 0.5]),
+        _shortlist(["police officers", "police officer", "patrol"], [0.6, 0.6, 0.5]),
+    ]
+    got = [[k for k, _ in ks] for ks in rerank(lists, evidence, words, emb, 3, 0.5, 0.3, support, 0.0)]
+    assert got[0] == ["apples", "orchard"]  # the form more of the top texts hold is the more relevant
+    assert len(got[1]) == 2 and got[1][1] == "patrol" and got[1][0] in ("police officer", "police officers")
+
+
 def test_a_keyword_of_one_article_is_never_a_candidate():
     """Three sentences of one article share "zanzibar"; two articles share "spice trade"."""
     texts = np.array(

@@ -14,6 +14,7 @@ import torch
 from sae_lightning.data.datamodule import split_indices
 from sae_lightning.data.embed import load_model, resolve_model
 from sae_lightning.data.store import EmbeddingStore
+from sae_lightning.errors import UserError
 from sae_lightning.labels import LabelingConfig, interpret_sae
 from sae_lightning.labels.naming.candidates import count_train_texts, is_bare_number, membership, number_share
 from sae_lightning.labels.naming.source_documents import document_codes, first_per_document
@@ -222,3 +223,10 @@ def test_verdicts_and_label_score():
     assert ranked[3] == pytest.approx(0.8 * 1.4 / 1.75) and (ranked[[0, 1, 2, 4]] == pytest.approx(0.8))
     kept = label_scores(np.full(2, 0.8), np.array([3.0, 1.0]), 1.75, np.array([2.5, 2.5]))
     assert kept.tolist() == pytest.approx([0.8, 0.8 / 1.75])  # never raised by the masked coherence
+    # at the default score_coherence (3.5) two perfectly named interpretable features no longer tie:
+    # texts alike throughout (4.0) rank above texts held together by a few of them (2.0)
+    cfg = LabelingConfig()
+    top = label_scores(np.ones(3), np.array([2.0, 4.0, 1.0]), cfg.score_coherence)
+    assert top.tolist() == pytest.approx([2.0 / cfg.score_coherence, 1.0, 1.0 / cfg.score_coherence])
+    with pytest.raises(UserError, match="labeling.score_coherence=1 is below labeling.coherence_min=1.75"):
+        LabelingConfig(score_coherence=1.0)

@@ -282,10 +282,10 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
 
     scores["coherence"] = tokens.coherence  # masked where a surface pattern was found
     scores["verdict"] = verdict
-    # ranked on the meaning beyond any one shared word: texts alike mostly through "giant" or "Irving"
-    # (coherence without it 1.1-1.75, still interpretable) rank below texts alike without their word
+    # ranked on how alike the texts are beyond any one shared word: texts alike mostly through "giant"
+    # or "Irving" (coherence without it 1.1-1.75, still interpretable) rank below texts alike without it
     scores["label_score"] = label_scores(
-        scores["label_auroc_hard"], tokens.coherence, cfg.coherence_min, words.coherence
+        scores["label_auroc_hard"], tokens.coherence, cfg.score_coherence, words.coherence
     )
     if not len(live):
         log.warning("every feature is dead on the %d train texts; nothing was labelled", top.n_rows)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..errors import UserError
 from .knobs import POSITIVE, SEED, Rule, check_fields, flag, knob, list_of, number, one_of, text, whole
 
 LABEL_EMBEDDINGS = ("keywords", "string")
@@ -94,6 +95,12 @@ class LabelingConfig:
         "coherence below this: verdict mixed (set from read features of the default run, docs/interpretation)",
         number(),
     )
+    score_coherence: float = knob(
+        3.5,
+        "coherence at which label_score stops rising with it: features whose texts are less alike "
+        "rank lower (coherence_min: only mixed ones; docs/interpretation)",
+        number(0),
+    )
     token_share_gap: float = knob(
         0.45,
         "a tokenizer pattern (leading word-piece, word-piece, numbers) in this much "
@@ -123,6 +130,11 @@ class LabelingConfig:
         if not isinstance(self.ngram_range, (str, int, float)):  # a ListConfig or tuple: compare as a list
             self.ngram_range = list(self.ngram_range)
         check_fields(self, "labeling")
+        if self.score_coherence < self.coherence_min:  # else a mixed feature could outrank an interpretable one
+            raise UserError(
+                f"labeling.score_coherence={self.score_coherence:g} is below labeling.coherence_min="
+                f"{self.coherence_min:g}; set it to at least coherence_min"
+            )
         self.ngram_range = tuple(self.ngram_range)  # type: ignore[assignment]
 
     def to_dict(self) -> dict[str, Any]:

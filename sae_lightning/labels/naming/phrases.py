@@ -16,6 +16,7 @@ is spelled as the CountVectorizer it replaces would spell it.
 from __future__ import annotations
 
 import re
+from functools import cache
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
@@ -67,6 +68,30 @@ def words_within(short: str, long: str) -> bool:
     """True when phrase `short` is a run of words inside phrase `long` ("san" in "san francisco")."""
     s, l_ = f" {short} ", f" {long} "
     return short != long and s in l_
+
+
+@cache
+def _stemmer():
+    # imported here: only the labelling needs it (0.2 s of import), not every command that loads this module
+    from nltk.stem.snowball import EnglishStemmer
+
+    return EnglishStemmer()
+
+
+@cache
+def stem(word: str) -> str:
+    """Snowball's English stem of a lower-case word: "apples" and "apple" give "appl"."""
+    return _stemmer().stem(word)
+
+
+def phrase_stems(phrase: str) -> tuple[str, ...]:
+    return tuple(stem(w) for w in phrase.split())
+
+
+def same_stems(a: str, b: str) -> bool:
+    """Two phrases that differ only in the forms of their words ("apple, apples", "police officer,
+    police officers"): one keyword in two spellings, not two keywords."""
+    return a != b and phrase_stems(a) == phrase_stems(b)
 
 
 def repeats(keyword: str, concept: str) -> bool:

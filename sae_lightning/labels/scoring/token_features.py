@@ -34,12 +34,12 @@ import re
 from collections import Counter
 from collections.abc import Hashable
 from dataclasses import dataclass
-from functools import cache
 
 import numpy as np
 from scipy.sparse import csr_matrix
 
 from ...run_schema import TOKEN, verdict_marked
+from ..naming.phrases import stem
 from .coherence import mean_pairwise_cosine
 from .scoring_sets import unit_vectors
 
@@ -96,24 +96,11 @@ class Patterns:
         return [w for w in WORD.findall(text) if pattern in self.of_word(w)]
 
 
-@cache
-def _stemmer():
-    # imported here: only the labelling needs it (0.2 s of import), not every command that loads this module
-    from nltk.stem.snowball import EnglishStemmer
-
-    return EnglishStemmer()
-
-
-@cache
-def _stem(word: str) -> str:
-    return _stemmer().stem(word)
-
-
 def word_families(words: set[str]) -> int:
     """How many word families the (lower-case) words make: words of one stem ("quasar", "quasars")
     are one, and so is a word whose stem holds another's of FAMILY_STEM_MIN letters or more
     ("formaldehyde", "acetaldehyde" and "aldehydes" hold "aldehyd")."""
-    stems = sorted({_stem(w) for w in words}, key=lambda s: (len(s), s))
+    stems = sorted({stem(w) for w in words}, key=lambda s: (len(s), s))
     root = list(range(len(stems)))
 
     def find(i: int) -> int:

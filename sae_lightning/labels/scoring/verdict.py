@@ -15,11 +15,15 @@ verdict (the names: run_schema.VERDICTS)
   interpretable   the rest.
 label_score
   The label's AUROC against hard negatives (by the store's model), which says whether the label
-  names what the feature picks out, times a coherence factor min(1, coherence / coherence_min)
-  that keeps a mixed feature's label below an interpretable one's of the same AUROC; NaN where the
-  label could not be scored. Coherence is the masked one where a surface pattern was found, so a
-  token feature's score is held down the same way, and, where one word is in half of the top
-  texts (word_features.py), the lower of it and their coherence without the word: a feature whose
+  names what the feature picks out, times a coherence factor min(1, coherence / `score_coherence`)
+  that ranks a feature whose texts are less alike lower: a mixed feature's label below an
+  interpretable one's of the same AUROC, and, among interpretable features, texts that share a
+  theme throughout above texts held together by a word or a few of them (the factor stopped at
+  `coherence_min` before, and 50 features of the seed-0 default run tied at 1.0, 8 to 14 of each
+  top 50 read as token features; docs/interpretation/reading.md); NaN where the label could not
+  be scored. Coherence is the masked one where a surface pattern was found, so a token feature's
+  score is held down the same way, and, where one word is in half of the top texts
+  (word_features.py), the lower of it and their coherence without the word: a feature whose
   texts are alike mostly through one word ("giant", "Irving": 1.1 to `coherence_min` without it)
   stays interpretable but ranks below one whose texts share a meaning beyond their word.
 """
@@ -50,10 +54,10 @@ def verdicts(
 
 
 def label_scores(
-    auroc_hard: np.ndarray, coherence: np.ndarray, coherence_min: float, without_word: np.ndarray | None = None
+    auroc_hard: np.ndarray, coherence: np.ndarray, score_coherence: float, without_word: np.ndarray | None = None
 ) -> np.ndarray:
     """without_word: the top texts' coherence without their shared word (NaN where none was tested)."""
     if without_word is not None:
         coherence = np.where(np.isnan(without_word), coherence, np.fmin(coherence, without_word))
-    factor = np.clip(np.nan_to_num(coherence, nan=0.0) / max(coherence_min, 1e-12), 0.0, 1.0)
+    factor = np.clip(np.nan_to_num(coherence, nan=0.0) / max(score_coherence, 1e-12), 0.0, 1.0)
     return auroc_hard * factor
