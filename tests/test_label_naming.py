@@ -62,8 +62,8 @@ def test_contained_keywords_are_deduplicated_and_weak_ones_left_out():
 
 
 def test_two_forms_of_one_word_are_never_both_keywords():
-    """"apples, apple" and "police officer, police officers" were 147 of the default run's labels:
-    one keyword spelled twice. The more relevant form names it; a different word still follows."""
+    """Labels like "apples, apple" and "police officer, police officers" were 147 of the default
+    run's: one keyword spelled twice. The more relevant form names it; a different word follows."""
     from sae_lightning.labels.naming.phrases import same_stems
 
     assert same_stems("apples", "apple") and same_stems("police officers", "police officer")
