@@ -17,6 +17,7 @@ from .errors import UserError
 from .schemas import schema_rules
 from .schemas.domain import HFConfig, hf_problem
 from .schemas.knobs import POSITIVE, SEED, Rule, flag, folder_name, invalid, number, required, text, whole
+from .schemas.labeling import labeling_problem
 from .schemas.lightning import EpochCheckpointConfig, precision_problem
 from .schemas.sae import tied_problem
 
@@ -101,6 +102,10 @@ def _tied_rules(cfg: DictConfig) -> str | None:
         problem = precision_problem(trainer, _get(cfg, "sae.architecture"))
         if problem:
             return problem
+    labeling = _get(cfg, "labeling")
+    problem = labeling_problem(OmegaConf.to_container(labeling, resolve=True)) if labeling is not None else None
+    if problem:
+        return problem
     domain = _get(cfg, "domain")
     if domain is not None and domain.get("_target_") == HFConfig.TARGET:
         return hf_problem(_get(cfg, "domain.name"), _get(cfg, "domain.path"))

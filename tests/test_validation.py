@@ -56,6 +56,10 @@ BAD_VALUES = [
     ("trainer.devices=0", "trainer.devices=0 is invalid"),
     ("embedder.device=gpu7", "embedder.device=gpu7 is invalid; set embedder.device to cpu, cuda, cuda:N or mps"),
     ("sae.k=64", "sae.k=64 must be below sae.d_sae=64; lower sae.k or raise sae.d_sae"),
+    (  # refused before training, not after it when the labelling starts
+        "labeling.score_coherence=1",
+        "labeling.score_coherence=1 is below labeling.coherence_min=1.75; set it to at least coherence_min",
+    ),
     ("data.seed=${seed}", None),  # interpolations are resolved before checking: valid
 ]
 

@@ -5,6 +5,7 @@ run's), and a LabelingConfig built in Python is checked by the same rules as the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -17,6 +18,19 @@ STOP_WORDS = Rule(
     lambda v: v == "english" or (isinstance(v, list) and all(isinstance(w, str) for w in v)),
     True,
 )
+
+
+def labeling_problem(labeling: Mapping[str, Any]) -> str | None:
+    """The rule over two knobs of the group (the composed config, checked before training, and a
+    LabelingConfig built in Python are checked by this same function)."""
+    score, floor = labeling.get("score_coherence"), labeling.get("coherence_min")
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (score, floor))
+    if numbers and score < floor:  # else a mixed feature could outrank an interpretable one
+        return (
+            f"labeling.score_coherence={score:g} is below labeling.coherence_min={floor:g}; "
+            "set it to at least coherence_min"
+        )
+    return None
 
 
 @dataclass
@@ -130,11 +144,9 @@ class LabelingConfig:
         if not isinstance(self.ngram_range, (str, int, float)):  # a ListConfig or tuple: compare as a list
             self.ngram_range = list(self.ngram_range)
         check_fields(self, "labeling")
-        if self.score_coherence < self.coherence_min:  # else a mixed feature could outrank an interpretable one
-            raise UserError(
-                f"labeling.score_coherence={self.score_coherence:g} is below labeling.coherence_min="
-                f"{self.coherence_min:g}; set it to at least coherence_min"
-            )
+        problem = labeling_problem(asdict(self))
+        if problem:
+            raise UserError(problem)
         self.ngram_range = tuple(self.ngram_range)  # type: ignore[assignment]
 
     def to_dict(self) -> dict[str, Any]:
