@@ -24,6 +24,7 @@ from .data.embed import build_store_from_cfg
 from .data.store import EmbeddingStore
 from .errors import UserError
 from .failed_run import discard_failed_run
+from .labels.scoring.judge import check_judge
 from .run_dir import RunDir
 from .run_schema import VERDICTS, headline_line, headline_scalars
 from .runtime import kept_global_state, restore_environ
@@ -223,6 +224,9 @@ def _trainer(cfg: DictConfig, **parts) -> pl.Trainer:
 def _train(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> dict | None:
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
+    labeling = cfg.get("labeling")
+    if labeling is not None and labeling.get("enabled", True):  # refused now, not after the training
+        check_judge(from_node(LabelingConfig, labeling).judge_model)
     resuming = cfg.get("train", True) and cfg.ckpt_path is not None
     if resuming:
         check_resume(run, cfg)

@@ -191,6 +191,14 @@ def test_sizes_whose_memory_grows_with_the_sae_are_bounded(tmp_path):
     assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
 
 
+def test_a_judge_that_names_no_model_is_refused_before_training(tmp_path):
+    """The judge grades the labels made after training: a folder that holds no model is refused
+    before the training it would grade, not after it."""
+    res = train(tmp_path, f"labeling.judge_model={tmp_path}")
+    assert refused(res, f"labeling.judge_model={tmp_path} is not a sentence-transformers model folder"), res.err
+    assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
+
+
 def test_an_sae_too_big_for_memory_is_refused_before_allocating(tmp_path):
     res = train(tmp_path, "sae.d_sae=10000000000")
     assert refused(res, "sae.d_sae=10000000000 at d_in=16 and data.batch_size=512 needs at least"), res.err

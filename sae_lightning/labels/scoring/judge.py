@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...data.embed import resolve_model
 from ..naming.label_embedding import embed_labels
 from ..naming.phrase_cache import load_named_model, model_and_cache
 from .auroc import LabelScorer, auroc_columns, scored_rows
@@ -44,6 +45,14 @@ def _dimension(model) -> int:
     # sentence-transformers renamed the method; the installed version may have either name
     get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     return int(get())
+
+
+def check_judge(judge_model: str | None) -> None:
+    """Refuse a judge that names no model before the work it would grade (a training of hours): the
+    name is resolved, which checks a folder's files (the packaged mpnet is assembled), and loading
+    waits for the labelling."""
+    if judge_model is not None:
+        resolve_model(judge_model, JUDGE_SETTING)
 
 
 def load_judge(judge_model: str):
