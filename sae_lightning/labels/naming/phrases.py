@@ -85,6 +85,7 @@ def stem(word: str) -> str:
 
 
 def phrase_stems(phrase: str) -> tuple[str, ...]:
+    """The stems of a phrase's words, in order: equal for "police officer" and "police officers"."""
     return tuple(stem(w) for w in phrase.split())
 
 

@@ -19,8 +19,9 @@ label_score
   that ranks a feature whose texts are less alike lower: a mixed feature's label below an
   interpretable one's of the same AUROC, and, among interpretable features, texts that share a
   theme throughout above texts held together by a word or a few of them (the factor stopped at
-  `coherence_min` before, and 50 features of the seed-0 default run tied at 1.0, 8 to 14 of each
-  top 50 read as token features; docs/interpretation/reading.md); NaN where the label could not
+  `coherence_min` before, and 50 features of the seed-0 default run tied at 1.0; strict blind
+  readers read 18 and 11 of the two default runs' top 50 as token features then, 2 and 7 now:
+  docs/interpretation/reading.md); NaN where the label could not
   be scored. Coherence is the masked one where a surface pattern was found, so a token feature's
   score is held down the same way, and, where one word is in half of the top texts
   (word_features.py), the lower of it and their coherence without the word: a feature whose
