@@ -61,9 +61,7 @@ PIECES = {  # row -> (module, qualified name) wrapped in the child; the first a 
     "SAE reconstruct": [("sae_lightning.models.topk", "TopKSAE.reconstruct")],
     "validation metrics (reduce, retrieval)": [("sae_lightning.training.module", "SAEModule._validation_metrics")],
     "retrieval search (nearest)": [("sae_lightning.training.module", "nearest")],
-    "validation epoch end (metrics, logging)": [
-        ("sae_lightning.training.module", "SAEModule.on_validation_epoch_end")
-    ],
+    "validation epoch end (metrics, logging)": [("sae_lightning.training.module", "SAEModule.on_validation_epoch_end")],
     "Lightning's eval loop around them (validation minus its step and its epoch end)": [],  # derived, see DERIVED
     "checkpoint writes": [("pytorch_lightning.callbacks.model_checkpoint", "ModelCheckpoint._save_checkpoint")],
     "export (sae/, metrics.json)": [("sae_lightning.training.callbacks.run_export", "RunExport.on_fit_end")],
