@@ -73,7 +73,7 @@ class SAEModule(pl.LightningModule):
         self.val_metrics_step: int | None = None
         self._val: dict[str, Tensor] = {}
         self._val_pairs: list[tuple[Tensor, Tensor]] = []
-        self._true_neighbours: tuple[Tensor, Tensor] | None = None  # (queries, their k nearest), see below
+        self._true_neighbours: tuple[Tensor, Tensor, Tensor] | None = None  # (queries, unit rows, k nearest), see below
         self._step_metrics: dict[str, Tensor] = {}  # this step's, for the loggers (log_step)
         self._healthy_step = -1  # the last update after which check_not_diverged found the weights sound
 
