@@ -57,8 +57,22 @@ PIECES = {  # row -> (module, qualified name) wrapped in the child; the first a 
         ("sae_lightning.training.callbacks.dead_features", "DeadFeatureStats.on_train_batch_end")
     ],
     "validation": [("pytorch_lightning.loops.evaluation_loop", "_EvaluationLoop.run")],
+    "validation_step (reconstruct, sums)": [("sae_lightning.training.module", "SAEModule.validation_step")],
+    "SAE reconstruct": [("sae_lightning.models.topk", "TopKSAE.reconstruct")],
+    "validation metrics (reduce, retrieval)": [("sae_lightning.training.module", "SAEModule._validation_metrics")],
+    "retrieval search (nearest)": [("sae_lightning.training.module", "nearest")],
+    "validation epoch end (metrics, logging)": [("sae_lightning.training.module", "SAEModule.on_validation_epoch_end")],
+    "Lightning's eval loop around them (validation minus its step and its epoch end)": [],  # derived, see DERIVED
     "checkpoint writes": [("pytorch_lightning.callbacks.model_checkpoint", "ModelCheckpoint._save_checkpoint")],
     "export (sae/, metrics.json)": [("sae_lightning.training.callbacks.run_export", "RunExport.on_fit_end")],
+}
+
+# row -> (whole, parts): the whole's seconds minus its parts', per call of the whole
+DERIVED = {
+    "Lightning's eval loop around them (validation minus its step and its epoch end)": (
+        "validation",
+        ["validation_step (reconstruct, sums)", "validation epoch end (metrics, logging)"],
+    )
 }
 
 
@@ -115,6 +129,9 @@ def child(tree: str, epochs: int) -> None:
             raise
     finally:
         shutil.rmtree(logs, ignore_errors=True)
+    for row, (whole, parts) in DERIVED.items():
+        if whole in sums and all(p in sums for p in parts):
+            sums[row] = [sums[whole][0] - sum(sums[p][0] for p in parts), sums[whole][1]]
     print(json.dumps(sums))
 
 

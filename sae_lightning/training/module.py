@@ -73,7 +73,7 @@ class SAEModule(pl.LightningModule):
         self.val_metrics_step: int | None = None
         self._val: dict[str, Tensor] = {}
         self._val_pairs: list[tuple[Tensor, Tensor]] = []
-        self._true_neighbours: tuple[Tensor, Tensor] | None = None  # (queries, their k nearest), see below
+        self._true_neighbours: tuple[Tensor, Tensor, Tensor] | None = None  # (queries, unit rows, k nearest), see below
         self._step_metrics: dict[str, Tensor] = {}  # this step's, for the loggers (log_step)
         self._healthy_step = -1  # the last update after which check_not_diverged found the weights sound
 
@@ -167,11 +167,13 @@ class SAEModule(pl.LightningModule):
     def _log_step_metrics(self, x: Tensor, out, terms: dict[str, Tensor]) -> None:
         with torch.no_grad():
             stats = reconstruction_stats(x, out.x_hat)
+            xf = x.float()
+            sst = (xf - xf.mean(0)).pow(2).sum()  # the batch's own mean: a step's fve, not a sum over batches
             metrics = {f"train/{k}": v.detach() for k, v in terms.items()}
             metrics.update(
                 {
                     "train/mse": stats["sse"] / len(x),
-                    "train/fve": 1 - stats["sse"] / stats["sst"],
+                    "train/fve": 1 - stats["sse"] / sst,
                     "train/nmse": stats["sse"] / stats["sq"],
                     "train/cos_sim": stats["cos"] / len(x),
                     "train/l0": out.l0,
@@ -250,8 +252,8 @@ class SAEModule(pl.LightningModule):
         x_hat, fired = out.x_hat, out.fire_counts.float()
         stats = reconstruction_stats(x, x_hat)
         stats.update(n=torch.tensor(float(len(x)), device=x.device), sum_x=x.sum(0), active=fired.sum(), fired=fired)
-        for key, value in stats.items():
-            self._val[key] = self._val.get(key, 0) + value
+        for key, value in stats.items():  # the first batch's own tensors: no `0 + t` copy
+            self._val[key] = self._val[key] + value if key in self._val else value
         held = sum(len(a) for a, _ in self._val_pairs)
         if held < self.settings.retrieval_queries:
             take = self.settings.retrieval_queries - held
@@ -292,14 +294,16 @@ class SAEModule(pl.LightningModule):
             "val/dense_frac": (density > DENSE_THRESHOLD).float().mean(),
             "val/never_fired_frac": (density == 0).float().mean(),
         }
-        x = torch.cat([a for a, _ in self._val_pairs])
-        x_hat = torch.cat([b for _, b in self._val_pairs])
+        # one validation batch (the default's 8,192 rows hold 3,256) needs no copy
+        x, x_hat = self._val_pairs[0] if len(self._val_pairs) == 1 else map(torch.cat, zip(*self._val_pairs))
         k = f"val/retrieval_recall@{self.settings.retrieval_k}"
-        # The queries are the same validation rows every epoch: their true neighbours are found once.
+        # The queries are the same validation rows every epoch: their unit rows and true neighbours are found once.
         n_near, cached = min(self.settings.retrieval_k, len(x) - 1), self._true_neighbours
         if n_near > 0 and (cached is None or cached[0].shape != x.shape or not torch.equal(cached[0], x)):
-            cached = self._true_neighbours = (x, nearest(x, x, n_near))
-        recall = retrieval_recall(x, x_hat, self.settings.retrieval_k, true=cached[1] if n_near > 0 else None)
+            unit = unit_rows(x)
+            cached = self._true_neighbours = (x, unit, nearest(x, x, n_near, unit_corpus=unit))
+        near = {"true": cached[2], "unit_x": cached[1]} if n_near > 0 else {}
+        recall = retrieval_recall(x, x_hat, self.settings.retrieval_k, **near)
         metrics[k] = self.trainer.strategy.reduce(recall, reduce_op="mean")
         return metrics
 
@@ -323,12 +327,12 @@ def logged_value(value: Tensor | float) -> Tensor:
 
 
 def reconstruction_stats(x: Tensor, x_hat: Tensor) -> dict[str, Tensor]:
-    """Per-batch sums from which fve, nmse and cos_sim follow exactly over any number of batches."""
+    """Per-batch sums from which fve (with x's sum, fve_from_sums), nmse and cos_sim follow exactly
+    over any number of batches."""
     x, x_hat = x.float(), x_hat.float()
     return {
         "sse": (x - x_hat).pow(2).sum(),
         "sq": x.pow(2).sum(),
-        "sst": (x - x.mean(0)).pow(2).sum(),
         "cos": F.cosine_similarity(x, x_hat, dim=-1).sum(),
     }
 
@@ -339,23 +343,33 @@ def fve_from_sums(sse: Tensor, sq: Tensor, sum_x: Tensor, n: Tensor | float) -> 
     return 1 - sse / (sq - (sum_x**2).sum() / n)
 
 
-def nearest(queries: Tensor, corpus: Tensor, k: int) -> Tensor:
+def unit_rows(x: Tensor) -> Tensor:
+    """x's rows scaled to unit length, in float32: what the cosine searches below multiply."""
+    return F.normalize(x.float(), dim=-1)
+
+
+def nearest(queries: Tensor, corpus: Tensor, k: int, unit_corpus: Tensor | None = None) -> Tensor:
     """Indices of each query's k nearest rows of `corpus` by cosine, its own row excluded: query i
-    is corpus row i itself or its reconstruction (retrieval_recall's two searches)."""
-    scores = F.normalize(queries.float(), dim=-1) @ F.normalize(corpus.float(), dim=-1).T
+    is corpus row i itself or its reconstruction (retrieval_recall's two searches). `unit_corpus`:
+    `unit_rows(corpus)`, when the caller has it (validation's corpus is the same rows every epoch)."""
+    unit = unit_rows(corpus) if unit_corpus is None else unit_corpus
+    scores = (unit if queries is corpus else unit_rows(queries)) @ unit.T
     return scores.fill_diagonal_(-2).topk(k, dim=1).indices  # in place: no [n, n] mask and copy
 
 
-def retrieval_recall(x: Tensor, x_hat: Tensor, k: int, true: Tensor | None = None) -> Tensor:
+def retrieval_recall(
+    x: Tensor, x_hat: Tensor, k: int, true: Tensor | None = None, unit_x: Tensor | None = None
+) -> Tensor:
     """Share of each query's k nearest neighbours (by cosine, among the other queries) found with the
     reconstruction x̂ that are also found with the original x: the embedding-model analogue of
-    "loss recovered". `true`: x's own neighbours, `nearest(x, x, k)`, when the caller has them."""
+    "loss recovered". `true`: x's own neighbours, `nearest(x, x, k)`, and `unit_x`: `unit_rows(x)`,
+    when the caller has them."""
     n = len(x)
     k = min(k, n - 1)
     if k <= 0:
         return torch.tensor(float("nan"), device=x.device)
     if true is None or true.shape[1] != k:
-        true = nearest(x, x, k)
-    found = nearest(x_hat, x, k)
+        true = nearest(x, x, k, unit_corpus=unit_x)
+    found = nearest(x_hat, x, k, unit_corpus=unit_x)
     hits = (true.unsqueeze(2) == found.unsqueeze(1)).any(2).float().sum(1)
     return (hits / k).mean()
