@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..errors import UserError
-from .knobs import POSITIVE, SEED, Rule, check_fields, flag, knob, list_of, number, one_of, text, whole
+from .knobs import POSITIVE, SEED, Rule, check_fields, flag, is_num, knob, list_of, number, one_of, text, whole
 
 LABEL_EMBEDDINGS = ("keywords", "string")
 STOP_WORDS = Rule(
@@ -24,8 +24,7 @@ def labeling_problem(labeling: Mapping[str, Any]) -> str | None:
     """The rule over two knobs of the group (the composed config, checked before training, and a
     LabelingConfig built in Python are checked by this same function)."""
     score, floor = labeling.get("score_coherence"), labeling.get("coherence_min")
-    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (score, floor))
-    if numbers and score < floor:  # else a mixed feature could outrank an interpretable one
+    if is_num(score) and is_num(floor) and score < floor:  # else a mixed feature could outrank an interpretable one
         return (
             f"labeling.score_coherence={score:g} is below labeling.coherence_min={floor:g}; "
             "set it to at least coherence_min"
