@@ -53,10 +53,12 @@ def _loader() -> type:
 def _named_by_defaults(path: Path, conf_dir: Path, raw: dict) -> list[Path]:
     """The config files a defaults list names: `- _base` beside this file, `- group: option` in
     conf/group/ (from a top-level file). Overrides, optional entries, Hydra's own groups (plugins
-    provide them), null and interpolated choices are Hydra's to resolve; a schema is no file (it is
-    in Hydra's ConfigStore, sae_lightning/schemas)."""
+    provide them) and the files under conf/hydra/, null and interpolated choices are Hydra's to
+    resolve; a schema is no file (it is in Hydra's ConfigStore, sae_lightning/schemas)."""
     from .schemas import SCHEMA_PREFIX
 
+    if path.relative_to(conf_dir).parts[0] == "hydra":  # Hydra's groups: its own options (hydra.conf) complete them
+        return []
     named = []
     for entry in raw.get("defaults") or []:
         if isinstance(entry, str) and entry != "_self_" and "${" not in entry and not entry.startswith(SCHEMA_PREFIX):

@@ -12,7 +12,7 @@ from .import_hooks import WrappedLoader, wrap_exec
 
 
 def apply_hydra_logger_levels() -> None:
-    """Re-apply the levels of hydra.job_logging.loggers (conf/hydra/default.yaml): Lightning sets its
+    """Re-apply the levels of hydra.job_logging.loggers (conf/hydra/job_logging/quiet.yaml): Lightning sets its
     own loggers to INFO when it is imported, which happens after Hydra configured logging."""
     from hydra.core.hydra_config import HydraConfig
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import signal
 import subprocess
@@ -102,6 +104,19 @@ def test_sigterm_during_a_relabel_leaves_the_run_as_it_was(tiny_labelled_run, tm
     assert RunDir(run).labeling().id == before
     assert [p.name for p in (run / "labelings").iterdir() if p.name != RunDir.LOCK] == [before]
     assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.slow
+def test_a_relabel_logs_only_its_own_lines(tiny_labelled_run, tmp_path):
+    """A fresh sae-label process keeps the third-party loggers to warnings as sae-train does
+    (hydra/job_logging/quiet.yaml): no "No device provided" or model-folder line per model load."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_labelled_run, run)
+    argv = [SAE_LABEL, f"run_dir={run}", "report=false", f"paths.log_dir={tmp_path / 'logs'}"]
+    proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    logged = re.findall(r"^\[[^]]+\]\[([\w.]+)\]", proc.stdout + proc.stderr, re.M)
+    assert logged and {name.split(".")[0] for name in logged} == {"sae_lightning"}, logged
 
 
 @pytest.mark.parametrize("judge", ["a folder", "a name no cache holds"])
