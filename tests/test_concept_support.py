@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sae_lightning.labels.naming.concept import concept_support
+from sae_lightning.labels.naming.concept import concept_fit, concept_support
 from sae_lightning.labels.naming.source_documents import first_per_document
 from sae_lightning.schemas.labeling import LabelingConfig
 
@@ -39,8 +39,8 @@ def test_a_head_term_its_texts_do_not_share_is_below_the_floor_and_one_they_do_i
     top = (n + np.arange(24)).reshape(2, 12)
     cfg = LabelingConfig()
     support = concept_support(
-        cache.get(["france", "frankenstein"]), first_per_document(top, codes), X, np.arange(n), cfg.seed
+        concept_fit(cache.get(["france", "frankenstein"]), first_per_document(top, codes), X, np.arange(n), cfg.seed)
     )
     assert support[0] >= cfg.concept_support_min > support[1], support
     # the same texts named by a phrase of none of them fit it worse than their own subject
-    assert concept_support(cache.get(["volcano"]), top[:1], X, np.arange(n), cfg.seed)[0] < support[0]
+    assert concept_support(concept_fit(cache.get(["volcano"]), top[:1], X, np.arange(n), cfg.seed))[0] < support[0]

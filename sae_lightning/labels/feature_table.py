@@ -37,6 +37,7 @@ from ..run_schema import (
     METHOD_BASELINES,  # noqa: F401
     MIXED,
     SCORE_COLUMNS,
+    TOKEN,
     VERDICTS,
     verdict_marked,
 )
@@ -45,7 +46,7 @@ from ..scan.domains import domain_shares, domain_specificity, main_domain, share
 from ..scan.stream import ScanResult, scan_store
 from ..schemas.labeling import LabelingConfig
 from .naming.candidates import TrainCounts, analyzer_params, doc_term_matrix
-from .naming.concept import without_concept
+from .naming.concept import FIT_TEXTS, concept_support, support_floor, without_concept
 from .naming.counts_cache import cached_train_counts
 from .naming.keybert import keybert_labels
 from .naming.label_embedding import LABEL_SEPARATOR, embed_labels, label_text
@@ -60,7 +61,7 @@ from .scoring.coherence import feature_coherence
 from .scoring.judge import judge_columns, load_judge
 from .scoring.scoring_sets import sets_from_firing
 from .scoring.token_features import token_features
-from .scoring.verdict import label_scores, verdicts
+from .scoring.verdict import label_scores, named_verdicts, verdicts
 from .scoring.word_features import word_features
 
 log = logging.getLogger(__name__)
@@ -149,6 +150,27 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
 
     # big batches: phrases are a few tokens long, and sentence-transformers sorts them by length
     model, cache = model_and_cache(store, batch_size=1024)
+
+    def whole_words(tested: np.ndarray):
+        """word_features on the `tested` features [d_sae] (bool); the token ones marked in `tokens`."""
+        found = word_features(
+            coherence.doc_rows,
+            coherence.n_docs,
+            tested,
+            texts,
+            train_idx,
+            cache,
+            stop_set(cfg.stop_words),
+            coherence.baseline_mean,
+            coherence.baseline_std,
+            cfg.token_share_gap,
+            cfg.seed,
+        )
+        for f in np.flatnonzero(found.is_token):
+            tokens.is_token[f], tokens.labels[f], tokens.reasons[f] = True, found.labels[f], found.reasons[f]
+            tokens.coherence[f] = found.coherence[f]
+        return found
+
     with timer("tokens"):
         tokens = token_features(
             coherence.doc_rows,
@@ -169,22 +191,7 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
         maybe = (
             (tokens.coherence >= cfg.coherence_min) & ~tokens.is_token & (coherence.n_docs >= cfg.coherence_min_docs)
         )
-        words = word_features(
-            coherence.doc_rows,
-            coherence.n_docs,
-            maybe,
-            texts,
-            train_idx,
-            cache,
-            stop_set(cfg.stop_words),
-            coherence.baseline_mean,
-            coherence.baseline_std,
-            cfg.token_share_gap,
-            cfg.seed,
-        )
-        for f in np.flatnonzero(words.is_token):
-            tokens.is_token[f], tokens.labels[f], tokens.reasons[f] = True, words.labels[f], words.reasons[f]
-            tokens.coherence[f] = words.coherence[f]
+        words = whole_words(maybe)
     with timer("candidates"):
         # only the texts some feature's labelling (or family name) reads: the scan's top rows
         counts = cached_train_counts(store, texts, train_idx, cfg, np.unique(scan.top.rows[scan.top.rows >= 0]))
@@ -204,15 +211,16 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
         found_tfidf = tfidf_top_terms(tfidf, terms.words if terms else None, cfg.top_n) or [[] for _ in live]
     found = keybert_labels(live, top.rows[live], texts, terms, tfidf, store, sae, model, cache, cfg, timer)
     d_sae = sae.cfg.d_sae
-    token_label = [label if is_token else "" for label, is_token in zip(tokens.labels, tokens.is_token)]
     has_label = np.zeros(d_sae, dtype=bool)
     has_label[live] = [bool(k) for k in found.keywords]
-    has_label |= np.array([bool(t) for t in token_label])
+    has_label |= tokens.is_token & np.array([bool(t) for t in tokens.labels])
     verdict = verdicts(top.dead, tokens.coherence, has_label, cfg.coherence_min, tokens.is_token)
     # A head term claims that the texts share one concept: only an interpretable feature's do.
     # Named on a mixed feature it was the misleading part of the label (7 of 7 misleading labels of
-    # a blind reading, docs/interpretation/reading.md), so only interpretable features get one.
-    named = np.flatnonzero(verdict[live] == INTERPRETABLE)  # positions in `live`
+    # a blind reading, docs/interpretation/reading.md), so only interpretable features keep one; a
+    # feature mixed by its coherence alone becomes interpretable where its name fits every text a
+    # reader sees but one (verdict.named_verdicts).
+    named = np.flatnonzero(np.isin(verdict[live], (INTERPRETABLE, MIXED)))  # positions in `live`
     made = {"concept": [""] * len(live), "seed": [[] for _ in live], "bertopic": [[] for _ in live]}
     unnamed: dict[int, str] = {}  # position in `live` -> why an interpretable-looking feature is mixed
     if terms is not None and terms.matrix.nnz:  # some feature has a candidate to choose from
@@ -221,18 +229,33 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
             made.update(baseline_labels(top.rows[live], terms, counts, cands, store, cfg.top_n))
         if len(named):
             with timer("concepts"):
-                concepts, support = concept_labels(
-                    sae, store, train_idx, live[named], top.rows[live][named], codes, cands, cfg
-                )
-            for j, concept, fit in zip(named, concepts, support):
-                if fit >= cfg.concept_support_min:
+                # a mixed feature is named from (and its name must fit) its FIT_TEXTS most activating
+                # texts: its later top texts, less alike, would pull the name off them
+                rows = top.rows[live][named].copy()
+                rows[verdict[live[named]] == MIXED, FIT_TEXTS:] = -1
+                concepts, fit = concept_labels(sae, store, train_idx, live[named], rows, codes, cands, cfg)
+            support, was = concept_support(fit), verdict[live[named]]
+            now = named_verdicts(was, support, support_floor(fit), cfg.concept_support_min)
+            verdict[live[named]] = now
+            for j, concept, fits, before, after in zip(named, concepts, support, was, now):
+                if after == INTERPRETABLE:
                     made["concept"][j] = concept
-                else:  # no name fits its texts (concept.py, "Support"): its label must not read as one
-                    verdict[live[j]] = MIXED
+                elif before == INTERPRETABLE:  # no name fits its texts (concept.py, "Support")
                     unnamed[j] = (
-                        f'no name fits its top texts: the nearest, "{concept}", is {fit:.1f} spreads above '
+                        f'no name fits its top texts: the nearest, "{concept}", is {fits:.1f} spreads above '
                         f"random texts in cosine with them (a name needs {cfg.concept_support_min:g})"
                     )
+            # a name fits all of a mixed feature's texts where they share one word in unrelated senses
+            # ("seal": the animal, a wax seal): such a feature is a token one
+            named_now = np.zeros(d_sae, dtype=bool)
+            named_now[live[named][(was == MIXED) & (now == INTERPRETABLE)]] = True
+            if named_now.any():
+                with timer("tokens"):
+                    more = whole_words(named_now)
+                words.coherence = np.where(named_now, more.coherence, words.coherence)
+                for f in np.flatnonzero(more.is_token):
+                    verdict[f], made["concept"][np.searchsorted(live, f)] = TOKEN, ""
+    token_label = [label if is_token else "" for label, is_token in zip(tokens.labels, tokens.is_token)]
 
     lists = ("keywords", "keyword_scores", "named", "tfidf", *METHOD_BASELINES)
     labels = {name: [[] for _ in range(d_sae)] for name in lists}

@@ -37,6 +37,12 @@ caught: "frankenstein" over Watsons and Frank... words (4.3), "protozoa" over co
 `labeling.concept_support_min` (4.0) the feature is `mixed` (feature_table.py): no name fits its
 texts, so its label must not read as one.
 
+**Floor.** The mean can hide texts a name misses; `support_floor` is the fit of every text but
+the worst one. A feature mixed by its coherence alone whose head term (chosen from its FIT_TEXTS
+most activating texts) fits every one of them but one at `concept_support_min` is interpretable
+(scoring/verdict.named_verdicts): its texts share a name although the model finds them only
+moderately alike.
+
 Tried there and not kept: the train split's document titles (the wiki's article titles) as more
 candidates scored +0.003 AUROC but named one article's subject ("united states dollar" for a
 feature on currencies, where the phrases alone give "currencies"). So did a name chosen to fit every
@@ -60,6 +66,10 @@ from .source_documents import first_per_document
 LOWER_SPREAD_QUANTILE = 0.1587  # median minus this quantile: one standard deviation of a normal spread
 HARD_POOL = 8192  # train texts the train-side hard negatives are drawn from (all when fewer)
 SCORE_BLOCK = 512  # features per [block, vocabulary] score matrix
+# A feature mixed by its coherence is interpretable where its head term fits all but one of the
+# distinct documents among its FIT_TEXTS most activating texts: the texts a reader reads first
+# (Run.top_texts, the blind readings), which can share a concept its 30 top texts dilute.
+FIT_TEXTS = 10
 
 
 def mean_direction(rows: np.ndarray, unit: np.ndarray, local: np.ndarray) -> np.ndarray:
@@ -106,14 +116,17 @@ def choose_concepts(
     return [vocabulary[i] for i in best], score
 
 
-def concept_support(
+def concept_fit(
     concept_emb: np.ndarray, doc_rows: np.ndarray, store_emb, train_rows: np.ndarray, seed: int
 ) -> np.ndarray:
-    """[F] how well each concept (concept_emb [F, d]) fits its feature's top texts: the mean over
-    its first MASKED_TEXTS texts of doc_rows [F, m] (one per document, -1 padding) of
-    (cos(concept, text) - median) / lower spread of cos(concept, random), the random texts being
-    base_sample's (NaN where a feature has no text)."""
+    """[F, k] how well each concept (concept_emb [F, d]) fits each of its feature's first
+    MASKED_TEXTS top texts of doc_rows [F, m] (one per document, -1 padding: NaN): (cos(concept,
+    text) - median) / lower spread of cos(concept, random), the random texts being base_sample's."""
     concepts = unit_vectors(np.asarray(concept_emb, dtype=np.float32))
+    rows = doc_rows[:, :MASKED_TEXTS]
+    used = np.unique(rows[rows >= 0])
+    if not len(used):
+        return np.full(rows.shape, np.nan)
     base = np.sort(base_sample(train_rows, seed))
     to_random = concepts @ unit_rows(store_emb, base).T  # [F, n_random]
     # the median and the spread of the lower side (the standard deviation for a normal spread):
@@ -121,15 +134,24 @@ def concept_support(
     # spread, which would make a broad topic's right name look unsupported
     lo, mu = np.quantile(to_random, [LOWER_SPREAD_QUANTILE, 0.5], axis=1)
     sd = np.maximum(mu - lo, 1e-6)
-    rows = doc_rows[:, :MASKED_TEXTS]
-    used = np.unique(rows[rows >= 0])
-    if not len(used):
-        return np.full(len(concepts), np.nan)
     texts = unit_rows(store_emb, used)[np.searchsorted(used, np.maximum(rows, 0))]  # [F, k, d]
     z = (np.einsum("fkd,fd->fk", texts, concepts) - mu[:, None]) / sd[:, None]
-    valid = rows >= 0
+    return np.where(rows >= 0, z, np.nan)
+
+
+def concept_support(fit: np.ndarray) -> np.ndarray:
+    """[F] the mean of concept_fit's [F, k] over each feature's texts (NaN where it has none)."""
+    valid = ~np.isnan(fit)
     with np.errstate(invalid="ignore"):
-        return np.where(valid, z, 0).sum(1) / valid.sum(1)
+        return np.where(valid, fit, 0.0).sum(1) / valid.sum(1)
+
+
+def support_floor(fit: np.ndarray) -> np.ndarray:
+    """[F] the second-lowest of concept_fit's [F, k] per feature: how well the concept fits every
+    text but the one it fits worst (NaN for fewer than three texts)."""
+    ranked = np.sort(fit, 1)  # NaN (padding) sorts last
+    n = (~np.isnan(fit)).sum(1)
+    return np.where(n >= 3, ranked[:, 1] if fit.shape[1] > 1 else np.nan, np.nan)
 
 
 def top_direction(top_rows: np.ndarray, doc_codes: np.ndarray, store_emb) -> np.ndarray:

@@ -11,7 +11,7 @@ import numpy as np
 from ...schemas.labeling import LabelingConfig
 from .bertopic_baseline import bertopic_labels
 from .candidates import DocTerms, TrainCounts
-from .concept import choose_concepts, concept_support, top_direction, train_hard_negatives
+from .concept import choose_concepts, concept_fit, top_direction, train_hard_negatives
 from .phrase_cache import PhraseEmbeddingCache
 from .seed_baseline import seed_labels
 from .source_documents import first_per_document
@@ -66,7 +66,7 @@ def concept_labels(
     cfg: LabelingConfig,
 ) -> tuple[list[str], np.ndarray]:
     """The concept of each feature of feature_ids (top_rows [F, m] its top train rows) and how well
-    it fits the feature's top texts (concept.concept_support)."""
+    it fits each of the feature's top texts, one per document ([F, k], concept.concept_fit)."""
     top = top_direction(top_rows, doc_codes, store.embeddings)
     hard = train_hard_negatives(
         sae, store, train_rows, feature_ids, top, cfg.n_hard, cfg.seed, cfg.batch_size, cfg.device
@@ -75,5 +75,4 @@ def concept_labels(
     concepts = choose_concepts(top, hard, words, cands.emb, cfg.concept_contrast)[0]
     index = {w: i for i, w in enumerate(words)}
     emb = cands.emb[[index[c] for c in concepts]]
-    support = concept_support(emb, first_per_document(top_rows, doc_codes), store.embeddings, train_rows, cfg.seed)
-    return concepts, support
+    return concepts, concept_fit(emb, first_per_document(top_rows, doc_codes), store.embeddings, train_rows, cfg.seed)
