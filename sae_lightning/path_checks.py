@@ -1,7 +1,7 @@
-"""Output folders checked before anything is created: a folder path that names a file, a name
-longer than the file system allows (ENAMETOOLONG), or a place where no folder can be made
-(read-only, no permission, a file system such as /proc) is one line naming the setting to change,
-not a traceback from deep inside Hydra's or our own mkdir."""
+"""Output folders checked before anything is created: a folder path that names a file, a link that
+leads nowhere, a name longer than the file system allows (ENAMETOOLONG), or a place where no folder
+can be made (read-only, no permission, a file system such as /proc) is one line naming the setting
+to change, not a traceback from deep inside Hydra's or our own mkdir."""
 
 from __future__ import annotations
 
@@ -54,6 +54,12 @@ def check_output_folder(path: str | Path, settings: str) -> None:
         raise UserError(
             f"the output folder's path is {len(os.fsencode(str(folder)))} bytes long, over the "
             f"{path_max - ROOM_INSIDE} that leaves room for its files; shorten {settings}"
+        )
+    broken = next((p for p in (folder, *folder.parents) if p.is_symlink() and not _exists(p)), None)
+    if broken is not None:  # mkdir and rename would fail on it only after the work, with a traceback
+        raise UserError(
+            f"{broken} is a link to {os.readlink(broken)}, which does not exist; "
+            f"create that folder, remove the link or change {settings}"
         )
     blocker = file_in_the_way(folder)
     if blocker is not None:

@@ -169,6 +169,22 @@ def test_output_folders_where_none_can_be_made_are_refused_before_any_work(npy_r
         assert "change --out" in res.err, (command, res.err)
 
 
+def test_an_out_that_is_a_link_leading_nowhere_is_refused_before_any_work(npy_run, tmp_path):
+    """mkdir and the final rename fail on a dangling link (the rename with a traceback, after the
+    work): each command refuses it first, naming the link and where it leads."""
+    link = tmp_path / "out"
+    link.symlink_to(tmp_path / "gone")
+    for command, main, args, out in (
+        ("sae-diff", diff_main, ["a", "b"], link),
+        ("sae-compare", cli.compare, [], link / "sub"),
+        ("sae-export", export_main, ["--to", "sentence-transformers"], link),
+    ):
+        res = run_command(main, command, npy_run, *args, "--out", out)
+        assert refused(res, f"{link} is a link to {tmp_path / 'gone'}, which does not exist"), (command, res.err)
+        assert "change --out" in res.err, (command, res.err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and not (tmp_path / "gone").exists()
+
+
 @pytest.mark.parametrize(
     "setting,says",
     [

@@ -78,6 +78,20 @@ def test_atomic_folder_replaces_only_its_own_earlier_output(tmp_path, monkeypatc
     assert (out / "out.csv").read_text() == "2" and not list(tmp_path.glob(".*.tmp"))
 
 
+def test_atomic_folder_writes_through_a_link_to_a_folder_and_keeps_the_link(tmp_path):
+    """`--out link` where the link leads to a folder: the output lands in that folder and the link
+    stays (it was replaced by the folder, and itself left as a hidden `.<name>.*.tmp.old` beside it)."""
+    target = tmp_path / "target"
+    target.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    for text in ("1", "2"):  # empty at first, then an earlier output of its own
+        atomic_folder(link, lambda tmp, text=text: (tmp / "out.csv").write_text(text))
+        assert link.is_symlink() and os.readlink(link) == str(target)
+        assert (target / "out.csv").read_text() == text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "target"]
+
+
 @pytest.mark.parametrize("where", ["under a file", "on /proc"])
 def test_a_folder_that_cannot_be_made_is_one_line_naming_the_fix(where, tmp_path):
     """A file in the way, or a file system that holds no files of ours (/proc: every user, root
