@@ -91,6 +91,7 @@ def test_feature_refuses_ids_that_are_not_whole_numbers(npy_run, i):
         (None, r"^clamp must be a mapping \{feature id: value\}, e.g. \{123: 0.5\}; got None$"),
         ({3: "up"}, r"^clamp value 'up' is not a finite number"),
         ({3: float("nan")}, r"^clamp value nan is not a finite number"),
+        ({3: 1e30}, r"^clamp value 1e\+30 is not a finite number from -1e\+06 to 1e\+06"),
         ({1.5: 0.0}, r"^feature 1.5 is not a feature id"),
     ],
 )

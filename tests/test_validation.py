@@ -330,6 +330,9 @@ def test_sae_search_argument_checks(hand_run, tmp_path):
     for args, message in (
         (["--clamp", "3=nan"], "error: --clamp '3=nan': use FEATURE=VALUE with a finite number"),
         (["--clamp", "3=inf"], "error: --clamp '3=inf': use FEATURE=VALUE with a finite number"),
+        # past float32: a RuntimeError traceback; past ~1e19, every cosine read 0 and texts came at random
+        (["--clamp", "3=1e300"], "error: --clamp '3=1e300': use FEATURE=VALUE with a finite number from -1e+06 to"),
+        (["--clamp", "3=-1e30"], "error: --clamp '3=-1e30': use FEATURE=VALUE with a finite number from -1e+06 to"),
         (["-k", "-2"], "error: -k -2: must be 1 or more"),
         (["--top", "0"], "error: --top 0: must be 1 or more"),
     ):
