@@ -131,7 +131,7 @@ class Run:
     def embed(self, texts: str | Sequence[str]) -> np.ndarray:
         """Texts -> embeddings, with the run's model, embedded exactly as the store's texts were."""
         texts = check_texts(texts)
-        if not len(texts):
+        if texts == []:  # no texts; "" is one text, embedded like any other
             return np.zeros((0, self.sae.cfg.d_in), np.float32)
         return embed_query(self._search.query_encoder, texts, self._search.normalize)
 
@@ -141,7 +141,9 @@ class Run:
         if isinstance(texts, np.ndarray) or hasattr(texts, "detach"):
             z = self.encode_embeddings(texts)
             return z[0] if np.ndim(texts) == 1 else z
-        z = self.encode_embeddings(self.embed(texts)) if len(check_texts(texts)) else np.zeros((0, self.d_sae))
+        if check_texts(texts) == []:
+            return np.zeros((0, self.d_sae), np.float32)
+        z = self.encode_embeddings(self.embed(texts))
         return z[0] if isinstance(texts, str) else z
 
     def encode_embeddings(self, embeddings) -> np.ndarray:
@@ -249,7 +251,9 @@ def check_texts(texts) -> str | list[str]:
 def as_float_matrix(data, what: str, allow_vector: bool = False) -> np.ndarray:
     """A 2-D finite float32 array from a numpy array or torch tensor, or one line on what is wrong."""
     if hasattr(data, "detach"):
-        data = data.detach().cpu().numpy()
+        data = data.detach().cpu()
+        # numpy has no bfloat16: a half-precision model's output is made float32 here, not refused
+        data = (data.float() if data.is_floating_point() else data).numpy()
     arr = np.asarray(data)
     if allow_vector and arr.ndim == 1:
         arr = arr[None, :]

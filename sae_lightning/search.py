@@ -226,8 +226,13 @@ def check_counts(**counts: int) -> None:
 def nearest_texts(store: EmbeddingStore, emb: np.ndarray, k: int = 10, batch_size: int = 8192) -> pd.DataFrame:
     """The k store texts most cosine-similar to `emb` [d]: row, cos, id, domain, text (best first).
     Reads the memory map in batches, so the store never has to fit in RAM."""
-    q = np.asarray(emb, dtype=np.float32).reshape(-1)
-    q = q / max(float(np.linalg.norm(q)), 1e-12)
+    q = np.asarray(emb, dtype=np.float64).reshape(-1)  # float64: the norm of a large vector stays finite
+    if q.shape[0] != store.dim:
+        raise UserError(
+            f"the query embedding is {q.shape[0]} wide but the store's are {store.dim}; "
+            f"embed it with {store.model_name}, as the store's texts were"
+        )
+    q = (q / max(float(np.linalg.norm(q)), 1e-12)).astype(np.float32)
     best_rows, best_cos = np.zeros(0, np.int64), np.zeros(0, np.float32)
     for start in range(0, len(store), batch_size):
         X = np.asarray(store.embeddings[start : start + batch_size], dtype=np.float32)

@@ -61,6 +61,9 @@ def test_encode_is_the_runs_model_then_its_sae(run, tiny_labelled_run):
     assert z.shape == (2, 128) and np.allclose(z, want, atol=1e-5)
     assert ((z > 0).sum(axis=1) <= sae.cfg.k).all() and (z > 0).any()
     assert np.allclose(run.encode(TEXTS[0]), z[0], atol=1e-5)  # one text: one row, same values
+    # "" is one text (its length, 0, once made run.encode("") an IndexError and run.embed("") no row)
+    assert run.embed("").shape == (384,) and np.allclose(run.encode(""), run.encode([""])[0], atol=1e-5)
+    assert run.encode([]).shape == (0, 128) and run.embed([]).shape == (0, 384)
 
 
 def test_top_features_are_the_strongest_with_their_labels_and_scores(run):

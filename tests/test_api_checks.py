@@ -68,6 +68,17 @@ def test_encode_takes_embeddings_of_its_width_and_refuses_others(npy_run):
     for bad in ([1.0, 2.0], 3, {"a": 1}):
         with pytest.raises(UserError, match=r"^texts must be a string or a list of strings"):
             npy_run.encode(bad)
+    half = torch.from_numpy(x).bfloat16()  # a bf16 model's output: numpy has no bfloat16 (was a TypeError)
+    assert np.array_equal(npy_run.encode(half), npy_run.encode_embeddings(half.float().numpy()))
+
+
+def test_nearest_texts_refuses_another_width_and_takes_any_length(npy_run):
+    with pytest.raises(UserError, match=r"^the query embedding is 8 wide but the store's are 16; embed it with"):
+        npy_run.nearest_texts(_x(1, 8)[0])  # was numpy's matmul ValueError
+    x = _x(1)[0]
+    # 1e30 x: its float32 norm overflowed, every cosine read 0 and the first rows came back
+    far = npy_run.nearest_texts(x * np.float32(1e30), k=5)
+    assert far["row"].tolist() == npy_run.nearest_texts(x, k=5)["row"].tolist() and (far["cos"] > 0).all()
 
 
 @pytest.mark.parametrize("k", [-1, 0, 1.5, True])
