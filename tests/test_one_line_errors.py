@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import socket
 import sys
 from contextlib import redirect_stderr
 from pathlib import Path
@@ -300,6 +301,21 @@ def test_a_port_out_of_range_is_refused_before_loading(port, npy_run):
     """A port above 65535 used to bind to itself mod 65536, a negative one failed as a bad host."""
     res = run_command(serve_main, "sae-serve", npy_run, "--port", port)
     assert refused(res, f"--port={port} is invalid; set --port to a whole number from 0 to 65535"), res.err
+
+
+def test_a_host_not_of_this_machine_and_a_taken_port_name_their_own_fix(npy_run):
+    """Both are refused before loading; an address this machine does not have used to say
+    'give another --port', which fails the same way."""
+    res = run_command(serve_main, "sae-serve", npy_run, "--host", "192.0.2.1", "--port", "0")  # TEST-NET-1
+    assert refused(res, "cannot listen on 192.0.2.1:0 (Cannot assign requested address)"), res.err
+    assert res.err.strip().endswith("give --host an address of this machine, e.g. 127.0.0.1")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = run_command(serve_main, "sae-serve", npy_run, "--port", port)
+    assert refused(res, f"cannot listen on 127.0.0.1:{port} (Address already in use)"), res.err
+    assert res.err.strip().endswith("give another --port")
 
 
 @pytest.mark.parametrize("query", ["", "   "])
