@@ -177,10 +177,15 @@ class RunDir:
         return Labeling(folder, current)
 
     def labelings(self) -> list[Labeling]:
-        """Every finished labelling of the run, oldest first (by labels.json's `created`)."""
+        """Every finished labelling of the run, oldest first (by labels.json's `created`). A folder
+        without labels.json (one made by hand, a copy cut short) is none: it is skipped, not an error."""
         folder = self.root / self.LABELINGS
         found = (
-            [Labeling(p, p.name) for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+            [
+                Labeling(p, p.name)
+                for p in folder.iterdir()
+                if not p.name.startswith(".") and (p / Labeling.LABELS).is_file()
+            ]
             if folder.is_dir()
             else []
         )
