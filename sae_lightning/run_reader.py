@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -103,11 +104,25 @@ class TrainedRun:
     val_idx: np.ndarray
 
 
+def _check_device(device: str) -> None:
+    """A device this machine has: torch's own failure is an AssertionError for a CUDA it was built
+    without, a RuntimeError for a name it does not know, a TypeError for a value that is no name."""
+    import torch
+
+    try:
+        torch.empty(0, device=device)
+    except (AssertionError, RuntimeError, TypeError) as err:
+        reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise UserError(f"device={device!r} cannot be used here ({reason}); use device='cpu'") from None
+
+
 class RunReader:
     """One run's files, each read on first use and kept. `labeling`: the labelling to read
     (default: the run's current one, None when it is not labelled)."""
 
     def __init__(self, root: str | Path, labeling: Labeling | None = None) -> None:
+        if not isinstance(root, (str, os.PathLike)):
+            raise UserError(f"a run folder is a path (str or Path), got {type(root).__name__}")
         self.dir = RunDir(Path(root).expanduser())
         self.root = self.dir.root
         self._labeling = labeling
@@ -171,6 +186,7 @@ class RunReader:
 
         device = device or "cpu"
         if device not in self._saes:
+            _check_device(device)
             self._saes[device] = SparseAutoencoder.load(self.dir.sae, device=device)
         return self._saes[device]
 

@@ -110,3 +110,14 @@ def test_steer_refuses_a_clamp_that_is_not_ids_to_numbers(npy_run, clamp, messag
     """Found by the Hypothesis property over Run's methods: steer(text, None) was a TypeError."""
     with pytest.raises(UserError, match=message):
         npy_run.steer("a text", clamp)
+
+
+def test_load_refuses_a_path_that_is_no_path_and_a_device_this_machine_lacks(npy_run):
+    """Were torch's and pathlib's own errors: a TypeError, a RuntimeError, an AssertionError."""
+    for bad in (None, 5):
+        with pytest.raises(UserError, match=r"^a run folder is a path \(str or Path\), got "):
+            sl.Run.load(bad)
+    missing = ["tpu", 3.5] + ([] if torch.cuda.is_available() else ["cuda"])
+    for device in missing:
+        with pytest.raises(UserError, match=rf"^device={device!r} cannot be used here \(.+\); use device='cpu'$"):
+            sl.Run.load(npy_run.path, device=device)
