@@ -97,12 +97,14 @@ def compose_config(config_name: str, overrides: list[str], job_name: str = "app"
     """The config the way Hydra will compose it (its `hydra` node included); Hydra's own
     composition errors (unknown key, bad override syntax) become one UserError line."""
     from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
+    from hydra.errors import HydraException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
 
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name=job_name):
             return compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+    except OverrideParseException as err:  # Hydra's own line names a lexer class and a URL, not the fix
+        raise UserError(unreadable_override(err.override)) from None
     except (HydraException, OmegaConfBaseException) as err:
         # Hydra appends its search path to a missing-config message: noise for a user
         text = str(err).split("Config search path")[0]
@@ -111,6 +113,20 @@ def compose_config(config_name: str, overrides: list[str], job_name: str = "app"
         if isinstance(cause, OmegaConfBaseException) and str(cause).splitlines():
             lines.append(str(cause).splitlines()[0])
         raise UserError("; ".join(lines) or type(err).__name__) from None
+
+
+def unreadable_override(override: str) -> str:
+    """The line for an override Hydra's grammar cannot read: a path with a letter outside ASCII
+    (Zürich), a `(`, `[`, `{`, `=`, `#` or a quote; quoted, a value is a plain string."""
+    key, _, value = override.partition("=")
+    if any(c in value for c in "'\"$`\\"):  # the shell's quoting and Hydra's would nest: say how, not what
+        example = f"{key}='<the value, with \\' for each '>', quoted for the shell too"
+    else:
+        example = f"\"{key}='{value}'\" on the command line"
+    return (
+        f"{override} cannot be read as a setting: Hydra takes such characters in a value only "
+        f"inside quotes; quote it, e.g. {example}"
+    )
 
 
 def compose_and_check(config_name: str, overrides: list[str]) -> str | None:

@@ -181,6 +181,12 @@ def test_errors_inside_instantiated_objects_are_unwrapped_bugs_are_not():
             "error: Could not override 'data.batchsize'; To append to your config use +data.batchsize=3",
         ),
         (["seed=${nope}"], "error: seed cannot be resolved: Interpolation key 'nope' not found; fix the interpolation"),
+        # a folder named in German: Hydra's own line was "LexerNoViableAltException: ...; See https://hydra.cc/..."
+        (
+            ["domain=npy", "domain.path=/data/Zürich/x.npy"],
+            "error: domain.path=/data/Zürich/x.npy cannot be read as a setting: Hydra takes such characters in "
+            "a value only inside quotes; quote it, e.g. \"domain.path='/data/Zürich/x.npy'\" on the command line",
+        ),
     ],
 )
 def test_sae_train_refuses_in_one_line_and_writes_nothing(args, message, tmp_path):
