@@ -103,9 +103,11 @@ def compose_config(config_name: str, overrides: list[str], job_name: str = "app"
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name=job_name):
             return compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
-    except OverrideParseException as err:  # Hydra's own line names a lexer class and a URL, not the fix
-        raise UserError(unreadable_override(err.override)) from None
     except (HydraException, OmegaConfBaseException) as err:
+        # a character the grammar takes only quoted (ü, #, '): Hydra's line names a lexer class and a
+        # URL, not the fix. A syntax error ([Arts) keeps Hydra's words: quoting would not fix it.
+        if isinstance(err, OverrideParseException) and err.message.startswith("LexerNoViableAltException"):
+            raise UserError(unreadable_override(err.override)) from None
         # Hydra appends its search path to a missing-config message: noise for a user
         text = str(err).split("Config search path")[0]
         lines = [ln.strip().rstrip(".:") for ln in text.splitlines() if ln.strip()]
@@ -116,8 +118,8 @@ def compose_config(config_name: str, overrides: list[str], job_name: str = "app"
 
 
 def unreadable_override(override: str) -> str:
-    """The line for an override Hydra's grammar cannot read: a path with a letter outside ASCII
-    (Zürich), a `(`, `[`, `{`, `=`, `#` or a quote; quoted, a value is a plain string."""
+    """The line for an override Hydra's lexer cannot read: a value with a letter outside ASCII
+    (Zürich), a `#` or a quote, which it takes only inside quotes."""
     key, _, value = override.partition("=")
     if any(c in value for c in "'\"$`\\"):  # the shell's quoting and Hydra's would nest: say how, not what
         example = f"{key}='<the value, with \\' for each '>', quoted for the shell too"
