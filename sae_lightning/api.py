@@ -31,7 +31,7 @@ import pandas as pd
 
 from .data.store import EMBEDDINGS, METADATA, EmbeddingStore
 from .errors import UserError
-from .run_dir import Labeling, RunDir
+from .run_dir import OUTPUTS_ENV, Labeling, RunDir
 from .run_reader import RunReader, finished_run_info, parse_shares
 from .run_schema import INTERPRETABLE, TRUST_COLUMNS
 from .search import (
@@ -49,7 +49,6 @@ from .search import (
 )
 
 RUN_DIR_ENV = "SAE_RUN_DIR"  # a run folder, or a folder of runs (the newest finished one is used)
-OUTPUTS_ENV = "SAE_LIGHTNING_OUTPUTS"  # the root of all run folders, as in conf/paths/default.yaml
 
 
 @dataclass(frozen=True)

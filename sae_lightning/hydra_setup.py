@@ -63,10 +63,26 @@ def register_hydra() -> None:
         "slug": slug,
         "run_suffix": lambda: RUN_SUFFIX,
         "if_null": lambda value, default: default if value is None else value,
+        # the defaults of paths.cache_dir and paths.log_dir, from the functions the plain commands
+        # and the API use too (an empty variable counts as unset; oc.env would give "")
+        "default_cache_dir": lambda: str(_default_cache_dir()),
+        "outputs_root": lambda: _outputs_root(),
     }
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
+
+
+def _default_cache_dir():
+    from .data.store import default_cache_dir
+
+    return default_cache_dir()
+
+
+def _outputs_root() -> str:
+    from .run_dir import outputs_root
+
+    return outputs_root()
 
 
 def group_options(group: str) -> list[str]:

@@ -34,7 +34,15 @@ from .errors import UserError
 from .labeling import Labeling
 from .run_schema import SAE_CFG_FILE, SAE_WEIGHTS_FILE, SPARSITY_FILE, metrics_file
 
-__all__ = ["Labeling", "RunDir"]
+__all__ = ["OUTPUTS_ENV", "Labeling", "RunDir", "outputs_root"]
+
+OUTPUTS_ENV = "SAE_LIGHTNING_OUTPUTS"
+
+
+def outputs_root() -> str:
+    """The root of all run folders, paths.log_dir's default (the `outputs_root` resolver):
+    $SAE_LIGHTNING_OUTPUTS, else outputs (relative to where a command runs). Empty counts as unset."""
+    return os.environ.get(OUTPUTS_ENV) or "outputs"
 
 
 class RunDir:
