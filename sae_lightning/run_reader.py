@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +33,8 @@ from .atomic import read_json
 from .errors import UserError
 from .run_dir import Labeling, RunDir
 from .run_schema import OWN_CONFIG_KEY
+from .schemas.knobs import SEED, Rule
+from .schemas.training import DataConfig
 
 if TYPE_CHECKING:  # torch, pandas and pyarrow load on first use: a reader of run.json alone stays light
     import pandas as pd
@@ -42,6 +44,13 @@ if TYPE_CHECKING:  # torch, pandas and pyarrow load on first use: a reader of ru
     from .models import SparseAutoencoder
 
 RUN_KEYS = ("store_path", "val_fraction", "seed")  # what run.json must hold for the stages after training
+
+
+def _run_key_rules() -> dict[str, Rule]:
+    """What each of RUN_KEYS must be: the rules of the settings training wrote them from."""
+    val_fraction = next(f for f in fields(DataConfig) if f.name == "val_fraction")
+    path = Rule("a path (a non-empty string)", lambda v: isinstance(v, str) and bool(v.strip()))
+    return {"store_path": path, "val_fraction": val_fraction.metadata["rule"], "seed": SEED}
 
 
 def finished_run_info(run_dir: str | Path) -> dict:
@@ -62,6 +71,14 @@ def finished_run_info(run_dir: str | Path) -> dict:
     else:
         info = run.run_info()
         missing += [f"{RunDir.RUN}:{key}" for key in RUN_KEYS if key not in info]
+        # a value of another type (seed "abc", val_fraction 5) was a ValueError in the split
+        bad = [(k, r) for k, r in _run_key_rules().items() if k in info and not r.accepts(info[k])]
+        if bad:
+            key, rule = bad[0]
+            raise UserError(
+                f"{run.run_file} holds {key}={info[key]!r}, not {rule.what}; it is written when a run "
+                "starts: restore it from a copy of the run, or start the run again"
+            )
     if missing:
         raise UserError(
             f"{run.root} is not a finished run: missing {', '.join(missing)} "

@@ -250,6 +250,10 @@ def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
 
 
+def _edit_run_json(run: Path, **values) -> None:
+    (run / "run.json").write_text(json.dumps({**json.loads((run / "run.json").read_text()), **values}))
+
+
 def _store_copy(run: Path, manifest_text: str) -> None:
     """Point run.json at a copy of its store whose manifest.json holds `manifest_text`."""
     info = json.loads((run / "run.json").read_text())
@@ -285,6 +289,19 @@ CORRUPTIONS = {
         r"manifest.json holds a JSON list, not an object; delete .* and run `sae-embed` again",
     ),
     "manifest without its keys": (lambda r: _store_copy(r, '{"complete": true}'), r"manifest.json lacks count, dim"),
+    # each was a ValueError or TypeError traceback from the split or the store's path
+    "run.json seed a word": (
+        lambda r: _edit_run_json(r, seed="abc"),
+        r"run.json holds seed='abc', not a whole number from 0 to 4294967295; it is written when a run starts",
+    ),
+    "run.json val_fraction out of range": (
+        lambda r: _edit_run_json(r, val_fraction=5),
+        r"run.json holds val_fraction=5, not a finite number >= 0 and < 1",
+    ),
+    "run.json store_path a number": (
+        lambda r: _edit_run_json(r, store_path=3),
+        r"run.json holds store_path=3, not a path \(a non-empty string\)",
+    ),
 }
 
 
@@ -296,6 +313,8 @@ def test_corrupt_files_are_named_with_their_fix(case, hand_run, tmp_path):
         with pytest.raises(UserError, match=message) as err:
             reader()
         assert _one_line(str(err.value))
+    if case.startswith("run.json"):
+        return
     if "manifest" not in case:
         with pytest.raises(UserError, match=message):
             SparseAutoencoder.load(run / "sae")
