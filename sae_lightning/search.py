@@ -94,10 +94,16 @@ def open_run(run: str | Path | RunReader, device: str = "cpu") -> SearchRun:
     return SearchRun(sae, store, labels, verdicts, max_acts, bool(store.manifest.get("normalized", False)))
 
 
+SEARCH_COLUMNS = ("feature_id", "label", "top_acts")  # of features.parquet; its verdict column may be missing
+
+
 def _checked_features(reader: RunReader, d_sae: int) -> pd.DataFrame:
     """The columns of features.parquet search reads, its feature ids checked to be this SAE's;
     UserError naming the file and the fix."""
-    df, path = reader.features_of(["feature_id", "label", "top_acts", "verdict"]), reader.labeling.features
+    df, path = reader.features_of([*SEARCH_COLUMNS, "verdict"]), reader.labeling.features
+    lacking = [c for c in SEARCH_COLUMNS if c not in df]
+    if lacking:  # a table edited by hand or made elsewhere (was a KeyError)
+        raise UserError(f"{path} has no {', '.join(lacking)} column; relabel the run (sae-label run_dir={reader.root})")
     ids = pd.to_numeric(df["feature_id"], errors="coerce")
     if ids.isna().any() or not ids.between(0, d_sae - 1).all():
         raise UserError(

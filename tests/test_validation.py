@@ -349,6 +349,14 @@ def test_garbage_features_parquet_is_named_for_sae_search(hand_run, tmp_path):
     write_labelled_run(run2, pd.DataFrame({"feature_id": [99], "label": ["x"], "top_acts": [[1.0]]}))
     with pytest.raises(UserError, match=r"feature ids outside 0..31"):
         open_run(run2)
+    # a table without a column its readers index (edited by hand): was a KeyError
+    run3 = tmp_path / "run3"
+    shutil.copytree(hand_run, run3)
+    write_labelled_run(run3, pd.DataFrame({"feature_id": [0], "top_acts": [[1.0]]}))
+    with pytest.raises(
+        UserError, match=rf"features.parquet has no label column; relabel the run \(sae-label run_dir={run3}\)$"
+    ):
+        open_run(run3)
 
 
 def test_sae_search_argument_checks(hand_run, tmp_path):
