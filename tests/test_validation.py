@@ -342,8 +342,10 @@ def test_garbage_features_parquet_is_named_for_sae_search(hand_run, tmp_path):
         (run / "features.parquet").write_bytes(b"PAR1 garbage")  # through the link: the labelling's own file
 
     run = _damaged(hand_run, tmp_path, garbage)
-    with pytest.raises(UserError, match=r"features.parquet cannot be read as a table .*; relabel the run"):
-        open_run(run)
+    with pytest.raises(
+        UserError, match=rf"features.parquet cannot be read as a table .*; relabel the run \(sae-label run_dir={run}\)"
+    ):
+        open_run(run)  # the run's folder, not a placeholder ("run_dir=<run>")
     run2 = tmp_path / "run2"
     shutil.copytree(hand_run, run2)
     write_labelled_run(run2, pd.DataFrame({"feature_id": [99], "label": ["x"], "top_acts": [[1.0]]}))
