@@ -137,6 +137,10 @@ def test_missing_and_unparseable_files(tmp_path):
     bad.write_bytes(b"this is not parquet")
     with pytest.raises(SourceError, match="bad.parquet cannot be parsed as parquet"):
         TextFiles(FilesConfig(path=str(bad))).load()
+    latin = tmp_path / "latin.csv"  # was a UnicodeDecodeError traceback: pandas reads when its reader is made
+    latin.write_bytes("text\nZürich is a city in Switzerland\n".encode("latin-1"))
+    with pytest.raises(SourceError, match=r"latin.csv cannot be parsed as csv: 'utf-8' codec .*; save it as UTF-8$"):
+        TextFiles(FilesConfig(path=str(latin))).load()
 
 
 def test_hf_save_to_disk_folder(tmp_path):

@@ -97,14 +97,19 @@ class TextFiles(_Table):
     def raw_chunks(self, chunk_rows: int) -> Iterator[TextChunk]:
         row = 0  # ids without an id column: the row number over all files, in file order
         for f in self.files():
-            frames = _READERS[f.suffix.lower()](f, chunk_rows, self.columns())
+            # a generator, so that the reader opens the file inside the try below: pandas' csv reader
+            # reads its first bytes when made (a file not in UTF-8 was a UnicodeDecodeError traceback)
+            frames = (frame for frame in _READERS[f.suffix.lower()](f, chunk_rows, self.columns()))
             while True:
                 try:
                     frame = next(frames)
                 except StopIteration:
                     break
                 except Exception as err:  # pandas and pyarrow raise many types; all mean "not parseable"
-                    raise SourceError(f"{f} cannot be parsed as {f.suffix[1:]}: {str(err).splitlines()[0]}") from err
+                    fix = "save it as UTF-8" if isinstance(err, UnicodeDecodeError) else "fix or replace the file"
+                    raise SourceError(
+                        f"{f} cannot be parsed as {f.suffix[1:]}: {str(err).splitlines()[0]}; {fix}"
+                    ) from err
                 yield self.chunk_of(frame, self.where(), row)
                 row += len(frame)
 
