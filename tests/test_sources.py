@@ -138,7 +138,7 @@ def test_missing_and_unparseable_files(tmp_path):
     with pytest.raises(SourceError, match="bad.parquet cannot be parsed as parquet"):
         TextFiles(FilesConfig(path=str(bad))).load()
     latin = tmp_path / "latin.csv"  # was a UnicodeDecodeError traceback: pandas reads when its reader is made
-    latin.write_bytes("text\nZürich is a city in Switzerland\n".encode("latin-1"))
+    latin.write_bytes("Zürich\nA city in Switzerland\n".encode("latin-1"))  # the header, read first
     with pytest.raises(SourceError, match=r"latin.csv cannot be parsed as csv: 'utf-8' codec .*; save it as UTF-8$"):
         TextFiles(FilesConfig(path=str(latin))).load()
 

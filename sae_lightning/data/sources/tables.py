@@ -75,6 +75,13 @@ class _Table(StreamedSource):
         return {k: getattr(self.cfg, k) for k in keys}
 
 
+def _opened_on_first_next(reader, *args) -> Iterator:
+    """reader(*args)'s frames, the reader made on the first next(): pandas' csv reader reads the
+    header when made, and the caller names an unparseable file only for what next() raises (a
+    header not in UTF-8 was a UnicodeDecodeError traceback)."""
+    yield from reader(*args)
+
+
 class TextFiles(_Table):
     """csv / tsv / jsonl / parquet files: `path` is a file, a folder of them, or a glob."""
 
@@ -97,9 +104,7 @@ class TextFiles(_Table):
     def raw_chunks(self, chunk_rows: int) -> Iterator[TextChunk]:
         row = 0  # ids without an id column: the row number over all files, in file order
         for f in self.files():
-            # a generator, so that the reader opens the file inside the try below: pandas' csv reader
-            # reads its first bytes when made (a file not in UTF-8 was a UnicodeDecodeError traceback)
-            frames = (frame for frame in _READERS[f.suffix.lower()](f, chunk_rows, self.columns()))
+            frames = _opened_on_first_next(_READERS[f.suffix.lower()], f, chunk_rows, self.columns())
             while True:
                 try:
                     frame = next(frames)
