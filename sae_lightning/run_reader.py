@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .atomic import read_json
+from .devices import check_device
 from .errors import UserError
 from .run_dir import Labeling, RunDir
 from .run_schema import OWN_CONFIG_KEY
@@ -121,18 +122,6 @@ class TrainedRun:
     val_idx: np.ndarray
 
 
-def _check_device(device: str) -> None:
-    """A device this machine has: torch's own failure is an AssertionError for a CUDA it was built
-    without, a RuntimeError for a name it does not know, a TypeError for a value that is no name."""
-    import torch
-
-    try:
-        torch.empty(0, device=device)
-    except (AssertionError, RuntimeError, TypeError) as err:
-        reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
-        raise UserError(f"device={device!r} cannot be used here ({reason}); use device='cpu'") from None
-
-
 class RunReader:
     """One run's files, each read on first use and kept. `labeling`: the labelling to read
     (default: the run's current one, None when it is not labelled)."""
@@ -203,7 +192,7 @@ class RunReader:
 
         device = device or "cpu"
         if device not in self._saes:
-            _check_device(device)
+            check_device(device, "device")
             self._saes[device] = SparseAutoencoder.load(self.dir.sae, device=device)
         return self._saes[device]
 

@@ -200,6 +200,25 @@ def test_trainer_settings_lightning_cannot_run_here_are_one_line_and_leave_no_ru
     assert not (tmp_path / "out").exists()  # no run folder, and none of the folders above it
 
 
+def test_an_embedder_device_this_machine_lacks_names_embedder_device(tmp_path):
+    """No MPS on Linux: the line blamed embedder.model ("cannot be loaded as a sentence-transformers
+    model") and told to change it."""
+    csv = tmp_path / "t.csv"
+    pd.DataFrame({"text": ["A sentence about volcanoes and lava.", "One about mountains."]}).to_csv(csv, index=False)
+    res = run_command(
+        cli.embed,
+        "sae-embed",
+        "domain=files",
+        f"domain.path={csv}",
+        "embedder.device=mps",
+        f"paths.log_dir={tmp_path / 'out'}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+    )
+    assert refused(res, "embedder.device=mps cannot be used here ("), res.err
+    assert res.err.strip().endswith("use embedder.device=cpu") and "embedder.model" not in res.err
+    assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
+
+
 def test_sizes_whose_memory_grows_with_the_sae_are_bounded(tmp_path):
     """labeling.m texts per feature and sae-diff's --examples are held for every feature at once:
     a mistyped size is refused in one line, not run until the machine runs out of memory."""
