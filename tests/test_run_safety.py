@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -180,6 +181,36 @@ def test_a_second_labelling_at_the_same_time_is_refused_in_one_line(tiny_labelle
         res = run_cmd("sae-label", f"run_dir={run}", f"paths.log_dir={tmp_path / 'logs'}")
     assert res.code == 2 and len(res.err.strip().splitlines()) == 1, res.err[-2000:]
     assert "now current" not in res.out
+    assert snapshot(run) == before
+
+
+@contextlib.contextmanager
+def unwritable(folder: Path):
+    """`folder` takes no new entries for as long as the block runs: chmod for a user, the immutable
+    flag for root (whom modes do not stop); skipped where neither is allowed."""
+    if os.geteuid():
+        folder.chmod(0o555)
+        undo = ["chmod", "755", str(folder)]
+    elif subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
+        pytest.skip("chattr +i is not permitted here")
+    else:
+        undo = ["chattr", "-i", str(folder)]
+    try:
+        yield
+    finally:
+        subprocess.run(undo, check=True)
+
+
+def test_a_run_that_cannot_be_written_is_one_line_before_the_scan(tiny_labelled_run, tmp_path):
+    """A relabel writes into the run: a read-only one (another user's, a read-only mount) was a
+    PermissionError traceback from the temp labelling's mkdir."""
+    run = copy_run(tiny_labelled_run, tmp_path / "run")
+    before = snapshot(run)
+    with unwritable(run / "labelings"), pytest.raises(UserError) as err:
+        label_run_dir(run, LabelingConfig(top_n=2))
+    assert str(err.value).startswith(f"cannot create {run / 'labelings'}/.") and str(err.value).endswith(
+        "a labelling is written into its run: copy the run where you can write (cp -a) and label the copy"
+    )
     assert snapshot(run) == before
 
 
