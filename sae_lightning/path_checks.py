@@ -70,13 +70,14 @@ def check_output_folder(path: str | Path, settings: str) -> None:
 
 
 def _check_creatable(folder: Path, settings: str) -> None:
-    """A folder can be made where `folder` will be: tried for real (a temp folder made and removed
-    in its nearest existing ancestor), since permission bits say nothing for root, and nothing says
-    in advance that /proc takes no folders."""
-    if folder.is_dir():
-        return
-    ancestor = next((p for p in folder.parents if _exists(p)), Path("/"))
+    """A folder can be made where `folder` will be, or in it when it exists (a store cache, a resumed
+    run and sae-compare's --out are written into): tried for real (a temp folder made and removed),
+    since permission bits say nothing for root, and nothing says in advance that /proc takes no
+    folders or that a folder is immutable (chattr +i)."""
+    where = folder if folder.is_dir() else next((p for p in folder.parents if _exists(p)), Path("/"))
     try:
-        os.rmdir(tempfile.mkdtemp(dir=ancestor, prefix=".sae-lightning-probe-"))
+        os.rmdir(tempfile.mkdtemp(dir=where, prefix=".sae-lightning-probe-"))
     except OSError as err:
-        raise UserError(f"cannot create {folder} ({os_reason(err)} in {ancestor}); change {settings}") from None
+        reason = os_reason(err) if where == folder else f"{os_reason(err)} in {where}"
+        what = "write in" if where == folder else "create"
+        raise UserError(f"cannot {what} {folder} ({reason}); change {settings}") from None

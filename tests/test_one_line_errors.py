@@ -186,6 +186,23 @@ def test_an_out_that_is_a_link_leading_nowhere_is_refused_before_any_work(npy_ru
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and not (tmp_path / "gone").exists()
 
 
+def test_an_existing_folder_that_takes_no_files_is_refused_before_any_work(npy_run, tmp_path):
+    """Only a folder still to be made was tried: an existing read-only cache was a PermissionError
+    traceback from the store's staging folder (and left the log folder), an --out one a line after
+    the matching."""
+    from .test_run_safety import unwritable
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    with unwritable(locked):
+        res = train(tmp_path, f"paths.cache_dir={locked}")
+        assert refused(res, f"cannot write in {locked} ("), res.err
+        assert res.err.strip().endswith("; change paths.cache_dir")
+        res = run_command(cli.compare, "sae-compare", npy_run, "--out", locked)
+        assert refused(res, f"cannot write in {locked} ("), res.err
+    assert list(locked.iterdir()) == [] and not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize(
     "setting,says",
     [
