@@ -326,22 +326,19 @@ def train_sae(embeddings, /, *overrides: str, output_dir: str | Path | None = No
 def compose_train_config(overrides: list[str], output_dir: str | Path | None = None):
     """conf/config.yaml with the overrides, composed by Hydra's compose API (what `sae-train`
     reads), with the run folder filled in the way `sae-train`'s Hydra run would."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
     from omegaconf import OmegaConf, open_dict
     from omegaconf.errors import OmegaConfBaseException
 
-    from .hydra_setup import CONF_DIR, check_choices, check_output_folders, new_run_suffix, register_hydra
+    from .hydra_setup import check_choices, check_output_folders, compose_config, new_run_suffix, register_hydra
     from .validate import check_config
 
     register_hydra()
     check_choices(overrides)
     new_run_suffix()  # two calls within a second get two folders
+    cfg = compose_config("config", overrides)  # Hydra's errors in the lines sae-train prints for them
     try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
         out = Path(output_dir) if output_dir is not None else Path(OmegaConf.select(cfg, "hydra.run.dir"))
-    except (HydraException, OmegaConfBaseException) as err:
+    except OmegaConfBaseException as err:  # a value of the folder's that does not resolve (task_name=${nope})
         raise UserError(f"bad setting: {' '.join(str(err).split())}") from None
     with open_dict(cfg):
         del cfg["hydra"]  # the Hydra runtime node resolves only inside a Hydra app
