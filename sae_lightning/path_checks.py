@@ -40,6 +40,13 @@ def os_reason(err: OSError) -> str:
     return os.strerror(err.errno) if err.errno else str(err)
 
 
+def out_flag(text: str) -> str:
+    """An --out value as the shell would have expanded it: `--out=~/x` reaches a command with its ~
+    (bash expands it only at the start of a word), and the check below expanded it while the
+    writers did not, making a folder named ~ in the current folder."""
+    return os.path.expanduser(text)
+
+
 def check_output_folder(path: str | Path, settings: str) -> None:
     """`path` can be created as a folder (or is one); `settings` names what chose it, for the fix."""
     folder = Path(path).expanduser().absolute()

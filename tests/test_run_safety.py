@@ -132,6 +132,19 @@ def test_sae_diff_out_never_deletes_a_folder_it_did_not_write(tiny_labelled_run,
     assert {stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "d").iterdir()} == {0o664}
 
 
+def test_out_with_a_tilde_the_shell_left_is_the_home_folder_not_a_folder_named_tilde(tiny_labelled_run, tmp_path):
+    """bash leaves the ~ of `--out=~/x`: the check expanded it, the writer made ./~/x."""
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    cwd.mkdir()
+    res = run_script(
+        "sae-diff", tiny_labelled_run, "Mathematics", "History", "--out=~/d", cwd=cwd, env={**ENV, "HOME": str(home)}
+    )
+    assert res.code == 0, res.err[-2000:]
+    assert (home / "d" / "diff.html").is_file() and list(cwd.iterdir()) == []
+    assert f"page: {home / 'd' / 'diff.html'}" in res.out
+
+
 # ---- 3. labeling.json / current stay inside the run ------------------------------------------
 
 

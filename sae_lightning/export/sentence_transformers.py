@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..atomic import atomic_folder, check_replaceable
 from ..errors import UserError
-from ..path_checks import check_output_folder
+from ..path_checks import check_output_folder, out_flag
 
 LABELS_FILE = "feature_labels.json"
 TARGETS = ("sentence-transformers",)
@@ -86,7 +86,7 @@ def _export(argv: list[str]) -> None:
     p = argparse.ArgumentParser(prog="sae-export", description="Write a finished run in another library's format.")
     p.add_argument("run", help="a finished run dir (holds run.json and sae/)")
     p.add_argument("--to", required=True, choices=TARGETS, help="the target format")
-    p.add_argument("--out", required=True, help="the folder to write (new or empty)")
+    p.add_argument("--out", required=True, type=out_flag, help="the folder to write (new or empty)")
     a = p.parse_args(argv)
     out = export_sentence_transformers(a.run, a.out)
     print(f"SparseEncoder: {out}  (SparseEncoder({str(out)!r}).encode(texts); labels: {out / LABELS_FILE})")
