@@ -63,6 +63,9 @@ def register_hydra() -> None:
         "slug": slug,
         "run_suffix": lambda: RUN_SUFFIX,
         "if_null": lambda value, default: default if value is None else value,
+        # the run folders: Hydra takes a quoted '~/runs' literally (a folder named ~ in the current
+        # folder), while the output checks and the store's cache expand it
+        "expanduser": os.path.expanduser,
         # the defaults of paths.cache_dir and paths.log_dir, from the functions the plain commands
         # and the API use too (an empty variable counts as unset; oc.env would give "")
         "default_cache_dir": lambda: str(_default_cache_dir()),
@@ -199,7 +202,7 @@ def _run_folder(cfg) -> tuple[str | None, str]:
     if str(OmegaConf.select(cfg, "hydra.mode")).endswith("MULTIRUN"):
         return None, ""  # each job's folder is checked by the job
     folder = str(OmegaConf.select(cfg, "hydra.run.dir"))
-    if folder == str(cfg.get("run_dir")):
+    if folder == os.path.expanduser(str(cfg.get("run_dir"))):
         return folder, "run_dir"
     return folder, "paths.log_dir" + (", task_name or domain.name" if "task_name" in cfg else "")
 

@@ -126,3 +126,18 @@ def test_empty_cache_and_outputs_variables_count_as_unset(monkeypatch, tmp_path)
     monkeypatch.setenv("SAE_LIGHTNING_OUTPUTS", str(tmp_path / "o"))
     paths = compose_config("embed", []).paths
     assert paths.cache_dir == str(tmp_path / "c/sae-lightning") and paths.log_dir == str(tmp_path / "o")
+
+
+def test_a_quoted_tilde_in_a_run_folder_is_the_home_folder(monkeypatch, tmp_path):
+    """Hydra takes paths.log_dir='~/logs' literally: the log folder went to ./~/logs/ while the
+    store's cache ('~/cache') and the output checks expanded it."""
+    from sae_lightning.hydra_setup import compose_and_check
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    folder = compose_and_check("label", ["run_dir=x", "paths.log_dir='~/logs'"])
+    assert folder.startswith(str(tmp_path / "home" / "logs" / "label" / "runs")), folder
+    assert compose_and_check("config", ["domain=npy", "domain.path=x.npy", "run_dir='~/r'"]) == str(
+        tmp_path / "home" / "r"
+    )
+    assert not (tmp_path / "~").exists()
