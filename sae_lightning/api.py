@@ -31,7 +31,7 @@ import pandas as pd
 
 from .data.store import EMBEDDINGS, METADATA, EmbeddingStore
 from .errors import UserError
-from .run_dir import Labeling, RunDir
+from .run_dir import OUTPUTS_ENV, Labeling, RunDir
 from .run_reader import RunReader, finished_run_info, parse_shares
 from .run_schema import INTERPRETABLE, TRUST_COLUMNS
 from .search import (
@@ -49,7 +49,6 @@ from .search import (
 )
 
 RUN_DIR_ENV = "SAE_RUN_DIR"  # a run folder, or a folder of runs (the newest finished one is used)
-OUTPUTS_ENV = "SAE_LIGHTNING_OUTPUTS"  # the root of all run folders, as in conf/paths/default.yaml
 
 
 @dataclass(frozen=True)
@@ -131,7 +130,7 @@ class Run:
     def embed(self, texts: str | Sequence[str]) -> np.ndarray:
         """Texts -> embeddings, with the run's model, embedded exactly as the store's texts were."""
         texts = check_texts(texts)
-        if not len(texts):
+        if texts == []:  # no texts; "" is one text, embedded like any other
             return np.zeros((0, self.sae.cfg.d_in), np.float32)
         return embed_query(self._search.query_encoder, texts, self._search.normalize)
 
@@ -141,7 +140,9 @@ class Run:
         if isinstance(texts, np.ndarray) or hasattr(texts, "detach"):
             z = self.encode_embeddings(texts)
             return z[0] if np.ndim(texts) == 1 else z
-        z = self.encode_embeddings(self.embed(texts)) if len(check_texts(texts)) else np.zeros((0, self.d_sae))
+        if check_texts(texts) == []:
+            return np.zeros((0, self.d_sae), np.float32)
+        z = self.encode_embeddings(self.embed(texts))
         return z[0] if isinstance(texts, str) else z
 
     def encode_embeddings(self, embeddings) -> np.ndarray:
@@ -249,7 +250,9 @@ def check_texts(texts) -> str | list[str]:
 def as_float_matrix(data, what: str, allow_vector: bool = False) -> np.ndarray:
     """A 2-D finite float32 array from a numpy array or torch tensor, or one line on what is wrong."""
     if hasattr(data, "detach"):
-        data = data.detach().cpu().numpy()
+        data = data.detach().cpu()
+        # numpy has no bfloat16: a half-precision model's output is made float32 here, not refused
+        data = (data.float() if data.is_floating_point() else data).numpy()
     arr = np.asarray(data)
     if allow_vector and arr.ndim == 1:
         arr = arr[None, :]
@@ -323,22 +326,19 @@ def train_sae(embeddings, /, *overrides: str, output_dir: str | Path | None = No
 def compose_train_config(overrides: list[str], output_dir: str | Path | None = None):
     """conf/config.yaml with the overrides, composed by Hydra's compose API (what `sae-train`
     reads), with the run folder filled in the way `sae-train`'s Hydra run would."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
     from omegaconf import OmegaConf, open_dict
     from omegaconf.errors import OmegaConfBaseException
 
-    from .hydra_setup import CONF_DIR, check_choices, check_output_folders, new_run_suffix, register_hydra
+    from .hydra_setup import check_choices, check_output_folders, compose_config, new_run_suffix, register_hydra
     from .validate import check_config
 
     register_hydra()
     check_choices(overrides)
     new_run_suffix()  # two calls within a second get two folders
+    cfg = compose_config("config", overrides)  # Hydra's errors in the lines sae-train prints for them
     try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
         out = Path(output_dir) if output_dir is not None else Path(OmegaConf.select(cfg, "hydra.run.dir"))
-    except (HydraException, OmegaConfBaseException) as err:
+    except OmegaConfBaseException as err:  # a value of the folder's that does not resolve (task_name=${nope})
         raise UserError(f"bad setting: {' '.join(str(err).split())}") from None
     with open_dict(cfg):
         del cfg["hydra"]  # the Hydra runtime node resolves only inside a Hydra app

@@ -220,6 +220,8 @@ def atomic_folder(path: str | Path, write: Callable[[Path], Any], fix: str = "gi
     path = Path(path).absolute()
     # before the work: a file or the current folder (the folder's own entries are no objection yet)
     check_replaceable(path, {p.name for p in path.iterdir()} if path.is_dir() else set(), fix)
+    if path.is_symlink():  # a link to a folder: the output goes where it leads, and the link stays the user's
+        path = path.resolve()
     with creating(path, fix):
         path.parent.mkdir(parents=True, exist_ok=True)
     remove_abandoned(path.parent, path.name)

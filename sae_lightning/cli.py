@@ -293,6 +293,7 @@ def _compare(argv: list[str]) -> None:
     from .compare import compare_runs, default_compare_dir, write_comparison
     from .compare.write import check_out
     from .conf_dir import add_default_flags
+    from .path_checks import out_flag
     from .validate import check_settings
 
     p = argparse.ArgumentParser(
@@ -301,7 +302,7 @@ def _compare(argv: list[str]) -> None:
         "direction; per-domain feature counts of joint SAEs. Writes tables and compare.html.",
     )
     p.add_argument("paths", nargs="+", help="a sweep dir (Hydra multirun folder) or run dirs")
-    p.add_argument("--out", help="output folder (default: the sweep dir, else outputs/compare/<time>/)")
+    p.add_argument("--out", type=out_flag, help="output folder (default: the sweep dir, else outputs/compare/<time>/)")
     defaults = add_default_flags(p, "compare")
     a = p.parse_args(argv)
     settings = {name: getattr(a, name) for name in defaults}

@@ -63,10 +63,29 @@ def register_hydra() -> None:
         "slug": slug,
         "run_suffix": lambda: RUN_SUFFIX,
         "if_null": lambda value, default: default if value is None else value,
+        # the run folders: Hydra takes a quoted '~/runs' literally (a folder named ~ in the current
+        # folder), while the output checks and the store's cache expand it
+        "expanduser": os.path.expanduser,
+        # the defaults of paths.cache_dir and paths.log_dir, from the functions the plain commands
+        # and the API use too (an empty variable counts as unset; oc.env would give "")
+        "default_cache_dir": lambda: str(_default_cache_dir()),
+        "outputs_root": lambda: _outputs_root(),
     }
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
+
+
+def _default_cache_dir():
+    from .data.store import default_cache_dir
+
+    return default_cache_dir()
+
+
+def _outputs_root() -> str:
+    from .run_dir import outputs_root
+
+    return outputs_root()
 
 
 def group_options(group: str) -> list[str]:
@@ -97,13 +116,17 @@ def compose_config(config_name: str, overrides: list[str], job_name: str = "app"
     """The config the way Hydra will compose it (its `hydra` node included); Hydra's own
     composition errors (unknown key, bad override syntax) become one UserError line."""
     from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
+    from hydra.errors import HydraException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
 
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name=job_name):
             return compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as err:
+        # a character the grammar takes only quoted (ü, #, '): Hydra's line names a lexer class and a
+        # URL, not the fix. A syntax error ([Arts) keeps Hydra's words: quoting would not fix it.
+        if isinstance(err, OverrideParseException) and err.message.startswith("LexerNoViableAltException"):
+            raise UserError(unreadable_override(err.override)) from None
         # Hydra appends its search path to a missing-config message: noise for a user
         text = str(err).split("Config search path")[0]
         lines = [ln.strip().rstrip(".:") for ln in text.splitlines() if ln.strip()]
@@ -111,6 +134,20 @@ def compose_config(config_name: str, overrides: list[str], job_name: str = "app"
         if isinstance(cause, OmegaConfBaseException) and str(cause).splitlines():
             lines.append(str(cause).splitlines()[0])
         raise UserError("; ".join(lines) or type(err).__name__) from None
+
+
+def unreadable_override(override: str) -> str:
+    """The line for an override Hydra's lexer cannot read: a value with a letter outside ASCII
+    (Zürich), a `#` or a quote, which it takes only inside quotes."""
+    key, _, value = override.partition("=")
+    if any(c in value for c in "'\"$`\\"):  # the shell's quoting and Hydra's would nest: say how, not what
+        example = f"{key}='<the value, with \\' for each '>', quoted for the shell too"
+    else:
+        example = f"\"{key}='{value}'\" on the command line"
+    return (
+        f"{override} cannot be read as a setting: Hydra takes such characters in a value only "
+        f"inside quotes; quote it, e.g. {example}"
+    )
 
 
 def compose_and_check(config_name: str, overrides: list[str]) -> str | None:
@@ -165,7 +202,7 @@ def _run_folder(cfg) -> tuple[str | None, str]:
     if str(OmegaConf.select(cfg, "hydra.mode")).endswith("MULTIRUN"):
         return None, ""  # each job's folder is checked by the job
     folder = str(OmegaConf.select(cfg, "hydra.run.dir"))
-    if folder == str(cfg.get("run_dir")):
+    if folder == os.path.expanduser(str(cfg.get("run_dir"))):
         return folder, "run_dir"
     return folder, "paths.log_dir" + (", task_name or domain.name" if "task_name" in cfg else "")
 

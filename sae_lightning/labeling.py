@@ -105,7 +105,8 @@ class Labeling:
         file and the fix when it is unreadable."""
         import pyarrow.parquet as pq
 
-        path, fix = self.folder / name, "relabel the run (sae-label run_dir=<run>)"
+        # the run: <run>/labelings/<id>/ (or a labelling's temp folder beside <id>/)
+        path, fix = self.folder / name, f"relabel the run (sae-label run_dir={self.folder.parent.parent})"
         try:
             if columns is not None:
                 columns = [c for c in columns if c in pq.read_schema(path).names]

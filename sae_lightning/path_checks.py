@@ -1,7 +1,7 @@
-"""Output folders checked before anything is created: a folder path that names a file, a name
-longer than the file system allows (ENAMETOOLONG), or a place where no folder can be made
-(read-only, no permission, a file system such as /proc) is one line naming the setting to change,
-not a traceback from deep inside Hydra's or our own mkdir."""
+"""Output folders checked before anything is created: a folder path that names a file, a link that
+leads nowhere, a name longer than the file system allows (ENAMETOOLONG), or a place where no folder
+can be made (read-only, no permission, a file system such as /proc) is one line naming the setting
+to change, not a traceback from deep inside Hydra's or our own mkdir."""
 
 from __future__ import annotations
 
@@ -40,6 +40,13 @@ def os_reason(err: OSError) -> str:
     return os.strerror(err.errno) if err.errno else str(err)
 
 
+def out_flag(text: str) -> str:
+    """An --out value as the shell would have expanded it: `--out=~/x` reaches a command with its ~
+    (bash expands it only at the start of a word), and the check below expanded it while the
+    writers did not, making a folder named ~ in the current folder."""
+    return os.path.expanduser(text)
+
+
 def check_output_folder(path: str | Path, settings: str) -> None:
     """`path` can be created as a folder (or is one); `settings` names what chose it, for the fix."""
     folder = Path(path).expanduser().absolute()
@@ -55,6 +62,12 @@ def check_output_folder(path: str | Path, settings: str) -> None:
             f"the output folder's path is {len(os.fsencode(str(folder)))} bytes long, over the "
             f"{path_max - ROOM_INSIDE} that leaves room for its files; shorten {settings}"
         )
+    broken = next((p for p in (folder, *folder.parents) if p.is_symlink() and not _exists(p)), None)
+    if broken is not None:  # mkdir and rename would fail on it only after the work, with a traceback
+        raise UserError(
+            f"{broken} is a link to {os.readlink(broken)}, which does not exist; "
+            f"create that folder, remove the link or change {settings}"
+        )
     blocker = file_in_the_way(folder)
     if blocker is not None:
         raise UserError(
@@ -64,13 +77,14 @@ def check_output_folder(path: str | Path, settings: str) -> None:
 
 
 def _check_creatable(folder: Path, settings: str) -> None:
-    """A folder can be made where `folder` will be: tried for real (a temp folder made and removed
-    in its nearest existing ancestor), since permission bits say nothing for root, and nothing says
-    in advance that /proc takes no folders."""
-    if folder.is_dir():
-        return
-    ancestor = next((p for p in folder.parents if _exists(p)), Path("/"))
+    """A folder can be made where `folder` will be, or in it when it exists (a store cache, a resumed
+    run and sae-compare's --out are written into): tried for real (a temp folder made and removed),
+    since permission bits say nothing for root, and nothing says in advance that /proc takes no
+    folders or that a folder is immutable (chattr +i)."""
+    where = folder if folder.is_dir() else next((p for p in folder.parents if _exists(p)), Path("/"))
     try:
-        os.rmdir(tempfile.mkdtemp(dir=ancestor, prefix=".sae-lightning-probe-"))
+        os.rmdir(tempfile.mkdtemp(dir=where, prefix=".sae-lightning-probe-"))
     except OSError as err:
-        raise UserError(f"cannot create {folder} ({os_reason(err)} in {ancestor}); change {settings}") from None
+        reason = os_reason(err) if where == folder else f"{os_reason(err)} in {where}"
+        what = "write in" if where == folder else "create"
+        raise UserError(f"cannot {what} {folder} ({reason}); change {settings}") from None

@@ -29,12 +29,24 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import labeling_pointer as pointer
-from .atomic import alive, move_into_place, read_json, write_json
+from .atomic import alive, creating, move_into_place, read_json, write_json
 from .errors import UserError
 from .labeling import Labeling
 from .run_schema import SAE_CFG_FILE, SAE_WEIGHTS_FILE, SPARSITY_FILE, metrics_file
 
-__all__ = ["Labeling", "RunDir"]
+__all__ = ["OUTPUTS_ENV", "Labeling", "RunDir", "outputs_root"]
+
+# A labelling is written into its run: a run folder that cannot be written (another user's, a
+# read-only mount) was a PermissionError traceback, after the command had made its log folder.
+READ_ONLY_FIX = "a labelling is written into its run: copy the run where you can write (cp -a) and label the copy"
+
+OUTPUTS_ENV = "SAE_LIGHTNING_OUTPUTS"
+
+
+def outputs_root() -> str:
+    """The root of all run folders, paths.log_dir's default (the `outputs_root` resolver):
+    $SAE_LIGHTNING_OUTPUTS, else outputs (relative to where a command runs). Empty counts as unset."""
+    return os.environ.get(OUTPUTS_ENV) or "outputs"
 
 
 class RunDir:
@@ -177,10 +189,15 @@ class RunDir:
         return Labeling(folder, current)
 
     def labelings(self) -> list[Labeling]:
-        """Every finished labelling of the run, oldest first (by labels.json's `created`)."""
+        """Every finished labelling of the run, oldest first (by labels.json's `created`). A folder
+        without labels.json (one made by hand, a copy cut short) is none: it is skipped, not an error."""
         folder = self.root / self.LABELINGS
         found = (
-            [Labeling(p, p.name) for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+            [
+                Labeling(p, p.name)
+                for p in folder.iterdir()
+                if not p.name.startswith(".") and (p / Labeling.LABELS).is_file()
+            ]
             if folder.is_dir()
             else []
         )
@@ -197,7 +214,8 @@ class RunDir:
             now = datetime.now(timezone.utc)
             labeling_id = f"{now:%Y-%m-%d_%H-%M-%S}_{secrets.token_hex(3)}"
             tmp = self.root / self.LABELINGS / f".{labeling_id}.{os.getpid()}.tmp"
-            tmp.mkdir(parents=True)
+            with creating(tmp, READ_ONLY_FIX):
+                tmp.mkdir(parents=True)
             labeling = Labeling(tmp, labeling_id)
             labeling.created = now.isoformat(timespec="microseconds")
             try:
@@ -210,8 +228,11 @@ class RunDir:
     @contextlib.contextmanager
     def _labeling_lock(self) -> Iterator[None]:
         """flock on labelings/.lock: released by the kernel when the process ends, kill -9 included."""
-        (self.root / self.LABELINGS).mkdir(parents=True, exist_ok=True)
-        with open(self.root / self.LABELINGS / self.LOCK, "a") as fh:
+        folder = self.root / self.LABELINGS
+        with creating(folder, READ_ONLY_FIX):
+            folder.mkdir(parents=True, exist_ok=True)
+            fh = open(folder / self.LOCK, "a")  # closed by the with below
+        with fh:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

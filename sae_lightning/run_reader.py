@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, fields
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,9 +30,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .atomic import read_json
+from .devices import check_device
 from .errors import UserError
 from .run_dir import Labeling, RunDir
 from .run_schema import OWN_CONFIG_KEY
+from .schemas.knobs import SEED, Rule
+from .schemas.training import DataConfig
 
 if TYPE_CHECKING:  # torch, pandas and pyarrow load on first use: a reader of run.json alone stays light
     import pandas as pd
@@ -41,6 +45,13 @@ if TYPE_CHECKING:  # torch, pandas and pyarrow load on first use: a reader of ru
     from .models import SparseAutoencoder
 
 RUN_KEYS = ("store_path", "val_fraction", "seed")  # what run.json must hold for the stages after training
+
+
+def _run_key_rules() -> dict[str, Rule]:
+    """What each of RUN_KEYS must be: the rules of the settings training wrote them from."""
+    val_fraction = next(f for f in fields(DataConfig) if f.name == "val_fraction")
+    path = Rule("a path (a non-empty string)", lambda v: isinstance(v, str) and bool(v.strip()))
+    return {"store_path": path, "val_fraction": val_fraction.metadata["rule"], "seed": SEED}
 
 
 def finished_run_info(run_dir: str | Path) -> dict:
@@ -61,6 +72,14 @@ def finished_run_info(run_dir: str | Path) -> dict:
     else:
         info = run.run_info()
         missing += [f"{RunDir.RUN}:{key}" for key in RUN_KEYS if key not in info]
+        # a value of another type (seed "abc", val_fraction 5) was a ValueError in the split
+        bad = [(k, r) for k, r in _run_key_rules().items() if k in info and not r.accepts(info[k])]
+        if bad:
+            key, rule = bad[0]
+            raise UserError(
+                f"{run.run_file} holds {key}={info[key]!r}, not {rule.what}; it is written when a run "
+                "starts: restore it from a copy of the run, or start the run again"
+            )
     if missing:
         raise UserError(
             f"{run.root} is not a finished run: missing {', '.join(missing)} "
@@ -108,6 +127,8 @@ class RunReader:
     (default: the run's current one, None when it is not labelled)."""
 
     def __init__(self, root: str | Path, labeling: Labeling | None = None) -> None:
+        if not isinstance(root, (str, os.PathLike)):
+            raise UserError(f"a run folder is a path (str or Path), got {type(root).__name__}")
         self.dir = RunDir(Path(root).expanduser())
         self.root = self.dir.root
         self._labeling = labeling
@@ -171,6 +192,7 @@ class RunReader:
 
         device = device or "cpu"
         if device not in self._saes:
+            check_device(device, "device")
             self._saes[device] = SparseAutoencoder.load(self.dir.sae, device=device)
         return self._saes[device]
 

@@ -32,6 +32,11 @@ from .run_schema import INTERPRETABLE
 from .scan.top_examples import inference_sae
 
 PRECOMPUTED = ("synthetic", "unknown")  # model names of stores that hold embeddings made without a model
+# The largest |value| a clamp sets. Steering adds about that much of the feature's decoder direction
+# to a query of norm ~1: far below this the steered query already points along the feature, while
+# past ~1e19 its norm's square overflows float32 (every cosine read 0, the texts listed at random)
+# and past ~3e38 the value itself does (a RuntimeError from torch).
+MAX_CLAMP = 1e6
 
 
 @dataclass
@@ -89,10 +94,16 @@ def open_run(run: str | Path | RunReader, device: str = "cpu") -> SearchRun:
     return SearchRun(sae, store, labels, verdicts, max_acts, bool(store.manifest.get("normalized", False)))
 
 
+SEARCH_COLUMNS = ("feature_id", "label", "top_acts")  # of features.parquet; its verdict column may be missing
+
+
 def _checked_features(reader: RunReader, d_sae: int) -> pd.DataFrame:
     """The columns of features.parquet search reads, its feature ids checked to be this SAE's;
     UserError naming the file and the fix."""
-    df, path = reader.features_of(["feature_id", "label", "top_acts", "verdict"]), reader.labeling.features
+    df, path = reader.features_of([*SEARCH_COLUMNS, "verdict"]), reader.labeling.features
+    lacking = [c for c in SEARCH_COLUMNS if c not in df]
+    if lacking:  # a table edited by hand or made elsewhere (was a KeyError)
+        raise UserError(f"{path} has no {', '.join(lacking)} column; relabel the run (sae-label run_dir={reader.root})")
     ids = pd.to_numeric(df["feature_id"], errors="coerce")
     if ids.isna().any() or not ids.between(0, d_sae - 1).all():
         raise UserError(
@@ -188,19 +199,26 @@ def check_features(ids, d_sae: int) -> None:
         raise UserError(f"feature {int(bad[0])} does not exist: this SAE has features 0..{d_sae - 1}")
 
 
+def clamp_value_ok(v: object) -> bool:
+    """A value a clamp may set: a finite number (not a bool) from -MAX_CLAMP to MAX_CLAMP."""
+    return (
+        not isinstance(v, (bool, np.bool_))
+        and isinstance(v, (int, float, np.number))
+        and bool(np.isfinite(v))
+        and abs(v) <= MAX_CLAMP
+    )
+
+
 def check_clamp(clamp, d_sae: int) -> None:
-    """{feature id: value}: whole ids in range, finite numbers (what --clamp's parser also demands)."""
+    """{feature id: value}: whole ids in range, values clamp_value_ok (as --clamp's parser demands)."""
     if not isinstance(clamp, Mapping):
         raise UserError(f"clamp must be a mapping {{feature id: value}}, e.g. {{123: 0.5}}; got {_brief(clamp)}")
     check_features(clamp, d_sae)
-    bad = [
-        v
-        for v in clamp.values()
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number)) or not np.isfinite(v)
-    ]
+    bad = [v for v in clamp.values() if not clamp_value_ok(v)]
     if bad:
         raise UserError(
-            f"clamp value {_brief(bad[0])} is not a finite number; give each feature a number, e.g. 0.5 or 0"
+            f"clamp value {_brief(bad[0])} is not a finite number from {-MAX_CLAMP:g} to {MAX_CLAMP:g}; "
+            "give each feature a number, e.g. 0.5 or 0"
         )
 
 
@@ -214,8 +232,13 @@ def check_counts(**counts: int) -> None:
 def nearest_texts(store: EmbeddingStore, emb: np.ndarray, k: int = 10, batch_size: int = 8192) -> pd.DataFrame:
     """The k store texts most cosine-similar to `emb` [d]: row, cos, id, domain, text (best first).
     Reads the memory map in batches, so the store never has to fit in RAM."""
-    q = np.asarray(emb, dtype=np.float32).reshape(-1)
-    q = q / max(float(np.linalg.norm(q)), 1e-12)
+    q = np.asarray(emb, dtype=np.float64).reshape(-1)  # float64: the norm of a large vector stays finite
+    if q.shape[0] != store.dim:
+        raise UserError(
+            f"the query embedding is {q.shape[0]} wide but the store's are {store.dim}; "
+            f"embed it with {store.model_name}, as the store's texts were"
+        )
+    q = (q / max(float(np.linalg.norm(q)), 1e-12)).astype(np.float32)
     best_rows, best_cos = np.zeros(0, np.int64), np.zeros(0, np.float32)
     for start in range(0, len(store), batch_size):
         X = np.asarray(store.embeddings[start : start + batch_size], dtype=np.float32)
@@ -245,13 +268,8 @@ def parse_clamps(items: Sequence[str], run: SearchRun | None = None) -> dict[int
         times = val.endswith("x")
         try:
             f, value = int(fid), float(val[:-1] if times else val)
-            if not np.isfinite(value):
-                raise ValueError(value)
         except ValueError:
-            raise UserError(
-                f"--clamp {item!r}: use FEATURE=VALUE with a finite number, e.g. 123=0.5, 77=0, "
-                "or 123=3x (3 times its top activation)"
-            ) from None
+            raise UserError(_clamp_syntax(item)) from None
         if run is not None:
             check_features([f], run.sae.cfg.d_sae)
         if times:
@@ -262,5 +280,14 @@ def parse_clamps(items: Sequence[str], run: SearchRun | None = None) -> dict[int
                     f"or a dead feature); give the value itself, e.g. {f}=0.5"
                 )
             value *= float(scale)
+        if not clamp_value_ok(value):  # the value itself, or N times the top activation
+            raise UserError(_clamp_syntax(item))
         out[f] = value
     return out
+
+
+def _clamp_syntax(item: str) -> str:
+    return (
+        f"--clamp {item!r}: use FEATURE=VALUE with a finite number from {-MAX_CLAMP:g} to {MAX_CLAMP:g}, "
+        "e.g. 123=0.5, 77=0, or 123=3x (3 times its top activation)"
+    )

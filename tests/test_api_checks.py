@@ -68,6 +68,17 @@ def test_encode_takes_embeddings_of_its_width_and_refuses_others(npy_run):
     for bad in ([1.0, 2.0], 3, {"a": 1}):
         with pytest.raises(UserError, match=r"^texts must be a string or a list of strings"):
             npy_run.encode(bad)
+    half = torch.from_numpy(x).bfloat16()  # a bf16 model's output: numpy has no bfloat16 (was a TypeError)
+    assert np.array_equal(npy_run.encode(half), npy_run.encode_embeddings(half.float().numpy()))
+
+
+def test_nearest_texts_refuses_another_width_and_takes_any_length(npy_run):
+    with pytest.raises(UserError, match=r"^the query embedding is 8 wide but the store's are 16; embed it with"):
+        npy_run.nearest_texts(_x(1, 8)[0])  # was numpy's matmul ValueError
+    x = _x(1)[0]
+    # 1e30 x: its float32 norm overflowed, every cosine read 0 and the first rows came back
+    far = npy_run.nearest_texts(x * np.float32(1e30), k=5)
+    assert far["row"].tolist() == npy_run.nearest_texts(x, k=5)["row"].tolist() and (far["cos"] > 0).all()
 
 
 @pytest.mark.parametrize("k", [-1, 0, 1.5, True])
@@ -91,6 +102,7 @@ def test_feature_refuses_ids_that_are_not_whole_numbers(npy_run, i):
         (None, r"^clamp must be a mapping \{feature id: value\}, e.g. \{123: 0.5\}; got None$"),
         ({3: "up"}, r"^clamp value 'up' is not a finite number"),
         ({3: float("nan")}, r"^clamp value nan is not a finite number"),
+        ({3: 1e30}, r"^clamp value 1e\+30 is not a finite number from -1e\+06 to 1e\+06"),
         ({1.5: 0.0}, r"^feature 1.5 is not a feature id"),
     ],
 )
@@ -98,3 +110,14 @@ def test_steer_refuses_a_clamp_that_is_not_ids_to_numbers(npy_run, clamp, messag
     """Found by the Hypothesis property over Run's methods: steer(text, None) was a TypeError."""
     with pytest.raises(UserError, match=message):
         npy_run.steer("a text", clamp)
+
+
+def test_load_refuses_a_path_that_is_no_path_and_a_device_this_machine_lacks(npy_run):
+    """Were torch's and pathlib's own errors: a TypeError, a RuntimeError, an AssertionError."""
+    for bad in (None, 5):
+        with pytest.raises(UserError, match=r"^a run folder is a path \(str or Path\), got "):
+            sl.Run.load(bad)
+    missing = ["tpu", 3.5] + ([] if torch.cuda.is_available() else ["cuda"])
+    for device in missing:
+        with pytest.raises(UserError, match=rf"^device={device} cannot be used here \(.+\); use device=cpu$"):
+            sl.Run.load(npy_run.path, device=device)

@@ -187,6 +187,13 @@ def test_runs_that_cannot_be_compared_say_what_differs(planted_runs, tmp_path):
         compare_runs([a, wide])
     with pytest.raises(UserError, match=r"compare.shared_fraction=0 is invalid; set compare.shared_fraction to"):
         compare_runs([a, planted_runs / "1_B"], shared_fraction=0)  # the API gets the command's rules
+    # a share counted "specific" below the one counted "active" printed more specific features than active ones
+    res = run_script("sae-compare", a, "--min-share", "0.9", "--specific-share", "0.5", "--out", tmp_path / "out")
+    assert res.code == 2 and res.err.strip().splitlines() == [
+        "error: specific_share=0.5 is below min_share=0.9: a domain's own feature also serves it; "
+        "raise --specific-share or lower --min-share"
+    ], res.err
+    assert not (tmp_path / "out").exists()
 
 
 def test_sweep_dir_without_finished_runs_is_one_line_error(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -104,3 +106,38 @@ def test_a_value_of_the_run_folder_that_does_not_resolve_is_one_line(flags, tmp_
         "error: config: Interpolation key 'nope' not found; fix the value on the command line or under conf/"
     ]
     assert not out.exists()
+
+
+def test_empty_cache_and_outputs_variables_count_as_unset(monkeypatch, tmp_path):
+    """XDG_CACHE_HOME= (the XDG spec: empty means the default) put the stores under /sae-lightning,
+    at the root of the file system; SAE_LIGHTNING_OUTPUTS= refused every Hydra command naming
+    paths.log_dir, which sae-compare and the API already took as unset."""
+    from sae_lightning.compare.write import default_compare_dir
+    from sae_lightning.data.store import default_cache_dir
+    from sae_lightning.hydra_setup import compose_config
+
+    monkeypatch.setenv("XDG_CACHE_HOME", "")
+    monkeypatch.setenv("SAE_LIGHTNING_OUTPUTS", "")
+    monkeypatch.chdir(tmp_path)
+    paths = compose_config("embed", []).paths
+    assert paths.cache_dir == str(default_cache_dir()) == str(Path.home() / ".cache/sae-lightning")
+    assert paths.log_dir == "outputs" and default_compare_dir("t") == tmp_path / "outputs/compare/t"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "c"))
+    monkeypatch.setenv("SAE_LIGHTNING_OUTPUTS", str(tmp_path / "o"))
+    paths = compose_config("embed", []).paths
+    assert paths.cache_dir == str(tmp_path / "c/sae-lightning") and paths.log_dir == str(tmp_path / "o")
+
+
+def test_a_quoted_tilde_in_a_run_folder_is_the_home_folder(monkeypatch, tmp_path):
+    """Hydra takes paths.log_dir='~/logs' literally: the log folder went to ./~/logs/ while the
+    store's cache ('~/cache') and the output checks expanded it."""
+    from sae_lightning.hydra_setup import compose_and_check
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    folder = compose_and_check("label", ["run_dir=x", "paths.log_dir='~/logs'"])
+    assert folder.startswith(str(tmp_path / "home" / "logs" / "label" / "runs")), folder
+    assert compose_and_check("config", ["domain=npy", "domain.path=x.npy", "run_dir='~/r'"]) == str(
+        tmp_path / "home" / "r"
+    )
+    assert not (tmp_path / "~").exists()

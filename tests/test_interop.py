@@ -160,5 +160,8 @@ def test_sparse_encoder_export_refuses_what_it_cannot_write(tiny_labelled_run, t
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("keep me")
     done = run_script("sae-export", tiny_labelled_run, "--to", "sentence-transformers", "--out", tmp_path / "full")
-    assert done.code == 2 and "is not empty" in done.err
+    assert done.code == 2 and "exists and holds files this command did not write (x)" in done.err
     assert [p.name for p in (tmp_path / "full").iterdir()] == ["x"]  # nothing written into it
+    # the current folder, refused before the run and its model load (was after, by the final rename's check)
+    res = run_script("sae-export", tmp_path / "nowhere", "--to", "sentence-transformers", "--out", ".", cwd=tmp_path)
+    assert res.code == 2 and "is the current folder (or holds it) and cannot be replaced" in res.err, res.err

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import socket
 import sys
 from contextlib import redirect_stderr
 from pathlib import Path
@@ -169,6 +170,39 @@ def test_output_folders_where_none_can_be_made_are_refused_before_any_work(npy_r
         assert "change --out" in res.err, (command, res.err)
 
 
+def test_an_out_that_is_a_link_leading_nowhere_is_refused_before_any_work(npy_run, tmp_path):
+    """mkdir and the final rename fail on a dangling link (the rename with a traceback, after the
+    work): each command refuses it first, naming the link and where it leads."""
+    link = tmp_path / "out"
+    link.symlink_to(tmp_path / "gone")
+    for command, main, args, out in (
+        ("sae-diff", diff_main, ["a", "b"], link),
+        ("sae-compare", cli.compare, [], link / "sub"),
+        ("sae-export", export_main, ["--to", "sentence-transformers"], link),
+    ):
+        res = run_command(main, command, npy_run, *args, "--out", out)
+        assert refused(res, f"{link} is a link to {tmp_path / 'gone'}, which does not exist"), (command, res.err)
+        assert "change --out" in res.err, (command, res.err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and not (tmp_path / "gone").exists()
+
+
+def test_an_existing_folder_that_takes_no_files_is_refused_before_any_work(npy_run, tmp_path):
+    """Only a folder still to be made was tried: an existing read-only cache was a PermissionError
+    traceback from the store's staging folder (and left the log folder), an --out one a line after
+    the matching."""
+    from .test_run_safety import unwritable
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    with unwritable(locked):
+        res = train(tmp_path, f"paths.cache_dir={locked}")
+        assert refused(res, f"cannot write in {locked} ("), res.err
+        assert res.err.strip().endswith("; change paths.cache_dir")
+        res = run_command(cli.compare, "sae-compare", npy_run, "--out", locked)
+        assert refused(res, f"cannot write in {locked} ("), res.err
+    assert list(locked.iterdir()) == [] and not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize(
     "setting,says",
     [
@@ -181,6 +215,25 @@ def test_trainer_settings_lightning_cannot_run_here_are_one_line_and_leave_no_ru
     assert refused(res, f"the trainer settings cannot run here: {says}"), res.err
     assert "trainer.accelerator=auto uses what this machine has" in res.err
     assert not (tmp_path / "out").exists()  # no run folder, and none of the folders above it
+
+
+def test_an_embedder_device_this_machine_lacks_names_embedder_device(tmp_path):
+    """No MPS on Linux: the line blamed embedder.model ("cannot be loaded as a sentence-transformers
+    model") and told to change it."""
+    csv = tmp_path / "t.csv"
+    pd.DataFrame({"text": ["A sentence about volcanoes and lava.", "One about mountains."]}).to_csv(csv, index=False)
+    res = run_command(
+        cli.embed,
+        "sae-embed",
+        "domain=files",
+        f"domain.path={csv}",
+        "embedder.device=mps",
+        f"paths.log_dir={tmp_path / 'out'}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+    )
+    assert refused(res, "embedder.device=mps cannot be used here ("), res.err
+    assert res.err.strip().endswith("use embedder.device=cpu") and "embedder.model" not in res.err
+    assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
 
 
 def test_sizes_whose_memory_grows_with_the_sae_are_bounded(tmp_path):
@@ -284,6 +337,21 @@ def test_a_port_out_of_range_is_refused_before_loading(port, npy_run):
     """A port above 65535 used to bind to itself mod 65536, a negative one failed as a bad host."""
     res = run_command(serve_main, "sae-serve", npy_run, "--port", port)
     assert refused(res, f"--port={port} is invalid; set --port to a whole number from 0 to 65535"), res.err
+
+
+def test_a_host_not_of_this_machine_and_a_taken_port_name_their_own_fix(npy_run):
+    """Both are refused before loading; an address this machine does not have used to say
+    'give another --port', which fails the same way."""
+    res = run_command(serve_main, "sae-serve", npy_run, "--host", "192.0.2.1", "--port", "0")  # TEST-NET-1
+    assert refused(res, "cannot listen on 192.0.2.1:0 (Cannot assign requested address)"), res.err
+    assert res.err.strip().endswith("give --host an address of this machine, e.g. 127.0.0.1")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = run_command(serve_main, "sae-serve", npy_run, "--port", port)
+    assert refused(res, f"cannot listen on 127.0.0.1:{port} (Address already in use)"), res.err
+    assert res.err.strip().endswith("give another --port")
 
 
 @pytest.mark.parametrize("query", ["", "   "])

@@ -96,6 +96,8 @@ def test_report_of_a_run_with_labellings_reads_the_current_one(tmp_path):
             summary = {k: v for k, v in METRICS.items() if k not in train_keys}
             lab.write_labels({"top_n": 3}, None, {**summary, "label_auroc_mean": 0.9012 - fve_shift, "time_total": 2.0})
         pages.append(write_report(root).read_text(encoding="utf-8"))
+    (root / "labelings" / "2099-01-01_00-00-00_abcdef").mkdir()  # a stray folder (was labels.json's UserError)
+    (root / "labelings" / "notes.txt").write_text("mine")
     _, first, second = run.labelings()
     assert run.labeling().id == second.id and first.report.read_text(encoding="utf-8") == pages[0]
     assert (root / "report.html").read_text(encoding="utf-8") == second.report.read_text(encoding="utf-8") == pages[1]

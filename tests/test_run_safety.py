@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,20 @@ def test_atomic_folder_replaces_only_its_own_earlier_output(tmp_path, monkeypatc
     assert (out / "out.csv").read_text() == "2" and not list(tmp_path.glob(".*.tmp"))
 
 
+def test_atomic_folder_writes_through_a_link_to_a_folder_and_keeps_the_link(tmp_path):
+    """`--out link` where the link leads to a folder: the output lands in that folder and the link
+    stays (it was replaced by the folder, and itself left as a hidden `.<name>.*.tmp.old` beside it)."""
+    target = tmp_path / "target"
+    target.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    for text in ("1", "2"):  # empty at first, then an earlier output of its own
+        atomic_folder(link, lambda tmp, text=text: (tmp / "out.csv").write_text(text))
+        assert link.is_symlink() and os.readlink(link) == str(target)
+        assert (target / "out.csv").read_text() == text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "target"]
+
+
 @pytest.mark.parametrize("where", ["under a file", "on /proc"])
 def test_a_folder_that_cannot_be_made_is_one_line_naming_the_fix(where, tmp_path):
     """A file in the way, or a file system that holds no files of ours (/proc: every user, root
@@ -115,6 +130,19 @@ def test_sae_diff_out_never_deletes_a_folder_it_did_not_write(tiny_labelled_run,
     assert res.code == 0, res.err[-2000:]
     assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o775
     assert {stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "d").iterdir()} == {0o664}
+
+
+def test_out_with_a_tilde_the_shell_left_is_the_home_folder_not_a_folder_named_tilde(tiny_labelled_run, tmp_path):
+    """bash leaves the ~ of `--out=~/x`: the check expanded it, the writer made ./~/x."""
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    cwd.mkdir()
+    res = run_script(
+        "sae-diff", tiny_labelled_run, "Mathematics", "History", "--out=~/d", cwd=cwd, env={**ENV, "HOME": str(home)}
+    )
+    assert res.code == 0, res.err[-2000:]
+    assert (home / "d" / "diff.html").is_file() and list(cwd.iterdir()) == []
+    assert f"page: {home / 'd' / 'diff.html'}" in res.out
 
 
 # ---- 3. labeling.json / current stay inside the run ------------------------------------------
@@ -166,6 +194,36 @@ def test_a_second_labelling_at_the_same_time_is_refused_in_one_line(tiny_labelle
         res = run_cmd("sae-label", f"run_dir={run}", f"paths.log_dir={tmp_path / 'logs'}")
     assert res.code == 2 and len(res.err.strip().splitlines()) == 1, res.err[-2000:]
     assert "now current" not in res.out
+    assert snapshot(run) == before
+
+
+@contextlib.contextmanager
+def unwritable(folder: Path):
+    """`folder` takes no new entries for as long as the block runs: chmod for a user, the immutable
+    flag for root (whom modes do not stop); skipped where neither is allowed."""
+    if os.geteuid():
+        folder.chmod(0o555)
+        undo = ["chmod", "755", str(folder)]
+    elif subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
+        pytest.skip("chattr +i is not permitted here")
+    else:
+        undo = ["chattr", "-i", str(folder)]
+    try:
+        yield
+    finally:
+        subprocess.run(undo, check=True)
+
+
+def test_a_run_that_cannot_be_written_is_one_line_before_the_scan(tiny_labelled_run, tmp_path):
+    """A relabel writes into the run: a read-only one (another user's, a read-only mount) was a
+    PermissionError traceback from the temp labelling's mkdir."""
+    run = copy_run(tiny_labelled_run, tmp_path / "run")
+    before = snapshot(run)
+    with unwritable(run / "labelings"), pytest.raises(UserError) as err:
+        label_run_dir(run, LabelingConfig(top_n=2))
+    assert str(err.value).startswith(f"cannot create {run / 'labelings'}/.") and str(err.value).endswith(
+        "a labelling is written into its run: copy the run where you can write (cp -a) and label the copy"
+    )
     assert snapshot(run) == before
 
 

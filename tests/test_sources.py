@@ -137,6 +137,10 @@ def test_missing_and_unparseable_files(tmp_path):
     bad.write_bytes(b"this is not parquet")
     with pytest.raises(SourceError, match="bad.parquet cannot be parsed as parquet"):
         TextFiles(FilesConfig(path=str(bad))).load()
+    latin = tmp_path / "latin.csv"  # was a UnicodeDecodeError traceback: pandas reads when its reader is made
+    latin.write_bytes("Zürich\nA city in Switzerland\n".encode("latin-1"))  # the header, read first
+    with pytest.raises(SourceError, match=r"latin.csv cannot be parsed as csv: 'utf-8' codec .*; save it as UTF-8$"):
+        TextFiles(FilesConfig(path=str(latin))).load()
 
 
 def test_hf_save_to_disk_folder(tmp_path):
@@ -165,9 +169,12 @@ def test_npy_validation(tmp_path):
         np.save(tmp_path / name, arr)
         with pytest.raises(SourceError, match=msg):
             load_npy(tmp_path / name)
-    (tmp_path / "junk.npy").write_bytes(b"junk")
-    with pytest.raises(SourceError, match="not a readable .npy file"):
+    (tmp_path / "junk.npy").write_bytes(b"junk")  # numpy's own line: "pickled (object) data ... allow_pickle="
+    with pytest.raises(SourceError, match=r"junk.npy is not a .npy file \(no numpy header\); point domain.path at"):
         load_npy(tmp_path / "junk.npy")
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object))
+    with pytest.raises(SourceError, match="objects.npy is not a readable .npy file"):
+        load_npy(tmp_path / "objects.npy")
     meta = tmp_path / "meta.csv"
     pd.DataFrame({"text": ["a"] * 9}).to_csv(meta, index=False)
     with pytest.raises(SourceError, match="has 9 rows but .* has 10 embeddings"):

@@ -181,6 +181,12 @@ def test_errors_inside_instantiated_objects_are_unwrapped_bugs_are_not():
             "error: Could not override 'data.batchsize'; To append to your config use +data.batchsize=3",
         ),
         (["seed=${nope}"], "error: seed cannot be resolved: Interpolation key 'nope' not found; fix the interpolation"),
+        # a folder named in German: Hydra's own line was "LexerNoViableAltException: ...; See https://hydra.cc/..."
+        (
+            ["domain=npy", "domain.path=/data/Zürich/x.npy"],
+            "error: domain.path=/data/Zürich/x.npy cannot be read as a setting: Hydra takes such characters in "
+            "a value only inside quotes; quote it, e.g. \"domain.path='/data/Zürich/x.npy'\" on the command line",
+        ),
     ],
 )
 def test_sae_train_refuses_in_one_line_and_writes_nothing(args, message, tmp_path):
@@ -244,6 +250,10 @@ def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
 
 
+def _edit_run_json(run: Path, **values) -> None:
+    (run / "run.json").write_text(json.dumps({**json.loads((run / "run.json").read_text()), **values}))
+
+
 def _store_copy(run: Path, manifest_text: str) -> None:
     """Point run.json at a copy of its store whose manifest.json holds `manifest_text`."""
     info = json.loads((run / "run.json").read_text())
@@ -279,6 +289,19 @@ CORRUPTIONS = {
         r"manifest.json holds a JSON list, not an object; delete .* and run `sae-embed` again",
     ),
     "manifest without its keys": (lambda r: _store_copy(r, '{"complete": true}'), r"manifest.json lacks count, dim"),
+    # each was a ValueError or TypeError traceback from the split or the store's path
+    "run.json seed a word": (
+        lambda r: _edit_run_json(r, seed="abc"),
+        r"run.json holds seed='abc', not a whole number from 0 to 4294967295; it is written when a run starts",
+    ),
+    "run.json val_fraction out of range": (
+        lambda r: _edit_run_json(r, val_fraction=5),
+        r"run.json holds val_fraction=5, not a finite number >= 0 and < 1",
+    ),
+    "run.json store_path a number": (
+        lambda r: _edit_run_json(r, store_path=3),
+        r"run.json holds store_path=3, not a path \(a non-empty string\)",
+    ),
 }
 
 
@@ -290,6 +313,8 @@ def test_corrupt_files_are_named_with_their_fix(case, hand_run, tmp_path):
         with pytest.raises(UserError, match=message) as err:
             reader()
         assert _one_line(str(err.value))
+    if case.startswith("run.json"):
+        return
     if "manifest" not in case:
         with pytest.raises(UserError, match=message):
             SparseAutoencoder.load(run / "sae")
@@ -317,19 +342,32 @@ def test_garbage_features_parquet_is_named_for_sae_search(hand_run, tmp_path):
         (run / "features.parquet").write_bytes(b"PAR1 garbage")  # through the link: the labelling's own file
 
     run = _damaged(hand_run, tmp_path, garbage)
-    with pytest.raises(UserError, match=r"features.parquet cannot be read as a table .*; relabel the run"):
-        open_run(run)
+    with pytest.raises(
+        UserError, match=rf"features.parquet cannot be read as a table .*; relabel the run \(sae-label run_dir={run}\)"
+    ):
+        open_run(run)  # the run's folder, not a placeholder ("run_dir=<run>")
     run2 = tmp_path / "run2"
     shutil.copytree(hand_run, run2)
     write_labelled_run(run2, pd.DataFrame({"feature_id": [99], "label": ["x"], "top_acts": [[1.0]]}))
     with pytest.raises(UserError, match=r"feature ids outside 0..31"):
         open_run(run2)
+    # a table without a column its readers index (edited by hand): was a KeyError
+    run3 = tmp_path / "run3"
+    shutil.copytree(hand_run, run3)
+    write_labelled_run(run3, pd.DataFrame({"feature_id": [0], "top_acts": [[1.0]]}))
+    with pytest.raises(
+        UserError, match=rf"features.parquet has no label column; relabel the run \(sae-label run_dir={run3}\)$"
+    ):
+        open_run(run3)
 
 
 def test_sae_search_argument_checks(hand_run, tmp_path):
     for args, message in (
         (["--clamp", "3=nan"], "error: --clamp '3=nan': use FEATURE=VALUE with a finite number"),
         (["--clamp", "3=inf"], "error: --clamp '3=inf': use FEATURE=VALUE with a finite number"),
+        # past float32: a RuntimeError traceback; past ~1e19, every cosine read 0 and texts came at random
+        (["--clamp", "3=1e300"], "error: --clamp '3=1e300': use FEATURE=VALUE with a finite number from -1e+06 to"),
+        (["--clamp", "3=-1e30"], "error: --clamp '3=-1e30': use FEATURE=VALUE with a finite number from -1e+06 to"),
         (["-k", "-2"], "error: -k -2: must be 1 or more"),
         (["--top", "0"], "error: --top 0: must be 1 or more"),
     ):

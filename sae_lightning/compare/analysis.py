@@ -221,6 +221,11 @@ def compare_runs(
     chosen = {"threshold": threshold, "shared_fraction": shared_fraction}
     chosen |= {"min_share": min_share, "specific_share": specific_share}
     check_settings("compare", chosen)
+    if specific_share < min_share:  # else a domain's "own" features need not serve it: specific > active
+        raise UserError(
+            f"specific_share={specific_share} is below min_share={min_share}: a domain's own feature "
+            "also serves it; raise --specific-share or lower --min-share"
+        )
     runs, sweep = load_runs(run_dirs)
     if len(runs) < 2 and not runs[0].joint:
         raise UserError(

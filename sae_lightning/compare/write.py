@@ -4,7 +4,6 @@ atomically (a reader never sees half a table)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import pandas as pd
 
 from ..atomic import atomic_write, check_replaceable, creating, remove_abandoned
 from ..path_checks import check_output_folder
+from ..run_dir import outputs_root
 from .analysis import ComparisonResult
 from .page import render_compare_page
 
@@ -66,7 +66,7 @@ def summary(result: ComparisonResult) -> dict:
 def default_compare_dir(stamp: str) -> Path:
     """Where a comparison of run dirs (not one sweep) goes: outputs/compare/<time>/ under the root of
     all run folders (paths.log_dir: $SAE_LIGHTNING_OUTPUTS, else ./outputs), never the cwd itself."""
-    return (Path(os.environ.get("SAE_LIGHTNING_OUTPUTS") or "outputs") / "compare" / stamp).resolve()
+    return (Path(outputs_root()) / "compare" / stamp).resolve()
 
 
 def write_comparison(result: ComparisonResult, out_dir: str | Path) -> dict[str, Path]:

@@ -19,6 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_write
+from ..devices import check_device
 from ..schemas.embedder import DEFAULT_MODEL, EmbedderConfig
 from .embed_shards import embed_missing
 from .model_packages import MPNET_HUB_ID, MPNET_NAME, assemble_mpnet, mpnet_parts_installed, sha256_of
@@ -116,6 +117,8 @@ def _cast(model, name: str, dtype_compute: str):
 def _load_fresh(name: str, device: str | None, setting: str = MODEL_SETTING):
     from sentence_transformers import SentenceTransformer
 
+    if device is not None:  # only the embedder names a device
+        check_device(device, "embedder.device")
     path = resolve_model(name, setting)
     local = path != name and Path(path).exists()  # a local model must never reach for the hub
     try:

@@ -39,6 +39,8 @@ class StoreError(UserError):
 
 
 def default_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/sae-lightning, else ~/.cache/sae-lightning: paths.cache_dir's default too (the
+    `default_cache_dir` resolver). An empty XDG_CACHE_HOME counts as unset, as the XDG spec says."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "sae-lightning"
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..cli import plain_command
 from ..conf_dir import add_default_flags
+from ..path_checks import out_flag
 from ..run_schema import verdict_note
 from ..validate import check_settings
 
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-m", "--matrix", action="store_true", help="every pair of the run's domains: a domain x domain matrix"
     )
-    p.add_argument("--out", help="output folder (default <run>/diff/<a>-vs-<b>/ or <run>/diff/matrix/)")
+    p.add_argument("--out", type=out_flag, help="output folder (default <run>/diff/<a>-vs-<b>/ or <run>/diff/matrix/)")
     add_default_flags(p, "diff")  # DiffSettings' fields, whose defaults conf/diff.yaml holds
     return p
 

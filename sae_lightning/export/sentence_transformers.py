@@ -16,12 +16,13 @@ import argparse
 import json
 from pathlib import Path
 
-from ..atomic import atomic_folder
+from ..atomic import atomic_folder, check_replaceable
 from ..errors import UserError
-from ..path_checks import check_output_folder
+from ..path_checks import check_output_folder, out_flag
 
 LABELS_FILE = "feature_labels.json"
 TARGETS = ("sentence-transformers",)
+OUT_FIX = "pick a new or empty --out folder"
 
 
 def sparse_autoencoder_module(sae):
@@ -53,8 +54,9 @@ def export_sentence_transformers(run_dir: str | Path, out: str | Path) -> Path:
 
     out = Path(out)
     check_output_folder(out, "--out")  # not a file, not a name too long
-    if out.exists() and any(out.iterdir()):
-        raise UserError(f"{out} exists and is not empty: pick a new --out folder")
+    # before loading anything: a folder with any file in it, or the current folder (--out . was
+    # refused only after the model had loaded, by atomic_folder's own check)
+    check_replaceable(out, set(), OUT_FIX)
     run = open_run(run_dir)
     module = sparse_autoencoder_module(run.sae)
     if run.store.model_name in PRECOMPUTED:
@@ -72,7 +74,7 @@ def export_sentence_transformers(run_dir: str | Path, out: str | Path) -> Path:
         encoder.save(str(tmp))
         (tmp / LABELS_FILE).write_text(json.dumps(run.labels, indent=0, ensure_ascii=False) + "\n")
 
-    return atomic_folder(out, write, "pick a new --out folder")
+    return atomic_folder(out, write, OUT_FIX)
 
 
 def feature_labels(folder: str | Path) -> list[str]:
@@ -84,7 +86,7 @@ def _export(argv: list[str]) -> None:
     p = argparse.ArgumentParser(prog="sae-export", description="Write a finished run in another library's format.")
     p.add_argument("run", help="a finished run dir (holds run.json and sae/)")
     p.add_argument("--to", required=True, choices=TARGETS, help="the target format")
-    p.add_argument("--out", required=True, help="the folder to write (new or empty)")
+    p.add_argument("--out", required=True, type=out_flag, help="the folder to write (new or empty)")
     a = p.parse_args(argv)
     out = export_sentence_transformers(a.run, a.out)
     print(f"SparseEncoder: {out}  (SparseEncoder({str(out)!r}).encode(texts); labels: {out / LABELS_FILE})")

@@ -219,11 +219,13 @@ class PathsConfig:
     """Where things live on disk."""
 
     cache_dir: str = knob(
-        "${oc.env:XDG_CACHE_HOME,${oc.env:HOME}/.cache}/sae-lightning",
-        "embedding stores, shared by all runs",
+        "${default_cache_dir:}",
+        "embedding stores, shared by all runs ($XDG_CACHE_HOME/sae-lightning, else ~/.cache/sae-lightning)",
         PATH,
     )
     log_dir: str = knob(
-        "${oc.env:SAE_LIGHTNING_OUTPUTS,outputs}", "root of all run folders (relative to where you run)", PATH
+        "${outputs_root:}",
+        "root of all run folders ($SAE_LIGHTNING_OUTPUTS, else outputs, relative to where you run)",
+        PATH,
     )
     output_dir: str = knob("${hydra:runtime.output_dir}", "this run's folder (set by Hydra)", PATH)

@@ -3,6 +3,7 @@ one), in the foreground (sae-serve) or in a thread (tests, the load benchmark)."
 
 from __future__ import annotations
 
+import errno
 import socket
 import threading
 from collections.abc import Iterator, Sequence
@@ -43,7 +44,9 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind(addr)
     except OSError as err:
         sock.close()
-        raise UserError(f"cannot listen on {host}:{port} ({err.strerror}); give another --port") from None
+        # an address that is not this machine's: another port would fail the same way
+        fix = "give --host an address of this machine, e.g. 127.0.0.1" if err.errno == errno.EADDRNOTAVAIL else ""
+        raise UserError(f"cannot listen on {host}:{port} ({err.strerror}); {fix or 'give another --port'}") from None
     sock.listen(2048)  # from here on connections queue, even before uvicorn starts accepting them
     return sock
 

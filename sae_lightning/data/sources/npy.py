@@ -11,11 +11,19 @@ from ...schemas.domain import NpyConfig
 from ..model_packages import sha256_of
 from .corpus import Source, SourceError
 
+NPY_MAGIC = b"\x93NUMPY"  # how every file numpy.save writes begins
+
 
 def load_npy(path: str | Path, mmap: bool = True) -> np.ndarray:
     path = Path(path).expanduser()
     if not path.is_file():
         raise SourceError(f"domain.path={path}: no such .npy file")
+    with open(path, "rb") as fh:  # else numpy takes any other file for a pickle and suggests allow_pickle
+        if fh.read(len(NPY_MAGIC)) != NPY_MAGIC:
+            raise SourceError(
+                f"{path} is not a .npy file (no numpy header); point domain.path at an (N, d) float "
+                "array saved with numpy.save"
+            )
     try:
         arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except Exception as err:

@@ -75,6 +75,13 @@ class _Table(StreamedSource):
         return {k: getattr(self.cfg, k) for k in keys}
 
 
+def _opened_on_first_next(reader, *args) -> Iterator:
+    """reader(*args)'s frames, the reader made on the first next(): pandas' csv reader reads the
+    header when made, and the caller names an unparseable file only for what next() raises (a
+    header not in UTF-8 was a UnicodeDecodeError traceback)."""
+    yield from reader(*args)
+
+
 class TextFiles(_Table):
     """csv / tsv / jsonl / parquet files: `path` is a file, a folder of them, or a glob."""
 
@@ -97,14 +104,17 @@ class TextFiles(_Table):
     def raw_chunks(self, chunk_rows: int) -> Iterator[TextChunk]:
         row = 0  # ids without an id column: the row number over all files, in file order
         for f in self.files():
-            frames = _READERS[f.suffix.lower()](f, chunk_rows, self.columns())
+            frames = _opened_on_first_next(_READERS[f.suffix.lower()], f, chunk_rows, self.columns())
             while True:
                 try:
                     frame = next(frames)
                 except StopIteration:
                     break
                 except Exception as err:  # pandas and pyarrow raise many types; all mean "not parseable"
-                    raise SourceError(f"{f} cannot be parsed as {f.suffix[1:]}: {str(err).splitlines()[0]}") from err
+                    fix = "save it as UTF-8" if isinstance(err, UnicodeDecodeError) else "fix or replace the file"
+                    raise SourceError(
+                        f"{f} cannot be parsed as {f.suffix[1:]}: {str(err).splitlines()[0]}; {fix}"
+                    ) from err
                 yield self.chunk_of(frame, self.where(), row)
                 row += len(frame)
 
