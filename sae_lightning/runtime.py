@@ -82,13 +82,17 @@ def limited_threads(n: int | None) -> Iterator[None]:
     with 2 threads, 10 s with 1). None leaves the caller's threads."""
     import torch
 
-    before = torch.get_num_threads()
-    if n is None or n >= before:
+    if n is None:
         yield
         return
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_info, threadpool_limits
 
-    torch.set_num_threads(n)
+    before = torch.get_num_threads()
+    # torch may already be at n while numpy's pools are not (a caller that set torch's threads only)
+    if n >= before and all(p["num_threads"] <= n for p in threadpool_info()):
+        yield
+        return
+    torch.set_num_threads(min(n, before))
     try:
         with threadpool_limits(limits=n):
             yield

@@ -101,7 +101,10 @@ def test_limited_threads_restores_the_callers_threads():
     pools = [p["num_threads"] for p in threadpoolctl.threadpool_info()]
     with limited_threads(1):
         assert torch.get_num_threads() == 1
-        assert all(p["num_threads"] == 1 for p in threadpoolctl.threadpool_info())
+        pools_inside = threadpoolctl.threadpool_info()
+        assert all(p["num_threads"] == 1 for p in pools_inside), [
+            (p["internal_api"], p["num_threads"], p["filepath"]) for p in pools_inside
+        ]
     assert torch.get_num_threads() == before
     assert [p["num_threads"] for p in threadpoolctl.threadpool_info()] == pools
     with limited_threads(None):
