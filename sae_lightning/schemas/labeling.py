@@ -92,8 +92,8 @@ class LabelingConfig:
         4.0,
         "an interpretable feature whose best head term sits on average less than this many spreads "
         "above random texts in cosine with its top texts is mixed: no name fits them; a feature mixed by "
-        "its coherence whose head term fits all of its 10 most activating texts' documents but one at "
-        "this level is interpretable (docs/interpretation)",
+        "its coherence whose head term fits all of its first top texts' documents but one at this level "
+        "is interpretable (docs/interpretation)",
         number(),
     )
     m_pos: int = knob(20, "scoring positives: validation texts at evenly spaced activation ranks", POSITIVE)

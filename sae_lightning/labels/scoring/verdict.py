@@ -13,7 +13,7 @@ verdict (the names: run_schema.VERDICTS)
                   head term is chosen (feature_table.py), no head term fits them (below
                   `concept_support_min`, naming/concept.py);
   interpretable   the rest, and (named_verdicts) a feature mixed by its coherence alone whose head
-                  term, chosen from its 10 most activating texts (concept.FIT_TEXTS), fits each
+                  term, chosen from its concept.FIT_TEXTS most activating texts, fits each
                   of their documents but one at `concept_support_min`: texts on syllables, on
                   dielectrics or on comas that the model finds only moderately alike (12 of the
                   61 features blind readers read coherent over r10-r12 were mixed; the rule names
