@@ -176,3 +176,26 @@ def test_a_relabel_uses_the_runs_own_seed(small_store, cache_dir, tmp_path):
     other = RunDir(run).labeling()
     assert other.settings()["seed"] == 0
     assert not other.read_features().equals(at_training)  # the check above can tell the seeds apart
+
+
+def test_a_cold_phrase_cache_says_what_it_embeds(small_store, tmp_path, caplog):
+    """A first labelling's long embedding of phrases is announced in one line (phrase_cache.py),
+    a warm cache's is not: the packaged model on a copy of the small store's texts."""
+    import logging
+
+    from sae_lightning.labels.naming.phrase_cache import ANNOUNCE_FROM, PhraseEmbeddingCache, model_and_cache
+
+    model, shared = model_and_cache(small_store)
+    texts = small_store.metadata()["text"]
+    phrases = [f"{t[:40]} {i}" for i, t in enumerate(texts)] + [f"{t[-40:]} ({i})" for i, t in enumerate(texts)]
+    phrases = phrases[:ANNOUNCE_FROM]
+    assert len(set(phrases)) == ANNOUNCE_FROM
+    cache = PhraseEmbeddingCache(tmp_path / "phrases", shared.embed, "MiniLM")
+    with caplog.at_level(logging.INFO, logger="sae_lightning.labels.naming.phrase_cache"):
+        assert cache.get(phrases).shape == (len(phrases), small_store.dim)
+        cache.get(phrases)  # warm: nothing to say
+    said = [r.getMessage() for r in caplog.records if "no labelling of this store" in r.getMessage()]
+    assert said == [
+        f"embedding {len(phrases)} phrases and texts with MiniLM that no labelling of this store has "
+        f"embedded yet (kept in {tmp_path / 'phrases'}: later labellings reuse them)"
+    ]

@@ -65,13 +65,18 @@ def model_and_cache(store, model_name: str | None = None, batch_size: int = 256,
         return out.float().cpu().numpy()
 
     return model, PhraseEmbeddingCache(
-        cache_folder(store.path, key, getattr(model, "max_seq_length", None), dtype), embed
+        cache_folder(store.path, key, getattr(model, "max_seq_length", None), dtype), embed, key
     )
 
 
+# A first labelling of a store (or a first judge) embeds tens of thousands of phrases and texts:
+# minutes on CPU with nothing else in the log. From this many, a line says what the wait is.
+ANNOUNCE_FROM = 1000
+
+
 class PhraseEmbeddingCache:
-    def __init__(self, folder: Path, embed: Callable[[list[str]], np.ndarray]) -> None:
-        self.folder, self.embed = Path(folder), embed
+    def __init__(self, folder: Path, embed: Callable[[list[str]], np.ndarray], model_name: str = "") -> None:
+        self.folder, self.embed, self.model_name = Path(folder), embed, model_name
         self.phrases: list[str] = []
         self.index: dict[str, int] = {}
         self.vectors = np.zeros((0, 0), dtype=np.float32)
@@ -87,6 +92,14 @@ class PhraseEmbeddingCache:
     def get(self, phrases: list[str]) -> np.ndarray:
         """[len(phrases), dim] float32 in the order asked, embedding only the unseen ones."""
         missing = list(dict.fromkeys(p for p in phrases if p not in self.index))
+        if len(missing) >= ANNOUNCE_FROM:
+            log.info(
+                "embedding %d phrases and texts with %s that no labelling of this store has embedded "
+                "yet (kept in %s: later labellings reuse them)",
+                len(missing),
+                self.model_name or "the model",
+                self.folder,
+            )
         if missing:
             new = np.asarray(self.embed(missing), dtype=np.float32)
             self.n_embedded += len(missing)
