@@ -69,7 +69,7 @@ def register_hydra() -> None:
         # the defaults of paths.cache_dir and paths.log_dir, from the functions the plain commands
         # and the API use too (an empty variable counts as unset; oc.env would give "")
         "default_cache_dir": lambda: str(_default_cache_dir()),
-        "outputs_root": lambda: _outputs_root(),
+        "outputs_root": _outputs_root,
     }
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):

@@ -228,13 +228,14 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
         with timer("baselines"):
             made.update(baseline_labels(top.rows[live], terms, counts, cands, store, cfg.top_n))
         if len(named):
+            was = verdict[live[named]]
             with timer("concepts"):
                 # a mixed feature is named from (and its name must fit) its FIT_TEXTS most activating
                 # texts: its later top texts, less alike, would pull the name off them
                 rows = top.rows[live][named].copy()
-                rows[verdict[live[named]] == MIXED, FIT_TEXTS:] = -1
+                rows[was == MIXED, FIT_TEXTS:] = -1
                 concepts, fit = concept_labels(sae, store, train_idx, live[named], rows, codes, cands, cfg)
-            support, was = concept_support(fit), verdict[live[named]]
+            support = concept_support(fit)
             now = named_verdicts(was, support, support_floor(fit), cfg.concept_support_min)
             verdict[live[named]] = now
             for j, concept, fits, before, after in zip(named, concepts, support, was, now):

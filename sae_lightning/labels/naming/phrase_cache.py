@@ -75,7 +75,7 @@ ANNOUNCE_FROM = 1000
 
 
 class PhraseEmbeddingCache:
-    def __init__(self, folder: Path, embed: Callable[[list[str]], np.ndarray], model_name: str = "") -> None:
+    def __init__(self, folder: Path, embed: Callable[[list[str]], np.ndarray], model_name: str) -> None:
         self.folder, self.embed, self.model_name = Path(folder), embed, model_name
         self.phrases: list[str] = []
         self.index: dict[str, int] = {}
@@ -97,7 +97,7 @@ class PhraseEmbeddingCache:
                 "embedding %d phrases and texts with %s that no labelling of this store has embedded "
                 "yet (kept in %s: later labellings reuse them)",
                 len(missing),
-                self.model_name or "the model",
+                self.model_name,
                 self.folder,
             )
         if missing:
