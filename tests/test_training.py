@@ -21,7 +21,7 @@ from sae_lightning.run_dir import RunDir
 
 from .cli_runner import run_process, run_script
 from .conftest import compose_cfg
-from .wandb_records import logged
+from .wandb_records import logged, records
 
 QUIET = ["logger=none", "labeling.enabled=false", "trainer.enable_progress_bar=false"]
 
@@ -323,6 +323,11 @@ def test_wandb_offline_run_holds_the_logged_metrics(synthetic_npy, tmp_path, cac
     assert abs(summary["val/fve"] - RunDir(out).metrics()["fve"]) < 1e-6
     assert sum("train/loss" in row for row in history) >= 2  # logged per step, not only once
     assert config["cfg"]["sae"]["d_sae"] == 64 and config["store"]["dim"] == 32
+    # the reader sees the file as it is while wandb-core flushes: a record cut short ends the list
+    whole = records(run_file)
+    cut = tmp_path / "cut.wandb"
+    cut.write_bytes(run_file.read_bytes()[: run_file.stat().st_size - 3])
+    assert [r.SerializeToString() for r in records(cut)] == [r.SerializeToString() for r in whole[:-1]]
 
 
 @pytest.mark.slow

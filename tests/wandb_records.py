@@ -17,6 +17,7 @@ BLOCK, HEADER, FILE_HEADER = 32768, 7, 7
 
 
 def records(path: Path) -> list[pb.Record]:
+    """The whole records on disk; a record whose bytes are still being written ends the list."""
     data = Path(path).read_bytes()
     assert data[:4] == b":W&B", f"{path} is not a W&B run file"
     out, pos, pending = [], FILE_HEADER, b""
@@ -26,6 +27,8 @@ def records(path: Path) -> list[pb.Record]:
             pos += left_in_block
             continue
         _crc, length, kind = struct.unpack("<IHB", data[pos : pos + HEADER])
+        if pos + HEADER + length > len(data):
+            break  # wandb-core is still writing this record (the file is read while it flushes)
         chunk = data[pos + HEADER : pos + HEADER + length]
         pos += HEADER + length
         if kind == 0 and length == 0:
