@@ -97,6 +97,11 @@ def test_statistics_agree_with_scipy_and_hand_computation():
             stats.fisher_exact(table, alternative="less")[1], stats.fisher_exact(table, alternative="greater")[1]
         )
         assert p[i] == pytest.approx(min(1.0, 2 * one_sided), rel=1e-9)
+    # groups of a default run's size, tails down to 1e-80 and a feature that fires everywhere
+    big_a, big_c = np.array([1200, 3, 0, 2372, 40]), np.array([10, 100, 0, 2178, 35])
+    dist = stats.hypergeom(2372 + 2178, big_a + big_c, 2372)
+    expected = np.minimum(1.0, 2 * np.minimum(dist.cdf(big_a), dist.sf(big_a - 1)))
+    assert fisher_two_sided(big_a, 2372, big_c, 2178) == pytest.approx(expected, rel=1e-9)
     lor, lo, hi = log_odds_ratio(a, n_a, c, n_b, 0.05)
     expected = np.log((0.5 * 71.5) / (60.5 * 9.5))  # feature 0: a=0, b=60, c=9, d=71, each +0.5
     se = np.sqrt(1 / 0.5 + 1 / 60.5 + 1 / 9.5 + 1 / 71.5)

@@ -10,15 +10,23 @@ the same in B. From it:
 - a two-sided Fisher exact test (the central version: twice the smaller one-sided hypergeometric
   tail). Fisher, not a two-proportion z-test, because SAE features are sparse: many fire on a
   handful of texts, where the z-test's normal approximation is wrong; the exact test holds at
-  any count, and its tails are vectorised over all features in one call;
+  any count. Its tails are sums of exact log-probabilities (log-binomials from `gammaln`), over
+  blocks of features at once: importing scipy.stats for its hypergeometric distribution took ~1 s
+  of a ~5 s sae-diff, scipy.special ~0.1 s;
 - Benjamini-Hochberg q-values over every feature tested, so "q < alpha" bounds the expected share
   of false discoveries among the reported features by alpha.
 """
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
-from scipy import stats
+from scipy.special import gammaln, logsumexp
+
+# Cells of one [features, support] grid of log-probabilities (8 bytes each, a few grids alive at
+# once): features are taken in blocks that fit, so a dense feature over large groups stays in ~100 MB.
+TAIL_CELLS = 1 << 21
 
 
 def log_odds_ratio(
@@ -28,7 +36,7 @@ def log_odds_ratio(
     a, c = np.asarray(a, np.float64) + 0.5, np.asarray(c, np.float64) + 0.5
     b, d = n_a - a + 1.0, n_b - c + 1.0  # (n_a - a_raw) + 0.5
     lor = np.log(a) + np.log(d) - np.log(b) - np.log(c)
-    half = stats.norm.ppf(1 - alpha / 2) * np.sqrt(1 / a + 1 / b + 1 / c + 1 / d)
+    half = NormalDist().inv_cdf(1 - alpha / 2) * np.sqrt(1 / a + 1 / b + 1 / c + 1 / d)
     return lor, lor - half, lor + half
 
 
@@ -36,9 +44,38 @@ def fisher_two_sided(a: np.ndarray, n_a: int, c: np.ndarray, n_b: int) -> np.nda
     """Central two-sided Fisher exact p-value per feature: 2 · min(P[X ≤ a], P[X ≥ a]), capped at 1,
     with X ~ Hypergeom(total n_a + n_b, fired a + c, drawn n_a)."""
     a, c = np.asarray(a, np.int64), np.asarray(c, np.int64)
-    dist = stats.hypergeom(n_a + n_b, a + c, n_a)
-    lower, upper = dist.cdf(a), dist.sf(a - 1)
-    return np.minimum(1.0, 2.0 * np.minimum(lower, upper))
+    lower, upper = hypergeom_log_tails(a, n_a + n_b, a + c, n_a)
+    return np.minimum(1.0, 2.0 * np.exp(np.minimum(lower, upper)))
+
+
+def _log_choose(n: np.ndarray, k: np.ndarray) -> np.ndarray:
+    return gammaln(n + 1.0) - gammaln(k + 1.0) - gammaln(n - k + 1.0)
+
+
+def hypergeom_log_tails(x: np.ndarray, total: int, good: np.ndarray, drawn: int) -> tuple[np.ndarray, np.ndarray]:
+    """log P[X <= x] and log P[X >= x] per entry, X ~ Hypergeom(total, good, drawn): the log-sum of
+    the exact probabilities of the support's values on each side, so a tail of 1e-100 keeps its digits."""
+    x, good = np.asarray(x, np.int64), np.asarray(good, np.int64)
+    lower, upper = np.empty(len(x)), np.empty(len(x))
+    lo = np.maximum(0, drawn + good - total)  # the support: lo..hi
+    hi = np.minimum(drawn, good)
+    order = np.argsort(hi - lo, kind="stable")  # features of like support width share a grid
+    width = (hi - lo + 1)[order]
+    s = 0
+    while s < len(x):
+        end = s + 1  # the block grows while its widest (its last) grid still fits in TAIL_CELLS
+        while end < len(x) and (end - s + 1) * int(width[end]) <= TAIL_CELLS:
+            end += 1
+        sl, s = order[s:end], end
+        values = lo[sl, None] + np.arange(int(width[end - 1]))  # [block, widest support]
+        inside = values <= hi[sl, None]
+        k = np.where(inside, values, lo[sl, None]).astype(np.float64)
+        g = good[sl, None].astype(np.float64)
+        logp = _log_choose(g, k) + _log_choose(total - g, drawn - k) - _log_choose(float(total), float(drawn))
+        logp = np.where(inside, logp, -np.inf)
+        lower[sl] = logsumexp(np.where(values <= x[sl, None], logp, -np.inf), axis=1)
+        upper[sl] = logsumexp(np.where(values >= x[sl, None], logp, -np.inf), axis=1)
+    return np.minimum(lower, 0.0), np.minimum(upper, 0.0)
 
 
 def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
