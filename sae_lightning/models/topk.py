@@ -5,6 +5,8 @@ runs the sparse products of kernels/active.py and the top-k kernel of kernels/to
 
 from __future__ import annotations
 
+import sys
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -30,12 +32,19 @@ def fvu(x_hat: Tensor, x: Tensor) -> Tensor:
 # Fewer rows than this (a search query, a handful of texts) go through torch.topk: there the
 # kernel's speed is nothing beside loading numba and the compiled kernel (~0.5-1 s of a command).
 KERNEL_MIN_ROWS = 64
+KERNEL_MODULE = f"{__package__}.kernels.topk_kernel"
 
 
-def _kernel_topk(pre: Tensor, k: int) -> Tensor | None:
+def _kernel_topk(pre: Tensor, k: int, training: bool) -> Tensor | None:
     """The CPU threshold kernel's top-k indices (~3x faster than torch.topk at training shapes),
-    or None where it does not apply (GPU, other dtypes, few rows)."""
+    or None where it does not apply (GPU, other dtypes, few rows) or does not pay: an SAE that only
+    encodes (sae-diff, sae-label, the API) in a process that has not loaded the kernel. Loading
+    numba and the compiled kernel takes ~0.6 s, which the kernel wins back only after ~250,000 rows
+    (2.3 against 4.9 ms per 1,000 rows at d_sae 3072); a fit loads it at its first step, and its
+    validation and labelling then use it too."""
     if pre.ndim != 2 or pre.shape[0] < KERNEL_MIN_ROWS or pre.device.type != "cpu":
+        return None
+    if not training and KERNEL_MODULE not in sys.modules:
         return None
     from .kernels.topk_kernel import supports, topk_indices
 
@@ -53,7 +62,7 @@ class TopKSAE(SparseAutoencoder, architecture="topk"):
     def select(self, pre: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The active latents as (idx, vals, offsets), the form `decode_sparse` reads."""
         k = self.cfg.k
-        idx = _kernel_topk(pre, k)
+        idx = _kernel_topk(pre, k, self.training)
         if idx is not None:
             vals = pre.gather(1, idx)
         else:
