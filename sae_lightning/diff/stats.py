@@ -11,8 +11,8 @@ the same in B. From it:
   tail). Fisher, not a two-proportion z-test, because SAE features are sparse: many fire on a
   handful of texts, where the z-test's normal approximation is wrong; the exact test holds at
   any count. Its tails are sums of exact log-probabilities (log-binomials from `gammaln`), over
-  blocks of features at once: importing scipy.stats for its hypergeometric distribution took ~1 s
-  of a ~5 s sae-diff, scipy.special ~0.1 s;
+  blocks of features at once: importing scipy.stats for its hypergeometric distribution took
+  ~0.5 s of a ~5 s sae-diff (benchmarks/RESULTS.md, "Seventh round"), scipy.special ~0.1 s;
 - Benjamini-Hochberg q-values over every feature tested, so "q < alpha" bounds the expected share
   of false discoveries among the reported features by alpha.
 """
