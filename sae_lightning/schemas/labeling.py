@@ -96,14 +96,19 @@ class LabelingConfig:
         "is interpretable (docs/interpretation)",
         number(),
     )
-    m_pos: int = knob(20, "scoring positives: validation texts at evenly spaced activation ranks", POSITIVE)
-    n_negatives: int = knob(200, "random negatives: validation texts where the feature is zero", POSITIVE)
-    n_hard: int = knob(50, "hard negatives: zero-activation validation texts nearest the positives' centroid", POSITIVE)
+    # The scoring sets are held for every feature at once (and compared positive x negative), the
+    # coherence baseline's pairs as [pairs, d] embeddings, like m's texts: bounded at 10 times their
+    # defaults, so a mistyped size is one line, not a MemoryError or an OOM kill after the scan.
+    m_pos: int = knob(20, "scoring positives: validation texts at evenly spaced activation ranks", whole(1, 200))
+    n_negatives: int = knob(200, "random negatives: validation texts where the feature is zero", whole(1, 2000))
+    n_hard: int = knob(
+        50, "hard negatives: zero-activation validation texts nearest the positives' centroid", whole(1, 500)
+    )
     coherence_min_docs: int = knob(
         3, "fewer distinct source documents among the top texts: coherence NaN, verdict weak", whole(2)
     )
     coherence_pairs: int = knob(
-        20000, "random train-text pairs that give coherence its baseline (mean, spread)", POSITIVE
+        20000, "random train-text pairs that give coherence its baseline (mean, spread)", whole(1, 200_000)
     )
     coherence_min: float = knob(
         1.75,
