@@ -10,7 +10,21 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..errors import UserError
-from .knobs import POSITIVE, SEED, Rule, check_fields, flag, is_num, knob, list_of, number, one_of, text, whole
+from .knobs import (
+    POSITIVE,
+    SEED,
+    TOP_TEXTS,
+    Rule,
+    check_fields,
+    flag,
+    is_num,
+    knob,
+    list_of,
+    number,
+    one_of,
+    text,
+    whole,
+)
 
 LABEL_EMBEDDINGS = ("keywords", "string")
 STOP_WORDS = Rule(
@@ -39,8 +53,7 @@ class LabelingConfig:
 
     enabled: bool = knob(True, "false: no labelling during training (sae-label can do it later)", flag())
     every_n_epochs: int = knob(0, "also label every N epochs (0: only at the end of training)", whole(0))
-    # at most 1,000: the scan holds d_sae x m rows and activations at once (m = 10^6 asked 12 GB at d_sae 3072)
-    m: int = knob(30, "top-activating training texts per feature (the label's evidence)", whole(1, 1000))
+    m: int = knob(30, "top-activating training texts per feature (the label's evidence)", TOP_TEXTS)
     top_n: int = knob(3, "keywords per label (at most: only keywords that recur across documents are kept)", POSITIVE)
     use_mmr: bool = knob(True, "maximal marginal relevance: diverse keywords", flag())
     shortlist: int = knob(20, "KeyBERT's best candidates per feature (by cosine) that the rerank picks from", POSITIVE)
