@@ -127,8 +127,16 @@ class RunDir:
         )
 
     def has_export(self) -> bool:
-        """The SAE and metrics.json are written (training ended and nothing of it can be lost)."""
-        return (self.sae / self.SAE_CFG).is_file() and self.metrics_file.is_file()
+        """The SAE and metrics.json are written (training ended and nothing of it can be lost). A
+        metrics.json that cannot be read (a copy cut short) is no export: resuming from
+        last.ckpt writes it again, which it would refuse as finished, while every reader failed on it."""
+        if not (self.sae / self.SAE_CFG).is_file() or not self.metrics_file.is_file():
+            return False
+        try:
+            self.metrics()
+        except UserError:
+            return False
+        return True
 
     def missing(self) -> list[str]:
         """What a finished run has that this folder lacks (run.json first)."""

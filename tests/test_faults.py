@@ -24,6 +24,7 @@ from sae_lightning.data.store import EmbeddingStore
 from sae_lightning.errors import UserError
 from sae_lightning.pipeline import train
 from sae_lightning.run_dir import RunDir
+from sae_lightning.run_reader import finished_run_info
 
 from .cli_runner import Result, run_script
 from .conftest import SMALL_TOPICS, compose_cfg
@@ -316,6 +317,22 @@ def test_resuming_a_finished_run_says_so_and_changes_nothing(interrupted, tmp_pa
     train(compose_cfg(base + ["ckpt_path=last"], run, cache))
     assert "has finished training" in capsys.readouterr().out
     assert before == {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and ".hydra" not in p.parts}
+
+
+def test_a_finished_run_with_a_cut_metrics_json_is_resumed_not_refused(interrupted, tmp_path, capsys):
+    """metrics.json cut short (a copy that stopped): every reader refused it with 'resume the training
+    with ckpt_path=last', which refused it as finished; now the readers name the resume, the resume
+    writes metrics.json again from last.ckpt, and the run reads as it did."""
+    run, base, cache = _interrupted_run(interrupted, tmp_path)
+    train(compose_cfg(base + ["ckpt_path=last"], run, cache))
+    metrics = RunDir(run).metrics()
+    whole = (run / "metrics.json").read_bytes()
+    (run / "metrics.json").write_bytes(whole[:30])
+    with pytest.raises(UserError, match=r"not finished training \(no sae/ or no readable metrics.json, but a "):
+        finished_run_info(run)
+    train(compose_cfg(base + ["ckpt_path=last"], run, cache))
+    assert "has finished training" not in capsys.readouterr().out
+    assert RunDir(run).metrics() == metrics
 
 
 def test_npy_run_without_texts_never_loads_a_model(npy, tmp_path, monkeypatch, capsys):
