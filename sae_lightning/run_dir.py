@@ -218,6 +218,7 @@ class RunDir:
         labellings stay as they are either way. One labelling of a run at a time: a second one
         (another sae-label) is refused in one line while this one holds the run's lock."""
         with self._labeling_lock():
+            pointer.check_link(self.root)  # before the work, not at its switch
             self._remove_abandoned()
             now = datetime.now(timezone.utc)
             labeling_id = f"{now:%Y-%m-%d_%H-%M-%S}_{secrets.token_hex(3)}"
