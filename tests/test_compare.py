@@ -208,6 +208,9 @@ def test_sweep_dir_without_finished_runs_is_one_line_error(tmp_path):
         compare_runs([tmp_path / "sweep"])
     with pytest.raises(UserError, match="no such folder"):
         compare_runs([tmp_path / "nope"])
+    (tmp_path / "a.txt").write_text("x")  # a file given for a run said "no such folder"
+    with pytest.raises(UserError, match=r"a.txt: a file, not a folder; give a sweep dir or run dirs"):
+        compare_runs([tmp_path / "a.txt"])
 
 
 def test_joint_run_reports_features_per_domain(planted_runs, tmp_path):

@@ -205,6 +205,9 @@ def test_an_unfinished_run_is_refused(tiny_labelled_run, tmp_path):
     res = sae_diff(run, "Mathematics", "History", check=False)
     assert res.code == 2 and "is not a finished run (missing metrics.json)" in res.err
     assert not (run / "diff").exists()
+    # a file given for the run said it "does not exist"
+    res = sae_diff(run / "run.json", "Mathematics", "History", check=False)
+    assert res.code == 2 and f"error: {run / 'run.json'} is a file, not a run folder; give a run folder" in res.err
 
 
 def test_labels_verdicts_and_coherence_come_from_the_labelling_and_stay_blank_without_one(tiny_labelled_run, tmp_path):
