@@ -99,6 +99,7 @@ class RunDir:
     def claim(self) -> None:
         """Make this folder a new run's, atomically: `checkpoints/` is created exclusively, so of
         two processes pointed at one folder exactly one goes on, and the other writes nothing."""
+        self.check_not_inside_a_run()
         self.root.mkdir(parents=True, exist_ok=True)
         try:
             self.checkpoints.mkdir()
@@ -111,6 +112,18 @@ class RunDir:
         writes its .hydra/ and log into it (claim() stays the atomic check of two racing runs)."""
         if self.checkpoints.exists():
             raise self._taken()
+
+    def check_not_inside_a_run(self, settings: str = "run_dir") -> None:
+        """A new run never goes inside another run's folder (run_dir=<run>/sae wrote a second run
+        into the first one's sae/ and labelings/). A folder above counts as a run by run.json with
+        sae/ or checkpoints/ beside it: a project folder with a checkpoints/ of its own is none."""
+        for parent in self.root.absolute().parents:
+            above = RunDir(parent)
+            if above.run_file.is_file() and (above.sae.is_dir() or above.checkpoints.is_dir()):
+                raise UserError(
+                    f"{self.root} is inside the run {parent}, whose folder holds only its own files; "
+                    f"change {settings} to a folder outside it"
+                )
 
     def requeued_by_slurm(self) -> bool:
         """A SLURM job requeued by Lightning's auto-requeue (trainer=slurm) starts again in its folder."""

@@ -224,6 +224,23 @@ def test_two_runs_pointed_at_one_folder_never_share_it(npy, tmp_path):
     assert "already holds a run" in results[1][1]
 
 
+@pytest.mark.parametrize(
+    "where, setting",
+    [("run_dir={run}/checkpoints/new", "run_dir"), ("paths.log_dir={run}", "paths.log_dir, task_name or domain.name")],
+)
+def test_a_new_run_inside_another_runs_folder_is_refused_before_anything_is_written(
+    where, setting, interrupted, tmp_path
+):
+    """run_dir=<run>/sae (or a paths.log_dir inside a run) wrote a second run into the first one's
+    folders: its checkpoints/, sae/, labelings/ and links among the first run's files."""
+    run, base, cache = _interrupted_run(interrupted, tmp_path)
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    res = run_script("sae-train", *base, where.format(run=run), cwd=tmp_path)
+    assert res.code == 2 and res.error_lines[-1].startswith("error: "), res.err[-2000:]
+    assert f"is inside the run {run}, whose folder holds only its own files; change {setting} to a folder" in res.err
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
+
+
 @pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_and_sigterm_save_print_the_resume_line_and_exit_non_zero(signum, code, npy, tmp_path):
     run = tmp_path / "run"
