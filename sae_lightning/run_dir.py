@@ -211,18 +211,17 @@ class RunDir:
 
     def labelings(self) -> list[Labeling]:
         """Every finished labelling of the run, oldest first (by labels.json's `created`). A folder
-        without labels.json (one made by hand, a copy cut short) is none: it is skipped, not an error."""
+        without a readable labels.json (one made by hand, a copy cut short) is none: it is skipped,
+        not an error (its line said to label the run again, which left it as damaged as before)."""
         folder = self.root / self.LABELINGS
-        found = (
-            [
-                Labeling(p, p.name)
-                for p in folder.iterdir()
-                if not p.name.startswith(".") and (p / Labeling.LABELS).is_file()
-            ]
-            if folder.is_dir()
-            else []
-        )
-        return sorted(found, key=lambda lab: (lab.info().get("created", ""), lab.id))  # two in one second too
+        created: dict[Labeling, str] = {}
+        for p in sorted(folder.iterdir()) if folder.is_dir() else []:
+            lab = Labeling(p, p.name)
+            if p.name.startswith(".") or not lab.labels_path.is_file():
+                continue
+            with contextlib.suppress(UserError):
+                created[lab] = str(lab.info().get("created", ""))
+        return sorted(created, key=lambda lab: (created[lab], lab.id))  # two in one second too
 
     @contextlib.contextmanager
     def new_labeling(self) -> Iterator[Labeling]:
