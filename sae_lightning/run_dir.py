@@ -101,6 +101,8 @@ class RunDir:
         two processes pointed at one folder exactly one goes on, and the other writes nothing."""
         self.check_not_inside_a_run()
         self.root.mkdir(parents=True, exist_ok=True)
+        if self._run_files():
+            raise self._taken()
         try:
             self.checkpoints.mkdir()
         except FileExistsError:
@@ -110,8 +112,13 @@ class RunDir:
     def check_free(self) -> None:
         """claim()'s refusal, before anything is written: sae-train checks a run_dir= before Hydra
         writes its .hydra/ and log into it (claim() stays the atomic check of two racing runs)."""
-        if self.checkpoints.exists():
+        if self.checkpoints.exists() or self._run_files():
             raise self._taken()
+
+    def _run_files(self) -> list[str]:
+        """What a run left here besides checkpoints/: a finished run copied (or pruned) without its
+        checkpoints was trained over, its weights, metrics.json and run.json replaced."""
+        return [name for name in (self.RUN, self.SAE, self.METRICS) if (self.root / name).exists()]
 
     def check_not_inside_a_run(self, settings: str = "run_dir") -> None:
         """A new run never goes inside another run's folder (run_dir=<run>/sae wrote a second run
@@ -134,6 +141,11 @@ class RunDir:
         return self.run_file.is_file() or self.checkpoints.is_dir()
 
     def _taken(self) -> UserError:
+        if not self.checkpoints.exists():  # nothing to resume from
+            return UserError(
+                f"{self.root} already holds a run (it has {', '.join(self._run_files())}) and no "
+                f"{self.CHECKPOINTS}/ to resume it from; leave run_dir unset for a new folder"
+            )
         return UserError(
             f"{self.root} already holds a run (it has {self.CHECKPOINTS}/); resume it with "
             f"`sae-train run_dir={self.root} ckpt_path=last`, or leave run_dir unset for a new folder"

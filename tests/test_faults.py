@@ -7,6 +7,7 @@ numbers are not compared bit for bit with a process's) runs in this process (cli
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -222,6 +223,21 @@ def test_two_runs_pointed_at_one_folder_never_share_it(npy, tmp_path):
     assert [code for code, _ in results] == [0, 2], results
     assert results[1][1].strip().endswith("or leave run_dir unset for a new folder")
     assert "already holds a run" in results[1][1]
+
+
+def test_a_finished_run_without_checkpoints_is_never_trained_over(npy, tiny_labelled_run, tmp_path):
+    """A finished run copied or pruned without checkpoints/ (the claim's only mark) was trained over
+    by `sae-train run_dir=<it>`: its weights, metrics.json and run.json replaced by another SAE's,
+    its labellings left naming features of the old one."""
+    run = Path(shutil.copytree(tiny_labelled_run, tmp_path / "run", symlinks=True))
+    shutil.rmtree(run / "checkpoints")
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    says = f"{run} already holds a run (it has run.json, sae, metrics.json) and no checkpoints/ to resume it from"
+    res = run_script("sae-train", *npy_args(npy, tmp_path / "cache"), f"run_dir={run}", cwd=tmp_path)
+    assert res.code == 2 and res.error_lines == [f"error: {says}; leave run_dir unset for a new folder"], res.err
+    with pytest.raises(UserError, match=re.escape(says)):  # the claim itself, as the API reaches it
+        train(compose_cfg([*npy_args(npy, tmp_path / "cache"), "trainer.max_epochs=1"], run, tmp_path / "cache"))
+    assert before == {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
 
 
 @pytest.mark.parametrize(
