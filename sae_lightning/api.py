@@ -344,7 +344,12 @@ def compose_train_config(overrides: list[str], output_dir: str | Path | None = N
         del cfg["hydra"]  # the Hydra runtime node resolves only inside a Hydra app
         cfg.paths.output_dir = str(out.expanduser().resolve())
     check_config(cfg)  # what sae-train checks, by the same rules
-    check_output_folders(cfg, cfg.paths.output_dir, "output_dir" if output_dir is not None else "paths.log_dir")
+    chosen_by = "output_dir" if output_dir is not None else "paths.log_dir"
+    # the folder as given, not resolved: resolving followed a link to nothing on the way (./outputs
+    # -> an unmounted disk), and the run then made its target
+    check_output_folders(cfg, out.expanduser(), chosen_by)
+    if cfg.get("ckpt_path") is None:
+        RunDir(cfg.paths.output_dir).check_not_inside_a_run(chosen_by)  # as sae-train's, before the store
     return cfg
 
 

@@ -164,12 +164,14 @@ def compose_and_check(config_name: str, overrides: list[str]) -> str | None:
     # built on it be checked (the folder itself is created by Hydra later, never here).
     run_folder, chosen_by = _run_folder(cfg)
     check_output_folders(cfg, run_folder, chosen_by)
-    if chosen_by == "run_dir" and "ckpt_path" in cfg and cfg.get("ckpt_path") is None and not _ddp_child():
+    if run_folder is not None and "ckpt_path" in cfg and cfg.get("ckpt_path") is None and not _ddp_child():
         from .run_dir import RunDir
 
         run = RunDir(run_folder)
         if not run.requeued_by_slurm():  # a DDP rank > 0 or a requeue starts into its claimed folder
-            run.check_free()  # a new run into an old one's folder: refused before Hydra writes there
+            if chosen_by == "run_dir":
+                run.check_free()  # a new run into an old one's folder: refused before Hydra writes there
+            run.check_not_inside_a_run(chosen_by)  # ... or into a folder inside an old one
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = "<run folder>"
     hydra_cfg = HydraConfig.instance()

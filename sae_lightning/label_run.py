@@ -55,6 +55,8 @@ def label_run_dir(
             f"{run_dir} was trained on embeddings without texts (domain=npy without domain.metadata): "
             "there is nothing to label; its SAE and metrics are complete"
         )
+    if report and run.metrics_file.is_file():  # the report shows it: a damaged one is refused before the work
+        run.metrics()
     loaded = reader.trained(cfg.device)
     families = from_node(FamiliesConfig, info["families"]) if info.get("families") else None
     timer = PhaseTimer()

@@ -58,6 +58,9 @@ def current_id(root: Path) -> str | None:
 def switch(root: Path, labeling: Labeling) -> None:
     """Make `labeling` (a finished folder labelings/<id>/) the current one, in one rename."""
     _relink_copy(root)
+    # current/ a folder that no labeling.json names (made by hand, or a copy that lost it): the
+    # rename of the link over it was an IsADirectoryError after the whole labelling
+    _drop_dereferenced_copy(root / LINK)
     _mirror_links(root)
     _replace_link(root / LINK, Path(LABELINGS) / labeling.id)
 
@@ -107,14 +110,16 @@ def _relink_copy(root: Path) -> None:
             f"label the run again (sae-label run_dir={root})"
         )
     write_pointer(Labeling(folder, old))
-    _drop_dereferenced_copy(root / LINK, folder)
+    _drop_dereferenced_copy(root / LINK)
     _replace_link(root / LINK, Path(LABELINGS) / old)
 
 
-def _drop_dereferenced_copy(path: Path, folder: Path) -> None:
-    """A run copied by a tool that follows links (shutil.copytree, cp -L) has `current/` as a
-    folder: a copy of a labelling's files, derived like the top-level mirrors were. It is replaced
-    by the link when it holds only a labelling's files; anything else in it is refused."""
+def check_link(root: Path) -> None:
+    """Refuse, before a labelling is made, a `current/` folder that its switch could not replace."""
+    _foreign_in_copy(root / LINK)
+
+
+def _foreign_in_copy(path: Path) -> None:
     if not path.is_dir() or path.is_symlink():
         return
     foreign = [p.name for p in path.iterdir() if p.name not in MIRRORED or p.is_dir()]
@@ -123,7 +128,15 @@ def _drop_dereferenced_copy(path: Path, folder: Path) -> None:
             f"{path} is a folder, not the link to the current labelling, and holds {foreign[0]}; "
             f"move it away, then label the run again (sae-label run_dir={path.parent})"
         )
-    shutil.rmtree(path)
+
+
+def _drop_dereferenced_copy(path: Path) -> None:
+    """A run copied by a tool that follows links (shutil.copytree, cp -L) has `current/` as a
+    folder: a copy of a labelling's files, derived like the top-level mirrors were. It is replaced
+    by the link when it holds only a labelling's files; anything else in it is refused."""
+    _foreign_in_copy(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
 
 
 def write_pointer(labeling: Labeling) -> None:

@@ -99,7 +99,10 @@ class RunDir:
     def claim(self) -> None:
         """Make this folder a new run's, atomically: `checkpoints/` is created exclusively, so of
         two processes pointed at one folder exactly one goes on, and the other writes nothing."""
+        self.check_not_inside_a_run()
         self.root.mkdir(parents=True, exist_ok=True)
+        if self._run_files():
+            raise self._taken()
         try:
             self.checkpoints.mkdir()
         except FileExistsError:
@@ -109,8 +112,25 @@ class RunDir:
     def check_free(self) -> None:
         """claim()'s refusal, before anything is written: sae-train checks a run_dir= before Hydra
         writes its .hydra/ and log into it (claim() stays the atomic check of two racing runs)."""
-        if self.checkpoints.exists():
+        if self.checkpoints.exists() or self._run_files():
             raise self._taken()
+
+    def _run_files(self) -> list[str]:
+        """What a run left here besides checkpoints/: a finished run copied (or pruned) without its
+        checkpoints was trained over, its weights, metrics.json and run.json replaced."""
+        return [name for name in (self.RUN, self.SAE, self.METRICS) if (self.root / name).exists()]
+
+    def check_not_inside_a_run(self, settings: str = "run_dir") -> None:
+        """A new run never goes inside another run's folder (run_dir=<run>/sae wrote a second run
+        into the first one's sae/ and labelings/). A folder above counts as a run by run.json with
+        sae/ or checkpoints/ beside it: a project folder with a checkpoints/ of its own is none."""
+        for parent in self.root.absolute().parents:
+            above = RunDir(parent)
+            if above.run_file.is_file() and (above.sae.is_dir() or above.checkpoints.is_dir()):
+                raise UserError(
+                    f"{self.root} is inside the run {parent}, whose folder holds only its own files; "
+                    f"change {settings} to a folder outside it"
+                )
 
     def requeued_by_slurm(self) -> bool:
         """A SLURM job requeued by Lightning's auto-requeue (trainer=slurm) starts again in its folder."""
@@ -121,14 +141,27 @@ class RunDir:
         return self.run_file.is_file() or self.checkpoints.is_dir()
 
     def _taken(self) -> UserError:
+        if not self.checkpoints.exists():  # nothing to resume from
+            return UserError(
+                f"{self.root} already holds a run (it has {', '.join(self._run_files())}) and no "
+                f"{self.CHECKPOINTS}/ to resume it from; leave run_dir unset for a new folder"
+            )
         return UserError(
             f"{self.root} already holds a run (it has {self.CHECKPOINTS}/); resume it with "
             f"`sae-train run_dir={self.root} ckpt_path=last`, or leave run_dir unset for a new folder"
         )
 
     def has_export(self) -> bool:
-        """The SAE and metrics.json are written (training ended and nothing of it can be lost)."""
-        return (self.sae / self.SAE_CFG).is_file() and self.metrics_file.is_file()
+        """The SAE and metrics.json are written (training ended and nothing of it can be lost). A
+        metrics.json that cannot be read (a copy cut short) is no export: resuming from
+        last.ckpt writes it again, which it would refuse as finished, while every reader failed on it."""
+        if not (self.sae / self.SAE_CFG).is_file() or not self.metrics_file.is_file():
+            return False
+        try:
+            self.metrics()
+        except UserError:
+            return False
+        return True
 
     def missing(self) -> list[str]:
         """What a finished run has that this folder lacks (run.json first)."""
@@ -190,18 +223,17 @@ class RunDir:
 
     def labelings(self) -> list[Labeling]:
         """Every finished labelling of the run, oldest first (by labels.json's `created`). A folder
-        without labels.json (one made by hand, a copy cut short) is none: it is skipped, not an error."""
+        without a readable labels.json (one made by hand, a copy cut short) is none: it is skipped,
+        not an error (its line said to label the run again, which left it as damaged as before)."""
         folder = self.root / self.LABELINGS
-        found = (
-            [
-                Labeling(p, p.name)
-                for p in folder.iterdir()
-                if not p.name.startswith(".") and (p / Labeling.LABELS).is_file()
-            ]
-            if folder.is_dir()
-            else []
-        )
-        return sorted(found, key=lambda lab: (lab.info().get("created", ""), lab.id))  # two in one second too
+        created: dict[Labeling, str] = {}
+        for p in sorted(folder.iterdir()) if folder.is_dir() else []:
+            lab = Labeling(p, p.name)
+            if p.name.startswith(".") or not lab.labels_path.is_file():
+                continue
+            with contextlib.suppress(UserError):
+                created[lab] = str(lab.info().get("created", ""))
+        return sorted(created, key=lambda lab: (created[lab], lab.id))  # two in one second too
 
     @contextlib.contextmanager
     def new_labeling(self) -> Iterator[Labeling]:
@@ -210,6 +242,7 @@ class RunDir:
         labellings stay as they are either way. One labelling of a run at a time: a second one
         (another sae-label) is refused in one line while this one holds the run's lock."""
         with self._labeling_lock():
+            pointer.check_link(self.root)  # before the work, not at its switch
             self._remove_abandoned()
             now = datetime.now(timezone.utc)
             labeling_id = f"{now:%Y-%m-%d_%H-%M-%S}_{secrets.token_hex(3)}"

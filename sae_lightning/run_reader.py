@@ -62,7 +62,7 @@ def finished_run_info(run_dir: str | Path) -> dict:
         raise UserError(f"{run.root} is not a run dir: {what}; pass run_dir=<a finished run folder>")
     if not run.has_export() and run.last_ckpt.is_file():
         raise UserError(
-            f"{run.root} has not finished training (no sae/ or metrics.json, but a checkpoint): "
+            f"{run.root} has not finished training (no sae/ or no readable metrics.json, but a checkpoint): "
             f"`sae-train run_dir={run.root} ckpt_path=last` recovers it"
         )
     missing = [f for f in RunDir.FINISHED[:2] if not (run / f).is_file()]

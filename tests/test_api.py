@@ -155,6 +155,21 @@ def test_train_sae_refuses_nan_unknown_settings_and_a_second_domain(tmp_path):
     assert not any((tmp_path / d).exists() for d in "abcd")
 
 
+def test_train_sae_refuses_a_folder_inside_a_run_or_through_a_link_to_nothing(tmp_path):
+    # a run folder inside another run's (here, its sae/): refused before the store, as sae-train's run_dir=
+    (tmp_path / "run" / "sae").mkdir(parents=True)
+    (tmp_path / "run" / "run.json").write_text("{}")
+    with pytest.raises(UserError, match="^.*/run/sae/x is inside the run .*/run, .*; change output_dir to a folder"):
+        sl.train_sae(np.ones((10, 4), np.float32), output_dir=tmp_path / "run" / "sae" / "x")
+    assert not (tmp_path / "run" / "sae" / "x").exists()
+    # a folder through a link to nothing (an unmounted disk): refused as sae-train refuses it; the
+    # resolved path made the link's target instead
+    (tmp_path / "outputs").symlink_to(tmp_path / "gone")
+    with pytest.raises(UserError, match=r"outputs is a link to .*gone, which does not exist; .* change output_dir$"):
+        sl.train_sae(np.ones((10, 4), np.float32), output_dir=tmp_path / "outputs" / "x")
+    assert not (tmp_path / "gone").exists()
+
+
 def test_train_sae_on_an_array_uses_the_yaml_defaults(small_store, cache_dir, tmp_path, monkeypatch):
     """Settings not given are sae-train's (the schemas' defaults and conf/'s presets); so is the run folder."""
     monkeypatch.chdir(tmp_path)

@@ -102,6 +102,20 @@ def test_planted_shared_and_domain_only_directions_are_classified(planted, plant
     assert result.overlap[0, 1] == pytest.approx((a["best_match_cos"] >= 0.7).mean())
 
 
+def test_a_default_out_through_a_link_to_nothing_is_refused_not_followed(planted_runs, tmp_path):
+    """Without --out a comparison of run dirs goes to ./outputs/compare/<time>/: with ./outputs a
+    link to a folder that is gone (an unmounted disk) the link was followed and its target made,
+    where every Hydra command refuses it in one line."""
+    (tmp_path / "outputs").symlink_to(tmp_path / "gone")
+    env = {"SAE_LIGHTNING_OUTPUTS": ""}
+    res = run_script("sae-compare", planted_runs / "0_A", planted_runs / "1_B", cwd=tmp_path, env=env)
+    assert res.code == 2 and res.err.strip().splitlines() == [
+        f"error: {tmp_path / 'outputs'} is a link to {tmp_path / 'gone'}, which does not exist; "
+        "create that folder, remove the link or change --out"
+    ], res.err
+    assert not (tmp_path / "gone").exists()
+
+
 def test_sae_compare_command_writes_tables_and_page(planted_runs, tmp_path):
     out = tmp_path / "cmp"
     res = run_script("sae-compare", planted_runs / "0_A", planted_runs / "1_B", "--out", out)
@@ -208,6 +222,9 @@ def test_sweep_dir_without_finished_runs_is_one_line_error(tmp_path):
         compare_runs([tmp_path / "sweep"])
     with pytest.raises(UserError, match="no such folder"):
         compare_runs([tmp_path / "nope"])
+    (tmp_path / "a.txt").write_text("x")  # a file given for a run said "no such folder"
+    with pytest.raises(UserError, match=r"a.txt: a file, not a folder; give a sweep dir or run dirs"):
+        compare_runs([tmp_path / "a.txt"])
 
 
 def test_joint_run_reports_features_per_domain(planted_runs, tmp_path):

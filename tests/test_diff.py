@@ -187,6 +187,25 @@ def test_bad_groups_are_one_line_and_write_nothing(tiny_labelled_run, tmp_path, 
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.parametrize("blocker", ["file", "dead link"])
+def test_a_runs_diff_folder_that_cannot_hold_the_output_is_refused_before_the_analysis(
+    blocker, tiny_labelled_run, tmp_path
+):
+    """Without --out the diff goes to <run>/diff/<a>-vs-<b>/: a file or a link to nothing in the
+    place of <run>/diff failed only after the whole analysis, a dead link as 'File exists'."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_labelled_run, run, symlinks=True)
+    if blocker == "file":
+        (run / "diff").write_text("mine")
+        says = f"{run / 'diff'} is a file, not a folder, so {run / 'diff'} cannot be the output folder; change --out"
+    else:
+        (run / "diff").symlink_to(tmp_path / "gone")
+        says = f"{run / 'diff'} is a link to {tmp_path / 'gone'}, which does not exist; create that folder"
+    res = sae_diff(run, "Mathematics", "History", check=False)
+    assert res.code == 2 and res.error_lines[0].startswith(f"error: {says}"), res.err
+    assert len(res.error_lines) == 1 and not (tmp_path / "gone").exists()
+
+
 def test_a_source_group_sharing_texts_with_the_other_side_overlaps(tiny_labelled_run, tmp_path):
     meta = pd.read_parquet(json.loads((tiny_labelled_run / "run.json").read_text())["store_path"] + "/metadata.parquet")
     meta[meta["domain"] == "History"].head(30).to_csv(tmp_path / "h.csv", index=False)
@@ -210,6 +229,9 @@ def test_an_unfinished_run_is_refused(tiny_labelled_run, tmp_path):
     res = sae_diff(run, "Mathematics", "History", check=False)
     assert res.code == 2 and "is not a finished run (missing metrics.json)" in res.err
     assert not (run / "diff").exists()
+    # a file given for the run said it "does not exist"
+    res = sae_diff(run / "run.json", "Mathematics", "History", check=False)
+    assert res.code == 2 and f"error: {run / 'run.json'} is a file, not a run folder; give a run folder" in res.err
 
 
 def test_labels_verdicts_and_coherence_come_from_the_labelling_and_stay_blank_without_one(tiny_labelled_run, tmp_path):

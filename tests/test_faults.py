@@ -7,6 +7,7 @@ numbers are not compared bit for bit with a process's) runs in this process (cli
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from sae_lightning.data.store import EmbeddingStore
 from sae_lightning.errors import UserError
 from sae_lightning.pipeline import train
 from sae_lightning.run_dir import RunDir
+from sae_lightning.run_reader import finished_run_info
 
 from .cli_runner import Result, run_script
 from .conftest import SMALL_TOPICS, compose_cfg
@@ -223,6 +225,38 @@ def test_two_runs_pointed_at_one_folder_never_share_it(npy, tmp_path):
     assert "already holds a run" in results[1][1]
 
 
+def test_a_finished_run_without_checkpoints_is_never_trained_over(npy, tiny_labelled_run, tmp_path):
+    """A finished run copied or pruned without checkpoints/ (the claim's only mark) was trained over
+    by `sae-train run_dir=<it>`: its weights, metrics.json and run.json replaced by another SAE's,
+    its labellings left naming features of the old one."""
+    run = Path(shutil.copytree(tiny_labelled_run, tmp_path / "run", symlinks=True))
+    shutil.rmtree(run / "checkpoints")
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    says = f"{run} already holds a run (it has run.json, sae, metrics.json) and no checkpoints/ to resume it from"
+    res = run_script("sae-train", *npy_args(npy, tmp_path / "cache"), f"run_dir={run}", cwd=tmp_path)
+    assert res.code == 2 and res.error_lines == [f"error: {says}; leave run_dir unset for a new folder"], res.err
+    with pytest.raises(UserError, match=re.escape(says)):  # the claim itself, as the API reaches it
+        train(compose_cfg([*npy_args(npy, tmp_path / "cache"), "trainer.max_epochs=1"], run, tmp_path / "cache"))
+    assert before == {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "where, setting",
+    [("run_dir={run}/checkpoints/new", "run_dir"), ("paths.log_dir={run}", "paths.log_dir, task_name or domain.name")],
+)
+def test_a_new_run_inside_another_runs_folder_is_refused_before_anything_is_written(
+    where, setting, interrupted, tmp_path
+):
+    """run_dir=<run>/sae (or a paths.log_dir inside a run) wrote a second run into the first one's
+    folders: its checkpoints/, sae/, labelings/ and links among the first run's files."""
+    run, base, cache = _interrupted_run(interrupted, tmp_path)
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    res = run_script("sae-train", *base, where.format(run=run), cwd=tmp_path)
+    assert res.code == 2 and res.error_lines[-1].startswith("error: "), res.err[-2000:]
+    assert f"is inside the run {run}, whose folder holds only its own files; change {setting} to a folder" in res.err
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
+
+
 @pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_and_sigterm_save_print_the_resume_line_and_exit_non_zero(signum, code, npy, tmp_path):
     run = tmp_path / "run"
@@ -316,6 +350,22 @@ def test_resuming_a_finished_run_says_so_and_changes_nothing(interrupted, tmp_pa
     train(compose_cfg(base + ["ckpt_path=last"], run, cache))
     assert "has finished training" in capsys.readouterr().out
     assert before == {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and ".hydra" not in p.parts}
+
+
+def test_a_finished_run_with_a_cut_metrics_json_is_resumed_not_refused(interrupted, tmp_path, capsys):
+    """metrics.json cut short (a copy that stopped): every reader refused it with 'resume the training
+    with ckpt_path=last', which refused it as finished; now the readers name the resume, the resume
+    writes metrics.json again from last.ckpt, and the run reads as it did."""
+    run, base, cache = _interrupted_run(interrupted, tmp_path)
+    train(compose_cfg(base + ["ckpt_path=last"], run, cache))
+    metrics = RunDir(run).metrics()
+    whole = (run / "metrics.json").read_bytes()
+    (run / "metrics.json").write_bytes(whole[:30])
+    with pytest.raises(UserError, match=r"not finished training \(no sae/ or no readable metrics.json, but a "):
+        finished_run_info(run)
+    train(compose_cfg(base + ["ckpt_path=last"], run, cache))
+    assert "has finished training" not in capsys.readouterr().out
+    assert RunDir(run).metrics() == metrics
 
 
 def test_npy_run_without_texts_never_loads_a_model(npy, tmp_path, monkeypatch, capsys):

@@ -86,6 +86,24 @@ def test_a_failed_relabel_leaves_the_current_labelling(tiny_labelled_run, tmp_pa
     assert [p.name for p in (run / "labelings").iterdir() if p.name != RunDir.LOCK] == [before]
 
 
+def test_a_damaged_metrics_json_is_refused_before_the_labelling(tiny_labelled_run, tmp_path):
+    """The report shows metrics.json: a cut one failed the relabel only after the scan, labels,
+    scores and families were done (and thrown away)."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_labelled_run, run, symlinks=True)
+    shutil.rmtree(run / "checkpoints")  # a copy without them: nothing to resume from
+    (run / "metrics.json").write_text('{"metrics": {"fve"')
+    before = RunDir(run).labeling().id
+    res = run_script("sae-label", f"run_dir={run}", f"paths.log_dir={tmp_path / 'logs'}")
+    assert res.code == 2 and res.error_lines == [
+        f"error: {run / 'metrics.json'} is corrupt (Expecting ':' delimiter: line 1 column 19 (char 18)); "
+        f"resume the training with `sae-train run_dir={run} ckpt_path=last`"
+    ], res.err
+    assert "scanned" not in res.err + res.out
+    assert RunDir(run).labeling().id == before
+    assert [p.name for p in (run / "labelings").iterdir() if p.name != RunDir.LOCK] == [before]
+
+
 def test_sigterm_during_a_relabel_leaves_the_run_as_it_was(tiny_labelled_run, tmp_path):
     """SIGTERM (a scheduler's stop, `kill`) ends sae-label like Ctrl-C: one line, status 143, its
     temp labelling removed at once (not left for the next labelling to sweep up), no log folder."""

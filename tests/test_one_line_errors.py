@@ -236,11 +236,26 @@ def test_an_embedder_device_this_machine_lacks_names_embedder_device(tmp_path):
     assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
 
 
-def test_sizes_whose_memory_grows_with_the_sae_are_bounded(tmp_path):
+@pytest.mark.parametrize(
+    "knob, hi",
+    [
+        ("labeling.m", 1000),
+        ("labeling.m_pos", 200),
+        ("labeling.n_negatives", 2000),
+        ("labeling.n_hard", 500),
+        ("labeling.coherence_pairs", 200000),
+        ("families.texts_per_member", 1000),
+    ],
+)
+def test_sizes_whose_memory_grows_with_the_sae_are_bounded(knob, hi, tmp_path):
     """labeling.m texts per feature and sae-diff's --examples are held for every feature at once:
-    a mistyped size is refused in one line, not run until the machine runs out of memory."""
-    res = train(tmp_path, "labeling.m=1000000")
-    assert refused(res, "labeling.m=1000000 is invalid; set labeling.m to a whole number from 1 to 1000"), res.err
+    a mistyped size is refused in one line, not run until the machine runs out of memory. So are
+    the scoring sets and the coherence baseline's pairs: m_pos=100000000 was a MemoryError
+    traceback, coherence_pairs=1000000000 an OOM kill, each after the training and the scan; so was
+    families.texts_per_member, which the scan keeps as many top texts of as labeling.m's."""
+    res = train(tmp_path, f"{knob}=1000000000")
+    says = f"{knob}=1000000000 is invalid; set {knob} to a whole number from 1 to {hi}"
+    assert refused(res, says), res.err
     assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
 
 

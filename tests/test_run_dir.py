@@ -98,6 +98,9 @@ def test_report_of_a_run_with_labellings_reads_the_current_one(tmp_path):
         pages.append(write_report(root).read_text(encoding="utf-8"))
     (root / "labelings" / "2099-01-01_00-00-00_abcdef").mkdir()  # a stray folder (was labels.json's UserError)
     (root / "labelings" / "notes.txt").write_text("mine")
+    cut = root / "labelings" / "2098-01-01_00-00-00_abcdef"  # a copy cut short in its labels.json:
+    cut.mkdir()  # its line said to label the run again, which left labelings() failing on it for good
+    (cut / Labeling.LABELS).write_text('{"created": "20')
     _, first, second = run.labelings()
     assert run.labeling().id == second.id and first.report.read_text(encoding="utf-8") == pages[0]
     assert (root / "report.html").read_text(encoding="utf-8") == second.report.read_text(encoding="utf-8") == pages[1]

@@ -248,6 +248,34 @@ def test_a_relabel_of_a_copied_run_keeps_every_labelling_and_leaves_no_temp_file
     assert not list((run / "labelings").glob(".*.tmp"))
 
 
+@pytest.mark.parametrize("holds", [[], list(Labeling.FILES), ["notes.txt"]])
+def test_a_current_folder_that_no_labeling_json_names_is_replaced_or_refused_before_the_work(
+    holds, tiny_labelled_run, tmp_path
+):
+    """current/ a folder with no labeling.json naming it (made by hand, a copy that lost the file):
+    the switch renamed the new link over it, an IsADirectoryError traceback after the whole
+    labelling, with the new labelling left not current. Now a folder of nothing but a labelling's
+    files goes, like a copy's; one with anything else is refused in one line before the scan."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_labelled_run, run, symlinks=True)
+    first = RunDir(run).labeling()
+    (run / "current").unlink()
+    (run / Labeling.POINTER).unlink()
+    (run / "current").mkdir()
+    for name in holds:
+        (run / "current" / name).write_text("x")
+    if holds == ["notes.txt"]:
+        with pytest.raises(UserError, match=r"current is a folder, not the link .* and holds notes.txt; move it"):
+            label_run_dir(run, LabelingConfig(top_n=2))
+        assert sorted(p.name for p in (run / "labelings").iterdir() if p.name != RunDir.LOCK) == [first.id]
+        return
+    label_run_dir(run, LabelingConfig(top_n=2))
+    new = RunDir(run).labeling()
+    assert new.id != first.id and (run / "current").is_symlink()
+    assert (run / Labeling.FEATURES).read_bytes() == new.features.read_bytes()
+    assert not list((run / "labelings").glob(".*.tmp"))
+
+
 # ---- 5. the umask --------------------------------------------------------------------------------
 
 

@@ -70,7 +70,8 @@ def find_run_dirs(paths: Sequence[str | Path]) -> tuple[list[Path], Path | None]
     for raw in paths:
         path = Path(raw).expanduser()
         if not path.is_dir():
-            raise UserError(f"{path}: no such folder; give a sweep dir or run dirs (folders holding run.json and sae/)")
+            what = "a file, not a folder" if path.exists() else "no such folder"
+            raise UserError(f"{path}: {what}; give a sweep dir or run dirs (folders holding run.json and sae/)")
         if is_run_dir(path):
             missing = _missing(path)
             if missing:

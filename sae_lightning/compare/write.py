@@ -65,8 +65,12 @@ def summary(result: ComparisonResult) -> dict:
 
 def default_compare_dir(stamp: str) -> Path:
     """Where a comparison of run dirs (not one sweep) goes: outputs/compare/<time>/ under the root of
-    all run folders (paths.log_dir: $SAE_LIGHTNING_OUTPUTS, else ./outputs), never the cwd itself."""
-    return (Path(outputs_root()) / "compare" / stamp).resolve()
+    all run folders (paths.log_dir: $SAE_LIGHTNING_OUTPUTS, else ./outputs), never the cwd itself.
+    Checked before it is resolved: a link to nothing on the way (./outputs -> an unmounted disk)
+    was followed, and its target created."""
+    folder = Path(outputs_root()) / "compare" / stamp
+    check_output_folder(folder, "--out")
+    return folder.resolve()
 
 
 def write_comparison(result: ComparisonResult, out_dir: str | Path) -> dict[str, Path]:

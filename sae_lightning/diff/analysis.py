@@ -97,7 +97,10 @@ class MatrixResult:
 def open_finished_run(reader: RunReader) -> SearchRun:
     run_dir, missing = reader.root, reader.dir.missing()
     if not run_dir.is_dir() or missing:
-        what = "does not exist" if not run_dir.is_dir() else f"is not a finished run (missing {', '.join(missing)})"
+        if run_dir.is_dir():
+            what = f"is not a finished run (missing {', '.join(missing)})"
+        else:
+            what = "is a file, not a run folder" if run_dir.exists() else "does not exist"
         raise UserError(
             f"{run_dir} {what}; give a run folder that sae-train completed "
             "(resume an interrupted one with sae-train run_dir=<it> ckpt_path=last)"

@@ -71,7 +71,7 @@ def _main(argv: list[str]) -> None:
     values = {f.name: getattr(a, f.name) for f in fields(DiffSettings)}
     check_settings("diff", values, flags=True)  # the ranges are validate.py's rules
     settings = DiffSettings(**values)
-    check_out(a.out, a.matrix)  # never replace a folder sae-diff did not write
+    check_out(a.out, a.matrix, a.run_dir)  # never replace a folder sae-diff did not write
     if a.matrix:
         if a.groups:
             p.error("-m compares every pair of the run's domains: give no groups")

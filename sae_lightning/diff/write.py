@@ -36,12 +36,15 @@ def file_names(matrix: bool) -> set[str]:
     return {f"{t}.{ext}" for t in tables for ext in ("parquet", "csv")} | {SUMMARY, page}
 
 
-def check_out(out: str | Path | None, matrix: bool) -> None:
+def check_out(out: str | Path | None, matrix: bool, run_dir: str | Path) -> None:
     """Refuse an --out that cannot be a folder or holds anything but an earlier diff, before the
-    analysis runs."""
+    analysis runs; without --out, a <run>/diff that cannot hold one (a file, a link to nothing: it
+    was a 'File exists' line after the whole analysis)."""
     if out is not None:
         check_output_folder(out, "--out")
         check_replaceable(out, file_names(matrix), OUT_FIX)
+    elif Path(run_dir).is_dir():  # else the run's own line, from the analysis
+        check_output_folder(RunDir(run_dir).root / RunDir.DIFF, "--out")
 
 
 def _csv_ready(df: pd.DataFrame) -> pd.DataFrame:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .knobs import POSITIVE, check_fields, flag, knob, number
+from .knobs import POSITIVE, TOP_TEXTS, check_fields, flag, knob, number
 
 
 @dataclass
@@ -23,7 +23,7 @@ class FamiliesConfig:
     max_density: float = knob(
         0.1, "features firing on more than this share of rows stay out of the graph", number(0, 1, lo_open=True)
     )
-    texts_per_member: int = knob(5, "top texts per member that name the family", POSITIVE)
+    texts_per_member: int = knob(5, "top texts per member that name the family", TOP_TEXTS)
 
     def __post_init__(self) -> None:
         check_fields(self, "families")

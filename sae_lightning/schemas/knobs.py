@@ -106,6 +106,9 @@ def list_of(item: Rule, what: str, check: Callable[[list], bool] = lambda v: Tru
 
 POSITIVE = whole(1)
 SEED = whole(0, 2**32 - 1)
+# Top texts the scan keeps per feature (labeling.m, families.texts_per_member: it keeps the larger):
+# at most 1,000, since it holds d_sae x m rows and activations at once (m = 10^6 asked 12 GB at d_sae 3072).
+TOP_TEXTS = whole(1, 1000)
 
 
 def knob(default: Any, doc: str, rule: Rule) -> Any:

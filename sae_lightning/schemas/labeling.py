@@ -10,7 +10,21 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..errors import UserError
-from .knobs import POSITIVE, SEED, Rule, check_fields, flag, is_num, knob, list_of, number, one_of, text, whole
+from .knobs import (
+    POSITIVE,
+    SEED,
+    TOP_TEXTS,
+    Rule,
+    check_fields,
+    flag,
+    is_num,
+    knob,
+    list_of,
+    number,
+    one_of,
+    text,
+    whole,
+)
 
 LABEL_EMBEDDINGS = ("keywords", "string")
 STOP_WORDS = Rule(
@@ -39,8 +53,7 @@ class LabelingConfig:
 
     enabled: bool = knob(True, "false: no labelling during training (sae-label can do it later)", flag())
     every_n_epochs: int = knob(0, "also label every N epochs (0: only at the end of training)", whole(0))
-    # at most 1,000: the scan holds d_sae x m rows and activations at once (m = 10^6 asked 12 GB at d_sae 3072)
-    m: int = knob(30, "top-activating training texts per feature (the label's evidence)", whole(1, 1000))
+    m: int = knob(30, "top-activating training texts per feature (the label's evidence)", TOP_TEXTS)
     top_n: int = knob(3, "keywords per label (at most: only keywords that recur across documents are kept)", POSITIVE)
     use_mmr: bool = knob(True, "maximal marginal relevance: diverse keywords", flag())
     shortlist: int = knob(20, "KeyBERT's best candidates per feature (by cosine) that the rerank picks from", POSITIVE)
@@ -96,14 +109,19 @@ class LabelingConfig:
         "is interpretable (docs/interpretation)",
         number(),
     )
-    m_pos: int = knob(20, "scoring positives: validation texts at evenly spaced activation ranks", POSITIVE)
-    n_negatives: int = knob(200, "random negatives: validation texts where the feature is zero", POSITIVE)
-    n_hard: int = knob(50, "hard negatives: zero-activation validation texts nearest the positives' centroid", POSITIVE)
+    # The scoring sets are held for every feature at once (and compared positive x negative), the
+    # coherence baseline's pairs as [pairs, d] embeddings, like m's texts: bounded at 10 times their
+    # defaults, so a mistyped size is one line, not a MemoryError or an OOM kill after the scan.
+    m_pos: int = knob(20, "scoring positives: validation texts at evenly spaced activation ranks", whole(1, 200))
+    n_negatives: int = knob(200, "random negatives: validation texts where the feature is zero", whole(1, 2000))
+    n_hard: int = knob(
+        50, "hard negatives: zero-activation validation texts nearest the positives' centroid", whole(1, 500)
+    )
     coherence_min_docs: int = knob(
         3, "fewer distinct source documents among the top texts: coherence NaN, verdict weak", whole(2)
     )
     coherence_pairs: int = knob(
-        20000, "random train-text pairs that give coherence its baseline (mean, spread)", POSITIVE
+        20000, "random train-text pairs that give coherence its baseline (mean, spread)", whole(1, 200_000)
     )
     coherence_min: float = knob(
         1.75,
