@@ -345,8 +345,7 @@ def compose_train_config(overrides: list[str], output_dir: str | Path | None = N
         cfg.paths.output_dir = str(out.expanduser().resolve())
     check_config(cfg)  # what sae-train checks, by the same rules
     chosen_by = "output_dir" if output_dir is not None else "paths.log_dir"
-    # the folder as given, not resolved: resolving followed a link to nothing on the way (./outputs
-    # -> an unmounted disk), and the run then made its target
+    # the folder as given: resolved, a link to nothing on the way (./outputs -> a gone disk) was made
     check_output_folders(cfg, out.expanduser(), chosen_by)
     if cfg.get("ckpt_path") is None:
         RunDir(cfg.paths.output_dir).check_not_inside_a_run(chosen_by)  # as sae-train's, before the store
