@@ -32,6 +32,11 @@ from sae_lightning.schemas.domain import WikiConfig
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+# Nothing in the suite may reach for the Hugging Face hub (as in CI, .ci/run): a model name no cache
+# holds is then refused at once, where a network that drops packets kept the hub client retrying for
+# ~70 s (test_label_cli's judge "a name no cache holds"). Read when huggingface_hub loads, which
+# nothing imported above does.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 register_hydra()
 # The commands' own process settings (sae_lightning/runtime.py), applied before any test loads torch
 # (nothing imported above does): its OpenMP runtime reads the wait policy once, when it loads. The
