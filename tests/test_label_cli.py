@@ -157,6 +157,9 @@ def test_a_judge_that_cannot_load_is_refused_before_the_work(judge, tiny_labelle
     )
     assert lines[0].startswith(f"error: labeling.judge_model={name} {says}") and fix in lines[0], lines[0]
     assert sorted(p.name for p in (run / "labelings").iterdir()) == before and not (tmp_path / "logs").exists()
+    # a hub id says what it waits on first: without network the hub client retries for about a minute
+    fetching = f"labeling.judge_model={name} is no installed model or folder: loading it from the Hugging Face hub"
+    assert (fetching in res.out) == (judge == "a name no cache holds"), res.out[-2000:]
 
 
 def test_not_a_run_is_one_line_and_creates_nothing(tmp_path):

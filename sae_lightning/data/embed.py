@@ -121,6 +121,10 @@ def _load_fresh(name: str, device: str | None, setting: str = MODEL_SETTING):
         check_device(device, "embedder.device")
     path = resolve_model(name, setting)
     local = path != name and Path(path).exists()  # a local model must never reach for the hub
+    if not Path(path).exists():  # without network, or with one that drops packets, the hub client retries ~1 min
+        log.info(
+            "%s=%s is no installed model or folder: loading it from the Hugging Face hub or its cache", setting, name
+        )
     try:
         return SentenceTransformer(path, device=device, local_files_only=local)
     except Exception as err:
