@@ -120,8 +120,9 @@ def _load_fresh(name: str, device: str | None, setting: str = MODEL_SETTING):
     if device is not None:  # only the embedder names a device
         check_device(device, "embedder.device")
     path = resolve_model(name, setting)
-    local = path != name and Path(path).exists()  # a local model must never reach for the hub
-    if not Path(path).exists():  # without network, or with one that drops packets, the hub client retries ~1 min
+    on_disk = Path(path).exists()
+    local = path != name and on_disk  # a local model must never reach for the hub
+    if not on_disk:  # without network, or with one that drops packets, the hub client retries ~1 min
         log.info(
             "%s=%s is no installed model or folder: loading it from the Hugging Face hub or its cache", setting, name
         )
