@@ -13,6 +13,7 @@ import pytest
 
 from sae_lightning.labels.naming.phrases import stop_set
 from sae_lightning.labels.scoring.coherence import feature_coherence
+from sae_lightning.labels.scoring.token_features import Patterns
 from sae_lightning.labels.scoring.verdict import verdicts
 from sae_lightning.labels.scoring.word_features import (
     base_shares,
@@ -106,18 +107,52 @@ VOLCANO_TEXTS = [
 ]
 
 
+# "bay" leading unrelated words in the model's tokenizer (bay ##esian, bay ##eux, bay ##one ##t ...),
+# the word itself in three of the twelve: only with the words it leads is it in half of them.
+BAY_TEXTS = [
+    "A bay is a recessed, coastal body of water that joins a larger main body of water.",
+    "Bayesian inference updates the probability of a hypothesis as more evidence arrives.",
+    "The Bayeux Tapestry depicts the Norman conquest of England in 1066.",
+    "A bayonet is a knife fixed to the muzzle of a rifle.",
+    "Bayeux is a commune in Normandy known for its medieval cathedral.",
+    "The Bay of Bengal is the largest bay in the world.",
+    "Bayesian networks represent random variables and their conditional dependencies.",
+    "Bayreuth hosts an annual festival of the operas of Richard Wagner.",
+    "The Baywatch theme song topped the charts in Germany.",
+    "Baywatch was an American action drama television series about lifeguards.",
+    "Bays along the coast of Maine shelter small fishing harbours.",
+    "Thomas Bayes was an English statistician, philosopher and minister.",
+]
+# Twelve texts on working wood, the word leading most of its compounds (wood ##working, wood ##cut):
+# one concept, which its texts share without the word.
+WOOD_TEXTS = [
+    "Woodworking is the skill of making furniture and other items from wood.",
+    "Woodcarving is a form of working wood with a knife or a chisel.",
+    "Woodcut is a relief printing technique in which an image is carved into a block of wood.",
+    "Oak is a hardwood prized for furniture, flooring and barrels.",
+    "Timber is wood processed into beams and planks for building.",
+    "Woodturning shapes wood on a lathe into bowls, spindles and table legs.",
+    "Pine is a softwood used for construction, joinery and cabinets.",
+    "Woodworkers use saws, planes and chisels to shape timber.",
+    "Plywood is made of thin layers of wood veneer glued together.",
+    "Wood is seasoned by drying to reduce its moisture before it is worked.",
+    "Carpenters join wooden beams with mortise and tenon joints.",
+    "Marquetry applies pieces of wood veneer to a surface to form decorative pictures.",
+]
+
+
 @pytest.fixture(scope="module")
 def planted(small_store):
     """The store's texts and embeddings plus the planted lists, one feature's top texts each (each
     text its own document)."""
-    planted = BROWN_TEXTS + FRANCE_TEXTS + RECORD_TEXTS + GIANT_TEXTS + VOLCANO_TEXTS
-    _, cache, texts, X, codes, n = with_planted(small_store, planted)
+    planted = BROWN_TEXTS + FRANCE_TEXTS + RECORD_TEXTS + GIANT_TEXTS + VOLCANO_TEXTS + BAY_TEXTS + WOOD_TEXTS
+    model, cache, texts, X, codes, n = with_planted(small_store, planted)
     top = (n + np.arange(len(planted))).reshape(-1, 12)
-    return cache, texts, X, codes, top, np.arange(n)
+    return cache, texts, X, codes, top, np.arange(n), model.tokenizer
 
 
 def test_one_word_in_unrelated_senses_is_a_token_feature_and_a_self_named_concept_is_not(planted):
-    cache, texts, X, codes, top, train_rows = planted
+    cache, texts, X, codes, top, train_rows, tokenizer = planted
     cfg = LabelingConfig()
     coh = feature_coherence(top[:3], X, train_rows, codes, cfg.coherence_min_docs, cfg.coherence_pairs, cfg.seed)
     # both look coherent to the model: the brown texts because they share the word
@@ -135,6 +170,7 @@ def test_one_word_in_unrelated_senses_is_a_token_feature_and_a_self_named_concep
         coh.baseline_std,
         cfg.token_share_gap,
         cfg.seed,
+        tokenizer,
     )
     got = label()
     assert got.is_token.tolist() == [True, False, True], (got.coherence, coh.score)
@@ -182,13 +218,43 @@ def test_a_random_text_counts_once_for_a_word_whatever_forms_it_holds():
 
 
 def test_a_word_in_several_senses_across_its_forms_is_a_token_feature(planted):
-    cache, texts, X, codes, top, train_rows = planted
+    cache, texts, X, codes, top, train_rows, tokenizer = planted
     cfg = LabelingConfig()
-    coh = feature_coherence(top[3:], X, train_rows, codes, cfg.coherence_min_docs, cfg.coherence_pairs, cfg.seed)
+    coh = feature_coherence(top[3:5], X, train_rows, codes, cfg.coherence_min_docs, cfg.coherence_pairs, cfg.seed)
     args = (coh.doc_rows, coh.n_docs, np.ones(2, bool), texts, train_rows, cache, stop_set("english"))
-    got = word_features(*args, coh.baseline_mean, coh.baseline_std, cfg.token_share_gap, cfg.seed)
+    got = word_features(*args, coh.baseline_mean, coh.baseline_std, cfg.token_share_gap, cfg.seed, tokenizer)
     # neither "giant" nor "giants" alone is in half of the texts; together in 10 of 12
     assert got.is_token.tolist() == [True, False], (got.coherence, coh.score)
     assert got.labels[0] == 'token: "giant"' and "in 83% of its top texts" in got.reasons[0]
     # volcanoes without "volcano"/"volcanoes" are still about lava and eruptions
     assert got.coherence[1] > got.coherence[0]
+
+
+def test_a_word_leading_unrelated_words_in_the_tokenizer_is_a_token_feature(planted):
+    """ "bay" in three of twelve texts, and leading "Bayesian", "Bayeux", "bayonet" in the rest: the
+    model reads the piece in all of them. Texts on working wood keep their concept without "wood"
+    and the compounds it leads (woodworking, woodcut)."""
+    cache, texts, X, codes, top, train_rows, tokenizer = planted
+    cfg = LabelingConfig()
+    coh = feature_coherence(top[5:7], X, train_rows, codes, cfg.coherence_min_docs, cfg.coherence_pairs, cfg.seed)
+    args = (coh.doc_rows, coh.n_docs, np.ones(2, bool), texts, train_rows, cache, stop_set("english"))
+    rest = (coh.baseline_mean, coh.baseline_std, cfg.token_share_gap, cfg.seed)
+    got = word_features(*args, *rest, tokenizer)
+    assert got.is_token.tolist() == [True, False], (got.coherence, coh.score)
+    assert got.labels[0] == 'token: "bay…"' and "in 100% of its top texts" in got.reasons[0]
+    assert got.coherence[1] >= cfg.coherence_min, got.coherence  # wood stays interpretable, not only not token
+    # by the word and its plural alone, "bay" is in a quarter of the texts: not tested, not caught
+    plain = word_features(*args, *rest)
+    assert not plain.is_token[0] and np.isnan(plain.coherence[0])
+
+
+def test_a_word_leads_only_the_words_whose_first_piece_it_is(planted):
+    *_, tokenizer = planted
+    lead = Patterns(tokenizer).lead
+    stop = stop_set("english")
+    texts = ["Skinks are lizards.", "Skin cancer.", "The skin of a drum.", "Skiing in the Alps."]
+    assert shared_words(texts, stop, 1, lead) == [("skin", 0.75)]  # skin ##ks; "skiing" is not skin's
+    assert shared_words(texts, stop, 1) == [("skin", 0.5)]
+    assert without_word("Skinks, skins and skiing.", "skin", lead) == ", and skiing."
+    # a piece leads a word only where the piece is a word the texts hold ("bay" of Bayes, not "pa" of Paris)
+    assert base_shares(["Bayes and Bayeux.", "A bay.", "Paris."], {"bay"}, lead) == {"bay": pytest.approx(2 / 3)}

@@ -3,6 +3,7 @@ without seeing any score, and the join of the answers with the run's verdicts.
 
     label_reading.py sample <run> <seed> <out.md> [--n 30]     30 random live features, blind
     label_reading.py top <run> <out.md> [--n 50]               the n best interpretable by label_score, blind
+    label_reading.py changed <before> <after> <out.md>         the features whose verdict a labeller change moved, blind
     label_reading.py join <run> <sample.md> <answers.json>     counts, confusion table, misses (markdown)
 
 A sample item shows the label and the feature's 10 top texts, each behind its source document
@@ -60,6 +61,13 @@ def top(run: Path, out: Path, n: int) -> None:
     _write(best.sample(frac=1.0, random_state=0), out, f"Blind sample: {n} features")
 
 
+def changed(before: Path, after: Path, out: Path) -> None:
+    """The features of one run whose verdict differs between two labellings of it (`after` shown)."""
+    old, new = _features(before), _features(after)
+    moved = new[old.verdict.to_numpy() != new.verdict.to_numpy()]
+    _write(moved.sample(frac=1.0, random_state=0), out, f"Blind sample: {len(moved)} features")
+
+
 def _joined(run: Path, sample_md: Path, answers: Path) -> pd.DataFrame:
     ids = [int(f) for f in _IDS.search(sample_md.read_text(encoding="utf-8")).group(1).split(",")]
     got = pd.DataFrame(json.loads(answers.read_text(encoding="utf-8")))
@@ -107,6 +115,8 @@ def main() -> None:
     s.add_argument("--n", type=int, default=30)
     t = sub.add_parser("top")
     t.add_argument("run", type=Path), t.add_argument("out", type=Path), t.add_argument("--n", type=int, default=50)
+    c = sub.add_parser("changed")
+    c.add_argument("before", type=Path), c.add_argument("after", type=Path), c.add_argument("out", type=Path)
     j = sub.add_parser("join")
     j.add_argument("run", type=Path), j.add_argument("sample_md", type=Path), j.add_argument("answers", type=Path)
     args = parser.parse_args()
@@ -114,6 +124,8 @@ def main() -> None:
         sample(args.run, args.seed, args.out, args.n)
     elif args.cmd == "top":
         top(args.run, args.out, args.n)
+    elif args.cmd == "changed":
+        changed(args.before, args.after, args.out)
     else:
         print(join(args.run, args.sample_md, args.answers), end="")
 

@@ -165,6 +165,7 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
             coherence.baseline_std,
             cfg.token_share_gap,
             cfg.seed,
+            model.tokenizer,
         )
         for f in np.flatnonzero(found.is_token):
             tokens.is_token[f], tokens.labels[f], tokens.reasons[f] = True, found.labels[f], found.reasons[f]

@@ -92,6 +92,10 @@ class Patterns:
     def of_text(self, text: str) -> set[str]:
         return {p for w in WORD.findall(text) for p in self.of_word(w)}
 
+    def lead(self, word: str) -> str | None:
+        """The first word-piece of a word of two or more pieces ("skin" of "skin ##ks"), else None."""
+        return next((p[4:] for p in self.of_word(word) if p.startswith("pre:")), None)
+
     def words_with(self, text: str, pattern: str) -> list[str]:
         return [w for w in WORD.findall(text) if pattern in self.of_word(w)]
 

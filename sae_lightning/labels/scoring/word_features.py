@@ -6,13 +6,17 @@ bears, people named Brown), "golden" (golden ratio, Golden Gate), "black" (black
 Sea), "second", "record", "city". Their texts are alike to the model because they share the word.
 
 A feature is tested on each of its CANDIDATES most shared words (not a stop word, not a number;
-a word and its plural count as one: "giant" and "giants", "shower" and "showers") that is in at
+a word and its forms count as one: its plural, "giant" and "giants", and the words it leads in the
+store model's tokenizer, "skin" and "skinks" (skin ##ks), "flag" and "flagella" (flag ##ella): the
+model reads the piece in both, which held "skin cancer" and "flagellates" features together with
+texts on skinks and on national flags) that is in at
 least `MIN_SHARE` of its 12 most activating top texts (one per source document, as coherence counts
 them) and exceeds its share among random train texts by `labeling.token_share_gap`. The word and
-its plural are deleted from them, the rest embedded again by the store's model (through the phrase
+its forms are deleted from them, the rest embedded again by the store's model (through the phrase
 cache: a relabel embeds nothing) and coherence measured again. Below `MASKED_COHERENCE_MIN` the
 texts share nothing but the word: a token feature, labelled `token: "brown"` (a whole word: no
-ellipsis), after the word whose masking leaves the least.
+ellipsis; `token: "flag…"` where words it leads are among its forms), after the word whose masking
+leaves the least.
 
 The floor is lower than `coherence_min` on purpose: a concept named by one word loses much of its
 coherence with the word masked too (texts on France without "France": 3.9 -> 2.2 on the default
@@ -22,16 +26,17 @@ more than texts that share only a word ("golden" 2.3 -> 0.04, "brown" 3.2 -> 0.9
 
 from __future__ import annotations
 
-import re
+import unicodedata
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from ...run_schema import TOKEN, verdict_marked
-from .token_features import MASKED_TEXTS, WORD, base_sample, masked_coherence
+from .token_features import MASKED_TEXTS, WORD, Patterns, base_sample, masked_coherence
 
-# Share of a feature's top texts (one per document) holding the word or its plural: half of them.
+# Share of a feature's top texts (one per document) holding the word or one of its forms: half of them.
 # The share above random texts (`labeling.token_share_gap`) keeps common words out, and the
 # masked-coherence floor keeps self-named concepts interpretable. At 0.75 the default run tested
 # about 240 features and missed words in 6-8 of 12 texts ("record", "line", "code", "bear", "age").
@@ -58,39 +63,57 @@ class WordFeatures:
     n_embedded: int  # masked texts embedded now (0 on a warm cache)
 
 
-def _forms(words: set[str]) -> dict[str, str]:
-    """word -> its base among `words`: "giants" -> "giant", "ashes" -> "ash" where both occur."""
-    return {w: _singular(w, words) for w in words}
+Lead = Callable[[str], "str | None"]  # word -> its first word-piece where it has two or more, else None
 
 
-def _singular(word: str, bases: set[str]) -> str:
-    """The base in `bases` that `word` is a form of (itself where none)."""
-    return next((word[: -len(s)] for s in ("es", "s") if word.endswith(s) and word[: -len(s)] in bases), word)
+def _plain(word: str) -> str:
+    """The word without accents, as the tokenizer reads it ("Kālī" -> "kali", "Çatal" -> "catal")."""
+    if word.isascii():
+        return word
+    return "".join(c for c in unicodedata.normalize("NFD", word) if not unicodedata.combining(c))
 
 
-def _pattern(word: str) -> re.Pattern:
-    return re.compile(rf"\b{re.escape(word)}(?:s|es)?\b", re.IGNORECASE)
+def _base(word: str, bases: set[str], lead: Lead | None) -> str:
+    """The base in `bases` that `word` is a form of: its singular ("giants" -> "giant"), or the
+    word its first word-piece is ("skinks" -> "skin", "flagellates" -> "flag"); itself where none."""
+    single = next((word[: -len(s)] for s in ("es", "s") if word.endswith(s) and word[: -len(s)] in bases), word)
+    plain = _plain(single) if lead is not None else ""
+    if not any(plain[:i] in bases for i in range(MIN_WORD_CHARS, len(plain))):
+        return single  # no base starts it: not worth tokenizing (most words of random texts)
+    first = lead(single)
+    return first if first is not None and first in bases else single
 
 
-def shared_words(texts: list[str], stop: frozenset[str], n: int = CANDIDATES) -> list[tuple[str, float]]:
-    """The n content words in most of the texts, a word and its plural as one (ties:
+def shared_words(
+    texts: list[str], stop: frozenset[str], n: int = CANDIDATES, lead: Lead | None = None
+) -> list[tuple[str, float]]:
+    """The n content words in most of the texts, a word and its forms as one (ties:
     alphabetical), each with the share of texts holding it."""
     held = [{w.lower() for w in WORD.findall(t) if len(w) >= MIN_WORD_CHARS and not w.isdigit()} - stop for t in texts]
-    base = _forms(set().union(*held)) if held else {}
+    words = set().union(*held) if held else set()
+    base = {w: _base(w, words, lead) for w in words}
     counts = Counter(b for h in held for b in {base[w] for w in h})
     return [(w, counts[w] / len(texts)) for w in sorted(counts, key=lambda w: (-counts[w], w))[:n]]
 
 
-def base_shares(texts: list[str], words: set[str]) -> dict[str, float]:
-    """The share of `texts` holding each word or its plural: a text counts once, whichever of the
-    forms it holds ("a giant among giants")."""
-    held = Counter(b for t in texts for b in {_singular(w.lower(), words) for w in WORD.findall(t)} if b in words)
+def base_shares(texts: list[str], words: set[str], lead: Lead | None = None) -> dict[str, float]:
+    """The share of `texts` holding each word or one of its forms: a text counts once, whichever of
+    the forms it holds ("a giant among giants")."""
+    held = Counter(b for t in texts for b in {_base(w.lower(), words, lead) for w in WORD.findall(t)} if b in words)
     return {w: held[w] / max(len(texts), 1) for w in words}
 
 
-def without_word(text: str, word: str) -> str:
-    """The text without the word and its plural."""
-    return " ".join(_pattern(word).sub("", text).split())
+def without_word(text: str, word: str, lead: Lead | None = None) -> str:
+    """The text without the word and its forms."""
+    bases = {word}
+    return " ".join(
+        WORD.sub(lambda m: "" if _base(m.group().lower(), bases, lead) == word else m.group(), text).split()
+    )
+
+
+def _leads_in(texts: list[str], word: str, lead: Lead) -> bool:
+    """Whether a word the texts hold is of `word`'s forms through its first word-piece ("flagella")."""
+    return any(lead(w.lower()) == word for t in texts for w in WORD.findall(t))
 
 
 def word_features(
@@ -105,24 +128,27 @@ def word_features(
     sigma: float,
     gap: float,
     seed: int = 0,
+    tokenizer=None,
 ) -> WordFeatures:
     """doc_rows/n_docs: coherence's top rows one per document; tested: the features to test (those
     that would be interpretable); cache: the store model's phrase cache; mu, sigma: coherence's
-    random-pair baseline."""
+    random-pair baseline; tokenizer: the store model's, for the words a word leads (None: a word's
+    plural is its only other form)."""
+    lead = Patterns(tokenizer).lead if tokenizer is not None else None
     F = len(doc_rows)
     out = WordFeatures(np.zeros(F, bool), np.full(F, np.nan), [""] * F, [""] * F, 0)
     tops = {
         int(f): [str(texts[r]) for r in doc_rows[f, : min(n_docs[f], MASKED_TEXTS)]] for f in np.flatnonzero(tested)
     }
-    found = {f: [(w, s) for w, s in shared_words(ts, stop) if s >= MIN_SHARE] for f, ts in tops.items()}
+    found = {f: [(w, s) for w, s in shared_words(ts, stop, lead=lead) if s >= MIN_SHARE] for f, ts in tops.items()}
     found = {f: ws for f, ws in found.items() if ws}
     if not found:
         return out
     base_rows = base_sample(train_rows, seed)
     words = {w for ws in found.values() for w, _ in ws}
-    base = base_shares([str(texts[r]) for r in base_rows], words)
+    base = base_shares([str(texts[r]) for r in base_rows], words, lead)
     tests = [(f, w, s) for f, ws in found.items() for w, s in ws if s - base[w] >= gap]
-    masked = {(f, w): [without_word(t, w) for t in tops[f]] for f, w, _ in tests}
+    masked = {(f, w): [without_word(t, w, lead) for t in tops[f]] for f, w, _ in tests}
     scores, out.n_embedded = masked_coherence(masked, cache, mu, sigma)
     chosen = {}  # feature -> the masked coherence of the word its label names
     for f, word, share in tests:
@@ -133,7 +159,10 @@ def word_features(
         if score >= MASKED_COHERENCE_MIN or chosen.get(f, np.inf) <= score:
             continue
         out.is_token[f], chosen[f] = True, score
-        out.labels[f] = verdict_marked(TOKEN, f'"{word}"')
-        out.reasons[f] = f'the word "{word}" in {share:.0%} of its top texts against {base[word]:.1%} of random texts; '
-        out.reasons[f] += f"without it their coherence is {score:.2f}"
+        shown = f"{word}…" if lead is not None and _leads_in(tops[f], word, lead) else word
+        out.labels[f] = verdict_marked(TOKEN, f'"{shown}"')
+        out.reasons[f] = (
+            f'the word "{shown}" in {share:.0%} of its top texts against {base[word]:.1%} of random texts; '
+            f"without it their coherence is {score:.2f}"
+        )
     return out
