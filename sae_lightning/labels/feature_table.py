@@ -148,8 +148,7 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
         )
     live = np.flatnonzero(~top.dead)
 
-    # big batches: phrases are a few tokens long, and sentence-transformers sorts them by length
-    model, cache = model_and_cache(store, batch_size=1024)
+    model, cache = model_and_cache(store)
 
     def whole_words(tested: np.ndarray):
         """word_features on the `tested` features [d_sae] (bool); the token ones marked in `tokens`."""

@@ -47,7 +47,13 @@ def load_named_model(model_name: str, setting: str = MODEL_SETTING):
     return load_model(model_name, None, NAMED_MODEL_DTYPE, setting)
 
 
-def model_and_cache(store, model_name: str | None = None, batch_size: int = 256, setting: str = MODEL_SETTING):
+# Batches of 256: sentence-transformers sorts a call's inputs by length, so a batch pads to its longest;
+# at 1024 the first batches of masked top texts padded short sentences to the longest ones, and a
+# first labelling of the default run took 160-182 s against 148-159 s at 256 (benchmarks/RESULTS.md).
+EMBED_BATCH = 256
+
+
+def model_and_cache(store, model_name: str | None = None, batch_size: int = EMBED_BATCH, setting: str = MODEL_SETTING):
     """A sentence-transformers model and the store's cache of its phrase embeddings.
 
     Without `model_name`: the store's own model in the precision its texts were embedded in, so
