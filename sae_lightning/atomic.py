@@ -28,6 +28,12 @@ from .run_schema import clean
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 # numpy's tofile (np.save to a path) reports a short write without an errno
 _SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
+# safetensors (the SAE's weights, sae-export's model) raises its own error type around Rust's I/O
+# error, whose text ends in "(os error 28)"
+_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+# torch.save (the checkpoints) reports a failed write as "unexpected pos" without an errno: a write
+# that failed with less room than this left on its file system counts as a full disk
+NO_ROOM = 1 << 20
 
 
 def umask() -> int:
@@ -46,10 +52,31 @@ def follow_umask(path: Path, folder: bool = False) -> None:
     os.chmod(path, (0o777 if executable else 0o666) & ~umask())
 
 
-def _is_disk_full(err: BaseException) -> bool:
-    return isinstance(err, OSError) and (
-        err.errno in DISK_FULL or (err.errno is None and bool(_SHORT_WRITE.search(str(err))))
-    )
+def _errno(err: BaseException) -> int | None:
+    """The errno behind `err`: an OSError's own, or the one in a Rust I/O error's text."""
+    if isinstance(err, OSError):
+        return err.errno
+    found = _RUST_OS_ERROR.search(str(err))
+    return int(found.group(1)) if found else None
+
+
+def _no_room(folder: Path) -> bool:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < NO_ROOM
+
+
+def _is_disk_full(err: BaseException, folder: Path | None = None) -> bool:
+    """Whether `err` is a full disk. With `folder` (where the failed write went, asked before its
+    temp file is removed) a write error without an errno counts too when that disk has no room left."""
+    if not isinstance(err, Exception):  # Ctrl-C, SIGTERM, a kill: never a full disk
+        return False
+    code = _errno(err)
+    if code in DISK_FULL or (isinstance(err, OSError) and code is None and bool(_SHORT_WRITE.search(str(err)))):
+        return True
+    return code is None and folder is not None and _no_room(folder)
 
 
 def _fsync(path: Path) -> None:
@@ -124,7 +151,7 @@ def creating(path: Path, fix: str = "write somewhere you can create files"):
 
 def _disk_full(path: Path, err: OSError) -> UserError:
     return UserError(
-        f"disk full while writing {path} ({os.strerror(err.errno or errno.ENOSPC)}); "
+        f"disk full while writing {path} ({os.strerror(_errno(err) or errno.ENOSPC)}); "
         "nothing was left half-written: "
         f"free space on {path.parent} (or write elsewhere) and run the command again"
     )
@@ -149,9 +176,10 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
         os.replace(tmp, path)
         _fsync(path.parent)  # the rename itself survives a power cut
     except BaseException as err:
+        full = _is_disk_full(err, path.parent)  # before the temp file's space is given back
         with contextlib.suppress(OSError):
             tmp.unlink()
-        if _is_disk_full(err):
+        if full:
             raise _disk_full(path, err) from None
         raise
     return path
@@ -237,8 +265,9 @@ def atomic_folder(path: str | Path, write: Callable[[Path], Any], fix: str = "gi
         check_replaceable(path, {p.name for p in tmp.iterdir()}, fix)
         old = move_into_place(tmp, path)
     except BaseException as err:
+        full = _is_disk_full(err, tmp)  # before the temp folder's space is given back
         shutil.rmtree(tmp, ignore_errors=True)
-        if _is_disk_full(err):
+        if full:
             raise _disk_full(path, err) from None
         raise
     if old is not None:

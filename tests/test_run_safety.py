@@ -329,6 +329,21 @@ def test_a_full_disk_while_numpy_writes_is_one_line(tiny_disk):
     assert list(tiny_disk.iterdir()) == []
 
 
+def test_a_full_disk_while_safetensors_or_torch_writes_is_one_line(tiny_disk):
+    """safetensors (the SAE's sae/ folder, sae-export's model) raises its own error type around
+    "(os error 28)", torch.save (a checkpoint) "unexpected pos" without an errno: sae-export onto a
+    full disk was a SafetensorError traceback."""
+    import torch
+    from safetensors.torch import save_file
+
+    big = torch.zeros(512 * 1024)  # 2 MiB onto 1 MiB
+    with pytest.raises(UserError, match=r"^disk full while writing .*/sparse \(No space left on device\)"):
+        atomic_folder(tiny_disk / "sparse", lambda tmp: save_file({"w": big}, str(tmp / "model.safetensors")))
+    with pytest.raises(UserError, match=r"^disk full while writing .*/last.ckpt \(No space left on device\)"):
+        atomic_write(tiny_disk / "last.ckpt", lambda tmp: torch.save({"w": big}, tmp))
+    assert list(tiny_disk.iterdir()) == []
+
+
 # ---- 8. a run that fails on bad data leaves no run folder ---------------------------------------
 
 
