@@ -113,10 +113,31 @@ def _checked_features(reader: RunReader, d_sae: int) -> pd.DataFrame:
     return df.assign(feature_id=ids.astype(int))
 
 
+def check_utf8(texts: Sequence[str], what: str) -> None:
+    """Texts the tokenizer can take: a byte that is no UTF-8 reaches Python as a lone surrogate
+    (a query typed in a Latin-1 terminal, a file read with surrogateescape), on which the tokenizer
+    failed with a TypeError traceback."""
+    for i, text in enumerate(texts):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:
+            code = ord(text[err.start])
+            shown = (
+                f"the byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"the lone surrogate U+{code:04X}"
+            )
+            name = what if len(texts) == 1 else f"{what} #{i}"
+            raise UserError(
+                f"{name} holds {shown} at character {err.start}, which is not UTF-8 text; "
+                "give it as UTF-8 (a UTF-8 terminal locale, or the file converted with iconv -t UTF-8)"
+            ) from None
+
+
 def embed_query(model, query: str | Sequence[str], normalize: bool = False) -> np.ndarray:
     """[d] for one query, [n, d] for a list; embedded as the store's texts were."""
+    texts = [query] if isinstance(query, str) else list(query)
+    check_utf8(texts, "the query" if isinstance(query, str) else "text")
     emb = model.encode(
-        [query] if isinstance(query, str) else list(query),
+        texts,
         convert_to_numpy=True,
         normalize_embeddings=normalize,
         show_progress_bar=False,
