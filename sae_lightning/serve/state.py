@@ -31,6 +31,10 @@ from .text_index import TextIndex
 log = logging.getLogger(__name__)
 
 
+class RunGone(UserError):
+    """A served run's folder is no longer there (moved or deleted while the server runs)."""
+
+
 @dataclass
 class Labelled:
     """A labelling's views, replaced whole on a relabel (readers keep the one they took)."""
@@ -92,6 +96,11 @@ class ServedRun:
         current = self._labelled
         if self._stamp() == current.stamp:
             return current
+        if not self.path.is_dir():  # not a relabel: reloading it would fail as 'not a run dir' on every request
+            raise RunGone(
+                f"run {self.name!r} ({self.path}) was moved or deleted after sae-serve started; "
+                "put it back, or restart sae-serve without it"
+            )
         with self._reload:  # one rebuild however many requests notice it together
             if self._stamp() != self._labelled.stamp:
                 log.warning("%s was relabelled: reading its new labelling", self.path)
