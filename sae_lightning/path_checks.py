@@ -43,7 +43,13 @@ def os_reason(err: OSError) -> str:
 def out_flag(text: str) -> str:
     """An --out value as the shell would have expanded it: `--out=~/x` reaches a command with its ~
     (bash expands it only at the start of a word), and the check below expanded it while the
-    writers did not, making a folder named ~ in the current folder."""
+    writers did not, making a folder named ~ in the current folder. An empty one (`--out "$DIR"`
+    with DIR unset) is refused: sae-compare read it as no --out and wrote to its default, sae-diff
+    and sae-export as the current folder."""
+    if not text.strip():
+        import argparse
+
+        raise argparse.ArgumentTypeError("the folder is empty; give a folder path")
     return os.path.expanduser(text)
 
 

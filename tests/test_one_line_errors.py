@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import shutil
 import socket
 import sys
 from contextlib import redirect_stderr
@@ -449,3 +450,23 @@ def test_sae_search_never_prints_a_texts_escape_sequences(tmp_path):
     res = run_command(cli.search, "sae-search", run, "prime numbers \x1b[31m", "-k", "60")
     assert res.code == 0, res.err[-2000:]
     assert "\x1b" not in res.out and "\x07" not in res.out and "\\x1b]0;pwned\\x07" in res.out
+
+
+def test_an_empty_out_or_run_path_is_refused_not_taken_for_a_folder(npy_run, tmp_path, monkeypatch):
+    """`--out "$DIR"` or `sae-compare "$RUN"` with the variable unset: sae-compare read --out ""
+    as no --out and wrote to its default, and "" as a run as the current folder (a folder of runs
+    there got the comparison's files); sae-diff and sae-export took --out "" for the current folder."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(npy_run, tmp_path / "run", symlinks=True)
+    for command, main, args in (
+        ("sae-diff", diff_main, ["a", "b"]),
+        ("sae-compare", cli.compare, []),
+        ("sae-export", export_main, ["--to", "sentence-transformers"]),
+    ):
+        res = run_command(main, command, npy_run, *args, "--out", " ")
+        assert res.code == 2 and res.error_lines[-1] == (
+            f"{command}: error: argument --out: the folder is empty; give a folder path"
+        ), (command, res.err)
+    res = run_command(cli.compare, "sae-compare", "")
+    assert refused(res, "an empty run path; give a sweep dir or run dirs"), res.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
