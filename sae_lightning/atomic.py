@@ -250,11 +250,16 @@ def atomic_folder(path: str | Path, write: Callable[[Path], Any], fix: str = "gi
     check_replaceable(path, {p.name for p in path.iterdir()} if path.is_dir() else set(), fix)
     if path.is_symlink():  # a link to a folder: the output goes where it leads, and the link stays the user's
         path = path.resolve()
+    made = [p for p in path.parents if not p.exists()]  # the folders above it this call makes, deepest first
     with creating(path, fix):
         path.parent.mkdir(parents=True, exist_ok=True)
     remove_abandoned(path.parent, path.name)
-    with creating(path, fix):
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temp_prefix(path.name), suffix=".tmp"))
+    try:
+        with creating(path, fix):
+            tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temp_prefix(path.name), suffix=".tmp"))
+    except BaseException:
+        _remove_empty(made)
+        raise
     old = None
     try:
         write(tmp)
@@ -267,12 +272,23 @@ def atomic_folder(path: str | Path, write: Callable[[Path], Any], fix: str = "gi
     except BaseException as err:
         full = _is_disk_full(err, tmp)  # before the temp folder's space is given back
         shutil.rmtree(tmp, ignore_errors=True)
+        _remove_empty(made)  # a failed or interrupted sae-diff left an empty <run>/diff/ in the run
         if full:
             raise _disk_full(path, err) from None
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return path
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove `folders` (deepest first) while they are empty: one that another process has written
+    into since stays, with every folder above it."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def write_json(path: str | Path, obj: dict) -> Path:

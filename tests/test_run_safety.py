@@ -379,3 +379,27 @@ def test_a_run_that_fails_on_bad_data_leaves_no_run_folder(tmp_path, damaged, me
     assert res.code == 2 and message in res.err and len(res.err.strip().splitlines()) == 1, res.err
     left = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) if out.exists() else []
     assert left == [], left
+
+
+def test_a_folder_write_that_fails_removes_the_folders_it_made_above_it(tmp_path):
+    """A failed or interrupted sae-diff left an empty <run>/diff/ in the run (and sae-export the
+    empty folders above its --out): the folders made for the output go with it, while a folder
+    that was there before, or that someone wrote into meanwhile, stays."""
+
+    def interrupted(tmp: Path) -> None:
+        (tmp / "diff.csv").write_text("half")
+        raise KeyboardInterrupt  # what Ctrl-C (and SIGTERM, through cli._interruptible) raises mid-write
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        atomic_folder(run / "diff" / "a-vs-b", interrupted)
+    assert list(run.iterdir()) == []
+
+    def another_writer_meanwhile(tmp: Path) -> None:
+        (run / "diff" / "x-vs-y").mkdir()
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_folder(run / "diff" / "a-vs-b", another_writer_meanwhile)
+    assert [p.relative_to(run).as_posix() for p in sorted(run.rglob("*"))] == ["diff", "diff/x-vs-y"]
