@@ -34,6 +34,8 @@ _RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
 # torch.save (the checkpoints) reports a failed write as "unexpected pos" without an errno: a write
 # that failed with less room than this left on its file system counts as a full disk
 NO_ROOM = 1 << 20
+# a temp file or folder of ours (_temp_prefix here, RunDir.new_labeling's .<id>.<pid>.tmp)
+_TEMP_NAME = re.compile(r"^\..+\.tmp$")
 
 
 def umask() -> int:
@@ -149,11 +151,14 @@ def creating(path: Path, fix: str = "write somewhere you can create files"):
         raise UserError(f"cannot create {path} ({reason}); {fix}") from None
 
 
-def _disk_full(path: Path, err: OSError) -> UserError:
+def _disk_full(path: Path, err: BaseException) -> UserError:
+    # the folder to free space on: not a temp folder the file was going into (a relabel's
+    # labelings/.<id>.<pid>.tmp/), which is gone by the time the line is read
+    where = next((p for p in path.parents if not _TEMP_NAME.match(p.name)), path.parent)
     return UserError(
         f"disk full while writing {path} ({os.strerror(_errno(err) or errno.ENOSPC)}); "
         "nothing was left half-written: "
-        f"free space on {path.parent} (or write elsewhere) and run the command again"
+        f"free space on {where} (or write elsewhere) and run the command again"
     )
 
 

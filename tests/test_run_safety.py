@@ -344,6 +344,18 @@ def test_a_full_disk_while_safetensors_or_torch_writes_is_one_line(tiny_disk):
     assert list(tiny_disk.iterdir()) == []
 
 
+def test_a_full_disk_inside_a_temp_folder_names_a_folder_that_stays(tiny_disk):
+    """A relabel writes into labelings/.<id>.<pid>.tmp/, removed when it fails: the line told the
+    user to free space on that temp folder."""
+    temp = tiny_disk / "run" / "labelings" / ".2026-01-01_00-00-00_abc123.4242.tmp"
+    temp.mkdir(parents=True)
+    with pytest.raises(UserError) as err:
+        atomic_write(temp / "report.html", lambda tmp: tmp.write_bytes(bytes(2 << 20)))
+    assert str(err.value).endswith(
+        f"free space on {tiny_disk / 'run' / 'labelings'} (or write elsewhere) and run the command again"
+    )
+
+
 # ---- 8. a run that fails on bad data leaves no run folder ---------------------------------------
 
 
