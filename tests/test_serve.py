@@ -74,6 +74,10 @@ BAD = {
     "/r/hostile/features/128": (404, "feature 128 does not exist"),
     "/r/hostile/features/-1": (404, "feature -1 does not exist"),
     "/r/hostile/features/abc": (400, "not a feature id"),
+    "/r/hostile/features/5_0": (400, "feature '5_0': not a feature id"),  # int() reads 50
+    "/r/hostile/features/%E0%A5%AB": (400, "not a feature id"),  # Devanagari 5, which int() reads
+    "/r/hostile/features/+5": (400, "not a feature id"),
+    "/r/hostile/features?page=1_0": (400, "page='1_0': not a whole number"),
     "/r/hostile/features?min_score=2": (400, "min_score"),
     "/r/hostile/features?verdict=nonsense": (400, "verdict='nonsense': not one of"),
     "/r/hostile/features?page=0": (400, "page=0: out of range"),

@@ -4,11 +4,15 @@ what it got and what it takes. Nothing read here is ever used as a path."""
 from __future__ import annotations
 
 import math
+import re
 
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 
 MAX_TEXT = 500  # characters of a search query or a label filter
+# A whole number as a URL writes one: int() also reads "5_0" (50), "+5", " 5" and other scripts'
+# digits ("५"), which made several URLs of one page and "5_0" a page of feature 50.
+WHOLE = re.compile(r"-?[0-9]+")
 
 
 def bad(message: str, status: int = 400) -> HTTPException:
@@ -27,7 +31,7 @@ def integer(q: QueryParams, name: str, default: int | None, lo: int, hi: int) ->
     if not raw:
         return default
     try:
-        value = int(raw)
+        value = whole(raw)
     except ValueError:
         raise bad(f"{name}={raw[:40]!r}: not a whole number; give one from {lo} to {hi}") from None
     if not lo <= value <= hi:
@@ -56,9 +60,16 @@ def choice(q: QueryParams, name: str, options: list[str], default: str = "") -> 
     return value
 
 
+def whole(raw: str) -> int:
+    """`raw` as a whole number written in ASCII digits; ValueError for anything else."""
+    if not WHOLE.fullmatch(raw):
+        raise ValueError(raw)
+    return int(raw)
+
+
 def feature_id(raw: str, d_sae: int) -> int:
     try:
-        value = int(raw)
+        value = whole(raw)
     except ValueError:
         raise bad(f"feature {raw[:40]!r}: not a feature id; this run has features 0..{d_sae - 1}") from None
     if not 0 <= value < d_sae:
