@@ -14,6 +14,7 @@ returns x unchanged.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ PRECOMPUTED = ("synthetic", "unknown")  # model names of stores that hold embedd
 # past ~1e19 its norm's square overflows float32 (every cosine read 0, the texts listed at random)
 # and past ~3e38 the value itself does (a RuntimeError from torch).
 MAX_CLAMP = 1e6
+WHOLE = re.compile(r"-?[0-9]+")  # a whole number as a person or a URL writes one
 
 
 @dataclass
@@ -280,15 +282,34 @@ def nearest_texts(store: EmbeddingStore, emb: np.ndarray, k: int = 10, batch_siz
     )
 
 
+def whole(text: str) -> int:
+    """A whole number written in ASCII digits; ValueError for anything else. int() also reads
+    "5_0" (as 50), "+5" and other scripts' digits ("५"): a feature id typed so names no feature."""
+    if not WHOLE.fullmatch(text.strip()):
+        raise ValueError(text)
+    return int(text)
+
+
+def _number(text: str) -> float:
+    """float() of an ASCII number without digit separators ("1_0" is no 10)."""
+    if "_" in text or not text.isascii():
+        raise ValueError(text)
+    return float(text)
+
+
 def parse_clamps(items: Sequence[str], run: SearchRun | None = None) -> dict[int, float]:
     """FEATURE=VALUE strings; VALUE may be `Nx`: N times the feature's top train activation (the
     scale a feature naturally reaches, known from features.parquet)."""
+    if isinstance(items, str):  # one clamp given as a string: its characters are no clamps
+        items = [items]
+    if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+        raise UserError(f"clamps must be a list of FEATURE=VALUE strings, e.g. ['123=0.5']; got {_brief(items)}")
     out: dict[int, float] = {}
     for item in items:
         fid, _, val = item.partition("=")
         times = val.endswith("x")
         try:
-            f, value = int(fid), float(val[:-1] if times else val)
+            f, value = whole(fid), _number(val[:-1] if times else val)
         except ValueError:
             raise UserError(_clamp_syntax(item)) from None
         if run is not None:

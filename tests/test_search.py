@@ -159,9 +159,15 @@ def test_clamp_arguments(planted):
         ("3=nan", "with a finite number"),
         ("3=-inf", "with a finite number"),
         ("3=nanx", "finite"),
+        ("6_0=1", "use FEATURE=VALUE"),  # int() reads feature 60
+        ("3=1_0", "use FEATURE=VALUE"),  # float() reads 10
+        ("\u0663=1", "use FEATURE=VALUE"),  # an Arabic-Indic 3, which int() reads
     ):
         with pytest.raises(UserError, match=msg):
             parse_clamps([bad], run)
+    assert parse_clamps("3=0.5", run) == {3: 0.5}  # one clamp as a string, not its characters '3', '=', ...
+    with pytest.raises(UserError, match=r"^clamps must be a list of FEATURE=VALUE strings.*got None"):
+        parse_clamps(None, run)
 
 
 def test_sae_search_command_prints_features_and_texts_before_and_after(planted):

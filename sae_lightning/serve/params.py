@@ -4,15 +4,13 @@ what it got and what it takes. Nothing read here is ever used as a path."""
 from __future__ import annotations
 
 import math
-import re
 
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 
+from ..search import whole
+
 MAX_TEXT = 500  # characters of a search query or a label filter
-# A whole number as a URL writes one: int() also reads "5_0" (50), "+5", " 5" and other scripts'
-# digits ("५"), which made several URLs of one page and "5_0" a page of feature 50.
-WHOLE = re.compile(r"-?[0-9]+")
 
 
 def bad(message: str, status: int = 400) -> HTTPException:
@@ -58,13 +56,6 @@ def choice(q: QueryParams, name: str, options: list[str], default: str = "") -> 
         shown = ", ".join(options[:12]) + (", ..." if len(options) > 12 else "")
         raise bad(f"{name}={value[:60]!r}: not one of {shown}")
     return value
-
-
-def whole(raw: str) -> int:
-    """`raw` as a whole number written in ASCII digits; ValueError for anything else."""
-    if not WHOLE.fullmatch(raw):
-        raise ValueError(raw)
-    return int(raw)
 
 
 def feature_id(raw: str, d_sae: int) -> int:
