@@ -354,6 +354,13 @@ def _search(argv: list[str]) -> None:
     if not a.query.strip():
         raise UserError("the query is empty; give a sentence to search for, e.g. 'the fall of the Roman empire'")
     run = open_run(a.run_dir)
+    from .search import PRECOMPUTED
+
+    if run.store.model_name in PRECOMPUTED:  # the store's own line names the Python API's fix, not a command's
+        raise UserError(
+            f"{a.run_dir} was trained on precomputed embeddings (model {run.store.model_name!r}), so no model "
+            "embeds a query like them; search it from Python with embeddings (Run.encode_embeddings, Run.nearest_texts)"
+        )
     clamp = parse_clamps(a.clamp, run)
     # Everything is computed before the first line is printed, so whatever the model's libraries
     # write while loading never lands between results.

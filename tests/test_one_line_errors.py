@@ -355,6 +355,16 @@ def test_a_port_out_of_range_is_refused_before_loading(port, npy_run):
     assert refused(res, f"--port={port} is invalid; set --port to a whole number from 0 to 65535"), res.err
 
 
+def test_sae_serve_and_sae_search_refuse_a_run_without_texts_naming_their_own_fix(npy_run):
+    """sae-serve said 'is not labelled; label it first with sae-label', which refuses such a run;
+    sae-search named the store's folder and the Python API's steer/nearest_texts."""
+    res = run_command(serve_main, "sae-serve", npy_run, "--port", "0")
+    assert refused(res, f"{npy_run} was trained on embeddings without texts"), res.err
+    assert "serve a run trained on texts" in res.err and "sae-label" not in res.err
+    res = run_command(cli.search, "sae-search", npy_run, "algebra")  # named the store and steer/nearest_texts
+    assert refused(res, f"{npy_run} was trained on precomputed embeddings (model 'unknown')"), res.err
+
+
 def test_a_host_not_of_this_machine_and_a_taken_port_name_their_own_fix(npy_run):
     """Both are refused before loading; an address this machine does not have used to say
     'give another --port', which fails the same way."""

@@ -50,7 +50,12 @@ class ServedRun:
     def __init__(self, name: str, path: Path, settings: ServeSettings) -> None:
         self.name, self.path = name, path
         reader = RunReader(path)  # one reader: the decoder, the API's Run and the catalog share its files
-        reader.info  # run.json first: a folder that is no run is named so, not as damaged SAE files
+        if not reader.info.get("has_texts", True):  # run.json first: a folder that is no run is named so
+            # it is never labelled (sae-label refuses it), so "label it first" would send the user in a circle
+            raise UserError(
+                f"{path} was trained on embeddings without texts (domain=npy without domain.metadata): "
+                "sae-serve shows features by their texts and searches with a sentence; serve a run trained on texts"
+            )
         self.decoder = load_run_sae(reader)  # unit decoder rows and live flags (sae-compare's loader)
         self.decoder.name = name
         self._lock, self._reload = threading.Lock(), threading.Lock()
