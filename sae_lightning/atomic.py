@@ -162,6 +162,15 @@ def _disk_full(path: Path, err: BaseException) -> UserError:
     )
 
 
+def as_disk_full(err: BaseException, path: Path) -> UserError | None:
+    """The one-line error for a full disk met by someone else's writer (Hydra writing its log
+    folder `path`), naming the file when the error does; None when `err` is no full disk."""
+    if not _is_disk_full(err):
+        return None
+    named = getattr(err, "filename", None)  # a failed write, unlike a failed open, names no file
+    return _disk_full(Path(os.fsdecode(named)).absolute() if named else path, err)
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     """`write(tmp)` fills a temp file beside `path` (same suffix, so np.save keeps the name), which
     then replaces `path`. Anything raised, a full disk included, removes the temp file."""

@@ -122,17 +122,16 @@ def _one_line_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConf
 
 def _discard_log_folder() -> None:
     """A single run that ends on bad input or an interrupt leaves no log folder of its own."""
-    from hydra.core.hydra_config import HydraConfig
+    from .failed_run import discard_log_folder, hydra_log_folder
 
-    if HydraConfig.initialized() and _existed_before:
-        from .failed_run import discard_log_folder
-
-        folder = Path(HydraConfig.get().runtime.output_dir).absolute()
+    folder = hydra_log_folder()
+    if _existed_before and folder is not None:
         root = logging.getLogger()
         for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
             if Path(handler.baseFilename).parent == folder:  # its file goes with the folder
                 root.removeHandler(handler)
-                handler.close()
+                with contextlib.suppress(OSError):  # a full disk: its last lines are lost with it
+                    handler.close()
         discard_log_folder(folder, _existed_before[0])
 
 
@@ -196,7 +195,12 @@ def _launch(task: Callable[[DictConfig], object], config_name: str, command: str
         from hydra.errors import HydraException
 
         own = _own_error(raised)
+        if own is None and _existed_before:  # Hydra writing .hydra/ onto a full disk
+            from .failed_run import log_folder_full
+
+            own = log_folder_full(raised)
         if not multirun and own is not None:
+            _discard_log_folder()  # an error Hydra met before the command began (its log folder on a full disk)
             refuse(own)
         if not multirun or (own is None and not isinstance(raised, HydraException)):
             raise

@@ -4,6 +4,7 @@ writes nothing. The commands run in this process through their console entry poi
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -480,3 +481,16 @@ def test_an_empty_out_or_run_path_is_refused_not_taken_for_a_folder(npy_run, tmp
     res = run_command(cli.compare, "sae-compare", "")
     assert refused(res, "an empty run path; give a sweep dir or run dirs"), res.err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_log_folder_on_a_full_disk_is_one_line_and_left_behind_by_nothing(tiny_disk, tmp_path):
+    """Hydra writes .hydra/config.yaml into the command's log folder before the command starts: on
+    a full disk that was Hydra's OSError traceback, with the folder and its empty files left."""
+    with contextlib.suppress(OSError), open(tiny_disk / "filler", "wb") as fill:  # until the disk is full
+        while True:
+            fill.write(bytes(1 << 16))
+            fill.flush()
+    res = train(tmp_path, f"paths.log_dir={tiny_disk / 'logs'}")
+    assert refused(res, f"disk full while writing {tiny_disk / 'logs' / 'train' / 'runs' / 'npy'}/"), res.err
+    assert res.err.strip().endswith("and run the command again")
+    assert sorted(p.name for p in tiny_disk.iterdir()) == ["filler"] and wrote_nothing(tmp_path / "cache")
