@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from .errors import UserError
 from .lean_imports import defer_heavy_helpers
-from .quiet import drop_third_party_warnings, drop_wandb_offline_notice, no_model_loading_bars
+from .quiet import drop_third_party_warnings, drop_wandb_offline_notice, log_file_failures_once, no_model_loading_bars
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -97,6 +97,7 @@ def _one_line_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConf
             drop_wandb_offline_notice()
             no_model_loading_bars()
             drop_third_party_warnings()
+            log_file_failures_once()
             return task(cfg)
         except (KeyboardInterrupt, RunInterrupted):
             _discard_log_folder()
