@@ -59,6 +59,18 @@ def test_empty_group_choice_is_one_line_listing_options():
         check_choices(["domain="])
 
 
+@pytest.mark.parametrize("command,group", [("sae-embed", "domain"), ("sae-label", "labeling"), ("sae-train", "logger")])
+def test_a_null_group_choice_is_one_line_in_every_hydra_command(command, group, tmp_path):
+    """domain=null, labeling=null (or the API's train_sae(sae=None)) was Hydra's ValueError traceback
+    'Config group override must be a string or a list. Got NoneType', in every Hydra command."""
+    res = run_script(command, f"{group}=null", f"paths.log_dir={tmp_path}")
+    assert res.code == 2 and res.err.splitlines() == [
+        f"error: {group}=null names no {group} (a config group cannot be null); pick one of "
+        f"{', '.join(group_options(group))}, or leave {group}= out for its default"
+    ], res.err[-2000:]
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     "override,message",
     [
