@@ -53,6 +53,14 @@ def out_flag(text: str) -> str:
     return os.path.expanduser(text)
 
 
+def named_folder(value: str | Path | None, setting: str) -> Path | None:
+    """A folder given by name (None when not given). An empty name (a variable left empty) is
+    refused: Path("") is the current folder, which train_sae(output_dir="") made the run."""
+    if value is not None and not str(value).strip():
+        raise UserError(f"{setting} is empty; give a folder, or leave {setting} out for its default")
+    return None if value is None else Path(value)
+
+
 def check_output_folder(path: str | Path, settings: str) -> None:
     """`path` can be created as a folder (or is one); `settings` names what chose it, for the fix."""
     folder = Path(path).expanduser().absolute()
