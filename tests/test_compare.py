@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 from pathlib import Path
 
@@ -114,6 +116,19 @@ def test_a_default_out_through_a_link_to_nothing_is_refused_not_followed(planted
         "create that folder, remove the link or change --out"
     ], res.err
     assert not (tmp_path / "gone").exists()
+
+
+def test_the_default_out_is_this_commands_own_folder(planted_runs, tmp_path):
+    """Named by the time alone, sae-compare commands ending in the same second (three of one pair
+    and three of another, started together by a script) all printed one folder, whose files were
+    each one's or another's; the folder is named like a run folder now, <time>_<pid>-<random>."""
+    res = run_script(
+        "sae-compare", planted_runs / "0_A", planted_runs / "1_B", cwd=tmp_path, env={"SAE_LIGHTNING_OUTPUTS": ""}
+    )
+    assert res.code == 0, res.err[-3000:]
+    (folder,) = (tmp_path / "outputs" / "compare").iterdir()
+    assert re.fullmatch(rf"\d{{4}}-\d\d-\d\d_\d\d-\d\d-\d\d_{os.getpid()}-[0-9a-f]{{4}}", folder.name), folder.name
+    assert f"page: {folder.resolve() / 'compare.html'}" in res.out
 
 
 def test_sae_compare_command_writes_tables_and_page(planted_runs, tmp_path):

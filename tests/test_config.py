@@ -133,7 +133,7 @@ def test_empty_cache_and_outputs_variables_count_as_unset(monkeypatch, tmp_path)
     monkeypatch.chdir(tmp_path)
     paths = compose_config("embed", []).paths
     assert paths.cache_dir == str(default_cache_dir()) == str(Path.home() / ".cache/sae-lightning")
-    assert paths.log_dir == "outputs" and default_compare_dir("t") == tmp_path / "outputs/compare/t"
+    assert paths.log_dir == "outputs" and default_compare_dir("t").parent == tmp_path / "outputs/compare"
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "c"))
     monkeypatch.setenv("SAE_LIGHTNING_OUTPUTS", str(tmp_path / "o"))
     paths = compose_config("embed", []).paths
