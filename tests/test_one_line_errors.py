@@ -366,6 +366,24 @@ def test_sae_serve_and_sae_search_refuse_a_run_without_texts_naming_their_own_fi
     assert refused(res, f"{npy_run} was trained on precomputed embeddings (model 'unknown')"), res.err
 
 
+def test_a_run_whose_store_is_not_here_says_where_it_came_from(npy_run, tmp_path):
+    """A run copied from another machine (or its cache cleared): the store's line said
+    '<path> is not an embedding store (no manifest.json); run `sae-embed` to build it', and a plain
+    sae-embed builds the default domain's store, never the one run.json names."""
+    run = tmp_path / "run"
+    shutil.copytree(npy_run, run, symlinks=True)
+    info = json.loads((run / "run.json").read_text())
+    info["store_path"] = str(tmp_path / "elsewhere")
+    (run / "run.json").write_text(json.dumps(info))
+    for command, main, args in (("sae-search", cli.search, ["algebra"]), ("sae-diff", diff_main, ["a", "b"])):
+        res = run_command(main, command, run, *args)
+        assert refused(res, f"the store {run} was trained on, {tmp_path / 'elsewhere'} (run.json's store_path)"), (
+            command,
+            res.err,
+        )
+        assert res.err.strip().endswith(f"settings ({run / '.hydra' / 'overrides.yaml'}) and set store_path to it")
+
+
 def test_a_host_not_of_this_machine_and_a_taken_port_name_their_own_fix(npy_run):
     """Both are refused before loading; an address this machine does not have used to say
     'give another --port', which fails the same way."""
