@@ -359,13 +359,10 @@ def _search(argv: list[str]) -> None:
     if not a.query.strip():
         raise UserError("the query is empty; give a sentence to search for, e.g. 'the fall of the Roman empire'")
     run = open_run(a.run_dir)
-    from .search import PRECOMPUTED
+    from .search import check_has_model  # the store's own line named the Python API's fix, not a command's
 
-    if run.store.model_name in PRECOMPUTED:  # the store's own line names the Python API's fix, not a command's
-        raise UserError(
-            f"{a.run_dir} was trained on precomputed embeddings (model {run.store.model_name!r}), so no model "
-            "embeds a query like them; search it from Python with embeddings (Run.encode_embeddings, Run.nearest_texts)"
-        )
+    why = "no model embeds a query like them; search it from Python with embeddings (Run.encode_embeddings)"
+    check_has_model(run, a.run_dir, why)
     clamp = parse_clamps(a.clamp, run)
     # Everything is computed before the first line is printed, so whatever the model's libraries
     # write while loading never lands between results.

@@ -80,6 +80,13 @@ class SearchRun:
         return self.model
 
 
+def check_has_model(run: SearchRun, run_dir: str | Path, why: str) -> None:
+    """A command that embeds texts with the run's model (sae-search, sae-export) refuses a run trained
+    on precomputed embeddings in its own words (`why`: what it cannot do, and what to do instead)."""
+    if run.store.model_name in PRECOMPUTED:
+        raise UserError(f"{run_dir} was trained on precomputed embeddings (model {run.store.model_name!r}), so {why}")
+
+
 def open_run(run: str | Path | RunReader, device: str = "cpu") -> SearchRun:
     """The run (a folder, or a reader of it) as search and steering read it."""
     reader = run if isinstance(run, RunReader) else RunReader(run)

@@ -363,7 +363,7 @@ def test_sae_serve_and_sae_search_refuse_a_run_without_texts_naming_their_own_fi
     assert refused(res, f"{npy_run} was trained on embeddings without texts"), res.err
     assert "serve a run trained on texts" in res.err and "sae-label" not in res.err
     res = run_command(cli.search, "sae-search", npy_run, "algebra")  # named the store and steer/nearest_texts
-    assert refused(res, f"{npy_run} was trained on precomputed embeddings (model 'unknown')"), res.err
+    assert refused(res, f"{npy_run} was trained on precomputed embeddings (model 'unknown'), so no model"), res.err
 
 
 def test_a_run_whose_store_is_not_here_says_where_it_came_from(npy_run, tmp_path):
