@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import functools
 import logging
 import os
@@ -53,6 +54,7 @@ def _interruptible() -> Iterator[None]:
     previous = signal.signal(signal.SIGTERM, on_term) if main else None
     try:
         yield
+        sys.stdout.flush()  # here, not at exit: a full disk under stdout is then the line below
     except (KeyboardInterrupt, RunInterrupted) as raised:
         stop = raised if isinstance(raised, RunInterrupted) else RunInterrupted(signal.SIGINT)
         print(f"interrupted by {stop}: stopped; nothing half-written is left", file=sys.stderr)
@@ -60,6 +62,11 @@ def _interruptible() -> Iterator[None]:
     except BrokenPipeError:  # the reader went away (`sae-search ... | head`): stop quietly, as cat does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
         sys.exit(128 + signal.SIGPIPE)
+    except OSError as err:  # `> /dev/full`, or a file on a full disk: was an OSError traceback from print
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT) or err.filename:  # a file's write is its writer's line
+            raise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        refuse(f"disk full while writing the output ({os.strerror(err.errno)}); free space there or redirect it")
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous)

@@ -512,3 +512,19 @@ def test_a_log_folder_on_a_full_disk_is_one_line_and_left_behind_by_nothing(tiny
     assert refused(res, f"disk full while writing {tiny_disk / 'logs' / 'train' / 'runs' / 'npy'}/"), res.err
     assert res.err.strip().endswith("and run the command again")
     assert sorted(p.name for p in tiny_disk.iterdir()) == ["filler"] and wrote_nothing(tmp_path / "cache")
+
+
+def test_output_onto_a_full_disk_is_one_line(tiny_labelled_run, tmp_path, capsys):
+    """`sae-compare ... > /dev/full` (or > a file on a full disk): print's OSError was a traceback.
+    The output goes to the real device here, as the shell's redirection sends it."""
+    argv, before = sys.argv, logging.getLogger().handlers[:]
+    sys.argv = ["sae-compare", str(tiny_labelled_run), "--out", str(tmp_path / "cmp")]
+    try:
+        with open("/dev/full", "w") as full, contextlib.redirect_stdout(full), pytest.raises(SystemExit) as stop:
+            cli.compare()
+    finally:
+        sys.argv = argv
+        restore_root_handlers(before)
+    assert stop.value.code == 2 and capsys.readouterr().err.splitlines() == [
+        "error: disk full while writing the output (No space left on device); free space there or redirect it"
+    ]
