@@ -93,6 +93,8 @@ def write_comparison(result: ComparisonResult, out_dir: str | Path) -> dict[str,
         writers[f"{name}.csv"] = lambda p, df=df: df.to_csv(p, index=False)
     for name, text in zip(PAGES, (json.dumps(summary(result), indent=2, allow_nan=True), render_compare_page(result))):
         writers[name] = lambda p, text=text: p.write_text(text, encoding="utf-8")
+    for name in FILES - set(writers):  # an earlier comparison's joint-run table stayed beside this one's files
+        (out / name).unlink(missing_ok=True)
     for name, write in writers.items():
         atomic_write(out / name, write)
     return {name: out / name for name in writers}
