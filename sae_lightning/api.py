@@ -288,10 +288,10 @@ def latest_run(device: str = "cpu") -> Run:
     """The newest finished run under run_roots() (SAE_RUN_DIR picks a run or a folder of runs)."""
     roots = run_roots()
     runs = [run for root in roots for run in find_runs(root)]
-    if not runs:
+    if not runs and not RunDir(roots[0]).run_file.is_file():  # SAE_RUN_DIR a run: Run.load says what it lacks
         where = ", ".join(str(r.resolve()) for r in roots)
         raise UserError(f"no finished run under {where}; run `make run` first, or set {RUN_DIR_ENV} to a run folder")
-    return Run.load(max(runs, key=_exported_at), device=device)
+    return Run.load(max(runs, key=_exported_at) if runs else roots[0], device=device)
 
 
 def _exported_at(path: Path) -> float:

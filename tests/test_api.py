@@ -242,3 +242,10 @@ def test_latest_run_is_found_from_any_folder(tiny_labelled_run, tmp_path, monkey
     monkeypatch.setenv("SAE_RUN_DIR", str(tmp_path / "empty"))
     with pytest.raises(UserError, match="no finished run under .*empty; run `make run` first, or set SAE_RUN_DIR"):
         sl.latest_run()
+    # SAE_RUN_DIR a run still training: it said 'set SAE_RUN_DIR to a run folder', which it was
+    training = tmp_path / "training"
+    shutil.copytree(tiny_labelled_run, training, symlinks=True)
+    (training / "metrics.json").unlink()
+    monkeypatch.setenv("SAE_RUN_DIR", str(training))
+    with pytest.raises(UserError, match=f"^{training} has not finished training .*ckpt_path=last"):
+        sl.latest_run()
