@@ -31,6 +31,7 @@ import pandas as pd
 
 from .data.store import EMBEDDINGS, METADATA, EmbeddingStore
 from .errors import UserError
+from .path_checks import named_folder
 from .run_dir import OUTPUTS_ENV, Labeling, RunDir
 from .run_reader import RunReader, finished_run_info, parse_shares
 from .run_schema import INTERPRETABLE, TRUST_COLUMNS
@@ -287,10 +288,10 @@ def latest_run(device: str = "cpu") -> Run:
     """The newest finished run under run_roots() (SAE_RUN_DIR picks a run or a folder of runs)."""
     roots = run_roots()
     runs = [run for root in roots for run in find_runs(root)]
-    if not runs:
+    if not runs and not RunDir(roots[0]).run_file.is_file():  # SAE_RUN_DIR a run: Run.load says what it lacks
         where = ", ".join(str(r.resolve()) for r in roots)
         raise UserError(f"no finished run under {where}; run `make run` first, or set {RUN_DIR_ENV} to a run folder")
-    return Run.load(max(runs, key=_exported_at), device=device)
+    return Run.load(max(runs, key=_exported_at) if runs else roots[0], device=device)
 
 
 def _exported_at(path: Path) -> float:
@@ -324,8 +325,7 @@ def train_sae(embeddings, /, *overrides: str, output_dir: str | Path | None = No
 
 
 def compose_train_config(overrides: list[str], output_dir: str | Path | None = None):
-    """conf/config.yaml with the overrides, composed by Hydra's compose API (what `sae-train`
-    reads), with the run folder filled in the way `sae-train`'s Hydra run would."""
+    """conf/config.yaml with the overrides, as `sae-train` composes it, with the run folder its Hydra run would make."""
     from omegaconf import OmegaConf, open_dict
     from omegaconf.errors import OmegaConfBaseException
 
@@ -337,7 +337,7 @@ def compose_train_config(overrides: list[str], output_dir: str | Path | None = N
     new_run_suffix()  # two calls within a second get two folders
     cfg = compose_config("config", overrides)  # Hydra's errors in the lines sae-train prints for them
     try:
-        out = Path(output_dir) if output_dir is not None else Path(OmegaConf.select(cfg, "hydra.run.dir"))
+        out = named_folder(output_dir, "output_dir") or Path(OmegaConf.select(cfg, "hydra.run.dir"))
     except OmegaConfBaseException as err:  # a value of the folder's that does not resolve (task_name=${nope})
         raise UserError(f"bad setting: {' '.join(str(err).split())}") from None
     with open_dict(cfg):

@@ -28,6 +28,14 @@ from .run_schema import clean
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 # numpy's tofile (np.save to a path) reports a short write without an errno
 _SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
+# safetensors (the SAE's weights, sae-export's model) raises its own error type around Rust's I/O
+# error, whose text ends in "(os error 28)"
+_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+# torch.save (the checkpoints) reports a failed write as "unexpected pos" without an errno: a write
+# that failed with less room than this left on its file system counts as a full disk
+NO_ROOM = 1 << 20
+# a temp file or folder of ours (_temp_prefix here, RunDir.new_labeling's .<id>.<pid>.tmp)
+_TEMP_NAME = re.compile(r"^\..+\.tmp$")
 
 
 def umask() -> int:
@@ -46,10 +54,31 @@ def follow_umask(path: Path, folder: bool = False) -> None:
     os.chmod(path, (0o777 if executable else 0o666) & ~umask())
 
 
-def _is_disk_full(err: BaseException) -> bool:
-    return isinstance(err, OSError) and (
-        err.errno in DISK_FULL or (err.errno is None and bool(_SHORT_WRITE.search(str(err))))
-    )
+def _errno(err: BaseException) -> int | None:
+    """The errno behind `err`: an OSError's own, or the one in a Rust I/O error's text."""
+    if isinstance(err, OSError):
+        return err.errno
+    found = _RUST_OS_ERROR.search(str(err))
+    return int(found.group(1)) if found else None
+
+
+def _no_room(folder: Path) -> bool:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < NO_ROOM
+
+
+def _is_disk_full(err: BaseException, folder: Path | None = None) -> bool:
+    """Whether `err` is a full disk. With `folder` (where the failed write went, asked before its
+    temp file is removed) a write error without an errno counts too when that disk has no room left."""
+    if not isinstance(err, Exception):  # Ctrl-C, SIGTERM, a kill: never a full disk
+        return False
+    code = _errno(err)
+    if code in DISK_FULL or (isinstance(err, OSError) and code is None and bool(_SHORT_WRITE.search(str(err)))):
+        return True
+    return code is None and folder is not None and _no_room(folder)
 
 
 def _fsync(path: Path) -> None:
@@ -122,12 +151,24 @@ def creating(path: Path, fix: str = "write somewhere you can create files"):
         raise UserError(f"cannot create {path} ({reason}); {fix}") from None
 
 
-def _disk_full(path: Path, err: OSError) -> UserError:
+def _disk_full(path: Path, err: BaseException) -> UserError:
+    # the folder to free space on: not a temp folder the file was going into (a relabel's
+    # labelings/.<id>.<pid>.tmp/), which is gone by the time the line is read
+    where = next((p for p in path.parents if not _TEMP_NAME.match(p.name)), path.parent)
     return UserError(
-        f"disk full while writing {path} ({os.strerror(err.errno or errno.ENOSPC)}); "
+        f"disk full while writing {path} ({os.strerror(_errno(err) or errno.ENOSPC)}); "
         "nothing was left half-written: "
-        f"free space on {path.parent} (or write elsewhere) and run the command again"
+        f"free space on {where} (or write elsewhere) and run the command again"
     )
+
+
+def as_disk_full(err: BaseException, path: Path) -> UserError | None:
+    """The one-line error for a full disk met by someone else's writer (Hydra writing its log
+    folder `path`), naming the file when the error does; None when `err` is no full disk."""
+    if not _is_disk_full(err):
+        return None
+    named = getattr(err, "filename", None)  # a failed write, unlike a failed open, names no file
+    return _disk_full(Path(os.fsdecode(named)).absolute() if named else path, err)
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
@@ -149,9 +190,10 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
         os.replace(tmp, path)
         _fsync(path.parent)  # the rename itself survives a power cut
     except BaseException as err:
+        full = _is_disk_full(err, path.parent)  # before the temp file's space is given back
         with contextlib.suppress(OSError):
             tmp.unlink()
-        if _is_disk_full(err):
+        if full:
             raise _disk_full(path, err) from None
         raise
     return path
@@ -222,11 +264,16 @@ def atomic_folder(path: str | Path, write: Callable[[Path], Any], fix: str = "gi
     check_replaceable(path, {p.name for p in path.iterdir()} if path.is_dir() else set(), fix)
     if path.is_symlink():  # a link to a folder: the output goes where it leads, and the link stays the user's
         path = path.resolve()
+    made = [p for p in path.parents if not p.exists()]  # the folders above it this call makes, deepest first
     with creating(path, fix):
         path.parent.mkdir(parents=True, exist_ok=True)
     remove_abandoned(path.parent, path.name)
-    with creating(path, fix):
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temp_prefix(path.name), suffix=".tmp"))
+    try:
+        with creating(path, fix):
+            tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temp_prefix(path.name), suffix=".tmp"))
+    except BaseException:
+        _remove_empty(made)
+        raise
     old = None
     try:
         write(tmp)
@@ -237,13 +284,25 @@ def atomic_folder(path: str | Path, write: Callable[[Path], Any], fix: str = "gi
         check_replaceable(path, {p.name for p in tmp.iterdir()}, fix)
         old = move_into_place(tmp, path)
     except BaseException as err:
+        full = _is_disk_full(err, tmp)  # before the temp folder's space is given back
         shutil.rmtree(tmp, ignore_errors=True)
-        if _is_disk_full(err):
+        _remove_empty(made)  # a failed or interrupted sae-diff left an empty <run>/diff/ in the run
+        if full:
             raise _disk_full(path, err) from None
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return path
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove `folders` (deepest first) while they are empty: one that another process has written
+    into since stays, with every folder above it."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def write_json(path: str | Path, obj: dict) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import functools
 import logging
 import os
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from .errors import UserError
 from .lean_imports import defer_heavy_helpers
-from .quiet import drop_third_party_warnings, drop_wandb_offline_notice, no_model_loading_bars
+from .quiet import drop_third_party_warnings, drop_wandb_offline_notice, log_file_failures_once, no_model_loading_bars
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -53,6 +54,7 @@ def _interruptible() -> Iterator[None]:
     previous = signal.signal(signal.SIGTERM, on_term) if main else None
     try:
         yield
+        sys.stdout.flush()  # here, not at exit: a full disk under stdout is then the line below
     except (KeyboardInterrupt, RunInterrupted) as raised:
         stop = raised if isinstance(raised, RunInterrupted) else RunInterrupted(signal.SIGINT)
         print(f"interrupted by {stop}: stopped; nothing half-written is left", file=sys.stderr)
@@ -60,6 +62,11 @@ def _interruptible() -> Iterator[None]:
     except BrokenPipeError:  # the reader went away (`sae-search ... | head`): stop quietly, as cat does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
         sys.exit(128 + signal.SIGPIPE)
+    except OSError as err:  # `> /dev/full`, or a file on a full disk: was an OSError traceback from print
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT) or err.filename:  # a file's write is its writer's line
+            raise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        refuse(f"disk full while writing the output ({os.strerror(err.errno)}); free space there or redirect it")
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous)
@@ -97,6 +104,7 @@ def _one_line_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConf
             drop_wandb_offline_notice()
             no_model_loading_bars()
             drop_third_party_warnings()
+            log_file_failures_once()
             return task(cfg)
         except (KeyboardInterrupt, RunInterrupted):
             _discard_log_folder()
@@ -122,17 +130,16 @@ def _one_line_errors(task: Callable[[DictConfig], object]) -> Callable[[DictConf
 
 def _discard_log_folder() -> None:
     """A single run that ends on bad input or an interrupt leaves no log folder of its own."""
-    from hydra.core.hydra_config import HydraConfig
+    from .failed_run import discard_log_folder, hydra_log_folder
 
-    if HydraConfig.initialized() and _existed_before:
-        from .failed_run import discard_log_folder
-
-        folder = Path(HydraConfig.get().runtime.output_dir).absolute()
+    folder = hydra_log_folder()
+    if _existed_before and folder is not None:
         root = logging.getLogger()
         for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
             if Path(handler.baseFilename).parent == folder:  # its file goes with the folder
                 root.removeHandler(handler)
-                handler.close()
+                with contextlib.suppress(OSError):  # a full disk: its last lines are lost with it
+                    handler.close()
         discard_log_folder(folder, _existed_before[0])
 
 
@@ -196,7 +203,12 @@ def _launch(task: Callable[[DictConfig], object], config_name: str, command: str
         from hydra.errors import HydraException
 
         own = _own_error(raised)
+        if own is None and _existed_before:  # Hydra writing .hydra/ onto a full disk
+            from .failed_run import log_folder_full
+
+            own = log_folder_full(raised)
         if not multirun and own is not None:
+            _discard_log_folder()  # an error Hydra met before the command began (its log folder on a full disk)
             refuse(own)
         if not multirun or (own is None and not isinstance(raised, HydraException)):
             raise
@@ -354,6 +366,10 @@ def _search(argv: list[str]) -> None:
     if not a.query.strip():
         raise UserError("the query is empty; give a sentence to search for, e.g. 'the fall of the Roman empire'")
     run = open_run(a.run_dir)
+    from .search import check_has_model  # the store's own line named the Python API's fix, not a command's
+
+    why = "no model embeds a query like them; search it from Python with embeddings (Run.encode_embeddings)"
+    check_has_model(run, a.run_dir, why)
     clamp = parse_clamps(a.clamp, run)
     # Everything is computed before the first line is printed, so whatever the model's libraries
     # write while loading never lands between results.

@@ -15,11 +15,33 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from .atomic import as_disk_full
+from .errors import UserError
 from .run_dir import RunDir
 
 WRITTEN_BY_THE_RUN = (RunDir.RUN, RunDir.CHECKPOINTS, "wandb")
 # What Hydra writes into a command's log folder before the command starts: its log, the composed config.
 HYDRA_LOG_FILES = (".hydra", "cli.log")
+
+
+def hydra_log_folder() -> Path | None:
+    """The single run's log folder Hydra made. Hydra forgets its config when a step of its own fails
+    (writing .hydra/ onto a full disk), but the log file it had opened in the folder still names it."""
+    import logging
+
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir).absolute()
+    opened = [h.baseFilename for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    return Path(opened[-1]).parent if opened else None
+
+
+def log_folder_full(err: BaseException) -> UserError | None:
+    """Hydra writing the log folder's .hydra/ onto a full disk was its OSError traceback (and the
+    folder stayed, its files empty): the disk-full line instead, naming the folder."""
+    folder = hydra_log_folder()
+    return as_disk_full(err, folder) if folder is not None else None
 
 
 def existing_ancestor(folder: str | Path) -> Path:

@@ -107,7 +107,12 @@ def check_choices(overrides: list[str]) -> None:
         if any(ch in value for ch in "()$*[]{}"):
             continue
         known = group_options(group)
-        unknown = [v for v in value.split(",") if v and v not in known and v != "null"]
+        if "null" in value.split(","):  # Hydra's ValueError traceback ("Config group override must be a string")
+            raise UserError(
+                f"{group}={value} names no {group} (a config group cannot be null); "
+                f"pick one of {', '.join(known)}, or leave {group}= out for its default"
+            )
+        unknown = [v for v in value.split(",") if v and v not in known]
         if unknown:
             raise UserError(f"unknown {group} {', '.join(unknown)}; known: {', '.join(known)}")
 

@@ -43,8 +43,22 @@ def os_reason(err: OSError) -> str:
 def out_flag(text: str) -> str:
     """An --out value as the shell would have expanded it: `--out=~/x` reaches a command with its ~
     (bash expands it only at the start of a word), and the check below expanded it while the
-    writers did not, making a folder named ~ in the current folder."""
+    writers did not, making a folder named ~ in the current folder. An empty one (`--out "$DIR"`
+    with DIR unset) is refused: sae-compare read it as no --out and wrote to its default, sae-diff
+    and sae-export as the current folder."""
+    if not text.strip():
+        import argparse
+
+        raise argparse.ArgumentTypeError("the folder is empty; give a folder path")
     return os.path.expanduser(text)
+
+
+def named_folder(value: str | Path | None, setting: str) -> Path | None:
+    """A folder given by name (None when not given). An empty name (a variable left empty) is
+    refused: Path("") is the current folder, which train_sae(output_dir="") made the run."""
+    if value is not None and not str(value).strip():
+        raise UserError(f"{setting} is empty; give a folder, or leave {setting} out for its default")
+    return None if value is None else Path(value)
 
 
 def check_output_folder(path: str | Path, settings: str) -> None:

@@ -4,8 +4,10 @@ this: it changes process-wide logging and progress-bar state)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
+import os
 import sys
 
 from .import_hooks import WrappedLoader, wrap_exec
@@ -52,6 +54,27 @@ def drop_third_party_warnings() -> None:
 
     for message in THIRD_PARTY_WARNINGS:
         warnings.filterwarnings("ignore", message=message)
+
+
+def log_file_failures_once() -> None:
+    """A run's log file that stops taking lines (its disk full) costs the log, not the command's
+    output: Python's logging printed a '--- Logging error ---' traceback on stderr for every later
+    record (sae-label's run ended well under three of them); now one warning line, and that file
+    takes no more records."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handleError = functools.partial(_stop_log_file, handler)
+
+
+def _stop_log_file(handler: logging.FileHandler, record: logging.LogRecord) -> None:
+    err = sys.exc_info()[1]
+    # muted, not removed: this runs while the logger iterates over its handlers, and removing one
+    # there would skip the console's handler for this record
+    handler.setLevel(logging.CRITICAL + 1)
+    with contextlib.suppress(OSError):  # its buffered lines cannot be written either
+        handler.close()
+    reason = os.strerror(err.errno) if isinstance(err, OSError) and err.errno else str(err)
+    print(f"warning: cannot write the log {handler.baseFilename} ({reason}); it stops here", file=sys.stderr)
 
 
 WANDB_NOTICE_MODULE = "transformers.integrations.integration_utils"

@@ -182,9 +182,16 @@ class RunReader:
 
     @cached_property
     def store(self) -> EmbeddingStore:
-        from .data.store import EmbeddingStore
+        from .data.store import MANIFEST, EmbeddingStore
 
-        return EmbeddingStore(Path(self.info["store_path"]).expanduser())
+        path = Path(self.info["store_path"]).expanduser()
+        if not (path / MANIFEST).is_file():  # the store's own line said "run `sae-embed`", which builds the default
+            raise UserError(
+                f"the store {self.root} was trained on, {path} (run.json's store_path), is not here: copy it "
+                f"from where the run was trained, or build it again with sae-embed and the run's domain and "
+                f"embedder settings ({self.root / '.hydra' / 'overrides.yaml'}) and set store_path to it"
+            )
+        return EmbeddingStore(path)
 
     def sae(self, device: str | None = None) -> SparseAutoencoder:
         """The run's SAE on `device` (default cpu), loaded once per device."""

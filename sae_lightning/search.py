@@ -14,6 +14,7 @@ returns x unchanged.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ PRECOMPUTED = ("synthetic", "unknown")  # model names of stores that hold embedd
 # past ~1e19 its norm's square overflows float32 (every cosine read 0, the texts listed at random)
 # and past ~3e38 the value itself does (a RuntimeError from torch).
 MAX_CLAMP = 1e6
+WHOLE = re.compile(r"-?[0-9]+")  # a whole number as a person or a URL writes one
 
 
 @dataclass
@@ -78,6 +80,13 @@ class SearchRun:
         return self.model
 
 
+def check_has_model(run: SearchRun, run_dir: str | Path, why: str) -> None:
+    """A command that embeds texts with the run's model (sae-search, sae-export) refuses a run trained
+    on precomputed embeddings in its own words (`why`: what it cannot do, and what to do instead)."""
+    if run.store.model_name in PRECOMPUTED:
+        raise UserError(f"{run_dir} was trained on precomputed embeddings (model {run.store.model_name!r}), so {why}")
+
+
 def open_run(run: str | Path | RunReader, device: str = "cpu") -> SearchRun:
     """The run (a folder, or a reader of it) as search and steering read it."""
     reader = run if isinstance(run, RunReader) else RunReader(run)
@@ -113,10 +122,31 @@ def _checked_features(reader: RunReader, d_sae: int) -> pd.DataFrame:
     return df.assign(feature_id=ids.astype(int))
 
 
+def check_utf8(texts: Sequence[str], what: str) -> None:
+    """Texts the tokenizer can take: a byte that is no UTF-8 reaches Python as a lone surrogate
+    (a query typed in a Latin-1 terminal, a file read with surrogateescape), on which the tokenizer
+    failed with a TypeError traceback."""
+    for i, text in enumerate(texts):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:
+            code = ord(text[err.start])
+            shown = (
+                f"the byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"the lone surrogate U+{code:04X}"
+            )
+            name = what if len(texts) == 1 else f"{what} #{i}"
+            raise UserError(
+                f"{name} holds {shown} at character {err.start}, which is not UTF-8 text; "
+                "give it as UTF-8 (a UTF-8 terminal locale, or the file converted with iconv -t UTF-8)"
+            ) from None
+
+
 def embed_query(model, query: str | Sequence[str], normalize: bool = False) -> np.ndarray:
     """[d] for one query, [n, d] for a list; embedded as the store's texts were."""
+    texts = [query] if isinstance(query, str) else list(query)
+    check_utf8(texts, "the query" if isinstance(query, str) else "text")
     emb = model.encode(
-        [query] if isinstance(query, str) else list(query),
+        texts,
         convert_to_numpy=True,
         normalize_embeddings=normalize,
         show_progress_bar=False,
@@ -259,15 +289,34 @@ def nearest_texts(store: EmbeddingStore, emb: np.ndarray, k: int = 10, batch_siz
     )
 
 
+def whole(text: str) -> int:
+    """A whole number written in ASCII digits; ValueError for anything else. int() also reads
+    "5_0" (as 50), "+5" and other scripts' digits ("५"): a feature id typed so names no feature."""
+    if not WHOLE.fullmatch(text.strip()):
+        raise ValueError(text)
+    return int(text)
+
+
+def _number(text: str) -> float:
+    """float() of an ASCII number without digit separators ("1_0" is no 10)."""
+    if "_" in text or not text.isascii():
+        raise ValueError(text)
+    return float(text)
+
+
 def parse_clamps(items: Sequence[str], run: SearchRun | None = None) -> dict[int, float]:
     """FEATURE=VALUE strings; VALUE may be `Nx`: N times the feature's top train activation (the
     scale a feature naturally reaches, known from features.parquet)."""
+    if isinstance(items, str):  # one clamp given as a string: its characters are no clamps
+        items = [items]
+    if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+        raise UserError(f"clamps must be a list of FEATURE=VALUE strings, e.g. ['123=0.5']; got {_brief(items)}")
     out: dict[int, float] = {}
     for item in items:
         fid, _, val = item.partition("=")
         times = val.endswith("x")
         try:
-            f, value = int(fid), float(val[:-1] if times else val)
+            f, value = whole(fid), _number(val[:-1] if times else val)
         except ValueError:
             raise UserError(_clamp_syntax(item)) from None
         if run is not None:

@@ -155,6 +155,16 @@ def test_train_sae_refuses_nan_unknown_settings_and_a_second_domain(tmp_path):
     assert not any((tmp_path / d).exists() for d in "abcd")
 
 
+def test_train_sae_refuses_an_empty_output_dir(tmp_path, monkeypatch):
+    """output_dir="" (a variable left empty) trained into the current folder, which became the run."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        UserError, match="^output_dir is empty; give a folder, or leave output_dir out for its default$"
+    ):
+        sl.train_sae(np.ones((10, 4), np.float32), output_dir="")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_train_sae_refuses_a_folder_inside_a_run_or_through_a_link_to_nothing(tmp_path):
     # a run folder inside another run's (here, its sae/): refused before the store, as sae-train's run_dir=
     (tmp_path / "run" / "sae").mkdir(parents=True)
@@ -231,4 +241,11 @@ def test_latest_run_is_found_from_any_folder(tiny_labelled_run, tmp_path, monkey
     (tmp_path / "empty").mkdir()
     monkeypatch.setenv("SAE_RUN_DIR", str(tmp_path / "empty"))
     with pytest.raises(UserError, match="no finished run under .*empty; run `make run` first, or set SAE_RUN_DIR"):
+        sl.latest_run()
+    # SAE_RUN_DIR a run still training: it said 'set SAE_RUN_DIR to a run folder', which it was
+    training = tmp_path / "training"
+    shutil.copytree(tiny_labelled_run, training, symlinks=True)
+    (training / "metrics.json").unlink()
+    monkeypatch.setenv("SAE_RUN_DIR", str(training))
+    with pytest.raises(UserError, match=f"^{training} has not finished training .*ckpt_path=last"):
         sl.latest_run()

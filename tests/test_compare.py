@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pandas as pd
 import pytest
 
 from sae_lightning.compare import compare_runs, write_comparison
+from sae_lightning.compare.write import FILES
 from sae_lightning.errors import UserError
 from sae_lightning.models import SAEConfig, build_sae
 from sae_lightning.pipeline import train
@@ -114,6 +117,30 @@ def test_a_default_out_through_a_link_to_nothing_is_refused_not_followed(planted
         "create that folder, remove the link or change --out"
     ], res.err
     assert not (tmp_path / "gone").exists()
+
+
+def test_the_default_out_is_this_commands_own_folder(planted_runs, tmp_path):
+    """Named by the time alone, sae-compare commands ending in the same second (three of one pair
+    and three of another, started together by a script) all printed one folder, whose files were
+    each one's or another's; the folder is named like a run folder now, <time>_<pid>-<random>."""
+    res = run_script(
+        "sae-compare", planted_runs / "0_A", planted_runs / "1_B", cwd=tmp_path, env={"SAE_LIGHTNING_OUTPUTS": ""}
+    )
+    assert res.code == 0, res.err[-3000:]
+    (folder,) = (tmp_path / "outputs" / "compare").iterdir()
+    assert re.fullmatch(rf"\d{{4}}-\d\d-\d\d_\d\d-\d\d-\d\d_{os.getpid()}-[0-9a-f]{{4}}", folder.name), folder.name
+    assert f"page: {folder.resolve() / 'compare.html'}" in res.out
+
+
+def test_a_comparison_into_an_earlier_ones_folder_leaves_none_of_its_tables(planted_runs, tiny_labelled_run, tmp_path):
+    """--out an earlier comparison's folder: its files are replaced, but a joint run's
+    domain_counts.* stayed beside a comparison that has none, as if they were its own."""
+    out = tmp_path / "cmp"
+    assert run_script("sae-compare", tiny_labelled_run, "--out", out).code == 0
+    assert (out / "domain_counts.csv").is_file()
+    res = run_script("sae-compare", planted_runs / "0_A", planted_runs / "1_B", "--out", out)
+    assert res.code == 0, res.err[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES - {"domain_counts.csv", "domain_counts.parquet"})
 
 
 def test_sae_compare_command_writes_tables_and_page(planted_runs, tmp_path):

@@ -59,6 +59,18 @@ def test_empty_group_choice_is_one_line_listing_options():
         check_choices(["domain="])
 
 
+@pytest.mark.parametrize("command,group", [("sae-embed", "domain"), ("sae-label", "labeling"), ("sae-train", "logger")])
+def test_a_null_group_choice_is_one_line_in_every_hydra_command(command, group, tmp_path):
+    """domain=null, labeling=null (or the API's train_sae(sae=None)) was Hydra's ValueError traceback
+    'Config group override must be a string or a list. Got NoneType', in every Hydra command."""
+    res = run_script(command, f"{group}=null", f"paths.log_dir={tmp_path}")
+    assert res.code == 2 and res.err.splitlines() == [
+        f"error: {group}=null names no {group} (a config group cannot be null); pick one of "
+        f"{', '.join(group_options(group))}, or leave {group}= out for its default"
+    ], res.err[-2000:]
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     "override,message",
     [
@@ -121,7 +133,7 @@ def test_empty_cache_and_outputs_variables_count_as_unset(monkeypatch, tmp_path)
     monkeypatch.chdir(tmp_path)
     paths = compose_config("embed", []).paths
     assert paths.cache_dir == str(default_cache_dir()) == str(Path.home() / ".cache/sae-lightning")
-    assert paths.log_dir == "outputs" and default_compare_dir("t") == tmp_path / "outputs/compare/t"
+    assert paths.log_dir == "outputs" and default_compare_dir("t").parent == tmp_path / "outputs/compare"
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "c"))
     monkeypatch.setenv("SAE_LIGHTNING_OUTPUTS", str(tmp_path / "o"))
     paths = compose_config("embed", []).paths

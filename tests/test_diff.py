@@ -177,6 +177,8 @@ def test_a_text_source_group_is_embedded_with_the_runs_model(tiny_labelled_run, 
             r"group 'Astrology' matches no texts: the run's store has the domains Arts, History, Mathematics",
         ),
         (["Mathematics,History", "History"], r"the groups overlap: domain 'History' is in both"),
+        ([",", "History"], r"^error: an empty group: give a domain of the run's store"),  # was a group ''
+        (["A" * 100000, "History"], r"^error: group 'A{80}\.\.\.' matches no texts"),  # the line held all of it
         (["Mathematics", "History", "--min-texts", "100000"], r"has \d+ texts, fewer than the 100000 the test needs"),
     ],
 )

@@ -4,9 +4,11 @@ writes nothing. The commands run in this process through their console entry poi
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
+import shutil
 import socket
 import sys
 from contextlib import redirect_stderr
@@ -354,6 +356,34 @@ def test_a_port_out_of_range_is_refused_before_loading(port, npy_run):
     assert refused(res, f"--port={port} is invalid; set --port to a whole number from 0 to 65535"), res.err
 
 
+def test_sae_serve_and_sae_search_refuse_a_run_without_texts_naming_their_own_fix(npy_run):
+    """sae-serve said 'is not labelled; label it first with sae-label', which refuses such a run;
+    sae-search named the store's folder and the Python API's steer/nearest_texts."""
+    res = run_command(serve_main, "sae-serve", npy_run, "--port", "0")
+    assert refused(res, f"{npy_run} was trained on embeddings without texts"), res.err
+    assert "serve a run trained on texts" in res.err and "sae-label" not in res.err
+    res = run_command(cli.search, "sae-search", npy_run, "algebra")  # named the store and steer/nearest_texts
+    assert refused(res, f"{npy_run} was trained on precomputed embeddings (model 'unknown'), so no model"), res.err
+
+
+def test_a_run_whose_store_is_not_here_says_where_it_came_from(npy_run, tmp_path):
+    """A run copied from another machine (or its cache cleared): the store's line said
+    '<path> is not an embedding store (no manifest.json); run `sae-embed` to build it', and a plain
+    sae-embed builds the default domain's store, never the one run.json names."""
+    run = tmp_path / "run"
+    shutil.copytree(npy_run, run, symlinks=True)
+    info = json.loads((run / "run.json").read_text())
+    info["store_path"] = str(tmp_path / "elsewhere")
+    (run / "run.json").write_text(json.dumps(info))
+    for command, main, args in (("sae-search", cli.search, ["algebra"]), ("sae-diff", diff_main, ["a", "b"])):
+        res = run_command(main, command, run, *args)
+        assert refused(res, f"the store {run} was trained on, {tmp_path / 'elsewhere'} (run.json's store_path)"), (
+            command,
+            res.err,
+        )
+        assert res.err.strip().endswith(f"settings ({run / '.hydra' / 'overrides.yaml'}) and set store_path to it")
+
+
 def test_a_host_not_of_this_machine_and_a_taken_port_name_their_own_fix(npy_run):
     """Both are refused before loading; an address this machine does not have used to say
     'give another --port', which fails the same way."""
@@ -449,3 +479,52 @@ def test_sae_search_never_prints_a_texts_escape_sequences(tmp_path):
     res = run_command(cli.search, "sae-search", run, "prime numbers \x1b[31m", "-k", "60")
     assert res.code == 0, res.err[-2000:]
     assert "\x1b" not in res.out and "\x07" not in res.out and "\\x1b]0;pwned\\x07" in res.out
+
+
+def test_an_empty_out_or_run_path_is_refused_not_taken_for_a_folder(npy_run, tmp_path, monkeypatch):
+    """`--out "$DIR"` or `sae-compare "$RUN"` with the variable unset: sae-compare read --out ""
+    as no --out and wrote to its default, and "" as a run as the current folder (a folder of runs
+    there got the comparison's files); sae-diff and sae-export took --out "" for the current folder."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(npy_run, tmp_path / "run", symlinks=True)
+    for command, main, args in (
+        ("sae-diff", diff_main, ["a", "b"]),
+        ("sae-compare", cli.compare, []),
+        ("sae-export", export_main, ["--to", "sentence-transformers"]),
+    ):
+        res = run_command(main, command, npy_run, *args, "--out", " ")
+        assert res.code == 2 and res.error_lines[-1] == (
+            f"{command}: error: argument --out: the folder is empty; give a folder path"
+        ), (command, res.err)
+    res = run_command(cli.compare, "sae-compare", "")
+    assert refused(res, "an empty run path; give a sweep dir or run dirs"), res.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_log_folder_on_a_full_disk_is_one_line_and_left_behind_by_nothing(tiny_disk, tmp_path):
+    """Hydra writes .hydra/config.yaml into the command's log folder before the command starts: on
+    a full disk that was Hydra's OSError traceback, with the folder and its empty files left."""
+    with contextlib.suppress(OSError), open(tiny_disk / "filler", "wb") as fill:  # until the disk is full
+        while True:
+            fill.write(bytes(1 << 16))
+            fill.flush()
+    res = train(tmp_path, f"paths.log_dir={tiny_disk / 'logs'}")
+    assert refused(res, f"disk full while writing {tiny_disk / 'logs' / 'train' / 'runs' / 'npy'}/"), res.err
+    assert res.err.strip().endswith("and run the command again")
+    assert sorted(p.name for p in tiny_disk.iterdir()) == ["filler"] and wrote_nothing(tmp_path / "cache")
+
+
+def test_output_onto_a_full_disk_is_one_line(tiny_labelled_run, tmp_path, capsys):
+    """`sae-compare ... > /dev/full` (or > a file on a full disk): print's OSError was a traceback.
+    The output goes to the real device here, as the shell's redirection sends it."""
+    argv, before = sys.argv, logging.getLogger().handlers[:]
+    sys.argv = ["sae-compare", str(tiny_labelled_run), "--out", str(tmp_path / "cmp")]
+    try:
+        with open("/dev/full", "w") as full, contextlib.redirect_stdout(full), pytest.raises(SystemExit) as stop:
+            cli.compare()
+    finally:
+        sys.argv = argv
+        restore_root_handlers(before)
+    assert stop.value.code == 2 and capsys.readouterr().err.splitlines() == [
+        "error: disk full while writing the output (No space left on device); free space there or redirect it"
+    ]

@@ -329,6 +329,33 @@ def test_a_full_disk_while_numpy_writes_is_one_line(tiny_disk):
     assert list(tiny_disk.iterdir()) == []
 
 
+def test_a_full_disk_while_safetensors_or_torch_writes_is_one_line(tiny_disk):
+    """safetensors (the SAE's sae/ folder, sae-export's model) raises its own error type around
+    "(os error 28)", torch.save (a checkpoint) "unexpected pos" without an errno: sae-export onto a
+    full disk was a SafetensorError traceback."""
+    import torch
+    from safetensors.torch import save_file
+
+    big = torch.zeros(512 * 1024)  # 2 MiB onto 1 MiB
+    with pytest.raises(UserError, match=r"^disk full while writing .*/sparse \(No space left on device\)"):
+        atomic_folder(tiny_disk / "sparse", lambda tmp: save_file({"w": big}, str(tmp / "model.safetensors")))
+    with pytest.raises(UserError, match=r"^disk full while writing .*/last.ckpt \(No space left on device\)"):
+        atomic_write(tiny_disk / "last.ckpt", lambda tmp: torch.save({"w": big}, tmp))
+    assert list(tiny_disk.iterdir()) == []
+
+
+def test_a_full_disk_inside_a_temp_folder_names_a_folder_that_stays(tiny_disk):
+    """A relabel writes into labelings/.<id>.<pid>.tmp/, removed when it fails: the line told the
+    user to free space on that temp folder."""
+    temp = tiny_disk / "run" / "labelings" / ".2026-01-01_00-00-00_abc123.4242.tmp"
+    temp.mkdir(parents=True)
+    with pytest.raises(UserError) as err:
+        atomic_write(temp / "report.html", lambda tmp: tmp.write_bytes(bytes(2 << 20)))
+    assert str(err.value).endswith(
+        f"free space on {tiny_disk / 'run' / 'labelings'} (or write elsewhere) and run the command again"
+    )
+
+
 # ---- 8. a run that fails on bad data leaves no run folder ---------------------------------------
 
 
@@ -364,3 +391,27 @@ def test_a_run_that_fails_on_bad_data_leaves_no_run_folder(tmp_path, damaged, me
     assert res.code == 2 and message in res.err and len(res.err.strip().splitlines()) == 1, res.err
     left = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) if out.exists() else []
     assert left == [], left
+
+
+def test_a_folder_write_that_fails_removes_the_folders_it_made_above_it(tmp_path):
+    """A failed or interrupted sae-diff left an empty <run>/diff/ in the run (and sae-export the
+    empty folders above its --out): the folders made for the output go with it, while a folder
+    that was there before, or that someone wrote into meanwhile, stays."""
+
+    def interrupted(tmp: Path) -> None:
+        (tmp / "diff.csv").write_text("half")
+        raise KeyboardInterrupt  # what Ctrl-C (and SIGTERM, through cli._interruptible) raises mid-write
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        atomic_folder(run / "diff" / "a-vs-b", interrupted)
+    assert list(run.iterdir()) == []
+
+    def another_writer_meanwhile(tmp: Path) -> None:
+        (run / "diff" / "x-vs-y").mkdir()
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_folder(run / "diff" / "a-vs-b", another_writer_meanwhile)
+    assert [p.relative_to(run).as_posix() for p in sorted(run.rglob("*"))] == ["diff", "diff/x-vs-y"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import numpy as np
@@ -158,9 +159,15 @@ def test_clamp_arguments(planted):
         ("3=nan", "with a finite number"),
         ("3=-inf", "with a finite number"),
         ("3=nanx", "finite"),
+        ("6_0=1", "use FEATURE=VALUE"),  # int() reads feature 60
+        ("3=1_0", "use FEATURE=VALUE"),  # float() reads 10
+        ("\u0663=1", "use FEATURE=VALUE"),  # an Arabic-Indic 3, which int() reads
     ):
         with pytest.raises(UserError, match=msg):
             parse_clamps([bad], run)
+    assert parse_clamps("3=0.5", run) == {3: 0.5}  # one clamp as a string, not its characters '3', '=', ...
+    with pytest.raises(UserError, match=r"^clamps must be a list of FEATURE=VALUE strings.*got None"):
+        parse_clamps(None, run)
 
 
 def test_sae_search_command_prints_features_and_texts_before_and_after(planted):
@@ -176,3 +183,16 @@ def test_sae_search_command_prints_features_and_texts_before_and_after(planted):
         res.code == 2
         and res.err.strip().splitlines()[-1] == "error: feature 99 does not exist: this SAE has features 0..63"
     )
+
+
+def test_a_query_that_is_not_utf8_is_one_line(planted):
+    """A byte that is no UTF-8 (a Latin-1 terminal's é) reaches sae-search as a lone surrogate: the
+    tokenizer failed on it with a TypeError traceback, in sae-search and in the API alike."""
+    run_dir, run = planted
+    res = run_script("sae-search", run_dir, os.fsdecode(b"alg\xe8bre"))
+    assert res.code == 2 and res.err.splitlines() == [
+        "error: the query holds the byte 0xe8 at character 3, which is not UTF-8 text; "
+        "give it as UTF-8 (a UTF-8 terminal locale, or the file converted with iconv -t UTF-8)"
+    ], res.err[-2000:]
+    with pytest.raises(UserError, match=r"^text #1 holds the lone surrogate U\+D800 at character 0"):
+        embed_query(run.query_encoder, ["algebra", "\ud800"])

@@ -6,6 +6,7 @@ the same pages in a real Chromium."""
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -73,6 +74,10 @@ BAD = {
     "/r/hostile/features/128": (404, "feature 128 does not exist"),
     "/r/hostile/features/-1": (404, "feature -1 does not exist"),
     "/r/hostile/features/abc": (400, "not a feature id"),
+    "/r/hostile/features/5_0": (400, "feature '5_0': not a feature id"),  # int() reads 50
+    "/r/hostile/features/%E0%A5%AB": (400, "not a feature id"),  # Devanagari 5, which int() reads
+    "/r/hostile/features/+5": (400, "not a feature id"),
+    "/r/hostile/features?page=1_0": (400, "page='1_0': not a whole number"),
     "/r/hostile/features?min_score=2": (400, "min_score"),
     "/r/hostile/features?verdict=nonsense": (400, "verdict='nonsense': not one of"),
     "/r/hostile/features?page=0": (400, "page=0: out of range"),
@@ -189,3 +194,24 @@ def test_a_query_in_progress_never_blocks_page_loads(url, served):
     for t in waiting:
         t.join(120)
     assert answers == {"search": 200, "diff": 200} and all(h.done() for h in held)
+
+
+def test_a_run_moved_away_while_served_answers_410_and_comes_back(tiny_labelled_run, tmp_path):
+    """Its stamp changed, so the server took it for a relabel: every page of it, the index
+    included, answered 400 'is not a run dir ... pass run_dir=', each request logging 'was
+    relabelled'. Now its pages answer 410 naming the fix, the index still opens, and the run
+    serves again once it is back."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_labelled_run, run, symlinks=True)
+    with running(load_served([run]), port=0) as base:
+        run.rename(tmp_path / "moved")
+        for path in ("/r/run/features", "/r/run/features/3", "/r/run/search?q=algebra"):
+            status, body = get(base + path)
+            assert status == 410 and body == (
+                f"error 410: run 'run' ({run}) was moved or deleted after sae-serve started; "
+                "put it back, or restart sae-serve without it\n"
+            ), (path, body)
+        status, body = get(base + "/")
+        assert status == 200 and "gone (moved or deleted after sae-serve started)" in body
+        (tmp_path / "moved").rename(run)
+        assert get(base + "/r/run/features/3")[0] == 200

@@ -68,6 +68,8 @@ def find_run_dirs(paths: Sequence[str | Path]) -> tuple[list[Path], Path | None]
     found: list[Path] = []
     sweep = None
     for raw in paths:
+        if not str(raw).strip():  # `sae-compare "$RUN"` with RUN unset: Path("") is the current folder
+            raise UserError("an empty run path; give a sweep dir or run dirs (folders holding run.json and sae/)")
         path = Path(raw).expanduser()
         if not path.is_dir():
             what = "a file, not a folder" if path.exists() else "no such folder"

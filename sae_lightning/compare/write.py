@@ -64,11 +64,15 @@ def summary(result: ComparisonResult) -> dict:
 
 
 def default_compare_dir(stamp: str) -> Path:
-    """Where a comparison of run dirs (not one sweep) goes: outputs/compare/<time>/ under the root of
-    all run folders (paths.log_dir: $SAE_LIGHTNING_OUTPUTS, else ./outputs), never the cwd itself.
+    """Where a comparison of run dirs (not one sweep) goes: outputs/compare/<time>_<pid>-<random>/
+    under the root of all run folders (paths.log_dir: $SAE_LIGHTNING_OUTPUTS, else ./outputs), never
+    the cwd itself. Named like a run folder: by the time alone, sae-compare commands ending in the
+    same second (a script starting several) wrote into one folder, each replacing the others' files.
     Checked before it is resolved: a link to nothing on the way (./outputs -> an unmounted disk)
     was followed, and its target created."""
-    folder = Path(outputs_root()) / "compare" / stamp
+    from ..hydra_setup import RUN_SUFFIX
+
+    folder = Path(outputs_root()) / "compare" / f"{stamp}_{RUN_SUFFIX}"
     check_output_folder(folder, "--out")
     return folder.resolve()
 
@@ -89,6 +93,8 @@ def write_comparison(result: ComparisonResult, out_dir: str | Path) -> dict[str,
         writers[f"{name}.csv"] = lambda p, df=df: df.to_csv(p, index=False)
     for name, text in zip(PAGES, (json.dumps(summary(result), indent=2, allow_nan=True), render_compare_page(result))):
         writers[name] = lambda p, text=text: p.write_text(text, encoding="utf-8")
+    for name in FILES - set(writers):  # an earlier comparison's joint-run table stayed beside this one's files
+        (out / name).unlink(missing_ok=True)
     for name, write in writers.items():
         atomic_write(out / name, write)
     return {name: out / name for name in writers}

@@ -42,10 +42,13 @@ def store_group(store: EmbeddingStore, names: list[str], label: str | None = Non
     meta = store.metadata()
     known = sorted(meta["domain"].astype(str).unique())
     unknown = [n for n in names if n not in known]
-    if unknown:
+    if unknown:  # both cut short: a mistyped group can be any length, a store can have thousands of domains
+        asked = ", ".join(unknown)
+        shown = asked if len(asked) <= 80 else asked[:80] + "..."
+        listed = ", ".join(known[:20]) + (f", ... ({len(known)} in all)" if len(known) > 20 else "")
         raise UserError(
-            f"group {', '.join(unknown)!r} matches no texts: the run's store has the domains "
-            f"{', '.join(known)}; give one of them, several comma-separated, or domain=<config>"
+            f"group {shown!r} matches no texts: the run's store has the domains "
+            f"{listed}; give one of them, several comma-separated, or domain=<config>"
         )
     rows = np.flatnonzero(meta["domain"].astype(str).isin(names).to_numpy())
 
@@ -128,11 +131,12 @@ def source_group(spec: str, store: EmbeddingStore, seed: int = 0) -> Group:
 
 def resolve_group(spec: str, store: EmbeddingStore, seed: int = 0) -> Group:
     spec = spec.strip()
-    if not spec:
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    if not names:  # "" and "," alike (',' was a group '' that 'matches no texts; check its source')
         raise UserError("an empty group: give a domain of the run's store, several comma-separated, or domain=<config>")
     if spec.startswith("domain="):
         return source_group(spec, store, seed)
-    return store_group(store, [s.strip() for s in spec.split(",") if s.strip()])
+    return store_group(store, names)
 
 
 def check_groups(a: Group, b: Group, min_texts: int) -> None:

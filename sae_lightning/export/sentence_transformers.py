@@ -50,7 +50,7 @@ def export_sentence_transformers(run_dir: str | Path, out: str | Path) -> Path:
     from sentence_transformers import SparseEncoder
     from sentence_transformers.base.modules import Normalize
 
-    from ..search import PRECOMPUTED, open_run
+    from ..search import check_has_model, open_run
 
     out = Path(out)
     check_output_folder(out, "--out")  # not a file, not a name too long
@@ -59,11 +59,9 @@ def export_sentence_transformers(run_dir: str | Path, out: str | Path) -> Path:
     check_replaceable(out, set(), OUT_FIX)
     run = open_run(run_dir)
     module = sparse_autoencoder_module(run.sae)
-    if run.store.model_name in PRECOMPUTED:
-        raise UserError(
-            f"{run_dir} was trained on precomputed embeddings (model {run.store.model_name!r}), so there "
-            "is no embedding model to put in front of its SAE; export a run trained on texts"
-        )
+    check_has_model(
+        run, run_dir, "there is no embedding model to put in front of its SAE; export a run trained on texts"
+    )
     model = run.model
     modules = list(model)
     if run.normalize and not isinstance(modules[-1], Normalize):

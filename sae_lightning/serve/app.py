@@ -35,7 +35,7 @@ from .feature_view import feature_page
 from .matching import Matcher
 from .search_view import search, steered
 from .settings import ServeSettings
-from .state import ServedRun
+from .state import RunGone, ServedRun
 
 log = logging.getLogger(__name__)
 PACKAGE = "sae_lightning.serve"
@@ -97,11 +97,18 @@ def create_app(served: Served) -> Starlette:
                     "d_sae": r.d_sae,
                     "texts": r.acts.n_texts,
                     "domains": r.store_domains,
-                    "labeling": r.labelled().labeling_id,
+                    "labeling": labeling_of(r),
                 }
                 for r in served.order
             ],
         )
+
+    def labeling_of(run: ServedRun) -> str:
+        """The index lists every run: one whose folder went away is marked, the others still open."""
+        try:
+            return run.labelled().labeling_id
+        except RunGone:
+            return "gone (moved or deleted after sae-serve started)"
 
     def run_home(request: Request):
         run = served.get(request.path_params["run"])
@@ -170,7 +177,12 @@ def create_app(served: Served) -> Starlette:
     return Starlette(
         routes=routes,
         middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(served))],
-        exception_handlers={HTTPException: http_error, UserError: user_error, Exception: server_error},
+        exception_handlers={
+            HTTPException: http_error,
+            RunGone: run_gone,
+            UserError: user_error,
+            Exception: server_error,
+        },
     )
 
 
@@ -192,6 +204,10 @@ async def http_error(request: Request, exc: HTTPException) -> PlainTextResponse:
 
 async def user_error(request: Request, exc: UserError) -> PlainTextResponse:
     return PlainTextResponse(f"error 400: {one_line(exc)}\n", status_code=400)
+
+
+async def run_gone(request: Request, exc: RunGone) -> PlainTextResponse:
+    return PlainTextResponse(f"error 410: {one_line(exc)}\n", status_code=410)
 
 
 async def server_error(request: Request, exc: Exception) -> PlainTextResponse:

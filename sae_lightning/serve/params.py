@@ -8,6 +8,8 @@ import math
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 
+from ..search import whole
+
 MAX_TEXT = 500  # characters of a search query or a label filter
 
 
@@ -27,7 +29,7 @@ def integer(q: QueryParams, name: str, default: int | None, lo: int, hi: int) ->
     if not raw:
         return default
     try:
-        value = int(raw)
+        value = whole(raw)
     except ValueError:
         raise bad(f"{name}={raw[:40]!r}: not a whole number; give one from {lo} to {hi}") from None
     if not lo <= value <= hi:
@@ -58,7 +60,7 @@ def choice(q: QueryParams, name: str, options: list[str], default: str = "") -> 
 
 def feature_id(raw: str, d_sae: int) -> int:
     try:
-        value = int(raw)
+        value = whole(raw)
     except ValueError:
         raise bad(f"feature {raw[:40]!r}: not a feature id; this run has features 0..{d_sae - 1}") from None
     if not 0 <= value < d_sae:

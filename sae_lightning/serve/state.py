@@ -31,6 +31,10 @@ from .text_index import TextIndex
 log = logging.getLogger(__name__)
 
 
+class RunGone(UserError):
+    """A served run's folder is no longer there (moved or deleted while the server runs)."""
+
+
 @dataclass
 class Labelled:
     """A labelling's views, replaced whole on a relabel (readers keep the one they took)."""
@@ -46,7 +50,12 @@ class ServedRun:
     def __init__(self, name: str, path: Path, settings: ServeSettings) -> None:
         self.name, self.path = name, path
         reader = RunReader(path)  # one reader: the decoder, the API's Run and the catalog share its files
-        reader.info  # run.json first: a folder that is no run is named so, not as damaged SAE files
+        if not reader.info.get("has_texts", True):  # run.json first: a folder that is no run is named so
+            # it is never labelled (sae-label refuses it), so "label it first" would send the user in a circle
+            raise UserError(
+                f"{path} was trained on embeddings without texts (domain=npy without domain.metadata): "
+                "sae-serve shows features by their texts and searches with a sentence; serve a run trained on texts"
+            )
         self.decoder = load_run_sae(reader)  # unit decoder rows and live flags (sae-compare's loader)
         self.decoder.name = name
         self._lock, self._reload = threading.Lock(), threading.Lock()
@@ -92,6 +101,11 @@ class ServedRun:
         current = self._labelled
         if self._stamp() == current.stamp:
             return current
+        if not self.path.is_dir():  # not a relabel: reloading it would fail as 'not a run dir' on every request
+            raise RunGone(
+                f"run {self.name!r} ({self.path}) was moved or deleted after sae-serve started; "
+                "put it back, or restart sae-serve without it"
+            )
         with self._reload:  # one rebuild however many requests notice it together
             if self._stamp() != self._labelled.stamp:
                 log.warning("%s was relabelled: reading its new labelling", self.path)
