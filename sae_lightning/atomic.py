@@ -17,7 +17,7 @@ import re
 import shutil
 import socket
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -254,11 +254,17 @@ def check_replaceable(path: str | Path, names: set[str], fix: str) -> None:
         )
 
 
-def atomic_folder(path: str | Path, write: Callable[[Path], Any], fix: str = "give a new or empty folder") -> Path:
+def atomic_folder(
+    path: str | Path,
+    write: Callable[[Path], Any],
+    fix: str = "give a new or empty folder",
+    own: Collection[str] = (),
+) -> Path:
     """A folder written whole or not at all: `write(tmp_dir)`, each file fsynced, then renamed into
     place. What stands at `path` is replaced only when it is empty or an earlier output of this
-    writer (nothing in it that `write` does not write again); anything else is refused in one
-    line before and after `write` (check_replaceable), never deleted."""
+    writer (nothing in it that `write` does not write again, nor named in `own`: the names of a
+    writer whose files vary, such as sae-compare's joint-run table); anything else is refused in
+    one line before and after `write` (check_replaceable), never deleted."""
     path = Path(path).absolute()
     # before the work: a file or the current folder (the folder's own entries are no objection yet)
     check_replaceable(path, {p.name for p in path.iterdir()} if path.is_dir() else set(), fix)
@@ -281,7 +287,7 @@ def atomic_folder(path: str | Path, write: Callable[[Path], Any], fix: str = "gi
         for entry in [tmp, *tmp.rglob("*")]:
             if not entry.is_symlink():
                 follow_umask(entry, folder=entry.is_dir())
-        check_replaceable(path, {p.name for p in tmp.iterdir()}, fix)
+        check_replaceable(path, {p.name for p in tmp.iterdir()} | set(own), fix)
         old = move_into_place(tmp, path)
     except BaseException as err:
         full = _is_disk_full(err, tmp)  # before the temp folder's space is given back

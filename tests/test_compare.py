@@ -143,6 +143,25 @@ def test_a_comparison_into_an_earlier_ones_folder_leaves_none_of_its_tables(plan
     assert sorted(p.name for p in out.iterdir()) == sorted(FILES - {"domain_counts.csv", "domain_counts.parquet"})
 
 
+def test_a_full_disk_mid_comparison_leaves_no_tables_and_the_earlier_comparison_whole(tiny_labelled_run, tiny_disk):
+    """A full disk (or a kill) mid-write left a new --out with some tables and no compare.html, and
+    an earlier comparison in --out with this one's first tables beside its own page: the files
+    were written one by one. The comparison is now written in a temp folder and renamed whole."""
+    earlier = tiny_disk / "cmp"
+    assert run_script("sae-compare", tiny_labelled_run, "--out", earlier).code == 0
+    kept = {p.name: (p.stat().st_ino, p.read_bytes()) for p in earlier.iterdir()}
+    free = os.statvfs(tiny_disk)
+    with open(tiny_disk / "filler", "wb") as fill:  # room for matches.parquet (2 pages), not for all
+        fill.write(b"x" * (free.f_bavail * free.f_frsize - 2 * 4096))
+    for out in (tiny_disk / "new", earlier):
+        res = run_script("sae-compare", tiny_labelled_run, "--out", out)
+        assert res.code == 2 and res.err.startswith(f"error: disk full while writing {out} ("), res.err
+        assert "nothing was left half-written" in res.err
+    assert not (tiny_disk / "new").exists()
+    assert {p.name: (p.stat().st_ino, p.read_bytes()) for p in earlier.iterdir()} == kept
+    assert sorted(p.name for p in tiny_disk.iterdir()) == ["cmp", "filler"], "no temp folder is left"
+
+
 def test_sae_compare_command_writes_tables_and_page(planted_runs, tmp_path):
     out = tmp_path / "cmp"
     res = run_script("sae-compare", planted_runs / "0_A", planted_runs / "1_B", "--out", out)

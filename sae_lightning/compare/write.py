@@ -1,15 +1,16 @@
-"""Put a comparison on disk: the tables (parquet + csv), compare.json and compare.html, each file
-atomically (a reader never sees half a table)."""
+"""Put a comparison on disk: the tables (parquet + csv), compare.json and compare.html. A folder of
+its own is written whole or not at all; into a sweep dir, beside its runs, each file atomically."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..atomic import atomic_write, check_replaceable, creating, remove_abandoned
+from ..atomic import atomic_folder, atomic_write, check_replaceable, remove_abandoned
 from ..path_checks import check_output_folder
 from ..run_dir import outputs_root
 from .analysis import ComparisonResult
@@ -23,8 +24,8 @@ OUT_FIX = "give --out a new or empty folder (or one an earlier sae-compare wrote
 
 def check_out(out: str | Path) -> None:
     """Refuse, before the matching, an --out that cannot be a folder or holds files sae-compare
-    does not write (a folder of yours, a run folder, the current folder): its files are added to
-    the folder one by one, so a file of yours of the same name would be replaced."""
+    does not write (a folder of yours, a run folder, the current folder): the folder is replaced
+    by the new comparison, and a file of yours in it would go with it."""
     check_output_folder(out, "--out")
     for stem in {Path(name).stem for name in FILES}:  # what a killed sae-compare left there is its own
         remove_abandoned(Path(out), stem)
@@ -78,11 +79,22 @@ def default_compare_dir(stamp: str) -> Path:
 
 
 def write_comparison(result: ComparisonResult, out_dir: str | Path) -> dict[str, Path]:
-    """Write the tables (parquet + csv), compare.json and compare.html into out_dir, each file
-    atomically (a reader never sees half a table)."""
+    """Write the tables (parquet + csv), compare.json and compare.html into out_dir. A new folder,
+    an empty one or an earlier comparison's is written whole or not at all (atomic_folder): file by
+    file, a kill or a full disk left some tables without their page, or an earlier comparison's
+    page beside this one's tables. A folder holding more (a sweep dir, whose runs stay) gets its
+    files one by one, each atomically."""
     out = Path(out_dir)
-    with creating(out, "change --out"):
-        out.mkdir(parents=True, exist_ok=True)
+    writers = _writers(result)
+    if out.is_dir() and any(p.name not in FILES for p in out.iterdir()):
+        _write_beside_others(out, writers)
+    else:
+        atomic_folder(out, lambda tmp: [write(tmp / name) for name, write in writers.items()], OUT_FIX, own=FILES)
+    return {name: out / name for name in writers}
+
+
+def _writers(result: ComparisonResult) -> dict[str, Callable[[Path], object]]:
+    """Each file of the comparison by name, with what writes it to a given path."""
     matches, classes, counts = TABLES
     tables = {matches: result.matches, classes: result.features}
     if result.joint:
@@ -93,8 +105,11 @@ def write_comparison(result: ComparisonResult, out_dir: str | Path) -> dict[str,
         writers[f"{name}.csv"] = lambda p, df=df: df.to_csv(p, index=False)
     for name, text in zip(PAGES, (json.dumps(summary(result), indent=2, allow_nan=True), render_compare_page(result))):
         writers[name] = lambda p, text=text: p.write_text(text, encoding="utf-8")
+    return writers
+
+
+def _write_beside_others(out: Path, writers: dict[str, Callable[[Path], object]]) -> None:
     for name in FILES - set(writers):  # an earlier comparison's joint-run table stayed beside this one's files
         (out / name).unlink(missing_ok=True)
     for name, write in writers.items():
         atomic_write(out / name, write)
-    return {name: out / name for name in writers}
