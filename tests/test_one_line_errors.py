@@ -261,6 +261,15 @@ def test_sizes_whose_memory_grows_with_the_sae_are_bounded(knob, hi, tmp_path):
     assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
 
 
+def test_candidate_phrase_lengths_are_bounded(tmp_path):
+    """labeling.ngram_range=[1,100] made every phrase of up to 100 words of every top text a
+    candidate, for all features at once, after the training; bounded like the sizes above."""
+    res = train(tmp_path, "labeling.ngram_range=[1,100]")
+    says = "labeling.ngram_range=[1, 100] is invalid; set labeling.ngram_range to [lo, hi] with 1 <= lo <= hi <= 20"
+    assert refused(res, says), res.err
+    assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
+
+
 def test_a_judge_that_names_no_model_is_refused_before_training(tmp_path):
     """The judge grades the labels made after training: a folder that holds no model is refused
     before the training it would grade, not after it."""

@@ -64,10 +64,14 @@ class LabelingConfig:
         0.3, "a keyword after the first is kept only with this share of the first's rerank relevance", number(0, 1)
     )
     diversity: float = knob(0.3, "MMR diversity (0: most similar, 1: most diverse)", number(0, 1))
+    # Every phrase of lo..hi words of every top text is a candidate, held for all features at once:
+    # bounded at 10 times the default's longest, like the scoring sets' sizes below.
     ngram_range: tuple[int, int] = knob(
         (1, 2),
         "candidate keyphrase lengths in words",
-        list_of(POSITIVE, "[lo, hi] with 1 <= lo <= hi, e.g. [1, 2]", check=lambda v: len(v) == 2 and v[0] <= v[1]),
+        list_of(
+            whole(1, 20), "[lo, hi] with 1 <= lo <= hi <= 20, e.g. [1, 2]", check=lambda v: len(v) == 2 and v[0] <= v[1]
+        ),
     )
     stop_words: str | list[str] | None = knob("english", "stop-word list for candidates (null: none)", STOP_WORDS)
     min_df: int = knob(1, "a candidate must appear in at least this many features' texts", POSITIVE)
