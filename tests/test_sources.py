@@ -20,6 +20,7 @@ from sae_lightning.errors import UserError
 from sae_lightning.schemas.domain import WIKI_TOPICS, FilesConfig, HFConfig, NpyConfig
 from sae_lightning.validate import check_config
 
+from .cli_runner import run_script
 from .conftest import compose_cfg, wiki_source
 
 
@@ -128,6 +129,26 @@ def test_numeric_text_column_is_named_not_called_empty(tmp_path):
     ):
         TextFiles(FilesConfig(path=str(path))).load()
     assert TextFiles(FilesConfig(path=str(path), text_column="body")).load().texts == ["a b c d"] * 3
+
+
+def test_a_json_value_that_is_no_text_is_named_by_its_line_not_called_empty(tmp_path):
+    """sae-embed over a jsonl with {"text": 5} beside texts dropped the 5 with a warning that it
+    skipped 1 empty text, and embedded the rest: a wrong file read as a smaller corpus."""
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "a b c d"}\n\n{"text": null}\n{"text": 5}\n{"text": "e f g"}\n')
+    res = run_script(
+        "sae-embed",
+        "domain=files",
+        f"domain.path={path}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"paths.log_dir={tmp_path / 'logs'}",
+    )
+    assert res.code == 2 and res.err.splitlines() == [
+        f"error: {path} line 4: the text column 'text' holds 5 (int), not text; write it as a string or remove it"
+    ], res.err
+    assert not list((tmp_path / "cache").rglob("manifest.json"))
+    path.write_text('{"text": "a b c d"}\n{"text": null}\n')  # null is a missing text: skipped like an empty one
+    assert TextFiles(FilesConfig(path=str(path))).load().texts == ["a b c d"]
 
 
 def test_missing_and_unparseable_files(tmp_path):

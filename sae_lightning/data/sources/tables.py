@@ -5,7 +5,8 @@ domain column (or a fixed domain)."""
 from __future__ import annotations
 
 import glob
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -48,7 +49,11 @@ class _Table(StreamedSource):
         cfg = self.cfg
         return [c for c in (cfg.text_column, cfg.domain_column, cfg.id_column) if c]
 
-    def chunk_of(self, frame: pd.DataFrame, where: str, first_id: int) -> TextChunk:
+    def chunk_of(
+        self, frame: pd.DataFrame, where: str, first_id: int, row_name: Callable[[int], str] | None = None
+    ) -> TextChunk:
+        """The frame's rows as a chunk; `row_name(i)` names its row i in an error (default: `where`
+        and the row number over the source)."""
         cfg, columns = self.cfg, list(frame.columns)
         for role, col in (("text", cfg.text_column), ("domain", cfg.domain_column), ("id", cfg.id_column)):
             if col is not None and col not in frame.columns:
@@ -60,6 +65,15 @@ class _Table(StreamedSource):
             raise SourceError(
                 f"{where}: text column {cfg.text_column!r} holds numbers ({text.dtype}), not texts; "
                 f"set domain.text_column to the column with the texts (columns are {columns})"
+            )
+        # a JSON value or a parquet list that is no string was dropped as if empty, and counted so
+        bad = next((i for i, t in enumerate(text) if not isinstance(t, str) and not _missing(t)), None)
+        if bad is not None:
+            value = text.iloc[bad]
+            place = row_name(bad) if row_name else f"{where} row {first_id + bad}"
+            raise SourceError(
+                f"{place}: the text column {cfg.text_column!r} holds {str(value)[:40]} "
+                f"({type(value).__name__}), not text; write it as a string or remove it"
             )
         n = len(frame)
         domains = frame[cfg.domain_column].astype(str).tolist() if cfg.domain_column else [cfg.domain] * n
@@ -73,6 +87,22 @@ class _Table(StreamedSource):
     def _columns_description(self) -> dict:
         keys = ("text_column", "domain_column", "domain", "limit", "seed")
         return {k: getattr(self.cfg, k) for k in keys}
+
+
+def _missing(value: object) -> bool:
+    """A missing text (JSON null, an empty csv cell, pandas' NA): skipped like an empty one."""
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+
+
+def _line_of(path: Path, record: int) -> int:
+    """The line number of a jsonl file's record `record` (0-based): pandas skips blank lines."""
+    with open(path, encoding="utf-8", errors="replace") as lines:
+        for number, line in enumerate(lines, 1):
+            if line.strip():
+                if record == 0:
+                    return number
+                record -= 1
+    return number
 
 
 def _opened_on_first_next(reader, *args) -> Iterator:
@@ -105,6 +135,7 @@ class TextFiles(_Table):
         row = 0  # ids without an id column: the row number over all files, in file order
         for f in self.files():
             frames = _opened_on_first_next(_READERS[f.suffix.lower()], f, chunk_rows, self.columns())
+            in_file = 0
             while True:
                 try:
                     frame = next(frames)
@@ -115,8 +146,16 @@ class TextFiles(_Table):
                     raise SourceError(
                         f"{f} cannot be parsed as {f.suffix[1:]}: {str(err).splitlines()[0]}; {fix}"
                     ) from err
-                yield self.chunk_of(frame, self.where(), row)
+                yield self.chunk_of(frame, self.where(), row, partial(_row_name, f, in_file))
                 row += len(frame)
+                in_file += len(frame)
+
+
+def _row_name(path: Path, first: int, i: int) -> str:
+    """Row `first + i` of a file, as its user finds it: a json(l) file's line, a table's row."""
+    if path.suffix.lower() in (".jsonl", ".json"):
+        return f"{path} line {_line_of(path, first + i)}"
+    return f"{path} row {first + i + 1}"
 
 
 class HFDataset(_Table):
