@@ -9,10 +9,9 @@ and train from Python, without writing a Hydra command line.
     run.feature(123).top_texts                                             # activation, domain, text
     run = sl.train_sae(embeddings, sae="relu", trainer={"max_epochs": 3}) # a (N, d) float array or a store
 
-`train_sae` composes the same YAML config as `sae-train` (conf/config.yaml and its groups) and runs
-the same pipeline, so its defaults are the command line's. Bad input (an array that is not 2-D
-float, an unfinished run, a feature id out of range, an unknown setting) raises
-`sae_lightning.errors.UserError` with one line that names the problem and the fix.
+`train_sae` composes the same YAML config as `sae-train` (conf/config.yaml and its groups) and runs the same pipeline,
+so its defaults are the command line's. Bad input (an array that is not 2-D float, an unfinished run, a feature id out
+of range, an unknown setting) raises `sae_lightning.errors.UserError` with one line that names the problem and the fix.
 """
 
 from __future__ import annotations
@@ -44,6 +43,7 @@ from .search import (
     encode,
     find_features,
     nearest_texts,
+    one_query,
     open_run,
     parse_clamps,
     steer,
@@ -207,9 +207,9 @@ class Run:
         return self.feature(i).top_texts.head(n)
 
     def nearest_texts(self, query: str | np.ndarray, k: int = 10) -> pd.DataFrame:
-        """The store's k texts closest (cosine) to a text or an embedding: row, cos, id, domain, text."""
+        """The store's k texts closest (cosine) to one text or one embedding: row, cos, id, domain, text."""
         check_counts(k=k)
-        emb = self.embed(query) if isinstance(query, str) else as_float_matrix(query, "query", allow_vector=True)[0]
+        emb = self.embed(query) if isinstance(query, str) else as_float_matrix(one_query(query), "query", True)[0]
         return nearest_texts(self.store, emb, k)
 
     def parse_clamps(self, items: Sequence[str]) -> dict[int, float]:

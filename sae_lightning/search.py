@@ -259,6 +259,18 @@ def check_counts(**counts: int) -> None:
             raise UserError(f"{name} {_brief(n)}: must be 1 or more, a whole number (how many to list)")
 
 
+def one_query(query):
+    """`query` as given when it is one query; one line when it is several, since nearest_texts
+    answers one (a list of texts was refused as an array of strings, without saying why, and an
+    array of several embeddings was answered for its first row alone)."""
+    one = "nearest_texts takes one text or one embedding ([d] or [1, d])"
+    if isinstance(query, (list, tuple)) and any(isinstance(q, str) for q in query):
+        raise UserError(f"{one}, not a list of {len(query)} texts; call it once per text")
+    if np.ndim(query) == 2 and len(query) > 1:
+        raise UserError(f"{one}, not {len(query)} embeddings; call it once per row")
+    return query
+
+
 def nearest_texts(store: EmbeddingStore, emb: np.ndarray, k: int = 10, batch_size: int = 8192) -> pd.DataFrame:
     """The k store texts most cosine-similar to `emb` [d]: row, cos, id, domain, text (best first).
     Reads the memory map in batches, so the store never has to fit in RAM."""

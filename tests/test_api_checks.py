@@ -81,6 +81,17 @@ def test_nearest_texts_refuses_another_width_and_takes_any_length(npy_run):
     assert far["row"].tolist() == npy_run.nearest_texts(x, k=5)["row"].tolist() and (far["cos"] > 0).all()
 
 
+def test_nearest_texts_says_it_takes_one_query(npy_run):
+    """A list of texts was 'query must be a non-empty 2-D float array ... got <U1', and an array of
+    several embeddings was answered for its first row alone, as if it were the only one."""
+    one = "nearest_texts takes one text or one embedding ([d] or [1, d]), not "
+    for query, says in ((["a", "b"], "a list of 2 texts; call it once per text"), (_x(3), "3 embeddings; call")):
+        with pytest.raises(UserError) as err:
+            npy_run.nearest_texts(query)
+        assert str(err.value).startswith(one + says), err.value
+    assert npy_run.nearest_texts(_x(1), k=2)["row"].tolist() == npy_run.nearest_texts(_x(1)[0], k=2)["row"].tolist()
+
+
 @pytest.mark.parametrize("k", [-1, 0, 1.5, True])
 def test_top_features_refuses_a_count_that_is_not_a_whole_number_from_1(npy_run, k):
     with pytest.raises(UserError, match=r"^k .*: must be 1 or more, a whole number"):
