@@ -165,6 +165,20 @@ def test_npy_with_nan_is_refused_and_leaves_nothing(tmp_path):
     assert not any((tmp_path / "cache" / "stores").glob("*/manifest.json"))
 
 
+def test_npy_with_values_no_embedding_holds_is_refused_and_leaves_nothing(tmp_path):
+    """A value of 1e30 made a store, then an SAE that diverged at its first step; the store stayed."""
+    arr = np.ones((100, 4), np.float32)
+    arr[70, 1] = -1e30
+    np.save(tmp_path / "x.npy", arr)
+    with pytest.raises(SourceError, match=r"holds a value beyond \+-1e\+06 \(first at row 70\); clean the"):
+        build_store(
+            NpyEmbeddings(NpyConfig(path=str(tmp_path / "x.npy"))),
+            Embedder(show_progress=False, shard_size=32),
+            tmp_path / "cache",
+        )
+    assert not any((tmp_path / "cache" / "stores").glob("*/manifest.json"))
+
+
 def test_model_path_that_is_not_a_sentence_transformer(tmp_path):
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "config.json").write_text("{}")

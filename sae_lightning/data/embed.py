@@ -24,7 +24,7 @@ from ..schemas.embedder import DEFAULT_MODEL, EmbedderConfig
 from .embed_shards import embed_missing
 from .model_packages import MPNET_HUB_ID, MPNET_NAME, assemble_mpnet, mpnet_parts_installed, sha256_of
 from .sources import NpyEmbeddings, SourceError, build_source, load_npy
-from .store import MANIFEST, EmbeddingStore, StoreWriter, default_cache_dir, read_manifest, store_lock
+from .store import MANIFEST, EmbeddingStore, StoreWriter, default_cache_dir, first_bad_row, read_manifest, store_lock
 from .store_meta import write_metadata
 
 log = logging.getLogger(__name__)
@@ -325,11 +325,12 @@ def _store_from_npy(source: NpyEmbeddings, embedder: Embedder, cache_dir: Path) 
         for i in writer.missing_shards():
             rows = writer.shard_rows(i)
             block = np.asarray(arr[rows], dtype=np.float32)
-            if not np.isfinite(block).all():
-                bad = rows.start + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
+            if (bad := first_bad_row(block)) is not None:
                 writer.claims.close()
                 shutil.rmtree(writer.path, ignore_errors=True)  # nothing half-written stays behind
-                raise SourceError(f"{source.path} holds NaN or Inf (first at row {bad}); clean the embeddings first")
+                raise SourceError(
+                    f"{source.path} holds {bad[1]} (first at row {rows.start + bad[0]}); clean the embeddings first"
+                )
             writer.write_shard(i, block)
             nonzero = nonzero or bool(block.any())
         # An SAE of zeros learns nothing (l0 0, fve undefined). Shards copied by an earlier,

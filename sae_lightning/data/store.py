@@ -29,6 +29,21 @@ from .shard_claims import ShardClaims
 from .store_meta import iter_metadata, read_row_group, read_rows
 
 FORMAT_VERSION = 1
+# Sentence embeddings are of order one: a unit vector's values are at most 1, a raw model's a few
+# units. Values beyond this are no embeddings of texts (a wrong array, or one scaled by mistake); an
+# SAE trained on them diverged at its first step, after a store of them had been made.
+MAX_ABS = 1e6
+
+
+def first_bad_row(block: np.ndarray) -> tuple[int, str] | None:
+    """The first row of `block` holding NaN, Inf or a value beyond +-MAX_ABS, and what it holds."""
+    ok = np.abs(block) <= MAX_ABS  # False for NaN too
+    if ok.all():
+        return None
+    row = int(np.flatnonzero(~ok.all(axis=1))[0])
+    return row, ("NaN or Inf" if not np.isfinite(block[row]).all() else f"a value beyond +-{MAX_ABS:g}")
+
+
 # The store's files, named in the layout above
 MANIFEST, EMBEDDINGS, METADATA = "manifest.json", "embeddings.npy", "metadata.parquet"
 SHARDS, CLAIMS = "shards", "claims"  # only while writing
