@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import functools
 import logging
 import os
@@ -60,16 +59,23 @@ def _interruptible() -> Iterator[None]:
         print(f"interrupted by {stop}: stopped; nothing half-written is left", file=sys.stderr)
         sys.exit(stop.exit_code)
     except BrokenPipeError:  # the reader went away (`sae-search ... | head`): stop quietly, as cat does
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        _drop_stdout()
         sys.exit(128 + signal.SIGPIPE)
     except OSError as err:  # `> /dev/full`, or a file on a full disk: was an OSError traceback from print
-        if err.errno not in (errno.ENOSPC, errno.EDQUOT) or err.filename:  # a file's write is its writer's line
+        from .atomic import DISK_FULL
+
+        if err.errno not in DISK_FULL or err.filename:  # a file's write is its writer's line
             raise
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _drop_stdout()
         refuse(f"disk full while writing the output ({os.strerror(err.errno)}); free space there or redirect it")
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _drop_stdout() -> None:
+    """stdout to /dev/null: what is still buffered for it cannot raise a second error at exit's flush."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _own_error(err: BaseException) -> UserError | None:
