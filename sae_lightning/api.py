@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data.store import EMBEDDINGS, METADATA, EmbeddingStore
+from .data.store import EMBEDDINGS, METADATA, EmbeddingStore, first_bad_row
 from .errors import UserError
 from .path_checks import named_folder
 from .run_dir import OUTPUTS_ENV, Labeling, RunDir
@@ -261,9 +261,8 @@ def as_float_matrix(data, what: str, allow_vector: bool = False) -> np.ndarray:
         raise UserError(
             f"{what} must be a non-empty 2-D float array (N texts x d dims); got {arr.dtype} of shape {arr.shape}"
         )
-    if not np.isfinite(arr).all():
-        row = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
-        raise UserError(f"{what} hold NaN or Inf (first at row {row}); clean them first")
+    if (bad := first_bad_row(arr, max_abs=np.inf)) is not None:  # any scale: a query's cosine ignores it
+        raise UserError(f"{what} hold {bad[1]} (first at row {bad[0]}); clean them first")
     return arr.astype(np.float32, copy=False)
 
 

@@ -59,23 +59,18 @@ def _interruptible() -> Iterator[None]:
         print(f"interrupted by {stop}: stopped; nothing half-written is left", file=sys.stderr)
         sys.exit(stop.exit_code)
     except BrokenPipeError:  # the reader went away (`sae-search ... | head`): stop quietly, as cat does
-        _drop_stdout()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
         sys.exit(128 + signal.SIGPIPE)
     except OSError as err:  # `> /dev/full`, or a file on a full disk: was an OSError traceback from print
         from .atomic import DISK_FULL
 
         if err.errno not in DISK_FULL or err.filename:  # a file's write is its writer's line
             raise
-        _drop_stdout()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         refuse(f"disk full while writing the output ({os.strerror(err.errno)}); free space there or redirect it")
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous)
-
-
-def _drop_stdout() -> None:
-    """stdout to /dev/null: what is still buffered for it cannot raise a second error at exit's flush."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _own_error(err: BaseException) -> UserError | None:

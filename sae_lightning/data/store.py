@@ -35,13 +35,14 @@ FORMAT_VERSION = 1
 MAX_ABS = 1e6
 
 
-def first_bad_row(block: np.ndarray) -> tuple[int, str] | None:
-    """The first row of `block` holding NaN, Inf or a value beyond +-MAX_ABS, and what it holds."""
-    ok = np.abs(block) <= MAX_ABS  # False for NaN too
+def first_bad_row(block: np.ndarray, max_abs: float = MAX_ABS) -> tuple[int, str] | None:
+    """The first row of `block` holding NaN, Inf or a value beyond +-max_abs, and what it holds
+    (max_abs inf: NaN and Inf only, for a query, whose cosine does not depend on its scale)."""
+    ok = np.isfinite(block) & (np.abs(block) <= max_abs)
     if ok.all():
         return None
     row = int(np.flatnonzero(~ok.all(axis=1))[0])
-    return row, ("NaN or Inf" if not np.isfinite(block[row]).all() else f"a value beyond +-{MAX_ABS:g}")
+    return row, ("NaN or Inf" if not np.isfinite(block[row]).all() else f"a value beyond +-{max_abs:g}")
 
 
 # The store's files, named in the layout above
