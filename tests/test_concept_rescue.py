@@ -81,6 +81,7 @@ def test_a_concept_and_a_shared_word_both_fit_their_texts_and_the_word_check_tel
         coh.n_docs,
         np.ones(2, bool),
         texts,
+        X,
         np.arange(n),
         cache,
         stop_set(cfg.stop_words),

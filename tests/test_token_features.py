@@ -15,8 +15,15 @@ import numpy as np
 import pytest
 
 from sae_lightning.labels.naming.source_documents import first_per_document
-from sae_lightning.labels.scoring.coherence import feature_coherence
-from sae_lightning.labels.scoring.token_features import Patterns, pattern_label, token_features, word_families
+from sae_lightning.labels.scoring.coherence import feature_coherence, mean_pairwise_cosine
+from sae_lightning.labels.scoring.scoring_sets import unit_vectors
+from sae_lightning.labels.scoring.token_features import (
+    Patterns,
+    masked_coherence,
+    pattern_label,
+    token_features,
+    word_families,
+)
 from sae_lightning.labels.scoring.verdict import verdicts
 from sae_lightning.run_schema import INTERPRETABLE, TOKEN
 from sae_lightning.schemas.labeling import LabelingConfig
@@ -94,6 +101,7 @@ def test_texts_sharing_only_a_leading_subword_get_the_token_verdict(planted):
         coh.n_docs,
         coh.score,
         texts,
+        X,
         train_rows,
         model.tokenizer,
         cache,
@@ -121,6 +129,19 @@ def test_texts_sharing_only_a_leading_subword_get_the_token_verdict(planted):
     # a relabel embeds nothing: the masked texts are in the phrase cache
     again = label()
     assert again.n_embedded == 0 and again.labels == got.labels and np.allclose(again.coherence, got.coherence)
+
+
+def test_a_text_the_mask_leaves_whole_is_the_stores_own_row(planted):
+    """Only the texts a mask changed are embedded again: one that holds none of the words (its
+    spacing aside) is read from the store, as coherence reads it."""
+    model, cache, texts, X, codes, top, train_rows = planted
+    rows = top[2, :6]
+    whole = [(r, " ".join(str(texts[r]).split())) for r in rows]
+    got, n = masked_coherence({"whole": whole}, texts, X, cache, 0.1, 0.2)
+    assert n == 0 and got["whole"] == (mean_pairwise_cosine(unit_vectors(X[rows])) - 0.1) / 0.2
+    changed = whole[:5] + [(rows[5], "The masked text of test_a_text_the_mask_leaves_whole.")]
+    got, n = masked_coherence({"changed": changed}, texts, X, cache, 0.1, 0.2)
+    assert n == 1 and got["changed"] != (mean_pairwise_cosine(unit_vectors(X[rows])) - 0.1) / 0.2
 
 
 def test_patterns_come_from_the_embedders_tokenizer(planted):

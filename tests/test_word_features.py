@@ -163,6 +163,7 @@ def test_one_word_in_unrelated_senses_is_a_token_feature_and_a_self_named_concep
         coh.n_docs,
         np.ones(3, bool),
         texts,
+        X,
         train_rows,
         cache,
         stop_set("english"),
@@ -221,7 +222,7 @@ def test_a_word_in_several_senses_across_its_forms_is_a_token_feature(planted):
     cache, texts, X, codes, top, train_rows, tokenizer = planted
     cfg = LabelingConfig()
     coh = feature_coherence(top[3:5], X, train_rows, codes, cfg.coherence_min_docs, cfg.coherence_pairs, cfg.seed)
-    args = (coh.doc_rows, coh.n_docs, np.ones(2, bool), texts, train_rows, cache, stop_set("english"))
+    args = (coh.doc_rows, coh.n_docs, np.ones(2, bool), texts, X, train_rows, cache, stop_set("english"))
     got = word_features(*args, coh.baseline_mean, coh.baseline_std, cfg.token_share_gap, cfg.seed, tokenizer)
     # neither "giant" nor "giants" alone is in half of the texts; together in 10 of 12
     assert got.is_token.tolist() == [True, False], (got.coherence, coh.score)
@@ -237,7 +238,7 @@ def test_a_word_leading_unrelated_words_in_the_tokenizer_is_a_token_feature(plan
     cache, texts, X, codes, top, train_rows, tokenizer = planted
     cfg = LabelingConfig()
     coh = feature_coherence(top[5:7], X, train_rows, codes, cfg.coherence_min_docs, cfg.coherence_pairs, cfg.seed)
-    args = (coh.doc_rows, coh.n_docs, np.ones(2, bool), texts, train_rows, cache, stop_set("english"))
+    args = (coh.doc_rows, coh.n_docs, np.ones(2, bool), texts, X, train_rows, cache, stop_set("english"))
     rest = (coh.baseline_mean, coh.baseline_std, cfg.token_share_gap, cfg.seed)
     got = word_features(*args, *rest, tokenizer)
     assert got.is_token.tolist() == [True, False], (got.coherence, coh.score)

@@ -178,18 +178,31 @@ def base_sample(train_rows: np.ndarray, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).choice(train_rows, min(BASE_TEXTS, len(train_rows)), replace=False)
 
 
-def masked_coherence(per_feature: dict[Hashable, list[str]], cache, mu: float, sigma: float) -> tuple[dict, int]:
-    """key (a feature, or a feature and the word masked) -> the coherence of its masked top texts
-    (embedded by the store's model through the phrase cache, in one batch), and how many texts
-    that embedded now (0 on a warm cache)."""
+def masked_coherence(
+    per_feature: dict[Hashable, list[tuple[int, str]]], texts: np.ndarray, embeddings, cache, mu: float, sigma: float
+) -> tuple[dict, int]:
+    """key (a feature, or a feature and the word masked) -> the coherence of its masked top texts,
+    each given as (store row, masked text), and how many texts that embedded now (0 on a warm
+    cache). A text the mask left as it was (it holds none of the words: only its spacing differs,
+    which the tokenizer ignores) is the store's own row, as coherence reads it; the others are
+    embedded by the store's model through the phrase cache, in one batch. On the default run a
+    quarter of the masked texts are left whole, and embedding them again was a quarter of a first
+    labelling's cost."""
     if not per_feature:
         return {}, 0
     before = cache.n_embedded
-    emb = unit_vectors(cache.get([t for ts in per_feature.values() for t in ts]))
+    rows = np.array([r for ps in per_feature.values() for r, _ in ps], dtype=np.int64)
+    masked_texts = [t for ps in per_feature.values() for _, t in ps]
+    whole = np.array([t == " ".join(str(texts[r]).split()) for r, t in zip(rows, masked_texts)], dtype=bool)
+    emb = np.empty((len(rows), embeddings.shape[1]), dtype=np.float32)
+    if whole.any():
+        emb[whole] = unit_vectors(embeddings[rows[whole]])
+    if not whole.all():
+        emb[~whole] = unit_vectors(cache.get([t for t, w in zip(masked_texts, whole) if not w]))
     start, scores = 0, {}
-    for f, ts in per_feature.items():
-        scores[f] = (mean_pairwise_cosine(emb[start : start + len(ts)]) - mu) / sigma
-        start += len(ts)
+    for f, ps in per_feature.items():
+        scores[f] = (mean_pairwise_cosine(emb[start : start + len(ps)]) - mu) / sigma
+        start += len(ps)
     return scores, cache.n_embedded - before
 
 
@@ -205,6 +218,7 @@ def token_features(
     n_docs: np.ndarray,
     coherence: np.ndarray,
     texts: np.ndarray,
+    embeddings,
     train_rows: np.ndarray,
     tokenizer,
     cache,
@@ -216,7 +230,8 @@ def token_features(
     masked_texts: int = MASKED_TEXTS,
 ) -> TokenFeatures:
     """Steps 1 and 2 (module docstring). doc_rows/n_docs: coherence's top rows one per document;
-    coherence: its scores and baseline (mu, sigma); cache: the store model's phrase cache."""
+    coherence: its scores and baseline (mu, sigma); texts, embeddings: the store's; cache: the
+    store model's phrase cache."""
     F = len(doc_rows)
     out = TokenFeatures(np.zeros(F, bool), np.asarray(coherence, np.float64).copy(), [""] * F, [""] * F, 0)
     patterns = Patterns(tokenizer)
@@ -231,12 +246,12 @@ def token_features(
     # all of a feature's candidates at once: "cy…" of Cyprinidae and Cyrene may also be "c…"
     per_feature = {
         f: [
-            masked(str(texts[r]), {p for p, _, _ in found[f]}, patterns)
+            (r, masked(str(texts[r]), {p for p, _, _ in found[f]}, patterns))
             for r in doc_rows[f, : min(n_docs[f], masked_texts)]
         ]
         for f in tested
     }
-    scores, out.n_embedded = masked_coherence(per_feature, cache, mu, sigma)
+    scores, out.n_embedded = masked_coherence(per_feature, texts, embeddings, cache, mu, sigma)
     for f, cands in found.items():
         widest = cands[0][1] - cands[0][2]
         pattern, share, base = max(

@@ -121,6 +121,7 @@ def word_features(
     n_docs: np.ndarray,
     tested: np.ndarray,
     texts: np.ndarray,
+    embeddings,
     train_rows: np.ndarray,
     cache,
     stop: frozenset[str],
@@ -131,15 +132,14 @@ def word_features(
     tokenizer=None,
 ) -> WordFeatures:
     """doc_rows/n_docs: coherence's top rows one per document; tested: the features to test (those
-    that would be interpretable); cache: the store model's phrase cache; mu, sigma: coherence's
-    random-pair baseline; tokenizer: the store model's, for the words a word leads (None: a word's
-    plural is its only other form)."""
+    that would be interpretable); texts, embeddings: the store's; cache: the store model's phrase
+    cache; mu, sigma: coherence's random-pair baseline; tokenizer: the store model's, for the words
+    a word leads (None: a word's plural is its only other form)."""
     lead = Patterns(tokenizer).lead if tokenizer is not None else None
     F = len(doc_rows)
     out = WordFeatures(np.zeros(F, bool), np.full(F, np.nan), [""] * F, [""] * F, 0)
-    tops = {
-        int(f): [str(texts[r]) for r in doc_rows[f, : min(n_docs[f], MASKED_TEXTS)]] for f in np.flatnonzero(tested)
-    }
+    rows = {int(f): doc_rows[f, : min(n_docs[f], MASKED_TEXTS)] for f in np.flatnonzero(tested)}
+    tops = {f: [str(texts[r]) for r in rs] for f, rs in rows.items()}
     found = {f: [(w, s) for w, s in shared_words(ts, stop, lead=lead) if s >= MIN_SHARE] for f, ts in tops.items()}
     found = {f: ws for f, ws in found.items() if ws}
     if not found:
@@ -148,8 +148,8 @@ def word_features(
     words = {w for ws in found.values() for w, _ in ws}
     base = base_shares([str(texts[r]) for r in base_rows], words, lead)
     tests = [(f, w, s) for f, ws in found.items() for w, s in ws if s - base[w] >= gap]
-    masked = {(f, w): [without_word(t, w, lead) for t in tops[f]] for f, w, _ in tests}
-    scores, out.n_embedded = masked_coherence(masked, cache, mu, sigma)
+    masked = {(f, w): [(r, without_word(t, w, lead)) for r, t in zip(rows[f], tops[f])] for f, w, _ in tests}
+    scores, out.n_embedded = masked_coherence(masked, texts, embeddings, cache, mu, sigma)
     chosen = {}  # feature -> the masked coherence of the word its label names
     for f, word, share in tests:
         score = scores[(f, word)]
