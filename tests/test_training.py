@@ -104,6 +104,28 @@ def test_dead_after_samples_in_cfg_json_is_the_one_the_dead_mask_uses(synthetic_
     assert "samples_since_fired" in module.state_dict()  # checkpointed with the weights
 
 
+def test_a_fit_that_ends_inside_a_warm_up_says_so(synthetic_npy, tmp_path, cache_dir, caplog):
+    """A small corpus at the defaults: 14 steps of 256 never finish module.warmup_steps=100 (the
+    README's wiki_mathematics example took 20 and ended at fve -1.3 with no word); a warm-up the fit
+    outlasts says nothing, and the sparsity penalty's warm-up is named for the penalised variants."""
+    from sae_lightning.training.module import unfinished_warmups
+
+    path, _ = synthetic_npy
+    args = [*npy_args(path), "sae.d_sae=64", "sae.k=4", "data.batch_size=256", "trainer.max_epochs=1", *QUIET]
+    with caplog.at_level("WARNING", logger="sae_lightning.training.module"):
+        run(args, tmp_path / "short", cache_dir)
+        run([*args, "module.warmup_steps=10"], tmp_path / "long", cache_dir)
+    said = [r.getMessage() for r in caplog.records if r.name == "sae_lightning.training.module"]
+    assert said == [
+        "the run takes 14 optimiser steps, fewer than module.warmup_steps=100 (the learning rate reaches "
+        "at most 14% of module.lr); lower data.batch_size or raise trainer.max_epochs"
+    ]
+    assert "sae.l1_warmup_steps=1000 (the sparsity penalty reaches at most 50% of its weight)" in unfinished_warmups(
+        500, 100, 1000
+    )
+    assert unfinished_warmups(1000, 100, 1000) is None and unfinished_warmups(5, 0, 0) is None
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "arch,extra",
