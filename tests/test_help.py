@@ -71,3 +71,23 @@ def test_help_into_a_closed_pipe_ends_quietly():
     proc.stdout.close()  # the reader is gone before the page is written (the command takes a second to start)
     err = proc.stderr.read()
     assert proc.wait(timeout=300) == 141 and err == "", err
+
+
+@pytest.mark.parametrize("command", ["sae-compare", "sae-search", "sae-diff", "sae-export", "sae-serve"])
+def test_plain_commands_help_names_each_flags_default_as_the_parser_has_it(command, monkeypatch):
+    """Every option with a default says it in its --help line, read from the parser's own default
+    (sae-search's --top and -k listed none, so a user could not tell how many rows come back)."""
+    import argparse
+
+    from .cli_runner import run_script
+
+    parsers = []
+    original = argparse.ArgumentParser.parse_args
+    monkeypatch.setattr(
+        argparse.ArgumentParser, "parse_args", lambda self, *a: parsers.append(self) or original(self, *a)
+    )
+    assert run_script(command, "--help").code == 0
+    parser = parsers[0]
+    for action in parser._actions:
+        if action.option_strings and action.nargs != 0 and action.default not in (None, [], argparse.SUPPRESS):
+            assert f"default {action.default}" in parser._get_formatter()._expand_help(action), action.option_strings
