@@ -127,3 +127,15 @@ def test_a_default_the_docs_quote_after_a_knob_is_the_configs(tmp_path):
     ]
     assert quoted  # the pattern still finds the docs' quotes
     assert [q for q in quoted if float(q[2].replace(",", "")) != defaults[q[1]]] == []
+
+
+def test_every_config_file_the_docs_name_exists():
+    """The run-folder reference sent readers to conf/labeling/default.yaml; the group's file is keybert.yaml."""
+    import re
+
+    named = {
+        path
+        for page in [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")]
+        for path in re.findall(r"conf/[a-z_/]+\.yaml", page.read_text())
+    }
+    assert named and sorted(p for p in named if not (ROOT / p).is_file()) == []
