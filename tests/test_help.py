@@ -77,8 +77,9 @@ def test_help_into_a_closed_pipe_ends_quietly():
 
 @pytest.mark.parametrize("command", ["sae-compare", "sae-search", "sae-diff", "sae-export", "sae-serve"])
 def test_plain_commands_help_names_each_flags_default_as_the_parser_has_it(command, monkeypatch):
-    """Every option with a default says it in its --help line, read from the parser's own default
-    (sae-search's --top and -k listed none, so a user could not tell how many rows come back)."""
+    """Every option with a default says what it does and its default in its --help line, read from the
+    parser's own default (sae-search's --top and -k listed none, so a user could not tell how many rows
+    come back; sae-diff's and sae-compare's conf/ flags said only '(default 0.7; conf/compare.yaml)')."""
     import argparse
 
     from .cli_runner import run_script
@@ -92,4 +93,6 @@ def test_plain_commands_help_names_each_flags_default_as_the_parser_has_it(comma
     parser = parsers[0]
     for action in parser._actions:
         if action.option_strings and action.nargs != 0 and action.default not in (None, [], argparse.SUPPRESS):
-            assert f"default {action.default}" in parser._get_formatter()._expand_help(action), action.option_strings
+            said = parser._get_formatter()._expand_help(action)
+            assert f"default {action.default}" in said, action.option_strings
+            assert not said.startswith("("), action.option_strings  # what the flag does, then its default
