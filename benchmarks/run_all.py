@@ -88,8 +88,10 @@ def ensure_builtin_store(timeout: float) -> str:
         if info["seconds"] < 30
         else f"embedded now: {info['n'] / info['seconds']:.0f} texts/s end to end"
     )
+    path = Path(info["path"])  # ~/...: the results are committed, the machine's home folder is not theirs
+    shown = f"~/{path.relative_to(Path.home())}" if path.is_relative_to(Path.home()) else str(path)
     return (
-        f"### Built-in store\n\n{info['n']:,} wiki sentences x 384 (all-MiniLM-L6-v2) at `{info['path']}`: "
+        f"### Built-in store\n\n{info['n']:,} wiki sentences x 384 (all-MiniLM-L6-v2) at `{shown}`: "
         f"{what} ({info['seconds']:.0f} s)."
     )
 

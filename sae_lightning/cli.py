@@ -358,8 +358,8 @@ def _search(argv: list[str]) -> None:
         metavar="FEATURE=VALUE",
         help="set a feature's activation, e.g. 123=0.5, 77=0 or 123=3x (3 times its top activation)",
     )
-    p.add_argument("--top", type=int, default=10, help="features to list")
-    p.add_argument("-k", type=int, default=5, help="nearest texts to list")
+    p.add_argument("--top", type=int, default=10, help="features to list (default %(default)s)")
+    p.add_argument("-k", type=int, default=5, help="nearest texts to list (default %(default)s)")
     a = p.parse_args(argv)
     from .search import check_counts, embed_query, encode, nearest_texts, open_run, parse_clamps, steer, strongest
 

@@ -5,6 +5,7 @@ sae_lightning/conf (pyproject.toml maps the package sae_lightning.conf onto conf
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -33,15 +34,19 @@ def command_defaults(command: str) -> dict:
 
 
 def add_default_flags(parser, command: str) -> dict:
-    """One flag per setting of conf/<command>.yaml (`--min-log-odds` for min_log_odds), typed and
-    defaulted from there; returns the defaults, whose names the caller reads back from the args."""
+    """One flag per setting of conf/<command>.yaml (`--min-log-odds` for min_log_odds), typed,
+    defaulted and explained from there (its line's comment: --help said only the default, so what
+    --threshold or --min-share mean was in the file alone); returns the defaults, whose names the
+    caller reads back from the args."""
     defaults = command_defaults(command)
+    text = (find_conf_dir() / f"{command}.yaml").read_text(encoding="utf-8")
+    meaning = dict(re.findall(r"^(\w+):[^#\n]*#\s*(.+?)\s*$", text, flags=re.M))
     for name, default in defaults.items():
         parser.add_argument(
             f"--{name.replace('_', '-')}",
             type=type(default),
             default=default,
-            help=f"(default {default}; conf/{command}.yaml)",
+            help=f"{meaning.get(name, '')} (default {default}; conf/{command}.yaml)".lstrip().replace("%", "%%"),
         )
     return defaults
 

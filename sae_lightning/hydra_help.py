@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import string
 
-from .hydra_setup import CONF_DIR, compose_config, group_options
+from .hydra_setup import compose_config, group_options
 
 HELP_FLAGS = ("--help", "-h")
 
@@ -18,9 +18,10 @@ def wants_help(argv: list[str]) -> bool:
     return any(a in HELP_FLAGS for a in argv)
 
 
-def config_groups() -> str:
-    """`group: option, option` per config group, as Hydra lists them (hydra/ is Hydra's own)."""
-    groups = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra" and group_options(p.name))
+def config_groups(cfg) -> str:
+    """`group: option, option` per config group of the command's own defaults list (hydra/ is Hydra's
+    own): sae-label's page listed sae, trainer, domain... too, each of which it refuses."""
+    groups = sorted(g for g in cfg.hydra.runtime.choices if "/" not in g and g != "hydra" and group_options(g))
     return "\n".join(f"{group}: {', '.join(group_options(group))}" for group in groups) + "\n"
 
 
@@ -39,4 +40,4 @@ def help_page(config_name: str, command: str, argv: list[str]) -> str:
         config = OmegaConf.to_yaml(app, resolve="--resolve" in argv)
     finally:
         hydra_cfg.cfg = previous
-    return template.safe_substitute(APP_CONFIG_GROUPS=config_groups(), CONFIG=config)
+    return template.safe_substitute(APP_CONFIG_GROUPS=config_groups(cfg), CONFIG=config)

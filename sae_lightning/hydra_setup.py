@@ -155,6 +155,9 @@ def unreadable_override(override: str) -> str:
     )
 
 
+TRAINING_ONLY = ("labeling.enabled", "labeling.every_n_epochs")  # labeling knobs sae-label has no use for
+
+
 def compose_and_check(config_name: str, overrides: list[str]) -> str | None:
     """Compose the config the way Hydra will and check every value, before Hydra creates a run
     folder: a bad override then stops the command with nothing written. Returns the folder a
@@ -165,6 +168,11 @@ def compose_and_check(config_name: str, overrides: list[str]) -> str | None:
     from .validate import check_config
 
     cfg = compose_config(config_name, overrides)
+    if config_name == "label" and (said := [a for a in overrides if a.split("=")[0].lstrip("+~") in TRAINING_ONLY]):
+        raise UserError(  # accepted and ignored, `labeling.enabled=false` still labelled
+            f"{said[0].lstrip('+~')}: whether and when to label is sae-train's setting; sae-label labels the run once, "
+            "so leave it out"
+        )
     # `${hydra:runtime.output_dir}` resolves only inside a Hydra job; a stand-in lets the values
     # built on it be checked (the folder itself is created by Hydra later, never here).
     run_folder, chosen_by = _run_folder(cfg)

@@ -36,6 +36,8 @@ def test_help_lists_the_choices_and_the_composed_config(command, tmp_path):
     assert res.stdout.startswith(f"{command} is powered by Hydra.")
     groups, config = sections(res.stdout)
     every = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra")
+    if command == "sae-label":  # only the groups it composes: `sae-label sae=relu` is refused
+        every = ["labeling", "paths", "runtime"]
     assert groups == {g: group_options(g) for g in every}  # no `_schema*`, no shared bases such as `_wiki`
     assert not any(o.startswith("_") for options in groups.values() for o in options)
     name = {"sae-train": "config", "sae-embed": "embed", "sae-label": "label"}[command]
@@ -71,3 +73,26 @@ def test_help_into_a_closed_pipe_ends_quietly():
     proc.stdout.close()  # the reader is gone before the page is written (the command takes a second to start)
     err = proc.stderr.read()
     assert proc.wait(timeout=300) == 141 and err == "", err
+
+
+@pytest.mark.parametrize("command", ["sae-compare", "sae-search", "sae-diff", "sae-export", "sae-serve"])
+def test_plain_commands_help_names_each_flags_default_as_the_parser_has_it(command, monkeypatch):
+    """Every option with a default says what it does and its default in its --help line, read from the
+    parser's own default (sae-search's --top and -k listed none, so a user could not tell how many rows
+    come back; sae-diff's and sae-compare's conf/ flags said only '(default 0.7; conf/compare.yaml)')."""
+    import argparse
+
+    from .cli_runner import run_script
+
+    parsers = []
+    original = argparse.ArgumentParser.parse_args
+    monkeypatch.setattr(
+        argparse.ArgumentParser, "parse_args", lambda self, *a: parsers.append(self) or original(self, *a)
+    )
+    assert run_script(command, "--help").code == 0
+    parser = parsers[0]
+    for action in parser._actions:
+        if action.option_strings and action.nargs != 0 and action.default not in (None, [], argparse.SUPPRESS):
+            said = parser._get_formatter()._expand_help(action)
+            assert f"default {action.default}" in said, action.option_strings
+            assert not said.startswith("("), action.option_strings  # what the flag does, then its default

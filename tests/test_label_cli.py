@@ -172,6 +172,20 @@ def test_not_a_run_is_one_line_and_creates_nothing(tmp_path):
     assert not target.exists() and not (tmp_path / "logs").exists()
 
 
+@pytest.mark.parametrize("setting", ["labeling.enabled=false", "labeling.every_n_epochs=2"])
+def test_training_only_labeling_settings_are_refused_before_the_work(setting, tiny_labelled_run, tmp_path):
+    """sae-label accepted labeling.enabled=false and labelled all the same: when (and whether) to label
+    is sae-train's; refused in one line, the run untouched and no log folder made."""
+    before = sorted(p.name for p in (tiny_labelled_run / "labelings").iterdir())
+    res = run_script("sae-label", f"run_dir={tiny_labelled_run}", setting, f"paths.log_dir={tmp_path / 'logs'}")
+    assert res.code == 2 and res.err.strip().splitlines() == [
+        f"error: {setting}: whether and when to label is sae-train's setting; sae-label labels the run "
+        "once, so leave it out"
+    ]
+    assert sorted(p.name for p in (tiny_labelled_run / "labelings").iterdir()) == before
+    assert not (tmp_path / "logs").exists()
+
+
 @pytest.mark.slow
 def test_a_relabel_uses_the_runs_own_seed(small_store, cache_dir, tmp_path):
     """sae-label without seed= samples its negatives and random labels with the run's seed: a relabel

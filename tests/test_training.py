@@ -82,9 +82,10 @@ def test_every_variant_trains_end_to_end_saves_and_loads(arch, synthetic_npy, tm
     assert (out / "checkpoints" / "last.ckpt").is_file() and (out / "run.json").is_file()
 
 
-def test_dead_after_samples_in_cfg_json_is_the_one_the_dead_mask_uses(synthetic_npy, tmp_path, cache_dir):
+def test_dead_after_samples_in_cfg_json_is_the_one_the_dead_mask_uses(synthetic_npy, tmp_path, cache_dir, caplog):
     """A store smaller than sae.dead_after_samples: the value is fitted before the SAE is built, so
-    cfg.json records what AuxK's dead mask counts against (nothing lowers it during training)."""
+    cfg.json records what AuxK's dead mask counts against (nothing lowers it during training). Said as
+    a note: it was a WARNING in the README's own example (one wiki topic), with nothing to fix."""
     from sae_lightning.data.datamodule import split_indices
     from sae_lightning.pipeline import build_module, build_store_from_cfg
 
@@ -93,7 +94,12 @@ def test_dead_after_samples_in_cfg_json_is_the_one_the_dead_mask_uses(synthetic_
         [*npy_args(path), "sae.d_sae=64", "sae.k=4", "sae.dead_after_samples=1000000", *QUIET], tmp_path, cache_dir
     )
     store = build_store_from_cfg(cfg)
-    module = build_module(cfg, store)
+    with caplog.at_level("INFO", logger="sae_lightning.pipeline"):
+        module = build_module(cfg, store)
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "sae_lightning.pipeline"]
+    assert said == [
+        ("INFO", "sae.dead_after_samples=1000000 exceeds the 3600 training samples; counting over one epoch instead")
+    ]
     n_train = len(split_indices(len(store), cfg.data.val_fraction, cfg.seed)[0])
     assert module.sae.cfg.dead_after_samples == n_train == 3600
     assert module.sae.saelens_cfg()["sae_lightning"]["dead_after_samples"] == n_train
@@ -102,6 +108,28 @@ def test_dead_after_samples_in_cfg_json_is_the_one_the_dead_mask_uses(synthetic_
     module.samples_since_fired[3] = n_train
     assert module.dead_mask.nonzero().flatten().tolist() == [3]
     assert "samples_since_fired" in module.state_dict()  # checkpointed with the weights
+
+
+def test_a_fit_that_ends_inside_a_warm_up_says_so(synthetic_npy, tmp_path, cache_dir, caplog):
+    """A small corpus at the defaults: 14 steps of 256 never finish module.warmup_steps=100 (the
+    README's wiki_mathematics example took 20 and ended at fve -1.3 with no word); a warm-up the fit
+    outlasts says nothing, and the sparsity penalty's warm-up is named for the penalised variants."""
+    from sae_lightning.training.module import unfinished_warmups
+
+    path, _ = synthetic_npy
+    args = [*npy_args(path), "sae.d_sae=64", "sae.k=4", "data.batch_size=256", "trainer.max_epochs=1", *QUIET]
+    with caplog.at_level("WARNING", logger="sae_lightning.training.module"):
+        run(args, tmp_path / "short", cache_dir)
+        run([*args, "module.warmup_steps=10"], tmp_path / "long", cache_dir)
+    said = [r.getMessage() for r in caplog.records if r.name == "sae_lightning.training.module"]
+    assert said == [
+        "the run takes 14 optimiser steps, fewer than module.warmup_steps=100 (the learning rate reaches "
+        "at most 14% of module.lr); lower data.batch_size or raise trainer.max_epochs"
+    ]
+    assert "sae.l1_warmup_steps=1000 (the sparsity penalty reaches at most 50% of its weight)" in unfinished_warmups(
+        500, 100, 1000
+    )
+    assert unfinished_warmups(1000, 100, 1000) is None and unfinished_warmups(5, 0, 0) is None
 
 
 @pytest.mark.slow
