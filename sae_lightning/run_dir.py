@@ -32,6 +32,7 @@ from . import labeling_pointer as pointer
 from .atomic import alive, creating, move_into_place, read_json, write_json
 from .errors import UserError
 from .labeling import Labeling
+from .path_checks import check_readable
 from .run_schema import SAE_CFG_FILE, SAE_WEIGHTS_FILE, SPARSITY_FILE, metrics_file
 
 __all__ = ["OUTPUTS_ENV", "Labeling", "RunDir", "outputs_root"]
@@ -162,6 +163,15 @@ class RunDir:
         except UserError:
             return False
         return True
+
+    def check_readable(self) -> None:
+        """Every file a reader of the finished run opens can be read by this user: run.json, sae/,
+        metrics.json and the current labelling's files (through current/); one line otherwise."""
+        names = (self.RUN, self.SAE, *self.FINISHED, f"{self.SAE}/{self.SPARSITY}", self.LABELINGS, pointer.LINK)
+        check_readable(
+            [self.root, *(self.root / n for n in (*names, *pointer.MIRRORED))],
+            f"make the run readable to you (its owner can run chmod -R a+rX {self.root}) or read a copy of it",
+        )
 
     def missing(self) -> list[str]:
         """What a finished run has that this folder lacks (run.json first)."""

@@ -119,6 +119,12 @@ def _checked_features(reader: RunReader, d_sae: int) -> pd.DataFrame:
             f"{path} holds feature ids outside 0..{d_sae - 1} of this SAE; "
             f"relabel the run (sae-label run_dir={reader.root}) or delete {path}"
         )
+    twice = ids[ids.duplicated()]
+    if len(twice):  # rows of one feature: the API's reindex by id failed on them with a ValueError
+        raise UserError(
+            f"{path} lists feature {int(twice.iloc[0])} more than once; "
+            f"relabel the run (sae-label run_dir={reader.root}) or delete {path}"
+        )
     return df.assign(feature_id=ids.astype(int))
 
 

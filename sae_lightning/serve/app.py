@@ -35,7 +35,7 @@ from .feature_view import feature_page
 from .matching import Matcher
 from .search_view import search, steered
 from .settings import ServeSettings
-from .state import RunGone, ServedRun
+from .state import RunUnservable, ServedRun
 
 log = logging.getLogger(__name__)
 PACKAGE = "sae_lightning.serve"
@@ -107,8 +107,8 @@ def create_app(served: Served) -> Starlette:
         """The index lists every run: one whose folder went away is marked, the others still open."""
         try:
             return run.labelled().labeling_id
-        except RunGone:
-            return "gone (moved or deleted after sae-serve started)"
+        except RunUnservable as err:
+            return err.note
 
     def run_home(request: Request):
         run = served.get(request.path_params["run"])
@@ -179,7 +179,7 @@ def create_app(served: Served) -> Starlette:
         middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(served))],
         exception_handlers={
             HTTPException: http_error,
-            RunGone: run_gone,
+            RunUnservable: run_unservable,
             UserError: user_error,
             Exception: server_error,
         },
@@ -199,15 +199,18 @@ def one_line(text: str) -> str:
 
 
 async def http_error(request: Request, exc: HTTPException) -> PlainTextResponse:
-    return PlainTextResponse(f"error {exc.status_code}: {one_line(exc.detail)}\n", status_code=exc.status_code)
+    # its headers kept: a 405 names the methods allowed (Allow), as HTTP asks
+    return PlainTextResponse(
+        f"error {exc.status_code}: {one_line(exc.detail)}\n", status_code=exc.status_code, headers=exc.headers
+    )
 
 
 async def user_error(request: Request, exc: UserError) -> PlainTextResponse:
     return PlainTextResponse(f"error 400: {one_line(exc)}\n", status_code=400)
 
 
-async def run_gone(request: Request, exc: RunGone) -> PlainTextResponse:
-    return PlainTextResponse(f"error 410: {one_line(exc)}\n", status_code=410)
+async def run_unservable(request: Request, exc: RunUnservable) -> PlainTextResponse:
+    return PlainTextResponse(f"error {exc.status}: {one_line(exc)}\n", status_code=exc.status)
 
 
 async def server_error(request: Request, exc: Exception) -> PlainTextResponse:
