@@ -270,7 +270,7 @@ def find_runs(root: str | Path) -> list[Path]:
     """Finished run folders under `root` (itself included), oldest first."""
     root = Path(root).expanduser()
     found = [p.parent for p in root.glob(f"**/{RunDir.METRICS}")] + [root]
-    finished = {p for p in found if not RunDir(p).missing()}
+    finished = {p for p in found if RunDir(p).finished_and_readable()}
     return sorted(finished, key=_exported_at)
 
 

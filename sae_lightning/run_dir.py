@@ -174,8 +174,18 @@ class RunDir:
         )
 
     def missing(self) -> list[str]:
-        """What a finished run has that this folder lacks (run.json first)."""
+        """What a finished run has that this folder lacks (run.json first); one line when this
+        user cannot read it (is_file let the PermissionError through to sae-diff and sae-compare)."""
+        self.check_readable()
         return [f for f in (self.RUN, *self.FINISHED) if not (self.root / f).is_file()]
+
+    def finished_and_readable(self) -> bool:
+        """A finished run this user can read: what a search for runs keeps (latest_run over a shared
+        outputs folder holding another user's run failed on it with a PermissionError)."""
+        try:
+            return not self.missing()
+        except UserError:
+            return False
 
     def run_info(self) -> dict:
         return read_json(self.run_file, "it is written when a run starts; start the run again")

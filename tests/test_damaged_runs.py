@@ -130,6 +130,27 @@ def test_a_run_or_store_you_cannot_read_is_one_line(run, tmp_path, what):
     assert f"make the {owner} readable to you (its owner can run chmod -R a+rX" in res.err
 
 
+def test_a_search_for_runs_skips_one_you_cannot_read(run, tmp_path):
+    """latest_run over a shared outputs folder holding another user's newer run, and sae-diff named
+    that run: PermissionError tracebacks from RunDir.missing's is_file."""
+    theirs = Path(shutil.copytree(run, tmp_path / "runs" / "theirs", symlinks=True))
+    shutil.move(run, tmp_path / "runs" / "mine")
+    os.utime(theirs / "metrics.json")  # the newest: what latest_run would open
+    (theirs / "sae").chmod(0)
+    try:
+        code = f"import os, sae_lightning as sl; os.environ['SAE_RUN_DIR'] = {str(theirs.parent)!r}; "
+        code += "print(sl.latest_run().path.name)"
+        found = run_process(*bound_by_modes([sys.executable, "-c", code]), timeout=300)
+        diff = run_process(*bound_by_modes([script("sae-diff"), theirs, "Arts", "History"]), timeout=300)
+    finally:
+        (theirs / "sae").chmod(0o755)
+    assert found.out == "mine\n", found.err
+    assert diff.code == 2 and diff.err == (
+        f"error: {theirs / 'sae'} cannot be read (Permission denied); make the run readable to you "
+        f"(its owner can run chmod -R a+rX {theirs}) or read a copy of it\n"
+    )
+
+
 def get(url: str, method: str = "GET") -> tuple[int, str, dict]:
     try:
         with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=60) as r:
