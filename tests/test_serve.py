@@ -58,6 +58,7 @@ PAGES = [
     "/r/hostile/search/nearest?q=prime&clamp=3%3D0.5",
     "/r/hostile/domains",
     "/r/hostile/domains?a=Mathematics&b=History&b=Arts",
+    "/r/hostile/domains?a=&b=",  # empty groups: none chosen yet
     "/r/twin/features/5",
 ]
 
@@ -88,6 +89,7 @@ BAD = {
     "/r/hostile/domains?a=domain%3Dfiles+domain.path%3D%2Fetc%2Fpasswd&b=Arts": (400, "not one of"),
     "/r/hostile/domains?a=Mathematics&b=Mathematics": (400, "the groups overlap"),
     "/r/hostile/domains?a=Mathematics": (400, "give both groups"),
+    "/r/hostile/domains?a=Mathematics&b=": (400, "give both groups"),  # was sae-diff's 'several comma-separated'
     "/r/hostile/../../etc/passwd": (404, ""),
 }
 
