@@ -14,7 +14,9 @@ never to the page).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import socket
 from concurrent.futures import ThreadPoolExecutor
 
 from starlette.applications import Starlette
@@ -39,7 +41,6 @@ from .state import RunUnservable, ServedRun
 
 log = logging.getLogger(__name__)
 PACKAGE = "sae_lightning.serve"
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class Served:
@@ -187,11 +188,26 @@ def create_app(served: Served) -> Starlette:
 
 
 def allowed_hosts(served: Served) -> list[str]:
-    """On loopback, only requests addressed to this machine's own names: a web page elsewhere
-    cannot read the runs through a DNS name rebound to 127.0.0.1. Bound wider, any host."""
-    if served.settings.host in LOOPBACK:
-        return ["127.0.0.1", "localhost", "[::1]", "::1"]
+    """On loopback, only requests addressed to this machine's own names, and to --host as given (the
+    URL printed names it): a web page elsewhere cannot read the runs through a DNS name rebound to
+    127.0.0.1. Bound wider, any host."""
+    host = served.settings.host
+    if is_loopback(host):
+        return ["127.0.0.1", "localhost", "[::1]", "::1", host, f"[{host}]"]
     return ["*"]
+
+
+def is_loopback(host: str) -> bool:
+    """Every address `host` resolves to is this machine's own (127.0.0.0/8, ::1), however it is
+    spelled: the guard above was keyed on three spellings, so --host 127.1 or 127.0.0.2 answered
+    a request for any Host."""
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return False
+    addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    own = [getattr(a, "ipv4_mapped", None) or a for a in addresses]  # ::ffff:127.0.0.1 is 127.0.0.1
+    return bool(own) and all(a.is_loopback for a in own)
 
 
 def one_line(text: str) -> str:
