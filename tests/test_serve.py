@@ -63,6 +63,7 @@ PAGES = [
     "/r/hostile/domains",
     "/r/hostile/domains?a=Mathematics&b=History&b=Arts",
     "/r/hostile/domains?a=&b=",  # empty groups: none chosen yet
+    "/r/hostile/features?q=%23%C2%B2",  # '#²': a text, not feature ² (isdigit took it, int() raised: a 500)
     "/r/twin/features/5",
 ]
 
