@@ -339,6 +339,8 @@ def parse_clamps(items: Sequence[str], run: SearchRun | None = None) -> dict[int
             raise UserError(_clamp_syntax(item)) from None
         if run is not None:
             check_features([f], run.sae.cfg.d_sae)
+        if f in out:  # `--clamp 5=1 --clamp 5=2`, `clamp=5=1&clamp=5=2`: the last one silently won
+            raise UserError(f"--clamp {item!r}: feature {f} is clamped twice; give each feature one value")
         if times:
             scale = run.max_acts[f] if run is not None else np.nan
             if not np.isfinite(scale):

@@ -89,6 +89,7 @@ BAD = {
     "/r/hostile/features?page=0": (400, "page=0: out of range"),
     "/r/hostile/search?q=x&clamp=5%3Dabc": (400, "FEATURE=VALUE"),
     "/r/hostile/search?q=x&clamp=999%3D1": (400, "feature 999 does not exist"),
+    "/r/hostile/search?q=x&clamp=3%3D1&clamp=3%3D2": (400, "feature 3 is clamped twice"),
     "/r/hostile/search/nearest": (400, "q: give a sentence"),
     "/r/hostile/domains?a=..%2F..%2Fetc%2Fpasswd&b=Arts": (400, "not one of Arts, History, Mathematics"),
     "/r/hostile/domains?a=domain%3Dfiles+domain.path%3D%2Fetc%2Fpasswd&b=Arts": (400, "not one of"),
