@@ -95,6 +95,28 @@ def test_a_tampered_run_is_one_line_from_the_api(run, case):
     assert message in one_line(err) and "sae-label run_dir=" in str(err.value)
 
 
+def set_weight(run: Path, name: str, change) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    path = run / "sae" / "sae_weights.safetensors"
+    tensors = load_file(path)
+    save_file({**tensors, name: change(tensors[name])}, path)
+
+
+@pytest.mark.parametrize(
+    "name,change,message",
+    [
+        ("W_enc", lambda w: w * float("nan"), "W_enc holds NaN"),  # search found no feature, and said nothing
+        ("W_dec", lambda w: w[:64], "W_dec has shape (64, 384), expected (128, 384) from cfg.json"),  # no fix named
+    ],
+)
+def test_damaged_weights_are_one_line_naming_the_fix(run, name, change, message):
+    set_weight(run, name, change)
+    with pytest.raises(UserError) as err:
+        sl.Run.load(run)
+    assert message in one_line(err) and str(err.value).endswith("save the SAE again (or retrain the run)")
+
+
 def test_a_tampered_run_is_one_line_from_sae_search(run):
     TAMPERED["top_acts as strings"][0](run)
     res = run_script("sae-search", run, "prime numbers")
