@@ -188,10 +188,14 @@ class RunReader:
         path = Path(self.info["store_path"]).expanduser()
         check_store_readable(path)  # before is_file, which lets a PermissionError through
         if not (path / MANIFEST).is_file():  # the store's own line said "run `sae-embed`", which builds the default
+            # a run trained from Python (train_sae) has no .hydra/: its line named a file that is not there
+            overrides = self.root / ".hydra" / "overrides.yaml"
+            recorded = f"run.json's {self.info.get('domain')} and {self.info.get('model_name')}"
+            where = overrides if overrides.is_file() else recorded
             raise UserError(
                 f"the store {self.root} was trained on, {path} (run.json's store_path), is not here: copy it "
                 f"from where the run was trained, or build it again with sae-embed and the run's domain and "
-                f"embedder settings ({self.root / '.hydra' / 'overrides.yaml'}) and set store_path to it"
+                f"embedder settings ({where}) and set store_path to it"
             )
         return EmbeddingStore(path)
 

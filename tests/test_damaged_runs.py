@@ -123,6 +123,16 @@ def test_a_tampered_run_is_one_line_from_sae_search(run):
     assert res.code == 2 and len(res.error_lines) == 1 and "column top_acts holds string" in res.err, res.err
 
 
+def test_a_store_gone_names_settings_that_are_there(run, tmp_path):
+    """A run trained from Python has no .hydra/, whose overrides.yaml the line named as the settings."""
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**info, "store_path": str(tmp_path / "gone")}))
+    assert not (run / ".hydra").exists()
+    with pytest.raises(UserError) as err:
+        sl.Run.load(run)
+    assert one_line(err).endswith(f"settings (run.json's wiki_all and {info['model_name']}) and set store_path to it")
+
+
 def test_a_run_path_too_long_is_one_line():
     with pytest.raises(UserError) as err:
         sl.Run.load("/tmp/" + "a" * 5000)
