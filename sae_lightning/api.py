@@ -209,7 +209,8 @@ class Run:
     def nearest_texts(self, query: str | np.ndarray, k: int = 10) -> pd.DataFrame:
         """The store's k texts closest (cosine) to one text or one embedding: row, cos, id, domain, text."""
         check_counts(k=k)
-        emb = self.embed(query) if isinstance(query, str) else as_float_matrix(one_query(query), "query", True)[0]
+        query = one_query(query)  # one text, not empty, or one embedding
+        emb = self.embed(query) if isinstance(query, str) else as_float_matrix(query, "query", True)[0]
         return nearest_texts(self.store, emb, k)
 
     def parse_clamps(self, items: Sequence[str]) -> dict[int, float]:

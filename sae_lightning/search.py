@@ -147,6 +147,14 @@ def check_utf8(texts: Sequence[str], what: str) -> None:
             ) from None
 
 
+def check_query(query: str) -> str:
+    """A query to search for, as given; one line when it is empty or only spaces (the API listed
+    features and nearest texts for it: those of an embedding that means nothing in particular)."""
+    if not query.strip():
+        raise UserError("the query is empty; give a sentence to search for, e.g. 'the fall of the Roman empire'")
+    return query
+
+
 def embed_query(model, query: str | Sequence[str], normalize: bool = False) -> np.ndarray:
     """[d] for one query, [n, d] for a list; embedded as the store's texts were."""
     texts = [query] if isinstance(query, str) else list(query)
@@ -180,7 +188,7 @@ def find_features(
     with `verdicts` their verdict, the interpretable ones first (each group by activation), so a
     feature whose texts share only a word-piece or nothing is never the first answer to a query.
     Fewer than `top` rows when fewer features fire."""
-    z = encode(sae, embed_query(model, query, normalize))[0].cpu().numpy()
+    z = encode(sae, embed_query(model, check_query(query), normalize))[0].cpu().numpy()
     return strongest(z, top, labels, verdicts)
 
 
@@ -266,9 +274,11 @@ def check_counts(**counts: int) -> None:
 
 
 def one_query(query):
-    """`query` as given when it is one query; one line when it is several, since nearest_texts
-    answers one (a list of texts was refused as an array of strings, without saying why, and an
-    array of several embeddings was answered for its first row alone)."""
+    """`query` as given when it is one query (a text not empty); one line when it is several, since
+    nearest_texts answers one (a list of texts was refused as an array of strings, without saying
+    why, and an array of several embeddings was answered for its first row alone)."""
+    if isinstance(query, str):
+        return check_query(query)
     one = "nearest_texts takes one text or one embedding ([d] or [1, d])"
     if isinstance(query, (list, tuple)) and any(isinstance(q, str) for q in query):
         raise UserError(f"{one}, not a list of {len(query)} texts; call it once per text")
