@@ -232,6 +232,7 @@ class RunDir:
         the run is not labelled."""
         current = pointer.current_id(self.root)
         if current is None:
+            pointer.check_not_cut(self.root)  # labelled once, its link gone: not "unlabelled"
             return None
         folder = self.root / self.LABELINGS / current
         if not folder.is_dir():

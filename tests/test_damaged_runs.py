@@ -77,6 +77,11 @@ TAMPERED = {
         lambda r: RunDir(r).labeling().labels_path.write_text(json.dumps({"labels": 5})),
         'labels.json holds "labels": 5, not an object',
     ),
+    "current deleted": (lambda r: (r / "current").unlink(), "current is missing, not the link to the run's current"),
+    "current a file": (
+        lambda r: ((r / "current").unlink(), (r / "current").write_text("x")),
+        "current is a file, not the link to the run's current labelling; point it at one (ln -sfn labelings/<id>",
+    ),
     "labels.json a folder": (
         lambda r: (RunDir(r).labeling().labels_path.unlink(), RunDir(r).labeling().labels_path.mkdir()),
         "labels.json cannot be read (Is a directory)",
@@ -87,7 +92,8 @@ TAMPERED = {
 @pytest.mark.parametrize("case", TAMPERED)
 def test_a_tampered_run_is_one_line_from_the_api(run, case):
     """Were ValueError (reindex on duplicate ids, float('x')), TypeError and IsADirectoryError
-    tracebacks from Run.load; 'has no feature_id column' for a folder in the table's place."""
+    tracebacks from Run.load; 'has no feature_id column' for a folder in the table's place; and
+    a run whose `current` link was deleted read as unlabelled (sae-serve: 'label it first')."""
     tamper, message = TAMPERED[case]
     tamper(run)
     with pytest.raises(UserError) as err:
