@@ -179,15 +179,11 @@ class Run:
         if not len(rows):
             empty = pd.DataFrame(columns=["activation", "domain", "id", "text"])
             return Feature(i, "", [], float("nan"), False, empty)
-        row = rows.iloc[0]
-        top = pd.DataFrame(
-            {
-                "activation": list(row["top_acts"]),
-                "domain": list(row["top_domains"]),
-                "id": list(row["top_ids"]),
-                "text": list(row["top_texts"]),
-            }
-        )
+        row, lab = rows.iloc[0], self.labeling
+        top = {k: [] if (v := row.get(f"top_{k}s")) is None else list(v) for k in ("act", "domain", "id", "text")}
+        if len({len(v) for v in top.values()}) > 1:  # a table edited by hand: was a ValueError from pandas
+            raise UserError(f"{lab.features}: feature {i}'s top_* lists differ in length; {lab.fix}")
+        top = pd.DataFrame(top).rename(columns={"act": "activation"})
         shares = parse_shares(row.get("domain_shares"))
         return Feature(
             i,

@@ -80,19 +80,19 @@ class Labeling:
 
     # ---- readers ------------------------------------------------------------------------------
     @property
-    def _fix(self) -> str:  # the run: <run>/labelings/<id>/ (or a labelling's temp folder beside <id>/)
+    def fix(self) -> str:  # the run: <run>/labelings/<id>/ (or a labelling's temp folder beside <id>/)
         return f"relabel the run (sae-label run_dir={self.folder.parent.parent})"
 
     def info(self) -> dict:
         """labels.json (every finished labelling has one: RunDir.commit requires it)."""
-        return read_json(self.labels_path, self._fix)
+        return read_json(self.labels_path, self.fix)
 
     def _section(self, key: str) -> dict:
         """One section of labels.json, an object ({} when absent); one line for another type (a
         "labels": 5 written by hand was a TypeError traceback from the API's Run.load)."""
         value = self.info().get(key) or {}
         if not isinstance(value, dict):
-            raise UserError(f'{self.labels_path} holds "{key}": {json.dumps(value)[:40]}, not an object; {self._fix}')
+            raise UserError(f'{self.labels_path} holds "{key}": {json.dumps(value)[:40]}, not an object; {self.fix}')
         return dict(value)
 
     def summary(self) -> dict:
@@ -118,7 +118,7 @@ class Labeling:
         file and the fix when it is unreadable."""
         import pyarrow.parquet as pq
 
-        path, fix = self.folder / name, self._fix
+        path, fix = self.folder / name, self.fix
         if path.is_dir():  # pyarrow reads a folder as an empty dataset: "no feature_id column" misled
             raise UserError(f"{path} is a folder, not a table; {fix}")
         try:

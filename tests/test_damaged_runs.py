@@ -123,6 +123,16 @@ def test_damaged_weights_are_one_line_naming_the_fix(run, name, change, message)
     assert message in one_line(err) and str(err.value).endswith("save the SAE again (or retrain the run)")
 
 
+def test_a_features_top_lists_of_different_lengths_are_one_line(run):
+    """Was a ValueError ('All arrays must be of the same length') from run.feature's DataFrame."""
+    set_column(features_file(run), "top_texts", [["one text"]] * 128)
+    with pytest.raises(UserError) as err:
+        sl.Run.load(run).feature(3)
+    assert one_line(err) == (
+        f"{features_file(run)}: feature 3's top_* lists differ in length; relabel the run (sae-label run_dir={run})"
+    )
+
+
 def test_a_tampered_run_is_one_line_from_sae_search(run):
     TAMPERED["top_acts as strings"][0](run)
     res = run_script("sae-search", run, "prime numbers")
