@@ -109,22 +109,16 @@ SEARCH_COLUMNS = ("feature_id", "label", "top_acts")  # of features.parquet; its
 def _checked_features(reader: RunReader, d_sae: int) -> pd.DataFrame:
     """The columns of features.parquet search reads, its feature ids checked to be this SAE's;
     UserError naming the file and the fix."""
-    df, path = reader.features_of([*SEARCH_COLUMNS, "verdict"]), reader.labeling.features
+    df, path, fix = reader.features_of([*SEARCH_COLUMNS, "verdict"]), reader.labeling.features, reader.labeling.fix
     lacking = [c for c in SEARCH_COLUMNS if c not in df]
     if lacking:  # a table edited by hand or made elsewhere (was a KeyError)
-        raise UserError(f"{path} has no {', '.join(lacking)} column; relabel the run (sae-label run_dir={reader.root})")
+        raise UserError(f"{path} has no {', '.join(lacking)} column; {fix}")
     ids = pd.to_numeric(df["feature_id"], errors="coerce")
     if ids.isna().any() or not ids.between(0, d_sae - 1).all():
-        raise UserError(
-            f"{path} holds feature ids outside 0..{d_sae - 1} of this SAE; "
-            f"relabel the run (sae-label run_dir={reader.root}) or delete {path}"
-        )
+        raise UserError(f"{path} holds feature ids outside 0..{d_sae - 1} of this SAE; {fix} or delete {path}")
     twice = ids[ids.duplicated()]
     if len(twice):  # rows of one feature: the API's reindex by id failed on them with a ValueError
-        raise UserError(
-            f"{path} lists feature {int(twice.iloc[0])} more than once; "
-            f"relabel the run (sae-label run_dir={reader.root}) or delete {path}"
-        )
+        raise UserError(f"{path} lists feature {int(twice.iloc[0])} more than once; {fix} or delete {path}")
     return df.assign(feature_id=ids.astype(int))
 
 
