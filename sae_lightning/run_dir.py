@@ -244,13 +244,14 @@ class RunDir:
 
     def labelings(self) -> list[Labeling]:
         """Every finished labelling of the run, oldest first (by labels.json's `created`). A folder
-        without a readable labels.json (one made by hand, a copy cut short) is none: it is skipped,
-        not an error (its line said to label the run again, which left it as damaged as before)."""
+        without a readable labels.json (one made by hand, a copy cut short, one chmod 700 by another
+        user) is none: it is skipped, not an error (its line said to label the run again, which left
+        it as damaged as before; Path.is_file let the PermissionError through)."""
         folder = self.root / self.LABELINGS
         created: dict[Labeling, str] = {}
         for p in sorted(folder.iterdir()) if folder.is_dir() else []:
             lab = Labeling(p, p.name)
-            if p.name.startswith(".") or not lab.labels_path.is_file():
+            if p.name.startswith(".") or not os.path.isfile(lab.labels_path):  # False on any OSError
                 continue
             with contextlib.suppress(UserError):
                 created[lab] = str(lab.info().get("created", ""))

@@ -199,6 +199,19 @@ def test_a_search_for_runs_skips_one_you_cannot_read(run, tmp_path):
     )
 
 
+def test_run_labelings_skips_one_you_cannot_read(run):
+    """An earlier labelling of another user's (chmod 700): run.labelings() raised PermissionError."""
+    old = RunDir(run).labeling()
+    relabel(run, 9, "a new label")
+    old.folder.chmod(0)
+    try:
+        code = f"import sae_lightning as sl; print([lab.id for lab in sl.Run.load({str(run)!r}).labelings()])"
+        res = run_process(*bound_by_modes([sys.executable, "-c", code]), timeout=300)
+    finally:
+        old.folder.chmod(0o755)
+    assert res.code == 0 and res.out == f"{[RunDir(run).labeling().id]}\n", res.err
+
+
 def get(url: str, method: str = "GET") -> tuple[int, str, dict]:
     try:
         with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=60) as r:
