@@ -179,15 +179,11 @@ class Run:
         if not len(rows):
             empty = pd.DataFrame(columns=["activation", "domain", "id", "text"])
             return Feature(i, "", [], float("nan"), False, empty)
-        row = rows.iloc[0]
-        top = pd.DataFrame(
-            {
-                "activation": list(row["top_acts"]),
-                "domain": list(row["top_domains"]),
-                "id": list(row["top_ids"]),
-                "text": list(row["top_texts"]),
-            }
-        )
+        row, lab = rows.iloc[0], self.labeling
+        top = {k: [] if (v := row.get(f"top_{k}s")) is None else list(v) for k in ("act", "domain", "id", "text")}
+        if len({len(v) for v in top.values()}) > 1:  # a table edited by hand: was a ValueError from pandas
+            raise UserError(f"{lab.features}: feature {i}'s top_* lists differ in length; {lab.fix}")
+        top = pd.DataFrame(top).rename(columns={"act": "activation"})
         shares = parse_shares(row.get("domain_shares"))
         return Feature(
             i,
@@ -209,7 +205,8 @@ class Run:
     def nearest_texts(self, query: str | np.ndarray, k: int = 10) -> pd.DataFrame:
         """The store's k texts closest (cosine) to one text or one embedding: row, cos, id, domain, text."""
         check_counts(k=k)
-        emb = self.embed(query) if isinstance(query, str) else as_float_matrix(one_query(query), "query", True)[0]
+        query = one_query(query)  # one text, not empty, or one embedding
+        emb = self.embed(query) if isinstance(query, str) else as_float_matrix(query, "query", True)[0]
         return nearest_texts(self.store, emb, k)
 
     def parse_clamps(self, items: Sequence[str]) -> dict[int, float]:
@@ -270,7 +267,7 @@ def find_runs(root: str | Path) -> list[Path]:
     """Finished run folders under `root` (itself included), oldest first."""
     root = Path(root).expanduser()
     found = [p.parent for p in root.glob(f"**/{RunDir.METRICS}")] + [root]
-    finished = {p for p in found if not RunDir(p).missing()}
+    finished = {p for p in found if RunDir(p).finished_and_readable()}
     return sorted(finished, key=_exported_at)
 
 

@@ -327,6 +327,8 @@ def read_json(path: Path, fix: str, error: type[UserError] = UserError) -> dict:
         raise error(f"{path} is missing; {fix}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise error(f"{path} is corrupt ({str(err).splitlines()[0]}); {fix}") from None
+    except OSError as err:  # a folder in its place, no permission: was an IsADirectoryError traceback
+        raise error(f"{path} cannot be read ({os_reason(err)}); {fix}") from None
     if not isinstance(obj, dict):
         raise error(f"{path} holds a JSON {type(obj).__name__}, not an object; {fix}") from None
     return obj

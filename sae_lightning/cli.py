@@ -364,11 +364,10 @@ def _search(argv: list[str]) -> None:
     from .search import check_counts, embed_query, encode, nearest_texts, open_run, parse_clamps, steer, strongest
 
     check_counts(**{"--top": a.top, "-k": a.k})
-    if not a.query.strip():
-        raise UserError("the query is empty; give a sentence to search for, e.g. 'the fall of the Roman empire'")
-    run = open_run(a.run_dir)
-    from .search import check_has_model  # the store's own line named the Python API's fix, not a command's
+    from .search import check_has_model, check_query  # the store's own line named the Python API's fix
 
+    check_query(a.query)  # before the run loads
+    run = open_run(a.run_dir)
     why = "no model embeds a query like them; search it from Python with embeddings (Run.encode_embeddings)"
     check_has_model(run, a.run_dir, why)
     clamp = parse_clamps(a.clamp, run)

@@ -14,6 +14,7 @@ labelling leaves a hidden temp folder and the earlier labelling current."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -78,19 +79,31 @@ class Labeling:
         return atomic_write(self.folder / name, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
     # ---- readers ------------------------------------------------------------------------------
+    @property
+    def fix(self) -> str:  # the run: <run>/labelings/<id>/ (or a labelling's temp folder beside <id>/)
+        return f"relabel the run (sae-label run_dir={self.folder.parent.parent})"
+
     def info(self) -> dict:
         """labels.json (every finished labelling has one: RunDir.commit requires it)."""
-        return read_json(self.labels_path, f"label the run again (sae-label run_dir={self.folder.parent.parent})")
+        return read_json(self.labels_path, self.fix)
+
+    def _section(self, key: str) -> dict:
+        """One section of labels.json, an object ({} when absent); one line for another type (a
+        "labels": 5 written by hand was a TypeError traceback from the API's Run.load)."""
+        value = self.info().get(key) or {}
+        if not isinstance(value, dict):
+            raise UserError(f'{self.labels_path} holds "{key}": {json.dumps(value)[:40]}, not an object; {self.fix}')
+        return dict(value)
 
     def summary(self) -> dict:
         """The label summary (means, medians, verdict counts): labels.json's "labels" section."""
-        return dict(self.info().get("labels") or {})
+        return self._section("labels")
 
     def timings(self) -> dict:
-        return dict(self.info().get("timings_s") or {})
+        return self._section("timings_s")
 
     def settings(self) -> dict:
-        return dict(self.info().get("settings") or {})
+        return self._section("settings")
 
     def read_features(self, columns: list[str] | None = None) -> pd.DataFrame:
         """features.parquet (only those of `columns` it has, when given); one line naming the file when unreadable."""
@@ -105,18 +118,41 @@ class Labeling:
         file and the fix when it is unreadable."""
         import pyarrow.parquet as pq
 
-        # the run: <run>/labelings/<id>/ (or a labelling's temp folder beside <id>/)
-        path, fix = self.folder / name, f"relabel the run (sae-label run_dir={self.folder.parent.parent})"
+        path, fix = self.folder / name, self.fix
+        if path.is_dir():  # pyarrow reads a folder as an empty dataset: "no feature_id column" misled
+            raise UserError(f"{path} is a folder, not a table; {fix}")
         try:
             if columns is not None:
                 columns = [c for c in columns if c in pq.read_schema(path).names]
-            return pq.read_table(path, columns=columns)
+            table = pq.read_table(path, columns=columns)
         except FileNotFoundError:
             raise UserError(f"{path} is missing; {fix}") from None
         except Exception as err:  # pyarrow raises several types for garbage, truncated or foreign files
             raise UserError(
                 f"{path} cannot be read as a table ({str(err).splitlines()[0]}); {fix} or delete {path}"
             ) from None
+        return _as_contract(table, SCHEMAS[name], path, fix)
+
+
+SCHEMAS = {Labeling.FEATURES: FEATURE_SCHEMA, Labeling.FAMILIES: FAMILY_SCHEMA}
+
+
+def _as_contract(table, schema, path: Path, fix: str):
+    """The table with each of its columns that the contract names in the contract's type: a column
+    of another type (a table edited by hand, or written by another tool) is cast when that loses
+    nothing (int64 ids read as strings), else one line naming it. top_acts of strings, a density of
+    words or duplicated ids were a ValueError traceback from whichever reader met them first."""
+    import pyarrow as pa
+
+    for i, name in enumerate(table.column_names):
+        want = schema.field(name).type if name in schema.names else None
+        if want is None or table.column(i).type == want:
+            continue
+        try:
+            table = table.set_column(i, pa.field(name, want), table.column(i).cast(want))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            raise UserError(f"{path}: column {name} holds {table.column(i).type}, not {want}; {fix}") from None
+    return table
 
 
 def _write_parquet(path: Path, df: pd.DataFrame, schema) -> Path:

@@ -55,6 +55,20 @@ def current_id(root: Path) -> str | None:
     return current
 
 
+def check_not_cut(root: Path) -> None:
+    """A run with no labelling pointer whose top-level files still lead through `current` (so it was
+    labelled): `current` was deleted or replaced by a file. One line naming the link and both ways
+    back; readers took the run for unlabelled (sae-serve: 'label it first'). sae-label never asks:
+    its switch makes the link again."""
+    link = root / LINK
+    if (root / Labeling.POINTER).is_symlink() and not link.is_dir():
+        what = "is a file" if link.exists() or link.is_symlink() else "is missing"
+        raise UserError(
+            f"{link} {what}, not the link to the run's current labelling; point it at one "
+            f"(ln -sfn {LABELINGS}/<id> {link}) or label the run again (sae-label run_dir={root})"
+        )
+
+
 def switch(root: Path, labeling: Labeling) -> None:
     """Make `labeling` (a finished folder labelings/<id>/) the current one, in one rename."""
     _relink_copy(root)

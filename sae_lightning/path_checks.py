@@ -1,12 +1,16 @@
 """Output folders checked before anything is created: a folder path that names a file, a link that
 leads nowhere, a name longer than the file system allows (ENAMETOOLONG), or a place where no folder
 can be made (read-only, no permission, a file system such as /proc) is one line naming the setting
-to change, not a traceback from deep inside Hydra's or our own mkdir."""
+to change, not a traceback from deep inside Hydra's or our own mkdir. Input folders (a run, a
+store) are checked the same way before they are read: one line for what this user cannot read."""
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import UserError
@@ -38,6 +42,30 @@ def file_in_the_way(path: Path) -> Path | None:
 def os_reason(err: OSError) -> str:
     """An OSError's reason in words, without its errno and path."""
     return os.strerror(err.errno) if err.errno else str(err)
+
+
+def check_readable(paths: Iterable[Path], fix: str) -> None:
+    """Each of `paths` that is there can be read by this process (a folder listed and entered, a
+    file opened; each folder given before what is in it), else one line naming the first that
+    cannot, with `fix` when permission is what is missing. Python 3.11's Path.is_file and is_dir let
+    EACCES and ENAMETOOLONG through, so a run or store of another user's (chmod 700) was a
+    PermissionError traceback from whichever reader looked first. Tried for real, as
+    _check_creatable does: permission bits say nothing for root."""
+    for path in paths:
+        try:
+            mode = os.stat(path).st_mode
+            if stat.S_ISDIR(mode):
+                os.listdir(path)
+                os.stat(os.path.join(path, "."))  # entered, not only listed (a folder without x)
+            elif stat.S_ISREG(mode):  # only files: opening a FIFO would wait for a writer
+                os.close(os.open(path, os.O_RDONLY))
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # not there: its reader names what is missing
+        except OSError as err:
+            denied = err.errno in (errno.EACCES, errno.EPERM)
+            raise UserError(
+                f"{path} cannot be read ({os_reason(err)}); {fix if denied else 'give a path that can be read'}"
+            ) from None
 
 
 def out_flag(text: str) -> str:

@@ -32,6 +32,7 @@ from . import labeling_pointer as pointer
 from .atomic import alive, creating, move_into_place, read_json, write_json
 from .errors import UserError
 from .labeling import Labeling
+from .path_checks import check_readable
 from .run_schema import SAE_CFG_FILE, SAE_WEIGHTS_FILE, SPARSITY_FILE, metrics_file
 
 __all__ = ["OUTPUTS_ENV", "Labeling", "RunDir", "outputs_root"]
@@ -163,9 +164,28 @@ class RunDir:
             return False
         return True
 
+    def check_readable(self) -> None:
+        """Every file a reader of the finished run opens can be read by this user: run.json, sae/,
+        metrics.json and the current labelling's files (through current/); one line otherwise."""
+        names = (self.RUN, self.SAE, *self.FINISHED, f"{self.SAE}/{self.SPARSITY}", self.LABELINGS, pointer.LINK)
+        check_readable(
+            [self.root, *(self.root / n for n in (*names, *pointer.MIRRORED))],
+            f"make the run readable to you (its owner can run chmod -R a+rX {self.root}) or read a copy of it",
+        )
+
     def missing(self) -> list[str]:
-        """What a finished run has that this folder lacks (run.json first)."""
+        """What a finished run has that this folder lacks (run.json first); one line when this
+        user cannot read it (is_file let the PermissionError through to sae-diff and sae-compare)."""
+        self.check_readable()
         return [f for f in (self.RUN, *self.FINISHED) if not (self.root / f).is_file()]
+
+    def finished_and_readable(self) -> bool:
+        """A finished run this user can read: what a search for runs keeps (latest_run over a shared
+        outputs folder holding another user's run failed on it with a PermissionError)."""
+        try:
+            return not self.missing()
+        except UserError:
+            return False
 
     def run_info(self) -> dict:
         return read_json(self.run_file, "it is written when a run starts; start the run again")
@@ -212,6 +232,7 @@ class RunDir:
         the run is not labelled."""
         current = pointer.current_id(self.root)
         if current is None:
+            pointer.check_not_cut(self.root)  # labelled once, its link gone: not "unlabelled"
             return None
         folder = self.root / self.LABELINGS / current
         if not folder.is_dir():
@@ -223,13 +244,14 @@ class RunDir:
 
     def labelings(self) -> list[Labeling]:
         """Every finished labelling of the run, oldest first (by labels.json's `created`). A folder
-        without a readable labels.json (one made by hand, a copy cut short) is none: it is skipped,
-        not an error (its line said to label the run again, which left it as damaged as before)."""
+        without a readable labels.json (one made by hand, a copy cut short, one chmod 700 by another
+        user) is none: it is skipped, not an error (its line said to label the run again, which left
+        it as damaged as before; Path.is_file let the PermissionError through)."""
         folder = self.root / self.LABELINGS
         created: dict[Labeling, str] = {}
         for p in sorted(folder.iterdir()) if folder.is_dir() else []:
             lab = Labeling(p, p.name)
-            if p.name.startswith(".") or not lab.labels_path.is_file():
+            if p.name.startswith(".") or not os.path.isfile(lab.labels_path):  # False on any OSError
                 continue
             with contextlib.suppress(UserError):
                 created[lab] = str(lab.info().get("created", ""))

@@ -57,6 +57,7 @@ def _run_key_rules() -> dict[str, Rule]:
 def finished_run_info(run_dir: str | Path) -> dict:
     """run.json, checked; one line naming what makes `run_dir` not a finished run, and the way out."""
     run = RunDir(run_dir)
+    run.check_readable()  # before any is_file below, which lets a PermissionError through
     if not run.root.is_dir():
         what = "it is a file, not a folder" if run.root.exists() else "the folder does not exist"
         raise UserError(f"{run.root} is not a run dir: {what}; pass run_dir=<a finished run folder>")
@@ -182,14 +183,19 @@ class RunReader:
 
     @cached_property
     def store(self) -> EmbeddingStore:
-        from .data.store import MANIFEST, EmbeddingStore
+        from .data.store import MANIFEST, EmbeddingStore, check_store_readable
 
         path = Path(self.info["store_path"]).expanduser()
+        check_store_readable(path)  # before is_file, which lets a PermissionError through
         if not (path / MANIFEST).is_file():  # the store's own line said "run `sae-embed`", which builds the default
+            # a run trained from Python (train_sae) has no .hydra/: its line named a file that is not there
+            overrides = self.root / ".hydra" / "overrides.yaml"
+            recorded = f"run.json's {self.info.get('domain')} and {self.info.get('model_name')}"
+            where = overrides if overrides.is_file() else recorded
             raise UserError(
                 f"the store {self.root} was trained on, {path} (run.json's store_path), is not here: copy it "
                 f"from where the run was trained, or build it again with sae-embed and the run's domain and "
-                f"embedder settings ({self.root / '.hydra' / 'overrides.yaml'}) and set store_path to it"
+                f"embedder settings ({where}) and set store_path to it"
             )
         return EmbeddingStore(path)
 

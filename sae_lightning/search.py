@@ -109,16 +109,16 @@ SEARCH_COLUMNS = ("feature_id", "label", "top_acts")  # of features.parquet; its
 def _checked_features(reader: RunReader, d_sae: int) -> pd.DataFrame:
     """The columns of features.parquet search reads, its feature ids checked to be this SAE's;
     UserError naming the file and the fix."""
-    df, path = reader.features_of([*SEARCH_COLUMNS, "verdict"]), reader.labeling.features
+    df, path, fix = reader.features_of([*SEARCH_COLUMNS, "verdict"]), reader.labeling.features, reader.labeling.fix
     lacking = [c for c in SEARCH_COLUMNS if c not in df]
     if lacking:  # a table edited by hand or made elsewhere (was a KeyError)
-        raise UserError(f"{path} has no {', '.join(lacking)} column; relabel the run (sae-label run_dir={reader.root})")
+        raise UserError(f"{path} has no {', '.join(lacking)} column; {fix}")
     ids = pd.to_numeric(df["feature_id"], errors="coerce")
     if ids.isna().any() or not ids.between(0, d_sae - 1).all():
-        raise UserError(
-            f"{path} holds feature ids outside 0..{d_sae - 1} of this SAE; "
-            f"relabel the run (sae-label run_dir={reader.root}) or delete {path}"
-        )
+        raise UserError(f"{path} holds feature ids outside 0..{d_sae - 1} of this SAE; {fix} or delete {path}")
+    twice = ids[ids.duplicated()]
+    if len(twice):  # rows of one feature: the API's reindex by id failed on them with a ValueError
+        raise UserError(f"{path} lists feature {int(twice.iloc[0])} more than once; {fix} or delete {path}")
     return df.assign(feature_id=ids.astype(int))
 
 
@@ -139,6 +139,14 @@ def check_utf8(texts: Sequence[str], what: str) -> None:
                 f"{name} holds {shown} at character {err.start}, which is not UTF-8 text; "
                 "give it as UTF-8 (a UTF-8 terminal locale, or the file converted with iconv -t UTF-8)"
             ) from None
+
+
+def check_query(query: str) -> str:
+    """A query to search for, as given; one line when it is empty or only spaces (the API listed
+    features and nearest texts for it: those of an embedding that means nothing in particular)."""
+    if not query.strip():
+        raise UserError("the query is empty; give a sentence to search for, e.g. 'the fall of the Roman empire'")
+    return query
 
 
 def embed_query(model, query: str | Sequence[str], normalize: bool = False) -> np.ndarray:
@@ -174,7 +182,7 @@ def find_features(
     with `verdicts` their verdict, the interpretable ones first (each group by activation), so a
     feature whose texts share only a word-piece or nothing is never the first answer to a query.
     Fewer than `top` rows when fewer features fire."""
-    z = encode(sae, embed_query(model, query, normalize))[0].cpu().numpy()
+    z = encode(sae, embed_query(model, check_query(query), normalize))[0].cpu().numpy()
     return strongest(z, top, labels, verdicts)
 
 
@@ -260,9 +268,11 @@ def check_counts(**counts: int) -> None:
 
 
 def one_query(query):
-    """`query` as given when it is one query; one line when it is several, since nearest_texts
-    answers one (a list of texts was refused as an array of strings, without saying why, and an
-    array of several embeddings was answered for its first row alone)."""
+    """`query` as given when it is one query (a text not empty); one line when it is several, since
+    nearest_texts answers one (a list of texts was refused as an array of strings, without saying
+    why, and an array of several embeddings was answered for its first row alone)."""
+    if isinstance(query, str):
+        return check_query(query)
     one = "nearest_texts takes one text or one embedding ([d] or [1, d])"
     if isinstance(query, (list, tuple)) and any(isinstance(q, str) for q in query):
         raise UserError(f"{one}, not a list of {len(query)} texts; call it once per text")
@@ -333,6 +343,8 @@ def parse_clamps(items: Sequence[str], run: SearchRun | None = None) -> dict[int
             raise UserError(_clamp_syntax(item)) from None
         if run is not None:
             check_features([f], run.sae.cfg.d_sae)
+        if f in out:  # `--clamp 5=1 --clamp 5=2`, `clamp=5=1&clamp=5=2`: the last one silently won
+            raise UserError(f"--clamp {item!r}: feature {f} is clamped twice; give each feature one value")
         if times:
             scale = run.max_acts[f] if run is not None else np.nan
             if not np.isfinite(scale):

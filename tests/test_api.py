@@ -106,6 +106,16 @@ def test_feature_ids_out_of_range_are_refused_in_one_line(run, bad):
         assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("query", ["", "   \n"])
+def test_an_empty_query_is_one_line_as_in_sae_search(run, query):
+    """top_features and nearest_texts listed features and texts for an empty query (those of an
+    embedding that means nothing in particular), where sae-search refused it; encode still takes ""."""
+    for search in (run.top_features, run.nearest_texts):
+        with pytest.raises(UserError, match=r"^the query is empty; give a sentence to search for"):
+            search(query)
+    assert run.encode("").shape == (run.d_sae,)
+
+
 def test_unfinished_runs_are_refused_in_one_line(tiny_labelled_run, tmp_path):
     partial = tmp_path / "partial"
     shutil.copytree(tiny_labelled_run, partial, ignore=shutil.ignore_patterns("wandb", "checkpoints"))

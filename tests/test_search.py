@@ -166,6 +166,8 @@ def test_clamp_arguments(planted):
         with pytest.raises(UserError, match=msg):
             parse_clamps([bad], run)
     assert parse_clamps("3=0.5", run) == {3: 0.5}  # one clamp as a string, not its characters '3', '=', ...
+    with pytest.raises(UserError, match=r"^--clamp '3=2': feature 3 is clamped twice; give each feature one value$"):
+        parse_clamps(["3=1", "3=2"], run)  # the last one silently won
     with pytest.raises(UserError, match=r"^clamps must be a list of FEATURE=VALUE strings.*got None"):
         parse_clamps(None, run)
 

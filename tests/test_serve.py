@@ -18,7 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from sae_lightning.serve import load_served, running
+from sae_lightning.serve.app import Served
+from sae_lightning.serve.cli import main as serve_main
+from sae_lightning.serve.settings import serve_settings
 
+from .cli_runner import run_command
 from .serve_runs import HOSTILE_FEATURE, relabel, two_runs
 
 QUERY = "A prime number is divisible only by one and itself, a theorem of number theory."
@@ -58,6 +62,8 @@ PAGES = [
     "/r/hostile/search/nearest?q=prime&clamp=3%3D0.5",
     "/r/hostile/domains",
     "/r/hostile/domains?a=Mathematics&b=History&b=Arts",
+    "/r/hostile/domains?a=&b=",  # empty groups: none chosen yet
+    "/r/hostile/features?q=%23%C2%B2",  # '#²': a text, not feature ² (isdigit took it, int() raised: a 500)
     "/r/twin/features/5",
 ]
 
@@ -83,11 +89,13 @@ BAD = {
     "/r/hostile/features?page=0": (400, "page=0: out of range"),
     "/r/hostile/search?q=x&clamp=5%3Dabc": (400, "FEATURE=VALUE"),
     "/r/hostile/search?q=x&clamp=999%3D1": (400, "feature 999 does not exist"),
+    "/r/hostile/search?q=x&clamp=3%3D1&clamp=3%3D2": (400, "feature 3 is clamped twice"),
     "/r/hostile/search/nearest": (400, "q: give a sentence"),
     "/r/hostile/domains?a=..%2F..%2Fetc%2Fpasswd&b=Arts": (400, "not one of Arts, History, Mathematics"),
     "/r/hostile/domains?a=domain%3Dfiles+domain.path%3D%2Fetc%2Fpasswd&b=Arts": (400, "not one of"),
     "/r/hostile/domains?a=Mathematics&b=Mathematics": (400, "the groups overlap"),
     "/r/hostile/domains?a=Mathematics": (400, "give both groups"),
+    "/r/hostile/domains?a=Mathematics&b=": (400, "give both groups"),  # was sae-diff's 'several comma-separated'
     "/r/hostile/../../etc/passwd": (404, ""),
 }
 
@@ -160,17 +168,37 @@ def test_command_refuses_bad_runs_in_one_line(tmp_path):
     assert done.stderr.startswith(f"error: {tmp_path / 'missing'} is not a run dir: the folder does not exist")
 
 
+def get_as(url: str, host: str) -> int:
+    """The status of a GET of `url` with its Host header set to `host`."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"Host": host}), timeout=60) as r:
+            return r.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
 def test_a_rebound_host_name_is_refused(url):
     """Bound to loopback, the server answers only requests addressed to this machine by name, so a
     web page elsewhere cannot read the runs through a DNS name rebound to 127.0.0.1."""
-    request = urllib.request.Request(url + "/r/hostile/features", headers={"Host": "attacker.example"})
-    try:
-        urllib.request.urlopen(request, timeout=60)
-        status = 200
-    except urllib.error.HTTPError as err:
-        status = err.code
-    assert status == 400
+    assert get_as(url + "/r/hostile/features", "attacker.example") == 400
     assert get(url.replace("127.0.0.1", "localhost") + "/r/hostile/features")[0] == 200
+
+
+def test_any_loopback_spelling_keeps_the_rebinding_guard(served):
+    """--host 127.0.0.2 (or 127.1) is loopback too, but the guard knew three spellings: bound there,
+    the server answered a request for any Host."""
+    other = Served(served.order, serve_settings(host="127.0.0.2"))
+    with running(other, host="127.0.0.2", port=0) as base:
+        assert get_as(base + "/r/hostile/features", "attacker.example") == 400
+        assert get(base + "/r/hostile/features")[0] == 200  # the URL printed: Host 127.0.0.2
+
+
+def test_a_host_name_too_long_to_resolve_is_one_line(runs):
+    """Was a UnicodeError traceback ('label too long') from getaddrinfo's IDNA encoding."""
+    res = run_command(serve_main, "sae-serve", runs[0], "--host", "a" * 300, "--port", "0")
+    assert res.code == 2 and res.err == f"error: --host {'a' * 300}: cannot be resolved (not a host name); " + (
+        "give an address such as 127.0.0.1\n"
+    )
 
 
 def test_a_query_in_progress_never_blocks_page_loads(url, served):

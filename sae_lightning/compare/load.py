@@ -74,6 +74,7 @@ def find_run_dirs(paths: Sequence[str | Path]) -> tuple[list[Path], Path | None]
         if not path.is_dir():
             what = "a file, not a folder" if path.exists() else "no such folder"
             raise UserError(f"{path}: {what}; give a sweep dir or run dirs (folders holding run.json and sae/)")
+        RunDir(path).check_readable()  # is_run_dir's is_file lets a PermissionError through
         if is_run_dir(path):
             missing = _missing(path)
             if missing:
@@ -87,7 +88,11 @@ def find_run_dirs(paths: Sequence[str | Path]) -> tuple[list[Path], Path | None]
         )
         finished = []
         for c in candidates:
-            missing = _missing(c)
+            try:
+                missing = _missing(c)
+            except UserError as err:  # another user's run in the sweep: skipped like an unfinished one
+                log.warning("skipping %s: %s", c, err)
+                continue
             if missing:
                 log.warning("skipping %s: not finished (missing %s)", c, ", ".join(missing))
             else:

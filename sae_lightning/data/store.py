@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from ..atomic import atomic_write, read_json, write_json
 from ..errors import UserError
+from ..path_checks import check_readable
 from .shard_claims import ShardClaims
 from .store_meta import iter_metadata, read_row_group, read_rows
 
@@ -83,11 +84,22 @@ def read_manifest(path: Path) -> dict:
     return manifest
 
 
+def check_store_readable(path: Path) -> None:
+    """The store's folder and files can be read by this user (another user's cache, chmod 700, was
+    a PermissionError traceback); StoreError naming the first that cannot."""
+    fix = f"make the store readable to you (its owner can run chmod -R a+rX {path}) or build your own with sae-embed"
+    try:
+        check_readable([path, *(path / name for name in (MANIFEST, EMBEDDINGS, METADATA))], fix)
+    except UserError as err:
+        raise StoreError(str(err)) from None
+
+
 class EmbeddingStore:
     """A finished store. `embeddings` is a read-only memory map; nothing is loaded until indexed."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
+        check_store_readable(self.path)
         manifest_file = self.path / MANIFEST
         if not manifest_file.is_file():
             raise StoreError(f"{self.path} is not an embedding store (no {MANIFEST}); run `sae-embed` to build it")

@@ -136,8 +136,11 @@ def assign_tensors(sae: SparseAutoencoder, tensors: dict[str, Tensor], source: s
             raise SAEFileError(f"{source}: no tensor {name!r}; the file is not a {sae.architecture} SAE")
         if tensors[name].shape != ref.shape:
             raise SAEFileError(
-                f"{source}: {name} has shape {tuple(tensors[name].shape)}, expected {tuple(ref.shape)} from cfg.json"
+                f"{source}: {name} has shape {tuple(tensors[name].shape)}, expected {tuple(ref.shape)} from "
+                f"cfg.json; {REWRITE_HINT}"
             )
+        if tensors[name].is_floating_point() and tensors[name].isnan().any():  # fired no feature, silently
+            raise SAEFileError(f"{source}: {name} holds NaN; {REWRITE_HINT}")
         sae._assign(name, tensors[name].to(ref.device, ref.dtype))
 
 

@@ -12,6 +12,10 @@ report's page skeleton (pages/templates/page.html.j2) and reuse sae-diff's table
 SVG macros; autoescape keeps every text of the run inert.
 """
 
-from .server import load_served, running
+from ..lazy import lazy_names
 
-__all__ = ["load_served", "running"]
+# Loaded on first use: the sae-serve script imports serve.cli, whose argument parser and Ctrl-C
+# handling must be up before the web stack loads (a Ctrl-C in those seconds was a traceback).
+_HOMES = dict.fromkeys(["load_served", "running"], "server")
+__all__ = list(_HOMES)
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)

@@ -14,7 +14,9 @@ never to the page).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import socket
 from concurrent.futures import ThreadPoolExecutor
 
 from starlette.applications import Starlette
@@ -35,11 +37,10 @@ from .feature_view import feature_page
 from .matching import Matcher
 from .search_view import search, steered
 from .settings import ServeSettings
-from .state import RunGone, ServedRun
+from .state import RunUnservable, ServedRun
 
 log = logging.getLogger(__name__)
 PACKAGE = "sae_lightning.serve"
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class Served:
@@ -107,8 +108,8 @@ def create_app(served: Served) -> Starlette:
         """The index lists every run: one whose folder went away is marked, the others still open."""
         try:
             return run.labelled().labeling_id
-        except RunGone:
-            return "gone (moved or deleted after sae-serve started)"
+        except RunUnservable as err:
+            return err.note
 
     def run_home(request: Request):
         run = served.get(request.path_params["run"])
@@ -179,7 +180,7 @@ def create_app(served: Served) -> Starlette:
         middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(served))],
         exception_handlers={
             HTTPException: http_error,
-            RunGone: run_gone,
+            RunUnservable: run_unservable,
             UserError: user_error,
             Exception: server_error,
         },
@@ -187,11 +188,26 @@ def create_app(served: Served) -> Starlette:
 
 
 def allowed_hosts(served: Served) -> list[str]:
-    """On loopback, only requests addressed to this machine's own names: a web page elsewhere
-    cannot read the runs through a DNS name rebound to 127.0.0.1. Bound wider, any host."""
-    if served.settings.host in LOOPBACK:
-        return ["127.0.0.1", "localhost", "[::1]", "::1"]
+    """On loopback, only requests addressed to this machine's own names, and to --host as given (the
+    URL printed names it): a web page elsewhere cannot read the runs through a DNS name rebound to
+    127.0.0.1. Bound wider, any host."""
+    host = served.settings.host
+    if is_loopback(host):
+        return ["127.0.0.1", "localhost", "[::1]", "::1", host, f"[{host}]"]
     return ["*"]
+
+
+def is_loopback(host: str) -> bool:
+    """Every address `host` resolves to is this machine's own (127.0.0.0/8, ::1), however it is
+    spelled: the guard above was keyed on three spellings, so --host 127.1 or 127.0.0.2 answered
+    a request for any Host."""
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return False
+    addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    own = [getattr(a, "ipv4_mapped", None) or a for a in addresses]  # ::ffff:127.0.0.1 is 127.0.0.1
+    return bool(own) and all(a.is_loopback for a in own)
 
 
 def one_line(text: str) -> str:
@@ -199,15 +215,18 @@ def one_line(text: str) -> str:
 
 
 async def http_error(request: Request, exc: HTTPException) -> PlainTextResponse:
-    return PlainTextResponse(f"error {exc.status_code}: {one_line(exc.detail)}\n", status_code=exc.status_code)
+    # its headers kept: a 405 names the methods allowed (Allow), as HTTP asks
+    return PlainTextResponse(
+        f"error {exc.status_code}: {one_line(exc.detail)}\n", status_code=exc.status_code, headers=exc.headers
+    )
 
 
 async def user_error(request: Request, exc: UserError) -> PlainTextResponse:
     return PlainTextResponse(f"error 400: {one_line(exc)}\n", status_code=400)
 
 
-async def run_gone(request: Request, exc: RunGone) -> PlainTextResponse:
-    return PlainTextResponse(f"error 410: {one_line(exc)}\n", status_code=410)
+async def run_unservable(request: Request, exc: RunUnservable) -> PlainTextResponse:
+    return PlainTextResponse(f"error {exc.status}: {one_line(exc)}\n", status_code=exc.status)
 
 
 async def server_error(request: Request, exc: Exception) -> PlainTextResponse:

@@ -11,6 +11,7 @@ import math
 import numpy as np
 from starlette.datastructures import QueryParams
 
+from ..search import WHOLE
 from . import params
 from .catalog import Catalog
 
@@ -50,7 +51,7 @@ def matching_rows(f: dict, cat: Catalog) -> np.ndarray:
         members = {int(fam["parent"]), *(int(c) for c in fam["children"] or [])}
         keep &= np.isin(cat.data.feature_id, list(members))
     text = f["q"].lower()
-    if text.startswith("#") and text[1:].isdigit():
+    if text.startswith("#") and WHOLE.fullmatch(text[1:]):  # ASCII digits: "#²" passed isdigit, then int() raised
         keep &= cat.data.feature_id == int(text[1:])
     elif text:
         keep &= np.array([text in s for s in cat.search_text], bool)

@@ -8,7 +8,6 @@ import argparse
 
 from ..cli import plain_command
 from ..runtime import RuntimeSettings, apply
-from .server import bind, load_served, make_server, url_of
 from .settings import serve_settings
 
 
@@ -35,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: list[str]) -> None:
     a = build_parser().parse_args(argv)
+    from .server import bind, load_served, make_server, url_of  # here: Ctrl-C while it loads is one line
+
     settings = serve_settings(host=a.host, port=a.port)
     # A long-lived server gives freed memory back (no kept heap), and each of its compute workers
     # runs torch on one thread (conf/serve.yaml: one worker per core).

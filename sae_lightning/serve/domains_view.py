@@ -53,7 +53,9 @@ class DomainDiffs:
         return value
 
     def groups(self, q: QueryParams) -> tuple[list[str], list[str]]:
-        a, b = q.getlist("a"), q.getlist("b")
+        # an empty a= is no group: diffed, it failed in sae-diff's words (comma-separated names,
+        # domain=<config>), which this page refuses
+        a, b = [d for d in q.getlist("a") if d], [d for d in q.getlist("b") if d]
         for name, side in (("a", a), ("b", b)):
             for d in side:
                 params.choice(QueryParams({name: d}), name, self.served.store_domains)

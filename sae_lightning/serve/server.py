@@ -33,10 +33,9 @@ def load_served(paths: Sequence[str | Path], settings: ServeSettings | None = No
 def bind(host: str, port: int) -> socket.socket:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as err:
-        raise UserError(
-            f"--host {host}: cannot be resolved ({err.strerror}); give an address such as 127.0.0.1"
-        ) from None
+    except (socket.gaierror, UnicodeError) as err:  # UnicodeError: a name part over 63 characters
+        reason = err.strerror if isinstance(err, socket.gaierror) else "not a host name"
+        raise UserError(f"--host {host}: cannot be resolved ({reason}); give an address such as 127.0.0.1") from None
     family, _, _, _, addr = infos[0]
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

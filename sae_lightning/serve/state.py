@@ -2,7 +2,7 @@
 activations, the decoder's unit rows, and the current labelling as a Catalog.
 
 A run relabelled while the server runs (sae-label switches labeling.json to a new labelling in one
-rename) is picked up: every request looks at the file's stamp, and a changed stamp rebuilds the
+rename) is picked up: every request looks at its files' stamps, and a changed stamp rebuilds the
 labelling's views before the page is drawn. The SAE and the store do not change under a finished
 run, so the activations stay. Nothing here writes into the run.
 """
@@ -21,7 +21,8 @@ import numpy as np
 from ..api import Run
 from ..compare.load import load_run_sae
 from ..errors import UserError
-from ..run_dir import Labeling, RunDir
+from ..path_checks import os_reason
+from ..run_dir import Labeling
 from ..run_reader import RunReader
 from .activations import StoreActivations, store_activations
 from .catalog import Catalog, load_catalog
@@ -31,8 +32,18 @@ from .text_index import TextIndex
 log = logging.getLogger(__name__)
 
 
-class RunGone(UserError):
+class RunUnservable(UserError):
+    """A served run that cannot be read as it is now (made unreadable, or relabelled with a damaged
+    labelling, while the server runs): its pages answer `status` with the reason and the fix, the
+    index marks it `note`, and the other runs serve on. It serves again once it is readable."""
+
+    status, note = 503, "cannot be read now (its pages say why)"
+
+
+class RunGone(RunUnservable):
     """A served run's folder is no longer there (moved or deleted while the server runs)."""
+
+    status, note = 410, "gone (moved or deleted after sae-serve started)"
 
 
 @dataclass
@@ -59,6 +70,7 @@ class ServedRun:
         self.decoder = load_run_sae(reader)  # unit decoder rows and live flags (sae-compare's loader)
         self.decoder.name = name
         self._lock, self._reload = threading.Lock(), threading.Lock()
+        self._failed: tuple[tuple, RunUnservable] | None = None  # a reload that failed, by its stamp
         self._labelled = self._load(reader)
         run = self._labelled.run
         self.acts: StoreActivations = store_activations(run.sae, run.store)
@@ -84,10 +96,19 @@ class ServedRun:
         return x
 
     def _stamp(self) -> tuple:
-        folder = RunDir(self.path)
-        marker = folder.current_file if folder.current_file.is_file() else self.path / Labeling.FEATURES
-        st = marker.stat() if marker.is_file() else None
-        return (st.st_mtime_ns, st.st_size, st.st_ino) if st else ()
+        """What a relabel changes (labeling.json switches with current/), and so does a file of the
+        labelling replaced or repaired: each file's time, size and inode. One line when the run was
+        made unreadable while served (was a 500 with a PermissionError traceback on every page)."""
+        try:
+            return tuple(
+                _stat(self.path / name)
+                for name in (Labeling.POINTER, Labeling.FEATURES, Labeling.FAMILIES, Labeling.LABELS)
+            )
+        except OSError as err:
+            raise RunUnservable(
+                f"run {self.name!r} ({self.path}) cannot be read now ({os_reason(err)}); make it readable "
+                "to sae-serve's user again, or restart sae-serve without it"
+            ) from None
 
     def _load(self, reader: RunReader) -> Labelled:
         stamp = self._stamp()
@@ -107,9 +128,19 @@ class ServedRun:
                 "put it back, or restart sae-serve without it"
             )
         with self._reload:  # one rebuild however many requests notice it together
-            if self._stamp() != self._labelled.stamp:
-                log.warning("%s was relabelled: reading its new labelling", self.path)
+            stamp = self._stamp()
+            if stamp == self._labelled.stamp:
+                return self._labelled
+            if self._failed and self._failed[0] == stamp:  # read once, not again on every request
+                raise self._failed[1]
+            log.warning("%s was relabelled: reading its new labelling", self.path)
+            try:
                 self._labelled = self._load(self._labelled.reader.relabelled())
+            except (UserError, OSError) as err:  # its pages said "error 400", the index's too
+                failed = RunUnservable(f"run {self.name!r} cannot be served as it is now: {err}")
+                log.error("%s", failed)
+                self._failed = (stamp, failed)
+                raise failed from None
             return self._labelled
 
     @property
@@ -125,6 +156,11 @@ class ServedRun:
         ids = np.argsort(-cos, kind="stable")[:n]
         ids = ids[np.isfinite(cos[ids])]
         return ids, cos[ids]
+
+
+def _stat(path: Path) -> tuple:
+    st = path.stat() if path.is_file() else None
+    return (st.st_mtime_ns, st.st_size, st.st_ino) if st else ()
 
 
 def run_names(paths: list[Path]) -> list[str]:
