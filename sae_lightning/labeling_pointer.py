@@ -42,7 +42,7 @@ def current_id(root: Path) -> str | None:
                 f"{link} points to {str(target)!r}, not to a labelling {LABELINGS}/<id> of this run; "
                 f"point it at one (ln -sfn {LABELINGS}/<id> {link}) or {fix}"
             )
-        return target.parts[1]
+        return _not_a_link(root, target.parts[1], fix)
     pointer = root / Labeling.POINTER
     if not pointer.is_file():
         return None
@@ -52,6 +52,15 @@ def current_id(root: Path) -> str | None:
             f"{pointer} names labelling {current!r}, which is not a plain folder name inside "
             f"{root / LABELINGS}; write the id of one of its labellings there or {fix}"
         )
+    return _not_a_link(root, current, fix)
+
+
+def _not_a_link(root: Path, current: str, fix: str) -> str:
+    """The id, unless labelings/<id> is itself a link: it leads to another run's labelling (read as
+    this run's, and written into by a relabel of a copy)."""
+    entry = root / LABELINGS / current
+    if entry.is_symlink():
+        raise UserError(f"{entry} is a link to {os.readlink(entry)}, not a labelling of this run; {fix}")
     return current
 
 
@@ -70,8 +79,12 @@ def check_not_cut(root: Path) -> None:
 
 
 def switch(root: Path, labeling: Labeling) -> None:
-    """Make `labeling` (a finished folder labelings/<id>/) the current one, in one rename."""
-    _relink_copy(root)
+    """Make `labeling` (a finished folder labelings/<id>/) the current one, in one rename. A copy
+    whose labeling.json names no labelling of the run (one deleted, a link, a path) is what its
+    one line tells the user to label again: the new labelling replaces it instead of that line
+    coming back after the whole labelling."""
+    with contextlib.suppress(UserError):
+        _relink_copy(root)
     # current/ a folder that no labeling.json names (made by hand, or a copy that lost it): the
     # rename of the link over it was an IsADirectoryError after the whole labelling
     _drop_dereferenced_copy(root / LINK)

@@ -251,7 +251,8 @@ class RunDir:
         created: dict[Labeling, str] = {}
         for p in sorted(folder.iterdir()) if folder.is_dir() else []:
             lab = Labeling(p, p.name)
-            if p.name.startswith(".") or not os.path.isfile(lab.labels_path):  # False on any OSError
+            # a link leads to another run's labelling; isfile is False on any OSError
+            if p.name.startswith(".") or p.is_symlink() or not os.path.isfile(lab.labels_path):
                 continue
             with contextlib.suppress(UserError):
                 created[lab] = str(lab.info().get("created", ""))

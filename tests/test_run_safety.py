@@ -148,7 +148,7 @@ def test_out_with_a_tilde_the_shell_left_is_the_home_folder_not_a_folder_named_t
 # ---- 3. labeling.json / current stay inside the run ------------------------------------------
 
 
-@pytest.mark.parametrize("pointer", ["file", "link"])
+@pytest.mark.parametrize("pointer", ["file", "link", "entry"])
 def test_the_current_labelling_must_be_a_folder_inside_the_run(pointer, tiny_labelled_run, tmp_path):
     other = copy_run(tiny_labelled_run, tmp_path / "other")
     run = copy_run(tiny_labelled_run, tmp_path / "run")
@@ -157,10 +157,15 @@ def test_the_current_labelling_must_be_a_folder_inside_the_run(pointer, tiny_lab
         (run / "current").unlink(missing_ok=True)
         (run / "labeling.json").unlink()
         (run / "labeling.json").write_text(json.dumps({"current": target}))
-    else:
+    elif pointer == "link":
         (run / "current").unlink()
         os.symlink(target, run / "current")
-    with pytest.raises(UserError, match=r"not (a plain folder name inside|to a labelling)"):
+    else:  # current names labelings/<id>, and that entry is a link to another run's labelling
+        entry = run / "labelings" / RunDir(run).labeling().id
+        shutil.rmtree(entry)
+        os.symlink(other / target[len("../../other/") :], entry)
+        assert RunDir(run).labelings() == []  # not listed as one of this run's either
+    with pytest.raises(UserError, match=r"not (a plain folder name inside|to a labelling|a labelling of this run)"):
         RunDir(run).labeling()
     from sae_lightning.report import write_report
 
@@ -170,6 +175,30 @@ def test_the_current_labelling_must_be_a_folder_inside_the_run(pointer, tiny_lab
     assert snapshot(other) == other_before
     res = run_cmd("sae-search", str(run), "algebra")
     assert res.code == 2 and len(res.err.strip().splitlines()) == 1, res.err[-2000:]
+
+
+@pytest.mark.parametrize("damage", ["gone", "entry"])
+def test_sae_label_repairs_a_copy_whose_labelling_is_gone_or_a_link(damage, tiny_labelled_run, tmp_path):
+    """A copy that followed the links (current/ a folder, labeling.json a file) whose labelling is
+    deleted, or is a link to another run's: readers say to label it again, and sae-label does, leaving
+    the other run as it was (its pointer check came back after the whole labelling)."""
+    other = copy_run(tiny_labelled_run, tmp_path / "other")
+    run = tmp_path / "run"
+    shutil.copytree(tiny_labelled_run, run)  # follows links
+    old = RunDir(run).labeling().id
+    shutil.rmtree(run / "labelings" / old)
+    (other / "labelings" / RunDir(other).labeling().id / "labeling.json").unlink()
+    if damage == "entry":
+        os.symlink(other / "labelings" / RunDir(other).labeling().id, run / "labelings" / old)
+    with pytest.raises(UserError, match="label the run again"):
+        RunDir(run).labeling()
+    before = snapshot(other)
+    res = run_cmd("sae-label", f"run_dir={run}", "labeling.top_n=2", f"paths.log_dir={tmp_path / 'logs'}")
+    assert res.code == 0, res.err[-2000:]
+    new = RunDir(run).labeling()
+    assert new.id != old and (run / "current").is_symlink() and new.report.is_file()
+    assert json.loads((run / "labeling.json").read_text()) == {"current": new.id}
+    assert snapshot(other) == before
 
 
 # ---- 4. one atomic switch, one labelling at a time --------------------------------------------
