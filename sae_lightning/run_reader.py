@@ -60,7 +60,7 @@ def finished_run_info(run_dir: str | Path) -> dict:
     run.check_readable()  # before any is_file below, which lets a PermissionError through
     if not run.root.is_dir():
         what = "it is a file, not a folder" if run.root.exists() else "the folder does not exist"
-        raise UserError(f"{run.root} is not a run dir: {what}; pass run_dir=<a finished run folder>")
+        raise UserError(f"{run.root} is not a run dir: {what}; give the folder of a finished run")
     if not run.has_export() and run.last_ckpt.is_file():
         raise UserError(
             f"{run.root} has not finished training (no sae/ or no readable metrics.json, but a checkpoint): "

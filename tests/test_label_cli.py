@@ -167,7 +167,7 @@ def test_not_a_run_is_one_line_and_creates_nothing(tmp_path):
     res = run_script("sae-label", f"run_dir={target}", f"paths.log_dir={tmp_path / 'logs'}")
     assert res.code == 2
     assert res.err.strip().splitlines() == [
-        f"error: {target} is not a run dir: the folder does not exist; pass run_dir=<a finished run folder>"
+        f"error: {target} is not a run dir: the folder does not exist; give the folder of a finished run"
     ]
     assert not target.exists() and not (tmp_path / "logs").exists()
 

@@ -335,7 +335,7 @@ def test_a_failed_command_leaves_no_log_folder_and_says_it_once(tmp_path):
         return run_script("sae-label", f"run_dir={tmp_path / 'missing'}", cwd=tmp_path)
 
     res = sae_label()
-    why = "is not a run dir: the folder does not exist; pass run_dir=<a finished run folder>"
+    why = "is not a run dir: the folder does not exist; give the folder of a finished run"
     assert res.code == 2 and res.err.splitlines() == [f"error: {tmp_path / 'missing'} {why}"], res.err
     assert list(tmp_path.iterdir()) == [], list(tmp_path.rglob("*"))
     mine = tmp_path / "outputs" / "label" / "runs"
