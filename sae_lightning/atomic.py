@@ -89,15 +89,19 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def alive(pid: int) -> bool:
-    """Whether process `pid` still runs (another user's counts as running)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+def gone(pid: str) -> bool:
+    """Whether the pid a temp name carries names a process that no longer runs. A name whose pid is
+    not ASCII digits ("²³" passes str.isdigit, then int() raised) or not a possible pid (os.kill
+    overflowed) is no writer's: left alone. Another user's running process counts as running."""
+    if not (pid.isascii() and pid.isdigit()) or int(pid) > 2**22:  # the kernel's pid_max ceiling
         return False
-    except PermissionError:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
         return True
-    return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _writer_tag() -> str:
@@ -121,7 +125,7 @@ def remove_abandoned(parent: Path, name: str) -> None:
     host = _writer_tag().rsplit("-", 1)[0]
     for tmp in parent.glob(f".{glob.escape(name)}.*.tmp*"):
         tag_host, _, pid = tmp.name[len(name) + 2 :].split(".", 1)[0].rpartition("-")
-        if tag_host == host and pid.isdigit() and not alive(int(pid)):
+        if tag_host == host and gone(pid):
             if tmp.is_dir() and not tmp.is_symlink():
                 shutil.rmtree(tmp, ignore_errors=True)
             else:

@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import labeling_pointer as pointer
-from .atomic import alive, creating, move_into_place, read_json, write_json
+from .atomic import creating, gone, move_into_place, read_json, write_json
 from .errors import UserError
 from .labeling import Labeling
 from .path_checks import check_readable
@@ -306,7 +306,7 @@ class RunDir:
         removable. One whose process still runs is left alone (the lock makes that rare)."""
         for tmp in [*(self.root / self.LABELINGS).glob(".*.tmp"), *self.root.glob(".*.tmp*")]:
             pid = tmp.name.split(".tmp")[0].rsplit(".", 1)[-1]
-            if pid.isdigit() and not alive(int(pid)):
+            if gone(pid):
                 if tmp.is_dir() and not tmp.is_symlink():
                     shutil.rmtree(tmp, ignore_errors=True)
                 else:

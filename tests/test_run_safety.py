@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sae_lightning.atomic import atomic_folder, atomic_write
+from sae_lightning.atomic import _writer_tag, atomic_folder, atomic_write, remove_abandoned
 from sae_lightning.errors import UserError
 from sae_lightning.label_run import label_run_dir
 from sae_lightning.labels import LabelingConfig
@@ -143,6 +143,25 @@ def test_out_with_a_tilde_the_shell_left_is_the_home_folder_not_a_folder_named_t
     assert res.code == 0, res.err[-2000:]
     assert (home / "d" / "diff.html").is_file() and list(cwd.iterdir()) == []
     assert f"page: {home / 'd' / 'diff.html'}" in res.out
+
+
+def test_only_a_dead_writers_temp_files_are_swept(tmp_path):
+    """A temp name whose pid is gone is swept by the next writer of the same file; one whose pid
+    is not ASCII digits ("²³": str.isdigit let it through to int(), a ValueError) or too large for
+    a pid (os.kill overflowed) is nobody's and stays, as does a live writer's."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    host = _writer_tag().rsplit("-", 1)[0]  # this machine, as the writers name it
+    names = {
+        f".out.csv.{host}-{dead.pid}.x.tmp": False,
+        f".out.csv.{host}-{os.getpid()}.x.tmp": True,
+        f".out.csv.{host}-²³.x.tmp": True,
+        f".out.csv.{host}-{10**30}.x.tmp": True,
+    }
+    for name in names:
+        (tmp_path / name).write_text("x")
+    remove_abandoned(tmp_path, "out.csv")
+    assert {p.name: True for p in tmp_path.iterdir()} == {n: True for n, stays in names.items() if stays}
 
 
 # ---- 3. labeling.json / current stay inside the run ------------------------------------------
