@@ -5,6 +5,7 @@ open, and serves the run again once it is readable. Each case here was a traceba
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import shutil
@@ -281,3 +282,13 @@ def test_sae_serve_stops_on_ctrl_c_in_one_line_however_early():
         timeout=120,
     )
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_a_served_runs_unreadable_families_are_said_not_hidden(run):
+    """The report notes an optional file it cannot read; sae-serve showed no families and said
+    nothing, as if the run had none."""
+    families = RunDir(run).labeling().families
+    families.write_bytes(families.read_bytes()[:300])
+    with running(load_served([run]), port=0) as base:
+        status, body, _ = get(base + "/r/run/features")
+    assert status == 200 and f"{families} unreadable" in html.unescape(body), body[-3000:]

@@ -98,4 +98,5 @@ def browse(q: QueryParams, cat: Catalog) -> dict:
         "sorts": SORTS,
         "has_concept": cat.concept is not None,
         "n_families": cat.n_families(),
+        "notes": cat.data.notes,  # optional files that could not be read, as the report shows them
     }
