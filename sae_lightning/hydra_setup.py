@@ -9,6 +9,7 @@ import netrc
 import os
 import re
 import secrets
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
@@ -174,8 +175,9 @@ def compose_and_check(config_name: str, overrides: list[str]) -> str | None:
 
         run = RunDir(run_folder)
         if not run.requeued_by_slurm():  # a DDP rank > 0 or a requeue starts into its claimed folder
-            if chosen_by == "run_dir":
-                run.check_free()  # a new run into an old one's folder: refused before Hydra writes there
+            run.check_free(
+                chosen_by
+            )  # a new run into an old one's folder, or one of yours: refused before Hydra writes
             run.check_not_inside_a_run(chosen_by)  # ... or into a folder inside an old one
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = "<run folder>"
@@ -211,6 +213,8 @@ def _run_folder(cfg) -> tuple[str | None, str]:
     folder = str(OmegaConf.select(cfg, "hydra.run.dir"))
     if folder == os.path.expanduser(str(cfg.get("run_dir"))):
         return folder, "run_dir"
+    if any(o.startswith("hydra.run.dir=") for o in OmegaConf.select(cfg, "hydra.overrides.hydra", default=[])):
+        return folder, "hydra.run.dir"
     return folder, "paths.log_dir" + (", task_name or domain.name" if "task_name" in cfg else "")
 
 
@@ -229,3 +233,27 @@ def ddp_child_argv(argv: list[str]) -> list[str]:
     keep = [a for a in argv if a.startswith(("hydra.job.name=", "hydra.output_subdir="))]
     job = [a for a in json.loads(overrides) if not a.startswith("run_dir=")]
     return [*job, f"run_dir={job_dir}", *keep]
+
+
+def on_command_line(*keys: str) -> bool:
+    """Whether this job's overrides set one of `keys` (`seed=1`, `+labeling.seed=1`)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return any(a.split("=", 1)[0].lstrip("+~") in keys for a in HydraConfig.get().overrides.task)
+
+
+def check_sweep_dir(argv: list[str]) -> None:
+    """A multirun into a hydra.sweep.dir= that holds anything (an earlier sweep, a folder of yours):
+    Hydra wrote its multirun.yaml there and each job's .hydra/ and log into the earlier job folder
+    of its number (the record of how that run was made), before the job refused the folder. The
+    default sweep folder is new (time, pid, random); a value built from ${...} is Hydra's to resolve."""
+    given = [a.split("=", 1)[1] for a in argv if a.split("=", 1)[0].lstrip("+") == "hydra.sweep.dir" and "=" in a]
+    if not given or "${" in given[-1]:
+        return
+    folder = Path(given[-1].strip("'\"")).expanduser()
+    held = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    if held:
+        raise UserError(
+            f"hydra.sweep.dir={folder} holds {', '.join(held[:3])}{', ...' if len(held) > 3 else ''}; "
+            "a sweep goes into a new or empty folder: change hydra.sweep.dir"
+        )

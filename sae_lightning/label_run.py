@@ -26,6 +26,7 @@ from .errors import UserError
 from .families.build import families_from_scan, feature_labels
 from .labels.feature_table import label_features, write_features
 from .labels.phase_timer import PhaseTimer
+from .labels.scoring.judge import check_judge
 from .run_dir import RunDir
 from .run_reader import RunReader
 from .scan.stream import scan_store
@@ -57,6 +58,7 @@ def label_run_dir(
         )
     if report and run.metrics_file.is_file():  # the report shows it: a damaged one is refused before the work
         run.metrics()
+    check_judge(cfg.judge_model)  # a judge that names no model: refused before the scan, as sae-train does
     loaded = reader.trained(cfg.device)
     families = from_node(FamiliesConfig, info["families"]) if info.get("families") else None
     timer = PhaseTimer()

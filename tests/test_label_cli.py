@@ -156,6 +156,7 @@ def test_a_judge_that_cannot_load_is_refused_before_the_work(judge, tiny_labelle
         else ("cannot be loaded as a sentence-transformers model", "set labeling.judge_model to a model folder")
     )
     assert lines[0].startswith(f"error: labeling.judge_model={name} {says}") and fix in lines[0], lines[0]
+    assert judge != "a folder" or "scanned" not in res.out + res.err  # a folder is checked before the scan
     assert sorted(p.name for p in (run / "labelings").iterdir()) == before and not (tmp_path / "logs").exists()
     # a hub id says what it waits on first: without network the hub client retries for about a minute
     fetching = f"labeling.judge_model={name} is no installed model or folder: loading it from the Hugging Face hub"

@@ -462,6 +462,15 @@ def test_terminal_output_shows_control_characters_as_escapes():
     assert printable("Zürich — 東京 ✓") == "Zürich — 東京 ✓"
 
 
+def test_an_error_naming_a_path_with_a_newline_or_an_escape_stays_one_line(tmp_path):
+    """A folder name holding a newline split the error line in two (and an escape reached the
+    terminal): every `error:` line shows them escaped, as sae-search shows texts."""
+    bad = tmp_path / "run\nerror: forged\x1b[2J"
+    res = run_command(diff_main, "sae-diff", bad, "a", "b")
+    assert refused(res, f"{printable(bad)} does not exist"), res.err
+    assert "\x1b" not in res.err and "\\x1b[2J" in res.err
+
+
 def test_sae_search_never_prints_a_texts_escape_sequences(tmp_path):
     """A store whose texts set the terminal's title and clear the screen, searched for real."""
     texts = [f"Sentence number {i} about prime numbers and algebra." for i in range(60)]

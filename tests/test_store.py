@@ -139,6 +139,24 @@ def test_truncated_or_mismatched_store_is_refused(small_store, tmp_path):
     with pytest.raises(StoreError, match="not an embedding store"):
         EmbeddingStore(tmp_path)
 
+    empty = _copy_store(small_store, tmp_path / "empty")  # a copy cut at its first byte: was EOFError's traceback
+    (empty / "embeddings.npy").write_bytes(b"")
+    with pytest.raises(StoreError, match=r"embeddings.npy is truncated or corrupt \(No data left in file\)"):
+        EmbeddingStore(empty)
+
+
+def test_a_cache_whose_stores_folder_takes_no_files_is_one_line(tmp_path):
+    """The cache writable (checked before Hydra) but its stores/ not: the store's lock file was a
+    PermissionError traceback."""
+    from .test_run_safety import unwritable
+
+    (tmp_path / "stores").mkdir(parents=True)
+    np.save(tmp_path / "x.npy", np.ones((20, 4), np.float32))
+    with unwritable(tmp_path / "stores"), pytest.raises(UserError, match=r"^cannot create .*\.lock \(") as err:
+        build_store(NpyEmbeddings(NpyConfig(path=str(tmp_path / "x.npy"))), Embedder(show_progress=False), tmp_path)
+    assert str(err.value).endswith("set paths.cache_dir to a folder you can write")
+    assert list((tmp_path / "stores").iterdir()) == []
+
 
 def test_npy_source_becomes_a_store(tmp_path, cache_dir):
     arr = np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32)
