@@ -9,7 +9,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -46,13 +45,9 @@ def _interruptible() -> Iterator[None]:
     traceback; a closed pipe ends it silently (141). SIGTERM arrives as an exception too, like
     Ctrl-C, so every writer removes what it had not finished on the way out (a relabel's temp
     folder; sae-train checkpoints first, pipeline.train) instead of leaving it for the next run."""
-    from .training.interrupts import RunInterrupted
+    from .training.interrupts import RunInterrupted, stopping_on_signals
 
-    def on_term(signum: int, frame: object) -> NoReturn:
-        raise RunInterrupted(signum)
-
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, on_term) if main else None
+    restore = stopping_on_signals()
     try:
         yield
         sys.stdout.flush()  # here, not at exit: a full disk under stdout is then the line below
@@ -71,8 +66,7 @@ def _interruptible() -> Iterator[None]:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         refuse(f"disk full while writing the output ({os.strerror(err.errno)}); free space there or redirect it")
     finally:
-        if main:
-            signal.signal(signal.SIGTERM, previous)
+        restore()
 
 
 def _own_error(err: BaseException) -> UserError | None:

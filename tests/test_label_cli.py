@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from sae_lightning import cli
 from sae_lightning.run_dir import RunDir
 
 from .cli_runner import Result, run_script
@@ -122,6 +123,28 @@ def test_sigterm_during_a_relabel_leaves_the_run_as_it_was(tiny_labelled_run, tm
     assert RunDir(run).labeling().id == before
     assert [p.name for p in (run / "labelings").iterdir() if p.name != RunDir.LOCK] == [before]
     assert not (tmp_path / "logs").exists()
+
+
+def test_a_ctrl_c_that_lands_in_a_finaliser_still_stops_the_command(capsys):
+    """Ctrl-C handled while the garbage collector ran a __del__ (regex's Group.__del__, in a
+    relabel's KeyBERT phase: 1 of 15 tries) was printed as "Exception ignored in ..." and dropped,
+    and sae-label went on to its end with status 0. The signal is now sent again after it."""
+
+    class Finalised:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)  # Python runs the handler here, inside __del__
+
+    def work(argv: list[str]) -> None:
+        Finalised()  # dropped at once: its __del__ runs now
+        time.sleep(5)
+        raise AssertionError("the Ctrl-C was lost in the finaliser")
+
+    with pytest.raises(SystemExit) as stop:
+        cli.plain_command(work)()
+    err = capsys.readouterr().err
+    assert stop.value.code == 130 and "Exception ignored" not in err, err
+    assert err.strip().splitlines()[-1] == "interrupted by SIGINT: stopped; nothing half-written is left"
 
 
 @pytest.mark.slow
