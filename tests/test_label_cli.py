@@ -125,6 +125,23 @@ def test_sigterm_during_a_relabel_leaves_the_run_as_it_was(tiny_labelled_run, tm
     assert not (tmp_path / "logs").exists()
 
 
+@pytest.mark.parametrize(
+    "setting, says",
+    [
+        ("labeling.min_texts=31", "labeling.min_texts=31 is above labeling.m=30, the top texts a keyword"),
+        ("labeling.min_df=129", "labeling.min_df=129 is above the SAE's 128 features, the documents a keyword is"),
+    ],
+)
+def test_keyword_rules_no_keyword_can_pass_are_refused_before_the_scan(setting, says, tiny_labelled_run, tmp_path):
+    """Both made a labelling of empty labels, every verdict weak, exit 0, and made it current."""
+    run = shutil.copytree(tiny_labelled_run, tmp_path / "run", symlinks=True)
+    before = RunDir(run).labeling().id
+    res = run_script("sae-label", f"run_dir={run}", setting, f"paths.log_dir={tmp_path / 'logs'}")
+    assert res.code == 2 and len(res.error_lines) == 1 and res.error_lines[0].startswith(f"error: {says}"), res.err
+    assert "so no feature could get a label" in res.err and "scanned" not in res.out + res.err
+    assert RunDir(run).labeling().id == before and not (tmp_path / "logs").exists()
+
+
 def test_a_ctrl_c_that_lands_in_a_finaliser_still_stops_the_command(capsys):
     """Ctrl-C handled while the garbage collector ran a __del__ (regex's Group.__del__, in a
     relabel's KeyBERT phase: 1 of 15 tries) was printed as "Exception ignored in ..." and dropped,

@@ -270,6 +270,13 @@ def test_candidate_phrase_lengths_are_bounded(tmp_path):
     assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
 
 
+def test_keyword_rules_no_keyword_can_pass_are_refused_before_training(tmp_path):
+    """min_df above sae.d_sae (or min_texts above m) left every label empty after the training."""
+    res = train(tmp_path, "labeling.min_df=33")
+    assert refused(res, "labeling.min_df=33 is above the SAE's 32 features"), res.err
+    assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
+
+
 def test_a_judge_that_names_no_model_is_refused_before_training(tmp_path):
     """The judge grades the labels made after training: a folder that holds no model is refused
     before the training it would grade, not after it."""
