@@ -175,10 +175,10 @@ def compose_and_check(config_name: str, overrides: list[str]) -> str | None:
 
         run = RunDir(run_folder)
         if not run.requeued_by_slurm():  # a DDP rank > 0 or a requeue starts into its claimed folder
-            run.check_free(
-                chosen_by
-            )  # a new run into an old one's folder, or one of yours: refused before Hydra writes
+            run.check_free(chosen_by)  # an old run's folder, or one of yours: refused before Hydra writes
             run.check_not_inside_a_run(chosen_by)  # ... or into a folder inside an old one
+    elif run_folder is not None and "ckpt_path" not in cfg and chosen_by == "hydra.run.dir":
+        check_log_folder(run_folder)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = "<run folder>"
     hydra_cfg = HydraConfig.instance()
@@ -211,10 +211,10 @@ def _run_folder(cfg) -> tuple[str | None, str]:
     if str(OmegaConf.select(cfg, "hydra.mode")).endswith("MULTIRUN"):
         return None, ""  # each job's folder is checked by the job
     folder = str(OmegaConf.select(cfg, "hydra.run.dir"))
-    if folder == os.path.expanduser(str(cfg.get("run_dir"))):
-        return folder, "run_dir"
     if any(o.startswith("hydra.run.dir=") for o in OmegaConf.select(cfg, "hydra.overrides.hydra", default=[])):
         return folder, "hydra.run.dir"
+    if folder == os.path.expanduser(str(cfg.get("run_dir"))):
+        return folder, "run_dir"
     return folder, "paths.log_dir" + (", task_name or domain.name" if "task_name" in cfg else "")
 
 
@@ -240,6 +240,21 @@ def on_command_line(*keys: str) -> bool:
     from hydra.core.hydra_config import HydraConfig
 
     return any(a.split("=", 1)[0].lstrip("+~") in keys for a in HydraConfig.get().overrides.task)
+
+
+def check_log_folder(folder: str) -> None:
+    """sae-label's hydra.run.dir holds only its log: a folder of yours got a cli.log, and the run
+    it labels (hydra.run.dir=<run>) the relabel's lines appended to its training's cli.log. An
+    earlier log folder (Hydra's files only) may be written again."""
+    from .failed_run import HYDRA_LOG_FILES
+
+    path = Path(folder)
+    held = sorted(p.name for p in path.iterdir() if p.name not in HYDRA_LOG_FILES) if path.is_dir() else []
+    if held:
+        raise UserError(
+            f"hydra.run.dir={folder} holds {', '.join(held[:3])}{', ...' if len(held) > 3 else ''}, and this "
+            "command writes only its log there; give it a new or empty folder, or leave hydra.run.dir out"
+        )
 
 
 def check_sweep_dir(argv: list[str]) -> None:

@@ -101,3 +101,17 @@ def test_a_file_that_is_no_checkpoint_is_refused_before_the_store_is_made(tmp_pa
     res = train(tmp_path, f"ckpt_path={garbage}")
     assert refused(res, f"{garbage} is not a readable checkpoint (not a file torch.save wrote)"), res.err[-2000:]
     assert "weights_only" not in res.err and wrote_nothing(tmp_path / "cache", tmp_path / "out")
+
+
+def test_sae_labels_log_never_goes_into_a_run_or_a_folder_of_yours(tiny_labelled_run, tmp_path):
+    """hydra.run.dir=<the run it labels> appended the relabel's log to the training's cli.log, and a
+    folder of yours got a cli.log; an earlier log folder (Hydra's files only) is written again."""
+    run = Path(shutil.copytree(tiny_labelled_run, tmp_path / "run", symlinks=True))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("precious")
+    before = {p: snapshot(p) for p in (run, mine)}
+    for folder, holds in ((run, "checkpoints, current, families.parquet, ..."), (mine, "thesis.txt")):
+        res = run_script("sae-label", f"run_dir={run}", f"hydra.run.dir={folder}", env=ENV)
+        assert refused(res, f"hydra.run.dir={folder} holds {holds}, and this command writes only its log"), res.err
+    assert {p: snapshot(p) for p in before} == before
