@@ -180,6 +180,16 @@ class EmbeddingStore:
         return f"EmbeddingStore({self.path}, count={len(self)}, dim={self.dim}, model={self.model_name})"
 
 
+def _same_store(old: dict, new: dict) -> bool:
+    """A partial manifest of this very store, in another shard layout (a positive whole shard_size)."""
+    size = old.get("shard_size")
+    return (
+        isinstance(size, int)
+        and size > 0
+        and all(old.get(k) == new.get(k) for k in ("fingerprint", "count", "dim", "dtype"))
+    )
+
+
 class StoreWriter:
     """Writes a store shard by shard. Shards already on disk from an interrupted run are kept, so
     a restart embeds only what is missing; the finished store is the same either way."""
@@ -189,6 +199,11 @@ class StoreWriter:
         self.manifest = {**manifest, "format_version": FORMAT_VERSION, "shard_size": self.shard_size, "complete": False}
         self.shards = self.path / SHARDS
         old = self._partial_manifest()
+        if old is not None and (self.path / METADATA).is_file() and _same_store(old, self.manifest):
+            # embedder.shard_size does not key the store: a writer with another one goes on in the
+            # layout on disk (metadata's row groups are its shards). The store was deleted as stale,
+            # pulling the shards from under a process still embedding it ("cannot finalize").
+            self.shard_size = self.manifest["shard_size"] = int(old["shard_size"])
         stale = old is not None and any(
             old.get(k) != self.manifest.get(k) for k in ("fingerprint", "count", "dim", "dtype", "shard_size")
         )
