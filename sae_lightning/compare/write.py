@@ -110,6 +110,8 @@ def _writers(result: ComparisonResult) -> dict[str, Callable[[Path], object]]:
 
 
 def _write_beside_others(out: Path, writers: dict[str, Callable[[Path], object]]) -> None:
+    # a sweep dir that takes no files (a read-only share) named no way out ("write somewhere you can")
+    check_output_folder(out, "--out (the sweep's own folder is only the default)")
     for name in FILES - set(writers):  # an earlier comparison's joint-run table stayed beside this one's files
         (out / name).unlink(missing_ok=True)
     for name, write in writers.items():
