@@ -115,3 +115,18 @@ def test_sae_labels_log_never_goes_into_a_run_or_a_folder_of_yours(tiny_labelled
         res = run_script("sae-label", f"run_dir={run}", f"hydra.run.dir={folder}", env=ENV)
         assert refused(res, f"hydra.run.dir={folder} holds {holds}, and this command writes only its log"), res.err
     assert {p: snapshot(p) for p in before} == before
+
+
+def test_the_api_never_trains_into_a_folder_of_yours(tmp_path):
+    """sl.train_sae(x, output_dir=<a folder of yours>) wrote the run among your files, as
+    sae-train run_dir= did."""
+    import sae_lightning as sl
+    from sae_lightning.errors import UserError
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("precious")
+    x = np.random.default_rng(0).standard_normal((200, 16)).astype(np.float32)
+    with pytest.raises(UserError, match=r"holds files that are not a run's \(thesis.txt\); .*: change output_dir$"):
+        sl.train_sae(x, output_dir=mine, paths={"cache_dir": str(tmp_path / "cache")})
+    assert sorted(p.name for p in mine.iterdir()) == ["thesis.txt"] and wrote_nothing(tmp_path / "cache")
