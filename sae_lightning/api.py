@@ -343,8 +343,9 @@ def compose_train_config(overrides: list[str], output_dir: str | Path | None = N
     chosen_by = "output_dir" if output_dir is not None else "paths.log_dir"
     # the folder as given: resolved, a link to nothing on the way (./outputs -> a gone disk) was made
     check_output_folders(cfg, out.expanduser(), chosen_by)
-    if cfg.get("ckpt_path") is None:
-        RunDir(cfg.paths.output_dir).check_not_inside_a_run(chosen_by)  # as sae-train's, before the store
+    if cfg.get("ckpt_path") is None:  # as sae-train's, before the store
+        RunDir(cfg.paths.output_dir).check_free(chosen_by)  # an old run's folder, or one of yours
+        RunDir(cfg.paths.output_dir).check_not_inside_a_run(chosen_by)
     return cfg
 
 

@@ -9,7 +9,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, NoReturn
 from .errors import UserError
 from .lean_imports import defer_heavy_helpers
 from .quiet import drop_third_party_warnings, drop_wandb_offline_notice, log_file_failures_once, no_model_loading_bars
+from .terminal import printable  # texts, labels and paths are data: never terminal control sequences
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -32,9 +32,10 @@ _existed_before: list[Path] = []
 
 
 def refuse(*errors: object) -> NoReturn:
-    """End the command on bad input: one `error:` line each, exit status 2 (never a traceback)."""
+    """End the command on bad input: one `error:` line each, exit status 2 (never a traceback). A
+    path or value holding a newline or a terminal escape is written escaped, so it stays one line."""
     for err in errors:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {printable(err)}", file=sys.stderr)
     sys.exit(2)
 
 
@@ -44,13 +45,9 @@ def _interruptible() -> Iterator[None]:
     traceback; a closed pipe ends it silently (141). SIGTERM arrives as an exception too, like
     Ctrl-C, so every writer removes what it had not finished on the way out (a relabel's temp
     folder; sae-train checkpoints first, pipeline.train) instead of leaving it for the next run."""
-    from .training.interrupts import RunInterrupted
+    from .training.interrupts import RunInterrupted, stopping_on_signals
 
-    def on_term(signum: int, frame: object) -> NoReturn:
-        raise RunInterrupted(signum)
-
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, on_term) if main else None
+    restore = stopping_on_signals()
     try:
         yield
         sys.stdout.flush()  # here, not at exit: a full disk under stdout is then the line below
@@ -69,8 +66,7 @@ def _interruptible() -> Iterator[None]:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         refuse(f"disk full while writing the output ({os.strerror(err.errno)}); free space there or redirect it")
     finally:
-        if main:
-            signal.signal(signal.SIGTERM, previous)
+        restore()
 
 
 def _own_error(err: BaseException) -> UserError | None:
@@ -168,7 +164,7 @@ def _launch(task: Callable[[DictConfig], object], config_name: str, command: str
 
     from .conf_dir import check_conf_files
     from .hydra_help import help_page, wants_help
-    from .hydra_setup import CONF_DIR, check_choices, compose_and_check, ddp_child_argv, register_hydra
+    from .hydra_setup import CONF_DIR, check_choices, check_sweep_dir, compose_and_check, ddp_child_argv, register_hydra
 
     register_hydra()
     _failed_jobs.clear()
@@ -189,6 +185,8 @@ def _launch(task: Callable[[DictConfig], object], config_name: str, command: str
                 _existed_before.append(existing_ancestor(run_folder))
                 if RunDir(run_folder).holds_run():  # a resume: the run's .hydra/ keeps how it was made
                     sys.argv.append("hydra.output_subdir=null")
+        else:
+            check_sweep_dir(sys.argv[1:])
     except Exception as raised:  # a UserError, or a value that does not resolve (task_name=${nope})
         err = _own_error(raised)
         if err is None:
@@ -236,6 +234,7 @@ def _train(cfg: DictConfig) -> float | None:
 
 
 def _label(cfg: DictConfig) -> None:
+    from .hydra_setup import on_command_line
     from .label_run import label_run_dir
     from .run_dir import RunDir
     from .run_reader import finished_run_info
@@ -244,7 +243,7 @@ def _label(cfg: DictConfig) -> None:
     from .schemas.labeling import LabelingConfig
 
     settings = from_node(LabelingConfig, cfg.labeling)
-    if not _on_command_line("seed", "labeling.seed"):  # a relabel samples as the run's own labelling did
+    if not on_command_line("seed", "labeling.seed"):  # a relabel samples as the run's own labelling did
         settings = dataclasses.replace(settings, seed=int(finished_run_info(cfg.run_dir)["seed"]))
     _, summary = label_run_dir(cfg.run_dir, settings, report=cfg.report)  # the report is part of the labelling
     run = RunDir(cfg.run_dir)
@@ -253,13 +252,6 @@ def _label(cfg: DictConfig) -> None:
     print(f"features: {labeling.features}\n{headline_line(summary)}")
     if labeling.report.is_file():
         print(f"report: {run / labeling.REPORT}")
-
-
-def _on_command_line(*keys: str) -> bool:
-    """Whether this job's overrides set one of `keys` (`seed=1`, `+labeling.seed=1`)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    return any(a.split("=", 1)[0].lstrip("+~") in keys for a in HydraConfig.get().overrides.task)
 
 
 def embed() -> None:
@@ -301,7 +293,6 @@ def plain_command(main: Callable[[list[str]], None]) -> Callable[[], None]:
 def _compare(argv: list[str]) -> None:
     import argparse
     import time
-    from pathlib import Path
 
     from .compare import compare_runs, default_compare_dir, write_comparison
     from .compare.write import check_out
@@ -384,7 +375,6 @@ def _search(argv: list[str]) -> None:
             )
         )
     from .run_schema import verdict_note
-    from .terminal import printable  # texts and labels are data: never terminal control sequences
 
     print(f"query: {printable(a.query)}\nfeatures it activates:")
     for f in hits.itertuples():

@@ -9,6 +9,7 @@ import netrc
 import os
 import re
 import secrets
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
@@ -182,9 +183,10 @@ def compose_and_check(config_name: str, overrides: list[str]) -> str | None:
 
         run = RunDir(run_folder)
         if not run.requeued_by_slurm():  # a DDP rank > 0 or a requeue starts into its claimed folder
-            if chosen_by == "run_dir":
-                run.check_free()  # a new run into an old one's folder: refused before Hydra writes there
+            run.check_free(chosen_by)  # an old run's folder, or one of yours: refused before Hydra writes
             run.check_not_inside_a_run(chosen_by)  # ... or into a folder inside an old one
+    elif run_folder is not None and "ckpt_path" not in cfg and chosen_by == "hydra.run.dir":
+        check_log_folder(run_folder)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = "<run folder>"
     hydra_cfg = HydraConfig.instance()
@@ -217,6 +219,8 @@ def _run_folder(cfg) -> tuple[str | None, str]:
     if str(OmegaConf.select(cfg, "hydra.mode")).endswith("MULTIRUN"):
         return None, ""  # each job's folder is checked by the job
     folder = str(OmegaConf.select(cfg, "hydra.run.dir"))
+    if any(o.startswith("hydra.run.dir=") for o in OmegaConf.select(cfg, "hydra.overrides.hydra", default=[])):
+        return folder, "hydra.run.dir"
     if folder == os.path.expanduser(str(cfg.get("run_dir"))):
         return folder, "run_dir"
     return folder, "paths.log_dir" + (", task_name or domain.name" if "task_name" in cfg else "")
@@ -237,3 +241,42 @@ def ddp_child_argv(argv: list[str]) -> list[str]:
     keep = [a for a in argv if a.startswith(("hydra.job.name=", "hydra.output_subdir="))]
     job = [a for a in json.loads(overrides) if not a.startswith("run_dir=")]
     return [*job, f"run_dir={job_dir}", *keep]
+
+
+def on_command_line(*keys: str) -> bool:
+    """Whether this job's overrides set one of `keys` (`seed=1`, `+labeling.seed=1`)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return any(a.split("=", 1)[0].lstrip("+~") in keys for a in HydraConfig.get().overrides.task)
+
+
+def check_log_folder(folder: str) -> None:
+    """sae-label's hydra.run.dir holds only its log: a folder of yours got a cli.log, and the run
+    it labels (hydra.run.dir=<run>) the relabel's lines appended to its training's cli.log. An
+    earlier log folder (Hydra's files only) may be written again."""
+    from .failed_run import HYDRA_LOG_FILES
+
+    path = Path(folder)
+    held = sorted(p.name for p in path.iterdir() if p.name not in HYDRA_LOG_FILES) if path.is_dir() else []
+    if held:
+        raise UserError(
+            f"hydra.run.dir={folder} holds {', '.join(held[:3])}{', ...' if len(held) > 3 else ''}, and this "
+            "command writes only its log there; give it a new or empty folder, or leave hydra.run.dir out"
+        )
+
+
+def check_sweep_dir(argv: list[str]) -> None:
+    """A multirun into a hydra.sweep.dir= that holds anything (an earlier sweep, a folder of yours):
+    Hydra wrote its multirun.yaml there and each job's .hydra/ and log into the earlier job folder
+    of its number (the record of how that run was made), before the job refused the folder. The
+    default sweep folder is new (time, pid, random); a value built from ${...} is Hydra's to resolve."""
+    given = [a.split("=", 1)[1] for a in argv if a.split("=", 1)[0].lstrip("+") == "hydra.sweep.dir" and "=" in a]
+    if not given or "${" in given[-1]:
+        return
+    folder = Path(given[-1].strip("'\"")).expanduser()
+    held = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    if held:
+        raise UserError(
+            f"hydra.sweep.dir={folder} holds {', '.join(held[:3])}{', ...' if len(held) > 3 else ''}; "
+            "a sweep goes into a new or empty folder: change hydra.sweep.dir"
+        )

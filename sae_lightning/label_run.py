@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -26,12 +27,13 @@ from .errors import UserError
 from .families.build import families_from_scan, feature_labels
 from .labels.feature_table import label_features, write_features
 from .labels.phase_timer import PhaseTimer
+from .labels.scoring.judge import check_judge
 from .run_dir import RunDir
 from .run_reader import RunReader
 from .scan.stream import scan_store
 from .schemas.families import FamiliesConfig
 from .schemas.knobs import from_node
-from .schemas.labeling import LabelingConfig
+from .schemas.labeling import LabelingConfig, labeling_problem
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,10 @@ def label_run_dir(
         )
     if report and run.metrics_file.is_file():  # the report shows it: a damaged one is refused before the work
         run.metrics()
+    check_judge(cfg.judge_model)  # a judge that names no model: refused before the scan, as sae-train does
+    problem = labeling_problem(asdict(cfg), reader.cfg.get("d_sae"))  # min_df against this run's width
+    if problem:
+        raise UserError(problem)
     loaded = reader.trained(cfg.device)
     families = from_node(FamiliesConfig, info["families"]) if info.get("families") else None
     timer = PhaseTimer()

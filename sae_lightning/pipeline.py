@@ -237,6 +237,7 @@ def _train(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> dict | Non
                 f"Label or finish it with: sae-label run_dir={run}"
             )
             return run.metrics()
+        load_checkpoint_file(resolve_ckpt(cfg, run))  # a file that is no checkpoint: refused before the store
     store = build_store_from_cfg(cfg)
     log.info("store ready: %s", store)
     if not cfg.get("train", True):

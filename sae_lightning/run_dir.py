@@ -110,11 +110,24 @@ class RunDir:
             raise self._taken() from None
         self.claimed = True
 
-    def check_free(self) -> None:
-        """claim()'s refusal, before anything is written: sae-train checks a run_dir= before Hydra
-        writes its .hydra/ and log into it (claim() stays the atomic check of two racing runs)."""
+    def check_free(self, settings: str = "run_dir") -> None:
+        """claim()'s refusal, before anything is written: sae-train checks the folder a new run was
+        pointed at (run_dir=, hydra.run.dir=) before Hydra writes its .hydra/ and log into it
+        (claim() stays the atomic check of two racing runs). A folder holding anything but what a
+        failed start of a run left (Hydra's log files) is refused too: a folder of yours, or the
+        current one, got the run's files mixed into its own."""
+        from .failed_run import HYDRA_LOG_FILES
+
         if self.checkpoints.exists() or self._run_files():
-            raise self._taken()
+            raise self._taken(settings)
+        foreign = (
+            sorted(p.name for p in self.root.iterdir() if p.name not in HYDRA_LOG_FILES) if self.root.is_dir() else []
+        )
+        if foreign:
+            raise UserError(
+                f"{self.root} holds files that are not a run's ({', '.join(foreign[:3])}"
+                f"{', ...' if len(foreign) > 3 else ''}); a new run goes into a new or empty folder: change {settings}"
+            )
 
     def _run_files(self) -> list[str]:
         """What a run left here besides checkpoints/: a finished run copied (or pruned) without its
@@ -141,15 +154,16 @@ class RunDir:
         """A run was started here (run.json or checkpoints/): its .hydra/ records how."""
         return self.run_file.is_file() or self.checkpoints.is_dir()
 
-    def _taken(self) -> UserError:
+    def _taken(self, settings: str = "run_dir") -> UserError:
+        new = "leave run_dir unset for a new folder" if settings == "run_dir" else f"change {settings}"
         if not self.checkpoints.exists():  # nothing to resume from
             return UserError(
                 f"{self.root} already holds a run (it has {', '.join(self._run_files())}) and no "
-                f"{self.CHECKPOINTS}/ to resume it from; leave run_dir unset for a new folder"
+                f"{self.CHECKPOINTS}/ to resume it from; {new}"
             )
         return UserError(
             f"{self.root} already holds a run (it has {self.CHECKPOINTS}/); resume it with "
-            f"`sae-train run_dir={self.root} ckpt_path=last`, or leave run_dir unset for a new folder"
+            f"`sae-train run_dir={self.root} ckpt_path=last`, or {new}"
         )
 
     def has_export(self) -> bool:
@@ -270,6 +284,12 @@ class RunDir:
             now = datetime.now(timezone.utc)
             labeling_id = f"{now:%Y-%m-%d_%H-%M-%S}_{secrets.token_hex(3)}"
             tmp = self.root / self.LABELINGS / f".{labeling_id}.{os.getpid()}.tmp"
+            # the switch renames `current` in the run's own folder: one that takes no new entries
+            # (labelings/ writable) was a traceback there, after the whole labelling, left not current
+            probe = self.root / tmp.name
+            with creating(probe, READ_ONLY_FIX):
+                probe.mkdir()
+            probe.rmdir()
             with creating(tmp, READ_ONLY_FIX):
                 tmp.mkdir(parents=True)
             labeling = Labeling(tmp, labeling_id)

@@ -103,7 +103,11 @@ def _tied_rules(cfg: DictConfig) -> str | None:
         if problem:
             return problem
     labeling = _get(cfg, "labeling")
-    problem = labeling_problem(OmegaConf.to_container(labeling, resolve=True)) if labeling is not None else None
+    problem = (
+        labeling_problem(OmegaConf.to_container(labeling, resolve=True), _get(cfg, "sae.d_sae"))
+        if labeling is not None
+        else None
+    )
     if problem:
         return problem
     domain = _get(cfg, "domain")

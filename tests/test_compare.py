@@ -186,6 +186,20 @@ def test_sae_compare_command_writes_tables_and_page(planted_runs, tmp_path):
     assert json.loads((out / "compare.json").read_text())["overlap"]["runs"] == ["A", "B"]
 
 
+def test_a_sweep_dir_that_takes_no_files_names_out_as_the_way_out(planted_runs, tmp_path):
+    """Its comparison goes into the sweep's own folder by default: a read-only one was "cannot
+    create <sweep>/matches.parquet (...); write somewhere you can create files"."""
+    from .test_run_safety import snapshot, unwritable
+
+    sweep = Path(shutil.copytree(planted_runs, tmp_path / "sweep", symlinks=True))
+    before = snapshot(sweep)
+    with unwritable(sweep):
+        res = run_script("sae-compare", sweep)
+    assert res.code == 2 and res.err.strip().splitlines()[-1].startswith(f"error: cannot write in {sweep} ("), res.err
+    assert res.err.rstrip().endswith("change --out (the sweep's own folder is only the default)")
+    assert snapshot(sweep) == before
+
+
 def test_real_runs_with_labels_side_by_side(tmp_path, cache_dir):
     """Two tiny runs on real wiki sentences (Mathematics, History): the table carries the labels
     of features.parquet side by side."""

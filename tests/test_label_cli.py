@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from sae_lightning import cli
 from sae_lightning.run_dir import RunDir
 
 from .cli_runner import Result, run_script
@@ -124,6 +125,45 @@ def test_sigterm_during_a_relabel_leaves_the_run_as_it_was(tiny_labelled_run, tm
     assert not (tmp_path / "logs").exists()
 
 
+@pytest.mark.parametrize(
+    "setting, says",
+    [
+        ("labeling.min_texts=31", "labeling.min_texts=31 is above labeling.m=30, the top texts a keyword"),
+        ("labeling.min_df=129", "labeling.min_df=129 is above the SAE's 128 features, the documents a keyword is"),
+    ],
+)
+def test_keyword_rules_no_keyword_can_pass_are_refused_before_the_scan(setting, says, tiny_labelled_run, tmp_path):
+    """Both made a labelling of empty labels, every verdict weak, exit 0, and made it current."""
+    run = shutil.copytree(tiny_labelled_run, tmp_path / "run", symlinks=True)
+    before = RunDir(run).labeling().id
+    res = run_script("sae-label", f"run_dir={run}", setting, f"paths.log_dir={tmp_path / 'logs'}")
+    assert res.code == 2 and len(res.error_lines) == 1 and res.error_lines[0].startswith(f"error: {says}"), res.err
+    assert "so no feature could get a label" in res.err and "scanned" not in res.out + res.err
+    assert RunDir(run).labeling().id == before and not (tmp_path / "logs").exists()
+
+
+def test_a_ctrl_c_that_lands_in_a_finaliser_still_stops_the_command(capsys):
+    """Ctrl-C handled while the garbage collector ran a __del__ (regex's Group.__del__, in a
+    relabel's KeyBERT phase: 1 of 15 tries) was printed as "Exception ignored in ..." and dropped,
+    and sae-label went on to its end with status 0. The signal is now sent again after it."""
+
+    class Finalised:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)  # Python runs the handler here, inside __del__
+
+    def work(argv: list[str]) -> None:
+        Finalised()  # dropped at once: its __del__ runs now
+        time.sleep(5)
+        raise AssertionError("the Ctrl-C was lost in the finaliser")
+
+    with pytest.raises(SystemExit) as stop:
+        cli.plain_command(work)()
+    err = capsys.readouterr().err
+    assert stop.value.code == 130 and "Exception ignored" not in err, err
+    assert err.strip().splitlines()[-1] == "interrupted by SIGINT: stopped; nothing half-written is left"
+
+
 @pytest.mark.slow
 def test_a_relabel_logs_only_its_own_lines(tiny_labelled_run, tmp_path):
     """A fresh sae-label process keeps the third-party loggers to warnings as sae-train does
@@ -156,6 +196,7 @@ def test_a_judge_that_cannot_load_is_refused_before_the_work(judge, tiny_labelle
         else ("cannot be loaded as a sentence-transformers model", "set labeling.judge_model to a model folder")
     )
     assert lines[0].startswith(f"error: labeling.judge_model={name} {says}") and fix in lines[0], lines[0]
+    assert judge != "a folder" or "scanned" not in res.out + res.err  # a folder is checked before the scan
     assert sorted(p.name for p in (run / "labelings").iterdir()) == before and not (tmp_path / "logs").exists()
     # a hub id says what it waits on first: without network the hub client retries for about a minute
     fetching = f"labeling.judge_model={name} is no installed model or folder: loading it from the Hugging Face hub"

@@ -270,6 +270,13 @@ def test_candidate_phrase_lengths_are_bounded(tmp_path):
     assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
 
 
+def test_keyword_rules_no_keyword_can_pass_are_refused_before_training(tmp_path):
+    """min_df above sae.d_sae (or min_texts above m) left every label empty after the training."""
+    res = train(tmp_path, "labeling.min_df=33")
+    assert refused(res, "labeling.min_df=33 is above the SAE's 32 features"), res.err
+    assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
+
+
 def test_a_judge_that_names_no_model_is_refused_before_training(tmp_path):
     """The judge grades the labels made after training: a folder that holds no model is refused
     before the training it would grade, not after it."""
@@ -460,6 +467,15 @@ def test_sae_compare_option_ranges(npy_run):
 def test_terminal_output_shows_control_characters_as_escapes():
     assert printable("a\x1b]0;pwned\x07b\x1b[2Jc\rd\ne\u202ef") == "a\\x1b]0;pwned\\x07b\\x1b[2Jc\\rd\\ne\\u202ef"
     assert printable("Zürich — 東京 ✓") == "Zürich — 東京 ✓"
+
+
+def test_an_error_naming_a_path_with_a_newline_or_an_escape_stays_one_line(tmp_path):
+    """A folder name holding a newline split the error line in two (and an escape reached the
+    terminal): every `error:` line shows them escaped, as sae-search shows texts."""
+    bad = tmp_path / "run\nerror: forged\x1b[2J"
+    res = run_command(diff_main, "sae-diff", bad, "a", "b")
+    assert refused(res, f"{printable(bad)} does not exist"), res.err
+    assert "\x1b" not in res.err and "\\x1b[2J" in res.err
 
 
 def test_sae_search_never_prints_a_texts_escape_sequences(tmp_path):

@@ -275,6 +275,17 @@ def test_a_run_that_cannot_be_written_is_one_line_before_the_scan(tiny_labelled_
     assert snapshot(run) == before
 
 
+def test_a_run_whose_own_folder_takes_no_entries_is_one_line_before_the_scan(tiny_labelled_run, tmp_path):
+    """labelings/ writable but the run's folder not (the switch renames `current` there): a
+    PermissionError traceback after the whole labelling, which was left in labelings/, not current."""
+    run = copy_run(tiny_labelled_run, tmp_path / "run")
+    before = snapshot(run)
+    with unwritable(run), pytest.raises(UserError, match=rf"^cannot create {run}/\..+\.tmp \(") as err:
+        label_run_dir(run, LabelingConfig(top_n=2))
+    assert str(err.value).endswith("copy the run where you can write (cp -a) and label the copy")
+    assert snapshot(run) == before
+
+
 def test_a_relabel_of_a_copied_run_keeps_every_labelling_and_leaves_no_temp_files(tiny_labelled_run, tmp_path):
     """A copy that followed the links (labeling.json a file, current/ a folder, the top-level files
     copies, as shutil.copytree leaves them) gets the links back on its next labelling: nothing

@@ -55,14 +55,14 @@ def test_options_change_the_fingerprint(cache_dir, small_store):
     assert np.allclose(norms, 1.0, atol=2e-3)
 
 
-def _embed_cmd(cache: Path, log_dir: Path) -> list[str]:
+def _embed_cmd(cache: Path, log_dir: Path, shard_size: int = 25) -> list[str]:
     return [
         sys.executable,
         "-c",
         "from sae_lightning.cli import embed; embed()",
         "domain=wiki_mathematics",
         "domain.limit=400",
-        "embedder.shard_size=25",
+        f"embedder.shard_size={shard_size}",
         "embedder.batch_size=25",
         f"paths.cache_dir={cache}",
         f"paths.log_dir={log_dir}",
@@ -74,9 +74,12 @@ def _store_dirs(cache: Path) -> list[Path]:
     return [p for p in (cache / "stores").iterdir() if p.is_dir()]
 
 
-def test_killed_run_resumes_to_the_same_store(tmp_path):
+@pytest.mark.parametrize("shard_size", [25, 40])
+def test_killed_run_resumes_to_the_same_store(shard_size, tmp_path):
     """kill -9 half way, start again: the store equals an uninterrupted one, and the restart embeds
-    only the shards that were missing."""
+    only the shards that were missing. A restart with another embedder.shard_size (which does not
+    key the store) goes on in the layout on disk: it deleted the half-written store as stale, and
+    so pulled the shards from under a process still embedding it, which failed at its end."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     whole = subprocess.run(_embed_cmd(tmp_path / "a", tmp_path / "logs"), env=env, capture_output=True, text=True)
     assert whole.returncode == 0, whole.stderr
@@ -101,7 +104,9 @@ def test_killed_run_resumes_to_the_same_store(tmp_path):
     with pytest.raises(StoreError, match="incomplete"):
         EmbeddingStore(part_dir)
 
-    resumed = subprocess.run(_embed_cmd(tmp_path / "b", tmp_path / "logs"), env=env, capture_output=True, text=True)
+    resumed = subprocess.run(
+        _embed_cmd(tmp_path / "b", tmp_path / "logs", shard_size), env=env, capture_output=True, text=True
+    )
     assert resumed.returncode == 0, resumed.stderr
     log = resumed.stdout + resumed.stderr
     assert "of 16 shards to do" in log and "(16 of 16" not in log
@@ -138,6 +143,24 @@ def test_truncated_or_mismatched_store_is_refused(small_store, tmp_path):
 
     with pytest.raises(StoreError, match="not an embedding store"):
         EmbeddingStore(tmp_path)
+
+    empty = _copy_store(small_store, tmp_path / "empty")  # a copy cut at its first byte: was EOFError's traceback
+    (empty / "embeddings.npy").write_bytes(b"")
+    with pytest.raises(StoreError, match=r"embeddings.npy is truncated or corrupt \(No data left in file\)"):
+        EmbeddingStore(empty)
+
+
+def test_a_cache_whose_stores_folder_takes_no_files_is_one_line(tmp_path):
+    """The cache writable (checked before Hydra) but its stores/ not: the store's lock file was a
+    PermissionError traceback."""
+    from .test_run_safety import unwritable
+
+    (tmp_path / "stores").mkdir(parents=True)
+    np.save(tmp_path / "x.npy", np.ones((20, 4), np.float32))
+    with unwritable(tmp_path / "stores"), pytest.raises(UserError, match=r"^cannot create .*\.lock \(") as err:
+        build_store(NpyEmbeddings(NpyConfig(path=str(tmp_path / "x.npy"))), Embedder(show_progress=False), tmp_path)
+    assert str(err.value).endswith("set paths.cache_dir to a folder you can write")
+    assert list((tmp_path / "stores").iterdir()) == []
 
 
 def test_npy_source_becomes_a_store(tmp_path, cache_dir):

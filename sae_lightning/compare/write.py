@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_folder, atomic_write, check_replaceable, remove_abandoned
-from ..path_checks import check_output_folder
+from ..path_checks import check_output_folder, check_outside_runs_and_stores
 from ..run_dir import outputs_root
 from .analysis import ComparisonResult
 from .page import render_compare_page
@@ -27,6 +27,7 @@ def check_out(out: str | Path) -> None:
     does not write (a folder of yours, a run folder, the current folder): the folder is replaced
     by the new comparison, and a file of yours in it would go with it."""
     check_output_folder(out, "--out")
+    check_outside_runs_and_stores(out, "--out")
     for stem in {Path(name).stem for name in FILES}:  # what a killed sae-compare left there is its own
         remove_abandoned(Path(out), stem)
     check_replaceable(out, FILES, OUT_FIX)
@@ -109,6 +110,8 @@ def _writers(result: ComparisonResult) -> dict[str, Callable[[Path], object]]:
 
 
 def _write_beside_others(out: Path, writers: dict[str, Callable[[Path], object]]) -> None:
+    # a sweep dir that takes no files (a read-only share) named no way out ("write somewhere you can")
+    check_output_folder(out, "--out (the sweep's own folder is only the default)")
     for name in FILES - set(writers):  # an earlier comparison's joint-run table stayed beside this one's files
         (out / name).unlink(missing_ok=True)
     for name, write in writers.items():

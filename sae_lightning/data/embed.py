@@ -24,7 +24,16 @@ from ..schemas.embedder import DEFAULT_MODEL, EmbedderConfig
 from .embed_shards import embed_missing
 from .model_packages import MPNET_HUB_ID, MPNET_NAME, assemble_mpnet, mpnet_parts_installed, sha256_of
 from .sources import NpyEmbeddings, SourceError, build_source, load_npy
-from .store import MANIFEST, EmbeddingStore, StoreWriter, default_cache_dir, first_bad_row, read_manifest, store_lock
+from .store import (
+    MANIFEST,
+    STORES,
+    EmbeddingStore,
+    StoreWriter,
+    default_cache_dir,
+    first_bad_row,
+    read_manifest,
+    store_lock,
+)
 from .store_meta import write_metadata
 
 log = logging.getLogger(__name__)
@@ -233,7 +242,7 @@ def build_store(source, embedder: Embedder, cache_dir: str | Path | None = None)
         stream = source.stream()
         write_metadata(stream, staged, embedder.shard_size)
         fp = fingerprint({"corpus": stream.content_hash, "embedder": embedder.options()})
-        path = cache_dir / "stores" / fp
+        path = cache_dir / STORES / fp
         with store_lock(path):
             if (path / MANIFEST).is_file() and read_manifest(path).get("complete"):
                 log.info("embedding store %s is complete; nothing to embed", path)
@@ -298,7 +307,7 @@ def _store_from_npy(source: NpyEmbeddings, embedder: Embedder, cache_dir: Path) 
     fp = fingerprint(
         {"npy": sha256_of(Path(source.path).expanduser()), **source.fingerprint_parts(), "dtype": embedder.dtype}
     )
-    path = cache_dir / "stores" / fp
+    path = cache_dir / STORES / fp
     with store_lock(path):
         if (path / MANIFEST).is_file() and read_manifest(path).get("complete"):
             return EmbeddingStore(path)

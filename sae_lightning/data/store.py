@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from ..atomic import atomic_write, read_json, write_json
+from ..atomic import atomic_write, creating, read_json, write_json
 from ..errors import UserError
 from ..path_checks import check_readable
 from .shard_claims import ShardClaims
@@ -49,6 +49,18 @@ def first_bad_row(block: np.ndarray, max_abs: float = MAX_ABS) -> tuple[int, str
 # The store's files, named in the layout above
 MANIFEST, EMBEDDINGS, METADATA = "manifest.json", "embeddings.npy", "metadata.parquet"
 SHARDS, CLAIMS = "shards", "claims"  # only while writing
+STORES = "stores"  # <cache_dir>/stores/<fingerprint>/: every store of a cache
+
+
+def store_cache_of(folder: Path) -> Path | None:
+    """The store, or the cache's stores/ folder, that `folder` is (or is inside): a cache's
+    folders are whole stores, deleted and rebuilt at will, so nothing else belongs in them."""
+    for p in (folder, *folder.parents):
+        if (p / MANIFEST).is_file() and (p / METADATA).is_file():
+            return p
+        if p.name == STORES and p.is_dir() and any((c / MANIFEST).is_file() for c in p.iterdir() if c.is_dir()):
+            return p
+    return None
 
 
 class StoreError(UserError):
@@ -65,8 +77,12 @@ def default_cache_dir() -> Path:
 @contextlib.contextmanager
 def store_lock(path: Path) -> Iterator[None]:
     """One writer per store: DDP ranks and multirun jobs building the same store wait on it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as fh:
+    lock = path.with_name(path.name + ".lock")
+    # the cache's stores/ read-only under a writable cache (checked before Hydra) was a traceback
+    with creating(lock, f"make {path.parent} writable, or set paths.cache_dir to a folder you can write"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(lock, "a")  # "a": an existing lock file is never truncated; closed by the with below
+    with fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -118,7 +134,9 @@ class EmbeddingStore:
             arr = np.load(emb_file, mmap_mode="r")
         except FileNotFoundError as err:
             raise StoreError(f"{emb_file} is missing; {hint}") from err
-        except ValueError as err:  # numpy says so when the file is shorter than its header claims
+        except OSError as err:  # a folder in its place, no permission to read it
+            raise StoreError(f"{emb_file} cannot be read ({os.strerror(err.errno or 0)}); {hint}") from err
+        except (ValueError, EOFError) as err:  # shorter than its header claims, or empty (EOFError)
             raise StoreError(f"{emb_file} is truncated or corrupt ({err}); {hint}") from err
         want = (self.manifest["count"], self.manifest["dim"])
         if arr.shape != want or arr.dtype != np.dtype(self.manifest["dtype"]):
@@ -174,6 +192,16 @@ class EmbeddingStore:
         return f"EmbeddingStore({self.path}, count={len(self)}, dim={self.dim}, model={self.model_name})"
 
 
+def _same_store(old: dict, new: dict) -> bool:
+    """A partial manifest of this very store, in another shard layout (a positive whole shard_size)."""
+    size = old.get("shard_size")
+    return (
+        isinstance(size, int)
+        and size > 0
+        and all(old.get(k) == new.get(k) for k in ("fingerprint", "count", "dim", "dtype"))
+    )
+
+
 class StoreWriter:
     """Writes a store shard by shard. Shards already on disk from an interrupted run are kept, so
     a restart embeds only what is missing; the finished store is the same either way."""
@@ -183,6 +211,11 @@ class StoreWriter:
         self.manifest = {**manifest, "format_version": FORMAT_VERSION, "shard_size": self.shard_size, "complete": False}
         self.shards = self.path / SHARDS
         old = self._partial_manifest()
+        if old is not None and (self.path / METADATA).is_file() and _same_store(old, self.manifest):
+            # embedder.shard_size does not key the store: a writer with another one goes on in the
+            # layout on disk (metadata's row groups are its shards). The store was deleted as stale,
+            # pulling the shards from under a process still embedding it ("cannot finalize").
+            self.shard_size = self.manifest["shard_size"] = int(old["shard_size"])
         stale = old is not None and any(
             old.get(k) != self.manifest.get(k) for k in ("fingerprint", "count", "dim", "dtype", "shard_size")
         )
@@ -223,7 +256,7 @@ class StoreWriter:
         rows = self.shard_rows(i)
         try:
             return np.load(self._shard_file(i), mmap_mode="r").shape == (rows.stop - rows.start, self.manifest["dim"])
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):  # an empty file (EOFError) is a shard still to embed
             return False
 
     def missing_shards(self) -> list[int]:

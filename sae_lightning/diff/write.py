@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..atomic import atomic_folder, check_replaceable
 from ..hydra_setup import slug
-from ..path_checks import check_output_folder
+from ..path_checks import check_output_folder, check_outside_runs_and_stores
 from ..run_dir import RunDir
 from .analysis import DiffResult, MatrixResult
 from .page import render_diff_page, render_matrix_page
@@ -42,6 +42,7 @@ def check_out(out: str | Path | None, matrix: bool, run_dir: str | Path) -> None
     was a 'File exists' line after the whole analysis)."""
     if out is not None:
         check_output_folder(out, "--out")
+        check_outside_runs_and_stores(out, "--out", own=RunDir(run_dir).root / RunDir.DIFF)
         check_replaceable(out, file_names(matrix), OUT_FIX)
     elif Path(run_dir).is_dir():  # else the run's own line, from the analysis
         check_output_folder(RunDir(run_dir).root / RunDir.DIFF, "--out")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..atomic import atomic_folder, check_replaceable
 from ..errors import UserError
-from ..path_checks import check_output_folder, out_flag
+from ..path_checks import check_output_folder, check_outside_runs_and_stores, out_flag
 
 LABELS_FILE = "feature_labels.json"
 TARGETS = ("sentence-transformers",)
@@ -54,6 +54,7 @@ def export_sentence_transformers(run_dir: str | Path, out: str | Path) -> Path:
 
     out = Path(out)
     check_output_folder(out, "--out")  # not a file, not a name too long
+    check_outside_runs_and_stores(out, "--out")
     # before loading anything: a folder with any file in it, or the current folder (--out . was
     # refused only after the model had loaded, by atomic_folder's own check)
     check_replaceable(out, set(), OUT_FIX)

@@ -34,14 +34,27 @@ STOP_WORDS = Rule(
 )
 
 
-def labeling_problem(labeling: Mapping[str, Any]) -> str | None:
-    """The rule over two knobs of the group (the composed config, checked before training, and a
-    LabelingConfig built in Python are checked by this same function)."""
+def labeling_problem(labeling: Mapping[str, Any], d_sae: Any = None) -> str | None:
+    """The rules over two knobs of the group, and over min_df and the SAE's width where it is known
+    (the composed config, checked before training, a LabelingConfig built in Python and sae-label
+    before its scan are checked by this same function)."""
     score, floor = labeling.get("score_coherence"), labeling.get("coherence_min")
     if is_num(score) and is_num(floor) and score < floor:  # else a mixed feature could outrank an interpretable one
         return (
             f"labeling.score_coherence={score:g} is below labeling.coherence_min={floor:g}; "
             "set it to at least coherence_min"
+        )
+    # Past these no keyword passes: every label empty, every verdict weak, and that labelling current.
+    texts, m, min_df = labeling.get("min_texts"), labeling.get("m"), labeling.get("min_df")
+    if is_num(texts) and is_num(m) and texts > m:
+        return (
+            f"labeling.min_texts={texts} is above labeling.m={m}, the top texts a keyword is counted in, "
+            "so no feature could get a label; set it to at most m"
+        )
+    if is_num(min_df) and is_num(d_sae) and min_df > d_sae:
+        return (
+            f"labeling.min_df={min_df} is above the SAE's {d_sae} features, the documents a keyword is "
+            f"counted in, so no feature could get a label; set it to at most {d_sae}"
         )
     return None
 

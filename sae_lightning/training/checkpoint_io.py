@@ -6,6 +6,7 @@ unpickles code (`weights_only=True`: the state is plain tensors and containers).
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ def load_checkpoint_file(path: str | Path, map_location: Any = "cpu") -> dict:
         raise UserError(f"no checkpoint at {path}; pass run_dir=<an earlier run folder> with ckpt_path=last") from None
     except Exception as err:  # truncated (EOFError), garbage (UnpicklingError), not a zip (RuntimeError), ...
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if isinstance(err, pickle.UnpicklingError):  # torch's line is about weights_only, not the file
+            first = "not a file torch.save wrote"
         if path.parent.name == "checkpoints":  # a damaged checkpoint of a run (RunDir.CHECKPOINTS)
             fix = (
                 f"resume from another checkpoint in {path.parent} with ckpt_path=<that .ckpt>, or delete the "

@@ -7,9 +7,10 @@ written atomically, so nothing is left half-way). The command then exits 128 + t
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -23,6 +24,40 @@ class RunInterrupted(BaseException):
         self.exit_code = 128 + self.signum
 
 
+def resent_from_finaliser(signum: int, frame) -> bool:
+    """Whether the signal landed in a finaliser (`__del__`, which the garbage collector runs
+    anywhere: regex's Group.__del__ in sae-label's KeyBERT phase) and is sent again a moment later.
+    An exception raised there is printed as "Exception ignored in ..." and dropped: the command went
+    on to its end as if no Ctrl-C had come, exit status 0."""
+    while frame is not None and frame.f_code.co_name != "__del__":
+        frame = frame.f_back
+    if frame is None:
+        return False
+    threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+    return True
+
+
+def _interrupt(signum: int, frame) -> None:
+    if resent_from_finaliser(signum, frame):
+        return
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise RunInterrupted(signum)
+
+
+def stopping_on_signals() -> Callable[[], None]:
+    """Ctrl-C raises KeyboardInterrupt and SIGTERM RunInterrupted (main thread only; a signal the
+    process ignores, such as SIGINT of a background job, stays ignored) until the returned function
+    puts the old handlers back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    for sig, handler in previous.items():
+        if handler is not signal.SIG_IGN:
+            signal.signal(sig, _interrupt)
+    return lambda: [signal.signal(sig, handler) for sig, handler in previous.items()] and None
+
+
 class DeferredSignals:
     """Installs the handlers for its `with` block (main thread only) and restores the old ones."""
 
@@ -33,7 +68,9 @@ class DeferredSignals:
 
     def _handle(self, signum: int, frame) -> None:
         if not self.deferring:
-            raise RunInterrupted(signum)
+            if not resent_from_finaliser(signum, frame):
+                raise RunInterrupted(signum)
+            return
         self.received = signum
 
     def __enter__(self) -> DeferredSignals:
