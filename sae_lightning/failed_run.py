@@ -17,11 +17,9 @@ from omegaconf import DictConfig
 
 from .atomic import as_disk_full
 from .errors import UserError
-from .run_dir import RunDir
+from .run_dir import HYDRA_LOG_FILES, RunDir
 
 WRITTEN_BY_THE_RUN = (RunDir.RUN, RunDir.CHECKPOINTS, "wandb")
-# What Hydra writes into a command's log folder before the command starts: its log, the composed config.
-HYDRA_LOG_FILES = (".hydra", "cli.log")
 
 
 def hydra_log_folder() -> Path | None:

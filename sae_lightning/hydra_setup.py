@@ -254,7 +254,7 @@ def check_log_folder(folder: str) -> None:
     """sae-label's hydra.run.dir holds only its log: a folder of yours got a cli.log, and the run
     it labels (hydra.run.dir=<run>) the relabel's lines appended to its training's cli.log. An
     earlier log folder (Hydra's files only) may be written again."""
-    from .failed_run import HYDRA_LOG_FILES
+    from .run_dir import HYDRA_LOG_FILES
 
     path = Path(folder)
     held = sorted(p.name for p in path.iterdir() if p.name not in HYDRA_LOG_FILES) if path.is_dir() else []

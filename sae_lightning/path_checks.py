@@ -130,22 +130,3 @@ def _check_creatable(folder: Path, settings: str) -> None:
         reason = os_reason(err) if where == folder else f"{os_reason(err)} in {where}"
         what = "write in" if where == folder else "create"
         raise UserError(f"cannot {what} {folder} ({reason}); change {settings}") from None
-
-
-def check_outside_runs_and_stores(folder: str | Path, settings: str, own: Path | None = None) -> None:
-    """An output folder of sae-diff, sae-compare or sae-export is never inside a run's folder (which
-    holds only that run's own files; `own`, a run's diff/, is where sae-diff writes) nor inside the
-    embedding cache, whose stores are deleted and rebuilt whole: both were taken, and the output
-    mixed into a run or lost with its store."""
-    from .data.store import store_cache_of
-    from .run_dir import RunDir
-
-    folder = Path(folder).expanduser().absolute()
-    if own is None or not folder.is_relative_to(own.expanduser().absolute()):
-        RunDir(folder).check_not_inside_a_run(settings)
-    cache = store_cache_of(folder)
-    if cache is not None:
-        raise UserError(
-            f"{folder} is inside the embedding cache ({cache}), whose folders are stores deleted and "
-            f"rebuilt whole; change {settings} to a folder outside it"
-        )

@@ -42,6 +42,8 @@ __all__ = ["OUTPUTS_ENV", "Labeling", "RunDir", "outputs_root"]
 READ_ONLY_FIX = "a labelling is written into its run: copy the run where you can write (cp -a) and label the copy"
 
 OUTPUTS_ENV = "SAE_LIGHTNING_OUTPUTS"
+# What Hydra writes into a command's log folder before the command starts: its log, the composed config.
+HYDRA_LOG_FILES = (".hydra", "cli.log")
 
 
 def outputs_root() -> str:
@@ -116,8 +118,6 @@ class RunDir:
         (claim() stays the atomic check of two racing runs). A folder holding anything but what a
         failed start of a run left (Hydra's log files) is refused too: a folder of yours, or the
         current one, got the run's files mixed into its own."""
-        from .failed_run import HYDRA_LOG_FILES
-
         if self.checkpoints.exists() or self._run_files():
             raise self._taken(settings)
         foreign = (

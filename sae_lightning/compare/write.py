@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_folder, atomic_write, check_replaceable, remove_abandoned
-from ..path_checks import check_output_folder, check_outside_runs_and_stores
+from ..output_places import check_outside_runs_and_stores
+from ..path_checks import check_output_folder
 from ..run_dir import outputs_root
 from .analysis import ComparisonResult
 from .page import render_compare_page

@@ -13,7 +13,8 @@ import pandas as pd
 
 from ..atomic import atomic_folder, check_replaceable
 from ..hydra_setup import slug
-from ..path_checks import check_output_folder, check_outside_runs_and_stores
+from ..output_places import check_outside_runs_and_stores
+from ..path_checks import check_output_folder
 from ..run_dir import RunDir
 from .analysis import DiffResult, MatrixResult
 from .page import render_diff_page, render_matrix_page

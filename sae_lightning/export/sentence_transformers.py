@@ -18,7 +18,8 @@ from pathlib import Path
 
 from ..atomic import atomic_folder, check_replaceable
 from ..errors import UserError
-from ..path_checks import check_output_folder, check_outside_runs_and_stores, out_flag
+from ..output_places import check_outside_runs_and_stores
+from ..path_checks import check_output_folder, out_flag
 
 LABELS_FILE = "feature_labels.json"
 TARGETS = ("sentence-transformers",)
