@@ -45,11 +45,12 @@ def _interruptible() -> Iterator[None]:
     traceback; a closed pipe ends it silently (141). SIGTERM arrives as an exception too, like
     Ctrl-C, so every writer removes what it had not finished on the way out (a relabel's temp
     folder; sae-train checkpoints first, pipeline.train) instead of leaving it for the next run."""
-    from .training.interrupts import RunInterrupted, stopping_on_signals
+    from .training.interrupts import RunInterrupted, raise_pending, stopping_on_signals
 
     restore = stopping_on_signals()
     try:
         yield
+        raise_pending()  # a Ctrl-C that landed in a finaliser near the end is not lost
         sys.stdout.flush()  # here, not at exit: a full disk under stdout is then the line below
     except (KeyboardInterrupt, RunInterrupted) as raised:
         stop = raised if isinstance(raised, RunInterrupted) else RunInterrupted(signal.SIGINT)

@@ -164,6 +164,24 @@ def test_a_ctrl_c_that_lands_in_a_finaliser_still_stops_the_command(capsys):
     assert err.strip().splitlines()[-1] == "interrupted by SIGINT: stopped; nothing half-written is left"
 
 
+def test_a_ctrl_c_in_a_finaliser_as_the_command_ends_is_not_lost(capsys):
+    """The signal is sent again a moment after the finaliser; a command that ended first had put
+    its handlers back, so the resend was lost (exit 0: sae-serve after its graceful shutdown) or
+    hit whatever ran next. Now the end of the command delivers it, once."""
+
+    class Finalised:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGINT)  # handled here, inside __del__
+
+    def work(argv: list[str]) -> None:
+        Finalised()  # the command ends at once, long before the resend's timer
+
+    with pytest.raises(SystemExit) as stop:
+        cli.plain_command(work)()
+    assert stop.value.code == 130, capsys.readouterr().err
+    time.sleep(0.2)  # the timer finds nothing left to send: no second Ctrl-C reaches pytest
+
+
 @pytest.mark.slow
 def test_a_relabel_logs_only_its_own_lines(tiny_labelled_run, tmp_path):
     """A fresh sae-label process keeps the third-party loggers to warnings as sae-train does

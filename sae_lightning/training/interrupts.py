@@ -24,6 +24,36 @@ class RunInterrupted(BaseException):
         self.exit_code = 128 + self.signum
 
 
+class _Resend:
+    """A signal that landed in a finaliser, to be sent again once: by a timer a moment later, or by
+    raise_pending where the command reaches its end first (the timer's signal then came after the
+    handlers were put back: the Ctrl-C was lost, or the exit status was 0). Whichever comes first
+    takes it, under one lock, so it is delivered exactly once."""
+
+    def __init__(self) -> None:
+        self.lock, self.signum = threading.Lock(), None
+
+    def later(self, signum: int) -> None:
+        with self.lock:
+            self.signum = signum
+        timer = threading.Timer(0.05, self._fire)
+        timer.daemon = True  # never holds the interpreter's exit
+        timer.start()
+
+    def take(self) -> int | None:
+        with self.lock:
+            signum, self.signum = self.signum, None
+        return signum
+
+    def _fire(self) -> None:
+        signum = self.take()
+        if signum is not None:
+            os.kill(os.getpid(), signum)
+
+
+_RESEND = _Resend()
+
+
 def resent_from_finaliser(signum: int, frame) -> bool:
     """Whether the signal landed in a finaliser (`__del__`, which the garbage collector runs
     anywhere: regex's Group.__del__ in sae-label's KeyBERT phase) and is sent again a moment later.
@@ -33,22 +63,33 @@ def resent_from_finaliser(signum: int, frame) -> bool:
         frame = frame.f_back
     if frame is None:
         return False
-    threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+    _RESEND.later(signum)
     return True
 
 
-def _interrupt(signum: int, frame) -> None:
-    if resent_from_finaliser(signum, frame):
-        return
+def _raise(signum: int) -> None:
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     raise RunInterrupted(signum)
 
 
+def _interrupt(signum: int, frame) -> None:
+    if not resent_from_finaliser(signum, frame):
+        _RESEND.take()  # this one stops the command: a resend still waiting is the same signal
+        _raise(signum)
+
+
+def raise_pending() -> None:
+    """Raise a signal still waiting to be sent again (the command got to its end first)."""
+    signum = _RESEND.take()
+    if signum is not None:
+        _raise(signum)
+
+
 def stopping_on_signals() -> Callable[[], None]:
     """Ctrl-C raises KeyboardInterrupt and SIGTERM RunInterrupted (main thread only; a signal the
     process ignores, such as SIGINT of a background job, stays ignored) until the returned function
-    puts the old handlers back."""
+    puts the old handlers back; call raise_pending before it."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
@@ -67,11 +108,11 @@ class DeferredSignals:
         self._previous: dict[int, object] = {}
 
     def _handle(self, signum: int, frame) -> None:
-        if not self.deferring:
-            if not resent_from_finaliser(signum, frame):
-                raise RunInterrupted(signum)
-            return
-        self.received = signum
+        if self.deferring:
+            self.received = signum
+        elif not resent_from_finaliser(signum, frame):
+            _RESEND.take()
+            raise RunInterrupted(signum)
 
     def __enter__(self) -> DeferredSignals:
         if threading.current_thread() is threading.main_thread():
