@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -292,3 +293,23 @@ def test_a_served_runs_unreadable_families_are_said_not_hidden(run):
     with running(load_served([run]), port=0) as base:
         status, body, _ = get(base + "/r/run/features")
     assert status == 200 and f"{families} unreadable" in html.unescape(body), body[-3000:]
+
+
+def test_sae_serve_stopped_while_it_warms_up_exits_at_once(run):
+    """The start-up's domain matrix (minutes on a first start of a large run) ran on a thread pool,
+    whose workers Python joins at exit: a Ctrl-C printed its line, then the server waited for the
+    matrix. Here the matrix takes a minute; the server, stopped during it, exits in seconds."""
+    code = (
+        "import sys, time\n"
+        "from sae_lightning.serve import domains_view\n"
+        "domains_view.DomainDiffs.warm = lambda self: time.sleep(60)\n"
+        "from sae_lightning.serve.cli import main\n"
+        "sys.argv = ['sae-serve', sys.argv[1], '--port', '0']\n"
+        "main()\n"
+    )
+    server = subprocess.Popen([sys.executable, "-c", code, run], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    server.stdout.readline()  # listening: the warm-up has begun
+    start = time.monotonic()
+    server.send_signal(2)
+    _, err = server.communicate(timeout=120)
+    assert server.returncode == 130 and time.monotonic() - start < 30, err.decode()[-2000:]

@@ -17,6 +17,7 @@ import asyncio
 import ipaddress
 import logging
 import socket
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from starlette.applications import Starlette
@@ -53,11 +54,12 @@ class Served:
         self.runs = {r.name: r for r in runs}
         self.order = runs
         self.diffs = {r.name: DomainDiffs(r) for r in runs}
-        for diffs in self.diffs.values():
-            self.diff_pool.submit(diffs.warm)  # computed once at start; a Domains page never waits for it
         self.matcher = Matcher(runs) if len(runs) > 1 else None
-        if self.matcher:
-            self.diff_pool.submit(self.matcher.warm)  # the runs' matchings, before a Feature page asks
+        # Computed once at start (the domain matrices, then the runs' matchings), before a page asks,
+        # on a daemon thread: a pool's workers are joined at exit, and a Ctrl-C during a first
+        # start's minutes of warming printed its line, then waited for them.
+        warm = [d.warm for d in self.diffs.values()] + ([self.matcher.warm] if self.matcher else [])
+        threading.Thread(target=lambda: [w() for w in warm], name="sae-serve-warm", daemon=True).start()
 
     def get(self, name: str) -> ServedRun:
         if name not in self.runs:
