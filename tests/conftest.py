@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import redirect_stdout
@@ -47,6 +48,12 @@ register_hydra()
 # their scripts do. Not in tests/__init__.py: `python3 -m tests.browser` (.ci/run) runs before the
 # venv exists.
 runtime.apply({})
+# A suite started as a background job (`make test &`, a script's non-interactive shell) inherits
+# Ctrl-C ignored, and so does every command it starts, which keeps an ignored SIGINT ignored on
+# purpose (training/interrupts.stopping_on_signals): the tests that send one saw it dropped. Each
+# test process takes Ctrl-C as a terminal's foreground job does; its commands inherit that.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 SMALL_TOPICS = ["Mathematics", "History", "Arts"]
 
