@@ -58,8 +58,13 @@ class Served:
         # Computed once at start (the domain matrices, then the runs' matchings), before a page asks,
         # on a daemon thread: a pool's workers are joined at exit, and a Ctrl-C during a first
         # start's minutes of warming printed its line, then waited for them.
-        warm = [d.warm for d in self.diffs.values()] + ([self.matcher.warm] if self.matcher else [])
-        threading.Thread(target=lambda: [w() for w in warm], name="sae-serve-warm", daemon=True).start()
+        threading.Thread(target=self._warm, name="sae-serve-warm", daemon=True).start()
+
+    def _warm(self) -> None:
+        for diffs in self.diffs.values():
+            diffs.warm()
+        if self.matcher:
+            self.matcher.warm()
 
     def get(self, name: str) -> ServedRun:
         if name not in self.runs:
