@@ -69,6 +69,9 @@ def test_two_forms_of_one_word_are_never_both_keywords():
     assert same_stems("apples", "apple") and same_stems("police officers", "police officer")
     assert not same_stems("apple", "apple") and not same_stems("apple", "apple pie")
     assert not same_stems("police", "policy") and not same_stems("arm", "army")  # other words, other stems
+    # one family: a stem of six letters or more beginning the other's ("histor" of historian, histori)
+    assert same_stems("history", "historians") and same_stems("historical", "history")
+    assert same_stems("pakistan", "pakistani") and not same_stems("art", "artery")  # "art": too short
     words = np.array(["apple", "apples", "orchard", "police officer", "police officers", "patrol"])
     emb = np.eye(len(words), dtype=np.float32)  # all unlike: only the forms rule can keep one out
     evidence = csr_matrix(np.array([[3.0, 4.0, 2.0, 0, 0, 0], [0, 0, 0, 3.0, 3.0, 2.0]]))
@@ -167,6 +170,11 @@ def test_a_label_never_repeats_its_concept():
     assert without_concept(["digestive"], "digestive system") == ["digestive"]
     assert label_text("digestive system", ["digestive", "stomach"]) == "digestive system — stomach"
     assert label_text("closely related", ["closely related"]) == "closely related"
+    # the concept's own word in another form repeats it too: "theorems — theorem", "star clusters — cluster"
+    assert label_text("theorems", ["theorem", "proof"]) == "theorems — proof"
+    assert label_text("star clusters", ["cluster"]) == "star clusters"
+    assert label_text("pakistani province", ["pakistan", "karachi"]) == "pakistani province — karachi"
+    assert label_text("salmonella", ["salmonella enterica"]) == "salmonella — salmonella enterica"  # says more
     assert label_text("", ["a", "b"]) == "a, b"
 
 

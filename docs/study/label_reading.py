@@ -4,6 +4,8 @@ without seeing any score, and the join of the answers with the run's verdicts.
     label_reading.py sample <run> <seed> <out.md> [--n 30]     30 random live features, blind
     label_reading.py top <run> <out.md> [--n 50]               the n best interpretable by label_score, blind
     label_reading.py changed <before> <after> <out.md>         the features whose verdict a labeller change moved, blind
+    label_reading.py pair <before> <after> <seed> <out.md> [--n 30]  labels a change rewrote, both shown as A and B
+    label_reading.py pair-join <before> <after> <pair.md> <answers.json>  which label the reader preferred
     label_reading.py join <run> <sample.md> <answers.json>     counts, confusion table, misses (markdown)
 
 A sample item shows the label and the feature's 10 top texts, each behind its source document
@@ -11,6 +13,8 @@ A sample item shows the label and the feature's 10 top texts, each behind its so
 the sample's own order; the feature ids stay in an HTML comment the join reads back. The answers
 file is a JSON list of {"item", "concept": coherent|token|loose|mixed, "pattern", "label":
 right|partial|vague|misleading}; `top` samples need only "item", "concept" and "pattern".
+A `pair` sample shows the two labellings' labels of one feature as A and B, in a seeded random
+order the HTML comment keeps; its answers are {"item", "better": A|B|same}.
 """
 
 from __future__ import annotations
@@ -68,6 +72,46 @@ def changed(before: Path, after: Path, out: Path) -> None:
     _write(moved.sample(frac=1.0, random_state=0), out, f"Blind sample: {len(moved)} features")
 
 
+def pair(before: Path, after: Path, seed: int, out: Path, n: int) -> None:
+    """n random features whose label differs between two labellings of one run, both labels shown."""
+    old, new = _features(before), _features(after)
+    rewrote = np.flatnonzero((old.label != new.label).to_numpy() & ~new.dead.to_numpy())
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(rewrote, size=min(n, len(rewrote)), replace=False)
+    flips = rng.integers(0, 2, size=len(pick))  # 1: the new label is A
+    lines = [f"# Blind pairs: {len(pick)} features, two labels each (seed {seed})", ""]
+    lines += [f"<!-- features: {','.join(str(int(f)) for f in new.feature_id.iloc[pick])} -->"]
+    lines += [f"<!-- new is A: {','.join(str(int(x)) for x in flips)} -->", ""]
+    for item, (i, flip) in enumerate(zip(pick, flips), 1):
+        a, b = (new.label.iloc[i], old.label.iloc[i]) if flip else (old.label.iloc[i], new.label.iloc[i])
+        row = new.iloc[i]
+        lines += [f"## Item {item}", "", f"Label A: {a}", f"Label B: {b}", ""]
+        lines += [f"{k}. [{_document(d)}] {t}" for k, (d, t) in enumerate(zip(row.top_ids[:10], row.top_texts[:10]), 1)]
+        lines.append("")
+    out.write_text("\n".join(lines), encoding="utf-8")
+
+
+def pair_join(before: Path, after: Path, pair_md: Path, answers: Path) -> str:
+    text = pair_md.read_text(encoding="utf-8")
+    ids = [int(f) for f in _IDS.search(text).group(1).split(",")]
+    new_is_a = [x == "1" for x in re.search(r"<!-- new is A: ([\d,]+) -->", text).group(1).split(",")]
+    old, new = (_features(p).set_index("feature_id") for p in (before, after))
+    out, tally = [], Counter()
+    for a in json.loads(answers.read_text(encoding="utf-8")):
+        f, better = ids[a["item"] - 1], a["better"]
+        won = "same" if better == "same" else ("new" if (better == "A") == new_is_a[a["item"] - 1] else "old")
+        tally[won] += 1
+        out.append(
+            f"- feature {f}: `{old.label[f]}` -> `{new.label[f]}`: {won} better"
+            if won != "same"
+            else f"- feature {f}: `{old.label[f]}` -> `{new.label[f]}`: same"
+        )
+    head = (
+        f"{sum(tally.values())} pairs read: new better {tally['new']}, old better {tally['old']}, same {tally['same']}."
+    )
+    return "\n".join([head, "", *out]) + "\n"
+
+
 def _joined(run: Path, sample_md: Path, answers: Path) -> pd.DataFrame:
     ids = [int(f) for f in _IDS.search(sample_md.read_text(encoding="utf-8")).group(1).split(",")]
     got = pd.DataFrame(json.loads(answers.read_text(encoding="utf-8")))
@@ -117,6 +161,12 @@ def main() -> None:
     t.add_argument("run", type=Path), t.add_argument("out", type=Path), t.add_argument("--n", type=int, default=50)
     c = sub.add_parser("changed")
     c.add_argument("before", type=Path), c.add_argument("after", type=Path), c.add_argument("out", type=Path)
+    p = sub.add_parser("pair")
+    p.add_argument("before", type=Path), p.add_argument("after", type=Path), p.add_argument("seed", type=int)
+    p.add_argument("out", type=Path), p.add_argument("--n", type=int, default=30)
+    pj = sub.add_parser("pair-join")
+    pj.add_argument("before", type=Path), pj.add_argument("after", type=Path)
+    pj.add_argument("pair_md", type=Path), pj.add_argument("answers", type=Path)
     j = sub.add_parser("join")
     j.add_argument("run", type=Path), j.add_argument("sample_md", type=Path), j.add_argument("answers", type=Path)
     args = parser.parse_args()
@@ -126,6 +176,10 @@ def main() -> None:
         top(args.run, args.out, args.n)
     elif args.cmd == "changed":
         changed(args.before, args.after, args.out)
+    elif args.cmd == "pair":
+        pair(args.before, args.after, args.seed, args.out, args.n)
+    elif args.cmd == "pair-join":
+        print(pair_join(args.before, args.after, args.pair_md, args.answers), end="")
     else:
         print(join(args.run, args.sample_md, args.answers), end="")
 

@@ -288,7 +288,7 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
             name: (kws, embed_labels(kws, cache, cfg.label_embedding, store.dim)) for name, kws in shown.items()
         }
         embedded["random"] = (rand_kws, np.where((donor >= 0)[:, None], embedded["label"][1][np.maximum(donor, 0)], 0))
-    kw_sets = {name: kws for name, (kws, _) in embedded.items()} | {"label": labels["keywords"]}
+    kw_sets = {name: kws for name, (kws, _) in embedded.items()}  # the label as shown: its head term counts
     with timer("scoring"), limited_threads(cfg.small_op_threads):
         rows = scored_rows(sets)
         scorer = LabelScorer(sets, rows, np.asarray(store.embeddings[rows], dtype=np.float32))
@@ -300,7 +300,7 @@ def _interpret(sae, store, train_idx, scan: ScanResult, cfg, timer) -> tuple[pd.
             store,
             texts,
             sets,
-            {name: kws for name, (kws, _) in embedded.items()},
+            kw_sets,
             cfg.label_embedding,
             d_sae,
         )

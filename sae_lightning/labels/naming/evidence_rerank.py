@@ -16,9 +16,10 @@ Two rules keep a label free of repeats and of noise:
 - containment: a phrase inside another shortlisted one ("san" in "san francisco") is dropped when
   the longer phrase is held by as many of the top texts' documents (it says the same, better),
   and no two picked keywords ever contain one another ("parallel computing, parallel");
-- one word in two forms: two phrases whose words share their stems ("apple, apples", "event,
-  events"; phrases.same_stems) are never both picked: the more relevant one names it. Allowed,
-  they filled 147 of the default run's 3,072 labels with a repeat;
+- one word in two forms: two phrases whose words share their stems or word family ("apple,
+  apples", "event, events", "history, historians"; phrases.same_stems) are never both picked: the
+  more relevant one names it. Allowed, they filled 147 of the default run's 3,072 labels with a
+  repeat;
 - evidence decides the length: a keyword after the first is kept only while its relevance is at
   least `min_relevance` times the first's, so one strong keyword is not padded with two weak ones.
 
@@ -33,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from .phrases import phrase_stems, words_within
+from .phrases import same_stems, words_within
 
 Keywords = list[tuple[str, float]]  # (keyword, KeyBERT's cosine), KeyBERT's output format
 
@@ -63,8 +64,7 @@ def containment(phrases: list[str], support: np.ndarray) -> tuple[np.ndarray, np
     document support."""
     n = len(phrases)
     inside = np.array([[words_within(a, b) for b in phrases] for a in phrases]).reshape(n, n)
-    stems = [phrase_stems(p) for p in phrases]
-    forms = np.array([[x == y for y in stems] for x in stems]).reshape(n, n) & ~np.eye(n, dtype=bool)
+    forms = np.array([[same_stems(a, b) for b in phrases] for a in phrases]).reshape(n, n)
     redundant = (inside & (support[None, :] >= support[:, None])).any(1)
     return redundant, inside | inside.T | forms
 

@@ -89,12 +89,33 @@ def phrase_stems(phrase: str) -> tuple[str, ...]:
     return tuple(stem(w) for w in phrase.split())
 
 
+# A stem that begins another of at least this many letters makes the two one word family in a label:
+# "histor" begins "historian" and "histori" (historical, historians, history), "mathemat" begins
+# "mathematician". Shorter stems begin unrelated words ("art" of artery, "organ" of organism).
+FAMILY_PREFIX_MIN = 6
+
+
+def _one_family(a: str, b: str) -> bool:
+    """Two word stems of one family: equal, or one begins the other and has FAMILY_PREFIX_MIN letters."""
+    short, long = sorted((a, b), key=len)
+    return short == long or (len(short) >= FAMILY_PREFIX_MIN and long.startswith(short))
+
+
+def holds(long: str, short: str) -> bool:
+    """True when phrase `short` says nothing phrase `long` does not: each of its words is of one family
+    with a word of a run inside `long` ("cluster" in "star clusters", "mathematics" in "mathematician",
+    "police officer" in "police officers")."""
+    s, l_ = phrase_stems(short), phrase_stems(long)
+    return any(all(map(_one_family, s, l_[i : i + len(s)])) for i in range(len(l_) - len(s) + 1))
+
+
 def same_stems(a: str, b: str) -> bool:
     """Two phrases that differ only in the forms of their words ("apple, apples", "police officer,
-    police officers"): one keyword in two spellings, not two keywords."""
-    return a != b and phrase_stems(a) == phrase_stems(b)
+    police officers", "history, historians"): one keyword in two spellings, not two keywords."""
+    return a != b and len(a.split()) == len(b.split()) and holds(a, b)
 
 
 def repeats(keyword: str, concept: str) -> bool:
-    """The keyword says nothing the concept does not: equal to it or words inside it."""
-    return keyword == concept or words_within(keyword, concept)
+    """The keyword says nothing the concept does not: equal to it, or its words (in their forms)
+    inside it ("theorem" of "theorems", "cluster" of "star clusters")."""
+    return keyword == concept or holds(concept, keyword)
