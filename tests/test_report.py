@@ -338,6 +338,11 @@ def test_real_tiny_run_with_new_columns(tiny_labelled_run, tmp_path):
     for name in ("seed method (KeyBERT per top text, merged)", "BERTopic KeyBERTInspired"):
         assert name in rows and rows[name][0] != "not measured" and name in md
     assert "seed_auroc_hard" in data["scores"] and "bertopic_auroc_hard" in data["scores"]
+    # the metrics come last, and list neither a judge's scores on a run without one nor the means
+    # the label-quality table already shows
+    metrics = md[md.index("## Metrics") :]
+    assert md.index("## Top") < md.index("## Metrics") and "| fve |" in metrics and "| label_auroc_median |" in metrics
+    assert "| judge_label" not in metrics and "n/a" not in metrics and "| label_auroc_mean |" not in metrics
 
 
 def rendered_dom(page: Path, tmp_path: Path, fragment: str = "") -> str:

@@ -89,6 +89,17 @@ def _block(run: RunData, title: str, prefix: str, scores: list[tuple[str, str]])
     return QualityBlock(title, [t for _, t in scores], rows)
 
 
+def table_keys() -> set[str]:
+    """The metrics.json keys the table shows (`<column>_mean`), which a list of metrics beside it
+    need not repeat."""
+    return {
+        f"{prefix}{source}_{score}_mean"
+        for prefix, scores in (("", EMBEDDER_SCORES), ("judge_", JUDGE_SCORES))
+        for source, _ in SOURCES
+        for score, _ in scores
+    }
+
+
 def judge_model(run: RunData) -> str | None:
     j = run.metrics.get("judge_model")
     return str(j) if j else None

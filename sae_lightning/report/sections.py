@@ -18,7 +18,7 @@ from ..pages.colors import DomainColors
 from ..pages.fmt import num
 from ..run_schema import DEAD, DENSE_THRESHOLD, HEADLINE, HEADLINE_MEANING, INTERPRETABLE, MIXED, TOKEN, WEAK
 from .load import RunData
-from .quality import SOURCES, headline, label_quality
+from .quality import SOURCES, headline, label_quality, table_keys
 from .verdicts import MEANING, NAMES, read_verdicts, verdict_counts
 
 VERDICT_CLASSES = {v: f"v{i}" for i, v in enumerate(NAMES)}  # page.css colours v0..v5
@@ -67,8 +67,11 @@ def model_name(cfg: dict) -> str | None:
 
 
 def metric_keys(metrics: dict) -> list[str]:
-    """Known metrics in reading order, then the others alphabetically (the page and summary.md)."""
-    return [k for k in METRIC_INFO if k in metrics] + sorted(k for k in metrics if k not in METRIC_INFO)
+    """Known metrics in reading order, then the others alphabetically (the page and summary.md),
+    less what was not measured (a judge's scores on a run without one: None, "") and the means the
+    label-quality table shows."""
+    shown = {k for k, v in metrics.items() if v is not None and v != "" and k not in table_keys()}
+    return [k for k in METRIC_INFO if k in shown] + sorted(k for k in shown if k not in METRIC_INFO)
 
 
 def verdict_tiles(run: RunData) -> dict:
