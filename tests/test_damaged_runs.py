@@ -131,7 +131,7 @@ def test_a_features_top_lists_of_different_lengths_are_one_line(run):
     with pytest.raises(UserError) as err:
         sl.Run.load(run).feature(3)
     assert one_line(err) == (
-        f"{features_file(run)}: feature 3's top_* lists differ in length; relabel the run (sae-label run_dir={run})"
+        f"{features_file(run)}: feature 3's top_* lists differ in length; label the run again (sae-label run_dir={run})"
     )
 
 
