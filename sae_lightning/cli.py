@@ -197,8 +197,11 @@ def _launch(task: Callable[[DictConfig], object], config_name: str, command: str
     # An error Hydra meets itself (a job's, or a value of its own run folder such as task_name=${nope})
     # reaches us below instead of Hydra printing its traceback.
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    from .training.sweep import without_hydras_job_line  # a failed job's line is ours (refuse, below)
+
     try:
-        hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(_one_line_errors(task))()
+        with without_hydras_job_line() if multirun else contextlib.nullcontext():
+            hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(_one_line_errors(task))()
     except Exception as raised:
         from hydra.errors import HydraException
 

@@ -328,6 +328,8 @@ def test_a_multirun_with_a_bad_job_ends_in_one_line_per_failed_job(tmp_path):
     )
     errors = [ln for ln in res.err.splitlines() if ln.startswith("error: ")]
     assert res.code == 2 and "Traceback" not in res.err, res.err[-3000:]
+    # ours only: Hydra wrote "Error executing job with overrides: [...]" above them
+    assert errors == res.error_lines, res.err[-3000:]
     assert [e.split(":")[1].split("(")[0].strip() for e in errors] == ["job #1", "job #2"]
     assert "sae.k=40 must be below sae.d_sae=32" in errors[0] and "sae.k=48" in errors[1]
     summary = json.loads(next((tmp_path / "out").rglob("sweep_summary.json")).read_text())
