@@ -45,13 +45,14 @@ def _interruptible() -> Iterator[None]:
     traceback; a closed pipe ends it silently (141). SIGTERM arrives as an exception too, like
     Ctrl-C, so every writer removes what it had not finished on the way out (a relabel's temp
     folder; sae-train checkpoints first, pipeline.train) instead of leaving it for the next run."""
-    from .training.interrupts import RunInterrupted, raise_pending, stopping_on_signals
+    from .training.interrupts import RunInterrupted, ending_at_once, raise_pending, stopping_on_signals
 
-    restore = stopping_on_signals()
+    restore, ended = stopping_on_signals(), False
     try:
         yield
         raise_pending()  # a Ctrl-C that landed in a finaliser near the end is not lost
         sys.stdout.flush()  # here, not at exit: a full disk under stdout is then the line below
+        ended = ending_at_once()  # a signal while the process ends gets its line too
     except (KeyboardInterrupt, RunInterrupted) as raised:
         stop = raised if isinstance(raised, RunInterrupted) else RunInterrupted(signal.SIGINT)
         print(f"interrupted by {stop}: stopped; nothing half-written is left", file=sys.stderr)
@@ -67,7 +68,8 @@ def _interruptible() -> Iterator[None]:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         refuse(f"disk full while writing the output ({os.strerror(err.errno)}); free space there or redirect it")
     finally:
-        restore()
+        if not ended:
+            restore()
 
 
 def _own_error(err: BaseException) -> UserError | None:
