@@ -246,6 +246,7 @@ def test_an_embedder_device_this_machine_lacks_names_embedder_device(tmp_path):
         ("labeling.n_negatives", 2000),
         ("labeling.n_hard", 500),
         ("labeling.coherence_pairs", 200000),
+        ("labeling.batch_size", 40960),
         ("families.texts_per_member", 1000),
     ],
 )
@@ -274,6 +275,17 @@ def test_keyword_rules_no_keyword_can_pass_are_refused_before_training(tmp_path)
     """min_df above sae.d_sae (or min_texts above m) left every label empty after the training."""
     res = train(tmp_path, "labeling.min_df=33")
     assert refused(res, "labeling.min_df=33 is above the SAE's 32 features"), res.err
+    res = train(tmp_path, "labeling.coherence_min_docs=31")  # no coherence measured: every verdict weak
+    assert refused(res, "labeling.coherence_min_docs=31 is above labeling.m=30, the top texts whose"), res.err
+    assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
+
+
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_a_labelling_batch_of_no_rows_is_refused(value, tmp_path):
+    res = train(tmp_path, f"labeling.batch_size={value}")
+    assert refused(
+        res, f"labeling.batch_size={value} is invalid; set labeling.batch_size to a whole number from 1 to 40960"
+    )
     assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
 
 
