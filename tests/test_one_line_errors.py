@@ -144,10 +144,15 @@ def test_names_too_long_and_names_outside_the_outputs(tmp_path):
     res = train(tmp_path, f"paths.log_dir={tmp_path / ('b' * 300)}")
     assert refused(res, "the folder name bbbb"), res.err
     assert "shorten paths.log_dir" in res.err and not list(tmp_path.glob("bbb*"))
-    for name in ("../../x", ".hidden", "a/b"):
+    for name in ("../../x", ".hidden", "a/b", "-x", "--help", "..", "'a\tb'", "''"):
         res = train(tmp_path, f"task_name={name}")
-        assert refused(res, f"task_name={name} is invalid; set task_name to a plain folder name"), res.err
+        shown = name.strip("'").replace("\t", "\\t")
+        assert refused(res, f"task_name={shown} is invalid; set task_name to a plain folder name"), res.err
     assert not (tmp_path.parent.parent / "x").exists() and wrote_nothing(tmp_path / "out")
+    res = train(tmp_path, "domain.name=-x", "train=false")  # a domain's name is made a folder name instead
+    assert res.code == 0, res.err[-2000:]
+    assert [p.name for p in (tmp_path / "out" / "train" / "runs").iterdir()] == ["x"]
+    shutil.rmtree(tmp_path / "out")
     res = train(tmp_path, "domain.name=." + "a" * 300, "train=false")  # a long name is cut, never hidden
     assert res.code == 0, res.err[-2000:]
     (folder,) = (tmp_path / "out" / "train" / "runs").iterdir()
