@@ -297,16 +297,16 @@ def plain_command(main: Callable[[list[str]], None]) -> Callable[[], None]:
 
 
 def _compare(argv: list[str]) -> None:
-    import argparse
     import time
 
+    from .command_parser import CommandParser
     from .compare import compare_runs, default_compare_dir, write_comparison
     from .compare.write import check_out
     from .conf_dir import add_default_flags
     from .path_checks import out_flag
     from .validate import check_settings
 
-    p = argparse.ArgumentParser(
+    p = CommandParser(
         prog="sae-compare",
         description="Match features across per-domain SAEs by decoder "
         "direction; per-domain feature counts of joint SAEs. Writes tables and compare.html.",
@@ -339,9 +339,9 @@ compare.__doc__ = "sae-compare: which features the domains' SAEs share and which
 
 
 def _search(argv: list[str]) -> None:
-    import argparse
+    from .command_parser import CommandParser
 
-    p = argparse.ArgumentParser(
+    p = CommandParser(
         prog="sae-search",
         description="The features a query activates, and the store's "
         "nearest texts before and after clamping features up or down.",

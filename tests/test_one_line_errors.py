@@ -525,6 +525,24 @@ def test_sae_search_never_prints_a_texts_escape_sequences(tmp_path):
     assert "\x1b" not in res.out and "\x07" not in res.out and "\\x1b]0;pwned\\x07" in res.out
 
 
+@pytest.mark.parametrize(
+    "command, argv, says",
+    [
+        ("sae-search", ["run", "q", "--top", "abc"], "argument --top: invalid int value: 'abc'"),
+        ("sae-compare", ["run", "--threshold", "abc"], "argument --threshold: invalid float value: 'abc'"),
+        ("sae-diff", ["run", "a"], "give two groups (got 1), or -m for every pair of domains"),
+        ("sae-export", ["run", "--out", "x"], "the following arguments are required: --to"),
+        ("sae-serve", ["run", "--port", "abc"], "argument --port: invalid int value: 'abc'"),
+    ],
+)
+def test_a_bad_flag_of_a_plain_command_is_one_line_not_its_usage(command, argv, says, tmp_path):
+    """argparse printed the command's usage (up to six lines) above `prog: error: ...`; the Hydra
+    commands print one line, and so do these now (command_parser.CommandParser)."""
+    res = run_script(command, *argv, cwd=tmp_path)
+    assert res.code == 2 and res.err.strip().splitlines() == [f"error: {says}; see {command} --help"], res.err
+    assert not list(tmp_path.iterdir())
+
+
 def test_an_empty_out_or_run_path_is_refused_not_taken_for_a_folder(npy_run, tmp_path, monkeypatch):
     """`--out "$DIR"` or `sae-compare "$RUN"` with the variable unset: sae-compare read --out ""
     as no --out and wrote to its default, and "" as a run as the current folder (a folder of runs
@@ -537,9 +555,7 @@ def test_an_empty_out_or_run_path_is_refused_not_taken_for_a_folder(npy_run, tmp
         ("sae-export", export_main, ["--to", "sentence-transformers"]),
     ):
         res = run_command(main, command, npy_run, *args, "--out", " ")
-        assert res.code == 2 and res.error_lines[-1] == (
-            f"{command}: error: argument --out: the folder is empty; give a folder path"
-        ), (command, res.err)
+        assert refused(res, f"argument --out: the folder is empty; give a folder path; see {command} --help"), res.err
     res = run_command(cli.compare, "sae-compare", "")
     assert refused(res, "an empty run path; give a sweep dir or run dirs"), res.err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
