@@ -29,14 +29,15 @@ sys.exit(train())
 def test_a_signal_as_sae_train_ends_says_the_finished_run_was_kept(signum, tmp_path):
     script = tmp_path / "bin" / "sae-train"
     script.parent.mkdir()
-    script.write_text(f"#!{sys.executable}\n{SCRIPT}")
-    script.chmod(0o755)
+    script.write_text(SCRIPT)
     np.save(tmp_path / "emb.npy", np.random.default_rng(0).standard_normal((200, 16)).astype(np.float32))
     run = tmp_path / "run"
     args = ["domain=npy", f"domain.path={tmp_path / 'emb.npy'}", "sae.d_sae=32", "sae.k=4", "logger=none"]
     args += ["trainer.max_epochs=1", "trainer.enable_progress_bar=false", f"run_dir={run}"]
     args += [f"paths.cache_dir={tmp_path / 'cache'}"]
-    proc = subprocess.Popen([str(script), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     for line in proc.stdout:
         if line == "ending\n":
             break
