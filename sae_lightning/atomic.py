@@ -16,13 +16,14 @@ import os
 import re
 import shutil
 import socket
+import stat
 import tempfile
 from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .path_checks import file_in_the_way, os_reason
+from .path_checks import file_in_the_way, not_a_file, os_reason
 from .run_schema import clean
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -326,6 +327,9 @@ def read_json(path: Path, fix: str, error: type[UserError] = UserError) -> dict:
     and `fix`. The one reader of the project's JSON files: run.json, metrics.json, labels.json,
     labeling.json, a store's manifest.json and an SAE's cfg.json."""
     try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):  # a folder is the OSError below
+            raise error(not_a_file(path, mode))
         obj = json.loads(path.read_text())
     except FileNotFoundError:
         raise error(f"{path} is missing; {fix}") from None

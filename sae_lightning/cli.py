@@ -45,13 +45,14 @@ def _interruptible() -> Iterator[None]:
     traceback; a closed pipe ends it silently (141). SIGTERM arrives as an exception too, like
     Ctrl-C, so every writer removes what it had not finished on the way out (a relabel's temp
     folder; sae-train checkpoints first, pipeline.train) instead of leaving it for the next run."""
-    from .training.interrupts import RunInterrupted, raise_pending, stopping_on_signals
+    from .training.interrupts import RunInterrupted, ending_at_once, raise_pending, stopping_on_signals
 
-    restore = stopping_on_signals()
+    restore, ended = stopping_on_signals(), False
     try:
         yield
         raise_pending()  # a Ctrl-C that landed in a finaliser near the end is not lost
         sys.stdout.flush()  # here, not at exit: a full disk under stdout is then the line below
+        ended = ending_at_once()  # a signal while the process ends gets its line too
     except (KeyboardInterrupt, RunInterrupted) as raised:
         stop = raised if isinstance(raised, RunInterrupted) else RunInterrupted(signal.SIGINT)
         print(f"interrupted by {stop}: stopped; nothing half-written is left", file=sys.stderr)
@@ -67,7 +68,8 @@ def _interruptible() -> Iterator[None]:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         refuse(f"disk full while writing the output ({os.strerror(err.errno)}); free space there or redirect it")
     finally:
-        restore()
+        if not ended:
+            restore()
 
 
 def _own_error(err: BaseException) -> UserError | None:
@@ -197,8 +199,11 @@ def _launch(task: Callable[[DictConfig], object], config_name: str, command: str
     # An error Hydra meets itself (a job's, or a value of its own run folder such as task_name=${nope})
     # reaches us below instead of Hydra printing its traceback.
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    from .training.sweep import without_hydras_job_line  # a failed job's line is ours (refuse, below)
+
     try:
-        hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(_one_line_errors(task))()
+        with without_hydras_job_line() if multirun else contextlib.nullcontext():
+            hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(_one_line_errors(task))()
     except Exception as raised:
         from hydra.errors import HydraException
 
@@ -292,16 +297,16 @@ def plain_command(main: Callable[[list[str]], None]) -> Callable[[], None]:
 
 
 def _compare(argv: list[str]) -> None:
-    import argparse
     import time
 
+    from .command_parser import CommandParser
     from .compare import compare_runs, default_compare_dir, write_comparison
     from .compare.write import check_out
     from .conf_dir import add_default_flags
     from .path_checks import out_flag
     from .validate import check_settings
 
-    p = argparse.ArgumentParser(
+    p = CommandParser(
         prog="sae-compare",
         description="Match features across per-domain SAEs by decoder "
         "direction; per-domain feature counts of joint SAEs. Writes tables and compare.html.",
@@ -334,9 +339,9 @@ compare.__doc__ = "sae-compare: which features the domains' SAEs share and which
 
 
 def _search(argv: list[str]) -> None:
-    import argparse
+    from .command_parser import CommandParser
 
-    p = argparse.ArgumentParser(
+    p = CommandParser(
         prog="sae-search",
         description="The features a query activates, and the store's "
         "nearest texts before and after clamping features up or down.",

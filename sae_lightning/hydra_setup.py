@@ -37,8 +37,9 @@ SLUG_MAX = 100  # characters of a name kept in a folder name (file systems allow
 
 def slug(value: object) -> str:
     """A folder-safe name: hub ids such as org/data set become org_data_set; never hidden (no
-    leading dot, no `..`) and never longer than SLUG_MAX."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(value)).lstrip("._")[:SLUG_MAX].rstrip("_") or "run"
+    leading dot, no `..`), never led by a dash (read as an option by shell tools) and never longer
+    than SLUG_MAX."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(value)).lstrip("._-")[:SLUG_MAX].rstrip("_") or "run"
 
 
 # This process's suffix for new run folders: two runs started in the same second (on one machine

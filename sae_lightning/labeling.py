@@ -24,6 +24,12 @@ from .errors import UserError
 from .run_schema import FAMILY_SCHEMA, FEATURE_COLUMNS, FEATURE_SCHEMA, labels_file
 
 
+def relabel_fix(run: str | Path) -> str:
+    """The fix for a run whose labelling is missing or damaged, in every line that gives it: a new
+    labelling replaces it whole (it was spelled two ways, "relabel the run" and "label the run again")."""
+    return f"label the run again (sae-label run_dir={run})"
+
+
 class Labeling:
     FEATURES, FAMILIES, LABELS = "features.parquet", "families.parquet", "labels.json"
     REPORT, SUMMARY = "report.html", "summary.md"
@@ -81,7 +87,7 @@ class Labeling:
     # ---- readers ------------------------------------------------------------------------------
     @property
     def fix(self) -> str:  # the run: <run>/labelings/<id>/ (or a labelling's temp folder beside <id>/)
-        return f"relabel the run (sae-label run_dir={self.folder.parent.parent})"
+        return relabel_fix(self.folder.parent.parent)
 
     def info(self) -> dict:
         """labels.json (every finished labelling has one: RunDir.commit requires it)."""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .atomic import fsync_dir, read_json, write_json
 from .errors import UserError
-from .labeling import Labeling
+from .labeling import Labeling, relabel_fix
 
 LINK, LABELINGS = "current", "labelings"
 _PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -34,7 +34,7 @@ def plain_id(value: object) -> bool:
 def current_id(root: Path) -> str | None:
     """The id `<run>/current` (else, in a copy that followed the link, the labeling.json file)
     names, checked to be a plain name; None when the run has no labelling pointer."""
-    link, fix = root / LINK, f"label the run again (sae-label run_dir={root})"
+    link, fix = root / LINK, relabel_fix(root)
     if link.is_symlink():
         target = Path(os.readlink(link))
         if len(target.parts) != 2 or target.parts[0] != LABELINGS or not plain_id(target.parts[1]):
@@ -74,7 +74,7 @@ def check_not_cut(root: Path) -> None:
         what = "is a file" if link.exists() or link.is_symlink() else "is missing"
         raise UserError(
             f"{link} {what}, not the link to the run's current labelling; point it at one "
-            f"(ln -sfn {LABELINGS}/<id> {link}) or label the run again (sae-label run_dir={root})"
+            f"(ln -sfn {LABELINGS}/<id> {link}) or {relabel_fix(root)}"
         )
 
 
@@ -134,7 +134,7 @@ def _relink_copy(root: Path) -> None:
     if not folder.is_dir():
         raise UserError(
             f"{root / Labeling.POINTER} names labelling {old!r}, which is not under {root / LABELINGS}; "
-            f"label the run again (sae-label run_dir={root})"
+            f"{relabel_fix(root)}"
         )
     write_pointer(Labeling(folder, old))
     _drop_dereferenced_copy(root / LINK)
@@ -153,7 +153,7 @@ def _foreign_in_copy(path: Path) -> None:
     if foreign:
         raise UserError(
             f"{path} is a folder, not the link to the current labelling, and holds {foreign[0]}; "
-            f"move it away, then label the run again (sae-label run_dir={path.parent})"
+            f"move it away, then {relabel_fix(path.parent)}"
         )
 
 

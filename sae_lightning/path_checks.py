@@ -44,21 +44,39 @@ def os_reason(err: OSError) -> str:
     return os.strerror(err.errno) if err.errno else str(err)
 
 
+_NOT_FILES = {
+    stat.S_IFIFO: "a named pipe",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a device",
+    stat.S_IFBLK: "a device",
+}
+
+
+def not_a_file(path: str | Path, mode: int) -> str:
+    """The line for a named pipe, socket or device where a reader expects a file (os.stat's mode):
+    opening a named pipe waits for a writer, so its reader hung, or took it for missing (is_file)."""
+    what = _NOT_FILES.get(stat.S_IFMT(mode), "something else")
+    return f"{path} is {what}, not a file, and reading it would wait for ever; put the file back in its place"
+
+
 def check_readable(paths: Iterable[Path], fix: str) -> None:
     """Each of `paths` that is there can be read by this process (a folder listed and entered, a
     file opened; each folder given before what is in it), else one line naming the first that
     cannot, with `fix` when permission is what is missing. Python 3.11's Path.is_file and is_dir let
     EACCES and ENAMETOOLONG through, so a run or store of another user's (chmod 700) was a
     PermissionError traceback from whichever reader looked first. Tried for real, as
-    _check_creatable does: permission bits say nothing for root."""
+    _check_creatable does: permission bits say nothing for root. A named pipe, socket or device in
+    a file's place is one line too (`not_a_file`): the readers of runs and stores open after this."""
     for path in paths:
         try:
             mode = os.stat(path).st_mode
             if stat.S_ISDIR(mode):
                 os.listdir(path)
                 os.stat(os.path.join(path, "."))  # entered, not only listed (a folder without x)
-            elif stat.S_ISREG(mode):  # only files: opening a FIFO would wait for a writer
+            elif stat.S_ISREG(mode):
                 os.close(os.open(path, os.O_RDONLY))
+            else:
+                raise UserError(not_a_file(path, mode))
         except (FileNotFoundError, NotADirectoryError):
             continue  # not there: its reader names what is missing
         except OSError as err:

@@ -31,7 +31,7 @@ from pathlib import Path
 from . import labeling_pointer as pointer
 from .atomic import creating, gone, move_into_place, read_json, write_json
 from .errors import UserError
-from .labeling import Labeling
+from .labeling import Labeling, relabel_fix
 from .path_checks import check_readable
 from .run_schema import SAE_CFG_FILE, SAE_WEIGHTS_FILE, SPARSITY_FILE, metrics_file
 
@@ -252,7 +252,7 @@ class RunDir:
         if not folder.is_dir():
             raise UserError(
                 f"the current labelling {current!r} of {self.root} is not under "
-                f"{self.root / self.LABELINGS}; label the run again (sae-label run_dir={self.root})"
+                f"{self.root / self.LABELINGS}; {relabel_fix(self.root)}"
             )
         return Labeling(folder, current)
 

@@ -131,6 +131,7 @@ class RunReader:
         if not isinstance(root, (str, os.PathLike)):
             raise UserError(f"a run folder is a path (str or Path), got {type(root).__name__}")
         self.dir = RunDir(Path(root).expanduser())
+        self.dir.check_readable()  # what it opens: a named pipe there hung the reader, a chmod 700 run was a traceback
         self.root = self.dir.root
         self._labeling = labeling
         self._saes: dict[str, SparseAutoencoder] = {}

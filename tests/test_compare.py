@@ -270,6 +270,22 @@ def test_runs_that_cannot_be_compared_say_what_differs(planted_runs, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_run_given_twice_is_refused_not_dropped(planted_runs, tmp_path):
+    """The copy was dropped silently: `sae-compare A A` compared one run, `A B A` two of three."""
+    a, b = planted_runs / "0_A", planted_runs / "1_B"
+    res = run_script("sae-compare", a, b, a, "--out", tmp_path / "out")
+    assert res.code == 2 and res.err.strip().splitlines() == [
+        f"error: the run {a.resolve()} is given twice; give each run once: "
+        "a run compared with itself shares every feature"
+    ], res.err
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "link").symlink_to(a)
+    with pytest.raises(UserError, match=rf"the run {a.resolve()} comes from both {a} and {tmp_path / 'link'}; give"):
+        compare_runs([a, tmp_path / "link"])
+    with pytest.raises(UserError, match=rf"the run {a.resolve()} comes from both {planted_runs} and {a}; give"):
+        compare_runs([planted_runs, a])  # inside the sweep dir given, and named too
+
+
 def test_sweep_dir_without_finished_runs_is_one_line_error(tmp_path):
     empty = tmp_path / "sweep"
     (empty / "0_x").mkdir(parents=True)

@@ -131,7 +131,7 @@ def test_a_features_top_lists_of_different_lengths_are_one_line(run):
     with pytest.raises(UserError) as err:
         sl.Run.load(run).feature(3)
     assert one_line(err) == (
-        f"{features_file(run)}: feature 3's top_* lists differ in length; relabel the run (sae-label run_dir={run})"
+        f"{features_file(run)}: feature 3's top_* lists differ in length; label the run again (sae-label run_dir={run})"
     )
 
 
@@ -313,3 +313,20 @@ def test_sae_serve_stopped_while_it_warms_up_exits_at_once(run):
     server.send_signal(2)
     _, err = server.communicate(timeout=120)
     assert server.returncode == 130 and time.monotonic() - start < 30, err.decode()[-2000:]
+
+
+@pytest.mark.parametrize("name", ["run.json", "metrics.json", "sae/cfg.json", "features.parquet", "labels.json"])
+def test_a_named_pipe_in_a_run_files_place_is_one_line_not_a_hang(name, run):
+    """A reader opened it and waited for a writer for ever (features.parquet, labels.json), or took it
+    for missing (run.json: "not a finished run"). Run as processes: a hang fails on the timeout."""
+    target = (run / name).resolve()  # the labelling's own file, behind the run's top-level link
+    target.unlink()
+    os.mkfifo(target)
+    says = (
+        f"{run / name} is a named pipe, not a file, and reading it would wait for ever; put the file back in its place"
+    )
+    res = run_process(script("sae-search"), run, "a query", timeout=120)
+    assert res.code == 2 and res.err.strip().splitlines() == [f"error: {says}"], res.err[-2000:]
+    code = f"import sae_lightning as sl; sl.Run.load({str(run)!r})"
+    res = run_process(sys.executable, "-c", code, timeout=120)
+    assert res.code == 1 and res.err.strip().splitlines()[-1] == f"sae_lightning.errors.UserError: {says}", res.err

@@ -144,10 +144,15 @@ def test_names_too_long_and_names_outside_the_outputs(tmp_path):
     res = train(tmp_path, f"paths.log_dir={tmp_path / ('b' * 300)}")
     assert refused(res, "the folder name bbbb"), res.err
     assert "shorten paths.log_dir" in res.err and not list(tmp_path.glob("bbb*"))
-    for name in ("../../x", ".hidden", "a/b"):
+    for name in ("../../x", ".hidden", "a/b", "-x", "--help", "..", "'a\tb'", "''"):
         res = train(tmp_path, f"task_name={name}")
-        assert refused(res, f"task_name={name} is invalid; set task_name to a plain folder name"), res.err
+        shown = name.strip("'").replace("\t", "\\t")
+        assert refused(res, f"task_name={shown} is invalid; set task_name to a plain folder name"), res.err
     assert not (tmp_path.parent.parent / "x").exists() and wrote_nothing(tmp_path / "out")
+    res = train(tmp_path, "domain.name=-x", "train=false")  # a domain's name is made a folder name instead
+    assert res.code == 0, res.err[-2000:]
+    assert [p.name for p in (tmp_path / "out" / "train" / "runs").iterdir()] == ["x"]
+    shutil.rmtree(tmp_path / "out")
     res = train(tmp_path, "domain.name=." + "a" * 300, "train=false")  # a long name is cut, never hidden
     assert res.code == 0, res.err[-2000:]
     (folder,) = (tmp_path / "out" / "train" / "runs").iterdir()
@@ -246,6 +251,7 @@ def test_an_embedder_device_this_machine_lacks_names_embedder_device(tmp_path):
         ("labeling.n_negatives", 2000),
         ("labeling.n_hard", 500),
         ("labeling.coherence_pairs", 200000),
+        ("labeling.batch_size", 40960),
         ("families.texts_per_member", 1000),
     ],
 )
@@ -274,6 +280,17 @@ def test_keyword_rules_no_keyword_can_pass_are_refused_before_training(tmp_path)
     """min_df above sae.d_sae (or min_texts above m) left every label empty after the training."""
     res = train(tmp_path, "labeling.min_df=33")
     assert refused(res, "labeling.min_df=33 is above the SAE's 32 features"), res.err
+    res = train(tmp_path, "labeling.coherence_min_docs=31")  # no coherence measured: every verdict weak
+    assert refused(res, "labeling.coherence_min_docs=31 is above labeling.m=30, the top texts whose"), res.err
+    assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
+
+
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_a_labelling_batch_of_no_rows_is_refused(value, tmp_path):
+    res = train(tmp_path, f"labeling.batch_size={value}")
+    assert refused(
+        res, f"labeling.batch_size={value} is invalid; set labeling.batch_size to a whole number from 1 to 40960"
+    )
     assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
 
 
@@ -328,6 +345,8 @@ def test_a_multirun_with_a_bad_job_ends_in_one_line_per_failed_job(tmp_path):
     )
     errors = [ln for ln in res.err.splitlines() if ln.startswith("error: ")]
     assert res.code == 2 and "Traceback" not in res.err, res.err[-3000:]
+    # ours only: Hydra wrote "Error executing job with overrides: [...]" above them
+    assert errors == res.error_lines, res.err[-3000:]
     assert [e.split(":")[1].split("(")[0].strip() for e in errors] == ["job #1", "job #2"]
     assert "sae.k=40 must be below sae.d_sae=32" in errors[0] and "sae.k=48" in errors[1]
     summary = json.loads(next((tmp_path / "out").rglob("sweep_summary.json")).read_text())
@@ -506,6 +525,24 @@ def test_sae_search_never_prints_a_texts_escape_sequences(tmp_path):
     assert "\x1b" not in res.out and "\x07" not in res.out and "\\x1b]0;pwned\\x07" in res.out
 
 
+@pytest.mark.parametrize(
+    "command, argv, says",
+    [
+        ("sae-search", ["run", "q", "--top", "abc"], "argument --top: invalid int value: 'abc'"),
+        ("sae-compare", ["run", "--threshold", "abc"], "argument --threshold: invalid float value: 'abc'"),
+        ("sae-diff", ["run", "a"], "give two groups (got 1), or -m for every pair of domains"),
+        ("sae-export", ["run", "--out", "x"], "the following arguments are required: --to"),
+        ("sae-serve", ["run", "--port", "abc"], "argument --port: invalid int value: 'abc'"),
+    ],
+)
+def test_a_bad_flag_of_a_plain_command_is_one_line_not_its_usage(command, argv, says, tmp_path):
+    """argparse printed the command's usage (up to six lines) above `prog: error: ...`; the Hydra
+    commands print one line, and so do these now (command_parser.CommandParser)."""
+    res = run_script(command, *argv, cwd=tmp_path)
+    assert res.code == 2 and res.err.strip().splitlines() == [f"error: {says}; see {command} --help"], res.err
+    assert not list(tmp_path.iterdir())
+
+
 def test_an_empty_out_or_run_path_is_refused_not_taken_for_a_folder(npy_run, tmp_path, monkeypatch):
     """`--out "$DIR"` or `sae-compare "$RUN"` with the variable unset: sae-compare read --out ""
     as no --out and wrote to its default, and "" as a run as the current folder (a folder of runs
@@ -518,9 +555,7 @@ def test_an_empty_out_or_run_path_is_refused_not_taken_for_a_folder(npy_run, tmp
         ("sae-export", export_main, ["--to", "sentence-transformers"]),
     ):
         res = run_command(main, command, npy_run, *args, "--out", " ")
-        assert res.code == 2 and res.error_lines[-1] == (
-            f"{command}: error: argument --out: the folder is empty; give a folder path"
-        ), (command, res.err)
+        assert refused(res, f"argument --out: the folder is empty; give a folder path; see {command} --help"), res.err
     res = run_command(cli.compare, "sae-compare", "")
     assert refused(res, "an empty run path; give a sweep dir or run dirs"), res.err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]

@@ -267,7 +267,9 @@ def test_a_table_without_verdicts_is_refused_in_one_line(tmp_path, verdicts):
     df = pd.read_parquet(path)
     df = df.drop(columns="verdict") if verdicts is None else df.assign(verdict=verdicts)
     df.to_parquet(path)
-    with pytest.raises(UserError, match=r"has no verdicts this version knows .*relabel the run with `sae-label"):
+    with pytest.raises(
+        UserError, match=rf"has no verdicts this version knows .*; label the run again \(sae-label run_dir={run}\)$"
+    ):
         write_report(run)
     assert not RunDir(run).labeling().report.exists()
 

@@ -19,12 +19,15 @@ from sae_lightning.labels.scoring.coherence import feature_coherence, mean_pairw
 from sae_lightning.labels.scoring.scoring_sets import unit_vectors
 from sae_lightning.labels.scoring.token_features import (
     Patterns,
+    masked,
     masked_coherence,
     pattern_label,
+    single_spaced,
     token_features,
     word_families,
 )
 from sae_lightning.labels.scoring.verdict import verdicts
+from sae_lightning.labels.scoring.word_features import without_word
 from sae_lightning.run_schema import INTERPRETABLE, TOKEN
 from sae_lightning.schemas.labeling import LabelingConfig
 
@@ -136,12 +139,22 @@ def test_a_text_the_mask_leaves_whole_is_the_stores_own_row(planted):
     spacing aside) is read from the store, as coherence reads it."""
     model, cache, texts, X, codes, top, train_rows = planted
     rows = top[2, :6]
-    whole = [(r, " ".join(str(texts[r]).split())) for r in rows]
+    # what each mask makes of a text that holds none of its words
+    whole = [(r, masked(str(texts[r]), {"pre:zzzq"}, Patterns(model.tokenizer))) for r in rows[:3]]
+    whole += [(r, without_word(str(texts[r]), "zzzq")) for r in rows[3:]]
     got, n = masked_coherence({"whole": whole}, texts, X, cache, 0.1, 0.2)
     assert n == 0 and got["whole"] == (mean_pairwise_cosine(unit_vectors(X[rows])) - 0.1) / 0.2
     changed = whole[:5] + [(rows[5], "The masked text of test_a_text_the_mask_leaves_whole.")]
     got, n = masked_coherence({"changed": changed}, texts, X, cache, 0.1, 0.2)
     assert n == 1 and got["changed"] != (mean_pairwise_cosine(unit_vectors(X[rows])) - 0.1) / 0.2
+
+
+def test_a_mask_leaves_one_space_where_it_deleted_words():
+    """Both masks and masked_coherence's test for a text left whole share one normalisation."""
+    text = "  Impressionism,\tcubism  and\n surrealism. "
+    assert single_spaced(text) == "Impressionism, cubism and surrealism."
+    assert without_word(text, "cubism") == "Impressionism, and surrealism."
+    assert without_word(text, "zzzq") == single_spaced(text)
 
 
 def test_patterns_come_from_the_embedders_tokenizer(planted):

@@ -343,7 +343,8 @@ def test_garbage_features_parquet_is_named_for_sae_search(hand_run, tmp_path):
 
     run = _damaged(hand_run, tmp_path, garbage)
     with pytest.raises(
-        UserError, match=rf"features.parquet cannot be read as a table .*; relabel the run \(sae-label run_dir={run}\)"
+        UserError,
+        match=rf"features.parquet cannot be read as a table .*; label the run again \(sae-label run_dir={run}\)",
     ):
         open_run(run)  # the run's folder, not a placeholder ("run_dir=<run>")
     run2 = tmp_path / "run2"
@@ -356,7 +357,7 @@ def test_garbage_features_parquet_is_named_for_sae_search(hand_run, tmp_path):
     shutil.copytree(hand_run, run3)
     write_labelled_run(run3, pd.DataFrame({"feature_id": [0], "top_acts": [[1.0]]}))
     with pytest.raises(
-        UserError, match=rf"features.parquet has no label column; relabel the run \(sae-label run_dir={run3}\)$"
+        UserError, match=rf"features.parquet has no label column; label the run again \(sae-label run_dir={run3}\)$"
     ):
         open_run(run3)
 

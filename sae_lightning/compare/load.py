@@ -65,7 +65,7 @@ def find_run_dirs(paths: Sequence[str | Path]) -> tuple[list[Path], Path | None]
     unfinished run named directly is an error, since the user asked for that one."""
     if not paths:
         raise UserError("give a sweep dir or at least one run dir to compare")
-    found: list[Path] = []
+    found: list[tuple[Path, str | Path]] = []  # each run and the argument that named it
     sweep = None
     for raw in paths:
         if not str(raw).strip():  # `sae-compare "$RUN"` with RUN unset: Path("") is the current folder
@@ -79,7 +79,7 @@ def find_run_dirs(paths: Sequence[str | Path]) -> tuple[list[Path], Path | None]
             missing = _missing(path)
             if missing:
                 raise UserError(f"{path} is not a finished run (missing {', '.join(missing)})")
-            found.append(path)
+            found.append((path, raw))
             continue
         sweep = path if len(paths) == 1 else None
         marks = (RunDir.RUN, f"{RunDir.SAE}/{RunDir.SAE_CFG}")
@@ -102,9 +102,24 @@ def find_run_dirs(paths: Sequence[str | Path]) -> tuple[list[Path], Path | None]
                 f"{path} holds no finished run (a run dir has run.json, sae/cfg.json, "
                 f"sae/sae_weights.safetensors and metrics.json; {len(candidates)} unfinished found)"
             )
-        found.extend(finished)
-    unique = list(dict.fromkeys(p.resolve() for p in found))
-    return unique, sweep
+        found.extend((c, raw) for c in finished)
+    return _each_once(found), sweep
+
+
+def _each_once(found: list[tuple[Path, str | Path]]) -> list[Path]:
+    """The runs, resolved, refused when one comes twice (named twice, through a link, or named and
+    inside a sweep dir also given). A run compared with itself matches every feature at cosine 1,
+    so its "shared" counts say nothing; dropping the copy silently compared fewer runs than asked."""
+    seen: dict[Path, str | Path] = {}
+    for path, raw in found:
+        real = path.resolve()
+        if real in seen:
+            how = "is given twice" if str(seen[real]) == str(raw) else f"comes from both {seen[real]} and {raw}"
+            raise UserError(
+                f"the run {real} {how}; give each run once: a run compared with itself shares every feature"
+            )
+        seen[real] = raw
+    return list(seen)
 
 
 def load_run_sae(run: Path | RunReader) -> RunSAE:

@@ -3,10 +3,10 @@ count the features separating every pair of the run's domains. Flag defaults: co
 
 from __future__ import annotations
 
-import argparse
 from typing import TYPE_CHECKING
 
 from ..cli import plain_command
+from ..command_parser import CommandParser
 from ..conf_dir import add_default_flags
 from ..path_checks import out_flag
 from ..run_schema import verdict_note
@@ -16,8 +16,8 @@ if TYPE_CHECKING:  # the analysis (torch, scipy) loads once the arguments are re
     from .analysis import DiffResult, MatrixResult
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def build_parser() -> CommandParser:
+    p = CommandParser(
         prog="sae-diff",
         description="Which features of a finished run fire differently in "
         "two groups of texts (Fisher exact test, Benjamini-Hochberg), named by the run's labels.",

@@ -12,7 +12,6 @@ Only TopK SAEs (and Matryoshka over a TopK base, whose inference is TopK) fit th
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -83,7 +82,9 @@ def feature_labels(folder: str | Path) -> list[str]:
 
 
 def _export(argv: list[str]) -> None:
-    p = argparse.ArgumentParser(prog="sae-export", description="Write a finished run in another library's format.")
+    from ..command_parser import CommandParser
+
+    p = CommandParser(prog="sae-export", description="Write a finished run in another library's format.")
     p.add_argument("run", help="a finished run dir (holds run.json and sae/)")
     p.add_argument("--to", required=True, choices=TARGETS, help="the target format")
     p.add_argument("--out", required=True, type=out_flag, help="the folder to write (new or empty)")

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
+from ..labeling import relabel_fix
 from ..run_dir import Labeling, RunDir
 from ..run_reader import RunReader
 from ..run_schema import VERDICTS
@@ -72,8 +73,7 @@ def report_data(run: str | Path | RunReader, labeling: Labeling | None = None) -
     unknown = sorted({str(v) for v in cols["verdict"]} - set(VERDICTS)) if "verdict" in cols else ["no column"]
     if unknown:
         raise UserError(
-            f"{labeling.features} has no verdicts this version knows ({', '.join(unknown[:3])}); "
-            f"relabel the run with `sae-label run_dir={run_dir}`"
+            f"{labeling.features} has no verdicts this version knows ({', '.join(unknown[:3])}); {relabel_fix(run_dir)}"
         )
     notes: list[str] = []
 

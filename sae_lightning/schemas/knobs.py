@@ -86,13 +86,14 @@ def text(null: bool = False, example: str | None = None) -> Rule:
 
 
 def folder_name(null: bool = False) -> Rule:
-    # A name that becomes one folder under the outputs: no path separators, never hidden or `..`.
+    # A name that becomes one folder under the outputs: no path separators, never hidden or `..`,
+    # and never led by a dash, which every shell tool then reads as an option (`ls outputs/-x`).
     return Rule(
-        _or_null("a plain folder name (letters, digits, _ - . ; not starting with . ; no /)", null),
+        _or_null("a plain folder name (letters, digits, _ - . ; starting with a letter, digit or _)", null),
         lambda v: (
             isinstance(v, (str, int))
             and not isinstance(v, bool)
-            and re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}", str(v)) is not None
+            and re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}", str(v)) is not None
         ),
         null,
     )

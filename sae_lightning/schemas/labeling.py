@@ -44,12 +44,19 @@ def labeling_problem(labeling: Mapping[str, Any], d_sae: Any = None) -> str | No
             f"labeling.score_coherence={score:g} is below labeling.coherence_min={floor:g}; "
             "set it to at least coherence_min"
         )
-    # Past these no keyword passes: every label empty, every verdict weak, and that labelling current.
+    # Past these no keyword passes (or no coherence is measured): every label empty, or every verdict
+    # weak, and that labelling current.
     texts, m, min_df = labeling.get("min_texts"), labeling.get("m"), labeling.get("min_df")
     if is_num(texts) and is_num(m) and texts > m:
         return (
             f"labeling.min_texts={texts} is above labeling.m={m}, the top texts a keyword is counted in, "
             "so no feature could get a label; set it to at most m"
+        )
+    docs = labeling.get("coherence_min_docs")
+    if is_num(docs) and is_num(m) and docs > m:  # coherence counts the top texts' documents
+        return (
+            f"labeling.coherence_min_docs={docs} is above labeling.m={m}, the top texts whose documents "
+            "coherence counts, so every feature would be weak; set it to at most m"
         )
     if is_num(min_df) and is_num(d_sae) and min_df > d_sae:
         return (
@@ -164,7 +171,9 @@ class LabelingConfig:
         text(null=True, example="all-mpnet-base-v2"),
     )
     seed: int = knob(0, "random-label baseline and negative sampling", SEED)
-    batch_size: int = knob(4096, "rows per SAE encode pass", POSITIVE)
+    # Each encode pass holds [batch_size, d_sae] dense activations (50 MB at 4096 rows and the default
+    # d_sae 3072); bounded at 10 times the default like the sizes above: 10**12 read the store whole.
+    batch_size: int = knob(4096, "rows per SAE encode pass", whole(1, 40_960))
     small_op_threads: int | None = knob(
         1,
         "threads of the small-op phases (top-k merges, KeyBERT's loop, scoring); null: the caller's",

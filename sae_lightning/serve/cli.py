@@ -4,16 +4,15 @@ and a run's texts are the user's data)."""
 
 from __future__ import annotations
 
-import argparse
-
 from ..cli import plain_command
+from ..command_parser import CommandParser
 from ..runtime import RuntimeSettings, apply
 from .settings import serve_settings
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> CommandParser:
     defaults = serve_settings()
-    p = argparse.ArgumentParser(
+    p = CommandParser(
         prog="sae-serve",
         description="Explore finished runs in the browser: features, "
         "search and steering, domain diffs. Read-only on the runs.",

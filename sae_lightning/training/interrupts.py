@@ -6,11 +6,14 @@ written atomically, so nothing is left half-way). The command then exits 128 + t
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -102,6 +105,55 @@ def stopping_on_signals() -> Callable[[], None]:
             signal.signal(sig, handler)
 
     return restore
+
+
+def ending_at_once() -> bool:
+    """For a command whose work is done (cli._interruptible): whether it took over the process's
+    end, which it does only where the process is the console script (not a test calling the
+    command: that process goes on) and signals are handled here. Python's finalisation (a second or
+    two freeing torch and the other modules) ran with the default handlers, under which a SIGTERM
+    or Ctrl-C killed the finished command without a word. Now a signal says that everything was
+    kept and ends the process, and the process ends right after its atexit functions (logging's
+    flush, W&B's), skipping only the freeing of memory that the system does anyway."""
+    command = Path(sys.argv[0]).name
+    if threading.current_thread() is not threading.main_thread() or not _run_as_console_script():
+        return False
+
+    def ended(signum: int, frame) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+        name = signal.Signals(signum).name
+        os.write(
+            2, f"{command}: {name} after the command had finished; nothing was stopped, all it wrote is kept\n".encode()
+        )
+        os._exit(128 + signum)
+
+    for sig in SIGNALS:
+        if signal.getsignal(sig) is not signal.SIG_IGN:  # a background job's Ctrl-C stays ignored
+            signal.signal(sig, ended)
+
+    def exit_now() -> None:  # registered last, so run first: it runs the others, then ends
+        atexit.unregister(exit_now)
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(0)
+
+    atexit.register(exit_now)
+    return True
+
+
+def _run_as_console_script() -> bool:
+    """Whether Python runs one of this package's console scripts (pyproject's [project.scripts]) as
+    __main__: not pytest (whose tests call the commands and set sys.argv), `python -c` or a notebook."""
+    from importlib.metadata import entry_points
+
+    main = getattr(sys.modules["__main__"], "__file__", None)
+    if not main or Path(main).name != Path(sys.argv[0]).name:
+        return False
+    ours = {ep.name for ep in entry_points(group="console_scripts") if ep.value.startswith("sae_lightning.")}
+    return Path(main).name in ours
 
 
 class DeferredSignals:

@@ -5,10 +5,13 @@ and when a failed job makes Hydra end the sweep with an error (after every job h
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
@@ -41,6 +44,35 @@ def summarise(sweep: Path) -> list[dict]:
     text = json.dumps(jobs, indent=2)
     atomic_write(sweep / "sweep_summary.json", lambda tmp: tmp.write_text(text))
     return jobs
+
+
+HYDRA_JOB_LINE = "Error executing job with overrides: "  # hydra.core.utils.JobReturn.return_value
+
+
+class _WithoutHydrasJobLine:
+    """stderr less the line Hydra writes (in one write) for each failed job when its sweeper reads
+    the job's result: the command's own line for that job names its overrides and the reason."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return len(text) if text.startswith(HYDRA_JOB_LINE) else self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, fileno, isatty, encoding: the stream's own
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def without_hydras_job_line() -> Iterator[None]:
+    """For the command (cli._launch) around a sweep only: the line is process-wide output, so the
+    library never does this itself. A job's own error still reaches stderr (its traceback too)."""
+    stream = sys.stderr
+    sys.stderr = _WithoutHydrasJobLine(stream)
+    try:
+        yield
+    finally:
+        sys.stderr = stream
 
 
 class SweepSummary(Callback):

@@ -193,7 +193,7 @@ def masked_coherence(
     before = cache.n_embedded
     rows = np.array([r for ps in per_feature.values() for r, _ in ps], dtype=np.int64)
     masked_texts = [t for ps in per_feature.values() for _, t in ps]
-    whole = np.array([t == " ".join(str(texts[r]).split()) for r, t in zip(rows, masked_texts)], dtype=bool)
+    whole = np.array([t == single_spaced(str(texts[r])) for r, t in zip(rows, masked_texts)], dtype=bool)
     emb = np.empty((len(rows), embeddings.shape[1]), dtype=np.float32)
     if whole.any():
         emb[whole] = unit_vectors(embeddings[rows[whole]])
@@ -206,11 +206,17 @@ def masked_coherence(
     return scores, cache.n_embedded - before
 
 
+def single_spaced(text: str) -> str:
+    """The text with each run of white space one space, none at its ends: what a mask (`masked`,
+    word_features.without_word) leaves where it deleted words, and so what `masked_coherence` compares
+    a masked text with to find the ones it left whole. One function for both, or a change to one
+    would embed every whole text again (or read a changed one from the store)."""
+    return " ".join(text.split())
+
+
 def masked(text: str, pats: set[str], patterns: Patterns) -> str:
     """The text without the words that carry any of the patterns."""
-    return " ".join(
-        WORD.sub(lambda w: "" if pats.intersection(patterns.of_word(w.group())) else w.group(), text).split()
-    )
+    return single_spaced(WORD.sub(lambda w: "" if pats.intersection(patterns.of_word(w.group())) else w.group(), text))
 
 
 def token_features(

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...run_schema import TOKEN, verdict_marked
-from .token_features import MASKED_TEXTS, WORD, Patterns, base_sample, masked_coherence
+from .token_features import MASKED_TEXTS, WORD, Patterns, base_sample, masked_coherence, single_spaced
 
 # Share of a feature's top texts (one per document) holding the word or one of its forms: half of them.
 # The share above random texts (`labeling.token_share_gap`) keeps common words out, and the
@@ -106,9 +106,7 @@ def base_shares(texts: list[str], words: set[str], lead: Lead | None = None) -> 
 def without_word(text: str, word: str, lead: Lead | None = None) -> str:
     """The text without the word and its forms."""
     bases = {word}
-    return " ".join(
-        WORD.sub(lambda m: "" if _base(m.group().lower(), bases, lead) == word else m.group(), text).split()
-    )
+    return single_spaced(WORD.sub(lambda m: "" if _base(m.group().lower(), bases, lead) == word else m.group(), text))
 
 
 def _leads_in(texts: list[str], word: str, lead: Lead) -> bool:
