@@ -51,6 +51,12 @@ def labeling_problem(labeling: Mapping[str, Any], d_sae: Any = None) -> str | No
             f"labeling.min_texts={texts} is above labeling.m={m}, the top texts a keyword is counted in, "
             "so no feature could get a label; set it to at most m"
         )
+    docs = labeling.get("coherence_min_docs")
+    if is_num(docs) and is_num(m) and docs > m:  # m top texts hold at most m documents: every coherence NaN
+        return (
+            f"labeling.coherence_min_docs={docs} is above labeling.m={m}, the top texts whose documents are "
+            "counted, so every feature's coherence would be NaN and its verdict weak; set it to at most m"
+        )
     if is_num(min_df) and is_num(d_sae) and min_df > d_sae:
         return (
             f"labeling.min_df={min_df} is above the SAE's {d_sae} features, the documents a keyword is "

@@ -1,0 +1,36 @@
+"""Values a hostile command line gives each knob: accepted ones that made a run of nothing (every row
+held out, every coherence NaN), ones that reached torch or the OS as a traceback (a thread count no
+machine has), and sae-diff group specs whose settings were composed and then ignored. Each is one
+line naming the knob and the fix, exit status 2, nothing written. The commands run in this process
+through their console entry points, on a small .npy (tests/test_one_line_errors.py's helpers)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sae_lightning.errors import UserError
+from sae_lightning.schemas.labeling import LabelingConfig
+
+from .cli_runner import wrote_nothing
+from .test_one_line_errors import refused, train
+
+
+@pytest.mark.parametrize(
+    "setting, says",
+    [
+        # round(200 x 0.999) = 200 rows held out: the first check to fail named sae.dead_after_samples=0
+        ("data.val_fraction=0.999", "data.val_fraction=0.999 holds out all 200 rows of the store, leaving none"),
+        # 30 top texts hold at most 30 documents: every coherence NaN and every verdict weak, accepted
+        ("labeling.coherence_min_docs=31", "labeling.coherence_min_docs=31 is above labeling.m=30"),
+    ],
+)
+def test_values_that_leave_the_work_nothing_are_refused(setting, says, tmp_path):
+    res = train(tmp_path, setting)
+    assert refused(res, says), res.err
+    assert "dead_after_samples" not in res.err and wrote_nothing(tmp_path / "out")
+
+
+def test_a_labeling_config_built_in_python_meets_the_same_rule():
+    with pytest.raises(UserError, match=r"labeling.coherence_min_docs=31 is above labeling.m=30"):
+        LabelingConfig(coherence_min_docs=31)
+    assert LabelingConfig(coherence_min_docs=30).coherence_min_docs == 30
