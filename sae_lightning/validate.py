@@ -16,7 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 from .errors import UserError
 from .schemas import schema_rules
 from .schemas.domain import HFConfig, hf_problem
-from .schemas.knobs import POSITIVE, SEED, Rule, flag, folder_name, invalid, number, required, text, whole
+from .schemas.knobs import POSITIVE, SEED, Rule, flag, folder_name, invalid, number, required, text, threads, whole
 from .schemas.labeling import labeling_problem
 from .schemas.lightning import EpochCheckpointConfig, precision_problem
 from .schemas.sae import tied_problem
@@ -47,8 +47,8 @@ RULES: dict[str, Rule] = {
     # sae-serve's settings (conf/serve.yaml; serve/settings.py checks them with check_settings("serve", ...))
     "serve.host": text(),
     "serve.port": whole(0, 65535),
-    "serve.compute_workers": whole(0),
-    "serve.torch_threads": POSITIVE,
+    "serve.compute_workers": threads(0),
+    "serve.torch_threads": threads(),
     "serve.embed_cache": whole(0),
     "serve.index_max_mib": whole(0),
     # every config group under conf/ (sae, module, data, labeling, embedder, runtime, families,

@@ -10,6 +10,7 @@ import pytest
 
 from sae_lightning.errors import UserError
 from sae_lightning.schemas.labeling import LabelingConfig
+from sae_lightning.validate import check_settings
 
 from .cli_runner import wrote_nothing
 from .test_one_line_errors import refused, train
@@ -34,3 +35,22 @@ def test_a_labeling_config_built_in_python_meets_the_same_rule():
     with pytest.raises(UserError, match=r"labeling.coherence_min_docs=31 is above labeling.m=30"):
         LabelingConfig(coherence_min_docs=31)
     assert LabelingConfig(coherence_min_docs=30).coherence_min_docs == 30
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["runtime.torch_threads", "runtime.small_op_threads", "labeling.small_op_threads", "data.num_workers"],
+)
+def test_thread_and_worker_counts_no_machine_has_are_refused(key, tmp_path):
+    """runtime.torch_threads=100000 ran out of memory starting the threads: a MemoryError
+    traceback (exit status 1), after the log folder was made."""
+    res = train(tmp_path, f"{key}=100000")
+    assert refused(res, f"{key}=100000 is invalid; set {key} to a whole number from "), res.err
+    assert "to 1024" in res.err and wrote_nothing(tmp_path / "out")
+
+
+@pytest.mark.parametrize("name", ["torch_threads", "compute_workers"])
+def test_sae_serve_thread_counts_have_the_same_bound(name):
+    with pytest.raises(UserError, match=rf"serve.{name}=100000 is invalid; .* to 1024"):
+        check_settings("serve", {name: 100000})
+    check_settings("serve", {name: 1024})

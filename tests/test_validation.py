@@ -41,7 +41,7 @@ BAD_VALUES = [
     ("trainer.max_epochs=-1", "trainer.max_epochs=-1 is invalid; set trainer.max_epochs to a whole number >= 1"),
     ("trainer.max_epochs=0", "trainer.max_epochs=0 is invalid; set trainer.max_epochs to a whole number >= 1"),
     ("seed=-1", "seed=-1 is invalid; set seed to a whole number from 0 to 4294967295"),
-    ("data.num_workers=-1", "data.num_workers=-1 is invalid; set data.num_workers to a whole number >= 0"),
+    ("data.num_workers=-1", "data.num_workers=-1 is invalid; set data.num_workers to a whole number from 0 to 1024"),
     ("embedder.dtype=int8", "embedder.dtype=int8 is invalid; set embedder.dtype to one of float32 | float16"),
     ("data.shuffle=foo", "data.shuffle=foo is invalid; set data.shuffle to one of auto | full | blocks"),
     ("domain.unit=paragraph", "domain.unit=paragraph is invalid; set domain.unit to one of sentence | article"),

@@ -105,6 +105,15 @@ def list_of(item: Rule, what: str, check: Callable[[list], bool] = lambda v: Tru
 
 
 POSITIVE = whole(1)
+# Threads or worker processes: more than any machine's cores only contend for them, and
+# runtime.torch_threads=100000 ran out of memory starting them (a MemoryError traceback).
+MAX_THREADS = 1024
+
+
+def threads(lo: int = 1, null: bool = False) -> Rule:
+    return whole(lo, MAX_THREADS, null)
+
+
 SEED = whole(0, 2**32 - 1)
 # Top texts the scan keeps per feature (labeling.m, families.texts_per_member: it keeps the larger):
 # at most 1,000, since it holds d_sae x m rows and activations at once (m = 10^6 asked 12 GB at d_sae 3072).

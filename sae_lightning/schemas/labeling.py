@@ -23,6 +23,7 @@ from .knobs import (
     number,
     one_of,
     text,
+    threads,
     whole,
 )
 
@@ -174,7 +175,7 @@ class LabelingConfig:
     small_op_threads: int | None = knob(
         1,
         "threads of the small-op phases (top-k merges, KeyBERT's loop, scoring); null: the caller's",
-        whole(1, null=True),
+        threads(null=True),
     )
     device: str | None = None  # not a knob: None labels wherever the SAE's parameters are
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .knobs import POSITIVE, SEED, check_fields, flag, knob, list_of, number, one_of, whole
+from .knobs import POSITIVE, SEED, check_fields, flag, knob, list_of, number, one_of, threads, whole
 
 
 @dataclass
@@ -65,7 +65,7 @@ class DataConfig:
         0.1, "held-out share for validation metrics and label scoring", number(0, 1, hi_open=True)
     )
     seed: int = knob(0, "fixes the split and the per-epoch order", SEED)
-    num_workers: int = knob(0, "DataLoader worker processes (0: read in the training process)", whole(0))
+    num_workers: int = knob(0, "DataLoader worker processes (0: read in the training process)", threads(0))
     in_memory: bool = knob(False, "true: copy the whole store into RAM first", flag())
     drop_last: bool = knob(True, "drop the last, smaller training batch of each epoch", flag())
     shuffle: str = knob(
