@@ -12,7 +12,7 @@ from sae_lightning.errors import UserError
 from sae_lightning.schemas.labeling import LabelingConfig
 from sae_lightning.validate import check_settings
 
-from .cli_runner import wrote_nothing
+from .cli_runner import run_script, wrote_nothing
 from .test_one_line_errors import refused, train
 
 
@@ -54,3 +54,19 @@ def test_sae_serve_thread_counts_have_the_same_bound(name):
     with pytest.raises(UserError, match=rf"serve.{name}=100000 is invalid; .* to 1024"):
         check_settings("serve", {name: 100000})
     check_settings("serve", {name: 1024})
+
+
+def test_a_max_seq_length_past_the_models_positions_is_refused_before_the_store_begins(tmp_path):
+    """MiniLM has 512 position embeddings: embedder.max_seq_length=100000 failed at the first long
+    text inside torch (a size-mismatch traceback), after the store was begun."""
+    csv = tmp_path / "long.csv"
+    csv.write_text("text\n" + " ".join(f"word{i}" for i in range(1000)) + "\n")
+    args = ["domain=files", f"domain.path={csv}", "embedder.show_progress=false"]
+    places = [f"paths.log_dir={tmp_path / 'out'}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    res = run_script("sae-embed", *args, "embedder.max_seq_length=100000", *places)
+    assert refused(res, "embedder.max_seq_length=100000 is more tokens than sentence-transformers/all-MiniLM-L6-v2"), (
+        res.err[-2000:]
+    )
+    assert "set it to at most 512" in res.err and wrote_nothing(tmp_path / "out")
+    assert not list((tmp_path / "cache").rglob("*.json")) and not list((tmp_path / "cache").rglob("*.parquet"))
+    assert run_script("sae-embed", *args, "embedder.max_seq_length=512", *places).code == 0
