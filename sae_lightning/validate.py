@@ -82,7 +82,9 @@ def unknown_key(cfg: DictConfig, key: str) -> str | None:
     group = key.rpartition(".")[0]
     known = sorted(k.rpartition(".")[2] for k in RULES if k.rpartition(".")[0] == group and k in leaf_keys(cfg))
     where = (
-        f"the {group} settings are: {', '.join(known)}" if known else "the docs' Config knobs page lists every setting"
+        f"the {group or 'top-level'} settings are: {', '.join(known)}"
+        if known
+        else "the docs' Config knobs page lists every setting"
     )
     return f"{key} is not a setting ({where}); check its spelling, or drop it"
 

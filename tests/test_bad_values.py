@@ -70,3 +70,18 @@ def test_a_max_seq_length_past_the_models_positions_is_refused_before_the_store_
     assert "set it to at most 512" in res.err and wrote_nothing(tmp_path / "out")
     assert not list((tmp_path / "cache").rglob("*.json")) and not list((tmp_path / "cache").rglob("*.parquet"))
     assert run_script("sae-embed", *args, "embedder.max_seq_length=512", *places).code == 0
+
+
+@pytest.mark.parametrize(
+    "settings, says",
+    [
+        # the group of a top-level key is "": the line read "the  settings are"
+        (["+foo=1"], "foo is not a setting (the top-level settings are: ckpt_path, run_dir, seed, task_name, train)"),
+        # a null limit was shown as Python's None, a value the command line does not take
+        (["module.lr=1e30", "module.max_weight_rms=null"], "training stopped: training diverged at step 0"),
+    ],
+)
+def test_lines_show_settings_as_the_command_line_writes_them(settings, says, tmp_path):
+    res = train(tmp_path, *settings)
+    assert refused(res, says), res.err
+    assert "None" not in res.err and "  " not in res.err and wrote_nothing(tmp_path / "out")

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from ..models import build_sae
 from ..run_schema import DENSE_THRESHOLD
+from ..schemas.knobs import shown
 from ..schemas.sae import SAEConfig
 from ..schemas.training import ModuleConfig
 
@@ -257,7 +258,7 @@ class SAEModule(pl.LightningModule):
         when = f"at step {step}" + (f" or in the {unseen} steps before it" if unseen > 0 and name != "W_dec" else "")
         return NonFiniteError(
             f"training diverged {when}: the update made {name}'s rms {value:.3g} "
-            f"(limit module.max_weight_rms={self.settings.max_weight_rms})"
+            f"(limit module.max_weight_rms={shown(self.settings.max_weight_rms)})"
         )
 
     def on_train_end(self) -> None:
