@@ -39,13 +39,20 @@ def test_a_labeling_config_built_in_python_meets_the_same_rule():
 
 @pytest.mark.parametrize(
     "key",
-    ["runtime.torch_threads", "runtime.small_op_threads", "labeling.small_op_threads", "data.num_workers"],
+    [
+        "runtime.torch_threads",
+        "runtime.small_op_threads",
+        "labeling.small_op_threads",
+        "data.num_workers",
+        "trainer.devices",
+    ],
 )
-def test_thread_and_worker_counts_no_machine_has_are_refused(key, tmp_path):
+def test_thread_and_process_counts_no_machine_has_are_refused(key, tmp_path):
     """runtime.torch_threads=100000 ran out of memory starting the threads: a MemoryError
-    traceback (exit status 1), after the log folder was made."""
+    traceback (exit status 1), after the log folder was made; trainer.devices=100000 on a CPU is
+    99,999 processes, each running the command again."""
     res = train(tmp_path, f"{key}=100000")
-    assert refused(res, f"{key}=100000 is invalid; set {key} to a whole number from "), res.err
+    assert refused(res, f"{key}=100000 is invalid; set {key} to a "), res.err
     assert "to 1024" in res.err and wrote_nothing(tmp_path / "out")
 
 

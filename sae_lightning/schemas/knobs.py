@@ -105,8 +105,8 @@ def list_of(item: Rule, what: str, check: Callable[[list], bool] = lambda v: Tru
 
 
 POSITIVE = whole(1)
-# Threads or worker processes: more than any machine's cores only contend for them, and
-# runtime.torch_threads=100000 ran out of memory starting them (a MemoryError traceback).
+# Threads, worker processes or CPU training processes (trainer.devices): more than any machine's
+# cores only contend for them, and runtime.torch_threads=100000 ran out of memory starting them.
 MAX_THREADS = 1024
 
 

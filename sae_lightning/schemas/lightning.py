@@ -12,18 +12,20 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .knobs import POSITIVE, Rule, flag, is_int, knob, list_of, number, one_of, section, text, whole
+from .knobs import MAX_THREADS, POSITIVE, Rule, flag, is_int, knob, list_of, number, one_of, section, text, whole
 from .sae import SAE_CONFIGS
 
 PATH = text(example="<a folder>")  # one rule for every folder setting (paths, save_dir, dirpath)
 
 
 def _devices(v: Any) -> bool:
+    # On a CPU each device is a process Lightning starts by running the command again, and it takes
+    # any number (devices=100000: 99,999 copies of the command); so a count is bounded as threads are.
     if is_int(v):
-        return v >= 1 or v == -1
+        return 1 <= v <= MAX_THREADS or v == -1
     if isinstance(v, str):
-        return v == "auto" or re.fullmatch(r"\d+(,\d+)*,?", v) is not None
-    return isinstance(v, list) and len(v) > 0 and all(is_int(x) and x >= 0 for x in v)
+        return v == "auto" or re.fullmatch(r"\d+(,\d+)*,?", v) is not None and v.count(",") < MAX_THREADS
+    return isinstance(v, list) and 0 < len(v) <= MAX_THREADS and all(is_int(x) and x >= 0 for x in v)
 
 
 @dataclass
@@ -36,7 +38,7 @@ class TrainerConfig:
     devices: Any = knob(
         1,
         "processes / GPUs",
-        Rule("a number of devices >= 1, -1 (all), auto, or a list of device ids", _devices),
+        Rule(f"a number of devices from 1 to {MAX_THREADS}, -1 (all), auto, or a list of device ids", _devices),
     )
     num_nodes: int = knob(1, "machines (DDP over several nodes)", POSITIVE)
     strategy: str = knob("auto", "how the processes share the work (ddp: one SAE copy per process)", text())
