@@ -20,6 +20,7 @@ from .schemas.knobs import POSITIVE, SEED, Rule, flag, folder_name, invalid, num
 from .schemas.labeling import labeling_problem
 from .schemas.lightning import EpochCheckpointConfig, precision_problem
 from .schemas.sae import tied_problem
+from .schemas.training import module_problem
 
 RULES: dict[str, Rule] = {
     # conf/config.yaml, conf/label.yaml
@@ -104,6 +105,10 @@ def _tied_rules(cfg: DictConfig) -> str | None:
         problem = precision_problem(trainer, _get(cfg, "sae.architecture"))
         if problem:
             return problem
+    module = _get(cfg, "module")
+    problem = module_problem(OmegaConf.to_container(module, resolve=True)) if module is not None else None
+    if problem:
+        return problem
     labeling = _get(cfg, "labeling")
     problem = (
         labeling_problem(OmegaConf.to_container(labeling, resolve=True), _get(cfg, "sae.d_sae"))

@@ -10,6 +10,7 @@ import pytest
 
 from sae_lightning.errors import UserError
 from sae_lightning.schemas.labeling import LabelingConfig
+from sae_lightning.schemas.training import ModuleConfig
 from sae_lightning.validate import check_settings
 
 from .cli_runner import run_script, wrote_nothing
@@ -23,6 +24,8 @@ from .test_one_line_errors import refused, train
         ("data.val_fraction=0.999", "data.val_fraction=0.999 holds out all 200 rows of the store, leaving none"),
         # 30 top texts hold at most 30 documents: every coherence NaN and every verdict weak, accepted
         ("labeling.coherence_min_docs=31", "labeling.coherence_min_docs=31 is above labeling.m=30"),
+        # each query's neighbours are the other 2,047 texts: metrics.json held retrieval_recall@100000 = 1.0
+        ("module.retrieval_k=100000", "module.retrieval_k=100000 retrieves every other one of module.retrieval_q"),
     ],
 )
 def test_values_that_leave_the_work_nothing_are_refused(setting, says, tmp_path):
@@ -31,10 +34,13 @@ def test_values_that_leave_the_work_nothing_are_refused(setting, says, tmp_path)
     assert "dead_after_samples" not in res.err and wrote_nothing(tmp_path / "out")
 
 
-def test_a_labeling_config_built_in_python_meets_the_same_rule():
+def test_configs_built_in_python_meet_the_same_rules():
     with pytest.raises(UserError, match=r"labeling.coherence_min_docs=31 is above labeling.m=30"):
         LabelingConfig(coherence_min_docs=31)
     assert LabelingConfig(coherence_min_docs=30).coherence_min_docs == 30
+    with pytest.raises(UserError, match=r"module.retrieval_k=39 retrieves every other one of .*=40 texts"):
+        ModuleConfig(retrieval_k=39, retrieval_queries=40)
+    assert ModuleConfig(retrieval_k=38, retrieval_queries=40).retrieval_k == 38
 
 
 @pytest.mark.parametrize(
