@@ -174,6 +174,8 @@ def compose_and_check(config_name: str, overrides: list[str]) -> str | None:
             f"{said[0].lstrip('+~')}: whether and when to label is sae-train's setting; sae-label labels the run once, "
             "so leave it out"
         )
+    if config_name == "embed" and cfg.get("train") is True:  # accepted and ignored: sae-embed trained nothing
+        raise UserError("train=true: sae-embed only builds the embedding store; train with sae-train, so leave it out")
     # `${hydra:runtime.output_dir}` resolves only inside a Hydra job; a stand-in lets the values
     # built on it be checked (the folder itself is created by Hydra later, never here).
     run_folder, chosen_by = _run_folder(cfg)

@@ -98,3 +98,10 @@ def test_lines_show_settings_as_the_command_line_writes_them(settings, says, tmp
     res = train(tmp_path, *settings)
     assert refused(res, says), res.err
     assert "None" not in res.err and "  " not in res.err and wrote_nothing(tmp_path / "out")
+
+
+def test_sae_embed_refuses_train_true_which_it_ignored(tmp_path):
+    """sae-embed is sae-train's train=false: train=true was accepted, and nothing trained."""
+    res = run_script("sae-embed", "domain=npy", "domain.path=x.npy", f"paths.log_dir={tmp_path / 'out'}", "train=true")
+    assert refused(res, "train=true: sae-embed only builds the embedding store; train with sae-train"), res.err
+    assert wrote_nothing(tmp_path / "out")
