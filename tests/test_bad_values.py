@@ -6,6 +6,8 @@ through their console entry points, on a small .npy (tests/test_one_line_errors.
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from sae_lightning.errors import UserError
@@ -105,3 +107,15 @@ def test_sae_embed_refuses_train_true_which_it_ignored(tmp_path):
     res = run_script("sae-embed", "domain=npy", "domain.path=x.npy", f"paths.log_dir={tmp_path / 'out'}", "train=true")
     assert refused(res, "train=true: sae-embed only builds the embedding store; train with sae-train"), res.err
     assert wrote_nothing(tmp_path / "out")
+
+
+def test_no_validation_rows_train_without_a_word_from_lightning(tmp_path):
+    """data.val_fraction=0 (no validation metrics, no label scores; documented) printed Lightning's
+    'Total length of `DataLoader` across ranks is zero' on stderr, with its source path."""
+    with warnings.catch_warnings(record=True) as caught:  # pytest keeps warnings off stderr: seen here
+        warnings.simplefilter("always")
+        res = train(tmp_path, "data.val_fraction=0")
+    assert res.code == 0 and res.error_lines == [], res.err
+    assert not [w for w in caught if "DataLoader" in str(w.message)], [str(w.message) for w in caught]
+    (run,) = (tmp_path / "out" / "train" / "runs" / "npy").iterdir()
+    assert (run / "checkpoints" / "last.ckpt").is_file() and "fve" not in (run / "metrics.json").read_text()
