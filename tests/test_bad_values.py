@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
 
 from sae_lightning.errors import UserError
+from sae_lightning.labels.scoring.coherence import feature_coherence
 from sae_lightning.schemas.labeling import LabelingConfig
 from sae_lightning.schemas.training import ModuleConfig
 from sae_lightning.validate import check_settings
@@ -119,3 +121,13 @@ def test_no_validation_rows_train_without_a_word_from_lightning(tmp_path):
     assert not [w for w in caught if "DataLoader" in str(w.message)], [str(w.message) for w in caught]
     (run,) = (tmp_path / "out" / "train" / "runs" / "npy").iterdir()
     assert (run / "checkpoints" / "last.ckpt").is_file() and "fve" not in (run / "metrics.json").read_text()
+
+
+def test_a_one_text_corpus_has_no_coherence_baseline_and_says_nothing_about_it():
+    """domain.limit=1 trains on one text: the baseline's random pairs of distinct documents are none,
+    and numpy printed four RuntimeWarnings (an empty mean, degrees of freedom) on stderr."""
+    embeddings = np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        found = feature_coherence(np.array([[0, -1]]), embeddings, np.array([0]), np.arange(3), min_docs=2)
+    assert np.isnan(found.baseline_mean) and np.isnan(found.score).all()
