@@ -178,6 +178,16 @@ def compose_and_check(config_name: str, overrides: list[str]) -> str | None:
         raise UserError("train=true: sae-embed only builds the embedding store; train with sae-train, so leave it out")
     # `${hydra:runtime.output_dir}` resolves only inside a Hydra job; a stand-in lets the values
     # built on it be checked (the folder itself is created by Hydra later, never here).
+    # Values before folders: run_dir= (empty) meant the current folder, refused as holding files.
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = "<run folder>"
+    hydra_cfg = HydraConfig.instance()
+    previous, hydra_cfg.cfg = hydra_cfg.cfg, None
+    try:
+        hydra_cfg.set_config(cfg)
+        check_config(cfg, skip=("hydra",))
+    finally:
+        hydra_cfg.cfg = previous
     run_folder, chosen_by = _run_folder(cfg)
     check_output_folders(cfg, run_folder, chosen_by)
     if run_folder is not None and "ckpt_path" in cfg and cfg.get("ckpt_path") is None and not _ddp_child():
@@ -189,15 +199,6 @@ def compose_and_check(config_name: str, overrides: list[str]) -> str | None:
             run.check_not_inside_a_run(chosen_by)  # ... or into a folder inside an old one
     elif run_folder is not None and "ckpt_path" not in cfg and chosen_by == "hydra.run.dir":
         check_log_folder(run_folder)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = "<run folder>"
-    hydra_cfg = HydraConfig.instance()
-    previous, hydra_cfg.cfg = hydra_cfg.cfg, None
-    try:
-        hydra_cfg.set_config(cfg)
-        check_config(cfg, skip=("hydra",))
-    finally:
-        hydra_cfg.cfg = previous
     return run_folder
 
 

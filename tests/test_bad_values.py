@@ -131,3 +131,13 @@ def test_a_one_text_corpus_has_no_coherence_baseline_and_says_nothing_about_it()
         warnings.simplefilter("error")
         found = feature_coherence(np.array([[0, -1]]), embeddings, np.array([0]), np.arange(3), min_docs=2)
     assert np.isnan(found.baseline_mean) and np.isnan(found.score).all()
+
+
+def test_an_empty_run_dir_is_named_as_the_bad_value_not_taken_for_the_current_folder(tmp_path, monkeypatch):
+    """run_dir= (an unset shell variable) made the run folder the current one; where that held files
+    the line was '. holds files that are not a run's', naming no bad value."""
+    (tmp_path / "mine.txt").write_text("mine")
+    monkeypatch.chdir(tmp_path)
+    res = train(tmp_path, "run_dir=")
+    assert refused(res, "run_dir= is invalid; set run_dir to a non-empty string, or null"), res.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["emb.npy", "mine.txt"]
