@@ -208,13 +208,18 @@ def _ddp_child() -> bool:
 
 
 def check_output_folders(cfg, run_folder: str | None, chosen_by: str) -> None:
-    """The folders a command will create (its run folder, the store cache) can be created."""
+    """The folders a command will create (its run folder, the store cache) can be created, and go
+    into no run's folder and no store: sae-label's log (paths.log_dir=<a run>/logs), a run's folder
+    in the cache's stores/ and the cache in a run were all taken."""
+    from .output_places import check_cache_outside_runs, check_outside_runs_and_stores
     from .path_checks import check_output_folder
 
     if run_folder is not None:
         check_output_folder(run_folder, chosen_by)
+        check_outside_runs_and_stores(run_folder, chosen_by)
     if OmegaConf.select(cfg, "paths.cache_dir", default=None) is not None:
         check_output_folder(cfg.paths.cache_dir, "paths.cache_dir")
+        check_cache_outside_runs(cfg.paths.cache_dir)
 
 
 def _run_folder(cfg) -> tuple[str | None, str]:

@@ -130,3 +130,28 @@ def test_the_api_never_trains_into_a_folder_of_yours(tmp_path):
     with pytest.raises(UserError, match=r"holds files that are not a run's \(thesis.txt\); .*: change output_dir$"):
         sl.train_sae(x, output_dir=mine, paths={"cache_dir": str(tmp_path / "cache")})
     assert sorted(p.name for p in mine.iterdir()) == ["thesis.txt"] and wrote_nothing(tmp_path / "cache")
+
+
+@pytest.mark.parametrize(
+    "command, setting, says",
+    [
+        # sae-label's log folder: only hydra.run.dir=<run> was refused, not paths.log_dir=<run>/logs
+        ("sae-label", "paths.log_dir={run}/logs", "{run}/logs/label/runs/"),
+        # the cache in a run, or the run itself: every store built after it went into the run
+        ("sae-train", "paths.cache_dir={run}", "{run}/stores is inside the run {run}, "),
+        ("sae-embed", "paths.cache_dir={run}/cache", "{run}/cache/stores is inside the run {run}, "),
+        # a run's folder in the cache: deleted with a store, or mixed into the cache's stores/
+        ("sae-train", "paths.log_dir={cache}/stores", "{cache}/stores/train/runs/npy/"),
+    ],
+)
+def test_logs_runs_and_the_cache_never_go_into_a_run_or_the_cache(command, setting, says, npy_run, tmp_path):
+    run = Path(shutil.copytree(npy_run, tmp_path / "run", symlinks=True))
+    cache = npy_run.parent / "cache"  # the store npy_run was trained from
+    before = {p: snapshot(p) for p in (run, cache)}
+    where = {"run": run, "cache": cache}
+    args = [f"run_dir={run}"] if command == "sae-label" else ["domain=npy", f"domain.path={_npy(tmp_path)}", *TINY]
+    defaults = [f"paths.log_dir={tmp_path / 'out'}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    res = run_script(command, *args, *defaults[command == "sae-label" :], setting.format(**where), env=ENV)
+    assert refused(res, says.format(**where)), res.err[-2000:]
+    assert "to a folder outside it" in res.err and {p: snapshot(p) for p in before} == before
+    assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
