@@ -133,6 +133,9 @@ def compose_config(config_name: str, overrides: list[str], job_name: str = "app"
         # URL, not the fix. A syntax error ([Arts) keeps Hydra's words: quoting would not fix it.
         if isinstance(err, OverrideParseException) and err.message.startswith("LexerNoViableAltException"):
             raise UserError(unreadable_override(err.override)) from None
+        unknown = _not_a_setting(str(err), config_name, overrides, job_name)
+        if unknown:
+            raise UserError(unknown) from None
         # Hydra appends its search path to a missing-config message: noise for a user
         text = str(err).split("Config search path")[0]
         lines = [ln.strip().rstrip(".:") for ln in text.splitlines() if ln.strip()]
@@ -140,6 +143,23 @@ def compose_config(config_name: str, overrides: list[str], job_name: str = "app"
         if isinstance(cause, OmegaConfBaseException) and str(cause).splitlines():
             lines.append(str(cause).splitlines()[0])
         raise UserError("; ".join(lines) or type(err).__name__) from None
+
+
+def _not_a_setting(message: str, config_name: str, overrides: list[str], job_name: str) -> str | None:
+    """Hydra refuses `sae.kk=3` (and `sae=jumprelu sae.k=4`) with 'use +sae.kk=3', which validate.py
+    then refuses as no setting: the line a user gets is the second one, listing the group's settings.
+    None where the `+` is the fix (an argument of a Lightning class, which Lightning checks)."""
+    from .validate import unknown_key
+
+    found = re.match(r"Could not override '([\w.]+)'", message)
+    if not found or "To append to your config use +" not in message:
+        return None
+    key = found.group(1)
+    try:
+        cfg = compose_config(config_name, [o for o in overrides if o.split("=", 1)[0] != key], job_name)
+    except UserError:
+        return None
+    return unknown_key(cfg, key)
 
 
 def unreadable_override(override: str) -> str:

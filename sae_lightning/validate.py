@@ -64,22 +64,56 @@ LIGHTNING_SUBCLASSES = (EpochCheckpointConfig.TARGET,)
 DROPPABLE = ("callbacks",)
 
 
-def _foreign_argument(cfg: DictConfig, key: str) -> bool:
-    """An argument of an object another library builds (a Lightning callback, logger or trainer
-    argument the user adds with `+`): that library checks its own arguments. Our own objects'
-    and groups' keys all have rules, so a key of theirs without one is a typo."""
+def _foreign_target(cfg: DictConfig, key: str) -> tuple[str, str] | None:
+    """(the class, the argument) where `key` is an argument of an object another library builds (a
+    Lightning callback, logger or trainer argument the user adds with `+`), else None. Our own
+    objects' and groups' keys all have rules, so a key of theirs without one is a typo."""
     parts = key.split(".")
     for end in range(len(parts) - 1, 0, -1):
         target = OmegaConf.select(cfg, ".".join(parts[:end]) + "._target_", default=None)
         if target is not None:
-            return not str(target).startswith("sae_lightning.") or str(target) in LIGHTNING_SUBCLASSES
-    return False
+            foreign = not str(target).startswith("sae_lightning.") or str(target) in LIGHTNING_SUBCLASSES
+            return (str(target), parts[end]) if foreign else None
+    return None
+
+
+def _arguments(target: str) -> set[str] | None:
+    """The keyword arguments `target` takes, or None where it cannot be told (it takes **kwargs that
+    go to another library, or does not import: instantiating it says so). Ours pass their **kwargs on
+    to their Lightning base. Imported only for a `+` argument of another library's class."""
+    import inspect
+
+    from hydra.utils import get_object
+
+    try:
+        obj = get_object(target)
+    except Exception:  # noqa: BLE001 - any import failure: Hydra's instantiate reports it
+        return None
+    # the class's own signature first (a pydantic model's fields), then, where one of ours passes
+    # **kwargs on, its bases' up to the first that takes no **kwargs
+    bases = [c.__init__ for c in obj.__mro__[1:] if "__init__" in vars(c)] if isinstance(obj, type) else []
+    names: set[str] = set()
+    for call in [obj, *bases]:
+        params = inspect.signature(call).parameters.values()
+        names |= {p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return names
+        if not call.__module__.startswith("sae_lightning."):
+            return None
+    return None
 
 
 def unknown_key(cfg: DictConfig, key: str) -> str | None:
-    """The one line for a key no rule knows (`+sae.kk=3`), or None for a foreign argument."""
-    if _foreign_argument(cfg, key):
-        return None
+    """The one line for a key no rule knows (`+sae.kk=3`) or that the class it is passed to does not
+    take (`+trainer.max_epoch=3`, a TypeError traceback after the store step), or None where its
+    library takes it."""
+    foreign = _foreign_target(cfg, key)
+    if foreign is not None:
+        target, name = foreign
+        accepted = _arguments(target)
+        if accepted is None or name in accepted:
+            return None
+        return f"{key} is not an argument of {target}; check its spelling against that class's, or drop it"
     group = key.rpartition(".")[0]
     known = sorted(k.rpartition(".")[2] for k in RULES if k.rpartition(".")[0] == group and k in leaf_keys(cfg))
     where = (

@@ -141,3 +141,38 @@ def test_an_empty_run_dir_is_named_as_the_bad_value_not_taken_for_the_current_fo
     res = train(tmp_path, "run_dir=")
     assert refused(res, "run_dir= is invalid; set run_dir to a non-empty string, or null"), res.err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["emb.npy", "mine.txt"]
+
+
+@pytest.mark.parametrize(
+    "settings, says",
+    [
+        # Hydra's line said "use +sae.k=4", which was then refused as no setting of jumprelu's
+        (["sae=jumprelu", "sae.k=4"], "sae.k is not a setting (the sae settings are: architecture, bandwidth,"),
+        (["foo=1"], "foo is not a setting (the top-level settings are: ckpt_path, run_dir, seed"),
+        # Hydra's "+" was the way to a TypeError traceback from Lightning after the store step (exit 1)
+        (["trainer.max_epoch=3"], "trainer.max_epoch is not an argument of pytorch_lightning.Trainer; check"),
+        (["+trainer.max_epoch=3"], "trainer.max_epoch is not an argument of pytorch_lightning.Trainer; check"),
+        (["+callbacks.model_checkpoint.monitorr=x"], "callbacks.model_checkpoint.monitorr is not an argument of"),
+        (["logger=wandb", "+logger.wandb.settings.nosuch=1"], "logger.wandb.settings.nosuch is not an argument of w"),
+    ],
+)
+def test_a_key_no_setting_and_no_argument_names_itself_not_hydras_plus(settings, says, tmp_path):
+    res = train(tmp_path, *settings)
+    assert refused(res, says), res.err
+    assert "+" not in res.err and wrote_nothing(tmp_path / "out", tmp_path / "cache")
+
+
+def test_arguments_the_other_librarys_class_takes_still_pass(tmp_path, monkeypatch):
+    from sae_lightning.hydra_setup import compose_and_check
+
+    monkeypatch.chdir(tmp_path)
+    compose_and_check(
+        "config",
+        [
+            "+trainer.limit_val_batches=2",
+            "+callbacks.model_checkpoint.save_on_exception=true",  # ModelCheckpoint's, through EpochCheckpoint
+            "logger=wandb",
+            "+logger.wandb.entity=me",  # WandbLogger passes **kwargs to wandb.init: not ours to tell
+        ],
+    )
+    assert not list(tmp_path.iterdir())

@@ -76,8 +76,8 @@ def test_a_null_group_choice_is_one_line_in_every_hydra_command(command, group, 
     [
         (
             "data.batchsize=3",
-            r"^Could not override 'data.batchsize'; To append to your config use \+data.batchsize=3; "
-            r"Key 'batchsize' is not in struct$",
+            r"^data.batchsize is not a setting \(the data settings are: batch_size, .*\); "
+            r"check its spelling, or drop it$",
         ),
         ("domain.topics=[Arts", r"^no viable alternative at input '\[Arts'"),
         ("~domain.nothing", r"^Could not delete from config. 'domain.nothing' does not exist$"),

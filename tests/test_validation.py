@@ -178,7 +178,9 @@ def test_errors_inside_instantiated_objects_are_unwrapped_bugs_are_not():
         (["domain=hf"], "error: domain=hf needs domain.name=<hub id> or domain.path=<a save_to_disk folder>"),
         (
             ["data.batchsize=3"],
-            "error: Could not override 'data.batchsize'; To append to your config use +data.batchsize=3",
+            "error: data.batchsize is not a setting (the data settings are: batch_size, block_rows, drop_last, "
+            "in_memory, num_workers, seed, shuffle, val_batch_size, val_fraction, window_blocks); check its "
+            "spelling, or drop it",
         ),
         (["seed=${nope}"], "error: seed cannot be resolved: Interpolation key 'nope' not found; fix the interpolation"),
         # a folder named in German: Hydra's own line was "LexerNoViableAltException: ...; See https://hydra.cc/..."
