@@ -14,7 +14,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .errors import UserError
-from .schemas import schema_rules
+from .foreign_targets import added_object_problem, arguments_of
+from .schemas import schema_rules, schema_targets
 from .schemas.domain import HFConfig, hf_problem
 from .schemas.knobs import POSITIVE, SEED, Rule, flag, folder_name, invalid, number, required, text, threads, whole
 from .schemas.labeling import labeling_problem
@@ -60,6 +61,8 @@ RULES: dict[str, Rule] = {
 
 # Ours, but Lightning's class with one method changed: the arguments it adds are Lightning's to check.
 LIGHTNING_SUBCLASSES = (EpochCheckpointConfig.TARGET,)
+# The classes the shipped configs build; any other `_target_` was added with `+` (a callback).
+KNOWN_TARGETS = frozenset(str(t) for t in schema_targets())
 # Groups whose entries `<group>.<name>=null` drops (CallbacksConfig: the pipeline builds the others).
 DROPPABLE = ("callbacks",)
 
@@ -77,32 +80,6 @@ def _foreign_target(cfg: DictConfig, key: str) -> tuple[str, str] | None:
     return None
 
 
-def _arguments(target: str) -> set[str] | None:
-    """The keyword arguments `target` takes, or None where it cannot be told (it takes **kwargs that
-    go to another library, or does not import: instantiating it says so). Ours pass their **kwargs on
-    to their Lightning base. Imported only for a `+` argument of another library's class."""
-    import inspect
-
-    from hydra.utils import get_object
-
-    try:
-        obj = get_object(target)
-    except Exception:  # noqa: BLE001 - any import failure: Hydra's instantiate reports it
-        return None
-    # the class's own signature first (a pydantic model's fields), then, where one of ours passes
-    # **kwargs on, its bases' up to the first that takes no **kwargs
-    bases = [c.__init__ for c in obj.__mro__[1:] if "__init__" in vars(c)] if isinstance(obj, type) else []
-    names: set[str] = set()
-    for call in [obj, *bases]:
-        params = inspect.signature(call).parameters.values()
-        names |= {p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
-        if not any(p.kind is p.VAR_KEYWORD for p in params):
-            return names
-        if not call.__module__.startswith("sae_lightning."):
-            return None
-    return None
-
-
 def unknown_key(cfg: DictConfig, key: str) -> str | None:
     """The one line for a key no rule knows (`+sae.kk=3`) or that the class it is passed to does not
     take (`+trainer.max_epoch=3`, a TypeError traceback after the store step), or None where its
@@ -110,7 +87,7 @@ def unknown_key(cfg: DictConfig, key: str) -> str | None:
     foreign = _foreign_target(cfg, key)
     if foreign is not None:
         target, name = foreign
-        accepted = _arguments(target)
+        accepted = arguments_of(target)
         if accepted is None or name in accepted:
             return None
         return f"{key} is not an argument of {target}; check its spelling against that class's, or drop it"
@@ -201,6 +178,6 @@ def check_config(cfg: DictConfig, skip: tuple[str, ...] = ()) -> None:
             raise UserError(problem)
         if rule is not None and not rule.accepts(value):
             raise UserError(invalid(key, value, rule))
-    problem = _tied_rules(cfg)
+    problem = _tied_rules(cfg) or added_object_problem(cfg, KNOWN_TARGETS)
     if problem:
         raise UserError(problem)

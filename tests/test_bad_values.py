@@ -176,3 +176,25 @@ def test_arguments_the_other_librarys_class_takes_still_pass(tmp_path, monkeypat
         ],
     )
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "settings, says",
+    [
+        # Hydra's "Error locating target" traceback (and three lines it logged first), after the store step
+        (["+callbacks.x._target_=nosuch.Class"], "callbacks.x._target_=nosuch.Class cannot be imported (No module"),
+        (
+            ["+callbacks.x._target_=pytorch_lightning.callbacks.Nosuch"],
+            "callbacks.x._target_=pytorch_lightning.callbacks.Nosuch cannot be imported (pytorch_lightning.callbacks",
+        ),
+        # EarlyStopping requires monitor: a TypeError traceback from instantiate
+        (
+            ["+callbacks.x._target_=pytorch_lightning.callbacks.EarlyStopping"],
+            "callbacks.x (pytorch_lightning.callbacks.EarlyStopping) needs monitor: add +callbacks.x.monitor=...",
+        ),
+    ],
+)
+def test_an_object_added_on_the_command_line_that_cannot_be_built_is_one_line(settings, says, tmp_path):
+    res = train(tmp_path, *settings)
+    assert refused(res, says), res.err
+    assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
