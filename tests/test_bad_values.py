@@ -198,3 +198,18 @@ def test_an_object_added_on_the_command_line_that_cannot_be_built_is_one_line(se
     res = train(tmp_path, *settings)
     assert refused(res, says), res.err
     assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
+
+
+@pytest.mark.parametrize(
+    "setting, says",
+    [
+        # the line read "data.batch_size=512 is invalid; set data.batch_size to a whole number >= 1"
+        ("data.batch_size='512'", "data.batch_size='512' is invalid: quoted, it is a string; set data.batch_size to a"),
+        ("module.lr='0.01'", "module.lr='0.01' is invalid: quoted, it is a string; set module.lr to a finite number"),
+        ("data.drop_last='true'", "data.drop_last='true' is invalid: quoted, it is a string; set data.drop_last to"),
+    ],
+)
+def test_a_quoted_number_is_shown_quoted_not_as_the_number_it_is_not(setting, says, tmp_path):
+    res = train(tmp_path, setting)
+    assert refused(res, says), res.err
+    assert res.err.rstrip().endswith(", unquoted") and wrote_nothing(tmp_path / "out")

@@ -178,8 +178,22 @@ def shown(value: Any) -> str:
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def _reads_as_another_type(value: Any) -> bool:
+    """A string that unquoted would be a number, a boolean or null: it was quoted ('512', "true")."""
+    if not isinstance(value, str):
+        return False
+    try:
+        float(value)
+        return True
+    except ValueError:
+        return value.strip().lower() in ("true", "false", "null")
+
+
 def invalid(key: str, value: Any, rule: Rule) -> str:
-    """The one line for a value its rule refuses (the same for a command line and for Python)."""
+    """The one line for a value its rule refuses (the same for a command line and for Python). A
+    quoted number was shown bare ('data.batch_size=512 is invalid ... a whole number'): it is quoted."""
+    if _reads_as_another_type(value):
+        return f"{key}='{value}' is invalid: quoted, it is a string; set {key} to {rule.what}, unquoted"
     return f"{key}={shown(value)} is invalid; set {key} to {rule.what}"
 
 
