@@ -12,6 +12,7 @@ import secrets
 from pathlib import Path
 
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from .conf_dir import find_conf_dir
 from .errors import UserError
@@ -308,3 +309,42 @@ def check_sweep_dir(argv: list[str]) -> None:
             f"hydra.sweep.dir={folder} holds {', '.join(held[:3])}{', ...' if len(held) > 3 else ''}; "
             "a sweep goes into a new or empty folder: change hydra.sweep.dir"
         )
+
+
+SWEEP_FUNCTIONS = ("range(", "choice(", "interval(", "glob(", "tag(", "shuffle(", "sort(")
+
+
+def _sweeps(arg: str) -> bool:
+    """Whether an override sweeps (`sae.k=2,3`, `seed=range(3)`): a comma outside brackets and quotes."""
+    value = arg.partition("=")[2]
+    if value.startswith(SWEEP_FUNCTIONS):
+        return True
+    depth, quote = 0, ""
+    for c in value:
+        if quote:
+            quote = "" if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c == "," and depth == 0:
+            return True
+    return False
+
+
+def check_sweep_folders(config_name: str, argv: list[str]) -> None:
+    """A multirun's sweep folder and store cache, checked as a single run's folders are, before Hydra
+    makes the sweep folder: a file in its place or /proc/x was a mkdir traceback, and paths.log_dir=
+    <a run>/sweeps put the sweep folder (multirun.yaml, each job's .hydra/) inside that run, each job
+    then refused naming run_dir. Composed without the swept overrides, which choose no folder here;
+    a sweep whose fixed overrides do not compose is left to its jobs, which say why."""
+    fixed = [a for a in argv if not a.startswith("-") and not _sweeps(a)]
+    try:
+        cfg = compose_config(config_name, fixed)
+        folder = OmegaConf.select(cfg, "hydra.sweep.dir", throw_on_resolution_failure=True)
+    except (UserError, OmegaConfBaseException):
+        return
+    given = any(a.split("=", 1)[0].lstrip("+") == "hydra.sweep.dir" for a in fixed)
+    check_output_folders(cfg, str(folder), "hydra.sweep.dir" if given else "paths.log_dir or task_name")

@@ -155,3 +155,35 @@ def test_logs_runs_and_the_cache_never_go_into_a_run_or_the_cache(command, setti
     assert refused(res, says.format(**where)), res.err[-2000:]
     assert "to a folder outside it" in res.err and {p: snapshot(p) for p in before} == before
     assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
+
+
+@pytest.mark.parametrize(
+    "setting, says",
+    [
+        # mkdir tracebacks (FileExistsError, FileNotFoundError) from Hydra's sweep launcher, exit 1
+        ("hydra.sweep.dir={file}", "{file} is a file, not a folder, so {file} cannot be the output folder"),
+        ("hydra.sweep.dir=/proc/sae-lightning-x", "cannot create /proc/sae-lightning-x (No such file or directory"),
+        # the sweep folder (multirun.yaml, each job's .hydra/) went into the run; each job refused naming run_dir
+        ("paths.log_dir={run}/sweeps", "{run}/sweeps/train/multiruns/"),
+        ("paths.cache_dir={run}/cache", "{run}/cache/stores is inside the run {run}, "),
+    ],
+)
+def test_a_sweeps_folders_are_checked_before_hydra_makes_them(setting, says, npy_run, tmp_path):
+    run = Path(shutil.copytree(npy_run, tmp_path / "run", symlinks=True))
+    (tmp_path / "afile").write_text("mine")
+    where = {"run": run, "file": tmp_path / "afile"}
+    before = snapshot(run)
+    places = [f"paths.log_dir={tmp_path / 'out'}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    res = run_script(
+        "sae-train",
+        "-m",
+        "domain=npy",
+        f"domain.path={_npy(tmp_path)}",
+        *TINY,
+        *places,
+        setting.format(**where),
+        "sae.k=2,3",
+    )
+    assert refused(res, says.format(**where)), res.err[-2000:]
+    assert snapshot(run) == before and (tmp_path / "afile").read_text() == "mine"
+    assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
