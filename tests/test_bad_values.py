@@ -13,6 +13,7 @@ import pytest
 
 from sae_lightning.errors import UserError
 from sae_lightning.labels.scoring.coherence import feature_coherence
+from sae_lightning.schemas.embedder import EmbedderConfig
 from sae_lightning.schemas.labeling import LabelingConfig
 from sae_lightning.schemas.training import ModuleConfig
 from sae_lightning.validate import check_settings
@@ -213,3 +214,10 @@ def test_a_quoted_number_is_shown_quoted_not_as_the_number_it_is_not(setting, sa
     res = train(tmp_path, setting)
     assert refused(res, says), res.err
     assert res.err.rstrip().endswith(", unquoted") and wrote_nothing(tmp_path / "out")
+
+
+def test_a_list_of_worker_devices_is_bounded_as_every_count_of_processes_is():
+    """embedder.devices starts one sentence-transformers worker process per entry."""
+    with pytest.raises(UserError, match=r"set embedder.devices to a list of up to 1024 cpu / cuda:N devices"):
+        EmbedderConfig(devices=["cpu"] * 1025)
+    assert EmbedderConfig(devices=["cpu", "cpu"]).devices == ["cpu", "cpu"]
