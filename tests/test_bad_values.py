@@ -221,3 +221,10 @@ def test_a_list_of_worker_devices_is_bounded_as_every_count_of_processes_is():
     with pytest.raises(UserError, match=r"set embedder.devices to a list of up to 1024 cpu / cuda:N devices"):
         EmbedderConfig(devices=["cpu"] * 1025)
     assert EmbedderConfig(devices=["cpu", "cpu"]).devices == ["cpu", "cpu"]
+
+
+def test_a_refused_value_of_any_length_is_cut_to_keep_the_line_readable(tmp_path):
+    """labeling.stop_words=<3,000 characters> came back whole in the line (a pasted file, a list)."""
+    res = train(tmp_path, "labeling.stop_words=" + "b" * 3000)
+    assert refused(res, "labeling.stop_words=" + "b" * 80 + "... is invalid; set labeling.stop_words to e"), res.err
+    assert len(res.err) < 300

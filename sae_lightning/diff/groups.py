@@ -21,6 +21,7 @@ from ..data.embed import Embedder, canonical_model_name
 from ..data.sources import NpyEmbeddings, build_source, load_npy
 from ..data.store import EmbeddingStore
 from ..errors import UserError
+from ..schemas.knobs import clipped
 
 
 @dataclass
@@ -44,7 +45,7 @@ def store_group(store: EmbeddingStore, names: list[str], label: str | None = Non
     unknown = [n for n in names if n not in known]
     if unknown:  # both cut short: a mistyped group can be any length, a store can have thousands of domains
         asked = ", ".join(unknown)
-        shown = asked if len(asked) <= 80 else asked[:80] + "..."
+        shown = clipped(asked)
         listed = ", ".join(known[:20]) + (f", ... ({len(known)} in all)" if len(known) > 20 else "")
         raise UserError(
             f"group {shown!r} matches no texts: the run's store has the domains "

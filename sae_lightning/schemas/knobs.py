@@ -173,6 +173,11 @@ def defaults_of(cls: type) -> dict[str, Any]:
     return node
 
 
+def clipped(text: str, most: int = 80) -> str:
+    """A value of any length cut for a one-line message (a pasted file, a list of thousands)."""
+    return text if len(text) <= most else text[:most] + "..."
+
+
 def shown(value: Any) -> str:
     """A value as the user wrote it on the command line."""
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
@@ -194,7 +199,7 @@ def invalid(key: str, value: Any, rule: Rule) -> str:
     quoted number was shown bare ('data.batch_size=512 is invalid ... a whole number'): it is quoted."""
     if _reads_as_another_type(value):
         return f"{key}='{value}' is invalid: quoted, it is a string; set {key} to {rule.what}, unquoted"
-    return f"{key}={shown(value)} is invalid; set {key} to {rule.what}"
+    return f"{key}={clipped(shown(value))} is invalid; set {key} to {rule.what}"
 
 
 def required(key: str, rule: Rule | None) -> str:
