@@ -29,11 +29,13 @@ from .test_one_line_errors import refused, train
         ("data.val_fraction=0.999", "data.val_fraction=0.999 holds out all 200 rows of the store, leaving none"),
         # 30 top texts hold at most 30 documents: every coherence NaN and every verdict weak, accepted
         ("labeling.coherence_min_docs=31", "labeling.coherence_min_docs=31 is above labeling.m=30"),
+        # glibc's mallopt takes a C int: ctypes masked 4096 MiB to 0 bytes (an mmap per allocation), accepted
+        ("runtime.keep_freed_mib=4096", "runtime.keep_freed_mib=4096 is invalid; set runtime.keep_freed_mib to a"),
         # each query's neighbours are the other 2,047 texts: metrics.json held retrieval_recall@100000 = 1.0
         ("module.retrieval_k=100000", "module.retrieval_k=100000 retrieves every other one of module.retrieval_q"),
     ],
 )
-def test_values_that_leave_the_work_nothing_are_refused(setting, says, tmp_path):
+def test_values_that_leave_the_work_nothing_or_undo_it_are_refused(setting, says, tmp_path):
     res = train(tmp_path, setting)
     assert refused(res, says), res.err
     assert "dead_after_samples" not in res.err and wrote_nothing(tmp_path / "out")

@@ -17,7 +17,9 @@ class RuntimeSettings:
         1024,
         "glibc malloc: freed blocks up to this many MiB stay in the heap for the next "
         "step instead of page-faulting fresh ones (0: glibc's defaults)",
-        whole(0),
+        # mallopt takes a C int of bytes, which ctypes fills by masking: 4096 MiB became 0 (an mmap
+        # for every allocation) and 2048 MiB a negative number, both accepted without a word
+        whole(0, ((1 << 31) - 1) >> 20),
     )
     fill_uninitialized_memory: bool = knob(
         False,
