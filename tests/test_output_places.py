@@ -187,3 +187,24 @@ def test_a_sweeps_folders_are_checked_before_hydra_makes_them(setting, says, npy
     assert refused(res, says.format(**where)), res.err[-2000:]
     assert snapshot(run) == before and (tmp_path / "afile").read_text() == "mine"
     assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
+
+
+def test_a_swept_store_cache_inside_a_run_fails_that_job_only(npy_run, tmp_path):
+    """A cache among a sweep's values is known only to its job, which built its store in the run."""
+    run = Path(shutil.copytree(npy_run, tmp_path / "run", symlinks=True))
+    before = snapshot(run)
+    caches = f"paths.cache_dir={tmp_path / 'cache'},{run / 'cache'}"
+    res = run_script(
+        "sae-train",
+        "-m",
+        "domain=npy",
+        f"domain.path={_npy(tmp_path)}",
+        *TINY,
+        f"paths.log_dir={tmp_path / 'out'}",
+        caches,
+    )
+    assert res.code == 2 and res.error_lines[-1].endswith(
+        f"{run / 'cache' / 'stores'} is inside the run {run}, whose folder holds only its own files; "
+        "change paths.cache_dir to a folder outside it"
+    ), res.err[-2000:]
+    assert snapshot(run) == before and list((tmp_path / "cache" / "stores").iterdir())

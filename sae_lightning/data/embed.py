@@ -319,6 +319,9 @@ def build_store_from_cfg(cfg) -> EmbeddingStore:
     store or embed it now. Here rather than in the pipeline so that sae-embed loads no Lightning."""
     from hydra.utils import instantiate
 
+    from ..output_places import check_cache_outside_runs
+
+    check_cache_outside_runs(cfg.paths.cache_dir)  # each job of a sweep over paths.cache_dir, too
     return build_store(build_source(cfg.domain), instantiate(cfg.embedder), cfg.paths.cache_dir)
 
 
