@@ -19,7 +19,7 @@ from .schemas import schema_rules, schema_targets
 from .schemas.domain import HFConfig, hf_problem
 from .schemas.knobs import POSITIVE, SEED, Rule, flag, folder_name, invalid, number, required, text, threads, whole
 from .schemas.labeling import labeling_problem
-from .schemas.lightning import EpochCheckpointConfig, precision_problem
+from .schemas.lightning import EpochCheckpointConfig, nodes_problem, precision_problem
 from .schemas.sae import tied_problem
 from .schemas.training import module_problem
 
@@ -113,7 +113,9 @@ def _tied_rules(cfg: DictConfig) -> str | None:
         return problem
     if _get(cfg, "trainer") is not None:
         trainer = {key: _get(cfg, f"trainer.{key}") for key in ("precision", "accelerator")}
-        problem = precision_problem(trainer, _get(cfg, "sae.architecture"))
+        problem = precision_problem(trainer, _get(cfg, "sae.architecture")) or nodes_problem(
+            _get(cfg, "trainer.num_nodes"), _get(cfg, "trainer.plugins")
+        )
         if problem:
             return problem
     module = _get(cfg, "module")

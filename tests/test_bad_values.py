@@ -230,3 +230,18 @@ def test_a_refused_value_of_any_length_is_cut_to_keep_the_line_readable(tmp_path
     res = train(tmp_path, "labeling.stop_words=" + "b" * 3000)
     assert refused(res, "labeling.stop_words=" + "b" * 80 + "... is invalid; set labeling.stop_words to e"), res.err
     assert len(res.err) < 300
+
+
+def test_several_nodes_outside_any_cluster_are_refused_not_waited_for(tmp_path, monkeypatch):
+    """trainer.num_nodes=2 on one machine waited in the rendezvous for a second machine nobody
+    starts, forever (SIGTERM deferred too), after run.json was written."""
+    from sae_lightning.schemas.lightning import nodes_problem
+
+    for name in ("NODE_RANK", "MASTER_ADDR", "SLURM_NTASKS", "SLURM_JOB_NAME", "TORCHELASTIC_RUN_ID", "LSB_JOBID"):
+        monkeypatch.delenv(name, raising=False)
+    res = train(tmp_path, "trainer.num_nodes=2")
+    assert refused(res, "trainer.num_nodes=2 but this process runs in no cluster job (SLURM, torchrun"), res.err
+    assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
+    assert nodes_problem(2, [{"_target_": "x"}]) is None  # an environment plugin says which machine this is
+    monkeypatch.setenv("NODE_RANK", "1")
+    assert nodes_problem(2, None) is None

@@ -8,6 +8,7 @@ as validate.py lets a key through under a `_target_` that is not ours."""
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -100,6 +101,32 @@ def precision_problem(trainer: dict[str, Any], architecture: str | None) -> str 
     return (
         f"trainer.precision={precision} cannot train a {architecture} SAE on a CPU (its sparse products have no "
         f"bf16/fp16 kernel there); {FIX_PRECISION}"
+    )
+
+
+# Set by hand on each machine of a cluster no scheduler runs (Lightning's own environment).
+MANUAL_NODE_VARIABLES = ("NODE_RANK", "MASTER_ADDR")
+
+
+def nodes_problem(num_nodes: Any, plugins: Any) -> str | None:
+    """The one line refusing trainer.num_nodes > 1 where nothing says which machine this is (no
+    SLURM, torchrun, MPI or LSF job, no NODE_RANK / MASTER_ADDR, no environment plugin), or None:
+    the process then waited in the rendezvous for nodes nobody starts, forever, SIGTERM included."""
+    if not is_int(num_nodes) or num_nodes <= 1 or plugins or any(v in os.environ for v in MANUAL_NODE_VARIABLES):
+        return None
+    from lightning_fabric.plugins.environments import (  # imported only for a run over several nodes
+        LSFEnvironment,
+        MPIEnvironment,
+        SLURMEnvironment,
+        TorchElasticEnvironment,
+    )
+
+    if any(env.detect() for env in (SLURMEnvironment, TorchElasticEnvironment, MPIEnvironment, LSFEnvironment)):
+        return None
+    return (
+        f"trainer.num_nodes={num_nodes} but this process runs in no cluster job (SLURM, torchrun, MPI, LSF) and "
+        "NODE_RANK is not set, so it would wait for the other machines forever; use trainer.num_nodes=1, or "
+        "start the command on every machine (trainer=slurm, or NODE_RANK and MASTER_ADDR set on each)"
     )
 
 
