@@ -167,7 +167,15 @@ def _launch(task: Callable[[DictConfig], object], config_name: str, command: str
 
     from .conf_dir import check_conf_files
     from .hydra_help import help_page, wants_help
-    from .hydra_setup import CONF_DIR, check_choices, check_sweep_dir, compose_and_check, ddp_child_argv, register_hydra
+    from .hydra_setup import (
+        CONF_DIR,
+        check_choices,
+        check_sweep_dir,
+        check_sweep_folders,
+        compose_and_check,
+        ddp_child_argv,
+        register_hydra,
+    )
 
     register_hydra()
     _failed_jobs.clear()
@@ -190,6 +198,8 @@ def _launch(task: Callable[[DictConfig], object], config_name: str, command: str
                     sys.argv.append("hydra.output_subdir=null")
         else:
             check_sweep_dir(sys.argv[1:])
+            if any(a in ("-m", "--multirun") for a in sys.argv[1:]):
+                check_sweep_folders(config_name, sys.argv[1:])
     except Exception as raised:  # a UserError, or a value that does not resolve (task_name=${nope})
         err = _own_error(raised)
         if err is None:

@@ -12,6 +12,7 @@ import secrets
 from pathlib import Path
 
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from .conf_dir import find_conf_dir
 from .errors import UserError
@@ -134,6 +135,9 @@ def compose_config(config_name: str, overrides: list[str], job_name: str = "app"
         # URL, not the fix. A syntax error ([Arts) keeps Hydra's words: quoting would not fix it.
         if isinstance(err, OverrideParseException) and err.message.startswith("LexerNoViableAltException"):
             raise UserError(unreadable_override(err.override)) from None
+        unknown = _not_a_setting(str(err), config_name, overrides, job_name)
+        if unknown:
+            raise UserError(unknown) from None
         # Hydra appends its search path to a missing-config message: noise for a user
         text = str(err).split("Config search path")[0]
         lines = [ln.strip().rstrip(".:") for ln in text.splitlines() if ln.strip()]
@@ -141,6 +145,23 @@ def compose_config(config_name: str, overrides: list[str], job_name: str = "app"
         if isinstance(cause, OmegaConfBaseException) and str(cause).splitlines():
             lines.append(str(cause).splitlines()[0])
         raise UserError("; ".join(lines) or type(err).__name__) from None
+
+
+def _not_a_setting(message: str, config_name: str, overrides: list[str], job_name: str) -> str | None:
+    """Hydra refuses `sae.kk=3` (and `sae=jumprelu sae.k=4`) with 'use +sae.kk=3', which validate.py
+    then refuses as no setting: the line a user gets is the second one, listing the group's settings.
+    None where the `+` is the fix (an argument of a Lightning class, which Lightning checks)."""
+    from .validate import unknown_key
+
+    found = re.match(r"Could not override '([\w.]+)'", message)
+    if not found or "To append to your config use +" not in message:
+        return None
+    key = found.group(1)
+    try:
+        cfg = compose_config(config_name, [o for o in overrides if o.split("=", 1)[0] != key], job_name)
+    except UserError:
+        return None
+    return unknown_key(cfg, key)
 
 
 def unreadable_override(override: str) -> str:
@@ -175,8 +196,20 @@ def compose_and_check(config_name: str, overrides: list[str]) -> str | None:
             f"{said[0].lstrip('+~')}: whether and when to label is sae-train's setting; sae-label labels the run once, "
             "so leave it out"
         )
+    if config_name == "embed" and cfg.get("train") is True:  # accepted and ignored: sae-embed trained nothing
+        raise UserError("train=true: sae-embed only builds the embedding store; train with sae-train, so leave it out")
     # `${hydra:runtime.output_dir}` resolves only inside a Hydra job; a stand-in lets the values
     # built on it be checked (the folder itself is created by Hydra later, never here).
+    # Values before folders: run_dir= (empty) meant the current folder, refused as holding files.
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = "<run folder>"
+    hydra_cfg = HydraConfig.instance()
+    previous, hydra_cfg.cfg = hydra_cfg.cfg, None
+    try:
+        hydra_cfg.set_config(cfg)
+        check_config(cfg, skip=("hydra",))
+    finally:
+        hydra_cfg.cfg = previous
     run_folder, chosen_by = _run_folder(cfg)
     check_output_folders(cfg, run_folder, chosen_by)
     if run_folder is not None and "ckpt_path" in cfg and cfg.get("ckpt_path") is None and not _ddp_child():
@@ -188,15 +221,6 @@ def compose_and_check(config_name: str, overrides: list[str]) -> str | None:
             run.check_not_inside_a_run(chosen_by)  # ... or into a folder inside an old one
     elif run_folder is not None and "ckpt_path" not in cfg and chosen_by == "hydra.run.dir":
         check_log_folder(run_folder)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = "<run folder>"
-    hydra_cfg = HydraConfig.instance()
-    previous, hydra_cfg.cfg = hydra_cfg.cfg, None
-    try:
-        hydra_cfg.set_config(cfg)
-        check_config(cfg, skip=("hydra",))
-    finally:
-        hydra_cfg.cfg = previous
     return run_folder
 
 
@@ -206,13 +230,18 @@ def _ddp_child() -> bool:
 
 
 def check_output_folders(cfg, run_folder: str | None, chosen_by: str) -> None:
-    """The folders a command will create (its run folder, the store cache) can be created."""
+    """The folders a command will create (its run folder, the store cache) can be created, and go
+    into no run's folder and no store: sae-label's log (paths.log_dir=<a run>/logs), a run's folder
+    in the cache's stores/ and the cache in a run were all taken."""
+    from .output_places import check_cache_outside_runs, check_outside_runs_and_stores
     from .path_checks import check_output_folder
 
     if run_folder is not None:
         check_output_folder(run_folder, chosen_by)
+        check_outside_runs_and_stores(run_folder, chosen_by)
     if OmegaConf.select(cfg, "paths.cache_dir", default=None) is not None:
         check_output_folder(cfg.paths.cache_dir, "paths.cache_dir")
+        check_cache_outside_runs(cfg.paths.cache_dir)
 
 
 def _run_folder(cfg) -> tuple[str | None, str]:
@@ -281,3 +310,42 @@ def check_sweep_dir(argv: list[str]) -> None:
             f"hydra.sweep.dir={folder} holds {', '.join(held[:3])}{', ...' if len(held) > 3 else ''}; "
             "a sweep goes into a new or empty folder: change hydra.sweep.dir"
         )
+
+
+SWEEP_FUNCTIONS = ("range(", "choice(", "interval(", "glob(", "tag(", "shuffle(", "sort(")
+
+
+def _sweeps(arg: str) -> bool:
+    """Whether an override sweeps (`sae.k=2,3`, `seed=range(3)`): a comma outside brackets and quotes."""
+    value = arg.partition("=")[2]
+    if value.startswith(SWEEP_FUNCTIONS):
+        return True
+    depth, quote = 0, ""
+    for c in value:
+        if quote:
+            quote = "" if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c == "," and depth == 0:
+            return True
+    return False
+
+
+def check_sweep_folders(config_name: str, argv: list[str]) -> None:
+    """A multirun's sweep folder and store cache, checked as a single run's folders are, before Hydra
+    makes the sweep folder: a file in its place or /proc/x was a mkdir traceback, and paths.log_dir=
+    <a run>/sweeps put the sweep folder (multirun.yaml, each job's .hydra/) inside that run, each job
+    then refused naming run_dir. Composed without the swept overrides, which choose no folder here;
+    a sweep whose fixed overrides do not compose is left to its jobs, which say why."""
+    fixed = [a for a in argv if not a.startswith("-") and not _sweeps(a)]
+    try:
+        cfg = compose_config(config_name, fixed)
+        folder = OmegaConf.select(cfg, "hydra.sweep.dir", throw_on_resolution_failure=True)
+    except (UserError, OmegaConfBaseException):
+        return
+    given = any(a.split("=", 1)[0].lstrip("+") == "hydra.sweep.dir" for a in fixed)
+    check_output_folders(cfg, str(folder), "hydra.sweep.dir" if given else "paths.log_dir or task_name")

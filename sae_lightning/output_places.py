@@ -1,5 +1,6 @@
-"""Where a command's output folder may go: never inside a run's folder or the embedding cache.
-Above path_checks (which the atomic writers import) since it asks the run and store layouts."""
+"""Where a command's output folder may go: never inside a run's folder or the embedding cache, and
+the cache never in a run's folder. Above path_checks (which the atomic writers import) since it asks
+the run and store layouts."""
 
 from __future__ import annotations
 
@@ -25,3 +26,12 @@ def check_outside_runs_and_stores(folder: str | Path, settings: str, own: Path |
             f"{folder} is inside the embedding cache ({cache}), whose folders are stores deleted and "
             f"rebuilt whole; change {settings} to a folder outside it"
         )
+
+
+def check_cache_outside_runs(cache_dir: str | Path, settings: str = "paths.cache_dir") -> None:
+    """The embedding cache is never a run's folder or inside one: paths.cache_dir=<a run> was taken,
+    and the run then held a stores/ of every store built after it."""
+    from .data.store import STORES  # deferred, as above
+    from .run_dir import RunDir
+
+    RunDir(Path(cache_dir).expanduser().absolute() / STORES).check_not_inside_a_run(settings)

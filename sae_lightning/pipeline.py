@@ -255,8 +255,16 @@ def _train(cfg: DictConfig, run: RunDir, signals: DeferredSignals) -> dict | Non
     callbacks = build_callbacks(cfg, run, signals)
     export = next(c for c in callbacks if isinstance(c, RunExport))
     bars = any(isinstance(c, pl.callbacks.ProgressBar) for c in callbacks)  # else Lightning adds its own, on stdout
+    # No validation rows (data.val_fraction=0, a one-text corpus): no validation loop, whose empty
+    # loader Lightning otherwise warned about on stderr each run, with its own source path.
+    no_val = {"limit_val_batches": 0} if not len(split_indices(len(store), cfg.data.val_fraction, 0)[1]) else {}
     trainer = _trainer(
-        cfg, callbacks=callbacks, logger=build_loggers(cfg) or False, plugins=plugins, enable_progress_bar=bars
+        cfg,
+        callbacks=callbacks,
+        logger=build_loggers(cfg) or False,
+        plugins=plugins,
+        enable_progress_bar=bars,
+        **no_val,
     )
     if rank_zero_only.rank == 0 and not resuming and not run.requeued_by_slurm():
         run.write_run_info(info)

@@ -14,12 +14,14 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .errors import UserError
-from .schemas import schema_rules
+from .foreign_targets import added_object_problem, arguments_of
+from .schemas import schema_rules, schema_targets
 from .schemas.domain import HFConfig, hf_problem
-from .schemas.knobs import POSITIVE, SEED, Rule, flag, folder_name, invalid, number, required, text, whole
+from .schemas.knobs import POSITIVE, SEED, Rule, flag, folder_name, invalid, number, required, text, threads, whole
 from .schemas.labeling import labeling_problem
-from .schemas.lightning import EpochCheckpointConfig, precision_problem
+from .schemas.lightning import EpochCheckpointConfig, nodes_problem, precision_problem
 from .schemas.sae import tied_problem
+from .schemas.training import module_problem
 
 RULES: dict[str, Rule] = {
     # conf/config.yaml, conf/label.yaml
@@ -47,8 +49,8 @@ RULES: dict[str, Rule] = {
     # sae-serve's settings (conf/serve.yaml; serve/settings.py checks them with check_settings("serve", ...))
     "serve.host": text(),
     "serve.port": whole(0, 65535),
-    "serve.compute_workers": whole(0),
-    "serve.torch_threads": POSITIVE,
+    "serve.compute_workers": threads(0),
+    "serve.torch_threads": threads(),
     "serve.embed_cache": whole(0),
     "serve.index_max_mib": whole(0),
     # every config group under conf/ (sae, module, data, labeling, embedder, runtime, families,
@@ -59,30 +61,42 @@ RULES: dict[str, Rule] = {
 
 # Ours, but Lightning's class with one method changed: the arguments it adds are Lightning's to check.
 LIGHTNING_SUBCLASSES = (EpochCheckpointConfig.TARGET,)
+# The classes the shipped configs build; any other `_target_` was added with `+` (a callback).
+KNOWN_TARGETS = frozenset(str(t) for t in schema_targets())
 # Groups whose entries `<group>.<name>=null` drops (CallbacksConfig: the pipeline builds the others).
 DROPPABLE = ("callbacks",)
 
 
-def _foreign_argument(cfg: DictConfig, key: str) -> bool:
-    """An argument of an object another library builds (a Lightning callback, logger or trainer
-    argument the user adds with `+`): that library checks its own arguments. Our own objects'
-    and groups' keys all have rules, so a key of theirs without one is a typo."""
+def _foreign_target(cfg: DictConfig, key: str) -> tuple[str, str] | None:
+    """(the class, the argument) where `key` is an argument of an object another library builds (a
+    Lightning callback, logger or trainer argument the user adds with `+`), else None. Our own
+    objects' and groups' keys all have rules, so a key of theirs without one is a typo."""
     parts = key.split(".")
     for end in range(len(parts) - 1, 0, -1):
         target = OmegaConf.select(cfg, ".".join(parts[:end]) + "._target_", default=None)
         if target is not None:
-            return not str(target).startswith("sae_lightning.") or str(target) in LIGHTNING_SUBCLASSES
-    return False
+            foreign = not str(target).startswith("sae_lightning.") or str(target) in LIGHTNING_SUBCLASSES
+            return (str(target), parts[end]) if foreign else None
+    return None
 
 
 def unknown_key(cfg: DictConfig, key: str) -> str | None:
-    """The one line for a key no rule knows (`+sae.kk=3`), or None for a foreign argument."""
-    if _foreign_argument(cfg, key):
-        return None
+    """The one line for a key no rule knows (`+sae.kk=3`) or that the class it is passed to does not
+    take (`+trainer.max_epoch=3`, a TypeError traceback after the store step), or None where its
+    library takes it."""
+    foreign = _foreign_target(cfg, key)
+    if foreign is not None:
+        target, name = foreign
+        accepted = arguments_of(target)
+        if accepted is None or name in accepted:
+            return None
+        return f"{key} is not an argument of {target}; check its spelling against that class's, or drop it"
     group = key.rpartition(".")[0]
     known = sorted(k.rpartition(".")[2] for k in RULES if k.rpartition(".")[0] == group and k in leaf_keys(cfg))
     where = (
-        f"the {group} settings are: {', '.join(known)}" if known else "the docs' Config knobs page lists every setting"
+        f"the {group or 'top-level'} settings are: {', '.join(known)}"
+        if known
+        else "the docs' Config knobs page lists every setting"
     )
     return f"{key} is not a setting ({where}); check its spelling, or drop it"
 
@@ -99,9 +113,15 @@ def _tied_rules(cfg: DictConfig) -> str | None:
         return problem
     if _get(cfg, "trainer") is not None:
         trainer = {key: _get(cfg, f"trainer.{key}") for key in ("precision", "accelerator")}
-        problem = precision_problem(trainer, _get(cfg, "sae.architecture"))
+        problem = precision_problem(trainer, _get(cfg, "sae.architecture")) or nodes_problem(
+            _get(cfg, "trainer.num_nodes"), _get(cfg, "trainer.plugins")
+        )
         if problem:
             return problem
+    module = _get(cfg, "module")
+    problem = module_problem(OmegaConf.to_container(module, resolve=True)) if module is not None else None
+    if problem:
+        return problem
     labeling = _get(cfg, "labeling")
     problem = (
         labeling_problem(OmegaConf.to_container(labeling, resolve=True), _get(cfg, "sae.d_sae"))
@@ -160,6 +180,6 @@ def check_config(cfg: DictConfig, skip: tuple[str, ...] = ()) -> None:
             raise UserError(problem)
         if rule is not None and not rule.accepts(value):
             raise UserError(invalid(key, value, rule))
-    problem = _tied_rules(cfg)
+    problem = _tied_rules(cfg) or added_object_problem(cfg, KNOWN_TARGETS)
     if problem:
         raise UserError(problem)

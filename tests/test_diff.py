@@ -180,6 +180,15 @@ def test_a_text_source_group_is_embedded_with_the_runs_model(tiny_labelled_run, 
         ([",", "History"], r"^error: an empty group: give a domain of the run's store"),  # was a group ''
         (["A" * 100000, "History"], r"^error: group 'A{80}\.\.\.' matches no texts"),  # the line held all of it
         (["Mathematics", "History", "--min-texts", "100000"], r"has \d+ texts, fewer than the 100000 the test needs"),
+        # settings a group has no use for were composed and then ignored; a typo in its domain too
+        (["domain=wiki_history sae=relu", "Mathematics"], r"group 'domain=wiki_history sae=relu': sae is no setting"),
+        (["domain=wiki_history embedder.batch_size=0", "Mathematics"], r"embedder.batch_size is no setting of a"),
+        (["domain=wiki_history +foo=1", "Mathematics"], r"': foo is no setting of a group, .* drop it$"),
+        (["domain=wiki_history +domain.limt=5", "Mathematics"], r"^error: domain.limt is not a setting \(the domain"),
+        (["domain=wiki_history domain.limit=0", "Mathematics"], r"^error: domain.limit=0 is invalid; set domain.limit"),
+        # tracebacks: an interpolation that does not resolve, a quote left open
+        (["domain=files domain.path=${oc.env:NO_SUCH_VAR}", "History"], r"^error: domain.path cannot be resolved"),
+        (["domain=files domain.path='x.csv", "History"], r"cannot be read \(No closing quotation\); close its quotes$"),
     ],
 )
 def test_bad_groups_are_one_line_and_write_nothing(tiny_labelled_run, tmp_path, groups, message):

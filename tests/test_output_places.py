@@ -130,3 +130,81 @@ def test_the_api_never_trains_into_a_folder_of_yours(tmp_path):
     with pytest.raises(UserError, match=r"holds files that are not a run's \(thesis.txt\); .*: change output_dir$"):
         sl.train_sae(x, output_dir=mine, paths={"cache_dir": str(tmp_path / "cache")})
     assert sorted(p.name for p in mine.iterdir()) == ["thesis.txt"] and wrote_nothing(tmp_path / "cache")
+
+
+@pytest.mark.parametrize(
+    "command, setting, says",
+    [
+        # sae-label's log folder: only hydra.run.dir=<run> was refused, not paths.log_dir=<run>/logs
+        ("sae-label", "paths.log_dir={run}/logs", "{run}/logs/label/runs/"),
+        # the cache in a run, or the run itself: every store built after it went into the run
+        ("sae-train", "paths.cache_dir={run}", "{run}/stores is inside the run {run}, "),
+        ("sae-embed", "paths.cache_dir={run}/cache", "{run}/cache/stores is inside the run {run}, "),
+        # a run's folder in the cache: deleted with a store, or mixed into the cache's stores/
+        ("sae-train", "paths.log_dir={cache}/stores", "{cache}/stores/train/runs/npy/"),
+    ],
+)
+def test_logs_runs_and_the_cache_never_go_into_a_run_or_the_cache(command, setting, says, npy_run, tmp_path):
+    run = Path(shutil.copytree(npy_run, tmp_path / "run", symlinks=True))
+    cache = npy_run.parent / "cache"  # the store npy_run was trained from
+    before = {p: snapshot(p) for p in (run, cache)}
+    where = {"run": run, "cache": cache}
+    args = [f"run_dir={run}"] if command == "sae-label" else ["domain=npy", f"domain.path={_npy(tmp_path)}", *TINY]
+    defaults = [f"paths.log_dir={tmp_path / 'out'}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    res = run_script(command, *args, *defaults[command == "sae-label" :], setting.format(**where), env=ENV)
+    assert refused(res, says.format(**where)), res.err[-2000:]
+    assert "to a folder outside it" in res.err and {p: snapshot(p) for p in before} == before
+    assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
+
+
+@pytest.mark.parametrize(
+    "setting, says",
+    [
+        # mkdir tracebacks (FileExistsError, FileNotFoundError) from Hydra's sweep launcher, exit 1
+        ("hydra.sweep.dir={file}", "{file} is a file, not a folder, so {file} cannot be the output folder"),
+        ("hydra.sweep.dir=/proc/sae-lightning-x", "cannot create /proc/sae-lightning-x (No such file or directory"),
+        # the sweep folder (multirun.yaml, each job's .hydra/) went into the run; each job refused naming run_dir
+        ("paths.log_dir={run}/sweeps", "{run}/sweeps/train/multiruns/"),
+        ("paths.cache_dir={run}/cache", "{run}/cache/stores is inside the run {run}, "),
+    ],
+)
+def test_a_sweeps_folders_are_checked_before_hydra_makes_them(setting, says, npy_run, tmp_path):
+    run = Path(shutil.copytree(npy_run, tmp_path / "run", symlinks=True))
+    (tmp_path / "afile").write_text("mine")
+    where = {"run": run, "file": tmp_path / "afile"}
+    before = snapshot(run)
+    places = [f"paths.log_dir={tmp_path / 'out'}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    res = run_script(
+        "sae-train",
+        "-m",
+        "domain=npy",
+        f"domain.path={_npy(tmp_path)}",
+        *TINY,
+        *places,
+        setting.format(**where),
+        "sae.k=2,3",
+    )
+    assert refused(res, says.format(**where)), res.err[-2000:]
+    assert snapshot(run) == before and (tmp_path / "afile").read_text() == "mine"
+    assert wrote_nothing(tmp_path / "out", tmp_path / "cache")
+
+
+def test_a_swept_store_cache_inside_a_run_fails_that_job_only(npy_run, tmp_path):
+    """A cache among a sweep's values is known only to its job, which built its store in the run."""
+    run = Path(shutil.copytree(npy_run, tmp_path / "run", symlinks=True))
+    before = snapshot(run)
+    caches = f"paths.cache_dir={tmp_path / 'cache'},{run / 'cache'}"
+    res = run_script(
+        "sae-train",
+        "-m",
+        "domain=npy",
+        f"domain.path={_npy(tmp_path)}",
+        *TINY,
+        f"paths.log_dir={tmp_path / 'out'}",
+        caches,
+    )
+    assert res.code == 2 and res.error_lines[-1].endswith(
+        f"{run / 'cache' / 'stores'} is inside the run {run}, whose folder holds only its own files; "
+        "change paths.cache_dir to a folder outside it"
+    ), res.err[-2000:]
+    assert snapshot(run) == before and list((tmp_path / "cache" / "stores").iterdir())

@@ -41,7 +41,7 @@ BAD_VALUES = [
     ("trainer.max_epochs=-1", "trainer.max_epochs=-1 is invalid; set trainer.max_epochs to a whole number >= 1"),
     ("trainer.max_epochs=0", "trainer.max_epochs=0 is invalid; set trainer.max_epochs to a whole number >= 1"),
     ("seed=-1", "seed=-1 is invalid; set seed to a whole number from 0 to 4294967295"),
-    ("data.num_workers=-1", "data.num_workers=-1 is invalid; set data.num_workers to a whole number >= 0"),
+    ("data.num_workers=-1", "data.num_workers=-1 is invalid; set data.num_workers to a whole number from 0 to 1024"),
     ("embedder.dtype=int8", "embedder.dtype=int8 is invalid; set embedder.dtype to one of float32 | float16"),
     ("data.shuffle=foo", "data.shuffle=foo is invalid; set data.shuffle to one of auto | full | blocks"),
     ("domain.unit=paragraph", "domain.unit=paragraph is invalid; set domain.unit to one of sentence | article"),
@@ -178,7 +178,9 @@ def test_errors_inside_instantiated_objects_are_unwrapped_bugs_are_not():
         (["domain=hf"], "error: domain=hf needs domain.name=<hub id> or domain.path=<a save_to_disk folder>"),
         (
             ["data.batchsize=3"],
-            "error: Could not override 'data.batchsize'; To append to your config use +data.batchsize=3",
+            "error: data.batchsize is not a setting (the data settings are: batch_size, block_rows, drop_last, "
+            "in_memory, num_workers, seed, shuffle, val_batch_size, val_fraction, window_blocks); check its "
+            "spelling, or drop it",
         ),
         (["seed=${nope}"], "error: seed cannot be resolved: Interpolation key 'nope' not found; fix the interpolation"),
         # a folder named in German: Hydra's own line was "LexerNoViableAltException: ...; See https://hydra.cc/..."

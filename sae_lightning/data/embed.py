@@ -155,6 +155,17 @@ def load_model(
     return _models[key]
 
 
+def position_limit(model) -> int | None:
+    """The most tokens a SentenceTransformer's transformer has position embeddings for, or None when
+    it does not say. RoBERTa-style models (MPNet) number positions from their padding index + 1."""
+    auto = getattr(model[0], "auto_model", None)
+    positions = getattr(getattr(auto, "config", None), "max_position_embeddings", None)
+    if not isinstance(positions, int):
+        return None
+    pad = getattr(getattr(auto, "embeddings", None), "padding_idx", None)
+    return positions - (pad + 1 if isinstance(pad, int) else 0)
+
+
 @dataclass
 class Embedder(EmbedderConfig):
     """How texts become vectors: the `embedder` schema's settings (schemas/embedder.py), which are
@@ -178,9 +189,21 @@ class Embedder(EmbedderConfig):
 
     def _model(self):
         model = load_model(self.model, self.device, self.compute_dtype)
-        if self.max_seq_length:
-            model.max_seq_length = self.max_seq_length
+        self._truncate(model)
         return model
+
+    def _truncate(self, model) -> None:
+        """Texts cut at max_seq_length tokens; past the model's position embeddings the first long
+        text failed inside torch (a size-mismatch traceback), after the store was begun."""
+        if not self.max_seq_length:
+            return
+        limit = position_limit(model)
+        if limit is not None and self.max_seq_length > limit:
+            raise SourceError(
+                f"embedder.max_seq_length={self.max_seq_length} is more tokens than {self.model} has positions "
+                f"for ({limit}); set it to at most {limit}, or null for the model's own limit"
+            )
+        model.max_seq_length = self.max_seq_length
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Embeddings of `texts` as float32 (whatever `dtype_compute` the model ran in)."""
@@ -210,8 +233,7 @@ class Embedder(EmbedderConfig):
             import torch
 
             model = model.to(getattr(torch, self.compute_dtype))
-        if self.max_seq_length:
-            model.max_seq_length = self.max_seq_length
+        self._truncate(model)
         self._pool_model = model
         return model.start_multi_process_pool(self.devices)
 
@@ -247,7 +269,7 @@ def build_store(source, embedder: Embedder, cache_dir: str | Path | None = None)
             if (path / MANIFEST).is_file() and read_manifest(path).get("complete"):
                 log.info("embedding store %s is complete; nothing to embed", path)
                 return EmbeddingStore(path)
-            dim = load_model(embedder.model, embedder.device, embedder.compute_dtype).get_embedding_dimension()
+            dim = embedder._model().get_embedding_dimension()  # its max_seq_length checked before the store begins
             writer = StoreWriter(
                 path,
                 {
@@ -297,6 +319,9 @@ def build_store_from_cfg(cfg) -> EmbeddingStore:
     store or embed it now. Here rather than in the pipeline so that sae-embed loads no Lightning."""
     from hydra.utils import instantiate
 
+    from ..output_places import check_cache_outside_runs
+
+    check_cache_outside_runs(cfg.paths.cache_dir)  # each job of a sweep over paths.cache_dir, too
     return build_store(build_source(cfg.domain), instantiate(cfg.embedder), cfg.paths.cache_dir)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import UserError
+
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic train/val split of n rows (sorted index arrays), the same everywhere for a seed."""
@@ -14,4 +16,9 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, n
     n_val = int(round(n * val_fraction))
     if val_fraction > 0 and n_val == 0 and n > 1:
         n_val = 1
+    if n_val >= n > 0:  # every row held out: training had no batch, and its first check named another knob
+        raise UserError(
+            f"data.val_fraction={val_fraction:g} holds out all {n} rows of the store, leaving none to train on; "
+            "lower data.val_fraction"
+        )
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])

@@ -21,6 +21,7 @@ from ..data.embed import Embedder, canonical_model_name
 from ..data.sources import NpyEmbeddings, build_source, load_npy
 from ..data.store import EmbeddingStore
 from ..errors import UserError
+from ..schemas.knobs import clipped
 
 
 @dataclass
@@ -44,7 +45,7 @@ def store_group(store: EmbeddingStore, names: list[str], label: str | None = Non
     unknown = [n for n in names if n not in known]
     if unknown:  # both cut short: a mistyped group can be any length, a store can have thousands of domains
         asked = ", ".join(unknown)
-        shown = asked if len(asked) <= 80 else asked[:80] + "..."
+        shown = clipped(asked)
         listed = ", ".join(known[:20]) + (f", ... ({len(known)} in all)" if len(known) > 20 else "")
         raise UserError(
             f"group {shown!r} matches no texts: the run's store has the domains "
@@ -65,18 +66,32 @@ def store_group(store: EmbeddingStore, names: list[str], label: str | None = Non
     )
 
 
-def _compose_source(overrides: list[str]):
-    from hydra import compose, initialize_config_dir
+# What a group spec may set: its source and which of its texts a limit keeps. The run's own model
+# and embedder options embed it (embedder / embedder.model only to say which: checked to be the run's).
+GROUP_KEYS = ("domain", "seed", "embedder", "embedder.model")
 
-    from ..hydra_setup import CONF_DIR, check_choices, register_hydra
+
+def _compose_source(spec: str, overrides: list[str]):
+    """The group's config, its `domain` and `seed` checked by the rules sae-train's are. Anything
+    else (sae=relu, embedder.batch_size=0, +foo=1, +domain.limt=5) was composed and then ignored."""
+    from ..hydra_setup import check_choices, compose_config, register_hydra
+    from ..validate import check_config, leaf_keys
 
     register_hydra()
     check_choices(overrides)
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        try:
-            return compose(config_name="config", overrides=overrides)
-        except Exception as err:  # Hydra's override and missing-key errors: one line
-            raise UserError(f"group {' '.join(overrides)!r} cannot be composed: {str(err).splitlines()[0]}") from None
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key not in GROUP_KEYS and not key.startswith("domain."):
+            raise UserError(
+                f"group {spec!r}: {key} is no setting of a group, which takes domain=<config>, "
+                "domain.<setting>=... and seed= (the run's own model embeds it); drop it"
+            )
+    try:
+        cfg = compose_config("config", overrides)
+    except UserError as err:  # Hydra's override and missing-key errors, as one line
+        raise UserError(f"group {spec!r} cannot be composed: {err}") from None
+    check_config(cfg, skip=tuple(k for k in leaf_keys(cfg) if k != "seed" and not k.startswith("domain.")))
+    return cfg
 
 
 def _check_model(spec: str, group_model: str, run_model: str) -> None:
@@ -89,10 +104,13 @@ def _check_model(spec: str, group_model: str, run_model: str) -> None:
 
 def source_group(spec: str, store: EmbeddingStore, seed: int = 0) -> Group:
     """A group from a `domain/` config (with overrides), embedded like the run's store."""
-    overrides = shlex.split(spec)
+    try:
+        overrides = shlex.split(spec)
+    except ValueError as err:  # an unclosed quote
+        raise UserError(f"group {spec!r} cannot be read ({err}); close its quotes") from None
     if not any(o.startswith("seed=") for o in overrides):
         overrides.append(f"seed={seed}")
-    cfg = _compose_source(overrides)
+    cfg = _compose_source(spec, overrides)
     run_model = store.model_name
     source = build_source(cfg.domain)
     name = str(cfg.domain.get("name") or spec)

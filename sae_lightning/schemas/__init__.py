@@ -75,3 +75,22 @@ def schema_rules() -> dict[str, Rule]:
             for path, f in knob_paths(cls, filled=True):
                 rules.setdefault(f"{group}.{path}", f.metadata["rule"])
     return rules
+
+
+def schema_targets() -> set[str]:
+    """The `_target_` of every schema and section: the classes the shipped configs build."""
+    from dataclasses import fields
+
+    found: set[str] = set()
+
+    def visit(cls: type) -> None:
+        if getattr(cls, "TARGET", None):
+            found.add(cls.TARGET)
+        for f in fields(cls):
+            if "section" in f.metadata:
+                visit(f.metadata["section"])
+
+    for choices in SCHEMAS.values():
+        for cls in choices.values():
+            visit(cls)
+    return found

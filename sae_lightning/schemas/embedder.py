@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .knobs import POSITIVE, Rule, check_fields, flag, knob, one_of, text, whole
+from .knobs import MAX_THREADS, POSITIVE, Rule, check_fields, flag, knob, one_of, text, whole
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # packaged offline weights
 COMPUTE_DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -17,10 +17,11 @@ DEVICE = r"cpu|cuda(:\d+)?|mps"
 
 
 def _devices(v: Any) -> bool:
+    # one worker process per entry: bounded as every count of processes is
     return (
         isinstance(v, Sequence)
         and not isinstance(v, str)
-        and len(v) > 0
+        and 0 < len(v) <= MAX_THREADS
         and all(isinstance(d, str) and re.fullmatch(DEVICE, d) for d in v)
     )
 
@@ -62,7 +63,7 @@ class EmbedderConfig:
     devices: list[str] | None = knob(
         None,
         "one sentence-transformers worker process per entry, e.g. [cuda:0, cuda:1] (null: one process on `device`)",
-        Rule("a list of cpu / cuda:N devices such as [cuda:0, cuda:1], or null", _devices, True),
+        Rule(f"a list of up to {MAX_THREADS} cpu / cuda:N devices such as [cuda:0, cuda:1], or null", _devices, True),
     )
     show_progress: bool = knob(True, "a progress bar while embedding", flag())
 

@@ -106,6 +106,15 @@ def list_of(item: Rule, what: str, check: Callable[[list], bool] = lambda v: Tru
 
 
 POSITIVE = whole(1)
+# Threads, worker processes or CPU training processes (trainer.devices): more than any machine's
+# cores only contend for them, and runtime.torch_threads=100000 ran out of memory starting them.
+MAX_THREADS = 1024
+
+
+def threads(lo: int = 1, null: bool = False) -> Rule:
+    return whole(lo, MAX_THREADS, null)
+
+
 SEED = whole(0, 2**32 - 1)
 # Top texts the scan keeps per feature (labeling.m, families.texts_per_member: it keeps the larger):
 # at most 1,000, since it holds d_sae x m rows and activations at once (m = 10^6 asked 12 GB at d_sae 3072).
@@ -165,14 +174,33 @@ def defaults_of(cls: type) -> dict[str, Any]:
     return node
 
 
+def clipped(text: str, most: int = 80) -> str:
+    """A value of any length cut for a one-line message (a pasted file, a list of thousands)."""
+    return text if len(text) <= most else text[:most] + "..."
+
+
 def shown(value: Any) -> str:
     """A value as the user wrote it on the command line."""
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def _reads_as_another_type(value: Any) -> bool:
+    """A string that unquoted would be a number, a boolean or null: it was quoted ('512', "true")."""
+    if not isinstance(value, str):
+        return False
+    try:
+        float(value)
+        return True
+    except ValueError:
+        return value.strip().lower() in ("true", "false", "null")
+
+
 def invalid(key: str, value: Any, rule: Rule) -> str:
-    """The one line for a value its rule refuses (the same for a command line and for Python)."""
-    return f"{key}={shown(value)} is invalid; set {key} to {rule.what}"
+    """The one line for a value its rule refuses (the same for a command line and for Python). A
+    quoted number was shown bare ('data.batch_size=512 is invalid ... a whole number'): it is quoted."""
+    if _reads_as_another_type(value):
+        return f"{key}='{value}' is invalid: quoted, it is a string; set {key} to {rule.what}, unquoted"
+    return f"{key}={clipped(shown(value))} is invalid; set {key} to {rule.what}"
 
 
 def required(key: str, rule: Rule | None) -> str:

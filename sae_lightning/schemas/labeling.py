@@ -23,6 +23,7 @@ from .knobs import (
     number,
     one_of,
     text,
+    threads,
     whole,
 )
 
@@ -53,10 +54,10 @@ def labeling_problem(labeling: Mapping[str, Any], d_sae: Any = None) -> str | No
             "so no feature could get a label; set it to at most m"
         )
     docs = labeling.get("coherence_min_docs")
-    if is_num(docs) and is_num(m) and docs > m:  # coherence counts the top texts' documents
+    if is_num(docs) and is_num(m) and docs > m:  # m top texts hold at most m documents: every coherence NaN
         return (
-            f"labeling.coherence_min_docs={docs} is above labeling.m={m}, the top texts whose documents "
-            "coherence counts, so every feature would be weak; set it to at most m"
+            f"labeling.coherence_min_docs={docs} is above labeling.m={m}, the top texts whose documents are "
+            "counted, so every feature's coherence would be NaN and its verdict weak; set it to at most m"
         )
     if is_num(min_df) and is_num(d_sae) and min_df > d_sae:
         return (
@@ -177,7 +178,7 @@ class LabelingConfig:
     small_op_threads: int | None = knob(
         1,
         "threads of the small-op phases (top-k merges, KeyBERT's loop, scoring); null: the caller's",
-        whole(1, null=True),
+        threads(null=True),
     )
     device: str | None = None  # not a knob: None labels wherever the SAE's parameters are
 

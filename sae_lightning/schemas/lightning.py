@@ -8,22 +8,25 @@ as validate.py lets a key through under a `_target_` that is not ours."""
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .knobs import POSITIVE, Rule, flag, is_int, knob, list_of, number, one_of, section, text, whole
+from .knobs import MAX_THREADS, POSITIVE, Rule, flag, is_int, knob, list_of, number, one_of, section, text, whole
 from .sae import SAE_CONFIGS
 
 PATH = text(example="<a folder>")  # one rule for every folder setting (paths, save_dir, dirpath)
 
 
 def _devices(v: Any) -> bool:
+    # On a CPU each device is a process Lightning starts by running the command again, and it takes
+    # any number (devices=100000: 99,999 copies of the command); so a count is bounded as threads are.
     if is_int(v):
-        return v >= 1 or v == -1
+        return 1 <= v <= MAX_THREADS or v == -1
     if isinstance(v, str):
-        return v == "auto" or re.fullmatch(r"\d+(,\d+)*,?", v) is not None
-    return isinstance(v, list) and len(v) > 0 and all(is_int(x) and x >= 0 for x in v)
+        return v == "auto" or re.fullmatch(r"\d+(,\d+)*,?", v) is not None and v.count(",") < MAX_THREADS
+    return isinstance(v, list) and 0 < len(v) <= MAX_THREADS and all(is_int(x) and x >= 0 for x in v)
 
 
 @dataclass
@@ -36,7 +39,7 @@ class TrainerConfig:
     devices: Any = knob(
         1,
         "processes / GPUs",
-        Rule("a number of devices >= 1, -1 (all), auto, or a list of device ids", _devices),
+        Rule(f"a number of devices from 1 to {MAX_THREADS}, -1 (all), auto, or a list of device ids", _devices),
     )
     num_nodes: int = knob(1, "machines (DDP over several nodes)", POSITIVE)
     strategy: str = knob("auto", "how the processes share the work (ddp: one SAE copy per process)", text())
@@ -98,6 +101,32 @@ def precision_problem(trainer: dict[str, Any], architecture: str | None) -> str 
     return (
         f"trainer.precision={precision} cannot train a {architecture} SAE on a CPU (its sparse products have no "
         f"bf16/fp16 kernel there); {FIX_PRECISION}"
+    )
+
+
+# Set by hand on each machine of a cluster no scheduler runs (Lightning's own environment).
+MANUAL_NODE_VARIABLES = ("NODE_RANK", "MASTER_ADDR")
+
+
+def nodes_problem(num_nodes: Any, plugins: Any) -> str | None:
+    """The one line refusing trainer.num_nodes > 1 where nothing says which machine this is (no
+    SLURM, torchrun, MPI or LSF job, no NODE_RANK / MASTER_ADDR, no environment plugin), or None:
+    the process then waited in the rendezvous for nodes nobody starts, forever, SIGTERM included."""
+    if not is_int(num_nodes) or num_nodes <= 1 or plugins or any(v in os.environ for v in MANUAL_NODE_VARIABLES):
+        return None
+    from lightning_fabric.plugins.environments import (  # imported only for a run over several nodes
+        LSFEnvironment,
+        MPIEnvironment,
+        SLURMEnvironment,
+        TorchElasticEnvironment,
+    )
+
+    if any(env.detect() for env in (SLURMEnvironment, TorchElasticEnvironment, MPIEnvironment, LSFEnvironment)):
+        return None
+    return (
+        f"trainer.num_nodes={num_nodes} but this process runs in no cluster job (SLURM, torchrun, MPI, LSF) and "
+        "NODE_RANK is not set, so it would wait for the other machines forever; use trainer.num_nodes=1, or "
+        "start the command on every machine (trainer=slurm, or NODE_RANK and MASTER_ADDR set on each)"
     )
 
 

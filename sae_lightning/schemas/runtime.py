@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .knobs import check_fields, flag, knob, one_of, whole
+from .knobs import check_fields, flag, knob, one_of, threads, whole
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,9 @@ class RuntimeSettings:
         1024,
         "glibc malloc: freed blocks up to this many MiB stay in the heap for the next "
         "step instead of page-faulting fresh ones (0: glibc's defaults)",
-        whole(0),
+        # mallopt takes a C int of bytes, which ctypes fills by masking: 4096 MiB became 0 (an mmap
+        # for every allocation) and 2048 MiB a negative number, both accepted without a word
+        whole(0, ((1 << 31) - 1) >> 20),
     )
     fill_uninitialized_memory: bool = knob(
         False,
@@ -29,14 +31,14 @@ class RuntimeSettings:
     torch_threads: int | None = knob(
         None,
         "torch's intra-op threads (null: torch's default, one per core; 1 on a machine busy with other jobs)",
-        whole(1, null=True),
+        threads(null=True),
     )
     small_op_threads: int | None = knob(
         1,
         "threads for the labelling's phases of many small operations (top-k "
         "merges, KeyBERT's loop, scoring; read as labeling.small_op_threads, not "
         "set here); null: the caller's",
-        whole(1, null=True),
+        threads(null=True),
     )
     omp_wait_policy: str | None = knob(
         "passive",

@@ -4,9 +4,25 @@ states its default, type, meaning and range once; conf/module and conf/data are 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from .knobs import POSITIVE, SEED, check_fields, flag, knob, list_of, number, one_of, whole
+from ..errors import UserError
+from .knobs import POSITIVE, SEED, check_fields, flag, is_int, knob, list_of, number, one_of, threads, whole
+
+
+def module_problem(module: Mapping[str, Any]) -> str | None:
+    """The rule over two knobs of the group (the composed config and a ModuleConfig built in Python
+    are checked by this same function): a query's neighbours are the other retrieval_queries - 1
+    texts, so from k = retrieval_queries - 1 on, retrieval_recall@k is 1 whatever the SAE."""
+    k, queries = module.get("retrieval_k"), module.get("retrieval_queries")
+    if is_int(k) and is_int(queries) and k >= queries - 1:
+        return (
+            f"module.retrieval_k={k} retrieves every other one of module.retrieval_queries={queries} texts, so "
+            "retrieval_recall@k would be 1 for any SAE; lower retrieval_k or raise retrieval_queries (k < queries - 1)"
+        )
+    return None
 
 
 @dataclass
@@ -46,6 +62,9 @@ class ModuleConfig:
     def __post_init__(self) -> None:
         self.betas = list(self.betas)  # a ListConfig or tuple from the caller
         check_fields(self, "module")
+        problem = module_problem(self.__dict__)
+        if problem:
+            raise UserError(problem)
 
 
 SHUFFLES = ("auto", "full", "blocks")
@@ -65,7 +84,7 @@ class DataConfig:
         0.1, "held-out share for validation metrics and label scoring", number(0, 1, hi_open=True)
     )
     seed: int = knob(0, "fixes the split and the per-epoch order", SEED)
-    num_workers: int = knob(0, "DataLoader worker processes (0: read in the training process)", whole(0))
+    num_workers: int = knob(0, "DataLoader worker processes (0: read in the training process)", threads(0))
     in_memory: bool = knob(False, "true: copy the whole store into RAM first", flag())
     drop_last: bool = knob(True, "drop the last, smaller training batch of each epoch", flag())
     shuffle: str = knob(

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from ..models import build_sae
 from ..run_schema import DENSE_THRESHOLD
+from ..schemas.knobs import shown
 from ..schemas.sae import SAEConfig
 from ..schemas.training import ModuleConfig
 
@@ -245,8 +246,7 @@ class SAEModule(pl.LightningModule):
         named = [(n, p) for n, p in self.sae.named_parameters() if p.numel() and p is not self.sae.W_dec]
         norms = torch.stack(torch._foreach_norm([p for _, p in named]))
         rms = norms / torch.tensor([math.sqrt(p.numel()) for _, p in named], device=norms.device)
-        worst = int(rms.argmax())
-        name, value = named[worst][0], float(rms[worst])
+        name, value = named[int(rms.argmax())][0], float(rms.max())  # argmax and max both take a NaN first
         limit = self.settings.max_weight_rms  # null: only NaN and Inf stop the run
         if not math.isfinite(value) or (limit is not None and value > limit):
             raise self._diverged(step, name, value)
@@ -257,7 +257,7 @@ class SAEModule(pl.LightningModule):
         when = f"at step {step}" + (f" or in the {unseen} steps before it" if unseen > 0 and name != "W_dec" else "")
         return NonFiniteError(
             f"training diverged {when}: the update made {name}'s rms {value:.3g} "
-            f"(limit module.max_weight_rms={self.settings.max_weight_rms})"
+            f"(limit module.max_weight_rms={shown(self.settings.max_weight_rms)})"
         )
 
     def on_train_end(self) -> None:

@@ -64,7 +64,10 @@ def feature_coherence(
     distinct = first_per_document(top_rows, codes)
     n_docs = (distinct >= 0).sum(1)
     pairs = random_pair_cosines(embeddings, np.asarray(train_rows), codes, n_baseline_pairs, seed)
-    mu, sigma = float(pairs.mean()), float(max(pairs.std(), 1e-6))
+    if len(pairs):
+        mu, sigma = float(pairs.mean()), float(max(pairs.std(), 1e-6))
+    else:  # no two train texts of distinct documents (a one-text corpus): no baseline, so every score NaN
+        mu = sigma = float("nan")  # without numpy's four RuntimeWarnings about an empty mean on stderr
     score = np.full(len(top_rows), np.nan)
     used = np.unique(distinct[distinct >= 0])
     if len(used):
