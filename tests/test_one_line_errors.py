@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from sae_lightning import cli
+from sae_lightning.compare.cli import main as compare_main
 from sae_lightning.conf_dir import command_defaults
 from sae_lightning.diff.analysis import DiffSettings
 from sae_lightning.diff.cli import main as diff_main
@@ -93,7 +94,7 @@ def test_diff_and_compare_out_under_a_file_are_refused_before_any_work(npy_run, 
     before = files_under(npy_run)
     res = run_command(diff_main, "sae-diff", npy_run, "a", "b", "--out", afile / "x")
     assert refused(res, f"{afile} is a file, not a folder, so {afile / 'x'} cannot be the output folder"), res.err
-    res = run_command(cli.compare, "sae-compare", npy_run, "--out", afile)
+    res = run_command(compare_main, "sae-compare", npy_run, "--out", afile)
     assert refused(res, f"{afile} is a file, not a folder"), res.err
     assert "change --out" in res.err and afile.read_text() == "mine" and files_under(npy_run) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
@@ -102,7 +103,7 @@ def test_diff_and_compare_out_under_a_file_are_refused_before_any_work(npy_run, 
     mine.mkdir()
     (mine / "matches.csv").write_text("my own table")
     (mine / "thesis.txt").write_text("mine")
-    res = run_command(cli.compare, "sae-compare", npy_run, "--out", mine)
+    res = run_command(compare_main, "sae-compare", npy_run, "--out", mine)
     assert refused(res, f"{mine} exists and holds files this command did not write (thesis.txt)"), res.err
     assert sorted(p.name for p in mine.iterdir()) == ["matches.csv", "thesis.txt"]
     assert (mine / "matches.csv").read_text() == "my own table"  # a name of its own files: not replaced either
@@ -169,7 +170,7 @@ def test_output_folders_where_none_can_be_made_are_refused_before_any_work(npy_r
     assert "change paths.cache_dir" in res.err and wrote_nothing(tmp_path / "out", tmp_path / "cache")
     for command, main, args in (
         ("sae-diff", diff_main, ["a", "b"]),
-        ("sae-compare", cli.compare, []),
+        ("sae-compare", compare_main, []),
         ("sae-export", export_main, ["--to", "sentence-transformers"]),
     ):
         res = run_command(main, command, npy_run, *args, "--out", "/proc/sae-lightning-x")
@@ -184,7 +185,7 @@ def test_an_out_that_is_a_link_leading_nowhere_is_refused_before_any_work(npy_ru
     link.symlink_to(tmp_path / "gone")
     for command, main, args, out in (
         ("sae-diff", diff_main, ["a", "b"], link),
-        ("sae-compare", cli.compare, [], link / "sub"),
+        ("sae-compare", compare_main, [], link / "sub"),
         ("sae-export", export_main, ["--to", "sentence-transformers"], link),
     ):
         res = run_command(main, command, npy_run, *args, "--out", out)
@@ -205,7 +206,7 @@ def test_an_existing_folder_that_takes_no_files_is_refused_before_any_work(npy_r
         res = train(tmp_path, f"paths.cache_dir={locked}")
         assert refused(res, f"cannot write in {locked} ("), res.err
         assert res.err.strip().endswith("; change paths.cache_dir")
-        res = run_command(cli.compare, "sae-compare", npy_run, "--out", locked)
+        res = run_command(compare_main, "sae-compare", npy_run, "--out", locked)
         assert refused(res, f"cannot write in {locked} ("), res.err
     assert list(locked.iterdir()) == [] and not (tmp_path / "out").exists()
 
@@ -477,7 +478,7 @@ def test_every_option_of_a_plain_command_has_a_rule(command):
 
 
 def test_sae_compare_option_ranges(npy_run):
-    res = run_command(cli.compare, "sae-compare", npy_run, "--threshold", "2")
+    res = run_command(compare_main, "sae-compare", npy_run, "--threshold", "2")
     assert refused(res, "--threshold=2.0 is invalid; set --threshold to a finite number > 0 and <= 1"), res.err
 
 
@@ -549,12 +550,12 @@ def test_an_empty_out_or_run_path_is_refused_not_taken_for_a_folder(npy_run, tmp
     shutil.copytree(npy_run, tmp_path / "run", symlinks=True)
     for command, main, args in (
         ("sae-diff", diff_main, ["a", "b"]),
-        ("sae-compare", cli.compare, []),
+        ("sae-compare", compare_main, []),
         ("sae-export", export_main, ["--to", "sentence-transformers"]),
     ):
         res = run_command(main, command, npy_run, *args, "--out", " ")
         assert refused(res, f"argument --out: the folder is empty; give a folder path; see {command} --help"), res.err
-    res = run_command(cli.compare, "sae-compare", "")
+    res = run_command(compare_main, "sae-compare", "")
     assert refused(res, "an empty run path; give a sweep dir or run dirs"), res.err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
@@ -579,7 +580,7 @@ def test_output_onto_a_full_disk_is_one_line(tiny_labelled_run, tmp_path, capsys
     sys.argv = ["sae-compare", str(tiny_labelled_run), "--out", str(tmp_path / "cmp")]
     try:
         with open("/dev/full", "w") as full, contextlib.redirect_stdout(full), pytest.raises(SystemExit) as stop:
-            cli.compare()
+            compare_main()
     finally:
         sys.argv = argv
         restore_root_handlers(before)

@@ -17,7 +17,7 @@ ENTRY_POINTS = {  # as pyproject.toml's [project.scripts] names them
     "sae-train": "sae_lightning.cli:train",
     "sae-embed": "sae_lightning.cli:embed",
     "sae-label": "sae_lightning.cli:label",
-    "sae-compare": "sae_lightning.cli:compare",
+    "sae-compare": "sae_lightning.compare.cli:main",
     "sae-search": "sae_lightning.cli:search",
     "sae-diff": "sae_lightning.diff.cli:main",
     "sae-export": "sae_lightning.export.sentence_transformers:main",

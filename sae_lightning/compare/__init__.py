@@ -7,7 +7,8 @@
 Files, in the order data flows: load.py (find finished run dirs, read decoders, labels, shares),
 match.py (one-to-one matching and presence by decoder cosine), analysis.py (classes, groups,
 overlap, joint-SAE domain counts: a ComparisonResult), page.py + templates/ (compare.html),
-write.py (everything on disk). Analysis never imports rendering: page.py and write.py import it.
+write.py (everything on disk), cli.py (the sae-compare command). Analysis never imports rendering:
+page.py and write.py import it.
 """
 
 from .analysis import DEFAULT_THRESHOLD, ComparisonResult, compare_runs
