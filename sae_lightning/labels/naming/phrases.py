@@ -91,7 +91,9 @@ def phrase_stems(phrase: str) -> tuple[str, ...]:
 
 # A stem that begins another of at least this many letters makes the two one word family in a label:
 # "histor" begins "historian" and "histori" (historical, historians, history), "mathemat" begins
-# "mathematician". Shorter stems begin unrelated words ("art" of artery, "organ" of organism).
+# "mathematician". Shorter stems begin unrelated words ("art" of artery, "polic" of police and
+# policy). Six also joins "differ" (difference) with "differenti" (differential): one of the six
+# changed labels a blind reader preferred before the rule (docs/interpretation/reading.md, "Since r19").
 FAMILY_PREFIX_MIN = 6
 
 
