@@ -19,7 +19,7 @@ from .schemas import schema_rules, schema_targets
 from .schemas.domain import HFConfig, hf_problem
 from .schemas.knobs import POSITIVE, SEED, Rule, flag, folder_name, invalid, number, required, text, threads, whole
 from .schemas.labeling import labeling_problem
-from .schemas.lightning import EpochCheckpointConfig, nodes_problem, precision_problem
+from .schemas.lightning import EpochCheckpointConfig, PeriodicCheckpointConfig, nodes_problem, precision_problem
 from .schemas.sae import tied_problem
 from .schemas.training import module_problem
 
@@ -59,8 +59,9 @@ RULES: dict[str, Rule] = {
 }
 
 
-# Ours, but Lightning's class with one method changed: the arguments it adds are Lightning's to check.
-LIGHTNING_SUBCLASSES = (EpochCheckpointConfig.TARGET,)
+# Ours, but Lightning's ModelCheckpoint underneath (a method or two changed, **kwargs passed on): the
+# arguments a user adds are Lightning's to check.
+LIGHTNING_SUBCLASSES = (EpochCheckpointConfig.TARGET, PeriodicCheckpointConfig.TARGET)
 # The classes the shipped configs build; any other `_target_` was added with `+` (a callback).
 KNOWN_TARGETS = frozenset(str(t) for t in schema_targets())
 # Groups whose entries `<group>.<name>=null` drops (CallbacksConfig: the pipeline builds the others).
