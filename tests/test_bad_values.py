@@ -156,7 +156,6 @@ def test_an_empty_run_dir_is_named_as_the_bad_value_not_taken_for_the_current_fo
         (["trainer.max_epoch=3"], "trainer.max_epoch is not an argument of pytorch_lightning.Trainer; check"),
         (["+trainer.max_epoch=3"], "trainer.max_epoch is not an argument of pytorch_lightning.Trainer; check"),
         (["+callbacks.model_checkpoint.monitorr=x"], "callbacks.model_checkpoint.monitorr is not an argument of"),
-        (["+callbacks.periodic_checkpoint.monitorr=x"], "callbacks.periodic_checkpoint.monitorr is not an argument"),
         (["logger=wandb", "+logger.wandb.settings.nosuch=1"], "logger.wandb.settings.nosuch is not an argument of w"),
     ],
 )
@@ -175,7 +174,6 @@ def test_arguments_the_other_librarys_class_takes_still_pass(tmp_path, monkeypat
         [
             "+trainer.limit_val_batches=2",
             "+callbacks.model_checkpoint.save_on_exception=true",  # ModelCheckpoint's, through EpochCheckpoint
-            "+callbacks.periodic_checkpoint.save_weights_only=false",  # and through PeriodicCheckpoint (was refused)
             "logger=wandb",
             "+logger.wandb.entity=me",  # WandbLogger passes **kwargs to wandb.init: not ours to tell
         ],

@@ -137,12 +137,13 @@ def test_a_bad_value_of_every_group_is_one_line_from_its_schema(overrides, messa
 
 
 def test_other_arguments_of_lightnings_classes_pass_with_plus(tmp_path):
-    """The Trainer's, a checkpoint callback's and a logger's arguments the schemas do not hold reach
-    the class as given (Lightning checks them); a key under one of our own classes is a typo."""
+    """The Trainer's, a checkpoint callback's (ours pass them on to ModelCheckpoint) and a logger's
+    arguments the schemas do not hold reach the class as given; one the class does not take is refused."""
     cfg = compose_cfg(
         [
             "+trainer.limit_train_batches=5",
             "+callbacks.model_checkpoint.save_on_exception=true",
+            "+callbacks.periodic_checkpoint.save_on_exception=true",  # ours, but ModelCheckpoint's arguments
             "logger=csv",
             "+logger.csv.flush_logs_every_n_steps=50",
         ],
@@ -151,7 +152,9 @@ def test_other_arguments_of_lightnings_classes_pass_with_plus(tmp_path):
     )
     check_config(cfg)
     assert cfg.trainer.limit_train_batches == 5 and cfg.callbacks.model_checkpoint.save_on_exception is True
-    with pytest.raises(UserError, match=r"^callbacks.periodic_checkpoint.save_every is not a setting"):
+    assert cfg.callbacks.periodic_checkpoint.save_on_exception is True
+    says = r"^callbacks.periodic_checkpoint.save_every is not an argument of sae_lightning.training.callbacks.Periodic"
+    with pytest.raises(UserError, match=says):
         check_config(compose_cfg(["+callbacks.periodic_checkpoint.save_every=3"], tmp_path, tmp_path))
 
 
