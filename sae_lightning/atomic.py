@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .path_checks import file_in_the_way, not_a_file, os_reason
+from .path_checks import entries_besides, file_in_the_way, not_a_file, os_reason, some_of
 from .run_schema import clean
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -251,12 +251,9 @@ def check_replaceable(path: str | Path, names: set[str], fix: str) -> None:
     cwd = Path.cwd().resolve()
     if path.resolve() == cwd or path.resolve() in cwd.parents:
         raise UserError(f"{path} is the current folder (or holds it) and cannot be replaced; {fix}")
-    foreign = sorted(p.name for p in path.iterdir() if p.name not in names)
+    foreign = entries_besides(path, names)
     if foreign:
-        raise UserError(
-            f"{path} exists and holds files this command did not write ({', '.join(foreign[:3])}"
-            f"{', ...' if len(foreign) > 3 else ''}); {fix}"
-        )
+        raise UserError(f"{path} exists and holds files this command did not write ({some_of(foreign)}); {fix}")
 
 
 def atomic_folder(

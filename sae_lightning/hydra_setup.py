@@ -284,14 +284,14 @@ def check_log_folder(folder: str) -> None:
     """sae-label's hydra.run.dir holds only its log: a folder of yours got a cli.log, and the run
     it labels (hydra.run.dir=<run>) the relabel's lines appended to its training's cli.log. An
     earlier log folder (Hydra's files only) may be written again."""
+    from .path_checks import entries_besides, some_of
     from .run_dir import HYDRA_LOG_FILES
 
-    path = Path(folder)
-    held = sorted(p.name for p in path.iterdir() if p.name not in HYDRA_LOG_FILES) if path.is_dir() else []
+    held = entries_besides(Path(folder), HYDRA_LOG_FILES)
     if held:
         raise UserError(
-            f"hydra.run.dir={folder} holds {', '.join(held[:3])}{', ...' if len(held) > 3 else ''}, and this "
-            "command writes only its log there; give it a new or empty folder, or leave hydra.run.dir out"
+            f"hydra.run.dir={folder} holds {some_of(held)}, and this command writes only its log there; give it "
+            "a new or empty folder, or leave hydra.run.dir out"
         )
 
 
@@ -303,12 +303,14 @@ def check_sweep_dir(argv: list[str]) -> None:
     given = [a.split("=", 1)[1] for a in argv if a.split("=", 1)[0].lstrip("+") == "hydra.sweep.dir" and "=" in a]
     if not given or "${" in given[-1]:
         return
+    from .path_checks import entries_besides, some_of
+
     folder = Path(given[-1].strip("'\"")).expanduser()
-    held = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    held = entries_besides(folder)
     if held:
         raise UserError(
-            f"hydra.sweep.dir={folder} holds {', '.join(held[:3])}{', ...' if len(held) > 3 else ''}; "
-            "a sweep goes into a new or empty folder: change hydra.sweep.dir"
+            f"hydra.sweep.dir={folder} holds {some_of(held)}; a sweep goes into a new or empty folder: change "
+            "hydra.sweep.dir"
         )
 
 

@@ -10,7 +10,7 @@ import errno
 import os
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 from .errors import UserError
@@ -42,6 +42,17 @@ def file_in_the_way(path: Path) -> Path | None:
 def os_reason(err: OSError) -> str:
     """An OSError's reason in words, without its errno and path."""
     return os.strerror(err.errno) if err.errno else str(err)
+
+
+def entries_besides(folder: Path, names: Collection[str] = ()) -> list[str]:
+    """The names of what `folder` holds other than `names`, sorted ([] where it is no folder): what
+    a command that writes there would mix its files into."""
+    return sorted(p.name for p in folder.iterdir() if p.name not in names) if folder.is_dir() else []
+
+
+def some_of(names: list[str], most: int = 3) -> str:
+    """The first `most` names, then "..." where there are more: a folder's entries in a one-line message."""
+    return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
 
 
 _NOT_FILES = {

@@ -32,7 +32,7 @@ from . import labeling_pointer as pointer
 from .atomic import creating, gone, move_into_place, read_json, write_json
 from .errors import UserError
 from .labeling import Labeling, relabel_fix
-from .path_checks import check_readable
+from .path_checks import check_readable, entries_besides, some_of
 from .run_schema import SAE_CFG_FILE, SAE_WEIGHTS_FILE, SPARSITY_FILE, metrics_file
 
 __all__ = ["OUTPUTS_ENV", "Labeling", "RunDir", "outputs_root"]
@@ -120,13 +120,11 @@ class RunDir:
         current one, got the run's files mixed into its own."""
         if self.checkpoints.exists() or self._run_files():
             raise self._taken(settings)
-        foreign = (
-            sorted(p.name for p in self.root.iterdir() if p.name not in HYDRA_LOG_FILES) if self.root.is_dir() else []
-        )
+        foreign = entries_besides(self.root, HYDRA_LOG_FILES)
         if foreign:
             raise UserError(
-                f"{self.root} holds files that are not a run's ({', '.join(foreign[:3])}"
-                f"{', ...' if len(foreign) > 3 else ''}); a new run goes into a new or empty folder: change {settings}"
+                f"{self.root} holds files that are not a run's ({some_of(foreign)}); a new run goes into a new "
+                f"or empty folder: change {settings}"
             )
 
     def _run_files(self) -> list[str]:

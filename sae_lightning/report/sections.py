@@ -70,7 +70,8 @@ def metric_keys(metrics: dict) -> list[str]:
     """Known metrics in reading order, then the others alphabetically (the page and summary.md),
     less what was not measured (a judge's scores on a run without one: None, "") and the means the
     label-quality table shows."""
-    shown = {k for k, v in metrics.items() if v is not None and v != "" and k not in table_keys()}
+    in_table = table_keys()
+    shown = {k for k, v in metrics.items() if v is not None and v != "" and k not in in_table}
     return [k for k in METRIC_INFO if k in shown] + sorted(k for k in shown if k not in METRIC_INFO)
 
 

@@ -8,6 +8,7 @@ import math
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 
+from ..path_checks import some_of
 from ..search import whole
 
 MAX_TEXT = 500  # characters of a search query or a label filter
@@ -53,8 +54,7 @@ def number(q: QueryParams, name: str, lo: float, hi: float) -> float | None:
 def choice(q: QueryParams, name: str, options: list[str], default: str = "") -> str:
     value = q.get(name, default)
     if value and value not in options:
-        shown = ", ".join(options[:12]) + (", ..." if len(options) > 12 else "")
-        raise bad(f"{name}={value[:60]!r}: not one of {shown}")
+        raise bad(f"{name}={value[:60]!r}: not one of {some_of(options, 12)}")
     return value
 
 
